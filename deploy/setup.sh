@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package berth and its tests need, and builds the pinned upstream
+# tools of tests/cluster. Idempotent and quiet when everything is present.
+# Usage: deploy/setup.sh [--no-cluster]   (--no-cluster: skip the Go-built test tools)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+pkgs=(
+  # build
+  build-essential cmake ninja-build pkg-config golang-go
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  nlohmann-json3-dev libcpp-httplib-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
+  libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
+  # runtime
+  runc conmon containernetworking-plugins iproute2 iptables util-linux mount
+  # tests
+  docker-registry umoci skopeo busybox-static openssl curl jq psmisc
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# The machine's own Go (newer than Debian's) is kept when present.
+if command -v go >/dev/null 2>&1; then
+  missing=("${missing[@]/golang-go}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# docker-registry's package starts a system service on :5000; tests run their own.
+if systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+  systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
+if [ "${1:-}" != "--no-cluster" ]; then
+  "$top/tests/cluster/build.sh"
+fi
