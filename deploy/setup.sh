@@ -10,6 +10,7 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
   libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
+  libyaml-cpp-dev
   # runtime
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests
