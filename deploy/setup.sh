@@ -9,12 +9,12 @@ pkgs=(
   build-essential cmake ninja-build pkg-config golang-go
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
-  libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
+  libcli11-dev libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
   libyaml-cpp-dev
   # runtime
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests
-  docker-registry umoci skopeo busybox-static openssl curl jq psmisc
+  docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kubelet/kubeconfig.h"
 
 namespace berth::kubelet {
 
@@ -25,10 +26,29 @@ using Json = nlohmann::json;
 // PATCH content types.
 enum class PatchType { kMerge, kStrategicMerge, kJson };
 
+// Tunables of the HTTPS client. Durations in seconds.
+struct ApiClientOptions {
+  int connect_timeout_s = 10;       // TCP + TLS handshake
+  int request_timeout_s = 60;       // per read/write of a normal request
+  int watch_read_timeout_s = 660;   // per read of a watch stream (> server timeoutSeconds)
+  std::string user_agent = "berth/0.1";
+};
+
+// Maps an HTTP response to a Status: OK for 2xx, else the code listed at the top of this file
+// with message "<verb> <path>: <http code> <reason>: <message>", where reason and message come
+// from the metav1.Status in `body` when it is one (else the HTTP reason phrase / raw body).
+absl::Status StatusFromHttp(const std::string& verb, const std::string& path, int http_code,
+                            const std::string& body);
+
 class ApiClient {
  public:
   // Loads the kubeconfig's current context. Errors: NotFound (file), InvalidArgument (content).
   static absl::StatusOr<std::unique_ptr<ApiClient>> FromKubeconfig(const std::string& path);
+  // Builds a client from an already-loaded kubeconfig (server URL http:// or https://).
+  // Sets SIGPIPE to SIG_IGN process-wide if it is SIG_DFL (OpenSSL writes with write(2)).
+  // Errors: InvalidArgument (bad URL, unparsable PEM).
+  static absl::StatusOr<std::unique_ptr<ApiClient>> Create(const Kubeconfig& config,
+                                                           const ApiClientOptions& options = {});
   virtual ~ApiClient() = default;
 
   virtual absl::StatusOr<Json> Get(const std::string& path) = 0;

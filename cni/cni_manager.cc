@@ -1,0 +1,368 @@
+#include "cni/cni_manager.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/status.h"
+
+namespace berth::cni {
+namespace {
+
+constexpr char kCacheKind[] = "cniCacheV1";
+
+bool HasSuffix(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+nlohmann::json PortMappingsJson(const std::vector<PortMapping>& pms) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& pm : pms) {
+    nlohmann::json m = {{"hostPort", pm.host_port},
+                        {"containerPort", pm.container_port},
+                        {"protocol", pm.protocol.empty() ? std::string("tcp") : pm.protocol}};
+    if (!pm.host_ip.empty()) m["hostIP"] = pm.host_ip;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// The error a plugin reported: its error JSON ({code, msg, details}) on stdout, else its
+// stderr or stdout text.
+absl::Status PluginError(const std::string& what, const RunResult& r) {
+  std::string msg;
+  int code = 0;
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("msg")) {
+    if (j["msg"].is_string()) msg = j["msg"].get<std::string>();
+    if (j.contains("details") && j["details"].is_string() && !j["details"].get<std::string>().empty()) {
+      absl::StrAppend(&msg, ": ", j["details"].get<std::string>());
+    }
+    if (j.contains("code") && j["code"].is_number_integer()) code = j["code"].get<int>();
+  } else {
+    msg = Trim(r.out);
+  }
+  std::string err = Trim(r.err);
+  if (msg.empty()) {
+    msg = err.empty() ? absl::StrCat("exit status ", r.exit_code) : err;
+  } else if (!err.empty() && err != msg) {
+    absl::StrAppend(&msg, " (stderr: ", err, ")");
+  }
+  msg = absl::StrCat(what, ": ", msg);
+  // Spec error code 11: "try again later".
+  if (code == 11) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+// Rejects requests whose IDs would not be valid CNI arguments (or would escape cache_dir).
+absl::Status ValidateRequest(const char* command, const AttachRequest& req) {
+  if (!IsValidCniName(req.container_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("CNI ", command, ": invalid container ID \"",
+                                                   req.container_id, "\""));
+  }
+  return Annotate(ValidateInterfaceName(req.ifname),
+                  absl::StrCat("CNI ", command, " for sandbox ", req.container_id));
+}
+
+}  // namespace
+
+CniManager::CniManager(CniManagerOptions opts)
+    : opts_(std::move(opts)),
+      network_(absl::FailedPreconditionError("network config not loaded yet")) {}
+
+std::string CniManager::Fingerprint() const {
+  struct stat st;
+  if (stat(opts_.conf_dir.c_str(), &st) != 0) return "missing";
+  std::string fp = absl::StrCat(st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec);
+  auto names = ListDir(opts_.conf_dir);
+  if (!names.ok()) return fp;
+  for (const auto& n : *names) {
+    if (!HasSuffix(n, ".conflist") && !HasSuffix(n, ".conf") && !HasSuffix(n, ".json")) continue;
+    if (stat(JoinPath(opts_.conf_dir, n).c_str(), &st) != 0) continue;
+    absl::StrAppend(&fp, "|", n, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size,
+                    ":", st.st_ino);
+  }
+  return fp;
+}
+
+void CniManager::MaybeReload() {
+  std::string fp = Fingerprint();
+  if (loaded_ && fp == fingerprint_) return;
+  network_ = LoadDefaultNetwork(opts_.conf_dir);
+  fingerprint_ = std::move(fp);
+  loaded_ = true;
+  if (network_.ok()) {
+    LOG(INFO) << "CNI: using network " << network_->name << " (cniVersion "
+              << network_->cni_version << ") from " << network_->source_path;
+  } else {
+    LOG(WARNING) << "CNI: " << network_.status().message();
+  }
+}
+
+absl::StatusOr<NetworkConfigList> CniManager::CurrentNetwork() {
+  absl::MutexLock l(&mu_);
+  MaybeReload();
+  return network_;
+}
+
+absl::StatusOr<std::string> CniManager::FindPlugin(const std::string& type) const {
+  for (const auto& dir : opts_.bin_dirs) {
+    std::string p = JoinPath(dir, type);
+    struct stat st;
+    if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0) return p;
+  }
+  return absl::NotFoundError(absl::StrCat("plugin ", type, " not found in ",
+                                          absl::StrJoin(opts_.bin_dirs, ":")));
+}
+
+absl::Status CniManager::Ready() {
+  ASSIGN_OR_RETURN(NetworkConfigList net, CurrentNetwork());
+  for (const auto& p : net.plugins) {
+    auto path = FindPlugin(p.type);
+    if (!path.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("network ", net.name, ": ", path.status().message()));
+    }
+  }
+  // CNI 1.1 STATUS: each plugin says whether it can serve ADD (e.g. IPAM has addresses).
+  if (CompareVersions(net.cni_version, "1.1.0") >= 0) {
+    for (const auto& p : net.plugins) {
+      auto out = ExecPlugin("STATUS", net, p, AttachRequest{}, std::nullopt);
+      if (!out.ok()) return absl::FailedPreconditionError(out.status().message());
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string CniManager::CachePath(const std::string& network, const AttachRequest& req) const {
+  return JoinPath(opts_.cache_dir, absl::StrCat(network, "-", req.container_id, "-", req.ifname));
+}
+
+absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
+                                                   const NetworkConfigList& net,
+                                                   const PluginConfig& plugin,
+                                                   const AttachRequest& req,
+                                                   const std::optional<Result>& prev) const {
+  const bool status_cmd = command == "STATUS";
+  std::string what =
+      status_cmd ? absl::StrCat("CNI STATUS plugin ", plugin.type, " of network ", net.name)
+                 : absl::StrCat("CNI ", command, " plugin ", plugin.type, " for sandbox ",
+                                req.container_id);
+  auto bin = FindPlugin(plugin.type);
+  if (!bin.ok()) return Annotate(bin.status(), what);
+
+  // Stdin: the plugin's configuration with the list's name and cniVersion, prevResult and
+  // runtimeConfig injected (SPEC section 4.1 "Deriving execution configuration").
+  nlohmann::json conf = plugin.raw;
+  conf["name"] = net.name;
+  conf["cniVersion"] = net.cni_version;
+  if (prev) {
+    conf["prevResult"] = ResultToJson(*prev, net.cni_version);
+  } else {
+    conf.erase("prevResult");
+  }
+  if (!status_cmd && plugin.HasCapability("portMappings")) {
+    conf["runtimeConfig"]["portMappings"] = PortMappingsJson(req.port_mappings);
+  }
+
+  SpawnOptions so;
+  std::string cni_path = absl::StrCat("CNI_PATH=", absl::StrJoin(opts_.bin_dirs, ":"));
+  if (status_cmd) {
+    // STATUS concerns no attachment: only CNI_COMMAND and CNI_PATH (SPEC 1.1 section 3).
+    so.extra_env = {"CNI_COMMAND=STATUS", cni_path};
+  } else {
+    so.extra_env = {
+        absl::StrCat("CNI_COMMAND=", command),
+        absl::StrCat("CNI_CONTAINERID=", req.container_id),
+        absl::StrCat("CNI_NETNS=", req.netns_path),
+        absl::StrCat("CNI_IFNAME=", req.ifname),
+        absl::StrCat("CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=", req.pod_namespace,
+                     ";K8S_POD_NAME=", req.pod_name, ";K8S_POD_INFRA_CONTAINER_ID=",
+                     req.container_id, ";K8S_POD_UID=", req.pod_uid),
+        cni_path,
+    };
+  }
+  LOG(DEBUG) << what << ": running " << *bin;
+  auto r = Run({*bin}, conf.dump(), opts_.plugin_timeout, so);
+  if (!r.ok()) return Annotate(r.status(), what);
+  if (r->timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": timed out after ", opts_.plugin_timeout.count(), "ms"));
+  }
+  if (r->exit_code != 0) return PluginError(what, *r);
+  if (!r->err.empty()) {
+    LOG(DEBUG) << what << ": stderr: " << Trim(r->err);
+  }
+  return std::move(r->out);
+}
+
+std::string CniManager::FindCachePath(const std::string& network,
+                                      const AttachRequest& req) const {
+  if (!network.empty() && PathExists(CachePath(network, req))) return CachePath(network, req);
+  // The network may have been renamed or removed since ADD: find the attachment by suffix.
+  auto names = ListDir(opts_.cache_dir);
+  if (!names.ok()) return "";
+  std::string suffix = absl::StrCat("-", req.container_id, "-", req.ifname);
+  for (const auto& n : *names) {
+    if (HasSuffix(n, suffix) && n.size() > suffix.size()) return JoinPath(opts_.cache_dir, n);
+  }
+  return "";
+}
+
+absl::StatusOr<CniManager::Cached> CniManager::ReadCache(const std::string& path) const {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("kind", "") != kCacheKind ||
+      !j.contains("config")) {
+    return absl::DataLossError(absl::StrCat("CNI result cache ", path, " is corrupt"));
+  }
+  auto config = ParseNetworkConfig(j["config"].dump());
+  if (!config.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("CNI result cache ", path, ": ", config.status().message()));
+  }
+  Cached c{std::move(*config), std::nullopt};
+  if (j.contains("result") && !j["result"].is_null()) {
+    auto res = ParseResultJson(j["result"], c.config.cni_version);
+    if (!res.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("CNI result cache ", path, ": ", res.status().message()));
+    }
+    c.result = std::move(*res);
+  }
+  return c;
+}
+
+absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRequest& req,
+                                    const Result& result) const {
+  RETURN_IF_ERROR(MkdirAll(opts_.cache_dir, 0700));
+  nlohmann::json j = {
+      {"kind", kCacheKind},
+      {"containerId", req.container_id},
+      {"ifName", req.ifname},
+      {"networkName", net.name},
+      {"netns", req.netns_path},
+      {"config", net.raw},
+      {"result", ResultToJson(result, net.cni_version)},
+  };
+  return WriteFileAtomic(CachePath(net.name, req), j.dump(), 0600);
+}
+
+absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
+  RETURN_IF_ERROR(ValidateRequest("ADD", req));
+  ASSIGN_OR_RETURN(NetworkConfigList net, CurrentNetwork());
+  std::optional<Result> prev;
+  absl::Status err;
+  for (const auto& plugin : net.plugins) {
+    auto out = ExecPlugin("ADD", net, plugin, req, prev);
+    if (!out.ok()) {
+      err = out.status();
+      break;
+    }
+    auto res = ParseResult(*out, net.cni_version);
+    if (!res.ok()) {
+      err = Annotate(res.status(), absl::StrCat("CNI ADD plugin ", plugin.type, " for sandbox ",
+                                                req.container_id));
+      break;
+    }
+    prev = std::move(*res);
+  }
+  if (err.ok() && !prev) err = absl::InternalError("CNI ADD: no result");
+  if (err.ok()) err = WriteCache(net, req, *prev);
+  if (!err.ok()) {
+    // Undo what the plugins that succeeded (and the one that failed) may have set up.
+    absl::Status del = DelList(net, req, prev);
+    if (!del.ok()) {
+      LOG(WARNING) << "rollback after failed ADD: " << del.message();
+    }
+    return err;
+  }
+  AttachResult out;
+  out.ips = ResultIPs(*prev);
+  out.raw_json = ResultToJson(*prev, net.cni_version).dump();
+  return out;
+}
+
+absl::Status CniManager::DelList(const NetworkConfigList& net, const AttachRequest& req,
+                                 const std::optional<Result>& cached) const {
+  // Spec: prevResult is passed to DEL from 0.4.0 on.
+  std::optional<Result> prev;
+  if (CompareVersions(net.cni_version, "0.4.0") >= 0) prev = cached;
+  absl::Status first;
+  for (auto it = net.plugins.rbegin(); it != net.plugins.rend(); ++it) {
+    auto out = ExecPlugin("DEL", net, *it, req, prev);
+    if (!out.ok() && first.ok()) first = out.status();
+  }
+  return first;
+}
+
+absl::Status CniManager::Del(const AttachRequest& req) {
+  RETURN_IF_ERROR(ValidateRequest("DEL", req));
+  auto current = CurrentNetwork();
+  std::string path = FindCachePath(current.ok() ? current->name : std::string(), req);
+  std::optional<Cached> cached;
+  if (!path.empty()) {
+    auto c = ReadCache(path);
+    if (c.ok()) {
+      cached = std::move(*c);
+    } else {
+      // A corrupt cache must not block teardown: fall back to the current configuration.
+      LOG(WARNING) << "CNI DEL for sandbox " << req.container_id << ": " << c.status().message()
+                   << "; using the current network config";
+    }
+  }
+  if (!cached && !current.ok()) {
+    if (path.empty()) {
+      // Nothing attached through us that we know of, and no network to ask.
+      LOG(WARNING) << "CNI DEL for sandbox " << req.container_id
+                   << ": no cached result and no network config: " << current.status().message();
+      return absl::OkStatus();
+    }
+    return Annotate(current.status(), absl::StrCat("CNI DEL for sandbox ", req.container_id));
+  }
+  const NetworkConfigList& net = cached ? cached->config : *current;
+  RETURN_IF_ERROR(DelList(net, req, cached ? cached->result : std::nullopt));
+  if (!path.empty() && unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, absl::StrCat("remove CNI result cache ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CniManager::Check(const AttachRequest& req) {
+  RETURN_IF_ERROR(ValidateRequest("CHECK", req));
+  auto current = CurrentNetwork();
+  std::string path = FindCachePath(current.ok() ? current->name : std::string(), req);
+  if (path.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("CNI CHECK for sandbox ", req.container_id, ": no cached result"));
+  }
+  ASSIGN_OR_RETURN(Cached cached, ReadCache(path));
+  if (!cached.result) {
+    return absl::NotFoundError(
+        absl::StrCat("CNI CHECK for sandbox ", req.container_id, ": no cached result"));
+  }
+  const NetworkConfigList& net = cached.config;
+  if (net.disable_check) return absl::OkStatus();
+  if (CompareVersions(net.cni_version, "0.4.0") < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "CNI CHECK: network ", net.name, " has cniVersion ", net.cni_version, " (< 0.4.0)"));
+  }
+  for (const auto& plugin : net.plugins) {
+    auto out = ExecPlugin("CHECK", net, plugin, req, cached.result);
+    if (!out.ok()) return out.status();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace berth::cni

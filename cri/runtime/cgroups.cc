@@ -1,0 +1,128 @@
+#include "cri/runtime/cgroups.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/file.h"
+#include "base/status.h"
+
+namespace berth::cri::runtime {
+
+std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
+  std::vector<CgroupMount> out;
+  std::set<std::string> seen;  // by controllers / "v2"
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    auto halves = absl::StrSplit(line, absl::MaxSplits(" - ", 1));
+    std::vector<std::string> parts(halves.begin(), halves.end());
+    if (parts.size() != 2) continue;
+    std::vector<std::string> pre = absl::StrSplit(parts[0], ' ');
+    std::vector<std::string> post = absl::StrSplit(parts[1], ' ');
+    if (pre.size() < 5 || post.size() < 3) continue;
+    CgroupMount m;
+    m.mount_point = pre[4];
+    if (post[0] == "cgroup2") {
+      m.v2 = true;
+      if (!seen.insert("v2").second) continue;
+    } else if (post[0] == "cgroup") {
+      std::vector<std::string> opts = absl::StrSplit(post[2], ',');
+      static const std::set<std::string> kNonControllers = {"rw", "ro", "nosuid", "nodev", "noexec", "relatime",
+                                                            "clone_children", "noprefix", "xattr"};
+      for (const auto& o : opts) {
+        if (kNonControllers.count(o) || absl::StartsWith(o, "name=") || absl::StartsWith(o, "release_agent")) continue;
+        m.controllers.push_back(o);
+      }
+      if (m.controllers.empty()) continue;
+      std::string key;
+      for (const auto& c : m.controllers) key += c + ",";
+      if (!seen.insert(key).second) continue;
+    } else {
+      continue;
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+std::vector<CgroupMount> HostCgroupMounts() {
+  auto s = ReadFile("/proc/self/mountinfo");
+  if (!s.ok()) return {};
+  return ParseCgroupMounts(*s);
+}
+
+namespace {
+
+bool IsCpuset(const CgroupMount& m) {
+  return std::find(m.controllers.begin(), m.controllers.end(), "cpuset") != m.controllers.end();
+}
+
+absl::Status CopyIfEmpty(const std::string& parent, const std::string& child, const std::string& file) {
+  auto cur = ReadFile(JoinPath(child, file));
+  if (cur.ok() && !std::string(absl::StripAsciiWhitespace(*cur)).empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string val, ReadFile(JoinPath(parent, file)));
+  std::string v(absl::StripAsciiWhitespace(val));
+  FILE* f = fopen(JoinPath(child, file).c_str(), "w");
+  if (!f) return ErrnoStatus(errno, "open " + JoinPath(child, file));
+  bool ok = fputs(v.c_str(), f) >= 0;
+  if (fclose(f) != 0) ok = false;
+  if (!ok) return ErrnoStatus(errno, "write " + JoinPath(child, file));
+  return absl::OkStatus();
+}
+
+absl::Status RemoveTree(const std::string& dir) {
+  auto entries = ListDir(dir);
+  if (!entries.ok()) {
+    if (absl::IsNotFound(entries.status())) return absl::OkStatus();
+    return entries.status();
+  }
+  for (const auto& e : *entries) {
+    std::string p = JoinPath(dir, e);
+    struct stat st;
+    if (lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) RETURN_IF_ERROR(RemoveTree(p));
+  }
+  if (rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "rmdir cgroup " + dir);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> CreateCgroup(const std::vector<CgroupMount>& mounts,
+                                                      const std::string& path) {
+  std::vector<std::string> created;
+  std::vector<std::string> levels = absl::StrSplit(path, '/', absl::SkipEmpty());
+  for (const auto& m : mounts) {
+    std::string cur = m.mount_point;
+    for (const auto& level : levels) {
+      std::string next = JoinPath(cur, level);
+      if (mkdir(next.c_str(), 0755) != 0 && errno != EEXIST) {
+        return ErrnoStatus(errno, "create cgroup " + next);
+      }
+      if (IsCpuset(m)) {
+        RETURN_IF_ERROR(CopyIfEmpty(cur, next, "cpuset.cpus"));
+        RETURN_IF_ERROR(CopyIfEmpty(cur, next, "cpuset.mems"));
+      }
+      cur = next;
+    }
+    created.push_back(cur);
+  }
+  return created;
+}
+
+absl::Status RemoveCgroup(const std::vector<CgroupMount>& mounts, const std::string& path) {
+  absl::Status first;
+  std::string rel(absl::StripPrefix(path, "/"));
+  if (rel.empty()) return absl::InvalidArgumentError("refusing to remove the root cgroup");
+  for (const auto& m : mounts) {
+    absl::Status s = RemoveTree(JoinPath(m.mount_point, rel));
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+}  // namespace berth::cri::runtime

@@ -1,0 +1,35 @@
+// cgroupfs helpers for pod cgroups (cgroup v1 controllers and the cgroup2 / hybrid
+// `unified` mount), used by the runtime for sandbox cgroups.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace berth::cri::runtime {
+
+// One mounted cgroup hierarchy.
+struct CgroupMount {
+  std::string mount_point;              // e.g. /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/unified
+  std::vector<std::string> controllers;  // v1 controllers; empty for cgroup2
+  bool v2 = false;
+};
+
+// Parses /proc/self/mountinfo content into cgroup hierarchies (v1 mounts with at least one
+// controller, and the cgroup2 mount). Duplicate mounts of the same hierarchy are dropped.
+std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo);
+// The host's hierarchies (reads /proc/self/mountinfo).
+std::vector<CgroupMount> HostCgroupMounts();
+
+// Creates cgroup `path` (absolute within the hierarchy, e.g. /berth-e2e/kubepods/pod1) in
+// every hierarchy; in cpuset hierarchies each new level gets cpuset.cpus/mems copied from
+// its parent. Returns the created leaf directories.
+absl::StatusOr<std::vector<std::string>> CreateCgroup(const std::vector<CgroupMount>& mounts,
+                                                      const std::string& path);
+// Removes cgroup `path` and its sub-cgroups in every hierarchy (rmdir, leaves first). OK when
+// absent. Errors name the directory that could not be removed (e.g. EBUSY: tasks left).
+absl::Status RemoveCgroup(const std::vector<CgroupMount>& mounts, const std::string& path);
+
+}  // namespace berth::cri::runtime

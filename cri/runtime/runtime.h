@@ -1,0 +1,149 @@
+// berth's in-process CRI RuntimeService: pod sandboxes (berth-pause + pod cgroup + CNI) and
+// containers (overlay rootfs + OCI spec + conmon/runc), persisted in SQLite so a restarted
+// berth adopts what is running. Semantics follow containerd's CRI plugin and CRI-O; the
+// contract is kubelet's use of the CRI (k8s.io/cri-api v0.36.3 api.proto).
+//
+// Thread safety: all methods may be called concurrently. A global mutex guards only the
+// in-memory maps and record fields; blocking work (runc, CNI, mounts, waits) holds a
+// per-sandbox / per-container operation mutex instead.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "cni/cni.h"
+#include "cri/image/resolver.h"
+#include "cri/oci/oci_runtime.h"
+#include "cri/runtime/sandbox_infra.h"
+#include "cri/runtime_service.h"
+#include "cri/store/db.h"
+
+namespace berth::cri::runtime {
+
+struct RuntimeOptions {
+  // Persistent state: containers/<id>/{config.json,rootfs,upper,work}, sandboxes/<id>/.
+  std::string root_dir = "/var/lib/berth";
+  // Volatile state: netns/<id>, exits/<id> (conmon exit files), conmon/, runc/.
+  std::string state_dir = "/run/berth";
+  // berth-pause binary used by the default SandboxInfra.
+  std::string pause_binary = "berth-pause";
+  // Prefix prepended to every CRI cgroup_parent (cgroupfs driver), e.g. "/berth-e2e".
+  std::string cgroup_root;
+  // RuntimeHandler name -> OCI runtime binary. "" and "runc" map to runc unless overridden.
+  std::map<std::string, std::string> runtime_handlers;
+};
+
+// Dependencies; not owned, must outlive the Runtime.
+struct RuntimeDeps {
+  store::Db* db = nullptr;                    // required
+  image::ImageResolver* images = nullptr;     // required
+  cni::NetworkPlugin* network = nullptr;      // required
+  oci::OciRuntime* oci = nullptr;             // required; the default handler's runtime
+  SandboxInfra* infra = nullptr;              // optional; default NewPauseInfra(pause_binary)
+};
+
+// The SQLite tables this runtime uses (idempotent DDL); pass to store::Db::Open together
+// with other modules' schemas, or let Start() create them.
+extern const char kRuntimeSchema[];
+
+class Runtime : public RuntimeService {
+ public:
+  Runtime(RuntimeOptions opts, RuntimeDeps deps);
+  ~Runtime() override;
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Creates the state dirs and tables, loads sandboxes and containers from the store,
+  // reconciles them with reality (exit files written while berth was down -> EXITED; dead
+  // pause -> sandbox NOTREADY) and starts the exit monitor (inotify on <state>/exits).
+  // Must be called once before any RPC.
+  absl::Status Start();
+
+  // Registers `cb`, called (on the exit monitor thread, without locks held) with the ID of
+  // every container whose exit was recorded. Callbacks must not block for long.
+  void OnContainerExit(std::function<void(const std::string& container_id)> cb);
+
+  absl::StatusOr<v1::VersionResponse> Version(const v1::VersionRequest& req) override;
+  absl::StatusOr<v1::StatusResponse> Status(const v1::StatusRequest& req) override;
+  absl::StatusOr<v1::RuntimeConfigResponse> RuntimeConfig(const v1::RuntimeConfigRequest& req) override;
+  absl::StatusOr<v1::RunPodSandboxResponse> RunPodSandbox(const v1::RunPodSandboxRequest& req) override;
+  absl::StatusOr<v1::StopPodSandboxResponse> StopPodSandbox(const v1::StopPodSandboxRequest& req) override;
+  absl::StatusOr<v1::RemovePodSandboxResponse> RemovePodSandbox(const v1::RemovePodSandboxRequest& req) override;
+  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(const v1::PodSandboxStatusRequest& req) override;
+  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(const v1::ListPodSandboxRequest& req) override;
+  absl::StatusOr<v1::CreateContainerResponse> CreateContainer(const v1::CreateContainerRequest& req) override;
+  absl::StatusOr<v1::StartContainerResponse> StartContainer(const v1::StartContainerRequest& req) override;
+  absl::StatusOr<v1::StopContainerResponse> StopContainer(const v1::StopContainerRequest& req) override;
+  absl::StatusOr<v1::RemoveContainerResponse> RemoveContainer(const v1::RemoveContainerRequest& req) override;
+  absl::StatusOr<v1::ListContainersResponse> ListContainers(const v1::ListContainersRequest& req) override;
+  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(const v1::ContainerStatusRequest& req) override;
+  absl::StatusOr<v1::ExecSyncResponse> ExecSync(const v1::ExecSyncRequest& req) override;
+  absl::StatusOr<v1::UpdateContainerResourcesResponse> UpdateContainerResources(
+      const v1::UpdateContainerResourcesRequest& req) override;
+
+  const RuntimeOptions& options() const { return opts_; }
+
+  struct SandboxRec;
+  struct ContainerRec;
+
+ private:
+  std::shared_ptr<SandboxRec> FindSandbox(const std::string& id_or_prefix);
+  std::shared_ptr<ContainerRec> FindContainer(const std::string& id_or_prefix);
+  absl::Status SetupSandbox(SandboxRec* sb);
+  void TeardownSandbox(SandboxRec* sb);  // best effort, idempotent
+  absl::Status StopSandboxLocked(SandboxRec* sb);
+  absl::Status CreateContainerLocked(ContainerRec* c, SandboxRec* sb);
+  absl::Status StopContainerLocked(ContainerRec* c, int64_t timeout_s);
+  absl::Status RemoveContainerLocked(ContainerRec* c);
+  absl::StatusOr<oci::OciRuntime*> RuntimeFor(const std::string& handler);
+  oci::OciRuntime* RuntimeOf(const ContainerRec& c);
+  absl::Status SaveSandbox(const SandboxRec& sb) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SaveContainer(const ContainerRec& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Load();
+  void MonitorLoop();
+  void HandleExit(const std::string& id);
+  std::string ExitDir() const;
+
+  RuntimeOptions opts_;
+  RuntimeDeps deps_;
+  std::unique_ptr<SandboxInfra> own_infra_;
+  int current_oom_score_adj_ = 0;
+
+  absl::Mutex mu_;
+  absl::CondVar exit_cv_;  // signalled (with mu_) whenever a container exit is recorded
+  std::map<std::string, std::shared_ptr<SandboxRec>> sandboxes_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<ContainerRec>> containers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> sandbox_names_ ABSL_GUARDED_BY(mu_);    // name key -> id
+  std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);  // name key -> id
+  std::map<std::string, std::unique_ptr<oci::OciRuntime>> handler_runtimes_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void(const std::string&)>> exit_cbs_ ABSL_GUARDED_BY(mu_);
+
+  int inotify_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd to stop the monitor
+  std::thread monitor_;
+};
+
+// Helpers shared with tests.
+
+// A new random 64-hex-character ID (256 bits from getrandom).
+std::string NewId();
+// True when every key/value of `selector` is present in `labels`.
+bool MatchLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                 const google::protobuf::Map<std::string, std::string>& selector);
+// Idempotence keys: same key = same CRI object (retried request).
+std::string SandboxNameKey(const v1::PodSandboxMetadata& m);
+std::string ContainerNameKey(const std::string& sandbox_id, const v1::ContainerMetadata& m);
+// /etc/resolv.conf content for a DNSConfig; empty when the config is empty (caller copies
+// the host's file then).
+std::string ResolvConf(const v1::DNSConfig& dns);
+
+}  // namespace berth::cri::runtime

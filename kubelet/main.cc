@@ -1,0 +1,312 @@
+// berth: a Kubernetes node agent — the kubelet role and the CRI runtime in one process.
+// main() parses the flags, builds every subsystem (registries are filled here, never by static
+// initializers), starts them, and stops them in reverse order on SIGTERM/SIGINT. Stopping
+// berth never stops pods: containers run under conmon and are adopted by the next berth.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/status.h"
+#include "cni/cni_manager.h"
+#include "cri/image/image_store.h"
+#include "cri/oci/oci_runtime.h"
+#include "cri/runtime/runtime.h"
+#include "cri/server/cri_server.h"
+#include "cri/store/db.h"
+#include "kubelet/api_client.h"
+#include "kubelet/lease.h"
+#include "kubelet/list_watch.h"
+#include "kubelet/node_status.h"
+#include "kubelet/pod_cni_config.h"
+#include "kubelet/pod_manager.h"
+#include "metrics/metrics_server.h"
+#include "metrics/process_metrics.h"
+#include "metrics/registry.h"
+
+#ifndef BERTH_VERSION
+#define BERTH_VERSION "0.0.0"
+#endif
+
+namespace berth {
+namespace {
+
+struct Flags {
+  std::string kubeconfig;
+  std::string node_name;
+  std::string node_ip;
+  std::string root_dir = "/var/lib/berth";
+  std::string state_dir = "/run/berth";
+  std::string cri_socket;
+  std::string cgroup_root;
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::string cni_bin_dir = "/usr/lib/cni,/opt/cni/bin";
+  bool pod_cidr_from_node = false;
+  std::vector<std::string> insecure_registries;
+  std::vector<std::string> registry_mirrors;
+  std::string metrics_bind_address = "127.0.0.1:10249";
+  std::string log_root = "/var/log/pods";
+  std::string pause_binary;
+  std::string runtime = "runc";
+  std::string conmon = "conmon";
+  bool runtime_only = false;
+  int verbosity = 0;
+};
+
+std::atomic<bool> g_stop{false};
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int) {
+  g_stop.store(true);
+  char c = 1;
+  ssize_t unused = write(g_signal_pipe[1], &c, 1);
+  (void)unused;
+}
+
+// berth-pause is found next to the berth binary (installed layout), in the build tree
+// (cri/pause/ beside kubelet/), or in PATH.
+std::string FindPause(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    auto dir = self.parent_path();
+    for (auto cand : {dir / "berth-pause", dir.parent_path() / "cri" / "pause" / "berth-pause",
+                      dir.parent_path() / "libexec" / "berth" / "berth-pause"}) {
+      if (access(cand.c_str(), X_OK) == 0) return cand.string();
+    }
+  }
+  auto p = LookPath("berth-pause");
+  return p.ok() ? *p : "berth-pause";
+}
+
+std::string Hostname() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  std::string h = buf;
+  for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return h;
+}
+
+int RealMain(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"berth: Kubernetes node agent (kubelet + CRI runtime)"};
+  app.set_version_flag("--version", std::string("berth ") + BERTH_VERSION);
+  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig with the node's credentials");
+  app.add_option("--node-name", f.node_name, "Node name (default: hostname)");
+  app.add_option("--node-ip", f.node_ip, "InternalIP reported for the Node");
+  app.add_option("--root-dir", f.root_dir, "persistent state directory");
+  app.add_option("--state-dir", f.state_dir, "volatile runtime state directory");
+  app.add_option("--cri-socket", f.cri_socket, "CRI unix socket (default <state-dir>/berth.sock)");
+  app.add_option("--cgroup-root", f.cgroup_root, "prefix of every pod cgroup");
+  app.add_option("--cni-conf-dir", f.cni_conf_dir, "CNI configuration directory");
+  app.add_option("--cni-bin-dir", f.cni_bin_dir, "comma-separated CNI plugin directories");
+  app.add_flag("--pod-cidr-from-node", f.pod_cidr_from_node,
+               "write a bridge conflist for Node.spec.podCIDR when the CNI conf dir is empty");
+  app.add_option("--insecure-registry", f.insecure_registries, "registry host:port over plain HTTP");
+  app.add_option("--registry-mirror", f.registry_mirrors, "host=endpoint mirror for a registry");
+  app.add_option("--metrics-bind-address", f.metrics_bind_address, "address of /metrics");
+  app.add_option("--log-root", f.log_root, "pod log directory root");
+  app.add_option("--pause-binary", f.pause_binary, "path of berth-pause");
+  app.add_option("--runtime", f.runtime, "OCI runtime binary");
+  app.add_option("--conmon", f.conmon, "conmon binary");
+  app.add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
+  app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  SetLogLevel(f.verbosity > 0 ? LogLevel::kDebug : LogLevel::kInfo);
+  if (f.node_name.empty()) f.node_name = Hostname();
+  if (f.cri_socket.empty()) f.cri_socket = JoinPath(f.state_dir, "berth.sock");
+  if (!f.runtime_only && f.kubeconfig.empty()) {
+    LOG(ERROR) << "--kubeconfig is required unless --runtime-only is given "
+                  "(deploy/run.sh starts a local control plane when you have none)";
+    return 2;
+  }
+
+  if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return 1;
+  struct sigaction sa = {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  for (const auto& d : {f.root_dir, f.state_dir}) {
+    if (auto s = MkdirAll(d, 0711); !s.ok()) {
+      LOG(ERROR) << "berth: " << s;
+      return 1;
+    }
+  }
+
+  // --- metrics ---
+  metrics::Registry registry;
+  metrics::RegisterProcessMetrics(&registry);
+  metrics::RegisterBuildInfo(&registry, BERTH_VERSION);
+
+  // --- runtime ---
+  std::string schema = cri::image::ImageStore::Schema() + cri::runtime::kRuntimeSchema;
+  auto db = cri::store::Db::Open(JoinPath(f.root_dir, "berth.db"), schema);
+  if (!db.ok()) {
+    LOG(ERROR) << "berth: " << db.status();
+    return 1;
+  }
+  cri::image::ImageStoreOptions iopts;
+  iopts.root_dir = JoinPath(f.root_dir, "image");
+  iopts.db = db->get();
+  iopts.registry.insecure_registries = f.insecure_registries;
+  for (const auto& m : f.registry_mirrors) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(m, absl::MaxSplits('=', 1));
+    if (kv.second.empty()) {
+      LOG(ERROR) << "--registry-mirror " << m << ": want host=endpoint";
+      return 2;
+    }
+    iopts.registry.mirrors[kv.first] = kv.second;
+  }
+  cri::image::ImageStore images(iopts);
+  if (auto s = images.Init(); !s.ok()) {
+    LOG(ERROR) << "berth: image store: " << s;
+    return 1;
+  }
+
+  cni::CniManagerOptions copts;
+  copts.conf_dir = f.cni_conf_dir;
+  copts.bin_dirs = absl::StrSplit(f.cni_bin_dir, ',', absl::SkipEmpty());
+  copts.cache_dir = JoinPath(f.root_dir, "cni/results");
+  cni::CniManager network(copts);
+
+  cri::oci::OciRuntimeOptions oopts;
+  oopts.runtime_path = f.runtime;
+  oopts.runtime_root = JoinPath(f.state_dir, "runc");
+  oopts.conmon_path = f.conmon;
+  oopts.conmon_state_dir = JoinPath(f.state_dir, "conmon");
+  cri::oci::OciRuntime oci(oopts);
+
+  cri::runtime::RuntimeOptions ropts;
+  ropts.root_dir = f.root_dir;
+  ropts.state_dir = f.state_dir;
+  ropts.pause_binary = FindPause(f.pause_binary);
+  ropts.cgroup_root = f.cgroup_root;
+  cri::runtime::RuntimeDeps rdeps;
+  rdeps.db = db->get();
+  rdeps.images = &images;
+  rdeps.network = &network;
+  rdeps.oci = &oci;
+  cri::runtime::Runtime runtime(ropts, rdeps);
+  if (auto s = runtime.Start(); !s.ok()) {
+    LOG(ERROR) << "berth: runtime: " << s;
+    return 1;
+  }
+
+  cri::server::CriServerOptions sopts;
+  sopts.socket_path = f.cri_socket;
+  sopts.registry = &registry;
+  cri::server::CriServer cri_server(&runtime, &images, sopts);
+  if (auto s = cri_server.Start(); !s.ok()) {
+    LOG(ERROR) << "berth: CRI server: " << s;
+    return 1;
+  }
+  LOG(INFO) << "berth " << BERTH_VERSION << ": CRI serving on " << f.cri_socket;
+
+  metrics::MetricsServer metrics_server(&registry, f.metrics_bind_address);
+  if (auto s = metrics_server.Start(); !s.ok()) {
+    LOG(ERROR) << "berth: metrics server on " << f.metrics_bind_address << ": " << s;
+    return 1;
+  }
+
+  // --- kubelet role ---
+  std::unique_ptr<kubelet::ApiClient> api;
+  std::unique_ptr<kubelet::NodeStatusManager> node_status;
+  std::unique_ptr<kubelet::LeaseController> lease;
+  std::unique_ptr<kubelet::PodManager> pods;
+  std::unique_ptr<kubelet::ListWatch> pod_watch;
+  if (!f.runtime_only) {
+    auto client = kubelet::ApiClient::FromKubeconfig(f.kubeconfig);
+    if (!client.ok()) {
+      LOG(ERROR) << "berth: " << client.status();
+      return 1;
+    }
+    api = std::move(*client);
+    auto machine = kubelet::ReadMachineInfo(f.root_dir);
+    if (!machine.ok()) {
+      LOG(ERROR) << "berth: machine info: " << machine.status();
+      return 1;
+    }
+    kubelet::NodeStatusOptions nopts;
+    nopts.node_name = f.node_name;
+    nopts.node_ip = f.node_ip;
+    nopts.runtime_version = std::string("berth://") + BERTH_VERSION;
+    node_status = std::make_unique<kubelet::NodeStatusManager>(api.get(), nopts, *machine);
+    if (f.pod_cidr_from_node) {
+      std::string conf_dir = f.cni_conf_dir;
+      node_status->SetPodCidrCallback(
+          [conf_dir](const std::string& cidr, const std::vector<std::string>&) {
+            if (auto s = kubelet::WriteDefaultCniConfig(conf_dir, cidr); !s.ok()) {
+              LOG(WARNING) << "pod CIDR " << cidr << ": " << s;
+            }
+          });
+    }
+    kubelet::LeaseOptions lopts;
+    lopts.node_name = f.node_name;
+    kubelet::NodeStatusManager* ns = node_status.get();
+    lopts.node_uid = [ns] { return ns->NodeUid(); };
+    lease = std::make_unique<kubelet::LeaseController>(api.get(), lopts);
+
+    kubelet::PodManagerOptions popts;
+    popts.node_name = f.node_name;
+    popts.node_ip = f.node_ip;
+    popts.root_dir = JoinPath(f.root_dir, "kubelet");
+    popts.log_root = f.log_root;
+    pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
+    kubelet::PodManager* pm = pods.get();
+    runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });
+
+    kubelet::ListWatchOptions wopts;
+    wopts.path = "/api/v1/pods";
+    wopts.field_selector = "spec.nodeName=" + f.node_name;
+    kubelet::ListWatchHandlers h;
+    h.on_add = [pm](const kubelet::Json& o) { pm->HandlePodEvent("ADDED", o); };
+    h.on_update = [pm](const kubelet::Json&, const kubelet::Json& o) {
+      pm->HandlePodEvent("MODIFIED", o);
+    };
+    h.on_delete = [pm](const kubelet::Json& o) { pm->HandlePodEvent("DELETED", o); };
+    pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
+
+    node_status->Start();
+    lease->Start();
+    pods->Start();
+    pod_watch->Start();
+    LOG(INFO) << "berth: node " << f.node_name << " joining " << api->Server();
+  }
+
+  // Wait for SIGTERM/SIGINT.
+  while (!g_stop.load()) {
+    char c;
+    ssize_t n = read(g_signal_pipe[0], &c, 1);
+    if (n < 0 && errno != EINTR) break;
+  }
+  LOG(INFO) << "berth: stopping (pods keep running)";
+  if (pod_watch) pod_watch->Stop();
+  if (pods) pods->Stop();
+  if (lease) lease->Stop();
+  if (node_status) node_status->Stop();
+  metrics_server.Stop();
+  cri_server.Shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace berth
+
+int main(int argc, char** argv) { return berth::RealMain(argc, argv); }

@@ -1,0 +1,1021 @@
+#include "kubelet/pod_manager.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "kubelet/pod_util.h"
+
+namespace berth::kubelet {
+
+namespace v1 = cri::v1;
+
+namespace {
+
+constexpr int64_t kDefaultGracePeriodSeconds = 30;
+constexpr char kDefaultTerminationMessagePath[] = "/dev/termination-log";
+constexpr int64_t kMinShares = 2;
+constexpr int64_t kCpuPeriod = 100000;
+constexpr int64_t kMinQuota = 1000;
+
+const Json& Spec(const Json& pod) {
+  static const Json kEmpty = Json::object();
+  auto it = pod.find("spec");
+  return it != pod.end() && it->is_object() ? *it : kEmpty;
+}
+
+Json SpecList(const Json& pod, const char* list) {
+  const Json& spec = Spec(pod);
+  auto it = spec.find(list);
+  return it != spec.end() && it->is_array() ? *it : Json::array();
+}
+
+std::string RestartPolicy(const Json& pod) {
+  std::string p = Spec(pod).value("restartPolicy", std::string());
+  return p.empty() ? "Always" : p;
+}
+
+struct ResolvConf {
+  std::vector<std::string> servers, searches, options;
+};
+
+ResolvConf ReadResolvConf(const std::string& path) {
+  ResolvConf rc;
+  auto data = ReadFile(path);
+  if (!data.ok()) return rc;
+  for (absl::string_view line : absl::StrSplit(*data, '\n')) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (f.empty() || f[0][0] == '#' || f[0][0] == ';') continue;
+    if (f[0] == "nameserver" && f.size() > 1) rc.servers.push_back(f[1]);
+    if (f[0] == "search" || f[0] == "domain") rc.searches.assign(f.begin() + 1, f.end());
+    if (f[0] == "options") rc.options.insert(rc.options.end(), f.begin() + 1, f.end());
+  }
+  return rc;
+}
+
+int64_t NodeMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  while (in >> key >> kb) {
+    if (key == "MemTotal:") return kb * 1024;
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+int64_t CurrentOomScoreAdj() {
+  std::ifstream in("/proc/self/oom_score_adj");
+  int64_t v = 0;
+  in >> v;
+  return v;
+}
+
+// imagePullPolicy default: Always for ":latest" or untagged images, else IfNotPresent.
+std::string PullPolicy(const Json& c) {
+  std::string p = c.value("imagePullPolicy", std::string());
+  if (!p.empty()) return p;
+  std::string image = c.value("image", std::string());
+  if (image.find('@') != std::string::npos) return "IfNotPresent";
+  auto slash = image.rfind('/');
+  auto colon = image.rfind(':');
+  bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
+  if (!tagged || image.substr(colon + 1) == "latest") return "Always";
+  return "IfNotPresent";
+}
+
+const Json* FieldOr(const Json& obj, const char* a) {
+  auto it = obj.find(a);
+  return it != obj.end() && it->is_object() ? &*it : nullptr;
+}
+
+v1::NamespaceOption NamespaceOptions(const Json& pod) {
+  const Json& spec = Spec(pod);
+  v1::NamespaceOption ns;
+  ns.set_network(spec.value("hostNetwork", false) ? v1::NODE : v1::POD);
+  ns.set_ipc(spec.value("hostIPC", false) ? v1::NODE : v1::POD);
+  if (spec.value("hostPID", false)) {
+    ns.set_pid(v1::NODE);
+  } else {
+    ns.set_pid(spec.value("shareProcessNamespace", false) ? v1::POD : v1::CONTAINER);
+  }
+  return ns;
+}
+
+}  // namespace
+
+PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageService* images,
+                       PodManagerOptions options)
+    : api_(api),
+      runtime_(runtime),
+      images_(images),
+      opts_(std::move(options)),
+      volumes_(api, opts_.root_dir, opts_.clock),
+      status_(api) {}
+
+PodManager::~PodManager() { Stop(); }
+
+void PodManager::Start() {
+  absl::MutexLock l(&mu_);
+  if (!threads_.empty()) return;
+  stopping_ = false;
+  status_.Start();
+  for (int i = 0; i < std::max(1, opts_.workers); ++i) {
+    threads_.emplace_back([this] { WorkerLoop(); });
+  }
+  threads_.emplace_back([this] { TimerLoop(); });
+}
+
+void PodManager::Stop() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    work_cv_.SignalAll();
+    timer_cv_.SignalAll();
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+  status_.Stop();
+}
+
+void PodManager::HandlePodEvent(const std::string& type, const Json& pod) {
+  std::string uid = GetString(pod, "metadata.uid");
+  if (uid.empty()) {
+    LOG(WARNING) << "pod event " << type << " without metadata.uid ignored";
+    return;
+  }
+  {
+    absl::MutexLock l(&mu_);
+    auto it = pods_.find(uid);
+    if (type == "DELETED") {
+      if (it == pods_.end()) return;
+      it->second->pod = pod;
+      it->second->removed = true;
+    } else if (type == "ADDED" || type == "MODIFIED" || type == "SYNC") {
+      if (it == pods_.end()) it = pods_.emplace(uid, std::make_shared<PodState>()).first;
+      if (it->second->removed) return;  // a late update of a pod that is gone
+      it->second->pod = pod;
+    } else {
+      return;
+    }
+  }
+  Enqueue(uid);
+}
+
+void PodManager::OnContainerEvent(const std::string& container_id) {
+  std::string uid;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = container_to_pod_.find(container_id);
+    if (it == container_to_pod_.end()) {
+      LOG(DEBUG) << "container event for unknown container " << container_id;
+      return;
+    }
+    uid = it->second;
+  }
+  Enqueue(uid);
+}
+
+std::optional<Json> PodManager::GetPodStatus(const std::string& uid) {
+  return status_.GetPodStatus(uid);
+}
+
+std::vector<std::string> PodManager::PodUids() {
+  absl::MutexLock l(&mu_);
+  std::vector<std::string> out;
+  for (const auto& [uid, _] : pods_) out.push_back(uid);
+  return out;
+}
+
+void PodManager::Enqueue(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end()) return;
+  PodState& st = *it->second;
+  if (st.running) {
+    st.dirty = true;
+  } else if (!st.queued) {
+    st.queued = true;
+    queue_.push_back(uid);
+    work_cv_.Signal();
+  }
+}
+
+void PodManager::EnqueueAfter(const std::string& uid, absl::Duration delay) {
+  absl::MutexLock l(&mu_);
+  timers_.emplace(absl::Now() + std::max(delay, absl::ZeroDuration()), uid);
+  timer_cv_.Signal();
+}
+
+void PodManager::WorkerLoop() {
+  mu_.Lock();
+  while (true) {
+    while (!stopping_ && queue_.empty()) work_cv_.Wait(&mu_);
+    if (stopping_) break;
+    std::string uid = queue_.front();
+    queue_.pop_front();
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) continue;
+    std::shared_ptr<PodState> st = it->second;
+    st->queued = false;
+    st->running = true;
+    st->dirty = false;
+    Json pod = st->pod;
+    bool removed = st->removed;
+    mu_.Unlock();
+    bool forget = SyncPod(uid, st.get(), pod, removed);
+    mu_.Lock();
+    st->running = false;
+    if (forget) {
+      pods_.erase(uid);
+      for (auto c = container_to_pod_.begin(); c != container_to_pod_.end();) {
+        c = c->second == uid ? container_to_pod_.erase(c) : std::next(c);
+      }
+    } else if (st->dirty && !st->queued) {
+      st->queued = true;
+      queue_.push_back(uid);
+      work_cv_.Signal();
+    }
+  }
+  mu_.Unlock();
+}
+
+void PodManager::TimerLoop() {
+  absl::Time next_resync = absl::Now() + opts_.resync_period;
+  mu_.Lock();
+  while (!stopping_) {
+    absl::Time now = absl::Now();
+    std::vector<std::string> due;
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+      due.push_back(timers_.begin()->second);
+      timers_.erase(timers_.begin());
+    }
+    if (now >= next_resync) {
+      for (const auto& [uid, _] : pods_) due.push_back(uid);
+      next_resync = now + opts_.resync_period;
+    }
+    if (!due.empty()) {
+      mu_.Unlock();
+      for (const auto& uid : due) Enqueue(uid);
+      mu_.Lock();
+      continue;
+    }
+    absl::Time deadline = next_resync;
+    if (!timers_.empty()) deadline = std::min(deadline, timers_.begin()->first);
+    timer_cv_.WaitWithDeadline(&mu_, deadline);
+  }
+  mu_.Unlock();
+}
+
+absl::StatusOr<PodRuntimeStatus> PodManager::GetRuntimeStatus(const std::string& uid) {
+  PodRuntimeStatus out;
+  v1::ListPodSandboxRequest lsreq;
+  (*lsreq.mutable_filter()->mutable_label_selector())[kPodUidLabel] = uid;
+  ASSIGN_OR_RETURN(v1::ListPodSandboxResponse sandboxes, runtime_->ListPodSandbox(lsreq));
+  for (const auto& sb : sandboxes.items()) {
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(sb.id());
+    auto st = runtime_->PodSandboxStatus(req);
+    if (!st.ok()) {
+      if (absl::IsNotFound(st.status())) continue;
+      return Annotate(st.status(), absl::StrCat("PodSandboxStatus ", sb.id()));
+    }
+    out.sandboxes.push_back(st->status());
+  }
+  std::sort(out.sandboxes.begin(), out.sandboxes.end(),
+            [](const auto& a, const auto& b) { return a.created_at() > b.created_at(); });
+  v1::ListContainersRequest lcreq;
+  (*lcreq.mutable_filter()->mutable_label_selector())[kPodUidLabel] = uid;
+  ASSIGN_OR_RETURN(v1::ListContainersResponse containers, runtime_->ListContainers(lcreq));
+  std::vector<std::string> ids;
+  for (const auto& c : containers.containers()) {
+    v1::ContainerStatusRequest req;
+    req.set_container_id(c.id());
+    auto st = runtime_->ContainerStatus(req);
+    if (!st.ok()) {
+      if (absl::IsNotFound(st.status())) continue;
+      return Annotate(st.status(), absl::StrCat("ContainerStatus ", c.id()));
+    }
+    out.containers.push_back(st->status());
+    ids.push_back(c.id());
+  }
+  std::sort(out.containers.begin(), out.containers.end(),
+            [](const auto& a, const auto& b) { return a.created_at() > b.created_at(); });
+  absl::MutexLock l(&mu_);
+  for (const auto& id : ids) container_to_pod_[id] = uid;
+  return out;
+}
+
+absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
+                                 bool remove) {
+  ASSIGN_OR_RETURN(PodRuntimeStatus rt, GetRuntimeStatus(uid));
+  // Stop running containers in parallel, each with the grace period.
+  std::vector<std::thread> stoppers;
+  std::vector<absl::Status> results(rt.containers.size());
+  for (size_t i = 0; i < rt.containers.size(); ++i) {
+    const auto& c = rt.containers[i];
+    if (c.state() == v1::CONTAINER_EXITED) continue;
+    stoppers.emplace_back([this, &results, i, id = c.id(), grace_seconds] {
+      v1::StopContainerRequest req;
+      req.set_container_id(id);
+      req.set_timeout(grace_seconds);
+      auto r = runtime_->StopContainer(req);
+      if (!r.ok() && !absl::IsNotFound(r.status())) {
+        results[i] = Annotate(r.status(), absl::StrCat("StopContainer ", id));
+      }
+    });
+  }
+  for (auto& t : stoppers) t.join();
+  for (const auto& s : results) RETURN_IF_ERROR(s);
+  for (const auto& sb : rt.sandboxes) {
+    if (sb.state() != v1::SANDBOX_READY && !remove) continue;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(sb.id());
+    auto r = runtime_->StopPodSandbox(req);
+    if (!r.ok() && !absl::IsNotFound(r.status())) {
+      return Annotate(r.status(), absl::StrCat("StopPodSandbox ", sb.id(), " of pod ", PodKey(pod)));
+    }
+  }
+  if (!remove) return absl::OkStatus();
+  for (const auto& c : rt.containers) {
+    v1::RemoveContainerRequest req;
+    req.set_container_id(c.id());
+    auto r = runtime_->RemoveContainer(req);
+    if (!r.ok() && !absl::IsNotFound(r.status())) {
+      return Annotate(r.status(), absl::StrCat("RemoveContainer ", c.id()));
+    }
+  }
+  for (const auto& sb : rt.sandboxes) {
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(sb.id());
+    auto r = runtime_->RemovePodSandbox(req);
+    if (!r.ok() && !absl::IsNotFound(r.status())) {
+      return Annotate(r.status(), absl::StrCat("RemovePodSandbox ", sb.id()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t attempt) {
+  const Json& spec = Spec(pod);
+  const Json& meta = pod.value("metadata", Json::object());
+  std::string name = GetString(pod, "metadata.name");
+  std::string ns = GetString(pod, "metadata.namespace");
+  std::string uid = GetString(pod, "metadata.uid");
+  bool host_network = spec.value("hostNetwork", false);
+  v1::PodSandboxConfig cfg;
+  auto* md = cfg.mutable_metadata();
+  md->set_name(name);
+  md->set_namespace_(ns);
+  md->set_uid(uid);
+  md->set_attempt(attempt);
+
+  std::string hostname = spec.value("hostname", std::string());
+  if (hostname.empty()) hostname = name;
+  if (host_network) {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof(buf) - 1) == 0) hostname = buf;
+  }
+  if (hostname.size() > 63) hostname.resize(63);
+  while (!hostname.empty() && (hostname.back() == '-' || hostname.back() == '.')) hostname.pop_back();
+  cfg.set_hostname(hostname);
+  cfg.set_log_directory(JoinPath(opts_.log_root, absl::StrCat(ns, "_", name, "_", uid)));
+
+  // DNS. TODO: ndots and the exact upstream limits on search paths.
+  std::string policy = spec.value("dnsPolicy", std::string("ClusterFirst"));
+  if (policy == "ClusterFirstWithHostNet") policy = "ClusterFirst";
+  else if (policy == "ClusterFirst" && host_network) policy = "Default";
+  auto* dns = cfg.mutable_dns_config();
+  if (policy != "None") {
+    ResolvConf host = ReadResolvConf(opts_.resolv_conf);
+    if (policy == "ClusterFirst") {
+      if (!opts_.cluster_dns.empty()) {
+        for (const auto& s : opts_.cluster_dns) dns->add_servers(s);
+        dns->add_options("ndots:5");
+      } else {
+        for (const auto& s : host.servers) dns->add_servers(s);
+        for (const auto& o : host.options) dns->add_options(o);
+      }
+      const std::string& d = opts_.cluster_domain;
+      if (!d.empty()) {
+        dns->add_searches(absl::StrCat(ns, ".svc.", d));
+        dns->add_searches(absl::StrCat("svc.", d));
+        dns->add_searches(d);
+      }
+      for (const auto& s : host.searches) dns->add_searches(s);
+    } else {  // Default
+      for (const auto& s : host.servers) dns->add_servers(s);
+      for (const auto& s : host.searches) dns->add_searches(s);
+      for (const auto& o : host.options) dns->add_options(o);
+    }
+  }
+  if (const Json* dc = FieldOr(spec, "dnsConfig")) {
+    for (const auto& s : dc->value("nameservers", Json::array())) dns->add_servers(s.get<std::string>());
+    for (const auto& s : dc->value("searches", Json::array())) dns->add_searches(s.get<std::string>());
+    for (const auto& o : dc->value("options", Json::array())) {
+      std::string opt = o.value("name", std::string());
+      if (o.contains("value") && o["value"].is_string()) opt += ":" + o["value"].get<std::string>();
+      dns->add_options(opt);
+    }
+  }
+
+  for (const auto& c : SpecList(pod, "containers")) {
+    for (const auto& p : c.value("ports", Json::array())) {
+      int host_port = p.value("hostPort", 0);
+      if (host_port <= 0) continue;
+      auto* pm = cfg.add_port_mappings();
+      std::string proto = p.value("protocol", std::string("TCP"));
+      pm->set_protocol(proto == "UDP" ? v1::UDP : proto == "SCTP" ? v1::SCTP : v1::TCP);
+      pm->set_container_port(p.value("containerPort", 0));
+      pm->set_host_port(host_port);
+      pm->set_host_ip(p.value("hostIP", std::string()));
+    }
+  }
+
+  auto& labels = *cfg.mutable_labels();
+  for (const auto& [k, v] : meta.value("labels", Json::object()).items()) {
+    if (v.is_string()) labels[k] = v.get<std::string>();
+  }
+  labels[kPodNameLabel] = name;
+  labels[kPodNamespaceLabel] = ns;
+  labels[kPodUidLabel] = uid;
+  auto& annotations = *cfg.mutable_annotations();
+  for (const auto& [k, v] : meta.value("annotations", Json::object()).items()) {
+    if (v.is_string()) annotations[k] = v.get<std::string>();
+  }
+
+  auto* linux = cfg.mutable_linux();
+  linux->set_cgroup_parent(PodCgroupParent(pod, opts_.cgroup_root));
+  auto* sc = linux->mutable_security_context();
+  *sc->mutable_namespace_options() = NamespaceOptions(pod);
+  const Json psc = spec.value("securityContext", Json::object());
+  if (psc.contains("runAsUser")) sc->mutable_run_as_user()->set_value(psc["runAsUser"].get<int64_t>());
+  if (psc.contains("runAsGroup")) sc->mutable_run_as_group()->set_value(psc["runAsGroup"].get<int64_t>());
+  for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
+  for (const auto& s : psc.value("sysctls", Json::array())) {
+    (*linux->mutable_sysctls())[s.value("name", std::string())] = s.value("value", std::string());
+  }
+  for (const char* list : {"initContainers", "containers"}) {
+    for (const auto& c : SpecList(pod, list)) {
+      if (c.value("securityContext", Json::object()).value("privileged", false)) sc->set_privileged(true);
+    }
+  }
+  // TODO: seccomp/apparmor profiles, SELinux options, pod overhead/resources.
+  return cfg;
+}
+
+absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json& pod, const Json& c,
+                                                    const v1::PodSandboxConfig& sandbox,
+                                                    std::string* reason) {
+  std::string image = c.value("image", std::string());
+  std::string policy = PullPolicy(c);
+  absl::Time now = opts_.clock();
+  if (policy != "Always") {
+    v1::ImageStatusRequest req;
+    req.mutable_image()->set_image(image);
+    auto st = images_->ImageStatus(req);
+    if (st.ok() && st->has_image() && !st->image().id().empty()) return st->image().id();
+    if (policy == "Never") {
+      *reason = "ErrImageNeverPull";
+      return absl::FailedPreconditionError(
+          absl::StrCat("Container image \"", image, "\" is not present with pull policy of Never"));
+    }
+  }
+  auto b = state->pull_backoff.find(image);
+  if (b != state->pull_backoff.end() && now < b->second.until) {
+    *reason = "ImagePullBackOff";
+    EnqueueAfter(GetString(pod, "metadata.uid"), b->second.until - now);
+    return absl::UnavailableError(absl::StrCat("Back-off pulling image \"", image,
+                                               "\": ErrImagePull: ", state->last_pull_error[image]));
+  }
+  v1::PullImageRequest req;
+  req.mutable_image()->set_image(image);
+  *req.mutable_sandbox_config() = sandbox;
+  // TODO: imagePullSecrets (AuthConfig from dockerconfigjson secrets).
+  LOG(INFO) << "pod " << PodKey(pod) << ": pulling image " << image;
+  auto pulled = images_->PullImage(req);
+  if (!pulled.ok()) {
+    absl::Duration d = opts_.backoff_initial;
+    if (b != state->pull_backoff.end()) d = std::min(b->second.duration * 2, opts_.image_backoff_max);
+    state->pull_backoff[image] = Backoff{now + d, d};
+    std::string msg = absl::StrCat("failed to pull image \"", image, "\": ", pulled.status().message());
+    state->last_pull_error[image] = msg;
+    EnqueueAfter(GetString(pod, "metadata.uid"), d);
+    *reason = "ErrImagePull";
+    return absl::Status(pulled.status().code(), msg);
+  }
+  state->pull_backoff.erase(image);
+  state->last_pull_error.erase(image);
+  return pulled->image_ref().empty() ? image : pulled->image_ref();
+}
+
+absl::StatusOr<std::string> PodManager::StartContainer(
+    PodState* state, const Json& pod, const Json& c, int restart_count, const std::string& sandbox_id,
+    const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
+    const std::map<std::string, MountedVolume>& volumes) {
+  std::string name = c.value("name", std::string());
+  std::string uid = GetString(pod, "metadata.uid");
+  std::string ns = GetString(pod, "metadata.namespace");
+  std::string reason;
+  auto image_ref = EnsureImage(state, pod, c, sandbox, &reason);
+  if (!image_ref.ok()) {
+    state->waiting[name] = {reason, std::string(image_ref.status().message())};
+    return image_ref.status();
+  }
+  v1::ContainerConfig cfg;
+  cfg.mutable_metadata()->set_name(name);
+  cfg.mutable_metadata()->set_attempt(static_cast<uint32_t>(restart_count));
+  cfg.mutable_image()->set_image(*image_ref);
+  cfg.mutable_image()->set_user_specified_image(c.value("image", std::string()));
+
+  // Environment, in order, with $(VAR) expansion against earlier entries.
+  std::vector<std::pair<std::string, std::string>> env;
+  std::map<std::string, std::string> env_map;
+  auto set_env = [&](const std::string& k, const std::string& v) {
+    env_map[k] = v;
+    for (auto& e : env) {
+      if (e.first == k) {
+        e.second = v;
+        return;
+      }
+    }
+    env.emplace_back(k, v);
+  };
+  auto get_key = [&](const char* kind, const Json& ref) -> absl::StatusOr<std::optional<std::string>> {
+    std::string obj = ref.value("name", std::string());
+    std::string key = ref.value("key", std::string());
+    auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", obj));
+    if (!r.ok()) {
+      if (ref.value("optional", false) && absl::IsNotFound(r.status())) return std::optional<std::string>();
+      return Annotate(r.status(), absl::StrCat("env from ", kind, " ", ns, "/", obj));
+    }
+    std::string v = GetString(*r, absl::StrCat("data.", key));
+    if (v.empty() && !(*r)["data"].contains(key)) {
+      if (ref.value("optional", false)) return std::optional<std::string>();
+      return absl::NotFoundError(absl::StrCat(kind, " ", ns, "/", obj, " has no key \"", key, "\""));
+    }
+    if (std::string(kind) == "secrets") {
+      std::string decoded;
+      absl::Base64Unescape(v, &decoded);
+      v = decoded;
+    }
+    return std::optional<std::string>(v);
+  };
+  absl::Status env_error;
+  for (const auto& from : c.value("envFrom", Json::array())) {
+    std::string prefix = from.value("prefix", std::string());
+    bool is_secret = from.contains("secretRef");
+    const Json ref = from.value(is_secret ? "secretRef" : "configMapRef", Json::object());
+    std::string kind = is_secret ? "secrets" : "configmaps";
+    auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", ref.value("name", std::string())));
+    if (!r.ok()) {
+      if (!(ref.value("optional", false) && absl::IsNotFound(r.status()))) env_error = r.status();
+      continue;
+    }
+    for (const auto& [k, v] : r->value("data", Json::object()).items()) {
+      std::string val = v.is_string() ? v.get<std::string>() : "";
+      if (is_secret) {
+        std::string decoded;
+        absl::Base64Unescape(val, &decoded);
+        val = decoded;
+      }
+      set_env(prefix + k, val);
+    }
+  }
+  for (const auto& e : c.value("env", Json::array())) {
+    std::string k = e.value("name", std::string());
+    if (e.contains("value")) {
+      set_env(k, ExpandEnvRefs(e["value"].get<std::string>(), env_map));
+      continue;
+    }
+    const Json vf = e.value("valueFrom", Json::object());
+    if (vf.contains("fieldRef")) {
+      auto v = ResolveFieldRef(pod, vf["fieldRef"].value("fieldPath", std::string()), pod_ip, opts_.node_ip);
+      if (!v.ok()) {
+        env_error = v.status();
+        continue;
+      }
+      set_env(k, *v);
+    } else if (vf.contains("configMapKeyRef") || vf.contains("secretKeyRef")) {
+      bool is_secret = vf.contains("secretKeyRef");
+      auto v = get_key(is_secret ? "secrets" : "configmaps", vf[is_secret ? "secretKeyRef" : "configMapKeyRef"]);
+      if (!v.ok()) {
+        env_error = v.status();
+        continue;
+      }
+      if (v->has_value()) set_env(k, **v);
+    } else {
+      // TODO: resourceFieldRef.
+      LOG(WARNING) << "pod " << PodKey(pod) << " container " << name << ": env " << k
+                   << ": unsupported valueFrom skipped";
+    }
+  }
+  if (!env_error.ok()) {
+    state->waiting[name] = {"CreateContainerConfigError", std::string(env_error.message())};
+    return env_error;
+  }
+  // TODO: service links (KUBERNETES_SERVICE_HOST, ...).
+  for (const auto& [k, v] : env) {
+    auto* kv = cfg.add_envs();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  for (const auto& a : c.value("command", Json::array())) cfg.add_command(ExpandEnvRefs(a.get<std::string>(), env_map));
+  for (const auto& a : c.value("args", Json::array())) cfg.add_args(ExpandEnvRefs(a.get<std::string>(), env_map));
+  cfg.set_working_dir(c.value("workingDir", std::string()));
+
+  // Mounts: volumes, then the termination-log file.
+  for (const auto& vm : c.value("volumeMounts", Json::array())) {
+    std::string vname = vm.value("name", std::string());
+    auto v = volumes.find(vname);
+    if (v == volumes.end()) {
+      std::string msg = absl::StrCat("volumeMount \"", vname, "\" refers to a volume that is not set up");
+      state->waiting[name] = {"CreateContainerConfigError", msg};
+      return absl::FailedPreconditionError(msg);
+    }
+    auto* m = cfg.add_mounts();
+    m->set_container_path(vm.value("mountPath", std::string()));
+    std::string host = v->second.host_path;
+    std::string sub = vm.value("subPath", std::string());
+    if (!sub.empty()) {
+      host = JoinPath(host, sub);
+      if (!PathExists(host)) (void)MkdirAll(host, 0755);
+    }
+    m->set_host_path(host);
+    m->set_readonly(vm.value("readOnly", false) || v->second.read_only);
+    std::string prop = vm.value("mountPropagation", std::string());
+    if (prop == "HostToContainer") m->set_propagation(v1::PROPAGATION_HOST_TO_CONTAINER);
+    if (prop == "Bidirectional") m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  }
+  std::string term_path = c.value("terminationMessagePath", std::string(kDefaultTerminationMessagePath));
+  {
+    std::string dir = JoinPath(JoinPath(volumes_.PodDir(uid), "containers"), name);
+    std::string file = JoinPath(dir, absl::StrCat("termination-log-", restart_count));
+    absl::Status s = MkdirAll(dir, 0755);
+    if (s.ok()) s = WriteFileAtomic(file, "", 0666);
+    if (s.ok()) {
+      auto* m = cfg.add_mounts();
+      m->set_container_path(term_path);
+      m->set_host_path(file);
+    } else {
+      LOG(WARNING) << "pod " << PodKey(pod) << " container " << name
+                   << ": no termination-log file: " << s.message();
+    }
+  }
+  cfg.set_log_path(absl::StrCat(name, "/", restart_count, ".log"));
+  cfg.set_stdin(c.value("stdin", false));
+  cfg.set_stdin_once(c.value("stdinOnce", false));
+  cfg.set_tty(c.value("tty", false));
+  auto& labels = *cfg.mutable_labels();
+  labels[kContainerNameLabel] = name;
+  labels[kPodNameLabel] = GetString(pod, "metadata.name");
+  labels[kPodNamespaceLabel] = ns;
+  labels[kPodUidLabel] = uid;
+  auto& annotations = *cfg.mutable_annotations();
+  annotations[kRestartCountAnnotation] = std::to_string(restart_count);
+  annotations[kTerminationMessagePathAnnotation] = term_path;
+  annotations[kGracePeriodAnnotation] =
+      std::to_string(Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds));
+
+  // Resources (upstream kuberuntime_container_linux.go, cgroupfs semantics).
+  auto* res = cfg.mutable_linux()->mutable_resources();
+  auto cpu_req = ContainerResource(c, "requests", "cpu");
+  auto cpu_lim = ContainerResource(c, "limits", "cpu");
+  if (!cpu_req) cpu_req = cpu_lim;
+  int64_t milli_req = cpu_req ? static_cast<int64_t>(*cpu_req * 1000 + 0.5) : 0;
+  res->set_cpu_shares(std::max(kMinShares, milli_req * 1024 / 1000));
+  if (cpu_lim) {
+    int64_t milli_lim = static_cast<int64_t>(*cpu_lim * 1000 + 0.5);
+    res->set_cpu_period(kCpuPeriod);
+    res->set_cpu_quota(std::max(kMinQuota, milli_lim * kCpuPeriod / 1000));
+  }
+  if (auto mem = ContainerResource(c, "limits", "memory")) res->set_memory_limit_in_bytes(static_cast<int64_t>(*mem));
+  std::string qos = PodQosClass(pod);
+  int64_t oom = 1000;
+  if (qos == "Guaranteed") {
+    oom = -997;
+  } else if (qos == "Burstable") {
+    int64_t cap = NodeMemoryBytes();
+    auto mem_req = ContainerResource(c, "requests", "memory");
+    int64_t req = mem_req ? static_cast<int64_t>(*mem_req) : 0;
+    oom = cap > 0 ? 1000 - (1000 * req) / cap : 999;
+    if (oom < 3) oom = 3;
+    if (oom == 1000) oom = 999;
+  }
+  // Without CAP_SYS_RESOURCE a lower value than ours fails in runc: clamp (as containerd's
+  // restrict_oom_score_adj does).
+  res->set_oom_score_adj(std::max(oom, CurrentOomScoreAdj()));
+
+  // Security context: the container's fields win over the pod's.
+  auto* sc = cfg.mutable_linux()->mutable_security_context();
+  *sc->mutable_namespace_options() = NamespaceOptions(pod);
+  const Json psc = Spec(pod).value("securityContext", Json::object());
+  const Json csc = c.value("securityContext", Json::object());
+  auto pick = [&](const char* key) -> const Json* {
+    if (csc.contains(key)) return &csc[key];
+    if (psc.contains(key)) return &psc[key];
+    return nullptr;
+  };
+  if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
+  if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
+  for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
+  sc->set_privileged(csc.value("privileged", false));
+  sc->set_readonly_rootfs(csc.value("readOnlyRootFilesystem", false));
+  if (csc.contains("allowPrivilegeEscalation") && !csc["allowPrivilegeEscalation"].get<bool>()) {
+    sc->set_no_new_privs(true);
+  }
+  const Json caps = csc.value("capabilities", Json::object());
+  for (const auto& a : caps.value("add", Json::array())) sc->mutable_capabilities()->add_add_capabilities(a.get<std::string>());
+  for (const auto& d : caps.value("drop", Json::array())) sc->mutable_capabilities()->add_drop_capabilities(d.get<std::string>());
+  // TODO: seccomp, apparmor, SELinux, procMount, masked/readonly paths.
+
+  v1::CreateContainerRequest creq;
+  creq.set_pod_sandbox_id(sandbox_id);
+  *creq.mutable_config() = cfg;
+  *creq.mutable_sandbox_config() = sandbox;
+  auto created = runtime_->CreateContainer(creq);
+  if (!created.ok()) {
+    state->waiting[name] = {"CreateContainerError", std::string(created.status().message())};
+    return Annotate(created.status(), absl::StrCat("CreateContainer ", name));
+  }
+  std::string id = created->container_id();
+  {
+    absl::MutexLock l(&mu_);
+    container_to_pod_[id] = uid;
+  }
+  v1::StartContainerRequest sreq;
+  sreq.set_container_id(id);
+  auto started = runtime_->StartContainer(sreq);
+  if (!started.ok()) {
+    state->waiting[name] = {"RunContainerError", std::string(started.status().message())};
+    return Annotate(started.status(), absl::StrCat("StartContainer ", name, " (", id, ")"));
+  }
+  LOG(INFO) << "pod " << PodKey(pod) << ": started container " << name << " (" << id << ")";
+  return id;
+}
+
+void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
+                              const PodRuntimeStatus& runtime, bool terminal) {
+  PodStatusContext ctx;
+  ctx.node_ip = opts_.node_ip;
+  ctx.now = opts_.clock();
+  ctx.pod_is_terminal = terminal;
+  ctx.waiting = state->waiting;
+  Json old = state->last_status;
+  if (old.empty()) old = pod.value("status", Json::object());
+  Json status = ComputePodStatus(pod, runtime, old, ctx);
+  state->last_status = status;
+  status_.SetPodStatus(pod, status);
+}
+
+bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& pod, bool removed) {
+  const Json& spec = Spec(pod);
+  const Json& meta = pod.value("metadata", Json::object());
+  bool deleting = removed || (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null());
+  if (deleting) {
+    if (state->cleaned_up) {
+      // Already killed and removed; the status manager deletes the object.
+      if (removed) status_.RemovePod(uid);
+      return removed;
+    }
+    int64_t grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
+    if (meta.contains("deletionGracePeriodSeconds") && meta["deletionGracePeriodSeconds"].is_number()) {
+      grace = meta["deletionGracePeriodSeconds"].get<int64_t>();
+    }
+    absl::Status s = KillPod(uid, pod, grace, /*remove=*/false);
+    if (s.ok() && !removed) {
+      auto rt = GetRuntimeStatus(uid);
+      if (rt.ok()) {
+        state->waiting.clear();
+        UpdateStatus(uid, state, pod, *rt, /*terminal=*/true);
+      }
+    }
+    if (s.ok()) s = KillPod(uid, pod, grace, /*remove=*/true);
+    if (s.ok()) s = volumes_.TearDownPodVolumes(uid);
+    if (!s.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": kill failed, retrying: " << s.message();
+      EnqueueAfter(uid, absl::Seconds(2));
+      return false;
+    }
+    state->terminated = true;
+    state->cleaned_up = true;
+    if (removed) {
+      status_.RemovePod(uid);
+      (void)RemoveAll(volumes_.PodDir(uid));
+      LOG(INFO) << "pod " << PodKey(pod) << " removed";
+      return true;
+    }
+    status_.MarkForDeletion(uid);
+    return false;
+  }
+  if (state->terminated) return false;  // terminal pod: nothing runs any more
+
+  absl::Time now = opts_.clock();
+  std::string policy = RestartPolicy(pod);
+  state->waiting.clear();
+
+  auto rt = GetRuntimeStatus(uid);
+  if (!rt.ok()) {
+    LOG(WARNING) << "pod " << PodKey(pod) << ": runtime status: " << rt.status().message();
+    EnqueueAfter(uid, absl::Seconds(2));
+    return false;
+  }
+  // A first status (Pending, ContainerCreating) before anything slow happens.
+  if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);
+
+  // Volumes first: containers cannot start without them.
+  auto volumes = volumes_.SetUpPodVolumes(pod, opts_.node_ip);
+  if (auto refresh = volumes_.NextRefresh(uid)) EnqueueAfter(uid, *refresh - now);
+  if (!volumes.ok()) {
+    LOG(WARNING) << "pod " << PodKey(pod) << ": " << volumes.status().message();
+    UpdateStatus(uid, state, pod, *rt, false);
+    EnqueueAfter(uid, opts_.backoff_initial);
+    return false;
+  }
+
+  // The sandbox: the newest ready one, or a new one.
+  const v1::PodSandboxStatus* sandbox = nullptr;
+  if (!rt->sandboxes.empty() && rt->sandboxes[0].state() == v1::SANDBOX_READY) sandbox = &rt->sandboxes[0];
+  std::string sandbox_id;
+  v1::PodSandboxConfig sandbox_config;
+  if (sandbox == nullptr) {
+    uint32_t attempt = 0;
+    for (const auto& sb : rt->sandboxes) attempt = std::max(attempt, sb.metadata().attempt() + 1);
+    if (!rt->sandboxes.empty() || !rt->containers.empty()) {
+      if (policy == "Never" && !rt->containers.empty()) {
+        // The sandbox died after containers ran: a Never pod is not recreated.
+        (void)KillPod(uid, pod, 0, false);
+        auto after = GetRuntimeStatus(uid);
+        state->terminated = true;
+        UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
+        return false;
+      }
+      absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
+      if (!k.ok()) {
+        LOG(WARNING) << "pod " << PodKey(pod) << ": " << k.message();
+      }
+    }
+    sandbox_config = MakeSandboxConfig(pod, attempt);
+    (void)MkdirAll(sandbox_config.log_directory(), 0755);
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = sandbox_config;
+    std::string handler = opts_.runtime_handler;
+    std::string rc = spec.value("runtimeClassName", std::string());
+    if (!rc.empty()) {
+      auto obj = api_->Get(absl::StrCat("/apis/node.k8s.io/v1/runtimeclasses/", rc));
+      if (obj.ok()) handler = obj->value("handler", handler);
+    }
+    req.set_runtime_handler(handler);
+    LOG(INFO) << "pod " << PodKey(pod) << ": RunPodSandbox attempt " << attempt;
+    auto run = runtime_->RunPodSandbox(req);
+    if (!run.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": RunPodSandbox: " << run.status().message();
+      UpdateStatus(uid, state, pod, *rt, false);
+      EnqueueAfter(uid, opts_.backoff_initial);
+      return false;
+    }
+    sandbox_id = run->pod_sandbox_id();
+    rt = GetRuntimeStatus(uid);
+    if (!rt.ok()) {
+      EnqueueAfter(uid, absl::Seconds(2));
+      return false;
+    }
+  } else {
+    sandbox_id = sandbox->id();
+    sandbox_config = MakeSandboxConfig(pod, sandbox->metadata().attempt());
+  }
+  std::string pod_ip;
+  for (const auto& sb : rt->sandboxes) {
+    if (sb.id() == sandbox_id) pod_ip = sb.network().ip();
+  }
+  if (spec.value("hostNetwork", false)) pod_ip = opts_.node_ip;
+
+  // Container instances by name, newest first.
+  std::map<std::string, std::vector<const v1::ContainerStatus*>> by_name;
+  for (const auto& cs : rt->containers) by_name[cs.metadata().name()].push_back(&cs);
+  auto restart_count_of = [](const v1::ContainerStatus& cs) {
+    auto it = cs.annotations().find(kRestartCountAnnotation);
+    if (it != cs.annotations().end()) {
+      try {
+        return std::stoi(it->second);
+      } catch (...) {
+      }
+    }
+    return static_cast<int>(cs.metadata().attempt());
+  };
+  bool changed = false;
+  bool failed = false;
+  // Starts container `c` after `latest` (nullptr: first start), honouring the crash-loop
+  // back-off for restarts.
+  auto start = [&](const Json& c, const v1::ContainerStatus* latest) {
+    std::string name = c.value("name", std::string());
+    int restart_count = 0;
+    if (latest) {
+      restart_count = restart_count_of(*latest) + 1;
+      absl::Time finished = absl::FromUnixNanos(latest->finished_at());
+      auto b = state->crash_backoff.find(name);
+      if (b != state->crash_backoff.end()) {
+        // Forget a back-off after a long healthy run (upstream: 2x the maximum).
+        if (now - finished > 2 * opts_.crash_backoff_max) {
+          state->crash_backoff.erase(b);
+        } else if (now < finished + b->second.duration) {
+          state->waiting[name] = {
+              "CrashLoopBackOff",
+              absl::StrCat("back-off ", absl::FormatDuration(b->second.duration), " restarting failed container=",
+                           name, " pod=", GetString(pod, "metadata.name"), "_", GetString(pod, "metadata.namespace"),
+                           "(", uid, ")")};
+          EnqueueAfter(uid, finished + b->second.duration - now);
+          return;
+        }
+      }
+      b = state->crash_backoff.find(name);
+      absl::Duration d = b == state->crash_backoff.end()
+                             ? opts_.backoff_initial
+                             : std::min(b->second.duration * 2, opts_.crash_backoff_max);
+      state->crash_backoff[name] = Backoff{now + d, d};
+      if (latest->state() != v1::CONTAINER_EXITED) {
+        v1::RemoveContainerRequest rm;
+        rm.set_container_id(latest->id());
+        (void)runtime_->RemoveContainer(rm);
+      }
+    }
+    auto id = StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
+    if (!id.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": " << id.status().message();
+      if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
+        EnqueueAfter(uid, opts_.backoff_initial);
+      }
+    }
+    changed = true;
+  };
+
+  // Init containers, one at a time, each to completion.
+  bool initialized = true;
+  for (const auto& c : SpecList(pod, "initContainers")) {
+    auto& inst = by_name[c.value("name", std::string())];
+    const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
+    if (latest && latest->state() == v1::CONTAINER_EXITED && latest->exit_code() == 0) continue;
+    initialized = false;
+    if (latest && latest->state() == v1::CONTAINER_RUNNING) break;
+    if (latest && latest->state() == v1::CONTAINER_EXITED && policy == "Never") {
+      failed = true;
+      break;
+    }
+    start(c, latest);
+    break;
+  }
+  if (initialized) {
+    for (const auto& c : SpecList(pod, "containers")) {
+      auto& inst = by_name[c.value("name", std::string())];
+      const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
+      if (latest && latest->state() == v1::CONTAINER_RUNNING) continue;
+      if (latest && latest->state() == v1::CONTAINER_EXITED) {
+        bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code() != 0);
+        if (!restart) continue;
+      }
+      start(c, latest);
+    }
+  }
+
+  // Garbage: keep the two newest instances of each container (current + last state).
+  for (const auto& [name, inst] : by_name) {
+    for (size_t i = 2; i < inst.size(); ++i) {
+      if (inst[i]->state() != v1::CONTAINER_EXITED) continue;
+      v1::RemoveContainerRequest rm;
+      rm.set_container_id(inst[i]->id());
+      (void)runtime_->RemoveContainer(rm);
+      changed = true;
+    }
+  }
+  if (changed) {
+    auto after = GetRuntimeStatus(uid);
+    if (after.ok()) rt = std::move(after);
+  }
+  UpdateStatus(uid, state, pod, *rt, false);
+  std::string phase = state->last_status.value("phase", "");
+  if (failed || phase == "Succeeded" || phase == "Failed") {
+    // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
+    absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
+    if (!k.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": stopping terminal pod: " << k.message();
+      EnqueueAfter(uid, absl::Seconds(2));
+      return false;
+    }
+    state->terminated = true;
+    auto after = GetRuntimeStatus(uid);
+    UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
+    LOG(INFO) << "pod " << PodKey(pod) << " is " << state->last_status.value("phase", "");
+  }
+  return false;
+}
+
+}  // namespace berth::kubelet

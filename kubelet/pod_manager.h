@@ -1,0 +1,165 @@
+// PodManager: the kubelet's pod workers, SyncPod and their wiring to the volume and status
+// managers (upstream pkg/kubelet/pod_workers.go, kuberuntime/kuberuntime_manager.go
+// SyncPod/computePodActions/KillPod).
+//
+// Event-driven: pod add/update/delete events from the watch, "container exited" events from
+// the runtime and timers (image pull / crash-loop back-off expiry, token refresh) queue a
+// sync of one pod; a fixed pool of workers runs syncs, one at a time per pod and pods in
+// parallel. A slow periodic resync of every pod is only a safety net.
+//
+// The runtime state is read back from the CRI on every sync (ListPodSandbox/ListContainers by
+// the io.kubernetes.pod.uid label), so a restarted berth adopts what is running.
+//
+// Example:
+//   PodManager pods(api, runtime, images, {.node_name = "n1", .node_ip = "10.0.0.2"});
+//   pods.Start();
+//   watch handler:   pods.HandlePodEvent("ADDED", pod_json);
+//   runtime handler: pods.OnContainerEvent(container_id);
+//   pods.Stop();
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cri/runtime_service.h"
+#include "kubelet/api_client.h"
+#include "kubelet/status_manager.h"
+#include "kubelet/volume_manager.h"
+
+namespace berth::kubelet {
+
+struct PodManagerOptions {
+  std::string node_name;
+  std::string node_ip;
+  // Kubelet root: volumes under <root_dir>/pods/<uid>/volumes.
+  std::string root_dir = "/var/lib/berth/kubelet";
+  // Pod log directories: <log_root>/<namespace>_<name>_<uid>.
+  std::string log_root = "/var/log/pods";
+  // Cgroup root of pods; QoS classes below it (cgroupfs driver naming).
+  std::string cgroup_root = "/kubepods";
+  // Number of pod worker threads.
+  int workers = 4;
+  // Safety-net resync of every pod.
+  absl::Duration resync_period = absl::Seconds(10);
+  // Cluster DNS servers and domain; when empty, pods get the host's resolv.conf servers.
+  std::vector<std::string> cluster_dns;
+  std::string cluster_domain = "cluster.local";
+  std::string resolv_conf = "/etc/resolv.conf";
+  // CRI runtime handler for RunPodSandbox ("" = default); a pod's runtimeClassName is
+  // resolved to its RuntimeClass handler instead.
+  std::string runtime_handler;
+  // Back-off for image pulls and crash loops: initial, doubled per failure up to max.
+  absl::Duration backoff_initial = absl::Seconds(10);
+  absl::Duration image_backoff_max = absl::Seconds(300);
+  absl::Duration crash_backoff_max = absl::Minutes(5);
+  // Current time (tests inject a fake clock). Waits use real time.
+  std::function<absl::Time()> clock = absl::Now;
+};
+
+// Thread safety: all public methods may be called from any thread.
+class PodManager {
+ public:
+  // None of the pointers is owned; all must outlive this object.
+  PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageService* images,
+             PodManagerOptions options);
+  ~PodManager();
+
+  // Starts the workers, the timer thread and the status writer. Stop() waits for running
+  // syncs to finish and joins every thread; queued work is dropped.
+  void Start();
+  void Stop();
+
+  // A watch event for a pod bound to this node: `type` is "ADDED", "MODIFIED", "DELETED"
+  // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object.
+  void HandlePodEvent(const std::string& type, const Json& pod);
+
+  // The runtime reports that container `container_id` changed state (typically exited).
+  // Unknown IDs are ignored.
+  void OnContainerEvent(const std::string& container_id);
+
+  // The latest status computed for pod `uid` (what is or will be written), if any.
+  std::optional<Json> GetPodStatus(const std::string& uid);
+
+  // UIDs of the pods the manager currently tracks.
+  std::vector<std::string> PodUids();
+
+  // The volume manager (for the lead's wiring and tests).
+  VolumeManager& volumes() { return volumes_; }
+
+ private:
+  struct Backoff {
+    absl::Time until;          // no retry before this time
+    absl::Duration duration;   // the last back-off applied
+  };
+  // Per-pod state. Fields under "worker" are touched only by the (serialized) pod worker.
+  struct PodState {
+    Json pod;                 // guarded by mu_: the latest object from the API
+    bool removed = false;     // guarded by mu_: DELETED seen; kill then forget
+    bool queued = false;      // guarded by mu_
+    bool running = false;     // guarded by mu_
+    bool dirty = false;       // guarded by mu_: an event arrived while running
+    // worker:
+    std::map<std::string, ContainerWaiting> waiting;   // container name -> reason
+    std::map<std::string, Backoff> crash_backoff;      // container name
+    std::map<std::string, Backoff> pull_backoff;       // image
+    std::map<std::string, std::string> last_pull_error;  // image -> message
+    Json last_status = Json::object();
+    bool terminated = false;  // containers stopped and the pod is terminal
+    bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
+  };
+
+  void Enqueue(const std::string& uid);
+  void EnqueueAfter(const std::string& uid, absl::Duration delay);
+  void WorkerLoop();
+  void TimerLoop();
+  // One sync of one pod. Returns true when the pod is finished and must be forgotten.
+  bool SyncPod(const std::string& uid, PodState* state, const Json& pod, bool removed);
+  // Stops and removes everything of the pod; `grace_seconds` for StopContainer.
+  absl::Status KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
+                       bool remove);
+  absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
+  cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
+  // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
+  // or an error whose message is the waiting message; *reason is set on failure.
+  absl::StatusOr<std::string> EnsureImage(PodState* state, const Json& pod, const Json& c,
+                                          const cri::v1::PodSandboxConfig& sandbox,
+                                          std::string* reason);
+  // Creates and starts container `c` in the sandbox. Returns the container ID.
+  absl::StatusOr<std::string> StartContainer(PodState* state, const Json& pod, const Json& c,
+                                             int restart_count, const std::string& sandbox_id,
+                                             const cri::v1::PodSandboxConfig& sandbox,
+                                             const std::string& pod_ip,
+                                             const std::map<std::string, MountedVolume>& volumes);
+  void UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
+                    const PodRuntimeStatus& runtime, bool terminal);
+
+  ApiClient* api_;
+  cri::RuntimeService* runtime_;
+  cri::ImageService* images_;
+  const PodManagerOptions opts_;
+  VolumeManager volumes_;
+  StatusManager status_;
+
+  absl::Mutex mu_;
+  absl::CondVar work_cv_;
+  absl::CondVar timer_cv_;
+  std::map<std::string, std::shared_ptr<PodState>> pods_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, std::string> timers_ ABSL_GUARDED_BY(mu_);  // real time
+  std::map<std::string, std::string> container_to_pod_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace berth::kubelet

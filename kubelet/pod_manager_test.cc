@@ -1,0 +1,345 @@
+#include "kubelet/pod_manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <mutex>
+
+#include "kubelet/testing/fake_api_client.h"
+#include "kubelet/testing/fake_cri.h"
+
+namespace berth::kubelet {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using testing::FakeApiClient;
+using testing::FakeImageService;
+using testing::FakeRuntimeService;
+
+// A settable clock shared with the manager.
+class FakeClock {
+ public:
+  absl::Time Now() {
+    std::lock_guard<std::mutex> l(mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += d;
+  }
+
+ private:
+  std::mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1704067200);
+};
+
+Json MakePod(const std::string& name, const std::string& restart_policy = "Always") {
+  return Json::parse(R"({
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": ")" + name + R"(", "namespace": "default", "uid": "uid-)" + name + R"(",
+                 "labels": {"app": "web"}},
+    "spec": {
+      "nodeName": "node1", "restartPolicy": ")" + restart_policy + R"(",
+      "terminationGracePeriodSeconds": 30,
+      "volumes": [{"name": "scratch", "emptyDir": {}}],
+      "containers": [{
+        "name": "main", "image": "registry.local/busybox:1.36",
+        "command": ["/bin/sh", "-c"], "args": ["echo $(GREETING) && sleep 1000"],
+        "env": [{"name": "GREETING", "value": "hello"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "ports": [{"containerPort": 80, "hostPort": 8080}],
+        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]
+      }]
+    },
+    "status": {"phase": "Pending", "conditions": [
+      {"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+       "lastTransitionTime": "2024-01-01T00:00:00Z"}]}
+  })");
+}
+
+std::string Phase(const Json& s) { return s.value("phase", ""); }
+Json MainStatus(const Json& s) { return s["containerStatuses"][0]; }
+
+class PodManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() / ("berth-pods-" + std::to_string(::getpid()) + "-" +
+                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(root_);
+    resolv_ = (root_ / "resolv.conf").string();
+    std::ofstream(resolv_) << "nameserver 192.0.2.53\nsearch example.test\noptions edns0\n";
+    PodManagerOptions opts;
+    opts.node_name = "node1";
+    opts.node_ip = "192.0.2.10";
+    opts.root_dir = (root_ / "kubelet").string();
+    opts.log_root = (root_ / "logs").string();
+    opts.resolv_conf = resolv_;
+    opts.workers = 2;
+    opts.clock = [this] { return clock_.Now(); };
+    manager_ = std::make_unique<PodManager>(&api_, &runtime_, &images_, opts);
+    runtime_.SetExitListener([this](const std::string& id) { manager_->OnContainerEvent(id); });
+    manager_->Start();
+  }
+  void TearDown() override {
+    manager_->Stop();
+    std::filesystem::remove_all(root_);
+  }
+
+  std::filesystem::path root_;
+  std::string resolv_;
+  FakeClock clock_;
+  FakeApiClient api_;
+  FakeRuntimeService runtime_;
+  FakeImageService images_;
+  std::unique_ptr<PodManager> manager_;
+};
+
+TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
+  images_.HoldPulls();
+  Json pod = MakePod("web");
+  manager_->HandlePodEvent("ADDED", pod);
+
+  auto pending = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Pending"; });
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_EQ(MainStatus(*pending)["state"]["waiting"]["reason"], "ContainerCreating");
+  images_.Release();
+
+  auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
+  ASSERT_TRUE(running.has_value()) << api_.Requests().size();
+  std::string id = runtime_.LatestContainer("main");
+  ASSERT_FALSE(id.empty());
+  const Json main = MainStatus(*running);
+  EXPECT_EQ(main["containerID"], "berth://" + id);
+  EXPECT_EQ(main["ready"], true);
+  EXPECT_EQ(main["restartCount"], 0);
+  EXPECT_EQ(main["image"], "registry.local/busybox:1.36");
+  EXPECT_EQ(main["imageID"], FakeImageService::RefOf("registry.local/busybox:1.36"));
+  EXPECT_TRUE(main["state"].contains("running"));
+  EXPECT_EQ((*running)["hostIP"], "192.0.2.10");
+  EXPECT_EQ((*running)["podIP"].get<std::string>().rfind("10.88.0.", 0), 0u);
+  EXPECT_EQ((*running)["qosClass"], "BestEffort");
+  std::map<std::string, std::string> conds;
+  for (const auto& c : (*running)["conditions"]) conds[c["type"]] = c["status"];
+  EXPECT_EQ(conds["Ready"], "True");
+  EXPECT_EQ(conds["ContainersReady"], "True");
+  EXPECT_EQ(conds["Initialized"], "True");
+  EXPECT_EQ(conds["PodReadyToStartContainers"], "True");
+  EXPECT_EQ(conds["PodScheduled"], "True");
+
+  // The status PATCH: strategic merge on pods/<name>/status with the UID.
+  auto patch = api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; });
+  ASSERT_TRUE(patch.has_value());
+  EXPECT_EQ(patch->path, "/api/v1/namespaces/default/pods/web/status");
+  EXPECT_EQ(patch->body["metadata"]["uid"], "uid-web");
+
+  // CRI calls, in order.
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  EXPECT_LT(pos("RunPodSandbox web"), pos("CreateContainer main"));
+  EXPECT_LT(pos("CreateContainer main"), pos("StartContainer main"));
+  EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 1);
+
+  // Sandbox config.
+  auto sandboxes = runtime_.Sandboxes();
+  ASSERT_EQ(sandboxes.size(), 1u);
+  const auto& sb = sandboxes.begin()->second.config;
+  EXPECT_EQ(sb.metadata().name(), "web");
+  EXPECT_EQ(sb.metadata().namespace_(), "default");
+  EXPECT_EQ(sb.metadata().uid(), "uid-web");
+  EXPECT_EQ(sb.metadata().attempt(), 0u);
+  EXPECT_EQ(sb.hostname(), "web");
+  EXPECT_EQ(sb.log_directory(), (root_ / "logs" / "default_web_uid-web").string());
+  EXPECT_TRUE(std::filesystem::is_directory(sb.log_directory()));
+  EXPECT_EQ(sb.linux().cgroup_parent(), "/kubepods/besteffort/poduid-web");
+  EXPECT_EQ(sb.labels().at("io.kubernetes.pod.uid"), "uid-web");
+  EXPECT_EQ(sb.labels().at("app"), "web");
+  ASSERT_EQ(sb.port_mappings_size(), 1);
+  EXPECT_EQ(sb.port_mappings(0).host_port(), 8080);
+  EXPECT_EQ(sb.port_mappings(0).container_port(), 80);
+  EXPECT_THAT(sb.dns_config().servers(), Contains("192.0.2.53"));
+  EXPECT_EQ(sb.dns_config().searches(0), "default.svc.cluster.local");
+  EXPECT_THAT(sb.dns_config().searches(), Contains("example.test"));
+  EXPECT_EQ(sb.linux().security_context().namespace_options().pid(), runtime::v1::CONTAINER);
+
+  // Container config.
+  auto ctr = runtime_.Containers().at(id);
+  const auto& cc = ctr.config;
+  EXPECT_EQ(cc.metadata().attempt(), 0u);
+  EXPECT_EQ(cc.image().user_specified_image(), "registry.local/busybox:1.36");
+  ASSERT_EQ(cc.command_size(), 2);
+  EXPECT_EQ(cc.command(0), "/bin/sh");
+  ASSERT_EQ(cc.args_size(), 1);
+  EXPECT_EQ(cc.args(0), "echo hello && sleep 1000");
+  std::map<std::string, std::string> env;
+  for (const auto& kv : cc.envs()) env[kv.key()] = kv.value();
+  EXPECT_EQ(env["GREETING"], "hello");
+  EXPECT_EQ(env["POD_NAME"], "web");
+  EXPECT_EQ(env["POD_IP"], sandboxes.begin()->second.ip);
+  EXPECT_EQ(cc.log_path(), "main/0.log");
+  EXPECT_EQ(cc.labels().at("io.kubernetes.container.name"), "main");
+  EXPECT_EQ(cc.linux().resources().cpu_shares(), 2);
+  std::map<std::string, std::string> mounts;
+  for (const auto& m : cc.mounts()) mounts[m.container_path()] = m.host_path();
+  EXPECT_EQ(mounts["/scratch"],
+            (root_ / "kubelet/pods/uid-web/volumes/kubernetes.io~empty-dir/scratch").string());
+  EXPECT_TRUE(std::filesystem::is_directory(mounts["/scratch"]));
+  EXPECT_TRUE(std::filesystem::exists(mounts["/dev/termination-log"]));
+}
+
+TEST_F(PodManagerTest, NeverPolicyExitZeroSucceeds) {
+  runtime_.ExitOnStart("main", 0);
+  manager_->HandlePodEvent("ADDED", MakePod("job", "Never"));
+  auto done = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Succeeded"; });
+  ASSERT_TRUE(done.has_value());
+  const Json term = MainStatus(*done)["state"]["terminated"];
+  EXPECT_EQ(term["exitCode"], 0);
+  EXPECT_EQ(term["reason"], "Completed");
+  EXPECT_EQ(term["containerID"], "berth://" + runtime_.LatestContainer("main"));
+  // A terminal pod's sandbox is stopped; the container is not restarted.
+  EXPECT_TRUE(runtime_.WaitForCalls([](const std::vector<std::string>& calls) {
+    return std::any_of(calls.begin(), calls.end(),
+                       [](const std::string& c) { return c.rfind("StopPodSandbox", 0) == 0; });
+  }));
+  auto calls = runtime_.Calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "StartContainer main"), 1);
+}
+
+TEST_F(PodManagerTest, NeverPolicyExitThreeFailsWithExitCode) {
+  manager_->HandlePodEvent("ADDED", MakePod("job", "Never"));
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  runtime_.ExitContainer(runtime_.LatestContainer("main"), 3);  // notifies OnContainerEvent
+  auto failed = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Failed"; });
+  ASSERT_TRUE(failed.has_value());
+  const Json term = MainStatus(*failed)["state"]["terminated"];
+  EXPECT_EQ(term["exitCode"], 3);
+  EXPECT_EQ(term["reason"], "Error");
+  std::map<std::string, std::string> conds;
+  for (const auto& c : (*failed)["conditions"]) conds[c["type"]] = c["status"];
+  EXPECT_EQ(conds["Ready"], "False");
+}
+
+TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
+  images_.FailPull("registry.local/busybox:1.36", absl::NotFoundError("manifest unknown"));
+  Json pod = MakePod("bad");
+  manager_->HandlePodEvent("ADDED", pod);
+  auto err = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["state"].contains("waiting") &&
+           MainStatus(s)["state"]["waiting"]["reason"] == "ErrImagePull";
+  });
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(Phase(*err), "Pending");
+  EXPECT_THAT(MainStatus(*err)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("manifest unknown"));
+
+  // Next sync within the back-off: ImagePullBackOff without a new pull.
+  manager_->HandlePodEvent("MODIFIED", pod);
+  auto backoff = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["state"]["waiting"].value("reason", "") == "ImagePullBackOff";
+  });
+  ASSERT_TRUE(backoff.has_value());
+  EXPECT_THAT(MainStatus(*backoff)["state"]["waiting"]["message"].get<std::string>(),
+              HasSubstr("manifest unknown"));
+  EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 1);
+
+  // After the back-off, the pull is retried and succeeds.
+  images_.FailPull("registry.local/busybox:1.36", absl::OkStatus());
+  clock_.Advance(absl::Seconds(11));
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 2);
+}
+
+TEST_F(PodManagerTest, CrashLoopBackOffAfterSecondExit) {
+  Json pod = MakePod("crash");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  // First exit: restarted at once.
+  runtime_.ExitContainer(runtime_.LatestContainer("main"), 1);
+  auto restarted = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["restartCount"] == 1 && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 1);
+  // Second exit: CrashLoopBackOff until the 10 s back-off passes.
+  runtime_.ExitContainer(runtime_.LatestContainer("main"), 1);
+  auto crash = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["state"]["waiting"].value("reason", "") == "CrashLoopBackOff";
+  });
+  ASSERT_TRUE(crash.has_value());
+  EXPECT_EQ(Phase(*crash), "Running");
+  EXPECT_THAT(MainStatus(*crash)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("back-off 10s"));
+  EXPECT_EQ(MainStatus(*crash)["lastState"]["terminated"]["exitCode"], 1);
+  clock_.Advance(absl::Seconds(11));
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return MainStatus(s)["restartCount"] == 2 && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+}
+
+TEST_F(PodManagerTest, DeletionStopsWithGracePeriodRemovesAndDeletesObject) {
+  Json pod = MakePod("gone");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  std::string pod_dir = (root_ / "kubelet/pods/uid-gone/volumes").string();
+  ASSERT_TRUE(std::filesystem::exists(pod_dir));
+
+  pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
+  pod["metadata"]["deletionGracePeriodSeconds"] = 7;
+  manager_->HandlePodEvent("MODIFIED", pod);
+  auto del = api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; });
+  ASSERT_TRUE(del.has_value());
+  EXPECT_EQ(del->path, "/api/v1/namespaces/default/pods/gone");
+  EXPECT_EQ(del->body["gracePeriodSeconds"], 0);
+  EXPECT_EQ(del->body["preconditions"]["uid"], "uid-gone");
+
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& prefix) {
+    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+           calls.begin();
+  };
+  ASSERT_LT(pos("StopContainer main timeout=7"), static_cast<long>(calls.size()));
+  EXPECT_LT(pos("StopContainer main"), pos("StopPodSandbox"));
+  EXPECT_LT(pos("StopPodSandbox"), pos("RemoveContainer main"));
+  EXPECT_LT(pos("RemoveContainer main"), pos("RemovePodSandbox"));
+  EXPECT_TRUE(runtime_.Sandboxes().empty());
+  EXPECT_TRUE(runtime_.Containers().empty());
+  EXPECT_FALSE(std::filesystem::exists(pod_dir));
+  // The final status written before the delete shows the container terminated.
+  auto final_status = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["state"].contains("terminated");
+  });
+  ASSERT_TRUE(final_status.has_value());
+  EXPECT_EQ(MainStatus(*final_status)["state"]["terminated"]["exitCode"], 137);
+
+  // The watch's DELETED event makes the manager forget the pod.
+  manager_->HandlePodEvent("DELETED", pod);
+  // Workers run asynchronously: wait on the observable condition.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!manager_->PodUids().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(manager_->PodUids().empty());
+}
+
+TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
+  Json pod = MakePod("init");
+  pod["spec"]["initContainers"] = Json::parse(R"([{"name": "setup", "image": "registry.local/busybox:1.36",
+                                                   "command": ["true"]}])");
+  runtime_.ExitOnStart("setup", 0);
+  manager_->HandlePodEvent("ADDED", pod);
+  auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ((*running)["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  EXPECT_LT(pos("StartContainer setup"), pos("CreateContainer main"));
+}
+
+}  // namespace
+}  // namespace berth::kubelet

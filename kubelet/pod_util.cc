@@ -1,0 +1,190 @@
+#include "kubelet/pod_util.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace berth::kubelet {
+
+absl::StatusOr<double> ParseQuantity(const std::string& s) {
+  if (s.empty()) return absl::InvalidArgumentError("empty quantity");
+  size_t i = 0;
+  if (s[i] == '+' || s[i] == '-') ++i;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  std::string num = s.substr(0, i);
+  std::string suffix = s.substr(i);
+  char* end = nullptr;
+  double v = std::strtod(num.c_str(), &end);
+  if (num.empty() || end != num.c_str() + num.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": bad number"));
+  }
+  static const std::map<std::string, double> kSuffixes = {
+      {"", 1},          {"n", 1e-9},      {"u", 1e-6},         {"m", 1e-3},
+      {"k", 1e3},       {"M", 1e6},       {"G", 1e9},          {"T", 1e12},
+      {"P", 1e15},      {"E", 1e18},      {"Ki", 1024.0},      {"Mi", std::pow(1024.0, 2)},
+      {"Gi", std::pow(1024.0, 3)}, {"Ti", std::pow(1024.0, 4)}, {"Pi", std::pow(1024.0, 5)},
+      {"Ei", std::pow(1024.0, 6)}};
+  auto it = kSuffixes.find(suffix);
+  if (it != kSuffixes.end()) return v * it->second;
+  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    char* e2 = nullptr;
+    long exp = std::strtol(suffix.c_str() + 1, &e2, 10);
+    if (*e2 == '\0') return v * std::pow(10.0, static_cast<double>(exp));
+  }
+  return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": unknown suffix \"", suffix, "\""));
+}
+
+std::optional<double> ContainerResource(const Json& container, const std::string& kind,
+                                        const std::string& resource) {
+  auto res = container.find("resources");
+  if (res == container.end() || !res->is_object()) return std::nullopt;
+  auto k = res->find(kind);
+  if (k == res->end() || !k->is_object()) return std::nullopt;
+  auto q = k->find(resource);
+  if (q == k->end()) return std::nullopt;
+  std::string text = q->is_string() ? q->get<std::string>() : q->dump();
+  auto v = ParseQuantity(text);
+  if (!v.ok()) return std::nullopt;
+  return *v;
+}
+
+std::string PodQosClass(const Json& pod) {
+  const Json& spec = pod.value("spec", Json::object());
+  std::vector<Json> containers;
+  for (const char* list : {"initContainers", "containers"}) {
+    if (spec.contains(list) && spec[list].is_array()) {
+      for (const auto& c : spec[list]) containers.push_back(c);
+    }
+  }
+  bool any_set = false;
+  bool guaranteed = true;
+  for (const auto& c : containers) {
+    for (const char* r : {"cpu", "memory"}) {
+      auto req = ContainerResource(c, "requests", r);
+      auto lim = ContainerResource(c, "limits", r);
+      if (req && *req > 0) any_set = true;
+      if (lim && *lim > 0) any_set = true;
+      if (!lim) {
+        guaranteed = false;
+      } else if (req && *req != *lim) {
+        guaranteed = false;  // a request defaults to the limit when unset
+      }
+    }
+  }
+  if (!any_set) return "BestEffort";
+  if (guaranteed) return "Guaranteed";
+  return "Burstable";
+}
+
+std::string PodCgroupParent(const Json& pod, const std::string& root) {
+  std::string uid = GetString(pod, "metadata.uid");
+  std::string qos = PodQosClass(pod);
+  if (qos == "Guaranteed") return absl::StrCat(root, "/pod", uid);
+  if (qos == "Burstable") return absl::StrCat(root, "/burstable/pod", uid);
+  return absl::StrCat(root, "/besteffort/pod", uid);
+}
+
+std::string FormatRfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::optional<absl::Time> ParseRfc3339(const std::string& s) {
+  absl::Time t;
+  std::string err;
+  if (absl::ParseTime(absl::RFC3339_full, s, &t, &err)) return t;
+  return std::nullopt;
+}
+
+std::string GetString(const Json& obj, const std::string& dotted_path) {
+  const Json* cur = &obj;
+  for (absl::string_view part : absl::StrSplit(dotted_path, '.')) {
+    if (!cur->is_object()) return "";
+    auto it = cur->find(std::string(part));
+    if (it == cur->end()) return "";
+    cur = &*it;
+  }
+  return cur->is_string() ? cur->get<std::string>() : "";
+}
+
+namespace {
+// Parses "metadata.labels['key']" into ("metadata.labels", "key").
+bool SplitSubscript(const std::string& path, std::string* prefix, std::string* key) {
+  auto open = path.find("['");
+  if (open == std::string::npos || path.size() < open + 4 || path.substr(path.size() - 2) != "']") {
+    return false;
+  }
+  *prefix = path.substr(0, open);
+  *key = path.substr(open + 2, path.size() - open - 4);
+  return true;
+}
+}  // namespace
+
+absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip) {
+  if (field_path == "metadata.name" || field_path == "metadata.namespace" ||
+      field_path == "metadata.uid" || field_path == "spec.nodeName" ||
+      field_path == "spec.serviceAccountName") {
+    return GetString(pod, field_path);
+  }
+  if (field_path == "status.podIP" || field_path == "status.podIPs") return pod_ip;
+  if (field_path == "status.hostIP" || field_path == "status.hostIPs") return host_ip;
+  std::string prefix, key;
+  if (SplitSubscript(field_path, &prefix, &key) &&
+      (prefix == "metadata.labels" || prefix == "metadata.annotations")) {
+    const Json& meta = pod.value("metadata", Json::object());
+    const Json& m = meta.value(prefix == "metadata.labels" ? "labels" : "annotations", Json::object());
+    auto it = m.find(key);
+    return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
+  }
+  if (field_path == "metadata.labels" || field_path == "metadata.annotations") {
+    // Formatted as the downward API does: one key="value" per line, sorted by key.
+    const Json& meta = pod.value("metadata", Json::object());
+    const Json& m = meta.value(field_path == "metadata.labels" ? "labels" : "annotations", Json::object());
+    std::string out;
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (!out.empty()) out += "\n";
+      out += absl::StrCat(it.key(), "=", Json(it.value()).dump());
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unsupported fieldRef \"", field_path, "\""));
+}
+
+std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '$' || i + 1 >= in.size()) {
+      out += in[i];
+      continue;
+    }
+    if (in[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (in[i + 1] == '(') {
+      auto close = in.find(')', i + 2);
+      if (close != std::string::npos) {
+        std::string name = in.substr(i + 2, close - i - 2);
+        auto it = env.find(name);
+        if (it != env.end()) {
+          out += it->second;
+        } else {
+          out += in.substr(i, close - i + 1);
+        }
+        i = close;
+        continue;
+      }
+    }
+    out += in[i];
+  }
+  return out;
+}
+
+std::string PodKey(const Json& pod) {
+  return absl::StrCat(GetString(pod, "metadata.namespace"), "/", GetString(pod, "metadata.name"));
+}
+
+}  // namespace berth::kubelet

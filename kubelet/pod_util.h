@@ -1,0 +1,70 @@
+// Helpers over v1.Pod JSON objects shared by the pod manager, status manager and volume
+// manager: resource quantities, QoS class, cgroup parents, timestamps, field paths.
+// All functions are pure and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace berth::kubelet {
+
+using Json = nlohmann::json;
+
+// CRI labels and annotations the kubelet puts on sandboxes and containers (the same keys as
+// upstream's pkg/kubelet/types/labels.go and kuberuntime/labels.go).
+inline constexpr char kPodNameLabel[] = "io.kubernetes.pod.name";
+inline constexpr char kPodNamespaceLabel[] = "io.kubernetes.pod.namespace";
+inline constexpr char kPodUidLabel[] = "io.kubernetes.pod.uid";
+inline constexpr char kContainerNameLabel[] = "io.kubernetes.container.name";
+inline constexpr char kRestartCountAnnotation[] = "io.kubernetes.container.restartCount";
+inline constexpr char kTerminationMessagePathAnnotation[] =
+    "io.kubernetes.container.terminationMessagePath";
+inline constexpr char kGracePeriodAnnotation[] = "io.kubernetes.pod.terminationGracePeriod";
+
+// Parses a Kubernetes resource.Quantity ("100m", "1.5", "128Mi", "1G", "1e3") into its value
+// in base units (cores for CPU, bytes for memory). Errors: InvalidArgument.
+absl::StatusOr<double> ParseQuantity(const std::string& s);
+
+// Quantity of `resource` ("cpu", "memory") in container.resources.<kind> (kind "requests" or
+// "limits"), in base units; nullopt when absent or unparsable.
+std::optional<double> ContainerResource(const Json& container, const std::string& kind,
+                                        const std::string& resource);
+
+// The pod's QoS class per upstream GetPodQOS: "Guaranteed", "Burstable" or "BestEffort".
+std::string PodQosClass(const Json& pod);
+
+// The pod cgroup parent: "<root>/pod<uid>" for Guaranteed, "<root>/burstable/pod<uid>" and
+// "<root>/besteffort/pod<uid>" otherwise. `root` is e.g. "/kubepods".
+std::string PodCgroupParent(const Json& pod, const std::string& root);
+
+// RFC 3339 UTC time with second precision, as metav1.Time marshals ("2024-01-02T03:04:05Z").
+std::string FormatRfc3339(absl::Time t);
+// Parses RFC 3339 (with or without fractional seconds). nullopt when invalid.
+std::optional<absl::Time> ParseRfc3339(const std::string& s);
+
+// String field at a JSON pointer-like dotted path ("metadata.name"), or "" when absent.
+std::string GetString(const Json& obj, const std::string& dotted_path);
+
+// Resolves a downward-API fieldRef.fieldPath for the pod: metadata.name, metadata.namespace,
+// metadata.uid, metadata.labels['k'], metadata.annotations['k'], spec.nodeName,
+// spec.serviceAccountName, status.podIP, status.hostIP, status.podIPs, status.hostIPs.
+// `pod_ip`/`host_ip` supply the status fields not yet in the object. Errors: InvalidArgument
+// for an unsupported path.
+absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip);
+
+// Expands $(VAR) references in `in` with `env` (kubelet's expansion.Expand): "$$" is an
+// escaped "$", unknown references are kept as written.
+std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env);
+
+// Pod "<namespace>/<name>" for log messages.
+std::string PodKey(const Json& pod);
+
+}  // namespace berth::kubelet

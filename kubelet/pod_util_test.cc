@@ -1,0 +1,64 @@
+#include "kubelet/pod_util.h"
+
+#include <gtest/gtest.h>
+
+namespace berth::kubelet {
+namespace {
+
+TEST(ParseQuantityTest, SuffixesAndErrors) {
+  EXPECT_DOUBLE_EQ(*ParseQuantity("100m"), 0.1);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("2"), 2);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("1.5"), 1.5);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("128Mi"), 128.0 * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("1G"), 1e9);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("1e3"), 1000);
+  EXPECT_FALSE(ParseQuantity("").ok());
+  EXPECT_FALSE(ParseQuantity("12Q").ok());
+  EXPECT_FALSE(ParseQuantity("abc").ok());
+}
+
+Json PodWithResources(const Json& requests, const Json& limits) {
+  Json c = {{"name", "c"}, {"resources", Json::object()}};
+  if (!requests.is_null()) c["resources"]["requests"] = requests;
+  if (!limits.is_null()) c["resources"]["limits"] = limits;
+  return {{"metadata", {{"uid", "U"}}}, {"spec", {{"containers", Json::array({c})}}}};
+}
+
+TEST(PodQosClassTest, GuaranteedBurstableBestEffort) {
+  Json both = {{"cpu", "500m"}, {"memory", "64Mi"}};
+  EXPECT_EQ(PodQosClass(PodWithResources(nullptr, nullptr)), "BestEffort");
+  EXPECT_EQ(PodQosClass(PodWithResources(nullptr, both)), "Guaranteed");  // requests default to limits
+  EXPECT_EQ(PodQosClass(PodWithResources(both, both)), "Guaranteed");
+  EXPECT_EQ(PodQosClass(PodWithResources({{"cpu", "100m"}}, both)), "Burstable");
+  EXPECT_EQ(PodQosClass(PodWithResources({{"memory", "1Gi"}}, nullptr)), "Burstable");
+  EXPECT_EQ(PodCgroupParent(PodWithResources(nullptr, both), "/kubepods"), "/kubepods/podU");
+  EXPECT_EQ(PodCgroupParent(PodWithResources({{"cpu", "1"}}, nullptr), "/kubepods"), "/kubepods/burstable/podU");
+  EXPECT_EQ(PodCgroupParent(PodWithResources(nullptr, nullptr), "/kubepods"), "/kubepods/besteffort/podU");
+}
+
+TEST(ExpandEnvRefsTest, ExpandsKnownKeepsUnknownAndEscapes) {
+  std::map<std::string, std::string> env = {{"A", "1"}, {"B", "two"}};
+  EXPECT_EQ(ExpandEnvRefs("$(A)-$(B)", env), "1-two");
+  EXPECT_EQ(ExpandEnvRefs("$(C) $$(A) $", env), "$(C) $(A) $");
+}
+
+TEST(ResolveFieldRefTest, PodFields) {
+  Json pod = Json::parse(R"({"metadata": {"name": "n", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
+                             "spec": {"nodeName": "node"}})");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.namespace", "", ""), "ns");
+  EXPECT_EQ(*ResolveFieldRef(pod, "spec.nodeName", "", ""), "node");
+  EXPECT_EQ(*ResolveFieldRef(pod, "status.podIP", "10.0.0.1", ""), "10.0.0.1");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.labels['app']", "", ""), "x");
+  EXPECT_FALSE(ResolveFieldRef(pod, "spec.bogus", "", "").ok());
+}
+
+TEST(Rfc3339Test, RoundTrip) {
+  absl::Time t = absl::FromUnixSeconds(1704067200);
+  EXPECT_EQ(FormatRfc3339(t), "2024-01-01T00:00:00Z");
+  EXPECT_EQ(*ParseRfc3339("2024-01-01T00:00:00Z"), t);
+  EXPECT_EQ(*ParseRfc3339("2024-01-01T00:00:00.5Z"), t + absl::Milliseconds(500));
+  EXPECT_FALSE(ParseRfc3339("yesterday").has_value());
+}
+
+}  // namespace
+}  // namespace berth::kubelet

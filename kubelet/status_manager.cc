@@ -1,0 +1,440 @@
+#include "kubelet/status_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/file.h"
+#include "base/status.h"
+#include "base/log.h"
+#include "kubelet/pod_util.h"
+
+namespace berth::kubelet {
+
+namespace {
+
+constexpr size_t kMaxTerminationMessage = 4096;
+
+Json SpecList(const Json& pod, const char* list) {
+  const Json& spec = pod.value("spec", Json::object());
+  auto it = spec.find(list);
+  return it != spec.end() && it->is_array() ? *it : Json::array();
+}
+
+const Json* FindByName(const Json& statuses, const std::string& name) {
+  for (const auto& s : statuses) {
+    if (s.value("name", std::string()) == name) return &s;
+  }
+  return nullptr;
+}
+
+std::string NanosToRfc3339(int64_t ns) { return FormatRfc3339(absl::FromUnixNanos(ns)); }
+
+// The termination message: the runtime's, else the file the container wrote at its
+// terminationMessagePath (found through the container's mounts).
+std::string TerminationMessage(const cri::v1::ContainerStatus& cs) {
+  if (!cs.message().empty()) return cs.message();
+  auto it = cs.annotations().find(kTerminationMessagePathAnnotation);
+  if (it == cs.annotations().end()) return "";
+  for (const auto& m : cs.mounts()) {
+    if (m.container_path() == it->second) {
+      auto data = ReadFile(m.host_path());
+      if (!data.ok()) return "";
+      std::string msg = *data;
+      if (msg.size() > kMaxTerminationMessage) msg.resize(kMaxTerminationMessage);
+      return msg;
+    }
+  }
+  return "";
+}
+
+Json TerminatedState(const cri::v1::ContainerStatus& cs) {
+  std::string reason = cs.reason();
+  if (reason.empty()) reason = cs.exit_code() == 0 ? "Completed" : "Error";
+  Json t = {{"exitCode", cs.exit_code()},
+            {"reason", reason},
+            {"startedAt", cs.started_at() > 0 ? Json(NanosToRfc3339(cs.started_at())) : Json(nullptr)},
+            {"finishedAt", cs.finished_at() > 0 ? Json(NanosToRfc3339(cs.finished_at())) : Json(nullptr)},
+            {"containerID", absl::StrCat("berth://", cs.id())}};
+  std::string msg = TerminationMessage(cs);
+  if (!msg.empty()) t["message"] = msg;
+  return t;
+}
+
+int RestartCountOf(const cri::v1::ContainerStatus& cs) {
+  auto it = cs.annotations().find(kRestartCountAnnotation);
+  if (it != cs.annotations().end()) {
+    try {
+      return std::stoi(it->second);
+    } catch (...) {
+    }
+  }
+  return static_cast<int>(cs.metadata().attempt());
+}
+
+// One API ContainerStatus for spec container `c`. `instances` are that container's runtime
+// instances, newest first.
+Json BuildContainerStatus(const Json& c, const std::vector<const cri::v1::ContainerStatus*>& instances,
+                          const PodStatusContext& ctx, const std::string& default_waiting) {
+  std::string name = c.value("name", std::string());
+  Json s = {{"name", name},
+            {"image", c.value("image", std::string())},
+            {"imageID", ""},
+            {"ready", false},
+            {"started", false},
+            {"restartCount", 0},
+            {"state", Json::object()},
+            {"lastState", Json::object()}};
+  auto w = ctx.waiting.find(name);
+  if (instances.empty()) {
+    if (w != ctx.waiting.end()) {
+      s["state"] = {{"waiting", {{"reason", w->second.reason}, {"message", w->second.message}}}};
+    } else {
+      s["state"] = {{"waiting", {{"reason", default_waiting}}}};
+    }
+    return s;
+  }
+  const cri::v1::ContainerStatus& latest = *instances[0];
+  s["imageID"] = latest.image_ref().empty() ? latest.image_id() : latest.image_ref();
+  s["containerID"] = absl::StrCat("berth://", latest.id());
+  s["restartCount"] = RestartCountOf(latest);
+  const cri::v1::ContainerStatus* previous = instances.size() > 1 ? instances[1] : nullptr;
+  switch (latest.state()) {
+    case cri::v1::CONTAINER_RUNNING:
+      s["state"] = {{"running", {{"startedAt", NanosToRfc3339(latest.started_at())}}}};
+      // TODO: readiness and startup probes; without a prober a running container is ready.
+      s["ready"] = true;
+      s["started"] = true;
+      if (previous && previous->state() == cri::v1::CONTAINER_EXITED) {
+        s["lastState"] = {{"terminated", TerminatedState(*previous)}};
+      }
+      break;
+    case cri::v1::CONTAINER_EXITED:
+      if (w != ctx.waiting.end()) {
+        // The container will be restarted (back-off, image pull, ...): waiting, with the
+        // exited instance as the last state.
+        s["state"] = {{"waiting", {{"reason", w->second.reason}, {"message", w->second.message}}}};
+        s["lastState"] = {{"terminated", TerminatedState(latest)}};
+      } else {
+        s["state"] = {{"terminated", TerminatedState(latest)}};
+        if (previous && previous->state() == cri::v1::CONTAINER_EXITED) {
+          s["lastState"] = {{"terminated", TerminatedState(*previous)}};
+        }
+      }
+      break;
+    case cri::v1::CONTAINER_CREATED:
+      s["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
+      break;
+    default:
+      s["state"] = {{"waiting", {{"reason", "ContainerStatusUnknown"},
+                                 {"message", "The container could not be located when the pod was terminated"}}}};
+      break;
+  }
+  if (w != ctx.waiting.end() && latest.state() != cri::v1::CONTAINER_EXITED &&
+      latest.state() != cri::v1::CONTAINER_RUNNING) {
+    s["state"] = {{"waiting", {{"reason", w->second.reason}, {"message", w->second.message}}}};
+  }
+  return s;
+}
+
+Json Condition(const std::string& type, bool status, const std::string& reason,
+               const std::string& message, const Json& old_status, absl::Time now) {
+  std::string st = status ? "True" : "False";
+  Json c = {{"type", type}, {"status", st}, {"lastProbeTime", nullptr}};
+  std::string transition = FormatRfc3339(now);
+  for (const auto& oc : old_status.value("conditions", Json::array())) {
+    if (oc.value("type", std::string()) == type && oc.value("status", std::string()) == st &&
+        oc.contains("lastTransitionTime") && oc["lastTransitionTime"].is_string()) {
+      transition = oc["lastTransitionTime"].get<std::string>();
+    }
+  }
+  c["lastTransitionTime"] = transition;
+  if (!reason.empty()) c["reason"] = reason;
+  if (!message.empty()) c["message"] = message;
+  return c;
+}
+
+}  // namespace
+
+std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& statuses,
+                        bool pod_is_terminal) {
+  std::string policy = GetString(pod, "spec.restartPolicy");
+  if (policy.empty()) policy = "Always";
+  int pending_init = 0, failed_init = 0;
+  for (const auto& c : SpecList(pod, "initContainers")) {
+    const Json* s = FindByName(init_statuses, c.value("name", std::string()));
+    if (!s) {
+      ++pending_init;
+      continue;
+    }
+    const Json& state = (*s)["state"];
+    if (state.contains("running")) {
+      ++pending_init;
+    } else if (state.contains("terminated")) {
+      if (state["terminated"].value("exitCode", 0) != 0) ++failed_init;
+    } else if (state.contains("waiting")) {
+      const Json& last = s->value("lastState", Json::object());
+      if (last.contains("terminated")) {
+        if (last["terminated"].value("exitCode", 0) != 0) ++failed_init;
+      } else {
+        ++pending_init;
+      }
+    } else {
+      ++pending_init;
+    }
+  }
+  int unknown = 0, running = 0, waiting = 0, stopped = 0, succeeded = 0;
+  for (const auto& c : SpecList(pod, "containers")) {
+    const Json* s = FindByName(statuses, c.value("name", std::string()));
+    if (!s) {
+      ++unknown;
+      continue;
+    }
+    const Json& state = (*s)["state"];
+    if (state.contains("running")) {
+      ++running;
+    } else if (state.contains("terminated")) {
+      ++stopped;
+      if (state["terminated"].value("exitCode", 0) == 0) ++succeeded;
+    } else if (state.contains("waiting")) {
+      if (s->value("lastState", Json::object()).contains("terminated")) {
+        ++stopped;
+      } else {
+        ++waiting;
+      }
+    } else {
+      ++unknown;
+    }
+  }
+  if (failed_init > 0 && policy == "Never") return "Failed";
+  if (pending_init > 0 || waiting > 0) return "Pending";
+  if (running > 0 && unknown == 0) return "Running";
+  if (running == 0 && stopped > 0 && unknown == 0) {
+    if (pod_is_terminal) return stopped == succeeded ? "Succeeded" : "Failed";
+    if (policy == "Always") return "Running";
+    if (stopped == succeeded) return "Succeeded";
+    if (policy == "Never") return "Failed";
+    return "Running";
+  }
+  return "Pending";
+}
+
+Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Json& old_status,
+                      const PodStatusContext& ctx) {
+  Json status = Json::object();
+  // Container statuses, from the runtime instances grouped by container name.
+  std::map<std::string, std::vector<const cri::v1::ContainerStatus*>> by_name;
+  for (const auto& cs : runtime.containers) by_name[cs.metadata().name()].push_back(&cs);
+  Json init_statuses = Json::array();
+  std::vector<std::string> incomplete_init;
+  for (const auto& c : SpecList(pod, "initContainers")) {
+    std::string name = c.value("name", std::string());
+    Json s = BuildContainerStatus(c, by_name[name], ctx, "PodInitializing");
+    const Json& st = s["state"];
+    if (!(st.contains("terminated") && st["terminated"].value("exitCode", -1) == 0)) {
+      incomplete_init.push_back(name);
+    }
+    init_statuses.push_back(std::move(s));
+  }
+  bool initialized = incomplete_init.empty();
+  Json statuses = Json::array();
+  std::vector<std::string> unready;
+  for (const auto& c : SpecList(pod, "containers")) {
+    std::string name = c.value("name", std::string());
+    Json s = BuildContainerStatus(c, by_name[name], ctx,
+                                  initialized ? "ContainerCreating" : "PodInitializing");
+    if (!s.value("ready", false)) unready.push_back(name);
+    statuses.push_back(std::move(s));
+  }
+  std::string phase = GetPodPhase(pod, init_statuses, statuses, ctx.pod_is_terminal);
+  status["phase"] = phase;
+
+  // Conditions, in upstream's order.
+  bool sandbox_ready = !runtime.sandboxes.empty() &&
+                       runtime.sandboxes[0].state() == cri::v1::SANDBOX_READY;
+  Json conditions = Json::array();
+  conditions.push_back(Condition("PodReadyToStartContainers", sandbox_ready, "", "", old_status, ctx.now));
+  conditions.push_back(Condition(
+      "Initialized", initialized, initialized ? "" : "ContainersNotInitialized",
+      initialized ? "" : absl::StrCat("containers with incomplete status: [", absl::StrJoin(incomplete_init, " "), "]"),
+      old_status, ctx.now));
+  bool containers_ready = unready.empty() && phase != "Succeeded" && phase != "Failed";
+  std::string ready_reason, ready_message;
+  if (phase == "Succeeded") {
+    ready_reason = "PodCompleted";
+  } else if (!containers_ready) {
+    ready_reason = "ContainersNotReady";
+    ready_message = absl::StrCat("containers with unready status: [", absl::StrJoin(unready, " "), "]");
+  }
+  // TODO: readiness gates.
+  conditions.push_back(Condition("Ready", containers_ready, ready_reason, ready_message, old_status, ctx.now));
+  conditions.push_back(
+      Condition("ContainersReady", containers_ready, ready_reason, ready_message, old_status, ctx.now));
+  for (const auto& oc : old_status.value("conditions", Json::array())) {
+    if (oc.value("type", std::string()) == "PodScheduled") conditions.push_back(oc);
+  }
+  status["conditions"] = conditions;
+
+  if (!ctx.node_ip.empty()) {
+    status["hostIP"] = ctx.node_ip;
+    status["hostIPs"] = Json::array({{{"ip", ctx.node_ip}}});
+  }
+  // Pod IPs: from the newest sandbox; host-network pods use the node's; kept once known.
+  Json pod_ips = Json::array();
+  bool host_network = pod.value("spec", Json::object()).value("hostNetwork", false);
+  if (host_network) {
+    if (!ctx.node_ip.empty()) pod_ips.push_back({{"ip", ctx.node_ip}});
+  } else if (!runtime.sandboxes.empty() && !runtime.sandboxes[0].network().ip().empty()) {
+    const auto& net = runtime.sandboxes[0].network();
+    pod_ips.push_back({{"ip", net.ip()}});
+    for (const auto& ip : net.additional_ips()) pod_ips.push_back({{"ip", ip.ip()}});
+  } else if (old_status.contains("podIPs") && old_status["podIPs"].is_array()) {
+    pod_ips = old_status["podIPs"];
+  }
+  if (!pod_ips.empty()) {
+    status["podIP"] = pod_ips[0].value("ip", std::string());
+    status["podIPs"] = pod_ips;
+  }
+  std::string start = old_status.value("startTime", std::string());
+  status["startTime"] = start.empty() ? FormatRfc3339(ctx.now) : start;
+  status["qosClass"] = PodQosClass(pod);
+  if (!init_statuses.empty()) status["initContainerStatuses"] = init_statuses;
+  status["containerStatuses"] = statuses;
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------
+// StatusManager
+
+StatusManager::StatusManager(ApiClient* api) : api_(api) {}
+
+StatusManager::~StatusManager() { Stop(); }
+
+void StatusManager::Start() {
+  absl::MutexLock l(&mu_);
+  if (writer_.joinable()) return;
+  stopping_ = false;
+  writer_ = std::thread([this] { Run(); });
+}
+
+void StatusManager::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    cv_.SignalAll();
+  }
+  if (writer_.joinable()) writer_.join();
+}
+
+void StatusManager::SetPodStatus(const Json& pod, const Json& status) {
+  std::string uid = GetString(pod, "metadata.uid");
+  absl::MutexLock l(&mu_);
+  Entry& e = pods_[uid];
+  e.ns = GetString(pod, "metadata.namespace");
+  e.name = GetString(pod, "metadata.name");
+  if (e.status == status && (e.written == status || dirty_.count(uid))) return;
+  e.status = status;
+  dirty_.insert(uid);
+  cv_.Signal();
+}
+
+void StatusManager::MarkForDeletion(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end()) return;
+  it->second.delete_requested = true;
+  dirty_.insert(uid);
+  cv_.Signal();
+}
+
+void StatusManager::RemovePod(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  pods_.erase(uid);
+  dirty_.erase(uid);
+}
+
+std::optional<Json> StatusManager::GetPodStatus(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end()) return std::nullopt;
+  return it->second.status;
+}
+
+void StatusManager::Run() {
+  absl::MutexLock l(&mu_);
+  while (!stopping_) {
+    absl::Time now = absl::Now();
+    while (!retries_.empty() && retries_.begin()->first <= now) {
+      if (pods_.count(retries_.begin()->second)) dirty_.insert(retries_.begin()->second);
+      retries_.erase(retries_.begin());
+    }
+    if (dirty_.empty()) {
+      if (retries_.empty()) {
+        cv_.Wait(&mu_);
+      } else {
+        cv_.WaitWithDeadline(&mu_, retries_.begin()->first);
+      }
+      continue;
+    }
+    std::string uid = *dirty_.begin();
+    dirty_.erase(dirty_.begin());
+    mu_.Unlock();
+    SyncOne(uid);
+    mu_.Lock();
+  }
+}
+
+void StatusManager::SyncOne(const std::string& uid) {
+  Entry e;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return;
+    e = it->second;
+  }
+  std::string path = absl::StrCat("/api/v1/namespaces/", e.ns, "/pods/", e.name);
+  auto retry = [&](const absl::Status& s) {
+    LOG(WARNING) << "pod " << e.ns << "/" << e.name << ": " << s.message() << "; retrying";
+    absl::MutexLock l(&mu_);
+    retries_.emplace(absl::Now() + absl::Seconds(1), uid);
+    cv_.Signal();
+  };
+  if (e.status != e.written) {
+    Json patch = {{"metadata", {{"uid", uid}}}, {"status", e.status}};
+    auto r = api_->Patch(path + "/status", patch, PatchType::kStrategicMerge);
+    if (!r.ok()) {
+      if (absl::IsNotFound(r.status()) || absl::IsAborted(r.status()) ||
+          absl::IsFailedPrecondition(r.status())) {
+        // The object is gone, or the name now belongs to another pod (UID precondition).
+        LOG(INFO) << "pod " << e.ns << "/" << e.name << ": status not written: " << r.status().message();
+        absl::MutexLock l(&mu_);
+        pods_.erase(uid);
+        return;
+      }
+      retry(Annotate(r.status(), "patch status"));
+      return;
+    }
+    absl::MutexLock l(&mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return;
+    it->second.written = e.status;
+    if (it->second.status != e.status) return;  // changed meanwhile: already dirty again
+  }
+  if (e.delete_requested) {
+    Json options = {{"kind", "DeleteOptions"},
+                    {"apiVersion", "v1"},
+                    {"gracePeriodSeconds", 0},
+                    {"preconditions", {{"uid", uid}}}};
+    absl::Status s = api_->Delete(path, options);
+    if (!s.ok() && !absl::IsNotFound(s) && !absl::IsAborted(s) && !absl::IsFailedPrecondition(s)) {
+      retry(Annotate(s, "delete pod"));
+      return;
+    }
+    LOG(INFO) << "pod " << e.ns << "/" << e.name << " deleted from the API server";
+    absl::MutexLock l(&mu_);
+    pods_.erase(uid);
+  }
+}
+
+}  // namespace berth::kubelet
+

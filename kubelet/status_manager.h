@@ -1,0 +1,104 @@
+// Pod status: computing the API PodStatus from the runtime's view (upstream kubelet's
+// generateAPIPodStatus/getPhase in pkg/kubelet/kubelet_pods.go) and writing it back to the
+// API server asynchronously, coalesced per pod (upstream pkg/kubelet/status/status_manager.go).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cri/runtime_service.h"
+#include "kubelet/api_client.h"
+
+namespace berth::kubelet {
+
+// What the runtime reports for one pod: its sandboxes and the statuses of all its container
+// instances (every restart is a new instance).
+struct PodRuntimeStatus {
+  std::vector<cri::v1::PodSandboxStatus> sandboxes;     // newest first
+  std::vector<cri::v1::ContainerStatus> containers;     // newest first (by created_at)
+};
+
+// Why a container is waiting, as decided by the last sync (ErrImagePull, ImagePullBackOff,
+// CrashLoopBackOff, CreateContainerError, ...).
+struct ContainerWaiting {
+  std::string reason;
+  std::string message;
+};
+
+// Inputs of ComputePodStatus besides the pod and the runtime view.
+struct PodStatusContext {
+  std::string node_ip;              // hostIP / hostIPs
+  absl::Time now;                   // for startTime and condition transitions
+  bool pod_is_terminal = false;     // the pod worker has stopped the pod for good
+  // Container name -> why it is waiting (set by the pod worker).
+  std::map<std::string, ContainerWaiting> waiting;
+};
+
+// The pod phase from the API container statuses, per upstream getPhase (without the
+// ContainerRestartRules gate; restartable init containers are treated as regular ones).
+std::string GetPodPhase(const Json& pod, const Json& init_container_statuses,
+                        const Json& container_statuses, bool pod_is_terminal);
+
+// Computes the API `status` of `pod`. `old_status` (the last status we computed or the one
+// on the object) keeps startTime, PodScheduled and condition transition times stable, so
+// that an unchanged pod yields an identical status. Pure; thread-safe.
+Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Json& old_status,
+                      const PodStatusContext& ctx);
+
+// Writes pod statuses to the API server: PATCH /api/v1/namespaces/<ns>/pods/<name>/status
+// with a strategic-merge patch {"metadata":{"uid":...},"status":...} (the uid acts as a
+// precondition), from one writer thread, only when the status differs from what was last
+// written, and coalesced per pod (several updates before a write produce one PATCH).
+// Once a pod is marked for deletion and its latest status is written, it deletes the pod
+// object with gracePeriodSeconds=0 and a UID precondition (as upstream once the pod's
+// containers are stopped).
+// Thread safety: every method may be called from any thread.
+class StatusManager {
+ public:
+  // `api` is not owned and must outlive this object.
+  explicit StatusManager(ApiClient* api);
+  ~StatusManager();
+
+  // Starts / stops the writer thread. Stop() returns after the thread exits; pending writes
+  // are dropped.
+  void Start();
+  void Stop();
+
+  // Records the desired status of `pod` (a v1.Pod JSON: only metadata is read).
+  void SetPodStatus(const Json& pod, const Json& status);
+  // Deletes the pod object once its latest status is written.
+  void MarkForDeletion(const std::string& uid);
+  // Forgets a pod (its object is gone); a pending write is dropped.
+  void RemovePod(const std::string& uid);
+  // The latest desired status of pod `uid`, if any.
+  std::optional<Json> GetPodStatus(const std::string& uid);
+
+ private:
+  struct Entry {
+    std::string ns, name;
+    Json status;                 // desired
+    Json written;                // last successfully written (null: none)
+    bool delete_requested = false;
+  };
+  void Run();
+  void SyncOne(const std::string& uid);
+
+  ApiClient* api_;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::map<std::string, Entry> pods_ ABSL_GUARDED_BY(mu_);  // by uid
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, std::string> retries_ ABSL_GUARDED_BY(mu_);  // real time
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
+};
+
+}  // namespace berth::kubelet

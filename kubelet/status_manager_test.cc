@@ -1,0 +1,124 @@
+#include "kubelet/status_manager.h"
+
+#include <gtest/gtest.h>
+
+#include "kubelet/testing/fake_api_client.h"
+
+namespace berth::kubelet {
+namespace {
+
+using testing::FakeApiClient;
+
+Json PodWith(const std::string& policy) {
+  return Json::parse(R"({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+    "spec": {"restartPolicy": ")" + policy + R"(", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}})");
+}
+Json Running(const std::string& name) {
+  return {{"name", name}, {"state", {{"running", {{"startedAt", "2024-01-01T00:00:00Z"}}}}}};
+}
+Json Terminated(const std::string& name, int code) {
+  return {{"name", name}, {"state", {{"terminated", {{"exitCode", code}}}}}};
+}
+Json Waiting(const std::string& name, bool restarted) {
+  Json s = {{"name", name}, {"state", {{"waiting", {{"reason", "CrashLoopBackOff"}}}}}};
+  if (restarted) s["lastState"] = {{"terminated", {{"exitCode", 1}}}};
+  return s;
+}
+
+TEST(GetPodPhaseTest, FollowsUpstreamRules) {
+  Json none = Json::array();
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Running("a"), Running("b")}), false), "Running");
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Running("a")}), false), "Pending");  // b unknown
+  EXPECT_EQ(GetPodPhase(PodWith("Never"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+            "Succeeded");
+  EXPECT_EQ(GetPodPhase(PodWith("Never"), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+            "Failed");
+  EXPECT_EQ(GetPodPhase(PodWith("OnFailure"), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+            "Running");
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+            "Running");
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
+            "Succeeded");
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Waiting("a", true), Running("b")}), false),
+            "Running");
+  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Waiting("a", false), Running("b")}), false),
+            "Pending");
+  Json with_init = PodWith("Never");
+  with_init["spec"]["initContainers"] = Json::array({{{"name", "init"}, {"image", "i"}}});
+  EXPECT_EQ(GetPodPhase(with_init, Json::array({Terminated("init", 1)}), Json::array(), false), "Failed");
+  EXPECT_EQ(GetPodPhase(with_init, Json::array({Running("init")}), Json::array(), false), "Pending");
+}
+
+TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
+  Json pod = PodWith("Always");
+  pod["status"] = Json::parse(R"({"conditions": [{"type": "PodScheduled", "status": "True",
+                                  "lastTransitionTime": "2023-01-01T00:00:00Z"}]})");
+  PodRuntimeStatus rt;
+  runtime::v1::PodSandboxStatus sb;
+  sb.set_id("sb1");
+  sb.set_state(runtime::v1::SANDBOX_READY);
+  sb.mutable_network()->set_ip("10.1.2.3");
+  rt.sandboxes.push_back(sb);
+  for (const char* name : {"a", "b"}) {
+    runtime::v1::ContainerStatus cs;
+    cs.set_id(std::string("c-") + name);
+    cs.mutable_metadata()->set_name(name);
+    cs.set_state(runtime::v1::CONTAINER_RUNNING);
+    cs.set_started_at(1704067200LL * 1000000000LL);
+    cs.set_image_ref("sha256:abc");
+    rt.containers.push_back(cs);
+  }
+  PodStatusContext ctx;
+  ctx.node_ip = "192.0.2.1";
+  ctx.now = absl::FromUnixSeconds(1704067300);
+  Json s1 = ComputePodStatus(pod, rt, pod["status"], ctx);
+  EXPECT_EQ(s1["phase"], "Running");
+  EXPECT_EQ(s1["podIP"], "10.1.2.3");
+  EXPECT_EQ(s1["podIPs"][0]["ip"], "10.1.2.3");
+  EXPECT_EQ(s1["hostIPs"][0]["ip"], "192.0.2.1");
+  EXPECT_EQ(s1["containerStatuses"][1]["containerID"], "berth://c-b");
+  EXPECT_EQ(s1["containerStatuses"][0]["imageID"], "sha256:abc");
+  EXPECT_EQ(s1["containerStatuses"][0]["state"]["running"]["startedAt"], "2024-01-01T00:00:00Z");
+  EXPECT_EQ(s1["startTime"], "2024-01-01T00:01:40Z");
+  bool scheduled = false;
+  for (const auto& c : s1["conditions"]) {
+    if (c["type"] == "PodScheduled") {
+      scheduled = true;
+      EXPECT_EQ(c["lastTransitionTime"], "2023-01-01T00:00:00Z");
+    }
+  }
+  EXPECT_TRUE(scheduled);
+  ctx.now += absl::Seconds(30);
+  Json s2 = ComputePodStatus(pod, rt, s1, ctx);
+  EXPECT_EQ(s1, s2);  // nothing changed: identical status, so no write
+}
+
+TEST(StatusManagerTest, CoalescesAndSkipsUnchanged) {
+  FakeApiClient api;
+  StatusManager sm(&api);
+  Json pod = PodWith("Always");
+  Json st1 = {{"phase", "Pending"}};
+  Json st2 = {{"phase", "Running"}};
+  // Two updates before the writer runs produce one PATCH with the latest status.
+  sm.SetPodStatus(pod, st1);
+  sm.SetPodStatus(pod, st2);
+  sm.Start();
+  auto r = api.WaitForStatus([](const Json& s) { return s["phase"] == "Running"; });
+  ASSERT_TRUE(r.has_value());
+  sm.SetPodStatus(pod, st2);  // unchanged: no write
+  sm.MarkForDeletion("u1");
+  ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  sm.Stop();
+  int patches = 0;
+  for (const auto& req : api.Requests()) {
+    if (req.verb == "PATCH") {
+      ++patches;
+      EXPECT_EQ(req.path, "/api/v1/namespaces/ns/pods/p/status");
+      EXPECT_EQ(req.body["metadata"]["uid"], "u1");
+    }
+  }
+  EXPECT_EQ(patches, 1);
+}
+
+}  // namespace
+}  // namespace berth::kubelet

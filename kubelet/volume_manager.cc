@@ -1,0 +1,303 @@
+#include "kubelet/volume_manager.h"
+
+#include <sys/stat.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "kubelet/pod_util.h"
+
+namespace berth::kubelet {
+
+namespace {
+
+constexpr int kDefaultMode = 0644;
+constexpr int64_t kDefaultTokenSeconds = 3600;
+
+using FileMap = std::map<std::string, std::pair<std::string, int>>;
+
+std::string PluginDir(const Json& volume) {
+  if (volume.contains("emptyDir")) return "kubernetes.io~empty-dir";
+  if (volume.contains("configMap")) return "kubernetes.io~configmap";
+  if (volume.contains("secret")) return "kubernetes.io~secret";
+  if (volume.contains("downwardAPI")) return "kubernetes.io~downward-api";
+  if (volume.contains("projected")) return "kubernetes.io~projected";
+  return "";
+}
+
+int ModeOf(const Json& obj, const char* key, int fallback) {
+  auto it = obj.find(key);
+  if (it != obj.end() && it->is_number_integer()) return it->get<int>();
+  return fallback;
+}
+
+// Rejects absolute paths and ".." components in item paths (as upstream's validation does).
+bool SafeRelativePath(const std::string& p) {
+  if (p.empty() || p[0] == '/') return false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    if (p.compare(start, end - start, "..") == 0 && end - start == 2) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+VolumeManager::VolumeManager(ApiClient* api, std::string root_dir, std::function<absl::Time()> clock)
+    : api_(api), root_dir_(std::move(root_dir)), clock_(std::move(clock)) {}
+
+std::string VolumeManager::PodDir(const std::string& uid) const {
+  return JoinPath(JoinPath(root_dir_, "pods"), uid);
+}
+
+absl::Status VolumeManager::WriteFiles(const std::string& dir, const FileMap& files) {
+  RETURN_IF_ERROR(MkdirAll(dir, 0755));
+  for (const auto& [rel, content_mode] : files) {
+    if (!SafeRelativePath(rel)) {
+      return absl::InvalidArgumentError(absl::StrCat("item path \"", rel, "\" is not a safe relative path"));
+    }
+    std::string path = JoinPath(dir, rel);
+    auto slash = path.rfind('/');
+    RETURN_IF_ERROR(MkdirAll(path.substr(0, slash), 0755));
+    RETURN_IF_ERROR(WriteFileAtomic(path, content_mode.first, content_mode.second));
+    // WriteFileAtomic's mode is subject to the umask; volume modes are exact.
+    if (::chmod(path.c_str(), static_cast<mode_t>(content_mode.second)) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("chmod ", path));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VolumeManager::CollectObjectFiles(const std::string& ns, const Json& source,
+                                               const std::string& kind, int default_mode,
+                                               FileMap* files) {
+  std::string name = source.value(kind == "secrets" ? "secretName" : "name", std::string());
+  if (name.empty()) name = source.value("name", std::string());
+  bool optional = source.value("optional", false);
+  auto obj = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", name));
+  if (!obj.ok()) {
+    if (absl::IsNotFound(obj.status()) && optional) return absl::OkStatus();
+    return Annotate(obj.status(), absl::StrCat("get ", kind, " ", ns, "/", name));
+  }
+  // Key -> content; secrets and binaryData are base64.
+  std::map<std::string, std::string> data;
+  auto add = [&](const char* field, bool b64) -> absl::Status {
+    auto it = obj->find(field);
+    if (it == obj->end() || !it->is_object()) return absl::OkStatus();
+    for (auto kv = it->begin(); kv != it->end(); ++kv) {
+      std::string v = kv.value().is_string() ? kv.value().get<std::string>() : "";
+      if (b64) {
+        std::string decoded;
+        if (!absl::Base64Unescape(v, &decoded)) {
+          return absl::InvalidArgumentError(absl::StrCat(kind, " ", ns, "/", name, " key ", kv.key(),
+                                                         ": invalid base64"));
+        }
+        v = decoded;
+      }
+      data[kv.key()] = v;
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(add("data", kind == "secrets"));
+  RETURN_IF_ERROR(add("binaryData", true));
+  auto items = source.find("items");
+  if (items != source.end() && items->is_array() && !items->empty()) {
+    for (const auto& item : *items) {
+      std::string key = item.value("key", std::string());
+      auto d = data.find(key);
+      if (d == data.end()) {
+        if (optional) continue;
+        return absl::NotFoundError(absl::StrCat(kind, " ", ns, "/", name, ": key \"", key, "\" not found"));
+      }
+      (*files)[item.value("path", key)] = {d->second, ModeOf(item, "mode", default_mode)};
+    }
+  } else {
+    for (const auto& [k, v] : data) (*files)[k] = {v, default_mode};
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> VolumeManager::RequestToken(const Json& pod, const Json& source,
+                                                        absl::Time* refresh_at) {
+  std::string ns = GetString(pod, "metadata.namespace");
+  std::string sa = GetString(pod, "spec.serviceAccountName");
+  if (sa.empty()) sa = "default";
+  int64_t seconds = source.value("expirationSeconds", kDefaultTokenSeconds);
+  Json spec = {{"expirationSeconds", seconds},
+               {"boundObjectRef",
+                {{"kind", "Pod"},
+                 {"apiVersion", "v1"},
+                 {"name", GetString(pod, "metadata.name")},
+                 {"uid", GetString(pod, "metadata.uid")}}}};
+  std::string audience = source.value("audience", std::string());
+  if (!audience.empty()) spec["audiences"] = Json::array({audience});
+  Json body = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
+  absl::Time issued = clock_();
+  std::string path = absl::StrCat("/api/v1/namespaces/", ns, "/serviceaccounts/", sa, "/token");
+  ASSIGN_OR_RETURN(Json resp, api_->Post(path, body));
+  std::string token = GetString(resp, "status.token");
+  if (token.empty()) {
+    return absl::InternalError(absl::StrCat("TokenRequest for ", ns, "/", sa, ": response has no token"));
+  }
+  absl::Time expiry = issued + absl::Seconds(seconds);
+  if (auto t = ParseRfc3339(GetString(resp, "status.expirationTimestamp"))) expiry = *t;
+  // Refresh once 80% of the lifetime has passed.
+  *refresh_at = issued + (expiry - issued) * 8 / 10;
+  return token;
+}
+
+absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const Json& volume,
+                                                         const std::string& host_ip,
+                                                         PodVolumes* state) {
+  std::string name = volume.value("name", std::string());
+  std::string uid = GetString(pod, "metadata.uid");
+  std::string ns = GetString(pod, "metadata.namespace");
+  if (volume.contains("hostPath")) {
+    const Json& hp = volume["hostPath"];
+    std::string path = hp.value("path", std::string());
+    std::string type = hp.value("type", std::string());
+    if (type == "DirectoryOrCreate") {
+      RETURN_IF_ERROR(MkdirAll(path, 0755));
+    } else if (type == "FileOrCreate" && !PathExists(path)) {
+      RETURN_IF_ERROR(WriteFileAtomic(path, "", 0644));
+    } else if (!type.empty() && !PathExists(path)) {
+      return absl::NotFoundError(absl::StrCat("hostPath ", path, " (type ", type, ") does not exist"));
+    }
+    return MountedVolume{path, false};
+  }
+  std::string plugin = PluginDir(volume);
+  if (plugin.empty()) {
+    return absl::UnimplementedError("volume type is not supported by berth yet");
+  }
+  std::string dir = JoinPath(JoinPath(JoinPath(PodDir(uid), "volumes"), plugin), name);
+  if (volume.contains("emptyDir")) {
+    // TODO: medium Memory (tmpfs) and sizeLimit.
+    RETURN_IF_ERROR(MkdirAll(dir, 0777));
+    ::chmod(dir.c_str(), 0777);  // upstream makes emptyDir world-writable
+    return MountedVolume{dir, false};
+  }
+  FileMap files;
+  if (volume.contains("configMap") || volume.contains("secret")) {
+    bool is_secret = volume.contains("secret");
+    const Json& src = is_secret ? volume["secret"] : volume["configMap"];
+    RETURN_IF_ERROR(CollectObjectFiles(ns, src, is_secret ? "secrets" : "configmaps",
+                                       ModeOf(src, "defaultMode", kDefaultMode), &files));
+  } else if (volume.contains("downwardAPI")) {
+    const Json& src = volume["downwardAPI"];
+    int mode = ModeOf(src, "defaultMode", kDefaultMode);
+    for (const auto& item : src.value("items", Json::array())) {
+      // TODO: resourceFieldRef items.
+      std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
+      ASSIGN_OR_RETURN(std::string v, ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip));
+      files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
+    }
+  } else {  // projected
+    const Json& proj = volume["projected"];
+    int mode = ModeOf(proj, "defaultMode", kDefaultMode);
+    for (const auto& src : proj.value("sources", Json::array())) {
+      if (src.contains("serviceAccountToken")) {
+        const Json& sat = src["serviceAccountToken"];
+        absl::Time refresh_at;
+        ASSIGN_OR_RETURN(std::string token, RequestToken(pod, sat, &refresh_at));
+        std::string path = sat.value("path", std::string("token"));
+        files[path] = {token, mode};
+        state->tokens[name + "/" + path] = TokenState{refresh_at};
+      } else if (src.contains("configMap")) {
+        RETURN_IF_ERROR(CollectObjectFiles(ns, src["configMap"], "configmaps", mode, &files));
+      } else if (src.contains("secret")) {
+        RETURN_IF_ERROR(CollectObjectFiles(ns, src["secret"], "secrets", mode, &files));
+      } else if (src.contains("downwardAPI")) {
+        for (const auto& item : src["downwardAPI"].value("items", Json::array())) {
+          std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
+          ASSIGN_OR_RETURN(std::string v,
+                           ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip));
+          files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
+        }
+      }
+      // TODO: clusterTrustBundle and podCertificate projections.
+    }
+  }
+  RETURN_IF_ERROR(WriteFiles(dir, files));
+  return MountedVolume{dir, true};
+}
+
+absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolumes(
+    const Json& pod, const std::string& host_ip) {
+  std::string uid = GetString(pod, "metadata.uid");
+  PodVolumes state;
+  {
+    absl::MutexLock l(&mu_);
+    state = pods_[uid];
+  }
+  absl::Time now = clock_();
+  const Json volumes = pod.value("spec", Json::object()).value("volumes", Json::array());
+  absl::Status result;
+  for (const auto& volume : volumes) {
+    std::string name = volume.value("name", std::string());
+    auto existing = state.mounted.find(name);
+    if (existing != state.mounted.end()) {
+      // Already set up: only refresh due service account tokens of projected volumes.
+      if (!volume.contains("projected")) continue;
+      int mode = ModeOf(volume["projected"], "defaultMode", kDefaultMode);
+      for (const auto& src : volume["projected"].value("sources", Json::array())) {
+        if (!src.contains("serviceAccountToken")) continue;
+        const Json& sat = src["serviceAccountToken"];
+        std::string path = sat.value("path", std::string("token"));
+        auto tok = state.tokens.find(name + "/" + path);
+        if (tok != state.tokens.end() && tok->second.refresh_at > now) continue;
+        absl::Time refresh_at;
+        auto token = RequestToken(pod, sat, &refresh_at);
+        if (!token.ok()) {
+          // The old token is still valid for the remaining 20%: report, retry next sync.
+          LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name
+                       << ": token refresh failed: " << token.status().message();
+          continue;
+        }
+        absl::Status w = WriteFiles(existing->second.host_path, {{path, {*token, mode}}});
+        if (!w.ok()) {
+          if (result.ok()) result = Annotate(w, absl::StrCat("volume \"", name, "\""));
+          continue;
+        }
+        state.tokens[name + "/" + path] = TokenState{refresh_at};
+      }
+      continue;
+    }
+    auto mounted = SetUpVolume(pod, volume, host_ip, &state);
+    if (!mounted.ok()) {
+      if (result.ok()) result = Annotate(mounted.status(), absl::StrCat("volume \"", name, "\""));
+      continue;
+    }
+    state.mounted[name] = *mounted;
+  }
+  {
+    absl::MutexLock l(&mu_);
+    pods_[uid] = state;
+  }
+  if (!result.ok()) return result;
+  return state.mounted;
+}
+
+std::optional<absl::Time> VolumeManager::NextRefresh(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end() || it->second.tokens.empty()) return std::nullopt;
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [_, t] : it->second.tokens) next = std::min(next, t.refresh_at);
+  return next;
+}
+
+absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
+  {
+    absl::MutexLock l(&mu_);
+    pods_.erase(uid);
+  }
+  // TODO: unmount tmpfs emptyDirs and CSI volumes before removing.
+  return RemoveAll(JoinPath(PodDir(uid), "volumes"));
+}
+
+}  // namespace berth::kubelet

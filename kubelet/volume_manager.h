@@ -1,0 +1,88 @@
+// The kubelet's volume manager for the in-tree volume types a walking skeleton needs:
+// emptyDir, hostPath, configMap, secret, downwardAPI and projected (serviceAccountToken,
+// configMap, secret, downwardAPI sources). Volume directories live under
+// `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
+// "kubernetes.io~projected", ... as upstream). Files are written atomically with the
+// volume's defaultMode (or the item's mode).
+//
+// Service account tokens come from the TokenRequest API (POST
+// /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token) bound to the pod, and are rewritten
+// once 80% of their lifetime has passed (upstream token manager's rule).
+//
+// Thread safety: all methods may be called from many threads; calls for one pod are expected
+// to be serialized by the caller (the pod worker), calls for different pods run in parallel.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "kubelet/api_client.h"
+
+namespace berth::kubelet {
+
+// A volume ready for containers.
+struct MountedVolume {
+  std::string host_path;   // directory (or file, for hostPath) to bind into containers
+  bool read_only = false;  // configMap/secret/projected/downwardAPI are always read-only
+};
+
+class VolumeManager {
+ public:
+  // `api` is not owned and must outlive this object. `root_dir` is the kubelet root
+  // (e.g. /var/lib/berth/kubelet). `clock` returns the current time (for token refresh).
+  VolumeManager(ApiClient* api, std::string root_dir,
+                std::function<absl::Time()> clock = absl::Now);
+
+  // Sets up every volume of `pod` (idempotent) and refreshes service account tokens that are
+  // due. Returns volume name -> mounted volume. `pod_ip`/`host_ip` feed downward API fields.
+  // Errors: the first volume that failed, annotated with the volume's name (an optional
+  // configMap/secret that is missing is not an error).
+  absl::StatusOr<std::map<std::string, MountedVolume>> SetUpPodVolumes(const Json& pod,
+                                                                       const std::string& host_ip);
+
+  // When the next token of pod `uid` must be refreshed; nullopt when it has no tokens.
+  std::optional<absl::Time> NextRefresh(const std::string& uid);
+
+  // Removes `<root>/pods/<uid>/volumes` and forgets the pod's tokens. OK when absent.
+  absl::Status TearDownPodVolumes(const std::string& uid);
+
+  // `<root>/pods/<uid>`, the pod's directory (also used for termination-log files).
+  std::string PodDir(const std::string& uid) const;
+
+ private:
+  struct TokenState {
+    absl::Time refresh_at;
+  };
+  struct PodVolumes {
+    std::map<std::string, MountedVolume> mounted;  // set-up volumes by name
+    std::map<std::string, TokenState> tokens;      // "<volume>/<path>" -> refresh time
+  };
+
+  absl::StatusOr<MountedVolume> SetUpVolume(const Json& pod, const Json& volume,
+                                            const std::string& host_ip, PodVolumes* state);
+  // Writes `files` (relative path -> (content, mode)) under `dir`.
+  absl::Status WriteFiles(const std::string& dir,
+                          const std::map<std::string, std::pair<std::string, int>>& files);
+  // Collects a configMap or secret's keys into `files` per `source` (name, items,
+  // defaultMode, optional). `kind` is "configmaps" or "secrets".
+  absl::Status CollectObjectFiles(const std::string& ns, const Json& source, const std::string& kind,
+                                  int default_mode,
+                                  std::map<std::string, std::pair<std::string, int>>* files);
+  // Requests a token for a serviceAccountToken projection; sets *refresh_at.
+  absl::StatusOr<std::string> RequestToken(const Json& pod, const Json& source,
+                                           absl::Time* refresh_at);
+
+  ApiClient* api_;
+  const std::string root_dir_;
+  const std::function<absl::Time()> clock_;
+  absl::Mutex mu_;
+  std::map<std::string, PodVolumes> pods_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace berth::kubelet

@@ -1,0 +1,134 @@
+#include "kubelet/volume_manager.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "base/file.h"
+#include "kubelet/pod_util.h"
+#include "kubelet/testing/fake_api_client.h"
+
+namespace berth::kubelet {
+namespace {
+
+using testing::FakeApiClient;
+
+int ModeOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return st.st_mode & 07777;
+}
+
+class VolumeManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = (std::filesystem::temp_directory_path() /
+             ("berth-vol-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+    std::filesystem::create_directories(root_);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  absl::Time Now() {
+    std::lock_guard<std::mutex> l(mu_);
+    return now_;
+  }
+
+  std::string root_;
+  FakeApiClient api_;
+  std::mutex mu_;
+  absl::Time now_ = absl::FromUnixSeconds(1704067200);
+};
+
+const char kPod[] = R"({
+  "metadata": {"name": "web", "namespace": "team", "uid": "u-1"},
+  "spec": {"serviceAccountName": "builder", "volumes": [
+    {"name": "kube-api-access-x", "projected": {"defaultMode": 420, "sources": [
+      {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token", "audience": "api"}},
+      {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+      {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+    ]}},
+    {"name": "creds", "secret": {"secretName": "db", "defaultMode": 256,
+                                 "items": [{"key": "password", "path": "sub/pw", "mode": 384}]}},
+    {"name": "cache", "emptyDir": {}},
+    {"name": "missing", "configMap": {"name": "nope", "optional": true}}
+  ]}
+})";
+
+TEST_F(VolumeManagerTest, ProjectedTokenConfigMapDownwardApiAndRefresh) {
+  int issued = 0;
+  Json last_request;
+  api_.OnPost("/api/v1/namespaces/team/serviceaccounts/builder/token", [&](const Json& body) -> absl::StatusOr<Json> {
+    ++issued;
+    last_request = body;
+    absl::Time exp = Now() + absl::Seconds(3600);
+    return Json{{"status", {{"token", "token-" + std::to_string(issued)}, {"expirationTimestamp", FormatRfc3339(exp)}}}};
+  });
+  api_.SetObject("/api/v1/namespaces/team/configmaps/kube-root-ca.crt",
+                 {{"data", {{"ca.crt", "-----BEGIN CERTIFICATE-----\nCA\n"}}}});
+  api_.SetObject("/api/v1/namespaces/team/secrets/db", {{"data", {{"password", "czNjcjN0"}}}});  // "s3cr3t"
+
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  Json pod = Json::parse(kPod);
+  auto vols = vm.SetUpPodVolumes(pod, "192.0.2.1");
+  ASSERT_TRUE(vols.ok()) << vols.status();
+  std::string dir = root_ + "/pods/u-1/volumes/kubernetes.io~projected/kube-api-access-x";
+  EXPECT_EQ(vols->at("kube-api-access-x").host_path, dir);
+  EXPECT_TRUE(vols->at("kube-api-access-x").read_only);
+  EXPECT_EQ(*ReadFile(dir + "/token"), "token-1");
+  EXPECT_EQ(*ReadFile(dir + "/ca.crt"), "-----BEGIN CERTIFICATE-----\nCA\n");
+  EXPECT_EQ(*ReadFile(dir + "/namespace"), "team");
+  EXPECT_EQ(ModeOf(dir + "/token"), 0644);
+  // The TokenRequest is bound to the pod.
+  EXPECT_EQ(last_request["kind"], "TokenRequest");
+  EXPECT_EQ(last_request["spec"]["expirationSeconds"], 3607);
+  EXPECT_EQ(last_request["spec"]["audiences"][0], "api");
+  EXPECT_EQ(last_request["spec"]["boundObjectRef"]["kind"], "Pod");
+  EXPECT_EQ(last_request["spec"]["boundObjectRef"]["name"], "web");
+  EXPECT_EQ(last_request["spec"]["boundObjectRef"]["uid"], "u-1");
+  // Secret: base64-decoded, item path and mode.
+  std::string pw = root_ + "/pods/u-1/volumes/kubernetes.io~secret/creds/sub/pw";
+  EXPECT_EQ(*ReadFile(pw), "s3cr3t");
+  EXPECT_EQ(ModeOf(pw), 0600);
+  EXPECT_EQ(vols->at("cache").host_path, root_ + "/pods/u-1/volumes/kubernetes.io~empty-dir/cache");
+  EXPECT_TRUE(vols->count("missing"));  // optional and absent: an empty volume
+
+  // Before 80% of the lifetime: no new token. After: refreshed.
+  ASSERT_TRUE(vm.NextRefresh("u-1").has_value());
+  EXPECT_EQ(*vm.NextRefresh("u-1"), absl::FromUnixSeconds(1704067200) + absl::Seconds(2880));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += absl::Seconds(2000);
+  }
+  ASSERT_TRUE(vm.SetUpPodVolumes(pod, "192.0.2.1").ok());
+  EXPECT_EQ(issued, 1);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    now_ += absl::Seconds(900);
+  }
+  ASSERT_TRUE(vm.SetUpPodVolumes(pod, "192.0.2.1").ok());
+  EXPECT_EQ(issued, 2);
+  EXPECT_EQ(*ReadFile(dir + "/token"), "token-2");
+
+  ASSERT_TRUE(vm.TearDownPodVolumes("u-1").ok());
+  EXPECT_FALSE(PathExists(root_ + "/pods/u-1/volumes"));
+  EXPECT_FALSE(vm.NextRefresh("u-1").has_value());
+}
+
+TEST_F(VolumeManagerTest, MissingRequiredConfigMapIsAnError) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"volumes": [{"name": "cfg", "configMap": {"name": "app-config"}}]}})");
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_TRUE(absl::IsNotFound(vols.status()));
+  EXPECT_NE(vols.status().message().find("cfg"), std::string::npos);
+  EXPECT_NE(vols.status().message().find("app-config"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::kubelet

@@ -1,0 +1,46 @@
+// HTTP endpoint serving a Registry at /metrics (text format 0.0.4) and /healthz ("ok").
+// cpp-httplib in a thread of its own; the kubelet's :10250 server (Boost.Beast) is separate.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "metrics/registry.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace berth::metrics {
+
+// Serves `registry` over plain HTTP on `bind_address` ("host:port"; port 0 picks a free
+// port, see port()). The Registry is not owned and must outlive the server.
+// Start() and Stop() are called from one thread (main); scrapes run on httplib's threads.
+class MetricsServer {
+ public:
+  MetricsServer(Registry* registry, std::string bind_address);
+  ~MetricsServer();  // Stops the server if running.
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  // Binds and starts serving in a background thread. When this returns OK the socket is
+  // listening (connections are accepted, queued until the thread runs).
+  // Errors: InvalidArgument for a malformed address, Unavailable when binding fails,
+  // FailedPrecondition when already started.
+  absl::Status Start();
+  // Stops accepting, finishes in-flight requests and joins the thread. Idempotent.
+  void Stop();
+  // The bound TCP port (valid after a successful Start()).
+  int port() const { return port_; }
+
+ private:
+  Registry* const registry_;
+  const std::string bind_address_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace berth::metrics

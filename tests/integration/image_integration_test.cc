@@ -1,0 +1,343 @@
+// Integration test of cri/image against a real registry (Debian's docker-registry) running
+// inside a network namespace this test creates. Images are built with umoci from
+// busybox-static and pushed with skopeo (OCI and Docker schema 2). Needs root.
+// Our headers first: api.pb.h must be parsed before <signal.h> (pulled in by several system
+// headers) defines SIG* macros that collide with the CRI Signal enum.
+#include "absl/strings/str_cat.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/status.h"
+#include "cri/image/image_store.h"
+#include "cri/image/registry.h"
+#include "cri/store/db.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+
+namespace berth::cri::image {
+namespace {
+
+// Shared across the suite: netns, registry process, pushed images.
+struct Env {
+  std::string netns;
+  std::string dir;
+  pid_t registry_pid = -1;
+  int port = 0;
+  std::string host;  // "127.0.0.1:<port>"
+  std::string skip_reason;
+};
+Env* env = nullptr;
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+absl::Status Sh(const std::vector<std::string>& argv) {
+  auto r = RunOk(argv, "", std::chrono::minutes(3));
+  return r.status();
+}
+
+class ImageIntegrationTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    env = new Env;
+    if (geteuid() != 0) {
+      env->skip_reason = "needs root";
+      return;
+    }
+    for (const char* tool : {"docker-registry", "umoci", "skopeo", "ip"}) {
+      if (!LookPath(tool).ok()) {
+        env->skip_reason = absl::StrCat(tool, " not installed");
+        return;
+      }
+    }
+    char tmpl[] = "/tmp/berth-image-it-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    env->dir = tmpl;
+    // Network namespace, entered by this (still single) thread: everything started later
+    // (registry, skopeo, our HTTP client) lives inside it.
+    env->netns = absl::StrCat("berth-img-", getpid());
+    ASSERT_TRUE(Sh({"ip", "netns", "add", env->netns}).ok());
+    int nsfd = open(absl::StrCat("/run/netns/", env->netns).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(nsfd, 0);
+    ASSERT_EQ(setns(nsfd, CLONE_NEWNET), 0) << strerror(errno);
+    close(nsfd);
+    ASSERT_TRUE(Sh({"ip", "link", "set", "lo", "up"}).ok());
+
+    // Registry on a free loopback port.
+    env->port = FreePort();
+    ASSERT_GT(env->port, 0);
+    env->host = absl::StrCat("127.0.0.1:", env->port);
+    std::string config = absl::StrCat("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ", env->dir,
+                                      "/registry\n  delete:\n    enabled: true\nhttp:\n  addr: ", env->host, "\n");
+    ASSERT_TRUE(WriteFileAtomic(env->dir + "/registry.yml", config).ok());
+    int log = open((env->dir + "/registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    SpawnOptions so;
+    so.stdout_fd = log;
+    so.stderr_fd = log;
+    auto pid = Spawn({"docker-registry", "serve", env->dir + "/registry.yml"}, so);
+    close(log);
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    env->registry_pid = *pid;
+    // Wait for the registry to answer /v2/.
+    bool up = false;
+    for (int i = 0; i < 200 && !up; ++i) {
+      std::string body;
+      auto st = HttpGet(absl::StrCat("http://", env->host, "/v2/"), {}, nullptr, &body, nullptr);
+      up = st.ok() && *st == 200;
+      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(up) << "registry did not come up: " << ReadFile(env->dir + "/registry.log").value_or("");
+
+    // An OCI image: layer 1 = busybox rootfs, layer 2 = whiteout of /etc/removed,
+    // layer 3 = opaque /var/cache.
+    const std::string oci = env->dir + "/oci";
+    const std::string rootfs = env->dir + "/rootfs";
+    ASSERT_TRUE(MkdirAll(rootfs + "/bin").ok());
+    ASSERT_TRUE(MkdirAll(rootfs + "/etc").ok());
+    ASSERT_TRUE(MkdirAll(rootfs + "/var/cache").ok());
+    ASSERT_TRUE(Sh({"cp", "/bin/busybox", rootfs + "/bin/busybox"}).ok());
+    ASSERT_EQ(symlink("busybox", (rootfs + "/bin/sh").c_str()), 0);
+    ASSERT_TRUE(WriteFileAtomic(rootfs + "/etc/removed", "gone soon\n").ok());
+    ASSERT_TRUE(WriteFileAtomic(rootfs + "/var/cache/old", "old\n").ok());
+    ASSERT_TRUE(MkdirAll(env->dir + "/newcache").ok());
+    ASSERT_TRUE(WriteFileAtomic(env->dir + "/newcache/new", "new\n").ok());
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "init", "--layout", oci},
+             {"umoci", "new", "--image", oci + ":latest"},
+             {"umoci", "insert", "--image", oci + ":latest", rootfs, "/"},
+             {"umoci", "insert", "--image", oci + ":latest", "--whiteout", "/etc/removed"},
+             {"umoci", "insert", "--image", oci + ":latest", "--opaque", env->dir + "/newcache", "/var/cache"},
+             {"umoci", "config", "--image", oci + ":latest", "--config.entrypoint", "/bin/sh", "--config.cmd", "-c",
+              "--config.cmd", "echo hi", "--config.env", "FOO=bar", "--config.workingdir", "/tmp",
+              "--config.user", "1000:1000", "--config.label", "org.test=yes", "--config.stopsignal", "SIGINT"},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+              absl::StrCat("docker://", env->host, "/busybox:latest")},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "--format", "v2s2",
+              "oci:" + oci + ":latest", absl::StrCat("docker://", env->host, "/busybox-v2s2:latest")},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+              absl::StrCat("docker://", env->host, "/library/busybox:mirrored")},
+         }) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
+
+  static void TearDownTestSuite() {
+    if (env->registry_pid > 0) {
+      kill(env->registry_pid, SIGTERM);
+      int st;
+      waitpid(env->registry_pid, &st, 0);
+    }
+    if (!env->netns.empty()) (void)Sh({"ip", "netns", "del", env->netns});
+    if (!env->dir.empty()) (void)RemoveAll(env->dir);
+    delete env;
+    env = nullptr;
+  }
+
+  void SetUp() override {
+    if (!env->skip_reason.empty()) GTEST_SKIP() << env->skip_reason;
+    ASSERT_GT(env->registry_pid, 0) << "suite setup failed";
+    root_ = absl::StrCat(env->dir, "/store-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(MkdirAll(root_).ok());
+    auto db = store::Db::Open(root_ + "/meta.db", ImageStore::Schema());
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    ImageStoreOptions o;
+    o.root_dir = root_ + "/image";
+    o.db = db_.get();
+    o.registry.insecure_registries = {env->host};
+    o.registry.mirrors = {{"docker.io", absl::StrCat("http://", env->host)}};
+    store_ = std::make_unique<ImageStore>(o);
+    ASSERT_TRUE(store_->Init().ok());
+  }
+
+  absl::StatusOr<std::string> Pull(const std::string& ref) {
+    v1::PullImageRequest req;
+    req.mutable_image()->set_image(ref);
+    ASSIGN_OR_RETURN(auto resp, store_->PullImage(req));
+    return resp.image_ref();
+  }
+
+  absl::Status Remove(const std::string& ref) {
+    v1::RemoveImageRequest req;
+    req.mutable_image()->set_image(ref);
+    return store_->RemoveImage(req).status();
+  }
+
+  std::string root_;
+  std::unique_ptr<store::Db> db_;
+  std::unique_ptr<ImageStore> store_;
+};
+
+TEST_F(ImageIntegrationTest, PullOciImageUnpacksLayersAndResolves) {
+  const std::string ref = env->host + "/busybox:latest";
+  auto id = Pull(ref);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_TRUE(IsSha256Digest(*id)) << *id;
+
+  auto img = store_->Resolve(ref);
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_EQ(img->id, *id);
+  ASSERT_EQ(img->layer_dirs.size(), 3u);
+  EXPECT_TRUE(PathExists(img->layer_dirs[0] + "/bin/busybox"));
+  struct stat st;
+  ASSERT_EQ(lstat((img->layer_dirs[0] + "/bin/sh").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_EQ(lstat((img->layer_dirs[1] + "/etc/removed").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) << "whiteout not converted";
+  char v[4] = {};
+  EXPECT_EQ(getxattr((img->layer_dirs[2] + "/var/cache").c_str(), "trusted.overlay.opaque", v, sizeof(v)), 1);
+  EXPECT_TRUE(PathExists(img->layer_dirs[2] + "/var/cache/new"));
+  EXPECT_EQ(img->config.entrypoint, std::vector<std::string>{"/bin/sh"});
+  EXPECT_EQ(img->config.cmd, (std::vector<std::string>{"-c", "echo hi"}));
+  EXPECT_NE(std::find(img->config.env.begin(), img->config.env.end(), "FOO=bar"), img->config.env.end());
+  EXPECT_EQ(img->config.working_dir, "/tmp");
+  EXPECT_EQ(img->config.user, "1000:1000");
+  EXPECT_EQ(img->config.stop_signal, "SIGINT");
+  EXPECT_EQ(img->config.labels["org.test"], "yes");
+  EXPECT_EQ(img->repo_tags, std::vector<std::string>{ref});
+  ASSERT_EQ(img->repo_digests.size(), 1u);
+
+  // Also resolvable by ID, ID prefix, and repo digest.
+  EXPECT_TRUE(store_->Resolve(*id).ok());
+  EXPECT_TRUE(store_->Resolve(id->substr(7, 12)).ok());
+  EXPECT_TRUE(store_->Resolve(img->repo_digests[0]).ok());
+
+  v1::ImageStatusRequest sreq;
+  sreq.mutable_image()->set_image(ref);
+  sreq.set_verbose(true);
+  auto status = store_->ImageStatus(sreq);
+  ASSERT_TRUE(status.ok());
+  ASSERT_TRUE(status->has_image());
+  EXPECT_EQ(status->image().id(), *id);
+  EXPECT_EQ(status->image().uid().value(), 1000);
+  EXPECT_GT(status->image().size(), 500000u);  // busybox-static is ~1-2 MB compressed
+  EXPECT_NE(status->info().at("info").find("chainIDs"), std::string::npos);
+
+  auto fs = store_->ImageFsInfo({});
+  ASSERT_TRUE(fs.ok());
+  ASSERT_EQ(fs->image_filesystems_size(), 1);
+  EXPECT_GT(fs->image_filesystems(0).used_bytes().value(), 1000000u);
+}
+
+TEST_F(ImageIntegrationTest, DockerSchema2SharesLayersAndRemoveFreesThem) {
+  auto oci_id = Pull(env->host + "/busybox:latest");
+  ASSERT_TRUE(oci_id.ok()) << oci_id.status();
+  auto v2_id = Pull(env->host + "/busybox-v2s2:latest");
+  ASSERT_TRUE(v2_id.ok()) << v2_id.status();
+  auto oci = store_->Resolve(*oci_id);
+  auto v2 = store_->Resolve(*v2_id);
+  ASSERT_TRUE(oci.ok() && v2.ok());
+  EXPECT_EQ(oci->layer_dirs, v2->layer_dirs);  // same DiffIDs -> same chain IDs
+  EXPECT_EQ(v2->config.entrypoint, std::vector<std::string>{"/bin/sh"});
+
+  v1::ListImagesRequest lreq;
+  auto list = store_->ListImages(lreq);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->images_size(), *oci_id == *v2_id ? 1 : 2);
+
+  // Removing one image keeps the layers the other uses.
+  ASSERT_TRUE(Remove(env->host + "/busybox:latest").ok());
+  for (const auto& d : oci->layer_dirs) EXPECT_TRUE(PathExists(d)) << d;
+  v1::ImageStatusRequest sreq;
+  sreq.mutable_image()->set_image(env->host + "/busybox:latest");
+  auto status = store_->ImageStatus(sreq);
+  ASSERT_TRUE(status.ok());
+  EXPECT_FALSE(status->has_image());  // NotFound is an empty OK response
+
+  ASSERT_TRUE(Remove(*v2_id).ok());
+  for (const auto& d : oci->layer_dirs) EXPECT_FALSE(PathExists(d)) << d;
+  EXPECT_TRUE(Remove(*v2_id).ok());  // idempotent
+  list = store_->ListImages(lreq);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->images_size(), 0);
+  EXPECT_FALSE(store_->Resolve(*v2_id).ok());
+}
+
+TEST_F(ImageIntegrationTest, ConcurrentPullsCoalesce) {
+  const std::string ref = env->host + "/busybox:latest";
+  std::vector<absl::StatusOr<std::string>> results(4, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { results[i] = Pull(ref); });
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, *results[0]);
+  }
+  auto entries = ListDir(root_ + "/image/layers");
+  ASSERT_TRUE(entries.ok());
+  EXPECT_EQ(entries->size(), 3u);
+  auto tmp = ListDir(root_ + "/image/tmp");
+  ASSERT_TRUE(tmp.ok());
+  EXPECT_TRUE(tmp->empty());
+}
+
+TEST_F(ImageIntegrationTest, MirrorServesDockerHubNames) {
+  auto id = Pull("busybox:mirrored");  // docker.io/library/busybox via the mirror
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto img = store_->Resolve("docker.io/library/busybox:mirrored");
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_EQ(img->repo_tags, std::vector<std::string>{"docker.io/library/busybox:mirrored"});
+}
+
+TEST_F(ImageIntegrationTest, UnknownTagIsNotFoundAndDeadRegistryUnavailable) {
+  auto id = Pull(env->host + "/busybox:nope");
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kNotFound) << id.status();
+  EXPECT_NE(id.status().message().find("pull " + env->host + "/busybox:nope"), std::string::npos) << id.status();
+  EXPECT_NE(id.status().message().find("manifest unknown"), std::string::npos) << id.status();
+
+  id = Pull(env->host + "/nosuchrepo:latest");
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kNotFound) << id.status();
+
+  int dead = FreePort();
+  ImageStoreOptions o;
+  o.root_dir = root_ + "/image2";
+  o.db = db_.get();
+  o.registry.insecure_registries = {absl::StrCat("127.0.0.1:", dead)};
+  ImageStore other(o);
+  ASSERT_TRUE(other.Init().ok());
+  auto r = other.Pull(absl::StrCat("127.0.0.1:", dead, "/busybox:latest"), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+
+  // HTTPS is used for registries not listed as insecure: a plain-HTTP registry fails.
+  ImageStoreOptions s;
+  s.root_dir = root_ + "/image3";
+  s.db = db_.get();
+  ImageStore secure(s);
+  ASSERT_TRUE(secure.Init().ok());
+  EXPECT_FALSE(secure.Pull(env->host + "/busybox:latest", {}).ok());
+}
+
+}  // namespace
+}  // namespace berth::cri::image

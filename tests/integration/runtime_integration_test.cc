@@ -1,0 +1,300 @@
+// Root-only: drives berth's CRI Runtime with real berth-pause, conmon and runc, a busybox
+// rootfs built here, a fake ImageResolver and a no-op NetworkPlugin. Every sandbox runs in its
+// own network namespace created by berth-pause; nothing leaves the machine.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include "base/file.h"
+#include "base/process.h"
+#include "cri/oci/oci_runtime.h"
+#include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime.h"
+#include "cri/runtime/testing/fakes.h"
+#include "cri/store/db.h"
+#include "gtest/gtest.h"
+
+namespace berth::cri::runtime {
+namespace {
+namespace v1 = ::runtime::v1;
+namespace fs = std::filesystem;
+
+std::string MountInfo() { return ReadFile("/proc/self/mountinfo").value_or(""); }
+
+class RuntimeIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    if (!LookPath("runc").ok() || !LookPath("conmon").ok() || !PathExists("/bin/busybox")) {
+      GTEST_SKIP() << "needs runc, conmon and /bin/busybox";
+    }
+    char tmpl[] = "/var/tmp/berth-rt-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    cgroup_root_ = "/berth-rt-test-" + std::to_string(getpid());
+    // busybox rootfs as the single image layer.
+    std::string layer = dir_ + "/layer";
+    ASSERT_TRUE(MkdirAll(layer + "/bin").ok());
+    ASSERT_TRUE(MkdirAll(layer + "/etc").ok());
+    fs::copy_file("/bin/busybox", layer + "/bin/busybox");
+    for (const char* app : {"sh", "sleep", "echo", "cat", "true"}) {
+      fs::create_symlink("busybox", layer + "/bin/" + app);
+    }
+    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
+    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
+    image::ResolvedImage img;
+    img.id = "sha256:" + std::string(64, 'b');
+    img.repo_tags = {"busybox:test"};
+    img.layer_dirs = {layer};
+    img.config.env = {"PATH=/bin"};
+    img.config.cmd = {"sh"};
+    images_.Add("busybox:test", img);
+
+    auto db = store::Db::Open(dir_ + "/berth.db", kRuntimeSchema);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    oci::OciRuntimeOptions oo;
+    oo.runtime_root = dir_ + "/state/runc";
+    oo.conmon_state_dir = dir_ + "/state/conmon";
+    oci_ = std::make_unique<oci::OciRuntime>(oo);
+    RuntimeOptions ro;
+    ro.root_dir = dir_ + "/root";
+    ro.state_dir = dir_ + "/state";
+    ro.pause_binary = BERTH_PAUSE_BINARY;
+    ro.cgroup_root = cgroup_root_;
+    rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
+    ASSERT_TRUE(rt_->Start().ok());
+    rt_->OnContainerExit([this](const std::string& id) {
+      std::lock_guard<std::mutex> l(mu_);
+      exited_.insert(id);
+      cv_.notify_all();
+    });
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    if (rt_) {
+      auto list = rt_->ListPodSandbox({});
+      if (list.ok()) {
+        for (const auto& p : list->items()) {
+          v1::RemovePodSandboxRequest r;
+          r.set_pod_sandbox_id(p.id());
+          auto s = rt_->RemovePodSandbox(r);
+          EXPECT_TRUE(s.ok()) << s.status();
+        }
+      }
+      rt_.reset();
+    }
+    // Belt and braces: anything mounted under the test dir, then the cgroups and files.
+    for (int i = 0; i < 3; ++i) {
+      std::string mi = MountInfo();
+      std::istringstream in(mi);
+      std::string line;
+      while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string a, b, c, d, mp;
+        f >> a >> b >> c >> d >> mp;
+        if (mp.rfind(dir_, 0) == 0) umount2(mp.c_str(), MNT_DETACH);
+      }
+    }
+    RemoveCgroup(HostCgroupMounts(), cgroup_root_).IgnoreError();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string RunSandbox(const std::string& name) {
+    v1::RunPodSandboxRequest req;
+    auto* c = req.mutable_config();
+    c->mutable_metadata()->set_name(name);
+    c->mutable_metadata()->set_namespace_("default");
+    c->mutable_metadata()->set_uid("uid-" + name);
+    c->set_hostname(name);
+    c->set_log_directory(dir_ + "/logs/" + name);
+    c->mutable_linux()->set_cgroup_parent("/kubepods/pod" + name);
+    (*c->mutable_labels())["app"] = name;
+    sandbox_config_ = *c;
+    auto r = rt_->RunPodSandbox(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->pod_sandbox_id() : "";
+  }
+
+  std::string CreateContainer(const std::string& sandbox, const std::string& name,
+                              std::vector<std::string> cmd) {
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(sandbox);
+    *req.mutable_sandbox_config() = sandbox_config_;
+    auto* c = req.mutable_config();
+    c->mutable_metadata()->set_name(name);
+    c->mutable_image()->set_image("busybox:test");
+    for (auto& s : cmd) c->add_command(s);
+    c->set_log_path(name + "/0.log");
+    auto r = rt_->CreateContainer(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->container_id() : "";
+  }
+
+  bool WaitExit(const std::string& id, std::chrono::seconds timeout) {
+    std::unique_lock<std::mutex> l(mu_);
+    return cv_.wait_for(l, timeout, [&] { return exited_.count(id) > 0; });
+  }
+
+  std::string dir_, cgroup_root_;
+  testing::FakeImageResolver images_;
+  testing::FakeNetworkPlugin net_;
+  std::unique_ptr<store::Db> db_;
+  std::unique_ptr<oci::OciRuntime> oci_;
+  std::unique_ptr<Runtime> rt_;
+  v1::PodSandboxConfig sandbox_config_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> exited_;
+};
+
+TEST_F(RuntimeIntegrationTest, SandboxContainerLifecycle) {
+  std::string sb = RunSandbox("web");
+  ASSERT_FALSE(sb.empty());
+  EXPECT_EQ(sb.size(), 64u);
+
+  // Retried RunPodSandbox returns the same ID.
+  v1::RunPodSandboxRequest again;
+  *again.mutable_config() = sandbox_config_;
+  auto again_r = rt_->RunPodSandbox(again);
+  ASSERT_TRUE(again_r.ok()) << again_r.status();
+  EXPECT_EQ(again_r->pod_sandbox_id(), sb);
+
+  v1::PodSandboxStatusRequest sreq;
+  sreq.set_pod_sandbox_id(sb);
+  sreq.set_verbose(true);
+  auto st = rt_->PodSandboxStatus(sreq);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->status().state(), v1::SANDBOX_READY);
+  EXPECT_EQ(st->status().network().ip(), "10.88.0.2");
+  ASSERT_EQ(st->status().network().additional_ips_size(), 1);
+  std::string netns = dir_ + "/state/netns/" + sb;
+  EXPECT_TRUE(PathExists(netns));
+  std::string pod_cgroup = "/sys/fs/cgroup/memory" + cgroup_root_ + "/kubepods/podweb";
+  EXPECT_TRUE(PathExists(pod_cgroup)) << pod_cgroup;
+
+  // A container that prints and exits 3.
+  std::string c1 = CreateContainer(sb, "hi", {"sh", "-c", "echo hi; exit 3"});
+  ASSERT_FALSE(c1.empty());
+  v1::StartContainerRequest start;
+  start.set_container_id(c1);
+  auto started = rt_->StartContainer(start);
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_TRUE(WaitExit(c1, std::chrono::seconds(20)));
+  v1::ContainerStatusRequest csr;
+  csr.set_container_id(c1);
+  auto cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok()) << cs.status();
+  EXPECT_EQ(cs->status().state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(cs->status().exit_code(), 3);
+  EXPECT_EQ(cs->status().reason(), "Error");
+  EXPECT_GT(cs->status().finished_at(), 0);
+  EXPECT_GE(cs->status().finished_at(), cs->status().created_at());
+  auto log = ReadFile(cs->status().log_path());
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_NE(log->find(" stdout F hi"), std::string::npos) << *log;
+
+  // A long sleep stopped with a 2 s timeout.
+  std::string c2 = CreateContainer(sb, "sleeper", {"sleep", "1000"});
+  ASSERT_FALSE(c2.empty());
+  start.set_container_id(c2);
+  ASSERT_TRUE(rt_->StartContainer(start).ok());
+  v1::ListContainersRequest lreq;
+  lreq.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_RUNNING);
+  auto running = rt_->ListContainers(lreq);
+  ASSERT_TRUE(running.ok());
+  ASSERT_EQ(running->containers_size(), 1);
+  EXPECT_EQ(running->containers(0).id(), c2);
+  v1::ExecSyncRequest ex;
+  ex.set_container_id(c2);
+  ex.add_cmd("cat");
+  ex.add_cmd("/etc/hostname");
+  ex.set_timeout(10);
+  auto exr = rt_->ExecSync(ex);
+  ASSERT_TRUE(exr.ok()) << exr.status();
+  EXPECT_EQ(exr->stdout(), "web\n");
+  auto t0 = std::chrono::steady_clock::now();
+  v1::StopContainerRequest stop;
+  stop.set_container_id(c2);
+  stop.set_timeout(2);
+  auto stopped = rt_->StopContainer(stop);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+  csr.set_container_id(c2);
+  cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok());
+  EXPECT_EQ(cs->status().state(), v1::CONTAINER_EXITED);
+  // Stop is idempotent.
+  EXPECT_TRUE(rt_->StopContainer(stop).ok());
+
+  // Remove the sandbox: no mount, cgroup dir, netns file or process left.
+  pid_t pause_pid = 0;
+  {
+    auto info = st->info().at("info");
+    auto pos = info.find("\"pid\":");
+    ASSERT_NE(pos, std::string::npos);
+    pause_pid = std::stoi(info.substr(pos + 6));
+  }
+  ASSERT_GT(pause_pid, 0);
+  v1::RemovePodSandboxRequest rm;
+  rm.set_pod_sandbox_id(sb);
+  auto removed = rt_->RemovePodSandbox(rm);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(rt_->RemovePodSandbox(rm).ok());  // idempotent
+  EXPECT_FALSE(PathExists(netns));
+  EXPECT_FALSE(PathExists(pod_cgroup));
+  EXPECT_FALSE(PathExists(dir_ + "/root/containers/" + c1));
+  EXPECT_EQ(MountInfo().find(dir_ + "/root"), std::string::npos) << MountInfo();
+  EXPECT_EQ(MountInfo().find(netns), std::string::npos);
+  EXPECT_TRUE(kill(pause_pid, 0) != 0 && errno == ESRCH);
+  auto list = rt_->ListContainers({});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->containers_size(), 0);
+  EXPECT_EQ(net_.dels.size(), 1u);
+}
+
+TEST_F(RuntimeIntegrationTest, MissingImageFailsAndCleansUp) {
+  std::string sb = RunSandbox("noimg");
+  ASSERT_FALSE(sb.empty());
+  v1::CreateContainerRequest req;
+  req.set_pod_sandbox_id(sb);
+  req.mutable_config()->mutable_metadata()->set_name("x");
+  req.mutable_config()->mutable_image()->set_image("nope:latest");
+  auto r = rt_->CreateContainer(req);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
+  auto list = rt_->ListContainers({});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->containers_size(), 0);
+}
+
+TEST_F(RuntimeIntegrationTest, CniFailureUndoesSandbox) {
+  net_.add_error = absl::InternalError("plugin bridge failed");
+  v1::RunPodSandboxRequest req;
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("bad");
+  c->mutable_metadata()->set_namespace_("default");
+  c->mutable_metadata()->set_uid("uid-bad");
+  c->mutable_linux()->set_cgroup_parent("/kubepods/podbad");
+  auto r = rt_->RunPodSandbox(req);
+  EXPECT_FALSE(r.ok());
+  EXPECT_FALSE(PathExists("/sys/fs/cgroup/memory" + cgroup_root_ + "/kubepods/podbad"));
+  auto names = ListDir(dir_ + "/state/netns");
+  ASSERT_TRUE(names.ok());
+  EXPECT_TRUE(names->empty());
+  auto list = rt_->ListPodSandbox({});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->items_size(), 0);
+}
+
+}  // namespace
+}  // namespace berth::cri::runtime
