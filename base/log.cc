@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -26,7 +27,9 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
   strftime(buf, sizeof(buf), "%m%d %H:%M:%S", &tm);
   static const char kLetters[] = "DIWE";
   const char* base = strrchr(file, '/');
-  os_ << kLetters[static_cast<int>(level_)] << buf << '.' << us << ' ' << (base ? base + 1 : file)
+  char frac[8];
+  snprintf(frac, sizeof(frac), "%06lld", static_cast<long long>(us));
+  os_ << kLetters[static_cast<int>(level_)] << buf << '.' << frac << ' ' << (base ? base + 1 : file)
       << ':' << line << "] ";
 }
 

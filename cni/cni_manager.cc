@@ -173,6 +173,9 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
     conf.erase("prevResult");
   }
   if (!status_cmd && plugin.HasCapability("portMappings")) {
+    if (!conf.contains("runtimeConfig") || !conf["runtimeConfig"].is_object()) {
+      conf["runtimeConfig"] = nlohmann::json::object();
+    }
     conf["runtimeConfig"]["portMappings"] = PortMappingsJson(req.port_mappings);
   }
 
@@ -194,7 +197,7 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
     };
   }
   LOG(DEBUG) << what << ": running " << *bin;
-  auto r = Run({*bin}, conf.dump(), opts_.plugin_timeout, so);
+  auto r = Run({*bin}, DumpJson(conf), opts_.plugin_timeout, so);
   if (!r.ok()) return Annotate(r.status(), what);
   if (r->timed_out) {
     return absl::DeadlineExceededError(
@@ -223,11 +226,11 @@ std::string CniManager::FindCachePath(const std::string& network,
 absl::StatusOr<CniManager::Cached> CniManager::ReadCache(const std::string& path) const {
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
   nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("kind", "") != kCacheKind ||
+  if (j.is_discarded() || !j.is_object() || !j.contains("kind") || j["kind"] != kCacheKind ||
       !j.contains("config")) {
     return absl::DataLossError(absl::StrCat("CNI result cache ", path, " is corrupt"));
   }
-  auto config = ParseNetworkConfig(j["config"].dump());
+  auto config = ParseNetworkConfig(DumpJson(j["config"]));
   if (!config.ok()) {
     return absl::DataLossError(
         absl::StrCat("CNI result cache ", path, ": ", config.status().message()));
@@ -256,7 +259,7 @@ absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRe
       {"config", net.raw},
       {"result", ResultToJson(result, net.cni_version)},
   };
-  return WriteFileAtomic(CachePath(net.name, req), j.dump(), 0600);
+  return WriteFileAtomic(CachePath(net.name, req), DumpJson(j), 0600);
 }
 
 absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
@@ -290,7 +293,7 @@ absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
   }
   AttachResult out;
   out.ips = ResultIPs(*prev);
-  out.raw_json = ResultToJson(*prev, net.cni_version).dump();
+  out.raw_json = DumpJson(ResultToJson(*prev, net.cni_version));
   return out;
 }
 

@@ -37,6 +37,10 @@ bool IsSupportedVersion(const std::string& version) {
   return std::find(std::begin(kVersions), std::end(kVersions), version) != std::end(kVersions);
 }
 
+std::string DumpJson(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 bool IsValidCniName(const std::string& name) {
   if (name.empty() || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
   for (char c : name) {

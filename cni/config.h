@@ -32,6 +32,9 @@ struct NetworkConfigList {
   nlohmann::json raw;        // the list as a JSON object (single .conf files wrapped)
 };
 
+// Serializes `j` compactly without throwing: invalid UTF-8 is replaced by U+FFFD.
+std::string DumpJson(const nlohmann::json& j);
+
 // CNI spec versions this client speaks (0.1.0 ... 1.1.0).
 bool IsSupportedVersion(const std::string& version);
 

@@ -49,6 +49,6 @@ In another shell:
 Stop berth with Ctrl-C; stop the control plane with: bash deploy/run.sh --down
 
 MSG
-exec ip netns exec "$BERTH_NETNS" "$berth" --kubeconfig="$state/cluster/node-$node.kubeconfig" \
+exec nsenter --net="/run/netns/$BERTH_NETNS" "$berth" --kubeconfig="$state/cluster/node-$node.kubeconfig" \
   --node-name="$node" --node-ip="${BERTH_NODE_IP%/*}" --cni-conf-dir="$state/cni/net.d" \
   --pod-cidr-from-node --insecure-registry="${REGISTRY}" "$@"

@@ -31,11 +31,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# docker-registry's package starts a system service on :5000; tests run their own.
-if systemctl is-active --quiet docker-registry 2>/dev/null; then
-  systemctl stop docker-registry || true
-  systemctl disable docker-registry >/dev/null 2>&1 || true
-fi
+# docker-registry's and prometheus' packages start system services (:5000, :9090, ...);
+# tests run their own instances.
+for svc in docker-registry prometheus prometheus-node-exporter; do
+  if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+  fi
+done
 if [ "${1:-}" != "--no-cluster" ]; then
   "$top/tests/cluster/build.sh"
 fi

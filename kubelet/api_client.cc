@@ -297,15 +297,19 @@ class HttpApiClient : public ApiClient {
     return c;
   }
 
-  std::unique_ptr<httplib::ClientImpl> Acquire() {
+  // An idle pooled client (its keep-alive connection may have been closed by the server
+  // meanwhile: `*reused` tells) or a new one.
+  std::unique_ptr<httplib::ClientImpl> Acquire(bool* reused) {
     {
       std::lock_guard<std::mutex> lock(pool_mu_);
       if (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
+        *reused = true;
         return c;
       }
     }
+    *reused = false;
     return NewClient(options_.request_timeout_s);
   }
 
@@ -321,10 +325,19 @@ class HttpApiClient : public ApiClient {
       req.body = body->dump();
       req.headers.emplace("Content-Type", content_type);
     }
-    auto client = Acquire();
+    bool reused = false;
+    auto client = Acquire(&reused);
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
-    if (!client->send(req, res, err)) {
+    bool sent = client->send(req, res, err);
+    if (!sent && reused) {
+      // A stale keep-alive connection: retry once on a fresh one.
+      client = NewClient(options_.request_timeout_s);
+      res = httplib::Response();
+      err = httplib::Error::Success;
+      sent = client->send(req, res, err);
+    }
+    if (!sent) {
       // The connection is dropped with its client; the next call dials afresh.
       return absl::UnavailableError(absl::StrCat(verb, " ", path, ": ", config_.server, ": ",
                                                  httplib::to_string(err)));

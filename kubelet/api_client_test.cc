@@ -105,6 +105,12 @@ class ApiClientTlsTest : public ::testing::Test {
     port_ = server_->bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
+    // stop() before the accept loop runs would be lost, and TearDown would then hang.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_TRUE(server_->is_running());
   }
 
   void TearDown() override {
@@ -164,6 +170,16 @@ TEST_F(ApiClientTlsTest, RequestsAndErrorMapping) {
                                   PatchType::kStrategicMerge);
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ((*patched)["contentType"], "application/strategic-merge-patch+json");
+}
+
+TEST_F(ApiClientTlsTest, SurvivesServerClosingKeepAliveConnections) {
+  server_->set_keep_alive_max_count(1);  // the server closes each connection after one request
+  auto client = ApiClient::Create(Config("ca"));
+  ASSERT_TRUE(client.ok()) << client.status();
+  for (int i = 0; i < 5; i++) {
+    auto y = (*client)->Get("/api/v1/nodes/y");
+    ASSERT_TRUE(y.ok()) << "request " << i << ": " << y.status();
+  }
 }
 
 TEST_F(ApiClientTlsTest, RejectsServerSignedByAnotherCa) {

@@ -5,12 +5,12 @@
 #include <mutex>
 #include <vector>
 
-#include "kubelet/testing/fake_api_client.h"
+#include "kubelet/testing/scripted_api_client.h"
 
 namespace berth::kubelet {
 namespace {
 
-using testing::FakeApiClient;
+using testing::ScriptedApiClient;
 
 Json Pod(const std::string& name, const std::string& rv) {
   return {{"metadata", {{"name", name}, {"namespace", "default"}, {"resourceVersion", rv}}}};
@@ -52,9 +52,9 @@ class Recorder {
 };
 
 TEST(ListWatchTest, ListThenWatchThenRelistOnGone) {
-  FakeApiClient client;
+  ScriptedApiClient client;
   std::atomic<int> lists{0};
-  client.handler = [&](const testing::Request& r) -> absl::StatusOr<Json> {
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     EXPECT_EQ(r.verb, "GET");
     EXPECT_EQ(r.path, "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1");
     if (lists++ == 0) {
@@ -80,7 +80,7 @@ TEST(ListWatchTest, ListThenWatchThenRelistOnGone) {
   client.PushEvent("ERROR", {{"kind", "Status"}, {"code", 410}, {"message", "too old"}});
   ASSERT_TRUE(rec.WaitForCount(7));
   // Re-watches from the relisted resourceVersion.
-  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::Request>& rs) {
+  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) {
     for (const auto& r : rs) {
       if (r.verb == "WATCH" && r.path.find("resourceVersion=30") != std::string::npos) return true;
     }
@@ -107,9 +107,9 @@ TEST(ListWatchTest, ListThenWatchThenRelistOnGone) {
 }
 
 TEST(ListWatchTest, RetriesListWithBackoffAndRewatchesAfterErrors) {
-  FakeApiClient client;
+  ScriptedApiClient client;
   std::atomic<int> lists{0};
-  client.handler = [&](const testing::Request& r) -> absl::StatusOr<Json> {
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     if (lists++ < 2) return absl::UnavailableError("GET /api/v1/nodes: connection refused");
     return Json{{"metadata", {{"resourceVersion", "7"}}}, {"items", Json::array()}};
   };
@@ -122,7 +122,7 @@ TEST(ListWatchTest, RetriesListWithBackoffAndRewatchesAfterErrors) {
   EXPECT_EQ(lists.load(), 3);
   // A watch that fails with a transient error is retried without a relist.
   client.PushEvent("", {}, absl::UnavailableError("stream reset"));
-  ASSERT_TRUE(client.WaitFor([&](const std::vector<testing::Request>& rs) {
+  ASSERT_TRUE(client.WaitFor([&](const std::vector<testing::ScriptedRequest>& rs) {
     int watches = 0;
     for (const auto& r : rs) watches += r.verb == "WATCH";
     return watches >= 2;
@@ -133,15 +133,15 @@ TEST(ListWatchTest, RetriesListWithBackoffAndRewatchesAfterErrors) {
 }
 
 TEST(ListWatchTest, StopInterruptsBackoffPromptly) {
-  FakeApiClient client;
-  client.handler = [](const testing::Request&) -> absl::StatusOr<Json> {
+  ScriptedApiClient client;
+  client.handler = [](const testing::ScriptedRequest&) -> absl::StatusOr<Json> {
     return absl::UnavailableError("down");
   };
   ListWatch lw(&client, {.path = "/api/v1/pods", .initial_backoff = std::chrono::seconds(60),
                          .max_backoff = std::chrono::seconds(60)},
                {});
   lw.Start();
-  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::Request>& rs) { return !rs.empty(); }));
+  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) { return !rs.empty(); }));
   auto start = std::chrono::steady_clock::now();
   lw.Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));

@@ -2,9 +2,6 @@
 // main() parses the flags, builds every subsystem (registries are filled here, never by static
 // initializers), starts them, and stops them in reverse order on SIGTERM/SIGINT. Stopping
 // berth never stops pods: containers run under conmon and are adopted by the next berth.
-#include <signal.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdlib>
@@ -33,6 +30,11 @@
 #include "metrics/metrics_server.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
+
+// After the CRI headers: <signal.h> macros (SIGABRT, ...) clash with the CRI Signal enum.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0.0.0"

@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "kubelet/lease.h"
-#include "kubelet/testing/fake_api_client.h"
+#include "kubelet/testing/scripted_api_client.h"
 
 namespace berth::kubelet {
 namespace {
 
-using testing::FakeApiClient;
+using testing::ScriptedApiClient;
 
 MachineInfo FakeMachine() {
   MachineInfo m;
@@ -94,9 +94,9 @@ TEST(NodeStatusTest, ReadMachineInfoOnThisHost) {
 }
 
 TEST(NodeStatusTest, RegistersAdoptsExistingAndReportsPodCidr) {
-  FakeApiClient client;
+  ScriptedApiClient client;
   std::atomic<int> posts{0};
-  client.handler = [&](const testing::Request& r) -> absl::StatusOr<Json> {
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     if (r.verb == "POST") {
       posts++;
       if (posts == 1) return absl::UnavailableError("POST /api/v1/nodes: connection refused");
@@ -126,7 +126,7 @@ TEST(NodeStatusTest, RegistersAdoptsExistingAndReportsPodCidr) {
     cidrs.push_back(c);
   });
   mgr.Start();
-  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::Request>& rs) {
+  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) {
     int n = 0;
     for (const auto& r : rs) n += r.verb == "PATCH" && r.path == "/api/v1/nodes/n1/status";
     return n >= 3;
@@ -153,10 +153,10 @@ TEST(NodeStatusTest, RegistersAdoptsExistingAndReportsPodCidr) {
 }
 
 TEST(LeaseTest, CreatesWithOwnerThenRenews) {
-  FakeApiClient client;
+  ScriptedApiClient client;
   Json stored;
   std::mutex mu;
-  client.handler = [&](const testing::Request& r) -> absl::StatusOr<Json> {
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     std::lock_guard<std::mutex> lock(mu);
     const std::string path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
     if (r.verb == "GET" && r.path == path + "/n1") {
@@ -209,14 +209,14 @@ TEST(LeaseTest, CreatesWithOwnerThenRenews) {
 }
 
 TEST(LeaseTest, ThreadRenewsUntilStopped) {
-  FakeApiClient client;
-  client.handler = [](const testing::Request& r) -> absl::StatusOr<Json> {
+  ScriptedApiClient client;
+  client.handler = [](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     if (r.verb == "GET") return Json{{"metadata", {{"name", "n1"}}}, {"spec", Json::object()}};
     return r.body;
   };
   LeaseController lease(&client, {.node_name = "n1", .renew_period = std::chrono::milliseconds(10)});
   lease.Start();
-  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::Request>& rs) {
+  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) {
     int puts = 0;
     for (const auto& r : rs) puts += r.verb == "PUT";
     return puts >= 3;

@@ -171,6 +171,35 @@ void PodManager::HandlePodEvent(const std::string& type, const Json& pod) {
   Enqueue(uid);
 }
 
+void PodManager::HandlePodsSynced() {
+  v1::ListPodSandboxRequest req;
+  auto sandboxes = runtime_->ListPodSandbox(req);
+  if (!sandboxes.ok()) {
+    LOG(WARNING) << "orphan cleanup: ListPodSandbox: " << sandboxes.status().message();
+    return;
+  }
+  std::vector<std::string> orphans;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& sb : sandboxes->items()) {
+      auto uid = sb.labels().find(kPodUidLabel);
+      if (uid == sb.labels().end() || pods_.count(uid->second)) continue;
+      // A removed pod built from the sandbox's metadata: the worker kills and forgets it.
+      auto st = std::make_shared<PodState>();
+      st->pod = {{"metadata",
+                  {{"name", sb.metadata().name()}, {"namespace", sb.metadata().namespace_()}, {"uid", uid->second}}},
+                 {"spec", Json::object()}};
+      st->removed = true;
+      pods_.emplace(uid->second, st);
+      orphans.push_back(uid->second);
+    }
+  }
+  for (const auto& uid : orphans) {
+    LOG(INFO) << "removing orphaned pod " << uid;
+    Enqueue(uid);
+  }
+}
+
 void PodManager::OnContainerEvent(const std::string& container_id) {
   std::string uid;
   {
@@ -211,8 +240,13 @@ void PodManager::Enqueue(const std::string& uid) {
 }
 
 void PodManager::EnqueueAfter(const std::string& uid, absl::Duration delay) {
+  absl::Time at = absl::Now() + std::max(delay, absl::ZeroDuration());
   absl::MutexLock l(&mu_);
-  timers_.emplace(absl::Now() + std::max(delay, absl::ZeroDuration()), uid);
+  auto [it, inserted] = timers_.emplace(uid, at);
+  if (!inserted) {
+    if (it->second <= at) return;
+    it->second = at;
+  }
   timer_cv_.Signal();
 }
 
@@ -255,9 +289,15 @@ void PodManager::TimerLoop() {
   while (!stopping_) {
     absl::Time now = absl::Now();
     std::vector<std::string> due;
-    while (!timers_.empty() && timers_.begin()->first <= now) {
-      due.push_back(timers_.begin()->second);
-      timers_.erase(timers_.begin());
+    absl::Time deadline = next_resync;
+    for (auto it = timers_.begin(); it != timers_.end();) {
+      if (it->second <= now) {
+        due.push_back(it->first);
+        it = timers_.erase(it);
+      } else {
+        deadline = std::min(deadline, it->second);
+        ++it;
+      }
     }
     if (now >= next_resync) {
       for (const auto& [uid, _] : pods_) due.push_back(uid);
@@ -269,8 +309,6 @@ void PodManager::TimerLoop() {
       mu_.Lock();
       continue;
     }
-    absl::Time deadline = next_resync;
-    if (!timers_.empty()) deadline = std::min(deadline, timers_.begin()->first);
     timer_cv_.WaitWithDeadline(&mu_, deadline);
   }
   mu_.Unlock();
@@ -442,14 +480,16 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   }
 
   auto& labels = *cfg.mutable_labels();
-  for (const auto& [k, v] : meta.value("labels", Json::object()).items()) {
+  const Json pod_labels = meta.value("labels", Json::object());
+  for (const auto& [k, v] : pod_labels.items()) {
     if (v.is_string()) labels[k] = v.get<std::string>();
   }
   labels[kPodNameLabel] = name;
   labels[kPodNamespaceLabel] = ns;
   labels[kPodUidLabel] = uid;
   auto& annotations = *cfg.mutable_annotations();
-  for (const auto& [k, v] : meta.value("annotations", Json::object()).items()) {
+  const Json pod_annotations = meta.value("annotations", Json::object());
+  for (const auto& [k, v] : pod_annotations.items()) {
     if (v.is_string()) annotations[k] = v.get<std::string>();
   }
 
@@ -581,7 +621,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       if (!(ref.value("optional", false) && absl::IsNotFound(r.status()))) env_error = r.status();
       continue;
     }
-    for (const auto& [k, v] : r->value("data", Json::object()).items()) {
+    const Json data = r->value("data", Json::object());
+    for (const auto& [k, v] : data.items()) {
       std::string val = v.is_string() ? v.get<std::string>() : "";
       if (is_secret) {
         std::string decoded;
@@ -655,6 +696,35 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     std::string prop = vm.value("mountPropagation", std::string());
     if (prop == "HostToContainer") m->set_propagation(v1::PROPAGATION_HOST_TO_CONTAINER);
     if (prop == "Bidirectional") m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  }
+  // The kubelet-managed /etc/hosts (upstream makeHostsMount), unless a volume covers it.
+  bool hosts_mounted = false;
+  for (const auto& m : cfg.mounts()) hosts_mounted |= m.container_path() == "/etc/hosts";
+  if (!hosts_mounted) {
+    std::string hosts;
+    if (Spec(pod).value("hostNetwork", false)) {
+      auto host = ReadFile("/etc/hosts");
+      hosts = absl::StrCat("# Kubernetes-managed hosts file (host network).\n", host.ok() ? *host : "");
+    } else {
+      hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+              "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n";
+      if (!pod_ip.empty()) absl::StrAppend(&hosts, pod_ip, "\t", sandbox.hostname(), "\n");
+    }
+    for (const auto& alias : Spec(pod).value("hostAliases", Json::array())) {
+      std::string line = alias.value("ip", std::string());
+      for (const auto& h : alias.value("hostnames", Json::array())) absl::StrAppend(&line, "\t", h.get<std::string>());
+      absl::StrAppend(&hosts, line, "\n");
+    }
+    std::string file = JoinPath(volumes_.PodDir(uid), "etc-hosts");
+    absl::Status s = MkdirAll(volumes_.PodDir(uid), 0750);
+    if (s.ok()) s = WriteFileAtomic(file, hosts, 0644);
+    if (s.ok()) {
+      auto* m = cfg.add_mounts();
+      m->set_container_path("/etc/hosts");
+      m->set_host_path(file);
+    } else {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": no /etc/hosts file: " << s.message();
+    }
   }
   std::string term_path = c.value("terminationMessagePath", std::string(kDefaultTerminationMessagePath));
   {
@@ -818,6 +888,17 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     return false;
   }
   if (state->terminated) return false;  // terminal pod: nothing runs any more
+  std::string api_phase = GetString(pod, "status.phase");
+  if (api_phase == "Succeeded" || api_phase == "Failed") {
+    // Terminal before we saw it (e.g. berth restarted): never run it again.
+    absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
+    if (!k.ok()) {
+      EnqueueAfter(uid, absl::Seconds(2));
+      return false;
+    }
+    state->terminated = true;
+    return false;
+  }
 
   absl::Time now = opts_.clock();
   std::string policy = RestartPolicy(pod);

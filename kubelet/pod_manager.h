@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -39,7 +40,9 @@
 
 namespace berth::kubelet {
 
+// Configuration of a PodManager (node identity, paths, timing). Copied at construction.
 struct PodManagerOptions {
+  // This node's name (spec.nodeName of its pods) and its InternalIP (status.hostIP).
   std::string node_name;
   std::string node_ip;
   // Kubelet root: volumes under <root_dir>/pods/<uid>/volumes.
@@ -67,6 +70,7 @@ struct PodManagerOptions {
   std::function<absl::Time()> clock = absl::Now;
 };
 
+// The kubelet pod lifecycle for the pods bound to this node (see the file comment).
 // Thread safety: all public methods may be called from any thread.
 class PodManager {
  public:
@@ -83,6 +87,11 @@ class PodManager {
   // A watch event for a pod bound to this node: `type` is "ADDED", "MODIFIED", "DELETED"
   // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object.
   void HandlePodEvent(const std::string& type, const Json& pod);
+
+  // Call once the initial LIST of pods has been fed through HandlePodEvent: sandboxes and
+  // containers (found by their io.kubernetes.pod.uid label) of pods that are not known any
+  // more, e.g. deleted while berth was down, are stopped and removed.
+  void HandlePodsSynced();
 
   // The runtime reports that container `container_id` changed state (typically exited).
   // Unknown IDs are ignored.
@@ -156,7 +165,9 @@ class PodManager {
   absl::CondVar timer_cv_;
   std::map<std::string, std::shared_ptr<PodState>> pods_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
-  std::multimap<absl::Time, std::string> timers_ ABSL_GUARDED_BY(mu_);  // real time
+  // Earliest pending timed sync per pod (real time). One per pod suffices: every sync
+  // re-arms the timers it still needs.
+  std::map<std::string, absl::Time> timers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> container_to_pod_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

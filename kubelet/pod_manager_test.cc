@@ -66,6 +66,10 @@ Json MakePod(const std::string& name, const std::string& restart_policy = "Alway
 
 std::string Phase(const Json& s) { return s.value("phase", ""); }
 Json MainStatus(const Json& s) { return s["containerStatuses"][0]; }
+std::string WaitingReason(const Json& s) {
+  const Json state = MainStatus(s)["state"];
+  return state.contains("waiting") ? state["waiting"].value("reason", "") : "";
+}
 
 class PodManagerTest : public ::testing::Test {
  protected:
@@ -191,6 +195,10 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
             (root_ / "kubelet/pods/uid-web/volumes/kubernetes.io~empty-dir/scratch").string());
   EXPECT_TRUE(std::filesystem::is_directory(mounts["/scratch"]));
   EXPECT_TRUE(std::filesystem::exists(mounts["/dev/termination-log"]));
+  std::ifstream hosts(mounts["/etc/hosts"]);
+  std::string hosts_text((std::istreambuf_iterator<char>(hosts)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(hosts_text, HasSubstr("127.0.0.1\tlocalhost"));
+  EXPECT_THAT(hosts_text, HasSubstr(sandboxes.begin()->second.ip + "\tweb"));
 }
 
 TEST_F(PodManagerTest, NeverPolicyExitZeroSucceeds) {
@@ -240,7 +248,7 @@ TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
   // Next sync within the back-off: ImagePullBackOff without a new pull.
   manager_->HandlePodEvent("MODIFIED", pod);
   auto backoff = api_.WaitForStatus([](const Json& s) {
-    return MainStatus(s)["state"]["waiting"].value("reason", "") == "ImagePullBackOff";
+    return WaitingReason(s) == "ImagePullBackOff";
   });
   ASSERT_TRUE(backoff.has_value());
   EXPECT_THAT(MainStatus(*backoff)["state"]["waiting"]["message"].get<std::string>(),
@@ -269,7 +277,7 @@ TEST_F(PodManagerTest, CrashLoopBackOffAfterSecondExit) {
   // Second exit: CrashLoopBackOff until the 10 s back-off passes.
   runtime_.ExitContainer(runtime_.LatestContainer("main"), 1);
   auto crash = api_.WaitForStatus([](const Json& s) {
-    return MainStatus(s)["state"]["waiting"].value("reason", "") == "CrashLoopBackOff";
+    return WaitingReason(s) == "CrashLoopBackOff";
   });
   ASSERT_TRUE(crash.has_value());
   EXPECT_EQ(Phase(*crash), "Running");
@@ -339,6 +347,35 @@ TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
   auto calls = runtime_.Calls();
   auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
   EXPECT_LT(pos("StartContainer setup"), pos("CreateContainer main"));
+}
+
+TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
+  // A pod left behind in the runtime (e.g. deleted while berth was down).
+  runtime::v1::RunPodSandboxRequest req;
+  req.mutable_config()->mutable_metadata()->set_name("old");
+  (*req.mutable_config()->mutable_labels())["io.kubernetes.pod.uid"] = "uid-old";
+  std::string sb = runtime_.RunPodSandbox(req)->pod_sandbox_id();
+  runtime::v1::CreateContainerRequest creq;
+  creq.set_pod_sandbox_id(sb);
+  creq.mutable_config()->mutable_metadata()->set_name("c");
+  (*creq.mutable_config()->mutable_labels())["io.kubernetes.pod.uid"] = "uid-old";
+  std::string ctr = runtime_.CreateContainer(creq)->container_id();
+  runtime::v1::StartContainerRequest sreq;
+  sreq.set_container_id(ctr);
+  ASSERT_TRUE(runtime_.StartContainer(sreq).ok());
+  // A pod that is still bound keeps its sandbox.
+  manager_->HandlePodEvent("ADDED", MakePod("keep"));
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+
+  manager_->HandlePodsSynced();
+  ASSERT_TRUE(runtime_.WaitForCalls([&](const std::vector<std::string>& calls) {
+    return std::find(calls.begin(), calls.end(), "RemovePodSandbox " + sb) != calls.end();
+  }));
+  EXPECT_EQ(runtime_.Containers().count(ctr), 0u);
+  ASSERT_EQ(runtime_.Sandboxes().size(), 1u);
+  EXPECT_EQ(runtime_.Sandboxes().begin()->second.config.metadata().name(), "keep");
+  // Nothing is deleted from the API server for an orphan.
+  for (const auto& r : api_.Requests()) EXPECT_NE(r.verb, "DELETE");
 }
 
 }  // namespace

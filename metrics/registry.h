@@ -52,10 +52,14 @@ class Counter {
 // A value that can go up and down. Thread-safe.
 class Gauge {
  public:
+  // Replaces the value.
   void Set(double v) { value_.store(v, std::memory_order_relaxed); }
+  // Adds `v` (may be negative).
   void Add(double v) { value_.fetch_add(v, std::memory_order_relaxed); }
+  // Adds 1 / subtracts 1.
   void Inc() { Add(1); }
   void Dec() { Add(-1); }
+  // The current value.
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -73,9 +77,11 @@ class Histogram {
   void Observe(double v);
   // Cumulative counts per bucket, one per upper bound plus the +Inf bucket last.
   std::vector<uint64_t> CumulativeCounts() const;
+  // Sum of all observed values.
   double Sum() const { return sum_.load(std::memory_order_relaxed); }
   // Number of observations (the +Inf bucket).
   uint64_t Count() const;
+  // The finite bucket upper bounds given at construction.
   const std::vector<double>& upper_bounds() const { return upper_bounds_; }
 
  private:
@@ -123,6 +129,7 @@ class Family {
   // Pointers previously returned for these values must no longer be used.
   void Remove(const std::vector<std::string>& values);
 
+  // The family's metric name, HELP text and label names, as registered.
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   const std::vector<std::string>& label_names() const { return label_names_; }

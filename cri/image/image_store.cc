@@ -128,6 +128,20 @@ absl::Status ImageStore::Init() {
     if (stmt.find_first_not_of(" \n\t") == std::string::npos) continue;
     RETURN_IF_ERROR(Annotate(opts_.db->Exec(stmt), "image store schema"));
   }
+  // Crash recovery: layers no image references (a pull that died before committing) and
+  // layer dirs without a row (a crash between rename and insert) are removed.
+  RETURN_IF_ERROR(opts_.db->Exec(
+      "DELETE FROM image_layer_dirs WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)"));
+  ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT chain_id FROM image_layer_dirs"));
+  std::set<std::string> known;
+  for (const auto& r : rows) known.insert(DigestHex(AsString(r[0])));
+  ASSIGN_OR_RETURN(auto dirs, ListDir(JoinPath(opts_.root_dir, "layers")));
+  for (const auto& d : dirs) {
+    if (known.count(d) == 0) {
+      LOG(INFO) << "image store: removing unreferenced layer dir " << d;
+      RETURN_IF_ERROR(RemoveAll(absl::StrCat(opts_.root_dir, "/layers/", d)));
+    }
+  }
   return absl::OkStatus();
 }
 

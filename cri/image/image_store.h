@@ -41,7 +41,8 @@ class ImageStore : public ImageService, public ImageResolver {
 
   explicit ImageStore(ImageStoreOptions options);
 
-  // Creates the directories and tables and clears tmp/. Call once before anything else.
+  // Creates the directories and tables, clears tmp/ and removes layers no image references
+  // (left by a crash). Call once before anything else.
   absl::Status Init();
 
   // CRI ImageService (api.proto). PullImage returns image_ref = image ID "sha256:<config hex>".

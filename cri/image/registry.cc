@@ -109,7 +109,15 @@ absl::StatusOr<int> HttpGet(const std::string& url, const std::multimap<std::str
       });
   if (sink_failed) return absl::InternalError(absl::StrCat("GET ", url, ": writing the response failed"));
   if (!res) {
-    return absl::UnavailableError(absl::StrCat("GET ", url, ": ", httplib::to_string(res.error())));
+    std::string why;
+    switch (res.error()) {
+      case httplib::Error::Connection: why = "cannot connect (connection refused or host unreachable)"; break;
+      case httplib::Error::SSLConnection: why = "TLS handshake failed (a plain-HTTP registry must be listed as insecure)"; break;
+      case httplib::Error::SSLServerVerification: why = "server certificate verification failed"; break;
+      case httplib::Error::Read: why = "connection closed while reading the response"; break;
+      default: why = absl::StrCat("request failed (", httplib::to_string(res.error()), ")");
+    }
+    return absl::UnavailableError(absl::StrCat("GET ", url, ": ", why));
   }
   return res->status;
 }

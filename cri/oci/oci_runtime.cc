@@ -313,10 +313,15 @@ absl::Status OciRuntime::Kill(const std::string& id, int signal, bool all) {
 
 absl::Status OciRuntime::Delete(const std::string& id) {
   ASSIGN_OR_RETURN(RunResult r, Run(RuntimeArgv(opts_, {"delete", "--force", id}), "", kCommandTimeout));
-  if (r.exit_code == 0) return absl::OkStatus();
   std::string msg = RuntimeMessage(r.err);
-  if (IsNotExist(msg)) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("delete container ", id, ": ", msg));
+  if (r.exit_code != 0 && !IsNotExist(msg))
+    return absl::InternalError(absl::StrCat("delete container ", id, ": ", msg));
+  // conmon's per-container files are useless once the runtime forgot the container.
+  if (!opts_.conmon_state_dir.empty() && !id.empty() && id.find('/') == std::string::npos) {
+    unlink(JoinPath(JoinPath(opts_.conmon_state_dir, "attach"), id).c_str());
+    RETURN_IF_ERROR(Annotate(RemoveAll(JoinPath(opts_.conmon_state_dir, id)), absl::StrCat("delete container ", id)));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<OciState> OciRuntime::State(const std::string& id) {

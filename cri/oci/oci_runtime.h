@@ -21,6 +21,10 @@ struct OciRuntimeOptions {
   std::string runtime_root;            // --root for the runtime's state, e.g. /run/berth/runc
   std::string conmon_path = "conmon";  // conmon binary
   std::string conmon_state_dir;        // per-container conmon files live in <dir>/<id>/
+  // Files conmon keeps (for attach/streaming): <conmon_state_dir>/<id>/conmon.pid (conmon's
+  // PID), <conmon_state_dir>/<id>/pidfile (the container's), the attach socket
+  // <conmon_state_dir>/attach/<id>/attach (a symlink to the bundle: the socket is
+  // <bundle>/attach), and the fifos <bundle>/ctl and <bundle>/winsz.
 };
 
 // What Create needs for one container. The bundle dir holds config.json and rootfs (mounted).
@@ -69,7 +73,8 @@ class OciRuntime {
   // Sends `signal` to the container's init (or to all its processes when `all`).
   // OK when the container is already stopped.
   absl::Status Kill(const std::string& id, int signal, bool all = false);
-  // Deletes the runtime state (`runtime delete --force`). OK when it does not exist.
+  // Deletes the runtime state (`runtime delete --force`) and conmon's files under
+  // conmon_state_dir (not the exit file or the log). OK when it does not exist.
   absl::Status Delete(const std::string& id);
   // Current state. NotFound when the runtime does not know the container.
   absl::StatusOr<OciState> State(const std::string& id);

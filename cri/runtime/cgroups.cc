@@ -34,8 +34,9 @@ std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
       std::vector<std::string> opts = absl::StrSplit(post[2], ',');
       static const std::set<std::string> kNonControllers = {"rw", "ro", "nosuid", "nodev", "noexec", "relatime",
                                                             "clone_children", "noprefix", "xattr"};
+      // Named hierarchies (name=systemd) are kept: runc's cgroupfs driver joins them too.
       for (const auto& o : opts) {
-        if (kNonControllers.count(o) || absl::StartsWith(o, "name=") || absl::StartsWith(o, "release_agent")) continue;
+        if (kNonControllers.count(o) || absl::StartsWith(o, "release_agent")) continue;
         m.controllers.push_back(o);
       }
       if (m.controllers.empty()) continue;

@@ -13,12 +13,12 @@ namespace berth::cri::runtime {
 // One mounted cgroup hierarchy.
 struct CgroupMount {
   std::string mount_point;              // e.g. /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/unified
-  std::vector<std::string> controllers;  // v1 controllers; empty for cgroup2
+  std::vector<std::string> controllers;  // v1 controllers (and "name=..."); empty for cgroup2
   bool v2 = false;
 };
 
-// Parses /proc/self/mountinfo content into cgroup hierarchies (v1 mounts with at least one
-// controller, and the cgroup2 mount). Duplicate mounts of the same hierarchy are dropped.
+// Parses /proc/self/mountinfo content into cgroup hierarchies (v1 mounts with a controller or
+// a name= hierarchy such as name=systemd, and the cgroup2 mount). Duplicate mounts of the same hierarchy are dropped.
 std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo);
 // The host's hierarchies (reads /proc/self/mountinfo).
 std::vector<CgroupMount> HostCgroupMounts();

@@ -16,11 +16,12 @@ TEST(ParseCgroupMounts, HybridHost) {
       "32 25 0:29 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset,clone_children\n"
       "33 25 0:29 / /other/cpuset rw - cgroup cgroup rw,cpuset,clone_children\n";
   auto m = ParseCgroupMounts(kMountinfo);
-  ASSERT_EQ(m.size(), 4u);
+  ASSERT_EQ(m.size(), 5u);
   EXPECT_TRUE(m[0].v2);
   EXPECT_EQ(m[0].mount_point, "/sys/fs/cgroup/unified");
-  EXPECT_THAT(m[1].controllers, ::testing::ElementsAre("cpu", "cpuacct"));
-  EXPECT_EQ(m[3].mount_point, "/sys/fs/cgroup/cpuset");
+  EXPECT_THAT(m[1].controllers, ::testing::ElementsAre("name=systemd"));
+  EXPECT_THAT(m[2].controllers, ::testing::ElementsAre("cpu", "cpuacct"));
+  EXPECT_EQ(m[4].mount_point, "/sys/fs/cgroup/cpuset");  // the duplicate mount is dropped
 }
 
 }  // namespace

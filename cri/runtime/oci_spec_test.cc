@@ -209,7 +209,9 @@ TEST_F(SpecFixture, NamespacesJoinPause) {
   for (const auto& n : ns) {
     if (n["type"] == "network") net = n["path"] == "/run/berth/netns/sid";
     if (n["type"] == "pid") pid_new = !n.contains("path");
-    if (n["type"] == "ipc") EXPECT_EQ(n["path"], "/proc/42/ns/ipc");
+    if (n["type"] == "ipc") {
+      EXPECT_EQ(n["path"], "/proc/42/ns/ipc");
+    }
   }
   EXPECT_TRUE(net);
   EXPECT_TRUE(pid_new);

@@ -114,16 +114,6 @@ absl::Status Unmount(const std::string& path) {
   return absl::OkStatus();
 }
 
-bool IsMountPoint(const std::string& path) {
-  auto mi = ReadFile("/proc/self/mountinfo");
-  if (!mi.ok()) return false;
-  for (absl::string_view line : absl::StrSplit(*mi, '\n')) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    if (f.size() > 4 && f[4] == path) return true;
-  }
-  return false;
-}
-
 bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 std::string HostsFile() {
@@ -473,13 +463,16 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   ASSIGN_OR_RETURN(oci::OciRuntime * rt, RuntimeFor(req.runtime_handler()));
   (void)rt;
   std::string key = SandboxNameKey(md);
-  std::shared_ptr<SandboxRec> sb;
+  // The new record's op_mu is taken before mu_ (never under it): lock order is op_mu -> mu_.
+  auto sb = std::make_shared<SandboxRec>();
+  sb->op_mu.Lock();
   {
     mu_.Lock();
     auto it = sandbox_names_.find(key);
     if (it != sandbox_names_.end()) {
       auto existing = sandboxes_.at(it->second);
       mu_.Unlock();
+      sb->op_mu.Unlock();
       absl::MutexLock ol(&existing->op_mu);  // waits for an in-flight creation
       if (!existing->created) {
         return Annotate(existing->create_status, "RunPodSandbox " + key + " (retried while in flight)");
@@ -488,13 +481,11 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
       r.set_pod_sandbox_id(existing->id);
       return r;
     }
-    sb = std::make_shared<SandboxRec>();
     sb->id = NewId();
     sb->name_key = key;
     sb->config = req.config();
     sb->runtime_handler = req.runtime_handler();
     sb->created_at = NowNs();
-    sb->op_mu.Lock();  // fresh: never blocks
     sandbox_names_[key] = sb->id;
     sandboxes_[sb->id] = sb;
     mu_.Unlock();
@@ -502,7 +493,13 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   absl::Status s = SetupSandbox(sb.get());
   if (!s.ok()) {
     TeardownSandbox(sb.get());
-    RemoveAll(sb->dir).IgnoreError();
+    if (!sb->cgroup_path.empty()) {
+      absl::Status cs = RemoveCgroup(HostCgroupMounts(), sb->cgroup_path);
+      if (!cs.ok()) {
+        LOG(WARNING) << "runtime: undo sandbox " << sb->id << ": " << cs;
+      }
+    }
+    if (!sb->dir.empty()) RemoveAll(sb->dir).IgnoreError();
     sb->create_status = s;
     {
       absl::MutexLock l(&mu_);
@@ -620,17 +617,25 @@ void Runtime::TeardownSandbox(SandboxRec* sb) {
     ar.pod_namespace = cfg.metadata().namespace_();
     ar.pod_uid = cfg.metadata().uid();
     absl::Status s = deps_.network->Del(ar);
-    if (!s.ok()) LOG(WARNING) << "runtime: sandbox " << sb->id << ": CNI DEL: " << s;
-    else sb->network_attached = false;
+    if (!s.ok()) {
+      LOG(WARNING) << "runtime: sandbox " << sb->id << ": CNI DEL: " << s;
+    } else {
+      sb->network_attached = false;
+    }
   }
   if (sb->pause_pid > 0) {
     absl::Status s = deps_.infra->Stop(sb->pause_pid);
-    if (!s.ok()) LOG(WARNING) << "runtime: sandbox " << sb->id << ": stop pause: " << s;
-    else sb->pause_pid = 0;
+    if (!s.ok()) {
+      LOG(WARNING) << "runtime: sandbox " << sb->id << ": stop pause: " << s;
+    } else {
+      sb->pause_pid = 0;
+    }
   }
   if (!sb->netns_path.empty()) {
     absl::Status s = deps_.infra->UnbindNetns(sb->netns_path);
-    if (!s.ok()) LOG(WARNING) << "runtime: sandbox " << sb->id << ": unbind netns: " << s;
+    if (!s.ok()) {
+      LOG(WARNING) << "runtime: sandbox " << sb->id << ": unbind netns: " << s;
+    }
   }
   if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm") {
     Unmount(sb->shm_path).IgnoreError();
@@ -754,31 +759,36 @@ absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(const v1::C
   const auto& md = req.config().metadata();
   if (md.name().empty()) return absl::InvalidArgumentError("CreateContainer: metadata.name is required");
   std::string key = ContainerNameKey(sb->id, md);
-  std::shared_ptr<ContainerRec> c;
+  // Shared hold of the sandbox: containers of one pod are created in parallel, but not while
+  // the sandbox is being created, stopped or removed. Lock order: sandbox op_mu -> container
+  // op_mu -> mu_.
+  absl::ReaderMutexLock sbl(&sb->op_mu);
+  auto c = std::make_shared<ContainerRec>();
+  c->op_mu.Lock();  // before mu_: lock order is op_mu -> mu_
   {
     mu_.Lock();
     if (!sb->created || sb->state != v1::SANDBOX_READY) {
       mu_.Unlock();
+      c->op_mu.Unlock();
       return absl::FailedPreconditionError("CreateContainer: pod sandbox " + sb->id + " is not ready");
     }
     auto it = container_names_.find(key);
     if (it != container_names_.end()) {
       auto existing = containers_.at(it->second);
       mu_.Unlock();
+      c->op_mu.Unlock();
       absl::MutexLock ol(&existing->op_mu);
       if (!existing->created) return Annotate(existing->create_status, "CreateContainer " + key);
       v1::CreateContainerResponse r;
       r.set_container_id(existing->id);
       return r;
     }
-    c = std::make_shared<ContainerRec>();
     c->id = NewId();
     c->sandbox_id = sb->id;
     c->name_key = key;
     c->config = req.config();
     c->created_at = NowNs();
     c->runtime_handler = sb->runtime_handler;
-    c->op_mu.Lock();
     container_names_[key] = c->id;
     containers_[c->id] = c;
     mu_.Unlock();
@@ -1110,7 +1120,9 @@ void Runtime::HandleExit(const std::string& id) {
     c->finished_at = std::max(finished, c->started_at);
     c->reason = oom ? "OOMKilled" : (*code == 0 ? "Completed" : "Error");
     absl::Status s = SaveContainer(*c);
-    if (!s.ok()) LOG(ERROR) << "runtime: record exit of container " << id << ": " << s;
+    if (!s.ok()) {
+      LOG(ERROR) << "runtime: record exit of container " << id << ": " << s;
+    }
     cbs = exit_cbs_;
   }
   LOG(INFO) << "runtime: container " << id << " exited with code " << *code;

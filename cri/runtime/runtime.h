@@ -5,7 +5,12 @@
 //
 // Thread safety: all methods may be called concurrently. A global mutex guards only the
 // in-memory maps and record fields; blocking work (runc, CNI, mounts, waits) holds a
-// per-sandbox / per-container operation mutex instead.
+// per-sandbox / per-container operation mutex instead (lock order: sandbox op -> container
+// op -> global). CreateContainer holds its sandbox's op mutex shared, so it never races a
+// StopPodSandbox/RemovePodSandbox of the same pod.
+//
+// Include note: include this header (or cri/api/api.pb.h) BEFORE <signal.h>/<csignal>:
+// their SIG* macros clash with the CRI `Signal` enum's value names.
 #pragma once
 
 #include <atomic>

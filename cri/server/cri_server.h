@@ -5,8 +5,9 @@
 //
 // Streaming RPCs: the Stream* list RPCs (StreamPodSandboxes, StreamContainers,
 // StreamContainerStats, StreamPodSandboxStats, StreamPodSandboxMetrics, StreamImages) are
-// served from the unary List RPC as one response holding every item (no response when
-// there are none: each response must carry at least one item). GetContainerEvents returns
+// served from the unary List RPC: its items are sent in responses of up to ~4 MiB each
+// (usually one), each item exactly once, then EOF; no response when there are none (each
+// response must carry at least one item; KEP-5825). GetContainerEvents returns
 // UNIMPLEMENTED for now.
 //
 // Example:

@@ -189,6 +189,40 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
   }
 }
 
+// A list larger than a client's default 4 MiB receive limit arrives as several responses,
+// each item exactly once, in order.
+TEST_F(CriServerTest, StreamSplitsLargeListsIntoChunks) {
+  runtime_.pods.clear();
+  for (int i = 0; i < 5; ++i) {
+    v1::PodSandbox p;
+    p.set_id("pod" + std::to_string(i));
+    (*p.mutable_annotations())["big"] = std::string(1500 * 1024, 'x');
+    runtime_.pods.push_back(p);
+  }
+  StartServer();
+  {
+    // The unary List is 7.5 MiB: over the client's default limit.
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxResponse resp;
+    EXPECT_EQ(runtime_stub_->ListPodSandbox(&ctx, v1::ListPodSandboxRequest(), &resp).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  grpc::ClientContext ctx;
+  auto reader = runtime_stub_->StreamPodSandboxes(&ctx, v1::StreamPodSandboxesRequest());
+  v1::StreamPodSandboxesResponse resp;
+  std::vector<std::string> ids;
+  int responses = 0;
+  while (reader->Read(&resp)) {
+    ++responses;
+    EXPECT_GT(resp.pod_sandboxes_size(), 0);
+    EXPECT_LT(resp.ByteSizeLong(), 4u * 1024 * 1024);
+    for (const auto& p : resp.pod_sandboxes()) ids.push_back(p.id());
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_GT(responses, 1);
+  EXPECT_EQ(ids, (std::vector<std::string>{"pod0", "pod1", "pod2", "pod3", "pod4"}));
+}
+
 TEST_F(CriServerTest, ReplacesStaleSocketRefusesLiveOneAndCleansUp) {
   StartServer();
   CriServer second(&runtime_, &images_, CriServerOptions{.socket_path = socket_});

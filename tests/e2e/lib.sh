@@ -118,12 +118,12 @@ start_berth() {
   [ -x "$berth_bin" ] || fail "berth binary $berth_bin not built"
   "$repo_dir/tests/cluster/node-kubeconfig.sh" "$state" "$name" >/dev/null
   mkdir -p "$berth_dir/lib" "$berth_dir/run" "$state/cni/net.d"
-  # `ip netns exec` (default) also gives berth a private mount namespace (slave of the
-  # host's), so its mounts live and die with it and its children; BERTH_E2E_LAUNCH=nsenter
-  # joins only the netns and keeps the host mount namespace (what a restarted berth needs to
-  # see the mounts of the containers it adopts).
-  local launch=(ip netns exec "$netns")
-  [ "${BERTH_E2E_LAUNCH:-ip-netns}" != nsenter ] || launch=(nsenter --net="/run/netns/$netns")
+  # nsenter (default) joins only the netns and keeps the host mount namespace, which a
+  # restarted berth needs to see the mounts of the containers it adopts.
+  # BERTH_E2E_LAUNCH=ip-netns uses `ip netns exec`, which also gives berth a private mount
+  # namespace (slave of the host's), so its mounts live and die with it.
+  local launch=(nsenter --net="/run/netns/$netns")
+  [ "${BERTH_E2E_LAUNCH:-nsenter}" != ip-netns ] || launch=(ip netns exec "$netns")
   "${launch[@]}" "$berth_bin" \
     --kubeconfig="$state/node-$name.kubeconfig" --node-name="$name" --node-ip="$node_addr" \
     --root-dir="$berth_dir/lib" --state-dir="$berth_dir/run" --cri-socket="$berth_sock" \

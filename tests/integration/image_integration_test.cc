@@ -11,6 +11,8 @@
 #include "cri/image/registry.h"
 #include "cri/store/db.h"
 
+#include <httplib.h>
+
 #include <arpa/inet.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -116,30 +118,39 @@ class ImageIntegrationTest : public ::testing::Test {
     }
     ASSERT_TRUE(up) << "registry did not come up: " << ReadFile(env->dir + "/registry.log").value_or("");
 
-    // An OCI image: layer 1 = busybox rootfs, layer 2 = whiteout of /etc/removed,
-    // layer 3 = opaque /var/cache.
+    // An OCI image built with umoci unpack/repack (Debian's `umoci insert` writes tars
+    // without the final padding): layer 0 = busybox rootfs, layer 1 = whiteout of
+    // /etc/removed plus a new /var/cache/new.
     const std::string oci = env->dir + "/oci";
-    const std::string rootfs = env->dir + "/rootfs";
+    const std::string bundle = env->dir + "/bundle";
+    const std::string rootfs = bundle + "/rootfs";
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "init", "--layout", oci},
+             {"umoci", "new", "--image", oci + ":latest"},
+             {"umoci", "unpack", "--image", oci + ":latest", bundle}}) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
     ASSERT_TRUE(MkdirAll(rootfs + "/bin").ok());
     ASSERT_TRUE(MkdirAll(rootfs + "/etc").ok());
     ASSERT_TRUE(MkdirAll(rootfs + "/var/cache").ok());
     ASSERT_TRUE(Sh({"cp", "/bin/busybox", rootfs + "/bin/busybox"}).ok());
     ASSERT_EQ(symlink("busybox", (rootfs + "/bin/sh").c_str()), 0);
     ASSERT_TRUE(WriteFileAtomic(rootfs + "/etc/removed", "gone soon\n").ok());
-    ASSERT_TRUE(WriteFileAtomic(rootfs + "/var/cache/old", "old\n").ok());
-    ASSERT_TRUE(MkdirAll(env->dir + "/newcache").ok());
-    ASSERT_TRUE(WriteFileAtomic(env->dir + "/newcache/new", "new\n").ok());
+    ASSERT_TRUE(Sh({"umoci", "repack", "--refresh-bundle", "--image", oci + ":latest", bundle}).ok());
+    ASSERT_EQ(unlink((rootfs + "/etc/removed").c_str()), 0);
+    ASSERT_TRUE(WriteFileAtomic(rootfs + "/var/cache/new", "new\n").ok());
     for (const auto& argv : std::vector<std::vector<std::string>>{
-             {"umoci", "init", "--layout", oci},
-             {"umoci", "new", "--image", oci + ":latest"},
-             {"umoci", "insert", "--image", oci + ":latest", rootfs, "/"},
-             {"umoci", "insert", "--image", oci + ":latest", "--whiteout", "/etc/removed"},
-             {"umoci", "insert", "--image", oci + ":latest", "--opaque", env->dir + "/newcache", "/var/cache"},
+             {"umoci", "repack", "--image", oci + ":latest", bundle},
              {"umoci", "config", "--image", oci + ":latest", "--config.entrypoint", "/bin/sh", "--config.cmd", "-c",
               "--config.cmd", "echo hi", "--config.env", "FOO=bar", "--config.workingdir", "/tmp",
               "--config.user", "1000:1000", "--config.label", "org.test=yes", "--config.stopsignal", "SIGINT"},
+             // Same layers, another config: a second image sharing every layer.
+             {"umoci", "config", "--image", oci + ":latest", "--tag", "other", "--config.label", "variant=other"},
              {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
               absl::StrCat("docker://", env->host, "/busybox:latest")},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":other",
+              absl::StrCat("docker://", env->host, "/busybox:other")},
              {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "--format", "v2s2",
               "oci:" + oci + ":latest", absl::StrCat("docker://", env->host, "/busybox-v2s2:latest")},
              {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
@@ -206,16 +217,15 @@ TEST_F(ImageIntegrationTest, PullOciImageUnpacksLayersAndResolves) {
   auto img = store_->Resolve(ref);
   ASSERT_TRUE(img.ok()) << img.status();
   EXPECT_EQ(img->id, *id);
-  ASSERT_EQ(img->layer_dirs.size(), 3u);
+  ASSERT_EQ(img->layer_dirs.size(), 2u);
   EXPECT_TRUE(PathExists(img->layer_dirs[0] + "/bin/busybox"));
   struct stat st;
   ASSERT_EQ(lstat((img->layer_dirs[0] + "/bin/sh").c_str(), &st), 0);
   EXPECT_TRUE(S_ISLNK(st.st_mode));
   ASSERT_EQ(lstat((img->layer_dirs[1] + "/etc/removed").c_str(), &st), 0);
   EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) << "whiteout not converted";
-  char v[4] = {};
-  EXPECT_EQ(getxattr((img->layer_dirs[2] + "/var/cache").c_str(), "trusted.overlay.opaque", v, sizeof(v)), 1);
-  EXPECT_TRUE(PathExists(img->layer_dirs[2] + "/var/cache/new"));
+  EXPECT_TRUE(PathExists(img->layer_dirs[1] + "/var/cache/new"));
+  EXPECT_FALSE(PathExists(img->layer_dirs[1] + "/bin/busybox"));
   EXPECT_EQ(img->config.entrypoint, std::vector<std::string>{"/bin/sh"});
   EXPECT_EQ(img->config.cmd, (std::vector<std::string>{"-c", "echo hi"}));
   EXPECT_NE(std::find(img->config.env.begin(), img->config.env.end(), "FOO=bar"), img->config.env.end());
@@ -230,6 +240,9 @@ TEST_F(ImageIntegrationTest, PullOciImageUnpacksLayersAndResolves) {
   EXPECT_TRUE(store_->Resolve(*id).ok());
   EXPECT_TRUE(store_->Resolve(id->substr(7, 12)).ok());
   EXPECT_TRUE(store_->Resolve(img->repo_digests[0]).ok());
+  auto by_digest = Pull(img->repo_digests[0]);  // pull by digest: already present, same image
+  ASSERT_TRUE(by_digest.ok()) << by_digest.status();
+  EXPECT_EQ(*by_digest, *id);
 
   v1::ImageStatusRequest sreq;
   sreq.mutable_image()->set_image(ref);
@@ -248,38 +261,66 @@ TEST_F(ImageIntegrationTest, PullOciImageUnpacksLayersAndResolves) {
   EXPECT_GT(fs->image_filesystems(0).used_bytes().value(), 1000000u);
 }
 
-TEST_F(ImageIntegrationTest, DockerSchema2SharesLayersAndRemoveFreesThem) {
-  auto oci_id = Pull(env->host + "/busybox:latest");
-  ASSERT_TRUE(oci_id.ok()) << oci_id.status();
+TEST_F(ImageIntegrationTest, DockerSchema2Pull) {
   auto v2_id = Pull(env->host + "/busybox-v2s2:latest");
   ASSERT_TRUE(v2_id.ok()) << v2_id.status();
-  auto oci = store_->Resolve(*oci_id);
-  auto v2 = store_->Resolve(*v2_id);
-  ASSERT_TRUE(oci.ok() && v2.ok());
-  EXPECT_EQ(oci->layer_dirs, v2->layer_dirs);  // same DiffIDs -> same chain IDs
+  auto v2 = store_->Resolve(env->host + "/busybox-v2s2:latest");
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  ASSERT_EQ(v2->layer_dirs.size(), 2u);
+  EXPECT_TRUE(PathExists(v2->layer_dirs[0] + "/bin/busybox"));
   EXPECT_EQ(v2->config.entrypoint, std::vector<std::string>{"/bin/sh"});
 
-  v1::ListImagesRequest lreq;
-  auto list = store_->ListImages(lreq);
+  // The OCI push of the same config is the same image (same ID): one image, two tags.
+  auto oci_id = Pull(env->host + "/busybox:latest");
+  ASSERT_TRUE(oci_id.ok()) << oci_id.status();
+  EXPECT_EQ(*oci_id, *v2_id);
+  auto list = store_->ListImages({});
   ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->images_size(), *oci_id == *v2_id ? 1 : 2);
+  ASSERT_EQ(list->images_size(), 1);
+  EXPECT_EQ(list->images(0).repo_tags_size(), 2);
+  EXPECT_EQ(list->images(0).repo_digests_size(), 2);
+}
 
-  // Removing one image keeps the layers the other uses.
+TEST_F(ImageIntegrationTest, RemoveImageFreesOnlyUnsharedLayers) {
+  auto a_id = Pull(env->host + "/busybox:latest");
+  ASSERT_TRUE(a_id.ok()) << a_id.status();
+  auto b_id = Pull(env->host + "/busybox:other");
+  ASSERT_TRUE(b_id.ok()) << b_id.status();
+  ASSERT_NE(*a_id, *b_id);
+  auto a = store_->Resolve(*a_id);
+  auto b = store_->Resolve(*b_id);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->layer_dirs, b->layer_dirs);  // same DiffIDs -> same chain IDs, unpacked once
+  EXPECT_EQ(b->config.labels["variant"], "other");
+
+  v1::ListImagesRequest filtered;
+  filtered.mutable_filter()->mutable_image()->set_image(env->host + "/busybox:other");
+  auto list = store_->ListImages(filtered);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->images_size(), 1);
+  EXPECT_EQ(list->images(0).id(), *b_id);
+
+  // Removing one image (by tag) keeps the layers the other uses.
   ASSERT_TRUE(Remove(env->host + "/busybox:latest").ok());
-  for (const auto& d : oci->layer_dirs) EXPECT_TRUE(PathExists(d)) << d;
+  for (const auto& d : a->layer_dirs) EXPECT_TRUE(PathExists(d)) << d;
   v1::ImageStatusRequest sreq;
   sreq.mutable_image()->set_image(env->host + "/busybox:latest");
   auto status = store_->ImageStatus(sreq);
   ASSERT_TRUE(status.ok());
   EXPECT_FALSE(status->has_image());  // NotFound is an empty OK response
 
-  ASSERT_TRUE(Remove(*v2_id).ok());
-  for (const auto& d : oci->layer_dirs) EXPECT_FALSE(PathExists(d)) << d;
-  EXPECT_TRUE(Remove(*v2_id).ok());  // idempotent
-  list = store_->ListImages(lreq);
+  // Removing the last user (by ID) frees them.
+  ASSERT_TRUE(Remove(*b_id).ok());
+  for (const auto& d : a->layer_dirs) EXPECT_FALSE(PathExists(d)) << d;
+  EXPECT_TRUE(Remove(*b_id).ok());  // idempotent
+  list = store_->ListImages({});
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->images_size(), 0);
-  EXPECT_FALSE(store_->Resolve(*v2_id).ok());
+  auto r = store_->Resolve(*b_id);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  auto layers = ListDir(root_ + "/image/layers");
+  ASSERT_TRUE(layers.ok());
+  EXPECT_TRUE(layers->empty());
 }
 
 TEST_F(ImageIntegrationTest, ConcurrentPullsCoalesce) {
@@ -294,7 +335,7 @@ TEST_F(ImageIntegrationTest, ConcurrentPullsCoalesce) {
   }
   auto entries = ListDir(root_ + "/image/layers");
   ASSERT_TRUE(entries.ok());
-  EXPECT_EQ(entries->size(), 3u);
+  EXPECT_EQ(entries->size(), 2u);
   auto tmp = ListDir(root_ + "/image/tmp");
   ASSERT_TRUE(tmp.ok());
   EXPECT_TRUE(tmp->empty());
@@ -337,6 +378,127 @@ TEST_F(ImageIntegrationTest, UnknownTagIsNotFoundAndDeadRegistryUnavailable) {
   ImageStore secure(s);
   ASSERT_TRUE(secure.Init().ok());
   EXPECT_FALSE(secure.Pull(env->host + "/busybox:latest", {}).ok());
+}
+
+
+// A registry front requiring bearer tokens (token endpoint behind basic auth, as Docker Hub
+// does), proxying manifests to the real registry and redirecting blob requests to it. With
+// `corrupt_blobs` it needs no auth and serves every blob with one byte flipped.
+class TokenAuthFront {
+ public:
+  explicit TokenAuthFront(bool corrupt_blobs = false) : corrupt_blobs_(corrupt_blobs) {
+    srv_.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
+      // base64("user:pass")
+      if (req.get_header_value("Authorization") != "Basic dXNlcjpwYXNz") {
+        res.status = 401;
+        return;
+      }
+      scope_ = req.get_param_value("scope");
+      res.set_content(R"({"token":"tok123"})", "application/json");
+    });
+    srv_.Get(R"(/v2/(.*))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!corrupt_blobs_ && req.get_header_value("Authorization") != "Bearer tok123") {
+        res.status = 401;
+        res.set_header("WWW-Authenticate",
+                       absl::StrCat("Bearer realm=\"http://127.0.0.1:", port_,
+                                    "/token\",service=\"front\",scope=\"repository:busybox:pull\""));
+        res.set_content(R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
+                        "application/json");
+        return;
+      }
+      std::string real = absl::StrCat("http://", env->host, req.path);
+      if (corrupt_blobs_ && req.path.find("/blobs/") != std::string::npos) {
+        std::string body;
+        auto st = HttpGet(real, {}, nullptr, &body, nullptr);
+        res.status = st.ok() ? *st : 502;
+        if (!body.empty()) body[body.size() / 2] ^= 0x55;
+        res.set_content(body, "application/octet-stream");
+        return;
+      }
+      if (req.path.find("/blobs/") != std::string::npos) {
+        res.status = 307;
+        res.set_header("Location", real);
+        return;
+      }
+      std::multimap<std::string, std::string> h{{"Accept", req.get_header_value("Accept")}}, rh;
+      std::string body;
+      auto st = HttpGet(real, h, &rh, &body, nullptr);
+      res.status = st.ok() ? *st : 502;
+      std::string ct = "application/json";
+      for (const auto& [k, v] : rh) {
+        if (k == "Content-Type") ct = v;
+      }
+      res.set_content(body, ct.c_str());
+    });
+    port_ = srv_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { srv_.listen_after_bind(); });
+  }
+  ~TokenAuthFront() {
+    srv_.stop();
+    thread_.join();
+  }
+  std::string host() const { return absl::StrCat("127.0.0.1:", port_); }
+  const std::string& scope() const { return scope_; }
+
+ private:
+  bool corrupt_blobs_;
+  httplib::Server srv_;
+  int port_ = -1;
+  std::thread thread_;
+  std::string scope_;
+};
+
+TEST_F(ImageIntegrationTest, BearerTokenAuthWithBasicCredentials) {
+  TokenAuthFront front;
+  ImageStoreOptions o;
+  o.root_dir = root_ + "/auth";
+  o.db = db_.get();
+  o.registry.insecure_registries = {front.host()};
+  ImageStore authed(o);
+  ASSERT_TRUE(authed.Init().ok());
+  const std::string ref = front.host() + "/busybox:latest";
+
+  auto anon = authed.Pull(ref, {});
+  ASSERT_FALSE(anon.ok());
+  EXPECT_EQ(anon.status().code(), absl::StatusCode::kUnauthenticated) << anon.status();
+
+  RegistryAuth wrong;
+  wrong.username = "user";
+  wrong.password = "nope";
+  EXPECT_EQ(authed.Pull(ref, wrong).status().code(), absl::StatusCode::kUnauthenticated);
+
+  // CRI AuthConfig.auth form: base64("user:pass").
+  v1::PullImageRequest req;
+  req.mutable_image()->set_image(ref);
+  req.mutable_auth()->set_auth("dXNlcjpwYXNz");
+  auto resp = authed.PullImage(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(front.scope(), "repository:busybox:pull");
+  auto img = authed.Resolve(ref);
+  ASSERT_TRUE(img.ok()) << img.status();
+  EXPECT_EQ(img->id, resp->image_ref());
+  EXPECT_TRUE(PathExists(img->layer_dirs[0] + "/bin/busybox"));
+}
+
+TEST_F(ImageIntegrationTest, BlobDigestMismatchFailsPullAndKeepsNothing) {
+  TokenAuthFront front(/*corrupt_blobs=*/true);
+  ImageStoreOptions o;
+  o.root_dir = root_ + "/corrupt";
+  o.db = db_.get();
+  o.registry.insecure_registries = {front.host()};
+  ImageStore store(o);
+  ASSERT_TRUE(store.Init().ok());
+  auto id = store.Pull(front.host() + "/busybox:latest", {});
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kDataLoss) << id.status();
+  EXPECT_NE(id.status().message().find("digest mismatch"), std::string::npos) << id.status();
+  EXPECT_NE(id.status().message().find("@sha256:"), std::string::npos) << id.status();
+  for (const char* d : {"/corrupt/tmp", "/corrupt/layers", "/corrupt/blobs/sha256"}) {
+    auto entries = ListDir(root_ + d);
+    ASSERT_TRUE(entries.ok());
+    EXPECT_TRUE(entries->empty()) << d;
+  }
+  EXPECT_FALSE(store.Resolve(front.host() + "/busybox:latest").ok());
 }
 
 }  // namespace

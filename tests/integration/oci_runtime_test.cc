@@ -72,9 +72,9 @@ class OciRuntimeIntegrationTest : public ::testing::Test {
 
   void TearDown() override {
     for (const std::string& id : ids_) {
+      pid_t conmon = std::atoi(ReadFile(Path("conmon/" + id + "/conmon.pid")).value_or("0").c_str());
       rt_->Kill(id, SIGKILL, /*all=*/true).IgnoreError();
       rt_->Delete(id).IgnoreError();
-      pid_t conmon = std::atoi(ReadFile(Path("conmon/" + id + "/conmon.pid")).value_or("0").c_str());
       if (conmon > 0 && Alive(conmon)) kill(conmon, SIGKILL);
       RemoveCgroup(absl::StrCat(kCgroupParent, "/", id));
     }
@@ -167,6 +167,8 @@ TEST_F(OciRuntimeIntegrationTest, CreateStartKillDelete) {
   ASSERT_TRUE(rt_->Delete("sleeper").ok());
   EXPECT_EQ(rt_->State("sleeper").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(PathExists(Path("runc/sleeper")));
+  EXPECT_FALSE(PathExists(Path("conmon/sleeper")));
+  EXPECT_TRUE(PathExists(Path("exits/sleeper"))) << "the exit file is the caller's";
   EXPECT_TRUE(rt_->Delete("sleeper").ok()) << "deleting an absent container is OK";
 }
 

@@ -1,6 +1,10 @@
 // Root-only: drives berth's CRI Runtime with real berth-pause, conmon and runc, a busybox
 // rootfs built here, a fake ImageResolver and a no-op NetworkPlugin. Every sandbox runs in its
 // own network namespace created by berth-pause; nothing leaves the machine.
+// api.pb.h (via runtime.h) first: <signal.h> defines SIGABRT etc. as macros, which clash with
+// the CRI `Signal` enum's value names.
+#include "cri/runtime/runtime.h"
+
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -12,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "base/file.h"
 #include "base/process.h"
@@ -45,7 +50,7 @@ class RuntimeIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(MkdirAll(layer + "/bin").ok());
     ASSERT_TRUE(MkdirAll(layer + "/etc").ok());
     fs::copy_file("/bin/busybox", layer + "/bin/busybox");
-    for (const char* app : {"sh", "sleep", "echo", "cat", "true"}) {
+    for (const char* app : {"sh", "sleep", "echo", "cat", "true", "tail", "readlink"}) {
       fs::create_symlink("busybox", layer + "/bin/" + app);
     }
     ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
@@ -252,7 +257,9 @@ TEST_F(RuntimeIntegrationTest, SandboxContainerLifecycle) {
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_TRUE(rt_->RemovePodSandbox(rm).ok());  // idempotent
   EXPECT_FALSE(PathExists(netns));
-  EXPECT_FALSE(PathExists(pod_cgroup));
+  for (const auto& m : HostCgroupMounts()) {
+    EXPECT_FALSE(PathExists(m.mount_point + cgroup_root_ + "/kubepods/podweb")) << m.mount_point;
+  }
   EXPECT_FALSE(PathExists(dir_ + "/root/containers/" + c1));
   EXPECT_EQ(MountInfo().find(dir_ + "/root"), std::string::npos) << MountInfo();
   EXPECT_EQ(MountInfo().find(netns), std::string::npos);
@@ -294,6 +301,166 @@ TEST_F(RuntimeIntegrationTest, CniFailureUndoesSandbox) {
   auto list = rt_->ListPodSandbox({});
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->items_size(), 0);
+}
+
+TEST_F(RuntimeIntegrationTest, ConcurrentRetriesGetOneSandbox) {
+  v1::RunPodSandboxRequest req;
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("twin");
+  c->mutable_metadata()->set_namespace_("default");
+  c->mutable_metadata()->set_uid("uid-twin");
+  c->mutable_linux()->set_cgroup_parent("/kubepods/podtwin");
+  absl::StatusOr<v1::RunPodSandboxResponse> r1, r2;
+  std::thread t1([&] { r1 = rt_->RunPodSandbox(req); });
+  std::thread t2([&] { r2 = rt_->RunPodSandbox(req); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r1->pod_sandbox_id(), r2->pod_sandbox_id());
+  EXPECT_EQ(net_.adds.size(), 1u);
+}
+
+TEST_F(RuntimeIntegrationTest, RestartAdoptsRunningAndRecordsExitWhileDown) {
+  std::string sb = RunSandbox("survivor");
+  ASSERT_FALSE(sb.empty());
+  std::string c1 = CreateContainer(sb, "long", {"sleep", "1000"});
+  std::string c2 = CreateContainer(sb, "victim", {"sleep", "1000"});
+  for (const auto& id : {c1, c2}) {
+    v1::StartContainerRequest start;
+    start.set_container_id(id);
+    ASSERT_TRUE(rt_->StartContainer(start).ok());
+  }
+  // "berth goes down"; c2 is killed meanwhile and conmon writes its exit file.
+  rt_.reset();
+  ASSERT_TRUE(oci_->Kill(c2, SIGKILL).ok());
+  std::string exit_file = dir_ + "/state/exits/" + c2;
+  for (int i = 0; i < 200 && !oci::OciRuntime::ReadExitFile(dir_ + "/state/exits", c2).ok(); ++i) {
+    usleep(50 * 1000);  // conmon is not ours to wait on: poll its file, bounded
+  }
+  ASSERT_TRUE(PathExists(exit_file));
+
+  RuntimeOptions ro;
+  ro.root_dir = dir_ + "/root";
+  ro.state_dir = dir_ + "/state";
+  ro.pause_binary = BERTH_PAUSE_BINARY;
+  ro.cgroup_root = cgroup_root_;
+  rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
+  ASSERT_TRUE(rt_->Start().ok());
+  rt_->OnContainerExit([this](const std::string& id) {
+    std::lock_guard<std::mutex> l(mu_);
+    exited_.insert(id);
+    cv_.notify_all();
+  });
+  v1::PodSandboxStatusRequest sreq;
+  sreq.set_pod_sandbox_id(sb);
+  auto st = rt_->PodSandboxStatus(sreq);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->status().state(), v1::SANDBOX_READY);
+  v1::ContainerStatusRequest csr;
+  csr.set_container_id(c2);
+  auto cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok());
+  EXPECT_EQ(cs->status().state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(cs->status().exit_code(), 137);
+  csr.set_container_id(c1);
+  cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok());
+  EXPECT_EQ(cs->status().state(), v1::CONTAINER_RUNNING);
+  // The adopted container's exit is still seen by the new monitor.
+  v1::StopContainerRequest stop;
+  stop.set_container_id(c1);
+  stop.set_timeout(5);
+  ASSERT_TRUE(rt_->StopContainer(stop).ok());
+  EXPECT_TRUE(WaitExit(c1, std::chrono::seconds(10)));
+}
+
+TEST_F(RuntimeIntegrationTest, OomKilledAndRemoveCreatedContainer) {
+  std::string sb = RunSandbox("oom");
+  ASSERT_FALSE(sb.empty());
+  v1::CreateContainerRequest req;
+  req.set_pod_sandbox_id(sb);
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("hog");
+  c->mutable_image()->set_image("busybox:test");
+  c->add_command("sh");
+  c->add_command("-c");
+  c->add_command("exec tail /dev/zero");
+  c->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(16 << 20);
+  auto created = rt_->CreateContainer(req);
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::string id = created->container_id();
+  // Retried CreateContainer (same sandbox, name, attempt) returns the same ID.
+  auto again = rt_->CreateContainer(req);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->container_id(), id);
+  v1::StartContainerRequest start;
+  start.set_container_id(id);
+  ASSERT_TRUE(rt_->StartContainer(start).ok());
+  ASSERT_TRUE(WaitExit(id, std::chrono::seconds(60)));
+  v1::ContainerStatusRequest csr;
+  csr.set_container_id(id);
+  auto cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok());
+  EXPECT_EQ(cs->status().reason(), "OOMKilled") << cs->status().exit_code();
+  EXPECT_NE(cs->status().exit_code(), 0);
+
+  // A created, never started container is removed cleanly (rootfs unmounted).
+  c->mutable_metadata()->set_name("idle");
+  c->clear_command();
+  c->add_command("true");
+  auto idle = rt_->CreateContainer(req);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  std::string rootfs = dir_ + "/root/containers/" + idle->container_id() + "/rootfs";
+  EXPECT_NE(MountInfo().find(rootfs), std::string::npos);
+  v1::RemoveContainerRequest rm;
+  rm.set_container_id(idle->container_id());
+  auto removed = rt_->RemoveContainer(rm);
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_EQ(MountInfo().find(rootfs), std::string::npos);
+  EXPECT_FALSE(PathExists(dir_ + "/root/containers/" + idle->container_id()));
+  EXPECT_TRUE(rt_->RemoveContainer(rm).ok());  // idempotent
+  csr.set_container_id(idle->container_id());
+  EXPECT_EQ(rt_->ContainerStatus(csr).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RuntimeIntegrationTest, HostNetworkSandboxWithDnsConfig) {
+  v1::RunPodSandboxRequest req;
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("hostnet");
+  c->mutable_metadata()->set_namespace_("kube-system");
+  c->mutable_metadata()->set_uid("uid-hostnet");
+  c->mutable_linux()->set_cgroup_parent("/kubepods/podhostnet");
+  c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(v1::NODE);
+  c->mutable_dns_config()->add_servers("10.96.0.10");
+  c->mutable_dns_config()->add_searches("svc.cluster.local");
+  sandbox_config_ = *c;
+  auto r = rt_->RunPodSandbox(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(net_.adds.empty());  // no CNI for host network
+  EXPECT_FALSE(PathExists(dir_ + "/state/netns/" + r->pod_sandbox_id()));
+  std::string id = CreateContainer(r->pod_sandbox_id(), "agent", {"sleep", "1000"});
+  ASSERT_FALSE(id.empty());
+  v1::StartContainerRequest start;
+  start.set_container_id(id);
+  ASSERT_TRUE(rt_->StartContainer(start).ok());
+  v1::ExecSyncRequest ex;
+  ex.set_container_id(id);
+  ex.add_cmd("cat");
+  ex.add_cmd("/etc/resolv.conf");
+  ex.set_timeout(10);
+  auto out = rt_->ExecSync(ex);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->stdout(), "search svc.cluster.local\nnameserver 10.96.0.10\n");
+  // Same network namespace as the host (and as this test process).
+  ex.clear_cmd();
+  ex.add_cmd("readlink");
+  ex.add_cmd("/proc/self/ns/net");
+  char self_ns[128] = {};
+  ASSERT_GT(readlink("/proc/self/ns/net", self_ns, sizeof(self_ns) - 1), 0);
+  out = rt_->ExecSync(ex);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->stdout(), std::string(self_ns) + "\n");
 }
 
 }  // namespace

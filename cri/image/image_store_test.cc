@@ -1,0 +1,82 @@
+// ImageStore behaviour that needs no registry: empty-store answers of the CRI calls.
+// Pulls are covered by tests/integration/image_integration_test.cc.
+#include "cri/image/image_store.h"
+
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include "base/file.h"
+
+namespace berth::cri::image {
+namespace {
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/berth-image-store-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto db = store::Db::Open(dir_ + "/meta.db", "");
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = std::move(*db);
+    ImageStoreOptions o;
+    o.root_dir = dir_ + "/image";
+    o.db = db_.get();
+    store_ = std::make_unique<ImageStore>(o);
+    ASSERT_TRUE(store_->Init().ok());
+  }
+  void TearDown() override { (void)RemoveAll(dir_); }
+
+  std::string dir_;
+  std::unique_ptr<store::Db> db_;
+  std::unique_ptr<ImageStore> store_;
+};
+
+TEST_F(ImageStoreTest, InitCreatesLayoutAndIsIdempotent) {
+  for (const char* d : {"/image/blobs/sha256", "/image/layers", "/image/tmp"}) EXPECT_TRUE(PathExists(dir_ + d)) << d;
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/image/tmp/leftover", "x").ok());
+  EXPECT_TRUE(store_->Init().ok());
+  EXPECT_FALSE(PathExists(dir_ + "/image/tmp/leftover"));  // interrupted work is discarded
+  // A layer dir with no metadata (crash between unpack and commit) is removed too.
+  const std::string orphan = store_->LayerDir("sha256:" + std::string(64, 'a'));
+  ASSERT_TRUE(MkdirAll(orphan + "/bin").ok());
+  EXPECT_TRUE(store_->Init().ok());
+  EXPECT_FALSE(PathExists(orphan));
+}
+
+TEST_F(ImageStoreTest, EmptyStoreAnswers) {
+  auto r = store_->Resolve("busybox");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("busybox"), std::string::npos);
+
+  v1::ImageStatusRequest sreq;
+  sreq.mutable_image()->set_image("127.0.0.1:5000/busybox:latest");
+  auto status = store_->ImageStatus(sreq);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_FALSE(status->has_image());
+
+  v1::RemoveImageRequest rreq;
+  rreq.mutable_image()->set_image("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  EXPECT_TRUE(store_->RemoveImage(rreq).ok());
+
+  auto list = store_->ListImages({});
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->images_size(), 0);
+
+  auto fs = store_->ImageFsInfo({});
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  ASSERT_EQ(fs->image_filesystems_size(), 1);
+  EXPECT_EQ(fs->image_filesystems(0).fs_id().mountpoint(), dir_ + "/image");
+  EXPECT_GE(fs->image_filesystems(0).inodes_used().value(), 4u);
+}
+
+TEST_F(ImageStoreTest, PullRejectsBadReference) {
+  v1::PullImageRequest req;
+  req.mutable_image()->set_image("Not/A:valid tag");
+  auto resp = store_->PullImage(req);
+  EXPECT_EQ(resp.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace berth::cri::image

@@ -1,0 +1,276 @@
+#include "ebpf/collectors.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <thread>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "ebpf/progs/berth_ebpf.h"
+#include "ebpf/skeleton.h"
+#include "cgroup_stats.skel.h"
+#include "oom.skel.h"
+
+namespace berth::ebpf {
+namespace {
+
+static_assert(kHistogramBuckets == BERTH_HIST_BUCKETS, "histogram size differs from the BPF side");
+
+constexpr char kDefaultBtf[] = "/sys/kernel/btf/vmlinux";
+
+void CopyHistogram(const __u64* buckets, __u64 count, __u64 sum_ns, LatencyHistogram* h) {
+  for (int i = 0; i < kHistogramBuckets; ++i) h->buckets[i] = buckets[i];
+  h->count = count;
+  h->sum_ns = sum_ns;
+}
+
+std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t now_ns = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  auto age = std::chrono::nanoseconds(now_ns - static_cast<int64_t>(ktime_ns));
+  return std::chrono::system_clock::now() -
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(age);
+}
+
+class CollectorsImpl : public Collectors {
+ public:
+  explicit CollectorsImpl(const Options& options) : options_(options) {}
+
+  ~CollectorsImpl() override {
+    for (auto& [path, links] : net_links_) {
+      bpf_link__destroy(links.ingress);
+      bpf_link__destroy(links.egress);
+    }
+    stop_.store(true);
+    if (poller_.joinable()) poller_.join();
+    if (ring_) ring_buffer__free(ring_);
+  }
+
+  absl::Status Init() {
+    const std::string& btf = options_.btf_path;
+    if (!btf.empty() && access(btf.c_str(), R_OK) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: kernel BTF file ", btf));
+    }
+    if (btf.empty() && access(kDefaultBtf, R_OK) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: kernel BTF file ", kDefaultBtf,
+                                             " (kernel without CONFIG_DEBUG_INFO_BTF?)"));
+    }
+    if (options_.sched || options_.exec || options_.io || options_.tcp || options_.net) {
+      RETURN_IF_ERROR(LoadCgroupStats());
+    }
+    if (options_.oom) RETURN_IF_ERROR(LoadOom());
+    return absl::OkStatus();
+  }
+
+  StatsSnapshot Snapshot() override {
+    StatsSnapshot snap;
+    {
+      absl::MutexLock lock(&map_mu_);
+      if (stats_) {
+        int fd = bpf_map__fd(stats_->maps.cgroup_stats);
+        __u64 key = 0, next = 0;
+        __u64* prev = nullptr;
+        berth_cgroup_stats v;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+          key = next;
+          prev = &key;
+          if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;  // removed meanwhile
+          CgroupStats& c = snap.cgroups[key];
+          c.cgroup_id = key;
+          c.cpu_ns = v.cpu_ns;
+          CopyHistogram(v.runq_buckets, v.runq_count, v.runq_sum_ns, &c.runq_latency);
+          c.exec_count = v.exec_count;
+          c.io_read_bytes = v.io_read_bytes;
+          c.io_write_bytes = v.io_write_bytes;
+          CopyHistogram(v.io_buckets, v.io_count, v.io_sum_ns, &c.io_latency);
+          c.tcp_retransmits = v.tcp_retransmits;
+          c.tcp_resets_sent = v.tcp_resets_sent;
+          c.tcp_resets_received = v.tcp_resets_received;
+          c.net_rx_bytes = v.net_rx_bytes;
+          c.net_rx_packets = v.net_rx_packets;
+          c.net_tx_bytes = v.net_tx_bytes;
+          c.net_tx_packets = v.net_tx_packets;
+        }
+      }
+    }
+    absl::MutexLock lock(&oom_mu_);
+    for (const auto& [id, n] : oom_counts_) {
+      CgroupStats& c = snap.cgroups[id];
+      c.cgroup_id = id;
+      c.oom_kills = n;
+    }
+    snap.oom_kills.assign(oom_kills_.begin(), oom_kills_.end());
+    return snap;
+  }
+
+  size_t Prune(const std::function<bool(uint64_t)>& alive) override {
+    size_t dropped = 0;
+    {
+      absl::MutexLock lock(&map_mu_);
+      if (stats_) {
+        int fd = bpf_map__fd(stats_->maps.cgroup_stats);
+        std::vector<__u64> dead;
+        __u64 key = 0, next = 0;
+        __u64* prev = nullptr;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+          key = next;
+          prev = &key;
+          if (!alive(key)) dead.push_back(key);
+        }
+        for (__u64 id : dead) {
+          if (bpf_map_delete_elem(fd, &id) == 0) ++dropped;
+        }
+      }
+    }
+    absl::MutexLock lock(&oom_mu_);
+    for (auto it = oom_counts_.begin(); it != oom_counts_.end();) {
+      if (alive(it->first)) {
+        ++it;
+      } else {
+        it = oom_counts_.erase(it);
+      }
+    }
+    return dropped;
+  }
+
+  absl::Status AttachNetwork(const std::string& path) override {
+    absl::MutexLock lock(&net_mu_);
+    if (!stats_ || !options_.net) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("attach network counters to cgroup ", path, ": collectors loaded without net"));
+    }
+    if (net_links_.count(path)) return absl::OkStatus();
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("attach network counters: open cgroup ", path));
+    NetLinks links;
+    absl::Status st;
+    internal::BeginLibbpfCapture();
+    links.ingress = bpf_program__attach_cgroup(stats_->progs.berth_cgroup_skb_ingress, fd);
+    int err = links.ingress ? 0 : -errno;
+    if (links.ingress) {
+      links.egress = bpf_program__attach_cgroup(stats_->progs.berth_cgroup_skb_egress, fd);
+      if (!links.egress) err = -errno;
+    }
+    std::string log = internal::EndLibbpfCapture();
+    close(fd);
+    if (err) {
+      if (links.ingress) bpf_link__destroy(links.ingress);
+      return internal::LibbpfError("cgroup_stats",
+                                   absl::StrCat("attach cgroup_skb (cgroup ", path, ") of"), err, log);
+    }
+    net_links_[path] = links;
+    return absl::OkStatus();
+  }
+
+  void DetachNetwork(const std::string& path) override {
+    absl::MutexLock lock(&net_mu_);
+    auto it = net_links_.find(path);
+    if (it == net_links_.end()) return;
+    bpf_link__destroy(it->second.ingress);
+    bpf_link__destroy(it->second.egress);
+    net_links_.erase(it);
+  }
+
+ private:
+  absl::Status LoadCgroupStats() {
+    ASSIGN_OR_RETURN(stats_, BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
+    stats_->rodata->count_root_cgroup = options_.count_root_cgroup;
+    auto& p = stats_->progs;
+    for (bpf_program* prog : {p.berth_sched_wakeup, p.berth_sched_wakeup_new, p.berth_sched_switch})
+      bpf_program__set_autoload(prog, options_.sched);
+    bpf_program__set_autoload(p.berth_sched_process_exec, options_.exec);
+    for (bpf_program* prog : {p.berth_block_io_start, p.berth_block_rq_issue, p.berth_block_rq_complete})
+      bpf_program__set_autoload(prog, options_.io);
+    for (bpf_program* prog : {p.berth_cgroup_skb_ingress, p.berth_cgroup_skb_egress})
+      bpf_program__set_autoload(prog, options_.net);
+    for (bpf_program* prog : {p.berth_tcp_retransmit_skb, p.berth_tcp_send_reset, p.berth_tcp_receive_reset})
+      bpf_program__set_autoload(prog, options_.tcp);
+    RETURN_IF_ERROR(Annotate(stats_.Load(), "load eBPF collectors"));
+    RETURN_IF_ERROR(Annotate(stats_.Attach(), "load eBPF collectors"));
+    return absl::OkStatus();
+  }
+
+  absl::Status LoadOom() {
+    ASSIGN_OR_RETURN(oom_, BpfSkeleton<oom_bpf>::Open("oom", options_.btf_path));
+    RETURN_IF_ERROR(Annotate(oom_.Load(), "load eBPF collectors"));
+    RETURN_IF_ERROR(Annotate(oom_.Attach(), "load eBPF collectors"));
+    ring_ = ring_buffer__new(bpf_map__fd(oom_->maps.oom_events), &CollectorsImpl::OnOomEvent, this,
+                             nullptr);
+    if (!ring_) return ErrnoStatus(errno, "load eBPF collectors: ring buffer of BPF object oom");
+    poller_ = std::thread([this] {
+      while (!stop_.load()) {
+        int n = ring_buffer__poll(ring_, 200 /* ms */);
+        if (n < 0 && n != -EINTR) {
+          LOG(ERROR) << "eBPF OOM ring buffer poll failed: " << ErrnoStatus(-n, "ring_buffer__poll");
+          return;
+        }
+      }
+    });
+    return absl::OkStatus();
+  }
+
+  static int OnOomEvent(void* ctx, void* data, size_t size) {
+    if (size < sizeof(berth_oom_event)) return 0;
+    auto* self = static_cast<CollectorsImpl*>(ctx);
+    const auto* e = static_cast<const berth_oom_event*>(data);
+    OomKill k;
+    k.cgroup_id = e->cgroup_id;
+    k.comm.assign(e->comm, strnlen(e->comm, sizeof(e->comm)));
+    k.pid = static_cast<int32_t>(e->pid);
+    k.uid = e->uid;
+    k.time = MonotonicToWall(e->ktime_ns);
+    LOG(INFO) << "OOM kill: pid " << k.pid << " (" << k.comm << ") in cgroup id " << k.cgroup_id;
+    absl::MutexLock lock(&self->oom_mu_);
+    self->oom_counts_[k.cgroup_id]++;
+    self->oom_kills_.push_back(std::move(k));
+    while (self->oom_kills_.size() > self->options_.max_oom_kills) self->oom_kills_.pop_front();
+    return 0;
+  }
+
+  struct NetLinks {
+    bpf_link* ingress = nullptr;
+    bpf_link* egress = nullptr;
+  };
+
+  const Options options_;
+  absl::Mutex map_mu_;  // serializes iteration/deletion of cgroup_stats
+  BpfSkeleton<cgroup_stats_bpf> stats_;
+  BpfSkeleton<oom_bpf> oom_;
+  ring_buffer* ring_ = nullptr;
+  std::thread poller_;
+  std::atomic<bool> stop_{false};
+  absl::Mutex oom_mu_;
+  std::unordered_map<uint64_t, uint64_t> oom_counts_ ABSL_GUARDED_BY(oom_mu_);
+  std::deque<OomKill> oom_kills_ ABSL_GUARDED_BY(oom_mu_);
+  absl::Mutex net_mu_;
+  std::unordered_map<std::string, NetLinks> net_links_ ABSL_GUARDED_BY(net_mu_);
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Collectors>> Collectors::Load(const Options& options) {
+  auto c = std::make_unique<CollectorsImpl>(options);
+  RETURN_IF_ERROR(c->Init());
+  return std::unique_ptr<Collectors>(std::move(c));
+}
+
+uint64_t CgroupIdOf(const std::string& cgroup_v2_path) {
+  struct stat st;
+  if (stat(cgroup_v2_path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+}  // namespace berth::ebpf

@@ -1,0 +1,48 @@
+// Types shared by the BPF programs in this folder (compiled with clang -target bpf against
+// vmlinux.h) and their C++ loader (ebpf/collectors.cc). Plain C, fixed-size fields only.
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+// Number of log2 latency buckets. Bucket 0 counts values below 1 us; bucket i (i >= 1)
+// counts values in [2^(i-1), 2^i) us; the last bucket also takes everything larger.
+#define BERTH_HIST_BUCKETS 27
+
+// Upper bound on the number of cgroups (and of in-flight tasks/requests) a map tracks.
+#define BERTH_MAX_CGROUPS 10240
+#define BERTH_MAX_INFLIGHT 10240
+
+#define BERTH_COMM_LEN 16
+
+// Per-cgroup counters, value of the `cgroup_stats` map keyed by the cgroup v2 id
+// (bpf_get_current_cgroup_id()). All fields are monotonic counters updated atomically.
+struct berth_cgroup_stats {
+  __u64 cpu_ns;                            // on-CPU time of the cgroup's tasks
+  __u64 runq_count;                        // wakeup/preemption -> switch-in samples
+  __u64 runq_sum_ns;                       // sum of run-queue latency
+  __u64 runq_buckets[BERTH_HIST_BUCKETS];  // log2 us histogram of run-queue latency
+  __u64 exec_count;                        // successful execve()s (sched_process_exec)
+  __u64 io_read_bytes;                     // block I/O completed for reads issued here
+  __u64 io_write_bytes;                    // ... and for writes (and other non-read ops)
+  __u64 io_count;                          // completed block requests
+  __u64 io_sum_ns;                         // sum of issue -> complete latency
+  __u64 io_buckets[BERTH_HIST_BUCKETS];    // log2 us histogram of block I/O latency
+  __u64 tcp_retransmits;                   // tcp:tcp_retransmit_skb on the cgroup's sockets
+  __u64 tcp_resets_sent;                   // tcp:tcp_send_reset
+  __u64 tcp_resets_received;               // tcp:tcp_receive_reset
+  __u64 net_rx_bytes;                      // cgroup_skb/ingress, where attached
+  __u64 net_rx_packets;
+  __u64 net_tx_bytes;                      // cgroup_skb/egress, where attached
+  __u64 net_tx_packets;
+};
+
+// One OOM kill, sent through the `oom_events` ring buffer by oom.bpf.c.
+struct berth_oom_event {
+  __u64 cgroup_id;  // cgroup v2 id of the victim
+  __u64 ktime_ns;   // bpf_ktime_get_ns() (CLOCK_MONOTONIC) when the victim was marked
+  __u32 pid;        // victim thread-group id
+  __u32 uid;        // victim uid
+  char comm[BERTH_COMM_LEN];
+};

@@ -1,0 +1,26 @@
+// Helpers shared by the *.bpf.c programs. BPF side only.
+#pragma once
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "berth_ebpf.h"
+
+// cgroup v2 id of `task` (its default-hierarchy cgroup's kernfs id), as
+// bpf_get_current_cgroup_id() returns it for the current task.
+static __always_inline __u64 berth_task_cgroup_id(struct task_struct *task) {
+  return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+}
+
+// Log2 bucket of a duration in ns, in microseconds (see BERTH_HIST_BUCKETS).
+static __always_inline __u32 berth_log2_bucket(__u64 ns) {
+  __u64 us = ns / 1000;
+  __u32 slot = 0;
+  while (us && slot < BERTH_HIST_BUCKETS - 1) {
+    us >>= 1;
+    slot++;
+  }
+  return slot;
+}

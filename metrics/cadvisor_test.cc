@@ -1,0 +1,119 @@
+#include "metrics/cadvisor.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "base/file.h"
+#include "base/process.h"
+
+namespace berth::metrics {
+namespace {
+
+const std::string kTestdata = BERTH_METRICS_TESTDATA;
+
+std::vector<CadvisorContainer> Entries(const std::string& pod_uid, const std::string& id) {
+  const std::string pod_cgroup = "/kubepods/burstable/pod" + pod_uid;
+  CadvisorContainer pod{"", "", "web-0", "default", "", pod_cgroup, 4242, 1763736000};
+  CadvisorContainer ctr{"nginx", id, "web-0", "default", "docker.io/library/nginx:1.27",
+                        pod_cgroup + "/" + id, 0, 1763736001};
+  return {pod, ctr};
+}
+
+std::string Scrape(const std::string& mode, const std::vector<CadvisorContainer>& entries) {
+  CgroupReader reader = CgroupReader::Create(kTestdata + "/" + mode).value();
+  CadvisorOptions options;
+  options.proc_root = kTestdata + "/proc";
+  options.sys_root = kTestdata + "/sys";
+  options.now = [] { return 1763736100.0; };
+  Registry registry;
+  RegisterCadvisorMetrics(&registry, std::move(reader), [entries] { return entries; }, options);
+  return registry.Expose();
+}
+
+// Compares with testdata/<name>; BERTH_UPDATE_GOLDEN=1 rewrites the file instead.
+void ExpectGolden(const std::string& text, const std::string& name) {
+  const std::string path = kTestdata + "/" + name;
+  if (std::getenv("BERTH_UPDATE_GOLDEN") != nullptr) {
+    ASSERT_TRUE(WriteFileAtomic(path, text).ok());
+  }
+  absl::StatusOr<std::string> golden = ReadFile(path);
+  ASSERT_TRUE(golden.ok()) << golden.status();
+  EXPECT_EQ(text, *golden) << "regenerate with BERTH_UPDATE_GOLDEN=1 if intended";
+}
+
+TEST(CadvisorTest, GoldenV1) {
+  std::string text = Scrape("v1", Entries("6a1d3c1e-5f0b-4c8e-9d7a-2f1c0e4b8a11", "3f4e5d6c7b8a"));
+  ExpectGolden(text, "cadvisor_v1.golden");
+}
+
+TEST(CadvisorTest, GoldenV2) {
+  std::string text = Scrape("v2", Entries("7b2e4d2f-6c1a-4d9b-8e8b-3a2d1f5c9b22", "9a8b7c6d5e4f"));
+  ExpectGolden(text, "cadvisor_v2.golden");
+}
+
+// Spot checks that do not depend on the golden file: cAdvisor's names, labels and units.
+TEST(CadvisorTest, NamesLabelsAndUnits) {
+  std::string text = Scrape("v1", Entries("6a1d3c1e-5f0b-4c8e-9d7a-2f1c0e4b8a11", "3f4e5d6c7b8a"));
+  const std::string ctr_labels =
+      "container=\"nginx\",id=\"/kubepods/burstable/pod6a1d3c1e-5f0b-4c8e-9d7a-2f1c0e4b8a11/"
+      "3f4e5d6c7b8a\",image=\"docker.io/library/nginx:1.27\",name=\"3f4e5d6c7b8a\","
+      "namespace=\"default\",pod=\"web-0\"";
+  EXPECT_NE(text.find("# TYPE container_cpu_usage_seconds_total counter"), std::string::npos);
+  EXPECT_NE(text.find("container_cpu_usage_seconds_total{container=\"nginx\",cpu=\"total\","),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("container_memory_working_set_bytes{" + ctr_labels + "} 58445824"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("container_spec_cpu_quota{" + ctr_labels + "} 10000"), std::string::npos);
+  EXPECT_NE(text.find("container_cpu_cfs_throttled_seconds_total{" + ctr_labels + "} 2.250213764"),
+            std::string::npos);
+  EXPECT_NE(text.find("container_fs_reads_bytes_total{container=\"nginx\",device=\"/dev/vda\","),
+            std::string::npos);
+  // Network is reported on the pod entry (container="") only, loopback excluded.
+  EXPECT_NE(text.find("container_network_receive_bytes_total{container=\"\",id=\"/kubepods/"
+                      "burstable/pod6a1d3c1e-5f0b-4c8e-9d7a-2f1c0e4b8a11\",image=\"\","
+                      "interface=\"eth0\",name=\"\",namespace=\"default\",pod=\"web-0\"} 90"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("interface=\"lo\""), std::string::npos);
+  EXPECT_EQ(text.find("container_network_receive_bytes_total{container=\"nginx\""),
+            std::string::npos);
+  EXPECT_NE(text.find("container_last_seen{" + ctr_labels + "} 1763736100"), std::string::npos);
+  EXPECT_NE(text.find("\nmachine_memory_bytes "), std::string::npos);
+}
+
+TEST(CadvisorTest, GoneCgroupStillListedWithoutUsage) {
+  std::vector<CadvisorContainer> entries = {
+      {"gone", "abc", "p", "ns", "img", "/kubepods/besteffort/podx/abc", 0, 5}};
+  std::string text = Scrape("v1", entries);
+  EXPECT_NE(text.find("container_start_time_seconds{container=\"gone\""), std::string::npos);
+  EXPECT_EQ(text.find("container_cpu_usage_seconds_total"), std::string::npos);
+}
+
+TEST(CadvisorTest, ReadMachineInfoFromHost) {
+  absl::StatusOr<MachineInfo> m = ReadMachineInfo();
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_GT(m->cpu_cores, 0u);
+  EXPECT_GT(m->memory_bytes, 0u);
+}
+
+TEST(CadvisorTest, PromtoolAcceptsExposition) {
+  absl::StatusOr<std::string> promtool = LookPath("promtool");
+  if (!promtool.ok()) GTEST_SKIP() << "promtool (Debian package prometheus) not installed";
+  for (const char* mode : {"v1", "v2"}) {
+    std::string text =
+        mode == std::string("v1")
+            ? Scrape(mode, Entries("6a1d3c1e-5f0b-4c8e-9d7a-2f1c0e4b8a11", "3f4e5d6c7b8a"))
+            : Scrape(mode, Entries("7b2e4d2f-6c1a-4d9b-8e8b-3a2d1f5c9b22", "9a8b7c6d5e4f"));
+    absl::StatusOr<RunResult> run = Run({*promtool, "check", "metrics"}, text);
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->exit_code, 0) << run->out << run->err << "\n" << text;
+    EXPECT_EQ(run->err, "") << run->out;
+  }
+}
+
+}  // namespace
+}  // namespace berth::metrics

@@ -1,0 +1,215 @@
+#include "metrics/summary.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "metrics/cadvisor.h"
+
+namespace berth::metrics {
+namespace {
+
+using Json = nlohmann::json;
+
+double WallClockSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// CPUStats; null when there are no CPU stats.
+Json CpuJson(const StatsPoint& p, const std::string& time) {
+  if (!p.stats || !p.stats->has_cpu) return nullptr;
+  Json j = {{"time", time}, {"usageCoreNanoSeconds", p.stats->cpu_usage_ns}};
+  if (p.usage_nano_cores) j["usageNanoCores"] = *p.usage_nano_cores;
+  return j;
+}
+
+// MemoryStats; availableBytes = limit - working set when `limit` is known (0 = unknown).
+Json MemoryJson(const StatsPoint& p, uint64_t limit, const std::string& time) {
+  if (!p.stats || !p.stats->has_memory) return nullptr;
+  const CgroupStats& s = *p.stats;
+  Json j = {{"time", time},
+            {"usageBytes", s.memory_usage_bytes},
+            {"workingSetBytes", s.memory_working_set_bytes},
+            {"rssBytes", s.memory_rss_bytes},
+            {"pageFaults", s.memory_pgfault},
+            {"majorPageFaults", s.memory_pgmajfault}};
+  if (limit == 0 && s.memory_limit_bytes) limit = *s.memory_limit_bytes;
+  if (limit != 0) {
+    j["availableBytes"] = limit > s.memory_working_set_bytes ? limit - s.memory_working_set_bytes : 0;
+  }
+  return j;
+}
+
+Json InterfaceJson(const InterfaceStats& i) {
+  return {{"name", i.name},
+          {"rxBytes", i.rx_bytes},
+          {"rxErrors", i.rx_errors},
+          {"txBytes", i.tx_bytes},
+          {"txErrors", i.tx_errors}};
+}
+
+// NetworkStats: the default interface (eth0, else the first) inline, plus all interfaces.
+Json NetworkJson(const std::vector<InterfaceStats>& interfaces, const std::string& time) {
+  if (interfaces.empty()) return nullptr;
+  const InterfaceStats* def = &interfaces.front();
+  for (const InterfaceStats& i : interfaces) {
+    if (i.name == "eth0") def = &i;
+  }
+  Json j = InterfaceJson(*def);
+  j["time"] = time;
+  Json all = Json::array();
+  for (const InterfaceStats& i : interfaces) all.push_back(InterfaceJson(i));
+  j["interfaces"] = std::move(all);
+  return j;
+}
+
+void SetIfPresent(Json* obj, const char* key, Json value) {
+  if (!value.is_null()) (*obj)[key] = std::move(value);
+}
+
+absl::StatusOr<double> BootTimeSeconds(const std::string& proc_root) {
+  const std::string path = JoinPath(proc_root, "stat");
+  ASSIGN_OR_RETURN(std::string stat, ReadFile(path));
+  for (absl::string_view line : absl::StrSplit(stat, '\n')) {
+    double btime;
+    if (absl::ConsumePrefix(&line, "btime ") && absl::SimpleAtod(line, &btime)) return btime;
+  }
+  return absl::DataLossError(path + ": no btime line");
+}
+
+}  // namespace
+
+std::optional<uint64_t> UsageNanoCores(uint64_t prev_usage_ns, double prev_seconds,
+                                       uint64_t cur_usage_ns, double cur_seconds) {
+  const double interval = cur_seconds - prev_seconds;
+  if (!(interval > 0) || cur_usage_ns < prev_usage_ns) return std::nullopt;
+  return static_cast<uint64_t>(std::llround(static_cast<double>(cur_usage_ns - prev_usage_ns) / interval));
+}
+
+std::string FormatTime(double seconds_since_epoch) {
+  std::time_t t = static_cast<std::time_t>(std::floor(seconds_since_epoch));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<PodSummaryInput>& pods,
+                             double now_seconds) {
+  const std::string now = FormatTime(now_seconds);
+  Json n = {{"nodeName", node.node_name}, {"startTime", FormatTime(node.start_time_seconds)}};
+  SetIfPresent(&n, "cpu", CpuJson(node.stats, now));
+  SetIfPresent(&n, "memory", MemoryJson(node.stats, node.memory_capacity_bytes, now));
+  SetIfPresent(&n, "network", NetworkJson(node.network, now));
+  if (node.stats.stats && node.stats.stats->has_pids && node.stats.stats->pids_limit) {
+    n["rlimit"] = {{"time", now},
+                   {"maxpid", *node.stats.stats->pids_limit},
+                   {"curproc", node.stats.stats->pids_current}};
+  }
+
+  Json pod_list = Json::array();
+  for (const PodSummaryInput& in : pods) {
+    Json p = {{"podRef", {{"name", in.pod.name}, {"namespace", in.pod.namespace_}, {"uid", in.pod.uid}}},
+              {"startTime", FormatTime(in.pod.start_time_seconds)}};
+    Json containers = Json::array();
+    for (size_t i = 0; i < in.pod.containers.size(); ++i) {
+      const SummaryContainer& c = in.pod.containers[i];
+      Json cj = {{"name", c.name}, {"startTime", FormatTime(c.start_time_seconds)}};
+      if (i < in.containers.size()) {
+        SetIfPresent(&cj, "cpu", CpuJson(in.containers[i], now));
+        SetIfPresent(&cj, "memory", MemoryJson(in.containers[i], 0, now));
+      }
+      containers.push_back(std::move(cj));
+    }
+    p["containers"] = std::move(containers);
+    SetIfPresent(&p, "cpu", CpuJson(in.stats, now));
+    SetIfPresent(&p, "memory", MemoryJson(in.stats, 0, now));
+    SetIfPresent(&p, "network", NetworkJson(in.network, now));
+    if (in.stats.stats && in.stats.stats->has_pids) {
+      p["process_stats"] = {{"process_count", in.stats.stats->pids_current}};
+    }
+    pod_list.push_back(std::move(p));
+  }
+  Json summary = {{"node", std::move(n)}, {"pods", std::move(pod_list)}};
+  return summary.dump();
+}
+
+SummaryProvider::SummaryProvider(CgroupReader reader, std::string node_name, SummaryOptions options)
+    : reader_(std::move(reader)), node_name_(std::move(node_name)), options_(std::move(options)) {}
+
+StatsPoint SummaryProvider::Point(const std::string& cgroup_path, double now,
+                                  std::map<std::string, CpuSample>* next) {
+  StatsPoint p;
+  absl::StatusOr<CgroupStats> stats = reader_.Read(cgroup_path);
+  if (!stats.ok()) {
+    LOG(DEBUG) << "stats summary: " << stats.status().ToString();
+    return p;
+  }
+  if (stats->has_cpu) {
+    auto prev = previous_.find(cgroup_path);
+    if (prev != previous_.end()) {
+      p.usage_nano_cores =
+          UsageNanoCores(prev->second.usage_ns, prev->second.seconds, stats->cpu_usage_ns, now);
+    }
+    (*next)[cgroup_path] = CpuSample{stats->cpu_usage_ns, now};
+  }
+  p.stats = std::move(*stats);
+  return p;
+}
+
+absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPod>& pods) {
+  absl::MutexLock lock(&mu_);
+  const double now = options_.now ? options_.now() : WallClockSeconds();
+  std::map<std::string, CpuSample> next;
+
+  NodeSummaryInput node;
+  node.node_name = node_name_;
+  node.stats = Point("/", now, &next);
+  if (!node.stats.stats) return reader_.Read("/").status();
+  if (absl::StatusOr<double> boot = BootTimeSeconds(options_.proc_root); boot.ok()) {
+    node.start_time_seconds = *boot;
+  }
+  if (absl::StatusOr<MachineInfo> m = ReadMachineInfo(options_.proc_root); m.ok()) {
+    node.memory_capacity_bytes = m->memory_bytes;
+  }
+  if (auto net = ReadNetworkStats(getpid(), options_.proc_root); net.ok()) {
+    node.network = std::move(*net);
+  }
+
+  std::vector<PodSummaryInput> inputs;
+  inputs.reserve(pods.size());
+  for (const SummaryPod& pod : pods) {
+    PodSummaryInput in;
+    in.pod = pod;
+    in.stats = Point(pod.cgroup_path, now, &next);
+    for (const SummaryContainer& c : pod.containers) in.containers.push_back(Point(c.cgroup_path, now, &next));
+    if (pod.network_pid > 0) {
+      absl::StatusOr<std::vector<InterfaceStats>> net =
+          ReadNetworkStats(pod.network_pid, options_.proc_root);
+      if (net.ok()) {
+        in.network = std::move(*net);
+      } else {
+        LOG(DEBUG) << "stats summary: network of pod " << pod.namespace_ << "/" << pod.name << ": "
+                   << net.status().ToString();
+      }
+    }
+    inputs.push_back(std::move(in));
+  }
+  previous_ = std::move(next);
+  return BuildSummaryJson(node, inputs, now);
+}
+
+}  // namespace berth::metrics

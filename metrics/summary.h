@@ -1,0 +1,115 @@
+// The kubelet's /stats/summary document (k8s.io/kubelet/pkg/apis/stats/v1alpha1 Summary:
+// node, pods[] with podRef, startTime, containers[], cpu, memory, network, process_stats),
+// built from cgroup stats (CgroupReader) and the pods' /proc/<pid>/net/dev.
+//
+// usageNanoCores is a rate: SummaryProvider keeps the previous CPU sample per cgroup and
+// reports (delta usage ns) / (delta seconds); it is omitted on the first sample of a cgroup,
+// as the kubelet does. Not yet reported: fs, rootfs, logs, volume, ephemeral-storage, swap,
+// io/psi, systemContainers, rlimit, runtime.
+//
+// Example (the /stats/summary handler):
+//   absl::StatusOr<std::string> json = provider.Summary(pods);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "metrics/cgroup_stats.h"
+
+namespace berth::metrics {
+
+// A container of a pod, filled by the caller from the CRI.
+struct SummaryContainer {
+  std::string name;               // Kubernetes container name
+  double start_time_seconds = 0;  // seconds since the Unix epoch
+  std::string cgroup_path;        // relative to the hierarchy roots
+};
+
+// A pod sandbox and its containers, filled by the caller from the CRI.
+struct SummaryPod {
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  double start_time_seconds = 0;
+  std::string cgroup_path;  // the pod cgroup ("/kubepods/burstable/pod<uid>")
+  int network_pid = 0;      // > 0: the sandbox's infra process, for network stats
+  std::vector<SummaryContainer> containers;
+};
+
+// Stats of one cgroup at one instant, with the CPU rate when a previous sample existed.
+struct StatsPoint {
+  std::optional<CgroupStats> stats;          // nullopt: unreadable, cpu/memory omitted
+  std::optional<uint64_t> usage_nano_cores;  // nullopt on the first sample
+};
+
+// Node-level input of BuildSummaryJson.
+struct NodeSummaryInput {
+  std::string node_name;
+  double start_time_seconds = 0;       // node (boot) start time
+  StatsPoint stats;                    // the root cgroup
+  uint64_t memory_capacity_bytes = 0;  // MemTotal; availableBytes = capacity - working set
+  std::vector<InterfaceStats> network;
+};
+
+// Pod-level input of BuildSummaryJson; `containers[i]` are the stats of pod.containers[i].
+struct PodSummaryInput {
+  SummaryPod pod;
+  StatsPoint stats;
+  std::vector<StatsPoint> containers;
+  std::vector<InterfaceStats> network;
+};
+
+// usageNanoCores from two cumulative CPU samples: (cur-prev) ns over (now-prev_time)
+// seconds. nullopt when the interval is not positive or the counter went backwards
+// (cgroup re-created).
+std::optional<uint64_t> UsageNanoCores(uint64_t prev_usage_ns, double prev_seconds,
+                                       uint64_t cur_usage_ns, double cur_seconds);
+
+// RFC 3339 UTC with second precision, as metav1.Time marshals: "2026-11-21T14:50:00Z".
+std::string FormatTime(double seconds_since_epoch);
+
+// Renders the Summary JSON (a pure function). `now_seconds` is the "time" of every stats
+// block. Field names are those of the v1alpha1 Go types; absent values are omitted as the
+// Go `omitempty` pointers are.
+std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<PodSummaryInput>& pods,
+                             double now_seconds);
+
+// Options of SummaryProvider; defaults are the real host.
+struct SummaryOptions {
+  std::string proc_root = "/proc";
+  std::function<double()> now;  // seconds since the epoch; wall clock when empty
+};
+
+// Reads stats and renders /stats/summary, remembering the previous CPU sample of every
+// cgroup it reported (forgetting cgroups not in the latest call). Thread-safe.
+class SummaryProvider {
+ public:
+  SummaryProvider(CgroupReader reader, std::string node_name, SummaryOptions options = {});
+
+  // The Summary JSON for the node and `pods`. Pods or containers whose cgroup cannot be
+  // read are still listed, without cpu/memory. Errors: the root cgroup is unreadable.
+  absl::StatusOr<std::string> Summary(const std::vector<SummaryPod>& pods);
+
+ private:
+  struct CpuSample {
+    uint64_t usage_ns;
+    double seconds;
+  };
+  StatsPoint Point(const std::string& cgroup_path, double now,
+                   std::map<std::string, CpuSample>* next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CgroupReader reader_;
+  const std::string node_name_;
+  const SummaryOptions options_;
+  absl::Mutex mu_;
+  std::map<std::string, CpuSample> previous_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace berth::metrics

@@ -1,0 +1,132 @@
+#include "metrics/summary.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "base/file.h"
+
+namespace berth::metrics {
+namespace {
+
+using Json = nlohmann::json;
+const std::string kTestdata = BERTH_METRICS_TESTDATA;
+const std::string kPodUid = "7b2e4d2f-6c1a-4d9b-8e8b-3a2d1f5c9b22";
+const std::string kPodCgroup = "/kubepods/burstable/pod" + kPodUid;
+
+// JSON field names of the Go types in k8s.io/kubelet@v0.36.3/pkg/apis/stats/v1alpha1.
+const std::set<std::string> kNodeStatsFields = {"nodeName", "systemContainers", "startTime", "cpu",
+                                                "memory", "io", "network", "fs", "runtime",
+                                                "rlimit", "swap"};
+const std::set<std::string> kPodStatsFields = {
+    "podRef", "startTime", "containers", "cpu", "memory", "io", "network", "volume",
+    "ephemeral-storage", "process_stats", "swap"};
+const std::set<std::string> kContainerStatsFields = {
+    "name", "startTime", "cpu", "memory", "io", "accelerators", "rootfs", "logs",
+    "userDefinedMetrics", "swap"};
+const std::set<std::string> kCpuStatsFields = {"time", "usageNanoCores", "usageCoreNanoSeconds",
+                                               "psi"};
+const std::set<std::string> kMemoryStatsFields = {
+    "time", "availableBytes", "usageBytes", "workingSetBytes", "rssBytes", "pageFaults",
+    "majorPageFaults", "psi"};
+const std::set<std::string> kNetworkStatsFields = {"time", "name", "rxBytes", "rxErrors",
+                                                   "txBytes", "txErrors", "interfaces"};
+
+// Every key of `obj` is one of the Go type's fields.
+void ExpectFieldsIn(const Json& obj, const std::set<std::string>& fields, const std::string& what) {
+  ASSERT_TRUE(obj.is_object()) << what;
+  for (const auto& [key, value] : obj.items()) {
+    EXPECT_TRUE(fields.count(key)) << what << " has unknown field " << key;
+  }
+}
+
+SummaryPod Pod() {
+  SummaryPod pod{"web-0", "default", kPodUid, 1763736000, kPodCgroup, 4242, {}};
+  pod.containers.push_back({"nginx", 1763736001, kPodCgroup + "/9a8b7c6d5e4f"});
+  pod.containers.push_back({"gone", 1763736002, kPodCgroup + "/missing"});
+  return pod;
+}
+
+TEST(SummaryTest, UsageNanoCores) {
+  EXPECT_EQ(UsageNanoCores(1000000000, 10, 1500000000, 11), std::optional<uint64_t>(500000000));
+  EXPECT_EQ(UsageNanoCores(1000000000, 10, 3000000000, 12), std::optional<uint64_t>(1000000000));
+  EXPECT_EQ(UsageNanoCores(1000, 10, 500, 11), std::nullopt);  // counter reset
+  EXPECT_EQ(UsageNanoCores(1000, 10, 2000, 10), std::nullopt);  // no interval
+}
+
+TEST(SummaryTest, FormatTimeIsRfc3339Utc) {
+  EXPECT_EQ(FormatTime(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatTime(1763736000.7), "2025-11-21T14:40:00Z");
+}
+
+TEST(SummaryTest, ShapeMatchesV1alpha1Types) {
+  double now = 1763736100;
+  SummaryOptions options;
+  options.proc_root = kTestdata + "/proc";
+  options.now = [&now] { return now; };
+  SummaryProvider provider(CgroupReader::Create(kTestdata + "/v2").value(), "node-a", options);
+
+  absl::StatusOr<std::string> first = provider.Summary({Pod()});
+  ASSERT_TRUE(first.ok()) << first.status();
+  Json j = Json::parse(*first, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << *first;
+  ExpectFieldsIn(j, {"node", "pods"}, "Summary");
+  ExpectFieldsIn(j["node"], kNodeStatsFields, "NodeStats");
+  EXPECT_EQ(j["node"]["nodeName"], "node-a");
+  ASSERT_EQ(j["pods"].size(), 1u);
+  const Json& pod = j["pods"][0];
+  ExpectFieldsIn(pod, kPodStatsFields, "PodStats");
+  EXPECT_EQ(pod["podRef"], (Json{{"name", "web-0"}, {"namespace", "default"}, {"uid", kPodUid}}));
+  EXPECT_EQ(pod["startTime"], "2025-11-21T14:40:00Z");
+  ExpectFieldsIn(pod["cpu"], kCpuStatsFields, "pod CPUStats");
+  EXPECT_EQ(pod["cpu"]["usageCoreNanoSeconds"], 2603117000u);
+  EXPECT_FALSE(pod["cpu"].contains("usageNanoCores"));  // first sample
+  EXPECT_EQ(pod["cpu"]["time"], "2025-11-21T14:41:40Z");
+  ExpectFieldsIn(pod["memory"], kMemoryStatsFields, "pod MemoryStats");
+  EXPECT_EQ(pod["memory"]["usageBytes"], 105906176u);
+  EXPECT_EQ(pod["memory"]["workingSetBytes"], 105906176u - 31457280u);
+  EXPECT_FALSE(pod["memory"].contains("availableBytes"));  // pod memory.max is "max"
+  ExpectFieldsIn(pod["network"], kNetworkStatsFields, "pod NetworkStats");
+  EXPECT_EQ(pod["network"]["name"], "eth0");
+  EXPECT_EQ(pod["network"]["rxBytes"], 90u);
+  EXPECT_EQ(pod["process_stats"]["process_count"], 4u);
+
+  ASSERT_EQ(pod["containers"].size(), 2u);
+  const Json& c = pod["containers"][0];
+  ExpectFieldsIn(c, kContainerStatsFields, "ContainerStats");
+  EXPECT_EQ(c["name"], "nginx");
+  EXPECT_EQ(c["memory"]["rssBytes"], 41943040u);
+  EXPECT_EQ(c["memory"]["pageFaults"], 53812u);
+  EXPECT_EQ(c["memory"]["majorPageFaults"], 7u);
+  EXPECT_EQ(c["memory"]["availableBytes"], 268435456u - (104857600u - 31457280u));
+  // A container whose cgroup is gone is listed without stats.
+  EXPECT_EQ(pod["containers"][1], (Json{{"name", "gone"}, {"startTime", "2025-11-21T14:40:02Z"}}));
+
+  // Second sample 10 s later: the recorded tree did not change, so the rate is 0.
+  now += 10;
+  absl::StatusOr<std::string> second = provider.Summary({Pod()});
+  ASSERT_TRUE(second.ok()) << second.status();
+  Json j2 = Json::parse(*second, nullptr, false);
+  EXPECT_EQ(j2["pods"][0]["cpu"]["usageNanoCores"], 0u);
+  EXPECT_EQ(j2["pods"][0]["containers"][0]["cpu"]["usageNanoCores"], 0u);
+}
+
+TEST(SummaryTest, BuildSummaryJsonComputedFields) {
+  CgroupStats s;
+  s.has_cpu = true;
+  s.cpu_usage_ns = 5;
+  s.has_memory = true;
+  s.memory_usage_bytes = 100;
+  s.memory_working_set_bytes = 60;
+  NodeSummaryInput node{"n", 0, StatsPoint{s, 250}, 1000, {}};
+  Json j = Json::parse(BuildSummaryJson(node, {}, 0), nullptr, false);
+  EXPECT_EQ(j["node"]["cpu"]["usageNanoCores"], 250u);
+  EXPECT_EQ(j["node"]["memory"]["availableBytes"], 940u);
+  EXPECT_TRUE(j["pods"].is_array());
+  EXPECT_FALSE(j["node"].contains("network"));
+}
+
+}  // namespace
+}  // namespace berth::metrics

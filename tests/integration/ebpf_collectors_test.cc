@@ -1,0 +1,314 @@
+// Integration test of ebpf/collectors.h (root): real BPF programs attached to the running
+// kernel, observed through cgroups this test creates under /sys/fs/cgroup/unified (and the
+// v1 memory hierarchy for the OOM kill). Everything created is removed, also on failure.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/process.h"
+#include "ebpf/collectors.h"
+#include "gtest/gtest.h"
+
+namespace berth::ebpf {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kUnified[] = "/sys/fs/cgroup/unified";
+constexpr char kMemoryV1[] = "/sys/fs/cgroup/memory";
+
+bool WriteString(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  close(fd);
+  return ok;
+}
+
+// Polls `cond` every 20 ms until it holds or `timeout` passes; returns its last value.
+bool WaitFor(const std::function<bool()>& cond, milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (cond()) return true;
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+// A cgroup directory that is removed (once its tasks are gone) when this goes out of scope.
+class CgroupDir {
+ public:
+  explicit CgroupDir(std::string path) : path_(std::move(path)) {
+    created_ = mkdir(path_.c_str(), 0755) == 0;
+    err_ = created_ ? 0 : errno;
+  }
+  ~CgroupDir() {
+    if (created_) Remove();
+  }
+  bool Remove() {
+    if (!created_) return true;
+    // rmdir fails with EBUSY until the killed tasks have left the cgroup.
+    bool ok = WaitFor([&] { return rmdir(path_.c_str()) == 0 || errno == ENOENT; }, seconds(10));
+    created_ = !ok;
+    return ok;
+  }
+  bool created() const { return created_; }
+  std::string error() const { return strerror(err_); }
+  const std::string& path() const { return path_; }
+  bool AddProcess(pid_t pid) const { return WriteString(path_ + "/cgroup.procs", std::to_string(pid)); }
+
+ private:
+  std::string path_;
+  bool created_ = false;
+  int err_ = 0;
+};
+
+// A child started with a pipe on stdin, killed and reaped when this goes out of scope.
+class Child {
+ public:
+  // Starts `script` under busybox sh; the script should `read` a line before doing work, so
+  // that the test can move the child into its cgroups first.
+  bool Start(const std::string& script) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    SpawnOptions opts;
+    opts.stdin_fd = fds[0];
+    auto pid = Spawn({"/bin/busybox", "sh", "-c", script}, opts);
+    close(fds[0]);
+    stdin_ = fds[1];
+    if (!pid.ok()) return false;
+    pid_ = *pid;
+    return true;
+  }
+  bool Go() { return write(stdin_, "go\n", 3) == 3; }
+  // Waits up to `timeout` for the child to exit; returns its wait status or -1.
+  int Wait(milliseconds timeout) {
+    int status = -1;
+    bool done = WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
+    if (!done) return -1;
+    pid_ = -1;
+    return status;
+  }
+  void Kill() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  ~Child() {
+    Kill();
+    if (stdin_ >= 0) close(stdin_);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+};
+
+class EbpfCollectorsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto c = Collectors::Load(Options{});
+    if (!c.ok()) {
+      load_error_ = new std::string(c.status().ToString());
+      return;
+    }
+    collectors_ = c->release();
+  }
+  static void TearDownTestSuite() {
+    delete collectors_;
+    collectors_ = nullptr;
+    delete load_error_;
+    load_error_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_EQ(geteuid(), 0u) << "needs root";
+    ASSERT_EQ(load_error_, nullptr) << *load_error_;
+  }
+
+  static std::string Name(const std::string& what) {
+    return "berth-ebpf-test-" + std::to_string(getpid()) + "-" + what;
+  }
+  static CgroupStats StatsOf(uint64_t id) {
+    auto snap = collectors_->Snapshot();
+    auto it = snap.cgroups.find(id);
+    return it == snap.cgroups.end() ? CgroupStats{} : it->second;
+  }
+  static bool Present(uint64_t id) { return collectors_->Snapshot().cgroups.count(id) > 0; }
+
+  static Collectors* collectors_;
+  static std::string* load_error_;
+};
+Collectors* EbpfCollectorsTest::collectors_ = nullptr;
+std::string* EbpfCollectorsTest::load_error_ = nullptr;
+
+TEST_F(EbpfCollectorsTest, CpuRunqueueAndExecOfACgroup) {
+  CgroupDir cg(std::string(kUnified) + "/" + Name("sched"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  uint64_t id = CgroupIdOf(cg.path());
+  ASSERT_NE(id, 0u);
+  {
+    Child child;
+    ASSERT_TRUE(child.Start("read x; for i in 1 2 3 4 5; do /bin/true; done; while :; do :; done"));
+    ASSERT_TRUE(cg.AddProcess(child.pid())) << "move " << child.pid() << " into " << cg.path();
+    EXPECT_EQ(StatsOf(id).exec_count, 0u);
+    ASSERT_TRUE(child.Go());
+
+    ASSERT_TRUE(WaitFor([&] { return StatsOf(id).exec_count >= 5; }, seconds(10)))
+        << "exec_count " << StatsOf(id).exec_count;
+    ASSERT_TRUE(WaitFor([&] { return StatsOf(id).cpu_ns > 0; }, seconds(10)));
+    uint64_t cpu1 = StatsOf(id).cpu_ns;
+    // The busy loop keeps running: its on-CPU time must grow by at least 100 ms.
+    EXPECT_TRUE(WaitFor([&] { return StatsOf(id).cpu_ns >= cpu1 + 100'000'000; }, seconds(10)))
+        << "cpu_ns " << cpu1 << " -> " << StatsOf(id).cpu_ns;
+    // The /bin/true children were woken (sched_wakeup_new) and the loop gets preempted.
+    ASSERT_TRUE(WaitFor([&] { return StatsOf(id).runq_latency.count > 0; }, seconds(10)));
+    CgroupStats s = StatsOf(id);
+    uint64_t in_buckets = 0;
+    for (uint64_t b : s.runq_latency.buckets) in_buckets += b;
+    EXPECT_EQ(in_buckets, s.runq_latency.count);
+    EXPECT_GT(s.cpu_ns, 0u);
+    child.Kill();
+  }
+  // cgroup_rmdir drops the entry.
+  ASSERT_TRUE(cg.Remove());
+  EXPECT_TRUE(WaitFor([&] { return !Present(id); }, seconds(5))) << "cgroup id " << id << " still present";
+}
+
+TEST_F(EbpfCollectorsTest, BlockIoOfTheSubmittingCgroup) {
+  CgroupDir cg(std::string(kUnified) + "/" + Name("io"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  uint64_t id = CgroupIdOf(cg.path());
+  // O_DIRECT I/O to a file on the root filesystem (a block device), bypassing the page
+  // cache so that the requests are submitted by dd itself.
+  std::string file = "/var/tmp/" + Name("io") + ".data";
+  struct Unlink {
+    std::string f;
+    ~Unlink() { unlink(f.c_str()); }
+  } unlink_file{file};
+  Child child;
+  ASSERT_TRUE(child.Start("read x; /bin/dd if=/dev/zero of=" + file +
+                          " bs=1M count=4 oflag=direct,sync && /bin/dd if=" + file +
+                          " of=/dev/null bs=1M iflag=direct"));
+  ASSERT_TRUE(cg.AddProcess(child.pid()));
+  ASSERT_TRUE(child.Go());
+  int status = child.Wait(seconds(60));
+  ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "dd status " << status;
+  CgroupStats s;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        s = StatsOf(id);
+        return s.io_write_bytes >= (4u << 20) && s.io_read_bytes >= (4u << 20);
+      },
+      seconds(5)))
+      << "read " << s.io_read_bytes << " write " << s.io_write_bytes;
+  EXPECT_GT(s.io_latency.count, 0u);
+  EXPECT_GT(s.io_latency.sum_ns, 0u);
+}
+
+TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {
+  CgroupDir cg(std::string(kUnified) + "/" + Name("net"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  uint64_t id = CgroupIdOf(cg.path());
+  ASSERT_TRUE(collectors_->AttachNetwork(cg.path()).ok());
+  struct Detach {
+    std::string p;
+    ~Detach() { collectors_->DetachNetwork(p); }
+  } detach{cg.path()};
+  // A private network namespace (loopback only): a TCP transfer to a listener, then a
+  // connect to a closed port, which the kernel answers with RST (tcp_receive_reset).
+  Child child;
+  ASSERT_TRUE(child.Start(
+      "read x; exec /usr/bin/unshare -n /bin/busybox sh -c '"
+      "/bin/busybox ip link set lo up; /bin/busybox nc -l -p 5000 >/dev/null & "
+      "i=0; while [ $i -lt 50 ]; do echo hello-berth | /bin/busybox nc 127.0.0.1 5000 && break; "
+      "i=$((i+1)); /bin/busybox usleep 20000; done; "
+      "/bin/busybox nc 127.0.0.1 5001 </dev/null; wait'"));
+  ASSERT_TRUE(cg.AddProcess(child.pid()));
+  ASSERT_TRUE(child.Go());
+  ASSERT_NE(child.Wait(seconds(30)), -1);
+  CgroupStats s;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        s = StatsOf(id);
+        return s.net_tx_packets > 0 && s.net_rx_packets > 0 && s.tcp_resets_received > 0;
+      },
+      seconds(5)))
+      << "tx " << s.net_tx_packets << " rx " << s.net_rx_packets << " resets received "
+      << s.tcp_resets_received;
+  EXPECT_GT(s.net_tx_bytes, 0u);
+  EXPECT_GT(s.net_rx_bytes, 0u);
+}
+
+TEST_F(EbpfCollectorsTest, PruneDropsIdsThatAreNotAlive) {
+  CgroupDir cg(std::string(kUnified) + "/" + Name("prune"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  uint64_t id = CgroupIdOf(cg.path());
+  Child child;
+  ASSERT_TRUE(child.Start("read x; /bin/true"));
+  ASSERT_TRUE(cg.AddProcess(child.pid()));
+  ASSERT_TRUE(child.Go());
+  ASSERT_NE(child.Wait(seconds(10)), -1);
+  ASSERT_TRUE(WaitFor([&] { return Present(id); }, seconds(5)));
+  size_t dropped = collectors_->Prune([&](uint64_t other) { return other != id; });
+  EXPECT_GE(dropped, 1u);
+  EXPECT_FALSE(Present(id));
+}
+
+TEST_F(EbpfCollectorsTest, OomKillReportsVictimCommand) {
+  CgroupDir cg(std::string(kUnified) + "/" + Name("oom"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  CgroupDir mem(std::string(kMemoryV1) + "/" + Name("oom"));
+  ASSERT_TRUE(mem.created()) << mem.path() << ": " << mem.error();
+  ASSERT_TRUE(WriteString(mem.path() + "/memory.limit_in_bytes", "16M"));
+  uint64_t id = CgroupIdOf(cg.path());
+  ASSERT_NE(id, 0u);
+
+  Child child;
+  // dd allocates its 64 MiB block buffer and fills it from /dev/zero: far beyond 16M.
+  ASSERT_TRUE(child.Start("read x; exec /bin/dd if=/dev/zero of=/dev/null bs=64M count=1"));
+  pid_t pid = child.pid();
+  ASSERT_TRUE(cg.AddProcess(pid));
+  ASSERT_TRUE(mem.AddProcess(pid));
+  ASSERT_TRUE(child.Go());
+  int status = child.Wait(seconds(30));
+  ASSERT_NE(status, -1) << "dd did not finish";
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "wait status " << status;
+
+  OomKill found;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const OomKill& k : collectors_->Snapshot().oom_kills) {
+          if (k.cgroup_id == id) {
+            found = k;
+            return true;
+          }
+        }
+        return false;
+      },
+      seconds(5)))
+      << "no OOM event for cgroup id " << id;
+  EXPECT_EQ(found.comm, "dd");
+  EXPECT_EQ(found.pid, pid);
+  auto age = std::chrono::system_clock::now() - found.time;
+  EXPECT_LT(age, std::chrono::minutes(1));
+  EXPECT_GT(age, -std::chrono::seconds(5));
+  EXPECT_EQ(StatsOf(id).oom_kills, 1u);
+}
+
+}  // namespace
+}  // namespace berth::ebpf
