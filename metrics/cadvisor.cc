@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -173,8 +174,16 @@ double WallClockSeconds() {
 
 absl::StatusOr<MachineInfo> ReadMachineInfo(const std::string& proc_root) {
   MachineInfo info;
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  info.cpu_cores = cpus > 0 ? static_cast<uint64_t>(cpus) : 0;
+  // Logical CPUs as cAdvisor counts them: "processor" entries of cpuinfo.
+  if (absl::StatusOr<std::string> cpuinfo = ReadFile(JoinPath(proc_root, "cpuinfo")); cpuinfo.ok()) {
+    for (absl::string_view line : absl::StrSplit(*cpuinfo, '\n')) {
+      if (absl::StartsWith(line, "processor")) ++info.cpu_cores;
+    }
+  }
+  if (info.cpu_cores == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    info.cpu_cores = cpus > 0 ? static_cast<uint64_t>(cpus) : 0;
+  }
   const std::string path = JoinPath(proc_root, "meminfo");
   ASSIGN_OR_RETURN(std::string meminfo, ReadFile(path));
   for (absl::string_view line : absl::StrSplit(meminfo, '\n')) {

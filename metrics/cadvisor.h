@@ -43,7 +43,8 @@ struct MachineInfo {
   uint64_t memory_bytes = 0;  // MemTotal
 };
 
-// Reads the number of online CPUs (sysconf) and MemTotal from <proc_root>/meminfo.
+// Reads the number of logical CPUs ("processor" entries of <proc_root>/cpuinfo, else
+// sysconf) and MemTotal from <proc_root>/meminfo.
 // Errors: meminfo unreadable or without MemTotal.
 absl::StatusOr<MachineInfo> ReadMachineInfo(const std::string& proc_root = "/proc");
 

@@ -17,6 +17,9 @@
 #include "base/status.h"
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
+#include "metrics/summary.h"
+
+#include <nlohmann/json.hpp>
 
 namespace berth::metrics {
 namespace {
@@ -109,6 +112,23 @@ TEST(CgroupStatsIntegrationTest, BusyLoopShowsCpuAndMemory) {
     }
   }
   EXPECT_TRUE(found);
+
+  // /stats/summary: a second sample after more CPU was used gives usageNanoCores > 0.
+  SummaryProvider provider(*reader, "node-it");
+  const std::vector<SummaryPod> pods = {{"busy", "ns", "uid-1", 0, path, 0, {}}};
+  ASSERT_TRUE(provider.Summary(pods).ok());
+  const uint64_t before = reader->Read(path)->cpu_usage_ns;
+  while (reader->Read(path)->cpu_usage_ns < before + 50'000'000 &&
+         std::chrono::steady_clock::now() < deadline + std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  absl::StatusOr<std::string> second = provider.Summary(pods);
+  ASSERT_TRUE(second.ok()) << second.status();
+  nlohmann::json j = nlohmann::json::parse(*second, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << *second;
+  EXPECT_GT(j["pods"][0]["cpu"]["usageNanoCores"].get<uint64_t>(), 0u) << *second;
+  EXPECT_GT(j["pods"][0]["memory"]["workingSetBytes"].get<uint64_t>(), 0u) << *second;
+  EXPECT_TRUE(j["node"]["cpu"].contains("usageNanoCores")) << *second;
 }
 
 }  // namespace

@@ -178,3 +178,15 @@ count_pod_cgroups() {
   done
   echo "$n"
 }
+
+# pod_logs <namespace> <pod> [container]: the logs of a pod's (first or named) container,
+# read through berth's CRI socket with crictl. (`kubectl logs` needs the kubelet server on
+# :10250, which the streaming issue adds.)
+pod_logs() {
+  local ns=$1 pod=$2 ctr=${3:-} id
+  local filter=(--label "io.kubernetes.pod.namespace=$ns" --label "io.kubernetes.pod.name=$pod")
+  [ -z "$ctr" ] || filter+=(--name "^$ctr\$")
+  id=$(crictl ps -a -q "${filter[@]}" | head -n 1)
+  [ -n "$id" ] || { log "pod_logs: no container for $ns/$pod"; return 1; }
+  crictl logs "$id"
+}

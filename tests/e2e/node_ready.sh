@@ -11,8 +11,11 @@ lease=lease/$node_name
 wait_for 60 kubectl get "$lease" -n kube-node-lease || fail "no Lease $node_name in kube-node-lease"
 holder=$(jsonpath "$lease" '{.spec.holderIdentity}' kube-node-lease)
 [ "$holder" = "$node_name" ] || fail "Lease holderIdentity is '$holder', want $node_name"
-owner=$(jsonpath "$lease" '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}' kube-node-lease)
-[ "$owner" = "Node/$node_name" ] || fail "Lease owner is '$owner', want Node/$node_name"
+# As kubelet's lease controller: a Lease created before the Node's uid is known gets its
+# ownerReference on a later renewal.
+lease_owner() { jsonpath "$lease" '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}' kube-node-lease; }
+lease_owned() { [ "$(lease_owner)" = "Node/$node_name" ]; }
+wait_for 30 lease_owned || fail "Lease owner is '$(lease_owner)', want Node/$node_name"
 first=$(jsonpath "$lease" '{.spec.renewTime}' kube-node-lease)
 [ -n "$first" ] || fail "Lease has no renewTime"
 # The kubelet renews every leaseDurationSeconds/4 (10 s by default): within 60 s it changes.

@@ -28,5 +28,5 @@ t='{.status.containerStatuses[0].state.terminated'
 [ "$(jsonpath pod/bad "$t.reason}" "$E2E_NS")" = Error ] || fail "pod bad: reason not Error" "$E2E_NS"
 [ "$(jsonpath pod/bad '{.status.containerStatuses[0].restartCount}' "$E2E_NS")" = 0 ] ||
   fail "pod bad was restarted despite restartPolicy Never" "$E2E_NS"
-[ "$(kubectl logs -n "$E2E_NS" bad)" = "exiting 3" ] || fail "pod bad: logs differ" "$E2E_NS"
+[ "$(pod_logs "$E2E_NS" bad 2>&1)" = "exiting 3" ] || fail "pod bad: logs differ" "$E2E_NS"
 echo "PASS: exit 0 -> Succeeded/Completed, exit 3 -> Failed/Error exitCode 3"

@@ -17,7 +17,7 @@ spec:
     command: ["sh", "-c", "cat $sa/namespace; echo; test -s $sa/token && echo token-ok; grep -q 'BEGIN CERTIFICATE' $sa/ca.crt && echo ca-ok; echo payload=\$(cut -d. -f2 $sa/token)"]
 POD
 wait_for 120 pod_phase_is "$E2E_NS" sa Succeeded || fail "pod sa not Succeeded" "$E2E_NS"
-out=$(kubectl logs -n "$E2E_NS" sa)
+out=$(pod_logs "$E2E_NS" sa)
 [ "$(sed -n 1p <<<"$out")" = "$E2E_NS" ] || fail "namespace file says '$(sed -n 1p <<<"$out")', want $E2E_NS" "$E2E_NS"
 grep -qx token-ok <<<"$out" || fail "token missing or empty: $out" "$E2E_NS"
 grep -qx ca-ok <<<"$out" || fail "ca.crt missing or not PEM: $out" "$E2E_NS"
