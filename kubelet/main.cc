@@ -22,6 +22,7 @@
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
 #include "kubelet/api_client.h"
+#include "kubelet/event_recorder.h"
 #include "kubelet/lease.h"
 #include "kubelet/list_watch.h"
 #include "kubelet/node_status.h"
@@ -231,6 +232,7 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::ApiClient> api;
   std::unique_ptr<kubelet::NodeStatusManager> node_status;
   std::unique_ptr<kubelet::LeaseController> lease;
+  std::unique_ptr<kubelet::EventRecorder> events;
   std::unique_ptr<kubelet::PodManager> pods;
   std::unique_ptr<kubelet::ListWatch> pod_watch;
   if (!f.runtime_only) {
@@ -270,6 +272,13 @@ int RealMain(int argc, char** argv) {
     popts.node_ip = f.node_ip;
     popts.root_dir = JoinPath(f.root_dir, "kubelet");
     popts.log_root = f.log_root;
+    events = std::make_unique<kubelet::EventRecorder>(api.get(), f.node_name);
+    kubelet::EventRecorder* er = events.get();
+    popts.record_event = [er](const kubelet::Json& pod, const std::string& type,
+                              const std::string& reason, const std::string& message,
+                              const std::string& field_path) {
+      er->Record(pod, type, reason, message, field_path);
+    };
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
     runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });
@@ -283,8 +292,12 @@ int RealMain(int argc, char** argv) {
       pm->HandlePodEvent("MODIFIED", o);
     };
     h.on_delete = [pm](const kubelet::Json& o) { pm->HandlePodEvent("DELETED", o); };
+    // After the first full list: sandboxes of pods that no longer exist (deleted while berth
+    // was down) are stopped and removed.
+    h.on_synced = [pm] { pm->HandlePodsSynced(); };
     pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
 
+    events->Start();
     node_status->Start();
     lease->Start();
     pods->Start();
@@ -301,6 +314,7 @@ int RealMain(int argc, char** argv) {
   LOG(INFO) << "berth: stopping (pods keep running)";
   if (pod_watch) pod_watch->Stop();
   if (pods) pods->Stop();
+  if (events) events->Stop();
   if (lease) lease->Stop();
   if (node_status) node_status->Stop();
   metrics_server.Stop();

@@ -147,6 +147,23 @@ void PodManager::Stop() {
   status_.Stop();
 }
 
+namespace {
+// True when `a` and `b` differ at most in status and bookkeeping metadata.
+bool OnlyStatusChanged(const Json& a, const Json& b) {
+  if (!a.is_object() || !b.is_object() || a.empty()) return false;
+  auto strip = [](Json p) {
+    p.erase("status");
+    if (p.contains("metadata") && p["metadata"].is_object()) {
+      p["metadata"].erase("resourceVersion");
+      p["metadata"].erase("managedFields");
+      p["metadata"].erase("generation");
+    }
+    return p;
+  };
+  return strip(a) == strip(b);
+}
+}  // namespace
+
 void PodManager::HandlePodEvent(const std::string& type, const Json& pod) {
   std::string uid = GetString(pod, "metadata.uid");
   if (uid.empty()) {
@@ -163,7 +180,11 @@ void PodManager::HandlePodEvent(const std::string& type, const Json& pod) {
     } else if (type == "ADDED" || type == "MODIFIED" || type == "SYNC") {
       if (it == pods_.end()) it = pods_.emplace(uid, std::make_shared<PodState>()).first;
       if (it->second->removed) return;  // a late update of a pod that is gone
+      // As kubelet's pod config (RECONCILE vs UPDATE): an update that changes only the
+      // status (typically our own status write coming back) needs no sync.
+      bool status_only = type == "MODIFIED" && OnlyStatusChanged(it->second->pod, pod);
       it->second->pod = pod;
+      if (status_only) return;
     } else {
       return;
     }
@@ -513,6 +534,13 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   return cfg;
 }
 
+void PodManager::Event(const Json& pod, const std::string& type, const std::string& reason,
+                       const std::string& message, const std::string& container) {
+  if (!opts_.record_event) return;
+  opts_.record_event(pod, type, reason, message,
+                     container.empty() ? "" : absl::StrCat("spec.containers{", container, "}"));
+}
+
 absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json& pod, const Json& c,
                                                     const v1::PodSandboxConfig& sandbox,
                                                     std::string* reason) {
@@ -533,6 +561,9 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
   auto b = state->pull_backoff.find(image);
   if (b != state->pull_backoff.end() && now < b->second.until) {
     *reason = "ImagePullBackOff";
+    std::string cname = c.value("name", std::string());
+    Event(pod, "Normal", "BackOff", absl::StrCat("Back-off pulling image \"", image, "\""), cname);
+    Event(pod, "Warning", "Failed", "Error: ImagePullBackOff", cname);
     EnqueueAfter(GetString(pod, "metadata.uid"), b->second.until - now);
     return absl::UnavailableError(absl::StrCat("Back-off pulling image \"", image,
                                                "\": ErrImagePull: ", state->last_pull_error[image]));
@@ -542,6 +573,8 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
   *req.mutable_sandbox_config() = sandbox;
   // TODO: imagePullSecrets (AuthConfig from dockerconfigjson secrets).
   LOG(INFO) << "pod " << PodKey(pod) << ": pulling image " << image;
+  const std::string cname = c.value("name", std::string());
+  Event(pod, "Normal", "Pulling", absl::StrCat("Pulling image \"", image, "\""), cname);
   auto pulled = images_->PullImage(req);
   if (!pulled.ok()) {
     absl::Duration d = opts_.backoff_initial;
@@ -549,10 +582,17 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
     state->pull_backoff[image] = Backoff{now + d, d};
     std::string msg = absl::StrCat("failed to pull image \"", image, "\": ", pulled.status().message());
     state->last_pull_error[image] = msg;
+    // As kubelet: ErrImagePull stays until the next sync, which (half-way through the
+    // back-off) reports ImagePullBackOff; the pull is retried when the back-off ends.
+    EnqueueAfter(GetString(pod, "metadata.uid"), d / 2);
     EnqueueAfter(GetString(pod, "metadata.uid"), d);
     *reason = "ErrImagePull";
+    Event(pod, "Warning", "Failed",
+          absl::StrCat("Failed to pull image \"", image, "\": ", pulled.status().message()), cname);
+    Event(pod, "Warning", "Failed", "Error: ErrImagePull", cname);
     return absl::Status(pulled.status().code(), msg);
   }
+  Event(pod, "Normal", "Pulled", absl::StrCat("Successfully pulled image \"", image, "\""), cname);
   state->pull_backoff.erase(image);
   state->last_pull_error.erase(image);
   return pulled->image_ref().empty() ? image : pulled->image_ref();
@@ -815,9 +855,11 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   auto created = runtime_->CreateContainer(creq);
   if (!created.ok()) {
     state->waiting[name] = {"CreateContainerError", std::string(created.status().message())};
+    Event(pod, "Warning", "Failed", absl::StrCat("Error: ", created.status().message()), name);
     return Annotate(created.status(), absl::StrCat("CreateContainer ", name));
   }
   std::string id = created->container_id();
+  Event(pod, "Normal", "Created", absl::StrCat("Created container: ", name), name);
   {
     absl::MutexLock l(&mu_);
     container_to_pod_[id] = uid;
@@ -827,9 +869,11 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   auto started = runtime_->StartContainer(sreq);
   if (!started.ok()) {
     state->waiting[name] = {"RunContainerError", std::string(started.status().message())};
+    Event(pod, "Warning", "Failed", absl::StrCat("Error: ", started.status().message()), name);
     return Annotate(started.status(), absl::StrCat("StartContainer ", name, " (", id, ")"));
   }
   LOG(INFO) << "pod " << PodKey(pod) << ": started container " << name << " (" << id << ")";
+  Event(pod, "Normal", "Started", absl::StrCat("Started container ", name), name);
   return id;
 }
 

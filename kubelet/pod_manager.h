@@ -68,6 +68,12 @@ struct PodManagerOptions {
   absl::Duration crash_backoff_max = absl::Minutes(5);
   // Current time (tests inject a fake clock). Waits use real time.
   std::function<absl::Time()> clock = absl::Now;
+  // Receives the Events kubelet would record about a pod (type "Normal"/"Warning", reason,
+  // message, involvedObject fieldPath such as "spec.containers{main}"); empty: none.
+  // Wired to an EventRecorder by main(). Called on pod worker threads; must not block.
+  std::function<void(const Json& pod, const std::string& type, const std::string& reason,
+                     const std::string& message, const std::string& field_path)>
+      record_event;
 };
 
 // The kubelet pod lifecycle for the pods bound to this node (see the file comment).
@@ -141,6 +147,9 @@ class PodManager {
   cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
   // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
   // or an error whose message is the waiting message; *reason is set on failure.
+  // Forwards an Event about `pod` (and container `container`, if set) to opts_.record_event.
+  void Event(const Json& pod, const std::string& type, const std::string& reason,
+             const std::string& message, const std::string& container = "");
   absl::StatusOr<std::string> EnsureImage(PodState* state, const Json& pod, const Json& c,
                                           const cri::v1::PodSandboxConfig& sandbox,
                                           std::string* reason);

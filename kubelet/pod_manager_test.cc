@@ -245,7 +245,9 @@ TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
   EXPECT_EQ(Phase(*err), "Pending");
   EXPECT_THAT(MainStatus(*err)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("manifest unknown"));
 
-  // Next sync within the back-off: ImagePullBackOff without a new pull.
+  // Next sync within the back-off (here forced by a metadata change; a status-only update
+  // would not sync): ImagePullBackOff without a new pull.
+  pod["metadata"]["labels"]["touched"] = "1";
   manager_->HandlePodEvent("MODIFIED", pod);
   auto backoff = api_.WaitForStatus([](const Json& s) {
     return WaitingReason(s) == "ImagePullBackOff";
