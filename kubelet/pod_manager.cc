@@ -963,9 +963,13 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   if (!volumes.ok()) {
     LOG(WARNING) << "pod " << PodKey(pod) << ": " << volumes.status().message();
     UpdateStatus(uid, state, pod, *rt, false);
-    EnqueueAfter(uid, opts_.backoff_initial);
+    state->volume_retry = state->volume_retry == absl::ZeroDuration()
+                              ? absl::Milliseconds(200)
+                              : std::min(state->volume_retry * 2, opts_.backoff_initial);
+    EnqueueAfter(uid, state->volume_retry);
     return false;
   }
+  state->volume_retry = absl::ZeroDuration();
 
   // The sandbox: the newest ready one, or a new one.
   const v1::PodSandboxStatus* sandbox = nullptr;

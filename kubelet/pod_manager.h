@@ -129,6 +129,10 @@ class PodManager {
     std::map<std::string, Backoff> crash_backoff;      // container name
     std::map<std::string, Backoff> pull_backoff;       // image
     std::map<std::string, std::string> last_pull_error;  // image -> message
+    // Retry delay after a failed volume set-up: 200 ms doubling to backoff_initial (a
+    // TokenRequest right after scheduling can be refused until the node authorizer's graph
+    // has the pod).
+    absl::Duration volume_retry = absl::ZeroDuration();
     Json last_status = Json::object();
     bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed

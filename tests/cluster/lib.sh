@@ -37,6 +37,8 @@ pid_alive() {
   grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
   if [ -f "$f.exe" ]; then
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    # A binary rebuilt while its process runs reads as "<path> (deleted)".
+    exe=${exe% (deleted)}
     [ "$exe" = "$(cat "$f.exe")" ] || return 1
   fi
   return 0
