@@ -69,6 +69,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOpt
       posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
     }
   }
+  for (size_t i = 0; i < opts.extra_fds.size(); ++i) {
+    posix_spawn_file_actions_adddup2(&fa, opts.extra_fds[i], static_cast<int>(3 + i));
+  }
   if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, opts.cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

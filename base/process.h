@@ -24,6 +24,10 @@ struct SpawnOptions {
   int stdin_fd = -1;
   int stdout_fd = -1;
   int stderr_fd = -1;
+  // Further descriptors handed to the child as fds 3, 4, ... in order (e.g. a sync pipe).
+  // They may be O_CLOEXEC in berth: dup2 clears the flag in the child only, so concurrent
+  // spawns never inherit them.
+  std::vector<int> extra_fds;
   // Start the child in a new session (setsid), detached from berth's terminal/process group.
   bool new_session = false;
   // Working directory of the child; empty keeps berth's.

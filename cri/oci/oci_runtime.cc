@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,41 +81,17 @@ bool IsNotExist(const std::string& msg) {
 }
 
 // Spawns conmon in a new session with stdout on /dev/null, stderr on `stderr_fd` and
-// `sync_fd` as fd 3 (base::Spawn only maps stdio). dup2 clears O_CLOEXEC in the child only,
-// so concurrent spawns elsewhere in berth never inherit the pipe.
+// `sync_fd` as fd 3 (conmon's _OCI_SYNCPIPE).
 absl::StatusOr<pid_t> SpawnConmon(const std::string& bin, const std::vector<std::string>& argv,
                                   int stderr_fd, int sync_fd) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) {
-    if (!absl::StartsWith(*e, "_OCI_")) env.emplace_back(*e);
-  }
-  env.push_back("_OCI_SYNCPIPE=3");
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (const auto& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-  cenv.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, stderr_fd, 2);
-  posix_spawn_file_actions_adddup2(&fa, sync_fd, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, bin.c_str(), &fa, &attr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return ErrnoStatus(rc, absl::StrCat("spawn ", bin));
-  return pid;
+  std::vector<std::string> args = argv;
+  args[0] = bin;
+  SpawnOptions o;
+  o.stderr_fd = stderr_fd;
+  o.extra_fds = {sync_fd};
+  o.new_session = true;
+  o.extra_env = {"_OCI_SYNCPIPE=3"};
+  return Spawn(args, o);
 }
 
 // Reads one '\n'-terminated line from `fd` within `timeout`. Returns what was read before EOF

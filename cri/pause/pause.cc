@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -36,33 +35,16 @@ struct Fd {
   }
 };
 
-// posix_spawn with stderr on `err_fd` and `ready_fd` as the child's fd 3 (base::Spawn cannot
-// pass descriptors beyond stdio). Both may be O_CLOEXEC: dup2 clears the flag in the child.
+// Spawns berth-pause in a new session with stderr on `err_fd` and `ready_fd` as its fd 3.
 absl::StatusOr<pid_t> SpawnPause(const std::string& bin, const std::vector<std::string>& argv,
                                  int err_fd, int ready_fd) {
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  posix_spawn_file_actions_adddup2(&fa, ready_fd, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, bin.c_str(), &fa, &attr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return ErrnoStatus(rc, absl::StrCat("spawn ", bin));
-  return pid;
+  std::vector<std::string> args = argv;
+  args[0] = bin;
+  SpawnOptions o;
+  o.stderr_fd = err_fd;
+  o.extra_fds = {ready_fd};
+  o.new_session = true;
+  return Spawn(args, o);
 }
 
 std::string ReadAllNonBlocking(int fd) {
