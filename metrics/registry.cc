@@ -118,8 +118,14 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
 std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), v);
+  // As Go's strconv.FormatFloat(v, 'g', -1, 64), which client_golang and cAdvisor use:
+  // shortest round-trip digits, plain notation unless the exponent is < -4 or >= 21
+  // (100000 prints as "100000", not "1e+05").
+  char buf[400];
+  double a = std::fabs(v);
+  auto fmt = (a == 0 || (a >= 1e-4 && a < 1e21)) ? std::chars_format::fixed
+                                                  : std::chars_format::scientific;
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, fmt);
   return std::string(buf, res.ptr);
 }
 

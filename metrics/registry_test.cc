@@ -67,6 +67,9 @@ TEST(RegistryTest, FormatValue) {
   EXPECT_EQ(FormatValue(0), "0");
   EXPECT_EQ(FormatValue(42), "42");
   EXPECT_EQ(FormatValue(0.25), "0.25");
+  EXPECT_EQ(FormatValue(100000), "100000");
+  EXPECT_EQ(FormatValue(1.5e21), "1.5e+21");
+  EXPECT_EQ(FormatValue(0.00001), "1e-05");
   EXPECT_EQ(FormatValue(1.0 / 0.0), "+Inf");
   EXPECT_EQ(FormatValue(-1.0 / 0.0), "-Inf");
   EXPECT_EQ(FormatValue(0.0 / 0.0), "NaN");
