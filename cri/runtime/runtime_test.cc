@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "cri/runtime/testing/fakes.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -56,6 +57,36 @@ TEST(ResolvConf, FromDnsConfig) {
   dns.add_options("ndots:5");
   EXPECT_EQ(ResolvConf(dns),
             "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+}
+
+// CRI Status: a missing OCI runtime or conmon makes RuntimeReady false with the reason, and
+// a missing network configuration makes NetworkReady false (what kubelet shows as
+// "container runtime is down" / "network plugin not ready").
+TEST(RuntimeStatus, ReportsMissingRuntimeAndNetwork) {
+  oci::OciRuntimeOptions oo;
+  oo.runtime_path = "/nonexistent/runc";
+  oo.conmon_path = "/nonexistent/conmon";
+  oci::OciRuntime oci(oo);
+  berth::cri::runtime::testing::FakeImageResolver images;
+  berth::cri::runtime::testing::FakeNetworkPlugin net;
+  net.ready = absl::FailedPreconditionError("no network config found in /etc/cni/net.d");
+  RuntimeDeps deps;
+  deps.images = &images;
+  deps.network = &net;
+  deps.oci = &oci;
+  Runtime rt(RuntimeOptions{}, deps);
+  auto st = rt.Status(v1::StatusRequest());
+  ASSERT_TRUE(st.ok()) << st.status();
+  ASSERT_EQ(st->status().conditions_size(), 2);
+  const auto& runtime_ready = st->status().conditions(0);
+  EXPECT_EQ(runtime_ready.type(), "RuntimeReady");
+  EXPECT_FALSE(runtime_ready.status());
+  EXPECT_THAT(runtime_ready.message(), ::testing::HasSubstr("/nonexistent/"));
+  const auto& network_ready = st->status().conditions(1);
+  EXPECT_EQ(network_ready.type(), "NetworkReady");
+  EXPECT_FALSE(network_ready.status());
+  EXPECT_EQ(network_ready.reason(), "NetworkPluginNotReady");
+  EXPECT_THAT(network_ready.message(), ::testing::HasSubstr("no network config"));
 }
 
 }  // namespace
