@@ -2,7 +2,9 @@
 // Implemented by cni::CniManager (real plugins) and by fakes in unit tests.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -18,6 +20,22 @@ struct PortMapping {
   std::string host_ip;
 };
 
+// runtimeConfig "bandwidth" (CNI conventions, capability bandwidth; the bandwidth plugin).
+// Rates in bits per second, bursts in bits; 0 = no limit in that direction.
+struct Bandwidth {
+  int64_t ingress_rate = 0, ingress_burst = 0;
+  int64_t egress_rate = 0, egress_burst = 0;
+  bool empty() const { return ingress_rate == 0 && egress_rate == 0; }
+};
+
+// Reads the pod annotations kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth
+// (Kubernetes quantities such as "10M" = 10^7 bit/s, "1Gi"), as kubelet's
+// ExtractPodBandwidthResources does: each must lie in [1k, 1P]. Bursts are set to
+// 2147483647 bits (no burst limit), as dockershim and containerd do. InvalidArgument with the
+// annotation and value otherwise.
+absl::StatusOr<Bandwidth> BandwidthFromAnnotations(
+    const std::vector<std::pair<std::string, std::string>>& annotations);
+
 // One attachment request: a pod sandbox's network namespace.
 struct AttachRequest {
   std::string container_id;    // CNI_CONTAINERID: the sandbox ID
@@ -25,6 +43,7 @@ struct AttachRequest {
   std::string ifname = "eth0";  // CNI_IFNAME
   std::string pod_name, pod_namespace, pod_uid;  // K8S_POD_* CNI_ARGS
   std::vector<PortMapping> port_mappings;
+  Bandwidth bandwidth;  // passed to plugins declaring capability "bandwidth" when set
 };
 
 // The result of ADD, reduced to what the CRI reports (plus the raw JSON for caching).

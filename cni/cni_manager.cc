@@ -178,6 +178,21 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
     }
     conf["runtimeConfig"]["portMappings"] = PortMappingsJson(req.port_mappings);
   }
+  if (!status_cmd && plugin.HasCapability("bandwidth") && !req.bandwidth.empty()) {
+    if (!conf.contains("runtimeConfig") || !conf["runtimeConfig"].is_object()) {
+      conf["runtimeConfig"] = nlohmann::json::object();
+    }
+    nlohmann::json bw = nlohmann::json::object();
+    if (req.bandwidth.ingress_rate > 0) {
+      bw["ingressRate"] = req.bandwidth.ingress_rate;
+      bw["ingressBurst"] = req.bandwidth.ingress_burst;
+    }
+    if (req.bandwidth.egress_rate > 0) {
+      bw["egressRate"] = req.bandwidth.egress_rate;
+      bw["egressBurst"] = req.bandwidth.egress_burst;
+    }
+    conf["runtimeConfig"]["bandwidth"] = bw;
+  }
 
   SpawnOptions so;
   std::string cni_path = absl::StrCat("CNI_PATH=", absl::StrJoin(opts_.bin_dirs, ":"));

@@ -174,6 +174,23 @@ TEST_F(CniManagerTest, AddPassesEnvStdinAndChainsPrevResult) {
   EXPECT_EQ(raw["dns"]["nameservers"][0], "10.96.0.10");  // the last plugin's result
 }
 
+TEST_F(CniManagerTest, BandwidthGoesOnlyToPluginsWithTheCapability) {
+  WriteConf("10-bw.conflist",
+            R"({"name":"bw","cniVersion":"1.0.0","plugins":[{"type":"fake-a"},)"
+            R"({"type":"fake-b","capabilities":{"bandwidth":true}}]})");
+  Set("fake-a.ADD.out", kResultA);
+  Set("fake-b.ADD.out", kResultB);
+  req_.bandwidth.ingress_rate = 1000000;
+  req_.bandwidth.ingress_burst = 2147483647;
+  CniManager m(Opts());
+  auto r = m.Add(req_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(Stdin("fake-a", "ADD").contains("runtimeConfig"));
+  nlohmann::json b = Stdin("fake-b", "ADD");
+  EXPECT_EQ(b["runtimeConfig"]["bandwidth"],
+            nlohmann::json::parse(R"({"ingressRate":1000000,"ingressBurst":2147483647})"));
+}
+
 TEST_F(CniManagerTest, ConvertsResultsToListVersion) {
   WriteList("0.4.0");
   // A plugin printing a 1.0.0 result for a 0.4.0 list, the next a 0.3.1 one.

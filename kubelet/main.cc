@@ -28,6 +28,11 @@
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
+#include "kubelet/stats_source.h"
+#include "ebpf/collectors.h"
+#include "metrics/cadvisor.h"
+#include "metrics/cgroup_stats.h"
+#include "metrics/summary.h"
 #include "metrics/metrics_server.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
@@ -222,7 +227,63 @@ int RealMain(int argc, char** argv) {
   }
   LOG(INFO) << "berth " << BERTH_VERSION << ": CRI serving on " << f.cri_socket;
 
+  // --- stats: /metrics/cadvisor, /metrics/resource, /stats/summary, eBPF families ---
+  // What to report comes from the runtime on every scrape (ListStatsTargets).
+  auto list_targets = [&runtime]() -> kubelet::StatsTargets {
+    absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime);
+    if (!t.ok()) {
+      LOG(WARNING) << "berth: stats: " << t.status();
+      return {};
+    }
+    return *std::move(t);
+  };
+  metrics::Registry cadvisor_registry;
+  metrics::Registry resource_registry;
+  std::unique_ptr<metrics::SummaryProvider> summary;
+  absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
+  if (cgroup_reader.ok()) {
+    metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
+                                     [list_targets] { return list_targets().cadvisor; });
+    resource_registry.AddCollector(
+        [reader = *cgroup_reader, list_targets](std::vector<metrics::FamilySnapshot>* out) {
+          kubelet::CollectResourceMetrics(reader, list_targets(), out);
+        });
+    summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name);
+  } else {
+    LOG(WARNING) << "berth: cgroup stats unavailable, /metrics/cadvisor, /metrics/resource "
+                    "and /stats/summary stay empty: "
+                 << cgroup_reader.status();
+  }
+  metrics::GaugeFamily* ebpf_up = registry.AddGauge(
+      "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
+  std::unique_ptr<ebpf::Collectors> collectors;
+  if (auto loaded = ebpf::Collectors::Load({}); !loaded.ok()) {
+    LOG(WARNING) << "berth: eBPF collectors not loaded, berth_cgroup_* metrics disabled: "
+                 << loaded.status();
+    ebpf_up->WithLabelValues({})->Set(0);
+  } else {
+    collectors = *std::move(loaded);
+    ebpf_up->WithLabelValues({})->Set(1);
+    registry.AddCollector([c = collectors.get(),
+                           list_targets](std::vector<metrics::FamilySnapshot>* out) {
+      std::vector<metrics::FamilySnapshot> families =
+          kubelet::BuildEbpfFamilies(c->Snapshot(), kubelet::CgroupOwners(list_targets()));
+      out->insert(out->end(), std::make_move_iterator(families.begin()),
+                  std::make_move_iterator(families.end()));
+    });
+  }
+
   metrics::MetricsServer metrics_server(&registry, f.metrics_bind_address);
+  metrics_server.AddRegistry("/metrics/cadvisor", &cadvisor_registry);
+  metrics_server.AddRegistry("/metrics/resource", &resource_registry);
+  metrics_server.AddHandler(
+      "/stats/summary",
+      [&runtime, &summary]() -> absl::StatusOr<std::string> {
+        if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
+        ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+        return summary->Summary(t.pods);
+      },
+      "application/json");
   if (auto s = metrics_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: metrics server on " << f.metrics_bind_address << ": " << s;
     return 1;

@@ -23,6 +23,7 @@ std::string DefaultCniConfig(const std::string& pod_cidr) {
            {"ranges", {{{{"subnet", pod_cidr}}}}},
            {"routes", {{{"dst", "0.0.0.0/0"}}}}}}},
         {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}},
+        {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}},
         {{"type", "loopback"}}}}};
   return conf.dump(2) + "\n";
 }

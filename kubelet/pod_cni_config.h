@@ -1,6 +1,6 @@
 // The node's default pod network when the operator configured none: like kubenet, a CNI
 // conflist for the Node's spec.podCIDR (bridge "cni0" + host-local IPAM + portmap +
-// loopback), written only when the CNI conf dir holds no configuration.
+// bandwidth + loopback), written only when the CNI conf dir holds no configuration.
 #pragma once
 
 #include <string>

@@ -17,6 +17,18 @@ MetricsServer::MetricsServer(Registry* registry, std::string bind_address)
 
 MetricsServer::~MetricsServer() { Stop(); }
 
+void MetricsServer::AddRegistry(const std::string& path, Registry* registry) {
+  AddHandler(
+      path, [registry]() -> absl::StatusOr<std::string> { return registry->Expose(); },
+      "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void MetricsServer::AddHandler(const std::string& path,
+                               std::function<absl::StatusOr<std::string>()> body,
+                               const std::string& content_type) {
+  handlers_.push_back(Handler{path, std::move(body), content_type});
+}
+
 absl::Status MetricsServer::Start() {
   if (server_ != nullptr) {
     return absl::FailedPreconditionError("metrics server on " + bind_address_ +
@@ -47,6 +59,17 @@ absl::Status MetricsServer::Start() {
   server->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Expose(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  for (const Handler& h : handlers_) {
+    server->Get(h.path, [h](const httplib::Request&, httplib::Response& res) {
+      absl::StatusOr<std::string> body = h.body();
+      if (!body.ok()) {
+        res.status = 500;
+        res.set_content(std::string(body.status().message()) + "\n", "text/plain; charset=utf-8");
+        return;
+      }
+      res.set_content(*body, h.content_type);
+    });
+  }
   server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok", "text/plain; charset=utf-8");
   });

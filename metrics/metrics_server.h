@@ -2,11 +2,14 @@
 // cpp-httplib in a thread of its own; the kubelet's :10250 server (Boost.Beast) is separate.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "metrics/registry.h"
 
 namespace httplib {
@@ -30,13 +33,27 @@ class MetricsServer {
   // Errors: InvalidArgument for a malformed address, Unavailable when binding fails,
   // FailedPrecondition when already started.
   absl::Status Start();
+  // Also serves `registry` (not owned, must outlive the server) at `path` (e.g.
+  // "/metrics/cadvisor") in text format 0.0.4. Call before Start().
+  void AddRegistry(const std::string& path, Registry* registry);
+  // Serves GET `path` with the body `body()` returns (run on httplib's threads, must be
+  // thread-safe) and `content_type`; an error status becomes a 500 with its message.
+  // Call before Start().
+  void AddHandler(const std::string& path, std::function<absl::StatusOr<std::string>()> body,
+                  const std::string& content_type);
   // Stops accepting, finishes in-flight requests and joins the thread. Idempotent.
   void Stop();
   // The bound TCP port (valid after a successful Start()).
   int port() const { return port_; }
 
  private:
+  struct Handler {
+    std::string path;
+    std::function<absl::StatusOr<std::string>()> body;
+    std::string content_type;
+  };
   Registry* const registry_;
+  std::vector<Handler> handlers_;
   const std::string bind_address_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -34,6 +34,44 @@ TEST(MetricsServerTest, ServesMetricsAndHealthzOnPortZero) {
   EXPECT_FALSE(httplib::Client("127.0.0.1", server.port()).Get("/healthz"));
 }
 
+TEST(MetricsServerTest, ServesExtraRegistriesAndHandlers) {
+  Registry main_registry, second;
+  main_registry.AddGauge("berth_main", "Main.", {})->WithLabelValues({})->Set(1);
+  second.AddGauge("container_test", "Second.", {})->WithLabelValues({})->Set(2);
+  MetricsServer server(&main_registry, "127.0.0.1:0");
+  server.AddRegistry("/metrics/cadvisor", &second);
+  server.AddHandler(
+      "/stats/summary", []() -> absl::StatusOr<std::string> { return std::string("{}"); },
+      "application/json");
+  server.AddHandler(
+      "/broken", []() -> absl::StatusOr<std::string> { return absl::InternalError("boom"); },
+      "application/json");
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+
+  auto main_res = client.Get("/metrics");
+  ASSERT_TRUE(main_res);
+  EXPECT_NE(main_res->body.find("berth_main 1"), std::string::npos) << main_res->body;
+  EXPECT_EQ(main_res->body.find("container_test"), std::string::npos) << main_res->body;
+
+  auto cadvisor = client.Get("/metrics/cadvisor");
+  ASSERT_TRUE(cadvisor);
+  EXPECT_EQ(cadvisor->status, 200);
+  EXPECT_NE(cadvisor->body.find("container_test 2"), std::string::npos) << cadvisor->body;
+  EXPECT_EQ(cadvisor->body.find("berth_main"), std::string::npos) << cadvisor->body;
+
+  auto summary = client.Get("/stats/summary");
+  ASSERT_TRUE(summary);
+  EXPECT_EQ(summary->status, 200);
+  EXPECT_EQ(summary->body, "{}");
+  EXPECT_EQ(summary->get_header_value("Content-Type"), "application/json");
+
+  auto broken = client.Get("/broken");
+  ASSERT_TRUE(broken);
+  EXPECT_EQ(broken->status, 500);
+  EXPECT_NE(broken->body.find("boom"), std::string::npos);
+}
+
 TEST(MetricsServerTest, StopRightAfterStartDoesNotHang) {
   Registry r;
   for (int i = 0; i < 20; ++i) {

@@ -594,6 +594,9 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
       m.host_ip = pm.host_ip();
       ar.port_mappings.push_back(m);
     }
+    std::vector<std::pair<std::string, std::string>> annotations(cfg.annotations().begin(),
+                                                                 cfg.annotations().end());
+    ASSIGN_OR_RETURN(ar.bandwidth, cni::BandwidthFromAnnotations(annotations));
     sb->network_attached = true;  // so teardown runs DEL even after a partial ADD
     ASSIGN_OR_RETURN(cni::AttachResult res, deps_.network->Add(ar));
     if (!res.ips.empty()) {
@@ -1037,6 +1040,7 @@ absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::C
   if (req.verbose()) {
     json info = {{"pid", c->pid},          {"sandboxID", c->sandbox_id}, {"bundle", c->bundle},
                  {"rootfs", c->rootfs},     {"cgroupsPath", c->cgroups_path},
+                 {"cgroupPath", c->cgroups_path},
                  {"runtimeHandler", c->runtime_handler}};
     (*r.mutable_info())["info"] = info.dump();
   }

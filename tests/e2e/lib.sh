@@ -79,7 +79,7 @@ e2e_namespace() {
   trap 'kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
 }
 
-# write_cni_conf <subnet>: bridge cni0 + host-local (IPAM state in the state dir) + portmap +
+# write_cni_conf <subnet>: bridge cni0 + host-local (IPAM state in the state dir) + portmap + bandwidth +
 # loopback (chained: it brings lo up and passes the bridge result through), CNI 1.0.0.
 write_cni_conf() {
   local subnet=$1 dir="$state/cni/net.d"
@@ -103,6 +103,7 @@ write_cni_conf() {
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "bandwidth", "capabilities": {"bandwidth": true}},
     {"type": "loopback"}
   ]
 }

@@ -1,0 +1,68 @@
+// What the node's stats endpoints report: the pod sandboxes and containers the CRI runtime
+// knows, with their cgroups, as inputs of /metrics/cadvisor (metrics/cadvisor.h),
+// /stats/summary (metrics/summary.h) and the eBPF families (the berth_cgroup_* metrics).
+//
+// Example:
+//   ASSIGN_OR_RETURN(StatsTargets t, ListStatsTargets(&runtime));
+//   provider.Summary(t.pods);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cri/runtime_service.h"
+#include "ebpf/collectors.h"
+#include "metrics/cadvisor.h"
+#include "metrics/registry.h"
+#include "metrics/summary.h"
+
+namespace berth::kubelet {
+
+// The entries to report, from one listing of the runtime.
+struct StatsTargets {
+  // One pod-level entry (container "") per ready sandbox, then one per running container.
+  std::vector<metrics::CadvisorContainer> cadvisor;
+  // Ready sandboxes with their running containers.
+  std::vector<metrics::SummaryPod> pods;
+};
+
+// Lists ready PodSandboxes and running containers through ListPodSandbox, ListContainers
+// and verbose PodSandboxStatus/ContainerStatus (info["info"] JSON: "cgroupPath", "pid").
+// Cgroup paths are relative to the hierarchy roots ("/kubepods/besteffort/pod<uid>/<id>").
+// Sandboxes or containers that vanish between the calls are skipped.
+// Errors: ListPodSandbox or ListContainers fails.
+absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime);
+
+// Who a cgroup belongs to, for labelling eBPF counters.
+struct CgroupOwner {
+  std::string pod;
+  std::string namespace_;
+  std::string container;  // "" for the pod cgroup itself
+};
+
+// Builds the berth_cgroup_* / berth_oom_kills_total families (sorted by name) from an eBPF
+// snapshot, labelled pod/namespace/container through `owners` (by cgroup v2 id). Cgroup ids
+// not in `owners` are skipped. A pure function.
+std::vector<metrics::FamilySnapshot> BuildEbpfFamilies(
+    const ebpf::StatsSnapshot& snapshot, const std::map<uint64_t, CgroupOwner>& owners);
+
+// Maps the cgroup v2 ids of `targets.cadvisor` entries to their owners, with `cgroup_id`
+// resolving a path relative to the hierarchy roots (default: CgroupIdOf of
+// "/sys/fs/cgroup/unified" + path, else "/sys/fs/cgroup" + path on a pure v2 host).
+std::map<uint64_t, CgroupOwner> CgroupOwners(
+    const StatsTargets& targets,
+    const std::function<uint64_t(const std::string&)>& cgroup_id = nullptr);
+
+// Appends the kubelet's /metrics/resource families (container_/pod_/node_ cpu usage and
+// memory working set, container_start_time_seconds, scrape_error) for `targets`, read
+// through `reader`; the node is the root cgroup "/". Unreadable cgroups are skipped and set
+// scrape_error to 1. Thread-safe (reader is read-only).
+void CollectResourceMetrics(const metrics::CgroupReader& reader, const StatsTargets& targets,
+                            std::vector<metrics::FamilySnapshot>* out);
+
+}  // namespace berth::kubelet

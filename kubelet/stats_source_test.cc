@@ -1,0 +1,137 @@
+#include "kubelet/stats_source.h"
+
+#include <nlohmann/json.hpp>
+
+#include "gtest/gtest.h"
+#include "metrics/registry.h"
+
+namespace berth::kubelet {
+namespace {
+
+namespace v1 = ::runtime::v1;
+
+// A runtime with one ready sandbox holding one running container, plus a running container
+// of an unknown sandbox.
+class FakeRuntime : public cri::RuntimeService {
+ public:
+  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(
+      const v1::ListPodSandboxRequest& req) override {
+    EXPECT_EQ(req.filter().state().state(), v1::SANDBOX_READY);
+    v1::ListPodSandboxResponse r;
+    v1::PodSandbox* sb = r.add_items();
+    sb->set_id("sb1");
+    sb->mutable_metadata()->set_name("web");
+    sb->mutable_metadata()->set_namespace_("default");
+    sb->mutable_metadata()->set_uid("uid1");
+    sb->set_created_at(2'000'000'000);
+    return r;
+  }
+  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
+      const v1::PodSandboxStatusRequest& req) override {
+    EXPECT_TRUE(req.verbose());
+    v1::PodSandboxStatusResponse r;
+    (*r.mutable_info())["info"] =
+        nlohmann::json{{"pid", 42}, {"cgroupPath", "/root/kubepods/poduid1"}}.dump();
+    return r;
+  }
+  absl::StatusOr<v1::ListContainersResponse> ListContainers(
+      const v1::ListContainersRequest&) override {
+    v1::ListContainersResponse r;
+    v1::Container* c = r.add_containers();
+    c->set_id("c1");
+    c->set_pod_sandbox_id("sb1");
+    c->mutable_metadata()->set_name("nginx");
+    c->mutable_image()->set_image("docker.io/library/nginx:1");
+    c->set_created_at(3'000'000'000);
+    v1::Container* orphan = r.add_containers();
+    orphan->set_id("c2");
+    orphan->set_pod_sandbox_id("gone");
+    return r;
+  }
+  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
+      const v1::ContainerStatusRequest& req) override {
+    EXPECT_EQ(req.container_id(), "c1");
+    v1::ContainerStatusResponse r;
+    (*r.mutable_info())["info"] =
+        nlohmann::json{{"pid", 43}, {"cgroupPath", "/root/kubepods/poduid1/c1"}}.dump();
+    return r;
+  }
+};
+
+TEST(StatsSourceTest, ListsSandboxesAndContainersWithCgroups) {
+  FakeRuntime rt;
+  absl::StatusOr<StatsTargets> t = ListStatsTargets(&rt);
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->cadvisor.size(), 2u);
+  EXPECT_EQ(t->cadvisor[0].container, "");
+  EXPECT_EQ(t->cadvisor[0].pod, "web");
+  EXPECT_EQ(t->cadvisor[0].namespace_, "default");
+  EXPECT_EQ(t->cadvisor[0].cgroup_path, "/root/kubepods/poduid1");
+  EXPECT_EQ(t->cadvisor[0].network_pid, 42);
+  EXPECT_EQ(t->cadvisor[1].container, "nginx");
+  EXPECT_EQ(t->cadvisor[1].name, "c1");
+  EXPECT_EQ(t->cadvisor[1].image, "docker.io/library/nginx:1");
+  EXPECT_EQ(t->cadvisor[1].cgroup_path, "/root/kubepods/poduid1/c1");
+  EXPECT_EQ(t->cadvisor[1].network_pid, 0);
+  EXPECT_DOUBLE_EQ(t->cadvisor[1].start_time_seconds, 3.0);
+  ASSERT_EQ(t->pods.size(), 1u);
+  EXPECT_EQ(t->pods[0].uid, "uid1");
+  EXPECT_DOUBLE_EQ(t->pods[0].start_time_seconds, 2.0);
+  ASSERT_EQ(t->pods[0].containers.size(), 1u);
+  EXPECT_EQ(t->pods[0].containers[0].name, "nginx");
+  EXPECT_EQ(t->pods[0].containers[0].cgroup_path, "/root/kubepods/poduid1/c1");
+}
+
+TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {
+  FakeRuntime rt;
+  absl::StatusOr<StatsTargets> t = ListStatsTargets(&rt);
+  ASSERT_TRUE(t.ok());
+  auto owners = CgroupOwners(*t, [](const std::string& path) -> uint64_t {
+    return path == "/root/kubepods/poduid1/c1" ? 100 : 0;
+  });
+  ASSERT_EQ(owners.size(), 1u);
+  ebpf::StatsSnapshot snap;
+  ebpf::CgroupStats& s = snap.cgroups[100];
+  s.cgroup_id = 100;
+  s.cpu_ns = 1'500'000'000;
+  s.exec_count = 3;
+  s.runq_latency.buckets[0] = 2;  // < 1us
+  s.runq_latency.buckets[3] = 1;  // < 8us
+  s.runq_latency.count = 3;
+  s.runq_latency.sum_ns = 9000;
+  snap.cgroups[200].exec_count = 7;  // unknown cgroup
+  snap.oom_kills.push_back(ebpf::OomKill{100, "stress", 5, 0, {}});
+  snap.oom_kills.push_back(ebpf::OomKill{200, "other", 6, 0, {}});
+
+  metrics::Registry r;
+  auto families = BuildEbpfFamilies(snap, owners);
+  r.AddCollector([families](std::vector<metrics::FamilySnapshot>* out) {
+    out->insert(out->end(), families.begin(), families.end());
+  });
+  std::string text = r.Expose();
+  const std::string l = "container=\"nginx\",namespace=\"default\",pod=\"web\"";
+  EXPECT_NE(text.find("berth_cgroup_cpu_seconds_total{" + l + "} 1.5\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_exec_total{" + l + "} 3\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find(" 7\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("berth_cgroup_runqueue_latency_seconds_bucket{" + l + ",le=\"1e-06\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_runqueue_latency_seconds_bucket{" + l + ",le=\"8e-06\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_runqueue_latency_seconds_bucket{" + l + ",le=\"+Inf\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_runqueue_latency_seconds_count{" + l + "} 3\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("berth_oom_kills_total{" + l + ",command=\"stress\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("other"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE berth_cgroup_runqueue_latency_seconds histogram"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace berth::kubelet
