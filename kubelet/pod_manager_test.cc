@@ -260,6 +260,7 @@ TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
   // After the back-off, the pull is retried and succeeds.
   images_.FailPull("registry.local/busybox:1.36", absl::OkStatus());
   clock_.Advance(absl::Seconds(11));
+  pod["metadata"]["labels"]["touched"] = "2";  // a real update: syncs at once
   manager_->HandlePodEvent("MODIFIED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 2);
@@ -286,6 +287,7 @@ TEST_F(PodManagerTest, CrashLoopBackOffAfterSecondExit) {
   EXPECT_THAT(MainStatus(*crash)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("back-off 10s"));
   EXPECT_EQ(MainStatus(*crash)["lastState"]["terminated"]["exitCode"], 1);
   clock_.Advance(absl::Seconds(11));
+  pod["metadata"]["labels"]["touched"] = "3";  // a real update: syncs at once
   manager_->HandlePodEvent("MODIFIED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
                     return MainStatus(s)["restartCount"] == 2 && MainStatus(s)["state"].contains("running");
