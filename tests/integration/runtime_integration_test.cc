@@ -70,6 +70,11 @@ class RuntimeIntegrationTest : public ::testing::Test {
     oo.runtime_root = dir_ + "/state/runc";
     oo.conmon_state_dir = dir_ + "/state/conmon";
     oci_ = std::make_unique<oci::OciRuntime>(oo);
+    StartRuntime();
+  }
+
+  // (Re)creates the runtime over the fixture's store and dirs, as a restarted berth does.
+  void StartRuntime() {
     RuntimeOptions ro;
     ro.root_dir = dir_ + "/root";
     ro.state_dir = dir_ + "/state";
@@ -340,18 +345,8 @@ TEST_F(RuntimeIntegrationTest, RestartAdoptsRunningAndRecordsExitWhileDown) {
   }
   ASSERT_TRUE(PathExists(exit_file));
 
-  RuntimeOptions ro;
-  ro.root_dir = dir_ + "/root";
-  ro.state_dir = dir_ + "/state";
-  ro.pause_binary = BERTH_PAUSE_BINARY;
-  ro.cgroup_root = cgroup_root_;
-  rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
-  ASSERT_TRUE(rt_->Start().ok());
-  rt_->OnContainerExit([this](const std::string& id) {
-    std::lock_guard<std::mutex> l(mu_);
-    exited_.insert(id);
-    cv_.notify_all();
-  });
+  StartRuntime();
+  if (HasFatalFailure()) return;
   v1::PodSandboxStatusRequest sreq;
   sreq.set_pod_sandbox_id(sb);
   auto st = rt_->PodSandboxStatus(sreq);
