@@ -10,11 +10,13 @@ pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
   libcli11-dev libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
-  libyaml-cpp-dev
+  libyaml-cpp-dev ccache
   # runtime
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests
   docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus
+  # peers the benchmarks and critest compare against, and CRI checkpointing
+  containerd criu
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -20,7 +20,10 @@ berth_bin=${BERTH_BIN:-$repo_dir/build/kubelet/berth}
 berth_dir="$state/berth"
 berth_sock="$berth_dir/berth.sock"
 node_name=${BERTH_NODE_NAME:-berth-e2e}
-cgroup_root=${BERTH_CGROUP_ROOT:-/berth-e2e}
+# The cgroup root is remembered in the state dir like the netns (tests/cluster/lib.sh), so
+# two state dirs with their own BERTH_NETNS / BERTH_CGROUP_ROOT can run side by side.
+if [ -f "$state/cgroup_root" ]; then cgroup_root=$(cat "$state/cgroup_root"); else
+  cgroup_root=${BERTH_CGROUP_ROOT:-/berth-e2e}; echo "$cgroup_root" >"$state/cgroup_root"; fi
 registry=127.0.0.1:5000
 image="$registry/busybox:latest"
 
