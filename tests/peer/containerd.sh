@@ -246,10 +246,10 @@ case "$cmd" in
   stop) stop ;;
   rss) rss ;;
   env)
-    echo "PEER_CONTAINERD_SOCK=$sock"
-    echo "PEER_CONTAINERD_PID=$(alive && cat "$pidf" || true)"
-    echo "PEER_CGROUP_ROOT=$cg_root"
-    echo "PEER_CRICTL_CONFIG=$c/crictl.yaml"
+    echo "export PEER_CONTAINERD_SOCK=$sock"
+    echo "export PEER_CONTAINERD_PID=$(alive && cat "$pidf" || true)"
+    echo "export PEER_CGROUP_ROOT=$cg_root"
+    echo "export PEER_CRICTL_CONFIG=$c/crictl.yaml"
     ;;
   *) die "unknown command $cmd (start|stop|rss|env)" ;;
 esac
