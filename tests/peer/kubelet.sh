@@ -8,8 +8,8 @@
 #          Node is registered, writes the CNI conflist for its podCIDR (if PEER_CNI_CONF_DIR
 #          is set) and waits until the Node is Ready. Idempotent (a live one is left alone).
 #   stop   stops the kubelet by PID (TERM, then KILL), kills (by PID) anything left in its
-#          own cgroup <root>/kubelet, unmounts what is left under its root dir (volumes) and
-#          deletes its Node object. Pods are the runtime's: stop the runtime afterwards
+#          own cgroup <root>/kubelet, unmounts what is left under its root dir (volumes),
+#          deletes the CNI bridge it configured and its Node object. Pods are the runtime's: stop the runtime afterwards
 #          (containerd.sh stop, or stop_berth with the same cgroup root).
 #   rss    prints the kubelet's VmRSS (KiB).
 #   env    prints PEER_NODE_NAME, PEER_KUBELET_PID, PEER_KUBELET_PORT, PEER_CGROUP_ROOT.
@@ -126,8 +126,18 @@ YAML
   mv "$ks/config.yaml.tmp" "$ks/config.yaml"
 }
 
+# delete_bridge <name>: removes the CNI bridge <name> from the cluster netns if present.
+delete_bridge() {
+  if ip -n "$netns" link show "$1" >/dev/null 2>&1; then ip -n "$netns" link delete "$1"; fi
+}
+
 write_cni_conf() {
   local dir=$1 subnet=$2 bridge=${PEER_CNI_BRIDGE:-cni-peer}
+  # A bridge left by an earlier run holds the gateway of an older podCIDR: the bridge plugin
+  # refuses to add a second one. It is this node's: delete it (and stale IPAM state).
+  delete_bridge "$bridge"
+  echo "$bridge" >"$ks/cni_bridge"
+  rm -rf "$ks/cni-ipam"
   mkdir -p "$dir" "$ks/cni-ipam"
   cat >"$dir/10-peer.conflist.tmp" <<CONF
 {
@@ -202,6 +212,8 @@ stop() {
   for m in $(awk -v root="$ks/root/" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
+  # The CNI bridge of this node (after the runtime removed the pods' veths, or now).
+  if [ -f "$ks/cni_bridge" ] && netns_exists; then delete_bridge "$(cat "$ks/cni_bridge")"; rm -f "$ks/cni_bridge"; fi
   if [ -f "$state/admin.kubeconfig" ] && pid_alive kube-apiserver; then
     kubectl delete node "$name" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
   fi
