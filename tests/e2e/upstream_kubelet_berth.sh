@@ -86,6 +86,7 @@ spec:
     command: ["sh", "-c", "echo hello from berth under the upstream kubelet; exec sleep 3600"]
 POD
 wait_for 120 pod_phase_is default ukb-pod Running || ub_fail "pod ukb-pod not Running on $ub_node"
+log "pod ukb-pod Running on $ub_node"
 pod_ip=$(jsonpath pod/ukb-pod '{.status.podIP}' default)
 cidr=$(jsonpath "node/$ub_node" '{.spec.podCIDR}')
 cidr=${cidr:-10.88.1.0/24}           # kubelet.sh's fallback; the controller-manager gives /24s
@@ -100,9 +101,16 @@ klogs() { kubectl logs -n default ukb-pod | grep -q "hello from berth under the 
 wait_for 30 klogs || ub_fail "kubectl logs (through the upstream kubelet's server) lacks the output"
 
 # --- deletion -----------------------------------------------------------------------------------
+log "logs read; deleting pod ukb-pod"
 kubectl delete pod -n default ukb-pod --wait=true --timeout=60s >/dev/null || ub_fail "pod ukb-pod not deleted"
+# The kubelet stops the sandbox at once; it removes sandbox and containers in its garbage
+# collection (containerGC, once a minute).
+stopped() { [ -z "$(ub_crictl ps -q)" ] && [ -z "$(ub_crictl pods -q --state ready)" ]; }
+wait_for 30 stopped || ub_fail "berth still runs containers or a ready sandbox after the pod was deleted"
+log "pod ukb-pod deleted; its sandbox is stopped"
 no_sandboxes() { [ -z "$(ub_crictl pods -q)" ] && [ -z "$(ub_crictl ps -a -q)" ]; }
-wait_for 60 no_sandboxes || ub_fail "berth still holds sandboxes/containers after the pod was deleted"
+wait_for 90 no_sandboxes || ub_fail "berth still holds sandboxes/containers after the pod was deleted"
+log "the kubelet's GC removed the sandbox from berth"
 
 # --- stop: nothing left ---------------------------------------------------------------------------
 "$repo_dir/tests/peer/kubelet.sh" stop "$ub/kubelet" || ub_fail "kubelet.sh stop had to clean up"
@@ -110,5 +118,10 @@ stop_pid_file upstream-berth
 left=$(ub_kill_cgroup)
 [ "$left" = 0 ] || fail "$left process(es) left in $PEER_CGROUP_ROOT after kubelet and berth stopped"
 [ -z "$(jsonpath "node/$ub_node" '{.metadata.name}')" ] || fail "node $ub_node still registered"
+# berth runs in the host mount namespace (nsenter --net): its rootfs, shm and netns mounts,
+# and the kubelet's root-dir and volume mounts, would show here.
+mounts=$(awk -v root="$ub" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo)
+[ -z "$mounts" ] || fail "mounts left under $ub: $mounts"
+! ip -n "$netns" link show "$PEER_CNI_BRIDGE" >/dev/null 2>&1 || fail "bridge $PEER_CNI_BRIDGE left in netns $netns"
 trap - EXIT
 echo "PASS: upstream kubelet on berth --runtime-only: node $ub_node Ready ($runtime), pod ran at $pod_ip, logs via CRI and kubelet, deleted cleanly"

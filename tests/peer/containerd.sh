@@ -80,6 +80,13 @@ cgroup_procs() {
   local d
   for d in $(cgroup_dirs "$1"); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un
 }
+# live_procs <path>: cgroup_procs without zombies (dead already; init reaps them).
+live_procs() {
+  local p
+  for p in $(cgroup_procs "$1"); do
+    grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || echo "$p"
+  done
+}
 # make_cgroup <path>: creates <path> in every hierarchy (cpuset: cpus/mems copied down, as a
 # v1 cpuset cgroup takes no task while they are empty); prints the cgroup.procs files.
 make_cgroup() {
@@ -209,8 +216,8 @@ stop() {
   fi
   rm -f "$pidf"
   # Shims and containers outlive containerd: kill what is left in the cgroup tree, by PID.
-  local deadline=$((SECONDS + 10))
-  while pids=$(cgroup_procs "$cg_root") && [ -n "$pids" ]; do
+  local deadline=$((SECONDS + 10)) pids
+  while pids=$(live_procs "$cg_root") && [ -n "$pids" ]; do
     for pid in $pids; do kill -KILL "$pid" 2>/dev/null && left=$((left + 1)); done
     [ $SECONDS -lt $deadline ] || { log "processes survive SIGKILL in $cg_root: $pids"; status=1; break; }
     sleep 0.1

@@ -201,15 +201,29 @@ stop() {
     log "stopped kubelet (pid $pid)"
   fi
   rm -f "$pidf"
-  for pid in $(cgroup_procs "$cg_root/kubelet"); do kill -KILL "$pid" 2>/dev/null && left=$((left + 1)); done
-  [ "$left" = 0 ] || { log "killed $left leftover process(es) in $cg_root/kubelet"; status=1; }
+  # Children of the kubelet (mount, du, ...) that were exiting with it get a moment; zombies
+  # are dead already (init reaps them).
+  live_procs() {
+    local p
+    for p in $(cgroup_procs "$cg_root/kubelet"); do
+      grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || echo "$p"
+    done
+  }
+  local deadline=$((SECONDS + 3)) what=
+  while [ -n "$(live_procs)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  for pid in $(live_procs); do
+    what+=" $pid:$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
+    kill -KILL "$pid" 2>/dev/null && left=$((left + 1))
+  done
+  [ "$left" = 0 ] || { log "killed $left leftover process(es) in $cg_root/kubelet:$what"; status=1; }
   local d
   for d in $(cgroup_dirs "$cg_root/kubelet"); do
     deadline=$((SECONDS + 10))
     while [ -d "$d" ] && [ $SECONDS -lt $deadline ]; do rmdir "$d" 2>/dev/null || sleep 0.1; done
   done
-  # Volume mounts (tmpfs of projected service-account tokens ...) under its root dir.
-  for m in $(awk -v root="$ks/root/" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+  # Volume mounts (tmpfs of projected service-account tokens ...) under its root dir, then
+  # the root dir itself (the kubelet bind-mounts it onto itself to make it shared).
+  for m in $(awk -v root="$ks/root" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | sort -r); do
     umount "$m" 2>/dev/null || umount -l "$m"
   done
   # The CNI bridge of this node (after the runtime removed the pods' veths, or now).
