@@ -596,6 +596,14 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
     }
     std::vector<std::pair<std::string, std::string>> annotations(cfg.annotations().begin(),
                                                                  cfg.annotations().end());
+    const auto& dns = cfg.dns_config();
+    ar.dns.servers.assign(dns.servers().begin(), dns.servers().end());
+    ar.dns.searches.assign(dns.searches().begin(), dns.searches().end());
+    ar.dns.options.assign(dns.options().begin(), dns.options().end());
+    {
+      absl::MutexLock l(&mu_);
+      ar.ip_range_subnets = pod_cidrs_;
+    }
     ASSIGN_OR_RETURN(ar.bandwidth, cni::BandwidthFromAnnotations(annotations));
     sb->network_attached = true;  // so teardown runs DEL even after a partial ADD
     ASSIGN_OR_RETURN(cni::AttachResult res, deps_.network->Add(ar));
@@ -643,6 +651,19 @@ void Runtime::TeardownSandbox(SandboxRec* sb) {
   if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm") {
     Unmount(sb->shm_path).IgnoreError();
   }
+}
+
+absl::StatusOr<v1::UpdateRuntimeConfigResponse> Runtime::UpdateRuntimeConfig(
+    const v1::UpdateRuntimeConfigRequest& req) {
+  const std::string& cidr = req.runtime_config().network_config().pod_cidr();
+  if (cidr.empty()) return v1::UpdateRuntimeConfigResponse();
+  std::vector<std::string> cidrs = absl::StrSplit(cidr, ',', absl::SkipEmpty());
+  absl::MutexLock l(&mu_);
+  if (cidrs != pod_cidrs_) {
+    LOG(INFO) << "runtime: pod CIDRs " << cidr;
+  }
+  pod_cidrs_ = std::move(cidrs);
+  return v1::UpdateRuntimeConfigResponse();
 }
 
 absl::StatusOr<v1::StopPodSandboxResponse> Runtime::StopPodSandbox(const v1::StopPodSandboxRequest& req) {
