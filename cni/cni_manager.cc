@@ -74,6 +74,52 @@ absl::Status PluginError(const std::string& what, const RunResult& r) {
   return absl::InternalError(msg);
 }
 
+// The capability arguments of a request, for the result cache.
+nlohmann::json CapabilityArgsJson(const AttachRequest& req) {
+  nlohmann::json j = {{"portMappings", PortMappingsJson(req.port_mappings)},
+                      {"bandwidth",
+                       {{"ingressRate", req.bandwidth.ingress_rate},
+                        {"ingressBurst", req.bandwidth.ingress_burst},
+                        {"egressRate", req.bandwidth.egress_rate},
+                        {"egressBurst", req.bandwidth.egress_burst}}},
+                      {"dns",
+                       {{"servers", req.dns.servers},
+                        {"searches", req.dns.searches},
+                        {"options", req.dns.options}}},
+                      {"ipRanges", req.ip_range_subnets}};
+  return j;
+}
+
+// Reads CapabilityArgsJson's output into *req (the ID fields stay). Tolerates missing keys;
+// false when `j` has the wrong shape.
+bool CapabilityArgsFromJson(const nlohmann::json& j, AttachRequest* req) {
+  if (!j.is_object()) return false;
+  try {
+    req->port_mappings.clear();
+    for (const auto& m : j.value("portMappings", nlohmann::json::array())) {
+      PortMapping pm;
+      pm.host_port = m.value("hostPort", 0);
+      pm.container_port = m.value("containerPort", 0);
+      pm.protocol = m.value("protocol", std::string("tcp"));
+      pm.host_ip = m.value("hostIP", std::string());
+      req->port_mappings.push_back(std::move(pm));
+    }
+    nlohmann::json bw = j.value("bandwidth", nlohmann::json::object());
+    req->bandwidth.ingress_rate = bw.value("ingressRate", int64_t{0});
+    req->bandwidth.ingress_burst = bw.value("ingressBurst", int64_t{0});
+    req->bandwidth.egress_rate = bw.value("egressRate", int64_t{0});
+    req->bandwidth.egress_burst = bw.value("egressBurst", int64_t{0});
+    nlohmann::json dns = j.value("dns", nlohmann::json::object());
+    req->dns.servers = dns.value("servers", std::vector<std::string>{});
+    req->dns.searches = dns.value("searches", std::vector<std::string>{});
+    req->dns.options = dns.value("options", std::vector<std::string>{});
+    req->ip_range_subnets = j.value("ipRanges", std::vector<std::string>{});
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
+
 // A duration in milliseconds with one decimal, for logs.
 std::string Millis(std::chrono::nanoseconds d) {
   return absl::StrFormat("%.1f", std::chrono::duration<double, std::milli>(d).count());
@@ -289,6 +335,13 @@ absl::StatusOr<CniManager::Cached> CniManager::ReadCache(const std::string& path
     }
     c.result = std::move(*res);
   }
+  if (j.contains("capabilityArgs")) {
+    AttachRequest args;
+    if (!CapabilityArgsFromJson(j["capabilityArgs"], &args)) {
+      return absl::DataLossError(absl::StrCat("CNI result cache ", path, ": bad capabilityArgs"));
+    }
+    c.capability_args = std::move(args);
+  }
   return c;
 }
 
@@ -303,6 +356,7 @@ absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRe
       {"netns", req.netns_path},
       {"config", net.raw},
       {"result", ResultToJson(result, net.cni_version)},
+      {"capabilityArgs", CapabilityArgsJson(req)},
   };
   return WriteFileAtomic(CachePath(net.name, req), DumpJson(j), 0600);
 }
@@ -388,7 +442,15 @@ absl::Status CniManager::Del(const AttachRequest& req) {
     return Annotate(current.status(), absl::StrCat("CNI DEL for sandbox ", req.container_id));
   }
   const NetworkConfigList& net = cached ? cached->config : *current;
-  RETURN_IF_ERROR(DelList(net, req, cached ? cached->result : std::nullopt, &plugin_time));
+  AttachRequest del_req = req;
+  if (cached && cached->capability_args) {
+    const AttachRequest& args = *cached->capability_args;
+    del_req.port_mappings = args.port_mappings;
+    del_req.bandwidth = args.bandwidth;
+    del_req.dns = args.dns;
+    del_req.ip_range_subnets = args.ip_range_subnets;
+  }
+  RETURN_IF_ERROR(DelList(net, del_req, cached ? cached->result : std::nullopt, &plugin_time));
   if (!path.empty() && unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("remove CNI result cache ", path));
   }

@@ -58,8 +58,9 @@ class CniManager : public NetworkPlugin {
   // "CNI ADD plugin <type> for sandbox <id>: <msg>: <details>" (plus the plugin's stderr).
   absl::StatusOr<AttachResult> Add(const AttachRequest& req) override;
 
-  // CNI DEL of every plugin in reverse order, with the cached configuration and result when
-  // present (the current configuration otherwise). Every plugin is called even if an
+  // CNI DEL of every plugin in reverse order, with the cached configuration, result and
+  // capability arguments (portMappings, bandwidth, ...) of the ADD when present (the current
+  // configuration and the request's arguments otherwise). Every plugin is called even if an
   // earlier one failed; the first error is returned. Idempotent; removes the cache on success.
   absl::Status Del(const AttachRequest& req) override;
 
@@ -78,6 +79,10 @@ class CniManager : public NetworkPlugin {
   struct Cached {
     NetworkConfigList config;
     std::optional<Result> result;
+    // The capability arguments ADD ran with (portMappings, bandwidth, dns, ipRanges), as
+    // libcni caches them: DEL must undo what ADD set up (portmap's DEL does nothing without
+    // the port mappings).
+    std::optional<AttachRequest> capability_args;
   };
 
   // Re-reads conf_dir when its fingerprint (mtimes and sizes) changed.

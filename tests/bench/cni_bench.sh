@@ -103,7 +103,7 @@ cycles() {
  "hostname": "$tag-$i", "log_directory": "$work/logs/$tag-$i", "linux": {$nsopt}}
 JSON
     t0=$(date +%s%N)
-    id=$("$fn" runp "$work/pod.json") || fail "$tag cycle $i: runp failed"
+    id=$("$fn" runp "$work/pod.json" 2>"$work/runp.err") || fail "$tag cycle $i: runp failed: $(cat "$work/runp.err")"
     "$fn" stopp "$id" >/dev/null || fail "$tag cycle $i: stopp failed"
     "$fn" rmp "$id" >/dev/null || fail "$tag cycle $i: rmp failed"
     t1=$(date +%s%N)

@@ -37,7 +37,7 @@ for i in $(seq 1 "$n"); do
  "annotations": {"kubernetes.io/ingress-bandwidth": "10M"},
  "linux": {}}
 JSON
-  id=$(crictl runp "$work/pod.json") || fail "cycle $i: crictl runp failed"
+  id=$(crictl runp "$work/pod.json" 2>"$work/runp.err") || fail "cycle $i: crictl runp failed: $(cat "$work/runp.err")"
   [ "$(leases)" -ge 1 ] || fail "cycle $i: sandbox $id has no host-local lease"
   ip=$(crictl inspectp "$id" | jq -r .status.network.ip)
   [ -n "$ip" ] && [ "$ip" != null ] || fail "cycle $i: sandbox $id has no IP"

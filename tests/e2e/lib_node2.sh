@@ -46,6 +46,14 @@ node_pod_cidr() { jsonpath "node/$1" '{.spec.podCIDR}'; }
 
 node2_up() {
   [ -x "$berth_bin" ] || fail "berth binary $berth_bin not built"
+  if ! pid_alive berth-b; then
+    # A fresh node: its Node object (and podCIDR) is new, so is its state (the conflist
+    # written for an earlier podCIDR must go). Nothing may still be mounted there.
+    if awk -v root="$n2_dir/" 'index($2, root)==1 {f=1} END {exit !f}' /proc/self/mounts; then
+      fail "mounts left under $n2_dir from an earlier run"
+    fi
+    rm -rf "$n2_dir"
+  fi
   mkdir -p "$n2_dir/lib" "$n2_dir/run" "$n2_dir/net.d"
   # --- the link -----------------------------------------------------------------------------
   n2_netns_exists || ip netns add "$n2_netns"
@@ -87,6 +95,9 @@ node2_up() {
     log "started berth node $n2_name (pid $pid, netns $n2_netns)"
   fi
   wait_for 120 node_ready "$n2_name" || fail "node $n2_name not Ready within 120s: $(tail -n 30 "$state/berth-b.log")"
+  # berth --pod-cidr-from-node writes the conflist once it has seen its podCIDR.
+  n2_has_conf() { [ -f "$n2_dir/net.d/10-berth.conflist" ]; }
+  wait_for 60 n2_has_conf || fail "node $n2_name wrote no CNI conflist: $(tail -n 30 "$state/berth-b.log")"
   # --- routes between the pod subnets (host-gw) ------------------------------------------------
   n2_cidr_a=$(node_pod_cidr "$node_name")
   n2_cidr_b=$(node_pod_cidr "$n2_name")

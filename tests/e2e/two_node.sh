@@ -41,25 +41,26 @@ in_cidr "$ip_b" "$n2_cidr_b" || fail "web-b IP $ip_b not in $n2_name's podCIDR $
 [ "$(jsonpath pod/web-b '{.status.podIPs[0].ip}' "$E2E_NS")" = "$ip_b" ] || fail "web-b podIPs[0] != podIP" "$E2E_NS"
 [ "$(jsonpath pod/web-b '{.status.hostIP}' "$E2E_NS")" = "$n2_ip" ] || fail "web-b hostIP != $n2_ip" "$E2E_NS"
 
-# fetch <crictl-fn> <pod> <url>: wget from inside <pod>'s container (CRI ExecSync).
+# fetch <crictl-fn> <pod> <ip>: the body of http://<ip>:8080/ fetched from inside <pod>'s
+# container (CRI ExecSync; busybox nc, as the static busybox's wget crashes in its resolver).
 fetch() {
-  local fn=$1 pod=$2 url=$3 id
+  local fn=$1 pod=$2 ip=$3 id
   id=$("$fn" ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label "io.kubernetes.pod.name=$pod" | head -n 1)
   [ -n "$id" ] || return 1
-  "$fn" exec -s --timeout 10 "$id" wget -q -T 5 -O - "$url"
+  "$fn" exec -s --timeout 10 "$id" sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 $ip 8080" | awk 'NF {last = $0} END {print last}'
 }
 fetched() { [ "$(fetch "$@" 2>/dev/null)" = "$4" ]; }
-wait_for 30 fetched crictl web-a "http://$ip_b:8080/" "hello from $n2_name" ||
-  fail "pod web-a on $node_name could not fetch http://$ip_b:8080/ from web-b on $n2_name: $(fetch crictl web-a "http://$ip_b:8080/" 2>&1)" "$E2E_NS"
-wait_for 30 fetched crictl_b web-b "http://$ip_a:8080/" "hello from $node_name" ||
-  fail "pod web-b on $n2_name could not fetch http://$ip_a:8080/ from web-a: $(fetch crictl_b web-b "http://$ip_a:8080/" 2>&1)" "$E2E_NS"
+wait_for 30 fetched crictl web-a "$ip_b" "hello from $n2_name" ||
+  fail "pod web-a on $node_name could not fetch http://$ip_b:8080/ from web-b on $n2_name: $(fetch crictl web-a "$ip_b" 2>&1)" "$E2E_NS"
+wait_for 30 fetched crictl_b web-b "$ip_a" "hello from $node_name" ||
+  fail "pod web-b on $n2_name could not fetch http://$ip_a:8080/ from web-a: $(fetch crictl_b web-b "$ip_a" 2>&1)" "$E2E_NS"
 # Same node: a second pod on node A reaches web-a over the bridge.
 kubectl run client-a -n "$E2E_NS" --image="$image" --restart=Never \
   --overrides="{\"spec\":{\"nodeName\":\"$node_name\",\"terminationGracePeriodSeconds\":1}}" -- sleep 3600 >/dev/null
 wait_for 120 pod_phase_is "$E2E_NS" client-a Running || fail "pod client-a not Running" "$E2E_NS"
-wait_for 30 fetched crictl client-a "http://$ip_a:8080/" "hello from $node_name" ||
+wait_for 30 fetched crictl client-a "$ip_a" "hello from $node_name" ||
   fail "pod client-a could not fetch http://$ip_a:8080/ on the same node" "$E2E_NS"
-wait_for 30 fetched crictl client-a "http://$ip_b:8080/" "hello from $n2_name" ||
+wait_for 30 fetched crictl client-a "$ip_b" "hello from $n2_name" ||
   fail "pod client-a could not fetch http://$ip_b:8080/ across nodes" "$E2E_NS"
 
 # Node B's pod goes away cleanly: veth and host-local lease removed on B.
