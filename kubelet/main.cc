@@ -29,6 +29,7 @@
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
+#include "kubelet/cri_metrics.h"
 #include "kubelet/stats_source.h"
 #include "ebpf/collectors.h"
 #include "metrics/cadvisor.h"
@@ -70,6 +71,7 @@ struct Flags {
   std::string runtime = "runc";
   std::string conmon = "conmon";
   bool runtime_only = false;
+  bool ebpf = true;
   int verbosity = 0;
 };
 
@@ -133,6 +135,8 @@ int RealMain(int argc, char** argv) {
   app.add_option("--runtime", f.runtime, "OCI runtime binary");
   app.add_option("--conmon", f.conmon, "conmon binary");
   app.add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
+  app.add_option("--ebpf", f.ebpf,
+                 "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   try {
     app.parse(argc, argv);
@@ -166,6 +170,23 @@ int RealMain(int argc, char** argv) {
   metrics::Registry registry;
   metrics::RegisterProcessMetrics(&registry);
   metrics::RegisterBuildInfo(&registry, BERTH_VERSION);
+
+  // --- eBPF collectors (before the CRI server: ListPodSandboxMetrics reads them) ---
+  metrics::GaugeFamily* ebpf_up = registry.AddGauge(
+      "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
+  std::unique_ptr<ebpf::Collectors> collectors;
+  absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
+      f.ebpf ? ebpf::Collectors::Load({})
+             : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(
+                   absl::FailedPreconditionError("disabled by --ebpf=false"));
+  if (!loaded.ok()) {
+    LOG(WARNING) << "berth: eBPF collectors not loaded, berth_cgroup_* metrics disabled: "
+                 << loaded.status();
+    ebpf_up->WithLabelValues({})->Set(0);
+  } else {
+    collectors = *std::move(loaded);
+    ebpf_up->WithLabelValues({})->Set(1);
+  }
 
   // --- runtime ---
   std::string schema = cri::image::ImageStore::Schema() + cri::runtime::kRuntimeSchema;
@@ -225,7 +246,13 @@ int RealMain(int argc, char** argv) {
   cri::server::CriServerOptions sopts;
   sopts.socket_path = f.cri_socket;
   sopts.registry = &registry;
-  cri::server::CriServer cri_server(&runtime, &images, sopts);
+  // ListMetricDescriptors / ListPodSandboxMetrics from the eBPF counters; the rest is the runtime's.
+  std::function<std::optional<ebpf::StatsSnapshot>()> cri_snapshot;
+  if (collectors != nullptr) {
+    cri_snapshot = [c = collectors.get()] { return std::optional<ebpf::StatsSnapshot>(c->Snapshot()); };
+  }
+  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot));
+  cri::server::CriServer cri_server(&cri_service, &images, sopts);
   if (auto s = cri_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: CRI server: " << s;
     return 1;
@@ -259,16 +286,15 @@ int RealMain(int argc, char** argv) {
                     "and /stats/summary stay empty: "
                  << cgroup_reader.status();
   }
-  metrics::GaugeFamily* ebpf_up = registry.AddGauge(
-      "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
-  std::unique_ptr<ebpf::Collectors> collectors;
-  if (auto loaded = ebpf::Collectors::Load({}); !loaded.ok()) {
-    LOG(WARNING) << "berth: eBPF collectors not loaded, berth_cgroup_* metrics disabled: "
-                 << loaded.status();
-    ebpf_up->WithLabelValues({})->Set(0);
-  } else {
-    collectors = *std::move(loaded);
-    ebpf_up->WithLabelValues({})->Set(1);
+  if (collectors != nullptr) {
+    if (cgroup_reader.ok()) {
+      std::string pods_cgroup = f.cgroup_root + "/kubepods";
+      if (auto s = kubelet::AttachPodNetworkCounters(collectors.get(), *cgroup_reader, pods_cgroup);
+          !s.ok()) {
+        LOG(WARNING) << "berth: eBPF network counters of pods under " << pods_cgroup
+                     << " disabled: " << s;
+      }
+    }
     registry.AddCollector([c = collectors.get(),
                            list_targets](std::vector<metrics::FamilySnapshot>* out) {
       std::vector<metrics::FamilySnapshot> families =
