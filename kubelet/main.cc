@@ -70,6 +70,7 @@ struct Flags {
   std::string pause_binary;
   std::string runtime = "runc";
   std::string conmon = "conmon";
+  std::string streaming_address = "127.0.0.1:0";
   bool runtime_only = false;
   bool ebpf = true;
   int verbosity = 0;
@@ -134,6 +135,8 @@ int RealMain(int argc, char** argv) {
   app.add_option("--pause-binary", f.pause_binary, "path of berth-pause");
   app.add_option("--runtime", f.runtime, "OCI runtime binary");
   app.add_option("--conmon", f.conmon, "conmon binary");
+  app.add_option("--streaming-address", f.streaming_address,
+                 "host:port of the CRI streaming server (exec/attach/port-forward URLs); port 0 = any");
   app.add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
   app.add_option("--ebpf", f.ebpf,
                  "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
@@ -242,6 +245,15 @@ int RealMain(int argc, char** argv) {
     LOG(ERROR) << "berth: runtime: " << s;
     return 1;
   }
+
+  cri::streaming::ServerOptions stream_opts;
+  stream_opts.address = f.streaming_address;
+  cri::streaming::Server streaming_server(&runtime, stream_opts);
+  if (auto s = streaming_server.Start(); !s.ok()) {
+    LOG(ERROR) << "berth: streaming server: " << s;
+    return 1;
+  }
+  runtime.SetStreamingServer(&streaming_server);
 
   cri::server::CriServerOptions sopts;
   sopts.socket_path = f.cri_socket;
