@@ -33,7 +33,7 @@ berth_conmon_rss_kb() {
 
 # --- the peer: containerd + upstream kubelet, a second node ----------------------------------
 peer="$state/bench-peer"
-peer_node=peer-kubelet
+peer_node="peer-kubelet"
 export BERTH_E2E_STATE=$state PEER_NODE_NAME=$peer_node
 export PEER_CGROUP_ROOT="$cgroup_root-bench-peer"
 peer_crictl() { "$cluster_bin/crictl" --config "$peer/containerd/containerd/crictl.yaml" "$@"; }
