@@ -94,6 +94,11 @@ class Runtime : public RuntimeService {
   absl::StatusOr<v1::ExecSyncResponse> ExecSync(const v1::ExecSyncRequest& req) override;
   absl::StatusOr<v1::UpdateContainerResourcesResponse> UpdateContainerResources(
       const v1::UpdateContainerResourcesRequest& req) override;
+  // Records network_config.pod_cidr (comma-separated, one CIDR per address family, as
+  // kubelet sends Node.spec.podCIDRs). Sandboxes created afterwards pass them to CNI plugins
+  // with capability ipRanges, as containerd does. An empty pod_cidr keeps the previous value.
+  absl::StatusOr<v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(
+      const v1::UpdateRuntimeConfigRequest& req) override;
 
   const RuntimeOptions& options() const { return opts_; }
 
@@ -131,6 +136,7 @@ class Runtime : public RuntimeService {
   std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);  // name key -> id
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> handler_runtimes_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(const std::string&)>> exit_cbs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> pod_cidrs_ ABSL_GUARDED_BY(mu_);  // from UpdateRuntimeConfig
 
   int inotify_fd_ = -1;
   int wake_fd_ = -1;  // eventfd to stop the monitor
