@@ -11,6 +11,7 @@
 # The peer is stopped at the end (its Node deleted). Prints one JSON object on stdout. Not a
 # pass/fail test. Needs tests/cluster/build.sh kubelet.
 # Usage: BERTH_E2E_STATE=<state> tests/bench/pod_startup.sh [N]
+#        BENCH_ORDER="peer berth" measures the peer first (default "berth peer").
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/../e2e/lib.sh"
 n=${1:-10}
@@ -32,7 +33,7 @@ berth_conmon_rss_kb() {
 
 # --- the peer: containerd + upstream kubelet, a second node ----------------------------------
 peer="$state/bench-peer"
-peer_node=peer-kubelet
+peer_node="peer-kubelet"
 export BERTH_E2E_STATE=$state PEER_NODE_NAME=$peer_node
 export PEER_CGROUP_ROOT="$cgroup_root-bench-peer"
 peer_crictl() { "$cluster_bin/crictl" --config "$peer/containerd/containerd/crictl.yaml" "$@"; }
@@ -136,8 +137,13 @@ idle_berth=$(rss_kb "$pid"); idle_berth_conmon=$(berth_conmon_rss_kb)
 idle_peer_kubelet=$("$repo_dir/tests/peer/kubelet.sh" rss "$peer/kubelet")
 idle_peer_containerd=$("$repo_dir/tests/peer/containerd.sh" rss "$peer/containerd")
 
-measure berth "$node_name"; berth_stats=$(stats_json)
-measure peer "$peer_node"; peer_stats=$(stats_json)
+for side in ${BENCH_ORDER:-berth peer}; do
+  case "$side" in
+    berth) measure berth "$node_name"; berth_stats=$(stats_json) ;;
+    peer) measure peer "$peer_node"; peer_stats=$(stats_json) ;;
+    *) fail "BENCH_ORDER: unknown side $side (berth, peer)" ;;
+  esac
+done
 
 # (built from the module cache without version ldflags: the version is go.mod's)
 kver=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$repo_dir/tests/cluster/go.mod")
@@ -146,8 +152,8 @@ jq -n --argjson n "$n" --arg image "$image" --argjson bs "$berth_stats" --argjso
   --argjson ib "$idle_berth" --argjson bb "$busy_berth" --argjson ibc "$idle_berth_conmon" --argjson bbc "$busy_berth_conmon" \
   --argjson ipk "$idle_peer_kubelet" --argjson ipc "$idle_peer_containerd" \
   --argjson bpk "$busy_peer_kubelet" --argjson bpc "$busy_peer_containerd" \
-  --arg peer "upstream kubelet ${kver:-?} (tests/cluster/go.mod) + containerd $cver + runc" \
-  '{benchmark: "pod_startup", pods: $n, image: $image,
+  --arg order "${BENCH_ORDER:-berth peer}" --arg peer "upstream kubelet ${kver:-?} (tests/cluster/go.mod) + containerd $cver + runc" \
+  '{benchmark: "pod_startup", pods: $n, image: $image, order: $order,
     berth: {created_to_running_seconds: $bs,
             rss_kib: {idle: $ib, with_pods_running: $bb, per_pod: (($bb - $ib) / $n),
                       conmon_with_pods_running: $bbc,

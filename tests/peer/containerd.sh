@@ -90,7 +90,7 @@ live_procs() {
 # make_cgroup <path>: creates <path> in every hierarchy (cpuset: cpus/mems copied down, as a
 # v1 cpuset cgroup takes no task while they are empty); prints the cgroup.procs files.
 make_cgroup() {
-  local h rel dir part
+  local h dir part parts
   for h in /sys/fs/cgroup/*/; do
     [ -f "${h}cgroup.procs" ] || continue
     dir=${h%/}

@@ -29,7 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; tail -n 30 "$ctrd/containerd.log" >&2 || true; exit 1; }
-sock="$ctrd/containerd/containerd.sock"
 cri() { "$cluster_bin/crictl" --config "$ctrd/containerd/crictl.yaml" "$@"; }
 
 "$repo/tests/cluster/registry.sh" "$state" >/dev/null
