@@ -1,5 +1,6 @@
 #include "cni/cni_manager.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +119,38 @@ bool CapabilityArgsFromJson(const nlohmann::json& j, AttachRequest* req) {
     return false;
   }
   return true;
+}
+
+// Writes `data` to `path` through a temp file and rename (atomic for readers), without
+// fsync: like libcni's cache, the file must survive a restart of berth, not of the machine
+// (after a reboot nothing it describes exists), and two fsyncs would double the ADD overhead.
+absl::Status WriteCacheFile(const std::string& path, const std::string& data) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return ErrnoStatus(e, absl::StrCat("write ", tmp));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(e, absl::StrCat("close ", tmp));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(e, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
 }
 
 // A duration in milliseconds with one decimal, for logs.
@@ -358,7 +391,7 @@ absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRe
       {"result", ResultToJson(result, net.cni_version)},
       {"capabilityArgs", CapabilityArgsJson(req)},
   };
-  return WriteFileAtomic(CachePath(net.name, req), DumpJson(j), 0600);
+  return WriteCacheFile(CachePath(net.name, req), DumpJson(j));
 }
 
 absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {

@@ -93,14 +93,18 @@ for i in range(n):
 json.dump(out, sys.stdout)
 PY
 
-# cycles <crictl-fn> <tag> <hostnet 0|1>: N x runp+stopp+rmp, wall ms per cycle, one per line.
+# cycles <crictl-fn> <tag> <hostnet 0|1> <cgroup parent prefix>: N x runp+stopp+rmp, wall
+# microseconds per cycle, one per line.
 cycles() {
-  local fn=$1 tag=$2 hostnet=$3 i id t0 t1 nsopt=""
-  [ "$hostnet" = 0 ] || nsopt='"security_context": {"namespace_options": {"network": 2}}'
+  local fn=$1 tag=$2 hostnet=$3 cgp=$4 i id t0 t1 nsopt=""
+  local hostname="\"hostname\": \"$tag\","
+  # (host-network sandboxes keep the node's hostname: runc cannot set one without a UTS ns)
+  [ "$hostnet" = 0 ] || { nsopt=', "security_context": {"namespace_options": {"network": 2}}'; hostname=""; }
   for i in $(seq 1 "$n"); do
     cat >"$work/pod.json" <<JSON
 {"metadata": {"name": "$tag-$i", "namespace": "bench", "uid": "$tag-uid-$i", "attempt": 0},
- "hostname": "$tag-$i", "log_directory": "$work/logs/$tag-$i", "linux": {$nsopt}}
+ $hostname "log_directory": "$work/logs/$tag-$i",
+ "linux": {"cgroup_parent": "$cgp/pod$tag$i"$nsopt}}
 JSON
     t0=$(date +%s%N)
     id=$("$fn" runp "$work/pod.json" 2>"$work/runp.err") || fail "$tag cycle $i: runp failed: $(cat "$work/runp.err")"
@@ -122,8 +126,9 @@ echo "$berth_bench_pid" >"$state/pids/berth-bench"
 readlink -f "$berth_bin" >"$state/pids/berth-bench.exe"
 berth_net_ready() { bcrictl info 2>/dev/null | jq -e '.status.conditions[] | select(.type=="NetworkReady") | .status' | grep -q true; }
 wait_for 60 berth_net_ready || fail "bench berth not ready: $(tail -n 20 "$work/berth.log")"
-cycles bcrictl bnet 0 >"$work/berth_net.us"
-cycles bcrictl bhost 1 >"$work/berth_host.us"
+# (berth prefixes cgroup parents with its --cgroup-root; containerd takes them as they are)
+cycles bcrictl bnet 0 /kubepods >"$work/berth_net.us"
+cycles bcrictl bhost 1 /kubepods >"$work/berth_host.us"
 grep -E 'CNI (ADD|DEL) for sandbox ' "$work/berth.log" >"$work/berth_cni.log" || true
 bcrictl version >/dev/null
 stop_pid_file berth-bench
@@ -133,11 +138,11 @@ berth_bench_pid=
 log "containerd: $n sandboxes with network, $n with host network"
 PEER_NETNS=$netns PEER_CNI_CONF_DIR="$work/net.d" PEER_CGROUP_ROOT="$bench_cg-containerd" \
   "$peer" start "$work/containerd" >/dev/null
-ccfg=$("$peer" env "$work/containerd" | sed -n 's/^PEER_CRICTL_CONFIG=//p')
+ccfg=$("$peer" env "$work/containerd" | sed -n "s/^\(export \)\?PEER_CRICTL_CONFIG=//p")
 ccrictl() { "$cluster_bin/crictl" --config "$ccfg" "$@"; }
 ccrictl pull "${PEER_SANDBOX_IMAGE:-127.0.0.1:5000/pause:3.10}" >/dev/null || fail "containerd cannot pull its pause image"
-cycles ccrictl cnet 0 >"$work/containerd_net.us"
-cycles ccrictl chost 1 >"$work/containerd_host.us"
+cycles ccrictl cnet 0 "$bench_cg-containerd/kubepods" >"$work/containerd_net.us"
+cycles ccrictl chost 1 "$bench_cg-containerd/kubepods" >"$work/containerd_host.us"
 "$peer" stop "$work/containerd" >/dev/null || log "containerd stop reported leftovers"
 
 python3 - "$work" "$n" <<'PY'
