@@ -77,6 +77,12 @@ class NetworkPlugin {
   virtual absl::Status Del(const AttachRequest& req) = 0;
   // CNI CHECK.
   virtual absl::Status Check(const AttachRequest& req) = 0;
+  // Garbage collection: releases whatever is attached but not in `valid` (CNI 1.1 GC).
+  // The default does nothing.
+  virtual absl::Status Gc(const std::vector<AttachRequest>& valid) {
+    (void)valid;
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace berth::cni

@@ -1,5 +1,6 @@
 #include "cni/cni_manager.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,38 @@ bool CapabilityArgsFromJson(const nlohmann::json& j, AttachRequest* req) {
   return true;
 }
 
+// Writes `data` to `path` through a temp file and rename (atomic for readers), without
+// fsync: like libcni's cache, the file must survive a restart of berth, not of the machine
+// (after a reboot nothing it describes exists), and two fsyncs would double the ADD overhead.
+absl::Status WriteCacheFile(const std::string& path, const std::string& data) {
+  std::string tmp = absl::StrCat(path, ".tmp");
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", tmp));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return ErrnoStatus(e, absl::StrCat("write ", tmp));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(e, absl::StrCat("close ", tmp));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(e, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
 // A duration in milliseconds with one decimal, for logs.
 std::string Millis(std::chrono::nanoseconds d) {
   return absl::StrFormat("%.1f", std::chrono::duration<double, std::milli>(d).count());
@@ -214,10 +247,12 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
                                                    const PluginConfig& plugin,
                                                    const AttachRequest& req,
                                                    const std::optional<Result>& prev,
-                                                   std::chrono::nanoseconds* plugin_time) const {
-  const bool status_cmd = command == "STATUS";
+                                                   std::chrono::nanoseconds* plugin_time,
+                                                   const nlohmann::json* gc_attachments) const {
+  // STATUS and GC concern the network, not one attachment.
+  const bool status_cmd = command == "STATUS" || command == "GC";
   std::string what =
-      status_cmd ? absl::StrCat("CNI STATUS plugin ", plugin.type, " of network ", net.name)
+      status_cmd ? absl::StrCat("CNI ", command, " plugin ", plugin.type, " of network ", net.name)
                  : absl::StrCat("CNI ", command, " plugin ", plugin.type, " for sandbox ",
                                 req.container_id);
   auto bin = FindPlugin(plugin.type);
@@ -233,6 +268,7 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
   } else {
     conf.erase("prevResult");
   }
+  if (gc_attachments) conf["cni.dev/valid-attachments"] = *gc_attachments;
   // runtimeConfig carries only the capabilities the plugin declares (CNI CONVENTIONS.md).
   auto runtime_config = [&conf]() -> nlohmann::json& {
     if (!conf.contains("runtimeConfig") || !conf["runtimeConfig"].is_object()) {
@@ -271,8 +307,8 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
   SpawnOptions so;
   std::string cni_path = absl::StrCat("CNI_PATH=", absl::StrJoin(opts_.bin_dirs, ":"));
   if (status_cmd) {
-    // STATUS concerns no attachment: only CNI_COMMAND and CNI_PATH (SPEC 1.1 section 3).
-    so.extra_env = {"CNI_COMMAND=STATUS", cni_path};
+    // STATUS and GC concern no attachment: only CNI_COMMAND and CNI_PATH (SPEC 1.1 section 3).
+    so.extra_env = {absl::StrCat("CNI_COMMAND=", command), cni_path};
   } else {
     so.extra_env = {
         absl::StrCat("CNI_COMMAND=", command),
@@ -358,7 +394,7 @@ absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRe
       {"result", ResultToJson(result, net.cni_version)},
       {"capabilityArgs", CapabilityArgsJson(req)},
   };
-  return WriteFileAtomic(CachePath(net.name, req), DumpJson(j), 0600);
+  return WriteCacheFile(CachePath(net.name, req), DumpJson(j));
 }
 
 absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
@@ -484,6 +520,49 @@ absl::Status CniManager::Check(const AttachRequest& req) {
     if (!out.ok()) return out.status();
   }
   return absl::OkStatus();
+}
+
+absl::Status CniManager::Gc(const std::vector<AttachRequest>& valid) {
+  auto is_valid = [&valid](const std::string& id, const std::string& ifname) {
+    for (const auto& v : valid) {
+      if (v.container_id == id && v.ifname == ifname) return true;
+    }
+    return false;
+  };
+  absl::Status first;
+  // 1. Attachments berth cached but no longer knows: DEL with what ADD used.
+  auto names = ListDir(opts_.cache_dir);
+  if (names.ok()) {
+    for (const auto& n : *names) {
+      std::string path = JoinPath(opts_.cache_dir, n);
+      auto bytes = ReadFile(path);
+      if (!bytes.ok()) continue;
+      nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || j.value("kind", "") != kCacheKind) continue;
+      AttachRequest req;
+      req.container_id = j.value("containerId", "");
+      req.ifname = j.value("ifName", "eth0");
+      req.netns_path = j.value("netns", "");
+      if (is_valid(req.container_id, req.ifname) || !ValidateRequest("GC", req).ok()) continue;
+      if (!PathExists(req.netns_path)) req.netns_path.clear();
+      LOG(INFO) << "CNI GC: removing stale attachment of sandbox " << req.container_id;
+      absl::Status s = Del(req);
+      if (!s.ok() && first.ok()) first = s;
+    }
+  }
+  // 2. CNI 1.1 GC of every plugin with the attachments that remain valid.
+  auto net = CurrentNetwork();
+  if (!net.ok()) return first.ok() ? net.status() : first;
+  if (CompareVersions(net->cni_version, "1.1.0") < 0) return first;
+  nlohmann::json attachments = nlohmann::json::array();
+  for (const auto& v : valid) {
+    attachments.push_back({{"containerID", v.container_id}, {"ifname", v.ifname}});
+  }
+  for (const auto& p : net->plugins) {
+    auto out = ExecPlugin("GC", *net, p, AttachRequest{}, std::nullopt, nullptr, &attachments);
+    if (!out.ok() && first.ok()) first = out.status();
+  }
+  return first;
 }
 
 }  // namespace berth::cni

@@ -69,6 +69,13 @@ class CniManager : public NetworkPlugin {
   // result, FailedPrecondition for lists older than 0.4.0, else the plugin's error.
   absl::Status Check(const AttachRequest& req) override;
 
+  // Garbage collection (CNI SPEC 1.1 "GC"), e.g. when berth starts: every attachment in the
+  // result cache that is not in `valid` (matched by container_id and ifname) gets DEL with
+  // its cached configuration, result and capability arguments; then, for cniVersion >= 1.1.0
+  // lists, every plugin runs GC with "cni.dev/valid-attachments" listing `valid`. All steps
+  // run even if one fails; the first error is returned.
+  absl::Status Gc(const std::vector<AttachRequest>& valid) override;
+
   // The network configuration currently in use (reloaded if conf_dir changed).
   absl::StatusOr<NetworkConfigList> CurrentNetwork();
 
@@ -94,7 +101,8 @@ class CniManager : public NetworkPlugin {
   absl::StatusOr<std::string> ExecPlugin(const std::string& command, const NetworkConfigList& net,
                                          const PluginConfig& plugin, const AttachRequest& req,
                                          const std::optional<Result>& prev,
-                                         std::chrono::nanoseconds* plugin_time = nullptr) const;
+                                         std::chrono::nanoseconds* plugin_time = nullptr,
+                                         const nlohmann::json* gc_attachments = nullptr) const;
   absl::Status DelList(const NetworkConfigList& net, const AttachRequest& req,
                        const std::optional<Result>& cached,
                        std::chrono::nanoseconds* plugin_time = nullptr) const;

@@ -300,6 +300,35 @@ TEST_F(CniManagerTest, DnsAndIpRangesGoOnlyToPluginsWithTheCapability) {
   EXPECT_FALSE(Stdin("fake-b", "ADD").contains("runtimeConfig"));
 }
 
+TEST_F(CniManagerTest, GcDeletesStaleAttachmentsAndRunsPluginGc) {
+  WriteList("1.1.0");
+  Set("fake-a.ADD.out", kResultA);
+  Set("fake-b.ADD.out", kResultB);
+  CniManager m(Opts());
+  AttachRequest keep = req_;
+  keep.container_id = "sbkeep";
+  ASSERT_TRUE(m.Add(req_).ok());
+  ASSERT_TRUE(m.Add(keep).ok());
+  ASSERT_TRUE(m.Gc({keep}).ok());
+  // sb1 is not valid: DEL with its cached result and port mappings; sbkeep stays.
+  EXPECT_FALSE(PathExists(m.CachePath("testnet", req_)));
+  EXPECT_TRUE(PathExists(m.CachePath("testnet", keep)));
+  EXPECT_EQ(Env("fake-a", "DEL", "CNI_CONTAINERID"), "sb1");
+  EXPECT_EQ(Stdin("fake-b", "DEL")["runtimeConfig"]["portMappings"][0]["hostPort"], 8080);
+  // Then GC of every plugin with the valid attachments, only CNI_COMMAND and CNI_PATH set.
+  EXPECT_EQ(Stdin("fake-a", "GC")["cni.dev/valid-attachments"],
+            nlohmann::json::parse(R"([{"containerID":"sbkeep","ifname":"eth0"}])"));
+  EXPECT_EQ(Env("fake-b", "GC", "CNI_CONTAINERID"), "<unset>");
+  EXPECT_EQ(Calls().back(), "fake-b GC");
+}
+
+TEST_F(CniManagerTest, GcSkipsPluginGcBefore11) {
+  WriteList("1.0.0");
+  CniManager m(Opts());
+  ASSERT_TRUE(m.Gc({}).ok());
+  EXPECT_TRUE(Calls().empty());
+}
+
 TEST_F(CniManagerTest, InvalidResultFailsAdd) {
   WriteList();
   Set("fake-a.ADD.out", "not json");

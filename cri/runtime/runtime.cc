@@ -222,6 +222,21 @@ absl::Status Runtime::Start() {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) return ErrnoStatus(errno, "eventfd");
   RETURN_IF_ERROR(Load());
+  // CNI attachments of sandboxes the store does not know (berth died between CNI ADD and
+  // saving the sandbox) are released, as containerd's CNI GC does.
+  std::vector<cni::AttachRequest> valid;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, sb] : sandboxes_) {
+      if (!sb->network_attached) continue;
+      cni::AttachRequest ar;
+      ar.container_id = id;
+      valid.push_back(std::move(ar));
+    }
+  }
+  if (absl::Status s = deps_.network->Gc(valid); !s.ok()) {
+    LOG(WARNING) << "runtime: CNI GC: " << s;
+  }
   monitor_ = std::thread([this] { MonitorLoop(); });
   return absl::OkStatus();
 }

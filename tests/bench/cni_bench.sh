@@ -62,10 +62,10 @@ trap cleanup EXIT
 bcrictl() { "$cluster_bin/crictl" --runtime-endpoint "unix://$bsock" --image-endpoint "unix://$bsock" --timeout 60s "$@"; }
 
 # --- (a) the plugins alone ----------------------------------------------------------------------
-log "plugins alone: $n x ADD+DEL"
-ip netns exec "$netns" python3 - "$work/net.d/10-bench.conflist" "$n" "$netns-cnib" >"$work/plugins.json" <<'PY'
+# plugins_only <count> <first index>: ADD+DEL of the list per sandbox, one JSON line each.
+cat >"$work/plugins.py" <<'PY'
 import json, os, subprocess, sys, time
-conf = json.load(open(sys.argv[1])); n = int(sys.argv[2]); prefix = sys.argv[3]
+conf = json.load(open(sys.argv[1])); n = int(sys.argv[2]); prefix = sys.argv[3]; first = int(sys.argv[4])
 def run(plugin, cmd, cid, netns, prev):
     c = dict(plugin); c["name"] = conf["name"]; c["cniVersion"] = conf["cniVersion"]
     if prev is not None: c["prevResult"] = prev
@@ -79,8 +79,7 @@ def run(plugin, cmd, cid, netns, prev):
     dt = time.perf_counter() - t
     if p.returncode != 0: sys.exit("%s %s: %s %s" % (plugin["type"], cmd, p.stdout, p.stderr))
     return dt, (json.loads(p.stdout) if cmd == "ADD" else None)
-out = []
-for i in range(n):
+for i in range(first, first + n):
     cid = "cnibench%03d" % i; ns = "%s-%d" % (prefix, i)
     subprocess.run(["ip", "netns", "add", ns], check=True)
     add = dele = 0.0; prev = None
@@ -89,18 +88,24 @@ for i in range(n):
     for pl in reversed(conf["plugins"]):
         dt, _ = run(pl, "DEL", cid, "/run/netns/" + ns, prev); dele += dt
     subprocess.run(["ip", "netns", "del", ns], check=True)
-    out.append({"add_ms": add * 1e3, "del_ms": dele * 1e3})
-json.dump(out, sys.stdout)
+    print(json.dumps({"add_ms": add * 1e3, "del_ms": dele * 1e3}))
 PY
+plugins_only() {
+  ip netns exec "$netns" python3 "$work/plugins.py" "$work/net.d/10-bench.conflist" "$1" "$netns-cnib" "$2"
+}
 
-# cycles <crictl-fn> <tag> <hostnet 0|1>: N x runp+stopp+rmp, wall ms per cycle, one per line.
+# cycles <crictl-fn> <tag> <hostnet 0|1> <cgroup parent prefix> [count [first index]]:
+# runp+stopp+rmp per sandbox (default N), wall microseconds per cycle, one per line.
 cycles() {
-  local fn=$1 tag=$2 hostnet=$3 i id t0 t1 nsopt=""
-  [ "$hostnet" = 0 ] || nsopt='"security_context": {"namespace_options": {"network": 2}}'
-  for i in $(seq 1 "$n"); do
+  local fn=$1 tag=$2 hostnet=$3 cgp=$4 count=${5:-$n} first=${6:-1} i id t0 t1 nsopt=""
+  local hostname="\"hostname\": \"$tag\","
+  # (host-network sandboxes keep the node's hostname: runc cannot set one without a UTS ns)
+  [ "$hostnet" = 0 ] || { nsopt=', "security_context": {"namespace_options": {"network": 2}}'; hostname=""; }
+  for i in $(seq "$first" $((first + count - 1))); do
     cat >"$work/pod.json" <<JSON
 {"metadata": {"name": "$tag-$i", "namespace": "bench", "uid": "$tag-uid-$i", "attempt": 0},
- "hostname": "$tag-$i", "log_directory": "$work/logs/$tag-$i", "linux": {$nsopt}}
+ $hostname "log_directory": "$work/logs/$tag-$i",
+ "linux": {"cgroup_parent": "$cgp/pod$tag$i"$nsopt}}
 JSON
     t0=$(date +%s%N)
     id=$("$fn" runp "$work/pod.json" 2>"$work/runp.err") || fail "$tag cycle $i: runp failed: $(cat "$work/runp.err")"
@@ -122,8 +127,17 @@ echo "$berth_bench_pid" >"$state/pids/berth-bench"
 readlink -f "$berth_bin" >"$state/pids/berth-bench.exe"
 berth_net_ready() { bcrictl info 2>/dev/null | jq -e '.status.conditions[] | select(.type=="NetworkReady") | .status' | grep -q true; }
 wait_for 60 berth_net_ready || fail "bench berth not ready: $(tail -n 20 "$work/berth.log")"
-cycles bcrictl bnet 0 >"$work/berth_net.us"
-cycles bcrictl bhost 1 >"$work/berth_host.us"
+# (berth prefixes cgroup parents with its --cgroup-root; containerd takes them as they are)
+# The plugins alone and berth run in alternating chunks of 10 sandboxes, so that the load of
+# this shared machine weighs on both alike.
+log "plugins alone and berth, alternating chunks of 10: $n x ADD+DEL each"
+: >"$work/plugins.jsonl"; : >"$work/berth_net.us"
+for first in $(seq 1 10 "$n"); do
+  count=$((n - first + 1)); [ "$count" -le 10 ] || count=10
+  plugins_only "$count" "$first" >>"$work/plugins.jsonl"
+  cycles bcrictl bnet 0 /kubepods "$count" "$first" >>"$work/berth_net.us"
+done
+cycles bcrictl bhost 1 /kubepods >"$work/berth_host.us"
 grep -E 'CNI (ADD|DEL) for sandbox ' "$work/berth.log" >"$work/berth_cni.log" || true
 bcrictl version >/dev/null
 stop_pid_file berth-bench
@@ -133,11 +147,11 @@ berth_bench_pid=
 log "containerd: $n sandboxes with network, $n with host network"
 PEER_NETNS=$netns PEER_CNI_CONF_DIR="$work/net.d" PEER_CGROUP_ROOT="$bench_cg-containerd" \
   "$peer" start "$work/containerd" >/dev/null
-ccfg=$("$peer" env "$work/containerd" | sed -n 's/^PEER_CRICTL_CONFIG=//p')
+ccfg=$("$peer" env "$work/containerd" | sed -n "s/^\(export \)\?PEER_CRICTL_CONFIG=//p")
 ccrictl() { "$cluster_bin/crictl" --config "$ccfg" "$@"; }
 ccrictl pull "${PEER_SANDBOX_IMAGE:-127.0.0.1:5000/pause:3.10}" >/dev/null || fail "containerd cannot pull its pause image"
-cycles ccrictl cnet 0 >"$work/containerd_net.us"
-cycles ccrictl chost 1 >"$work/containerd_host.us"
+cycles ccrictl cnet 0 "$bench_cg-containerd/kubepods" >"$work/containerd_net.us"
+cycles ccrictl chost 1 "$bench_cg-containerd/kubepods" >"$work/containerd_host.us"
 "$peer" stop "$work/containerd" >/dev/null || log "containerd stop reported leftovers"
 
 python3 - "$work" "$n" <<'PY'
@@ -148,7 +162,7 @@ def pct(xs, p):
     return round(xs[f] + (xs[c] - xs[f]) * (k - f), 2)
 def stats(xs): return {"p50": pct(xs, 50), "p99": pct(xs, 99), "mean": round(sum(xs) / len(xs), 2), "n": len(xs)}
 def us(f): return [int(l) / 1000.0 for l in open(w + "/" + f) if l.strip()]
-plugins = json.load(open(w + "/plugins.json"))
+plugins = [json.loads(l) for l in open(w + "/plugins.jsonl") if l.strip()]
 p_add_del = [x["add_ms"] + x["del_ms"] for x in plugins]
 tot, plg = {}, {}
 for l in open(w + "/berth_cni.log"):
