@@ -26,6 +26,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
@@ -285,7 +286,8 @@ TEST_F(StreamingCrictlTest, ExecTtyGetsTerminalSize) {
   so.stderr_fd = slave;
   // The size arrives on the resize stream just after the command starts: ask until it is set.
   auto pid = Spawn(CrictlArgv({"exec", "-it", c, "sh", "-c",
-                               "for i in $(seq 50); do s=$(stty size 2>&1); [ \"$s\" != \"0 0\" ] && "
+                               "for i in $(seq 50); do s=$(stty size 2>/dev/null) && [ -n \"$s\" ] && "
+                               "[ \"$s\" != \"0 0\" ] && "
                                "echo \"size=$s\" && break; sleep 0.1; done; tty; exit 7"}),
                    so);
   close(slave);
@@ -378,9 +380,12 @@ TEST_F(StreamingCrictlTest, PortForwardCarriesConcurrentConnections) {
   ASSERT_TRUE(up.ok() && up->exit_code == 0) << (up.ok() ? up->err : up.status().ToString());
   std::string c = StartContainer(sb, "echo", {"nc", "-ll", "-p", "8080", "-e", "cat"});
   ASSERT_FALSE(c.empty());
+  std::string counter = StartContainer(sb, "count", {"nc", "-ll", "-p", "8081", "-e", "wc", "-c"});
+  ASSERT_FALSE(counter.empty());
 
   int local_port = 20000 + getpid() % 20000;
-  auto pid = Spawn(CrictlArgv({"port-forward", sb, std::to_string(local_port) + ":8080"}));
+  auto pid = Spawn(CrictlArgv({"port-forward", sb, std::to_string(local_port) + ":8080",
+                               std::to_string(local_port + 1) + ":8081"}));
   ASSERT_TRUE(pid.ok());
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -412,6 +417,39 @@ TEST_F(StreamingCrictlTest, PortForwardCarriesConcurrentConnections) {
     EXPECT_TRUE(results[i] == block) << "connection " << i << " altered";
   }
   std::cout << "port-forward: " << kConns << " x 1 MiB echoed in " << secs << " s" << std::endl;
+
+  // 100 MiB one way; the pod answers with the byte count it received.
+  int fd = Dial(local_port + 1);
+  ASSERT_GE(fd, 0);
+  std::string reply;
+  t0 = std::chrono::steady_clock::now();
+  std::thread reader([&] {
+    char buf[256];
+    for (;;) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      reply.append(buf, n);
+    }
+  });
+  bool send_ok = true;
+  for (int i = 0; i < 100 && send_ok; ++i) {
+    size_t off = 0;
+    while (off < block.size()) {
+      ssize_t n = send(fd, block.data() + off, block.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        send_ok = false;
+        break;
+      }
+      off += n;
+    }
+  }
+  EXPECT_TRUE(send_ok) << "sending 100 MiB failed: " << strerror(errno);
+  shutdown(fd, SHUT_WR);
+  reader.join();
+  close(fd);
+  secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(std::string(absl::StripAsciiWhitespace(reply)), "104857600");
+  std::cout << "port-forward: 100 MiB in " << secs << " s = " << 100 / secs << " MiB/s" << std::endl;
 
   kill(*pid, SIGINT);
   int st = 0;
