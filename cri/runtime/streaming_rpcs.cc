@@ -1,5 +1,6 @@
 // CRI Exec, Attach and PortForward (api.proto RuntimeService), and the processes behind the
-// streaming sessions: `runc exec` (with a pty from --console-socket for TTY), conmon's
+// streaming sessions: `runc exec` (in the foreground; for a TTY runc's stdio is a pty of
+// ours and runc relays it to the container's pty, resizing on SIGWINCH), conmon's
 // attach socket + ctl fifo (as CRI-O uses them), and a TCP connection made inside the pod
 // sandbox's network namespace. Container and sandbox facts come from the public status RPCs
 // (verbose info), so this file does not depend on the runtime's record layout.
@@ -7,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -16,6 +18,7 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pty.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -122,12 +125,15 @@ class ExecProcess : public streaming::StreamProcess {
     }
     return code;
   }
+  // runc (foreground, --tty) copies the size of its stdin terminal (our pty) to the
+  // container's pty when it gets SIGWINCH.
   void Resize(uint16_t width, uint16_t height) override {
     if (!tty_ || stdout_ < 0) return;
     struct winsize ws = {};
     ws.ws_col = width;
     ws.ws_row = height;
     ioctl(stdout_, TIOCSWINSZ, &ws);
+    if (!reaped_) kill(runc_pid_, SIGWINCH);
   }
   void CloseStdin() override {
     if (!tty_) CloseFd(&stdin_);
@@ -138,45 +144,6 @@ class ExecProcess : public streaming::StreamProcess {
   int pidfd_ = -1, stdin_ = -1, stdout_ = -1, stderr_ = -1;
   bool tty_ = false, reaped_ = false;
 };
-
-// Receives the pty master that runc sends over the console socket (SCM_RIGHTS).
-absl::StatusOr<int> ReceiveConsole(int listen_fd, pid_t runc_pid, int pidfd) {
-  auto deadline = Clock::now() + std::chrono::seconds(30);
-  int conn = -1;
-  while (conn < 0) {
-    struct pollfd p[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return absl::DeadlineExceededError("runc did not send the console");
-    int rc = poll(p, 2, static_cast<int>(left.count()));
-    if (rc < 0 && errno != EINTR) return ErrnoStatus(errno, "poll console socket");
-    if (p[0].revents & POLLIN) {
-      conn = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    } else if (p[1].revents) {
-      return absl::InternalError("runc exited before sending the console");
-    }
-  }
-  char data[256];
-  struct iovec iov = {data, sizeof(data)};
-  alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = cbuf;
-  msg.msg_controllen = sizeof(cbuf);
-  ssize_t n;
-  do {
-    n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  close(conn);
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-  if (n < 0 || cm == nullptr || cm->cmsg_type != SCM_RIGHTS) {
-    return absl::InternalError("console socket: no file descriptor received from runc");
-  }
-  int fd;
-  memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-  (void)runc_pid;
-  return fd;
-}
 
 // An attach to conmon's console socket.
 class AttachProcess : public streaming::StreamProcess {
@@ -287,7 +254,7 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   ASSIGN_OR_RETURN(oci::OciRuntime * oci, RuntimeFor(f.runtime_handler));
   const oci::OciRuntimeOptions& o = oci->options();
   static std::atomic<uint64_t> counter{0};
-  // Pid files and console sockets of exec sessions: a short path (sun_path holds 108 bytes).
+  // Pid files of exec sessions.
   const std::string dir = JoinPath(opts_.state_dir, "exec");
   RETURN_IF_ERROR(Annotate(MkdirAll(dir), what));
   const std::string tag = absl::StrCat(f.id.substr(0, 12), "-", getpid(), "-", counter++);
@@ -302,35 +269,29 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
 
   SpawnOptions so;
   int child_in = -1, child_out = -1, child_err = -1;
-  int console_listen = -1;
-  std::string console_path;
   auto cleanup_child_ends = [&] {
     CloseFd(&child_in);
     CloseFd(&child_out);
     CloseFd(&child_err);
   };
   if (req.tty()) {
-    // runc creates the pty and sends its master over this socket.
-    console_path = JoinPath(dir, tag + ".sock");
-    console_listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {};
-    sa.sun_family = AF_UNIX;
-    // Bind through /proc/self/fd/<dirfd> when the path is too long for sun_path.
-    int dfd = -1;
-    std::string bind_path = console_path;
-    if (bind_path.size() >= sizeof(sa.sun_path)) {
-      dfd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-      bind_path = absl::StrCat("/proc/self/fd/", dfd, "/", tag, ".sock");
+    // A raw pty of ours as runc's stdio; runc relays it to the container's own pty.
+    int master = -1, slave = -1;
+    if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) {
+      return ErrnoStatus(errno, absl::StrCat(what, ": openpty"));
     }
-    strncpy(sa.sun_path, bind_path.c_str(), sizeof(sa.sun_path) - 1);
-    int rc = bind(console_listen, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-    int err = errno;
-    if (dfd >= 0) close(dfd);
-    if (console_listen < 0 || rc != 0 || listen(console_listen, 1) != 0) {
-      if (console_listen >= 0) close(console_listen);
-      return ErrnoStatus(err, absl::StrCat(what, ": console socket ", console_path));
+    fcntl(master, F_SETFD, FD_CLOEXEC);
+    fcntl(slave, F_SETFD, FD_CLOEXEC);
+    struct termios t;
+    if (tcgetattr(slave, &t) == 0) {
+      cfmakeraw(&t);
+      tcsetattr(slave, TCSANOW, &t);
     }
-    argv.insert(argv.end(), {"--tty", "--console-socket", console_path, "--env", "TERM=xterm"});
+    p->stdout_ = master;
+    if (req.stdin()) p->stdin_ = fcntl(master, F_DUPFD_CLOEXEC, 0);
+    child_in = slave;
+    so.stdin_fd = so.stdout_fd = so.stderr_fd = slave;
+    argv.insert(argv.end(), {"--tty", "--env", "TERM=xterm"});
   } else {
     int fds[2];
     if (req.stdin()) {
@@ -356,27 +317,10 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   argv.insert(argv.end(), req.cmd().begin(), req.cmd().end());
   auto pid = Spawn(argv, so);
   cleanup_child_ends();
-  if (!pid.ok()) {
-    if (console_listen >= 0) close(console_listen);
-    unlink(console_path.c_str());
-    return Annotate(pid.status(), what);
-  }
+  if (!pid.ok()) return Annotate(pid.status(), what);
   p->runc_pid_ = *pid;
   p->pidfd_ = PidfdOpen(*pid);
-  if (p->pidfd_ < 0) {
-    int err = errno;
-    if (console_listen >= 0) close(console_listen);
-    unlink(console_path.c_str());
-    return ErrnoStatus(err, absl::StrCat(what, ": pidfd_open"));  // ~ExecProcess reaps runc
-  }
-  if (req.tty()) {
-    auto master = ReceiveConsole(console_listen, *pid, p->pidfd_);
-    close(console_listen);
-    unlink(console_path.c_str());
-    if (!master.ok()) return Annotate(master.status(), what);
-    p->stdout_ = *master;
-    if (req.stdin()) p->stdin_ = fcntl(*master, F_DUPFD_CLOEXEC, 0);
-  }
+  if (p->pidfd_ < 0) return ErrnoStatus(errno, absl::StrCat(what, ": pidfd_open"));  // ~ExecProcess reaps
   for (int fd : {p->stdin_, p->stdout_, p->stderr_}) {
     if (fd >= 0) SetNonBlocking(fd);
   }
@@ -432,6 +376,7 @@ absl::StatusOr<int> Runtime::DialPort(const std::string& sandbox_id, int32_t por
   absl::Status result = absl::OkStatus();
   int fd = -1;
   std::thread t([&] {
+    pthread_setname_np(pthread_self(), "berth-stream-ns");
     if (!host_network && !netns.empty()) {
       int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
       if (ns < 0) {

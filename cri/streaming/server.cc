@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -985,6 +986,7 @@ void Server::AcceptLoop() {
     auto done = std::make_shared<std::atomic<bool>>(false);
     absl::MutexLock l(&mu_);
     workers_.push_back(Worker{std::thread([this, fd, done] {
+                                pthread_setname_np(pthread_self(), "berth-stream");
                                 ++active_;
                                 Serve(fd);
                                 close(fd);

@@ -20,6 +20,7 @@
 // connection and the process/socket descriptors (no thread per stream). Sessions end when
 // the command exits or the client goes away; then the exec'd process is killed, every
 // descriptor closed and the thread exits. Shutdown() ends all sessions and joins them.
+// Session threads are named "berth-stream" (/proc/<pid>/task/<tid>/comm).
 #pragma once
 
 #include <atomic>
