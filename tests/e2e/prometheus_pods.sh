@@ -21,6 +21,10 @@ MB=1048576
 # pods' cgroup a weight matching the node's allocatable CPU. Give the test's cgroup root the
 # weight of the whole machine so a pod's CPU limit, not host load, bounds it (restored on exit).
 cpu_weight_file= cpu_weight_old=
+for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do
+  [ -d "$d" ] && [ ! -L "$d" ] && { mkdir -p "$d$cgroup_root"; break; }
+done
+[ -f /sys/fs/cgroup/cgroup.controllers ] && mkdir -p "/sys/fs/cgroup$cgroup_root"
 for f in "/sys/fs/cgroup/cpu$cgroup_root/cpu.shares" "/sys/fs/cgroup/cpu,cpuacct$cgroup_root/cpu.shares" \
   "/sys/fs/cgroup$cgroup_root/cpu.weight"; do
   [ -f "$f" ] || continue
@@ -29,7 +33,7 @@ for f in "/sys/fs/cgroup/cpu$cgroup_root/cpu.shares" "/sys/fs/cgroup/cpu,cpuacct
   case $f in *cpu.shares) echo 262144 >"$f" ;; *) echo 10000 >"$f" ;; esac
   break
 done
-[ -n "$cpu_weight_file" ] || fail "no cpu.shares / cpu.weight for cgroup root $cgroup_root (is berth running?)"
+[ -n "$cpu_weight_file" ] || fail "no cpu.shares / cpu.weight for cgroup root $cgroup_root"
 
 e2e_namespace e2e-prometheus
 cleanup() {
