@@ -34,11 +34,12 @@ struct {
   __type(value, struct oncpu_start);
 } oncpu SEC(".maps");
 
-// Thread id -> time it became runnable (wakeup or preemption).
+// Per task: when it became runnable (wakeup or preemption); 0 when not waiting. Task-local
+// storage: no global lock and no bound to size, freed with the task.
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, BERTH_MAX_INFLIGHT);
-  __type(key, __u32);
+  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
   __type(value, __u64);
 } runnable_since SEC(".maps");
 
@@ -66,22 +67,33 @@ static __always_inline struct berth_cgroup_stats *stats_for(__u64 cgroup_id) {
   return bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
 }
 
-static __always_inline void mark_runnable(struct task_struct *p) {
-  __u32 pid = BPF_CORE_READ(p, pid);
-  if (pid == 0) return;
-  __u64 now = bpf_ktime_get_ns();
-  bpf_map_update_elem(&runnable_since, &pid, &now, BPF_ANY);
+// Hot paths (every wakeup and context switch of the machine) read task fields with direct,
+// CO-RE-relocated loads (tp_btf arguments are BTF pointers) rather than bpf_probe_read calls,
+// and skip tasks of the root cgroup (never reported unless count_root_cgroup) before touching
+// any map.
+static __always_inline bool skip_cgroup(__u64 cgroup_id) {
+  return cgroup_id == 0 || (!count_root_cgroup && cgroup_id == ROOT_CGROUP_ID);
+}
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *p) {
+  return p->cgroups->dfl_cgrp->kn->id;
+}
+
+static __always_inline void mark_runnable(struct task_struct *p, __u64 now) {
+  if (p->pid == 0 || skip_cgroup(task_cgroup_id(p))) return;
+  __u64 *since = bpf_task_storage_get(&runnable_since, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (since) *since = now;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(berth_sched_wakeup, struct task_struct *p) {
-  mark_runnable(p);
+  mark_runnable(p, bpf_ktime_get_ns());
   return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(berth_sched_wakeup_new, struct task_struct *p) {
-  mark_runnable(p);
+  mark_runnable(p, bpf_ktime_get_ns());
   return 0;
 }
 
@@ -89,31 +101,35 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
   __u64 now = bpf_ktime_get_ns();
-  __u32 prev_pid = BPF_CORE_READ(prev, pid);
-  __u32 next_pid = BPF_CORE_READ(next, pid);
+  __u32 prev_pid = prev->pid;
+  __u32 next_pid = next->pid;
   __u32 zero = 0;
 
   // On-CPU time of prev; the tracepoint runs before the switch, so current == prev.
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
   if (start) {
     if (start->ts && prev_pid != 0 && start->pid == prev_pid) {
-      struct berth_cgroup_stats *s = stats_for(bpf_get_current_cgroup_id());
-      if (s) __sync_fetch_and_add(&s->cpu_ns, now - start->ts);
+      __u64 prev_cgroup = bpf_get_current_cgroup_id();
+      if (!skip_cgroup(prev_cgroup)) {
+        struct berth_cgroup_stats *s = stats_for(prev_cgroup);
+        if (s) __sync_fetch_and_add(&s->cpu_ns, now - start->ts);
+      }
     }
     start->ts = now;
     start->pid = next_pid;
   }
 
   // A preempted task stays runnable: its run-queue wait starts now.
-  if (prev_state == TASK_RUNNING && prev_pid != 0)
-    bpf_map_update_elem(&runnable_since, &prev_pid, &now, BPF_ANY);
+  if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
 
   if (next_pid == 0) return 0;
-  __u64 *since = bpf_map_lookup_elem(&runnable_since, &next_pid);
-  if (!since) return 0;
+  __u64 next_cgroup = task_cgroup_id(next);
+  if (skip_cgroup(next_cgroup)) return 0;
+  __u64 *since = bpf_task_storage_get(&runnable_since, next, 0, 0);
+  if (!since || *since == 0) return 0;
   __u64 delta = now > *since ? now - *since : 0;
-  bpf_map_delete_elem(&runnable_since, &next_pid);
-  struct berth_cgroup_stats *s = stats_for(berth_task_cgroup_id(next));
+  *since = 0;
+  struct berth_cgroup_stats *s = stats_for(next_cgroup);
   if (!s) return 0;
   __sync_fetch_and_add(&s->runq_count, 1);
   __sync_fetch_and_add(&s->runq_sum_ns, delta);

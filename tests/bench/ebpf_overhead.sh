@@ -8,10 +8,11 @@
 # `perf bench sched pipe -l L` (two tasks ping-ponging over pipes: two context switches and
 # two wakeups per op, every one of them through the sched_switch/sched_wakeup programs).
 # Measured:
-#  - bpf: the kernel's own accounting of time spent in berth's BPF programs
+#  - bpf: the kernel's own accounting of time spent in this berth's BPF programs
 #    (kernel.bpf_stats_enabled=1 for the run, restored after; `bpftool prog show` run_time_ns
-#    and run_cnt of the berth_* programs), over the wall time of the loaded rounds: this is
-#    machine-wide cost, including every other process's context switches;
+#    and run_cnt of the berth_* programs it loaded), over the wall time of the loaded rounds:
+#    machine-wide cost, including every other process's context switches (bpf_stats adds
+#    its own timing cost, ~20-40 ns per run, to run_time_ns);
 #  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without;
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller).
 # Usage: tests/bench/ebpf_overhead.sh [ops-per-round (default 200000)] [rounds (default 3)]
@@ -53,7 +54,7 @@ trap cleanup EXIT
 
 port_base=$((20000 + RANDOM % 20000))
 start_berth() {  # start_berth <true|false>
-  local port=$((port_base)) 
+  local port=$port_base
   mkdir -p "$work/root" "$work/state" "$work/cni"
   "$berth_bin" --runtime-only --ebpf="$1" --root-dir="$work/root" --state-dir="$work/state" \
     --cri-socket="$work/state/berth.sock" --cgroup-root="$cg_root" --cni-conf-dir="$work/cni" \
@@ -69,9 +70,12 @@ start_berth() {  # start_berth <true|false>
   [ "$up" = "$([ "$1" = true ] && echo 1 || echo 0)" ] || die "berth_ebpf_up is '$up' with --ebpf=$1: $(grep -i ebpf "$work/berth.log" | tail -n 3)"
 }
 berth_cpu_ticks() { awk '{print $14 + $15}' "/proc/$berth_pid/stat"; }
-# bpf_totals: "<run_time_ns> <run_cnt>" summed over berth's programs.
+# berth_prog_ids: ids of the loaded berth_* BPF programs (of every berth on the machine).
+berth_prog_ids() { bpftool prog show --json | jq -c '[.[] | select(.name | startswith("berth_")) | .id]'; }
+# bpf_totals: "<run_time_ns> <run_cnt>" summed over this berth's programs ($my_progs: the
+# berth_* programs that appeared when it started; other berths on the machine have their own).
 bpf_totals() {
-  bpftool prog show --json | jq -r '[.[] | select(.name | startswith("berth_"))] |
+  bpftool prog show --json | jq -r --argjson mine "$my_progs" '[.[] | select(.id as $i | $mine | index($i))] |
     "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
 }
 # run_workload: prints "<usecs/op> <wall s> <cpu s>" of one perf bench run in the workload cgroup.
@@ -90,7 +94,10 @@ bpf_ns=0 bpf_cnt=0 with_wall=0 berth_with=0 berth_without=0
 sysctl -qw kernel.bpf_stats_enabled=1
 for r in $(seq 1 "$rounds"); do
   for mode in false true; do
+    before=$(berth_prog_ids)
     start_berth $mode
+    my_progs=$(jq -cn --argjson a "$before" --argjson b "$(berth_prog_ids)" '$b - $a')
+    [ $mode = false ] || [ "$(jq length <<<"$my_progs")" -gt 0 ] || die "no BPF programs of this berth found"
     t0=$(berth_cpu_ticks)
     [ $mode = false ] || read -r ns0 cnt0 < <(bpf_totals)
     read -r us wall cpu < <(run_workload)

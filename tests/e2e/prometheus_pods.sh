@@ -100,6 +100,21 @@ expect_at_least "net-client, netns transmit" \
 expect_at_least "net-server, netns receive" \
   "sum(container_network_receive_bytes_total{$(sel net-server)})" $((50 * MB))
 
+# The same eBPF counters through the CRI: ListMetricDescriptors / ListPodSandboxMetrics.
+crictl metricdescs >"$state/metricdescs.json" || fail "crictl metricdescs failed"
+jq -e '[.descriptors[] | select(.name == "berth_cgroup_network_transmit_bytes_total" and
+  .labelKeys == ["container", "namespace", "pod"])] | length == 1' "$state/metricdescs.json" >/dev/null ||
+  fail "crictl metricdescs lacks berth_cgroup_network_transmit_bytes_total: $(head -c 1000 "$state/metricdescs.json")"
+client_sb=$(crictl pods -q --name '^net-client$' --namespace "$E2E_NS" --state ready)
+[ -n "$client_sb" ] || fail "no ready sandbox of net-client in crictl pods" "$E2E_NS"
+crictl metricsp -o json >"$state/metricsp.json" || fail "crictl metricsp failed"
+cri_tx=$(jq -r --arg sb "$client_sb" '.podMetrics[] | select(.podSandboxId == $sb) | .containerMetrics[].metrics[] |
+  select(.name == "berth_cgroup_network_transmit_bytes_total" and .labelValues[0] == "client") | .value.value' \
+  "$state/metricsp.json")
+[ -n "$cri_tx" ] && [ "$cri_tx" -ge $((50 * MB)) ] ||
+  fail "crictl metricsp: net-client berth_cgroup_network_transmit_bytes_total = '$cri_tx', want >= $((50 * MB))"
+echo "PASS: crictl metricsp: net-client container berth_cgroup_network_transmit_bytes_total = $cri_tx"
+
 # OOM: one kill of `tail`; the shell that started it survives, so the container keeps running.
 expect_at_least "oom, eBPF OOM kill with command" "berth_oom_kills_total{$(sel oom hog),command=\"tail\"}" 1
 expect_at_least "oom, cgroup oom events" "container_oom_events_total{$(sel oom hog)}" 1
