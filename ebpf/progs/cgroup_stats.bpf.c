@@ -48,8 +48,13 @@ struct io_start {
   __u64 cgroup_id;
   __u64 issue_ns;
 };
+// Per-CPU LRU lists: a CPU evicts only when its own share of the map is full of entries.
+// (With the common LRU, free nodes migrate to per-CPU free lists, the global free list runs
+// dry under machine-wide I/O churn, and refills evict in-flight entries of a mostly empty
+// map: their bytes were lost.) Requests merged into another never complete and are evicted.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(map_flags, BPF_F_NO_COMMON_LRU);
   __uint(max_entries, BERTH_MAX_INFLIGHT);
   __type(key, __u64);
   __type(value, struct io_start);
@@ -152,6 +157,7 @@ SEC("tp_btf/block_io_start")
 int BPF_PROG(berth_block_io_start, struct request *rq) {
   __u64 key = (__u64)rq;
   struct io_start v = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = 0};
+  if (skip_cgroup(v.cgroup_id)) return 0;
   bpf_map_update_elem(&io_inflight, &key, &v, BPF_ANY);
   return 0;
 }
@@ -166,6 +172,7 @@ int BPF_PROG(berth_block_rq_issue, struct request *rq) {
     return 0;
   }
   struct io_start n = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = now};
+  if (skip_cgroup(n.cgroup_id)) return 0;
   bpf_map_update_elem(&io_inflight, &key, &n, BPF_ANY);
   return 0;
 }
