@@ -145,6 +145,20 @@ p99() {
 }
 echo "PASS: run-queue latency mean: contended $contended s > idle $idle s (p99: contended $(p99 contended) s, idle $(p99 idle) s)"
 
+# The live expositions (with these pods' eBPF histograms and network families) pass promtool;
+# on /metrics/cadvisor the one lint finding allowed is cAdvisor's own container_memory_failcnt.
+for path in /metrics /metrics/resource /metrics/cadvisor; do
+  in_ns curl -sf --max-time 10 "http://127.0.0.1:10249$path" -o "$state/promtool.txt" || fail "GET $path failed"
+  rc=0; lint=$(promtool check metrics <"$state/promtool.txt" 2>&1) || rc=$?
+  if [ "$path" = /metrics/cadvisor ]; then
+    [ "$rc" = 3 ] && [ "$lint" = 'container_memory_failcnt counter metrics should have "_total" suffix' ] ||
+      fail "promtool check metrics $path: exit $rc: $lint"
+  else
+    [ "$rc" = 0 ] || fail "promtool check metrics $path: exit $rc: $lint"
+  fi
+done
+echo "PASS: promtool check metrics accepts /metrics, /metrics/resource and /metrics/cadvisor"
+
 # Every query of the Grafana dashboard (deploy/grafana) is valid PromQL and returns series for
 # this namespace's pods.
 dash="$repo_dir/deploy/grafana/berth-dashboard.json"
