@@ -229,8 +229,9 @@ int BPF_PROG(berth_tcp_receive_reset, struct sock *sk) {
   return 0;
 }
 
-// Per-pod network bytes: attached by the loader to chosen cgroups (a pod's), counted per
-// socket cgroup (bpf_skb_cgroup_id: the container's). Always lets the packet through.
+// Per-pod network bytes: attached by the loader to chosen cgroups (berth: the parent of all
+// pod cgroups), counted per socket cgroup (bpf_skb_cgroup_id: the container's). Always lets
+// the packet through.
 SEC("cgroup_skb/ingress")
 int berth_cgroup_skb_ingress(struct __sk_buff *skb) {
   struct berth_cgroup_stats *s = stats_for(bpf_skb_cgroup_id(skb));
