@@ -109,9 +109,10 @@ class Collectors {
   virtual size_t Prune(const std::function<bool(uint64_t)>& alive) = 0;
 
   // Starts counting network bytes/packets (cgroup_skb ingress and egress) of the sockets in
-  // the cgroup v2 directory `cgroup_v2_path` and its descendants, e.g. a pod's cgroup; counts
-  // land on the socket's own cgroup id. Attach pods, not their parents, to avoid double
-  // counting. Idempotent. Errors: the path cannot be opened, or collectors loaded without
+  // the cgroup v2 directory `cgroup_v2_path` and its descendants, e.g. the parent of all pod
+  // cgroups (what berth attaches) or one pod's cgroup; counts land on the socket's own cgroup
+  // id. Attach either a cgroup or its ancestor, never both: both programs would count every
+  // packet. Idempotent. Errors: the path cannot be opened, or collectors loaded without
   // Options::net.
   virtual absl::Status AttachNetwork(const std::string& cgroup_v2_path) = 0;
   // Stops counting for a path given to AttachNetwork(); no-op when not attached.

@@ -34,11 +34,12 @@ struct {
   __type(value, struct oncpu_start);
 } oncpu SEC(".maps");
 
-// Thread id -> time it became runnable (wakeup or preemption).
+// Per task: when it became runnable (wakeup or preemption); 0 when not waiting. Task-local
+// storage: no global lock and no bound to size, freed with the task.
 struct {
-  __uint(type, BPF_MAP_TYPE_LRU_HASH);
-  __uint(max_entries, BERTH_MAX_INFLIGHT);
-  __type(key, __u32);
+  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
   __type(value, __u64);
 } runnable_since SEC(".maps");
 
@@ -47,8 +48,13 @@ struct io_start {
   __u64 cgroup_id;
   __u64 issue_ns;
 };
+// Per-CPU LRU lists: a CPU evicts only when its own share of the map is full of entries.
+// (With the common LRU, free nodes migrate to per-CPU free lists, the global free list runs
+// dry under machine-wide I/O churn, and refills evict in-flight entries of a mostly empty
+// map: their bytes were lost.) Requests merged into another never complete and are evicted.
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(map_flags, BPF_F_NO_COMMON_LRU);
   __uint(max_entries, BERTH_MAX_INFLIGHT);
   __type(key, __u64);
   __type(value, struct io_start);
@@ -66,22 +72,33 @@ static __always_inline struct berth_cgroup_stats *stats_for(__u64 cgroup_id) {
   return bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
 }
 
-static __always_inline void mark_runnable(struct task_struct *p) {
-  __u32 pid = BPF_CORE_READ(p, pid);
-  if (pid == 0) return;
-  __u64 now = bpf_ktime_get_ns();
-  bpf_map_update_elem(&runnable_since, &pid, &now, BPF_ANY);
+// Hot paths (every wakeup and context switch of the machine) read task fields with direct,
+// CO-RE-relocated loads (tp_btf arguments are BTF pointers) rather than bpf_probe_read calls,
+// and skip tasks of the root cgroup (never reported unless count_root_cgroup) before touching
+// any map.
+static __always_inline bool skip_cgroup(__u64 cgroup_id) {
+  return cgroup_id == 0 || (!count_root_cgroup && cgroup_id == ROOT_CGROUP_ID);
+}
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *p) {
+  return p->cgroups->dfl_cgrp->kn->id;
+}
+
+static __always_inline void mark_runnable(struct task_struct *p, __u64 now) {
+  if (p->pid == 0 || skip_cgroup(task_cgroup_id(p))) return;
+  __u64 *since = bpf_task_storage_get(&runnable_since, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (since) *since = now;
 }
 
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(berth_sched_wakeup, struct task_struct *p) {
-  mark_runnable(p);
+  mark_runnable(p, bpf_ktime_get_ns());
   return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(berth_sched_wakeup_new, struct task_struct *p) {
-  mark_runnable(p);
+  mark_runnable(p, bpf_ktime_get_ns());
   return 0;
 }
 
@@ -89,31 +106,35 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
   __u64 now = bpf_ktime_get_ns();
-  __u32 prev_pid = BPF_CORE_READ(prev, pid);
-  __u32 next_pid = BPF_CORE_READ(next, pid);
+  __u32 prev_pid = prev->pid;
+  __u32 next_pid = next->pid;
   __u32 zero = 0;
 
   // On-CPU time of prev; the tracepoint runs before the switch, so current == prev.
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
   if (start) {
     if (start->ts && prev_pid != 0 && start->pid == prev_pid) {
-      struct berth_cgroup_stats *s = stats_for(bpf_get_current_cgroup_id());
-      if (s) __sync_fetch_and_add(&s->cpu_ns, now - start->ts);
+      __u64 prev_cgroup = bpf_get_current_cgroup_id();
+      if (!skip_cgroup(prev_cgroup)) {
+        struct berth_cgroup_stats *s = stats_for(prev_cgroup);
+        if (s) __sync_fetch_and_add(&s->cpu_ns, now - start->ts);
+      }
     }
     start->ts = now;
     start->pid = next_pid;
   }
 
   // A preempted task stays runnable: its run-queue wait starts now.
-  if (prev_state == TASK_RUNNING && prev_pid != 0)
-    bpf_map_update_elem(&runnable_since, &prev_pid, &now, BPF_ANY);
+  if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
 
   if (next_pid == 0) return 0;
-  __u64 *since = bpf_map_lookup_elem(&runnable_since, &next_pid);
-  if (!since) return 0;
+  __u64 next_cgroup = task_cgroup_id(next);
+  if (skip_cgroup(next_cgroup)) return 0;
+  __u64 *since = bpf_task_storage_get(&runnable_since, next, 0, 0);
+  if (!since || *since == 0) return 0;
   __u64 delta = now > *since ? now - *since : 0;
-  bpf_map_delete_elem(&runnable_since, &next_pid);
-  struct berth_cgroup_stats *s = stats_for(berth_task_cgroup_id(next));
+  *since = 0;
+  struct berth_cgroup_stats *s = stats_for(next_cgroup);
   if (!s) return 0;
   __sync_fetch_and_add(&s->runq_count, 1);
   __sync_fetch_and_add(&s->runq_sum_ns, delta);
@@ -136,6 +157,7 @@ SEC("tp_btf/block_io_start")
 int BPF_PROG(berth_block_io_start, struct request *rq) {
   __u64 key = (__u64)rq;
   struct io_start v = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = 0};
+  if (skip_cgroup(v.cgroup_id)) return 0;
   bpf_map_update_elem(&io_inflight, &key, &v, BPF_ANY);
   return 0;
 }
@@ -150,6 +172,7 @@ int BPF_PROG(berth_block_rq_issue, struct request *rq) {
     return 0;
   }
   struct io_start n = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = now};
+  if (skip_cgroup(n.cgroup_id)) return 0;
   bpf_map_update_elem(&io_inflight, &key, &n, BPF_ANY);
   return 0;
 }
@@ -206,8 +229,9 @@ int BPF_PROG(berth_tcp_receive_reset, struct sock *sk) {
   return 0;
 }
 
-// Per-pod network bytes: attached by the loader to chosen cgroups (a pod's), counted per
-// socket cgroup (bpf_skb_cgroup_id: the container's). Always lets the packet through.
+// Per-pod network bytes: attached by the loader to chosen cgroups (berth: the parent of all
+// pod cgroups), counted per socket cgroup (bpf_skb_cgroup_id: the container's). Always lets
+// the packet through.
 SEC("cgroup_skb/ingress")
 int berth_cgroup_skb_ingress(struct __sk_buff *skb) {
   struct berth_cgroup_stats *s = stats_for(bpf_skb_cgroup_id(skb));

@@ -8,12 +8,15 @@
 # `perf bench sched pipe -l L` (two tasks ping-ponging over pipes: two context switches and
 # two wakeups per op, every one of them through the sched_switch/sched_wakeup programs).
 # Measured:
-#  - bpf: the kernel's own accounting of time spent in berth's BPF programs
+#  - bpf: the kernel's own accounting of time spent in this berth's BPF programs
 #    (kernel.bpf_stats_enabled=1 for the run, restored after; `bpftool prog show` run_time_ns
-#    and run_cnt of the berth_* programs), over the wall time of the loaded rounds: this is
-#    machine-wide cost, including every other process's context switches;
+#    and run_cnt of the berth_* programs it loaded), over the wall time of the loaded rounds:
+#    machine-wide cost, including every other process's context switches (bpf_stats adds
+#    its own timing cost, ~20-40 ns per run, to run_time_ns);
 #  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without;
-#  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller).
+#  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
+#  - background: the same BPF accounting over 10 s without the workload (the machine's own
+#    activity), for scale.
 # Usage: tests/bench/ebpf_overhead.sh [ops-per-round (default 200000)] [rounds (default 3)]
 # Env: BERTH_BIN (default build/kubelet/berth), BERTH_CGROUP_ROOT (default /berth-bench).
 set -euo pipefail
@@ -53,7 +56,7 @@ trap cleanup EXIT
 
 port_base=$((20000 + RANDOM % 20000))
 start_berth() {  # start_berth <true|false>
-  local port=$((port_base)) 
+  local port=$port_base
   mkdir -p "$work/root" "$work/state" "$work/cni"
   "$berth_bin" --runtime-only --ebpf="$1" --root-dir="$work/root" --state-dir="$work/state" \
     --cri-socket="$work/state/berth.sock" --cgroup-root="$cg_root" --cni-conf-dir="$work/cni" \
@@ -69,10 +72,18 @@ start_berth() {  # start_berth <true|false>
   [ "$up" = "$([ "$1" = true ] && echo 1 || echo 0)" ] || die "berth_ebpf_up is '$up' with --ebpf=$1: $(grep -i ebpf "$work/berth.log" | tail -n 3)"
 }
 berth_cpu_ticks() { awk '{print $14 + $15}' "/proc/$berth_pid/stat"; }
-# bpf_totals: "<run_time_ns> <run_cnt>" summed over berth's programs.
+# berth_prog_ids: ids of the loaded berth_* BPF programs (of every berth on the machine).
+berth_prog_ids() { bpftool prog show --json | jq -c '[.[] | select(.name | startswith("berth_")) | .id]'; }
+# bpf_totals: "<run_time_ns> <run_cnt>" summed over this berth's programs ($my_progs: the
+# berth_* programs that appeared when it started; other berths on the machine have their own).
 bpf_totals() {
-  bpftool prog show --json | jq -r '[.[] | select(.name | startswith("berth_"))] |
+  bpftool prog show --json | jq -r --argjson mine "$my_progs" '[.[] | select(.id as $i | $mine | index($i))] |
     "\(map(.run_time_ns // 0) | add // 0) \(map(.run_cnt // 0) | add // 0)"'
+}
+# bpf_by_prog: {name: [run_time_ns, run_cnt]} of this berth's programs.
+bpf_by_prog() {
+  bpftool prog show --json | jq -c --argjson mine "$my_progs" '[.[] | select(.id as $i | $mine | index($i))] |
+    map({key: .name, value: [(.run_time_ns // 0), (.run_cnt // 0)]}) | from_entries'
 }
 # run_workload: prints "<usecs/op> <wall s> <cpu s>" of one perf bench run in the workload cgroup.
 run_workload() {
@@ -86,17 +97,23 @@ run_workload() {
 
 hz=$(getconf CLK_TCK)
 declare -a with_us without_us with_cpu without_cpu
-bpf_ns=0 bpf_cnt=0 with_wall=0 berth_with=0 berth_without=0
+bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
 sysctl -qw kernel.bpf_stats_enabled=1
 for r in $(seq 1 "$rounds"); do
   for mode in false true; do
+    before=$(berth_prog_ids)
     start_berth $mode
+    my_progs=$(jq -cn --argjson a "$before" --argjson b "$(berth_prog_ids)" '$b - $a')
+    [ $mode = false ] || [ "$(jq length <<<"$my_progs")" -gt 0 ] || die "no BPF programs of this berth found"
     t0=$(berth_cpu_ticks)
-    [ $mode = false ] || read -r ns0 cnt0 < <(bpf_totals)
+    [ $mode = false ] || { read -r ns0 cnt0 < <(bpf_totals); progs0=$(bpf_by_prog); }
     read -r us wall cpu < <(run_workload)
     if [ $mode = true ]; then
       read -r ns1 cnt1 < <(bpf_totals)
       bpf_ns=$((bpf_ns + ns1 - ns0)); bpf_cnt=$((bpf_cnt + cnt1 - cnt0))
+      progs=$(jq -cn --argjson acc "$progs" --argjson a "$progs0" --argjson b "$(bpf_by_prog)" \
+        '$acc + ($b | to_entries | map({key: .key, value: [(.value[0] - ($a[.key][0] // 0) + ($acc[.key][0] // 0)),
+          (.value[1] - ($a[.key][1] // 0) + ($acc[.key][1] // 0))]}) | from_entries)')
       with_wall=$(awk -v a="$with_wall" -v b="$wall" 'BEGIN {print a + b}')
       with_us+=("$us"); with_cpu+=("$cpu")
       berth_with=$((berth_with + $(berth_cpu_ticks) - t0))
@@ -108,6 +125,17 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 
+# Background: no workload, the machine's own activity, 10 s with the collectors loaded.
+before=$(berth_prog_ids)
+start_berth true
+my_progs=$(jq -cn --argjson a "$before" --argjson b "$(berth_prog_ids)" '$b - $a')
+read -r bg_ns0 bg_cnt0 < <(bpf_totals)
+bg_t0=$EPOCHREALTIME
+sleep 10
+read -r bg_ns1 bg_cnt1 < <(bpf_totals)
+bg_wall=$(awk -v a="$bg_t0" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}')
+stop_berth
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 sum() { printf '%s\n' "$@" | awk '{s+=$1} END {printf "%.3f", s}'; }
 jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
@@ -116,7 +144,8 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson bpf_ns "$bpf_ns" --argjson bpf_cnt "$bpf_cnt" --argjson wall "$with_wall" \
   --argjson berth_with "$(awk -v t="$berth_with" -v hz="$hz" 'BEGIN {print t / hz}')" \
   --argjson berth_without "$(awk -v t="$berth_without" -v hz="$hz" 'BEGIN {print t / hz}')" \
-  --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
+  --argjson progs "$progs" --argjson bg_ns "$((bg_ns1 - bg_ns0))" --argjson bg_cnt "$((bg_cnt1 - bg_cnt0))" \
+  --argjson bg_wall "$bg_wall" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
   machine: {cpus: ($nproc | tonumber), loadavg: $load},
@@ -124,7 +153,12 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
         ns_per_event: (if $bpf_cnt > 0 then ($bpf_ns / $bpf_cnt) else null end),
         wall_seconds: $wall,
         overhead_cores: (if $wall > 0 then ($bpf_ns / 1e9 / $wall) else null end),
-        overhead_percent_of_one_core: (if $wall > 0 then ($bpf_ns / 1e9 / $wall * 100) else null end)},
+        overhead_percent_of_one_core: (if $wall > 0 then ($bpf_ns / 1e9 / $wall * 100) else null end),
+        programs: ($progs | with_entries(select(.value[1] > 0) |
+          .value = {runs: .value[1], ns_per_run: (.value[0] / .value[1]), seconds: (.value[0] / 1e9)}))},
+  background: {what: "no workload, only the other activity of the machine, collectors loaded",
+               wall_seconds: $bg_wall, events: $bg_cnt, events_per_second: ($bg_cnt / $bg_wall),
+               overhead_percent_of_one_core: ($bg_ns / 1e9 / $bg_wall * 100)},
   workload_usecs_per_op: {with_ebpf: $with_us, without_ebpf: $without_us,
                           slowdown_percent: (($with_us - $without_us) / $without_us * 100)},
   workload_cpu_seconds: {with_ebpf: $with_cpu, without_ebpf: $without_cpu},

@@ -38,15 +38,15 @@ mkdir -p "$ms_dir"
 
 # The admin kubeconfig stands in for metrics-server's service account (it needs get/list of
 # nodes, pods, nodes/metrics, and the extension-apiserver-authentication ConfigMap).
-in_ns "$ms_bin" --kubeconfig="$state/admin.kubeconfig" \
+ip netns exec "$netns" "$ms_bin" --kubeconfig="$state/admin.kubeconfig" \
   --authentication-kubeconfig="$state/admin.kubeconfig" \
   --authorization-kubeconfig="$state/admin.kubeconfig" \
   --bind-address="$node_addr" --secure-port=$ms_port --cert-dir="$ms_dir" \
   --kubelet-insecure-tls --kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port \
-  --metric-resolution=10s --v=2 </dev/null >"$ms_dir/metrics-server.log" 2>&1 &
+  --metric-resolution=10s --kubelet-request-timeout=5s --v=2 </dev/null >"$ms_dir/metrics-server.log" 2>&1 &
 ms_pid=$!
 ms_ready() { in_ns curl -sk --max-time 3 -o /dev/null "https://$node_addr:$ms_port/livez"; }
-wait_for 60 ms_ready || fail "metrics-server not live: $(tail -n 20 "$ms_dir/metrics-server.log")"
+wait_for 60 ms_ready || fail "metrics-server not live: $(grep -v "^ " "$ms_dir/metrics-server.log" | head -n 20)"
 
 kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -107,6 +107,12 @@ millicores=${cpu%m}
 [ "$millicores" -ge 100 ] && [ "$millicores" -le 300 ] ||
   fail "kubectl top pods: top-me uses $cpu, want 100m..300m (limit 200m, busy loop)" "$E2E_NS"
 echo "PASS: kubectl top pods: top-me $cpu $mem"
+# The PodMetrics object itself: one container, with a non-zero memory working set.
+kubectl get --raw "/apis/metrics.k8s.io/v1beta1/namespaces/$E2E_NS/pods/top-me" >"$ms_dir/podmetrics.json" ||
+  fail "GET PodMetrics top-me failed"
+jq -e '.containers | length == 1 and .[0].name == "main" and (.[0].usage.memory | test("^[1-9]"))' \
+  "$ms_dir/podmetrics.json" >/dev/null || fail "PodMetrics of top-me: $(cat "$ms_dir/podmetrics.json")"
+echo "PASS: PodMetrics top-me: $(jq -c '.containers[0].usage' "$ms_dir/podmetrics.json")"
 
 top_has_node() {
   kubectl top nodes --no-headers >"$ms_dir/top-nodes.txt" 2>&1 && grep -q "^$node_name " "$ms_dir/top-nodes.txt"
