@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/file.h"
@@ -373,6 +374,25 @@ int RealMain(int argc, char** argv) {
               LOG(WARNING) << "pod CIDR " << cidr << ": " << s;
             }
           });
+    }
+    {
+      // As kubelet's runtimeState: the node is Ready only while the runtime reports
+      // RuntimeReady and NetworkReady (through the CRI, like any runtime).
+      cri::RuntimeService* rs = &runtime;
+      node_status->SetReadinessCheck([rs]() -> std::string {
+        auto st = rs->Status(cri::v1::StatusRequest());
+        if (!st.ok()) return absl::StrCat("container runtime is down: ", st.status().ToString());
+        std::string why;
+        for (const auto& c : st->status().conditions()) {
+          if (c.status()) continue;
+          bool net = c.type() == "NetworkReady";
+          if (!net && c.type() != "RuntimeReady") continue;
+          absl::StrAppend(&why, why.empty() ? "" : "; ", net ? "container runtime network not ready: "
+                                                             : "container runtime not ready: ",
+                          c.type(), "=false reason:", c.reason(), " message:", c.message());
+        }
+        return why;
+      });
     }
     kubelet::LeaseOptions lopts;
     lopts.node_name = f.node_name;

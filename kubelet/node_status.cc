@@ -167,7 +167,7 @@ absl::StatusOr<MachineInfo> ReadMachineInfo(const std::string& root_dir) {
 }
 
 Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
-               std::chrono::system_clock::time_point now) {
+               std::chrono::system_clock::time_point now, const std::string& not_ready) {
   std::string arch = machine.architecture.empty() ? "amd64" : machine.architecture;
   Json labels = {
       {"kubernetes.io/hostname", machine.hostname.empty() ? opts.node_name : machine.hostname},
@@ -195,7 +195,9 @@ Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
                 "kubelet has no disk pressure", hb, tt),
       Condition("PIDPressure", "False", "KubeletHasSufficientPID",
                 "kubelet has sufficient PID available", hb, tt),
-      Condition("Ready", "True", "KubeletReady", "berth is posting ready status", hb, tt),
+      not_ready.empty()
+          ? Condition("Ready", "True", "KubeletReady", "berth is posting ready status", hb, tt)
+          : Condition("Ready", "False", "KubeletNotReady", not_ready, hb, tt),
   });
   Json addresses = Json::array();
   if (!opts.node_ip.empty()) addresses.push_back({{"type", "InternalIP"}, {"address", opts.node_ip}});
@@ -247,6 +249,11 @@ void NodeStatusManager::SetPodCidrCallback(
   cidr_cb_ = std::move(cb);
 }
 
+void NodeStatusManager::SetReadinessCheck(std::function<std::string()> check) {
+  std::lock_guard<std::mutex> lock(mu_);
+  readiness_check_ = std::move(check);
+}
+
 std::string NodeStatusManager::NodeUid() const {
   std::lock_guard<std::mutex> lock(mu_);
   return uid_;
@@ -289,7 +296,13 @@ void NodeStatusManager::Observe(const Json& node) {
 }
 
 absl::Status NodeStatusManager::RegisterOnce() {
-  Json node = BuildNode(options_, machine_, std::chrono::system_clock::now());
+  std::function<std::string()> check;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    check = readiness_check_;
+  }
+  Json node = BuildNode(options_, machine_, std::chrono::system_clock::now(),
+                        check ? check() : "");
   auto created = client_->Post("/api/v1/nodes", node);
   if (created.ok()) {
     Observe(*created);
@@ -312,7 +325,21 @@ absl::Status NodeStatusManager::RegisterOnce() {
 }
 
 absl::Status NodeStatusManager::UpdateStatusOnce() {
-  Json node = BuildNode(options_, machine_, std::chrono::system_clock::now());
+  std::function<std::string()> check;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    check = readiness_check_;
+  }
+  std::string not_ready = check ? check() : "";
+  auto now = std::chrono::system_clock::now();
+  if (not_ready.empty() != last_not_ready_.empty()) {
+    if (!not_ready.empty()) {
+      LOG(WARNING) << "node " << options_.node_name << " not ready: " << not_ready;
+    }
+    ready_since_ = now;  // Ready flipped: a new transition time for it
+  }
+  last_not_ready_ = not_ready;
+  Json node = BuildNode(options_, machine_, now, not_ready);
   std::string since = FormatTime(ready_since_);
   for (Json& c : node["status"]["conditions"]) c["lastTransitionTime"] = since;
   Json patch = {{"status", node["status"]}};

@@ -65,8 +65,11 @@ struct NodeStatusOptions {
 
 // Builds the Node object berth registers: labels, capacity/allocatable, conditions,
 // addresses, daemonEndpoints and nodeInfo. `now` stamps heartbeat and transition times.
+// `not_ready` empty: condition Ready=True (KubeletReady); otherwise Ready=False with reason
+// KubeletNotReady and `not_ready` as the message, as the kubelet reports a runtime or
+// network that is not ready.
 Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
-               std::chrono::system_clock::time_point now);
+               std::chrono::system_clock::time_point now, const std::string& not_ready = "");
 
 // Registers the Node and keeps its status current. Threading: Start() launches one thread;
 // Stop() joins it. Getters are thread-safe. Callbacks run on the manager's thread.
@@ -79,6 +82,11 @@ class NodeStatusManager {
   // Called with the new spec.podCIDR (and spec.podCIDRs) whenever it first appears or changes.
   void SetPodCidrCallback(std::function<void(const std::string& cidr,
                                              const std::vector<std::string>& cidrs)> cb);
+
+  // Sets the readiness check run before each status update: it returns "" when the node is
+  // ready, else why not (the kubelet's "container runtime network not ready: ..."
+  // message). Without a check the node is always Ready. Called on the manager's thread.
+  void SetReadinessCheck(std::function<std::string()> check);
 
   // Registers once, synchronously (one attempt). Errors as ApiClient.
   absl::Status RegisterOnce();
@@ -117,7 +125,9 @@ class NodeStatusManager {
   std::string pod_cidr_;                     // guarded by mu_
   std::vector<std::string> pod_cidrs_;       // guarded by mu_
   std::function<void(const std::string&, const std::vector<std::string>&)> cidr_cb_;
+  std::function<std::string()> readiness_check_;      // guarded by mu_
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
+  std::string last_not_ready_ = "unknown";            // manager thread only; "" = was ready
 };
 
 }  // namespace berth::kubelet

@@ -70,6 +70,40 @@ TEST(NodeStatusTest, BuildNode) {
   EXPECT_EQ(info["architecture"], "amd64");
 }
 
+// A runtime whose network is not ready makes the node NotReady with the check's message, and
+// Ready comes back (with a new transition time) once the check passes.
+TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
+  ScriptedApiClient client;
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+  };
+  NodeStatusManager mgr(&client, {.node_name = "n1"}, FakeMachine());
+  std::string why = "container runtime network not ready: NetworkReady=false "
+                    "reason:NetworkPluginNotReady message:no CNI configuration";
+  mgr.SetReadinessCheck([&] { return why; });
+  auto ready_of = [](const Json& body) {
+    for (const Json& c : body["status"]["conditions"]) {
+      if (c["type"] == "Ready") return c;
+    }
+    return Json();
+  };
+  ASSERT_TRUE(mgr.RegisterOnce().ok());
+  Json c = ready_of(client.Requests().back().body);
+  EXPECT_EQ(c["status"], "False");
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  c = ready_of(client.Requests().back().body);
+  EXPECT_EQ(c["status"], "False");
+  EXPECT_EQ(c["reason"], "KubeletNotReady");
+  EXPECT_EQ(c["message"], why);
+  std::string not_ready_since = c["lastTransitionTime"];
+  why.clear();
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  c = ready_of(client.Requests().back().body);
+  EXPECT_EQ(c["status"], "True");
+  EXPECT_EQ(c["reason"], "KubeletReady");
+  EXPECT_GE(c["lastTransitionTime"].get<std::string>(), not_ready_since);  // RFC 3339 sorts
+}
+
 TEST(NodeStatusTest, Parsers) {
   auto kib = ParseMemTotalKib("MemTotal:       16318012 kB\nMemFree: 1 kB\n");
   ASSERT_TRUE(kib.ok());
