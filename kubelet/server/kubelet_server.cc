@@ -414,7 +414,9 @@ struct KubeletServer::Impl {
         co_return co_await Reply(s, req, http::status::bad_request,
                                  "want /portForward/{namespace}/{pod}[/{uid}]");
       }
-      co_return co_await PortForward(s, buf, req, seg[1], seg[2], seg.size() == 4 ? seg[3] : "");
+      // (A named uid: GCC 12 mishandles a conditional's temporary across co_await.)
+      std::string uid = seg.size() == 4 ? seg[3] : "";
+      co_return co_await PortForward(s, buf, req, seg[1], seg[2], uid);
     }
     co_return co_await Reply(s, req, http::status::not_found, "404 page not found\n");
   }
