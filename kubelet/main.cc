@@ -31,6 +31,10 @@
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
 #include "kubelet/cri_metrics.h"
+#include "kubelet/server/auth.h"
+#include "kubelet/server/container_log_manager.h"
+#include "kubelet/server/kubelet_server.h"
+#include "kubelet/server/tls.h"
 #include "kubelet/stats_source.h"
 #include "ebpf/collectors.h"
 #include "metrics/cadvisor.h"
@@ -75,6 +79,17 @@ struct Flags {
   bool runtime_only = false;
   bool ebpf = true;
   int verbosity = 0;
+  // The kubelet server on :10250 (defaults of the upstream KubeletConfiguration file).
+  std::string address = "0.0.0.0";
+  int port = 10250;
+  std::string tls_cert_file;
+  std::string tls_private_key_file;
+  std::string client_ca_file;
+  bool anonymous_auth = false;
+  bool authentication_token_webhook = true;
+  std::string authorization_mode = "Webhook";
+  std::string container_log_max_size = "10Mi";
+  int container_log_max_files = 5;
 };
 
 std::atomic<bool> g_stop{false};
@@ -142,6 +157,26 @@ int RealMain(int argc, char** argv) {
   app.add_option("--ebpf", f.ebpf,
                  "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
+  app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
+  app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
+  app.add_option("--tls-cert-file", f.tls_cert_file,
+                 "serving certificate (self-signed into <root-dir>/pki when absent)");
+  app.add_option("--tls-private-key-file", f.tls_private_key_file, "key of --tls-cert-file");
+  app.add_option("--client-ca-file", f.client_ca_file,
+                 "CA bundle that verifies client certificates (user = CN, groups = O)");
+  app.add_option("--anonymous-auth", f.anonymous_auth,
+                 "serve unauthenticated requests as system:anonymous")
+      ->default_str("false");
+  app.add_option("--authentication-token-webhook", f.authentication_token_webhook,
+                 "authenticate bearer tokens with TokenReview")
+      ->default_str("true");
+  app.add_option("--authorization-mode", f.authorization_mode,
+                 "Webhook (SubjectAccessReview) or AlwaysAllow")
+      ->check(CLI::IsMember({"Webhook", "AlwaysAllow"}));
+  app.add_option("--container-log-max-size", f.container_log_max_size,
+                 "rotate a container's log when it grows past this size (e.g. 10Mi)");
+  app.add_option("--container-log-max-files", f.container_log_max_files,
+                 "log files kept per container, the current one included (>= 2)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -284,6 +319,7 @@ int RealMain(int argc, char** argv) {
   };
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
+  metrics::Registry probes_registry;  // prober_probe_total ... (filled by the prober)
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
@@ -320,6 +356,7 @@ int RealMain(int argc, char** argv) {
   metrics::MetricsServer metrics_server(&registry, f.metrics_bind_address);
   metrics_server.AddRegistry("/metrics/cadvisor", &cadvisor_registry);
   metrics_server.AddRegistry("/metrics/resource", &resource_registry);
+  metrics_server.AddRegistry("/metrics/probes", &probes_registry);
   metrics_server.AddHandler(
       "/stats/summary",
       [&runtime, &summary]() -> absl::StatusOr<std::string> {
@@ -340,6 +377,9 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::EventRecorder> events;
   std::unique_ptr<kubelet::PodManager> pods;
   std::unique_ptr<kubelet::ListWatch> pod_watch;
+  std::unique_ptr<kubelet::server::Auth> server_auth;
+  std::unique_ptr<kubelet::server::KubeletServer> kubelet_server;
+  std::unique_ptr<kubelet::server::ContainerLogManager> log_manager;
   if (!f.runtime_only) {
     auto client = kubelet::ApiClient::FromKubeconfig(f.kubeconfig);
     if (!client.ok()) {
@@ -356,6 +396,7 @@ int RealMain(int argc, char** argv) {
     nopts.node_name = f.node_name;
     nopts.node_ip = f.node_ip;
     nopts.runtime_version = std::string("berth://") + BERTH_VERSION;
+    nopts.kubelet_port = f.port;
     node_status = std::make_unique<kubelet::NodeStatusManager>(api.get(), nopts, *machine);
     {
       // As kubelet's updatePodCIDR: the runtime learns the node's pod CIDRs (CNI ipRanges).
@@ -430,6 +471,94 @@ int RealMain(int argc, char** argv) {
     h.on_synced = [pm] { pm->HandlePodsSynced(); };
     pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
 
+    if (f.port != 0) {
+      kubelet::server::KubeletServerOptions kopts;
+      kopts.address = f.address;
+      kopts.port = f.port;
+      kopts.tls_cert_file = f.tls_cert_file;
+      kopts.tls_private_key_file = f.tls_private_key_file;
+      kopts.client_ca_file = f.client_ca_file;
+      kopts.node_name = f.node_name;
+      if (kopts.tls_cert_file.empty() != kopts.tls_private_key_file.empty()) {
+        LOG(ERROR) << "--tls-cert-file and --tls-private-key-file go together";
+        return 2;
+      }
+      if (kopts.tls_cert_file.empty()) {
+        kopts.tls_cert_file = JoinPath(f.root_dir, "pki/kubelet.crt");
+        kopts.tls_private_key_file = JoinPath(f.root_dir, "pki/kubelet.key");
+        std::vector<std::string> ips;
+        if (!f.node_ip.empty()) ips.push_back(f.node_ip);
+        if (auto s = kubelet::server::EnsureSelfSignedCert(
+                kopts.tls_cert_file, kopts.tls_private_key_file, f.node_name, ips);
+            !s.ok()) {
+          LOG(ERROR) << "berth: self-signed serving certificate: " << s;
+          return 1;
+        }
+      }
+      kubelet::server::AuthOptions aopts;
+      aopts.anonymous = f.anonymous_auth;
+      aopts.token_webhook = f.authentication_token_webhook;
+      aopts.authorize_webhook = f.authorization_mode == "Webhook";
+      server_auth = std::make_unique<kubelet::server::Auth>(api.get(), aopts);
+      kubelet_server =
+          std::make_unique<kubelet::server::KubeletServer>(kopts, &runtime, server_auth.get());
+      kubelet_server->AddHandler(
+          "/metrics", [&registry]() -> absl::StatusOr<std::string> { return registry.Expose(); },
+          "text/plain; version=0.0.4");
+      kubelet_server->AddHandler(
+          "/metrics/cadvisor",
+          [&cadvisor_registry]() -> absl::StatusOr<std::string> {
+            return cadvisor_registry.Expose();
+          },
+          "text/plain; version=0.0.4");
+      kubelet_server->AddHandler(
+          "/metrics/resource",
+          [&resource_registry]() -> absl::StatusOr<std::string> {
+            return resource_registry.Expose();
+          },
+          "text/plain; version=0.0.4");
+      kubelet_server->AddHandler(
+          "/metrics/probes",
+          [&probes_registry]() -> absl::StatusOr<std::string> {
+            return probes_registry.Expose();
+          },
+          "text/plain; version=0.0.4");
+      kubelet_server->AddHandler(
+          "/stats/summary",
+          [&runtime, &summary]() -> absl::StatusOr<std::string> {
+            if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
+            ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+            return summary->Summary(t.pods);
+          },
+          "application/json");
+      // The pods bound to this node (the upstream kubelet serves its pod manager's copy).
+      kubelet::ApiClient* client_ptr = api.get();
+      std::string pods_path = "/api/v1/pods?fieldSelector=spec.nodeName%3D" + f.node_name;
+      kubelet_server->AddHandler(
+          "/pods",
+          [client_ptr, pods_path]() -> absl::StatusOr<std::string> {
+            ASSIGN_OR_RETURN(kubelet::Json list, client_ptr->Get(pods_path));
+            return list.dump();
+          },
+          "application/json");
+      if (auto s = kubelet_server->Start(); !s.ok()) {
+        LOG(ERROR) << "berth: " << s;
+        return 1;
+      }
+      LOG(INFO) << "berth: kubelet server on " << f.address << ":" << kubelet_server->port();
+    }
+    kubelet::server::ContainerLogManagerOptions lmopts;
+    absl::StatusOr<int64_t> max_size = kubelet::server::ParseQuantityBytes(f.container_log_max_size);
+    if (!max_size.ok() || f.container_log_max_files < 2) {
+      LOG(ERROR) << "--container-log-max-size must be a size like 10Mi and "
+                    "--container-log-max-files at least 2";
+      return 2;
+    }
+    lmopts.max_size_bytes = *max_size;
+    lmopts.max_files = f.container_log_max_files;
+    log_manager = std::make_unique<kubelet::server::ContainerLogManager>(&runtime, lmopts);
+    log_manager->Start();
+
     events->Start();
     node_status->Start();
     lease->Start();
@@ -445,6 +574,8 @@ int RealMain(int argc, char** argv) {
     if (n < 0 && errno != EINTR) break;
   }
   LOG(INFO) << "berth: stopping (pods keep running)";
+  if (kubelet_server) kubelet_server->Stop();
+  if (log_manager) log_manager->Stop();
   if (pod_watch) pod_watch->Stop();
   if (pods) pods->Stop();
   if (events) events->Stop();

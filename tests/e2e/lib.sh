@@ -136,6 +136,7 @@ start_berth() {
     --cgroup-root="$cg" --cni-conf-dir="$state/cni/net.d" \
     --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
+    --client-ca-file="$state/pki/ca.crt" --container-log-max-size=1Mi --container-log-max-files=3 \
     "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/berth.pid"
@@ -188,13 +189,16 @@ count_pod_cgroups() {
 }
 
 # pod_logs <namespace> <pod> [container]: the logs of a pod's (first or named) container,
-# read through berth's CRI socket with crictl. (`kubectl logs` needs the kubelet server on
-# :10250, which the streaming issue adds.)
+# through the API server and berth's kubelet server (`kubectl logs`).
 pod_logs() {
-  local ns=$1 pod=$2 ctr=${3:-} id
-  local filter=(--label "io.kubernetes.pod.namespace=$ns" --label "io.kubernetes.pod.name=$pod")
-  [ -z "$ctr" ] || filter+=(--name "^$ctr\$")
-  id=$(crictl ps -a -q "${filter[@]}" | head -n 1)
-  [ -n "$id" ] || { log "pod_logs: no container for $ns/$pod"; return 1; }
-  crictl logs "$id"
+  local ns=$1 pod=$2 ctr=${3:-}
+  kubectl logs -n "$ns" "$pod" ${ctr:+-c "$ctr"}
 }
+
+# count_berth_threads / count_berth_fds: resources of the berth process, for before/after
+# comparisons (a stream or request must not leave a thread or fd behind).
+count_berth_threads() { ls "/proc/$(berth_pid)/task" | wc -l; }
+count_berth_fds() { ls "/proc/$(berth_pid)/fd" | wc -l; }
+
+# kubelet_url <path>: https URL of berth's kubelet server (inside the netns).
+kubelet_url() { echo "https://$node_addr:10250$1"; }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Streaming benchmark: `kubectl exec <pod> -- true` latency (p50/p90 over N, default 50) and
+# `kubectl port-forward` throughput (100 MB echoed through one connection) for a pod on the
+# berth node and a pod on an upstream kubelet + containerd node (tests/peer/), in the same
+# run, against the same API server. Prints one JSON object on stdout. Not a pass/fail test.
+# Usage: BERTH_E2E_STATE=<state> tests/bench/exec_latency.sh [N]
+#   (tests/e2e/cluster_up.sh ran with the same state dir; the peer is started and stopped here)
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/../e2e/lib.sh"
+n=${1:-50}
+ns=bench-exec
+[ -n "$(berth_pid)" ] && pid_alive berth || fail "berth is not running (start tests/e2e/cluster_up.sh)"
+peer_dir="$repo_dir/tests/peer"
+[ -x "$peer_dir/containerd.sh" ] && [ -x "$peer_dir/kubelet.sh" ] ||
+  fail "the peer scripts tests/peer/{containerd,kubelet}.sh are missing"
+ctrd_state="$state/bench-peer-ctrd"
+kubelet_state="$state/bench-peer-kubelet"
+pf_pids=()
+cleanup() {
+  local p
+  for p in "${pf_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
+  "$peer_dir/kubelet.sh" stop "$kubelet_state" >&2 || true
+  "$peer_dir/containerd.sh" stop "$ctrd_state" >&2 || true
+}
+trap cleanup EXIT
+
+"$peer_dir/containerd.sh" start "$ctrd_state" >&2 || fail "containerd peer did not start"
+eval "$("$peer_dir/containerd.sh" env "$ctrd_state")"
+PEER_CRI_ENDPOINT="unix://$PEER_CONTAINERD_SOCK" PEER_CNI_CONF_DIR="$ctrd_state/cni/net.d" \
+  PEER_CGROUP_ROOT="$PEER_CGROUP_ROOT" "$peer_dir/kubelet.sh" start "$kubelet_state" >&2 ||
+  fail "upstream kubelet peer did not start"
+eval "$("$peer_dir/kubelet.sh" env "$kubelet_state")"
+
+kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
+kubectl create namespace "$ns" >/dev/null
+wait_for 60 kubectl get serviceaccount default -n "$ns" || fail "no default ServiceAccount in $ns"
+pod() {  # pod <name> <node>
+  cat <<POD
+apiVersion: v1
+kind: Pod
+metadata: {name: $1}
+spec:
+  nodeName: $2
+  terminationGracePeriodSeconds: 1
+  tolerations: [{key: berth.dev/peer, operator: Exists}]
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "nc -ll -p 8080 -e cat & exec sleep 3600"]
+POD
+}
+{ pod on-berth "$node_name"; echo ---; pod on-peer "$PEER_NODE_NAME"; } | kubectl apply -n "$ns" -f - >/dev/null
+for p in on-berth on-peer; do
+  wait_for 180 pod_phase_is "$ns" $p Running || fail "pod $p not Running" "$ns"
+done
+
+# exec_ms <pod>: N latencies of `kubectl exec -- true` in ms, one per line (after 3 warm-ups).
+exec_ms() {
+  local i t0
+  for i in 1 2 3; do kubectl exec -n "$ns" "$1" -- true; done
+  for i in $(seq 1 "$n"); do
+    t0=$EPOCHREALTIME
+    kubectl exec -n "$ns" "$1" -- true || fail "kubectl exec $1 -- true failed"
+    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", (b - a) * 1000}'
+  done
+}
+pct() { sort -n | awk -v p="$1" '{v[NR] = $1} END {i = int((NR - 1) * p + 0.5) + 1; print v[i]}'; }
+
+cat >"$state/bench-pf.py" <<'PY'
+import hashlib, os, socket, sys, threading, time
+port, size = int(sys.argv[1]), int(sys.argv[2])
+data = os.urandom(1 << 20)
+s = socket.create_connection(("127.0.0.1", port), timeout=120)
+want, got = hashlib.sha256(), hashlib.sha256()
+def send():
+    left = size
+    while left > 0:
+        c = data[: min(left, len(data))]; s.sendall(c); want.update(c); left -= len(c)
+start = time.time()
+t = threading.Thread(target=send); t.start()
+n = 0
+while n < size:
+    b = s.recv(1 << 16)
+    if not b: break
+    got.update(b); n += len(b)
+t.join(); secs = time.time() - start
+ok = n == size and want.digest() == got.digest()
+print("%.1f" % (size / secs / 1e6) if ok else "corrupt")
+PY
+# pf_mbps <pod> <local port>: MB/s of 100 MB echoed through kubectl port-forward.
+pf_mbps() {
+  ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" -n "$ns" \
+    port-forward "pod/$1" "$2:8080" >/dev/null 2>&1 &
+  pf_pids+=($!)
+  listening() { in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; }
+  wait_for 30 listening || fail "kubectl port-forward $1 did not listen"
+  in_ns python3 "$state/bench-pf.py" "$2" $((100 * 1024 * 1024))
+  kill "${pf_pids[-1]}" 2>/dev/null || true
+}
+
+berth_ms=$(exec_ms on-berth)
+peer_ms=$(exec_ms on-peer)
+berth_pf=$(pf_mbps on-berth 18090)
+peer_pf=$(pf_mbps on-peer 18091)
+jq -n --argjson n "$n" \
+  --arg b50 "$(pct 0.5 <<<"$berth_ms")" --arg b90 "$(pct 0.9 <<<"$berth_ms")" \
+  --arg p50 "$(pct 0.5 <<<"$peer_ms")" --arg p90 "$(pct 0.9 <<<"$peer_ms")" \
+  --arg bpf "$berth_pf" --arg ppf "$peer_pf" '{
+  benchmark: "exec_latency", execs: $n,
+  berth: {exec_p50_ms: ($b50 | tonumber), exec_p90_ms: ($b90 | tonumber),
+          port_forward_100mb_mbps: ($bpf | tonumber? // $bpf)},
+  upstream_kubelet_containerd: {exec_p50_ms: ($p50 | tonumber), exec_p90_ms: ($p90 | tonumber),
+          port_forward_100mb_mbps: ($ppf | tonumber? // $ppf)},
+  exec_p50_ratio: (($b50 | tonumber) / ($p50 | tonumber))}'

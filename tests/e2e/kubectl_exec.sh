@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# kubectl exec / attach / port-forward / cp through the real API server, berth's kubelet
+# server (authn/authz + proxy) and the runtime's streaming server (SPDY / WebSocket), and
+# crictl exec / attach / port-forward against berth's CRI socket:
+#  - exec: output, the remote exit code, 10 MB through `exec -i ... cat` byte-identical,
+#    a TTY with its size and a resize while running;
+#  - attach to a container's stdin; port-forward carrying 100 MB intact and 20 concurrent
+#    connections; cp both ways;
+#  - bad input: exec into a stopped container (kubelet answers 404), a client killed
+#    mid-stream (the exec'd process ends); no berth thread or fd is left behind.
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+e2e_namespace e2e-exec
+bg_pids=()
+cleanup() {
+  local p
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+work="$state/exec"
+rm -rf "$work"; mkdir -p "$work"
+kc=(ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" -n "$E2E_NS")
+
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata: {name: box}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "nc -ll -p 8080 -e cat & exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    stdin: true
+    command: ["sh", "-c", "while read l; do echo \"got \$l\"; done; sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: finished}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: $image
+    command: ["true"]
+POD
+for p in box reader; do
+  wait_for 120 pod_phase_is "$E2E_NS" $p Running || fail "pod $p not Running" "$E2E_NS"
+done
+wait_for 120 pod_phase_is "$E2E_NS" finished Succeeded || fail "pod finished not Succeeded" "$E2E_NS"
+# Warm-up: the first stream also proves the path works at all.
+out=$(kubectl exec -n "$E2E_NS" box -- echo hi 2>&1) || fail "kubectl exec box -- echo hi: $out" "$E2E_NS"
+[ "$out" = hi ] || fail "kubectl exec echo hi printed '$out'"
+threads0=$(count_berth_threads); fds0=$(count_berth_fds)
+
+# Exit code of the remote command.
+rc=0; kubectl exec -n "$E2E_NS" box -- sh -c 'echo out; echo err >&2; exit 7' >"$work/o" 2>"$work/e" || rc=$?
+[ "$rc" = 7 ] || fail "kubectl exec ... exit 7 returned $rc"
+[ "$(cat "$work/o")" = out ] || fail "exec stdout '$(cat "$work/o")'"
+grep -q '^err$' "$work/e" || fail "exec stderr lacks 'err': $(cat "$work/e")"
+echo "PASS: kubectl exec returns stdout, stderr and exit code 7"
+
+# 10 MB through stdin -> cat -> stdout, byte-identical.
+head -c $((10 * 1024 * 1024)) /dev/urandom >"$work/10m"
+want=$(sha256sum <"$work/10m" | cut -d' ' -f1)
+got=$(kubectl exec -i -n "$E2E_NS" box -- cat <"$work/10m" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "10 MB through kubectl exec -i cat: sha256 $got != $want"
+echo "PASS: 10 MB through kubectl exec -i cat are byte-identical"
+
+# TTY: the initial size and a resize while the command runs reach the container.
+command -v script >/dev/null || fail "script (bsdutils) is required"
+script -qec "stty rows 33 cols 97; (sleep 3; stty rows 44 cols 101) & ${kc[*]} exec -it box -- sh -c 'stty size; sleep 6; stty size'" /dev/null >"$work/tty" 2>&1 ||
+  fail "kubectl exec -it under script failed: $(cat "$work/tty")"
+tr -d '\r' <"$work/tty" >"$work/tty.txt"
+grep -qx '33 97' "$work/tty.txt" || fail "TTY initial size: $(cat "$work/tty.txt")"
+grep -qx '44 101' "$work/tty.txt" || fail "TTY size after resize: $(cat "$work/tty.txt")"
+echo "PASS: kubectl exec -it: TTY 33x97, resized to 44x101 while running"
+
+# attach: a line written to the container's stdin comes back through its output.
+timeout 20 "${kc[@]}" attach -i reader <<<"hello-attach" >"$work/attach" 2>&1 || true
+attached() { kubectl logs -n "$E2E_NS" reader | grep -qx 'got hello-attach'; }
+wait_for 20 attached || fail "kubectl attach: no 'got hello-attach' in the log: $(cat "$work/attach")"
+echo "PASS: kubectl attach -i delivers stdin"
+
+# port-forward: 100 MB through one connection, then 20 concurrent connections.
+"${kc[@]}" port-forward pod/box 18080:8080 >"$work/pf.log" 2>&1 &
+bg_pids+=($!)
+forwarding() { in_ns bash -c 'exec 3<>/dev/tcp/127.0.0.1/18080' 2>/dev/null; }
+wait_for 30 forwarding || fail "kubectl port-forward did not listen: $(cat "$work/pf.log")"
+cat >"$work/pf.py" <<'PY'
+import hashlib, os, socket, sys, threading, time
+port, size, conns = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def one(results, i):
+    data = os.urandom(min(size, 1 << 20))
+    want, got = hashlib.sha256(), hashlib.sha256()
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    def send():
+        left = size
+        while left > 0:
+            chunk = data[: min(left, len(data))]
+            s.sendall(chunk); want.update(chunk); left -= len(chunk)
+    t = threading.Thread(target=send); t.start()
+    n = 0
+    while n < size:
+        b = s.recv(1 << 16)
+        if not b: break
+        got.update(b); n += len(b)
+    t.join(); s.close()
+    results[i] = (n == size and want.digest() == got.digest(), n)
+start = time.time()
+results = [None] * conns
+ts = [threading.Thread(target=one, args=(results, i)) for i in range(conns)]
+for t in ts: t.start()
+for t in ts: t.join()
+secs = time.time() - start
+bad = [r for r in results if not r[0]]
+print("%d/%d intact, %.1f MB/s" % (conns - len(bad), conns, conns * size / secs / 1e6))
+sys.exit(1 if bad else 0)
+PY
+out=$(in_ns python3 "$work/pf.py" 18080 $((100 * 1024 * 1024)) 1) || fail "port-forward 100 MB: $out"
+echo "PASS: kubectl port-forward carried 100 MB intact ($out)"
+out=$(in_ns python3 "$work/pf.py" 18080 $((1024 * 1024)) 20) || fail "port-forward 20 connections: $out"
+echo "PASS: kubectl port-forward, 20 concurrent connections: $out"
+kill "${bg_pids[-1]}" 2>/dev/null || true
+
+# cp both ways (kubectl cp runs tar through exec).
+head -c 300000 /dev/urandom >"$work/cp-in"
+(cd "$work" && "${kc[@]}" cp cp-in box:/tmp/cp-in) || fail "kubectl cp to the pod"
+(cd "$work" && "${kc[@]}" cp box:/tmp/cp-in cp-out) || fail "kubectl cp from the pod"
+cmp -s "$work/cp-in" "$work/cp-out" || fail "kubectl cp round trip differs"
+echo "PASS: kubectl cp both ways"
+
+# crictl against the CRI socket: exec -i, exec -it (TTY size), attach, port-forward.
+cid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
+[ -n "$cid" ] || fail "crictl ps: no container of pod box"
+[ "$(echo crictl-in | crictl exec -i "$cid" cat)" = crictl-in ] || fail "crictl exec -i cat"
+script -qec "stty rows 21 cols 77; $cluster_bin/crictl --config $state/crictl.yaml exec -it $cid stty size" /dev/null >"$work/crictl-tty" 2>&1 ||
+  fail "crictl exec -it: $(cat "$work/crictl-tty")"
+tr -d '\r' <"$work/crictl-tty" | grep -qx '21 77' || fail "crictl exec -it TTY size: $(cat "$work/crictl-tty")"
+rid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=reader | head -n 1)
+timeout 20 "$cluster_bin/crictl" --config "$state/crictl.yaml" attach -i "$rid" <<<"hello-crictl" >/dev/null 2>&1 || true
+crictl_attached() { kubectl logs -n "$E2E_NS" reader | grep -qx 'got hello-crictl'; }
+wait_for 20 crictl_attached || fail "crictl attach: no 'got hello-crictl'"
+pid_sb=$(crictl pods -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
+in_ns "$cluster_bin/crictl" --config "$state/crictl.yaml" port-forward "$pid_sb" 18081:8080 >"$work/cpf.log" 2>&1 &
+bg_pids+=($!)
+crictl_forwarding() { in_ns bash -c 'exec 3<>/dev/tcp/127.0.0.1/18081' 2>/dev/null; }
+wait_for 30 crictl_forwarding || fail "crictl port-forward did not listen: $(cat "$work/cpf.log")"
+out=$(in_ns python3 "$work/pf.py" 18081 $((10 * 1024 * 1024)) 1) || fail "crictl port-forward 10 MB: $out"
+kill "${bg_pids[-1]}" 2>/dev/null || true
+echo "PASS: crictl exec -i / -it, attach, port-forward ($out)"
+
+# Bad input. A stopped container: kubectl refuses (completed pod); the kubelet itself answers
+# 404 container not found.
+out=$(kubectl exec -n "$E2E_NS" finished -- true 2>&1) && fail "exec into a completed pod succeeded"
+c=$(in_ns curl -sk --max-time 10 -o "$work/stopped.txt" -w '%{http_code}' -X POST \
+  --cert "$state/pki/admin.crt" --key "$state/pki/admin.key" \
+  -H 'Connection: Upgrade' -H 'Upgrade: SPDY/3.1' -H 'X-Stream-Protocol-Version: v4.channel.k8s.io' \
+  "$(kubelet_url "/exec/$E2E_NS/finished/main?command=true&stdout=1")" || true)
+[ "$c" = 404 ] || fail "kubelet /exec into a stopped container: $c $(cat "$work/stopped.txt")"
+grep -q 'container not found' "$work/stopped.txt" || fail "stopped container error: $(cat "$work/stopped.txt")"
+echo "PASS: exec into a stopped container: kubectl error, kubelet 404 container not found"
+
+# A client killed mid-stream: the exec'd cat sees EOF and exits; nothing stays in berth.
+mkfifo "$work/fifo"
+exec 7<>"$work/fifo"
+"${kc[@]}" exec -i box -- sh -c 'echo $$ >/tmp/victim; exec cat' <&7 >/dev/null 2>&1 &
+victim_kubectl=$!
+bg_pids+=("$victim_kubectl")
+has_victim() { kubectl exec -n "$E2E_NS" box -- test -s /tmp/victim; }
+wait_for 30 has_victim || fail "mid-stream exec did not start"
+vpid=$(kubectl exec -n "$E2E_NS" box -- cat /tmp/victim)
+kill -KILL "$victim_kubectl"
+exec 7>&-
+victim_gone() { ! kubectl exec -n "$E2E_NS" box -- kill -0 "$vpid" 2>/dev/null; }
+wait_for 60 victim_gone || fail "exec'd process $vpid still runs after its client was killed"
+settled() { [ "$(count_berth_threads)" -le "$threads0" ] && [ "$(count_berth_fds)" -le "$fds0" ]; }
+wait_for 60 settled || fail "berth threads $threads0 -> $(count_berth_threads), fds $fds0 -> $(count_berth_fds)"
+echo "PASS: killed client: exec'd process ended; berth threads ($threads0) and fds ($fds0) back"
