@@ -28,6 +28,13 @@ struct Bandwidth {
   bool empty() const { return ingress_rate == 0 && egress_rate == 0; }
 };
 
+// runtimeConfig "dns" (CNI conventions, capability dns): the pod's DNS settings from CRI
+// PodSandboxConfig.dns_config.
+struct DnsConfig {
+  std::vector<std::string> servers, searches, options;
+  bool empty() const { return servers.empty() && searches.empty() && options.empty(); }
+};
+
 // Reads the pod annotations kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth
 // (Kubernetes quantities such as "10M" = 10^7 bit/s, "1Gi"), as kubelet's
 // ExtractPodBandwidthResources does: each must lie in [1k, 1P]. Bursts are set to
@@ -44,6 +51,10 @@ struct AttachRequest {
   std::string pod_name, pod_namespace, pod_uid;  // K8S_POD_* CNI_ARGS
   std::vector<PortMapping> port_mappings;
   Bandwidth bandwidth;  // passed to plugins declaring capability "bandwidth" when set
+  DnsConfig dns;        // passed to plugins declaring capability "dns" when set
+  // runtimeConfig "ipRanges" (capability ipRanges): one range set per entry, each holding one
+  // subnet (the node's pod CIDRs, one per address family, as containerd passes them).
+  std::vector<std::string> ip_range_subnets;
 };
 
 // The result of ADD, reduced to what the CRI reports (plus the raw JSON for caching).

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -55,7 +56,15 @@ absl::Status PluginError(const std::string& what, const RunResult& r) {
   }
   std::string err = Trim(r.err);
   if (msg.empty()) {
-    msg = err.empty() ? absl::StrCat("exit status ", r.exit_code) : err;
+    // Run reports death by signal N as 128+N (a plugin that crashed prints nothing).
+    std::string status = r.exit_code > 128
+                             ? absl::StrCat("killed by signal ", r.exit_code - 128)
+                             : absl::StrCat("exit status ", r.exit_code);
+    if (err.empty()) {
+      msg = status;
+    } else {
+      msg = r.exit_code > 128 ? absl::StrCat(status, ": ", err) : err;
+    }
   } else if (!err.empty() && err != msg) {
     absl::StrAppend(&msg, " (stderr: ", err, ")");
   }
@@ -63,6 +72,57 @@ absl::Status PluginError(const std::string& what, const RunResult& r) {
   // Spec error code 11: "try again later".
   if (code == 11) return absl::UnavailableError(msg);
   return absl::InternalError(msg);
+}
+
+// The capability arguments of a request, for the result cache.
+nlohmann::json CapabilityArgsJson(const AttachRequest& req) {
+  nlohmann::json j = {{"portMappings", PortMappingsJson(req.port_mappings)},
+                      {"bandwidth",
+                       {{"ingressRate", req.bandwidth.ingress_rate},
+                        {"ingressBurst", req.bandwidth.ingress_burst},
+                        {"egressRate", req.bandwidth.egress_rate},
+                        {"egressBurst", req.bandwidth.egress_burst}}},
+                      {"dns",
+                       {{"servers", req.dns.servers},
+                        {"searches", req.dns.searches},
+                        {"options", req.dns.options}}},
+                      {"ipRanges", req.ip_range_subnets}};
+  return j;
+}
+
+// Reads CapabilityArgsJson's output into *req (the ID fields stay). Tolerates missing keys;
+// false when `j` has the wrong shape.
+bool CapabilityArgsFromJson(const nlohmann::json& j, AttachRequest* req) {
+  if (!j.is_object()) return false;
+  try {
+    req->port_mappings.clear();
+    for (const auto& m : j.value("portMappings", nlohmann::json::array())) {
+      PortMapping pm;
+      pm.host_port = m.value("hostPort", 0);
+      pm.container_port = m.value("containerPort", 0);
+      pm.protocol = m.value("protocol", std::string("tcp"));
+      pm.host_ip = m.value("hostIP", std::string());
+      req->port_mappings.push_back(std::move(pm));
+    }
+    nlohmann::json bw = j.value("bandwidth", nlohmann::json::object());
+    req->bandwidth.ingress_rate = bw.value("ingressRate", int64_t{0});
+    req->bandwidth.ingress_burst = bw.value("ingressBurst", int64_t{0});
+    req->bandwidth.egress_rate = bw.value("egressRate", int64_t{0});
+    req->bandwidth.egress_burst = bw.value("egressBurst", int64_t{0});
+    nlohmann::json dns = j.value("dns", nlohmann::json::object());
+    req->dns.servers = dns.value("servers", std::vector<std::string>{});
+    req->dns.searches = dns.value("searches", std::vector<std::string>{});
+    req->dns.options = dns.value("options", std::vector<std::string>{});
+    req->ip_range_subnets = j.value("ipRanges", std::vector<std::string>{});
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return true;
+}
+
+// A duration in milliseconds with one decimal, for logs.
+std::string Millis(std::chrono::nanoseconds d) {
+  return absl::StrFormat("%.1f", std::chrono::duration<double, std::milli>(d).count());
 }
 
 // Rejects requests whose IDs would not be valid CNI arguments (or would escape cache_dir).
@@ -153,7 +213,8 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
                                                    const NetworkConfigList& net,
                                                    const PluginConfig& plugin,
                                                    const AttachRequest& req,
-                                                   const std::optional<Result>& prev) const {
+                                                   const std::optional<Result>& prev,
+                                                   std::chrono::nanoseconds* plugin_time) const {
   const bool status_cmd = command == "STATUS";
   std::string what =
       status_cmd ? absl::StrCat("CNI STATUS plugin ", plugin.type, " of network ", net.name)
@@ -172,16 +233,29 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
   } else {
     conf.erase("prevResult");
   }
-  if (!status_cmd && plugin.HasCapability("portMappings")) {
+  // runtimeConfig carries only the capabilities the plugin declares (CNI CONVENTIONS.md).
+  auto runtime_config = [&conf]() -> nlohmann::json& {
     if (!conf.contains("runtimeConfig") || !conf["runtimeConfig"].is_object()) {
       conf["runtimeConfig"] = nlohmann::json::object();
     }
-    conf["runtimeConfig"]["portMappings"] = PortMappingsJson(req.port_mappings);
+    return conf["runtimeConfig"];
+  };
+  if (!status_cmd && plugin.HasCapability("portMappings")) {
+    runtime_config()["portMappings"] = PortMappingsJson(req.port_mappings);
+  }
+  if (!status_cmd && plugin.HasCapability("dns") && !req.dns.empty()) {
+    runtime_config()["dns"] = {{"servers", req.dns.servers},
+                               {"searches", req.dns.searches},
+                               {"options", req.dns.options}};
+  }
+  if (!status_cmd && plugin.HasCapability("ipRanges") && !req.ip_range_subnets.empty()) {
+    nlohmann::json ranges = nlohmann::json::array();
+    for (const auto& subnet : req.ip_range_subnets) {
+      ranges.push_back(nlohmann::json::array({{{"subnet", subnet}}}));
+    }
+    runtime_config()["ipRanges"] = std::move(ranges);
   }
   if (!status_cmd && plugin.HasCapability("bandwidth") && !req.bandwidth.empty()) {
-    if (!conf.contains("runtimeConfig") || !conf["runtimeConfig"].is_object()) {
-      conf["runtimeConfig"] = nlohmann::json::object();
-    }
     nlohmann::json bw = nlohmann::json::object();
     if (req.bandwidth.ingress_rate > 0) {
       bw["ingressRate"] = req.bandwidth.ingress_rate;
@@ -191,7 +265,7 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
       bw["egressRate"] = req.bandwidth.egress_rate;
       bw["egressBurst"] = req.bandwidth.egress_burst;
     }
-    conf["runtimeConfig"]["bandwidth"] = bw;
+    runtime_config()["bandwidth"] = bw;
   }
 
   SpawnOptions so;
@@ -212,7 +286,9 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
     };
   }
   LOG(DEBUG) << what << ": running " << *bin;
+  const auto start = std::chrono::steady_clock::now();
   auto r = Run({*bin}, DumpJson(conf), opts_.plugin_timeout, so);
+  if (plugin_time) *plugin_time += std::chrono::steady_clock::now() - start;
   if (!r.ok()) return Annotate(r.status(), what);
   if (r->timed_out) {
     return absl::DeadlineExceededError(
@@ -259,6 +335,13 @@ absl::StatusOr<CniManager::Cached> CniManager::ReadCache(const std::string& path
     }
     c.result = std::move(*res);
   }
+  if (j.contains("capabilityArgs")) {
+    AttachRequest args;
+    if (!CapabilityArgsFromJson(j["capabilityArgs"], &args)) {
+      return absl::DataLossError(absl::StrCat("CNI result cache ", path, ": bad capabilityArgs"));
+    }
+    c.capability_args = std::move(args);
+  }
   return c;
 }
 
@@ -273,17 +356,20 @@ absl::Status CniManager::WriteCache(const NetworkConfigList& net, const AttachRe
       {"netns", req.netns_path},
       {"config", net.raw},
       {"result", ResultToJson(result, net.cni_version)},
+      {"capabilityArgs", CapabilityArgsJson(req)},
   };
   return WriteFileAtomic(CachePath(net.name, req), DumpJson(j), 0600);
 }
 
 absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::nanoseconds plugin_time{0};
   RETURN_IF_ERROR(ValidateRequest("ADD", req));
   ASSIGN_OR_RETURN(NetworkConfigList net, CurrentNetwork());
   std::optional<Result> prev;
   absl::Status err;
   for (const auto& plugin : net.plugins) {
-    auto out = ExecPlugin("ADD", net, plugin, req, prev);
+    auto out = ExecPlugin("ADD", net, plugin, req, prev, &plugin_time);
     if (!out.ok()) {
       err = out.status();
       break;
@@ -309,23 +395,29 @@ absl::StatusOr<AttachResult> CniManager::Add(const AttachRequest& req) {
   AttachResult out;
   out.ips = ResultIPs(*prev);
   out.raw_json = DumpJson(ResultToJson(*prev, net.cni_version));
+  LOG(INFO) << "CNI ADD for sandbox " << req.container_id << ": "
+            << Millis(std::chrono::steady_clock::now() - start) << " ms (plugins "
+            << Millis(plugin_time) << " ms)";
   return out;
 }
 
 absl::Status CniManager::DelList(const NetworkConfigList& net, const AttachRequest& req,
-                                 const std::optional<Result>& cached) const {
+                                 const std::optional<Result>& cached,
+                                 std::chrono::nanoseconds* plugin_time) const {
   // Spec: prevResult is passed to DEL from 0.4.0 on.
   std::optional<Result> prev;
   if (CompareVersions(net.cni_version, "0.4.0") >= 0) prev = cached;
   absl::Status first;
   for (auto it = net.plugins.rbegin(); it != net.plugins.rend(); ++it) {
-    auto out = ExecPlugin("DEL", net, *it, req, prev);
+    auto out = ExecPlugin("DEL", net, *it, req, prev, plugin_time);
     if (!out.ok() && first.ok()) first = out.status();
   }
   return first;
 }
 
 absl::Status CniManager::Del(const AttachRequest& req) {
+  const auto start = std::chrono::steady_clock::now();
+  std::chrono::nanoseconds plugin_time{0};
   RETURN_IF_ERROR(ValidateRequest("DEL", req));
   auto current = CurrentNetwork();
   std::string path = FindCachePath(current.ok() ? current->name : std::string(), req);
@@ -350,10 +442,21 @@ absl::Status CniManager::Del(const AttachRequest& req) {
     return Annotate(current.status(), absl::StrCat("CNI DEL for sandbox ", req.container_id));
   }
   const NetworkConfigList& net = cached ? cached->config : *current;
-  RETURN_IF_ERROR(DelList(net, req, cached ? cached->result : std::nullopt));
+  AttachRequest del_req = req;
+  if (cached && cached->capability_args) {
+    const AttachRequest& args = *cached->capability_args;
+    del_req.port_mappings = args.port_mappings;
+    del_req.bandwidth = args.bandwidth;
+    del_req.dns = args.dns;
+    del_req.ip_range_subnets = args.ip_range_subnets;
+  }
+  RETURN_IF_ERROR(DelList(net, del_req, cached ? cached->result : std::nullopt, &plugin_time));
   if (!path.empty() && unlink(path.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("remove CNI result cache ", path));
   }
+  LOG(INFO) << "CNI DEL for sandbox " << req.container_id << ": "
+            << Millis(std::chrono::steady_clock::now() - start) << " ms (plugins "
+            << Millis(plugin_time) << " ms)";
   return absl::OkStatus();
 }
 

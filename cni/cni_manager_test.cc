@@ -29,6 +29,7 @@ echo "$T $CNI_COMMAND" >> "$D/calls.log"
 cat > "$D/$T.$CNI_COMMAND.stdin"
 env > "$D/$T.$CNI_COMMAND.env"
 [ -f "$D/$T.sleep" ] && exec sleep "$(cat "$D/$T.sleep")"
+[ -f "$D/$T.$CNI_COMMAND.kill" ] && kill -"$(cat "$D/$T.$CNI_COMMAND.kill")" $$
 [ -f "$D/$T.$CNI_COMMAND.out" ] && cat "$D/$T.$CNI_COMMAND.out"
 [ -f "$D/$T.$CNI_COMMAND.stderr" ] && cat "$D/$T.$CNI_COMMAND.stderr" >&2
 rc=0
@@ -251,6 +252,54 @@ TEST_F(CniManagerTest, FailureWithoutErrorJsonUsesStderr) {
   EXPECT_THAT(Calls(), ElementsAre("fake-a ADD", "fake-b DEL", "fake-a DEL"));
 }
 
+TEST_F(CniManagerTest, PluginKilledBySignalFailsAddAndRollsBack) {
+  WriteList();
+  Set("fake-a.ADD.out", kResultA);
+  Set("fake-b.ADD.kill", "SEGV");
+  CniManager m(Opts());
+  auto r = m.Add(req_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("CNI ADD plugin fake-b for sandbox sb1: killed by signal 11"));
+  EXPECT_THAT(Calls(), ElementsAre("fake-a ADD", "fake-b ADD", "fake-b DEL", "fake-a DEL"));
+  EXPECT_FALSE(PathExists(m.CachePath("testnet", req_)));
+}
+
+TEST_F(CniManagerTest, DnsAndIpRangesGoOnlyToPluginsWithTheCapability) {
+  WriteConf("10-caps.conflist",
+            R"({"name":"caps","cniVersion":"1.0.0","plugins":[)"
+            R"({"type":"fake-a","capabilities":{"ipRanges":true}},)"
+            R"({"type":"fake-b","capabilities":{"dns":true}}]})");
+  Set("fake-a.ADD.out", kResultA);
+  Set("fake-b.ADD.out", kResultB);
+  req_.dns.servers = {"10.96.0.10"};
+  req_.dns.searches = {"default.svc.cluster.local", "svc.cluster.local"};
+  req_.dns.options = {"ndots:5"};
+  req_.ip_range_subnets = {"10.244.1.0/24", "fd00:10:244:1::/64"};
+  CniManager m(Opts());
+  auto r = m.Add(req_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  nlohmann::json a = Stdin("fake-a", "ADD");
+  EXPECT_EQ(a["runtimeConfig"],
+            nlohmann::json::parse(R"({"ipRanges":[[{"subnet":"10.244.1.0/24"}],)"
+                                  R"([{"subnet":"fd00:10:244:1::/64"}]]})"));
+  nlohmann::json b = Stdin("fake-b", "ADD");
+  EXPECT_EQ(b["runtimeConfig"],
+            nlohmann::json::parse(R"({"dns":{"servers":["10.96.0.10"],)"
+                                  R"("searches":["default.svc.cluster.local","svc.cluster.local"],)"
+                                  R"("options":["ndots:5"]}})"));
+  // Both addresses of a dual-stack result, IPv4 first.
+  EXPECT_EQ(r->ips, (std::vector<std::string>{"10.88.0.7", "fd00::7"}));
+  // Without values, the capabilities add nothing.
+  AttachRequest plain = req_;
+  plain.container_id = "sb2";
+  plain.dns = {};
+  plain.ip_range_subnets.clear();
+  ASSERT_TRUE(m.Add(plain).ok());
+  EXPECT_FALSE(Stdin("fake-a", "ADD").contains("runtimeConfig"));
+  EXPECT_FALSE(Stdin("fake-b", "ADD").contains("runtimeConfig"));
+}
+
 TEST_F(CniManagerTest, InvalidResultFailsAdd) {
   WriteList();
   Set("fake-a.ADD.out", "not json");
@@ -284,10 +333,17 @@ TEST_F(CniManagerTest, CacheSurvivesRestartAndDelIsIdempotent) {
   ASSERT_EQ(unlink((conf_dir_ + "/10-test.conflist").c_str()), 0);
   WriteConf("10-new.conflist",
             R"({"name":"newnet","cniVersion":"1.0.0","plugins":[{"type":"fake-c"}]})");
+  // The DEL request carries only IDs (as after a restart): the port mappings come from the
+  // cache, or portmap would leave its NAT rules behind.
   CniManager m2(Opts());
-  ASSERT_TRUE(m2.Del(req_).ok());
+  AttachRequest del = req_;
+  del.port_mappings.clear();
+  ASSERT_TRUE(m2.Del(del).ok());
   EXPECT_THAT(Calls(), ElementsAre("fake-a ADD", "fake-b ADD", "fake-b DEL", "fake-a DEL"));
   EXPECT_EQ(Stdin("fake-b", "DEL")["prevResult"]["dns"]["nameservers"][0], "10.96.0.10");
+  EXPECT_EQ(Stdin("fake-b", "DEL")["runtimeConfig"]["portMappings"],
+            nlohmann::json::parse(R"([{"hostPort":8080,"containerPort":80,"protocol":"tcp"},)"
+                                  R"({"hostPort":5353,"containerPort":53,"protocol":"udp","hostIP":"127.0.0.1"}])"));
   EXPECT_EQ(Env("fake-b", "DEL", "CNI_COMMAND"), "DEL");
   EXPECT_FALSE(PathExists(cache));
 

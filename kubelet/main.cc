@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -28,6 +29,7 @@
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
+#include "kubelet/cri_metrics.h"
 #include "kubelet/stats_source.h"
 #include "ebpf/collectors.h"
 #include "metrics/cadvisor.h"
@@ -60,6 +62,7 @@ struct Flags {
   std::string cni_conf_dir = "/etc/cni/net.d";
   std::string cni_bin_dir = "/usr/lib/cni,/opt/cni/bin";
   bool pod_cidr_from_node = false;
+  double cni_plugin_timeout_s = 60;
   std::vector<std::string> insecure_registries;
   std::vector<std::string> registry_mirrors;
   std::vector<std::string> pinned_images;
@@ -68,7 +71,9 @@ struct Flags {
   std::string pause_binary;
   std::string runtime = "runc";
   std::string conmon = "conmon";
+  std::string streaming_address = "127.0.0.1:0";
   bool runtime_only = false;
+  bool ebpf = true;
   int verbosity = 0;
 };
 
@@ -120,6 +125,8 @@ int RealMain(int argc, char** argv) {
   app.add_option("--cgroup-root", f.cgroup_root, "prefix of every pod cgroup");
   app.add_option("--cni-conf-dir", f.cni_conf_dir, "CNI configuration directory");
   app.add_option("--cni-bin-dir", f.cni_bin_dir, "comma-separated CNI plugin directories");
+  app.add_option("--cni-plugin-timeout", f.cni_plugin_timeout_s,
+                 "seconds one CNI plugin call may take before it is killed");
   app.add_flag("--pod-cidr-from-node", f.pod_cidr_from_node,
                "write a bridge conflist for Node.spec.podCIDR when the CNI conf dir is empty");
   app.add_option("--insecure-registry", f.insecure_registries, "registry host:port over plain HTTP");
@@ -130,7 +137,11 @@ int RealMain(int argc, char** argv) {
   app.add_option("--pause-binary", f.pause_binary, "path of berth-pause");
   app.add_option("--runtime", f.runtime, "OCI runtime binary");
   app.add_option("--conmon", f.conmon, "conmon binary");
+  app.add_option("--streaming-address", f.streaming_address,
+                 "host:port of the CRI streaming server (exec/attach/port-forward URLs); port 0 = any");
   app.add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
+  app.add_option("--ebpf", f.ebpf,
+                 "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   try {
     app.parse(argc, argv);
@@ -165,6 +176,23 @@ int RealMain(int argc, char** argv) {
   metrics::RegisterProcessMetrics(&registry);
   metrics::RegisterBuildInfo(&registry, BERTH_VERSION);
 
+  // --- eBPF collectors (before the CRI server: ListPodSandboxMetrics reads them) ---
+  metrics::GaugeFamily* ebpf_up = registry.AddGauge(
+      "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
+  std::unique_ptr<ebpf::Collectors> collectors;
+  absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
+      f.ebpf ? ebpf::Collectors::Load({})
+             : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(
+                   absl::FailedPreconditionError("disabled by --ebpf=false"));
+  if (!loaded.ok()) {
+    LOG(WARNING) << "berth: eBPF collectors not loaded, berth_cgroup_* metrics disabled: "
+                 << loaded.status();
+    ebpf_up->WithLabelValues({})->Set(0);
+  } else {
+    collectors = *std::move(loaded);
+    ebpf_up->WithLabelValues({})->Set(1);
+  }
+
   // --- runtime ---
   std::string schema = cri::image::ImageStore::Schema() + cri::runtime::kRuntimeSchema;
   auto db = cri::store::Db::Open(JoinPath(f.root_dir, "berth.db"), schema);
@@ -195,6 +223,7 @@ int RealMain(int argc, char** argv) {
   copts.conf_dir = f.cni_conf_dir;
   copts.bin_dirs = absl::StrSplit(f.cni_bin_dir, ',', absl::SkipEmpty());
   copts.cache_dir = JoinPath(f.root_dir, "cni/results");
+  copts.plugin_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.cni_plugin_timeout_s * 1000));
   cni::CniManager network(copts);
 
   cri::oci::OciRuntimeOptions oopts;
@@ -220,10 +249,25 @@ int RealMain(int argc, char** argv) {
     return 1;
   }
 
+  cri::streaming::ServerOptions stream_opts;
+  stream_opts.address = f.streaming_address;
+  cri::streaming::Server streaming_server(&runtime, stream_opts);
+  if (auto s = streaming_server.Start(); !s.ok()) {
+    LOG(ERROR) << "berth: streaming server: " << s;
+    return 1;
+  }
+  runtime.SetStreamingServer(&streaming_server);
+
   cri::server::CriServerOptions sopts;
   sopts.socket_path = f.cri_socket;
   sopts.registry = &registry;
-  cri::server::CriServer cri_server(&runtime, &images, sopts);
+  // ListMetricDescriptors / ListPodSandboxMetrics from the eBPF counters; the rest is the runtime's.
+  std::function<std::optional<ebpf::StatsSnapshot>()> cri_snapshot;
+  if (collectors != nullptr) {
+    cri_snapshot = [c = collectors.get()] { return std::optional<ebpf::StatsSnapshot>(c->Snapshot()); };
+  }
+  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot));
+  cri::server::CriServer cri_server(&cri_service, &images, sopts);
   if (auto s = cri_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: CRI server: " << s;
     return 1;
@@ -257,16 +301,15 @@ int RealMain(int argc, char** argv) {
                     "and /stats/summary stay empty: "
                  << cgroup_reader.status();
   }
-  metrics::GaugeFamily* ebpf_up = registry.AddGauge(
-      "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
-  std::unique_ptr<ebpf::Collectors> collectors;
-  if (auto loaded = ebpf::Collectors::Load({}); !loaded.ok()) {
-    LOG(WARNING) << "berth: eBPF collectors not loaded, berth_cgroup_* metrics disabled: "
-                 << loaded.status();
-    ebpf_up->WithLabelValues({})->Set(0);
-  } else {
-    collectors = *std::move(loaded);
-    ebpf_up->WithLabelValues({})->Set(1);
+  if (collectors != nullptr) {
+    if (cgroup_reader.ok()) {
+      std::string pods_cgroup = f.cgroup_root + "/kubepods";
+      if (auto s = kubelet::AttachPodNetworkCounters(collectors.get(), *cgroup_reader, pods_cgroup);
+          !s.ok()) {
+        LOG(WARNING) << "berth: eBPF network counters of pods under " << pods_cgroup
+                     << " disabled: " << s;
+      }
+    }
     registry.AddCollector([c = collectors.get(),
                            list_targets](std::vector<metrics::FamilySnapshot>* out) {
       std::vector<metrics::FamilySnapshot> families =
@@ -316,11 +359,20 @@ int RealMain(int argc, char** argv) {
     nopts.node_ip = f.node_ip;
     nopts.runtime_version = std::string("berth://") + BERTH_VERSION;
     node_status = std::make_unique<kubelet::NodeStatusManager>(api.get(), nopts, *machine);
-    if (f.pod_cidr_from_node) {
+    {
+      // As kubelet's updatePodCIDR: the runtime learns the node's pod CIDRs (CNI ipRanges).
       std::string conf_dir = f.cni_conf_dir;
+      std::string ipam_dir = JoinPath(f.root_dir, "cni/networks");
+      bool write_conf = f.pod_cidr_from_node;
+      cri::runtime::Runtime* rt = &runtime;
       node_status->SetPodCidrCallback(
-          [conf_dir](const std::string& cidr, const std::vector<std::string>&) {
-            if (auto s = kubelet::WriteDefaultCniConfig(conf_dir, cidr); !s.ok()) {
+          [conf_dir, ipam_dir, write_conf, rt](const std::string& cidr, const std::vector<std::string>& cidrs) {
+            cri::v1::UpdateRuntimeConfigRequest req;
+            req.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(
+                cidrs.empty() ? cidr : absl::StrJoin(cidrs, ","));
+            (void)rt->UpdateRuntimeConfig(req);
+            if (!write_conf) return;
+            if (auto s = kubelet::WriteDefaultCniConfig(conf_dir, cidr, ipam_dir); !s.ok()) {
               LOG(WARNING) << "pod CIDR " << cidr << ": " << s;
             }
           });

@@ -8,7 +8,7 @@
 
 namespace berth::kubelet {
 
-std::string DefaultCniConfig(const std::string& pod_cidr) {
+std::string DefaultCniConfig(const std::string& pod_cidr, const std::string& ipam_data_dir) {
   nlohmann::json conf = {
       {"cniVersion", "1.0.0"},
       {"name", "berth"},
@@ -25,10 +25,12 @@ std::string DefaultCniConfig(const std::string& pod_cidr) {
         {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}},
         {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}},
         {{"type", "loopback"}}}}};
+  if (!ipam_data_dir.empty()) conf["plugins"][0]["ipam"]["dataDir"] = ipam_data_dir;
   return conf.dump(2) + "\n";
 }
 
-absl::Status WriteDefaultCniConfig(const std::string& conf_dir, const std::string& pod_cidr) {
+absl::Status WriteDefaultCniConfig(const std::string& conf_dir, const std::string& pod_cidr,
+                                   const std::string& ipam_data_dir) {
   RETURN_IF_ERROR(MkdirAll(conf_dir));
   ASSIGN_OR_RETURN(auto names, ListDir(conf_dir));
   for (const auto& n : names) {
@@ -40,7 +42,7 @@ absl::Status WriteDefaultCniConfig(const std::string& conf_dir, const std::strin
     }
   }
   std::string path = JoinPath(conf_dir, "10-berth.conflist");
-  RETURN_IF_ERROR(WriteFileAtomic(path, DefaultCniConfig(pod_cidr)));
+  RETURN_IF_ERROR(WriteFileAtomic(path, DefaultCniConfig(pod_cidr, ipam_data_dir)));
   LOG(INFO) << "wrote " << path << " for pod CIDR " << pod_cidr;
   return absl::OkStatus();
 }

@@ -20,10 +20,17 @@ TEST(PodCniConfigTest, WritesOnlyIntoAnEmptyDir) {
   auto j = nlohmann::json::parse(*text, nullptr, false);
   ASSERT_FALSE(j.is_discarded());
   EXPECT_EQ(j["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.244.3.0/24");
+  EXPECT_FALSE(j["plugins"][0]["ipam"].contains("dataDir"));
   // A second call with another CIDR keeps the existing configuration.
   ASSERT_TRUE(WriteDefaultCniConfig(dir, "10.244.9.0/24").ok());
   EXPECT_EQ(*ReadFile(dir + "/10-berth.conflist"), *text);
   ASSERT_TRUE(RemoveAll(tmpl).ok());
+}
+
+TEST(PodCniConfigTest, IpamDataDir) {
+  auto j = nlohmann::json::parse(DefaultCniConfig("10.244.1.0/24", "/var/lib/berth/cni/networks"));
+  EXPECT_EQ(j["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/cni/networks");
+  EXPECT_EQ(j["plugins"][0]["type"], "bridge");
 }
 
 }  // namespace

@@ -1008,6 +1008,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     auto run = runtime_->RunPodSandbox(req);
     if (!run.ok()) {
       LOG(WARNING) << "pod " << PodKey(pod) << ": RunPodSandbox: " << run.status().message();
+      // kubelet's reason and message for a sandbox that could not be created (events.go).
+      Event(pod, "Warning", "FailedCreatePodSandBox",
+            absl::StrCat("Failed to create pod sandbox: ", run.status().message()));
       UpdateStatus(uid, state, pod, *rt, false);
       EnqueueAfter(uid, opts_.backoff_initial);
       return false;

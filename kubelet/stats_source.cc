@@ -71,6 +71,7 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
     pod.network_pid = info.pid;
     metrics::CadvisorContainer c;
     c.name = sb.id();
+    c.pod_sandbox_id = sb.id();
     c.pod = pod.name;
     c.namespace_ = pod.namespace_;
     c.cgroup_path = pod.cgroup_path;
@@ -97,6 +98,7 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
     metrics::CadvisorContainer c;
     c.container = ctr.metadata().name();
     c.name = ctr.id();
+    c.pod_sandbox_id = ctr.pod_sandbox_id();
     c.pod = pod.name;
     c.namespace_ = pod.namespace_;
     c.image = !st->status().image().image().empty() ? st->status().image().image()
@@ -110,15 +112,15 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
   return out;
 }
 
+uint64_t DefaultCgroupId(const std::string& cgroup_path) {
+  uint64_t id = ebpf::CgroupIdOf("/sys/fs/cgroup/unified" + cgroup_path);
+  return id != 0 ? id : ebpf::CgroupIdOf("/sys/fs/cgroup" + cgroup_path);
+}
+
 std::map<uint64_t, CgroupOwner> CgroupOwners(
     const StatsTargets& targets, const std::function<uint64_t(const std::string&)>& cgroup_id) {
   std::function<uint64_t(const std::string&)> id_of = cgroup_id;
-  if (!id_of) {
-    id_of = [](const std::string& path) {
-      uint64_t id = ebpf::CgroupIdOf("/sys/fs/cgroup/unified" + path);
-      return id != 0 ? id : ebpf::CgroupIdOf("/sys/fs/cgroup" + path);
-    };
-  }
+  if (!id_of) id_of = DefaultCgroupId;
   std::map<uint64_t, CgroupOwner> out;
   for (const metrics::CadvisorContainer& c : targets.cadvisor) {
     uint64_t id = id_of(c.cgroup_path);
@@ -156,6 +158,18 @@ std::vector<FamilySnapshot> BuildEbpfFamilies(const ebpf::StatsSnapshot& snapsho
        [](const ebpf::CgroupStats& s) { return static_cast<double>(s.tcp_resets_received); }},
       {"berth_cgroup_oom_kills_total", "OOM kill victims in the cgroup (eBPF oom:mark_victim).",
        [](const ebpf::CgroupStats& s) { return static_cast<double>(s.oom_kills); }},
+      {"berth_cgroup_network_receive_bytes_total",
+       "Bytes received by the cgroup's sockets (eBPF cgroup_skb ingress, L3 length).",
+       [](const ebpf::CgroupStats& s) { return static_cast<double>(s.net_rx_bytes); }},
+      {"berth_cgroup_network_receive_packets_total",
+       "Packets received by the cgroup's sockets (eBPF cgroup_skb ingress).",
+       [](const ebpf::CgroupStats& s) { return static_cast<double>(s.net_rx_packets); }},
+      {"berth_cgroup_network_transmit_bytes_total",
+       "Bytes sent by the cgroup's sockets (eBPF cgroup_skb egress, L3 length).",
+       [](const ebpf::CgroupStats& s) { return static_cast<double>(s.net_tx_bytes); }},
+      {"berth_cgroup_network_transmit_packets_total",
+       "Packets sent by the cgroup's sockets (eBPF cgroup_skb egress).",
+       [](const ebpf::CgroupStats& s) { return static_cast<double>(s.net_tx_packets); }},
   };
   // Deterministic order: by cgroup id.
   std::map<uint64_t, const ebpf::CgroupStats*> known;
@@ -170,30 +184,37 @@ std::vector<FamilySnapshot> BuildEbpfFamilies(const ebpf::StatsSnapshot& snapsho
     }
     out.push_back(std::move(f));
   }
-  FamilySnapshot h{"berth_cgroup_runqueue_latency_seconds",
-                   "Run-queue latency of the cgroup's tasks, wakeup to running (eBPF).",
-                   MetricType::kHistogram,
-                   {}};
-  for (const auto& [id, stats] : known) {
-    Labels base = labels_of(owners.at(id));
-    uint64_t cumulative = 0;
-    for (int i = 0; i < ebpf::kHistogramBuckets; ++i) {
-      cumulative += stats->runq_latency.buckets[i];
-      Labels l = base;
-      if (i == ebpf::kHistogramBuckets - 1) {
-        l.emplace_back("le", "+Inf");
-        h.samples.push_back(Sample{"_bucket", l, static_cast<double>(stats->runq_latency.count)});
-      } else {
-        l.emplace_back("le", metrics::FormatValue(
-                                 static_cast<double>(ebpf::HistogramBucketUpperBoundUs(i)) / 1e6));
-        h.samples.push_back(Sample{"_bucket", l, static_cast<double>(cumulative)});
+  // Log2 microsecond buckets as Prometheus `le` buckets (cumulative, in seconds).
+  auto histogram = [&](const char* name, const char* help,
+                       const ebpf::LatencyHistogram ebpf::CgroupStats::*field) {
+    FamilySnapshot h{name, help, MetricType::kHistogram, {}};
+    for (const auto& [id, stats] : known) {
+      const ebpf::LatencyHistogram& hist = stats->*field;
+      Labels base = labels_of(owners.at(id));
+      uint64_t cumulative = 0;
+      for (int i = 0; i < ebpf::kHistogramBuckets; ++i) {
+        cumulative += hist.buckets[i];
+        Labels l = base;
+        if (i == ebpf::kHistogramBuckets - 1) {
+          l.emplace_back("le", "+Inf");
+          h.samples.push_back(Sample{"_bucket", l, static_cast<double>(hist.count)});
+        } else {
+          l.emplace_back("le", metrics::FormatValue(
+                                   static_cast<double>(ebpf::HistogramBucketUpperBoundUs(i)) / 1e6));
+          h.samples.push_back(Sample{"_bucket", l, static_cast<double>(cumulative)});
+        }
       }
+      h.samples.push_back(Sample{"_sum", base, static_cast<double>(hist.sum_ns) / 1e9});
+      h.samples.push_back(Sample{"_count", base, static_cast<double>(hist.count)});
     }
-    h.samples.push_back(
-        Sample{"_sum", base, static_cast<double>(stats->runq_latency.sum_ns) / 1e9});
-    h.samples.push_back(Sample{"_count", base, static_cast<double>(stats->runq_latency.count)});
-  }
-  out.push_back(std::move(h));
+    out.push_back(std::move(h));
+  };
+  histogram("berth_cgroup_runqueue_latency_seconds",
+            "Run-queue latency of the cgroup's tasks, wakeup to running (eBPF).",
+            &ebpf::CgroupStats::runq_latency);
+  histogram("berth_cgroup_io_latency_seconds",
+            "Block I/O latency of requests submitted by the cgroup, issue to completion (eBPF).",
+            &ebpf::CgroupStats::io_latency);
   std::map<std::pair<uint64_t, std::string>, uint64_t> ooms;
   for (const ebpf::OomKill& k : snapshot.oom_kills) {
     if (owners.count(k.cgroup_id) != 0) ++ooms[{k.cgroup_id, k.comm}];
@@ -211,6 +232,18 @@ std::vector<FamilySnapshot> BuildEbpfFamilies(const ebpf::StatsSnapshot& snapsho
   std::sort(out.begin(), out.end(),
             [](const FamilySnapshot& a, const FamilySnapshot& b) { return a.name < b.name; });
   return out;
+}
+
+absl::Status AttachPodNetworkCounters(ebpf::Collectors* collectors,
+                                      const metrics::CgroupReader& reader,
+                                      const std::string& pods_cgroup) {
+  if (reader.mode() == metrics::CgroupMode::kV1) {
+    return absl::FailedPreconditionError(
+        "per-pod network counters: the host has no cgroup2 hierarchy for cgroup_skb programs");
+  }
+  std::string dir = reader.Dir("unified", pods_cgroup);
+  RETURN_IF_ERROR(MkdirAll(dir, 0755));
+  return collectors->AttachNetwork(dir);
 }
 
 void CollectResourceMetrics(const metrics::CgroupReader& reader, const StatsTargets& targets,

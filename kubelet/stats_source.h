@@ -51,12 +51,27 @@ struct CgroupOwner {
 std::vector<metrics::FamilySnapshot> BuildEbpfFamilies(
     const ebpf::StatsSnapshot& snapshot, const std::map<uint64_t, CgroupOwner>& owners);
 
+// The cgroup v2 id of `cgroup_path` (relative to the hierarchy roots): the inode of
+// "/sys/fs/cgroup/unified" + path (hybrid host), else of "/sys/fs/cgroup" + path (v2 host);
+// 0 when neither exists.
+uint64_t DefaultCgroupId(const std::string& cgroup_path);
+
 // Maps the cgroup v2 ids of `targets.cadvisor` entries to their owners, with `cgroup_id`
 // resolving a path relative to the hierarchy roots (default: CgroupIdOf of
 // "/sys/fs/cgroup/unified" + path, else "/sys/fs/cgroup" + path on a pure v2 host).
 std::map<uint64_t, CgroupOwner> CgroupOwners(
     const StatsTargets& targets,
     const std::function<uint64_t(const std::string&)>& cgroup_id = nullptr);
+
+// Starts the eBPF per-pod network counters (cgroup_skb ingress/egress) for every pod: one
+// attachment on the cgroup that holds all pods, `pods_cgroup` (e.g. "<cgroup-root>/kubepods",
+// relative to the hierarchy roots), in the cgroup v2 hierarchy of `reader` (the `unified`
+// mount on a hybrid host). The directory is created when missing so that pods started later
+// are counted from their first packet; counts land on each socket's own (container) cgroup.
+// Errors: the host has no cgroup2 mount (pure v1), mkdir fails, or AttachNetwork fails.
+absl::Status AttachPodNetworkCounters(ebpf::Collectors* collectors,
+                                      const metrics::CgroupReader& reader,
+                                      const std::string& pods_cgroup);
 
 // Appends the kubelet's /metrics/resource families (container_/pod_/node_ cpu usage and
 // memory working set, container_start_time_seconds, scrape_error) for `targets`, read

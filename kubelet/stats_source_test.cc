@@ -99,6 +99,11 @@ TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {
   s.runq_latency.buckets[3] = 1;  // < 8us
   s.runq_latency.count = 3;
   s.runq_latency.sum_ns = 9000;
+  s.net_tx_bytes = 52'428'800;
+  s.net_rx_packets = 11;
+  s.io_latency.buckets[10] = 4;  // < 1.024ms
+  s.io_latency.count = 4;
+  s.io_latency.sum_ns = 2'000'000;
   snap.cgroups[200].exec_count = 7;  // unknown cgroup
   snap.oom_kills.push_back(ebpf::OomKill{100, "stress", 5, 0, {}});
   snap.oom_kills.push_back(ebpf::OomKill{200, "other", 6, 0, {}});
@@ -129,6 +134,21 @@ TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {
             std::string::npos)
       << text;
   EXPECT_EQ(text.find("other"), std::string::npos);
+  EXPECT_NE(text.find("berth_cgroup_network_transmit_bytes_total{" + l + "} 52428800\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_network_receive_packets_total{" + l + "} 11\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_bucket{" + l + ",le=\"0.000512\"} 0\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_bucket{" + l + ",le=\"0.001024\"} 4\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_sum{" + l + "} 0.002\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("# TYPE berth_cgroup_runqueue_latency_seconds histogram"),
             std::string::npos);
 }

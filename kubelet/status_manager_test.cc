@@ -93,6 +93,27 @@ TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
   EXPECT_EQ(s1, s2);  // nothing changed: identical status, so no write
 }
 
+TEST(ComputePodStatusTest, DualStackPodIPsFromSandboxStatus) {
+  Json pod = PodWith("Always");
+  PodRuntimeStatus rt;
+  runtime::v1::PodSandboxStatus sb;
+  sb.set_id("sb1");
+  sb.set_state(runtime::v1::SANDBOX_READY);
+  sb.mutable_network()->set_ip("10.244.1.5");
+  sb.mutable_network()->add_additional_ips()->set_ip("fd00:10:244:1::5");
+  rt.sandboxes.push_back(sb);
+  PodStatusContext ctx;
+  ctx.node_ip = "192.0.2.1";
+  ctx.now = absl::FromUnixSeconds(1704067300);
+  Json s = ComputePodStatus(pod, rt, Json::object(), ctx);
+  EXPECT_EQ(s["podIP"], "10.244.1.5");
+  EXPECT_EQ(s["podIPs"], Json::parse(R"([{"ip":"10.244.1.5"},{"ip":"fd00:10:244:1::5"}])"));
+  // A host-network pod reports the node's address, whatever its sandbox says.
+  pod["spec"]["hostNetwork"] = true;
+  s = ComputePodStatus(pod, rt, Json::object(), ctx);
+  EXPECT_EQ(s["podIPs"], Json::parse(R"([{"ip":"192.0.2.1"}])"));
+}
+
 TEST(StatusManagerTest, CoalescesAndSkipsUnchanged) {
   FakeApiClient api;
   StatusManager sm(&api);

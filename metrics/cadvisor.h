@@ -35,6 +35,7 @@ struct CadvisorContainer {
   std::string cgroup_path;  // relative to the hierarchy roots; label id ("/kubepods/...")
   int network_pid = 0;      // > 0: report container_network_* from /proc/<pid>/net/dev
   double start_time_seconds = 0;  // creation time, seconds since the Unix epoch
+  std::string pod_sandbox_id;     // the CRI PodSandbox ID (not a label; joins CRI metrics)
 };
 
 // Machine facts for machine_cpu_cores and machine_memory_bytes.

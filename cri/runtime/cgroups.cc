@@ -51,6 +51,29 @@ std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
   return out;
 }
 
+bool HasHugetlbController(const std::vector<CgroupMount>& mounts) {
+  // On a v1 or hybrid host runc manages cgroups through the v1 hierarchies only, so a
+  // controller that merely shows up in the hybrid `unified` mount does not count.
+  bool v1 = false;
+  for (const auto& m : mounts) {
+    if (m.v2) continue;
+    for (const auto& c : m.controllers) {
+      if (c == "hugetlb") return true;
+      if (!absl::StartsWith(c, "name=")) v1 = true;
+    }
+  }
+  if (v1) return false;
+  for (const auto& m : mounts) {
+    if (!m.v2) continue;
+    auto controllers = ReadFile(m.mount_point + "/cgroup.controllers");
+    if (!controllers.ok()) continue;
+    for (absl::string_view c : absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+      if (c == "hugetlb") return true;
+    }
+  }
+  return false;
+}
+
 std::vector<CgroupMount> HostCgroupMounts() {
   auto s = ReadFile("/proc/self/mountinfo");
   if (!s.ok()) return {};

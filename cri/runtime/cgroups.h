@@ -23,6 +23,12 @@ std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo);
 // The host's hierarchies (reads /proc/self/mountinfo).
 std::vector<CgroupMount> HostCgroupMounts();
 
+// True when runc can apply hugepage limits with `mounts`: a v1 hierarchy has the hugetlb
+// controller, or (on a cgroup2-only host) the cgroup2 mount's cgroup.controllers (read from
+// disk) lists it. On a v1/hybrid host runc ignores the `unified` mount, so hugetlb there does
+// not count. runc refuses a spec with linux.resources.hugepageLimits otherwise.
+bool HasHugetlbController(const std::vector<CgroupMount>& mounts);
+
 // Creates cgroup `path` (absolute within the hierarchy, e.g. /berth-e2e/kubepods/pod1) in
 // every hierarchy; in cpuset hierarchies each new level gets cpuset.cpus/mems copied from
 // its parent. Returns the created leaf directories.

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "base/status.h"
+#include "cri/runtime/cgroups.h"
 #include "cri/runtime/seccomp.h"
 
 namespace berth::cri::runtime {
@@ -237,6 +238,16 @@ const std::vector<std::string>& DefaultCapabilities() {
   return kDefault;
 }
 
+namespace {
+// As containerd (tolerate_missing_hugetlb_controller): hugepage limits are dropped on a host
+// without the hugetlb controller, where runc would fail the container. The kubelet sends a
+// limit (0 unless requested) for every page size the machine supports.
+bool HostHasHugetlbController() {
+  static const bool has = HasHugetlbController(HostCgroupMounts());
+  return has;
+}
+}  // namespace
+
 json ResourcesJson(const v1::LinuxContainerResources& r) {
   json res = json::object();
   json cpu = json::object();
@@ -250,7 +261,7 @@ json ResourcesJson(const v1::LinuxContainerResources& r) {
   if (r.memory_limit_in_bytes() > 0) mem["limit"] = r.memory_limit_in_bytes();
   if (r.memory_swap_limit_in_bytes() > 0) mem["swap"] = r.memory_swap_limit_in_bytes();
   if (!mem.empty()) res["memory"] = mem;
-  if (r.hugepage_limits_size() > 0) {
+  if (r.hugepage_limits_size() > 0 && HostHasHugetlbController()) {
     json h = json::array();
     for (const auto& l : r.hugepage_limits()) {
       h.push_back({{"pageSize", l.page_size()}, {"limit", l.limit()}});

@@ -98,6 +98,7 @@ absl::StatusOr<nlohmann::json> GenerateSpec(const SpecInput& in);
 
 // OCI `linux.resources` object for CRI resources (cpu shares/quota/period/cpuset, memory
 // limit and swap, hugepages, unified). Used by GenerateSpec and UpdateContainerResources.
+// Hugepage limits are left out when the host has no hugetlb controller (HasHugetlbController).
 nlohmann::json ResourcesJson(const ::runtime::v1::LinuxContainerResources& r);
 
 }  // namespace berth::cri::runtime

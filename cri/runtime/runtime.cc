@@ -454,7 +454,7 @@ absl::StatusOr<v1::StatusResponse> Runtime::Status(const v1::StatusRequest& req)
     std::string pod_cidr;
     {
       absl::MutexLock l(&mu_);
-      pod_cidr = pod_cidr_;
+      pod_cidr = absl::StrJoin(pod_cidrs_, ",");
     }
     json info = {{"rootDir", opts_.root_dir}, {"stateDir", opts_.state_dir}, {"cgroupRoot", opts_.cgroup_root},
                  {"podCIDR", pod_cidr}};
@@ -534,6 +534,32 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   return r;
 }
 
+// The CNI request of a sandbox: IDs, K8S_POD_* args, hostPorts and DNS from its config
+// (bandwidth and ipRanges are the caller's).
+static cni::AttachRequest CniAttachRequest(const Runtime::SandboxRec& sb) {
+  const auto& cfg = sb.config;
+  cni::AttachRequest ar;
+  ar.container_id = sb.id;
+  ar.netns_path = sb.netns_path;
+  ar.pod_name = cfg.metadata().name();
+  ar.pod_namespace = cfg.metadata().namespace_();
+  ar.pod_uid = cfg.metadata().uid();
+  for (const auto& pm : cfg.port_mappings()) {
+    if (pm.host_port() <= 0) continue;
+    cni::PortMapping m;
+    m.host_port = pm.host_port();
+    m.container_port = pm.container_port();
+    m.protocol = pm.protocol() == v1::UDP ? "udp" : pm.protocol() == v1::SCTP ? "sctp" : "tcp";
+    m.host_ip = pm.host_ip();
+    ar.port_mappings.push_back(m);
+  }
+  const auto& dns = cfg.dns_config();
+  ar.dns.servers.assign(dns.servers().begin(), dns.servers().end());
+  ar.dns.searches.assign(dns.searches().begin(), dns.searches().end());
+  ar.dns.options.assign(dns.options().begin(), dns.options().end());
+  return ar;
+}
+
 absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   const auto& cfg = sb->config;
   const auto& nso = cfg.linux().security_context().namespace_options();
@@ -597,23 +623,13 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   if (!sb->host_network) {
     sb->netns_path = JoinPath(JoinPath(opts_.state_dir, "netns"), sb->id);
     RETURN_IF_ERROR(deps_.infra->BindNetns(sb->pause_pid, sb->netns_path));
-    cni::AttachRequest ar;
-    ar.container_id = sb->id;
-    ar.netns_path = sb->netns_path;
-    ar.pod_name = cfg.metadata().name();
-    ar.pod_namespace = cfg.metadata().namespace_();
-    ar.pod_uid = cfg.metadata().uid();
-    for (const auto& pm : cfg.port_mappings()) {
-      if (pm.host_port() <= 0) continue;
-      cni::PortMapping m;
-      m.host_port = pm.host_port();
-      m.container_port = pm.container_port();
-      m.protocol = pm.protocol() == v1::UDP ? "udp" : pm.protocol() == v1::SCTP ? "sctp" : "tcp";
-      m.host_ip = pm.host_ip();
-      ar.port_mappings.push_back(m);
-    }
+    cni::AttachRequest ar = CniAttachRequest(*sb);
     std::vector<std::pair<std::string, std::string>> annotations(cfg.annotations().begin(),
                                                                  cfg.annotations().end());
+    {
+      absl::MutexLock l(&mu_);
+      ar.ip_range_subnets = pod_cidrs_;
+    }
     ASSIGN_OR_RETURN(ar.bandwidth, cni::BandwidthFromAnnotations(annotations));
     sb->network_attached = true;  // so teardown runs DEL even after a partial ADD
     ASSIGN_OR_RETURN(cni::AttachResult res, deps_.network->Add(ar));
@@ -631,12 +647,12 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
 void Runtime::TeardownSandbox(SandboxRec* sb) {
   const auto& cfg = sb->config;
   if (sb->network_attached && !sb->netns_path.empty()) {
-    cni::AttachRequest ar;
-    ar.container_id = sb->id;
+    // The same arguments as ADD (portmap's DEL needs the port mappings to remove its rules).
+    cni::AttachRequest ar = CniAttachRequest(*sb);
     ar.netns_path = PathExists(sb->netns_path) ? sb->netns_path : "";
-    ar.pod_name = cfg.metadata().name();
-    ar.pod_namespace = cfg.metadata().namespace_();
-    ar.pod_uid = cfg.metadata().uid();
+    std::vector<std::pair<std::string, std::string>> annotations(cfg.annotations().begin(),
+                                                                 cfg.annotations().end());
+    ar.bandwidth = cni::BandwidthFromAnnotations(annotations).value_or(cni::Bandwidth{});
     absl::Status s = deps_.network->Del(ar);
     if (!s.ok()) {
       LOG(WARNING) << "runtime: sandbox " << sb->id << ": CNI DEL: " << s;
@@ -661,6 +677,19 @@ void Runtime::TeardownSandbox(SandboxRec* sb) {
   if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm") {
     Unmount(sb->shm_path).IgnoreError();
   }
+}
+
+absl::StatusOr<v1::UpdateRuntimeConfigResponse> Runtime::UpdateRuntimeConfig(
+    const v1::UpdateRuntimeConfigRequest& req) {
+  const std::string& cidr = req.runtime_config().network_config().pod_cidr();
+  if (cidr.empty()) return v1::UpdateRuntimeConfigResponse();
+  std::vector<std::string> cidrs = absl::StrSplit(cidr, ',', absl::SkipEmpty());
+  absl::MutexLock l(&mu_);
+  if (cidrs != pod_cidrs_) {
+    LOG(INFO) << "runtime: pod CIDRs " << cidr;
+  }
+  pod_cidrs_ = std::move(cidrs);
+  return v1::UpdateRuntimeConfigResponse();
 }
 
 absl::StatusOr<v1::StopPodSandboxResponse> Runtime::StopPodSandbox(const v1::StopPodSandboxRequest& req) {

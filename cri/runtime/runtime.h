@@ -32,6 +32,7 @@
 #include "cri/runtime/sandbox_infra.h"
 #include "cri/runtime_service.h"
 #include "cri/store/db.h"
+#include "cri/streaming/server.h"
 
 namespace berth::cri::runtime {
 
@@ -61,7 +62,7 @@ struct RuntimeDeps {
 // with other modules' schemas, or let Start() create them.
 extern const char kRuntimeSchema[];
 
-class Runtime : public RuntimeService {
+class Runtime : public RuntimeService, public streaming::StreamingRuntime {
  public:
   Runtime(RuntimeOptions opts, RuntimeDeps deps);
   ~Runtime() override;
@@ -95,6 +96,24 @@ class Runtime : public RuntimeService {
   absl::StatusOr<v1::ExecSyncResponse> ExecSync(const v1::ExecSyncRequest& req) override;
   absl::StatusOr<v1::UpdateContainerResourcesResponse> UpdateContainerResources(
       const v1::UpdateContainerResourcesRequest& req) override;
+  // Records network_config.pod_cidr (comma-separated, one CIDR per address family, as
+  // kubelet sends Node.spec.podCIDRs). Sandboxes created afterwards pass them to CNI plugins
+  // with capability ipRanges, as containerd does. An empty pod_cidr keeps the previous value.
+  absl::StatusOr<v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(
+      const v1::UpdateRuntimeConfigRequest& req) override;
+
+  // Streaming (streaming_rpcs.cc): Exec/Attach/PortForward validate the request (container
+  // running / sandbox ready) and return a single-use URL of the streaming server; the
+  // StreamingRuntime methods run the session's process (runc exec, conmon attach socket,
+  // a TCP connection inside the sandbox netns). Unavailable until SetStreamingServer().
+  absl::StatusOr<v1::ExecResponse> Exec(const v1::ExecRequest& req) override;
+  absl::StatusOr<v1::AttachResponse> Attach(const v1::AttachRequest& req) override;
+  absl::StatusOr<v1::PortForwardResponse> PortForward(const v1::PortForwardRequest& req) override;
+  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartExec(const v1::ExecRequest& req) override;
+  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartAttach(const v1::AttachRequest& req) override;
+  absl::StatusOr<int> DialPort(const std::string& sandbox_id, int32_t port) override;
+  // The server whose URLs Exec/Attach/PortForward return; not owned; set once after Start().
+  void SetStreamingServer(streaming::Server* server) { streaming_.store(server); }
 
   // container_log.cc. ReopenContainerLog asks the container's conmon to reopen its log file
   // (after kubelet's log rotation renamed it) and returns once the new file exists.
@@ -113,13 +132,9 @@ class Runtime : public RuntimeService {
   absl::StatusOr<v1::ListPodSandboxStatsResponse> ListPodSandboxStats(
       const v1::ListPodSandboxStatsRequest& req) override;
 
-  // runtime_config.cc. UpdateRuntimeConfig records the node's pod CIDR (kubelet sends it
-  // once the Node has spec.podCIDR); it is reported in Status(verbose) and does not change
-  // the CNI configuration, which comes from the conf dir. UpdatePodSandboxResources writes
-  // the pod-level limits (CPU shares/quota/period, memory limit, cpuset) to the sandbox's
-  // cgroup (v1 and v2). NotFound for an unknown sandbox.
-  absl::StatusOr<v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(
-      const v1::UpdateRuntimeConfigRequest& req) override;
+  // runtime_config.cc. UpdatePodSandboxResources writes the pod-level limits (CPU
+  // shares/quota/period, memory limit, cpuset) to the sandbox's cgroup (v1 and v2). NotFound
+  // for an unknown sandbox.
   absl::StatusOr<v1::UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(
       const v1::UpdatePodSandboxResourcesRequest& req) override;
 
@@ -173,8 +188,7 @@ class Runtime : public RuntimeService {
   std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);  // name key -> id
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> handler_runtimes_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(const std::string&)>> exit_cbs_ ABSL_GUARDED_BY(mu_);
-
-  std::string pod_cidr_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> pod_cidrs_ ABSL_GUARDED_BY(mu_);  // from UpdateRuntimeConfig
 
   absl::Mutex events_mu_;  // never held with mu_
   std::deque<std::pair<uint64_t, v1::ContainerEventResponse>> events_ ABSL_GUARDED_BY(events_mu_);
@@ -184,6 +198,7 @@ class Runtime : public RuntimeService {
   // ID -> (timestamp ns, cumulative CPU ns) of the previous stats read, for usage_nano_cores.
   std::map<std::string, std::pair<int64_t, uint64_t>> cpu_samples_ ABSL_GUARDED_BY(cpu_samples_mu_);
 
+  std::atomic<streaming::Server*> streaming_{nullptr};
   int inotify_fd_ = -1;
   int wake_fd_ = -1;  // eventfd to stop the monitor
   std::thread monitor_;

@@ -1,4 +1,4 @@
-// UpdateRuntimeConfig and UpdatePodSandboxResources.
+// UpdatePodSandboxResources.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -79,17 +79,6 @@ absl::Status ApplyResources(const std::string& path, const v1::LinuxContainerRes
 }
 
 }  // namespace
-
-absl::StatusOr<v1::UpdateRuntimeConfigResponse> Runtime::UpdateRuntimeConfig(
-    const v1::UpdateRuntimeConfigRequest& req) {
-  const std::string& cidr = req.runtime_config().network_config().pod_cidr();
-  absl::MutexLock l(&mu_);
-  if (!cidr.empty() && cidr != pod_cidr_) {
-    LOG(INFO) << "runtime: pod CIDR is " << cidr;
-    pod_cidr_ = cidr;
-  }
-  return v1::UpdateRuntimeConfigResponse();
-}
 
 absl::StatusOr<v1::UpdatePodSandboxResourcesResponse> Runtime::UpdatePodSandboxResources(
     const v1::UpdatePodSandboxResourcesRequest& req) {

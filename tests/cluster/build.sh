@@ -16,12 +16,19 @@ declare -A pkgs=(
   [crictl]=sigs.k8s.io/cri-tools/cmd/crictl
 )
 want=("$@")
-# kubelet and critest are built on demand (side-by-side benchmarks, critest), not by default.
-[ ${#want[@]} -gt 0 ] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl crictl)
+# critest and metrics-server are built on demand (side-by-side benchmarks, critest), not by
+# default; the kubelet is (e2e_upstream_kubelet_berth needs it).
+[ ${#want[@]} -gt 0 ] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl crictl kubelet)
 for name in "${want[@]}"; do
   if [ "$name" = critest ]; then
     [ -x bin/critest ] && [ bin/critest -nt go.sum ] && continue
     go test -c -o bin/critest sigs.k8s.io/cri-tools/cmd/critest
+    continue
+  fi
+  if [ "$name" = metrics-server ]; then  # a module of its own: metrics-server/go.mod
+    [ -x bin/metrics-server ] && [ bin/metrics-server -nt metrics-server/go.sum ] && continue
+    (cd metrics-server && go build -trimpath -ldflags=-s -o ../bin/metrics-server \
+      sigs.k8s.io/metrics-server/cmd/metrics-server)
     continue
   fi
   [ -x "bin/$name" ] && [ "bin/$name" -nt go.sum ] && continue

@@ -84,6 +84,7 @@ if ! pid_alive kube-apiserver; then
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$pki/front-proxy-client.crt" \
     --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --allow-privileged=true --profiling=false --v=1
 fi
 wait_until "$timeout" "kube-apiserver /readyz" api_get /readyz ||

@@ -121,7 +121,9 @@ start_berth() {
   local name=$1 cg=$2; shift 2
   [ -x "$berth_bin" ] || fail "berth binary $berth_bin not built"
   "$repo_dir/tests/cluster/node-kubeconfig.sh" "$state" "$name" >/dev/null
-  mkdir -p "$berth_dir/lib" "$berth_dir/run" "$state/cni/net.d"
+  mkdir -p "$berth_dir/lib" "$berth_dir/run" "$state/cni/net.d" "$state/cni/bin"
+  # Test-only CNI plugins (tests/e2e/berth-test-plugin) live in a second bin dir.
+  install -m 0755 "$e2e_dir/berth-test-plugin" "$state/cni/bin/berth-test-plugin"
   # nsenter (default) joins only the netns and keeps the host mount namespace, which a
   # restarted berth needs to see the mounts of the containers it adopts.
   # BERTH_E2E_LAUNCH=ip-netns uses `ip netns exec`, which also gives berth a private mount
@@ -131,7 +133,8 @@ start_berth() {
   "${launch[@]}" "$berth_bin" \
     --kubeconfig="$state/node-$name.kubeconfig" --node-name="$name" --node-ip="$node_addr" \
     --root-dir="$berth_dir/lib" --state-dir="$berth_dir/run" --cri-socket="$berth_sock" \
-    --cgroup-root="$cg" --cni-conf-dir="$state/cni/net.d" --cni-bin-dir=/usr/lib/cni \
+    --cgroup-root="$cg" --cni-conf-dir="$state/cni/net.d" \
+    --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
     "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
@@ -173,7 +176,8 @@ count_overlay_mounts() {
 }
 count_netns_mounts() {
   local pid; pid=$(berth_pid)
-  awk '$3=="nsfs"' "/proc/$pid/mounts" | wc -l
+  # Only berth's own (<state-dir>/netns/<id>): other clusters on the machine mount theirs too.
+  awk -v root="$berth_dir/" '$3=="nsfs" && index($2, root)==1' "/proc/$pid/mounts" | wc -l
 }
 count_pod_cgroups() {
   local d n=0

@@ -194,11 +194,36 @@ TEST_F(CniIntegrationTest, FailureLaterInChainRollsBack) {
   EXPECT_EQ(CountPodLinks(), 1);
 }
 
+// Dual stack: host-local with an IPv4 and an IPv6 range gives the pod one address of each;
+// the client reports IPv4 first (CRI PodSandboxNetworkStatus ip + additional_ips).
+TEST_F(CniIntegrationTest, DualStackBridgeHostLocal) {
+  std::string conf = absl::StrCat(
+      R"({"cniVersion":"1.0.0","name":"berth-test","plugins":[)",
+      R"({"type":"bridge","bridge":"cni-bt0","isGateway":true,"ipMasq":false,)",
+      R"("ipam":{"type":"host-local","ranges":[[{"subnet":"fd00:99::/64"}],[{"subnet":"10.99.0.0/24"}]],)",
+      R"("dataDir":")", ipam_dir_, R"("}},{"type":"loopback"}]})");
+  ASSERT_TRUE(WriteFileAtomic(JoinPath(conf_dir_, "10-berth.conflist"), conf).ok());
+  CniManager cni(Opts());
+  auto r = cni.Add(req_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->ips.size(), 2u);
+  EXPECT_EQ(r->ips[0].rfind("10.99.0.", 0), 0u) << r->ips[0];
+  EXPECT_EQ(r->ips[1].rfind("fd00:99::", 0), 0u) << r->ips[1];
+  std::string addrs = Sh({"ip", "-n", pod_ns_, "-o", "addr", "show", "dev", "eth0"});
+  EXPECT_THAT(addrs, HasSubstr("inet " + r->ips[0] + "/24"));
+  EXPECT_THAT(addrs, HasSubstr("inet6 " + r->ips[1] + "/64"));
+  EXPECT_TRUE(PathExists(ipam_dir_ + "/berth-test/" + r->ips[1]));
+  ASSERT_TRUE(cni.Del(req_).ok());
+  EXPECT_FALSE(PathExists(ipam_dir_ + "/berth-test/" + r->ips[0]));
+  EXPECT_FALSE(PathExists(ipam_dir_ + "/berth-test/" + r->ips[1]));
+  EXPECT_EQ(CountVeths(), 0);
+}
+
 TEST_F(CniIntegrationTest, RepeatedAddDelLeavesNoLeak) {
   WriteConflist("10.99.0.0/24");
   CniManager cni(Opts());
   int pod_links = CountPodLinks();
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 50; ++i) {
     req_.container_id = absl::StrCat("berthcycle", i);
     auto r = cni.Add(req_);
     ASSERT_TRUE(r.ok()) << "cycle " << i << ": " << r.status();

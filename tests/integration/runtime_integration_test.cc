@@ -422,6 +422,68 @@ TEST_F(RuntimeIntegrationTest, OomKilledAndRemoveCreatedContainer) {
   EXPECT_EQ(rt_->ContainerStatus(csr).status().code(), absl::StatusCode::kNotFound);
 }
 
+// What RunPodSandbox hands the CNI plugin (K8S_POD_* args, portMappings, bandwidth, dns,
+// ipRanges from UpdateRuntimeConfig) and the dual-stack result in PodSandboxStatus.
+TEST_F(RuntimeIntegrationTest, SandboxNetworkRequestAndDualStackStatus) {
+  v1::UpdateRuntimeConfigRequest urc;
+  urc.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(
+      "10.244.1.0/24,fd00:10:244:1::/64");
+  ASSERT_TRUE(rt_->UpdateRuntimeConfig(urc).ok());
+  v1::RunPodSandboxRequest req;
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("netreq");
+  c->mutable_metadata()->set_namespace_("team-a");
+  c->mutable_metadata()->set_uid("uid-netreq");
+  c->mutable_linux()->set_cgroup_parent("/kubepods/podnetreq");
+  c->mutable_dns_config()->add_servers("10.96.0.10");
+  c->mutable_dns_config()->add_searches("team-a.svc.cluster.local");
+  c->mutable_dns_config()->add_options("ndots:5");
+  auto* pm = c->add_port_mappings();
+  pm->set_protocol(v1::UDP);
+  pm->set_container_port(53);
+  pm->set_host_port(5353);
+  pm->set_host_ip("127.0.0.1");
+  auto* no_host_port = c->add_port_mappings();  // containerPort only: not a CNI port mapping
+  no_host_port->set_container_port(8080);
+  (*c->mutable_annotations())["kubernetes.io/egress-bandwidth"] = "5M";
+  auto r = rt_->RunPodSandbox(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const cni::AttachRequest& ar = net_.last_add;
+  EXPECT_EQ(ar.container_id, r->pod_sandbox_id());
+  EXPECT_EQ(ar.netns_path, dir_ + "/state/netns/" + r->pod_sandbox_id());
+  EXPECT_EQ(ar.pod_name, "netreq");
+  EXPECT_EQ(ar.pod_namespace, "team-a");
+  EXPECT_EQ(ar.pod_uid, "uid-netreq");
+  ASSERT_EQ(ar.port_mappings.size(), 1u);
+  EXPECT_EQ(ar.port_mappings[0].host_port, 5353);
+  EXPECT_EQ(ar.port_mappings[0].container_port, 53);
+  EXPECT_EQ(ar.port_mappings[0].protocol, "udp");
+  EXPECT_EQ(ar.port_mappings[0].host_ip, "127.0.0.1");
+  EXPECT_EQ(ar.bandwidth.egress_rate, 5000000);
+  EXPECT_EQ(ar.bandwidth.ingress_rate, 0);
+  EXPECT_EQ(ar.dns.servers, std::vector<std::string>{"10.96.0.10"});
+  EXPECT_EQ(ar.dns.searches, std::vector<std::string>{"team-a.svc.cluster.local"});
+  EXPECT_EQ(ar.dns.options, std::vector<std::string>{"ndots:5"});
+  EXPECT_EQ(ar.ip_range_subnets,
+            (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  // The fake plugin answers with 10.88.0.2 and fd00::2: IPv4 is the primary IP.
+  v1::PodSandboxStatusRequest sreq;
+  sreq.set_pod_sandbox_id(r->pod_sandbox_id());
+  auto st = rt_->PodSandboxStatus(sreq);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->status().network().ip(), "10.88.0.2");
+  ASSERT_EQ(st->status().network().additional_ips_size(), 1);
+  EXPECT_EQ(st->status().network().additional_ips(0).ip(), "fd00::2");
+  // Still there after a restart of the runtime (read back from the store).
+  rt_.reset();
+  StartRuntime();
+  st = rt_->PodSandboxStatus(sreq);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->status().network().ip(), "10.88.0.2");
+  ASSERT_EQ(st->status().network().additional_ips_size(), 1);
+  EXPECT_EQ(st->status().network().additional_ips(0).ip(), "fd00::2");
+}
+
 TEST_F(RuntimeIntegrationTest, HostNetworkSandboxWithDnsConfig) {
   v1::RunPodSandboxRequest req;
   auto* c = req.mutable_config();

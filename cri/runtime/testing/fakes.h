@@ -38,6 +38,7 @@ class FakeNetworkPlugin : public cni::NetworkPlugin {
   absl::StatusOr<cni::AttachResult> Add(const cni::AttachRequest& req) override {
     absl::MutexLock l(&mu_);
     adds.push_back(req.container_id);
+    last_add = req;
     if (!add_error.ok()) return add_error;
     cni::AttachResult r;
     r.ips = ips;
@@ -54,6 +55,7 @@ class FakeNetworkPlugin : public cni::NetworkPlugin {
   absl::Status add_error = absl::OkStatus();
   std::vector<std::string> ips = {"10.88.0.2", "fd00::2"};
   std::vector<std::string> adds, dels;
+  cni::AttachRequest last_add;  // the request of the latest Add
 
  private:
   absl::Mutex mu_;

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# The containerd peer: Debian's containerd (1.6) with its CRI plugin, on a private socket,
+# with private root/state dirs, for side-by-side benchmarks and tests against berth.
+#
+# Usage: tests/peer/containerd.sh start|stop|rss|env <state-dir>
+#   start  writes <state-dir>/containerd/config.toml (+ certs.d/*/hosts.toml) and starts
+#          containerd; returns once its CRI answers. Idempotent (a live one is left alone).
+#   stop   removes every pod sandbox through the CRI (CNI DEL, netns, mounts), stops
+#          containerd by PID (TERM, then KILL), kills by PID whatever is left in its cgroup
+#          root (shims, containers), removes those cgroups and unmounts what is left under
+#          the state dir. Fails (exit 1) if it had to kill or unmount leftovers.
+#   rss    prints the summed VmRSS (KiB) of containerd and all its shims.
+#   env    prints shell lines: PEER_CONTAINERD_SOCK, PEER_CONTAINERD_PID, PEER_CGROUP_ROOT,
+#          PEER_CRICTL_CONFIG (crictl --config file for this containerd).
+#
+# Layout under <state-dir>: containerd/{config.toml,containerd.sock,crictl.yaml,root,state,certs.d,opt}
+# (pod netns bind mounts live under containerd/state too: netns_mounts_under_state_dir),
+# containerd.log, containerd.pid, cni/net.d (default CNI conf dir), cgroup_root, netns.
+# Env (read at the first start, then remembered in the state dir where noted):
+#   BERTH_E2E_STATE     an e2e/cluster state dir: containerd runs in its netns (the registry
+#                       127.0.0.1:5000 lives there) and its registry gets the pause image
+#                       (tests/peer/pause_image.sh)
+#   PEER_NETNS          netns to run in (default: the e2e state's netns, else the host's) [remembered]
+#   PEER_CGROUP_ROOT    cgroup root (default ${BERTH_CGROUP_ROOT:-/berth}-containerd); containerd
+#                       and its shims live in <root>/containerd; give the kubelet the same root
+#                       so that pods land in <root>/kubepods                      [remembered]
+#   PEER_CNI_CONF_DIR   CNI conf dir (default <state-dir>/cni/net.d)
+#   PEER_CNI_BIN_DIR    CNI plugin dir (default /usr/lib/cni)
+#   PEER_SANDBOX_IMAGE  (default 127.0.0.1:5000/pause:3.10)
+# Registry mirrors: registry.k8s.io, gcr.io, docker.io, public.ecr.aws, quay.io and
+# 127.0.0.1:5000 all resolve to http://127.0.0.1:5000 only (plain HTTP).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo_dir=$(cd "$here/../.." && pwd)
+cluster_bin=${BERTH_CLUSTER_BIN:-$repo_dir/tests/cluster/bin}
+log() { echo "[$(date +%H:%M:%S)] containerd.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+cmd=${1:-}
+[ -n "$cmd" ] && [ -n "${2:-}" ] || die "usage: containerd.sh start|stop|rss|env <state-dir>"
+mkdir -p "$2"
+s=$(cd "$2" && pwd)
+c="$s/containerd"
+sock="$c/containerd.sock"
+pidf="$s/containerd.pid"
+mkdir -p "$c"
+
+if [ -f "$s/cgroup_root" ]; then cg_root=$(cat "$s/cgroup_root"); else
+  cg_root=${PEER_CGROUP_ROOT:-${BERTH_CGROUP_ROOT:-/berth}-containerd}; echo "$cg_root" >"$s/cgroup_root"; fi
+if [ -f "$s/netns" ]; then netns=$(cat "$s/netns"); else
+  netns=${PEER_NETNS:-}
+  [ -n "$netns" ] || [ -z "${BERTH_E2E_STATE:-}" ] || netns=$(cat "$BERTH_E2E_STATE/netns")
+  echo "$netns" >"$s/netns"
+fi
+
+# alive: containerd.pid names a live, non-zombie containerd.
+alive() {
+  local pid exe
+  pid=$(cat "$pidf" 2>/dev/null) && [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+  grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "${exe% (deleted)}" = /usr/bin/containerd ]
+}
+# cri ...: crictl against this containerd (config <state-dir>/containerd/crictl.yaml).
+cri() {
+  [ -f "$c/crictl.yaml" ] ||
+    printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n' "$sock" "$sock" >"$c/crictl.yaml"
+  "$cluster_bin/crictl" --config "$c/crictl.yaml" "$@"
+}
+
+# cgroup_dirs <path>: <path> under every mounted hierarchy (v1 controllers, name=systemd, unified).
+cgroup_dirs() {
+  local h
+  for h in /sys/fs/cgroup/*/; do [ -d "$h${1#/}" ] && echo "$h${1#/}"; done
+  [ -f /sys/fs/cgroup/cgroup.procs ] && [ -d "/sys/fs/cgroup$1" ] && echo "/sys/fs/cgroup$1"
+  return 0
+}
+# cgroup_procs <path>: PIDs in the cgroup tree <path>, all hierarchies.
+cgroup_procs() {
+  local d
+  for d in $(cgroup_dirs "$1"); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un
+}
+# live_procs <path>: cgroup_procs without zombies (dead already; init reaps them).
+live_procs() {
+  local p
+  for p in $(cgroup_procs "$1"); do
+    grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || echo "$p"
+  done
+}
+# make_cgroup <path>: creates <path> in every hierarchy (cpuset: cpus/mems copied down, as a
+# v1 cpuset cgroup takes no task while they are empty); prints the cgroup.procs files.
+make_cgroup() {
+  local h dir part parts
+  for h in /sys/fs/cgroup/*/; do
+    [ -f "${h}cgroup.procs" ] || continue
+    dir=${h%/}
+    IFS=/ read -ra parts <<<"${1#/}"
+    for part in "${parts[@]}"; do
+      mkdir -p "$dir/$part"
+      if [ -f "$dir/cpuset.cpus" ]; then
+        [ -n "$(cat "$dir/$part/cpuset.cpus")" ] || cat "$dir/cpuset.cpus" >"$dir/$part/cpuset.cpus"
+        [ -n "$(cat "$dir/$part/cpuset.mems")" ] || cat "$dir/cpuset.mems" >"$dir/$part/cpuset.mems"
+      fi
+      dir="$dir/$part"
+    done
+    echo "$dir/cgroup.procs"
+  done
+}
+
+write_config() {
+  local conf_dir=${PEER_CNI_CONF_DIR:-$s/cni/net.d} bin_dir=${PEER_CNI_BIN_DIR:-/usr/lib/cni}
+  local image=${PEER_SANDBOX_IMAGE:-127.0.0.1:5000/pause:3.10} host
+  mkdir -p "$conf_dir" "$c/root" "$c/state" "$c/opt" "$c/certs.d"
+  for host in registry.k8s.io gcr.io docker.io public.ecr.aws quay.io 127.0.0.1:5000; do
+    mkdir -p "$c/certs.d/$host"
+    cat >"$c/certs.d/$host/hosts.toml" <<HOSTS
+# $host is served by the local test registry only (plain HTTP); no fallback to $host.
+server = "http://127.0.0.1:5000"
+
+[host."http://127.0.0.1:5000"]
+  capabilities = ["pull", "resolve"]
+  skip_verify = true
+HOSTS
+  done
+  cat >"$c/config.toml.tmp" <<TOML
+version = 2
+root = "$c/root"
+state = "$c/state"
+oom_score = 0
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "$sock"
+
+[ttrpc]
+  address = "$c/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$c/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$image"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_cdi = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        BinaryName = "/usr/sbin/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$bin_dir"
+    conf_dir = "$conf_dir"
+    max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$c/certs.d"
+TOML
+  mv "$c/config.toml.tmp" "$c/config.toml"
+}
+
+start() {
+  if alive; then log "containerd already running (pid $(cat "$pidf"))"; return 0; fi
+  if [ -n "${BERTH_E2E_STATE:-}" ]; then "$here/pause_image.sh" "$BERTH_E2E_STATE" >/dev/null; fi
+  write_config
+  rm -f "$sock"
+  local launch=() procs
+  [ -z "$netns" ] || launch=(nsenter --net="/run/netns/$netns")
+  procs=$(make_cgroup "$cg_root/containerd")
+  # The subshell moves itself into the cgroup, then execs (nsenter execs too): $! is containerd.
+  (
+    for f in $procs; do echo "$BASHPID" >"$f"; done
+    exec "${launch[@]}" /usr/bin/containerd --config "$c/config.toml"
+  ) </dev/null >>"$s/containerd.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$pidf"
+  local deadline=$((SECONDS + 60))
+  until [ -S "$sock" ] && cri version >/dev/null 2>&1; do
+    # (not alive(): until the subshell has exec'd, /proc/<pid>/exe is still bash)
+    { [ -d "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; } || { tail -n 30 "$s/containerd.log" >&2; die "containerd exited during start-up"; }
+    [ $SECONDS -lt $deadline ] || { tail -n 30 "$s/containerd.log" >&2; die "containerd CRI not up in 60s"; }
+    sleep 0.2
+  done
+  alive || die "pid $pid is not containerd after start-up"
+  log "started containerd (pid $(cat "$pidf"), socket $sock, cgroup $cg_root, netns ${netns:-host})"
+}
+
+stop() {
+  local status=0 pid left=0 d m
+  if alive; then
+    pid=$(cat "$pidf")
+    if [ -S "$sock" ]; then
+      local pods; pods=$(cri pods -q 2>/dev/null || true)
+      [ -z "$pods" ] || cri rmp -f $pods >/dev/null 2>&1 || { log "crictl rmp failed"; status=1; }
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while alive && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if alive; then log "containerd (pid $pid) ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    while alive; do sleep 0.05; done
+    log "stopped containerd (pid $pid)"
+  fi
+  rm -f "$pidf"
+  # Shims and containers outlive containerd: kill what is left in the cgroup tree, by PID.
+  local deadline=$((SECONDS + 10)) pids
+  while pids=$(live_procs "$cg_root") && [ -n "$pids" ]; do
+    for pid in $pids; do kill -KILL "$pid" 2>/dev/null && left=$((left + 1)); done
+    [ $SECONDS -lt $deadline ] || { log "processes survive SIGKILL in $cg_root: $pids"; status=1; break; }
+    sleep 0.1
+  done
+  [ "$left" = 0 ] || { log "killed $left leftover process(es) in cgroup $cg_root"; status=1; }
+  for d in $(cgroup_dirs "$cg_root"); do
+    deadline=$((SECONDS + 10))
+    while [ -d "$d" ] && [ $SECONDS -lt $deadline ]; do
+      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.1
+    done
+    [ ! -d "$d" ] || { log "cannot remove cgroup $d"; status=1; }
+  done
+  # Mounts left under the state dir (overlay rootfs, sandbox shm), deepest first.
+  for m in $(awk -v root="$s/" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
+    log "unmounting leftover $m"; status=1
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+  return $status
+}
+
+rss() {
+  local pid total=0 kb
+  alive || die "containerd is not running"
+  for pid in $(cgroup_procs "$cg_root/containerd"); do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+
+case "$cmd" in
+  start) start ;;
+  stop) stop ;;
+  rss) rss ;;
+  env)
+    echo "export PEER_CONTAINERD_SOCK=$sock"
+    echo "export PEER_CONTAINERD_PID=$(alive && cat "$pidf" || true)"
+    echo "export PEER_CGROUP_ROOT=$cg_root"
+    echo "export PEER_CRICTL_CONFIG=$c/crictl.yaml"
+    ;;
+  *) die "unknown command $cmd (start|stop|rss|env)" ;;
+esac
