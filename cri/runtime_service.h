@@ -8,6 +8,8 @@
 // ...). An RPC an implementation cannot serve returns Unimplemented with a message.
 #pragma once
 
+#include <functional>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cri/api/api.pb.h"
@@ -69,6 +71,18 @@ class RuntimeService {
  public:
   virtual ~RuntimeService() = default;
   BERTH_CRI_RUNTIME_RPCS(BERTH_CRI_DECLARE_VIRTUAL_)
+
+  // GetContainerEvents (server stream): calls `send` with each container or sandbox
+  // lifecycle event (CONTAINER_CREATED/STARTED/STOPPED/DELETED_EVENT; for a sandbox the
+  // container_id is the sandbox ID) that happens after the call starts, in order, until
+  // `send` returns false (the client went away) or `cancelled()` returns true; then returns
+  // OK. `cancelled` is polled at least once a second, the first time once the subscription
+  // is in place (every later event is delivered). Blocks the calling thread.
+  virtual absl::Status GetContainerEvents(const v1::GetEventsRequest& request,
+                                          const std::function<bool(const v1::ContainerEventResponse&)>& send,
+                                          const std::function<bool()>& cancelled) {
+    return absl::UnimplementedError("GetContainerEvents is not implemented by berth");
+  }
 };
 
 // CRI ImageService (api.proto `service ImageService`).

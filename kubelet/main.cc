@@ -70,6 +70,7 @@ struct Flags {
   double cni_plugin_timeout_s = 60;
   std::vector<std::string> insecure_registries;
   std::vector<std::string> registry_mirrors;
+  std::vector<std::string> pinned_images;
   std::string metrics_bind_address = "127.0.0.1:10249";
   std::string log_root = "/var/log/pods";
   std::string pause_binary;
@@ -146,6 +147,7 @@ int RealMain(int argc, char** argv) {
                "write a bridge conflist for Node.spec.podCIDR when the CNI conf dir is empty");
   app.add_option("--insecure-registry", f.insecure_registries, "registry host:port over plain HTTP");
   app.add_option("--registry-mirror", f.registry_mirrors, "host=endpoint mirror for a registry");
+  app.add_option("--pinned-image", f.pinned_images, "image reference reported as pinned (never GC'd)");
   app.add_option("--metrics-bind-address", f.metrics_bind_address, "address of /metrics");
   app.add_option("--log-root", f.log_root, "pod log directory root");
   app.add_option("--pause-binary", f.pause_binary, "path of berth-pause");
@@ -238,6 +240,7 @@ int RealMain(int argc, char** argv) {
   iopts.root_dir = JoinPath(f.root_dir, "image");
   iopts.db = db->get();
   iopts.registry.insecure_registries = f.insecure_registries;
+  iopts.pinned_images = f.pinned_images;
   for (const auto& m : f.registry_mirrors) {
     std::pair<std::string, std::string> kv = absl::StrSplit(m, absl::MaxSplits('=', 1));
     if (kv.second.empty()) {

@@ -3,6 +3,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "base/status.h"
 #include "cri/image/digest.h"
 #include "cri/image/layer.h"
+#include "cri/image/reference.h"
 
 namespace berth::cri::image {
 
@@ -387,7 +389,16 @@ absl::StatusOr<v1::Image> ImageStore::ToCri(const ImageRecord& rec) {
   for (const auto& d : rec.repo_digests) img.add_repo_digests(d);
   img.set_size(static_cast<uint64_t>(rec.size));
   img.mutable_spec()->set_image(rec.id);
-  img.set_pinned(false);
+  bool pinned = false;
+  for (const auto& p : opts_.pinned_images) {
+    auto ref = ParseReference(p);
+    if (!ref.ok()) continue;
+    const std::string want = ref->String();
+    for (const auto& names : {&rec.repo_tags, &rec.repo_digests}) {
+      pinned = pinned || std::find(names->begin(), names->end(), want) != names->end();
+    }
+  }
+  img.set_pinned(pinned);
   json cj = json::parse(rec.config, nullptr, false);
   std::string user = cj.is_object() && cj.contains("config") ? Str(cj["config"], "User") : "";
   std::string name = user.substr(0, user.find(':'));

@@ -28,6 +28,10 @@ struct ImageStoreOptions {
   RegistryConfig registry;              // insecure registries and mirrors
   std::string platform_os = "linux";    // platform selected from manifest lists
   std::string platform_arch;            // default: the build's architecture (amd64, arm64)
+  // References of pinned images (CRI Image.pinned: the kubelet's image GC never removes
+  // them), e.g. the pause/sandbox image a peer runtime or kubelet is configured with. An
+  // image is pinned when one of its repo tags or digests is one of these (normalized).
+  std::vector<std::string> pinned_images;
 };
 
 // Thread-safe: all methods may be called concurrently. Concurrent pulls of the same

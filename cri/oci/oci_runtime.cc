@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstdlib>
 
@@ -332,7 +335,26 @@ absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id, const std
   std::string pid_file = JoinPath(dir, absl::StrCat("exec-", getpid(), "-", counter++, ".pid"));
   std::vector<std::string> argv = RuntimeArgv(opts_, {"exec", "--pid-file", pid_file, id});
   argv.insert(argv.end(), cmd.begin(), cmd.end());
-  auto r = Run(argv, "", timeout);
+  // On timeout the exec'd process is killed first, so that `runc exec` (its parent) reaps it
+  // and exits: killing runc first would leave a zombie in the container (reparented to an
+  // init that need not reap it). `runc exec` itself is killed only if it hangs afterwards.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false, fired = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> l(mu);
+    if (cv.wait_for(l, timeout, [&] { return done; })) return;
+    fired = true;
+    pid_t pid = ReadPidFile(pid_file);
+    if (pid > 0) kill(pid, SIGKILL);
+  });
+  auto r = Run(argv, "", timeout + std::chrono::seconds(10));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
   if (!r.ok()) {
     unlink(pid_file.c_str());
     return Annotate(r.status(), what);
@@ -343,8 +365,8 @@ absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id, const std
   }
   unlink(pid_file.c_str());
   ExecResult out;
-  out.exit_code = r->timed_out ? -1 : r->exit_code;
-  out.timed_out = r->timed_out;
+  out.timed_out = fired || r->timed_out;
+  out.exit_code = out.timed_out ? -1 : r->exit_code;
   out.stdout_data = std::move(r->out);
   out.stderr_data = std::move(r->err);
   return out;
@@ -375,6 +397,26 @@ absl::StatusOr<int> OciRuntime::ReadExitFile(const std::string& exit_dir, const 
   if (!absl::SimpleAtoi(text, &code))
     return absl::DataLossError(absl::StrCat("exit file ", path, ": not an exit code: \"", text, "\""));
   return code;
+}
+
+absl::Status OciRuntime::ReopenLog(const std::string& bundle) {
+  const std::string ctl = JoinPath(bundle, "ctl");
+  // O_NONBLOCK: opening a fifo for writing fails with ENXIO instead of blocking when no
+  // conmon has it open for reading.
+  int fd = open(ctl.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENXIO || errno == ENOENT) {
+      return absl::FailedPreconditionError("reopen log: no conmon listens on " + ctl);
+    }
+    return ErrnoStatus(errno, "reopen log: open " + ctl);
+  }
+  // conmon's control messages are "<type> <height> <width>\n"; type 2 = reopen the log.
+  static constexpr char kReopenLogs[] = "2 0 0\n";
+  ssize_t n = write(fd, kReopenLogs, sizeof(kReopenLogs) - 1);
+  int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof(kReopenLogs) - 1)) return ErrnoStatus(err, "reopen log: write " + ctl);
+  return absl::OkStatus();
 }
 
 }  // namespace berth::cri::oci

@@ -84,6 +84,11 @@ class OciRuntime {
   // Applies a linux resources JSON object (OCI runtime-spec config-linux.md `resources`).
   absl::Status UpdateResources(const std::string& id, const std::string& resources_json);
 
+  // Asks the conmon of the container whose bundle is `bundle` to reopen its log file (conmon's
+  // control fifo <bundle>/ctl, message type 2 as CRI-O sends it). Returns once the message is
+  // written; conmon reopens asynchronously. FailedPrecondition when no conmon reads the fifo.
+  static absl::Status ReopenLog(const std::string& bundle);
+
   // Reads the exit code conmon wrote to `<exit_dir>/<id>`; NotFound while it is running.
   static absl::StatusOr<int> ReadExitFile(const std::string& exit_dir, const std::string& id);
 

@@ -1,6 +1,11 @@
 #include "cri/runtime/oci_spec.h"
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <sstream>
 
@@ -11,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/seccomp.h"
 
 namespace berth::cri::runtime {
 namespace v1 = ::runtime::v1;
@@ -145,6 +151,9 @@ absl::StatusOr<ResolvedUser> ResolveUser(const v1::LinuxContainerSecurityContext
   std::string user_part, group_part;
   bool have_uid = false;
   std::string username;  // for group membership lookup
+  if (sc.has_run_as_group() && !sc.has_run_as_user() && sc.run_as_username().empty()) {
+    return absl::InvalidArgumentError("run_as_group is set without run_as_user or run_as_username");
+  }
   if (sc.has_run_as_user()) {
     out.uid = static_cast<uint32_t>(sc.run_as_user().value());
     have_uid = true;
@@ -204,7 +213,9 @@ absl::StatusOr<ResolvedUser> ResolveUser(const v1::LinuxContainerSecurityContext
     }
   };
   add(out.gid);
-  if (!username.empty()) {
+  // SupplementalGroupsPolicy Merge (default) adds the image's /etc/group memberships;
+  // Strict uses only the primary and the requested supplemental groups.
+  if (!username.empty() && sc.supplemental_groups_policy() != v1::SupplementalGroupsPolicy::Strict) {
     for (const auto& g : groups) {
       if (std::find(g.members.begin(), g.members.end(), username) != g.members.end()) add(g.gid);
     }
@@ -328,6 +339,12 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
       }
     }
   }
+  // Only what berth itself holds can be granted (runc fails with EPERM otherwise).
+  std::erase_if(caps, [&](const std::string& cap) {
+    const auto& all = AllCapabilities();
+    size_t bit = std::find(all.begin(), all.end(), cap) - all.begin();
+    return bit < 64 && !(in.cap_bounding & (uint64_t{1} << bit));
+  });
   std::vector<std::string> ambient;
   for (const auto& raw : sc.capabilities().add_ambient_capabilities()) {
     std::string cap = CapName(raw);
@@ -381,6 +398,17 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     add_mount(Mount("/etc/resolv.conf", "bind", in.sandbox.resolv_conf_path,
                     {"rbind", "rprivate", etc_mode}));
   for (const auto& m : cfg.mounts()) {
+    if (m.recursive_read_only()) {
+      // As containerd: recursive read-only needs a read-only, private mount.
+      if (!m.readonly()) {
+        return absl::InvalidArgumentError("mount " + m.container_path() +
+                                          ": recursive_read_only requires readonly");
+      }
+      if (m.propagation() != v1::PROPAGATION_PRIVATE) {
+        return absl::InvalidArgumentError("mount " + m.container_path() +
+                                          ": recursive_read_only requires PROPAGATION_PRIVATE");
+      }
+    }
     std::vector<std::string> opts = {"rbind"};
     switch (m.propagation()) {
       case v1::PROPAGATION_HOST_TO_CONTAINER: opts.push_back("rslave"); break;
@@ -388,6 +416,7 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
       default: opts.push_back("rprivate"); break;
     }
     opts.push_back(m.readonly() ? "ro" : "rw");
+    if (m.recursive_read_only()) opts.push_back("rro");
     mounts.push_back(Mount(m.container_path(), "bind", m.host_path(), opts));
   }
   spec["mounts"] = mounts;
@@ -424,6 +453,30 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   } else {
     resources["devices"] = json::array({{{"allow", false}, {"access", "rwm"}}});
   }
+  // CRI devices: the host node's major/minor, visible at container_path, allowed in the
+  // device cgroup with the requested permissions.
+  json devices = json::array();
+  for (const auto& d : cfg.devices()) {
+    struct stat st;
+    if (stat(d.host_path().c_str(), &st) != 0) {
+      return absl::InvalidArgumentError("device " + d.host_path() + ": " + strerror(errno));
+    }
+    const char* type = S_ISCHR(st.st_mode) ? "c" : S_ISBLK(st.st_mode) ? "b" : nullptr;
+    if (type == nullptr) return absl::InvalidArgumentError("device " + d.host_path() + " is not a device node");
+    std::string perms = d.permissions().empty() ? "rwm" : d.permissions();
+    devices.push_back({{"path", d.container_path().empty() ? d.host_path() : d.container_path()},
+                       {"type", type},
+                       {"major", major(st.st_rdev)},
+                       {"minor", minor(st.st_rdev)},
+                       {"fileMode", st.st_mode & 07777},
+                       {"uid", st.st_uid},
+                       {"gid", st.st_gid}});
+    if (!privileged) {
+      resources["devices"].push_back({{"allow", true}, {"type", type}, {"major", major(st.st_rdev)},
+                                      {"minor", minor(st.st_rdev)}, {"access", perms}});
+    }
+  }
+  if (!devices.empty()) linux["devices"] = devices;
   linux["resources"] = resources;
   if (!in.cgroups_path.empty()) linux["cgroupsPath"] = in.cgroups_path;
   if (!privileged) {
@@ -438,7 +491,9 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     linux["maskedPaths"] = masked;
     linux["readonlyPaths"] = ro;
   }
-  // TODO(seccomp): apply RuntimeDefault / Localhost profiles; unconfined for now.
+  ASSIGN_OR_RETURN(json seccomp, ContainerSeccomp(sc, caps));
+  if (!seccomp.is_null()) linux["seccomp"] = std::move(seccomp);
+  if (!in.sandbox.sysctls.empty()) linux["sysctl"] = in.sandbox.sysctls;
   spec["linux"] = linux;
 
   json ann = json::object();

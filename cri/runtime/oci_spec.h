@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,7 @@ struct SandboxSpecInfo {
   std::string hosts_path, hostname_path, resolv_conf_path;  // files bound into /etc
   std::string shm_path;          // the sandbox's /dev/shm (empty: private tmpfs)
   std::string sandbox_name, sandbox_namespace, sandbox_uid;
+  std::map<std::string, std::string> sysctls;  // PodSandboxConfig.linux.sysctls (linux.sysctl)
 };
 
 // Inputs of GenerateSpec.
@@ -81,12 +83,16 @@ struct SpecInput {
   std::string cgroups_path;      // e.g. /berth-e2e/kubepods/pod1/<id> (cgroupfs driver)
   std::string passwd, group;     // contents of the rootfs's /etc/passwd and /etc/group
   int current_oom_score_adj = 0;
+  // The capability bounding set of berth itself (bit i = capability number i, as CapBnd in
+  // /proc/self/status). Privileged and "ALL" containers get every capability in it; others
+  // their set intersected with it, as containerd does with the runtime's own capabilities.
+  uint64_t cap_bounding = ~uint64_t{0};
 };
 
 // containerd's default capability set.
 const std::vector<std::string>& DefaultCapabilities();
 
-// Builds config.json. Seccomp stays unconfined (TODO: RuntimeDefault profile).
+// Builds config.json. Seccomp as cri/runtime/seccomp.h describes.
 // Errors: InvalidArgument for an empty command, unknown user, unknown capability name.
 absl::StatusOr<nlohmann::json> GenerateSpec(const SpecInput& in);
 

@@ -285,5 +285,50 @@ TEST_F(SpecFixture, WorkingDirAndUserFromImage) {
   EXPECT_EQ((*GenerateSpec(in))["process"]["cwd"], "/w");
 }
 
+TEST_F(SpecFixture, CapabilitiesLimitedToBerthsBoundingSet) {
+  in.cap_bounding = ~(uint64_t{1} << 24);  // no CAP_SYS_RESOURCE, as on this CI machine
+  cfg.mutable_linux()->mutable_security_context()->set_privileged(true);
+  auto caps = (*GenerateSpec(in))["process"]["capabilities"]["bounding"].get<std::vector<std::string>>();
+  EXPECT_THAT(caps, Contains("CAP_SYS_ADMIN"));
+  EXPECT_THAT(caps, Not(Contains("CAP_SYS_RESOURCE")));
+  cfg.mutable_linux()->mutable_security_context()->set_privileged(false);
+  cfg.mutable_linux()->mutable_security_context()->mutable_capabilities()->add_add_capabilities("ALL");
+  caps = (*GenerateSpec(in))["process"]["capabilities"]["effective"].get<std::vector<std::string>>();
+  EXPECT_THAT(caps, Contains("CAP_NET_ADMIN"));
+  EXPECT_THAT(caps, Not(Contains("CAP_SYS_RESOURCE")));
+}
+
+TEST_F(SpecFixture, SeccompSysctlsAndRecursiveReadOnlyMounts) {
+  auto* sc = cfg.mutable_linux()->mutable_security_context();
+  sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::RuntimeDefault);
+  in.sandbox.sysctls = {{"net.ipv4.ip_forward", "1"}};
+  auto* m = cfg.add_mounts();
+  m->set_host_path("/h");
+  m->set_container_path("/c");
+  m->set_readonly(true);
+  m->set_recursive_read_only(true);
+  auto spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ((*spec)["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+  EXPECT_EQ((*spec)["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+  EXPECT_THAT(MountAt(*spec, "/c")["options"].get<std::vector<std::string>>(), Contains("rro"));
+  m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  EXPECT_EQ(GenerateSpec(in).status().code(), absl::StatusCode::kInvalidArgument);
+  m->set_propagation(v1::PROPAGATION_PRIVATE);
+  m->set_readonly(false);
+  EXPECT_EQ(GenerateSpec(in).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ResolveUser, RunAsGroupNeedsAUserAndStrictPolicySkipsImageGroups) {
+  v1::LinuxContainerSecurityContext sc;
+  sc.mutable_run_as_group()->set_value(3);
+  EXPECT_EQ(ResolveUser(sc, "app", kPasswd, kGroup).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::LinuxContainerSecurityContext strict;
+  strict.mutable_run_as_user()->set_value(1000);
+  strict.add_supplemental_groups(44);
+  strict.set_supplemental_groups_policy(v1::Strict);
+  EXPECT_THAT(ResolveUser(strict, "", kPasswd, kGroup)->additional_gids, ElementsAre(1001u, 44u));
+}
+
 }  // namespace
 }  // namespace berth::cri::runtime

@@ -8,10 +8,12 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
@@ -23,9 +25,11 @@
 #include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
+#include "cri/runtime/runtime_records.h"
 #include "nlohmann/json.hpp"
 
 #ifndef BERTH_VERSION
@@ -40,44 +44,7 @@ CREATE TABLE IF NOT EXISTS runtime_sandboxes (id TEXT PRIMARY KEY, data TEXT NOT
 CREATE TABLE IF NOT EXISTS runtime_containers (id TEXT PRIMARY KEY, sandbox_id TEXT NOT NULL, data TEXT NOT NULL);
 )sql";
 
-struct Runtime::SandboxRec {
-  std::string id, name_key;
-  v1::PodSandboxConfig config;
-  v1::PodSandboxState state = v1::SANDBOX_NOTREADY;
-  int64_t created_at = 0;
-  std::string ip;
-  std::vector<std::string> additional_ips;
-  pid_t pause_pid = 0;
-  std::string netns_path, cgroup_path, runtime_handler, dir, shm_path;
-  bool host_network = false, host_ipc = false;
-  bool network_attached = false;
-  bool created = false;  // setup finished (record is persisted)
-  absl::Status create_status;
-  absl::Mutex op_mu;  // serializes blocking operations on this sandbox
-};
-
-struct Runtime::ContainerRec {
-  std::string id, sandbox_id, name_key;
-  v1::ContainerConfig config;
-  v1::ContainerState state = v1::CONTAINER_CREATED;
-  int64_t created_at = 0, started_at = 0, finished_at = 0;
-  int exit_code = 0;
-  std::string reason, message;
-  pid_t pid = 0;
-  std::string image_name, image_ref, image_id, stop_signal;
-  std::string log_path, bundle, rootfs, cgroups_path, runtime_handler;
-  bool created = false;
-  absl::Status create_status;
-  absl::Mutex op_mu;
-};
-
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string ToB64(const google::protobuf::Message& m) {
   std::string bin;
@@ -143,6 +110,23 @@ bool SawOomKill(const std::vector<CgroupMount>& mounts, const std::string& cgrou
   return false;
 }
 
+// Recursive read-only mounts need Linux >= 5.12 (mount_setattr) and an OCI runtime whose
+// `features` lists the "rro" mount option (runc >= 1.1).
+bool DetectRecursiveReadOnly(const std::string& runtime_path) {
+  struct utsname u;
+  if (uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 5 || (major == 5 && minor < 12)) return false;
+  auto r = Run({runtime_path, "features"}, "", std::chrono::seconds(10));
+  if (!r.ok() || r->exit_code != 0) return false;
+  json f = json::parse(r->out, nullptr, false);
+  if (!f.is_object() || !f.contains("mountOptions") || !f["mountOptions"].is_array()) return false;
+  for (const auto& o : f["mountOptions"]) {
+    if (o == "rro") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string NewId() {
@@ -184,6 +168,14 @@ Runtime::Runtime(RuntimeOptions opts, RuntimeDeps deps) : opts_(std::move(opts))
   if (deps_.infra == nullptr) {
     own_infra_ = NewPauseInfra(opts_.pause_binary);
     deps_.infra = own_infra_.get();
+  }
+  if (auto st = ReadFile("/proc/self/status"); st.ok()) {
+    for (absl::string_view line : absl::StrSplit(*st, '\n')) {
+      if (absl::ConsumePrefix(&line, "CapBnd:")) {
+        uint64_t v;
+        if (absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line), &v)) cap_bounding_ = v;
+      }
+    }
   }
   auto adj = ReadFile("/proc/self/oom_score_adj");
   if (adj.ok()) absl::SimpleAtoi(absl::StripAsciiWhitespace(*adj), &current_oom_score_adj_);
@@ -237,6 +229,7 @@ absl::Status Runtime::Start() {
   if (absl::Status s = deps_.network->Gc(valid); !s.ok()) {
     LOG(WARNING) << "runtime: CNI GC: " << s;
   }
+  rro_supported_ = DetectRecursiveReadOnly(deps_.oci->options().runtime_path);
   monitor_ = std::thread([this] { MonitorLoop(); });
   return absl::OkStatus();
 }
@@ -274,6 +267,7 @@ absl::Status Runtime::SaveContainer(const ContainerRec& c) {
             {"log_path", c.log_path},   {"bundle", c.bundle},
             {"rootfs", c.rootfs},       {"cgroups_path", c.cgroups_path},
             {"runtime_handler", c.runtime_handler}};
+  if (c.user_known) j["user"] = {{"uid", c.uid}, {"gid", c.gid}, {"groups", c.supplemental_groups}};
   return deps_.db->Transaction([&]() -> absl::Status {
     return deps_.db->Exec(
         "INSERT OR REPLACE INTO runtime_containers (id, sandbox_id, data) VALUES (?1, ?2, ?3)",
@@ -343,6 +337,12 @@ absl::Status Runtime::Load() {
     c->rootfs = j.value("rootfs", "");
     c->cgroups_path = j.value("cgroups_path", "");
     c->runtime_handler = j.value("runtime_handler", "");
+    if (j.contains("user") && j["user"].is_object()) {
+      c->user_known = true;
+      c->uid = j["user"].value("uid", int64_t{0});
+      c->gid = j["user"].value("gid", int64_t{0});
+      c->supplemental_groups = j["user"].value("groups", std::vector<int64_t>{});
+    }
     c->created = true;
     container_names_[c->name_key] = c->id;
     containers_[c->id] = c;
@@ -455,8 +455,24 @@ absl::StatusOr<v1::StatusResponse> Runtime::Status(const v1::StatusRequest& req)
     nc->set_reason("NetworkPluginNotReady");
     nc->set_message(std::string(ns.message()));
   }
+  // Features (cri-api RuntimeFeatures / RuntimeHandlerFeatures).
+  r.mutable_features()->set_supplemental_groups_policy(true);
+  auto* def = r.add_runtime_handlers();
+  def->mutable_features()->set_recursive_read_only_mounts(rro_supported_);
+  for (const auto& [name, bin] : opts_.runtime_handlers) {
+    if (name.empty()) continue;
+    auto* h = r.add_runtime_handlers();
+    h->set_name(name);
+    h->mutable_features()->set_recursive_read_only_mounts(rro_supported_ && bin == deps_.oci->options().runtime_path);
+  }
   if (req.verbose()) {
-    json info = {{"rootDir", opts_.root_dir}, {"stateDir", opts_.state_dir}, {"cgroupRoot", opts_.cgroup_root}};
+    std::string pod_cidr;
+    {
+      absl::MutexLock l(&mu_);
+      pod_cidr = absl::StrJoin(pod_cidrs_, ",");
+    }
+    json info = {{"rootDir", opts_.root_dir}, {"stateDir", opts_.state_dir}, {"cgroupRoot", opts_.cgroup_root},
+                 {"podCIDR", pod_cidr}};
     (*r.mutable_info())["config"] = info.dump();
   }
   return r;
@@ -526,6 +542,8 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   }
   sb->op_mu.Unlock();
   LOG(INFO) << "runtime: sandbox " << sb->id << " (" << key << ") ready, ip " << sb->ip;
+  EmitEvent(v1::CONTAINER_CREATED_EVENT, sb->id, sb->id);
+  EmitEvent(v1::CONTAINER_STARTED_EVENT, sb->id, sb->id);
   v1::RunPodSandboxResponse r;
   r.set_pod_sandbox_id(sb->id);
   return r;
@@ -692,8 +710,11 @@ absl::StatusOr<v1::UpdateRuntimeConfigResponse> Runtime::UpdateRuntimeConfig(
 absl::StatusOr<v1::StopPodSandboxResponse> Runtime::StopPodSandbox(const v1::StopPodSandboxRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
   if (!sb) return v1::StopPodSandboxResponse();  // CRI: idempotent, resources already reclaimed
-  absl::MutexLock ol(&sb->op_mu);
-  RETURN_IF_ERROR(StopSandboxLocked(sb.get()));
+  {
+    absl::MutexLock ol(&sb->op_mu);
+    RETURN_IF_ERROR(StopSandboxLocked(sb.get()));
+  }
+  EmitEvent(v1::CONTAINER_STOPPED_EVENT, sb->id, sb->id);
   return v1::StopPodSandboxResponse();
 }
 
@@ -742,11 +763,18 @@ absl::StatusOr<v1::RemovePodSandboxResponse> Runtime::RemovePodSandbox(const v1:
   RETURN_IF_ERROR(deps_.db->Transaction([&]() -> absl::Status {
     return deps_.db->Exec("DELETE FROM runtime_sandboxes WHERE id = ?1", {sb->id});
   }));
-  absl::MutexLock l(&mu_);
-  sandboxes_.erase(sb->id);
-  sandbox_names_.erase(sb->name_key);
-  sb->created = false;
-  sb->create_status = absl::NotFoundError("pod sandbox " + sb->id + " was removed");
+  {
+    absl::MutexLock l(&mu_);
+    sandboxes_.erase(sb->id);
+    sandbox_names_.erase(sb->name_key);
+    sb->created = false;
+    sb->create_status = absl::NotFoundError("pod sandbox " + sb->id + " was removed");
+  }
+  {
+    absl::MutexLock l(&cpu_samples_mu_);
+    cpu_samples_.erase("pod:" + sb->id);
+  }
+  EmitEvent(v1::CONTAINER_DELETED_EVENT, sb->id, sb->id);
   return v1::RemovePodSandboxResponse();
 }
 
@@ -856,6 +884,7 @@ absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(const v1::C
     return Annotate(s, "CreateContainer " + md.name() + " in pod sandbox " + sb->id);
   }
   c->op_mu.Unlock();
+  EmitEvent(v1::CONTAINER_CREATED_EVENT, c->id, c->sandbox_id);
   v1::CreateContainerResponse r;
   r.set_container_id(c->id);
   return r;
@@ -904,6 +933,7 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     in.sandbox.sandbox_name = sb->config.metadata().name();
     in.sandbox.sandbox_namespace = sb->config.metadata().namespace_();
     in.sandbox.sandbox_uid = sb->config.metadata().uid();
+    in.sandbox.sysctls.insert(sb->config.linux().sysctls().begin(), sb->config.linux().sysctls().end());
     c->cgroups_path = sb->cgroup_path + "/" + c->id;
     if (!sb->config.log_directory().empty() && !cfg.log_path().empty()) {
       c->log_path = JoinPath(sb->config.log_directory(), cfg.log_path());
@@ -913,7 +943,14 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   in.passwd = ReadFile(JoinPath(c->rootfs, "etc/passwd")).value_or("");
   in.group = ReadFile(JoinPath(c->rootfs, "etc/group")).value_or("");
   in.current_oom_score_adj = current_oom_score_adj_;
+  in.cap_bounding = cap_bounding_;
   ASSIGN_OR_RETURN(json spec, GenerateSpec(in));
+  if (const json& u = spec["process"]["user"]; u.is_object()) {
+    c->user_known = true;
+    c->uid = u.value("uid", int64_t{0});
+    c->gid = u.value("gid", int64_t{0});
+    c->supplemental_groups = u.value("additionalGids", std::vector<int64_t>{});
+  }
   RETURN_IF_ERROR(WriteFileAtomic(JoinPath(c->bundle, "config.json"), spec.dump(2)));
   if (!c->log_path.empty()) {
     std::string dir = c->log_path.substr(0, c->log_path.rfind('/'));
@@ -948,17 +985,21 @@ absl::StatusOr<v1::StartContainerResponse> Runtime::StartContainer(const v1::Sta
     }
   }
   RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->Start(c->id), "StartContainer " + c->id));
-  absl::MutexLock l(&mu_);
-  c->started_at = NowNs();
-  if (c->state == v1::CONTAINER_CREATED) c->state = v1::CONTAINER_RUNNING;
-  if (c->finished_at != 0 && c->finished_at < c->started_at) c->finished_at = c->started_at;
-  RETURN_IF_ERROR(SaveContainer(*c));
+  {
+    absl::MutexLock l(&mu_);
+    c->started_at = NowNs();
+    if (c->state == v1::CONTAINER_CREATED) c->state = v1::CONTAINER_RUNNING;
+    if (c->finished_at != 0 && c->finished_at < c->started_at) c->finished_at = c->started_at;
+    RETURN_IF_ERROR(SaveContainer(*c));
+  }
+  EmitEvent(v1::CONTAINER_STARTED_EVENT, c->id, c->sandbox_id);
   return v1::StartContainerResponse();
 }
 
 absl::StatusOr<v1::StopContainerResponse> Runtime::StopContainer(const v1::StopContainerRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("StopContainer: container " + req.container_id() + " not found");
+  // CRI: idempotent; a container that does not exist (any more) is stopped.
+  if (!c) return v1::StopContainerResponse();
   absl::MutexLock ol(&c->op_mu);
   RETURN_IF_ERROR(StopContainerLocked(c.get(), req.timeout()));
   return v1::StopContainerResponse();
@@ -1024,11 +1065,18 @@ absl::Status Runtime::RemoveContainerLocked(ContainerRec* c) {
   RETURN_IF_ERROR(deps_.db->Transaction([&]() -> absl::Status {
     return deps_.db->Exec("DELETE FROM runtime_containers WHERE id = ?1", {c->id});
   }));
-  absl::MutexLock l(&mu_);
-  containers_.erase(c->id);
-  container_names_.erase(c->name_key);
-  c->created = false;
-  c->create_status = absl::NotFoundError("container " + c->id + " was removed");
+  {
+    absl::MutexLock l(&mu_);
+    containers_.erase(c->id);
+    container_names_.erase(c->name_key);
+    c->created = false;
+    c->create_status = absl::NotFoundError("container " + c->id + " was removed");
+  }
+  {
+    absl::MutexLock l(&cpu_samples_mu_);
+    cpu_samples_.erase(c->id);
+  }
+  EmitEvent(v1::CONTAINER_DELETED_EVENT, c->id, c->sandbox_id);
   return absl::OkStatus();
 }
 
@@ -1080,6 +1128,12 @@ absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::C
   *st->mutable_annotations() = c->config.annotations();
   *st->mutable_mounts() = c->config.mounts();
   st->set_log_path(c->log_path);
+  if (c->user_known) {
+    auto* u = st->mutable_user()->mutable_linux();
+    u->set_uid(c->uid);
+    u->set_gid(c->gid);
+    for (int64_t g : c->supplemental_groups) u->add_supplemental_groups(g);
+  }
   *st->mutable_resources()->mutable_linux() = c->config.linux().resources();
   if (req.verbose()) {
     json info = {{"pid", c->pid},          {"sandboxID", c->sandbox_id}, {"bundle", c->bundle},
@@ -1174,6 +1228,7 @@ void Runtime::HandleExit(const std::string& id) {
     cbs = exit_cbs_;
   }
   LOG(INFO) << "runtime: container " << id << " exited with code " << *code;
+  EmitEvent(v1::CONTAINER_STOPPED_EVENT, id, c->sandbox_id);
   for (auto& cb : cbs) cb(id);
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -114,6 +115,37 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   // The server whose URLs Exec/Attach/PortForward return; not owned; set once after Start().
   void SetStreamingServer(streaming::Server* server) { streaming_.store(server); }
 
+  // container_log.cc. ReopenContainerLog asks the container's conmon to reopen its log file
+  // (after kubelet's log rotation renamed it) and returns once the new file exists.
+  // FailedPrecondition when the container is not running.
+  absl::StatusOr<v1::ReopenContainerLogResponse> ReopenContainerLog(
+      const v1::ReopenContainerLogRequest& req) override;
+
+  // stats.cc: cgroup numbers as /metrics/cadvisor reports them (metrics/cgroup_stats);
+  // usage_nano_cores is the rate since the previous stats call for the same container or
+  // pod (0 on the first). Writable layer usage is the size of the container's overlay upper
+  // directory. Stats of every container in the store, exited ones with attributes only.
+  absl::StatusOr<v1::ContainerStatsResponse> ContainerStats(const v1::ContainerStatsRequest& req) override;
+  absl::StatusOr<v1::ListContainerStatsResponse> ListContainerStats(
+      const v1::ListContainerStatsRequest& req) override;
+  absl::StatusOr<v1::PodSandboxStatsResponse> PodSandboxStats(const v1::PodSandboxStatsRequest& req) override;
+  absl::StatusOr<v1::ListPodSandboxStatsResponse> ListPodSandboxStats(
+      const v1::ListPodSandboxStatsRequest& req) override;
+
+  // runtime_config.cc. UpdatePodSandboxResources writes the pod-level limits (CPU
+  // shares/quota/period, memory limit, cpuset) to the sandbox's cgroup (v1 and v2). NotFound
+  // for an unknown sandbox.
+  absl::StatusOr<v1::UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(
+      const v1::UpdatePodSandboxResourcesRequest& req) override;
+
+  // events.cc: see RuntimeService::GetContainerEvents. Events carry the sandbox status and
+  // the statuses of the sandbox's containers at the time of the event. A subscriber that
+  // falls more than kMaxBufferedEvents behind misses the oldest events.
+  absl::Status GetContainerEvents(const v1::GetEventsRequest& req,
+                                  const std::function<bool(const v1::ContainerEventResponse&)>& send,
+                                  const std::function<bool()>& cancelled) override;
+  static constexpr size_t kMaxBufferedEvents = 4096;
+
   const RuntimeOptions& options() const { return opts_; }
 
   struct SandboxRec;
@@ -136,11 +168,17 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   void MonitorLoop();
   void HandleExit(const std::string& id);
   std::string ExitDir() const;
+  // Records a lifecycle event of container (or sandbox) `id` in sandbox `sandbox_id`.
+  // Must be called without mu_ held.
+  void EmitEvent(v1::ContainerEventType type, const std::string& id, const std::string& sandbox_id);
+  absl::StatusOr<v1::ContainerStats> StatsOf(const ContainerRec& c);
 
   RuntimeOptions opts_;
   RuntimeDeps deps_;
   std::unique_ptr<SandboxInfra> own_infra_;
   int current_oom_score_adj_ = 0;
+  bool rro_supported_ = false;  // set once in Start()
+  uint64_t cap_bounding_ = ~uint64_t{0};  // berth's CapBnd
 
   absl::Mutex mu_;
   absl::CondVar exit_cv_;  // signalled (with mu_) whenever a container exit is recorded
@@ -151,6 +189,14 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   std::map<std::string, std::unique_ptr<oci::OciRuntime>> handler_runtimes_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void(const std::string&)>> exit_cbs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> pod_cidrs_ ABSL_GUARDED_BY(mu_);  // from UpdateRuntimeConfig
+
+  absl::Mutex events_mu_;  // never held with mu_
+  std::deque<std::pair<uint64_t, v1::ContainerEventResponse>> events_ ABSL_GUARDED_BY(events_mu_);
+  uint64_t next_event_seq_ ABSL_GUARDED_BY(events_mu_) = 0;
+
+  absl::Mutex cpu_samples_mu_;
+  // ID -> (timestamp ns, cumulative CPU ns) of the previous stats read, for usage_nano_cores.
+  std::map<std::string, std::pair<int64_t, uint64_t>> cpu_samples_ ABSL_GUARDED_BY(cpu_samples_mu_);
 
   std::atomic<streaming::Server*> streaming_{nullptr};
   int inotify_fd_ = -1;

@@ -152,12 +152,12 @@ class CriServer::RuntimeImpl final : public v1::RuntimeService::Service {
         });
   }
 
-  grpc::Status GetContainerEvents(ServerContext*, const v1::GetEventsRequest* request,
-                                  ServerWriter<v1::ContainerEventResponse>*) override {
-    return instrument_->CallStatus("GetContainerEvents", *request, [](const v1::GetEventsRequest&) {
-      return absl::UnimplementedError(
-          "GetContainerEvents (evented PLEG) is not implemented by berth yet; "
-          "use ListPodSandbox/ListContainers relisting");
+  grpc::Status GetContainerEvents(ServerContext* ctx, const v1::GetEventsRequest* request,
+                                  ServerWriter<v1::ContainerEventResponse>* writer) override {
+    return instrument_->CallStatus("GetContainerEvents", *request, [&](const v1::GetEventsRequest& r) {
+      return service_->GetContainerEvents(
+          r, [writer](const v1::ContainerEventResponse& ev) { return writer->Write(ev); },
+          [ctx] { return ctx->IsCancelled(); });
     });
   }
 

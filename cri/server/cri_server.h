@@ -7,8 +7,8 @@
 // StreamContainerStats, StreamPodSandboxStats, StreamPodSandboxMetrics, StreamImages) are
 // served from the unary List RPC: its items are sent in responses of up to ~4 MiB each
 // (usually one), each item exactly once, then EOF; no response when there are none (each
-// response must carry at least one item; KEP-5825). GetContainerEvents returns
-// UNIMPLEMENTED for now.
+// response must carry at least one item; KEP-5825). GetContainerEvents streams
+// RuntimeService::GetContainerEvents until the client cancels.
 //
 // Example:
 //   cri::server::CriServer server(&runtime, &images, {.socket_path = "/run/berth/berth.sock",

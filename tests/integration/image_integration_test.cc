@@ -186,6 +186,7 @@ class ImageIntegrationTest : public ::testing::Test {
     o.db = db_.get();
     o.registry.insecure_registries = {env->host};
     o.registry.mirrors = {{"docker.io", absl::StrCat("http://", env->host)}};
+    o.pinned_images = {"busybox:mirrored"};
     store_ = std::make_unique<ImageStore>(o);
     ASSERT_TRUE(store_->Init().ok());
   }
@@ -347,6 +348,15 @@ TEST_F(ImageIntegrationTest, MirrorServesDockerHubNames) {
   auto img = store_->Resolve("docker.io/library/busybox:mirrored");
   ASSERT_TRUE(img.ok()) << img.status();
   EXPECT_EQ(img->repo_tags, std::vector<std::string>{"docker.io/library/busybox:mirrored"});
+  // Pinned by its normalized name (ImageStoreOptions.pinned_images); other images are not.
+  v1::ImageStatusRequest sreq;
+  sreq.mutable_image()->set_image("busybox:mirrored");
+  auto st = store_->ImageStatus(sreq);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_TRUE(st->image().pinned());
+  ASSERT_TRUE(Pull(env->host + "/busybox:other").ok());  // another image ID
+  sreq.mutable_image()->set_image(env->host + "/busybox:other");
+  EXPECT_FALSE(store_->ImageStatus(sreq)->image().pinned());
 }
 
 TEST_F(ImageIntegrationTest, UnknownTagIsNotFoundAndDeadRegistryUnavailable) {

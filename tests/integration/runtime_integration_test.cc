@@ -10,12 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <utility>
+#include <vector>
 #include <thread>
 
 #include "base/file.h"
@@ -518,6 +521,117 @@ TEST_F(RuntimeIntegrationTest, HostNetworkSandboxWithDnsConfig) {
   out = rt_->ExecSync(ex);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->stdout(), std::string(self_ns) + "\n");
+}
+
+// ReopenContainerLog after a rename (kubelet's log rotation), stats from the cgroups, and
+// the GetContainerEvents stream of the whole lifecycle.
+TEST_F(RuntimeIntegrationTest, ReopenLogStatsAndEvents) {
+  std::mutex ev_mu;
+  std::vector<std::pair<std::string, v1::ContainerEventType>> events;
+  std::atomic<bool> stop_events{false}, subscribed{false};
+  std::thread subscriber([&] {
+    auto s = rt_->GetContainerEvents(
+        v1::GetEventsRequest(),
+        [&](const v1::ContainerEventResponse& ev) {
+          std::lock_guard<std::mutex> l(ev_mu);
+          events.emplace_back(ev.container_id(), ev.container_event_type());
+          return true;
+        },
+        [&] {
+          subscribed = true;  // first polled once the subscription is in place
+          return stop_events.load();
+        });
+    EXPECT_TRUE(s.ok()) << s;
+  });
+  // Events before the subscription are not delivered: wait for it.
+  for (int i = 0; i < 1000 && !subscribed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(subscribed);
+
+  std::string sb = RunSandbox("logs");
+  ASSERT_FALSE(sb.empty());
+  std::string c = CreateContainer(sb, "ticker", {"sh", "-c", "while true; do echo tick; sleep 0.05; done"});
+  ASSERT_FALSE(c.empty());
+  v1::StartContainerRequest start;
+  start.set_container_id(c);
+  ASSERT_TRUE(rt_->StartContainer(start).ok());
+  v1::ContainerStatusRequest csr;
+  csr.set_container_id(c);
+  std::string log = rt_->ContainerStatus(csr)->status().log_path();
+  auto size_of = [](const std::string& p) {
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 ? st.st_size : -1;
+  };
+  for (int i = 0; i < 100 && size_of(log) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_GT(size_of(log), 0);
+  ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
+  v1::ReopenContainerLogRequest reopen;
+  reopen.set_container_id(c);
+  auto rr = rt_->ReopenContainerLog(reopen);
+  ASSERT_TRUE(rr.ok()) << rr.status();
+  EXPECT_TRUE(PathExists(log));  // exists when the RPC returns
+  for (int i = 0; i < 100 && size_of(log) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GT(size_of(log), 0) << "conmon does not write to the reopened log";
+  off_t rotated = size_of(log + ".1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(size_of(log + ".1"), rotated) << "the rotated file is still written";
+
+  // Stats: two reads give a CPU rate; memory is the container cgroup's.
+  v1::ContainerStatsRequest sreq;
+  sreq.set_container_id(c);
+  ASSERT_TRUE(rt_->ContainerStats(sreq).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto cst = rt_->ContainerStats(sreq);
+  ASSERT_TRUE(cst.ok()) << cst.status();
+  EXPECT_EQ(cst->stats().attributes().id(), c);
+  EXPECT_EQ(cst->stats().attributes().metadata().name(), "ticker");
+  EXPECT_GT(cst->stats().cpu().timestamp(), 0);
+  EXPECT_GT(cst->stats().cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_GT(cst->stats().cpu().usage_nano_cores().value(), 0u);
+  EXPECT_GT(cst->stats().memory().working_set_bytes().value(), 0u);
+  EXPECT_TRUE(cst->stats().has_writable_layer());
+  v1::ListContainerStatsRequest lreq;
+  (*lreq.mutable_filter()->mutable_label_selector())["nope"] = "x";
+  EXPECT_EQ(rt_->ListContainerStats(lreq)->stats_size(), 0);
+  lreq.mutable_filter()->clear_label_selector();
+  lreq.mutable_filter()->set_pod_sandbox_id(sb);
+  EXPECT_EQ(rt_->ListContainerStats(lreq)->stats_size(), 1);
+  v1::PodSandboxStatsRequest preq;
+  preq.set_pod_sandbox_id(sb);
+  auto pst = rt_->PodSandboxStats(preq);
+  ASSERT_TRUE(pst.ok()) << pst.status();
+  EXPECT_EQ(pst->stats().attributes().id(), sb);
+  ASSERT_EQ(pst->stats().linux().containers_size(), 1);
+  EXPECT_GT(pst->stats().linux().cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_GE(pst->stats().linux().memory().working_set_bytes().value(),
+            cst->stats().memory().working_set_bytes().value() / 2);
+  EXPECT_EQ(rt_->ListPodSandboxStats(v1::ListPodSandboxStatsRequest())->stats_size(), 1);
+  preq.set_pod_sandbox_id("missing");
+  EXPECT_EQ(rt_->PodSandboxStats(preq).status().code(), absl::StatusCode::kNotFound);
+
+  v1::StopContainerRequest stop;
+  stop.set_container_id(c);
+  stop.set_timeout(1);
+  ASSERT_TRUE(rt_->StopContainer(stop).ok());
+  ASSERT_TRUE(WaitExit(c, std::chrono::seconds(20)));
+  EXPECT_EQ(rt_->ReopenContainerLog(reopen).status().code(), absl::StatusCode::kFailedPrecondition);
+  v1::RemoveContainerRequest rm;
+  rm.set_container_id(c);
+  ASSERT_TRUE(rt_->RemoveContainer(rm).ok());
+
+  auto want = std::vector<std::pair<std::string, v1::ContainerEventType>>{
+      {sb, v1::CONTAINER_CREATED_EVENT}, {sb, v1::CONTAINER_STARTED_EVENT},
+      {c, v1::CONTAINER_CREATED_EVENT},  {c, v1::CONTAINER_STARTED_EVENT},
+      {c, v1::CONTAINER_STOPPED_EVENT},  {c, v1::CONTAINER_DELETED_EVENT}};
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard<std::mutex> l(ev_mu);
+      if (events.size() >= want.size()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop_events = true;
+  subscriber.join();
+  EXPECT_EQ(events, want);
 }
 
 }  // namespace

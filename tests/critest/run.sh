@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs the CRI validation suite (critest from tests/cluster, cri-tools v1.36) against a CRI
+# runtime started by this script in its own network namespace, and prints the counts as JSON:
+#   {"runtime":"berth","passed":N,"failed":N,"skipped":N,"seconds":S,"failed_specs":[...]}
+#
+# Usage: tests/critest/run.sh [berth|containerd ...]   (default: berth; several runtimes run
+#        one after the other and print one JSON line each, then a side-by-side line)
+# Env:   BERTH_BIN (berth binary; default build/kubelet/berth), BERTH_CRITEST_STATE (state dir;
+#        default build/critest-state), BERTH_NETNS / BERTH_CGROUP_ROOT (suffixed with "-ct"),
+#        CRITEST_FOCUS (a ginkgo focus regex, for iterating on a few specs),
+#        PEER_CONTAINERD (default tests/peer/containerd.sh: containerd on a private socket).
+# Exit status: 0 when no spec failed against berth (containerd's counts are reported only).
+#
+# Everything runs inside netns <BERTH_NETNS>-ct: the registry (127.0.0.1:5000, images from
+# tests/critest/images.sh under their upstream paths), the runtime (CNI bridge 10.89.0.0/16),
+# and critest itself (it fetches pod IPs and 127.0.0.1 host ports). Each run starts from an
+# empty image store. Specs in tests/critest/skip.txt are skipped, with their reasons there.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export BERTH_NETNS="${BERTH_NETNS:-berth}-ct"
+cgroup_root="${BERTH_CGROUP_ROOT:-/berth}-ct"
+# shellcheck source=tests/cluster/lib.sh
+source "$repo/tests/cluster/lib.sh"
+state_init "${BERTH_CRITEST_STATE:-$repo/build/critest-state}"
+critest=$cluster_bin/critest
+runtimes=("$@"); [ ${#runtimes[@]} -gt 0 ] || runtimes=(berth)
+[ -x "$critest" ] || die "critest missing: run tests/cluster/build.sh critest"
+command -v jq >/dev/null || die "jq missing (deploy/setup.sh)"
+
+# shellcheck source=tests/critest/lib.sh
+source "$here/lib.sh"
+trap cleanup_all EXIT
+env_up
+
+# skip.txt: "<ginkgo regex> | <reason>" per line; '#' comments.
+skip_re=$(sed -e 's/#.*//' -e 's/[[:space:]]*|.*$//' -e '/^[[:space:]]*$/d' "$here/skip.txt" | paste -sd'|')
+
+any_failed=0
+summary=()
+for rt in "${runtimes[@]}"; do
+  start_runtime "$rt"
+  report="$state/report-$rt.json"
+  rm -f "$report"
+  args=(-runtime-endpoint="unix://$sock" -image-endpoint="unix://$sock"
+    -ginkgo.json-report="$report" -ginkgo.no-color)
+  [ -z "$skip_re" ] || args+=(-ginkgo.skip="$skip_re")
+  [ -z "${CRITEST_FOCUS:-}" ] || args+=(-ginkgo.focus="$CRITEST_FOCUS")
+  log "critest against $rt (log: $state/logs/critest-$rt.log)"
+  start=$SECONDS
+  in_ns "$critest" "${args[@]}" >"$state/logs/critest-$rt.log" 2>&1 || true
+  secs=$((SECONDS - start))
+  [ -s "$report" ] || { tail -n 40 "$state/logs/critest-$rt.log" >&2; die "critest wrote no report for $rt"; }
+  line=$(jq -c --arg rt "$rt" --argjson secs "$secs" '
+    [.[].SpecReports[] | select(.LeafNodeType == "It")] as $s |
+    { runtime: $rt,
+      passed: ([$s[] | select(.State == "passed")] | length),
+      failed: ([$s[] | select(.State == "failed" or .State == "panicked" or .State == "timedout" or .State == "aborted" or .State == "interrupted")] | length),
+      skipped: ([$s[] | select(.State == "skipped" or .State == "pending")] | length),
+      seconds: $secs,
+      failed_specs: [$s[] | select(.State != "passed" and .State != "skipped" and .State != "pending") |
+                     ((.ContainerHierarchyTexts | join(" ")) + " " + .LeafNodeText)],
+      skipped_specs: [$s[] | select(.State == "skipped" or .State == "pending") |
+                      ((.ContainerHierarchyTexts | join(" ")) + " " + .LeafNodeText)] }' "$report")
+  echo "$line"
+  summary+=("$line")
+  # Pass/fail is berth's; the peer's counts are for comparison.
+  [ "$rt" != berth ] || [ "$(jq .failed <<<"$line")" = 0 ] || any_failed=1
+done
+if [ ${#summary[@]} -gt 1 ]; then
+  printf '%s\n' "${summary[@]}" | jq -sc '{side_by_side: map({(.runtime): {passed, failed, skipped, seconds}}) | add}'
+fi
+exit $any_failed
