@@ -16,9 +16,9 @@ declare -A pkgs=(
   [crictl]=sigs.k8s.io/cri-tools/cmd/crictl
 )
 want=("$@")
-# critest and metrics-server are built on demand (side-by-side benchmarks, critest), not by
-# default; the kubelet is (e2e_upstream_kubelet_berth needs it).
-[ ${#want[@]} -gt 0 ] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl crictl kubelet)
+# Default: everything the test suite runs (the kubelet for e2e_upstream_kubelet_berth and the
+# benchmarks, critest for the critest test, metrics-server for e2e_metrics_server).
+[ ${#want[@]} -gt 0 ] || want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl crictl kubelet critest metrics-server)
 for name in "${want[@]}"; do
   if [ "$name" = critest ]; then
     [ -x bin/critest ] && [ bin/critest -nt go.sum ] && continue
