@@ -39,8 +39,11 @@ struct CriServerOptions {
   // Path of the unix socket. Its parent directory is created (0755); a stale socket file
   // is removed; the socket is made 0660.
   std::string socket_path = "/run/berth/berth.sock";
-  // Upper bound of gRPC sync-server threads (grpc::ResourceQuota::SetMaxThreads).
-  int max_threads = 16;
+  // Upper bound of gRPC sync-server threads (grpc::ResourceQuota::SetMaxThreads). Threads
+  // are created on demand; each in-flight RPC holds one while it blocks (StopPodSandbox,
+  // ExecSync, GetContainerEvents streams), so the bound must exceed the concurrency clients
+  // use: 16 made `crictl rmp -fa` of 20 pods fail with "Server Threadpool Exhausted".
+  int max_threads = 128;
   // Maximum size of a received or sent message, bytes.
   int max_message_bytes = 16 * 1024 * 1024;
   // Where the CRI request metrics are registered; null for none. Not owned.

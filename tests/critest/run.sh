@@ -48,7 +48,10 @@ for rt in "${runtimes[@]}"; do
   [ -z "${CRITEST_FOCUS:-}" ] || args+=(-ginkgo.focus="$CRITEST_FOCUS")
   log "critest against $rt (log: $state/logs/critest-$rt.log)"
   start=$SECONDS
-  in_ns "$critest" "${args[@]}" >"$state/logs/critest-$rt.log" 2>&1 || true
+  # nsenter joins only the netns: the mounts critest makes (mount propagation, tmpfs under a
+  # host path) must be in the host mount namespace the runtime sees (`ip netns exec` would
+  # give critest a private one).
+  nsenter --net="/run/netns/$netns" "$critest" "${args[@]}" >"$state/logs/critest-$rt.log" 2>&1 || true
   secs=$((SECONDS - start))
   [ -s "$report" ] || { tail -n 40 "$state/logs/critest-$rt.log" >&2; die "critest wrote no report for $rt"; }
   line=$(jq -c --arg rt "$rt" --argjson secs "$secs" '
