@@ -41,6 +41,13 @@ for svc in docker-registry prometheus prometheus-node-exporter; do
     systemctl disable "$svc" >/dev/null 2>&1 || true
   fi
 done
+# critest's images need the dynamic busybox (its applets exec, so masked paths apply); it
+# conflicts with busybox-static, so only its .deb is kept, for tests/critest/images.sh.
+if ! ls /var/cache/berth/busybox_*.deb >/dev/null 2>&1; then
+  mkdir -p /var/cache/berth
+  (cd /var/cache/berth && apt-get download -qq busybox >/dev/null 2>&1) ||
+    { apt-get update -qq && (cd /var/cache/berth && apt-get download -qq busybox >/dev/null); }
+fi
 if [ "${1:-}" != "--no-cluster" ]; then
   "$top/tests/cluster/build.sh"
 fi
