@@ -565,10 +565,12 @@ struct KubeletServer::Impl {
                                      const Request& req, bool exec, const std::string& ns,
                                      const std::string& pod, const std::string& uid,
                                      const std::string& name, const Query& query) {
+    // The API server's names (core ExecStdinParam "input", ExecStdoutParam "output",
+    // ExecStderrParam "error", ExecTTYParam "tty"), each "1" when set.
     bool tty = QueryBool(query, "tty");
-    bool in = QueryBool(query, "stdin");
-    bool out = QueryBool(query, "stdout");
-    bool err = QueryBool(query, "stderr") && !tty;  // no stderr with a TTY, as the kubelet
+    bool in = QueryBool(query, "input");
+    bool out = QueryBool(query, "output");
+    bool err = QueryBool(query, "error") && !tty;  // no stderr with a TTY, as the kubelet
     if (!in && !out && !err) {
       co_return co_await Reply(s, req, http::status::bad_request,
                                "you must specify at least 1 of stdin, stdout, stderr");

@@ -296,7 +296,7 @@ TEST_F(KubeletServerTest, ContainerLogs) {
 TEST_F(KubeletServerTest, ExecIsProxiedToTheStreamingServer) {
   Client c(server_->port());
   http::request<http::empty_body> req{
-      http::verb::post, "/exec/ns/web/main?command=sh&command=-c&command=echo%20hi&stdin=1&stdout=1",
+      http::verb::post, "/exec/ns/web/main?command=sh&command=-c&command=echo%20hi&input=1&output=1",
       11};
   req.set(http::field::host, "node1");
   req.set(http::field::authorization, "Bearer admin");
@@ -318,14 +318,19 @@ TEST_F(KubeletServerTest, ExecIsProxiedToTheStreamingServer) {
   std::string payload(1 << 20, '\0');
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 4096);
   std::string got(static_cast<const char*>(buf.data().data()), buf.size());
-  std::thread writer([&] { asio::write(*c.s, asio::buffer(payload)); });
+  // One thread: an SSL stream must not be read and written concurrently. Each 64 KiB sent
+  // is read back before the next is sent.
   std::string want = "hello|" + payload;
   char chunk[65536];
-  while (got.size() < want.size()) {
-    size_t n = c.s->read_some(asio::buffer(chunk));
-    got.append(chunk, n);
+  for (size_t off = 0; off < payload.size(); off += sizeof(chunk)) {
+    asio::write(*c.s, asio::buffer(payload.data() + off, sizeof(chunk)));
+    while (got.size() < 6 + off + sizeof(chunk)) {
+      beast::error_code rec;
+      size_t n = c.s->read_some(asio::buffer(chunk), rec);
+      ASSERT_FALSE(rec) << rec.message() << " after " << got.size() << " bytes";
+      got.append(chunk, n);
+    }
   }
-  writer.join();
   EXPECT_TRUE(got == want) << "tunnel corrupted the stream (" << got.size() << " bytes)";
   EXPECT_EQ(echo_.targets().back(), "/exec/tok123");
   EXPECT_EQ(server_->active_connections(), 1);
@@ -353,11 +358,11 @@ TEST_F(KubeletServerTest, PortForwardAndErrors) {
   // Not an upgrade request; unknown pod; container not running; bad stream options.
   EXPECT_EQ(Do("/portForward/ns/web", "admin", http::verb::post).result_int(), 400);
   EXPECT_EQ(Do("/portForward/ns/other", "admin", http::verb::post).result_int(), 404);
-  EXPECT_EQ(Do("/exec/ns/web/sidecar?command=true&stdout=1", "admin", http::verb::post)
+  EXPECT_EQ(Do("/exec/ns/web/sidecar?command=true&output=1", "admin", http::verb::post)
                 .result_int(),
             404);
   EXPECT_EQ(Do("/exec/ns/web/main?command=true", "admin", http::verb::post).result_int(), 400);
-  EXPECT_EQ(Do("/exec/ns/web/main?command=true&stdout=1", "nobody", http::verb::post)
+  EXPECT_EQ(Do("/exec/ns/web/main?command=true&output=1", "nobody", http::verb::post)
                 .result_int(),
             403);
   // The streaming server refuses the token: its answer is relayed.
@@ -366,7 +371,7 @@ TEST_F(KubeletServerTest, PortForwardAndErrors) {
     FakeRuntime& rt = runtime_;
     std::string saved = rt.stream_url;
     rt.stream_url = echo_.url() + "/exec/refused?";
-    http::request<http::empty_body> req{http::verb::post, "/exec/ns/web/main?command=true&stdout=1",
+    http::request<http::empty_body> req{http::verb::post, "/exec/ns/web/main?command=true&output=1",
                                         11};
     req.set(http::field::authorization, "Bearer admin");
     req.set(http::field::connection, "Upgrade");

@@ -143,16 +143,19 @@ echo "PASS: kubectl cp both ways"
 # crictl against the CRI socket: exec -i, exec -it (TTY size), attach, port-forward.
 cid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
 [ -n "$cid" ] || fail "crictl ps: no container of pod box"
-[ "$(echo crictl-in | crictl exec -i "$cid" cat)" = crictl-in ] || fail "crictl exec -i cat"
-script -qec "stty rows 21 cols 77; $cluster_bin/crictl --config $state/crictl.yaml exec -it $cid stty size" /dev/null >"$work/crictl-tty" 2>&1 ||
+# (inside the netns: the streaming server listens on berth's loopback)
+cri=(ip netns exec "$netns" "$cluster_bin/crictl" --config "$state/crictl.yaml")
+out=$(echo crictl-in | "${cri[@]}" exec -i "$cid" cat 2>&1) || fail "crictl exec -i cat: $out"
+[ "$out" = crictl-in ] || fail "crictl exec -i cat printed '$out'"
+script -qec "stty rows 21 cols 77; ${cri[*]} exec -it $cid stty size" /dev/null >"$work/crictl-tty" 2>&1 ||
   fail "crictl exec -it: $(cat "$work/crictl-tty")"
 tr -d '\r' <"$work/crictl-tty" | grep -qx '21 77' || fail "crictl exec -it TTY size: $(cat "$work/crictl-tty")"
 rid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=reader | head -n 1)
-timeout 20 "$cluster_bin/crictl" --config "$state/crictl.yaml" attach -i "$rid" <<<"hello-crictl" >/dev/null 2>&1 || true
+timeout 20 "${cri[@]}" attach -i "$rid" <<<"hello-crictl" >/dev/null 2>&1 || true
 crictl_attached() { kubectl logs -n "$E2E_NS" reader | grep -qx 'got hello-crictl'; }
 wait_for 20 crictl_attached || fail "crictl attach: no 'got hello-crictl'"
 pid_sb=$(crictl pods -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
-in_ns "$cluster_bin/crictl" --config "$state/crictl.yaml" port-forward "$pid_sb" 18081:8080 >"$work/cpf.log" 2>&1 &
+"${cri[@]}" port-forward "$pid_sb" 18081:8080 >"$work/cpf.log" 2>&1 &
 bg_pids+=($!)
 crictl_forwarding() { in_ns bash -c 'exec 3<>/dev/tcp/127.0.0.1/18081' 2>/dev/null; }
 wait_for 30 crictl_forwarding || fail "crictl port-forward did not listen: $(cat "$work/cpf.log")"
@@ -166,7 +169,7 @@ out=$(kubectl exec -n "$E2E_NS" finished -- true 2>&1) && fail "exec into a comp
 c=$(in_ns curl -sk --max-time 10 -o "$work/stopped.txt" -w '%{http_code}' -X POST \
   --cert "$state/pki/admin.crt" --key "$state/pki/admin.key" \
   -H 'Connection: Upgrade' -H 'Upgrade: SPDY/3.1' -H 'X-Stream-Protocol-Version: v4.channel.k8s.io' \
-  "$(kubelet_url "/exec/$E2E_NS/finished/main?command=true&stdout=1")" || true)
+  "$(kubelet_url "/exec/$E2E_NS/finished/main?command=true&output=1")" || true)
 [ "$c" = 404 ] || fail "kubelet /exec into a stopped container: $c $(cat "$work/stopped.txt")"
 grep -q 'container not found' "$work/stopped.txt" || fail "stopped container error: $(cat "$work/stopped.txt")"
 echo "PASS: exec into a stopped container: kubectl error, kubelet 404 container not found"

@@ -48,7 +48,7 @@ c=$(code -H "Authorization: Bearer $token" "$(kubelet_url /pods)")
 [ "$c" = 403 ] || fail "GET /pods as a ServiceAccount without RBAC: $c (want 403): $(body)"
 want="Forbidden (user=system:serviceaccount:$E2E_NS:nobody, verb=get, resource=nodes, subresource(s)=[pods proxy])"
 [ "$(body)" = "$want" ] || fail "403 body '$(body)', want '$want'"
-c=$(code -X POST -H "Authorization: Bearer $token" "$(kubelet_url "/exec/$E2E_NS/x/y?command=true&stdout=1")")
+c=$(code -X POST -H "Authorization: Bearer $token" "$(kubelet_url "/exec/$E2E_NS/x/y?command=true&output=1")")
 [ "$c" = 403 ] || fail "POST /exec as a ServiceAccount without RBAC: $c (want 403)"
 grep -q 'verb=create' "$state/auth-body.txt" || fail "exec 403 does not name verb=create: $(body)"
 # Granting nodes/stats: /stats/summary is allowed, /pods still is not.
@@ -75,7 +75,7 @@ for p in /metrics /metrics/resource /metrics/probes; do
 done
 c=$(code "${adm[@]}" "$(kubelet_url "/containerLogs/$E2E_NS/nopod/main")")
 [ "$c" = 404 ] || fail "logs of an unknown pod: $c (want 404): $(body)"
-c=$(code -X POST "${adm[@]}" "$(kubelet_url "/exec/$E2E_NS/nopod/main?command=true&stdout=1")")
+c=$(code -X POST "${adm[@]}" "$(kubelet_url "/exec/$E2E_NS/nopod/main?command=true&output=1")")
 [ "$c" = 404 ] || fail "exec into an unknown pod: $c (want 404): $(body)"
 # A certificate of the cluster CA for a user without RBAC: 403.
 pki_cert e2e-kubelet-nobody "/CN=e2e-kubelet-nobody" client
