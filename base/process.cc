@@ -72,6 +72,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOpt
   for (size_t i = 0; i < opts.extra_fds.size(); ++i) {
     posix_spawn_file_actions_adddup2(&fa, opts.extra_fds[i], static_cast<int>(3 + i));
   }
+  // Nothing else is inherited: a listening socket or pipe of berth held open by a conmon
+  // (which outlives berth) would block a restarted berth from binding its ports again.
+  posix_spawn_file_actions_addclosefrom_np(&fa, static_cast<int>(3 + opts.extra_fds.size()));
   if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, opts.cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

@@ -1,6 +1,10 @@
 #include "base/process.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
 
 namespace berth {
 namespace {
@@ -23,6 +27,19 @@ TEST(ProcessTest, TimeoutKills) {
   auto r = berth::Run({"sleep", "10"}, "", std::chrono::milliseconds(100));
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->timed_out);
+}
+
+// A descriptor of berth without FD_CLOEXEC (a listener opened by Asio, say) is not inherited.
+TEST(ProcessTest, ChildInheritsOnlyStdio) {
+  int tmp = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(tmp, 0);
+  int fd = dup2(tmp, 100);  // dup2 leaves FD_CLOEXEC off
+  close(tmp);
+  ASSERT_EQ(fd, 100);
+  auto r = berth::Run({"sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"});
+  close(fd);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((" " + r->out).find(" 100 "), std::string::npos) << r->out;
 }
 
 TEST(ProcessTest, MissingBinaryIsNotFound) {

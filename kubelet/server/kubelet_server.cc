@@ -1,4 +1,5 @@
 // <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
+#include <fcntl.h>
 #include <utility>
 
 #include "kubelet/server/kubelet_server.h"
@@ -745,6 +746,9 @@ absl::Status KubeletServer::Start() {
   tcp::endpoint ep(addr, static_cast<unsigned short>(d.opts.port));
   d.acceptor.emplace(d.accept_ioc);
   d.acceptor->open(ep.protocol(), ec);
+  // Asio opens sockets without SOCK_CLOEXEC; children (conmon outlives berth) must not
+  // inherit the listener.
+  if (!ec) ::fcntl(d.acceptor->native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) d.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) d.acceptor->bind(ep, ec);
   if (!ec) d.acceptor->listen(asio::socket_base::max_listen_connections, ec);
