@@ -185,7 +185,10 @@ int BPF_PROG(berth_block_rq_complete, struct request *rq, blk_status_t error,
   if (!v) return 0;
   __u64 cgroup_id = v->cgroup_id;
   __u64 issue_ns = v->issue_ns;
-  bpf_map_delete_elem(&io_inflight, &key);
+  // blk_update_request may complete a request in parts (the tracepoint fires before
+  // __data_len shrinks): the entry stays until the last part, whose latency is recorded.
+  bool last = nr_bytes >= BPF_CORE_READ(rq, __data_len);
+  if (last) bpf_map_delete_elem(&io_inflight, &key);
   struct berth_cgroup_stats *s = stats_for(cgroup_id);
   if (!s) return 0;
   __u32 op = BPF_CORE_READ(rq, cmd_flags) & 0xff;  // REQ_OP_MASK; REQ_OP_READ == 0
@@ -193,7 +196,7 @@ int BPF_PROG(berth_block_rq_complete, struct request *rq, blk_status_t error,
     __sync_fetch_and_add(&s->io_read_bytes, nr_bytes);
   else
     __sync_fetch_and_add(&s->io_write_bytes, nr_bytes);
-  if (issue_ns == 0) return 0;
+  if (issue_ns == 0 || !last) return 0;
   __u64 delta = bpf_ktime_get_ns() - issue_ns;
   __sync_fetch_and_add(&s->io_count, 1);
   __sync_fetch_and_add(&s->io_sum_ns, delta);

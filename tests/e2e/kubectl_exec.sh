@@ -61,7 +61,9 @@ wait_for 120 pod_phase_is "$E2E_NS" finished Succeeded || fail "pod finished not
 # Warm-up: the first stream also proves the path works at all.
 out=$(kubectl exec -n "$E2E_NS" box -- echo hi 2>&1) || fail "kubectl exec box -- echo hi: $out" "$E2E_NS"
 [ "$out" = hi ] || fail "kubectl exec echo hi printed '$out'"
-threads0=$(count_berth_threads); fds0=$(count_berth_fds)
+# Leak checks count the streaming sessions' threads (berth-stream) and the kubelet server's
+# connections other than the API server's idle keep-alives (lib.sh).
+count_stream_threads() { cat /proc/"$(berth_pid)"/task/*/comm 2>/dev/null | grep -c '^berth-stream$' || true; }
 
 # Exit code of the remote command.
 rc=0; kubectl exec -n "$E2E_NS" box -- sh -c 'echo out; echo err >&2; exit 7' >"$work/o" 2>"$work/e" || rc=$?
@@ -79,9 +81,11 @@ echo "PASS: 10 MB through kubectl exec -i cat are byte-identical"
 
 # TTY: the initial size and a resize while the command runs reach the container.
 command -v script >/dev/null || fail "script (bsdutils) is required"
-script -qec "stty rows 33 cols 97; (sleep 3; stty rows 44 cols 101) & ${kc[*]} exec -it box -- sh -c 'stty size; sleep 6; stty size'" /dev/null >"$work/tty" 2>&1 ||
+# (The resize runs in a background job, whose stdin a non-interactive shell points at
+# /dev/null: it names the terminal explicitly.)
+script -qec "stty rows 33 cols 97; (sleep 3; stty rows 44 cols 101 </dev/tty) & ${kc[*]} exec -it box -- sh -c 'stty size; sleep 8; stty size'" /dev/null >"$work/tty" 2>&1 ||
   fail "kubectl exec -it under script failed: $(cat "$work/tty")"
-tr -d '\r' <"$work/tty" >"$work/tty.txt"
+tr -d '\r\0' <"$work/tty" >"$work/tty.txt"
 grep -qx '33 97' "$work/tty.txt" || fail "TTY initial size: $(cat "$work/tty.txt")"
 grep -qx '44 101' "$work/tty.txt" || fail "TTY size after resize: $(cat "$work/tty.txt")"
 echo "PASS: kubectl exec -it: TTY 33x97, resized to 44x101 while running"
@@ -187,6 +191,6 @@ kill -KILL "$victim_kubectl"
 exec 7>&-
 victim_gone() { ! kubectl exec -n "$E2E_NS" box -- kill -0 "$vpid" 2>/dev/null; }
 wait_for 60 victim_gone || fail "exec'd process $vpid still runs after its client was killed"
-settled() { [ "$(count_berth_threads)" -le "$threads0" ] && [ "$(count_berth_fds)" -le "$fds0" ]; }
-wait_for 60 settled || fail "berth threads $threads0 -> $(count_berth_threads), fds $fds0 -> $(count_berth_fds)"
-echo "PASS: killed client: exec'd process ended; berth threads ($threads0) and fds ($fds0) back"
+settled() { [ "$(count_stream_threads)" = 0 ] && [ "$(count_kubelet_conns)" = 0 ] && [ "$(count_kubelet_conn_threads)" = 0 ]; }
+wait_for 60 settled || fail "left behind: $(count_stream_threads) streaming sessions, $(count_kubelet_conns) kubelet connections, $(count_kubelet_conn_threads) connection threads"
+echo "PASS: killed client: exec'd process ended; no streaming session, kubelet connection or thread left"

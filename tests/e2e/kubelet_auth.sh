@@ -30,7 +30,9 @@ in_ns openssl s_client -connect "$node_addr:10250" </dev/null 2>/dev/null | open
 grep -q "IP Address:$node_addr" "$state/auth-san.txt" || fail "serving certificate SANs lack $node_addr: $(cat "$state/auth-san.txt")"
 echo "PASS: kubelet server on :10250 (Node advertises it), self-signed for $node_addr"
 
-threads0=$(count_berth_threads); fds0=$(count_berth_fds)
+# Settle the connections of the probes above before counting.
+idle() { [ "$(count_kubelet_conn_threads)" = 0 ] && [ "$(count_kubelet_conns)" = 0 ]; }
+wait_for 30 idle || fail "kubelet server: $(count_kubelet_conn_threads) connection threads, $(count_kubelet_conns) connections before the test"
 
 # No credentials: 401 on every endpoint.
 for p in /healthz /pods /stats/summary /metrics "/containerLogs/$E2E_NS/x/y"; do
@@ -103,6 +105,5 @@ kubectl get --raw "/api/v1/nodes/$node_name/proxy/metrics/cadvisor" | grep -q '^
 echo "PASS: kubectl get --raw /api/v1/nodes/$node_name/proxy/{healthz,stats/summary,metrics/cadvisor}"
 
 # Nothing left behind: the connections above are closed, their threads and fds gone.
-settled() { [ "$(count_berth_threads)" -le "$threads0" ] && [ "$(count_berth_fds)" -le "$fds0" ]; }
-wait_for 30 settled || fail "berth threads $threads0 -> $(count_berth_threads), fds $fds0 -> $(count_berth_fds)"
-echo "PASS: threads ($threads0) and fds ($fds0) back to where they were"
+wait_for 30 idle || fail "kubelet server left $(count_kubelet_conn_threads) connection threads, $(count_kubelet_conns) connections"
+echo "PASS: no kubelet server connection thread or socket left"

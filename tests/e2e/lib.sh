@@ -199,6 +199,26 @@ pod_logs() {
 # comparisons (a stream or request must not leave a thread or fd behind).
 count_berth_threads() { ls "/proc/$(berth_pid)/task" | wc -l; }
 count_berth_fds() { ls "/proc/$(berth_pid)/fd" | wc -l; }
+# count_kubelet_conns / count_kubelet_conn_threads: berth's connections on :10250 from
+# clients other than the API server (whose proxy keeps idle keep-alive connections, as it
+# does with any kubelet), and the kubelet server's connection threads (named berth-kubelet)
+# beyond one per API server connection. (berth's whole thread and fd counts also move with
+# the CRI thread pool and pod work.)
+apiserver_kubelet_ports() {
+  in_ns ss -Htnp state established '( dport = :10250 )' 2>/dev/null |
+    awk '/kube-apiserver/ {n = split($3, a, ":"); print a[n]}'
+}
+count_kubelet_conns() {
+  local skip; skip=" $(apiserver_kubelet_ports | tr '\n' ' ') "
+  in_ns ss -Htnp state established '( sport = :10250 )' 2>/dev/null | grep "pid=$(berth_pid)," |
+    awk -v skip="$skip" '{n = split($4, a, ":"); if (index(skip, " " a[n] " ") == 0) c++} END {print c + 0}'
+}
+count_kubelet_conn_threads() {
+  local pid n api; pid=$(berth_pid)
+  n=$(cat /proc/"$pid"/task/*/comm 2>/dev/null | grep -c '^berth-kubelet$' || true)
+  api=$(apiserver_kubelet_ports | wc -l)
+  echo $((n > api ? n - api : 0))
+}
 
 # kubelet_url <path>: https URL of berth's kubelet server (inside the netns).
 kubelet_url() { echo "https://$node_addr:10250$1"; }

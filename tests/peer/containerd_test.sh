@@ -45,9 +45,13 @@ CONF
 pid=$(cat "$ctrd/containerd.pid")
 [ "$(readlink "/proc/$pid/ns/net")" = "$(ip netns exec "$netns" readlink /proc/self/ns/net)" ] ||
   fail "containerd does not run in netns $netns"
-"$here/containerd.sh" start "$ctrd" 2>&1 | grep -q "already running" || fail "second start did not reuse"
+# (Outputs are captured before grep -q: with pipefail, grep -q's early exit can fail the
+# writer with SIGPIPE.)
+again=$("$here/containerd.sh" start "$ctrd" 2>&1) || fail "second start failed: $again"
+grep -q "already running" <<<"$again" || fail "second start did not reuse: $again"
 
-cri version | grep -q '^RuntimeName:[[:space:]]*containerd' || fail "crictl version: not containerd"
+ver=$(cri version 2>&1) || fail "crictl version: $ver"
+grep -q '^RuntimeName:[[:space:]]*containerd' <<<"$ver" || fail "crictl version: not containerd: $ver"
 info=$(cri info)
 jq -e '.status.conditions[] | select(.type=="RuntimeReady") | .status' <<<"$info" | grep -q true ||
   fail "RuntimeReady is not true"
@@ -77,7 +81,7 @@ cri pull quay.io/busybox:latest >/dev/null || fail "pull quay.io/busybox:latest 
 pod=$(cri runp "$state/pod.json") || fail "crictl runp"
 ctr=$(cri create "$pod" "$state/ctr.json" "$state/pod.json") || fail "crictl create"
 cri start "$ctr" >/dev/null || fail "crictl start"
-logs_ok() { cri logs "$ctr" 2>&1 | grep -q "hello from containerd"; }
+logs_ok() { local l; l=$(cri logs "$ctr" 2>&1) && grep -q "hello from containerd" <<<"$l"; }
 wait_until 30 "container log line" logs_ok || fail "container log missing"
 podip=$(cri inspectp "$pod" | jq -r .status.network.ip)
 [[ "$podip" == 10.219.0.* ]] || fail "pod IP '$podip' not from the CNI subnet"
