@@ -505,27 +505,15 @@ int RealMain(int argc, char** argv) {
       server_auth = std::make_unique<kubelet::server::Auth>(api.get(), aopts);
       kubelet_server =
           std::make_unique<kubelet::server::KubeletServer>(kopts, &runtime, server_auth.get());
-      kubelet_server->AddHandler(
-          "/metrics", [&registry]() -> absl::StatusOr<std::string> { return registry.Expose(); },
-          "text/plain; version=0.0.4");
-      kubelet_server->AddHandler(
-          "/metrics/cadvisor",
-          [&cadvisor_registry]() -> absl::StatusOr<std::string> {
-            return cadvisor_registry.Expose();
-          },
-          "text/plain; version=0.0.4");
-      kubelet_server->AddHandler(
-          "/metrics/resource",
-          [&resource_registry]() -> absl::StatusOr<std::string> {
-            return resource_registry.Expose();
-          },
-          "text/plain; version=0.0.4");
-      kubelet_server->AddHandler(
-          "/metrics/probes",
-          [&probes_registry]() -> absl::StatusOr<std::string> {
-            return probes_registry.Expose();
-          },
-          "text/plain; version=0.0.4");
+      // The Prometheus registries, served as on --metrics-bind-address.
+      for (auto [path, reg] : {std::pair{"/metrics", &registry},
+                               std::pair{"/metrics/cadvisor", &cadvisor_registry},
+                               std::pair{"/metrics/resource", &resource_registry},
+                               std::pair{"/metrics/probes", &probes_registry}}) {
+        kubelet_server->AddHandler(
+            path, [reg]() -> absl::StatusOr<std::string> { return reg->Expose(); },
+            "text/plain; version=0.0.4");
+      }
       kubelet_server->AddHandler(
           "/stats/summary",
           [&runtime, &summary]() -> absl::StatusOr<std::string> {
