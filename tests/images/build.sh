@@ -19,8 +19,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/cluster/lib.sh
 source "$here/../cluster/lib.sh"
 state_init "${1:-}"
+# shellcheck source=tests/images/lib.sh
+source "$here/lib.sh"
 busybox=${BERTH_BUSYBOX:-/bin/busybox}
-registry=127.0.0.1:5000
 work="$state/images"
 layout="$work/oci"
 mkdir -p "$work"
@@ -64,30 +65,9 @@ if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$work/stamp"
 fi
 
-wait_until 30 "registry at $registry" in_ns curl -sf --max-time 2 "http://$registry/v2/" ||
-  die "registry $registry not reachable in netns $netns (run tests/cluster/registry.sh $state)"
-
-accept='application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json'
-# remote_digest <repo> <tag>: the registry's manifest digest for the tag, empty if none.
-remote_digest() {
-  in_ns curl -sfI --max-time 5 -H "Accept: $accept" "http://$registry/v2/$1/manifests/$2" |
-    tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}' || true
-}
+registry_wait
 # push <layout tag> <repo:tag> [skopeo args]: copies unless the registry has that content.
-push() {
-  local src=$1 dst=$2; shift 2
-  local want_file="$work/pushed-${dst//[:\/]/_}"
-  local have; have=$(remote_digest "${dst%%:*}" "${dst##*:}")
-  if [ -n "$have" ] && [ "$(cat "$want_file" 2>/dev/null)" = "$stamp $have" ]; then
-    echo "$registry/$dst $have"; return 0
-  fi
-  in_ns skopeo --insecure-policy copy -q --dest-tls-verify=false "$@" \
-    "oci:$layout:$src" "docker://$registry/$dst" >&2
-  have=$(remote_digest "${dst%%:*}" "${dst##*:}")
-  [ -n "$have" ] || die "push of $dst: registry has no manifest afterwards"
-  echo "$stamp $have" >"$want_file"
-  echo "$registry/$dst $have"
-}
+push() { local src=$1 dst=$2; shift 2; push_layout "$layout" "$src" "$dst" "$stamp" "$work/pushed-${dst//[:\/]/_}" "$@"; }
 {
   push busybox busybox:latest --format oci
   push busybox busybox:v2s2 --format v2s2

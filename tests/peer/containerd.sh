@@ -35,6 +35,8 @@ repo_dir=$(cd "$here/../.." && pwd)
 cluster_bin=${BERTH_CLUSTER_BIN:-$repo_dir/tests/cluster/bin}
 log() { echo "[$(date +%H:%M:%S)] containerd.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=tests/peer/lib.sh
+source "$here/lib.sh"
 
 cmd=${1:-}
 [ -n "$cmd" ] && [ -n "${2:-}" ] || die "usage: containerd.sh start|stop|rss|env <state-dir>"
@@ -66,45 +68,6 @@ cri() {
   [ -f "$c/crictl.yaml" ] ||
     printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n' "$sock" "$sock" >"$c/crictl.yaml"
   "$cluster_bin/crictl" --config "$c/crictl.yaml" "$@"
-}
-
-# cgroup_dirs <path>: <path> under every mounted hierarchy (v1 controllers, name=systemd, unified).
-cgroup_dirs() {
-  local h
-  for h in /sys/fs/cgroup/*/; do [ -d "$h${1#/}" ] && echo "$h${1#/}"; done
-  [ -f /sys/fs/cgroup/cgroup.procs ] && [ -d "/sys/fs/cgroup$1" ] && echo "/sys/fs/cgroup$1"
-  return 0
-}
-# cgroup_procs <path>: PIDs in the cgroup tree <path>, all hierarchies.
-cgroup_procs() {
-  local d
-  for d in $(cgroup_dirs "$1"); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un
-}
-# live_procs <path>: cgroup_procs without zombies (dead already; init reaps them).
-live_procs() {
-  local p
-  for p in $(cgroup_procs "$1"); do
-    grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || echo "$p"
-  done
-}
-# make_cgroup <path>: creates <path> in every hierarchy (cpuset: cpus/mems copied down, as a
-# v1 cpuset cgroup takes no task while they are empty); prints the cgroup.procs files.
-make_cgroup() {
-  local h dir part parts
-  for h in /sys/fs/cgroup/*/; do
-    [ -f "${h}cgroup.procs" ] || continue
-    dir=${h%/}
-    IFS=/ read -ra parts <<<"${1#/}"
-    for part in "${parts[@]}"; do
-      mkdir -p "$dir/$part"
-      if [ -f "$dir/cpuset.cpus" ]; then
-        [ -n "$(cat "$dir/$part/cpuset.cpus")" ] || cat "$dir/cpuset.cpus" >"$dir/$part/cpuset.cpus"
-        [ -n "$(cat "$dir/$part/cpuset.mems")" ] || cat "$dir/cpuset.mems" >"$dir/$part/cpuset.mems"
-      fi
-      dir="$dir/$part"
-    done
-    echo "$dir/cgroup.procs"
-  done
 }
 
 write_config() {
@@ -200,36 +163,19 @@ start() {
 }
 
 stop() {
-  local status=0 pid left=0 d m
+  local status=0 pid m
   if alive; then
     pid=$(cat "$pidf")
     if [ -S "$sock" ]; then
       local pods; pods=$(cri pods -q 2>/dev/null || true)
       [ -z "$pods" ] || cri rmp -f $pods >/dev/null 2>&1 || { log "crictl rmp failed"; status=1; }
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while alive && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if alive; then log "containerd (pid $pid) ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-    while alive; do sleep 0.05; done
-    log "stopped containerd (pid $pid)"
+    stop_pid "$pid" containerd alive
   fi
   rm -f "$pidf"
   # Shims and containers outlive containerd: kill what is left in the cgroup tree, by PID.
-  local deadline=$((SECONDS + 10)) pids
-  while pids=$(live_procs "$cg_root") && [ -n "$pids" ]; do
-    for pid in $pids; do kill -KILL "$pid" 2>/dev/null && left=$((left + 1)); done
-    [ $SECONDS -lt $deadline ] || { log "processes survive SIGKILL in $cg_root: $pids"; status=1; break; }
-    sleep 0.1
-  done
-  [ "$left" = 0 ] || { log "killed $left leftover process(es) in cgroup $cg_root"; status=1; }
-  for d in $(cgroup_dirs "$cg_root"); do
-    deadline=$((SECONDS + 10))
-    while [ -d "$d" ] && [ $SECONDS -lt $deadline ]; do
-      find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.1
-    done
-    [ ! -d "$d" ] || { log "cannot remove cgroup $d"; status=1; }
-  done
+  kill_leftovers "$cg_root" 0 || status=1
+  remove_cgroup_tree "$cg_root" || status=1
   # Mounts left under the state dir (overlay rootfs, sandbox shm), deepest first.
   for m in $(awk -v root="$s/" 'index($5, root) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
     log "unmounting leftover $m"; status=1

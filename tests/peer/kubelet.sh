@@ -34,6 +34,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo_dir=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/cluster/lib.sh
 source "$repo_dir/tests/cluster/lib.sh"
+# shellcheck source=tests/peer/lib.sh
+source "$here/lib.sh"
 cmd=${1:-}
 [ -n "$cmd" ] && [ -n "${2:-}" ] || die "usage: kubelet.sh start|stop|rss|env <kubelet-state-dir>"
 : "${BERTH_E2E_STATE:?BERTH_E2E_STATE must name the e2e cluster state dir}"
@@ -57,35 +59,6 @@ alive() {
   [ "${exe% (deleted)}" = "$(readlink -f "$kubelet_bin")" ]
 }
 running() { local pid; pid=$(cat "$pidf" 2>/dev/null) && [ -d "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"; }
-cgroup_dirs() {
-  local h
-  for h in /sys/fs/cgroup/*/; do [ -d "$h${1#/}" ] && echo "$h${1#/}"; done
-  [ -f /sys/fs/cgroup/cgroup.procs ] && [ -d "/sys/fs/cgroup$1" ] && echo "/sys/fs/cgroup$1"
-  return 0
-}
-cgroup_procs() {
-  local d
-  for d in $(cgroup_dirs "$1"); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un
-}
-# make_cgroup <path>: <path> in every hierarchy (cpuset cpus/mems copied down); prints the
-# cgroup.procs files.
-make_cgroup() {
-  local h dir part parts
-  for h in /sys/fs/cgroup/*/; do
-    [ -f "${h}cgroup.procs" ] || continue
-    dir=${h%/}
-    IFS=/ read -ra parts <<<"${1#/}"
-    for part in "${parts[@]}"; do
-      mkdir -p "$dir/$part"
-      if [ -f "$dir/cpuset.cpus" ]; then
-        [ -n "$(cat "$dir/$part/cpuset.cpus")" ] || cat "$dir/cpuset.cpus" >"$dir/$part/cpuset.cpus"
-        [ -n "$(cat "$dir/$part/cpuset.mems")" ] || cat "$dir/cpuset.mems" >"$dir/$part/cpuset.mems"
-      fi
-      dir="$dir/$part"
-    done
-    echo "$dir/cgroup.procs"
-  done
-}
 jsonpath() { kubectl get "$1" -o "jsonpath=$2" 2>/dev/null || true; }
 node_ready() { [ "$(jsonpath "node/$name" '{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
 
@@ -190,37 +163,16 @@ start() {
 }
 
 stop() {
-  local status=0 pid left=0 m
+  local status=0 pid m
   if running; then
     pid=$(cat "$pidf")
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while running && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if running; then log "kubelet (pid $pid) ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-    while running; do sleep 0.05; done
-    log "stopped kubelet (pid $pid)"
+    stop_pid "$pid" kubelet running
   fi
   rm -f "$pidf"
   # Children of the kubelet (mount, du, ...) that were exiting with it get a moment; zombies
   # are dead already (init reaps them).
-  live_procs() {
-    local p
-    for p in $(cgroup_procs "$cg_root/kubelet"); do
-      grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || echo "$p"
-    done
-  }
-  local deadline=$((SECONDS + 3)) what=
-  while [ -n "$(live_procs)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-  for pid in $(live_procs); do
-    what+=" $pid:$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
-    kill -KILL "$pid" 2>/dev/null && left=$((left + 1))
-  done
-  [ "$left" = 0 ] || { log "killed $left leftover process(es) in $cg_root/kubelet:$what"; status=1; }
-  local d
-  for d in $(cgroup_dirs "$cg_root/kubelet"); do
-    deadline=$((SECONDS + 10))
-    while [ -d "$d" ] && [ $SECONDS -lt $deadline ]; do rmdir "$d" 2>/dev/null || sleep 0.1; done
-  done
+  kill_leftovers "$cg_root/kubelet" 3 || status=1
+  remove_cgroup_tree "$cg_root/kubelet" || true
   # Volume mounts (tmpfs of projected service-account tokens ...) under its root dir, then
   # the root dir itself (the kubelet bind-mounts it onto itself to make it shared).
   for m in $(awk -v root="$ks/root" '$5 == root || index($5, root "/") == 1 {print $5}' /proc/self/mountinfo | sort -r); do

@@ -13,8 +13,9 @@ repo_dir=$(cd "$here/../.." && pwd)
 # shellcheck source=tests/cluster/lib.sh
 source "$repo_dir/tests/cluster/lib.sh"
 state_init "${1:-}"
+# shellcheck source=tests/images/lib.sh
+source "$repo_dir/tests/images/lib.sh"
 src="$repo_dir/cri/pause/pause_main.c"
-registry=127.0.0.1:5000
 ref=pause:3.10
 work="$state/images/pause"
 layout="$work/oci"
@@ -38,19 +39,5 @@ if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$work/stamp"
 fi
 
-wait_until 30 "registry at $registry" in_ns curl -sf --max-time 2 "http://$registry/v2/" ||
-  die "registry $registry not reachable in netns $netns (run tests/cluster/registry.sh $state)"
-accept='application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json'
-remote_digest() {
-  in_ns curl -sfI --max-time 5 -H "Accept: $accept" "http://$registry/v2/${ref%%:*}/manifests/${ref##*:}" |
-    tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}' || true
-}
-have=$(remote_digest)
-if [ -z "$have" ] || [ "$(cat "$work/pushed" 2>/dev/null)" != "$stamp $have" ]; then
-  in_ns skopeo --insecure-policy copy -q --dest-tls-verify=false --format oci \
-    "oci:$layout:pause" "docker://$registry/$ref" >&2
-  have=$(remote_digest)
-  [ -n "$have" ] || die "push of $ref: registry has no manifest afterwards"
-  echo "$stamp $have" >"$work/pushed"
-fi
-echo "$registry/$ref $have"
+registry_wait
+push_layout "$layout" pause "$ref" "$stamp" "$work/pushed" --format oci
