@@ -29,6 +29,7 @@
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
+#include "tests/integration/runtime_fixture.h"
 
 namespace berth::cri::runtime {
 namespace {
@@ -37,54 +38,16 @@ namespace fs = std::filesystem;
 
 std::string MountInfo() { return ReadFile("/proc/self/mountinfo").value_or(""); }
 
-class RuntimeIntegrationTest : public ::testing::Test {
+class RuntimeIntegrationTest : public RuntimeFixture {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (!LookPath("runc").ok() || !LookPath("conmon").ok() || !PathExists("/bin/busybox")) {
-      GTEST_SKIP() << "needs runc, conmon and /bin/busybox";
-    }
-    char tmpl[] = "/var/tmp/berth-rt-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    cgroup_root_ = "/berth-rt-test-" + std::to_string(getpid());
-    // busybox rootfs as the single image layer.
-    std::string layer = dir_ + "/layer";
-    ASSERT_TRUE(MkdirAll(layer + "/bin").ok());
-    ASSERT_TRUE(MkdirAll(layer + "/etc").ok());
-    fs::copy_file("/bin/busybox", layer + "/bin/busybox");
-    for (const char* app : {"sh", "sleep", "echo", "cat", "true", "tail", "readlink"}) {
-      fs::create_symlink("busybox", layer + "/bin/" + app);
-    }
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
-    image::ResolvedImage img;
-    img.id = "sha256:" + std::string(64, 'b');
-    img.repo_tags = {"busybox:test"};
-    img.layer_dirs = {layer};
-    img.config.env = {"PATH=/bin"};
-    img.config.cmd = {"sh"};
-    images_.Add("busybox:test", img);
-
-    auto db = store::Db::Open(dir_ + "/berth.db", kRuntimeSchema);
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    oci::OciRuntimeOptions oo;
-    oo.runtime_root = dir_ + "/state/runc";
-    oo.conmon_state_dir = dir_ + "/state/conmon";
-    oci_ = std::make_unique<oci::OciRuntime>(oo);
-    StartRuntime();
+    SetUpRuntime("rt", {"sh", "sleep", "echo", "cat", "true", "tail", "readlink"});
   }
+  void TearDown() override { TearDownRuntime(); }
 
-  // (Re)creates the runtime over the fixture's store and dirs, as a restarted berth does.
-  void StartRuntime() {
-    RuntimeOptions ro;
-    ro.root_dir = dir_ + "/root";
-    ro.state_dir = dir_ + "/state";
-    ro.pause_binary = BERTH_PAUSE_BINARY;
-    ro.cgroup_root = cgroup_root_;
-    rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
-    ASSERT_TRUE(rt_->Start().ok());
+  // The fixture's runtime, plus a record of every container exit for WaitExit().
+  void StartRuntime() override {
+    RuntimeFixture::StartRuntime();
     rt_->OnContainerExit([this](const std::string& id) {
       std::lock_guard<std::mutex> l(mu_);
       exited_.insert(id);
@@ -92,64 +55,9 @@ class RuntimeIntegrationTest : public ::testing::Test {
     });
   }
 
-  void TearDown() override {
-    if (dir_.empty()) return;
-    if (rt_) {
-      auto list = rt_->ListPodSandbox({});
-      if (list.ok()) {
-        for (const auto& p : list->items()) {
-          v1::RemovePodSandboxRequest r;
-          r.set_pod_sandbox_id(p.id());
-          auto s = rt_->RemovePodSandbox(r);
-          EXPECT_TRUE(s.ok()) << s.status();
-        }
-      }
-      rt_.reset();
-    }
-    // Belt and braces: anything mounted under the test dir, then the cgroups and files.
-    for (int i = 0; i < 3; ++i) {
-      std::string mi = MountInfo();
-      std::istringstream in(mi);
-      std::string line;
-      while (std::getline(in, line)) {
-        std::istringstream f(line);
-        std::string a, b, c, d, mp;
-        f >> a >> b >> c >> d >> mp;
-        if (mp.rfind(dir_, 0) == 0) umount2(mp.c_str(), MNT_DETACH);
-      }
-    }
-    RemoveCgroup(HostCgroupMounts(), cgroup_root_).IgnoreError();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string RunSandbox(const std::string& name) {
-    v1::RunPodSandboxRequest req;
-    auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name(name);
-    c->mutable_metadata()->set_namespace_("default");
-    c->mutable_metadata()->set_uid("uid-" + name);
-    c->set_hostname(name);
-    c->set_log_directory(dir_ + "/logs/" + name);
-    c->mutable_linux()->set_cgroup_parent("/kubepods/pod" + name);
-    (*c->mutable_labels())["app"] = name;
-    sandbox_config_ = *c;
-    auto r = rt_->RunPodSandbox(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->pod_sandbox_id() : "";
-  }
-
   std::string CreateContainer(const std::string& sandbox, const std::string& name,
                               std::vector<std::string> cmd) {
-    v1::CreateContainerRequest req;
-    req.set_pod_sandbox_id(sandbox);
-    *req.mutable_sandbox_config() = sandbox_config_;
-    auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name(name);
-    c->mutable_image()->set_image("busybox:test");
-    for (auto& s : cmd) c->add_command(s);
-    c->set_log_path(name + "/0.log");
-    auto r = rt_->CreateContainer(req);
+    auto r = rt_->CreateContainer(ContainerRequest(sandbox, name, cmd));
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? r->container_id() : "";
   }
@@ -159,13 +67,6 @@ class RuntimeIntegrationTest : public ::testing::Test {
     return cv_.wait_for(l, timeout, [&] { return exited_.count(id) > 0; });
   }
 
-  std::string dir_, cgroup_root_;
-  testing::FakeImageResolver images_;
-  testing::FakeNetworkPlugin net_;
-  std::unique_ptr<store::Db> db_;
-  std::unique_ptr<oci::OciRuntime> oci_;
-  std::unique_ptr<Runtime> rt_;
-  v1::PodSandboxConfig sandbox_config_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::string> exited_;

@@ -37,6 +37,7 @@
 #include "cri/store/db.h"
 #include "cri/streaming/server.h"
 #include "gtest/gtest.h"
+#include "tests/integration/runtime_fixture.h"
 
 namespace berth::cri::runtime {
 namespace {
@@ -75,50 +76,13 @@ bool WaitFor(F cond, std::chrono::milliseconds timeout) {
   return cond();
 }
 
-class StreamingCrictlTest : public ::testing::Test {
+class StreamingCrictlTest : public RuntimeFixture {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "needs root (runc, conmon, namespaces)";
     ASSERT_TRUE(PathExists(BERTH_CRICTL)) << BERTH_CRICTL << " missing: run tests/cluster/build.sh crictl";
-    ASSERT_TRUE(LookPath("runc").ok() && LookPath("conmon").ok() && PathExists("/bin/busybox"))
-        << "needs runc, conmon and /bin/busybox";
-    char tmpl[] = "/var/tmp/berth-st-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    cgroup_root_ = "/berth-st-test-" + std::to_string(getpid());
-    std::string layer = dir_ + "/layer";
-    ASSERT_TRUE(MkdirAll(layer + "/bin").ok());
-    ASSERT_TRUE(MkdirAll(layer + "/etc").ok());
-    ASSERT_TRUE(MkdirAll(layer + "/dev").ok());
-    fs::copy_file("/bin/busybox", layer + "/bin/busybox");
-    for (const char* app : {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep",
-                            "head", "wc", "seq"}) {
-      fs::create_symlink("busybox", layer + "/bin/" + app);
-    }
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
-    image::ResolvedImage img;
-    img.id = "sha256:" + std::string(64, 'c');
-    img.repo_tags = {"busybox:test"};
-    img.layer_dirs = {layer};
-    img.config.env = {"PATH=/bin"};
-    img.config.cmd = {"sh"};
-    images_.Add("busybox:test", img);
-
-    auto db = store::Db::Open(dir_ + "/berth.db", kRuntimeSchema);
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    oci::OciRuntimeOptions oo;
-    oo.runtime_root = dir_ + "/state/runc";
-    oo.conmon_state_dir = dir_ + "/state/conmon";
-    oci_ = std::make_unique<oci::OciRuntime>(oo);
-    RuntimeOptions ro;
-    ro.root_dir = dir_ + "/root";
-    ro.state_dir = dir_ + "/state";
-    ro.pause_binary = BERTH_PAUSE_BINARY;
-    ro.cgroup_root = cgroup_root_;
-    rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
-    ASSERT_TRUE(rt_->Start().ok());
+    SetUpRuntime("st", {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep", "head",
+                        "wc", "seq"});
+    if (HasFatalFailure()) return;
     streaming_ = std::make_unique<streaming::Server>(rt_.get(), streaming::ServerOptions{});
     ASSERT_TRUE(streaming_->Start().ok());
     rt_->SetStreamingServer(streaming_.get());
@@ -133,34 +97,10 @@ class StreamingCrictlTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (dir_.empty()) return;
     cri_.reset();
-    if (rt_) {
-      rt_->SetStreamingServer(nullptr);
-      streaming_.reset();
-      auto list = rt_->ListPodSandbox({});
-      if (list.ok()) {
-        for (const auto& p : list->items()) {
-          v1::RemovePodSandboxRequest r;
-          r.set_pod_sandbox_id(p.id());
-          EXPECT_TRUE(rt_->RemovePodSandbox(r).ok());
-        }
-      }
-      rt_.reset();
-    }
-    for (int i = 0; i < 3; ++i) {
-      std::istringstream in(ReadFile("/proc/self/mountinfo").value_or(""));
-      std::string line;
-      while (std::getline(in, line)) {
-        std::istringstream f(line);
-        std::string a, b, c, d, mp;
-        f >> a >> b >> c >> d >> mp;
-        if (mp.rfind(dir_, 0) == 0) umount2(mp.c_str(), MNT_DETACH);
-      }
-    }
-    RemoveCgroup(HostCgroupMounts(), cgroup_root_).IgnoreError();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    if (rt_) rt_->SetStreamingServer(nullptr);
+    streaming_.reset();
+    TearDownRuntime();
   }
 
   std::vector<std::string> CrictlArgv(const std::vector<std::string>& args) {
@@ -176,31 +116,10 @@ class StreamingCrictlTest : public ::testing::Test {
     return r.ok() ? *r : RunResult{};
   }
 
-  std::string RunSandbox(const std::string& name) {
-    v1::RunPodSandboxRequest req;
-    auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name(name);
-    c->mutable_metadata()->set_namespace_("default");
-    c->mutable_metadata()->set_uid("uid-" + name);
-    c->set_hostname(name);
-    c->set_log_directory(dir_ + "/logs/" + name);
-    c->mutable_linux()->set_cgroup_parent("/kubepods/pod" + name);
-    sandbox_config_ = *c;
-    auto r = rt_->RunPodSandbox(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->pod_sandbox_id() : "";
-  }
-
   std::string StartContainer(const std::string& sb, const std::string& name,
                              std::vector<std::string> cmd, bool stdin = false, bool tty = false) {
-    v1::CreateContainerRequest req;
-    req.set_pod_sandbox_id(sb);
-    *req.mutable_sandbox_config() = sandbox_config_;
+    v1::CreateContainerRequest req = ContainerRequest(sb, name, cmd);
     auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name(name);
-    c->mutable_image()->set_image("busybox:test");
-    for (auto& s : cmd) c->add_command(s);
-    c->set_log_path(name + "/0.log");
     c->set_stdin(stdin);
     c->set_tty(tty);
     auto r = rt_->CreateContainer(req);
@@ -213,16 +132,10 @@ class StreamingCrictlTest : public ::testing::Test {
     return r->container_id();
   }
 
-  std::string dir_, cgroup_root_, socket_;
-  testing::FakeImageResolver images_;
-  testing::FakeNetworkPlugin net_;
+  std::string socket_;
   server::testing::FakeImageService image_service_;
-  std::unique_ptr<store::Db> db_;
-  std::unique_ptr<oci::OciRuntime> oci_;
-  std::unique_ptr<Runtime> rt_;
   std::unique_ptr<streaming::Server> streaming_;
   std::unique_ptr<server::CriServer> cri_;
-  v1::PodSandboxConfig sandbox_config_;
 };
 
 TEST_F(StreamingCrictlTest, ExecExitCodeAndTenMegabytesThroughCat) {
