@@ -18,7 +18,9 @@ fi
 
 bash deploy/setup.sh
 build=${BERTH_BUILD_DIR:-$top/build}
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Configure once (an existing build dir keeps its settings; `cmake --build` re-configures it
+# when a CMakeLists.txt changes).
+[ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target berth berth-pause
 berth=$build/kubelet/berth
 
@@ -31,6 +33,8 @@ bash tests/cluster/up.sh "$state/cluster"
 source "$state/cluster/env"
 bash tests/images/build.sh "$state/cluster" >/dev/null
 node=${BERTH_NODE_NAME:-$(hostname -s)}
+cri_socket=/run/berth/berth.sock
+for a in "$@"; do case "$a" in --cri-socket=*) cri_socket=${a#--cri-socket=} ;; esac; done
 bash tests/cluster/node-kubeconfig.sh "$state/cluster" "$node" >/dev/null
 mkdir -p "$state/cni/net.d"
 cat > "$state/kubectl" <<EOS
@@ -44,11 +48,12 @@ berth node "$node" is starting against the local control plane (netns $BERTH_NET
 In another shell:
   $state/kubectl get nodes
   $state/kubectl create deployment hello --image=$REGISTRY/busybox:latest -- sleep 3600
-  $top/tests/cluster/bin/crictl --runtime-endpoint unix:///run/berth/berth.sock ps
+  $top/tests/cluster/bin/crictl --runtime-endpoint unix://$cri_socket ps
   ip netns exec $BERTH_NETNS curl -s http://127.0.0.1:10249/metrics
 Stop berth with Ctrl-C; stop the control plane with: bash deploy/run.sh --down
 
 MSG
 exec nsenter --net="/run/netns/$BERTH_NETNS" "$berth" --kubeconfig="$state/cluster/node-$node.kubeconfig" \
   --node-name="$node" --node-ip="${BERTH_NODE_IP%/*}" --cni-conf-dir="$state/cni/net.d" \
-  --pod-cidr-from-node --insecure-registry="${REGISTRY}" "$@"
+  --pod-cidr-from-node --insecure-registry="${REGISTRY}" \
+  --client-ca-file="$state/cluster/pki/ca.crt" "$@"

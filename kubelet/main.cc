@@ -498,6 +498,12 @@ int RealMain(int argc, char** argv) {
           return 1;
         }
       }
+      if (f.client_ca_file.empty()) {
+        LOG(WARNING) << "berth: no --client-ca-file: client certificates are refused (401), so the "
+                        "API server's calls for kubectl logs/exec/attach/port-forward fail; give "
+                        "the CA that signs its kubelet client certificate (kubeadm: "
+                        "/etc/kubernetes/pki/ca.crt)";
+      }
       kubelet::server::AuthOptions aopts;
       aopts.anonymous = f.anonymous_auth;
       aopts.token_webhook = f.authentication_token_webhook;
