@@ -15,6 +15,7 @@ pkgs=(
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests
   docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus python3 linux-perf
+  apache2-utils
   # peers the benchmarks and critest compare against, and CRI checkpointing
   containerd criu
 )

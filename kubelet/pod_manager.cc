@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -541,6 +542,29 @@ void PodManager::Event(const Json& pod, const std::string& type, const std::stri
                      container.empty() ? "" : absl::StrCat("spec.containers{", container, "}"));
 }
 
+DockerKeyring PodManager::PullSecretsKeyring(const Json& pod) {
+  DockerKeyring keyring;
+  std::string ns = GetString(pod, "metadata.namespace");
+  std::vector<std::string> missing;
+  for (const auto& ref : Spec(pod).value("imagePullSecrets", Json::array())) {
+    std::string name = ref.value("name", std::string());
+    if (name.empty()) continue;
+    auto secret = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", name));
+    absl::Status s = secret.ok() ? keyring.AddSecret(*secret) : secret.status();
+    if (!s.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": image pull secret " << name << ": " << s;
+      missing.push_back(name);
+    }
+  }
+  if (!missing.empty()) {
+    Event(pod, "Warning", "FailedToRetrieveImagePullSecret",
+          absl::StrCat("Unable to retrieve some image pull secrets (", absl::StrJoin(missing, ", "),
+                       "); attempting to pull the image may not succeed."),
+          "");
+  }
+  return keyring;
+}
+
 absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json& pod, const Json& c,
                                                     const v1::PodSandboxConfig& sandbox,
                                                     std::string* reason) {
@@ -571,11 +595,30 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
   v1::PullImageRequest req;
   req.mutable_image()->set_image(image);
   *req.mutable_sandbox_config() = sandbox;
-  // TODO: imagePullSecrets (AuthConfig from dockerconfigjson secrets).
   LOG(INFO) << "pod " << PodKey(pod) << ": pulling image " << image;
   const std::string cname = c.value("name", std::string());
   Event(pod, "Normal", "Pulling", absl::StrCat("Pulling image \"", image, "\""), cname);
-  auto pulled = images_->PullImage(req);
+  // As the kubelet: with credentials from the pod's imagePullSecrets that match the image,
+  // each is tried in turn (most specific first) until one pull succeeds; without any, the
+  // pull is anonymous.
+  std::vector<RegistryCredential> creds = PullSecretsKeyring(pod).Lookup(image);
+  absl::StatusOr<v1::PullImageResponse> pulled = absl::UnknownError("no pull attempted");
+  std::vector<std::string> errors;
+  for (size_t i = 0; i < std::max<size_t>(creds.size(), 1); ++i) {
+    if (i < creds.size()) {
+      auto* auth = req.mutable_auth();
+      auth->set_username(creds[i].username);
+      auth->set_password(creds[i].password);
+      auth->set_identity_token(creds[i].identity_token);
+      auth->set_server_address(creds[i].key);
+    }
+    pulled = images_->PullImage(req);
+    if (pulled.ok()) break;
+    errors.push_back(std::string(pulled.status().message()));
+  }
+  if (!pulled.ok() && errors.size() > 1) {
+    pulled = absl::Status(pulled.status().code(), absl::StrJoin(errors, "; "));
+  }
   if (!pulled.ok()) {
     absl::Duration d = opts_.backoff_initial;
     if (b != state->pull_backoff.end()) d = std::min(b->second.duration * 2, opts_.image_backoff_max);

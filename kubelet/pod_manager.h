@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
 #include "kubelet/api_client.h"
+#include "kubelet/pull_secrets.h"
 #include "kubelet/status_manager.h"
 #include "kubelet/volume_manager.h"
 
@@ -154,6 +155,10 @@ class PodManager {
   // Forwards an Event about `pod` (and container `container`, if set) to opts_.record_event.
   void Event(const Json& pod, const std::string& type, const std::string& reason,
              const std::string& message, const std::string& container = "");
+  // The credentials of the pod's spec.imagePullSecrets (GET from the API server each call);
+  // a secret that cannot be read or parsed is left out, logged, and reported once per call
+  // as a FailedToRetrieveImagePullSecret event, as the kubelet does.
+  DockerKeyring PullSecretsKeyring(const Json& pod);
   absl::StatusOr<std::string> EnsureImage(PodState* state, const Json& pod, const Json& c,
                                           const cri::v1::PodSandboxConfig& sandbox,
                                           std::string* reason);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <mutex>
 
+#include "absl/strings/escaping.h"
 #include "kubelet/testing/fake_api_client.h"
 #include "kubelet/testing/fake_cri.h"
 
@@ -264,6 +265,42 @@ TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
   manager_->HandlePodEvent("MODIFIED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 2);
+}
+
+// As the kubelet: every credential of spec.imagePullSecrets that matches the image's
+// registry is tried in turn until a pull succeeds; a secret that cannot be read is skipped.
+TEST_F(PodManagerTest, ImagePullSecretsTriedInTurn) {
+  auto secret = [](const std::string& name, const std::string& user) {
+    Json cfg = {{"auths", {{"registry.local", {{"username", user}, {"password", "pw-" + user}}}}}};
+    return Json{{"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"type", "kubernetes.io/dockerconfigjson"},
+                {"data", {{".dockerconfigjson", absl::Base64Escape(cfg.dump())}}}};
+  };
+  api_.SetObject("/api/v1/namespaces/default/secrets/stale", secret("stale", "old"));
+  api_.SetObject("/api/v1/namespaces/default/secrets/current", secret("current", "new"));
+  images_.RequireUser("registry.local/busybox:1.36", "new");
+  Json pod = MakePod("private");
+  pod["spec"]["imagePullSecrets"] = Json::array({{{"name", "gone"}}, {{"name", "stale"}}, {{"name", "current"}}});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  EXPECT_EQ(images_.PullAuths("registry.local/busybox:1.36"),
+            (std::vector<std::string>{"old:pw-old", "new:pw-new"}));
+}
+
+TEST_F(PodManagerTest, ImagePullWithoutMatchingSecretIsAnonymousAndFailsWithTheRegistryError) {
+  Json cfg = {{"auths", {{"other.registry", {{"username", "u"}, {"password", "p"}}}}}};
+  api_.SetObject("/api/v1/namespaces/default/secrets/other",
+                 Json{{"metadata", {{"name", "other"}}},
+                      {"type", "kubernetes.io/dockerconfigjson"},
+                      {"data", {{".dockerconfigjson", absl::Base64Escape(cfg.dump())}}}});
+  images_.RequireUser("registry.local/busybox:1.36", "new");
+  Json pod = MakePod("anon");
+  pod["spec"]["imagePullSecrets"] = Json::array({{{"name", "other"}}});
+  manager_->HandlePodEvent("ADDED", pod);
+  auto err = api_.WaitForStatus([](const Json& s) { return WaitingReason(s) == "ErrImagePull"; });
+  ASSERT_TRUE(err.has_value());
+  EXPECT_THAT(MainStatus(*err)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("401"));
+  EXPECT_EQ(images_.PullAuths("registry.local/busybox:1.36"), (std::vector<std::string>{""}));
 }
 
 TEST_F(PodManagerTest, CrashLoopBackOffAfterSecondExit) {

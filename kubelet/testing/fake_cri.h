@@ -293,6 +293,16 @@ class FakeImageService : public cri::ImageService {
     std::lock_guard<std::mutex> l(mu_);
     return pulls_[image];
   }
+  // Makes pulls of `image` succeed only with username `user` (others: Unauthenticated).
+  void RequireUser(const std::string& image, const std::string& user) {
+    std::lock_guard<std::mutex> l(mu_);
+    required_user_[image] = user;
+  }
+  // "user:password" of each pull of `image` in order ("" for an anonymous pull).
+  std::vector<std::string> PullAuths(const std::string& image) {
+    std::lock_guard<std::mutex> l(mu_);
+    return pull_auths_[image];
+  }
   static std::string RefOf(const std::string& image) {
     return absl::StrCat("sha256:", std::hash<std::string>()(image));
   }
@@ -311,8 +321,14 @@ class FakeImageService : public cri::ImageService {
     cv_.wait(l, [&] { return !hold_; });
     const std::string& image = r.image().image();
     ++pulls_[image];
+    pull_auths_[image].push_back(r.has_auth() ? r.auth().username() + ":" + r.auth().password() : "");
     auto it = pull_errors_.find(image);
     if (it != pull_errors_.end()) return it->second;
+    if (auto req = required_user_.find(image);
+        req != required_user_.end() && (!r.has_auth() || r.auth().username() != req->second)) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("pull of ", image, " as \"", r.has_auth() ? r.auth().username() : "", "\": 401"));
+    }
     present_.insert(image);
     v1::PullImageResponse resp;
     resp.set_image_ref(RefOf(image));
@@ -326,6 +342,8 @@ class FakeImageService : public cri::ImageService {
   std::set<std::string> present_;
   std::map<std::string, absl::Status> pull_errors_;
   std::map<std::string, int> pulls_;
+  std::map<std::string, std::string> required_user_;
+  std::map<std::string, std::vector<std::string>> pull_auths_;
 };
 
 }  // namespace berth::kubelet::testing
