@@ -86,6 +86,9 @@ struct Flags {
   std::string tls_cert_file;
   std::string tls_private_key_file;
   std::string client_ca_file;
+  std::string node_labels;
+  std::string register_with_taints;
+  int max_pods = 110;
   bool anonymous_auth = false;
   bool authentication_token_webhook = true;
   std::string authorization_mode = "Webhook";
@@ -158,6 +161,12 @@ int RealMain(int argc, char** argv) {
   app.add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
   app.add_option("--ebpf", f.ebpf,
                  "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
+  app.add_option("--node-labels", f.node_labels,
+                 "labels of the Node, key=value[,key=value...] (as the kubelet's flag)");
+  app.add_option("--register-with-taints", f.register_with_taints,
+                 "taints of the Node when berth registers it, key[=value]:Effect[,...]");
+  app.add_option("--max-pods", f.max_pods, "pods this node admits (Node capacity \"pods\")")
+      ->check(CLI::PositiveNumber);
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
@@ -400,6 +409,17 @@ int RealMain(int argc, char** argv) {
     nopts.node_ip = f.node_ip;
     nopts.runtime_version = std::string("berth://") + BERTH_VERSION;
     nopts.kubelet_port = f.port;
+    nopts.max_pods = f.max_pods;
+    auto labels = kubelet::ParseNodeLabels(f.node_labels);
+    auto taints = kubelet::ParseTaints(f.register_with_taints);
+    for (const absl::Status& s : {labels.status(), taints.status()}) {
+      if (!s.ok()) {
+        LOG(ERROR) << "berth: " << s.message();
+        return 2;
+      }
+    }
+    nopts.labels = *labels;
+    nopts.taints = *taints;
     node_status = std::make_unique<kubelet::NodeStatusManager>(api.get(), nopts, *machine);
     {
       // As kubelet's updatePodCIDR: the runtime learns the node's pod CIDRs (CNI ipRanges).

@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -166,6 +168,44 @@ absl::StatusOr<MachineInfo> ReadMachineInfo(const std::string& root_dir) {
   return m;
 }
 
+absl::StatusOr<std::map<std::string, std::string>> ParseNodeLabels(const std::string& flag) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view entry : absl::StrSplit(flag, ',', absl::SkipWhitespace())) {
+    entry = absl::StripAsciiWhitespace(entry);
+    size_t eq = entry.find('=');
+    if (eq == absl::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--node-labels: \"", entry, "\" is not key=value"));
+    }
+    out[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));
+  }
+  return out;
+}
+
+absl::StatusOr<Json> ParseTaints(const std::string& flag) {
+  Json out = Json::array();
+  for (absl::string_view entry : absl::StrSplit(flag, ',', absl::SkipWhitespace())) {
+    entry = absl::StripAsciiWhitespace(entry);
+    size_t colon = entry.rfind(':');
+    std::string effect = colon == absl::string_view::npos ? "" : std::string(entry.substr(colon + 1));
+    if (effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--register-with-taints: \"", entry,
+          "\" is not key[=value]:Effect with Effect NoSchedule, PreferNoSchedule or NoExecute"));
+    }
+    absl::string_view kv = entry.substr(0, colon);
+    size_t eq = kv.find('=');
+    std::string key(kv.substr(0, eq));
+    if (key.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--register-with-taints: \"", entry, "\" has no key"));
+    }
+    Json t = {{"key", key}, {"effect", effect}};
+    if (eq != absl::string_view::npos) t["value"] = std::string(kv.substr(eq + 1));
+    out.push_back(t);
+  }
+  return out;
+}
+
 Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
                std::chrono::system_clock::time_point now, const std::string& not_ready) {
   std::string arch = machine.architecture.empty() ? "amd64" : machine.architecture;
@@ -223,7 +263,7 @@ Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
        {{"name", opts.node_name},
         {"labels", labels},
         {"annotations", {{"volumes.kubernetes.io/controller-managed-attach-detach", "true"}}}}},
-      {"spec", Json::object()},
+      {"spec", opts.taints.empty() ? Json::object() : Json{{"taints", opts.taints}}},
       {"status",
        {{"capacity", capacity},
         {"allocatable", capacity},

@@ -54,6 +54,9 @@ struct NodeStatusOptions {
   std::string node_name;                      // required
   std::string node_ip;                        // InternalIP address; empty = none reported
   std::map<std::string, std::string> labels;  // extra labels (node.kubernetes.io/..., ...)
+  // Taints of a newly registered Node (--register-with-taints: {"key","value","effect"}
+  // objects); as the kubelet, not applied to a Node that already exists.
+  Json taints = Json::array();
   int max_pods = 110;
   int kubelet_port = 10250;
   std::string runtime_version = "berth://0.1.0";
@@ -62,6 +65,14 @@ struct NodeStatusOptions {
   std::chrono::milliseconds register_backoff_initial{200};
   std::chrono::milliseconds register_backoff_max{7000};  // kubelet caps at 7 s
 };
+
+// Parses --node-labels "k1=v1,k2=v2" (a value may be empty). InvalidArgument names the
+// entry without '=' or with an empty key.
+absl::StatusOr<std::map<std::string, std::string>> ParseNodeLabels(const std::string& flag);
+
+// Parses --register-with-taints "key=value:Effect,key:Effect" into Node.spec.taints entries.
+// Effect is NoSchedule, PreferNoSchedule or NoExecute; InvalidArgument otherwise.
+absl::StatusOr<Json> ParseTaints(const std::string& flag);
 
 // Builds the Node object berth registers: labels, capacity/allocatable, conditions,
 // addresses, daemonEndpoints and nodeInfo. `now` stamps heartbeat and transition times.

@@ -72,6 +72,32 @@ TEST(NodeStatusTest, BuildNode) {
 
 // A runtime whose network is not ready makes the node NotReady with the check's message, and
 // Ready comes back (with a new transition time) once the check passes.
+TEST(NodeStatusTest, NodeLabelsTaintsAndMaxPodsFlags) {
+  auto labels = ParseNodeLabels("role=edge, zone=a,empty=");
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_EQ(*labels, (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "a"}, {"empty", ""}}));
+  EXPECT_TRUE(ParseNodeLabels("").ok());
+  EXPECT_EQ(ParseNodeLabels("role").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseNodeLabels("=x").status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto taints = ParseTaints("dedicated=gpu:NoSchedule,maintenance:NoExecute");
+  ASSERT_TRUE(taints.ok()) << taints.status();
+  EXPECT_EQ(*taints, Json::parse(R"([{"key":"dedicated","value":"gpu","effect":"NoSchedule"},
+                                     {"key":"maintenance","effect":"NoExecute"}])"));
+  EXPECT_EQ(ParseTaints("a=b:Sometimes").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseTaints("a=b").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseTaints(":NoSchedule").status().code(), absl::StatusCode::kInvalidArgument);
+
+  NodeStatusOptions opts{.node_name = "n1", .labels = *labels, .taints = *taints, .max_pods = 20};
+  Json node = BuildNode(opts, FakeMachine(), std::chrono::system_clock::from_time_t(1700000000));
+  EXPECT_EQ(node["metadata"]["labels"]["role"], "edge");
+  EXPECT_EQ(node["spec"]["taints"], *taints);
+  EXPECT_EQ(node["status"]["capacity"]["pods"], "20");
+  opts.taints = Json::array();
+  EXPECT_FALSE(BuildNode(opts, FakeMachine(), std::chrono::system_clock::from_time_t(1700000000))["spec"]
+                   .contains("taints"));
+}
+
 TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
   ScriptedApiClient client;
   client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {

@@ -136,7 +136,7 @@ start_berth() {
     --cgroup-root="$cg" --cni-conf-dir="$state/cni/net.d" \
     --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --insecure-registry=127.0.0.1:5001 --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
-    --client-ca-file="$state/pki/ca.crt" --container-log-max-size=1Mi --container-log-max-files=3 \
+    --client-ca-file="$state/pki/ca.crt" --node-labels=berth.dev/e2e=true --container-log-max-size=1Mi --container-log-max-files=3 \
     "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/berth.pid"

@@ -7,6 +7,9 @@ wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready"
 ip=$(jsonpath "node/$node_name" '{.status.addresses[?(@.type=="InternalIP")].address}')
 [ "$ip" = "$node_addr" ] || fail "node InternalIP is '$ip', want $node_addr"
 
+label=$(jsonpath "node/$node_name" '{.metadata.labels.berth\.dev/e2e}')
+[ "$label" = true ] || fail "node label berth.dev/e2e (--node-labels) is '$label', want true"
+
 lease=lease/$node_name
 wait_for 60 kubectl get "$lease" -n kube-node-lease || fail "no Lease $node_name in kube-node-lease"
 holder=$(jsonpath "$lease" '{.spec.holderIdentity}' kube-node-lease)
