@@ -15,10 +15,7 @@ peer_dir="$repo_dir/tests/peer"
   fail "the peer scripts tests/peer/{containerd,kubelet}.sh are missing"
 ctrd_state="$state/bench-peer-ctrd"
 kubelet_state="$state/bench-peer-kubelet"
-pf_pids=()
 cleanup() {
-  local p
-  for p in "${pf_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
   "$peer_dir/kubelet.sh" stop "$kubelet_state" >&2 || true
   "$peer_dir/containerd.sh" stop "$ctrd_state" >&2 || true
@@ -55,14 +52,21 @@ for p in on-berth on-peer; do
   wait_for 180 pod_phase_is "$ns" $p Running || fail "pod $p not Running" "$ns"
 done
 
-# exec_ms <pod>: N latencies of `kubectl exec -- true` in ms, one per line (after 3 warm-ups).
+# exec_ms <pod>...: latencies of `kubectl exec <pod> -- true` in ms, N per pod, written to
+# $state/bench-exec-<pod>.ms one per line (after 3 warm-ups). The pods take turns, so that
+# load from elsewhere on the machine hits both alike.
 exec_ms() {
-  local i t0
-  for i in 1 2 3; do kubectl exec -n "$ns" "$1" -- true; done
+  local i p t0
+  for p in "$@"; do
+    : >"$state/bench-exec-$p.ms"
+    for i in 1 2 3; do kubectl exec -n "$ns" "$p" -- true || fail "kubectl exec $p -- true failed"; done
+  done
   for i in $(seq 1 "$n"); do
-    t0=$EPOCHREALTIME
-    kubectl exec -n "$ns" "$1" -- true || fail "kubectl exec $1 -- true failed"
-    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", (b - a) * 1000}'
+    for p in "$@"; do
+      t0=$EPOCHREALTIME
+      kubectl exec -n "$ns" "$p" -- true || fail "kubectl exec $p -- true failed"
+      awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f\n", (b - a) * 1000}' >>"$state/bench-exec-$p.ms"
+    done
   done
 }
 pct() { sort -n | awk -v p="$1" '{v[NR] = $1} END {i = int((NR - 1) * p + 0.5) + 1; print v[i]}'; }
@@ -88,21 +92,29 @@ t.join(); secs = time.time() - start
 ok = n == size and want.digest() == got.digest()
 print("%.1f" % (size / secs / 1e6) if ok else "corrupt")
 PY
-# pf_mbps <pod> <local port>: MB/s of 100 MB echoed through kubectl port-forward.
+# pf_mbps <pod> <local port>: MB/s of 100 MB echoed through kubectl port-forward. Runs in a
+# command substitution (a subshell): it stops its own kubectl before returning.
+pf_listening() { in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 pf_mbps() {
+  local pf rc=0
   ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" -n "$ns" \
-    port-forward "pod/$1" "$2:8080" >/dev/null 2>&1 &
-  pf_pids+=($!)
-  listening() { in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2>/dev/null; }
-  wait_for 30 listening || fail "kubectl port-forward $1 did not listen"
-  in_ns python3 "$state/bench-pf.py" "$2" $((100 * 1024 * 1024))
-  kill "${pf_pids[-1]}" 2>/dev/null || true
+    port-forward "pod/$1" "$2:8080" >"$state/bench-pf-$1.log" 2>&1 &
+  pf=$!
+  if wait_for 30 pf_listening "$2"; then
+    in_ns python3 "$state/bench-pf.py" "$2" $((100 * 1024 * 1024)) || rc=1
+  else
+    log "kubectl port-forward $1 did not listen: $(cat "$state/bench-pf-$1.log")"; rc=1
+  fi
+  kill "$pf" 2>/dev/null || true
+  wait "$pf" 2>/dev/null || true
+  return $rc
 }
 
-berth_ms=$(exec_ms on-berth)
-peer_ms=$(exec_ms on-peer)
-berth_pf=$(pf_mbps on-berth 18090)
-peer_pf=$(pf_mbps on-peer 18091)
+exec_ms on-berth on-peer
+berth_ms=$(cat "$state/bench-exec-on-berth.ms")
+peer_ms=$(cat "$state/bench-exec-on-peer.ms")
+berth_pf=$(pf_mbps on-berth 18090) || fail "port-forward to on-berth failed"
+peer_pf=$(pf_mbps on-peer 18091) || fail "port-forward to on-peer failed"
 jq -n --argjson n "$n" \
   --arg b50 "$(pct 0.5 <<<"$berth_ms")" --arg b90 "$(pct 0.9 <<<"$berth_ms")" \
   --arg p50 "$(pct 0.5 <<<"$peer_ms")" --arg p90 "$(pct 0.9 <<<"$peer_ms")" \
