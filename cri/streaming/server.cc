@@ -48,6 +48,9 @@ constexpr size_t kReadChunk = 32 * 1024;
 // After the command exited, output is drained until EOF or until it stays silent this long
 // (a background child may hold the pipes open).
 constexpr auto kDrainGrace = std::chrono::seconds(2);
+// An attach whose client closed stdin ends (as containerd's): what the container still
+// writes in answer is forwarded until output stays silent this long, at most kDrainGrace.
+constexpr auto kAttachStdinEofQuiet = std::chrono::milliseconds(300);
 constexpr auto kFinalFlushTimeout = std::chrono::seconds(10);
 constexpr auto kRequestReadTimeout = std::chrono::seconds(15);
 
@@ -367,6 +370,7 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
   bool exited = false;
   std::optional<std::string> final_status;
   Clock::time_point last_output = Clock::now();
+  std::optional<Clock::time_point> stdin_done_at;  // attach: when the client's stdin ended
   std::vector<ChannelEvent> events;
 
   auto handle_events = [&]() {
@@ -429,6 +433,15 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
     if (started && !proc) break;  // start failed: report it
     if (proc && exited && (outputs_done || Clock::now() - last_output > kDrainGrace)) break;
     if (proc && proc->exit_fd() < 0 && outputs_done) break;  // attach: console closed
+    const bool attach_stdin_done = proc && proc->exit_fd() < 0 && o.stdin && stdin_closed;
+    if (attach_stdin_done) {
+      if (!stdin_done_at) stdin_done_at = Clock::now();
+      auto now = Clock::now();
+      if (now - std::max(last_output, *stdin_done_at) > kAttachStdinEofQuiet ||
+          now - *stdin_done_at > kDrainGrace) {
+        break;
+      }
+    }
     if (c->gone) return;
     c->Flush();
     if (c->gone) return;
@@ -453,6 +466,8 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
           0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
     } else if (exited) {
       timeout_ms = 200;
+    } else if (attach_stdin_done) {
+      timeout_ms = 50;
     }
     int rc = poll(fds, n, timeout_ms);
     if (rc < 0 && errno != EINTR) return;

@@ -329,9 +329,17 @@ TEST_F(StreamingCrictlTest, AttachSeesOutputAndStdin) {
 
   std::string echo = StartContainer(sb, "echo", {"cat"}, /*stdin=*/true);
   ASSERT_FALSE(echo.empty());
-  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "hello attach\n", seconds(5));
+  // The session ends by itself once the client's stdin ended and the answer went out (as
+  // containerd's), and the container's stdin stays open (not stdin_once): a second attach
+  // is answered too.
+  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "hello attach\n", seconds(10));
   ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->timed_out) << "crictl attach -i did not end after stdin EOF";
   EXPECT_TRUE(Contains(r->out, "hello attach\n")) << r->out << r->err;
+  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "second attach\n", seconds(10));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_TRUE(Contains(r->out, "second attach\n")) << r->out << r->err;
   EXPECT_TRUE(WaitFor([&] { return streaming_->active_sessions() == 0; }, seconds(10)));
 }
 
