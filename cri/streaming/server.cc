@@ -584,8 +584,16 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         if (it == stream_request.end()) continue;
         auto pit = pairs.find(it->second);
         if (pit == pairs.end() || pit->second.data_id != f->stream_id) continue;  // error stream
-        pit->second.to_pod.append(f->data);
-        if (f->fin()) pit->second.client_fin = true;
+        ForwardPair& p = pit->second;
+        absl::string_view data = f->data;
+        if (p.to_pod.empty() && p.fd >= 0 && !p.pod_shut && !data.empty()) {
+          // Straight to the pod when nothing is queued (one copy less); errors and the
+          // rest are left to the loop below.
+          ssize_t n = send(p.fd, data.data(), data.size(), MSG_NOSIGNAL);
+          if (n > 0) data.remove_prefix(static_cast<size_t>(n));
+        }
+        p.to_pod.append(data.data(), data.size());
+        if (f->fin()) p.client_fin = true;
         continue;
       }
       switch (f->type) {
