@@ -243,7 +243,7 @@ class SpdyChannels : public ChannelTransport {
     if (!Has(ch)) return;
     while (!data.empty()) {
       size_t n = std::min(data.size(), spdy::kMaxDataPayload);
-      out_->append(spdy::EncodeData(streams_[ch], data.substr(0, n), false));
+      spdy::AppendData(out_, streams_[ch], data.substr(0, n), false);
       data.remove_prefix(n);
     }
   }
@@ -648,6 +648,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
   if (!leftover.empty() && !on_bytes(leftover).ok()) return;
   std::vector<struct pollfd> fds;
   std::vector<std::string> fd_rid;
+  std::vector<char> pod_buf(spdy::kMaxForwardPayload);
   for (;;) {
     // Write what the pods take; half-close after the client's FIN.
     size_t max_to_pod = 0;
@@ -716,8 +717,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
       auto it = pairs.find(fd_rid[i - 2]);
       if (it == pairs.end() || it->second.pod_eof) continue;
       ForwardPair& p = it->second;
-      char buf[kReadChunk];
-      ssize_t r = recv(p.fd, buf, sizeof(buf), 0);
+      ssize_t r = recv(p.fd, pod_buf.data(), pod_buf.size(), 0);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r <= 0) {
         p.pod_eof = true;
@@ -728,7 +728,8 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         }
         continue;
       }
-      c->out.append(spdy::EncodeData(p.data_id, absl::string_view(buf, static_cast<size_t>(r)), false));
+      spdy::AppendData(&c->out, p.data_id, absl::string_view(pod_buf.data(), static_cast<size_t>(r)),
+                       false);
     }
   }
   cleanup();
