@@ -14,7 +14,7 @@ pkgs=(
   # runtime
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests
-  docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus python3 linux-perf
+  docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus python3 python3-websocket linux-perf
   apache2-utils
   # peers the benchmarks and critest compare against, and CRI checkpointing
   containerd criu

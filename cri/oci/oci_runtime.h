@@ -34,6 +34,9 @@ struct CreateOptions {
   std::string log_path;     // CRI log file (conmon -l k8s-file:<path>); empty: no log
   std::string exit_dir;     // conmon writes <exit_dir>/<id> with the exit code on exit
   bool stdin_open = false;  // keep stdin open (CRI ContainerConfig.stdin)
+  // CRI ContainerConfig.stdin_once: the first attach session that ends closes stdin;
+  // otherwise stdin stays open across attach sessions (conmon --leave-stdin-open).
+  bool stdin_once = false;
   bool tty = false;
 };
 

@@ -48,6 +48,9 @@ constexpr size_t kReadChunk = 32 * 1024;
 // After the command exited, output is drained until EOF or until it stays silent this long
 // (a background child may hold the pipes open).
 constexpr auto kDrainGrace = std::chrono::seconds(2);
+// An attach whose client closed stdin ends (as containerd's): what the container still
+// writes in answer is forwarded until output stays silent this long, at most kDrainGrace.
+constexpr auto kAttachStdinEofQuiet = std::chrono::milliseconds(300);
 constexpr auto kFinalFlushTimeout = std::chrono::seconds(10);
 constexpr auto kRequestReadTimeout = std::chrono::seconds(15);
 
@@ -240,7 +243,7 @@ class SpdyChannels : public ChannelTransport {
     if (!Has(ch)) return;
     while (!data.empty()) {
       size_t n = std::min(data.size(), spdy::kMaxDataPayload);
-      out_->append(spdy::EncodeData(streams_[ch], data.substr(0, n), false));
+      spdy::AppendData(out_, streams_[ch], data.substr(0, n), false);
       data.remove_prefix(n);
     }
   }
@@ -367,6 +370,7 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
   bool exited = false;
   std::optional<std::string> final_status;
   Clock::time_point last_output = Clock::now();
+  std::optional<Clock::time_point> stdin_done_at;  // attach: when the client's stdin ended
   std::vector<ChannelEvent> events;
 
   auto handle_events = [&]() {
@@ -429,6 +433,15 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
     if (started && !proc) break;  // start failed: report it
     if (proc && exited && (outputs_done || Clock::now() - last_output > kDrainGrace)) break;
     if (proc && proc->exit_fd() < 0 && outputs_done) break;  // attach: console closed
+    const bool attach_stdin_done = proc && proc->exit_fd() < 0 && o.stdin && stdin_closed;
+    if (attach_stdin_done) {
+      if (!stdin_done_at) stdin_done_at = Clock::now();
+      auto now = Clock::now();
+      if (now - std::max(last_output, *stdin_done_at) > kAttachStdinEofQuiet ||
+          now - *stdin_done_at > kDrainGrace) {
+        break;
+      }
+    }
     if (c->gone) return;
     c->Flush();
     if (c->gone) return;
@@ -453,6 +466,8 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
           0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
     } else if (exited) {
       timeout_ms = 200;
+    } else if (attach_stdin_done) {
+      timeout_ms = 50;
     }
     int rc = poll(fds, n, timeout_ms);
     if (rc < 0 && errno != EINTR) return;
@@ -569,8 +584,16 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         if (it == stream_request.end()) continue;
         auto pit = pairs.find(it->second);
         if (pit == pairs.end() || pit->second.data_id != f->stream_id) continue;  // error stream
-        pit->second.to_pod.append(f->data);
-        if (f->fin()) pit->second.client_fin = true;
+        ForwardPair& p = pit->second;
+        absl::string_view data = f->data;
+        if (p.to_pod.empty() && p.fd >= 0 && !p.pod_shut && !data.empty()) {
+          // Straight to the pod when nothing is queued (one copy less); errors and the
+          // rest are left to the loop below.
+          ssize_t n = send(p.fd, data.data(), data.size(), MSG_NOSIGNAL);
+          if (n > 0) data.remove_prefix(static_cast<size_t>(n));
+        }
+        p.to_pod.append(data.data(), data.size());
+        if (f->fin()) p.client_fin = true;
         continue;
       }
       switch (f->type) {
@@ -625,6 +648,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
   if (!leftover.empty() && !on_bytes(leftover).ok()) return;
   std::vector<struct pollfd> fds;
   std::vector<std::string> fd_rid;
+  std::vector<char> pod_buf(spdy::kMaxForwardPayload);
   for (;;) {
     // Write what the pods take; half-close after the client's FIN.
     size_t max_to_pod = 0;
@@ -693,8 +717,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
       auto it = pairs.find(fd_rid[i - 2]);
       if (it == pairs.end() || it->second.pod_eof) continue;
       ForwardPair& p = it->second;
-      char buf[kReadChunk];
-      ssize_t r = recv(p.fd, buf, sizeof(buf), 0);
+      ssize_t r = recv(p.fd, pod_buf.data(), pod_buf.size(), 0);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r <= 0) {
         p.pod_eof = true;
@@ -705,7 +728,8 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         }
         continue;
       }
-      c->out.append(spdy::EncodeData(p.data_id, absl::string_view(buf, static_cast<size_t>(r)), false));
+      spdy::AppendData(&c->out, p.data_id, absl::string_view(pod_buf.data(), static_cast<size_t>(r)),
+                       false);
     }
   }
   cleanup();

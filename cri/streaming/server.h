@@ -18,7 +18,9 @@
 //
 // Threads: one accept thread; one thread per streaming session that polls the client
 // connection and the process/socket descriptors (no thread per stream). Sessions end when
-// the command exits or the client goes away; then the exec'd process is killed, every
+// the command exits or the client goes away (an attach also when the client closed its
+// stdin, once the container's answer went out: containerd's behaviour; the container's
+// stdin stays open unless it is stdin_once); then the exec'd process is killed, every
 // descriptor closed and the thread exits. Shutdown() ends all sessions and joins them.
 // Session threads are named "berth-stream" (/proc/<pid>/task/<tid>/comm).
 #pragma once

@@ -251,12 +251,16 @@ absl::StatusOr<std::optional<Frame>> FrameParser::Next() {
   return f;
 }
 
+void AppendData(std::string* out, uint32_t stream_id, absl::string_view data, bool fin) {
+  Put32(out, stream_id & 0x7fffffff);
+  Put32(out, (uint32_t{fin ? kFlagFin : uint8_t{0}} << 24) | static_cast<uint32_t>(data.size()));
+  out->append(data.data(), data.size());
+}
+
 std::string EncodeData(uint32_t stream_id, absl::string_view data, bool fin) {
   std::string out;
   out.reserve(8 + data.size());
-  Put32(&out, stream_id & 0x7fffffff);
-  Put32(&out, (uint32_t{fin ? kFlagFin : uint8_t{0}} << 24) | static_cast<uint32_t>(data.size()));
-  out.append(data.data(), data.size());
+  AppendData(&out, stream_id, data, fin);
   return out;
 }
 

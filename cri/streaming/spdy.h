@@ -53,9 +53,12 @@ inline constexpr uint32_t kRstCancel = 5;
 inline constexpr uint32_t kRstInternalError = 6;
 
 // Largest frame payload accepted from a peer (the 24-bit length allows 16 MiB); larger
-// frames are a protocol error. Data frames we send are at most kMaxDataPayload.
+// frames are a protocol error. Data frames we send for exec/attach are at most
+// kMaxDataPayload; port-forward sends what one read from the pod returned (up to
+// kMaxForwardPayload): fewer frames for the peer's framer to handle.
 inline constexpr uint32_t kMaxFrameLength = 1u << 24;
 inline constexpr size_t kMaxDataPayload = 32 * 1024;
+inline constexpr size_t kMaxForwardPayload = 128 * 1024;
 
 // Header names are lower case (SPDY requires it); duplicate names are joined by NUL as the
 // spec says, so one name maps to one value here.
@@ -121,6 +124,8 @@ class FrameParser {
 
 // Frame encoders; header blocks are passed already compressed (HeaderCodec::Encode).
 std::string EncodeData(uint32_t stream_id, absl::string_view data, bool fin);
+// Appends one data frame to *out (no temporary; `data` may be up to kMaxFrameLength - 1).
+void AppendData(std::string* out, uint32_t stream_id, absl::string_view data, bool fin);
 std::string EncodeSynStream(uint32_t stream_id, uint32_t associated_id, uint8_t priority,
                             uint8_t flags, absl::string_view header_block);
 std::string EncodeSynReply(uint32_t stream_id, uint8_t flags, absl::string_view header_block);

@@ -283,6 +283,10 @@ struct KubeletServer::Impl {
   }
 
   void StartConnection(std::shared_ptr<asio::io_context> ioc, tcp::socket sock) {
+    // Small writes (SPDY frames of proxied streams, Go's framer writes field by field) must
+    // not wait for delayed ACKs (Nagle): 40 ms per stream creation otherwise.
+    beast::error_code nodelay_ec;
+    sock.set_option(tcp::no_delay(true), nodelay_ec);
     active->fetch_add(1);
     {
       std::lock_guard<std::mutex> l(mu);
@@ -679,6 +683,10 @@ struct KubeletServer::Impl {
                                absl::StrCat("streaming server ", url_str, ": ", ec.message()));
     }
     backend.expires_never();
+    // The client's frames arrive as many small TLS records and are forwarded one by one:
+    // with Nagle each one after the first waits for the streaming server's delayed ACK.
+    backend.socket().set_option(tcp::no_delay(true), ec);
+    ec = {};
     http::response<http::empty_body> head{rp.get().base()};
     http::response_serializer<http::empty_body> sr{head};
     co_await http::async_write_header(*s, sr, asio::redirect_error(use_awaitable, ec));

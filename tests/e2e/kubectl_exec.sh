@@ -5,6 +5,7 @@
 #    a TTY with its size and a resize while running;
 #  - attach to a container's stdin; port-forward carrying 100 MB intact and 20 concurrent
 #    connections; cp both ways;
+#  - crictl exec -i / -it, attach, port-forward against berth's CRI socket;
 #  - bad input: exec into a stopped container (kubelet answers 404), a client killed
 #    mid-stream (the exec'd process ends); no streaming session or connection is left behind.
 # shellcheck source=tests/e2e/lib.sh
@@ -84,16 +85,29 @@ command -v script >/dev/null || fail "script (bsdutils) is required"
 # first resize races the command), so the command waits up to 5 s for it before printing.
 # (The resize runs in a background job, whose stdin a non-interactive shell points at
 # /dev/null: it names the terminal explicitly.)
-script -qec "stty rows 33 cols 97; (sleep 3; stty rows 44 cols 101 </dev/tty) & ${kc[*]} exec -it box -- sh -c 'i=0; until [ \"\$(stty size 2>/dev/null)\" = \"33 97\" ] || [ \$i = 50 ]; do sleep 0.1; i=\$((i+1)); done; stty size; sleep 8; stty size'" /dev/null >"$work/tty" 2>&1 ||
+# script's own stdin stays open (a pipe from a sleep we stop): at EOF of its stdin, script
+# writes the EOF character of its pty (0 on a pty not copied from a terminal) to the
+# session, which the container's TTY echoes as "^@" (as with any kubelet/runtime).
+exec {tty_in}< <(sleep 60)
+tty_in_pid=$!
+bg_pids+=("$tty_in_pid")
+script -qec "stty rows 33 cols 97; (sleep 3; stty rows 44 cols 101 </dev/tty) & ${kc[*]} exec -it box -- sh -c 'i=0; until [ \"\$(stty size 2>/dev/null)\" = \"33 97\" ] || [ \$i = 50 ]; do sleep 0.1; i=\$((i+1)); done; stty size; sleep 8; stty size'" /dev/null <&$tty_in >"$work/tty" 2>&1 ||
   fail "kubectl exec -it under script failed: $(cat "$work/tty")"
-# (The TTY echoes one NUL byte of the session start as "^@"; see the issue note.)
-tr -d '\r\0' <"$work/tty" | sed 's/\^@//g' >"$work/tty.txt"
+exec {tty_in}<&-
+kill "$tty_in_pid" 2>/dev/null || true
+tr -d '\r' <"$work/tty" >"$work/tty.txt"
 grep -qx '33 97' "$work/tty.txt" || fail "TTY initial size: $(cat "$work/tty.txt")"
 grep -qx '44 101' "$work/tty.txt" || fail "TTY size after resize: $(cat "$work/tty.txt")"
-echo "PASS: kubectl exec -it: TTY 33x97, resized to 44x101 while running"
+# Nothing but the two sizes comes back: no NUL byte and no echoed "^@" at the session start.
+printf '33 97\n44 101\n' | cmp -s - "$work/tty.txt" ||
+  fail "TTY output is not exactly '33 97' and '44 101': $(od -c "$work/tty" | head -5)"
+echo "PASS: kubectl exec -it: TTY 33x97, resized to 44x101 while running, no stray byte"
 
 # attach: a line written to the container's stdin comes back through its output.
-timeout 20 "${kc[@]}" attach -i reader <<<"hello-attach" >"$work/attach" 2>&1 || true
+# The session ends by itself once stdin ended (as with containerd), the container's stdin
+# stays open for the next attach (crictl's, below).
+timeout 20 "${kc[@]}" attach -i reader <<<"hello-attach" >"$work/attach" 2>&1 ||
+  fail "kubectl attach -i did not end by itself after stdin EOF (rc $?): $(cat "$work/attach")"
 attached() { kubectl logs -n "$E2E_NS" reader | grep -qx 'got hello-attach'; }
 wait_for 20 attached || fail "kubectl attach: no 'got hello-attach' in the log: $(cat "$work/attach")"
 echo "PASS: kubectl attach -i delivers stdin"
@@ -146,8 +160,37 @@ head -c 300000 /dev/urandom >"$work/cp-in"
 cmp -s "$work/cp-in" "$work/cp-out" || fail "kubectl cp round trip differs"
 echo "PASS: kubectl cp both ways"
 
-# crictl exec -i/-it, attach and port-forward against berth's CRI socket are shown by the
-# integration test streaming_crictl_test (real crictl, berth --runtime-only).
+# crictl against the CRI socket: exec -i, exec -it (TTY size), attach, port-forward. crictl
+# runs inside the netns: the streaming URLs name berth's loopback (--streaming-address),
+# which a crictl in the host's netns cannot reach (it fails with "connection refused").
+cid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
+[ -n "$cid" ] || fail "crictl ps: no container of pod box"
+cri=(ip netns exec "$netns" "$cluster_bin/crictl" --config "$state/crictl.yaml")
+out=$(echo crictl-in | "${cri[@]}" exec -i "$cid" cat 2>/dev/null) || fail "crictl exec -i cat failed"
+[ "$out" = crictl-in ] || fail "crictl exec -i cat printed '$out'"
+# As above: script's stdin stays open, and the command waits for the asynchronous first resize.
+exec {tty_in}< <(sleep 60)
+tty_in_pid=$!
+bg_pids+=("$tty_in_pid")
+script -qec "stty rows 21 cols 77; ${cri[*]} exec -it $cid sh -c 'i=0; until [ \"\$(stty size 2>/dev/null)\" = \"21 77\" ] || [ \$i = 50 ]; do sleep 0.1; i=\$((i+1)); done; stty size'" /dev/null <&$tty_in >"$work/crictl-tty" 2>"$work/crictl-tty.err" ||
+  fail "crictl exec -it: $(cat "$work/crictl-tty" "$work/crictl-tty.err")"
+exec {tty_in}<&-
+kill "$tty_in_pid" 2>/dev/null || true
+# (crictl's own warnings go to the same terminal: only the command's line is checked.)
+tr -d '\r' <"$work/crictl-tty" | grep -qx '21 77' || fail "crictl exec -it TTY size: $(od -c "$work/crictl-tty" | tail -5)"
+rid=$(crictl ps -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=reader | head -n 1)
+timeout 20 "${cri[@]}" attach -i "$rid" <<<"hello-crictl" >"$work/crictl-attach" 2>&1 ||
+  fail "crictl attach -i did not end by itself after stdin EOF (rc $?): $(cat "$work/crictl-attach")"
+crictl_attached() { kubectl logs -n "$E2E_NS" reader | grep -qx 'got hello-crictl'; }
+wait_for 20 crictl_attached || fail "crictl attach: no 'got hello-crictl': $(cat "$work/crictl-attach")"
+sb=$(crictl pods -q --label "io.kubernetes.pod.namespace=$E2E_NS" --label io.kubernetes.pod.name=box | head -n 1)
+"${cri[@]}" port-forward "$sb" 18081:8080 >"$work/cpf.log" 2>&1 &
+bg_pids+=($!)
+crictl_forwarding() { in_ns bash -c 'exec 3<>/dev/tcp/127.0.0.1/18081' 2>/dev/null; }
+wait_for 30 crictl_forwarding || fail "crictl port-forward did not listen: $(cat "$work/cpf.log")"
+out=$(in_ns python3 "$work/pf.py" 18081 $((10 * 1024 * 1024)) 1) || fail "crictl port-forward 10 MB: $out"
+kill "${bg_pids[-1]}" 2>/dev/null || true
+echo "PASS: crictl exec -i / -it, attach, port-forward ($out)"
 
 # Bad input. A stopped container: kubectl refuses (completed pod); the kubelet itself answers
 # 404 container not found.

@@ -1,5 +1,6 @@
 // Root-only: upstream crictl (built by tests/cluster) drives `exec`, `exec -it`, `attach`
-// and `port-forward` through berth's CRI gRPC server and streaming server, backed by the
+// and `port-forward` through berth's CRI gRPC server and streaming server (and port-forward
+// over WebSocket with python3-websocket), backed by the
 // real runtime (berth-pause, conmon, runc; a busybox rootfs built here; fake image resolver
 // and network plugin). Checks data integrity (10 MB through cat, 20 concurrent forwarded
 // connections), exit codes, TTY size, bad tokens, and that a client closing mid-stream
@@ -242,9 +243,17 @@ TEST_F(StreamingCrictlTest, AttachSeesOutputAndStdin) {
 
   std::string echo = StartContainer(sb, "echo", {"cat"}, /*stdin=*/true);
   ASSERT_FALSE(echo.empty());
-  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "hello attach\n", seconds(5));
+  // The session ends by itself once the client's stdin ended and the answer went out (as
+  // containerd's), and the container's stdin stays open (not stdin_once): a second attach
+  // is answered too.
+  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "hello attach\n", seconds(10));
   ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->timed_out) << "crictl attach -i did not end after stdin EOF";
   EXPECT_TRUE(Contains(r->out, "hello attach\n")) << r->out << r->err;
+  r = berth::Run(CrictlArgv({"attach", "-i", echo}), "second attach\n", seconds(10));
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->timed_out);
+  EXPECT_TRUE(Contains(r->out, "second attach\n")) << r->out << r->err;
   EXPECT_TRUE(WaitFor([&] { return streaming_->active_sessions() == 0; }, seconds(10)));
 }
 
@@ -367,6 +376,91 @@ TEST_F(StreamingCrictlTest, PortForwardCarriesConcurrentConnections) {
   kill(*pid, SIGINT);
   int st = 0;
   waitpid(*pid, &st, 0);
+}
+
+// Port-forward over WebSocket (v4.portforward.k8s.io), which crictl and the API server do
+// not use (the API server speaks SPDY to the kubelet), driven by a real WebSocket client
+// (Debian's python3-websocket): the URL of the CRI PortForward RPC with ?port=, the initial
+// port message on the data and error channels, 4 MiB echoed intact through channel 0, and
+// the error channel naming a port nothing listens on.
+TEST_F(StreamingCrictlTest, PortForwardOverWebSocket) {
+  const std::string python = "/usr/bin/python3";
+  auto probe = berth::Run({python, "-c", "import websocket"});
+  ASSERT_TRUE(probe.ok() && probe->exit_code == 0)
+      << "needs Debian's python3-websocket for " << python << " (deploy/setup.sh)";
+  std::string sb = RunSandbox("wspf");
+  ASSERT_FALSE(sb.empty());
+  auto up = berth::Run({"nsenter", "--net=" + dir_ + "/state/netns/" + sb, "ip", "link", "set", "lo", "up"});
+  ASSERT_TRUE(up.ok() && up->exit_code == 0) << (up.ok() ? up->err : up.status().ToString());
+  ASSERT_FALSE(StartContainer(sb, "echo", {"nc", "-ll", "-p", "8080", "-e", "cat"}).empty());
+
+  const std::string script = dir_ + "/wspf.py";
+  ASSERT_TRUE(WriteFileAtomic(script, R"PY(
+import hashlib, json, os, sys, threading, websocket
+url, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ws = websocket.create_connection(url + "?port=%d" % port, subprotocols=["v4.portforward.k8s.io"], timeout=30)
+out = {"protocol": ws.getsubprotocol(), "initial": [], "error": ""}
+for _ in range(2):  # channel 0 (data) and 1 (error) first carry the port, little-endian
+    op, m = ws.recv_data()
+    out["initial"].append([m[0], int.from_bytes(m[1:3], "little")])
+data = os.urandom(size)
+def send():
+    for i in range(0, size, 32768):
+        ws.send_binary(b"\x00" + data[i:i + 32768])
+if size:
+    threading.Thread(target=send, daemon=True).start()
+got = bytearray()
+while len(got) < size:
+    op, m = ws.recv_data()
+    if op == websocket.ABNF.OPCODE_CLOSE or not m:
+        break
+    if m[0] == 0:
+        got += m[1:]
+    elif m[0] == 1:
+        out["error"] += m[1:].decode()
+if not size:  # read the error channel until the server closes
+    try:
+        while True:
+            op, m = ws.recv_data()
+            if op == websocket.ABNF.OPCODE_CLOSE or not m:
+                break
+            if m[0] == 1:
+                out["error"] += m[1:].decode()
+    except Exception:
+        pass
+out["echoed"] = len(got)
+out["intact"] = bytes(got) == data
+ws.close()
+print(json.dumps(out))
+)PY").ok());
+  auto forward = [&](int32_t port, int size) -> std::string {
+    v1::PortForwardRequest req;
+    req.set_pod_sandbox_id(sb);
+    req.add_port(port);
+    auto resp = rt_->PortForward(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    if (!resp.ok()) return "";
+    std::string url = resp->url();
+    EXPECT_EQ(url.rfind("http://", 0), 0u) << url;
+    url.replace(0, 4, "ws");
+    auto r = berth::Run({python, script, url, std::to_string(port), std::to_string(size)}, "",
+                        seconds(60));
+    EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->out + r->err : r.status().ToString());
+    return r.ok() ? r->out : "";
+  };
+
+  std::string ok = forward(8080, 4 << 20);
+  std::cout << "websocket port-forward 8080: " << ok;
+  EXPECT_TRUE(Contains(ok, R"("protocol": "v4.portforward.k8s.io")")) << ok;
+  EXPECT_TRUE(Contains(ok, R"("initial": [[0, 8080], [1, 8080]])")) << ok;
+  EXPECT_TRUE(Contains(ok, R"("echoed": 4194304, "intact": true)")) << ok;
+  EXPECT_TRUE(Contains(ok, R"("error": "")")) << ok;
+
+  std::string refused = forward(8089, 0);
+  std::cout << "websocket port-forward 8089: " << refused;
+  EXPECT_TRUE(Contains(refused, R"("initial": [[0, 8089], [1, 8089]])")) << refused;
+  EXPECT_TRUE(Contains(refused, "error forwarding port 8089 to pod " + sb)) << refused;
+  EXPECT_TRUE(WaitFor([&] { return streaming_->active_sessions() == 0; }, seconds(10)));
 }
 
 TEST_F(StreamingCrictlTest, BadInputAndNoLeaks) {
