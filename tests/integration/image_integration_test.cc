@@ -534,24 +534,32 @@ std::set<std::string> FilesUnder(const std::string& root) {
 // Issue "Bad input": a disk that fills during a pull fails the pull with a clear error,
 // leaves no partial blob or layer, and keeps the images pulled before usable.
 TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
-  // An image that cannot fit: busybox plus 12 MiB of incompressible data in one layer.
-  const std::string oci = env->dir + "/oci-big", bundle = env->dir + "/bundle-big";
-  for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"umoci", "init", "--layout", oci},
-           {"umoci", "new", "--image", oci + ":latest"},
-           {"umoci", "unpack", "--image", oci + ":latest", bundle}}) {
-    auto r = RunOk(argv, "", std::chrono::minutes(3));
-    ASSERT_TRUE(r.ok()) << r.status();
-  }
-  ASSERT_TRUE(MkdirAll(bundle + "/rootfs/bin").ok());
-  ASSERT_TRUE(Sh({"cp", "/bin/busybox", bundle + "/rootfs/bin/busybox"}).ok());
-  ASSERT_TRUE(Sh({"dd", "if=/dev/urandom", "of=" + bundle + "/rootfs/big", "bs=1M", "count=12", "status=none"}).ok());
-  for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"umoci", "repack", "--image", oci + ":latest", bundle},
-           {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
-            absl::StrCat("docker://", env->host, "/busybox-big:latest")}}) {
-    auto r = RunOk(argv, "", std::chrono::minutes(3));
-    ASSERT_TRUE(r.ok()) << r.status();
+  // Images that cannot fit, busybox plus 12 MiB in one layer: random data (the download
+  // fills the disk) and repeated text (a small blob whose unpacking fills it).
+  for (const char* kind : {"random", "text"}) {
+    const std::string oci = env->dir + "/oci-" + kind, bundle = env->dir + "/bundle-" + kind;
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "init", "--layout", oci},
+             {"umoci", "new", "--image", oci + ":latest"},
+             {"umoci", "unpack", "--image", oci + ":latest", bundle}}) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+    ASSERT_TRUE(MkdirAll(bundle + "/rootfs/bin").ok());
+    ASSERT_TRUE(Sh({"cp", "/bin/busybox", bundle + "/rootfs/bin/busybox"}).ok());
+    // (Repeated text, not zeros: zero blocks may be unpacked as holes.)
+    ASSERT_TRUE(Sh({"sh", "-c",
+                    absl::StrCat(kind == std::string("random") ? "head -c 12582912 /dev/urandom"
+                                                               : "yes berth-fills-the-disk | head -c 12582912",
+                                 " > ", bundle, "/rootfs/big")})
+                    .ok());
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "repack", "--image", oci + ":latest", bundle},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+              absl::StrCat("docker://", env->host, "/big-", kind, ":latest")}}) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
   }
 
   // The store's root on its own small tmpfs (unmounted whatever happens).
@@ -582,16 +590,19 @@ TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
       << strerror(errno);
   const std::set<std::string> before = FilesUnder(o.root_dir);
 
-  auto big = store->Pull(env->host + "/busybox-big:latest", {});
-  ASSERT_FALSE(big.ok());
-  std::cout << "pull on a full disk: " << big.status() << std::endl;
-  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
-  EXPECT_NE(absl::AsciiStrToLower(big.status().message()).find("no space left"), std::string::npos)
-      << big.status();
-  EXPECT_NE(big.status().message().find("busybox-big"), std::string::npos) << big.status();
-  // Nothing partial stays behind: the store's files are those from before the pull.
-  EXPECT_EQ(FilesUnder(o.root_dir), before);
-  EXPECT_FALSE(store->Resolve(env->host + "/busybox-big:latest").ok());
+  for (const char* kind : {"random", "text"}) {
+    const std::string ref = absl::StrCat(env->host, "/big-", kind, ":latest");
+    auto big = store->Pull(ref, {});
+    ASSERT_FALSE(big.ok()) << kind;
+    std::cout << "pull on a full disk (" << kind << "): " << big.status() << std::endl;
+    EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+    EXPECT_NE(absl::AsciiStrToLower(big.status().message()).find("no space left"), std::string::npos)
+        << big.status();
+    EXPECT_NE(big.status().message().find(ref), std::string::npos) << big.status();
+    // Nothing partial stays behind: the store's files are those from before the pull.
+    EXPECT_EQ(FilesUnder(o.root_dir), before) << kind;
+    EXPECT_FALSE(store->Resolve(ref).ok());
+  }
 
   // The first image is still listed and a process still runs from its rootfs (its layers
   // stacked as the runtime mounts them; the image has only busybox's sh, so builtins).
