@@ -11,6 +11,8 @@
 //   that runs the real runc for everything but `checkpoint`, where it writes stand-in image
 //   files): checks berth's archive (config.dump, spec.dump, rootfs-diff.tar, deleted.files,
 //   container.log, checkpoint/) end to end where real CRIU cannot dump.
+// - Timeout: a dump that outlives CheckpointContainerRequest.timeout is killed
+//   (DeadlineExceeded), nothing is left, the container runs on.
 // - Refusals: a stopped container (FailedPrecondition), an unknown one (NotFound).
 #include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 
@@ -55,6 +57,8 @@ case " $* " in
     shift
   done
   mkdir -p "$img" "$work" || exit 1
+  # A hanging CRIU, when the test asks for one.
+  [ -e "${0%/*}/hang-checkpoint" ] && exec sleep 60
   echo stub-inventory > "$img/inventory.img"
   echo stub-pages > "$img/pages-1.img"
   echo "(00.000001) stub dump finished" > "$work/dump.log"
@@ -316,6 +320,27 @@ TEST_F(CheckpointTest, ArchiveLayout) {
   EXPECT_EQ(deleted, nlohmann::json::array({"etc/group"}));
 
   EXPECT_TRUE(Contains(ReadFile(x + "/container.log").value_or(""), "hello-from-log"));
+}
+
+TEST_F(CheckpointTest, TimeoutStopsTheDumpAndLeavesNothing) {
+  std::string sb = RunSandbox("slow", "stub-criu");
+  std::string c = StartWorkload(sb);
+  ASSERT_FALSE(c.empty());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/hang-checkpoint", "").ok());
+  v1::CheckpointContainerRequest req;
+  req.set_container_id(c);
+  req.set_location(dir_ + "/slow.tar");
+  req.set_timeout(1);
+  auto start = std::chrono::steady_clock::now();
+  auto r = rt_->CheckpointContainer(req);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_TRUE(Contains(std::string(r.status().message()), "did not finish within 1s")) << r.status();
+  EXPECT_LT(took, seconds(30));  // the hanging dump was killed, not waited for
+  EXPECT_FALSE(PathExists(dir_ + "/slow.tar"));
+  EXPECT_FALSE(PathExists(dir_ + "/slow.tar.partial"));
+  ExpectNoWorkLeft();
+  ExpectStillRunning(c);
 }
 
 TEST_F(CheckpointTest, Refusals) {
