@@ -502,6 +502,7 @@ int RealMain(int argc, char** argv) {
       kopts.tls_private_key_file = f.tls_private_key_file;
       kopts.client_ca_file = f.client_ca_file;
       kopts.node_name = f.node_name;
+      kopts.checkpoints_dir = JoinPath(f.root_dir, "checkpoints");  // as kubelet's <root-dir>/checkpoints
       if (kopts.tls_cert_file.empty() != kopts.tls_private_key_file.empty()) {
         LOG(ERROR) << "--tls-cert-file and --tls-private-key-file go together";
         return 2;

@@ -184,8 +184,13 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& ref_str, const R
     }
   }
   if (!owner) return fut.get();
-  absl::StatusOr<std::string> result = DoPull(ref, auth);
-  if (!result.ok()) result = Annotate(result.status(), absl::StrCat("pull ", key));
+  std::vector<std::string> new_blobs;
+  absl::StatusOr<std::string> result = DoPull(ref, auth, &new_blobs);
+  if (!result.ok()) {
+    // A failed pull (a full disk, a bad layer) leaves no manifest or config behind.
+    RemoveOrphanBlobs(new_blobs);
+    result = Annotate(result.status(), absl::StrCat("pull ", key));
+  }
   promise.set_value(result);
   {
     absl::MutexLock l(&mu_);
@@ -199,7 +204,18 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& ref_str, const R
   return result;
 }
 
-absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const RegistryAuth& auth) {
+void ImageStore::RemoveOrphanBlobs(const std::vector<std::string>& paths) {
+  if (paths.empty()) return;
+  absl::MutexLock gc(&gc_mu_);
+  for (const std::string& path : paths) {
+    std::string digest = absl::StrCat("sha256:", path.substr(path.rfind('/') + 1));
+    auto rows = opts_.db->Query("SELECT id FROM image_images WHERE id = ?1 OR manifest_digest = ?1", {digest});
+    if (rows.ok() && rows->empty()) std::remove(path.c_str());
+  }
+}
+
+absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const RegistryAuth& auth,
+                                               std::vector<std::string>* new_blobs) {
   RegistryClient client(ref, opts_.registry, auth);
   ASSIGN_OR_RETURN(FetchedManifest top, client.GetManifest(ref.digest.empty() ? ref.tag : ref.digest));
   FetchedManifest manifest = top;
@@ -253,6 +269,7 @@ absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const Regis
       std::remove(tmp.c_str());
       return ErrnoStatus(err, absl::StrCat("rename ", tmp, " to ", config_path));
     }
+    new_blobs->push_back(config_path);
   }
   ASSIGN_OR_RETURN(std::string config, ReadFile(config_path));
   json cj = json::parse(config, nullptr, false);
@@ -261,6 +278,9 @@ absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const Regis
   if (diff_ids.size() != layer_digests.size()) {
     return absl::InvalidArgumentError(absl::StrCat("image config ", config_digest, ": ", diff_ids.size(),
                                                    " diff_ids for ", layer_digests.size(), " manifest layers"));
+  }
+  if (std::string p = absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(manifest.digest)); !PathExists(p)) {
+    new_blobs->push_back(p);
   }
   RETURN_IF_ERROR(PutBlob(manifest.digest, manifest.body).status());
   std::vector<std::string> chain_ids = ChainIds(diff_ids);

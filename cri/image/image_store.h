@@ -70,7 +70,12 @@ class ImageStore : public ImageService, public ImageResolver {
 
  private:
   struct ImageRecord;
-  absl::StatusOr<std::string> DoPull(const Reference& ref, const RegistryAuth& auth);
+  // `new_blobs` collects the manifest/config blob files this pull added to the content store,
+  // for RemoveOrphanBlobs when the pull fails.
+  absl::StatusOr<std::string> DoPull(const Reference& ref, const RegistryAuth& auth,
+                                     std::vector<std::string>* new_blobs);
+  // Removes those of `paths` (blobs/sha256/<hex>) no stored image references.
+  void RemoveOrphanBlobs(const std::vector<std::string>& paths);
   absl::Status EnsureLayer(RegistryClient& client, const std::string& blob_digest, const std::string& diff_id,
                            const std::string& chain_id, int64_t* size);
   absl::StatusOr<std::string> PutBlob(const std::string& digest, const std::string& data);

@@ -186,8 +186,12 @@ absl::Status Unpack(const std::string& blob_path, const std::string& dest, const
       la_int64_t offset;
       int rd;
       while ((rd = archive_read_data_block(tar.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
-        if (archive_write_data_block(disk.get(), buf, size, offset) < ARCHIVE_WARN) {
-          return absl::InternalError(absl::StrCat("write \"", name, "\": ", archive_error_string(disk.get())));
+        // libarchive reports a failed write(2) (ENOSPC, EIO) as ARCHIVE_WARN, and would then
+        // extend the file to its size with a hole: anything but OK is an error here.
+        if (archive_write_data_block(disk.get(), buf, size, offset) != ARCHIVE_OK) {
+          std::string what = absl::StrCat("write \"", name, "\"");
+          if (int err = archive_errno(disk.get()); err > 0) return ErrnoStatus(err, what);
+          return absl::InternalError(absl::StrCat(what, ": ", archive_error_string(disk.get())));
         }
       }
       if (rd != ARCHIVE_EOF) {

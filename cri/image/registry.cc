@@ -279,20 +279,23 @@ absl::StatusOr<int64_t> RegistryClient::FetchBlob(const std::string& digest, con
   if (f == nullptr) return ErrnoStatus(errno, absl::StrCat("create ", dest_path));
   Sha256 hash;
   int64_t size = 0;
+  int write_errno = 0;  // the disk's error (ENOSPC: ResourceExhausted), not the download's
   auto r = Get(absl::StrCat("/v2/", ref_.path, "/blobs/", digest), "", [&](const char* data, size_t n) {
     hash.Update(data, n);
     size += static_cast<int64_t>(n);
-    return std::fwrite(data, 1, n, f) == n;
+    if (std::fwrite(data, 1, n, f) == n) return true;
+    write_errno = errno != 0 ? errno : EIO;
+    return false;
   });
-  bool write_ok = std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  if (write_errno == 0 && (std::fflush(f) != 0 || fsync(fileno(f)) != 0)) write_errno = errno;
   std::fclose(f);
   auto fail = [&](absl::Status s) {
     std::remove(dest_path.c_str());
     return s;
   };
+  if (write_errno != 0) return fail(ErrnoStatus(write_errno, absl::StrCat(what, ": write ", dest_path)));
   if (!r.ok()) return fail(Annotate(r.status(), what));
   if (r->status != 200) return fail(ErrorFromResponse(what, *r));
-  if (!write_ok) return fail(ErrnoStatus(errno, absl::StrCat("write ", dest_path)));
   std::string got = hash.Digest();
   if (got != digest) {
     return fail(absl::DataLossError(absl::StrCat(what, ": digest mismatch: downloaded ", size,

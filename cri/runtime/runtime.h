@@ -138,6 +138,16 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   absl::StatusOr<v1::UpdatePodSandboxResourcesResponse> UpdatePodSandboxResources(
       const v1::UpdatePodSandboxResourcesRequest& req) override;
 
+  // checkpoint.cc: `runc checkpoint --leave-running` (CRIU) of a running container, written
+  // as a checkpoint archive (layout in cri/runtime/checkpoint.h) to req.location; the
+  // container keeps running. req.timeout in seconds (0: 2 minutes) bounds the CRIU dump.
+  // NotFound for an unknown container, FailedPrecondition when it is not running,
+  // InvalidArgument for an empty location, Internal with the end of CRIU's dump.log when the
+  // dump fails, DeadlineExceeded on timeout. On any error nothing is left at the location
+  // and the work dir (<root_dir>/checkpoint-work/<id>.*) is removed.
+  absl::StatusOr<v1::CheckpointContainerResponse> CheckpointContainer(
+      const v1::CheckpointContainerRequest& req) override;
+
   // events.cc: see RuntimeService::GetContainerEvents. Events carry the sandbox status and
   // the statuses of the sandbox's containers at the time of the event. A subscriber that
   // falls more than kMaxBufferedEvents behind misses the oldest events.

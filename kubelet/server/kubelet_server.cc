@@ -28,10 +28,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "kubelet/server/cri_log.h"
 #include "kubelet/server/tls.h"
+#include "nlohmann/json.hpp"
 
 namespace berth::kubelet::server {
 namespace {
@@ -425,7 +429,60 @@ struct KubeletServer::Impl {
       std::string uid = seg.size() == 4 ? seg[3] : "";
       co_return co_await PortForward(s, buf, req, seg[1], seg[2], uid);
     }
+    if (!seg.empty() && seg[0] == "checkpoint" && req.method() == http::verb::post &&
+        seg.size() == 4 && !opts.checkpoints_dir.empty()) {
+      co_return co_await Checkpoint(s, req, seg[1], seg[2], seg[3], query);
+    }
     co_return co_await Reply(s, req, http::status::not_found, "404 page not found\n");
+  }
+
+  // --- POST /checkpoint/{namespace}/{pod}/{container} (kubelet server.go checkpoint) ---
+
+  asio::awaitable<Next> Checkpoint(std::shared_ptr<SslStream> s, const Request& req,
+                                   std::string ns, std::string pod, std::string name,
+                                   Query query) {
+    absl::StatusOr<std::vector<v1::Container>> cs = FindContainers(ns, pod, "", name);
+    if (!cs.ok()) co_return co_await ReplyError(s, req, cs.status());
+    if (cs->empty()) {
+      std::string msg = FindSandbox(ns, pod, "").ok()
+                            ? absl::StrCat("container ", name, " does not exist")
+                            : std::string("pod does not exist");
+      co_return co_await Reply(s, req, http::status::not_found, msg);
+    }
+    v1::CheckpointContainerRequest creq;
+    // The last `timeout` value counts (seconds); without one the runtime's default applies.
+    for (const auto& [k, v] : query) {
+      if (k != "timeout") continue;
+      int64_t t = 0;
+      if (!absl::SimpleAtoi(v, &t)) {
+        co_return co_await Reply(s, req, http::status::not_found,
+                                 "cannot parse value of timeout parameter");
+      }
+      creq.set_timeout(t);
+    }
+    // The newest container of that name (running or not: the runtime refuses a stopped one).
+    const v1::Container* c = &cs->front();
+    for (const auto& x : *cs) {
+      if (x.state() == v1::CONTAINER_RUNNING) {
+        c = &x;
+        break;
+      }
+    }
+    creq.set_container_id(c->id());
+    creq.set_location(JoinPath(
+        opts.checkpoints_dir,
+        absl::StrCat("checkpoint-", pod, "_", ns, "-", name, "-",
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()),
+                     ".tar")));
+    absl::Status st = MkdirAll(opts.checkpoints_dir, 0700);
+    if (st.ok()) st = runtime->CheckpointContainer(creq).status();
+    if (!st.ok()) {
+      co_return co_await Reply(s, req, http::status::internal_server_error,
+                               absl::StrCat("checkpointing of ", ns, "/", pod, "/", name,
+                                            " failed (", st.message(), ")"));
+    }
+    nlohmann::json body = {{"items", {creq.location()}}};
+    co_return co_await Reply(s, req, http::status::ok, body.dump(), "application/json");
   }
 
   // --- CRI lookups (blocking) ---

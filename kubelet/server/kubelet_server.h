@@ -4,6 +4,7 @@
 //    bearer tokens through TokenReview, authorization through SubjectAccessReview (Auth);
 //  - GET /healthz, /pods, /containerLogs/{ns}/{pod}/{container} (PodLogOptions query), the
 //    GET handlers added with AddHandler (/metrics, /metrics/cadvisor, /stats/summary, ...);
+//  - POST /checkpoint/{ns}/{pod}/{container} (see KubeletServerOptions::checkpoints_dir);
 //  - /exec/{ns}/{pod}[/{uid}]/{container}, /attach/..., /portForward/{ns}/{pod}[/{uid}]:
 //    the container is looked up through the CRI (labels io.kubernetes.pod.*), CRI
 //    Exec/Attach/PortForward return a URL of the runtime's streaming server, and the
@@ -40,6 +41,11 @@ struct KubeletServerOptions {
   std::string client_ca_file;        // --client-ca-file; empty: no x509 authentication
   std::string node_name;             // the Node these requests are authorized against
   int max_connections = 1024;        // further connections are closed at once
+  // Where POST /checkpoint/{namespace}/{pod}/{container} (authz nodes/checkpoint) writes
+  // checkpoint-<pod>_<namespace>-<container>-<RFC3339 UTC>.tar through CRI
+  // CheckpointContainer and answers {"items":[<path>]}, as upstream kubelet does under
+  // <--root-dir>/checkpoints (created 0700 on first use). Empty: the endpoint is a 404.
+  std::string checkpoints_dir;
 };
 
 class KubeletServer {

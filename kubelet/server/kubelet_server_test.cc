@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "kubelet/server/tls.h"
 #include "kubelet/testing/fake_api_client.h"
+#include "nlohmann/json.hpp"
 
 namespace berth::kubelet::server {
 namespace {
@@ -81,6 +82,15 @@ class FakeRuntime : public cri::RuntimeService {
     v1::ExecResponse resp;
     resp.set_url(stream_url + "/exec/tok123");
     return resp;
+  }
+  v1::CheckpointContainerRequest last_checkpoint;
+  // Writes a stand-in archive at the location; timeout 99 plays a runtime refusal.
+  absl::StatusOr<v1::CheckpointContainerResponse> CheckpointContainer(
+      const v1::CheckpointContainerRequest& r) override {
+    last_checkpoint = r;
+    if (r.timeout() == 99) return absl::FailedPreconditionError("container c1 is not running");
+    std::ofstream(r.location()) << "tar";
+    return v1::CheckpointContainerResponse();
   }
   absl::StatusOr<v1::PortForwardResponse> PortForward(const v1::PortForwardRequest& r) override {
     if (r.pod_sandbox_id() != "sb1") return absl::NotFoundError("no sandbox");
@@ -187,6 +197,7 @@ class KubeletServerTest : public ::testing::Test {
     o.tls_cert_file = cert_;
     o.tls_private_key_file = key_;
     o.node_name = "node1";
+    o.checkpoints_dir = (dir_ / "checkpoints").string();
     server_ = std::make_unique<KubeletServer>(o, &runtime_, auth_.get());
     server_->AddHandler("/metrics", [] { return std::string("up 1\n"); }, "text/plain");
     server_->AddHandler(
@@ -384,6 +395,44 @@ TEST_F(KubeletServerTest, PortForwardAndErrors) {
     EXPECT_EQ(res.result_int(), 404);
     EXPECT_EQ(res.body(), "token expired");
   }
+  WaitNoConnections();
+}
+
+TEST_F(KubeletServerTest, CheckpointWritesUnderCheckpointsDir) {
+  auto res = Do("/checkpoint/ns/web/main?timeout=3&timeout=7", "admin", http::verb::post);
+  ASSERT_EQ(res.result_int(), 200) << res.body();
+  EXPECT_EQ(res[http::field::content_type], "application/json");
+  auto body = nlohmann::json::parse(res.body(), nullptr, false);
+  ASSERT_TRUE(body.is_object()) << res.body();
+  ASSERT_EQ(body["items"].size(), 1u);
+  std::string path = body["items"][0];
+  std::string prefix = (dir_ / "checkpoints/checkpoint-web_ns-main-").string();
+  EXPECT_EQ(path.rfind(prefix, 0), 0u) << path;
+  // checkpoint-<pod>_<ns>-<container>-<RFC3339>.tar, e.g. ...-2026-11-21T20:15:00Z.tar
+  EXPECT_EQ(path.size(), prefix.size() + std::string("2026-11-21T20:15:00Z.tar").size()) << path;
+  EXPECT_TRUE(path.ends_with("Z.tar")) << path;
+  EXPECT_TRUE(std::filesystem::exists(path));
+  EXPECT_EQ(std::filesystem::status(dir_ / "checkpoints").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_all);
+  EXPECT_EQ(runtime_.last_checkpoint.container_id(), "c1");  // the running one
+  EXPECT_EQ(runtime_.last_checkpoint.timeout(), 7);          // the last value counts
+  EXPECT_EQ(runtime_.last_checkpoint.location(), path);
+
+  EXPECT_EQ(Do("/checkpoint/ns/web/main", "admin").result_int(), 404);  // GET
+  auto forbidden = Do("/checkpoint/ns/web/main", "nobody", http::verb::post);
+  EXPECT_EQ(forbidden.result_int(), 403);
+  EXPECT_EQ(forbidden.body(),
+            "Forbidden (user=nobody, verb=create, resource=nodes, subresource(s)=[checkpoint])\n");
+  auto nopod = Do("/checkpoint/ns/nopod/main", "admin", http::verb::post);
+  EXPECT_EQ(nopod.result_int(), 404);
+  EXPECT_EQ(nopod.body(), "pod does not exist");
+  auto nocontainer = Do("/checkpoint/ns/web/other", "admin", http::verb::post);
+  EXPECT_EQ(nocontainer.result_int(), 404);
+  EXPECT_EQ(nocontainer.body(), "container other does not exist");
+  EXPECT_EQ(Do("/checkpoint/ns/web/main?timeout=soon", "admin", http::verb::post).result_int(), 404);
+  auto refused = Do("/checkpoint/ns/web/main?timeout=99", "admin", http::verb::post);
+  EXPECT_EQ(refused.result_int(), 500);
+  EXPECT_EQ(refused.body(), "checkpointing of ns/web/main failed (container c1 is not running)");
   WaitNoConnections();
 }
 

@@ -3,7 +3,9 @@
 // busybox-static and pushed with skopeo (OCI and Docker schema 2). Needs root.
 // Our headers first: api.pb.h must be parsed before <signal.h> (pulled in by several system
 // headers) defines SIG* macros that collide with the CRI Signal enum.
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
@@ -18,7 +20,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -26,6 +30,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -509,6 +515,116 @@ TEST_F(ImageIntegrationTest, BlobDigestMismatchFailsPullAndKeepsNothing) {
     EXPECT_TRUE(entries->empty()) << d;
   }
   EXPECT_FALSE(store.Resolve(front.host() + "/busybox:latest").ok());
+}
+
+// Every file under `root` as "path size" and every directory as "path/", sorted: the
+// store's on-disk state.
+std::set<std::string> FilesUnder(const std::string& root) {
+  auto out = RunOk({"find", root, "(", "-type", "d", "-printf", "%P/\n", ")", "-o", "-printf", "%P %s\n"});
+  EXPECT_TRUE(out.ok()) << out.status();
+  std::set<std::string> files;
+  std::istringstream in(out.value_or(""));
+  std::string line;
+  while (std::getline(in, line)) {
+    files.insert(line);
+  }
+  return files;
+}
+
+// Issue "Bad input": a disk that fills during a pull fails the pull with a clear error,
+// leaves no partial blob or layer, and keeps the images pulled before usable.
+TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
+  // Images that cannot fit, busybox plus 12 MiB in one layer: random data (the download
+  // fills the disk) and repeated text (a small blob whose unpacking fills it).
+  for (const char* kind : {"random", "text"}) {
+    const std::string oci = env->dir + "/oci-" + kind, bundle = env->dir + "/bundle-" + kind;
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "init", "--layout", oci},
+             {"umoci", "new", "--image", oci + ":latest"},
+             {"umoci", "unpack", "--image", oci + ":latest", bundle}}) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+    ASSERT_TRUE(MkdirAll(bundle + "/rootfs/bin").ok());
+    ASSERT_TRUE(Sh({"cp", "/bin/busybox", bundle + "/rootfs/bin/busybox"}).ok());
+    // (Repeated text, not zeros: zero blocks may be unpacked as holes.)
+    ASSERT_TRUE(Sh({"sh", "-c",
+                    absl::StrCat(kind == std::string("random") ? "head -c 12582912 /dev/urandom"
+                                                               : "yes berth-fills-the-disk | head -c 12582912",
+                                 " > ", bundle, "/rootfs/big")})
+                    .ok());
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"umoci", "repack", "--image", oci + ":latest", bundle},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+              absl::StrCat("docker://", env->host, "/big-", kind, ":latest")}}) {
+      auto r = RunOk(argv, "", std::chrono::minutes(3));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+  }
+
+  // The store's root on its own small tmpfs (unmounted whatever happens).
+  const std::string mnt = root_ + "/small";
+  ASSERT_TRUE(MkdirAll(mnt).ok());
+  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m,mode=0755"), 0) << strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  ImageStoreOptions o;
+  o.root_dir = mnt + "/image";
+  o.db = db_.get();
+  o.registry.insecure_registries = {env->host};
+  auto store = std::make_unique<ImageStore>(o);
+  ASSERT_TRUE(store->Init().ok());
+  const std::string small_ref = env->host + "/busybox:latest";
+  auto first = store->Pull(small_ref, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  // Shrink the file system to what is used plus 2 MiB: the big layer cannot fit.
+  struct statvfs vfs;
+  ASSERT_EQ(statvfs(mnt.c_str(), &vfs), 0);
+  uint64_t used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT,
+                  absl::StrCat("size=", used + (2 << 20)).c_str()),
+            0)
+      << strerror(errno);
+  const std::set<std::string> before = FilesUnder(o.root_dir);
+
+  for (const char* kind : {"random", "text"}) {
+    const std::string ref = absl::StrCat(env->host, "/big-", kind, ":latest");
+    auto big = store->Pull(ref, {});
+    ASSERT_FALSE(big.ok()) << kind;
+    std::cout << "pull on a full disk (" << kind << "): " << big.status() << std::endl;
+    EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+    EXPECT_NE(absl::AsciiStrToLower(big.status().message()).find("no space left"), std::string::npos)
+        << big.status();
+    EXPECT_NE(big.status().message().find(ref), std::string::npos) << big.status();
+    // Nothing partial stays behind: the store's files are those from before the pull.
+    EXPECT_EQ(FilesUnder(o.root_dir), before) << kind;
+    EXPECT_FALSE(store->Resolve(ref).ok());
+  }
+
+  // The first image is still listed and a process still runs from its rootfs (its layers
+  // stacked as the runtime mounts them; the image has only busybox's sh, so builtins).
+  auto list = store->ListImages({});
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->images_size(), 1);
+  EXPECT_EQ(list->images(0).id(), *first);
+  auto img = store->Resolve(small_ref);
+  ASSERT_TRUE(img.ok()) << img.status();
+  const std::string merged = root_ + "/merged";
+  ASSERT_TRUE(MkdirAll(merged).ok());
+  std::vector<std::string> lower(img->layer_dirs.rbegin(), img->layer_dirs.rend());
+  ASSERT_EQ(mount("overlay", merged.c_str(), "overlay", MS_RDONLY,
+                  absl::StrCat("lowerdir=", absl::StrJoin(lower, ":")).c_str()),
+            0)
+      << strerror(errno);
+  auto ran = berth::Run({"chroot", merged, "/bin/sh", "-c", "read x < /var/cache/new && echo $x && test ! -e /etc/removed"});
+  umount2(merged.c_str(), MNT_DETACH);
+  ASSERT_TRUE(ran.ok()) << ran.status();
+  EXPECT_EQ(ran->exit_code, 0) << ran->err;
+  EXPECT_EQ(ran->out, "new\n");
+  store.reset();
 }
 
 }  // namespace
