@@ -154,7 +154,7 @@ class Prober {
                const std::map<std::string, ProbedContainer>& containers);
   // Stops and joins the workers of pod `uid` and forgets its results.
   void RemovePod(const std::string& uid);
-  // Stops and joins every worker.
+  // Stops and joins every worker. Final: SyncPod does nothing afterwards.
   void Stop();
 
   // What the container status shows for instance `container_id` of container `name`.

@@ -5,6 +5,7 @@
 #  - a failing livenessProbe: the container is killed (Killing event "failed liveness
 #    probe") and restarted (restartCount >= 1, Unhealthy "Liveness probe failed");
 #  - readinessProbe httpGet on a named port against busybox httpd: Ready;
+#  - a Deployment's rollout completes once its pods turn Ready;
 #  - /metrics/probes counts prober_probe_total for them.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -87,11 +88,36 @@ wait_for 30 event_seen live-fail Killing "Container main failed liveness probe, 
 [ "$(jsonpath pod/live-fail '{.status.containerStatuses[0].lastState.terminated.exitCode}' "$E2E_NS")" != "" ] ||
   fail "live-fail: no lastState.terminated after the restart" "$E2E_NS"
 
-# 4. /metrics/probes.
+# 4. A Deployment's rollout waits for readiness (the file appears 2 s after start).
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<DEPLOY
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rollout}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: rollout}}
+  template:
+    metadata: {labels: {app: rollout}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: $image
+        command: ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 3600"]
+        readinessProbe:
+          exec: {command: ["cat", "/tmp/ready"]}
+          periodSeconds: 1
+DEPLOY
+kubectl rollout status -n "$E2E_NS" deployment/rollout --timeout=90s >/dev/null ||
+  fail "deployment rollout did not complete" "$E2E_NS"
+[ "$(jsonpath deployment/rollout '{.status.readyReplicas}' "$E2E_NS")" = 2 ] ||
+  fail "deployment rollout: readyReplicas not 2" "$E2E_NS"
+
+# 5. /metrics/probes.
 probes_metric() {
   in_ns curl -sf --max-time 10 http://127.0.0.1:10249/metrics/probes -o "$state/probes.txt" &&
     grep -E '^prober_probe_total\{probe_type="Readiness",result="successful",container="main",pod="http-ready",namespace="'"$E2E_NS"'"' "$state/probes.txt" &&
     grep -E '^prober_probe_total\{probe_type="Liveness",result="failed",container="main",pod="live-fail"' "$state/probes.txt"
 }
 wait_for 30 probes_metric || fail "prober_probe_total missing on /metrics/probes: $(grep -c prober "$state/probes.txt" 2>/dev/null)" "$E2E_NS"
-echo "PASS: exec readiness gates Ready; httpGet readiness Ready; liveness failure restarts (restartCount $(restarts)); prober_probe_total served"
+echo "PASS: exec readiness gates Ready; httpGet readiness Ready; liveness failure restarts (restartCount $(restarts)); Deployment rollout on readiness; prober_probe_total served"
