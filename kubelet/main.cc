@@ -476,6 +476,7 @@ int RealMain(int argc, char** argv) {
                               const std::string& field_path) {
       er->Record(pod, type, reason, message, field_path);
     };
+    popts.probe_metrics = &probes_registry;
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
     runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -120,7 +121,19 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
       images_(images),
       opts_(std::move(options)),
       volumes_(api, opts_.root_dir, opts_.clock),
-      status_(api) {}
+      status_(api) {
+  ProbeRunner* runner = opts_.probe_runner;
+  if (runner == nullptr) {
+    default_probe_runner_ = std::make_unique<DefaultProbeRunner>(runtime_);
+    runner = default_probe_runner_.get();
+  }
+  ProberOptions popts;
+  popts.clock = opts_.clock;
+  popts.on_change = [this](const std::string& uid) { Enqueue(uid); };
+  popts.record_event = opts_.record_event;
+  popts.registry = opts_.probe_metrics;
+  prober_ = std::make_unique<Prober>(runner, std::move(popts));
+}
 
 PodManager::~PodManager() { Stop(); }
 
@@ -136,6 +149,7 @@ void PodManager::Start() {
 }
 
 void PodManager::Stop() {
+  prober_->Stop();
   std::vector<std::thread> threads;
   {
     absl::MutexLock l(&mu_);
@@ -289,6 +303,7 @@ void PodManager::WorkerLoop() {
     bool removed = st->removed;
     mu_.Unlock();
     bool forget = SyncPod(uid, st.get(), pod, removed);
+    if (forget || st->terminated) prober_->RemovePod(uid);
     mu_.Lock();
     st->running = false;
     if (forget) {
@@ -927,6 +942,11 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Jso
   ctx.now = opts_.clock();
   ctx.pod_is_terminal = terminal;
   ctx.waiting = state->waiting;
+  for (const auto& c : runtime.containers) {
+    if (c.state() != v1::CONTAINER_RUNNING) continue;
+    Prober::ContainerProbeStatus p = prober_->Status(uid, c.metadata().name(), c.id());
+    ctx.probes[c.id()] = {p.ready, p.started};
+  }
   Json old = state->last_status;
   if (old.empty()) old = pod.value("status", Json::object());
   Json status = ComputePodStatus(pod, runtime, old, ctx);
@@ -939,6 +959,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   const Json& meta = pod.value("metadata", Json::object());
   bool deleting = removed || (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null());
   if (deleting) {
+    prober_->RemovePod(uid);
     if (state->cleaned_up) {
       // Already killed and removed; the status manager deletes the object.
       if (removed) status_.RemovePod(uid);
@@ -1152,7 +1173,30 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     for (const auto& c : SpecList(pod, "containers")) {
       auto& inst = by_name[c.value("name", std::string())];
       const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
-      if (latest && latest->state() == v1::CONTAINER_RUNNING) continue;
+      if (latest && latest->state() == v1::CONTAINER_RUNNING) {
+        // A failed liveness / startup probe: kill the instance; the next sync (the exit
+        // event) restarts it per the restart policy (upstream computePodActions).
+        std::string name = c.value("name", std::string());
+        int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
+        if (auto kill = prober_->KillReason(uid, name, latest->id(), pod_grace)) {
+          std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
+          Event(pod, "Normal", "Killing",
+                absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
+          LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
+                    << " probe, stopping " << latest->id();
+          v1::StopContainerRequest req;
+          req.set_container_id(latest->id());
+          req.set_timeout(kill->grace_seconds);
+          auto r = runtime_->StopContainer(req);
+          if (!r.ok() && !absl::IsNotFound(r.status())) {
+            LOG(WARNING) << "pod " << PodKey(pod) << ": StopContainer " << latest->id() << ": "
+                         << r.status().message();
+          }
+          changed = true;
+          EnqueueAfter(uid, absl::ZeroDuration());
+        }
+        continue;
+      }
       if (latest && latest->state() == v1::CONTAINER_EXITED) {
         bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code() != 0);
         if (!restart) continue;
@@ -1174,6 +1218,16 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   if (changed) {
     auto after = GetRuntimeStatus(uid);
     if (after.ok()) rt = std::move(after);
+  }
+  // The probe workers follow the newest instance of each container.
+  {
+    std::map<std::string, ProbedContainer> probed;
+    for (const auto& cs : rt->containers) {  // newest first
+      if (probed.count(cs.metadata().name())) continue;
+      probed[cs.metadata().name()] = {cs.id(), absl::FromUnixNanos(cs.started_at()),
+                                      cs.state() == v1::CONTAINER_RUNNING};
+    }
+    prober_->SyncPod(pod, pod_ip, probed);
   }
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");

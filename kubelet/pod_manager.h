@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
 #include "kubelet/api_client.h"
+#include "kubelet/prober.h"
 #include "kubelet/pull_secrets.h"
 #include "kubelet/status_manager.h"
 #include "kubelet/volume_manager.h"
@@ -75,6 +76,11 @@ struct PodManagerOptions {
   std::function<void(const Json& pod, const std::string& type, const std::string& reason,
                      const std::string& message, const std::string& field_path)>
       record_event;
+  // Runs container probes; nullptr: a DefaultProbeRunner over `runtime` (CRI ExecSync,
+  // HTTP/TCP/gRPC from berth's network namespace). Not owned.
+  ProbeRunner* probe_runner = nullptr;
+  // Where prober_probe_total is counted (the kubelet's /metrics/probes); may be nullptr.
+  metrics::Registry* probe_metrics = nullptr;
 };
 
 // The kubelet pod lifecycle for the pods bound to this node (see the file comment).
@@ -112,6 +118,8 @@ class PodManager {
 
   // The volume manager (for the lead's wiring and tests).
   VolumeManager& volumes() { return volumes_; }
+  // The probe workers (liveness / readiness / startup) of the tracked pods.
+  Prober& prober() { return *prober_; }
 
  private:
   struct Backoff {
@@ -177,6 +185,8 @@ class PodManager {
   const PodManagerOptions opts_;
   VolumeManager volumes_;
   StatusManager status_;
+  std::unique_ptr<DefaultProbeRunner> default_probe_runner_;
+  std::unique_ptr<Prober> prober_;
 
   absl::Mutex mu_;
   absl::CondVar work_cv_;

@@ -72,6 +72,23 @@ std::string WaitingReason(const Json& s) {
   return state.contains("waiting") ? state["waiting"].value("reason", "") : "";
 }
 
+// Probe outcomes controlled by the test: readiness follows `ready`, liveness fails for the
+// instance named in `kill_id`.
+class ScriptedProbes : public ProbeRunner {
+ public:
+  ProbeOutcome Run(const ProbeTarget& t) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (t.type == ProbeType::kReadiness) {
+      return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure, "cat: /tmp/ready: No such file"};
+    }
+    if (t.container_id == kill_id) return {ProbeResult::kFailure, "wedged"};
+    return {ProbeResult::kSuccess, ""};
+  }
+  std::mutex mu;
+  bool ready = false;
+  std::string kill_id;
+};
+
 class PodManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -88,6 +105,12 @@ class PodManagerTest : public ::testing::Test {
     opts.resolv_conf = resolv_;
     opts.workers = 2;
     opts.clock = [this] { return clock_.Now(); };
+    opts.probe_runner = &probes_;
+    opts.record_event = [this](const Json&, const std::string&, const std::string& reason,
+                               const std::string& message, const std::string&) {
+      std::lock_guard<std::mutex> l(events_mu_);
+      events_.push_back(reason + ": " + message);
+    };
     manager_ = std::make_unique<PodManager>(&api_, &runtime_, &images_, opts);
     runtime_.SetExitListener([this](const std::string& id) { manager_->OnContainerEvent(id); });
     manager_->Start();
@@ -103,8 +126,72 @@ class PodManagerTest : public ::testing::Test {
   FakeApiClient api_;
   FakeRuntimeService runtime_;
   FakeImageService images_;
+  ScriptedProbes probes_;
+  std::mutex events_mu_;
+  std::vector<std::string> events_;
   std::unique_ptr<PodManager> manager_;
 };
+
+std::string ReadyCondition(const Json& s) {
+  for (const auto& c : s["conditions"]) {
+    if (c["type"] == "Ready") return c["status"];
+  }
+  return "";
+}
+
+TEST_F(PodManagerTest, ReadinessGatesReadyAndLivenessFailureRestarts) {
+  Json pod = MakePod("probed");
+  pod["spec"]["terminationGracePeriodSeconds"] = 30;
+  pod["spec"]["containers"][0]["readinessProbe"] = {{"exec", {{"command", {"cat", "/tmp/ready"}}}},
+                                                    {"periodSeconds", 1}, {"failureThreshold", 1}};
+  pod["spec"]["containers"][0]["livenessProbe"] = {{"exec", {{"command", {"true"}}}},
+                                                   {"periodSeconds", 1}, {"failureThreshold", 1},
+                                                   {"terminationGracePeriodSeconds", 2}};
+  manager_->HandlePodEvent("ADDED", pod);
+  auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(MainStatus(*running)["ready"], false);
+  EXPECT_EQ(ReadyCondition(*running), "False");
+  EXPECT_EQ(manager_->prober().WorkerCount(), 2u);
+
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.ready = true;
+  }
+  auto ready = api_.WaitForStatus([](const Json& s) { return ReadyCondition(s) == "True"; });
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_EQ(MainStatus(*ready)["ready"], true);
+  EXPECT_EQ(MainStatus(*ready)["started"], true);
+
+  std::string first = runtime_.LatestContainer("main");
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.kill_id = first;
+  }
+  auto restarted = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["restartCount"] == 1 && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_NE(runtime_.LatestContainer("main"), first);
+  EXPECT_THAT(runtime_.Calls(), Contains("StopContainer main timeout=2"));
+  EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 137);
+  {
+    std::lock_guard<std::mutex> l(events_mu_);
+    EXPECT_THAT(events_, Contains("Unhealthy: Liveness probe failed: wedged"));
+    EXPECT_THAT(events_, Contains("Killing: Container main failed liveness probe, will be restarted"));
+  }
+  // The new instance is probed afresh: not ready until its readiness probe passes again.
+  auto ready_again = api_.WaitForStatus([](const Json& s) {
+    return MainStatus(s)["restartCount"] == 1 && ReadyCondition(s) == "True";
+  });
+  EXPECT_TRUE(ready_again.has_value());
+
+  // Deleting the pod stops its probe workers.
+  manager_->HandlePodEvent("DELETED", pod);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (manager_->prober().WorkerCount() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(manager_->prober().WorkerCount(), 0u);
+}
 
 TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
   images_.HoldPulls();

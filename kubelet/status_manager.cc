@@ -102,9 +102,15 @@ Json BuildContainerStatus(const Json& c, const std::vector<const cri::v1::Contai
   switch (latest.state()) {
     case cri::v1::CONTAINER_RUNNING:
       s["state"] = {{"running", {{"startedAt", NanosToRfc3339(latest.started_at())}}}};
-      // TODO: readiness and startup probes; without a prober a running container is ready.
-      s["ready"] = true;
-      s["started"] = true;
+      // Readiness and startup probe results (upstream: ready needs started); without
+      // probes a running container is ready.
+      if (auto p = ctx.probes.find(latest.id()); p != ctx.probes.end()) {
+        s["ready"] = p->second.ready;
+        s["started"] = p->second.started;
+      } else {
+        s["ready"] = true;
+        s["started"] = true;
+      }
       if (previous && previous->state() == cri::v1::CONTAINER_EXITED) {
         s["lastState"] = {{"terminated", TerminatedState(*previous)}};
       }

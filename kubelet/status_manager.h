@@ -40,6 +40,14 @@ struct PodStatusContext {
   bool pod_is_terminal = false;     // the pod worker has stopped the pod for good
   // Container name -> why it is waiting (set by the pod worker).
   std::map<std::string, ContainerWaiting> waiting;
+  // Probe results of running container instances by container ID (ready: readinessProbe
+  // succeeded and started; started: startupProbe succeeded). Instances not listed have no
+  // probes: a running container is ready and started.
+  struct ProbeStatus {
+    bool ready = true;
+    bool started = true;
+  };
+  std::map<std::string, ProbeStatus> probes;
 };
 
 // The pod phase from the API container statuses, per upstream getPhase (without the
