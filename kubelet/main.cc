@@ -216,8 +216,17 @@ int RealMain(int argc, char** argv) {
   metrics::GaugeFamily* ebpf_up = registry.AddGauge(
       "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
   std::unique_ptr<ebpf::Collectors> collectors;
+  ebpf::Options ebpf_options;
+  // Only pods are counted: the hot paths skip every other task of the host in the kernel.
+  // Pod cgroups are <cgroup-root><parent>: "/kubepods/..." from the kubelet, "/berth/<id>"
+  // for CRI clients that give no parent.
+  if (!f.cgroup_root.empty()) {
+    ebpf_options.tracked_cgroups = {f.cgroup_root};
+  } else {
+    ebpf_options.tracked_cgroups = {"/kubepods", "/berth"};
+  }
   absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
-      f.ebpf ? ebpf::Collectors::Load({})
+      f.ebpf ? ebpf::Collectors::Load(ebpf_options)
              : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(
                    absl::FailedPreconditionError("disabled by --ebpf=false"));
   if (!loaded.ok()) {
