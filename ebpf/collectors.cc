@@ -242,6 +242,38 @@ class CollectorsImpl : public Collectors {
     return dropped;
   }
 
+  absl::Status Track(const std::string& cgroup_path) override {
+    if (!stats_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("track cgroup ", cgroup_path, ": collectors loaded without cgroup stats"));
+    }
+    absl::MutexLock lock(&track_mu_);
+    for (const std::string& t : tracked_) {
+      if (t == cgroup_path) return absl::OkStatus();
+    }
+    if (tracked_.size() >= kMaxTrackedCgroups) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "track cgroup ", cgroup_path, ": already ", kMaxTrackedCgroups, " tracked subtrees"));
+    }
+    size_t i = tracked_.size();
+    uint32_t level = CgroupLevel(cgroup_path);
+    for (const std::string* mount : {&hierarchies_.v2, &hierarchies_.io}) {
+      std::string dir = *mount + cgroup_path;
+      RETURN_IF_ERROR(Annotate(MkdirAll(dir, 0755), absl::StrCat("track cgroup ", cgroup_path)));
+      uint64_t id = CgroupIdOf(dir);
+      if (id == 0) return absl::NotFoundError(absl::StrCat("track cgroup: stat ", dir));
+      berth_tracked_root& root = mount == &hierarchies_.v2 ? stats_->bss->tracked_roots[i]
+                                                           : stats_->bss->io_tracked_roots[i];
+      root.id = id;
+      root.level = level;
+    }
+    // The programs read tracked_count first: publish the entry before the count.
+    __atomic_store_n(&stats_->bss->tracked_count, static_cast<__u32>(i + 1), __ATOMIC_RELEASE);
+    tracked_.push_back(cgroup_path);
+    LOG(INFO) << "eBPF collectors: tracking cgroup " << cgroup_path;
+    return absl::OkStatus();
+  }
+
   absl::Status AttachNetwork(const std::string& path) override {
     absl::MutexLock lock(&net_mu_);
     if (!stats_ || !options_.net) {
@@ -284,31 +316,10 @@ class CollectorsImpl : public Collectors {
   absl::Status LoadCgroupStats() {
     ASSIGN_OR_RETURN(stats_, BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
     stats_->rodata->count_root_cgroup = options_.count_root_cgroup;
+    stats_->rodata->track_all = options_.track_all_cgroups;
     ASSIGN_OR_RETURN(hierarchies_, FindHierarchies());
     io_identity_ = hierarchies_.io == hierarchies_.v2;
     stats_->rodata->io_hierarchy_id = hierarchies_.io_hierarchy;
-    if (options_.tracked_cgroups.size() > kMaxTrackedCgroups) {
-      return absl::InvalidArgumentError(absl::StrCat("load eBPF collectors: more than ",
-                                                     kMaxTrackedCgroups, " tracked cgroups"));
-    }
-    for (size_t i = 0; i < options_.tracked_cgroups.size(); ++i) {
-      const std::string& cg = options_.tracked_cgroups[i];
-      uint32_t level = CgroupLevel(cg);
-      for (const std::string* mount : {&hierarchies_.v2, &hierarchies_.io}) {
-        std::string dir = *mount + cg;
-        RETURN_IF_ERROR(Annotate(MkdirAll(dir, 0755), "load eBPF collectors: tracked cgroup"));
-        uint64_t id = CgroupIdOf(dir);
-        if (id == 0) return absl::NotFoundError(absl::StrCat("load eBPF collectors: stat ", dir));
-        if (mount == &hierarchies_.v2) {
-          stats_->rodata->tracked_root_ids[i] = id;
-          stats_->rodata->tracked_root_levels[i] = level;
-        } else {
-          stats_->rodata->io_root_ids[i] = id;
-          stats_->rodata->io_root_levels[i] = level;
-        }
-      }
-    }
-    stats_->rodata->tracked_roots = static_cast<uint32_t>(options_.tracked_cgroups.size());
     io_mount_fd_ = open(hierarchies_.io.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (io_mount_fd_ < 0) return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
     auto& p = stats_->progs;
@@ -322,6 +333,9 @@ class CollectorsImpl : public Collectors {
     for (bpf_program* prog : {p.berth_tcp_retransmit_skb, p.berth_tcp_send_reset, p.berth_tcp_receive_reset})
       bpf_program__set_autoload(prog, options_.tcp);
     RETURN_IF_ERROR(Annotate(stats_.Load(), "load eBPF collectors"));
+    for (const std::string& cg : options_.tracked_cgroups) {
+      RETURN_IF_ERROR(Annotate(Track(cg), "load eBPF collectors"));
+    }
     RETURN_IF_ERROR(Annotate(stats_.Attach(), "load eBPF collectors"));
     return absl::OkStatus();
   }
@@ -420,6 +434,8 @@ class CollectorsImpl : public Collectors {
   absl::Mutex oom_mu_;
   std::unordered_map<uint64_t, uint64_t> oom_counts_ ABSL_GUARDED_BY(oom_mu_);
   std::deque<OomKill> oom_kills_ ABSL_GUARDED_BY(oom_mu_);
+  absl::Mutex track_mu_;
+  std::vector<std::string> tracked_ ABSL_GUARDED_BY(track_mu_);  // entry i of tracked_roots
   absl::Mutex net_mu_;
   std::unordered_map<std::string, NetLinks> net_links_ ABSL_GUARDED_BY(net_mu_);
 };

@@ -4,8 +4,9 @@
 // Everything is keyed by cgroup v2 id: bpf_get_current_cgroup_id(), i.e. the inode number of
 // the cgroup's directory on the cgroup2 mount (/sys/fs/cgroup/unified on a hybrid host,
 // /sys/fs/cgroup on a v2 host). metrics/ joins ids to pods/containers with CgroupIdOf().
-// Only the cgroups below Options::tracked_cgroups are counted (the kernel programs return
-// before any map access for every other task), so the host's own scheduling costs little.
+// Only the cgroups in tracked subtrees (Track(): berth's parents of pod cgroups) are counted;
+// the kernel programs return before any map access for every other task, so the host's own
+// scheduling costs little.
 //
 // Example:
 //   auto c = berth::ebpf::Collectors::Load({});
@@ -29,8 +30,8 @@ namespace berth::ebpf {
 // Number of log2 buckets of a LatencyHistogram (BERTH_HIST_BUCKETS in progs/berth_ebpf.h).
 inline constexpr int kHistogramBuckets = 27;
 
-// Upper bound on Options::tracked_cgroups (BERTH_MAX_TRACKED in progs/berth_ebpf.h).
-inline constexpr size_t kMaxTrackedCgroups = 4;
+// Upper bound on the tracked subtrees (BERTH_MAX_TRACKED in progs/berth_ebpf.h).
+inline constexpr size_t kMaxTrackedCgroups = 8;
 
 // Upper bound (exclusive) of bucket `i` in microseconds: 1, 2, 4, ... 2^i. The last bucket
 // is unbounded (+Inf).
@@ -89,14 +90,12 @@ struct Options {
   bool tcp = true;    // tcp_retransmit_skb, tcp_send_reset, tcp_receive_reset
   bool net = true;    // cgroup_skb programs, attached per cgroup by AttachNetwork()
   bool oom = true;    // oom:mark_victim through a ring buffer and one polling thread
-  // The cgroups whose descendants (and themselves) are counted, relative to the hierarchy
-  // roots, e.g. {"/berth"}: berth's parents of all pod cgroups; at most kMaxTrackedCgroups.
-  // Created (mkdir -p) in the cgroup2 hierarchy and, on a v1/hybrid host, in the blkio
-  // hierarchy when missing: their ids are fixed before load. Empty: every cgroup but the
-  // root (see count_root_cgroup).
+  // The first tracked subtrees, as given to Track() after load (e.g. {"/berth/kubepods"}).
   std::vector<std::string> tracked_cgroups;
-  // With tracked_cgroups empty, also count tasks of the root cgroup (id 1). Off by default:
-  // host processes are not pods.
+  // Count every cgroup but the root instead of the tracked subtrees (the host's every
+  // context switch then runs the full programs).
+  bool track_all_cgroups = false;
+  // With track_all_cgroups, also count tasks of the root cgroup (id 1).
   bool count_root_cgroup = false;
   // How many recent OOM kills Snapshot() returns.
   size_t max_oom_kills = 256;
@@ -119,6 +118,14 @@ class Collectors {
   // Drops the counters of every cgroup id for which `alive(id)` returns false (e.g. its
   // directory is gone and cgroup_rmdir was missed). Returns how many ids were dropped.
   virtual size_t Prune(const std::function<bool(uint64_t)>& alive) = 0;
+
+  // Starts counting the cgroup `cgroup_path` (relative to the hierarchy roots, e.g.
+  // "/berth/kubepods") and its descendants, from now on; before, the kernel programs return
+  // at once for their tasks. Creates the directory (mkdir -p) in the cgroup2 hierarchy and,
+  // on a v1/hybrid host, in the blkio hierarchy when missing. Idempotent. Errors: more than
+  // kMaxTrackedCgroups subtrees, mkdir fails, collectors loaded without the cgroup_stats
+  // programs.
+  virtual absl::Status Track(const std::string& cgroup_path) = 0;
 
   // Starts counting network bytes/packets (cgroup_skb ingress and egress) of the sockets in
   // the cgroup v2 directory `cgroup_v2_path` and its descendants, e.g. the parent of all pod

@@ -218,13 +218,9 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<ebpf::Collectors> collectors;
   ebpf::Options ebpf_options;
   // Only pods are counted: the hot paths skip every other task of the host in the kernel.
-  // Pod cgroups are <cgroup-root><parent>: "/kubepods/..." from the kubelet, "/berth/<id>"
-  // for CRI clients that give no parent.
-  if (!f.cgroup_root.empty()) {
-    ebpf_options.tracked_cgroups = {f.cgroup_root};
-  } else {
-    ebpf_options.tracked_cgroups = {"/kubepods", "/berth"};
-  }
+  // Pod cgroups are <cgroup-root><parent>: "/kubepods/..." from berth's kubelet; CRI clients
+  // choose their own parents, tracked as their sandboxes are created or adopted (below).
+  ebpf_options.tracked_cgroups = {f.cgroup_root + "/kubepods"};
   absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
       f.ebpf ? ebpf::Collectors::Load(ebpf_options)
              : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(
@@ -311,7 +307,21 @@ int RealMain(int argc, char** argv) {
   if (collectors != nullptr) {
     cri_snapshot = [c = collectors.get()] { return std::optional<ebpf::StatsSnapshot>(c->Snapshot()); };
   }
-  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot));
+  std::function<void(const std::string&)> track_sandbox;
+  if (collectors != nullptr) {
+    track_sandbox = [c = collectors.get()](const std::string& pod_cgroup) {
+      std::string subtree = kubelet::TrackedSubtreeOf(pod_cgroup);
+      if (subtree.empty()) return;
+      if (auto s = c->Track(subtree); !s.ok()) {
+        LOG(WARNING) << "berth: eBPF counters of pod cgroup " << pod_cgroup << ": " << s;
+      }
+    };
+    // Sandboxes adopted from an earlier run.
+    if (absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime); t.ok()) {
+      for (const metrics::SummaryPod& pod : t->pods) track_sandbox(pod.cgroup_path);
+    }
+  }
+  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot), track_sandbox);
   cri::server::CriServer cri_server(&cri_service, &images, sopts);
   if (auto s = cri_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: CRI server: " << s;
@@ -321,8 +331,10 @@ int RealMain(int argc, char** argv) {
 
   // --- stats: /metrics/cadvisor, /metrics/resource, /stats/summary, eBPF families ---
   // What to report comes from the runtime on every scrape (ListStatsTargets).
-  auto list_targets = [&runtime]() -> kubelet::StatsTargets {
-    absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime);
+  // Verbose-status facts (cgroup, pid, image) per sandbox/container id, asked once per id.
+  kubelet::StatsInfoCache stats_info;
+  auto list_targets = [&runtime, &stats_info]() -> kubelet::StatsTargets {
+    absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime, &stats_info);
     if (!t.ok()) {
       LOG(WARNING) << "berth: stats: " << t.status();
       return {};
@@ -371,9 +383,9 @@ int RealMain(int argc, char** argv) {
   metrics_server.AddRegistry("/metrics/probes", &probes_registry);
   metrics_server.AddHandler(
       "/stats/summary",
-      [&runtime, &summary]() -> absl::StatusOr<std::string> {
+      [&runtime, &summary, &stats_info]() -> absl::StatusOr<std::string> {
         if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
-        ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+        ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime, &stats_info));
         return summary->Summary(t.pods);
       },
       "application/json");
@@ -525,9 +537,10 @@ int RealMain(int argc, char** argv) {
       }
       kubelet_server->AddHandler(
           "/stats/summary",
-          [&runtime, &summary]() -> absl::StatusOr<std::string> {
+          [&runtime, &summary, &stats_info]() -> absl::StatusOr<std::string> {
             if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
-            ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+            ASSIGN_OR_RETURN(kubelet::StatsTargets t,
+                             kubelet::ListStatsTargets(&runtime, &stats_info));
             return summary->Summary(t.pods);
           },
           "application/json");

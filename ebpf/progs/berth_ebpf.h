@@ -16,8 +16,16 @@
 
 #define BERTH_COMM_LEN 16
 
-// Upper bound on the number of tracked cgroup subtrees (Options::tracked_cgroups).
-#define BERTH_MAX_TRACKED 4
+// Upper bound on the number of tracked cgroup subtrees (Collectors::Track()).
+#define BERTH_MAX_TRACKED 8
+
+// A tracked cgroup subtree: the kernfs id of its top cgroup and that cgroup's level (0: the
+// hierarchy root).
+struct berth_tracked_root {
+  __u64 id;
+  __u32 level;
+  __u32 pad;
+};
 
 // Per-cgroup counters, value of the per-CPU `cgroup_stats` map keyed by the cgroup v2 id
 // (the kernfs id of the task's default-hierarchy cgroup). Monotonic counters; each field is

@@ -5,7 +5,7 @@
 // when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
 //
 // Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
-// cgroups), given by their ids and levels in each hierarchy before load. The
+// cgroups), given by their ids and levels in each hierarchy by the loader. The
 // check is a few dependent loads on the task's cgroup (cgroup->ancestors[level]), no map
 // lookup, so the hot paths (every wakeup and context switch of the machine) return before
 // reading the clock or touching a map for the host's own tasks. Requires a kernel >= 5.18
@@ -14,19 +14,19 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-// Tunables, set by the loader before load.
-// The tracked cgroups of the default (v2) hierarchy: kernfs ids and levels (0 = the root),
-// the first tracked_roots entries. tracked_roots 0 tracks every cgroup but the root
-// (count_root_cgroup: the root too).
-const volatile __u64 tracked_root_ids[BERTH_MAX_TRACKED] = {};
-const volatile __u32 tracked_root_levels[BERTH_MAX_TRACKED] = {};
-const volatile __u32 tracked_roots = 0;
-// The same cgroups in the hierarchy of the block cgroup controller (io on v2, blkio on v1),
-// and that hierarchy's id (0: the default hierarchy), for block I/O attribution.
-const volatile __u64 io_root_ids[BERTH_MAX_TRACKED] = {};
-const volatile __u32 io_root_levels[BERTH_MAX_TRACKED] = {};
-const volatile __u32 io_hierarchy_id = 0;
+// Set by the loader before load: count every cgroup but the root (count_root_cgroup: the
+// root too) instead of the tracked subtrees.
+const volatile bool track_all = false;
 const volatile bool count_root_cgroup = false;
+// The hierarchy id of the block cgroup controller (io on v2: 0; blkio on v1).
+const volatile __u32 io_hierarchy_id = 0;
+
+// The tracked subtrees, written by the loader at any time through the mmapped .bss: entry i
+// (its top cgroup in the default hierarchy, and the same path in the block controller's
+// hierarchy) first, then tracked_count = i + 1. Entries are never removed.
+struct berth_tracked_root tracked_roots[BERTH_MAX_TRACKED];
+struct berth_tracked_root io_tracked_roots[BERTH_MAX_TRACKED];
+__u32 tracked_count;
 
 #define ROOT_CGROUP_ID 1
 #define TASK_RUNNING 0
@@ -96,7 +96,6 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 // BTF size, which the verifier does not let programs index.
 static __always_inline struct cgroup *ancestor_at(struct cgroup *cg, int level, int root_level) {
   struct cgroup *a = cg;
-#pragma unroll
   for (int i = 0; i < MAX_DEPTH_BELOW_ROOT; i++) {
     if (level <= root_level) return a;
     a = bpf_rdonly_cast(a->self.parent, bpf_core_type_id_kernel(struct cgroup));
@@ -105,23 +104,23 @@ static __always_inline struct cgroup *ancestor_at(struct cgroup *cg, int level, 
   return level <= root_level ? a : NULL;
 }
 
-// Whether `cg` is one of the tracked cgroups `ids` (at `levels`) or below one. Direct,
+// Whether `cg` is the top of a tracked subtree of `roots` or below one. Direct,
 // CO-RE-relocated loads of BTF pointers (faults read as 0), no helper call.
-static __always_inline bool under(struct cgroup *cg, const volatile __u64 *ids,
-                                  const volatile __u32 *levels) {
+static __always_inline bool under(struct cgroup *cg, struct berth_tracked_root *roots) {
   if (!cg) return false;
-  if (tracked_roots == 0) {
+  if (track_all) {
     __u64 id = cg->kn->id;
     return id != 0 && (count_root_cgroup || id != ROOT_CGROUP_ID);
   }
+  __u32 n = *(volatile __u32 *)&tracked_count;
+  if (n == 0) return false;
   int level = cg->level;
-#pragma unroll
   for (int i = 0; i < BERTH_MAX_TRACKED; i++) {
-    if (i >= tracked_roots) break;
-    __u32 root_level = levels[i];
-    if (level < (int)root_level) continue;
-    struct cgroup *ancestor = ancestor_at(cg, level, (int)root_level);
-    if (ancestor && ancestor->kn->id == ids[i]) return true;
+    if (i >= n) break;
+    int root_level = (int)roots[i].level;
+    if (level < root_level) continue;
+    struct cgroup *ancestor = ancestor_at(cg, level, root_level);
+    if (ancestor && ancestor->kn->id == roots[i].id) return true;
   }
   return false;
 }
@@ -131,7 +130,7 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *p) {
 }
 
 static __always_inline bool tracked(struct cgroup *cg) {
-  return under(cg, tracked_root_ids, tracked_root_levels);
+  return under(cg, tracked_roots);
 }
 
 // This CPU's counters of cgroup `id`, created on first use. NULL when the map is full (the
@@ -241,7 +240,7 @@ static __always_inline struct cgroup *request_io_cgroup(struct request *rq) {
 }
 
 static __always_inline bool io_tracked(struct cgroup *cg) {
-  return under(cg, io_root_ids, io_root_levels);
+  return under(cg, io_tracked_roots);
 }
 
 SEC("tp_btf/block_rq_issue")

@@ -254,8 +254,8 @@ TEST_F(EbpfCollectorsTest, BlockIoOfTheSubmittingCgroup) {
   EXPECT_GT(s.io_latency.sum_ns, 0u);
 }
 
-// The filter: a cgroup outside the tracked subtree gets no entry, while the same work in a
-// tracked cgroup is counted.
+// The filter: a cgroup outside the tracked subtrees gets no entry, while the same work in a
+// tracked cgroup is counted; once Track()ed, it is counted too.
 TEST_F(EbpfCollectorsTest, CgroupsOutsideTheTrackedSubtreeAreNotCounted) {
   CgroupDir tracked(TrackedDir("filter"));
   ASSERT_TRUE(tracked.created()) << tracked.path() << ": " << tracked.error();
@@ -276,6 +276,20 @@ TEST_F(EbpfCollectorsTest, CgroupsOutsideTheTrackedSubtreeAreNotCounted) {
   ASSERT_TRUE(WaitFor([&] { return StatsOf(tracked_id).exec_count >= 5; }, seconds(5)))
       << "tracked exec_count " << StatsOf(tracked_id).exec_count;
   EXPECT_FALSE(Present(untracked_id)) << "untracked cgroup " << untracked.path() << " was counted";
+
+  // Tracked from now on (as berth does for a new sandbox's cgroup parent).
+  struct RemoveBlkio {
+    std::string d;
+    ~RemoveBlkio() { rmdir(d.c_str()); }
+  } remove_blkio{std::string(kBlkioV1) + "/" + Name("untracked")};
+  ASSERT_TRUE(collectors_->Track("/" + Name("untracked")).ok());
+  Child again;
+  ASSERT_TRUE(again.Start(script));
+  ASSERT_TRUE(untracked.AddProcess(again.pid()));
+  ASSERT_TRUE(again.Go());
+  ASSERT_NE(again.Wait(seconds(10)), -1);
+  EXPECT_TRUE(WaitFor([&] { return StatsOf(untracked_id).exec_count >= 5; }, seconds(5)))
+      << "newly tracked exec_count " << StatsOf(untracked_id).exec_count;
 }
 
 TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {
