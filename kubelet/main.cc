@@ -220,7 +220,10 @@ int RealMain(int argc, char** argv) {
   // Only pods are counted: the hot paths skip every other task of the host in the kernel.
   // Pod cgroups are <cgroup-root><parent>: "/kubepods/..." from berth's kubelet; CRI clients
   // choose their own parents, tracked as their sandboxes are created or adopted (below).
-  ebpf_options.tracked_cgroups = {f.cgroup_root + "/kubepods"};
+  // (A bare --runtime-only berth does not create /kubepods on the host for that.)
+  if (!f.runtime_only || !f.cgroup_root.empty()) {
+    ebpf_options.tracked_cgroups = {f.cgroup_root + "/kubepods"};
+  }
   absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
       f.ebpf ? ebpf::Collectors::Load(ebpf_options)
              : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(

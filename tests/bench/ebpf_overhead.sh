@@ -17,7 +17,9 @@
 #    and run_cnt of the berth_* programs it loaded), over the wall time of the loaded rounds:
 #    machine-wide cost, including every other process's context switches (bpf_stats adds
 #    its own timing cost, ~20-40 ns per run, to run_time_ns);
-#  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without;
+#  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without; the
+#    with-eBPF runs are repeated with kernel.bpf_stats_enabled=0 (workload_usecs_per_op_no_bpf_stats):
+#    the slowdown without the accounting's own cost, which dominates the cheap untracked path;
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
 #  - background: the same BPF accounting over 10 s without the workload (the machine's own
 #    activity), for scale.
@@ -101,7 +103,7 @@ run_workload() {
 }
 
 hz=$(getconf CLK_TCK)
-declare -a with_us without_us with_cpu without_cpu host_us
+declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nostats_host_us nostats_without_us
 bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
 host_ns=0 host_cnt=0 host_wall=0
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -130,7 +132,15 @@ for r in $(seq 1 "$rounds"); do
       host_ns=$((host_ns + ns1 - ns0)); host_cnt=$((host_cnt + cnt1 - cnt0))
       host_wall=$(awk -v a="$host_wall" -v b="$wall" 'BEGIN {print a + b}')
       host_us+=("$us")
+      # Both again without the kernel's per-program accounting.
+      sysctl -qw kernel.bpf_stats_enabled=0
+      read -r us wall cpu < <(run_workload "$wl_cg"); nostats_with_us+=("$us")
+      read -r us wall cpu < <(run_workload "$host_cg"); nostats_host_us+=("$us")
+      sysctl -qw kernel.bpf_stats_enabled=1
     else
+      sysctl -qw kernel.bpf_stats_enabled=0
+      read -r us wall cpu < <(run_workload "$wl_cg"); nostats_without_us+=("$us")
+      sysctl -qw kernel.bpf_stats_enabled=1
       without_us+=("$us"); without_cpu+=("$cpu")
       berth_without=$((berth_without + $(berth_cpu_ticks) - t0))
     fi
@@ -159,7 +169,9 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson berth_without "$(awk -v t="$berth_without" -v hz="$hz" 'BEGIN {print t / hz}')" \
   --argjson progs "$progs" --argjson bg_ns "$((bg_ns1 - bg_ns0))" --argjson bg_cnt "$((bg_cnt1 - bg_cnt0))" \
   --argjson bg_wall "$bg_wall" --argjson host_ns "$host_ns" --argjson host_cnt "$host_cnt" \
-  --argjson host_wall "$host_wall" --argjson host_us "$(median "${host_us[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
+  --argjson host_wall "$host_wall" --argjson host_us "$(median "${host_us[@]}")" \
+  --argjson ns_with "$(median "${nostats_with_us[@]}")" --argjson ns_host "$(median "${nostats_host_us[@]}")" \
+  --argjson ns_without "$(median "${nostats_without_us[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
   machine: {cpus: ($nproc | tonumber), loadavg: $load},
@@ -180,6 +192,9 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
                overhead_percent_of_one_core: ($bg_ns / 1e9 / $bg_wall * 100)},
   workload_usecs_per_op: {with_ebpf: $with_us, without_ebpf: $without_us, with_ebpf_untracked: $host_us,
                           slowdown_percent: (($with_us - $without_us) / $without_us * 100)},
+  workload_usecs_per_op_no_bpf_stats: {with_ebpf: $ns_with, with_ebpf_untracked: $ns_host, without_ebpf: $ns_without,
+    slowdown_percent: (($ns_with - $ns_without) / $ns_without * 100),
+    slowdown_percent_untracked: (($ns_host - $ns_without) / $ns_without * 100)},
   workload_cpu_seconds: {with_ebpf: $with_cpu, without_ebpf: $without_cpu},
   berth_cpu_seconds: {with_ebpf: $berth_with, without_ebpf: $berth_without},
   goal: "eBPF overhead < 1% of one core"
