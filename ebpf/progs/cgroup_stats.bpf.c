@@ -173,7 +173,9 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   struct cgroup *prev_cg = task_cgroup(prev);
   struct cgroup *next_cg = task_cgroup(next);
   bool prev_tracked = prev_pid != 0 && tracked(prev_cg);
-  bool next_tracked = next_pid != 0 && tracked(next_cg);
+  // Ping-pong between tasks of one cgroup is the common case: one check for both.
+  bool next_tracked =
+      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0 ? prev_tracked : tracked(next_cg));
   if (!prev_tracked && !next_tracked) return 0;
 
   __u64 now = bpf_ktime_get_ns();

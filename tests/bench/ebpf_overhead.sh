@@ -22,7 +22,10 @@
 #    the slowdown without the accounting's own cost, which dominates the cheap untracked path;
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
 #  - background: the same BPF accounting over 10 s without the workload (the machine's own
-#    activity), for scale.
+#    activity), for scale;
+#  - calibration: the same accounting of an empty sched_switch program over the same workload
+#    (build/ebpf/bpf_calibrate): the accounting's own cost per run, subtracted per event in
+#    the *_net figures (the dispatch of a program is in neither).
 # Usage: tests/bench/ebpf_overhead.sh [ops-per-round (default 200000)] [rounds (default 3)]
 # Env: BERTH_BIN (default build/kubelet/berth), BERTH_CGROUP_ROOT (default /berth-bench).
 set -euo pipefail
@@ -30,10 +33,12 @@ repo_dir=$(cd "$(dirname "$0")/../.." && pwd)
 ops=${1:-200000}
 rounds=${2:-3}
 berth_bin=${BERTH_BIN:-$repo_dir/build/kubelet/berth}
+calibrate_bin=${BERTH_BPF_CALIBRATE:-$(dirname "$berth_bin")/../ebpf/bpf_calibrate}
 cg_root=${BERTH_CGROUP_ROOT:-/berth-bench}-ebpf
 die() { echo "ebpf_overhead: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -x "$berth_bin" ] || die "berth binary $berth_bin not built"
+[ -x "$calibrate_bin" ] || die "$calibrate_bin not built (target bpf_calibrate)"
 for t in perf bpftool jq; do command -v $t >/dev/null || die "$t missing"; done
 
 work=$(mktemp -d /tmp/berth-ebpf-bench.XXXXXX)
@@ -103,7 +108,7 @@ run_workload() {
 }
 
 hz=$(getconf CLK_TCK)
-declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nostats_host_us nostats_without_us
+declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nostats_host_us nostats_without_us calib
 bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
 host_ns=0 host_cnt=0 host_wall=0
 sysctl -qw kernel.bpf_stats_enabled=1
@@ -132,6 +137,9 @@ for r in $(seq 1 "$rounds"); do
       host_ns=$((host_ns + ns1 - ns0)); host_cnt=$((host_cnt + cnt1 - cnt0))
       host_wall=$(awk -v a="$host_wall" -v b="$wall" 'BEGIN {print a + b}')
       host_us+=("$us")
+      # The accounting's own cost per run: an empty program over the same workload.
+      c=$("$calibrate_bin" "perf bench sched pipe -l $ops >/dev/null") || die "bpf_calibrate failed"
+      calib+=("$(jq .ns_per_run <<<"$c")")
       # Both again without the kernel's per-program accounting.
       sysctl -qw kernel.bpf_stats_enabled=0
       read -r us wall cpu < <(run_workload "$wl_cg"); nostats_with_us+=("$us")
@@ -171,7 +179,7 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson bg_wall "$bg_wall" --argjson host_ns "$host_ns" --argjson host_cnt "$host_cnt" \
   --argjson host_wall "$host_wall" --argjson host_us "$(median "${host_us[@]}")" \
   --argjson ns_with "$(median "${nostats_with_us[@]}")" --argjson ns_host "$(median "${nostats_host_us[@]}")" \
-  --argjson ns_without "$(median "${nostats_without_us[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
+  --argjson ns_without "$(median "${nostats_without_us[@]}")" --argjson calib "$(median "${calib[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
   machine: {cpus: ($nproc | tonumber), loadavg: $load},
@@ -182,6 +190,14 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
         overhead_percent_of_one_core: (if $wall > 0 then ($bpf_ns / 1e9 / $wall * 100) else null end),
         programs: ($progs | with_entries(select(.value[1] > 0) |
           .value = {runs: .value[1], ns_per_run: (.value[0] / .value[1]), seconds: (.value[0] / 1e9)}))},
+  calibration: {what: "bpf_stats accounting cost per program run: an empty tp_btf/sched_switch program over the same workload (median of rounds)",
+        ns_per_run: $calib},
+  bpf_net: {what: "bpf minus the accounting cost per event (calibration)",
+        ns_per_event: (if $bpf_cnt > 0 then ($bpf_ns / $bpf_cnt - $calib) else null end),
+        overhead_percent_of_one_core: (if $wall > 0 then (($bpf_ns - $bpf_cnt * $calib) / 1e9 / $wall * 100) else null end)},
+  bpf_untracked_net: {what: "bpf_untracked minus the accounting cost per event (calibration)",
+        ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt - $calib) else null end),
+        overhead_percent_of_one_core: (if $host_wall > 0 then (($host_ns - $host_cnt * $calib) / 1e9 / $host_wall * 100) else null end)},
   bpf_untracked: {what: "the same workload in a cgroup outside berth'"'"'s tracked subtree (a host process)",
         run_time_seconds: ($host_ns / 1e9), events: $host_cnt,
         ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt) else null end),
