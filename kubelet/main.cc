@@ -347,6 +347,9 @@ int RealMain(int argc, char** argv) {
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
   metrics::Registry probes_registry;  // prober_probe_total ... (filled by the prober)
+  // Writable layers, logs and emptyDirs of /stats/summary: measured once a minute in the
+  // background (cAdvisor's and the kubelet's period), never on the scrape path.
+  metrics::FsUsageCache fs_usage({});
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
@@ -356,7 +359,10 @@ int RealMain(int argc, char** argv) {
         [reader = *cgroup_reader, list_targets](std::vector<metrics::FamilySnapshot>* out) {
           kubelet::CollectResourceMetrics(reader, list_targets(), out);
         });
-    summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name);
+    metrics::SummaryOptions sum_opts;
+    sum_opts.fs_usage = &fs_usage;
+    if (!f.runtime_only) sum_opts.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
+    summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name, sum_opts);
   } else {
     LOG(WARNING) << "berth: cgroup stats unavailable, /metrics/cadvisor, /metrics/resource "
                     "and /stats/summary stay empty: "

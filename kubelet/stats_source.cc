@@ -21,6 +21,7 @@ using metrics::Sample;
 struct VerboseInfo {
   std::string cgroup_path;
   int pid = 0;
+  std::string bundle;
 };
 
 // The "cgroupPath" and "pid" of a verbose status' info["info"] JSON.
@@ -32,6 +33,7 @@ VerboseInfo ParseInfo(const google::protobuf::Map<std::string, std::string>& inf
   if (j.is_discarded() || !j.is_object()) return out;
   if (auto p = j.find("cgroupPath"); p != j.end() && p->is_string()) out.cgroup_path = *p;
   if (auto p = j.find("pid"); p != j.end() && p->is_number_integer()) out.pid = p->get<int>();
+  if (auto p = j.find("bundle"); p != j.end() && p->is_string()) out.bundle = *p;
   return out;
 }
 
@@ -99,6 +101,9 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
       e.cgroup_path = info.cgroup_path;
       e.pid = info.pid;
       e.image = st->status().image().image();
+      e.log_path = st->status().log_path();
+      // berth's overlay layout: the container's writable layer is <bundle>/upper.
+      if (!info.bundle.empty()) e.rootfs_dir = JoinPath(info.bundle, "upper");
     } else {
       v1::PodSandboxStatusRequest req;
       req.set_pod_sandbox_id(id);
@@ -158,7 +163,8 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
     c.start_time_seconds = NsToSeconds(ctr.created_at());
     out.cadvisor.push_back(c);
     pod.containers.push_back(metrics::SummaryContainer{c.container, c.start_time_seconds,
-                                                       c.cgroup_path});
+                                                       c.cgroup_path, info->rootfs_dir,
+                                                       info->log_path});
   }
   if (cache != nullptr) cache->Retain(live);
   return out;

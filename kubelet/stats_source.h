@@ -45,7 +45,9 @@ class StatsInfoCache {
   struct Entry {
     std::string cgroup_path;
     int pid = 0;
-    std::string image;  // containers: the status' image, "" if none
+    std::string image;       // containers: the status' image, "" if none
+    std::string rootfs_dir;  // containers: the writable layer (<bundle>/upper), "" if unknown
+    std::string log_path;    // containers: the log file, "" if none
   };
   // The entry of `id`, if cached.
   std::optional<Entry> Find(const std::string& id) const;
