@@ -353,8 +353,11 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
+    metrics::CadvisorOptions cadvisor_opts;
+    cadvisor_opts.fs_usage = &fs_usage;
     metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
-                                     [list_targets] { return list_targets().cadvisor; });
+                                     [list_targets] { return list_targets().cadvisor; },
+                                     cadvisor_opts);
     resource_registry.AddCollector(
         [reader = *cgroup_reader, list_targets](std::vector<metrics::FamilySnapshot>* out) {
           kubelet::CollectResourceMetrics(reader, list_targets(), out);

@@ -160,6 +160,7 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
     c.namespace_ = pod.namespace_;
     c.image = !info->image.empty() ? info->image : ctr.image().image();
     c.cgroup_path = info->cgroup_path;
+    c.rootfs_dir = info->rootfs_dir;
     c.start_time_seconds = NsToSeconds(ctr.created_at());
     out.cadvisor.push_back(c);
     pod.containers.push_back(metrics::SummaryContainer{c.container, c.start_time_seconds,

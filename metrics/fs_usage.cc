@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 #include <vector>
@@ -43,6 +44,8 @@ absl::StatusOr<FsStats> MeasurePath(const std::string& path) {
   s.available_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   s.inodes = vfs.f_files;
   s.inodes_free = vfs.f_ffree;
+  s.dev_major = major(st.st_dev);
+  s.dev_minor = minor(st.st_dev);
   if (!S_ISDIR(st.st_mode)) {
     s.used_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
     s.inodes_used = 1;
@@ -69,10 +72,13 @@ FsUsageCache::~FsUsageCache() {
   thread_.join();
 }
 
-void FsUsageCache::Want(const std::set<std::string>& paths) {
+void FsUsageCache::Want(const std::string& consumer, const std::set<std::string>& wanted) {
   bool news = false;
   {
     absl::MutexLock lock(&mu_);
+    wanted_by_[consumer] = wanted;
+    std::set<std::string> paths;
+    for (const auto& [c, set] : wanted_by_) paths.insert(set.begin(), set.end());
     for (const std::string& p : paths) {
       if (wanted_.count(p) == 0 && measured_.count(p) == 0) {
         fresh_.insert(p);
@@ -85,7 +91,7 @@ void FsUsageCache::Want(const std::set<std::string>& paths) {
     for (auto it = fresh_.begin(); it != fresh_.end();) {
       it = paths.count(*it) != 0 ? std::next(it) : fresh_.erase(it);
     }
-    wanted_ = paths;
+    wanted_ = std::move(paths);
   }
   if (news) wake_.SignalAll();
 }

@@ -5,7 +5,7 @@
 //
 // Example:
 //   FsUsageCache fs({.period = std::chrono::seconds(60)});
-//   fs.Want({"/var/lib/berth/containers/<id>/upper", "/var/log/pods/.../0.log"});
+//   fs.Want("summary", {"/var/lib/berth/containers/<id>/upper", "/var/log/pods/.../0.log"});
 //   std::optional<FsStats> s = fs.Get("/var/lib/berth/containers/<id>/upper");
 #pragma once
 
@@ -32,6 +32,8 @@ struct FsStats {
   uint64_t available_bytes = 0;  // free to unprivileged users
   uint64_t inodes = 0;           // the filesystem's inodes
   uint64_t inodes_free = 0;
+  uint32_t dev_major = 0;        // the filesystem's device (st_dev)
+  uint32_t dev_minor = 0;
 };
 
 // Measures `path` now: a directory is walked without following symlinks or crossing mounts;
@@ -51,8 +53,9 @@ class FsUsageCache {
   FsUsageCache(const FsUsageCache&) = delete;
   FsUsageCache& operator=(const FsUsageCache&) = delete;
 
-  // The paths to keep measuring; others are forgotten.
-  void Want(const std::set<std::string>& paths);
+  // The paths `consumer` (e.g. "summary", "cadvisor") wants measured, replacing its earlier
+  // set; paths no consumer wants are forgotten.
+  void Want(const std::string& consumer, const std::set<std::string>& paths);
   // The last measurement of `path`; nullopt before the first one or when it failed.
   std::optional<FsStats> Get(const std::string& path) const;
   // Measures every wanted path now, in the caller's thread (tests).
@@ -65,7 +68,8 @@ class FsUsageCache {
   mutable absl::Mutex mu_;
   absl::CondVar wake_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::set<std::string> wanted_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::set<std::string>> wanted_by_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> wanted_ ABSL_GUARDED_BY(mu_);  // the union of wanted_by_
   std::set<std::string> fresh_ ABSL_GUARDED_BY(mu_);  // wanted, never measured
   std::map<std::string, FsStats> measured_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

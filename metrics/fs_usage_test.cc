@@ -62,7 +62,7 @@ TEST_F(FsUsageTest, CacheMeasuresNewPathsAtOnceAndOthersPerPeriod) {
   Write(dir_ + "/a", 2 * kMiB);
   FsUsageCache cache({std::chrono::hours(1)});
   EXPECT_FALSE(cache.Get(dir_).has_value());
-  cache.Want({dir_});
+  cache.Want("test", {dir_});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!cache.Get(dir_) && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -72,11 +72,15 @@ TEST_F(FsUsageTest, CacheMeasuresNewPathsAtOnceAndOthersPerPeriod) {
   EXPECT_GE(before, 2 * kMiB);
   // Not re-measured before the period: the scrape path reads the cached value.
   Write(dir_ + "/b", 3 * kMiB);
-  cache.Want({dir_});
+  cache.Want("test", {dir_});
+  cache.Want("other", {});
   EXPECT_EQ(cache.Get(dir_)->used_bytes, before);
   cache.RefreshNow();
   EXPECT_GE(cache.Get(dir_)->used_bytes, before + 3 * kMiB);
-  cache.Want({});
+  cache.Want("other", {dir_});
+  cache.Want("test", {});
+  EXPECT_TRUE(cache.Get(dir_).has_value());  // still wanted by "other"
+  cache.Want("other", {});
   EXPECT_FALSE(cache.Get(dir_).has_value());
 }
 

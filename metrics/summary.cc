@@ -276,7 +276,7 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
     inputs.push_back(std::move(in));
   }
   previous_ = std::move(next);
-  if (fs != nullptr) fs->Want(fs_paths);
+  if (fs != nullptr) fs->Want("summary", fs_paths);
   return BuildSummaryJson(node, inputs, now);
 }
 

@@ -106,5 +106,15 @@ grown() {
 }
 wait_for 120 grown || fail "after writing 20 MiB each: rootfs/logs/volume/ephemeral $(fs_values), before $root0 $logs0 $vol0 $eph0" "$E2E_NS"
 after=$(fs_values)
+# The same writable layer on /metrics/cadvisor (cAdvisor's container_fs_usage_bytes, with device).
+cadvisor_fs() {
+  in_ns curl -sf --max-time 10 "$base/metrics/cadvisor" -o "$state/cadvisor.txt" || return 1
+  awk -v ns="$E2E_NS" '$1 ~ /^container_fs_usage_bytes\{/ && index($1, "container=\"main\"") &&
+    index($1, "pod=\"writer\"") && index($1, "namespace=\"" ns "\"") && index($1, "device=\"/") {print $2}' \
+    "$state/cadvisor.txt"
+}
+fs_in_cadvisor() { local v; v=$(cadvisor_fs); [ -n "$v" ] && awk -v v="$v" -v m=$((root0 + 20 * MiB)) 'BEGIN {exit !(v + 0 >= m)}'; }
+wait_for 30 fs_in_cadvisor || fail "container_fs_usage_bytes of writer/main is '$(cadvisor_fs)', want >= $((root0 + 20 * MiB))" "$E2E_NS"
+fs_usage=$(cadvisor_fs)
 kubectl delete pod -n "$E2E_NS" writer --wait=true --timeout=60s >/dev/null || fail "deleting pod writer failed" "$E2E_NS"
-echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after"
+echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage"
