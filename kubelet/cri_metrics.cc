@@ -131,8 +131,9 @@ std::string TrackedSubtreeOf(const std::string& pod_cgroup) {
 
 CriMetricsService::CriMetricsService(cri::RuntimeService* base,
                                      std::function<std::optional<ebpf::StatsSnapshot>()> snapshot,
-                                     std::function<void(const std::string&)> track)
-    : base_(base), snapshot_(std::move(snapshot)), track_(std::move(track)) {}
+                                     std::function<void(const std::string&)> track,
+                                     StatsInfoCache* cache)
+    : base_(base), snapshot_(std::move(snapshot)), track_(std::move(track)), cache_(cache) {}
 
 absl::StatusOr<v1::RunPodSandboxResponse> CriMetricsService::Handle(
     const v1::RunPodSandboxRequest& request,
@@ -176,7 +177,7 @@ absl::StatusOr<v1::ListPodSandboxMetricsResponse> CriMetricsService::Handle(
   if (!snapshot_) return v1::ListPodSandboxMetricsResponse();
   std::optional<ebpf::StatsSnapshot> snap = snapshot_();
   if (!snap) return v1::ListPodSandboxMetricsResponse();
-  absl::StatusOr<StatsTargets> targets = ListStatsTargets(base_);
+  absl::StatusOr<StatsTargets> targets = ListStatsTargets(base_, cache_);
   if (!targets.ok()) return targets.status();
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -60,9 +60,12 @@ std::string TrackedSubtreeOf(const std::string& pod_cgroup);
 // cgroup parent. Thread-safe when `base`, `snapshot` and `track` are. None is owned.
 class CriMetricsService : public cri::RuntimeService {
  public:
+  // `cache` (optional, not owned) spares ListPodSandboxMetrics the per-pod verbose status
+  // calls (see ListStatsTargets).
   CriMetricsService(cri::RuntimeService* base,
                     std::function<std::optional<ebpf::StatsSnapshot>()> snapshot,
-                    std::function<void(const std::string& pod_cgroup)> track = nullptr);
+                    std::function<void(const std::string& pod_cgroup)> track = nullptr,
+                    StatsInfoCache* cache = nullptr);
 
   // Every RPC goes through Handle(): the template forwards to `base_`, the two overloads
   // below serve the metrics RPCs.
@@ -96,6 +99,7 @@ class CriMetricsService : public cri::RuntimeService {
   cri::RuntimeService* const base_;
   const std::function<std::optional<ebpf::StatsSnapshot>()> snapshot_;
   const std::function<void(const std::string&)> track_;
+  StatsInfoCache* const cache_;
 };
 
 }  // namespace berth::kubelet

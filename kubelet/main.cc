@@ -324,7 +324,11 @@ int RealMain(int argc, char** argv) {
       for (const metrics::SummaryPod& pod : t->pods) track_sandbox(pod.cgroup_path);
     }
   }
-  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot), track_sandbox);
+  // Verbose-status facts (cgroup, pid, image, paths) per sandbox/container id, asked once per
+  // id by every stats path (CRI metrics, /metrics/cadvisor, /stats/summary ...).
+  kubelet::StatsInfoCache stats_info;
+  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot), track_sandbox,
+                                         &stats_info);
   cri::server::CriServer cri_server(&cri_service, &images, sopts);
   if (auto s = cri_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: CRI server: " << s;
@@ -334,8 +338,6 @@ int RealMain(int argc, char** argv) {
 
   // --- stats: /metrics/cadvisor, /metrics/resource, /stats/summary, eBPF families ---
   // What to report comes from the runtime on every scrape (ListStatsTargets).
-  // Verbose-status facts (cgroup, pid, image) per sandbox/container id, asked once per id.
-  kubelet::StatsInfoCache stats_info;
   auto list_targets = [&runtime, &stats_info]() -> kubelet::StatsTargets {
     absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime, &stats_info);
     if (!t.ok()) {
