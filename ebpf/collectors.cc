@@ -1,10 +1,13 @@
 #include "ebpf/collectors.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -14,8 +17,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "ebpf/progs/berth_ebpf.h"
@@ -27,13 +33,14 @@ namespace berth::ebpf {
 namespace {
 
 static_assert(kHistogramBuckets == BERTH_HIST_BUCKETS, "histogram size differs from the BPF side");
+static_assert(kMaxTrackedCgroups == BERTH_MAX_TRACKED, "tracked cgroups differ from the BPF side");
 
 constexpr char kDefaultBtf[] = "/sys/kernel/btf/vmlinux";
 
-void CopyHistogram(const __u64* buckets, __u64 count, __u64 sum_ns, LatencyHistogram* h) {
-  for (int i = 0; i < kHistogramBuckets; ++i) h->buckets[i] = buckets[i];
-  h->count = count;
-  h->sum_ns = sum_ns;
+void AddHistogram(const __u64* buckets, __u64 count, __u64 sum_ns, LatencyHistogram* h) {
+  for (int i = 0; i < kHistogramBuckets; ++i) h->buckets[i] += buckets[i];
+  h->count += count;
+  h->sum_ns += sum_ns;
 }
 
 std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
@@ -43,6 +50,79 @@ std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
   auto age = std::chrono::nanoseconds(now_ns - static_cast<int64_t>(ktime_ns));
   return std::chrono::system_clock::now() -
          std::chrono::duration_cast<std::chrono::system_clock::duration>(age);
+}
+
+bool IsCgroup2(const std::string& dir) {
+  struct statfs fs;
+  return statfs(dir.c_str(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+// Where the hierarchies this loader needs are mounted.
+struct Hierarchies {
+  std::string v2;          // the cgroup2 mount
+  std::string io;          // the mount of the hierarchy with the block controller
+  uint32_t io_hierarchy = 0;  // its hierarchy id (0: the cgroup2 one)
+};
+
+absl::StatusOr<Hierarchies> FindHierarchies() {
+  Hierarchies h;
+  for (const char* d : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+    if (IsCgroup2(d)) {
+      h.v2 = d;
+      break;
+    }
+  }
+  if (h.v2.empty()) {
+    return absl::FailedPreconditionError("load eBPF collectors: no cgroup2 mount at "
+                                         "/sys/fs/cgroup/unified or /sys/fs/cgroup");
+  }
+  absl::StatusOr<std::string> controllers = ReadFile(h.v2 + "/cgroup.controllers");
+  if (controllers.ok()) {
+    for (absl::string_view c : absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+      if (c == "io") {
+        h.io = h.v2;
+        return h;
+      }
+    }
+  }
+  // v1 blkio: its hierarchy id from /proc/cgroups ("blkio <hierarchy> <num_cgroups> <enabled>").
+  ASSIGN_OR_RETURN(std::string table, ReadFile("/proc/cgroups"));
+  for (absl::string_view line : absl::StrSplit(table, '\n')) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (f.size() >= 2 && f[0] == "blkio" && absl::SimpleAtoi(f[1], &h.io_hierarchy)) {
+      h.io = "/sys/fs/cgroup/blkio";
+      return h;
+    }
+  }
+  return absl::FailedPreconditionError(
+      "load eBPF collectors: no io controller on cgroup2 and no blkio hierarchy in /proc/cgroups");
+}
+
+// Number of components of a cgroup path relative to the hierarchy root ("/a/b" -> 2).
+uint32_t CgroupLevel(const std::string& path) {
+  uint32_t n = 0;
+  for (absl::string_view c : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (!c.empty()) ++n;
+  }
+  return n;
+}
+
+// Path of the cgroup with kernfs id `id` under the mount `mount` ("" if it is gone), through
+// a kernfs file handle (FILEID_KERNFS: the 64-bit id).
+std::string CgroupPathOfId(int mount_fd, uint64_t id) {
+  struct {
+    struct file_handle fh;
+    uint64_t id;
+  } handle;
+  handle.fh.handle_bytes = sizeof(uint64_t);
+  handle.fh.handle_type = 0xfe;  // FILEID_KERNFS
+  memcpy(handle.fh.f_handle, &id, sizeof(id));
+  int fd = open_by_handle_at(mount_fd, &handle.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return "";
+  char buf[4096];
+  ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), buf, sizeof(buf));
+  close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
 class CollectorsImpl : public Collectors {
@@ -57,6 +137,7 @@ class CollectorsImpl : public Collectors {
     stop_.store(true);
     if (poller_.joinable()) poller_.join();
     if (ring_) ring_buffer__free(ring_);
+    if (io_mount_fd_ >= 0) close(io_mount_fd_);
   }
 
   absl::Status Init() {
@@ -81,29 +162,29 @@ class CollectorsImpl : public Collectors {
       absl::MutexLock lock(&map_mu_);
       if (stats_) {
         int fd = bpf_map__fd(stats_->maps.cgroup_stats);
+        std::vector<berth_cgroup_stats> v(ncpus_);
         __u64 key = 0, next = 0;
         __u64* prev = nullptr;
-        berth_cgroup_stats v;
         while (bpf_map_get_next_key(fd, prev, &next) == 0) {
           key = next;
           prev = &key;
-          if (bpf_map_lookup_elem(fd, &key, &v) != 0) continue;  // removed meanwhile
+          if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) continue;  // removed meanwhile
           CgroupStats& c = snap.cgroups[key];
           c.cgroup_id = key;
-          c.cpu_ns = v.cpu_ns;
-          CopyHistogram(v.runq_buckets, v.runq_count, v.runq_sum_ns, &c.runq_latency);
-          c.exec_count = v.exec_count;
-          c.io_read_bytes = v.io_read_bytes;
-          c.io_write_bytes = v.io_write_bytes;
-          CopyHistogram(v.io_buckets, v.io_count, v.io_sum_ns, &c.io_latency);
-          c.tcp_retransmits = v.tcp_retransmits;
-          c.tcp_resets_sent = v.tcp_resets_sent;
-          c.tcp_resets_received = v.tcp_resets_received;
-          c.net_rx_bytes = v.net_rx_bytes;
-          c.net_rx_packets = v.net_rx_packets;
-          c.net_tx_bytes = v.net_tx_bytes;
-          c.net_tx_packets = v.net_tx_packets;
+          for (const berth_cgroup_stats& p : v) {
+            c.cpu_ns += p.cpu_ns;
+            AddHistogram(p.runq_buckets, p.runq_count, p.runq_sum_ns, &c.runq_latency);
+            c.exec_count += p.exec_count;
+            c.tcp_retransmits += p.tcp_retransmits;
+            c.tcp_resets_sent += p.tcp_resets_sent;
+            c.tcp_resets_received += p.tcp_resets_received;
+            c.net_rx_bytes += p.net_rx_bytes;
+            c.net_rx_packets += p.net_rx_packets;
+            c.net_tx_bytes += p.net_tx_bytes;
+            c.net_tx_packets += p.net_tx_packets;
+          }
         }
+        ReadIoStats(&snap);
       }
     }
     absl::MutexLock lock(&oom_mu_);
@@ -133,6 +214,21 @@ class CollectorsImpl : public Collectors {
         for (__u64 id : dead) {
           if (bpf_map_delete_elem(fd, &id) == 0) ++dropped;
         }
+        // io_stats: by the v2 id its block-controller cgroup maps to (ids never mapped, whose
+        // cgroup is gone, count as dead).
+        int io_fd = bpf_map__fd(stats_->maps.io_stats);
+        std::vector<__u64> dead_io;
+        prev = nullptr;
+        while (bpf_map_get_next_key(io_fd, prev, &next) == 0) {
+          key = next;
+          prev = &key;
+          uint64_t v2 = V2IdOfIo(key);
+          if (v2 == 0 || !alive(v2)) dead_io.push_back(key);
+        }
+        for (__u64 id : dead_io) {
+          bpf_map_delete_elem(io_fd, &id);
+          io_to_v2_.erase(id);
+        }
       }
     }
     absl::MutexLock lock(&oom_mu_);
@@ -144,6 +240,38 @@ class CollectorsImpl : public Collectors {
       }
     }
     return dropped;
+  }
+
+  absl::Status Track(const std::string& cgroup_path) override {
+    if (!stats_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("track cgroup ", cgroup_path, ": collectors loaded without cgroup stats"));
+    }
+    absl::MutexLock lock(&track_mu_);
+    for (const std::string& t : tracked_) {
+      if (t == cgroup_path) return absl::OkStatus();
+    }
+    if (tracked_.size() >= kMaxTrackedCgroups) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "track cgroup ", cgroup_path, ": already ", kMaxTrackedCgroups, " tracked subtrees"));
+    }
+    size_t i = tracked_.size();
+    uint32_t level = CgroupLevel(cgroup_path);
+    for (const std::string* mount : {&hierarchies_.v2, &hierarchies_.io}) {
+      std::string dir = *mount + cgroup_path;
+      RETURN_IF_ERROR(Annotate(MkdirAll(dir, 0755), absl::StrCat("track cgroup ", cgroup_path)));
+      uint64_t id = CgroupIdOf(dir);
+      if (id == 0) return absl::NotFoundError(absl::StrCat("track cgroup: stat ", dir));
+      berth_tracked_root& root = mount == &hierarchies_.v2 ? stats_->bss->tracked_roots[i]
+                                                           : stats_->bss->io_tracked_roots[i];
+      root.id = id;
+      root.level = level;
+    }
+    // The programs read tracked_count first: publish the entry before the count.
+    __atomic_store_n(&stats_->bss->tracked_count, static_cast<__u32>(i + 1), __ATOMIC_RELEASE);
+    tracked_.push_back(cgroup_path);
+    LOG(INFO) << "eBPF collectors: tracking cgroup " << cgroup_path;
+    return absl::OkStatus();
   }
 
   absl::Status AttachNetwork(const std::string& path) override {
@@ -188,17 +316,26 @@ class CollectorsImpl : public Collectors {
   absl::Status LoadCgroupStats() {
     ASSIGN_OR_RETURN(stats_, BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
     stats_->rodata->count_root_cgroup = options_.count_root_cgroup;
+    stats_->rodata->track_all = options_.track_all_cgroups;
+    ASSIGN_OR_RETURN(hierarchies_, FindHierarchies());
+    io_identity_ = hierarchies_.io == hierarchies_.v2;
+    stats_->rodata->io_hierarchy_id = hierarchies_.io_hierarchy;
+    io_mount_fd_ = open(hierarchies_.io.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (io_mount_fd_ < 0) return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
     auto& p = stats_->progs;
     for (bpf_program* prog : {p.berth_sched_wakeup, p.berth_sched_wakeup_new, p.berth_sched_switch})
       bpf_program__set_autoload(prog, options_.sched);
     bpf_program__set_autoload(p.berth_sched_process_exec, options_.exec);
-    for (bpf_program* prog : {p.berth_block_io_start, p.berth_block_rq_issue, p.berth_block_rq_complete})
+    for (bpf_program* prog : {p.berth_block_rq_issue, p.berth_block_rq_complete})
       bpf_program__set_autoload(prog, options_.io);
     for (bpf_program* prog : {p.berth_cgroup_skb_ingress, p.berth_cgroup_skb_egress})
       bpf_program__set_autoload(prog, options_.net);
     for (bpf_program* prog : {p.berth_tcp_retransmit_skb, p.berth_tcp_send_reset, p.berth_tcp_receive_reset})
       bpf_program__set_autoload(prog, options_.tcp);
     RETURN_IF_ERROR(Annotate(stats_.Load(), "load eBPF collectors"));
+    for (const std::string& cg : options_.tracked_cgroups) {
+      RETURN_IF_ERROR(Annotate(Track(cg), "load eBPF collectors"));
+    }
     RETURN_IF_ERROR(Annotate(stats_.Attach(), "load eBPF collectors"));
     return absl::OkStatus();
   }
@@ -240,13 +377,55 @@ class CollectorsImpl : public Collectors {
     return 0;
   }
 
+  // Adds io_stats (keyed by block-controller cgroup id) to the v2-keyed entries of `snap`.
+  void ReadIoStats(StatsSnapshot* snap) ABSL_EXCLUSIVE_LOCKS_REQUIRED(map_mu_) {
+    int fd = bpf_map__fd(stats_->maps.io_stats);
+    std::vector<berth_io_stats> v(ncpus_);
+    __u64 key = 0, next = 0;
+    __u64* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      key = next;
+      prev = &key;
+      if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) continue;
+      uint64_t id = V2IdOfIo(key);
+      if (id == 0) continue;
+      CgroupStats& c = snap->cgroups[id];
+      c.cgroup_id = id;
+      for (const berth_io_stats& p : v) {
+        c.io_read_bytes += p.read_bytes;
+        c.io_write_bytes += p.write_bytes;
+        AddHistogram(p.buckets, p.count, p.sum_ns, &c.io_latency);
+      }
+    }
+  }
+
+  // The cgroup v2 id of the cgroup with the same path as the block-controller cgroup `io_id`
+  // (the same id on a v2 host); 0 when either is gone. Cached.
+  uint64_t V2IdOfIo(uint64_t io_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(map_mu_) {
+    if (io_identity_) return io_id;
+    auto it = io_to_v2_.find(io_id);
+    if (it != io_to_v2_.end()) return it->second;
+    std::string path = CgroupPathOfId(io_mount_fd_, io_id);
+    if (path.size() < hierarchies_.io.size() || path.compare(0, hierarchies_.io.size(), hierarchies_.io) != 0) {
+      return 0;
+    }
+    uint64_t v2 = CgroupIdOf(hierarchies_.v2 + path.substr(hierarchies_.io.size()));
+    if (v2 != 0) io_to_v2_[io_id] = v2;
+    return v2;
+  }
+
   struct NetLinks {
     bpf_link* ingress = nullptr;
     bpf_link* egress = nullptr;
   };
 
   const Options options_;
-  absl::Mutex map_mu_;  // serializes iteration/deletion of cgroup_stats
+  const int ncpus_ = std::max(1, libbpf_num_possible_cpus());  // copies in a per-CPU value
+  Hierarchies hierarchies_;
+  bool io_identity_ = true;  // io_stats ids are v2 ids (the block controller is on cgroup2)
+  int io_mount_fd_ = -1;
+  absl::Mutex map_mu_;  // serializes iteration/deletion of cgroup_stats and io_stats
+  std::unordered_map<uint64_t, uint64_t> io_to_v2_ ABSL_GUARDED_BY(map_mu_);
   BpfSkeleton<cgroup_stats_bpf> stats_;
   BpfSkeleton<oom_bpf> oom_;
   ring_buffer* ring_ = nullptr;
@@ -255,6 +434,8 @@ class CollectorsImpl : public Collectors {
   absl::Mutex oom_mu_;
   std::unordered_map<uint64_t, uint64_t> oom_counts_ ABSL_GUARDED_BY(oom_mu_);
   std::deque<OomKill> oom_kills_ ABSL_GUARDED_BY(oom_mu_);
+  absl::Mutex track_mu_;
+  std::vector<std::string> tracked_ ABSL_GUARDED_BY(track_mu_);  // entry i of tracked_roots
   absl::Mutex net_mu_;
   std::unordered_map<std::string, NetLinks> net_links_ ABSL_GUARDED_BY(net_mu_);
 };

@@ -4,6 +4,9 @@
 // Everything is keyed by cgroup v2 id: bpf_get_current_cgroup_id(), i.e. the inode number of
 // the cgroup's directory on the cgroup2 mount (/sys/fs/cgroup/unified on a hybrid host,
 // /sys/fs/cgroup on a v2 host). metrics/ joins ids to pods/containers with CgroupIdOf().
+// Only the cgroups in tracked subtrees (Track(): berth's parents of pod cgroups) are counted;
+// the kernel programs return before any map access for every other task, so the host's own
+// scheduling costs little.
 //
 // Example:
 //   auto c = berth::ebpf::Collectors::Load({});
@@ -27,6 +30,9 @@ namespace berth::ebpf {
 // Number of log2 buckets of a LatencyHistogram (BERTH_HIST_BUCKETS in progs/berth_ebpf.h).
 inline constexpr int kHistogramBuckets = 27;
 
+// Upper bound on the tracked subtrees (BERTH_MAX_TRACKED in progs/berth_ebpf.h).
+inline constexpr size_t kMaxTrackedCgroups = 8;
+
 // Upper bound (exclusive) of bucket `i` in microseconds: 1, 2, 4, ... 2^i. The last bucket
 // is unbounded (+Inf).
 inline constexpr uint64_t HistogramBucketUpperBoundUs(int i) { return uint64_t{1} << i; }
@@ -45,8 +51,8 @@ struct CgroupStats {
   uint64_t cpu_ns = 0;                // on-CPU time of the cgroup's tasks
   LatencyHistogram runq_latency;      // wakeup/preemption -> running
   uint64_t exec_count = 0;            // successful execve()s
-  uint64_t io_read_bytes = 0;         // block I/O submitted by the cgroup's tasks
-  uint64_t io_write_bytes = 0;
+  uint64_t io_read_bytes = 0;         // block I/O of the cgroup, attributed as the block
+  uint64_t io_write_bytes = 0;        // cgroup controller does (the bios' blkcg)
   LatencyHistogram io_latency;        // block request issue -> complete
   uint64_t tcp_retransmits = 0;       // on the cgroup's sockets
   uint64_t tcp_resets_sent = 0;
@@ -80,11 +86,16 @@ struct Options {
   std::string btf_path;
   bool sched = true;  // on-CPU time + run-queue latency (sched_switch, sched_wakeup*)
   bool exec = true;   // sched_process_exec
-  bool io = true;     // block_io_start, block_rq_issue, block_rq_complete
+  bool io = true;     // block_rq_issue, block_rq_complete
   bool tcp = true;    // tcp_retransmit_skb, tcp_send_reset, tcp_receive_reset
   bool net = true;    // cgroup_skb programs, attached per cgroup by AttachNetwork()
   bool oom = true;    // oom:mark_victim through a ring buffer and one polling thread
-  // Also count tasks of the root cgroup (id 1). Off by default: host processes are not pods.
+  // The first tracked subtrees, as given to Track() after load (e.g. {"/berth/kubepods"}).
+  std::vector<std::string> tracked_cgroups;
+  // Count every cgroup but the root instead of the tracked subtrees (the host's every
+  // context switch then runs the full programs).
+  bool track_all_cgroups = false;
+  // With track_all_cgroups, also count tasks of the root cgroup (id 1).
   bool count_root_cgroup = false;
   // How many recent OOM kills Snapshot() returns.
   size_t max_oom_kills = 256;
@@ -107,6 +118,14 @@ class Collectors {
   // Drops the counters of every cgroup id for which `alive(id)` returns false (e.g. its
   // directory is gone and cgroup_rmdir was missed). Returns how many ids were dropped.
   virtual size_t Prune(const std::function<bool(uint64_t)>& alive) = 0;
+
+  // Starts counting the cgroup `cgroup_path` (relative to the hierarchy roots, e.g.
+  // "/berth/kubepods") and its descendants, from now on; before, the kernel programs return
+  // at once for their tasks. Creates the directory (mkdir -p) in the cgroup2 hierarchy and,
+  // on a v1/hybrid host, in the blkio hierarchy when missing. Idempotent. Errors: more than
+  // kMaxTrackedCgroups subtrees, mkdir fails, collectors loaded without the cgroup_stats
+  // programs.
+  virtual absl::Status Track(const std::string& cgroup_path) = 0;
 
   // Starts counting network bytes/packets (cgroup_skb ingress and egress) of the sockets in
   // the cgroup v2 directory `cgroup_v2_path` and its descendants, e.g. the parent of all pod

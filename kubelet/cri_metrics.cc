@@ -2,9 +2,15 @@
 
 #include <time.h>
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/log.h"
 
 namespace berth::kubelet {
@@ -110,9 +116,44 @@ v1::ListPodSandboxMetricsResponse BuildPodSandboxMetrics(
   return resp;
 }
 
+std::string TrackedSubtreeOf(const std::string& pod_cgroup) {
+  std::vector<absl::string_view> parts = absl::StrSplit(pod_cgroup, '/', absl::SkipEmpty());
+  if (parts.empty()) return "";
+  std::string out;
+  for (absl::string_view p : parts) {
+    absl::StrAppend(&out, "/", p);
+    if (absl::StartsWith(p, "kubepods")) return out;
+  }
+  parts.pop_back();
+  if (parts.empty()) return pod_cgroup[0] == '/' ? pod_cgroup : "/" + pod_cgroup;
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
+}
+
 CriMetricsService::CriMetricsService(cri::RuntimeService* base,
-                                     std::function<std::optional<ebpf::StatsSnapshot>()> snapshot)
-    : base_(base), snapshot_(std::move(snapshot)) {}
+                                     std::function<std::optional<ebpf::StatsSnapshot>()> snapshot,
+                                     std::function<void(const std::string&)> track,
+                                     StatsInfoCache* cache)
+    : base_(base), snapshot_(std::move(snapshot)), track_(std::move(track)), cache_(cache) {}
+
+absl::StatusOr<v1::RunPodSandboxResponse> CriMetricsService::Handle(
+    const v1::RunPodSandboxRequest& request,
+    absl::StatusOr<v1::RunPodSandboxResponse> (cri::RuntimeService::*)(
+        const v1::RunPodSandboxRequest&)) {
+  absl::StatusOr<v1::RunPodSandboxResponse> resp = base_->RunPodSandbox(request);
+  if (!resp.ok() || !track_) return resp;
+  v1::PodSandboxStatusRequest sreq;
+  sreq.set_pod_sandbox_id(resp->pod_sandbox_id());
+  sreq.set_verbose(true);
+  absl::StatusOr<v1::PodSandboxStatusResponse> st = base_->PodSandboxStatus(sreq);
+  if (!st.ok()) return resp;
+  auto it = st->info().find("info");
+  if (it == st->info().end()) return resp;
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+  if (j.is_object() && j.contains("cgroupPath") && j["cgroupPath"].is_string()) {
+    track_(j["cgroupPath"].get<std::string>());
+  }
+  return resp;
+}
 
 absl::StatusOr<v1::ListMetricDescriptorsResponse> CriMetricsService::Handle(
     const v1::ListMetricDescriptorsRequest&,
@@ -136,7 +177,7 @@ absl::StatusOr<v1::ListPodSandboxMetricsResponse> CriMetricsService::Handle(
   if (!snapshot_) return v1::ListPodSandboxMetricsResponse();
   std::optional<ebpf::StatsSnapshot> snap = snapshot_();
   if (!snap) return v1::ListPodSandboxMetricsResponse();
-  absl::StatusOr<StatsTargets> targets = ListStatsTargets(base_);
+  absl::StatusOr<StatsTargets> targets = ListStatsTargets(base_, cache_);
   if (!targets.ok()) return targets.status();
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -45,14 +45,27 @@ runtime::v1::ListPodSandboxMetricsResponse BuildPodSandboxMetrics(
     const StatsTargets& targets, const ebpf::StatsSnapshot& snapshot,
     const std::function<uint64_t(const std::string&)>& cgroup_id, int64_t timestamp_ns);
 
+// The cgroup subtree to give the eBPF collectors (ebpf::Collectors::Track) for a pod whose
+// sandbox cgroup is `pod_cgroup` (relative to the hierarchy roots): the prefix through the
+// first component that starts with "kubepods" (the kubelet's layout, cgroupfs or systemd:
+// "/r/kubepods/besteffort/pod<uid>" -> "/r/kubepods"), else the pod cgroup's parent
+// ("/berth/<id>" -> "/berth"); "" for "" or "/".
+std::string TrackedSubtreeOf(const std::string& pod_cgroup);
+
 // A RuntimeService that forwards every RPC to `base` and serves ListMetricDescriptors and
 // ListPodSandboxMetrics itself. `snapshot` returns the eBPF counters, or nullopt when the
-// collectors are not loaded (then both RPCs answer with no metrics, not an error).
-// Thread-safe when `base` and `snapshot` are. Neither is owned.
+// collectors are not loaded (then both RPCs answer with no metrics, not an error). After
+// each successful RunPodSandbox, `track` (when set) gets the new sandbox's cgroup path (from
+// its verbose PodSandboxStatus): a CRI client such as the upstream kubelet chooses the
+// cgroup parent. Thread-safe when `base`, `snapshot` and `track` are. None is owned.
 class CriMetricsService : public cri::RuntimeService {
  public:
+  // `cache` (optional, not owned) spares ListPodSandboxMetrics the per-pod verbose status
+  // calls (see ListStatsTargets).
   CriMetricsService(cri::RuntimeService* base,
-                    std::function<std::optional<ebpf::StatsSnapshot>()> snapshot);
+                    std::function<std::optional<ebpf::StatsSnapshot>()> snapshot,
+                    std::function<void(const std::string& pod_cgroup)> track = nullptr,
+                    StatsInfoCache* cache = nullptr);
 
   // Every RPC goes through Handle(): the template forwards to `base_`, the two overloads
   // below serve the metrics RPCs.
@@ -78,8 +91,15 @@ class CriMetricsService : public cri::RuntimeService {
       absl::StatusOr<runtime::v1::ListPodSandboxMetricsResponse> (cri::RuntimeService::*)(
           const runtime::v1::ListPodSandboxMetricsRequest&));
 
+  absl::StatusOr<runtime::v1::RunPodSandboxResponse> Handle(
+      const runtime::v1::RunPodSandboxRequest& request,
+      absl::StatusOr<runtime::v1::RunPodSandboxResponse> (cri::RuntimeService::*)(
+          const runtime::v1::RunPodSandboxRequest&));
+
   cri::RuntimeService* const base_;
   const std::function<std::optional<ebpf::StatsSnapshot>()> snapshot_;
+  const std::function<void(const std::string&)> track_;
+  StatsInfoCache* const cache_;
 };
 
 }  // namespace berth::kubelet

@@ -1,6 +1,10 @@
 #include "kubelet/cri_metrics.h"
 
+#include <nlohmann/json.hpp>
+
 #include <set>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -124,6 +128,51 @@ TEST(CriMetricsTest, ServiceForwardsOtherRpcsAndDescribesMetrics) {
   d = off.ListMetricDescriptors(v1::ListMetricDescriptorsRequest());
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->descriptors_size(), 0);
+}
+
+TEST(CriMetricsTest, TrackedSubtreeOfPodCgroups) {
+  EXPECT_EQ(TrackedSubtreeOf("/r/kubepods/besteffort/poduid1"), "/r/kubepods");
+  EXPECT_EQ(TrackedSubtreeOf("/kubepods/poduid1"), "/kubepods");
+  EXPECT_EQ(TrackedSubtreeOf("kubepods.slice/kubepods-burstable.slice/x.slice"), "/kubepods.slice");
+  EXPECT_EQ(TrackedSubtreeOf("/berth/4dd2f0"), "/berth");
+  EXPECT_EQ(TrackedSubtreeOf("/root-r/berth/4dd2f0"), "/root-r/berth");
+  EXPECT_EQ(TrackedSubtreeOf("/lonely"), "/lonely");
+  EXPECT_EQ(TrackedSubtreeOf("/"), "");
+  EXPECT_EQ(TrackedSubtreeOf(""), "");
+}
+
+// RunPodSandbox: the new sandbox's cgroup (verbose status) goes to `track`; failures do not.
+class SandboxRuntime : public cri::RuntimeService {
+ public:
+  absl::StatusOr<v1::RunPodSandboxResponse> RunPodSandbox(
+      const v1::RunPodSandboxRequest& req) override {
+    if (req.config().metadata().name() == "bad") return absl::InternalError("no");
+    v1::RunPodSandboxResponse r;
+    r.set_pod_sandbox_id("sb-" + req.config().metadata().name());
+    return r;
+  }
+  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
+      const v1::PodSandboxStatusRequest& req) override {
+    EXPECT_TRUE(req.verbose());
+    v1::PodSandboxStatusResponse r;
+    (*r.mutable_info())["info"] =
+        nlohmann::json{{"cgroupPath", "/r/kubepods/pod" + req.pod_sandbox_id()}}.dump();
+    return r;
+  }
+};
+
+TEST(CriMetricsTest, RunPodSandboxReportsTheSandboxCgroup) {
+  SandboxRuntime rt;
+  std::vector<std::string> tracked;
+  CriMetricsService svc(&rt, nullptr, [&](const std::string& cg) { tracked.push_back(cg); });
+  v1::RunPodSandboxRequest req;
+  req.mutable_config()->mutable_metadata()->set_name("web");
+  auto resp = svc.RunPodSandbox(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->pod_sandbox_id(), "sb-web");
+  req.mutable_config()->mutable_metadata()->set_name("bad");
+  EXPECT_FALSE(svc.RunPodSandbox(req).ok());
+  EXPECT_EQ(tracked, std::vector<std::string>{"/r/kubepods/podsb-web"});
 }
 
 }  // namespace

@@ -225,8 +225,16 @@ int RealMain(int argc, char** argv) {
   metrics::GaugeFamily* ebpf_up = registry.AddGauge(
       "berth_ebpf_up", "1 if the eBPF collectors are loaded, 0 if not (the log says why).");
   std::unique_ptr<ebpf::Collectors> collectors;
+  ebpf::Options ebpf_options;
+  // Only pods are counted: the hot paths skip every other task of the host in the kernel.
+  // Pod cgroups are <cgroup-root><parent>: "/kubepods/..." from berth's kubelet; CRI clients
+  // choose their own parents, tracked as their sandboxes are created or adopted (below).
+  // (A bare --runtime-only berth does not create /kubepods on the host for that.)
+  if (!f.runtime_only || !f.cgroup_root.empty()) {
+    ebpf_options.tracked_cgroups = {f.cgroup_root + "/kubepods"};
+  }
   absl::StatusOr<std::unique_ptr<ebpf::Collectors>> loaded =
-      f.ebpf ? ebpf::Collectors::Load({})
+      f.ebpf ? ebpf::Collectors::Load(ebpf_options)
              : absl::StatusOr<std::unique_ptr<ebpf::Collectors>>(
                    absl::FailedPreconditionError("disabled by --ebpf=false"));
   if (!loaded.ok()) {
@@ -311,7 +319,25 @@ int RealMain(int argc, char** argv) {
   if (collectors != nullptr) {
     cri_snapshot = [c = collectors.get()] { return std::optional<ebpf::StatsSnapshot>(c->Snapshot()); };
   }
-  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot));
+  std::function<void(const std::string&)> track_sandbox;
+  if (collectors != nullptr) {
+    track_sandbox = [c = collectors.get()](const std::string& pod_cgroup) {
+      std::string subtree = kubelet::TrackedSubtreeOf(pod_cgroup);
+      if (subtree.empty()) return;
+      if (auto s = c->Track(subtree); !s.ok()) {
+        LOG(WARNING) << "berth: eBPF counters of pod cgroup " << pod_cgroup << ": " << s;
+      }
+    };
+    // Sandboxes adopted from an earlier run.
+    if (absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime); t.ok()) {
+      for (const metrics::SummaryPod& pod : t->pods) track_sandbox(pod.cgroup_path);
+    }
+  }
+  // Verbose-status facts (cgroup, pid, image, paths) per sandbox/container id, asked once per
+  // id by every stats path (CRI metrics, /metrics/cadvisor, /stats/summary ...).
+  kubelet::StatsInfoCache stats_info;
+  kubelet::CriMetricsService cri_service(&runtime, std::move(cri_snapshot), track_sandbox,
+                                         &stats_info);
   cri::server::CriServer cri_server(&cri_service, &images, sopts);
   if (auto s = cri_server.Start(); !s.ok()) {
     LOG(ERROR) << "berth: CRI server: " << s;
@@ -321,8 +347,8 @@ int RealMain(int argc, char** argv) {
 
   // --- stats: /metrics/cadvisor, /metrics/resource, /stats/summary, eBPF families ---
   // What to report comes from the runtime on every scrape (ListStatsTargets).
-  auto list_targets = [&runtime]() -> kubelet::StatsTargets {
-    absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime);
+  auto list_targets = [&runtime, &stats_info]() -> kubelet::StatsTargets {
+    absl::StatusOr<kubelet::StatsTargets> t = kubelet::ListStatsTargets(&runtime, &stats_info);
     if (!t.ok()) {
       LOG(WARNING) << "berth: stats: " << t.status();
       return {};
@@ -332,16 +358,25 @@ int RealMain(int argc, char** argv) {
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
   metrics::Registry probes_registry;  // prober_probe_total ... (filled by the prober)
+  // Writable layers, logs and emptyDirs of /stats/summary: measured once a minute in the
+  // background (cAdvisor's and the kubelet's period), never on the scrape path.
+  metrics::FsUsageCache fs_usage({});
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
+    metrics::CadvisorOptions cadvisor_opts;
+    cadvisor_opts.fs_usage = &fs_usage;
     metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
-                                     [list_targets] { return list_targets().cadvisor; });
+                                     [list_targets] { return list_targets().cadvisor; },
+                                     cadvisor_opts);
     resource_registry.AddCollector(
         [reader = *cgroup_reader, list_targets](std::vector<metrics::FamilySnapshot>* out) {
           kubelet::CollectResourceMetrics(reader, list_targets(), out);
         });
-    summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name);
+    metrics::SummaryOptions sum_opts;
+    sum_opts.fs_usage = &fs_usage;
+    if (!f.runtime_only) sum_opts.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
+    summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name, sum_opts);
   } else {
     LOG(WARNING) << "berth: cgroup stats unavailable, /metrics/cadvisor, /metrics/resource "
                     "and /stats/summary stay empty: "
@@ -371,9 +406,9 @@ int RealMain(int argc, char** argv) {
   metrics_server.AddRegistry("/metrics/probes", &probes_registry);
   metrics_server.AddHandler(
       "/stats/summary",
-      [&runtime, &summary]() -> absl::StatusOr<std::string> {
+      [&runtime, &summary, &stats_info]() -> absl::StatusOr<std::string> {
         if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
-        ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+        ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime, &stats_info));
         return summary->Summary(t.pods);
       },
       "application/json");
@@ -544,9 +579,10 @@ int RealMain(int argc, char** argv) {
       }
       kubelet_server->AddHandler(
           "/stats/summary",
-          [&runtime, &summary]() -> absl::StatusOr<std::string> {
+          [&runtime, &summary, &stats_info]() -> absl::StatusOr<std::string> {
             if (summary == nullptr) return absl::UnavailableError("cgroup stats unavailable");
-            ASSIGN_OR_RETURN(kubelet::StatsTargets t, kubelet::ListStatsTargets(&runtime));
+            ASSIGN_OR_RETURN(kubelet::StatsTargets t,
+                             kubelet::ListStatsTargets(&runtime, &stats_info));
             return summary->Summary(t.pods);
           },
           "application/json");

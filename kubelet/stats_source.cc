@@ -21,6 +21,7 @@ using metrics::Sample;
 struct VerboseInfo {
   std::string cgroup_path;
   int pid = 0;
+  std::string bundle;
 };
 
 // The "cgroupPath" and "pid" of a verbose status' info["info"] JSON.
@@ -32,6 +33,7 @@ VerboseInfo ParseInfo(const google::protobuf::Map<std::string, std::string>& inf
   if (j.is_discarded() || !j.is_object()) return out;
   if (auto p = j.find("cgroupPath"); p != j.end() && p->is_string()) out.cgroup_path = *p;
   if (auto p = j.find("pid"); p != j.end() && p->is_number_integer()) out.pid = p->get<int>();
+  if (auto p = j.find("bundle"); p != j.end() && p->is_string()) out.bundle = *p;
   return out;
 }
 
@@ -39,7 +41,35 @@ double NsToSeconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 }  // namespace
 
-absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
+std::optional<StatsInfoCache::Entry> StatsInfoCache::Find(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
+}
+
+void StatsInfoCache::Put(const std::string& id, Entry entry) {
+  absl::MutexLock lock(&mu_);
+  entries_[id] = std::move(entry);
+}
+
+void StatsInfoCache::Retain(const std::set<std::string>& live) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (live.count(it->first) != 0) {
+      ++it;
+    } else {
+      it = entries_.erase(it);
+    }
+  }
+}
+
+size_t StatsInfoCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, StatsInfoCache* cache) {
   v1::ListPodSandboxRequest sreq;
   sreq.mutable_filter()->mutable_state()->set_state(v1::SANDBOX_READY);
   absl::StatusOr<v1::ListPodSandboxResponse> sandboxes = runtime->ListPodSandbox(sreq);
@@ -49,26 +79,61 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
   absl::StatusOr<v1::ListContainersResponse> containers = runtime->ListContainers(creq);
   if (!containers.ok()) return Annotate(containers.status(), "stats: ListContainers");
 
+  std::set<std::string> live;
+  // The verbose facts of a sandbox (container == false) or container id, from the cache or
+  // the runtime; nullopt when the runtime no longer knows it or reports no cgroup.
+  auto info_of = [&](const std::string& id, bool container) -> std::optional<StatsInfoCache::Entry> {
+    live.insert(id);
+    if (cache != nullptr) {
+      if (std::optional<StatsInfoCache::Entry> e = cache->Find(id)) return e;
+    }
+    StatsInfoCache::Entry e;
+    if (container) {
+      v1::ContainerStatusRequest req;
+      req.set_container_id(id);
+      req.set_verbose(true);
+      absl::StatusOr<v1::ContainerStatusResponse> st = runtime->ContainerStatus(req);
+      if (!st.ok()) {
+        LOG(DEBUG) << "stats: ContainerStatus " << id << ": " << st.status();
+        return std::nullopt;
+      }
+      VerboseInfo info = ParseInfo(st->info());
+      e.cgroup_path = info.cgroup_path;
+      e.pid = info.pid;
+      e.image = st->status().image().image();
+      e.log_path = st->status().log_path();
+      // berth's overlay layout: the container's writable layer is <bundle>/upper.
+      if (!info.bundle.empty()) e.rootfs_dir = JoinPath(info.bundle, "upper");
+    } else {
+      v1::PodSandboxStatusRequest req;
+      req.set_pod_sandbox_id(id);
+      req.set_verbose(true);
+      absl::StatusOr<v1::PodSandboxStatusResponse> st = runtime->PodSandboxStatus(req);
+      if (!st.ok()) {
+        LOG(DEBUG) << "stats: PodSandboxStatus " << id << ": " << st.status();
+        return std::nullopt;
+      }
+      VerboseInfo info = ParseInfo(st->info());
+      e.cgroup_path = info.cgroup_path;
+      e.pid = info.pid;
+    }
+    if (e.cgroup_path.empty()) return std::nullopt;
+    if (cache != nullptr) cache->Put(id, e);
+    return e;
+  };
+
   StatsTargets out;
   std::map<std::string, size_t> pod_index;  // sandbox id -> index in out.pods
   for (const v1::PodSandbox& sb : sandboxes->items()) {
-    v1::PodSandboxStatusRequest req;
-    req.set_pod_sandbox_id(sb.id());
-    req.set_verbose(true);
-    absl::StatusOr<v1::PodSandboxStatusResponse> st = runtime->PodSandboxStatus(req);
-    if (!st.ok()) {
-      LOG(DEBUG) << "stats: PodSandboxStatus " << sb.id() << ": " << st.status();
-      continue;
-    }
-    VerboseInfo info = ParseInfo(st->info());
-    if (info.cgroup_path.empty()) continue;
+    std::optional<StatsInfoCache::Entry> info = info_of(sb.id(), false);
+    if (!info) continue;
     metrics::SummaryPod pod;
     pod.name = sb.metadata().name();
     pod.namespace_ = sb.metadata().namespace_();
     pod.uid = sb.metadata().uid();
     pod.start_time_seconds = NsToSeconds(sb.created_at());
-    pod.cgroup_path = info.cgroup_path;
-    pod.network_pid = info.pid;
+    pod.cgroup_path = info->cgroup_path;
+    pod.network_pid = info->pid;
     metrics::CadvisorContainer c;
     c.name = sb.id();
     c.pod_sandbox_id = sb.id();
@@ -84,16 +149,8 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
   for (const v1::Container& ctr : containers->containers()) {
     auto pi = pod_index.find(ctr.pod_sandbox_id());
     if (pi == pod_index.end()) continue;
-    v1::ContainerStatusRequest req;
-    req.set_container_id(ctr.id());
-    req.set_verbose(true);
-    absl::StatusOr<v1::ContainerStatusResponse> st = runtime->ContainerStatus(req);
-    if (!st.ok()) {
-      LOG(DEBUG) << "stats: ContainerStatus " << ctr.id() << ": " << st.status();
-      continue;
-    }
-    VerboseInfo info = ParseInfo(st->info());
-    if (info.cgroup_path.empty()) continue;
+    std::optional<StatsInfoCache::Entry> info = info_of(ctr.id(), true);
+    if (!info) continue;
     metrics::SummaryPod& pod = out.pods[pi->second];
     metrics::CadvisorContainer c;
     c.container = ctr.metadata().name();
@@ -101,14 +158,16 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime) {
     c.pod_sandbox_id = ctr.pod_sandbox_id();
     c.pod = pod.name;
     c.namespace_ = pod.namespace_;
-    c.image = !st->status().image().image().empty() ? st->status().image().image()
-                                                     : ctr.image().image();
-    c.cgroup_path = info.cgroup_path;
+    c.image = !info->image.empty() ? info->image : ctr.image().image();
+    c.cgroup_path = info->cgroup_path;
+    c.rootfs_dir = info->rootfs_dir;
     c.start_time_seconds = NsToSeconds(ctr.created_at());
     out.cadvisor.push_back(c);
     pod.containers.push_back(metrics::SummaryContainer{c.container, c.start_time_seconds,
-                                                       c.cgroup_path});
+                                                       c.cgroup_path, info->rootfs_dir,
+                                                       info->log_path});
   }
+  if (cache != nullptr) cache->Retain(live);
   return out;
 }
 

@@ -11,10 +11,14 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "cri/runtime_service.h"
 #include "ebpf/collectors.h"
 #include "metrics/cadvisor.h"
@@ -31,12 +35,40 @@ struct StatsTargets {
   std::vector<metrics::SummaryPod> pods;
 };
 
+// What the verbose PodSandboxStatus/ContainerStatus says about an id that does not change
+// while the sandbox is ready / the container runs: its cgroup, pid and (containers) image.
+// With a cache, ListStatsTargets asks the runtime once per id instead of once per id and
+// scrape (the scrape path then makes two list calls whatever the number of pods). Ids no
+// longer listed are dropped at each listing. Thread-safe.
+class StatsInfoCache {
+ public:
+  struct Entry {
+    std::string cgroup_path;
+    int pid = 0;
+    std::string image;       // containers: the status' image, "" if none
+    std::string rootfs_dir;  // containers: the writable layer (<bundle>/upper), "" if unknown
+    std::string log_path;    // containers: the log file, "" if none
+  };
+  // The entry of `id`, if cached.
+  std::optional<Entry> Find(const std::string& id) const;
+  void Put(const std::string& id, Entry entry);
+  // Drops every id not in `live`.
+  void Retain(const std::set<std::string>& live);
+  size_t size() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 // Lists ready PodSandboxes and running containers through ListPodSandbox, ListContainers
-// and verbose PodSandboxStatus/ContainerStatus (info["info"] JSON: "cgroupPath", "pid").
-// Cgroup paths are relative to the hierarchy roots ("/kubepods/besteffort/pod<uid>/<id>").
-// Sandboxes or containers that vanish between the calls are skipped.
+// and verbose PodSandboxStatus/ContainerStatus (info["info"] JSON: "cgroupPath", "pid"),
+// the latter only for ids not in `cache` (when given). Cgroup paths are relative to the
+// hierarchy roots ("/kubepods/besteffort/pod<uid>/<id>"). Sandboxes or containers that
+// vanish between the calls are skipped.
 // Errors: ListPodSandbox or ListContainers fails.
-absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime);
+absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime,
+                                              StatsInfoCache* cache = nullptr);
 
 // Who a cgroup belongs to, for labelling eBPF counters.
 struct CgroupOwner {

@@ -29,6 +29,7 @@ class FakeRuntime : public cri::RuntimeService {
   absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
       const v1::PodSandboxStatusRequest& req) override {
     EXPECT_TRUE(req.verbose());
+    ++sandbox_status_calls;
     v1::PodSandboxStatusResponse r;
     (*r.mutable_info())["info"] =
         nlohmann::json{{"pid", 42}, {"cgroupPath", "/root/kubepods/poduid1"}}.dump();
@@ -37,12 +38,14 @@ class FakeRuntime : public cri::RuntimeService {
   absl::StatusOr<v1::ListContainersResponse> ListContainers(
       const v1::ListContainersRequest&) override {
     v1::ListContainersResponse r;
+    if (!container_running) return r;
     v1::Container* c = r.add_containers();
     c->set_id("c1");
     c->set_pod_sandbox_id("sb1");
     c->mutable_metadata()->set_name("nginx");
     c->mutable_image()->set_image("docker.io/library/nginx:1");
     c->set_created_at(3'000'000'000);
+    if (!container_running) return r;
     v1::Container* orphan = r.add_containers();
     orphan->set_id("c2");
     orphan->set_pod_sandbox_id("gone");
@@ -51,11 +54,16 @@ class FakeRuntime : public cri::RuntimeService {
   absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
       const v1::ContainerStatusRequest& req) override {
     EXPECT_EQ(req.container_id(), "c1");
+    ++container_status_calls;
     v1::ContainerStatusResponse r;
     (*r.mutable_info())["info"] =
         nlohmann::json{{"pid", 43}, {"cgroupPath", "/root/kubepods/poduid1/c1"}}.dump();
     return r;
   }
+
+  bool container_running = true;
+  int sandbox_status_calls = 0;
+  int container_status_calls = 0;
 };
 
 TEST(StatsSourceTest, ListsSandboxesAndContainersWithCgroups) {
@@ -80,6 +88,32 @@ TEST(StatsSourceTest, ListsSandboxesAndContainersWithCgroups) {
   ASSERT_EQ(t->pods[0].containers.size(), 1u);
   EXPECT_EQ(t->pods[0].containers[0].name, "nginx");
   EXPECT_EQ(t->pods[0].containers[0].cgroup_path, "/root/kubepods/poduid1/c1");
+}
+
+// With a cache, a scrape asks for each id's verbose status once; gone ids leave the cache.
+TEST(StatsSourceTest, CacheMakesRepeatedListingsStatusFree) {
+  FakeRuntime rt;
+  StatsInfoCache cache;
+  absl::StatusOr<StatsTargets> first = ListStatsTargets(&rt, &cache);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(rt.sandbox_status_calls, 1);
+  EXPECT_EQ(rt.container_status_calls, 1);
+  EXPECT_EQ(cache.size(), 2u);
+  absl::StatusOr<StatsTargets> second = ListStatsTargets(&rt, &cache);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(rt.sandbox_status_calls, 1);
+  EXPECT_EQ(rt.container_status_calls, 1);
+  ASSERT_EQ(second->cadvisor.size(), 2u);
+  EXPECT_EQ(second->cadvisor[0].cgroup_path, "/root/kubepods/poduid1");
+  EXPECT_EQ(second->cadvisor[0].network_pid, 42);
+  EXPECT_EQ(second->cadvisor[1].cgroup_path, "/root/kubepods/poduid1/c1");
+  EXPECT_EQ(second->cadvisor[1].image, "docker.io/library/nginx:1");
+  rt.container_running = false;
+  absl::StatusOr<StatsTargets> third = ListStatsTargets(&rt, &cache);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->cadvisor.size(), 1u);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_FALSE(cache.Find("c1").has_value());
 }
 
 TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {

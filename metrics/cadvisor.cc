@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -137,6 +138,27 @@ void AddContainer(const CadvisorSample& sample, double now_seconds,
   }
 }
 
+// cAdvisor's filesystem gauges of the container's writable layer, on its device.
+void AddFilesystem(const CadvisorSample& sample,
+                   const std::function<std::string(uint32_t, uint32_t)>& device_name,
+                   FamilyBuilder* b) {
+  if (!sample.rootfs) return;
+  const FsStats& fs = *sample.rootfs;
+  const Labels labels =
+      With(BaseLabels(sample.container), {{"device", device_name(fs.dev_major, fs.dev_minor)}});
+  constexpr MetricType kG = MetricType::kGauge;
+  b->Add("container_fs_usage_bytes",
+         "Number of bytes that are consumed by the container on this filesystem.", kG, labels,
+         static_cast<double>(fs.used_bytes));
+  b->Add("container_fs_limit_bytes",
+         "Number of bytes that can be consumed by the container on this filesystem.", kG, labels,
+         static_cast<double>(fs.capacity_bytes));
+  b->Add("container_fs_inodes_free", "Number of available Inodes", kG, labels,
+         static_cast<double>(fs.inodes_free));
+  // Not cAdvisor's container_fs_inodes_total: a gauge named *_total fails
+  // `promtool check metrics`.
+}
+
 void AddNetwork(const CadvisorSample& sample, FamilyBuilder* b) {
   const Labels base = BaseLabels(sample.container);
   constexpr MetricType kC = MetricType::kCounter;
@@ -221,6 +243,7 @@ std::vector<FamilySnapshot> BuildCadvisorFamilies(
         {}, static_cast<double>(machine.memory_bytes));
   for (const CadvisorSample& sample : samples) {
     AddContainer(sample, now_seconds, device_name, &b);
+    AddFilesystem(sample, device_name, &b);
     AddNetwork(sample, &b);
   }
   return b.Take();
@@ -232,8 +255,13 @@ void CollectCadvisorMetrics(const CgroupReader& reader,
                             std::vector<FamilySnapshot>* out) {
   std::vector<CadvisorSample> samples;
   samples.reserve(containers.size());
+  std::set<std::string> fs_paths;
   for (const CadvisorContainer& c : containers) {
-    CadvisorSample sample{c, std::nullopt, {}};
+    CadvisorSample sample{c, std::nullopt, {}, std::nullopt};
+    if (options.fs_usage != nullptr && !c.rootfs_dir.empty()) {
+      fs_paths.insert(c.rootfs_dir);
+      sample.rootfs = options.fs_usage->Get(c.rootfs_dir);
+    }
     absl::StatusOr<CgroupStats> stats = reader.Read(c.cgroup_path);
     if (stats.ok()) {
       sample.stats = std::move(*stats);
@@ -252,6 +280,7 @@ void CollectCadvisorMetrics(const CgroupReader& reader,
     }
     samples.push_back(std::move(sample));
   }
+  if (options.fs_usage != nullptr) options.fs_usage->Want("cadvisor", fs_paths);
   const double now = options.now ? options.now() : WallClockSeconds();
   // Device names rarely change: resolve each major:minor once per scrape.
   std::map<std::pair<uint32_t, uint32_t>, std::string> devices;

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "metrics/cgroup_stats.h"
+#include "metrics/fs_usage.h"
 #include "metrics/registry.h"
 
 namespace berth::metrics {
@@ -36,6 +37,7 @@ struct CadvisorContainer {
   int network_pid = 0;      // > 0: report container_network_* from /proc/<pid>/net/dev
   double start_time_seconds = 0;  // creation time, seconds since the Unix epoch
   std::string pod_sandbox_id;     // the CRI PodSandbox ID (not a label; joins CRI metrics)
+  std::string rootfs_dir;         // the writable layer, for container_fs_usage_bytes ("" none)
 };
 
 // Machine facts for machine_cpu_cores and machine_memory_bytes.
@@ -55,6 +57,7 @@ struct CadvisorSample {
   CadvisorContainer container;
   std::optional<CgroupStats> stats;
   std::vector<InterfaceStats> network;
+  std::optional<FsStats> rootfs;  // the writable layer's usage (container_fs_usage_bytes ...)
 };
 
 // Device label of major:minor: "/dev/<DEVNAME>" from <sys_root>/dev/block/M:m/uevent, as
@@ -73,6 +76,8 @@ struct CadvisorOptions {
   std::string proc_root = "/proc";
   std::string sys_root = "/sys";
   std::function<double()> now;  // seconds since the epoch; wall clock when empty
+  // Writable-layer usage (not owned); container_fs_usage_bytes etc. omitted when null.
+  FsUsageCache* fs_usage = nullptr;
 };
 
 // Reads stats for each entry `list()` returns and appends the families to `out`. Entries

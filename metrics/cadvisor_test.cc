@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "base/file.h"
@@ -83,6 +84,36 @@ TEST(CadvisorTest, NamesLabelsAndUnits) {
             std::string::npos);
   EXPECT_NE(text.find("container_last_seen{" + ctr_labels + "} 1763736100"), std::string::npos);
   EXPECT_NE(text.find("\nmachine_memory_bytes "), std::string::npos);
+}
+
+// The writable layer's usage (from FsUsageCache) as cAdvisor's filesystem gauges.
+TEST(CadvisorTest, WritableLayerUsageAsFsGauges) {
+  CadvisorSample sample{Entries("u1", "abc")[1], std::nullopt, {}, FsStats{}};
+  sample.rootfs->used_bytes = 20971520;
+  sample.rootfs->capacity_bytes = 1000000000;
+  sample.rootfs->inodes = 5000;
+  sample.rootfs->inodes_free = 4000;
+  sample.rootfs->dev_major = 254;
+  CadvisorSample unmeasured{Entries("u2", "def")[1], std::nullopt, {}, std::nullopt};
+  std::vector<FamilySnapshot> families = BuildCadvisorFamilies(
+      {sample, unmeasured}, MachineInfo{}, 1763736100,
+      [](uint32_t major, uint32_t minor) { return major == 254 ? "/dev/vda" : "?"; });
+  std::map<std::string, const FamilySnapshot*> by_name;
+  for (const FamilySnapshot& f : families) by_name[f.name] = &f;
+  const std::map<std::string, double> want = {{"container_fs_usage_bytes", 20971520},
+                                              {"container_fs_limit_bytes", 1000000000},
+                                              {"container_fs_inodes_free", 4000}};
+  EXPECT_FALSE(by_name.count("container_fs_inodes_total"));  // promtool: gauge named *_total
+  for (const auto& [name, value] : want) {
+    ASSERT_TRUE(by_name.count(name)) << name;
+    const FamilySnapshot& f = *by_name[name];
+    EXPECT_EQ(f.type, MetricType::kGauge) << name;
+    ASSERT_EQ(f.samples.size(), 1u) << name << ": the unmeasured container has none";
+    EXPECT_EQ(f.samples[0].value, value) << name;
+    bool device = false;
+    for (const auto& [k, v] : f.samples[0].labels) device |= k == "device" && v == "/dev/vda";
+    EXPECT_TRUE(device) << name;
+  }
 }
 
 TEST(CadvisorTest, GoneCgroupStillListedWithoutUsage) {

@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -75,6 +78,37 @@ Json NetworkJson(const std::vector<InterfaceStats>& interfaces, const std::strin
   return j;
 }
 
+Json FsJson(const std::optional<FsStats>& fs) {
+  if (!fs) return nullptr;
+  return {{"time", FormatTime(fs->time_seconds)},
+          {"availableBytes", fs->available_bytes},
+          {"capacityBytes", fs->capacity_bytes},
+          {"usedBytes", fs->used_bytes},
+          {"inodesFree", fs->inodes_free},
+          {"inodes", fs->inodes},
+          {"inodesUsed", fs->inodes_used}};
+}
+
+// The pod's ephemeral storage, as the kubelet sums it: containers' writable layers and logs
+// plus its disk-backed volumes; capacity/available of the first measured filesystem.
+Json EphemeralJson(const PodSummaryInput& in) {
+  std::optional<FsStats> total;
+  auto add = [&](const std::optional<FsStats>& fs) {
+    if (!fs) return;
+    if (!total) {
+      total = *fs;
+      return;
+    }
+    total->used_bytes += fs->used_bytes;
+    total->inodes_used += fs->inodes_used;
+    total->time_seconds = std::max(total->time_seconds, fs->time_seconds);
+  };
+  for (const auto& fs : in.rootfs) add(fs);
+  for (const auto& fs : in.logs) add(fs);
+  for (const auto& fs : in.volumes) add(fs);
+  return FsJson(total);
+}
+
 void SetIfPresent(Json* obj, const char* key, Json value) {
   if (!value.is_null()) (*obj)[key] = std::move(value);
 }
@@ -132,6 +166,8 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
         SetIfPresent(&cj, "cpu", CpuJson(in.containers[i], now));
         SetIfPresent(&cj, "memory", MemoryJson(in.containers[i], 0, now));
       }
+      if (i < in.rootfs.size()) SetIfPresent(&cj, "rootfs", FsJson(in.rootfs[i]));
+      if (i < in.logs.size()) SetIfPresent(&cj, "logs", FsJson(in.logs[i]));
       containers.push_back(std::move(cj));
     }
     p["containers"] = std::move(containers);
@@ -141,6 +177,15 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
     if (in.stats.stats && in.stats.stats->has_pids) {
       p["process_stats"] = {{"process_count", in.stats.stats->pids_current}};
     }
+    Json volumes = Json::array();
+    for (size_t i = 0; i < in.pod.volumes.size() && i < in.volumes.size(); ++i) {
+      Json v = FsJson(in.volumes[i]);
+      if (v.is_null()) continue;
+      v["name"] = in.pod.volumes[i].name;
+      volumes.push_back(std::move(v));
+    }
+    if (!volumes.empty()) p["volume"] = std::move(volumes);
+    SetIfPresent(&p, "ephemeral-storage", EphemeralJson(in));
     pod_list.push_back(std::move(p));
   }
   Json summary = {{"node", std::move(n)}, {"pods", std::move(pod_list)}};
@@ -191,9 +236,31 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
 
   std::vector<PodSummaryInput> inputs;
   inputs.reserve(pods.size());
+  std::set<std::string> fs_paths;
+  FsUsageCache* fs = options_.fs_usage;
+  auto fs_of = [&](const std::string& path) -> std::optional<FsStats> {
+    if (fs == nullptr || path.empty()) return std::nullopt;
+    fs_paths.insert(path);
+    return fs->Get(path);
+  };
   for (const SummaryPod& pod : pods) {
     PodSummaryInput in;
     in.pod = pod;
+    if (fs != nullptr && !options_.pods_dir.empty() && in.pod.volumes.empty() && !pod.uid.empty()) {
+      std::string dir = JoinPath(JoinPath(JoinPath(options_.pods_dir, pod.uid), "volumes"),
+                                 "kubernetes.io~empty-dir");
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        if (e.is_directory(ec)) in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path()});
+      }
+      std::sort(in.pod.volumes.begin(), in.pod.volumes.end(),
+                [](const SummaryVolume& a, const SummaryVolume& b) { return a.name < b.name; });
+    }
+    for (const SummaryContainer& c : pod.containers) {
+      in.rootfs.push_back(fs_of(c.rootfs_dir));
+      in.logs.push_back(fs_of(c.log_path));
+    }
+    for (const SummaryVolume& v : in.pod.volumes) in.volumes.push_back(fs_of(v.path));
     in.stats = Point(pod.cgroup_path, now, &next);
     for (const SummaryContainer& c : pod.containers) in.containers.push_back(Point(c.cgroup_path, now, &next));
     if (pod.network_pid > 0) {
@@ -209,6 +276,7 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
     inputs.push_back(std::move(in));
   }
   previous_ = std::move(next);
+  if (fs != nullptr) fs->Want("summary", fs_paths);
   return BuildSummaryJson(node, inputs, now);
 }
 

@@ -4,8 +4,9 @@
 //
 // usageNanoCores is a rate: SummaryProvider keeps the previous CPU sample per cgroup and
 // reports (delta usage ns) / (delta seconds); it is omitted on the first sample of a cgroup,
-// as the kubelet does. Not yet reported: fs, rootfs, logs, volume, ephemeral-storage, swap,
-// io/psi, systemContainers, rlimit, runtime.
+// as the kubelet does. Container rootfs (writable layer) and logs, pod emptyDir volumes and
+// ephemeral-storage come from an FsUsageCache (measured in the background, not per scrape).
+// Not yet reported: node fs, swap, io/psi, systemContainers, runtime.
 //
 // Example (the /stats/summary handler):
 //   absl::StatusOr<std::string> json = provider.Summary(pods);
@@ -22,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "metrics/cgroup_stats.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::metrics {
 
@@ -30,6 +32,14 @@ struct SummaryContainer {
   std::string name;               // Kubernetes container name
   double start_time_seconds = 0;  // seconds since the Unix epoch
   std::string cgroup_path;        // relative to the hierarchy roots
+  std::string rootfs_dir;         // the writable layer (overlay upper dir); "" if unknown
+  std::string log_path;           // the container's log file; "" if none
+};
+
+// A pod volume whose usage is reported (emptyDir on disk).
+struct SummaryVolume {
+  std::string name;
+  std::string path;
 };
 
 // A pod sandbox and its containers, filled by the caller from the CRI.
@@ -41,6 +51,7 @@ struct SummaryPod {
   std::string cgroup_path;  // the pod cgroup ("/kubepods/burstable/pod<uid>")
   int network_pid = 0;      // > 0: the sandbox's infra process, for network stats
   std::vector<SummaryContainer> containers;
+  std::vector<SummaryVolume> volumes;  // filled by SummaryProvider from SummaryOptions::pods_dir
 };
 
 // Stats of one cgroup at one instant, with the CPU rate when a previous sample existed.
@@ -64,6 +75,11 @@ struct PodSummaryInput {
   StatsPoint stats;
   std::vector<StatsPoint> containers;
   std::vector<InterfaceStats> network;
+  // Filesystem usage per container (same order as pod.containers; nullopt: not measured yet)
+  // and per volume of pod.volumes.
+  std::vector<std::optional<FsStats>> rootfs;
+  std::vector<std::optional<FsStats>> logs;
+  std::vector<std::optional<FsStats>> volumes;
 };
 
 // usageNanoCores from two cumulative CPU samples: (cur-prev) ns over (now-prev_time)
@@ -84,6 +100,11 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
 // Options of SummaryProvider; defaults are the real host.
 struct SummaryOptions {
   std::string proc_root = "/proc";
+  // Filesystem usage of rootfs, logs and volumes (not owned; none reported when null).
+  FsUsageCache* fs_usage = nullptr;
+  // The kubelet's pods directory: emptyDir volumes are
+  // <pods_dir>/<uid>/volumes/kubernetes.io~empty-dir/<name>; "" reports none.
+  std::string pods_dir;
   std::function<double()> now;  // seconds since the epoch; wall clock when empty
 };
 

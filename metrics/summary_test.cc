@@ -128,5 +128,45 @@ TEST(SummaryTest, BuildSummaryJsonComputedFields) {
   EXPECT_FALSE(j["node"].contains("network"));
 }
 
+// Filesystem usage: container rootfs/logs, pod volume[] and ephemeral-storage (their sum),
+// with the FsStats field names of the v1alpha1 types.
+TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
+  NodeSummaryInput node{"n", 0, StatsPoint{}, 0, {}};
+  PodSummaryInput in;
+  in.pod = Pod();
+  in.pod.volumes = {{"data", "/x/data"}, {"cache", "/x/cache"}};
+  auto fs = [](uint64_t used, uint64_t inodes) {
+    FsStats f;
+    f.time_seconds = 1763736100;
+    f.used_bytes = used;
+    f.inodes_used = inodes;
+    f.capacity_bytes = 1000000;
+    f.available_bytes = 400000;
+    f.inodes = 5000;
+    f.inodes_free = 4000;
+    return f;
+  };
+  in.rootfs = {fs(300, 3), std::nullopt};
+  in.logs = {fs(20, 1), std::nullopt};
+  in.volumes = {fs(5000, 2), std::nullopt};
+  Json j = Json::parse(BuildSummaryJson(node, {in}, 1763736200), nullptr, false);
+  const Json& p = j["pods"][0];
+  const Json& c = p["containers"][0];
+  const std::set<std::string> kFsFields = {"time",  "availableBytes", "capacityBytes", "usedBytes",
+                                           "inodesFree", "inodes",    "inodesUsed"};
+  ExpectFieldsIn(c["rootfs"], kFsFields, "rootfs");
+  EXPECT_EQ(c["rootfs"]["usedBytes"], 300u);
+  EXPECT_EQ(c["rootfs"]["capacityBytes"], 1000000u);
+  EXPECT_EQ(c["rootfs"]["time"], "2025-11-21T14:41:40Z");
+  EXPECT_EQ(c["logs"]["usedBytes"], 20u);
+  EXPECT_FALSE(p["containers"][1].contains("rootfs"));  // not measured yet
+  ASSERT_EQ(p["volume"].size(), 1u);
+  EXPECT_EQ(p["volume"][0]["name"], "data");
+  EXPECT_EQ(p["volume"][0]["usedBytes"], 5000u);
+  EXPECT_EQ(p["ephemeral-storage"]["usedBytes"], 5320u);
+  EXPECT_EQ(p["ephemeral-storage"]["inodesUsed"], 6u);
+  EXPECT_EQ(p["ephemeral-storage"]["availableBytes"], 400000u);
+}
+
 }  // namespace
 }  // namespace berth::metrics

@@ -16,19 +16,26 @@
 
 #define BERTH_COMM_LEN 16
 
-// Per-cgroup counters, value of the `cgroup_stats` map keyed by the cgroup v2 id
-// (bpf_get_current_cgroup_id()). All fields are monotonic counters updated atomically.
+// Upper bound on the number of tracked cgroup subtrees (Collectors::Track()).
+#define BERTH_MAX_TRACKED 8
+
+// A tracked cgroup subtree: the kernfs id of its top cgroup and that cgroup's level (0: the
+// hierarchy root).
+struct berth_tracked_root {
+  __u64 id;
+  __u32 level;
+  __u32 pad;
+};
+
+// Per-cgroup counters, value of the per-CPU `cgroup_stats` map keyed by the cgroup v2 id
+// (the kernfs id of the task's default-hierarchy cgroup). Monotonic counters; each field is
+// written by one program only, on the CPU's own copy (userspace sums the copies).
 struct berth_cgroup_stats {
   __u64 cpu_ns;                            // on-CPU time of the cgroup's tasks
   __u64 runq_count;                        // wakeup/preemption -> switch-in samples
   __u64 runq_sum_ns;                       // sum of run-queue latency
   __u64 runq_buckets[BERTH_HIST_BUCKETS];  // log2 us histogram of run-queue latency
   __u64 exec_count;                        // successful execve()s (sched_process_exec)
-  __u64 io_read_bytes;                     // block I/O completed for reads issued here
-  __u64 io_write_bytes;                    // ... and for writes (and other non-read ops)
-  __u64 io_count;                          // completed block requests
-  __u64 io_sum_ns;                         // sum of issue -> complete latency
-  __u64 io_buckets[BERTH_HIST_BUCKETS];    // log2 us histogram of block I/O latency
   __u64 tcp_retransmits;                   // tcp:tcp_retransmit_skb on the cgroup's sockets
   __u64 tcp_resets_sent;                   // tcp:tcp_send_reset
   __u64 tcp_resets_received;               // tcp:tcp_receive_reset
@@ -36,6 +43,18 @@ struct berth_cgroup_stats {
   __u64 net_rx_packets;
   __u64 net_tx_bytes;                      // cgroup_skb/egress, where attached
   __u64 net_tx_packets;
+};
+
+// Per-cgroup block I/O, value of the per-CPU `io_stats` map keyed by the kernfs id of the
+// cgroup that owns the request's bios for the block cgroup controller
+// (rq->bio->bi_blkg->blkcg): a cgroup of the io/blkio hierarchy, which is the v2 hierarchy on
+// a v2 host and the v1 blkio hierarchy on a v1/hybrid host.
+struct berth_io_stats {
+  __u64 read_bytes;                      // bytes completed for reads
+  __u64 write_bytes;                     // ... and for writes (and other non-read ops)
+  __u64 count;                           // completed requests with a latency sample
+  __u64 sum_ns;                          // sum of issue -> complete latency
+  __u64 buckets[BERTH_HIST_BUCKETS];     // log2 us histogram of block I/O latency
 };
 
 // One OOM kill, sent through the `oom_events` ring buffer by oom.bpf.c.

@@ -1,28 +1,53 @@
 // Per-cgroup counters: on-CPU time and run-queue latency (sched_switch, sched_wakeup,
 // sched_wakeup_new), exec count (sched_process_exec), block I/O bytes and latency
-// (block_io_start/block_rq_issue -> block_rq_complete), TCP retransmits and resets.
-// Everything is aggregated in the kernel into `cgroup_stats`, keyed by cgroup v2 id; entries
-// go when the cgroup is removed (cgroup_rmdir on the default hierarchy). No per-event
-// userspace work. Requires a kernel >= 5.18 (sched_switch carries prev_state).
+// (block_rq_issue -> block_rq_complete), TCP retransmits and resets, cgroup_skb bytes.
+// Everything is aggregated in the kernel into per-CPU maps keyed by cgroup id; entries go
+// when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
+//
+// Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
+// cgroups), given by their ids and levels in each hierarchy by the loader. The
+// check is a few dependent loads on the task's cgroup (cgroup->ancestors[level]), no map
+// lookup, so the hot paths (every wakeup and context switch of the machine) return before
+// reading the clock or touching a map for the host's own tasks. Requires a kernel >= 5.18
+// (sched_switch carries prev_state).
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-// Tunables, set by the loader before load.
-const volatile bool count_root_cgroup = false;  // also account tasks of the root cgroup (id 1)
+// Set by the loader before load: count every cgroup but the root (count_root_cgroup: the
+// root too) instead of the tracked subtrees.
+const volatile bool track_all = false;
+const volatile bool count_root_cgroup = false;
+// The hierarchy id of the block cgroup controller (io on v2: 0; blkio on v1).
+const volatile __u32 io_hierarchy_id = 0;
+
+// The tracked subtrees, written by the loader at any time through the mmapped .bss: entry i
+// (its top cgroup in the default hierarchy, and the same path in the block controller's
+// hierarchy) first, then tracked_count = i + 1. Entries are never removed.
+struct berth_tracked_root tracked_roots[BERTH_MAX_TRACKED];
+struct berth_tracked_root io_tracked_roots[BERTH_MAX_TRACKED];
+__u32 tracked_count;
 
 #define ROOT_CGROUP_ID 1
 #define TASK_RUNNING 0
 
 struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
   __uint(max_entries, BERTH_MAX_CGROUPS);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, __u64);
   __type(value, struct berth_cgroup_stats);
 } cgroup_stats SEC(".maps");
 
-// When the task now on this CPU was switched in.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, BERTH_MAX_CGROUPS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u64);
+  __type(value, struct berth_io_stats);
+} io_stats SEC(".maps");
+
+// When the task now on this CPU was switched in (pid 0: no tracked task is on the CPU).
 struct oncpu_start {
   __u64 ts;
   __u32 pid;
@@ -43,171 +68,232 @@ struct {
   __type(value, __u64);
 } runnable_since SEC(".maps");
 
-// In-flight block request -> cgroup of the submitting task and issue time.
-struct io_start {
-  __u64 cgroup_id;
-  __u64 issue_ns;
-};
-// Per-CPU LRU lists: a CPU evicts only when its own share of the map is full of entries.
-// (With the common LRU, free nodes migrate to per-CPU free lists, the global free list runs
-// dry under machine-wide I/O churn, and refills evict in-flight entries of a mostly empty
-// map: their bytes were lost.) Requests merged into another never complete and are evicted.
+// In-flight block request of a tracked cgroup -> when it was issued to the device, for the
+// latency histogram only (bytes never depend on this map). Per-CPU LRU lists: a CPU evicts
+// only when its own share is full. Requests requeued are re-issued (the time is updated).
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
   __uint(map_flags, BPF_F_NO_COMMON_LRU);
   __uint(max_entries, BERTH_MAX_INFLIGHT);
   __type(key, __u64);
-  __type(value, struct io_start);
+  __type(value, __u64);
 } io_inflight SEC(".maps");
 
-// Never written: the source of zeroes for new cgroup_stats entries (too big for the stack).
+// Never written: the source of zeroes for new map entries (too big for the stack).
 struct berth_cgroup_stats zero_stats = {};
+struct berth_io_stats zero_io_stats = {};
 
-static __always_inline struct berth_cgroup_stats *stats_for(__u64 cgroup_id) {
-  if (cgroup_id == 0 || (!count_root_cgroup && cgroup_id == ROOT_CGROUP_ID)) return NULL;
-  struct berth_cgroup_stats *s = bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
+// Up to how many levels below a tracked cgroup its descendants are recognized (pods are at
+// most 4: kubepods/<qos>/pod<uid>/<container>).
+#define MAX_DEPTH_BELOW_ROOT 12
+
+// Casts a kernel pointer to an untrusted, read-only BTF pointer of another type (a no-op
+// instruction after verification).
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+// The ancestor of `cg` at `level` (the caller checks level <= cg->level), walking up
+// cgroup->self.parent: the kernel's cgroup->ancestors[] is a trailing array past the struct's
+// BTF size, which the verifier does not let programs index.
+static __always_inline struct cgroup *ancestor_at(struct cgroup *cg, int level, int root_level) {
+  struct cgroup *a = cg;
+  for (int i = 0; i < MAX_DEPTH_BELOW_ROOT; i++) {
+    if (level <= root_level) return a;
+    a = bpf_rdonly_cast(a->self.parent, bpf_core_type_id_kernel(struct cgroup));
+    level--;
+  }
+  return level <= root_level ? a : NULL;
+}
+
+// Whether `cg` is the top of a tracked subtree of `roots` or below one. Direct,
+// CO-RE-relocated loads of BTF pointers (faults read as 0), no helper call.
+static __always_inline bool under(struct cgroup *cg, struct berth_tracked_root *roots) {
+  if (!cg) return false;
+  if (track_all) {
+    __u64 id = cg->kn->id;
+    return id != 0 && (count_root_cgroup || id != ROOT_CGROUP_ID);
+  }
+  __u32 n = *(volatile __u32 *)&tracked_count;
+  if (n == 0) return false;
+  int level = cg->level;
+  for (int i = 0; i < BERTH_MAX_TRACKED; i++) {
+    if (i >= n) break;
+    int root_level = (int)roots[i].level;
+    if (level < root_level) continue;
+    struct cgroup *ancestor = ancestor_at(cg, level, root_level);
+    if (ancestor && ancestor->kn->id == roots[i].id) return true;
+  }
+  return false;
+}
+
+static __always_inline struct cgroup *task_cgroup(struct task_struct *p) {
+  return p->cgroups->dfl_cgrp;
+}
+
+static __always_inline bool tracked(struct cgroup *cg) {
+  return under(cg, tracked_roots);
+}
+
+// This CPU's counters of cgroup `id`, created on first use. NULL when the map is full (the
+// cgroup then goes uncounted).
+static __always_inline struct berth_cgroup_stats *stats_for(__u64 id) {
+  struct berth_cgroup_stats *s = bpf_map_lookup_elem(&cgroup_stats, &id);
   if (s) return s;
-  // Fails with E2BIG when the map is full: the cgroup then goes uncounted.
-  bpf_map_update_elem(&cgroup_stats, &cgroup_id, &zero_stats, BPF_NOEXIST);
-  return bpf_map_lookup_elem(&cgroup_stats, &cgroup_id);
-}
-
-// Hot paths (every wakeup and context switch of the machine) read task fields with direct,
-// CO-RE-relocated loads (tp_btf arguments are BTF pointers) rather than bpf_probe_read calls,
-// and skip tasks of the root cgroup (never reported unless count_root_cgroup) before touching
-// any map.
-static __always_inline bool skip_cgroup(__u64 cgroup_id) {
-  return cgroup_id == 0 || (!count_root_cgroup && cgroup_id == ROOT_CGROUP_ID);
-}
-
-static __always_inline __u64 task_cgroup_id(struct task_struct *p) {
-  return p->cgroups->dfl_cgrp->kn->id;
+  bpf_map_update_elem(&cgroup_stats, &id, &zero_stats, BPF_NOEXIST);
+  return bpf_map_lookup_elem(&cgroup_stats, &id);
 }
 
 static __always_inline void mark_runnable(struct task_struct *p, __u64 now) {
-  if (p->pid == 0 || skip_cgroup(task_cgroup_id(p))) return;
   __u64 *since = bpf_task_storage_get(&runnable_since, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
   if (since) *since = now;
 }
 
+static __always_inline void on_wakeup(struct task_struct *p) {
+  if (p->pid == 0 || !tracked(task_cgroup(p))) return;
+  mark_runnable(p, bpf_ktime_get_ns());
+}
+
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(berth_sched_wakeup, struct task_struct *p) {
-  mark_runnable(p, bpf_ktime_get_ns());
+  on_wakeup(p);
   return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(berth_sched_wakeup_new, struct task_struct *p) {
-  mark_runnable(p, bpf_ktime_get_ns());
+  on_wakeup(p);
   return 0;
 }
 
+// Runs with interrupts off, before the switch (current == prev). Per-CPU counters: plain adds.
 SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
-  __u64 now = bpf_ktime_get_ns();
   __u32 prev_pid = prev->pid;
   __u32 next_pid = next->pid;
+  struct cgroup *prev_cg = task_cgroup(prev);
+  struct cgroup *next_cg = task_cgroup(next);
+  bool prev_tracked = prev_pid != 0 && tracked(prev_cg);
+  // Ping-pong between tasks of one cgroup is the common case: one check for both.
+  bool next_tracked =
+      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0 ? prev_tracked : tracked(next_cg));
+  if (!prev_tracked && !next_tracked) return 0;
+
+  __u64 now = bpf_ktime_get_ns();
   __u32 zero = 0;
-
-  // On-CPU time of prev; the tracepoint runs before the switch, so current == prev.
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
-  if (start) {
-    if (start->ts && prev_pid != 0 && start->pid == prev_pid) {
-      __u64 prev_cgroup = bpf_get_current_cgroup_id();
-      if (!skip_cgroup(prev_cgroup)) {
-        struct berth_cgroup_stats *s = stats_for(prev_cgroup);
-        if (s) __sync_fetch_and_add(&s->cpu_ns, now - start->ts);
-      }
+  if (!start) return 0;
+  struct berth_cgroup_stats *prev_stats = NULL;
+  __u64 prev_id = 0;
+  if (prev_tracked) {
+    // On-CPU time of prev, when its switch-in was seen.
+    if (start->pid == prev_pid && start->ts != 0) {
+      prev_id = prev_cg->kn->id;
+      prev_stats = stats_for(prev_id);
+      if (prev_stats) prev_stats->cpu_ns += now - start->ts;
     }
-    start->ts = now;
-    start->pid = next_pid;
+    // A preempted task stays runnable: its run-queue wait starts now.
+    if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
   }
+  if (!next_tracked) {
+    start->pid = 0;
+    start->ts = 0;
+    return 0;
+  }
+  start->pid = next_pid;
+  start->ts = now;
 
-  // A preempted task stays runnable: its run-queue wait starts now.
-  if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
-
-  if (next_pid == 0) return 0;
-  __u64 next_cgroup = task_cgroup_id(next);
-  if (skip_cgroup(next_cgroup)) return 0;
   __u64 *since = bpf_task_storage_get(&runnable_since, next, 0, 0);
   if (!since || *since == 0) return 0;
   __u64 delta = now > *since ? now - *since : 0;
   *since = 0;
-  struct berth_cgroup_stats *s = stats_for(next_cgroup);
+  __u64 next_id = next_cg->kn->id;
+  struct berth_cgroup_stats *s =
+      prev_stats != NULL && prev_id == next_id ? prev_stats : stats_for(next_id);
   if (!s) return 0;
-  __sync_fetch_and_add(&s->runq_count, 1);
-  __sync_fetch_and_add(&s->runq_sum_ns, delta);
+  s->runq_count++;
+  s->runq_sum_ns += delta;
   __u32 b = berth_log2_bucket(delta);
-  if (b < BERTH_HIST_BUCKETS) __sync_fetch_and_add(&s->runq_buckets[b], 1);
+  if (b < BERTH_HIST_BUCKETS) s->runq_buckets[b]++;
   return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(berth_sched_process_exec, struct task_struct *p, pid_t old_pid,
              struct linux_binprm *bprm) {
-  struct berth_cgroup_stats *s = stats_for(bpf_get_current_cgroup_id());
-  if (s) __sync_fetch_and_add(&s->exec_count, 1);
+  struct cgroup *cg = task_cgroup(p);
+  if (!tracked(cg)) return 0;
+  struct berth_cgroup_stats *s = stats_for(cg->kn->id);
+  if (s) s->exec_count++;
   return 0;
 }
 
-// The request is attributed to the task that submits it: block_io_start runs in the
-// submitter's context; block_rq_issue may run in kblockd, so it only fills in what is missing.
-SEC("tp_btf/block_io_start")
-int BPF_PROG(berth_block_io_start, struct request *rq) {
-  __u64 key = (__u64)rq;
-  struct io_start v = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = 0};
-  if (skip_cgroup(v.cgroup_id)) return 0;
-  bpf_map_update_elem(&io_inflight, &key, &v, BPF_ANY);
-  return 0;
+// Block I/O is attributed as the block cgroup controller does (blkio.throttle.io_service_bytes,
+// io.stat): to the blkcg of the request's bios, which blk-mq never merges across
+// (blk_cgroup_mergeable). That is the submitter's cgroup for direct I/O and the dirtying
+// cgroup for writeback where the kernel knows it (v2), whatever task issues the request.
+static __always_inline struct cgroup *request_io_cgroup(struct request *rq) {
+  struct bio *bio = rq->bio;
+  if (!bio) return NULL;
+  struct blkcg_gq *blkg = bio->bi_blkg;
+  if (!blkg) return NULL;
+  struct blkcg *blkcg = blkg->blkcg;
+  if (!blkcg) return NULL;
+  return blkcg->css.cgroup;
+}
+
+static __always_inline bool io_tracked(struct cgroup *cg) {
+  return under(cg, io_tracked_roots);
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(berth_block_rq_issue, struct request *rq) {
+  if (!io_tracked(request_io_cgroup(rq))) return 0;
   __u64 key = (__u64)rq;
   __u64 now = bpf_ktime_get_ns();
-  struct io_start *v = bpf_map_lookup_elem(&io_inflight, &key);
-  if (v) {
-    v->issue_ns = now;
-    return 0;
-  }
-  struct io_start n = {.cgroup_id = bpf_get_current_cgroup_id(), .issue_ns = now};
-  if (skip_cgroup(n.cgroup_id)) return 0;
-  bpf_map_update_elem(&io_inflight, &key, &n, BPF_ANY);
+  bpf_map_update_elem(&io_inflight, &key, &now, BPF_ANY);
   return 0;
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(berth_block_rq_complete, struct request *rq, blk_status_t error,
              unsigned int nr_bytes) {
-  __u64 key = (__u64)rq;
-  struct io_start *v = bpf_map_lookup_elem(&io_inflight, &key);
-  if (!v) return 0;
-  __u64 cgroup_id = v->cgroup_id;
-  __u64 issue_ns = v->issue_ns;
-  // blk_update_request may complete a request in parts (the tracepoint fires before
-  // __data_len shrinks): the entry stays until the last part, whose latency is recorded.
-  bool last = nr_bytes >= BPF_CORE_READ(rq, __data_len);
-  if (last) bpf_map_delete_elem(&io_inflight, &key);
-  struct berth_cgroup_stats *s = stats_for(cgroup_id);
-  if (!s) return 0;
-  __u32 op = BPF_CORE_READ(rq, cmd_flags) & 0xff;  // REQ_OP_MASK; REQ_OP_READ == 0
+  struct cgroup *cg = request_io_cgroup(rq);
+  if (!io_tracked(cg)) return 0;
+  __u64 id = cg->kn->id;
+  struct berth_io_stats *s = bpf_map_lookup_elem(&io_stats, &id);
+  if (!s) {
+    bpf_map_update_elem(&io_stats, &id, &zero_io_stats, BPF_NOEXIST);
+    s = bpf_map_lookup_elem(&io_stats, &id);
+    if (!s) return 0;
+  }
+  __u32 op = rq->cmd_flags & 0xff;  // REQ_OP_MASK; REQ_OP_READ == 0
   if (op == 0)
-    __sync_fetch_and_add(&s->io_read_bytes, nr_bytes);
+    s->read_bytes += nr_bytes;
   else
-    __sync_fetch_and_add(&s->io_write_bytes, nr_bytes);
-  if (issue_ns == 0 || !last) return 0;
-  __u64 delta = bpf_ktime_get_ns() - issue_ns;
-  __sync_fetch_and_add(&s->io_count, 1);
-  __sync_fetch_and_add(&s->io_sum_ns, delta);
+    s->write_bytes += nr_bytes;
+  // blk_update_request may complete a request in parts (the tracepoint fires before
+  // __data_len shrinks): the latency is recorded with the last part.
+  if (nr_bytes < rq->__data_len) return 0;
+  __u64 key = (__u64)rq;
+  __u64 *issued = bpf_map_lookup_elem(&io_inflight, &key);
+  if (!issued) return 0;
+  __u64 issue_ns = *issued;
+  bpf_map_delete_elem(&io_inflight, &key);
+  __u64 now = bpf_ktime_get_ns();
+  __u64 delta = now > issue_ns ? now - issue_ns : 0;
+  s->count++;
+  s->sum_ns += delta;
   __u32 b = berth_log2_bucket(delta);
-  if (b < BERTH_HIST_BUCKETS) __sync_fetch_and_add(&s->io_buckets[b], 1);
+  if (b < BERTH_HIST_BUCKETS) s->buckets[b]++;
   return 0;
 }
 
-// TCP events often run in softirq context: the cgroup is the socket's, not current's.
+// TCP events often run in softirq context: the cgroup is the socket's, not current's. Rare
+// events, possibly nested (process and softirq context): atomic adds.
 static __always_inline struct berth_cgroup_stats *stats_for_sock(const struct sock *sk) {
-  return stats_for(BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id));
+  struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+  if (!tracked(cg)) return NULL;
+  return stats_for(cg->kn->id);
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
@@ -234,10 +320,12 @@ int BPF_PROG(berth_tcp_receive_reset, struct sock *sk) {
 
 // Per-pod network bytes: attached by the loader to chosen cgroups (berth: the parent of all
 // pod cgroups), counted per socket cgroup (bpf_skb_cgroup_id: the container's). Always lets
-// the packet through.
+// the packet through. Egress may nest (process context and softirq): atomic adds.
 SEC("cgroup_skb/ingress")
 int berth_cgroup_skb_ingress(struct __sk_buff *skb) {
-  struct berth_cgroup_stats *s = stats_for(bpf_skb_cgroup_id(skb));
+  __u64 id = bpf_skb_cgroup_id(skb);
+  if (id == 0) return 1;
+  struct berth_cgroup_stats *s = stats_for(id);
   if (s) {
     __sync_fetch_and_add(&s->net_rx_bytes, skb->len);
     __sync_fetch_and_add(&s->net_rx_packets, 1);
@@ -247,7 +335,9 @@ int berth_cgroup_skb_ingress(struct __sk_buff *skb) {
 
 SEC("cgroup_skb/egress")
 int berth_cgroup_skb_egress(struct __sk_buff *skb) {
-  struct berth_cgroup_stats *s = stats_for(bpf_skb_cgroup_id(skb));
+  __u64 id = bpf_skb_cgroup_id(skb);
+  if (id == 0) return 1;
+  struct berth_cgroup_stats *s = stats_for(id);
   if (s) {
     __sync_fetch_and_add(&s->net_tx_bytes, skb->len);
     __sync_fetch_and_add(&s->net_tx_packets, 1);
@@ -255,12 +345,13 @@ int berth_cgroup_skb_egress(struct __sk_buff *skb) {
   return 1;
 }
 
-// Drops a removed cgroup's counters. hierarchy_id 0 is the default (v2) hierarchy; v1
-// hierarchies have their own id spaces and must not delete v2 entries.
+// Drops a removed cgroup's counters: cgroup_stats holds default-hierarchy (v2) ids, io_stats
+// ids of the block controller's hierarchy; hierarchies have their own id spaces.
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(berth_cgroup_rmdir, struct cgroup *cgrp, const char *path) {
-  if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0) return 0;
+  int hierarchy = BPF_CORE_READ(cgrp, root, hierarchy_id);
   __u64 id = BPF_CORE_READ(cgrp, kn, id);
-  bpf_map_delete_elem(&cgroup_stats, &id);
+  if (hierarchy == 0) bpf_map_delete_elem(&cgroup_stats, &id);
+  if (hierarchy == (int)io_hierarchy_id) bpf_map_delete_elem(&io_stats, &id);
   return 0;
 }

@@ -4,19 +4,28 @@
 #
 # berth runs --runtime-only (private dirs, socket and metrics port; no cluster needed), once
 # with --ebpf=false and once with the collectors loaded, alternating for R rounds. In each
-# round the same workload runs in a pod-like cgroup under berth's cgroup root:
-# `perf bench sched pipe -l L` (two tasks ping-ponging over pipes: two context switches and
-# two wakeups per op, every one of them through the sched_switch/sched_wakeup programs).
+# round the same workload, `perf bench sched pipe -l L` (two tasks ping-ponging over pipes:
+# two context switches and two wakeups per op, every one of them through the
+# sched_switch/sched_wakeup programs), runs
+#  - in a pod-like cgroup under berth's cgroup root, which berth tracks (counted: the cost per
+#    event of a pod's tasks), and, with the collectors loaded, also
+#  - in a cgroup outside it (a host process: the programs return before any map access).
 # Measured:
-#  - bpf: the kernel's own accounting of time spent in this berth's BPF programs
+#  - bpf (tracked) and bpf_untracked: the kernel's own accounting of time spent in this
+#    berth's BPF programs
 #    (kernel.bpf_stats_enabled=1 for the run, restored after; `bpftool prog show` run_time_ns
 #    and run_cnt of the berth_* programs it loaded), over the wall time of the loaded rounds:
 #    machine-wide cost, including every other process's context switches (bpf_stats adds
 #    its own timing cost, ~20-40 ns per run, to run_time_ns);
-#  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without;
+#  - workload: usecs/op and CPU seconds (user+sys) of the workload with vs without; the
+#    with-eBPF runs are repeated with kernel.bpf_stats_enabled=0 (workload_usecs_per_op_no_bpf_stats):
+#    the slowdown without the accounting's own cost, which dominates the cheap untracked path;
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
 #  - background: the same BPF accounting over 10 s without the workload (the machine's own
-#    activity), for scale.
+#    activity), for scale;
+#  - calibration: the same accounting of an empty sched_switch program over the same workload
+#    (build/ebpf/bpf_calibrate): the accounting's own cost per run, subtracted per event in
+#    the *_net figures (the dispatch of a program is in neither).
 # Usage: tests/bench/ebpf_overhead.sh [ops-per-round (default 200000)] [rounds (default 3)]
 # Env: BERTH_BIN (default build/kubelet/berth), BERTH_CGROUP_ROOT (default /berth-bench).
 set -euo pipefail
@@ -24,10 +33,12 @@ repo_dir=$(cd "$(dirname "$0")/../.." && pwd)
 ops=${1:-200000}
 rounds=${2:-3}
 berth_bin=${BERTH_BIN:-$repo_dir/build/kubelet/berth}
+calibrate_bin=${BERTH_BPF_CALIBRATE:-$(dirname "$berth_bin")/../ebpf/bpf_calibrate}
 cg_root=${BERTH_CGROUP_ROOT:-/berth-bench}-ebpf
 die() { echo "ebpf_overhead: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -x "$berth_bin" ] || die "berth binary $berth_bin not built"
+[ -x "$calibrate_bin" ] || die "$calibrate_bin not built (target bpf_calibrate)"
 for t in perf bpftool jq; do command -v $t >/dev/null || die "$t missing"; done
 
 work=$(mktemp -d /tmp/berth-ebpf-bench.XXXXXX)
@@ -35,6 +46,7 @@ berth_pid=
 stats_old=$(sysctl -n kernel.bpf_stats_enabled)
 if [ -d /sys/fs/cgroup/unified ]; then v2=/sys/fs/cgroup/unified; else v2=/sys/fs/cgroup; fi
 wl_cg="$v2$cg_root/kubepods/workload"
+host_cg="$v2$cg_root-untracked"
 stop_berth() {
   [ -n "$berth_pid" ] || return 0
   kill -TERM "$berth_pid" 2>/dev/null || true
@@ -48,7 +60,7 @@ cleanup() {
   stop_berth
   sysctl -qw kernel.bpf_stats_enabled="$stats_old" || true
   local d
-  for d in "$wl_cg" "$v2$cg_root/kubepods" "$v2$cg_root"; do rmdir "$d" 2>/dev/null || true; done
+  for d in "$wl_cg" "$v2$cg_root/kubepods" "$v2$cg_root" "$host_cg"; do rmdir "$d" 2>/dev/null || true; done
   for d in /sys/fs/cgroup/*"$cg_root"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done
   rm -rf "$work"
 }
@@ -85,19 +97,20 @@ bpf_by_prog() {
   bpftool prog show --json | jq -c --argjson mine "$my_progs" '[.[] | select(.id as $i | $mine | index($i))] |
     map({key: .name, value: [(.run_time_ns // 0), (.run_cnt // 0)]}) | from_entries'
 }
-# run_workload: prints "<usecs/op> <wall s> <cpu s>" of one perf bench run in the workload cgroup.
+# run_workload <cgroup dir>: prints "<usecs/op> <wall s> <cpu s>" of one perf bench run in it.
 run_workload() {
-  mkdir -p "$wl_cg"
+  mkdir -p "$1"
   local out
   out=$( { TIMEFORMAT='TIMES %R %U %S'; time sh -c 'echo $$ >"$1/cgroup.procs"; exec perf bench sched pipe -l "$2"' \
-    _ "$wl_cg" "$ops"; } 2>&1) || die "workload failed: $out"
+    _ "$1" "$ops"; } 2>&1) || die "workload failed: $out"
   local usecs; usecs=$(awk '/usecs\/op/ {print $1}' <<<"$out")
   awk -v u="$usecs" '/^TIMES/ {printf "%s %s %.3f\n", u, $2, $3 + $4}' <<<"$out"
 }
 
 hz=$(getconf CLK_TCK)
-declare -a with_us without_us with_cpu without_cpu
+declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nostats_host_us nostats_without_us calib
 bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
+host_ns=0 host_cnt=0 host_wall=0
 sysctl -qw kernel.bpf_stats_enabled=1
 for r in $(seq 1 "$rounds"); do
   for mode in false true; do
@@ -107,7 +120,7 @@ for r in $(seq 1 "$rounds"); do
     [ $mode = false ] || [ "$(jq length <<<"$my_progs")" -gt 0 ] || die "no BPF programs of this berth found"
     t0=$(berth_cpu_ticks)
     [ $mode = false ] || { read -r ns0 cnt0 < <(bpf_totals); progs0=$(bpf_by_prog); }
-    read -r us wall cpu < <(run_workload)
+    read -r us wall cpu < <(run_workload "$wl_cg")
     if [ $mode = true ]; then
       read -r ns1 cnt1 < <(bpf_totals)
       bpf_ns=$((bpf_ns + ns1 - ns0)); bpf_cnt=$((bpf_cnt + cnt1 - cnt0))
@@ -117,7 +130,25 @@ for r in $(seq 1 "$rounds"); do
       with_wall=$(awk -v a="$with_wall" -v b="$wall" 'BEGIN {print a + b}')
       with_us+=("$us"); with_cpu+=("$cpu")
       berth_with=$((berth_with + $(berth_cpu_ticks) - t0))
+      # The same workload outside the tracked subtree.
+      read -r ns0 cnt0 < <(bpf_totals)
+      read -r us wall cpu < <(run_workload "$host_cg")
+      read -r ns1 cnt1 < <(bpf_totals)
+      host_ns=$((host_ns + ns1 - ns0)); host_cnt=$((host_cnt + cnt1 - cnt0))
+      host_wall=$(awk -v a="$host_wall" -v b="$wall" 'BEGIN {print a + b}')
+      host_us+=("$us")
+      # The accounting's own cost per run: an empty program over the same workload.
+      c=$("$calibrate_bin" "perf bench sched pipe -l $ops >/dev/null") || die "bpf_calibrate failed"
+      calib+=("$(jq .ns_per_run <<<"$c")")
+      # Both again without the kernel's per-program accounting.
+      sysctl -qw kernel.bpf_stats_enabled=0
+      read -r us wall cpu < <(run_workload "$wl_cg"); nostats_with_us+=("$us")
+      read -r us wall cpu < <(run_workload "$host_cg"); nostats_host_us+=("$us")
+      sysctl -qw kernel.bpf_stats_enabled=1
     else
+      sysctl -qw kernel.bpf_stats_enabled=0
+      read -r us wall cpu < <(run_workload "$wl_cg"); nostats_without_us+=("$us")
+      sysctl -qw kernel.bpf_stats_enabled=1
       without_us+=("$us"); without_cpu+=("$cpu")
       berth_without=$((berth_without + $(berth_cpu_ticks) - t0))
     fi
@@ -145,7 +176,10 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson berth_with "$(awk -v t="$berth_with" -v hz="$hz" 'BEGIN {print t / hz}')" \
   --argjson berth_without "$(awk -v t="$berth_without" -v hz="$hz" 'BEGIN {print t / hz}')" \
   --argjson progs "$progs" --argjson bg_ns "$((bg_ns1 - bg_ns0))" --argjson bg_cnt "$((bg_cnt1 - bg_cnt0))" \
-  --argjson bg_wall "$bg_wall" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
+  --argjson bg_wall "$bg_wall" --argjson host_ns "$host_ns" --argjson host_cnt "$host_cnt" \
+  --argjson host_wall "$host_wall" --argjson host_us "$(median "${host_us[@]}")" \
+  --argjson ns_with "$(median "${nostats_with_us[@]}")" --argjson ns_host "$(median "${nostats_host_us[@]}")" \
+  --argjson ns_without "$(median "${nostats_without_us[@]}")" --argjson calib "$(median "${calib[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
   machine: {cpus: ($nproc | tonumber), loadavg: $load},
@@ -156,11 +190,27 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
         overhead_percent_of_one_core: (if $wall > 0 then ($bpf_ns / 1e9 / $wall * 100) else null end),
         programs: ($progs | with_entries(select(.value[1] > 0) |
           .value = {runs: .value[1], ns_per_run: (.value[0] / .value[1]), seconds: (.value[0] / 1e9)}))},
+  calibration: {what: "bpf_stats accounting cost per program run: an empty tp_btf/sched_switch program over the same workload (median of rounds)",
+        ns_per_run: $calib},
+  bpf_net: {what: "bpf minus the accounting cost per event (calibration)",
+        ns_per_event: (if $bpf_cnt > 0 then ($bpf_ns / $bpf_cnt - $calib) else null end),
+        overhead_percent_of_one_core: (if $wall > 0 then (($bpf_ns - $bpf_cnt * $calib) / 1e9 / $wall * 100) else null end)},
+  bpf_untracked_net: {what: "bpf_untracked minus the accounting cost per event (calibration)",
+        ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt - $calib) else null end),
+        overhead_percent_of_one_core: (if $host_wall > 0 then (($host_ns - $host_cnt * $calib) / 1e9 / $host_wall * 100) else null end)},
+  bpf_untracked: {what: "the same workload in a cgroup outside berth'"'"'s tracked subtree (a host process)",
+        run_time_seconds: ($host_ns / 1e9), events: $host_cnt,
+        ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt) else null end),
+        wall_seconds: $host_wall,
+        overhead_percent_of_one_core: (if $host_wall > 0 then ($host_ns / 1e9 / $host_wall * 100) else null end)},
   background: {what: "no workload, only the other activity of the machine, collectors loaded",
                wall_seconds: $bg_wall, events: $bg_cnt, events_per_second: ($bg_cnt / $bg_wall),
                overhead_percent_of_one_core: ($bg_ns / 1e9 / $bg_wall * 100)},
-  workload_usecs_per_op: {with_ebpf: $with_us, without_ebpf: $without_us,
+  workload_usecs_per_op: {with_ebpf: $with_us, without_ebpf: $without_us, with_ebpf_untracked: $host_us,
                           slowdown_percent: (($with_us - $without_us) / $without_us * 100)},
+  workload_usecs_per_op_no_bpf_stats: {with_ebpf: $ns_with, with_ebpf_untracked: $ns_host, without_ebpf: $ns_without,
+    slowdown_percent: (($ns_with - $ns_without) / $ns_without * 100),
+    slowdown_percent_untracked: (($ns_host - $ns_without) / $ns_without * 100)},
   workload_cpu_seconds: {with_ebpf: $with_cpu, without_ebpf: $without_cpu},
   berth_cpu_seconds: {with_ebpf: $berth_with, without_ebpf: $berth_without},
   goal: "eBPF overhead < 1% of one core"

@@ -65,3 +65,56 @@ ebpf_has_pod() {
 wait_for 30 ebpf_has_pod || fail "no berth_cgroup_cpu_seconds_total for pod busy on /metrics"
 kubectl delete pod -n "$E2E_NS" busy --wait=true --timeout=60s >/dev/null || fail "deleting pod busy failed" "$E2E_NS"
 echo "PASS: pod busy on /metrics/cadvisor, /metrics/resource, /stats/summary; berth_ebpf_up 1"
+
+# Filesystem usage on /stats/summary: a pod writes 20 MiB into its rootfs (writable layer)
+# and 20 MiB into an emptyDir (kubectl exec, after a first measurement); the container's
+# rootfs.usedBytes, the volume's usedBytes and the pod's ephemeral-storage move by at least
+# that much. berth measures in the background once a minute: up to ~60 s to see the writes.
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+POD
+wait_for 120 pod_phase_is "$E2E_NS" writer Running || fail "pod writer not Running" "$E2E_NS"
+MiB=1048576
+# fs_values: "<rootfs used> <logs used> <volume data used> <ephemeral used>" of pod writer, or nothing.
+fs_values() {
+  in_ns curl -sf --max-time 10 "$base/stats/summary" -o "$state/summary.json" || return 1
+  jq -r --arg ns "$E2E_NS" '.pods[] | select(.podRef.name == "writer" and .podRef.namespace == $ns) |
+    [(.containers[] | select(.name == "main") | .rootfs.usedBytes, .logs.usedBytes),
+     (.volume[]? | select(.name == "data") | .usedBytes), .["ephemeral-storage"].usedBytes] |
+    select(length == 4 and all(. != null)) | map(tostring) | join(" ")' "$state/summary.json"
+}
+fs_measured() { [ -n "$(fs_values)" ]; }
+wait_for 30 fs_measured || fail "pod writer has no rootfs/logs/volume/ephemeral-storage on /stats/summary: $(jq -c --arg ns "$E2E_NS" '.pods[] | select(.podRef.name == "writer")' "$state/summary.json" | head -c 1500)" "$E2E_NS"
+read -r root0 logs0 vol0 eph0 <<<"$(fs_values)"
+kubectl exec -n "$E2E_NS" writer -- sh -c 'dd if=/dev/zero of=/tmp/f bs=1M count=20 2>/dev/null &&
+  dd if=/dev/zero of=/data/f bs=1M count=20 2>/dev/null && sync' || fail "writing in pod writer failed" "$E2E_NS"
+grown() {
+  local r l v e
+  read -r r l v e <<<"$(fs_values)"
+  [ -n "$e" ] && [ "$r" -ge $((root0 + 20 * MiB)) ] && [ "$v" -ge $((vol0 + 20 * MiB)) ] &&
+    [ "$e" -ge $((eph0 + 40 * MiB)) ]
+}
+wait_for 120 grown || fail "after writing 20 MiB each: rootfs/logs/volume/ephemeral $(fs_values), before $root0 $logs0 $vol0 $eph0" "$E2E_NS"
+after=$(fs_values)
+# The same writable layer on /metrics/cadvisor (cAdvisor's container_fs_usage_bytes, with device).
+cadvisor_fs() {
+  in_ns curl -sf --max-time 10 "$base/metrics/cadvisor" -o "$state/cadvisor.txt" || return 1
+  awk -v ns="$E2E_NS" '$1 ~ /^container_fs_usage_bytes\{/ && index($1, "container=\"main\"") &&
+    index($1, "pod=\"writer\"") && index($1, "namespace=\"" ns "\"") && index($1, "device=\"/") {print $2}' \
+    "$state/cadvisor.txt"
+}
+fs_in_cadvisor() { local v; v=$(cadvisor_fs); [ -n "$v" ] && awk -v v="$v" -v m=$((root0 + 20 * MiB)) 'BEGIN {exit !(v + 0 >= m)}'; }
+wait_for 30 fs_in_cadvisor || fail "container_fs_usage_bytes of writer/main is '$(cadvisor_fs)', want >= $((root0 + 20 * MiB))" "$E2E_NS"
+fs_usage=$(cadvisor_fs)
+kubectl delete pod -n "$E2E_NS" writer --wait=true --timeout=60s >/dev/null || fail "deleting pod writer failed" "$E2E_NS"
+echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage"

@@ -6,7 +6,11 @@
 # Status), a pod bound to it by spec.nodeName reaches Running with a pod IP from its CNI
 # conflist, its log is readable through berth's CRI (crictl logs) and through the kubelet
 # (kubectl logs), and deleting it removes sandbox and containers from berth. Then kubelet
-# and berth stop and nothing is left in their cgroup root.
+# and berth stop and nothing is left in their cgroup root. The kubelet runs with
+# PodAndContainerStatsFromCRI: its /stats/summary shows the pod's CPU and memory from berth's
+# CRI stats RPCs, and its /metrics/cadvisor the berth_cgroup_* families of berth's
+# ListPodSandboxMetrics (eBPF counters of the pod's cgroups, which berth tracks from
+# RunPodSandbox on, under the kubelet's cgroup root).
 # Needs tests/cluster/build.sh kubelet.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -16,6 +20,7 @@ ub_sock="$ub/berth/berth.sock"
 ub_node=upstream-kubelet
 export BERTH_E2E_STATE=$state PEER_NODE_NAME=$ub_node PEER_CRI_ENDPOINT=unix://$ub_sock
 export PEER_CGROUP_ROOT="$cgroup_root-ukb" PEER_CNI_CONF_DIR="$ub/net.d" PEER_CNI_BRIDGE=cni-ukb
+export PEER_KUBELET_FEATURE_GATES=PodAndContainerStatsFromCRI=true
 ub_crictl() {
   printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n' "$ub_sock" "$ub_sock" >"$ub/crictl.yaml"
   "$cluster_bin/crictl" --config "$ub/crictl.yaml" "$@"
@@ -100,6 +105,31 @@ wait_for 30 logged || ub_fail "crictl logs $ctr lacks the container's output"
 klogs() { kubectl logs -n default ukb-pod | grep -q "hello from berth under the upstream kubelet"; }
 wait_for 30 klogs || ub_fail "kubectl logs (through the upstream kubelet's server) lacks the output"
 
+# --- stats from berth's CRI (PodAndContainerStatsFromCRI) -----------------------------------------
+proxy="/api/v1/nodes/$ub_node/proxy"
+# summary_has_pod: the kubelet's /stats/summary has ukb-pod with CPU and memory, pod and container.
+# ?only_cpu_and_memory=true (metrics-server's query): the full summary also needs the node's
+# rootfs from the kubelet's own cAdvisor, which on this VM fails ("cannot find filesystem info
+# for device /dev/vda") whatever the runtime.
+summary_has_pod() {
+  kubectl get --raw "$proxy/stats/summary?only_cpu_and_memory=true" >"$ub/summary.json" 2>"$ub/summary.err" || return 1
+  jq -e '.pods[] | select(.podRef.name == "ukb-pod" and .podRef.namespace == "default") |
+    select(.cpu.usageCoreNanoSeconds > 0 and .memory.workingSetBytes > 0) |
+    .containers[] | select(.name == "main" and .cpu.usageCoreNanoSeconds > 0 and .memory.workingSetBytes > 0)' \
+    "$ub/summary.json" >/dev/null
+}
+wait_for 60 summary_has_pod ||
+  ub_fail "upstream kubelet /stats/summary lacks ukb-pod CPU/memory from berth: $(head -c 1500 "$ub/summary.json" 2>/dev/null) $(head -c 500 "$ub/summary.err" 2>/dev/null)"
+log "upstream kubelet /stats/summary: ukb-pod cpu $(jq '.pods[] | select(.podRef.name == "ukb-pod") | .cpu.usageCoreNanoSeconds' "$ub/summary.json") ns"
+# cadvisor_has_berth: its /metrics/cadvisor has berth's eBPF on-CPU counter for the container.
+cadvisor_has_berth() {
+  kubectl get --raw "$proxy/metrics/cadvisor" >"$ub/cadvisor.txt" 2>/dev/null || return 1
+  grep -E '^berth_cgroup_cpu_nanoseconds_total\{.*container="main".*pod="ukb-pod".*\} [1-9]' "$ub/cadvisor.txt" >/dev/null
+}
+wait_for 60 cadvisor_has_berth ||
+  ub_fail "upstream kubelet /metrics/cadvisor lacks berth_cgroup_cpu_nanoseconds_total of ukb-pod: $(grep -c '' "$ub/cadvisor.txt" 2>/dev/null) lines, $(grep berth_ "$ub/cadvisor.txt" 2>/dev/null | head -n 5)"
+log "upstream kubelet /metrics/cadvisor: $(grep -E '^berth_cgroup_cpu_nanoseconds_total\{.*pod="ukb-pod"' "$ub/cadvisor.txt" | head -n 1)"
+
 # --- deletion -----------------------------------------------------------------------------------
 log "logs read; deleting pod ukb-pod"
 kubectl delete pod -n default ukb-pod --wait=true --timeout=60s >/dev/null || ub_fail "pod ukb-pod not deleted"
@@ -124,4 +154,4 @@ mounts=$(awk -v root="$ub" 'index($5, root) == 1 {print $5}' /proc/self/mountinf
 [ -z "$mounts" ] || fail "mounts left under $ub: $mounts"
 ! ip -n "$netns" link show "$PEER_CNI_BRIDGE" >/dev/null 2>&1 || fail "bridge $PEER_CNI_BRIDGE left in netns $netns"
 trap - EXIT
-echo "PASS: upstream kubelet on berth --runtime-only: node $ub_node Ready ($runtime), pod ran at $pod_ip, logs via CRI and kubelet, deleted cleanly"
+echo "PASS: upstream kubelet on berth --runtime-only: node $ub_node Ready ($runtime), pod ran at $pod_ip, logs via CRI and kubelet, stats and berth metrics via CRI, deleted cleanly"

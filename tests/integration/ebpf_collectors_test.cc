@@ -1,6 +1,7 @@
 // Integration test of ebpf/collectors.h (root): real BPF programs attached to the running
-// kernel, observed through cgroups this test creates under /sys/fs/cgroup/unified (and the
-// v1 memory hierarchy for the OOM kill). Everything created is removed, also on failure.
+// kernel, tracking one cgroup subtree this test creates (/berth-ebpf-test-<pid> under
+// /sys/fs/cgroup/unified and the v1 blkio hierarchy), observed through cgroups below it (and
+// the v1 memory hierarchy for the OOM kill). Everything created is removed, also on failure.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -28,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kUnified[] = "/sys/fs/cgroup/unified";
 constexpr char kMemoryV1[] = "/sys/fs/cgroup/memory";
+constexpr char kBlkioV1[] = "/sys/fs/cgroup/blkio";
 
 bool WriteString(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -122,7 +125,9 @@ class Child {
 class EbpfCollectorsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto c = Collectors::Load(Options{});
+    Options o;
+    o.tracked_cgroups = {Tracked()};
+    auto c = Collectors::Load(o);
     if (!c.ok()) {
       load_error_ = new std::string(c.status().ToString());
       return;
@@ -132,6 +137,9 @@ class EbpfCollectorsTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete collectors_;
     collectors_ = nullptr;
+    // Created by Load() (and the blkio one only on a hybrid host).
+    rmdir((std::string(kUnified) + Tracked()).c_str());
+    rmdir((std::string(kBlkioV1) + Tracked()).c_str());
     delete load_error_;
     load_error_ = nullptr;
   }
@@ -140,8 +148,14 @@ class EbpfCollectorsTest : public ::testing::Test {
     ASSERT_EQ(load_error_, nullptr) << *load_error_;
   }
 
+  // The tracked subtree, relative to the hierarchy roots.
+  static std::string Tracked() { return "/berth-ebpf-test-" + std::to_string(getpid()); }
   static std::string Name(const std::string& what) {
     return "berth-ebpf-test-" + std::to_string(getpid()) + "-" + what;
+  }
+  // A cgroup below the tracked subtree in the cgroup2 hierarchy.
+  static std::string TrackedDir(const std::string& what) {
+    return std::string(kUnified) + Tracked() + "/" + what;
   }
   static CgroupStats StatsOf(uint64_t id) {
     auto snap = collectors_->Snapshot();
@@ -157,7 +171,7 @@ Collectors* EbpfCollectorsTest::collectors_ = nullptr;
 std::string* EbpfCollectorsTest::load_error_ = nullptr;
 
 TEST_F(EbpfCollectorsTest, CpuRunqueueAndExecOfACgroup) {
-  CgroupDir cg(std::string(kUnified) + "/" + Name("sched"));
+  CgroupDir cg(TrackedDir("sched"));
   ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
   uint64_t id = CgroupIdOf(cg.path());
   ASSERT_NE(id, 0u);
@@ -189,10 +203,20 @@ TEST_F(EbpfCollectorsTest, CpuRunqueueAndExecOfACgroup) {
   EXPECT_TRUE(WaitFor([&] { return !Present(id); }, seconds(5))) << "cgroup id " << id << " still present";
 }
 
+// Block I/O is attributed by the bios' blkcg: the dd's blkio cgroup on this hybrid host
+// (cgroup2 otherwise), below the tracked subtree, reported under the dd's cgroup2 id. The
+// counts are exact: O_DIRECT bytes written and read, no more, no less.
 TEST_F(EbpfCollectorsTest, BlockIoOfTheSubmittingCgroup) {
-  CgroupDir cg(std::string(kUnified) + "/" + Name("io"));
+  CgroupDir cg(TrackedDir("io"));
   ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
   uint64_t id = CgroupIdOf(cg.path());
+  struct stat blkio_st;
+  bool hybrid = stat(kBlkioV1, &blkio_st) == 0;
+  std::unique_ptr<CgroupDir> blk;
+  if (hybrid) {
+    blk = std::make_unique<CgroupDir>(std::string(kBlkioV1) + Tracked() + "/io");
+    ASSERT_TRUE(blk->created()) << blk->path() << ": " << blk->error();
+  }
   // O_DIRECT I/O to a file on the root filesystem (a block device), bypassing the page
   // cache so that the requests are submitted by dd itself.
   std::string file = "/var/tmp/" + Name("io") + ".data";
@@ -200,28 +224,76 @@ TEST_F(EbpfCollectorsTest, BlockIoOfTheSubmittingCgroup) {
     std::string f;
     ~Unlink() { unlink(f.c_str()); }
   } unlink_file{file};
+  // The file is created and sized outside the cgroup (its metadata and journal writes are
+  // not the cgroup's); in the cgroup only O_DIRECT data overwrites of 16 MiB, then reads.
+  ASSERT_EQ(system(("/bin/dd if=/dev/zero of=" + file + " bs=1M count=16 conv=fsync status=none").c_str()), 0);
   Child child;
   ASSERT_TRUE(child.Start("read x; /bin/dd if=/dev/zero of=" + file +
-                          " bs=1M count=4 oflag=direct,sync && /bin/dd if=" + file +
-                          " of=/dev/null bs=1M iflag=direct"));
+                          " bs=1M count=16 oflag=direct conv=notrunc status=none && /bin/dd if=" + file +
+                          " of=/dev/null bs=1M iflag=direct status=none"));
   ASSERT_TRUE(cg.AddProcess(child.pid()));
+  if (blk) {
+    ASSERT_TRUE(blk->AddProcess(child.pid()));
+  }
   ASSERT_TRUE(child.Go());
   int status = child.Wait(seconds(60));
   ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "dd status " << status;
+  constexpr uint64_t kBytes = 16u << 20;
   CgroupStats s;
   EXPECT_TRUE(WaitFor(
       [&] {
         s = StatsOf(id);
-        return s.io_write_bytes >= (4u << 20) && s.io_read_bytes >= (4u << 20);
+        return s.io_write_bytes >= kBytes && s.io_read_bytes >= kBytes;
       },
       seconds(5)))
       << "read " << s.io_read_bytes << " write " << s.io_write_bytes;
+  EXPECT_EQ(s.io_write_bytes, kBytes);
+  // Reads: the data, plus at most a few pages of binaries if they were not cached.
+  EXPECT_LE(s.io_read_bytes, kBytes + (1u << 20));
   EXPECT_GT(s.io_latency.count, 0u);
   EXPECT_GT(s.io_latency.sum_ns, 0u);
 }
 
+// The filter: a cgroup outside the tracked subtrees gets no entry, while the same work in a
+// tracked cgroup is counted; once Track()ed, it is counted too.
+TEST_F(EbpfCollectorsTest, CgroupsOutsideTheTrackedSubtreeAreNotCounted) {
+  CgroupDir tracked(TrackedDir("filter"));
+  ASSERT_TRUE(tracked.created()) << tracked.path() << ": " << tracked.error();
+  CgroupDir untracked(std::string(kUnified) + "/" + Name("untracked"));
+  ASSERT_TRUE(untracked.created()) << untracked.path() << ": " << untracked.error();
+  uint64_t tracked_id = CgroupIdOf(tracked.path());
+  uint64_t untracked_id = CgroupIdOf(untracked.path());
+  const std::string script = "read x; for i in 1 2 3 4 5; do /bin/true; done";
+  Child in, out;
+  ASSERT_TRUE(in.Start(script));
+  ASSERT_TRUE(out.Start(script));
+  ASSERT_TRUE(tracked.AddProcess(in.pid()));
+  ASSERT_TRUE(untracked.AddProcess(out.pid()));
+  ASSERT_TRUE(out.Go());
+  ASSERT_NE(out.Wait(seconds(10)), -1);
+  ASSERT_TRUE(in.Go());
+  ASSERT_NE(in.Wait(seconds(10)), -1);
+  ASSERT_TRUE(WaitFor([&] { return StatsOf(tracked_id).exec_count >= 5; }, seconds(5)))
+      << "tracked exec_count " << StatsOf(tracked_id).exec_count;
+  EXPECT_FALSE(Present(untracked_id)) << "untracked cgroup " << untracked.path() << " was counted";
+
+  // Tracked from now on (as berth does for a new sandbox's cgroup parent).
+  struct RemoveBlkio {
+    std::string d;
+    ~RemoveBlkio() { rmdir(d.c_str()); }
+  } remove_blkio{std::string(kBlkioV1) + "/" + Name("untracked")};
+  ASSERT_TRUE(collectors_->Track("/" + Name("untracked")).ok());
+  Child again;
+  ASSERT_TRUE(again.Start(script));
+  ASSERT_TRUE(untracked.AddProcess(again.pid()));
+  ASSERT_TRUE(again.Go());
+  ASSERT_NE(again.Wait(seconds(10)), -1);
+  EXPECT_TRUE(WaitFor([&] { return StatsOf(untracked_id).exec_count >= 5; }, seconds(5)))
+      << "newly tracked exec_count " << StatsOf(untracked_id).exec_count;
+}
+
 TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {
-  CgroupDir cg(std::string(kUnified) + "/" + Name("net"));
+  CgroupDir cg(TrackedDir("net"));
   ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
   uint64_t id = CgroupIdOf(cg.path());
   ASSERT_TRUE(collectors_->AttachNetwork(cg.path()).ok());
@@ -255,7 +327,7 @@ TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {
 }
 
 TEST_F(EbpfCollectorsTest, PruneDropsIdsThatAreNotAlive) {
-  CgroupDir cg(std::string(kUnified) + "/" + Name("prune"));
+  CgroupDir cg(TrackedDir("prune"));
   ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
   uint64_t id = CgroupIdOf(cg.path());
   Child child;
@@ -270,7 +342,7 @@ TEST_F(EbpfCollectorsTest, PruneDropsIdsThatAreNotAlive) {
 }
 
 TEST_F(EbpfCollectorsTest, OomKillReportsVictimCommand) {
-  CgroupDir cg(std::string(kUnified) + "/" + Name("oom"));
+  CgroupDir cg(TrackedDir("oom"));
   ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
   CgroupDir mem(std::string(kMemoryV1) + "/" + Name("oom"));
   ASSERT_TRUE(mem.created()) << mem.path() << ": " << mem.error();

@@ -24,6 +24,7 @@
 #                         cni-peer) + host-local conflist for the Node's podCIDR
 #   PEER_KUBELET_PORT     kubelet server port (default 10260; berth's node has 10250)
 #   PEER_KUBELET_HEALTHZ_PORT  (default 10268, on 127.0.0.1)
+#   PEER_KUBELET_FEATURE_GATES e.g. PodAndContainerStatsFromCRI=true,Other=false (config featureGates)
 # The Node gets the taint berth.dev/peer=true:NoSchedule, so that the scheduler leaves it
 # alone: pods reach it by spec.nodeName (which bypasses the scheduler; the kubelet admits
 # NoSchedule taints).
@@ -96,6 +97,9 @@ serializeImagePulls: false
 protectKernelDefaults: false
 localStorageCapacityIsolation: false
 YAML
+  if [ -n "${PEER_KUBELET_FEATURE_GATES:-}" ]; then
+    echo "featureGates: {$(sed 's/=/: /g; s/,/, /g' <<<"$PEER_KUBELET_FEATURE_GATES")}" >>"$ks/config.yaml.tmp"
+  fi
   mv "$ks/config.yaml.tmp" "$ks/config.yaml"
 }
 
