@@ -33,6 +33,7 @@
 #include "cri/server/fake_cri_services.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
+#include "tests/integration/crictl_fixture.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
@@ -67,130 +68,33 @@ esac
 exec runc "$@"
 )";
 
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public CrictlFixture {
  protected:
   void SetUp() override {
-    ASSERT_EQ(geteuid(), 0) << "needs root (runc, conmon, namespaces)";
-    ASSERT_TRUE(PathExists(BERTH_CRICTL)) << BERTH_CRICTL << " missing: run tests/cluster/build.sh crictl";
-    ASSERT_TRUE(LookPath("runc").ok() && LookPath("conmon").ok() && LookPath("criu").ok() &&
-                LookPath("tar").ok() && PathExists("/bin/busybox"))
-        << "needs runc, conmon, criu, tar and /bin/busybox";
-    char tmpl[] = "/var/tmp/berth-cp-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    cgroup_root_ = "/berth-cp-test-" + std::to_string(getpid());
-    std::string layer = dir_ + "/layer";
-    for (const char* d : {"/bin", "/etc", "/dev"}) ASSERT_TRUE(MkdirAll(layer + d).ok());
-    fs::copy_file("/bin/busybox", layer + "/bin/busybox");
-    for (const char* app : {"sh", "sleep", "echo", "cat", "rm", "true"}) {
-      fs::create_symlink("busybox", layer + "/bin/" + app);
-    }
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
-    ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
-    image::ResolvedImage img;
-    img.id = "sha256:" + std::string(64, 'd');
-    img.repo_tags = {"busybox:test"};
-    img.layer_dirs = {layer};
-    img.config.env = {"PATH=/bin"};
-    img.config.cmd = {"sh"};
-    images_.Add("busybox:test", img);
-
-    ASSERT_TRUE(WriteFileAtomic(dir_ + "/runc-stub-criu", kStubRuntime, 0755).ok());
-    auto db = store::Db::Open(dir_ + "/berth.db", kRuntimeSchema);
-    ASSERT_TRUE(db.ok()) << db.status();
-    db_ = std::move(*db);
-    oci::OciRuntimeOptions oo;
-    oo.runtime_root = dir_ + "/state/runc";
-    oo.conmon_state_dir = dir_ + "/state/conmon";
-    oci_ = std::make_unique<oci::OciRuntime>(oo);
-    RuntimeOptions ro;
-    ro.root_dir = dir_ + "/root";
-    ro.state_dir = dir_ + "/state";
-    ro.pause_binary = BERTH_PAUSE_BINARY;
-    ro.cgroup_root = cgroup_root_;
-    ro.runtime_handlers["stub-criu"] = dir_ + "/runc-stub-criu";
-    rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
-    ASSERT_TRUE(rt_->Start().ok());
-    socket_ = dir_ + "/berth.sock";
-    cri_ = std::make_unique<server::CriServer>(rt_.get(), &image_service_,
-                                               server::CriServerOptions{.socket_path = socket_});
-    ASSERT_TRUE(cri_->Start().ok());
-    ASSERT_TRUE(WriteFileAtomic(dir_ + "/crictl.yaml", "runtime-endpoint: unix://" + socket_ +
-                                                           "\nimage-endpoint: unix://" + socket_ +
-                                                           "\ntimeout: 60\n")
-                    .ok());
+    ASSERT_TRUE(LookPath("criu").ok() && LookPath("tar").ok()) << "needs criu and tar";
+    SetUpCrictl("cp", {"sh", "sleep", "echo", "cat", "rm", "true"});
+    if (HasFatalFailure()) return;
+    StartCriServer();
   }
+  void TearDown() override { TearDownCrictl(); }
 
-  void TearDown() override {
-    if (dir_.empty()) return;
-    cri_.reset();
-    if (rt_) {
-      auto list = rt_->ListPodSandbox({});
-      if (list.ok()) {
-        for (const auto& p : list->items()) {
-          v1::RemovePodSandboxRequest r;
-          r.set_pod_sandbox_id(p.id());
-          EXPECT_TRUE(rt_->RemovePodSandbox(r).ok());
-        }
-      }
-      rt_.reset();
-    }
-    for (int i = 0; i < 3; ++i) {
-      std::istringstream in(ReadFile("/proc/self/mountinfo").value_or(""));
-      std::string line;
-      while (std::getline(in, line)) {
-        std::istringstream f(line);
-        std::string a, b, c, d, mp;
-        f >> a >> b >> c >> d >> mp;
-        if (mp.rfind(dir_, 0) == 0) umount2(mp.c_str(), MNT_DETACH);
-      }
-    }
-    RemoveCgroup(HostCgroupMounts(), cgroup_root_).IgnoreError();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+  // The runtime with handler "stub-criu": runc for everything but `checkpoint`.
+  void StartRuntime() override {
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/runc-stub-criu", kStubRuntime, 0755).ok());
+    runtime_options_.runtime_handlers["stub-criu"] = dir_ + "/runc-stub-criu";
+    CrictlFixture::StartRuntime();
   }
 
   RunResult Crictl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {BERTH_CRICTL, "--config", dir_ + "/crictl.yaml",
-                                     "--runtime-endpoint", "unix://" + socket_, "--timeout", "60s"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = berth::Run(argv, "", seconds(120));
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : RunResult{};
-  }
-
-  std::string RunSandbox(const std::string& name, const std::string& handler = "") {
-    v1::RunPodSandboxRequest req;
-    auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name(name);
-    c->mutable_metadata()->set_namespace_("default");
-    c->mutable_metadata()->set_uid("uid-" + name);
-    c->set_hostname(name);
-    c->set_log_directory(dir_ + "/logs/" + name);
-    c->mutable_linux()->set_cgroup_parent("/kubepods/pod" + name);
-    req.set_runtime_handler(handler);
-    sandbox_config_ = *c;
-    auto r = rt_->RunPodSandbox(req);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->pod_sandbox_id() : "";
+    return CrictlFixture::Crictl(args, "", seconds(120), "60s");
   }
 
   // A running container that logged a line, created /data/new-file and deleted /etc/group
   // (a file of its image) before it signals readiness with /ready.
   std::string StartWorkload(const std::string& sb) {
-    v1::CreateContainerRequest req;
-    req.set_pod_sandbox_id(sb);
-    *req.mutable_sandbox_config() = sandbox_config_;
-    auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name("main");
-    c->mutable_image()->set_image("busybox:test");
-    for (const char* a : {"sh", "-c",
-                          "echo hello-from-log; echo payload > /new-file; rm /etc/group; "
-                          "echo > /ready; exec sleep 1000"}) {
-      c->add_command(a);
-    }
-    c->set_log_path("main/0.log");
-    auto r = rt_->CreateContainer(req);
+    auto r = rt_->CreateContainer(ContainerRequest(
+        sb, "main",
+        {"sh", "-c", "echo hello-from-log; echo payload > /new-file; rm /etc/group; echo > /ready; exec sleep 1000"}));
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return "";
     v1::StartContainerRequest start;
@@ -239,15 +143,6 @@ class CheckpointTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_, cgroup_root_, socket_;
-  testing::FakeImageResolver images_;
-  testing::FakeNetworkPlugin net_;
-  server::testing::FakeImageService image_service_;
-  std::unique_ptr<store::Db> db_;
-  std::unique_ptr<oci::OciRuntime> oci_;
-  std::unique_ptr<Runtime> rt_;
-  std::unique_ptr<server::CriServer> cri_;
-  v1::PodSandboxConfig sandbox_config_;
 };
 
 TEST_F(CheckpointTest, RealCriu) {
@@ -300,7 +195,7 @@ TEST_F(CheckpointTest, ArchiveLayout) {
   ASSERT_TRUE(config.is_object());
   EXPECT_EQ(config.value("id", ""), c);
   EXPECT_EQ(config.value("name", ""), "main");
-  EXPECT_EQ(config.value("rootfsImage", ""), "sha256:" + std::string(64, 'd'));
+  EXPECT_EQ(config.value("rootfsImage", ""), image_id_);
   EXPECT_EQ(config.value("runtime", ""), "runc-stub-criu");
   EXPECT_FALSE(config.value("createdTime", "").empty());
   EXPECT_FALSE(config.value("checkpointedTime", "").empty());

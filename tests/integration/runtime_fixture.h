@@ -50,7 +50,7 @@ class RuntimeFixture : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
     ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
     image::ResolvedImage img;
-    img.id = "sha256:" + std::string(64, 'b');
+    img.id = image_id_;
     img.repo_tags = {"busybox:test"};
     img.layer_dirs = {layer};
     img.config.env = {"PATH=/bin"};
@@ -64,17 +64,18 @@ class RuntimeFixture : public ::testing::Test {
     oo.runtime_root = dir_ + "/state/runc";
     oo.conmon_state_dir = dir_ + "/state/conmon";
     oci_ = std::make_unique<oci::OciRuntime>(oo);
+    runtime_options_.root_dir = dir_ + "/root";
+    runtime_options_.state_dir = dir_ + "/state";
+    runtime_options_.pause_binary = BERTH_PAUSE_BINARY;
+    runtime_options_.cgroup_root = cgroup_root_;
     StartRuntime();
   }
 
-  // (Re)creates the runtime over the fixture's store and dirs, as a restarted berth does.
+  // (Re)creates the runtime over the fixture's store and dirs (runtime_options_, which
+  // SetUpRuntime fills and an override may amend first), as a restarted berth does.
   virtual void StartRuntime() {
-    RuntimeOptions ro;
-    ro.root_dir = dir_ + "/root";
-    ro.state_dir = dir_ + "/state";
-    ro.pause_binary = BERTH_PAUSE_BINARY;
-    ro.cgroup_root = cgroup_root_;
-    rt_ = std::make_unique<Runtime>(ro, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
+    rt_ = std::make_unique<Runtime>(runtime_options_,
+                                    RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
     ASSERT_TRUE(rt_->Start().ok());
   }
 
@@ -109,10 +110,12 @@ class RuntimeFixture : public ::testing::Test {
   }
 
   // Runs sandbox `name` (namespace default, uid "uid-<name>", cgroup parent
-  // /kubepods/pod<name>, label app=<name>) and remembers its config for containers.
+  // /kubepods/pod<name>, label app=<name>, the given CRI runtime handler) and remembers its
+  // config for containers.
   // Returns the sandbox ID, "" after a failed expectation.
-  std::string RunSandbox(const std::string& name) {
+  std::string RunSandbox(const std::string& name, const std::string& runtime_handler = "") {
     ::runtime::v1::RunPodSandboxRequest req;
+    req.set_runtime_handler(runtime_handler);
     auto* c = req.mutable_config();
     c->mutable_metadata()->set_name(name);
     c->mutable_metadata()->set_namespace_("default");
@@ -144,11 +147,13 @@ class RuntimeFixture : public ::testing::Test {
   }
 
   std::string dir_, cgroup_root_;
+  const std::string image_id_ = "sha256:" + std::string(64, 'b');  // of busybox:test
   testing::FakeImageResolver images_;
   testing::FakeNetworkPlugin net_;
   std::unique_ptr<store::Db> db_;
   std::unique_ptr<oci::OciRuntime> oci_;
   std::unique_ptr<Runtime> rt_;
+  RuntimeOptions runtime_options_;
   ::runtime::v1::PodSandboxConfig sandbox_config_;
 };
 

@@ -38,7 +38,7 @@
 #include "cri/store/db.h"
 #include "cri/streaming/server.h"
 #include "gtest/gtest.h"
-#include "tests/integration/runtime_fixture.h"
+#include "tests/integration/crictl_fixture.h"
 
 namespace berth::cri::runtime {
 namespace {
@@ -77,44 +77,23 @@ bool WaitFor(F cond, std::chrono::milliseconds timeout) {
   return cond();
 }
 
-class StreamingCrictlTest : public RuntimeFixture {
+class StreamingCrictlTest : public CrictlFixture {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(PathExists(BERTH_CRICTL)) << BERTH_CRICTL << " missing: run tests/cluster/build.sh crictl";
-    SetUpRuntime("st", {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep", "head",
-                        "wc", "seq"});
+    SetUpCrictl("st", {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep", "head",
+                       "wc", "seq"});
     if (HasFatalFailure()) return;
     streaming_ = std::make_unique<streaming::Server>(rt_.get(), streaming::ServerOptions{});
     ASSERT_TRUE(streaming_->Start().ok());
     rt_->SetStreamingServer(streaming_.get());
-    socket_ = dir_ + "/berth.sock";
-    cri_ = std::make_unique<server::CriServer>(rt_.get(), &image_service_,
-                                               server::CriServerOptions{.socket_path = socket_});
-    ASSERT_TRUE(cri_->Start().ok());
-    ASSERT_TRUE(WriteFileAtomic(dir_ + "/crictl.yaml", "runtime-endpoint: unix://" + socket_ +
-                                                           "\nimage-endpoint: unix://" + socket_ +
-                                                           "\ntimeout: 20\n")
-                    .ok());
+    StartCriServer();
   }
 
   void TearDown() override {
     cri_.reset();
     if (rt_) rt_->SetStreamingServer(nullptr);
     streaming_.reset();
-    TearDownRuntime();
-  }
-
-  std::vector<std::string> CrictlArgv(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {BERTH_CRICTL, "--config", dir_ + "/crictl.yaml",
-                                     "--runtime-endpoint", "unix://" + socket_, "--timeout", "20s"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-  RunResult Crictl(const std::vector<std::string>& args, const std::string& input = "",
-                   std::chrono::milliseconds timeout = seconds(60)) {
-    auto r = berth::Run(CrictlArgv(args), input, timeout);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : RunResult{};
+    TearDownCrictl();
   }
 
   std::string StartContainer(const std::string& sb, const std::string& name,
@@ -133,10 +112,7 @@ class StreamingCrictlTest : public RuntimeFixture {
     return r->container_id();
   }
 
-  std::string socket_;
-  server::testing::FakeImageService image_service_;
   std::unique_ptr<streaming::Server> streaming_;
-  std::unique_ptr<server::CriServer> cri_;
 };
 
 TEST_F(StreamingCrictlTest, ExecExitCodeAndTenMegabytesThroughCat) {
