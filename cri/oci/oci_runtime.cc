@@ -205,6 +205,7 @@ absl::StatusOr<CreateResult> OciRuntime::Create(const CreateOptions& opts) {
       "--exit-dir", opts.exit_dir, "--socket-dir-path", socket_dir, "--log-level", "error"};
   if (!opts_.runtime_root.empty()) argv.push_back(absl::StrCat("--runtime-arg=--root=", opts_.runtime_root));
   if (opts.stdin_open) argv.push_back("--stdin");
+  if (opts.stdin_open && !opts.stdin_once) argv.push_back("--leave-stdin-open");
   if (opts.tty) argv.push_back("--terminal");
 
   Fd err_file(open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

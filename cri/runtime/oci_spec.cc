@@ -397,7 +397,16 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   if (!in.sandbox.resolv_conf_path.empty())
     add_mount(Mount("/etc/resolv.conf", "bind", in.sandbox.resolv_conf_path,
                     {"rbind", "rprivate", etc_mode}));
+  // The container's root mount propagation, as containerd sets it: a bidirectional volume
+  // needs the container's mounts shared (runc makes "/" rslave by default, which would stop a
+  // mount made in the container from reaching the host); a host-to-container one needs slave.
+  std::string rootfs_propagation;
   for (const auto& m : cfg.mounts()) {
+    if (m.propagation() == v1::PROPAGATION_BIDIRECTIONAL) {
+      rootfs_propagation = "rshared";
+    } else if (m.propagation() == v1::PROPAGATION_HOST_TO_CONTAINER && rootfs_propagation.empty()) {
+      rootfs_propagation = "rslave";
+    }
     if (m.recursive_read_only()) {
       // As containerd: recursive read-only needs a read-only, private mount.
       if (!m.readonly()) {
@@ -494,6 +503,7 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   ASSIGN_OR_RETURN(json seccomp, ContainerSeccomp(sc, caps));
   if (!seccomp.is_null()) linux["seccomp"] = std::move(seccomp);
   if (!in.sandbox.sysctls.empty()) linux["sysctl"] = in.sandbox.sysctls;
+  if (!rootfs_propagation.empty()) linux["rootfsPropagation"] = rootfs_propagation;
   spec["linux"] = linux;
 
   json ann = json::object();

@@ -198,6 +198,20 @@ TEST_F(SpecFixture, CriMountsOverrideAndPropagation) {
   EXPECT_EQ(MountAt(*spec, "/etc/hosts")["source"], "/kubelet/etc-hosts");
   EXPECT_THAT(MountAt(*spec, "/data")["options"].get<std::vector<std::string>>(),
               ElementsAre("rbind", "rslave", "ro"));
+  EXPECT_EQ((*spec)["linux"]["rootfsPropagation"], "rslave");
+  // A bidirectional volume makes the container's mounts shared, whatever the order.
+  m = cfg.add_mounts();
+  m->set_container_path("/shared");
+  m->set_host_path("/mnt/shared");
+  m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  cfg.add_mounts()->CopyFrom(cfg.mounts(1));
+  spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ((*spec)["linux"]["rootfsPropagation"], "rshared");
+  cfg.clear_mounts();
+  spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_FALSE((*spec)["linux"].contains("rootfsPropagation"));
 }
 
 TEST_F(SpecFixture, NamespacesJoinPause) {

@@ -962,6 +962,7 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   co.log_path = c->log_path;
   co.exit_dir = ExitDir();
   co.stdin_open = cfg.stdin();
+  co.stdin_once = cfg.stdin_once();
   co.tty = cfg.tty();
   ASSIGN_OR_RETURN(oci::CreateResult cr, RuntimeOf(*c)->Create(co));
   absl::MutexLock l(&mu_);

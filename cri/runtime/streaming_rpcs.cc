@@ -167,9 +167,13 @@ class AttachProcess : public streaming::StreamProcess {
     (void)unused;
     close(fd);
   }
-  // The client's stdin ended: stop writing, stay attached (conmon would drop the whole
-  // connection on a half-close, losing output still on its way).
-  void CloseStdin() override { CloseFd(&stdin_); }
+  // The client's stdin ended: half-close the socket. conmon then closes the container's
+  // stdin unless it runs with --leave-stdin-open (CRI stdin_once=false), and keeps sending
+  // output until the container exits (kubelet/containerd attach semantics).
+  void CloseStdin() override {
+    CloseFd(&stdin_);
+    if (sock_ >= 0) shutdown(sock_, SHUT_WR);
+  }
 
   std::string ctl_path_;
   int sock_ = -1, stdin_ = -1;
