@@ -96,7 +96,11 @@ for rt in "${runtimes[@]}"; do
     log "FAIL: critest against $rt: $(jq -r '.suite_failure | join("; ")' <<<"$line") after ${secs}s (-ginkgo.timeout=${timeout}s; log $state/logs/critest-$rt.log)"
   fi
   if [ "$(jq '.unexpected_skips | length' <<<"$line")" != 0 ]; then
-    log "FAIL: $rt skipped specs that tests/critest/skip.txt does not list: $(jq -c .unexpected_skips <<<"$line")"
+    if [ "$rt" = berth ]; then
+      log "FAIL: berth skipped specs that tests/critest/skip.txt does not list: $(jq -c .unexpected_skips <<<"$line")"
+    else  # the peer skips what it lacks (e.g. containerd 1.6: no rro mounts): informational
+      log "$rt skipped $(jq '.unexpected_skips | length' <<<"$line") specs not in skip.txt (features it does not advertise)"
+    fi
   fi
   # Pass/fail is berth's; the peer's counts are for comparison.
   if [ "$rt" = berth ] && { [ "$(jq .failed <<<"$line")" != 0 ] ||
