@@ -333,6 +333,56 @@ TEST_F(SpecFixture, SeccompSysctlsAndRecursiveReadOnlyMounts) {
   EXPECT_EQ(GenerateSpec(in).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(PodUserns, ValidatesModesAndMappings) {
+  v1::PodSandboxConfig cfg;
+  EXPECT_FALSE(PodUserns(cfg)->enabled());  // absent: the host's
+  auto* nso = cfg.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  auto* u = nso->mutable_userns_options();
+  u->set_mode(v1::NODE);
+  EXPECT_FALSE(PodUserns(cfg)->enabled());
+  u->set_mode(v1::POD);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);  // no mappings
+  for (auto* m : {u->add_uids(), u->add_gids()}) {
+    m->set_host_id(1000);
+    m->set_length(100000);
+  }
+  auto ok = PodUserns(cfg);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->uid_map, "0 1000 100000\n");
+  EXPECT_EQ(ok->gid_map, "0 1000 100000\n");
+  u->set_mode(v1::NODE);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);  // NODE + maps
+  u->set_mode(v1::POD);
+  nso->set_network(v1::NODE);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  nso->set_network(v1::POD);
+  u->mutable_uids(0)->set_container_id(1);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  u->mutable_uids(0)->set_container_id(0);
+  u->add_uids()->CopyFrom(u->uids(0));
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  u->mutable_uids()->RemoveLast();
+  for (auto mode : {v1::CONTAINER, v1::TARGET}) {
+    u->set_mode(mode);
+    EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_F(SpecFixture, UserNamespacedPodJoinsThePausesUserns) {
+  in.sandbox.pause_pid = 42;
+  in.sandbox.userns = {"0 1000 100000\n", "0 2000 100000\n", 1000, 2000, 100000};
+  auto spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  bool user = false;
+  for (const auto& n : (*spec)["linux"]["namespaces"]) {
+    if (n["type"] == "user") user = n["path"] == "/proc/42/ns/user";
+  }
+  EXPECT_TRUE(user) << (*spec)["linux"]["namespaces"].dump();
+  EXPECT_EQ((*spec)["linux"]["uidMappings"][0]["hostID"], 1000);
+  EXPECT_EQ((*spec)["linux"]["gidMappings"][0]["hostID"], 2000);
+  EXPECT_EQ((*spec)["linux"]["gidMappings"][0]["size"], 100000);
+}
+
 TEST(ResolveUser, RunAsGroupNeedsAUserAndStrictPolicySkipsImageGroups) {
   v1::LinuxContainerSecurityContext sc;
   sc.mutable_run_as_group()->set_value(3);
