@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs the CRI validation suite (critest from tests/cluster, cri-tools v1.36) against a CRI
 # runtime started by this script in its own network namespace, and prints the counts as JSON:
-#   {"runtime":"berth","passed":N,"failed":N,"skipped":N,"seconds":S,"failed_specs":[...]}
+#   {"runtime":"berth","passed":N,"failed":N,"skipped":N,"seconds":S,"failed_specs":[...],
+#    "suite_failure":[...],"unexpected_skips":[...]}
+# (skipped spec names in <state>/summary-<runtime>.json).
 #
 # Usage: tests/critest/run.sh [berth|containerd ...]   (default: berth; several runtimes run
 #        one after the other and print one JSON line each, then a side-by-side line)
 # Env:   BERTH_BIN (berth binary; default build/kubelet/berth), BERTH_CRITEST_STATE (state dir;
 #        default build/critest-state), BERTH_NETNS / BERTH_CGROUP_ROOT (suffixed with "-ct"),
 #        CRITEST_FOCUS (a ginkgo focus regex, for iterating on a few specs),
+#        CRITEST_TIMEOUT (seconds per runtime, default 900: ginkgo's suite timeout),
 #        PEER_CONTAINERD (default tests/peer/containerd.sh: containerd on a private socket).
-# Exit status: 0 when no spec failed against berth (containerd's counts are reported only).
+# Exit status: 0 when no spec failed against berth, berth skipped nothing skip.txt does not
+# list and critest did not time out (containerd's counts are reported only).
 #
 # Everything runs inside netns <BERTH_NETNS>-ct: the registry (127.0.0.1:5000, images from
 # tests/critest/images.sh under their upstream paths), the runtime (CNI bridge 10.89.0.0/16),
