@@ -1218,7 +1218,8 @@ absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::C
     json info = {{"pid", c->pid},          {"sandboxID", c->sandbox_id}, {"bundle", c->bundle},
                  {"rootfs", c->rootfs},     {"cgroupsPath", c->cgroups_path},
                  {"cgroupPath", c->cgroups_path},
-                 {"runtimeHandler", c->runtime_handler}};
+                 {"runtimeHandler", c->runtime_handler},
+                 {"stdin", c->config.stdin()},    {"stdinOnce", c->config.stdin_once()}};
     (*r.mutable_info())["info"] = info.dump();
   }
   return r;

@@ -365,6 +365,7 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
   bool stdin_eof = false, stdin_closed = false;
   bool out_open[3] = {false, false, false};  // indexed by kStdout/kStderr
   bool exited = false;
+  std::optional<Clock::time_point> detach_at;  // DetachOnStdinEof: when the client's stdin ended
   std::optional<std::string> final_status;
   Clock::time_point last_output = Clock::now();
   std::vector<ChannelEvent> events;
@@ -424,11 +425,13 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
       stdin_closed = true;
       proc->CloseStdin();
       t->Close(kStdin);
+      if (proc->DetachOnStdinEof()) detach_at = Clock::now();
     }
     bool outputs_done = !out_open[kStdout] && !out_open[kStderr];
     if (started && !proc) break;  // start failed: report it
     if (proc && exited && (outputs_done || Clock::now() - last_output > kDrainGrace)) break;
     if (proc && proc->exit_fd() < 0 && outputs_done) break;  // attach: console closed
+    if (proc && detach_at && Clock::now() - *detach_at > kDrainGrace) break;  // attach: detached
     if (c->gone) return;
     c->Flush();
     if (c->gone) return;
@@ -451,7 +454,7 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
     if (!started) {
       timeout_ms = static_cast<int>(std::max<int64_t>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
-    } else if (exited) {
+    } else if (exited || detach_at) {
       timeout_ms = 200;
     }
     int rc = poll(fds, n, timeout_ms);

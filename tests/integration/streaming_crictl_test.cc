@@ -332,6 +332,9 @@ TEST_F(StreamingCrictlTest, AttachSeesOutputAndStdin) {
   r = berth::Run(CrictlArgv({"attach", "-i", echo}), "hello attach\n", seconds(5));
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(Contains(r->out, "hello attach\n")) << r->out << r->err;
+  // Not stdin_once: the client's stdin EOF detaches it (after a short drain), the container
+  // keeps running with its stdin open.
+  EXPECT_FALSE(r->timed_out) << r->out << r->err;
   EXPECT_TRUE(WaitFor([&] { return streaming_->active_sessions() == 0; }, seconds(10)));
 }
 
