@@ -34,8 +34,9 @@ struct CreateOptions {
   std::string log_path;     // CRI log file (conmon -l k8s-file:<path>); empty: no log
   std::string exit_dir;     // conmon writes <exit_dir>/<id> with the exit code on exit
   bool stdin_open = false;  // keep stdin open (CRI ContainerConfig.stdin)
-  // CRI ContainerConfig.stdin_once: the first attach session that ends closes stdin;
-  // otherwise stdin stays open across attach sessions (conmon --leave-stdin-open).
+  // CRI ContainerConfig.stdin_once: the container's stdin is closed when the first attach
+  // client closes its stdin (conmon without --leave-stdin-open); false keeps it open for the
+  // next attach.
   bool stdin_once = false;
   bool tty = false;
 };

@@ -72,6 +72,11 @@ void KillAndReap(pid_t pid) {
 absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   ASSIGN_OR_RETURN(std::string bin, LookPath(opts.binary));
   std::vector<std::string> argv = {bin};
+  const bool userns = !opts.uid_map.empty() || !opts.gid_map.empty();
+  if (userns && (opts.uid_map.empty() || opts.gid_map.empty())) {
+    return absl::InvalidArgumentError("start pause: a user namespace needs both uid and gid mappings");
+  }
+  if (userns) argv.push_back("--user");
   if (opts.net) argv.push_back("--net");
   if (opts.ipc) argv.push_back("--ipc");
   if (opts.uts) argv.push_back("--uts");
@@ -116,6 +121,19 @@ absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   PauseProcess out;
   out.pid = pid;
   std::string proc = absl::StrCat("/proc/", pid, "/ns/");
+  if (userns) {
+    // The parent user namespace's root writes the mappings (no setgroups restriction).
+    for (const auto& [file, map] : {std::pair{"uid_map", &opts.uid_map}, std::pair{"gid_map", &opts.gid_map}}) {
+      std::string path = absl::StrCat("/proc/", pid, "/", file);
+      Fd f(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+      if (f.fd < 0 || write(f.fd, map->data(), map->size()) != static_cast<ssize_t>(map->size())) {
+        absl::Status s = ErrnoStatus(errno, absl::StrCat("start pause: write ", path, " \"", *map, "\""));
+        KillAndReap(pid);
+        return s;
+      }
+    }
+    out.user_ns = proc + "user";
+  }
   if (opts.net) out.net_ns = proc + "net";
   if (opts.ipc) out.ipc_ns = proc + "ipc";
   if (opts.uts) out.uts_ns = proc + "uts";

@@ -30,6 +30,10 @@ struct PauseOptions {
   bool ipc = true;                     // new IPC namespace (CLONE_NEWIPC)
   bool uts = true;                     // new UTS namespace (CLONE_NEWUTS)
   bool pid = false;                    // new PID namespace; the pause's child is its PID 1
+  // New user namespace (CLONE_NEWUSER, unshared together with the others so that it owns
+  // them) with these ID mappings, each "<container id> <host id> <length>\n" lines as
+  // /proc/<pid>/uid_map takes them; StartPause writes them before it returns. Empty: none.
+  std::string uid_map, gid_map;
   std::string hostname;                // set in the new UTS namespace (needs uts); empty: keep
   // cgroup.procs files (one per v1 controller and/or the v2 cgroup) the pause writes its PID
   // to before it unshares, so it is accounted to the pod cgroup from its first instruction.
@@ -46,12 +50,14 @@ struct PauseProcess {
   std::string ipc_ns;  // /proc/<pid>/ns/ipc
   std::string uts_ns;  // /proc/<pid>/ns/uts
   std::string pid_ns;  // /proc/<pid>/ns/pid_for_children (the namespace whose PID 1 is its child)
+  std::string user_ns; // /proc/<pid>/ns/user (with uid_map/gid_map)
 };
 
 // Spawns berth-pause in a new session and waits until its namespaces exist. Errors: NotFound
 // when the binary is missing; Internal with the pause's stderr (e.g. "write pid to
 // <cgroup.procs>: No such file or directory") when it exits early; DeadlineExceeded after
-// `ready_timeout` (the pause is then killed and reaped).
+// `ready_timeout` (the pause is then killed and reaped); the error of writing uid_map/gid_map
+// (e.g. InvalidArgument for overlapping ranges; the pause is then killed and reaped).
 absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts);
 
 // Stops a pause: SIGTERM, then SIGKILL after `grace`; waits until the process is gone

@@ -1,10 +1,11 @@
 // berth-pause: the infra process of a pod sandbox, run directly on the host (no image).
 //
-//   berth-pause [--net] [--ipc] [--uts] [--pid] [--hostname NAME] [--ready-fd N]
+//   berth-pause [--user] [--net] [--ipc] [--uts] [--pid] [--hostname NAME] [--ready-fd N]
 //               [--cgroup-procs FILE]...
 //
 // Steps: write our PID to every --cgroup-procs file (so the namespaces' holder lives in the
-// pod cgroup), unshare() the requested namespaces, set the hostname in the new UTS
+// pod cgroup), unshare() the requested namespaces (with --user a new user namespace too, in
+// the same call, so that it owns the others; the caller writes its uid_map/gid_map), set the hostname in the new UTS
 // namespace, then write one byte to the ready fd and wait for signals forever, reaping
 // children (SIGCHLD) and exiting 0 on SIGTERM/SIGINT. With --pid the process forks once so
 // that the child is PID 1 of the new PID namespace (and reaps its zombies); the parent
@@ -32,7 +33,7 @@ static void Die(const char* what, const char* arg) {
 
 static void Usage(void) {
   fprintf(stderr,
-          "usage: berth-pause [--net] [--ipc] [--uts] [--pid] [--hostname NAME] "
+          "usage: berth-pause [--user] [--net] [--ipc] [--uts] [--pid] [--hostname NAME] "
           "[--ready-fd N] [--cgroup-procs FILE]...\n");
   exit(2);
 }
@@ -86,7 +87,9 @@ int main(int argc, char** argv) {
   int n_cgroup_files = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
-    if (strcmp(a, "--net") == 0) {
+    if (strcmp(a, "--user") == 0) {
+      flags |= CLONE_NEWUSER;
+    } else if (strcmp(a, "--net") == 0) {
       flags |= CLONE_NEWNET;
     } else if (strcmp(a, "--ipc") == 0) {
       flags |= CLONE_NEWIPC;

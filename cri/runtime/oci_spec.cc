@@ -22,6 +22,46 @@ namespace berth::cri::runtime {
 namespace v1 = ::runtime::v1;
 using nlohmann::json;
 
+absl::StatusOr<PodUsernsMaps> PodUserns(const v1::PodSandboxConfig& cfg) {
+  const auto& nso = cfg.linux().security_context().namespace_options();
+  PodUsernsMaps out;
+  if (!nso.has_userns_options()) return out;
+  const v1::UserNamespace& u = nso.userns_options();
+  switch (u.mode()) {
+    case v1::NODE:
+      if (u.uids_size() != 0 || u.gids_size() != 0) {
+        return absl::InvalidArgumentError("user namespace mode NODE takes no ID mappings");
+      }
+      return out;
+    case v1::POD: break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unsupported user namespace mode ",
+                                                     v1::NamespaceMode_Name(u.mode()),
+                                                     " (only POD and NODE)"));
+  }
+  if (u.uids_size() != 1 || u.gids_size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("user namespace: exactly one UID and one GID mapping supported, got ",
+                                                   u.uids_size(), " and ", u.gids_size()));
+  }
+  const v1::IDMapping& m = u.uids(0);
+  const v1::IDMapping& g = u.gids(0);
+  if (m.container_id() != 0 || g.container_id() != 0) {
+    return absl::InvalidArgumentError("user namespace: container ID 0 must be mapped");
+  }
+  if (m.length() == 0 || g.length() == 0 || m.length() != g.length()) {
+    return absl::InvalidArgumentError("user namespace: UID and GID ranges must be non-empty and of equal length");
+  }
+  if (nso.network() == v1::NODE || nso.pid() == v1::NODE || nso.ipc() == v1::NODE) {
+    return absl::InvalidArgumentError("user namespace POD cannot be combined with host network, PID or IPC");
+  }
+  out.host_uid = m.host_id();
+  out.host_gid = g.host_id();
+  out.length = m.length();
+  out.uid_map = absl::StrCat("0 ", m.host_id(), " ", m.length(), "\n");
+  out.gid_map = absl::StrCat("0 ", g.host_id(), " ", g.length(), "\n");
+  return out;
+}
+
 namespace {
 
 constexpr char kDefaultPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -397,7 +437,16 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   if (!in.sandbox.resolv_conf_path.empty())
     add_mount(Mount("/etc/resolv.conf", "bind", in.sandbox.resolv_conf_path,
                     {"rbind", "rprivate", etc_mode}));
+  // The container's root mount propagation, as containerd sets it: a bidirectional volume
+  // needs the container's mounts shared (runc makes "/" rslave by default, which would stop a
+  // mount made in the container from reaching the host); a host-to-container one needs slave.
+  std::string rootfs_propagation;
   for (const auto& m : cfg.mounts()) {
+    if (m.propagation() == v1::PROPAGATION_BIDIRECTIONAL) {
+      rootfs_propagation = "rshared";
+    } else if (m.propagation() == v1::PROPAGATION_HOST_TO_CONTAINER && rootfs_propagation.empty()) {
+      rootfs_propagation = "rslave";
+    }
     if (m.recursive_read_only()) {
       // As containerd: recursive read-only needs a read-only, private mount.
       if (!m.readonly()) {
@@ -445,6 +494,14 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     } else if (pause > 0) {
       ns.push_back({{"type", "network"}, {"path", absl::StrCat("/proc/", pause, "/ns/net")}});
     }
+  }
+  if (in.sandbox.userns.enabled() && pause > 0) {
+    // The pod's user namespace, held by the pause; runc wants the mappings too.
+    ns.push_back({{"type", "user"}, {"path", absl::StrCat("/proc/", pause, "/ns/user")}});
+    linux["uidMappings"] = json::array(
+        {{{"containerID", 0}, {"hostID", in.sandbox.userns.host_uid}, {"size", in.sandbox.userns.length}}});
+    linux["gidMappings"] = json::array(
+        {{{"containerID", 0}, {"hostID", in.sandbox.userns.host_gid}, {"size", in.sandbox.userns.length}}});
   }
   linux["namespaces"] = ns;
   json resources = ResourcesJson(res);
@@ -494,6 +551,7 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   ASSIGN_OR_RETURN(json seccomp, ContainerSeccomp(sc, caps));
   if (!seccomp.is_null()) linux["seccomp"] = std::move(seccomp);
   if (!in.sandbox.sysctls.empty()) linux["sysctl"] = in.sandbox.sysctls;
+  if (!rootfs_propagation.empty()) linux["rootfsPropagation"] = rootfs_propagation;
   spec["linux"] = linux;
 
   json ann = json::object();

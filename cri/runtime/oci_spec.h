@@ -55,6 +55,21 @@ absl::StatusOr<ResolvedUser> ResolveUser(const ::runtime::v1::LinuxContainerSecu
 // it needs CAP_SYS_RESOURCE.
 int ClampOomScoreAdj(int64_t requested, int current);
 
+// A pod's user namespace mappings, as /proc/<pid>/uid_map and gid_map take them: one
+// "<container id> <host id> <length>\n" line each. Both empty: the host's user namespace.
+struct PodUsernsMaps {
+  std::string uid_map, gid_map;
+  uint32_t host_uid = 0, host_gid = 0, length = 0;  // the one range (when not empty)
+  bool enabled() const { return !uid_map.empty(); }
+};
+
+// Checks PodSandboxConfig.linux.security_context.namespace_options.userns_options as
+// containerd does (kubelet's user namespaces, KEP-127): absent or NODE: the host's (NODE
+// with mappings is InvalidArgument); POD: exactly one UID and one GID range, each mapping
+// container ID 0, length > 0, and no host network/PID/IPC; CONTAINER and TARGET:
+// InvalidArgument (CRI: only POD and NODE exist for user namespaces).
+absl::StatusOr<PodUsernsMaps> PodUserns(const ::runtime::v1::PodSandboxConfig& cfg);
+
 // Everything about the sandbox a container joins.
 struct SandboxSpecInfo {
   std::string id;
@@ -70,6 +85,9 @@ struct SandboxSpecInfo {
   std::string shm_path;          // the sandbox's /dev/shm (empty: private tmpfs)
   std::string sandbox_name, sandbox_namespace, sandbox_uid;
   std::map<std::string, std::string> sysctls;  // PodSandboxConfig.linux.sysctls (linux.sysctl)
+  // The pod's user namespace (PodUserns): the containers join /proc/<pause>/ns/user and
+  // runc gets the same mappings. Empty: the host's user namespace.
+  PodUsernsMaps userns;
 };
 
 // Inputs of GenerateSpec.

@@ -198,6 +198,20 @@ TEST_F(SpecFixture, CriMountsOverrideAndPropagation) {
   EXPECT_EQ(MountAt(*spec, "/etc/hosts")["source"], "/kubelet/etc-hosts");
   EXPECT_THAT(MountAt(*spec, "/data")["options"].get<std::vector<std::string>>(),
               ElementsAre("rbind", "rslave", "ro"));
+  EXPECT_EQ((*spec)["linux"]["rootfsPropagation"], "rslave");
+  // A bidirectional volume makes the container's mounts shared, whatever the order.
+  m = cfg.add_mounts();
+  m->set_container_path("/shared");
+  m->set_host_path("/mnt/shared");
+  m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  cfg.add_mounts()->CopyFrom(cfg.mounts(1));
+  spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ((*spec)["linux"]["rootfsPropagation"], "rshared");
+  cfg.clear_mounts();
+  spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_FALSE((*spec)["linux"].contains("rootfsPropagation"));
 }
 
 TEST_F(SpecFixture, NamespacesJoinPause) {
@@ -317,6 +331,56 @@ TEST_F(SpecFixture, SeccompSysctlsAndRecursiveReadOnlyMounts) {
   m->set_propagation(v1::PROPAGATION_PRIVATE);
   m->set_readonly(false);
   EXPECT_EQ(GenerateSpec(in).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PodUserns, ValidatesModesAndMappings) {
+  v1::PodSandboxConfig cfg;
+  EXPECT_FALSE(PodUserns(cfg)->enabled());  // absent: the host's
+  auto* nso = cfg.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  auto* u = nso->mutable_userns_options();
+  u->set_mode(v1::NODE);
+  EXPECT_FALSE(PodUserns(cfg)->enabled());
+  u->set_mode(v1::POD);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);  // no mappings
+  for (auto* m : {u->add_uids(), u->add_gids()}) {
+    m->set_host_id(1000);
+    m->set_length(100000);
+  }
+  auto ok = PodUserns(cfg);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->uid_map, "0 1000 100000\n");
+  EXPECT_EQ(ok->gid_map, "0 1000 100000\n");
+  u->set_mode(v1::NODE);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);  // NODE + maps
+  u->set_mode(v1::POD);
+  nso->set_network(v1::NODE);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  nso->set_network(v1::POD);
+  u->mutable_uids(0)->set_container_id(1);
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  u->mutable_uids(0)->set_container_id(0);
+  u->add_uids()->CopyFrom(u->uids(0));
+  EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  u->mutable_uids()->RemoveLast();
+  for (auto mode : {v1::CONTAINER, v1::TARGET}) {
+    u->set_mode(mode);
+    EXPECT_EQ(PodUserns(cfg).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST_F(SpecFixture, UserNamespacedPodJoinsThePausesUserns) {
+  in.sandbox.pause_pid = 42;
+  in.sandbox.userns = {"0 1000 100000\n", "0 2000 100000\n", 1000, 2000, 100000};
+  auto spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  bool user = false;
+  for (const auto& n : (*spec)["linux"]["namespaces"]) {
+    if (n["type"] == "user") user = n["path"] == "/proc/42/ns/user";
+  }
+  EXPECT_TRUE(user) << (*spec)["linux"]["namespaces"].dump();
+  EXPECT_EQ((*spec)["linux"]["uidMappings"][0]["hostID"], 1000);
+  EXPECT_EQ((*spec)["linux"]["gidMappings"][0]["hostID"], 2000);
+  EXPECT_EQ((*spec)["linux"]["gidMappings"][0]["size"], 100000);
 }
 
 TEST(ResolveUser, RunAsGroupNeedsAUserAndStrictPolicySkipsImageGroups) {

@@ -15,6 +15,8 @@ class PauseInfra : public SandboxInfra {
     o.uts = req.uts;
     o.pid = req.pid;
     o.hostname = req.hostname;
+    o.uid_map = req.uid_map;
+    o.gid_map = req.gid_map;
     o.cgroup_procs_files = req.cgroup_procs_files;
     auto r = pause::StartPause(o);
     if (!r.ok()) return r.status();

@@ -74,10 +74,42 @@ int SignalNumber(const std::string& name) {
 // CRI Signal enum value -> signal number (the enum values are the Linux numbers).
 int CriSignal(v1::Signal s) { return s == v1::RUNTIME_DEFAULT ? 0 : static_cast<int>(s); }
 
+// Unmounts every mount stacked at `path` (an idmapped rootfs sits on its overlay).
 absl::Status Unmount(const std::string& path) {
-  if (umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
-    return ErrnoStatus(errno, "unmount " + path);
+  while (umount2(path.c_str(), MNT_DETACH) == 0) {}
+  if (errno != EINVAL && errno != ENOENT) return ErrnoStatus(errno, "unmount " + path);
+  return absl::OkStatus();
+}
+
+// Mounts an idmapped copy of `path` at `target` (an existing directory), mapped through the
+// user namespace `userns_path` (/proc/<pause>/ns/user): a file owned by UID u on disk is seen
+// as owned by the host ID that u maps to (u + host_id), hence as u inside the pod. Used for
+// the image layers of a user-namespaced pod's overlay rootfs, as containerd does (overlayfs
+// takes idmapped layers since Linux 5.19; it cannot be idmapped itself).
+absl::Status IdmapMount(const std::string& path, const std::string& target, const std::string& userns_path) {
+  const std::string what = "idmap mount " + path + " through " + userns_path;
+  int userns = open(userns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (userns < 0) return ErrnoStatus(errno, what);
+  int tree = open_tree(AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) {
+    int e = errno;
+    close(userns);
+    return ErrnoStatus(e, what + ": open_tree");
   }
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns);
+  int rc = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr));
+  int e = errno;
+  close(userns);
+  if (rc != 0) {
+    close(tree);
+    return ErrnoStatus(e, what + ": mount_setattr");
+  }
+  rc = move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH);
+  e = errno;
+  close(tree);
+  if (rc != 0) return ErrnoStatus(e, what + ": move_mount");
   return absl::OkStatus();
 }
 
@@ -459,11 +491,15 @@ absl::StatusOr<v1::StatusResponse> Runtime::Status(const v1::StatusRequest& req)
   r.mutable_features()->set_supplemental_groups_policy(true);
   auto* def = r.add_runtime_handlers();
   def->mutable_features()->set_recursive_read_only_mounts(rro_supported_);
+  // User namespaces: the pause creates the pod's (PodUserns), berth idmaps the rootfs; any
+  // OCI runtime only has to join it.
+  def->mutable_features()->set_user_namespaces(true);
   for (const auto& [name, bin] : opts_.runtime_handlers) {
     if (name.empty()) continue;
     auto* h = r.add_runtime_handlers();
     h->set_name(name);
     h->mutable_features()->set_recursive_read_only_mounts(rro_supported_ && bin == deps_.oci->options().runtime_path);
+    h->mutable_features()->set_user_namespaces(true);
   }
   if (req.verbose()) {
     std::string pod_cidr;
@@ -493,6 +529,7 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   }
   ASSIGN_OR_RETURN(oci::OciRuntime * rt, RuntimeFor(req.runtime_handler()));
   (void)rt;
+  if (auto u = PodUserns(req.config()); !u.ok()) return Annotate(u.status(), "RunPodSandbox");
   std::string key = SandboxNameKey(md);
   // The new record's op_mu is taken before mu_ (never under it): lock order is op_mu -> mu_.
   auto sb = std::make_shared<SandboxRec>();
@@ -632,6 +669,9 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   ir.pid = nso.pid() == v1::POD;
   ir.hostname = sb->host_network ? "" : hostname;
   for (const auto& leaf : leaves) ir.cgroup_procs_files.push_back(JoinPath(leaf, "cgroup.procs"));
+  ASSIGN_OR_RETURN(PodUsernsMaps userns, PodUserns(cfg));
+  ir.uid_map = userns.uid_map;
+  ir.gid_map = userns.gid_map;
   ASSIGN_OR_RETURN(sb->pause_pid, deps_.infra->Start(ir));
 
   // Network.
@@ -903,10 +943,47 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   for (const auto& d : {c->rootfs, upper, work}) RETURN_IF_ERROR(MkdirAll(d, 0755));
   if (img.layer_dirs.empty()) return absl::FailedPreconditionError("image " + img.id + " has no layers");
   std::vector<std::string> lower(img.layer_dirs.rbegin(), img.layer_dirs.rend());
-  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower, ":"), ",upperdir=", upper, ",workdir=", work);
-  if (mount("overlay", c->rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
-    return ErrnoStatus(errno, "mount overlay rootfs at " + c->rootfs);
+  PodUsernsMaps userns;
+  pid_t pause_pid = 0;
+  {
+    absl::MutexLock l(&mu_);
+    userns = PodUserns(sb->config).value_or(PodUsernsMaps{});
+    pause_pid = sb->pause_pid;
   }
+  // A user-namespaced pod: the layers are seen through idmapped mounts (under
+  // <bundle>/idmap/<n>, detached again once the overlay holds them) and the upper dir is owned
+  // by the pod's root, so the image's root-owned files are root's inside the pod.
+  std::vector<std::string> idmapped;
+  auto detach_idmapped = [&idmapped]() {
+    for (const auto& d : idmapped) Unmount(d).IgnoreError();
+  };
+  if (userns.enabled()) {
+    if (pause_pid <= 0) return absl::FailedPreconditionError("pod sandbox " + sb->id + " has no infra process");
+    const std::string ns = absl::StrCat("/proc/", pause_pid, "/ns/user");
+    for (size_t i = 0; i < lower.size(); ++i) {
+      std::string d = JoinPath(JoinPath(c->bundle, "idmap"), std::to_string(i));
+      RETURN_IF_ERROR(MkdirAll(d, 0700));
+      absl::Status s = IdmapMount(lower[i], d, ns);
+      if (!s.ok()) {
+        detach_idmapped();
+        return s;
+      }
+      idmapped.push_back(d);
+      lower[i] = d;
+    }
+    for (const auto& d : {upper, work}) {
+      if (chown(d.c_str(), userns.host_uid, userns.host_gid) != 0) {
+        int e = errno;
+        detach_idmapped();
+        return ErrnoStatus(e, "chown " + d);
+      }
+    }
+  }
+  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower, ":"), ",upperdir=", upper, ",workdir=", work);
+  int mrc = mount("overlay", c->rootfs.c_str(), "overlay", 0, data.c_str());
+  int merr = errno;
+  detach_idmapped();  // the overlay keeps its own references to the layers
+  if (mrc != 0) return ErrnoStatus(merr, "mount overlay rootfs at " + c->rootfs);
   // CRI mounts: kubelet normally creates the host paths; create missing ones like containerd.
   for (const auto& m : cfg.mounts()) {
     if (!m.host_path().empty() && !PathExists(m.host_path())) RETURN_IF_ERROR(MkdirAll(m.host_path(), 0755));
@@ -934,6 +1011,7 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     in.sandbox.sandbox_namespace = sb->config.metadata().namespace_();
     in.sandbox.sandbox_uid = sb->config.metadata().uid();
     in.sandbox.sysctls.insert(sb->config.linux().sysctls().begin(), sb->config.linux().sysctls().end());
+    in.sandbox.userns = userns;
     c->cgroups_path = sb->cgroup_path + "/" + c->id;
     if (!sb->config.log_directory().empty() && !cfg.log_path().empty()) {
       c->log_path = JoinPath(sb->config.log_directory(), cfg.log_path());
@@ -1140,7 +1218,8 @@ absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::C
     json info = {{"pid", c->pid},          {"sandboxID", c->sandbox_id}, {"bundle", c->bundle},
                  {"rootfs", c->rootfs},     {"cgroupsPath", c->cgroups_path},
                  {"cgroupPath", c->cgroups_path},
-                 {"runtimeHandler", c->runtime_handler}};
+                 {"runtimeHandler", c->runtime_handler},
+                 {"stdin", c->config.stdin()},    {"stdinOnce", c->config.stdin_once()}};
     (*r.mutable_info())["info"] = info.dump();
   }
   return r;

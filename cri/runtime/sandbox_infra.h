@@ -19,6 +19,9 @@ struct InfraRequest {
   bool net = true, ipc = true, uts = true, pid = false;  // new namespaces to unshare
   std::string hostname;                                  // set in the new UTS namespace
   std::vector<std::string> cgroup_procs_files;           // cgroup.procs files to join
+  // A new user namespace owning the others, with these /proc/<pid>/uid_map and gid_map
+  // contents ("<container id> <host id> <length>\n"); both empty: the host's.
+  std::string uid_map, gid_map;
 };
 
 // Starts/stops sandbox infra processes and pins their network namespace. Thread-safe.

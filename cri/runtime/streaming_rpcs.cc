@@ -47,6 +47,7 @@ using json = nlohmann::json;
 struct ContainerFacts {
   std::string id, bundle, runtime_handler;
   v1::ContainerState state = v1::CONTAINER_UNKNOWN;
+  bool stdin_once = false;  // ContainerConfig.stdin_once
 };
 
 void CloseFd(int* fd) {
@@ -167,12 +168,20 @@ class AttachProcess : public streaming::StreamProcess {
     (void)unused;
     close(fd);
   }
-  // The client's stdin ended: stop writing, stay attached (conmon would drop the whole
-  // connection on a half-close, losing output still on its way).
-  void CloseStdin() override { CloseFd(&stdin_); }
+  // The client's stdin ended (containerd's attach semantics). stdin_once: half-close the
+  // socket; conmon closes the container's stdin and output keeps flowing until the
+  // container exits. Otherwise the client detaches (DetachOnStdinEof): the session ends
+  // after the drain grace and the container's stdin stays open for the next attach (conmon
+  // runs with --leave-stdin-open).
+  void CloseStdin() override {
+    CloseFd(&stdin_);
+    if (stdin_once_ && sock_ >= 0) shutdown(sock_, SHUT_WR);
+  }
+  bool DetachOnStdinEof() const override { return !stdin_once_; }
 
   std::string ctl_path_;
   int sock_ = -1, stdin_ = -1;
+  bool stdin_once_ = false;
 };
 
 }  // namespace
@@ -193,6 +202,7 @@ static absl::StatusOr<ContainerFacts> Facts(Runtime* rt, const std::string& id, 
     if (j.is_object()) {
       f.bundle = j.value("bundle", "");
       f.runtime_handler = j.value("runtimeHandler", "");
+      f.stdin_once = j.value("stdinOnce", false);
     }
   }
   return f;
@@ -341,6 +351,7 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartAttach(
   if (dfd < 0) return ErrnoStatus(errno, absl::StrCat(what, ": conmon attach directory ", link));
   auto p = std::make_unique<AttachProcess>();
   p->ctl_path_ = JoinPath(f.bundle, "ctl");
+  p->stdin_once_ = f.stdin_once;
   p->sock_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   struct sockaddr_un sa = {};
   sa.sun_family = AF_UNIX;

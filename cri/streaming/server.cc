@@ -368,9 +368,9 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
   bool stdin_eof = false, stdin_closed = false;
   bool out_open[3] = {false, false, false};  // indexed by kStdout/kStderr
   bool exited = false;
+  std::optional<Clock::time_point> detach_at;  // DetachOnStdinEof: when the client's stdin ended
   std::optional<std::string> final_status;
   Clock::time_point last_output = Clock::now();
-  std::optional<Clock::time_point> stdin_done_at;  // attach: when the client's stdin ended
   std::vector<ChannelEvent> events;
 
   auto handle_events = [&]() {
@@ -428,19 +428,17 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
       stdin_closed = true;
       proc->CloseStdin();
       t->Close(kStdin);
+      if (proc->DetachOnStdinEof()) detach_at = Clock::now();
     }
     bool outputs_done = !out_open[kStdout] && !out_open[kStderr];
     if (started && !proc) break;  // start failed: report it
     if (proc && exited && (outputs_done || Clock::now() - last_output > kDrainGrace)) break;
     if (proc && proc->exit_fd() < 0 && outputs_done) break;  // attach: console closed
-    const bool attach_stdin_done = proc && proc->exit_fd() < 0 && o.stdin && stdin_closed;
-    if (attach_stdin_done) {
-      if (!stdin_done_at) stdin_done_at = Clock::now();
+    if (proc && detach_at) {  // attach: the client detached (its stdin ended)
+      // Output still flowing is delivered: the session ends once it has been quiet for
+      // kAttachStdinEofQuiet, and at the latest kDrainGrace after the detach.
       auto now = Clock::now();
-      if (now - std::max(last_output, *stdin_done_at) > kAttachStdinEofQuiet ||
-          now - *stdin_done_at > kDrainGrace) {
-        break;
-      }
+      if (now - std::max(last_output, *detach_at) > kAttachStdinEofQuiet || now - *detach_at > kDrainGrace) break;
     }
     if (c->gone) return;
     c->Flush();
@@ -466,7 +464,7 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
           0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
     } else if (exited) {
       timeout_ms = 200;
-    } else if (attach_stdin_done) {
+    } else if (detach_at) {
       timeout_ms = 50;
     }
     int rc = poll(fds, n, timeout_ms);

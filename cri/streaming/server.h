@@ -66,6 +66,10 @@ class StreamProcess {
   virtual void Resize(uint16_t width, uint16_t height) = 0;
   // The client closed its stdin.
   virtual void CloseStdin() = 0;
+  // True when the client's stdin EOF ends the session (an attach to a container that is not
+  // stdin_once, as containerd detaches it): output still arriving within the drain grace
+  // (2 s) after the EOF is delivered, then the session ends with success.
+  virtual bool DetachOnStdinEof() const { return false; }
 };
 
 // What the server needs from the runtime. Called on session threads, concurrently.

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +22,7 @@
 #include <vector>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
@@ -177,6 +179,81 @@ TEST_F(RuntimeIntegrationTest, SandboxContainerLifecycle) {
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->containers_size(), 0);
   EXPECT_EQ(net_.dels.size(), 1u);
+}
+
+// A user-namespaced pod (CRI userns_options POD): the pause holds the user namespace, the
+// containers join it, and the image's root-owned files are root's inside through idmapped
+// layers; a file the container creates is owned by the mapped host UID on disk.
+TEST_F(RuntimeIntegrationTest, UserNamespacePodMapsRootfs) {
+  v1::RunPodSandboxRequest req;
+  auto* c = req.mutable_config();
+  c->mutable_metadata()->set_name("userns");
+  c->mutable_metadata()->set_namespace_("default");
+  c->mutable_metadata()->set_uid("uid-userns");
+  c->set_log_directory(dir_ + "/logs/userns");
+  c->mutable_linux()->set_cgroup_parent("/kubepods/poduserns");
+  auto* u = c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->mutable_userns_options();
+  u->set_mode(v1::POD);
+  for (auto* m : {u->add_uids(), u->add_gids()}) {
+    m->set_container_id(0);
+    m->set_host_id(200000);
+    m->set_length(65536);
+  }
+  // Bad mappings are refused before anything is created.
+  v1::RunPodSandboxRequest bad = req;
+  bad.mutable_config()->mutable_linux()->mutable_security_context()->mutable_namespace_options()
+      ->mutable_userns_options()->mutable_uids(0)->set_container_id(1);
+  EXPECT_EQ(rt_->RunPodSandbox(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  // runc resolves the rootfs path as the pod's root (a mapped UID): mkdtemp's 0700 would stop it.
+  ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+  sandbox_config_ = *c;
+  auto r = rt_->RunPodSandbox(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::string id = CreateContainer(r->pod_sandbox_id(), "probe",
+                                   {"sh", "-c",
+                                    "cat /proc/self/uid_map; busybox stat -c 'bin %u:%g' /bin/busybox; "
+                                    "echo x > /new && busybox stat -c 'new %u:%g' /new"});
+  ASSERT_FALSE(id.empty());
+  v1::StartContainerRequest start;
+  start.set_container_id(id);
+  auto started = rt_->StartContainer(start);
+  ASSERT_TRUE(started.ok()) << started.status();
+  ASSERT_TRUE(WaitExit(id, std::chrono::seconds(20)));
+  v1::ContainerStatusRequest csr;
+  csr.set_container_id(id);
+  auto cs = rt_->ContainerStatus(csr);
+  ASSERT_TRUE(cs.ok()) << cs.status();
+  auto log = ReadFile(cs->status().log_path());
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(cs->status().exit_code(), 0) << *log;
+  std::string flat = *log;
+  std::vector<std::string> words = absl::StrSplit(flat, absl::ByAnyChar(" \n\t"), absl::SkipEmpty());
+  auto has_seq = [&](std::vector<std::string> seq) {
+    return std::search(words.begin(), words.end(), seq.begin(), seq.end()) != words.end();
+  };
+  EXPECT_TRUE(has_seq({"0", "200000", "65536"})) << *log;
+  EXPECT_TRUE(has_seq({"bin", "0:0"})) << *log;
+  EXPECT_TRUE(has_seq({"new", "0:0"})) << *log;
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/root/containers/" + id + "/upper/new").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 200000u);
+  EXPECT_EQ(st.st_gid, 200000u);
+  // The idmapped layer mounts were detached once the overlay held them.
+  // (mountinfo's field 5 is the mount point; the overlay's options name the dirs too).
+  {
+    std::istringstream in(MountInfo());
+    std::string line, idmap_dir = dir_ + "/root/containers/" + id + "/idmap";
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string a, b, c2, d, mp;
+      f >> a >> b >> c2 >> d >> mp;
+      EXPECT_NE(mp.rfind(idmap_dir, 0), 0u) << line;
+    }
+  }
+  v1::RemovePodSandboxRequest rm;
+  rm.set_pod_sandbox_id(r->pod_sandbox_id());
+  ASSERT_TRUE(rt_->RemovePodSandbox(rm).ok());
+  EXPECT_EQ(MountInfo().find(dir_ + "/root"), std::string::npos) << MountInfo();
 }
 
 TEST_F(RuntimeIntegrationTest, MissingImageFailsAndCleansUp) {
