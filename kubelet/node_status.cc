@@ -429,7 +429,25 @@ void NodeStatusManager::Run() {
     // On failure retry sooner (kubelet retries up to 5 times per period).
     auto wait = s.ok() ? options_.update_period
                        : std::min(options_.update_period, std::chrono::milliseconds(2000));
-    if (!SleepUnlessStopped(wait)) return;
+    auto until = std::chrono::steady_clock::now() + wait;
+    // Not ready (e.g. no CNI configuration yet): report the change as soon as it happens.
+    while (s.ok() && !last_not_ready_.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      if (!SleepUnlessStopped(std::min(left, options_.fast_update_period))) return;
+      std::function<std::string()> check;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        check = readiness_check_;
+      }
+      if (!check || check() != last_not_ready_) {
+        until = std::chrono::steady_clock::now();
+        break;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() > 0 && !SleepUnlessStopped(left)) return;
+    if (stop_) return;
   }
 }
 

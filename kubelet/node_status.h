@@ -62,6 +62,9 @@ struct NodeStatusOptions {
   std::string runtime_version = "berth://0.1.0";
   std::string kubelet_version = "v1.36.3-berth";
   std::chrono::milliseconds update_period{10000};    // nodeStatusUpdateFrequency
+  // While the node is not ready, its readiness check runs this often and a change is
+  // reported at once (the kubelet's fast node status update at start-up).
+  std::chrono::milliseconds fast_update_period{500};
   std::chrono::milliseconds register_backoff_initial{200};
   std::chrono::milliseconds register_backoff_max{7000};  // kubelet caps at 7 s
 };
@@ -105,7 +108,8 @@ class NodeStatusManager {
   absl::Status UpdateStatusOnce();
 
   // Starts the thread: register (retrying with backoff until it succeeds, logging each
-  // failure), then update status every update_period.
+  // failure), then update status every update_period, and as soon as the readiness check
+  // changes while the node is not ready (checked every fast_update_period).
   void Start();
   // Stops and joins the thread. Idempotent.
   void Stop();

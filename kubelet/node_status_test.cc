@@ -130,6 +130,44 @@ TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
   EXPECT_GE(c["lastTransitionTime"].get<std::string>(), not_ready_since);  // RFC 3339 sorts
 }
 
+// As the kubelet's fast node status update: a not-ready node reports becoming ready at once,
+// not at the next update_period (here an hour).
+TEST(NodeStatusTest, NotReadyNodeReportsReadinessChangeAtOnce) {
+  ScriptedApiClient client;
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+  };
+  NodeStatusManager mgr(&client,
+                        {.node_name = "n1",
+                         .update_period = std::chrono::hours(1),
+                         .fast_update_period = std::chrono::milliseconds(20)},
+                        FakeMachine());
+  std::atomic<bool> ready{false};
+  mgr.SetReadinessCheck([&]() -> std::string { return ready ? "" : "NetworkReady=false"; });
+  auto ready_status = [](const testing::ScriptedRequest& r) {
+    if (r.verb != "PATCH" || r.path != "/api/v1/nodes/n1/status") return std::string();
+    for (const Json& c : r.body["status"]["conditions"]) {
+      if (c["type"] == "Ready") return c["status"].get<std::string>();
+    }
+    return std::string();
+  };
+  mgr.Start();
+  ASSERT_TRUE(client.WaitFor([&](const std::vector<testing::ScriptedRequest>& rs) {
+    for (const auto& r : rs) if (ready_status(r) == "False") return true;
+    return false;
+  }));
+  ready = true;
+  EXPECT_TRUE(client.WaitFor([&](const std::vector<testing::ScriptedRequest>& rs) {
+    for (const auto& r : rs) if (ready_status(r) == "True") return true;
+    return false;
+  }));
+  mgr.Stop();
+  // Ready now: no further fast updates (one PATCH for False, one for True).
+  int patches = 0;
+  for (const auto& r : client.Requests()) patches += !ready_status(r).empty();
+  EXPECT_EQ(patches, 2);
+}
+
 TEST(NodeStatusTest, Parsers) {
   auto kib = ParseMemTotalKib("MemTotal:       16318012 kB\nMemFree: 1 kB\n");
   ASSERT_TRUE(kib.ok());
