@@ -86,7 +86,7 @@ for c in "${cmds[@]}"; do [[ $c == *berth.sock* ]] && [[ $c != *"$run_state/bert
 
 # 1. kubectl get nodes: the node registers and turns Ready.
 deadline=$((SECONDS + 180))
-until bash -c "${cmds[0]}" 2>/dev/null | grep -Eq "^$BERTH_NODE_NAME +Ready "; do
+until grep -Eq "^$BERTH_NODE_NAME +Ready " <<<"$(bash -c "${cmds[0]}" 2>/dev/null)"; do
   alive || fail "berth exited"
   [ $SECONDS -lt $deadline ] || fail "node $BERTH_NODE_NAME not Ready within 180 s"
   sleep 1
@@ -98,10 +98,11 @@ bash -c "${cmds[1]}" >/dev/null || fail "${cmds[1]}"
 pod=$("$kctl" get pods -l app=hello -o jsonpath='{.items[0].metadata.name}')
 [ "$("$kctl" get pod "$pod" -o jsonpath='{.spec.nodeName}')" = "$BERTH_NODE_NAME" ] || fail "pod not on $BERTH_NODE_NAME"
 # 3. crictl ps: the container is listed as running.
-bash -c "${cmds[2]}" 2>/dev/null | grep -E "Running +busybox .* $pod " >/dev/null ||
-  fail "crictl ps does not list $pod's container running: $(bash -c "${cmds[2]}" 2>&1)"
+ps_out=$(bash -c "${cmds[2]}" 2>/dev/null) || fail "${cmds[2]}"
+grep -Eq "Running +busybox .* $pod " <<<"$ps_out" || fail "crictl ps does not list $pod's container running: $ps_out"
 # 4. curl .../metrics: Prometheus text from berth.
-bash -c "${cmds[3]}" | grep -q '^berth_build_info{' || fail "no berth_build_info on /metrics"
+metrics=$(bash -c "${cmds[3]}") || fail "${cmds[3]}"  # whole output first: grep -q would SIGPIPE curl
+grep -q '^berth_build_info{' <<<"$metrics" || fail "no berth_build_info on /metrics"
 # kubectl logs and exec go API server -> berth :10250 with the API server's client certificate.
 "$kctl" logs "$pod" >/dev/null || fail "kubectl logs $pod"
 [ "$("$kctl" exec "$pod" -- echo exec-ok)" = exec-ok ] || fail "kubectl exec $pod"
