@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -73,6 +74,28 @@ int SignalNumber(const std::string& name) {
 
 // CRI Signal enum value -> signal number (the enum values are the Linux numbers).
 int CriSignal(v1::Signal s) { return s == v1::RUNTIME_DEFAULT ? 0 : static_cast<int>(s); }
+
+// User-namespaced pods: the mapped users (not the host's root) resolve the rootfs paths under
+// the root dir, so `dir` and every directory above it must be searchable by others (o+x).
+// FailedPrecondition naming the first one that is not, with its mode.
+absl::Status CheckSearchableByOthers(const std::string& dir) {
+  std::string p = dir;
+  while (!p.empty()) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + p);
+    if ((st.st_mode & S_IXOTH) == 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "user namespaces: %s (mode %04o) is not searchable by the pod's mapped users; every "
+          "directory above --root-dir %s needs o+x (e.g. chmod 0711 %s)",
+          p, st.st_mode & 07777, dir, p));
+    }
+    if (p == "/") break;
+    size_t slash = p.rfind('/');
+    if (slash == std::string::npos) break;  // relative: its top
+    p = slash == 0 ? "/" : p.substr(0, slash);
+  }
+  return absl::OkStatus();
+}
 
 // Unmounts every mount stacked at `path` (an idmapped rootfs sits on its overlay).
 absl::Status Unmount(const std::string& path) {
@@ -529,7 +552,11 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
   }
   ASSIGN_OR_RETURN(oci::OciRuntime * rt, RuntimeFor(req.runtime_handler()));
   (void)rt;
-  if (auto u = PodUserns(req.config()); !u.ok()) return Annotate(u.status(), "RunPodSandbox");
+  if (auto u = PodUserns(req.config()); !u.ok()) {
+    return Annotate(u.status(), "RunPodSandbox");
+  } else if (u->enabled()) {
+    RETURN_IF_ERROR(Annotate(CheckSearchableByOthers(opts_.root_dir), "RunPodSandbox"));
+  }
   std::string key = SandboxNameKey(md);
   // The new record's op_mu is taken before mu_ (never under it): lock order is op_mu -> mu_.
   auto sb = std::make_shared<SandboxRec>();

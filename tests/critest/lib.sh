@@ -8,6 +8,10 @@
 #   cleanup_runtime        stops it by PID, kills leftovers in $cgroup_root by PID, unmounts
 #   cleanup_all            cleanup_runtime + registry + netns
 berth_bin=${BERTH_BIN:-$repo/build/kubelet/berth}
+# berth's --root-dir lives outside the state dir: user-namespaced pods need every directory
+# above it searchable by their mapped users (o+x), which a checkout under a 0700 dir (mktemp
+# -d) is not. /var/tmp is 1777; the dir itself is 0711, like containerd's root.
+berth_root="/var/tmp/berth-critest${cgroup_root//\//-}"
 peer=${PEER_CONTAINERD:-$repo/tests/peer/containerd.sh}
 cleanup_runtime() {
   local d pid
@@ -27,8 +31,9 @@ cleanup_runtime() {
     done
   done
   # Mounts (overlay rootfs, netns bind mounts, shm) under the runtime's dirs, deepest first.
-  awk -v root="$state/rt/" 'index($2, root)==1 {print $2}' /proc/self/mounts | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  awk -v root="$state/rt/" -v root2="$berth_root/" 'index($2, root)==1 || index($2, root2)==1 {print $2}' \
+    /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$berth_root"
 }
 cleanup_all() {
   cleanup_runtime
@@ -57,7 +62,8 @@ mirrors=(registry.k8s.io k8s.gcr.io gcr.io docker.io)
 start_berth() {
   [ -x "$berth_bin" ] || die "berth binary $berth_bin not built"
   : >"$state/logs/berth.log"
-  local args=(--runtime-only --root-dir="$state/rt/lib" --state-dir="$state/rt/run"
+  mkdir -p "$berth_root" && chmod 0711 "$berth_root"
+  local args=(--runtime-only --root-dir="$berth_root" --state-dir="$state/rt/run"
     --cri-socket="$sock" --cgroup-root="$cgroup_root" --log-root="$state/rt/pods"
     --cni-conf-dir="$state/cni/net.d" --cni-bin-dir=/usr/lib/cni
     --insecure-registry=127.0.0.1:5000 --metrics-bind-address=127.0.0.1:10259)

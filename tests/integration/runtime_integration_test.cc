@@ -204,7 +204,12 @@ TEST_F(RuntimeIntegrationTest, UserNamespacePodMapsRootfs) {
   bad.mutable_config()->mutable_linux()->mutable_security_context()->mutable_namespace_options()
       ->mutable_userns_options()->mutable_uids(0)->set_container_id(1);
   EXPECT_EQ(rt_->RunPodSandbox(bad).status().code(), absl::StatusCode::kInvalidArgument);
-  // runc resolves the rootfs path as the pod's root (a mapped UID): mkdtemp's 0700 would stop it.
+  // runc resolves the rootfs path as the pod's root (a mapped UID): mkdtemp's 0700 stops it,
+  // and berth says so before creating anything.
+  auto refused = rt_->RunPodSandbox(req);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find(dir_ + " (mode 0700) is not searchable"), std::string::npos)
+      << refused.status();
   ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
   sandbox_config_ = *c;
   auto r = rt_->RunPodSandbox(req);
