@@ -13,8 +13,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-# shellcheck source=tests/peer/lib.sh
 log() { echo "[$(date +%H:%M:%S)] run_test: $*" >&2; }
+# shellcheck source=tests/peer/lib.sh
 source "$top/tests/peer/lib.sh"
 
 id=$$
