@@ -37,24 +37,16 @@ peer_node="peer-kubelet"
 export BERTH_E2E_STATE=$state PEER_NODE_NAME=$peer_node
 export PEER_CGROUP_ROOT="$cgroup_root-bench-peer"
 peer_crictl() { "$cluster_bin/crictl" --config "$peer/containerd/containerd/crictl.yaml" "$@"; }
-peer_rss_kb() {
-  echo $(($("$repo_dir/tests/peer/kubelet.sh" rss "$peer/kubelet") + $("$repo_dir/tests/peer/containerd.sh" rss "$peer/containerd")))
-}
 watch_pid=
 cleanup() {
   [ -z "$watch_pid" ] || kill "$watch_pid" 2>/dev/null || true
   for side in berth peer; do
     kubectl delete namespace "bench-startup-$side" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   done
-  "$repo_dir/tests/peer/kubelet.sh" stop "$peer/kubelet" >/dev/null 2>&1 || true
-  "$repo_dir/tests/peer/containerd.sh" stop "$peer/containerd" >/dev/null 2>&1 || true
+  "$repo_dir/tests/peer/node.sh" stop "$peer" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-rm -rf "$peer/containerd/cni"
-"$repo_dir/tests/peer/containerd.sh" start "$peer/containerd" >/dev/null || fail "containerd peer did not start"
-PEER_CRI_ENDPOINT=unix://$peer/containerd/containerd/containerd.sock \
-PEER_CNI_CONF_DIR=$peer/containerd/cni/net.d \
-  "$repo_dir/tests/peer/kubelet.sh" start "$peer/kubelet" >/dev/null || fail "upstream kubelet peer did not become Ready"
+"$repo_dir/tests/peer/node.sh" start "$peer" || fail "the upstream peer node did not start"
 
 # The same image, present on both nodes before any pod asks for it.
 crictl pull "$image" >/dev/null || fail "crictl pull $image (berth)"
@@ -125,8 +117,7 @@ SENTINEL
 # stats_json: {p50, p99, max, count, samples} of $samples.
 stats_json() {
   local count; count=$(grep -c . <<<"$samples")
-  pct() { awk -v q="$1" '{v[NR] = $1} END { i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i] }' <<<"$samples"; }
-  jq -n --argjson p50 "$(pct 0.50)" --argjson p99 "$(pct 0.99)" --argjson max "$(tail -n1 <<<"$samples")" \
+  jq -n --argjson p50 "$(percentile 0.50 <<<"$samples")" --argjson p99 "$(percentile 0.99 <<<"$samples")" --argjson max "$(tail -n1 <<<"$samples")" \
     --argjson count "$count" --argjson samples "[$(paste -sd, <<<"$samples")]" \
     '{p50: $p50, p99: $p99, max: $max, count: $count, samples: $samples}'
 }

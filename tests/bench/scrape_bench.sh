@@ -3,27 +3,22 @@
 # 100) running on each node, the time and size of one scrape of /metrics/cadvisor.
 #   berth: its metrics endpoint (http://127.0.0.1:10249, plain HTTP) and, when berth serves
 #          the kubelet port, https://<node-ip>:10250 (same TLS set-up as the kubelet's);
-#   peer:  the upstream kubelet (tests/peer/kubelet.sh) on containerd
-#          (tests/peer/containerd.sh) as a second node of the same cluster, over HTTPS with the
+#   peer:  the upstream kubelet on containerd (tests/peer/node.sh) as a second node of the same cluster, over HTTPS with the
 #          admin client certificate (its x509 authentication, AlwaysAllow authorization).
 # Each endpoint is scraped S times (default 10) after a warm-up scrape; the JSON reports
 # median/min/max seconds (curl time_total), bytes and sample lines. Needs the e2e cluster and
 # berth up (tests/e2e/cluster_up.sh, same BERTH_E2E_STATE). Not a pass/fail test.
 # Usage: BERTH_E2E_STATE=<state> tests/bench/scrape_bench.sh [N] [S]
-# Env: PEER_DIR: where containerd.sh / kubelet.sh are (default tests/peer of this repo).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/../e2e/lib.sh"
 n=${1:-100}
 scrapes=${2:-10}
-peer_dir=${PEER_DIR:-$repo_dir/tests/peer}
-[ -x "$peer_dir/kubelet.sh" ] && [ -x "$peer_dir/containerd.sh" ] ||
-  fail "peer scripts missing in $peer_dir (tests/peer: containerd.sh, kubelet.sh)"
 [ -x "$cluster_bin/kubelet" ] || fail "$cluster_bin/kubelet missing: run tests/cluster/build.sh kubelet"
 pid=$(berth_pid)
 [ -n "$pid" ] && pid_alive berth || fail "berth is not running (start tests/e2e/cluster_up.sh)"
 
 peer="$state/bench-scrape-peer"
-peer_node=peer-kubelet
+peer_node="peer-kubelet"
 export BERTH_E2E_STATE=$state PEER_NODE_NAME=$peer_node
 export PEER_CGROUP_ROOT="$cgroup_root-scrape-peer"
 peer_crictl() { "$cluster_bin/crictl" --config "$peer/containerd/containerd/crictl.yaml" "$@"; }
@@ -31,16 +26,11 @@ cleanup() {
   for side in berth peer; do
     kubectl delete namespace "bench-scrape-$side" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   done
-  "$peer_dir/kubelet.sh" stop "$peer/kubelet" >/dev/null 2>&1 || true
-  "$peer_dir/containerd.sh" stop "$peer/containerd" >/dev/null 2>&1 || true
+  "$repo_dir/tests/peer/node.sh" stop "$peer" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-rm -rf "$peer/containerd/cni"
-"$peer_dir/containerd.sh" start "$peer/containerd" >/dev/null || fail "containerd peer did not start"
-PEER_CRI_ENDPOINT=unix://$peer/containerd/containerd/containerd.sock \
-PEER_CNI_CONF_DIR=$peer/containerd/cni/net.d \
-  "$peer_dir/kubelet.sh" start "$peer/kubelet" >/dev/null || fail "upstream kubelet peer did not become Ready"
-eval "$("$peer_dir/kubelet.sh" env "$peer/kubelet")"
+"$repo_dir/tests/peer/node.sh" start "$peer" || fail "the upstream peer node did not start"
+eval "$("$repo_dir/tests/peer/node.sh" env "$peer")"
 crictl pull "$image" >/dev/null || fail "crictl pull $image (berth)"
 peer_crictl pull "$image" >/dev/null || fail "crictl pull $image (containerd)"
 peer_crictl pull 127.0.0.1:5000/pause:3.10 >/dev/null || fail "crictl pull pause (containerd)"

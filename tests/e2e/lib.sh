@@ -222,3 +222,9 @@ count_kubelet_conn_threads() {
 
 # kubelet_url <path>: https URL of berth's kubelet server (inside the netns).
 kubelet_url() { echo "https://$node_addr:10250$1"; }
+
+# percentile <q>: the nearest-rank q-quantile (0 < q <= 1) of the numbers on stdin, one per
+# line (the benchmarks in tests/bench/ all report p50/p90/p99 this way).
+percentile() {
+  sort -g | awk -v q="$1" '{v[NR] = $1} END {if (NR == 0) exit 1; i = int(q * NR + 0.999999); if (i < 1) i = 1; print v[i]}'
+}
