@@ -377,6 +377,7 @@ int RealMain(int argc, char** argv) {
   if (cgroup_reader.ok()) {
     metrics::CadvisorOptions cadvisor_opts;
     cadvisor_opts.fs_usage = &fs_usage;
+    cadvisor_opts.root_fs_dir = f.root_dir;
     metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
                                      [list_targets] { return list_targets().cadvisor; },
                                      cadvisor_opts);

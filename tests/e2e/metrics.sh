@@ -133,5 +133,8 @@ cadvisor_fs() {
 fs_in_cadvisor() { local v; v=$(cadvisor_fs); [ -n "$v" ] && awk -v v="$v" -v m=$((root0 + 20 * MiB)) 'BEGIN {exit !(v + 0 >= m)}'; }
 wait_for 30 fs_in_cadvisor || fail "container_fs_usage_bytes of writer/main is '$(cadvisor_fs)', want >= $((root0 + 20 * MiB))" "$E2E_NS"
 fs_usage=$(cadvisor_fs)
+# The node's filesystem as cAdvisor's root container (id="/", with device).
+root_fs=$(awk '$1 ~ /^container_fs_limit_bytes\{/ && index($1, "id=\"/\"") && index($1, "device=\"/") {print $2}' "$state/cadvisor.txt")
+awk -v v="$root_fs" 'BEGIN {exit !(v + 0 > 0)}' || fail "no container_fs_limit_bytes{id=\"/\",device=...} > 0 on /metrics/cadvisor"
 kubectl delete pod -n "$E2E_NS" writer --wait=true --timeout=60s >/dev/null || fail "deleting pod writer failed" "$E2E_NS"
-echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage"
+echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage; node container_fs_limit_bytes $root_fs"
