@@ -77,6 +77,19 @@ std::optional<Limit> PodLimit(const Json& spec) {
 
 bool IsMemoryMedium(const Json& empty_dir) { return empty_dir.value("medium", "") == "Memory"; }
 
+// kubelettypes.IsCriticalPod: mirror pods and pods at system-critical priority or above are
+// never evicted (berth runs no static pods).
+bool IsCriticalPod(const Json& pod) {
+  const Json& meta = pod.value("metadata", Json::object());
+  if (auto a = meta.find("annotations"); a != meta.end() && a->is_object() &&
+                                         a->contains("kubernetes.io/config.mirror")) {
+    return true;
+  }
+  const Json& spec = pod.value("spec", Json::object());
+  auto p = spec.find("priority");
+  return p != spec.end() && p->is_number_integer() && p->get<int64_t>() >= 2000000000;
+}
+
 }  // namespace
 
 std::string FormatQuantity(uint64_t bytes, bool binary) {
@@ -139,7 +152,7 @@ std::vector<std::string> LocalStorageEvictor::Check() {
     const std::string uid = meta.value("uid", "");
     if (uid.empty()) continue;
     listed.insert(uid);
-    if (evicted_.count(uid)) continue;
+    if (evicted_.count(uid) || IsCriticalPod(pod)) continue;
     // Only pods with a limit are measured for eviction.
     bool has_limit = PodLimit(spec).has_value();
     std::vector<std::pair<std::string, bool>> empty_dirs;  // name, memory medium

@@ -68,7 +68,9 @@ class LocalStorageEvictor {
   explicit LocalStorageEvictor(Deps deps);
 
   // One pass: evicts (once each) the pods over a limit by the last measurements, and asks the
-  // cache for the paths of the pods with limits. Returns the uids evicted by this pass.
+  // cache for the paths of the pods with limits. Critical pods (mirror pods, priority at or
+  // above system-critical, 2000000000) are never evicted, as upstream evictPod refuses them.
+  // Returns the uids evicted by this pass.
   std::vector<std::string> Check();
 
  private:

@@ -99,7 +99,9 @@ TEST_F(EvictorTest, EvictsPodsOverTheirLimitsOnce) {
   metrics::FsUsageCache fs({std::chrono::hours(1)});
   const std::string pods_dir = dir_ + "/pods";
   std::vector<Json> pods = {Pod("uid-ed", "1Mi", "", ""), Pod("uid-c", "", "1Mi", ""),
-                            Pod("uid-ok", "4Mi", "4Mi", ""), Pod("uid-none", "", "", "")};
+                            Pod("uid-ok", "4Mi", "4Mi", ""), Pod("uid-none", "", "", ""),
+                            Pod("uid-critical", "1Mi", "", "")};
+  pods.back()["spec"]["priority"] = 2000001000;  // system-node-critical: never evicted
   metrics::SummaryPod running;
   running.uid = "uid-c";
   metrics::SummaryContainer a;
@@ -118,6 +120,7 @@ TEST_F(EvictorTest, EvictsPodsOverTheirLimitsOnce) {
   Write(pods_dir + "/uid-ed" + ed + "/blob", 2 * kMiB);
   Write(pods_dir + "/uid-ok" + ed + "/blob", 2 * kMiB);
   Write(pods_dir + "/uid-none" + ed + "/blob", 2 * kMiB);
+  Write(pods_dir + "/uid-critical" + ed + "/blob", 2 * kMiB);
   Write(a.rootfs_dir + "/blob", 512 * 1024);
   Write(a.log_path, 600 * 1024);  // rootfs + logs > 1Mi, each alone under it
 
