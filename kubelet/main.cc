@@ -25,6 +25,7 @@
 #include "cri/store/db.h"
 #include "kubelet/api_client.h"
 #include "kubelet/event_recorder.h"
+#include "kubelet/eviction.h"
 #include "kubelet/lease.h"
 #include "kubelet/list_watch.h"
 #include "kubelet/node_status.h"
@@ -39,6 +40,7 @@
 #include "ebpf/collectors.h"
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
+#include "metrics/fs_usage.h"
 #include "metrics/summary.h"
 #include "metrics/metrics_server.h"
 #include "metrics/process_metrics.h"
@@ -94,6 +96,9 @@ struct Flags {
   std::string authorization_mode = "Webhook";
   std::string container_log_max_size = "10Mi";
   int container_log_max_files = 5;
+  // Period of the background filesystem-usage walks (writable layers, logs, emptyDirs, image
+  // store) behind /stats/summary, container_fs_*, CRI stats and local-storage eviction.
+  double fs_usage_period_s = 60;
 };
 
 std::atomic<bool> g_stop{false};
@@ -188,6 +193,10 @@ int RealMain(int argc, char** argv) {
                  "rotate a container's log when it grows past this size (e.g. 10Mi)");
   app.add_option("--container-log-max-files", f.container_log_max_files,
                  "log files kept per container, the current one included (>= 2)");
+  app.add_option("--fs-usage-period", f.fs_usage_period_s,
+                 "seconds between background measurements of disk usage (writable layers, logs, "
+                 "emptyDirs, images); local ephemeral-storage eviction checks after each")
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -246,6 +255,10 @@ int RealMain(int argc, char** argv) {
     ebpf_up->WithLabelValues({})->Set(1);
   }
 
+  // Writable layers, logs, emptyDirs and the image store: measured in the background (once a
+  // minute by default, cAdvisor's and the kubelet's period), never on a scrape or CRI call.
+  metrics::FsUsageCache fs_usage({std::chrono::milliseconds(static_cast<int64_t>(f.fs_usage_period_s * 1000))});
+
   // --- runtime ---
   std::string schema = cri::image::ImageStore::Schema() + cri::runtime::kRuntimeSchema;
   auto db = cri::store::Db::Open(JoinPath(f.root_dir, "berth.db"), schema);
@@ -296,6 +309,7 @@ int RealMain(int argc, char** argv) {
   rdeps.images = &images;
   rdeps.network = &network;
   rdeps.oci = &oci;
+  rdeps.fs_usage = &fs_usage;
   cri::runtime::Runtime runtime(ropts, rdeps);
   if (auto s = runtime.Start(); !s.ok()) {
     LOG(ERROR) << "berth: runtime: " << s;
@@ -358,14 +372,12 @@ int RealMain(int argc, char** argv) {
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
   metrics::Registry probes_registry;  // prober_probe_total ... (filled by the prober)
-  // Writable layers, logs and emptyDirs of /stats/summary: measured once a minute in the
-  // background (cAdvisor's and the kubelet's period), never on the scrape path.
-  metrics::FsUsageCache fs_usage({});
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
     metrics::CadvisorOptions cadvisor_opts;
     cadvisor_opts.fs_usage = &fs_usage;
+    cadvisor_opts.root_fs_dir = f.root_dir;
     metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
                                      [list_targets] { return list_targets().cadvisor; },
                                      cadvisor_opts);
@@ -376,6 +388,8 @@ int RealMain(int argc, char** argv) {
     metrics::SummaryOptions sum_opts;
     sum_opts.fs_usage = &fs_usage;
     if (!f.runtime_only) sum_opts.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
+    sum_opts.root_dir = f.root_dir;
+    sum_opts.image_dir = iopts.root_dir;
     summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name, sum_opts);
   } else {
     LOG(WARNING) << "berth: cgroup stats unavailable, /metrics/cadvisor, /metrics/resource "
@@ -427,6 +441,7 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::server::Auth> server_auth;
   std::unique_ptr<kubelet::server::KubeletServer> kubelet_server;
   std::unique_ptr<kubelet::server::ContainerLogManager> log_manager;
+  std::unique_ptr<kubelet::LocalStorageEvictor> evictor;
   if (!f.runtime_only) {
     auto client = kubelet::ApiClient::FromKubeconfig(f.kubeconfig);
     if (!client.ok()) {
@@ -619,6 +634,18 @@ int RealMain(int argc, char** argv) {
     lease->Start();
     pods->Start();
     pod_watch->Start();
+    // Local ephemeral-storage eviction (emptyDir sizeLimit, ephemeral-storage limits), checked
+    // after every background filesystem pass.
+    kubelet::LocalStorageEvictor::Deps edeps;
+    edeps.fs = &fs_usage;
+    edeps.pods = [pm] { return pm->ActivePods(); };
+    edeps.running = [list_targets] { return list_targets().pods; };
+    edeps.evict = [pm](const std::string& uid, const std::string& message) {
+      pm->EvictPod(uid, message);
+    };
+    edeps.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
+    evictor = std::make_unique<kubelet::LocalStorageEvictor>(edeps);
+    fs_usage.OnRefresh([e = evictor.get()] { e->Check(); });
     LOG(INFO) << "berth: node " << f.node_name << " joining " << api->Server();
   }
 
@@ -629,6 +656,7 @@ int RealMain(int argc, char** argv) {
     if (n < 0 && errno != EINTR) break;
   }
   LOG(INFO) << "berth: stopping (pods keep running)";
+  fs_usage.Stop();  // its eviction checks use the pod manager
   if (kubelet_server) kubelet_server->Stop();
   if (log_manager) log_manager->Stop();
   if (pod_watch) pod_watch->Stop();

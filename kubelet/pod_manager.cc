@@ -254,6 +254,30 @@ std::optional<Json> PodManager::GetPodStatus(const std::string& uid) {
   return status_.GetPodStatus(uid);
 }
 
+std::vector<Json> PodManager::ActivePods() {
+  absl::MutexLock l(&mu_);
+  std::vector<Json> out;
+  for (const auto& [uid, st] : pods_) {
+    if (st->removed || !st->evicted.empty()) continue;
+    const Json& meta = st->pod.value("metadata", Json::object());
+    if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null()) continue;
+    std::string phase = GetString(st->pod, "status.phase");
+    if (phase == "Succeeded" || phase == "Failed") continue;
+    out.push_back(st->pod);
+  }
+  return out;
+}
+
+void PodManager::EvictPod(const std::string& uid, const std::string& message) {
+  {
+    absl::MutexLock l(&mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end() || it->second->removed || !it->second->evicted.empty()) return;
+    it->second->evicted = message;
+  }
+  Enqueue(uid);
+}
+
 std::vector<std::string> PodManager::PodUids() {
   absl::MutexLock l(&mu_);
   std::vector<std::string> out;
@@ -950,6 +974,16 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Jso
   Json old = state->last_status;
   if (old.empty()) old = pod.value("status", Json::object());
   Json status = ComputePodStatus(pod, runtime, old, ctx);
+  std::string evicted;
+  {
+    absl::MutexLock l(&mu_);
+    evicted = state->evicted;
+  }
+  if (!evicted.empty() && terminal) {
+    status["phase"] = "Failed";
+    status["reason"] = "Evicted";
+    status["message"] = evicted;
+  }
   state->last_status = status;
   status_.SetPodStatus(pod, status);
 }
@@ -996,6 +1030,29 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     return false;
   }
   if (state->terminated) return false;  // terminal pod: nothing runs any more
+  std::string evicted;
+  {
+    absl::MutexLock l(&mu_);
+    evicted = state->evicted;
+  }
+  if (!evicted.empty()) {
+    // The eviction manager's evictPod: event first, then kill with no grace period; the
+    // status (Failed/Evicted) is written by UpdateStatus.
+    Event(pod, "Warning", "Evicted", evicted);
+    prober_->RemovePod(uid);
+    absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
+    if (!k.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": evicting: " << k.message();
+      EnqueueAfter(uid, absl::Seconds(2));
+      return false;
+    }
+    state->terminated = true;
+    state->waiting.clear();
+    auto after = GetRuntimeStatus(uid);
+    if (after.ok()) UpdateStatus(uid, state, pod, *after, /*terminal=*/true);
+    LOG(INFO) << "pod " << PodKey(pod) << " evicted: " << evicted;
+    return false;
+  }
   std::string api_phase = GetString(pod, "status.phase");
   if (api_phase == "Succeeded" || api_phase == "Failed") {
     // Terminal before we saw it (e.g. berth restarted): never run it again.

@@ -116,6 +116,16 @@ class PodManager {
   // UIDs of the pods the manager currently tracks.
   std::vector<std::string> PodUids();
 
+  // The tracked pods (v1.Pod objects) that are neither deleted nor terminal: what the
+  // eviction manager checks.
+  std::vector<Json> ActivePods();
+
+  // Evicts pod `uid` (the kubelet eviction manager's evictPod): records a Warning "Evicted"
+  // event with `message`, kills its containers with no grace period and sets the pod's phase
+  // Failed, reason "Evicted", message `message`. Asynchronous (the pod's worker does it);
+  // unknown or already terminal pods are ignored.
+  void EvictPod(const std::string& uid, const std::string& message);
+
   // The volume manager (for the lead's wiring and tests).
   VolumeManager& volumes() { return volumes_; }
   // The probe workers (liveness / readiness / startup) of the tracked pods.
@@ -145,6 +155,7 @@ class PodManager {
     Json last_status = Json::object();
     bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
+    std::string evicted;      // guarded by mu_: the eviction message, once EvictPod() ran
   };
 
   void Enqueue(const std::string& uid);

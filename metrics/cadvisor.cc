@@ -235,12 +235,19 @@ std::string BlockDeviceName(uint32_t major, uint32_t minor, const std::string& s
 
 std::vector<FamilySnapshot> BuildCadvisorFamilies(
     const std::vector<CadvisorSample>& samples, const MachineInfo& machine, double now_seconds,
-    const std::function<std::string(uint32_t, uint32_t)>& device_name) {
+    const std::function<std::string(uint32_t, uint32_t)>& device_name,
+    const std::optional<FsStats>& node_fs) {
   FamilyBuilder b;
   b.Add("machine_cpu_cores", "Number of logical CPU cores.", MetricType::kGauge, {},
         static_cast<double>(machine.cpu_cores));
   b.Add("machine_memory_bytes", "Amount of memory installed on the machine.", MetricType::kGauge,
         {}, static_cast<double>(machine.memory_bytes));
+  if (node_fs) {
+    CadvisorSample root;
+    root.container.cgroup_path = "/";
+    root.rootfs = node_fs;
+    AddFilesystem(root, device_name, &b);
+  }
   for (const CadvisorSample& sample : samples) {
     AddContainer(sample, now_seconds, device_name, &b);
     AddFilesystem(sample, device_name, &b);
@@ -289,7 +296,16 @@ void CollectCadvisorMetrics(const CgroupReader& reader,
     if (inserted) it->second = BlockDeviceName(major, minor, options.sys_root);
     return it->second;
   };
-  for (FamilySnapshot& f : BuildCadvisorFamilies(samples, machine, now, device_name)) {
+  std::optional<FsStats> node_fs;
+  if (!options.root_fs_dir.empty()) {
+    absl::StatusOr<FsStats> fs = MeasureFilesystem(options.root_fs_dir);
+    if (fs.ok()) {
+      node_fs = *fs;
+    } else {
+      LOG(DEBUG) << "cadvisor metrics: node fs: " << fs.status().ToString();
+    }
+  }
+  for (FamilySnapshot& f : BuildCadvisorFamilies(samples, machine, now, device_name, node_fs)) {
     out->push_back(std::move(f));
   }
 }

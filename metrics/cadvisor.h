@@ -67,9 +67,13 @@ std::string BlockDeviceName(uint32_t major, uint32_t minor, const std::string& s
 // Builds the families from already-read samples: a pure function, sorted by family name,
 // samples in input order. `now_seconds` is the value of container_last_seen.
 // `device_name` maps major:minor to the device label (BlockDeviceName in production).
+// `node_fs`, when set, is reported as the root container's (id="/", other labels empty)
+// container_fs_usage_bytes / _limit_bytes / _inodes_free on its device, as cAdvisor does for
+// the machine's filesystem.
 std::vector<FamilySnapshot> BuildCadvisorFamilies(
     const std::vector<CadvisorSample>& samples, const MachineInfo& machine, double now_seconds,
-    const std::function<std::string(uint32_t, uint32_t)>& device_name);
+    const std::function<std::string(uint32_t, uint32_t)>& device_name,
+    const std::optional<FsStats>& node_fs = std::nullopt);
 
 // Where and when a collector reads; defaults are the real host.
 struct CadvisorOptions {
@@ -78,6 +82,9 @@ struct CadvisorOptions {
   std::function<double()> now;  // seconds since the epoch; wall clock when empty
   // Writable-layer usage (not owned); container_fs_usage_bytes etc. omitted when null.
   FsUsageCache* fs_usage = nullptr;
+  // The node's filesystem (berth's --root-dir): the root container's container_fs_* from
+  // statvfs on every scrape (no walk); "" omits them.
+  std::string root_fs_dir;
 };
 
 // Reads stats for each entry `list()` returns and appends the families to `out`. Entries

@@ -86,6 +86,32 @@ TEST(CadvisorTest, NamesLabelsAndUnits) {
   EXPECT_NE(text.find("\nmachine_memory_bytes "), std::string::npos);
 }
 
+// The node's filesystem as the root container's (id="/") filesystem gauges, as cAdvisor.
+TEST(CadvisorTest, NodeFilesystemAsRootContainerFsGauges) {
+  FsStats fs;
+  fs.used_bytes = 7000;
+  fs.capacity_bytes = 10000;
+  fs.inodes_free = 30;
+  fs.dev_major = 254;
+  std::vector<FamilySnapshot> families = BuildCadvisorFamilies(
+      {}, MachineInfo{}, 1763736100, [](uint32_t major, uint32_t) { return major == 254 ? "/dev/vda" : "?"; },
+      fs);
+  std::map<std::string, double> got;
+  for (const FamilySnapshot& f : families) {
+    if (f.name.rfind("container_fs_", 0) != 0) continue;
+    ASSERT_EQ(f.samples.size(), 1u) << f.name;
+    std::map<std::string, std::string> labels(f.samples[0].labels.begin(), f.samples[0].labels.end());
+    EXPECT_EQ(labels, (std::map<std::string, std::string>{{"container", ""}, {"device", "/dev/vda"},
+                                                          {"id", "/"}, {"image", ""}, {"name", ""},
+                                                          {"namespace", ""}, {"pod", ""}}))
+        << f.name;
+    got[f.name] = f.samples[0].value;
+  }
+  EXPECT_EQ(got, (std::map<std::string, double>{{"container_fs_usage_bytes", 7000},
+                                                {"container_fs_limit_bytes", 10000},
+                                                {"container_fs_inodes_free", 30}}));
+}
+
 // The writable layer's usage (from FsUsageCache) as cAdvisor's filesystem gauges.
 TEST(CadvisorTest, WritableLayerUsageAsFsGauges) {
   CadvisorSample sample{Entries("u1", "abc")[1], std::nullopt, {}, FsStats{}};

@@ -61,15 +61,35 @@ absl::StatusOr<FsStats> MeasurePath(const std::string& path) {
   return s;
 }
 
+absl::StatusOr<FsStats> MeasureFilesystem(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "fs usage: stat " + path);
+  struct statvfs vfs;
+  if (statvfs(path.c_str(), &vfs) != 0) return ErrnoStatus(errno, "fs usage: statvfs " + path);
+  FsStats s;
+  s.time_seconds = NowSeconds();
+  s.capacity_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  s.available_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  s.used_bytes = static_cast<uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+  s.inodes = vfs.f_files;
+  s.inodes_free = vfs.f_ffree;
+  s.inodes_used = vfs.f_files - vfs.f_ffree;
+  s.dev_major = major(st.st_dev);
+  s.dev_minor = minor(st.st_dev);
+  return s;
+}
+
 FsUsageCache::FsUsageCache(Options options) : options_(options), thread_([this] { Loop(); }) {}
 
-FsUsageCache::~FsUsageCache() {
+FsUsageCache::~FsUsageCache() { Stop(); }
+
+void FsUsageCache::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
   wake_.SignalAll();
-  thread_.join();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 void FsUsageCache::Want(const std::string& consumer, const std::set<std::string>& wanted) {
@@ -96,6 +116,34 @@ void FsUsageCache::Want(const std::string& consumer, const std::set<std::string>
   if (news) wake_.SignalAll();
 }
 
+void FsUsageCache::WantAlso(const std::string& consumer, const std::string& path) {
+  {
+    absl::MutexLock lock(&mu_);
+    wanted_by_[consumer].insert(path);
+    if (!wanted_.insert(path).second || measured_.count(path) != 0) return;
+    fresh_.insert(path);
+  }
+  wake_.SignalAll();
+}
+
+void FsUsageCache::OnRefresh(std::function<void()> cb) {
+  absl::MutexLock lock(&mu_);
+  on_refresh_.push_back(std::move(cb));
+}
+
+void FsUsageCache::Measure(const std::string& p) {
+  absl::StatusOr<FsStats> s = MeasurePath(p);
+  walks_.fetch_add(1);
+  absl::MutexLock lock(&mu_);
+  fresh_.erase(p);
+  if (wanted_.count(p) == 0) return;
+  if (s.ok()) {
+    measured_[p] = *s;
+  } else {
+    measured_.erase(p);
+  }
+}
+
 std::optional<FsStats> FsUsageCache::Get(const std::string& path) const {
   absl::MutexLock lock(&mu_);
   auto it = measured_.find(path);
@@ -109,17 +157,7 @@ void FsUsageCache::RefreshNow() {
     absl::MutexLock lock(&mu_);
     paths = wanted_;
   }
-  for (const std::string& p : paths) {
-    absl::StatusOr<FsStats> s = MeasurePath(p);
-    absl::MutexLock lock(&mu_);
-    if (wanted_.count(p) == 0) continue;
-    fresh_.erase(p);
-    if (s.ok()) {
-      measured_[p] = *s;
-    } else {
-      measured_.erase(p);
-    }
-  }
+  for (const std::string& p : paths) Measure(p);
 }
 
 void FsUsageCache::Loop() {
@@ -127,28 +165,34 @@ void FsUsageCache::Loop() {
   mu_.Lock();
   while (!stop_) {
     std::vector<std::string> batch;
+    bool full = false;
     if (absl::Now() >= next_full) {
       batch.assign(wanted_.begin(), wanted_.end());
       next_full = absl::Now() + absl::FromChrono(options_.period);
+      full = true;
     } else {
       batch.assign(fresh_.begin(), fresh_.end());
     }
-    if (batch.empty()) {
+    if (batch.empty() && !full) {
       if (fresh_.empty()) wake_.WaitWithDeadline(&mu_, next_full);
       continue;
     }
+    std::vector<std::function<void()>> callbacks;
+    if (full) callbacks = on_refresh_;
     mu_.Unlock();
     for (const std::string& p : batch) {
-      absl::StatusOr<FsStats> s = MeasurePath(p);
-      absl::MutexLock relock(&mu_);
-      if (stop_) break;
-      fresh_.erase(p);
-      if (wanted_.count(p) == 0) continue;
-      if (s.ok()) {
-        measured_[p] = *s;
-      } else {
-        measured_.erase(p);
+      {
+        absl::MutexLock relock(&mu_);
+        if (stop_) break;
       }
+      Measure(p);
+    }
+    for (const auto& cb : callbacks) {
+      {
+        absl::MutexLock relock(&mu_);
+        if (stop_) break;
+      }
+      cb();
     }
     mu_.Lock();
   }

@@ -9,13 +9,16 @@
 //   std::optional<FsStats> s = fs.Get("/var/lib/berth/containers/<id>/upper");
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -40,6 +43,11 @@ struct FsStats {
 // a file counts its own blocks. Errors: `path` cannot be stat'ed or statvfs'ed.
 absl::StatusOr<FsStats> MeasurePath(const std::string& path);
 
+// The filesystem holding `path`, without walking (statvfs): capacity, available, inodes,
+// inodes_free as MeasurePath; used_bytes = capacity - free blocks (what df reports as used,
+// cAdvisor's fs "usage") and inodes_used = inodes - inodes_free. Errors: statvfs fails.
+absl::StatusOr<FsStats> MeasureFilesystem(const std::string& path);
+
 // Keeps FsStats of the paths last given to Want(), re-measured every `period` by one
 // background thread; a path new to Want() is measured at once (in the background). Thread-safe.
 class FsUsageCache {
@@ -48,21 +56,34 @@ class FsUsageCache {
     std::chrono::milliseconds period = std::chrono::seconds(60);
   };
   explicit FsUsageCache(Options options);
-  // Stops the thread (waits for a measurement in progress).
+  // Stop()s.
   ~FsUsageCache();
+  // Stops the background thread (waits for a measurement or OnRefresh callback in progress);
+  // no callback runs afterwards. Idempotent; call before what the callbacks use goes away.
+  void Stop();
   FsUsageCache(const FsUsageCache&) = delete;
   FsUsageCache& operator=(const FsUsageCache&) = delete;
 
   // The paths `consumer` (e.g. "summary", "cadvisor") wants measured, replacing its earlier
   // set; paths no consumer wants are forgotten.
   void Want(const std::string& consumer, const std::set<std::string>& paths);
+  // Adds `path` to what `consumer` wants (measured at once in the background if new).
+  void WantAlso(const std::string& consumer, const std::string& path);
   // The last measurement of `path`; nullopt before the first one or when it failed.
   std::optional<FsStats> Get(const std::string& path) const;
   // Measures every wanted path now, in the caller's thread (tests).
   void RefreshNow();
+  // Registers `cb`, run on the cache's thread (no lock held; it may call any method) after
+  // every periodic pass over all wanted paths: the eviction manager checks limits then.
+  // Callbacks cannot be removed; what they capture must outlive the cache.
+  void OnRefresh(std::function<void()> cb);
+  // How many paths this cache has measured so far (each a walk of a tree): lets tests show
+  // that readers never walk.
+  uint64_t walks() const { return walks_.load(); }
 
  private:
   void Loop();
+  void Measure(const std::string& path);
 
   const Options options_;
   mutable absl::Mutex mu_;
@@ -72,6 +93,8 @@ class FsUsageCache {
   std::set<std::string> wanted_ ABSL_GUARDED_BY(mu_);  // the union of wanted_by_
   std::set<std::string> fresh_ ABSL_GUARDED_BY(mu_);  // wanted, never measured
   std::map<std::string, FsStats> measured_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> on_refresh_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> walks_{0};
   std::thread thread_;
 };
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <functional>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -82,6 +83,52 @@ TEST_F(FsUsageTest, CacheMeasuresNewPathsAtOnceAndOthersPerPeriod) {
   EXPECT_TRUE(cache.Get(dir_).has_value());  // still wanted by "other"
   cache.Want("other", {});
   EXPECT_FALSE(cache.Get(dir_).has_value());
+}
+
+TEST_F(FsUsageTest, MeasureFilesystemIsStatvfsWithoutWalking) {
+  absl::StatusOr<FsStats> fs = MeasureFilesystem(dir_);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  EXPECT_GT(fs->capacity_bytes, 0u);
+  EXPECT_GT(fs->used_bytes, 0u);
+  EXPECT_LE(fs->used_bytes + fs->available_bytes, fs->capacity_bytes);
+  EXPECT_EQ(fs->inodes_used, fs->inodes - fs->inodes_free);
+  EXPECT_FALSE(MeasureFilesystem(dir_ + "/missing").ok());
+}
+
+// The period is a setting: with a short one, a write shows up without RefreshNow(), every
+// pass runs the OnRefresh callbacks, and Get() never walks (walks() counts the cache's own).
+TEST_F(FsUsageTest, PeriodicPassesRefreshAndNotify) {
+  FsUsageCache cache({std::chrono::milliseconds(50)});
+  absl::Mutex mu;
+  int passes = 0;
+  cache.OnRefresh([&] {
+    absl::MutexLock l(&mu);
+    ++passes;
+  });
+  cache.WantAlso("test", dir_);
+  auto wait_for = [](const std::function<bool()>& cond) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!cond() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return cond();
+  };
+  ASSERT_TRUE(wait_for([&] { return cache.Get(dir_).has_value(); }));
+  Write(dir_ + "/a", 2 * kMiB);
+  ASSERT_TRUE(wait_for([&] { return cache.Get(dir_)->used_bytes >= 2 * kMiB; }))
+      << "not re-measured after the period";
+  ASSERT_TRUE(wait_for([&] {
+    absl::MutexLock l(&mu);
+    return passes >= 2;
+  }));
+  // Readers do not walk: with an hour's period, one walk serves every Get().
+  FsUsageCache slow({std::chrono::hours(1)});
+  slow.WantAlso("test", dir_);
+  ASSERT_TRUE(wait_for([&] { return slow.Get(dir_).has_value(); }));
+  EXPECT_EQ(slow.walks(), 1u);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(slow.Get(dir_).has_value());
+  slow.WantAlso("test", dir_);
+  EXPECT_EQ(slow.walks(), 1u);
 }
 
 }  // namespace

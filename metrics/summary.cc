@@ -148,6 +148,13 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
   SetIfPresent(&n, "cpu", CpuJson(node.stats, now));
   SetIfPresent(&n, "memory", MemoryJson(node.stats, node.memory_capacity_bytes, now));
   SetIfPresent(&n, "network", NetworkJson(node.network, now));
+  SetIfPresent(&n, "fs", FsJson(node.fs));
+  if (node.image_fs || node.container_fs) {
+    Json rt = Json::object();
+    SetIfPresent(&rt, "imageFs", FsJson(node.image_fs));
+    SetIfPresent(&rt, "containerFs", FsJson(node.container_fs));
+    n["runtime"] = std::move(rt);
+  }
   if (node.stats.stats && node.stats.stats->has_pids && node.stats.stats->pids_limit) {
     n["rlimit"] = {{"time", now},
                    {"maxpid", *node.stats.stats->pids_limit},
@@ -234,10 +241,30 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
     node.network = std::move(*net);
   }
 
-  std::vector<PodSummaryInput> inputs;
-  inputs.reserve(pods.size());
   std::set<std::string> fs_paths;
   FsUsageCache* fs = options_.fs_usage;
+  if (!options_.root_dir.empty()) {
+    if (absl::StatusOr<FsStats> root = MeasureFilesystem(options_.root_dir); root.ok()) {
+      node.fs = *root;
+    } else {
+      LOG(DEBUG) << "stats summary: node fs: " << root.status().ToString();
+    }
+  }
+  if (fs != nullptr && !options_.image_dir.empty()) {
+    fs_paths.insert(options_.image_dir);
+    absl::StatusOr<FsStats> image_fs = MeasureFilesystem(options_.image_dir);
+    std::optional<FsStats> images = fs->Get(options_.image_dir);
+    if (image_fs.ok() && images) {
+      // The filesystem's numbers; bytes used by the images (as the kubelet's
+      // ImageStats.TotalStorageBytes), inodes used on the whole filesystem (as the kubelet).
+      node.image_fs = *image_fs;
+      node.image_fs->used_bytes = images->used_bytes;
+      node.container_fs = node.image_fs;
+    }
+  }
+
+  std::vector<PodSummaryInput> inputs;
+  inputs.reserve(pods.size());
   auto fs_of = [&](const std::string& path) -> std::optional<FsStats> {
     if (fs == nullptr || path.empty()) return std::nullopt;
     fs_paths.insert(path);

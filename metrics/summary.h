@@ -6,7 +6,11 @@
 // reports (delta usage ns) / (delta seconds); it is omitted on the first sample of a cgroup,
 // as the kubelet does. Container rootfs (writable layer) and logs, pod emptyDir volumes and
 // ephemeral-storage come from an FsUsageCache (measured in the background, not per scrape).
-// Not yet reported: node fs, swap, io/psi, systemContainers, runtime.
+// node.fs is the filesystem of the kubelet root (statvfs, as the kubelet's RootFsStats);
+// node.runtime.imageFs is the image store's filesystem with usedBytes = the image store's
+// size (cached walk) and inodesUsed = the filesystem's used inodes, and containerFs equals
+// imageFs (one filesystem: the upstream kubelet's non-split case).
+// Not yet reported: swap, io/psi, systemContainers.
 //
 // Example (the /stats/summary handler):
 //   absl::StatusOr<std::string> json = provider.Summary(pods);
@@ -67,6 +71,9 @@ struct NodeSummaryInput {
   StatsPoint stats;                    // the root cgroup
   uint64_t memory_capacity_bytes = 0;  // MemTotal; availableBytes = capacity - working set
   std::vector<InterfaceStats> network;
+  std::optional<FsStats> fs;            // node.fs (nullopt: omitted)
+  std::optional<FsStats> image_fs;      // node.runtime.imageFs
+  std::optional<FsStats> container_fs;  // node.runtime.containerFs
 };
 
 // Pod-level input of BuildSummaryJson; `containers[i]` are the stats of pod.containers[i].
@@ -105,6 +112,11 @@ struct SummaryOptions {
   // The kubelet's pods directory: emptyDir volumes are
   // <pods_dir>/<uid>/volumes/kubernetes.io~empty-dir/<name>; "" reports none.
   std::string pods_dir;
+  // The kubelet's root directory (node.fs: its filesystem); "" omits node.fs.
+  std::string root_dir;
+  // The image store's directory (node.runtime.imageFs/containerFs; its size is measured by
+  // fs_usage); "" or a null fs_usage omits them.
+  std::string image_dir;
   std::function<double()> now;  // seconds since the epoch; wall clock when empty
 };
 

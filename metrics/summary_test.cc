@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -166,6 +167,75 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   EXPECT_EQ(p["ephemeral-storage"]["usedBytes"], 5320u);
   EXPECT_EQ(p["ephemeral-storage"]["inodesUsed"], 6u);
   EXPECT_EQ(p["ephemeral-storage"]["availableBytes"], 400000u);
+}
+
+const std::set<std::string> kFsStatsFields = {"time",       "availableBytes", "capacityBytes",
+                                              "usedBytes",  "inodesFree",     "inodes",
+                                              "inodesUsed"};
+
+// node.fs and node.runtime.{imageFs,containerFs}: FsStats of the v1alpha1 NodeStats.Fs and
+// RuntimeStats, omitted when unknown.
+TEST(SummaryTest, NodeFilesystemsShape) {
+  NodeSummaryInput node{"n", 0, StatsPoint{}, 0, {}};
+  Json none = Json::parse(BuildSummaryJson(node, {}, 0), nullptr, false);
+  EXPECT_FALSE(none["node"].contains("fs"));
+  EXPECT_FALSE(none["node"].contains("runtime"));
+  FsStats root;
+  root.time_seconds = 1763736100;
+  root.capacity_bytes = 1000;
+  root.available_bytes = 300;
+  root.used_bytes = 650;
+  root.inodes = 50;
+  root.inodes_free = 20;
+  root.inodes_used = 30;
+  node.fs = root;
+  FsStats images = root;
+  images.used_bytes = 123;
+  node.image_fs = images;
+  node.container_fs = images;
+  Json j = Json::parse(BuildSummaryJson(node, {}, 0), nullptr, false);
+  ExpectFieldsIn(j["node"], kNodeStatsFields, "NodeStats");
+  ExpectFieldsIn(j["node"]["fs"], kFsStatsFields, "node fs");
+  EXPECT_EQ(j["node"]["fs"],
+            (Json{{"time", "2025-11-21T14:41:40Z"}, {"availableBytes", 300}, {"capacityBytes", 1000},
+                  {"usedBytes", 650}, {"inodesFree", 20}, {"inodes", 50}, {"inodesUsed", 30}}));
+  ExpectFieldsIn(j["node"]["runtime"], {"imageFs", "containerFs"}, "RuntimeStats");
+  ExpectFieldsIn(j["node"]["runtime"]["imageFs"], kFsStatsFields, "imageFs");
+  EXPECT_EQ(j["node"]["runtime"]["imageFs"]["usedBytes"], 123);
+  EXPECT_EQ(j["node"]["runtime"]["imageFs"]["capacityBytes"], 1000);
+  EXPECT_EQ(j["node"]["runtime"]["containerFs"], j["node"]["runtime"]["imageFs"]);
+}
+
+// SummaryProvider: node.fs from statvfs of the root dir (each scrape), imageFs.usedBytes the
+// image store's size from the FsUsageCache (which the provider asks to measure it).
+TEST(SummaryTest, ProviderReportsRootAndImageFilesystems) {
+  char tmpl[] = "/tmp/berth-summary-fs-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_TRUE(MkdirAll(dir + "/images").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/images/layer", std::string(1 << 20, 'x')).ok());
+  FsUsageCache cache({std::chrono::hours(1)});
+  SummaryOptions options;
+  options.proc_root = kTestdata + "/proc";
+  options.fs_usage = &cache;
+  options.root_dir = dir;
+  options.image_dir = dir + "/images";
+  SummaryProvider provider(CgroupReader::Create(kTestdata + "/v2").value(), "node-a", options);
+  Json first = Json::parse(provider.Summary({}).value(), nullptr, false);
+  ASSERT_TRUE(first["node"].contains("fs"));
+  EXPECT_GT(first["node"]["fs"]["capacityBytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(first["node"]["fs"]["usedBytes"].get<uint64_t>(), 0u);
+  EXPECT_GT(first["node"]["fs"]["inodesUsed"].get<uint64_t>(), 0u);
+  cache.RefreshNow();  // the image store, wanted by the first call, measured
+  Json second = Json::parse(provider.Summary({}).value(), nullptr, false);
+  const Json& image_fs = second["node"]["runtime"]["imageFs"];
+  EXPECT_GE(image_fs["usedBytes"].get<uint64_t>(), 1u << 20);
+  EXPECT_LT(image_fs["usedBytes"].get<uint64_t>(), 2u << 20);
+  EXPECT_EQ(image_fs["capacityBytes"], second["node"]["fs"]["capacityBytes"]);  // same fs
+  EXPECT_GT(image_fs["inodesUsed"].get<uint64_t>(), 0u);
+  EXPECT_EQ(second["node"]["runtime"]["containerFs"], image_fs);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -536,6 +536,9 @@ absl::StatusOr<v1::ImageFsInfoResponse> ImageStore::ImageFsInfo(const v1::ImageF
   fs->mutable_fs_id()->set_mountpoint(opts_.root_dir);
   fs->mutable_used_bytes()->set_value(g_fs_bytes);
   fs->mutable_inodes_used()->set_value(g_fs_inodes);
+  // Writable layers live on the same filesystem (under --root-dir): the same fs_id tells the
+  // kubelet (KubeletSeparateDiskGC) the container and image filesystems are not split.
+  *resp.add_container_filesystems() = *fs;
   return resp;
 }
 

@@ -69,6 +69,10 @@ TEST_F(ImageStoreTest, EmptyStoreAnswers) {
   ASSERT_EQ(fs->image_filesystems_size(), 1);
   EXPECT_EQ(fs->image_filesystems(0).fs_id().mountpoint(), dir_ + "/image");
   EXPECT_GE(fs->image_filesystems(0).inodes_used().value(), 4u);
+  EXPECT_GT(fs->image_filesystems(0).used_bytes().value(), 0u);
+  // One filesystem for images and writable layers: the same fs_id (not split).
+  ASSERT_EQ(fs->container_filesystems_size(), 1);
+  EXPECT_EQ(fs->container_filesystems(0).fs_id().mountpoint(), dir_ + "/image");
 }
 
 TEST_F(ImageStoreTest, PullRejectsBadReference) {

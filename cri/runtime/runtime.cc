@@ -31,6 +31,7 @@
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
 #include "cri/runtime/runtime_records.h"
+#include "metrics/fs_usage.h"
 #include "nlohmann/json.hpp"
 
 #ifndef BERTH_VERSION
@@ -223,6 +224,10 @@ Runtime::Runtime(RuntimeOptions opts, RuntimeDeps deps) : opts_(std::move(opts))
   if (deps_.infra == nullptr) {
     own_infra_ = NewPauseInfra(opts_.pause_binary);
     deps_.infra = own_infra_.get();
+  }
+  if (deps_.fs_usage == nullptr) {
+    own_fs_usage_ = std::make_unique<metrics::FsUsageCache>(metrics::FsUsageCache::Options{});
+    deps_.fs_usage = own_fs_usage_.get();
   }
   if (auto st = ReadFile("/proc/self/status"); st.ok()) {
     for (absl::string_view line : absl::StrSplit(*st, '\n')) {

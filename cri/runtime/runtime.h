@@ -34,6 +34,10 @@
 #include "cri/store/db.h"
 #include "cri/streaming/server.h"
 
+namespace berth::metrics {
+class FsUsageCache;
+}  // namespace berth::metrics
+
 namespace berth::cri::runtime {
 
 struct RuntimeOptions {
@@ -56,6 +60,9 @@ struct RuntimeDeps {
   cni::NetworkPlugin* network = nullptr;      // required
   oci::OciRuntime* oci = nullptr;             // required; the default handler's runtime
   SandboxInfra* infra = nullptr;              // optional; default NewPauseInfra(pause_binary)
+  // optional; where writable-layer usage (ContainerStats.writable_layer) is measured in the
+  // background; default a cache of the Runtime's own, refreshed once a minute.
+  metrics::FsUsageCache* fs_usage = nullptr;
 };
 
 // The SQLite tables this runtime uses (idempotent DDL); pass to store::Db::Open together
@@ -124,7 +131,10 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   // stats.cc: cgroup numbers as /metrics/cadvisor reports them (metrics/cgroup_stats);
   // usage_nano_cores is the rate since the previous stats call for the same container or
   // pod (0 on the first). Writable layer usage is the size of the container's overlay upper
-  // directory. Stats of every container in the store, exited ones with attributes only.
+  // directory as last measured by RuntimeDeps::fs_usage in the background (a call never walks
+  // the tree; `timestamp` is when it was measured; omitted until the first measurement, which
+  // starts when a container is first asked about). Stats of every container in the store,
+  // exited ones with attributes only.
   absl::StatusOr<v1::ContainerStatsResponse> ContainerStats(const v1::ContainerStatsRequest& req) override;
   absl::StatusOr<v1::ListContainerStatsResponse> ListContainerStats(
       const v1::ListContainerStatsRequest& req) override;
@@ -182,10 +192,14 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   // Must be called without mu_ held.
   void EmitEvent(v1::ContainerEventType type, const std::string& id, const std::string& sandbox_id);
   absl::StatusOr<v1::ContainerStats> StatsOf(const ContainerRec& c);
+  // Tells deps_.fs_usage the upper directories of all created containers (forgetting
+  // removed ones). Must be called without mu_ held.
+  void WantWritableLayers();
 
   RuntimeOptions opts_;
   RuntimeDeps deps_;
   std::unique_ptr<SandboxInfra> own_infra_;
+  std::unique_ptr<metrics::FsUsageCache> own_fs_usage_;  // when deps_.fs_usage was null
   int current_oom_score_adj_ = 0;
   bool rro_supported_ = false;  // set once in Start()
   uint64_t cap_bounding_ = ~uint64_t{0};  // berth's CapBnd

@@ -1,9 +1,12 @@
 // ContainerStats / ListContainerStats / PodSandboxStats / ListPodSandboxStats, from cgroupfs
-// through metrics::CgroupReader (the numbers /metrics/cadvisor reports).
+// through metrics::CgroupReader (the numbers /metrics/cadvisor reports) and, for the writable
+// layer, from the background measurements of metrics::FsUsageCache (as containerd's snapshot
+// usage cache: a stats call never walks the upper directory).
 
 #include <sys/stat.h>
 
-#include <filesystem>
+#include <optional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "base/file.h"
@@ -11,6 +14,7 @@
 #include "base/status.h"
 #include "cri/runtime/runtime_records.h"
 #include "metrics/cgroup_stats.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::cri::runtime {
 namespace {
@@ -20,20 +24,8 @@ const absl::StatusOr<metrics::CgroupReader>& Reader() {
   return reader;
 }
 
-// Bytes and inodes under `dir` (the overlay upper dir: what the container wrote). Does not
-// follow symlinks or cross mounts.
-void DirUsage(const std::string& dir, uint64_t* bytes, uint64_t* inodes) {
-  std::error_code ec;
-  *bytes = 0;
-  *inodes = 0;
-  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    struct stat st;
-    if (lstat(it->path().c_str(), &st) != 0) continue;
-    ++*inodes;
-    *bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-  }
-}
+// The FsUsageCache consumer name of the CRI stats calls.
+constexpr char kFsConsumer[] = "cri";
 
 // Fills cpu and memory of `cpu`/`mem` from cgroup `path`; `key` names the CPU rate sample.
 void FillCgroupUsage(const std::string& path, int64_t now, uint64_t prev_ts_usage[2], bool have_prev,
@@ -107,15 +99,29 @@ absl::StatusOr<v1::ContainerStats> Runtime::StatsOf(const ContainerRec& c) {
     }
   }
   if (!bundle.empty()) {
-    uint64_t bytes = 0, inodes = 0;
-    DirUsage(JoinPath(bundle, "upper"), &bytes, &inodes);
-    auto* w = st.mutable_writable_layer();
-    w->set_timestamp(now);
-    w->mutable_fs_id()->set_mountpoint(JoinPath(opts_.root_dir, "containers"));
-    w->mutable_used_bytes()->set_value(bytes);
-    w->mutable_inodes_used()->set_value(inodes);
+    const std::string upper = JoinPath(bundle, "upper");
+    if (std::optional<metrics::FsStats> fs = deps_.fs_usage->Get(upper)) {
+      auto* w = st.mutable_writable_layer();
+      w->set_timestamp(static_cast<int64_t>(fs->time_seconds * 1e9));
+      w->mutable_fs_id()->set_mountpoint(JoinPath(opts_.root_dir, "containers"));
+      w->mutable_used_bytes()->set_value(fs->used_bytes);
+      w->mutable_inodes_used()->set_value(fs->inodes_used);
+    } else {
+      deps_.fs_usage->WantAlso(kFsConsumer, upper);  // measured in the background
+    }
   }
   return st;
+}
+
+void Runtime::WantWritableLayers() {
+  std::set<std::string> paths;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, c] : containers_) {
+      if (c->created && !c->bundle.empty()) paths.insert(JoinPath(c->bundle, "upper"));
+    }
+  }
+  deps_.fs_usage->Want(kFsConsumer, paths);
 }
 
 absl::StatusOr<v1::ContainerStatsResponse> Runtime::ContainerStats(const v1::ContainerStatsRequest& req) {
@@ -140,6 +146,7 @@ absl::StatusOr<v1::ListContainerStatsResponse> Runtime::ListContainerStats(
       cs.push_back(c);
     }
   }
+  WantWritableLayers();  // forgets removed containers
   v1::ListContainerStatsResponse r;
   for (const auto& c : cs) {
     auto st = StatsOf(*c);
@@ -234,6 +241,7 @@ absl::StatusOr<v1::ListPodSandboxStatsResponse> Runtime::ListPodSandboxStats(
       ids.push_back(id);
     }
   }
+  WantWritableLayers();
   v1::ListPodSandboxStatsResponse r;
   for (const auto& id : ids) {
     v1::PodSandboxStatsRequest one;

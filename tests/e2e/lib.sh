@@ -115,7 +115,8 @@ CONF
 }
 
 # start_berth <node-name> <cgroup-root> [extra args]: starts berth inside the netns with the
-# flags the e2e suite relies on; logs to <state>/berth.log, PID in <state>/berth.pid (and in
+# flags the e2e suite relies on (disk usage measured every 2 s: eviction and /stats/summary
+# tests see writes within seconds); logs to <state>/berth.log, PID in <state>/berth.pid (and in
 # pids/berth, so tests/cluster/down.sh also stops it).
 start_berth() {
   local name=$1 cg=$2; shift 2
@@ -137,7 +138,7 @@ start_berth() {
     --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --insecure-registry=127.0.0.1:5001 --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
     --client-ca-file="$state/pki/ca.crt" --node-labels=berth.dev/e2e=true --container-log-max-size=1Mi --container-log-max-files=3 \
-    "$@" </dev/null >>"$state/berth.log" 2>&1 &
+    --fs-usage-period=2 "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/berth.pid"
   echo "$pid" >"$state/pids/berth"

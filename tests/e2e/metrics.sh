@@ -55,6 +55,23 @@ in_ns curl -sf --max-time 10 "$base/stats/summary" -o "$state/summary.json" ||
 jq -e --arg ns "$E2E_NS" \
   '[.pods[] | select(.podRef.name == "busy" and .podRef.namespace == $ns)] | length == 1' \
   "$state/summary.json" >/dev/null || fail "pod busy not in /stats/summary pods[].podRef: $(head -c 2000 "$state/summary.json")"
+# node.fs (statvfs of --root-dir) and node.runtime.imageFs/containerFs (usedBytes: the image
+# store's size, measured in the background once the summary asks for it).
+node_fs_ok() {
+  in_ns curl -sf --max-time 10 "$base/stats/summary" -o "$state/summary.json" &&
+    jq -e '.node.fs.capacityBytes > 0 and .node.fs.availableBytes > 0 and .node.fs.usedBytes > 0 and
+      .node.fs.inodes > 0 and .node.fs.inodesUsed > 0 and .node.runtime.imageFs.usedBytes > 0 and
+      .node.runtime.imageFs.capacityBytes > 0 and .node.runtime.containerFs.capacityBytes > 0' \
+      "$state/summary.json" >/dev/null
+}
+wait_for 30 node_fs_ok || fail "/stats/summary node.fs / node.runtime.imageFs missing or zero: $(jq -c '{fs: .node.fs, runtime: .node.runtime}' "$state/summary.json")"
+# CRI ImageFsInfo as crictl prints it: image and container filesystems with usage.
+crictl imagefsinfo -o json >"$state/imagefsinfo.json" || fail "crictl imagefsinfo failed"
+jq -e '(.status.imageFilesystems[0].usedBytes.value | tonumber) > 0 and
+  (.status.imageFilesystems[0].inodesUsed.value | tonumber) > 0 and
+  (.status.containerFilesystems | length) == 1' "$state/imagefsinfo.json" >/dev/null ||
+  fail "crictl imagefsinfo lacks image/container filesystems with usage: $(head -c 1500 "$state/imagefsinfo.json")"
+echo "PASS: /stats/summary node.fs $(jq -c '.node.fs | {capacityBytes, usedBytes, inodesUsed}' "$state/summary.json"), imageFs.usedBytes $(jq '.node.runtime.imageFs.usedBytes' "$state/summary.json"); crictl imagefsinfo"
 in_ns curl -sf --max-time 10 "$base/metrics" -o "$state/metrics.txt" || fail "GET /metrics failed"
 grep -q '^berth_ebpf_up 1$' "$state/metrics.txt" ||
   fail "berth_ebpf_up is not 1: $(grep berth_ebpf "$state/metrics.txt"; grep -i ebpf "$state/berth.log" | tail -3)"
@@ -69,7 +86,7 @@ echo "PASS: pod busy on /metrics/cadvisor, /metrics/resource, /stats/summary; be
 # Filesystem usage on /stats/summary: a pod writes 20 MiB into its rootfs (writable layer)
 # and 20 MiB into an emptyDir (kubectl exec, after a first measurement); the container's
 # rootfs.usedBytes, the volume's usedBytes and the pod's ephemeral-storage move by at least
-# that much. berth measures in the background once a minute: up to ~60 s to see the writes.
+# that much. berth measures in the background every --fs-usage-period (2 s in the e2e berth).
 kubectl apply -n "$E2E_NS" -f - >/dev/null <<POD
 apiVersion: v1
 kind: Pod
@@ -116,5 +133,8 @@ cadvisor_fs() {
 fs_in_cadvisor() { local v; v=$(cadvisor_fs); [ -n "$v" ] && awk -v v="$v" -v m=$((root0 + 20 * MiB)) 'BEGIN {exit !(v + 0 >= m)}'; }
 wait_for 30 fs_in_cadvisor || fail "container_fs_usage_bytes of writer/main is '$(cadvisor_fs)', want >= $((root0 + 20 * MiB))" "$E2E_NS"
 fs_usage=$(cadvisor_fs)
+# The node's filesystem as cAdvisor's root container (id="/", with device).
+root_fs=$(awk '$1 ~ /^container_fs_limit_bytes\{/ && index($1, "id=\"/\"") && index($1, "device=\"/") {print $2}' "$state/cadvisor.txt")
+awk -v v="$root_fs" 'BEGIN {exit !(v + 0 > 0)}' || fail "no container_fs_limit_bytes{id=\"/\",device=...} > 0 on /metrics/cadvisor"
 kubectl delete pod -n "$E2E_NS" writer --wait=true --timeout=60s >/dev/null || fail "deleting pod writer failed" "$E2E_NS"
-echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage"
+echo "PASS: /stats/summary filesystem usage of pod writer (rootfs logs volume ephemeral-storage): before $root0 $logs0 $vol0 $eph0, after writing 20 MiB + 20 MiB: $after; container_fs_usage_bytes $fs_usage; node container_fs_limit_bytes $root_fs"

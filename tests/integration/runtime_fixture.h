@@ -25,6 +25,7 @@
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::cri::runtime {
 
@@ -75,7 +76,7 @@ class RuntimeFixture : public ::testing::Test {
   // SetUpRuntime fills and an override may amend first), as a restarted berth does.
   virtual void StartRuntime() {
     rt_ = std::make_unique<Runtime>(runtime_options_,
-                                    RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr});
+                                    RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr, fs_usage_});
     ASSERT_TRUE(rt_->Start().ok());
   }
 
@@ -154,6 +155,9 @@ class RuntimeFixture : public ::testing::Test {
   std::unique_ptr<oci::OciRuntime> oci_;
   std::unique_ptr<Runtime> rt_;
   RuntimeOptions runtime_options_;
+  // Writable-layer usage cache given to the runtime (not owned; set before SetUpRuntime);
+  // nullptr: the runtime's own.
+  metrics::FsUsageCache* fs_usage_ = nullptr;
   ::runtime::v1::PodSandboxConfig sandbox_config_;
 };
 
