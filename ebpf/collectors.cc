@@ -323,8 +323,7 @@ class CollectorsImpl : public Collectors {
     io_mount_fd_ = open(hierarchies_.io.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (io_mount_fd_ < 0) return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
     auto& p = stats_->progs;
-    for (bpf_program* prog : {p.berth_sched_wakeup, p.berth_sched_wakeup_new, p.berth_sched_switch})
-      bpf_program__set_autoload(prog, options_.sched);
+    bpf_program__set_autoload(p.berth_sched_switch, options_.sched);
     bpf_program__set_autoload(p.berth_sched_process_exec, options_.exec);
     for (bpf_program* prog : {p.berth_block_rq_issue, p.berth_block_rq_complete})
       bpf_program__set_autoload(prog, options_.io);

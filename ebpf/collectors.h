@@ -84,7 +84,7 @@ struct StatsSnapshot {
 struct Options {
   // Kernel BTF for CO-RE relocations; empty uses /sys/kernel/btf/vmlinux.
   std::string btf_path;
-  bool sched = true;  // on-CPU time + run-queue latency (sched_switch, sched_wakeup*)
+  bool sched = true;  // on-CPU time + run-queue latency (sched_switch)
   bool exec = true;   // sched_process_exec
   bool io = true;     // block_rq_issue, block_rq_complete
   bool tcp = true;    // tcp_retransmit_skb, tcp_send_reset, tcp_receive_reset

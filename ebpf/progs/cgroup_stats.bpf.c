@@ -1,15 +1,15 @@
-// Per-cgroup counters: on-CPU time and run-queue latency (sched_switch, sched_wakeup,
-// sched_wakeup_new), exec count (sched_process_exec), block I/O bytes and latency
-// (block_rq_issue -> block_rq_complete), TCP retransmits and resets, cgroup_skb bytes.
+// Per-cgroup counters: on-CPU time and run-queue latency (sched_switch), exec count
+// (sched_process_exec), block I/O bytes and latency (block_rq_issue -> block_rq_complete), TCP retransmits and resets, cgroup_skb bytes.
 // Everything is aggregated in the kernel into per-CPU maps keyed by cgroup id; entries go
 // when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
 //
 // Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
 // cgroups), given by their ids and levels in each hierarchy by the loader. The
 // check is a few dependent loads on the task's cgroup (cgroup->ancestors[level]), no map
-// lookup, so the hot paths (every wakeup and context switch of the machine) return before
-// reading the clock or touching a map for the host's own tasks. Requires a kernel >= 5.18
-// (sched_switch carries prev_state).
+// lookup, so the hot paths (every context switch of the machine) return before
+// touching a map for the host's own tasks. Requires a kernel >= 5.18 (sched_switch carries
+// prev_state) built with CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and
+// CONFIG_FAIR_GROUP_SCHED.
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -29,7 +29,6 @@ struct berth_tracked_root io_tracked_roots[BERTH_MAX_TRACKED];
 __u32 tracked_count;
 
 #define ROOT_CGROUP_ID 1
-#define TASK_RUNNING 0
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -47,9 +46,10 @@ struct {
   __type(value, struct berth_io_stats);
 } io_stats SEC(".maps");
 
-// When the task now on this CPU was switched in (pid 0: no tracked task is on the CPU).
+// The tracked task now on this CPU and its se.sum_exec_runtime when it was switched in (pid
+// 0: no tracked task is on the CPU).
 struct oncpu_start {
-  __u64 ts;
+  __u64 runtime_ns;
   __u32 pid;
 };
 struct {
@@ -58,15 +58,6 @@ struct {
   __type(key, __u32);
   __type(value, struct oncpu_start);
 } oncpu SEC(".maps");
-
-// Per task: when it became runnable (wakeup or preemption); 0 when not waiting. Task-local
-// storage: no global lock and no bound to size, freed with the task.
-struct {
-  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, int);
-  __type(value, __u64);
-} runnable_since SEC(".maps");
 
 // In-flight block request of a tracked cgroup -> when it was issued to the device, for the
 // latency histogram only (bytes never depend on this map). Per-CPU LRU lists: a CPU evicts
@@ -142,29 +133,16 @@ static __always_inline struct berth_cgroup_stats *stats_for(__u64 id) {
   return bpf_map_lookup_elem(&cgroup_stats, &id);
 }
 
-static __always_inline void mark_runnable(struct task_struct *p, __u64 now) {
-  __u64 *since = bpf_task_storage_get(&runnable_since, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-  if (since) *since = now;
-}
-
-static __always_inline void on_wakeup(struct task_struct *p) {
-  if (p->pid == 0 || !tracked(task_cgroup(p))) return;
-  mark_runnable(p, bpf_ktime_get_ns());
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(berth_sched_wakeup, struct task_struct *p) {
-  on_wakeup(p);
-  return 0;
-}
-
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(berth_sched_wakeup_new, struct task_struct *p) {
-  on_wakeup(p);
-  return 0;
-}
-
-// Runs with interrupts off, before the switch (current == prev). Per-CPU counters: plain adds.
+// Runs with interrupts off, after the next task was picked and before the switch
+// (current == prev). Per-CPU counters: plain adds. No clock read and no per-task storage: the
+// scheduler's own bookkeeping has both figures, up to date at this point of __schedule():
+//  - on-CPU time: prev->se.sum_exec_runtime (every scheduling class accounts into it; the
+//    scheduler updated it for prev when it was dequeued or put back) minus its value when
+//    prev was switched in (the oncpu slot);
+//  - run-queue latency: next->sched_info.last_queued (CONFIG_SCHED_INFO: the rq clock when the
+//    task was enqueued by a wakeup, or put back by a preemption; 0 when not waiting) to this
+//    CPU's rq clock, updated by __schedule() before picking next: the same sample the kernel
+//    adds to the task's run_delay (/proc/<pid>/schedstat) right after this tracepoint.
 SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
@@ -178,34 +156,31 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
       next_pid != 0 && (next_cg == prev_cg && prev_pid != 0 ? prev_tracked : tracked(next_cg));
   if (!prev_tracked && !next_tracked) return 0;
 
-  __u64 now = bpf_ktime_get_ns();
   __u32 zero = 0;
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
   if (!start) return 0;
   struct berth_cgroup_stats *prev_stats = NULL;
   __u64 prev_id = 0;
-  if (prev_tracked) {
-    // On-CPU time of prev, when its switch-in was seen.
-    if (start->pid == prev_pid && start->ts != 0) {
-      prev_id = prev_cg->kn->id;
-      prev_stats = stats_for(prev_id);
-      if (prev_stats) prev_stats->cpu_ns += now - start->ts;
-    }
-    // A preempted task stays runnable: its run-queue wait starts now.
-    if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
+  // On-CPU time of prev, when its switch-in was seen.
+  if (prev_tracked && start->pid == prev_pid) {
+    __u64 runtime = prev->se.sum_exec_runtime;
+    prev_id = prev_cg->kn->id;
+    prev_stats = stats_for(prev_id);
+    if (prev_stats && runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
   }
   if (!next_tracked) {
     start->pid = 0;
-    start->ts = 0;
     return 0;
   }
   start->pid = next_pid;
-  start->ts = now;
+  start->runtime_ns = next->se.sum_exec_runtime;
 
-  __u64 *since = bpf_task_storage_get(&runnable_since, next, 0, 0);
-  if (!since || *since == 0) return 0;
-  __u64 delta = now > *since ? now - *since : 0;
-  *since = 0;
+  __u64 queued = next->sched_info.last_queued;
+  if (queued == 0) return 0;
+  // This CPU's run queue: next's cfs_rq is the one of its group on this CPU, whatever its
+  // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
+  __u64 now = next->se.cfs_rq->rq->clock;
+  __u64 delta = now > queued ? now - queued : 0;
   __u64 next_id = next_cg->kn->id;
   struct berth_cgroup_stats *s =
       prev_stats != NULL && prev_id == next_id ? prev_stats : stats_for(next_id);
