@@ -70,6 +70,33 @@ struct {
   __type(value, __u64);
 } io_inflight SEC(".maps");
 
+// The scheduler and exec counters of tracked cgroups: slot i belongs to the cgroup whose id is
+// slot_cgroup[i] (0: free; userspace reads this through the mmapped .bss) and whose
+// `cgroup_slots` storage says i. A cgroup gets a slot the first time one of its tasks is seen
+// (after the subtree check), keeps it until cgroup_rmdir; cgroup-local storage makes the hot
+// path one storage lookup and one array index, no hashing.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BERTH_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct berth_cgroup_stats);
+} slot_stats SEC(".maps");
+
+struct cgroup_slot {
+  __u32 index;
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct cgroup_slot);
+} cgroup_slots SEC(".maps");
+
+__u64 slot_cgroup[BERTH_MAX_SLOTS];
+__u32 slot_hint;  // where the search for a free slot starts
+// Number of possible CPUs (copies of a per-CPU value), set by the loader.
+const volatile __u32 nr_cpus = 1;
+
 // Never written: the source of zeroes for new map entries (too big for the stack).
 struct berth_cgroup_stats zero_stats = {};
 struct berth_io_stats zero_io_stats = {};
@@ -133,6 +160,43 @@ static __always_inline struct berth_cgroup_stats *stats_for(__u64 id) {
   return bpf_map_lookup_elem(&cgroup_stats, &id);
 }
 
+static int zero_slot_copy(__u32 cpu, __u32 *slot) {
+  struct berth_cgroup_stats *s = bpf_map_lookup_percpu_elem(&slot_stats, slot, cpu);
+  if (s) *s = zero_stats;
+  return 0;
+}
+
+// Gives the online cgroup `cg` a free slot with zeroed counters, and records it in its
+// storage. Returns the slot, or BERTH_MAX_SLOTS when none is free (the cgroup then goes
+// uncounted) or the cgroup is being removed.
+static __noinline __u32 assign_slot(struct cgroup *cg) {
+  if (!cg || !(cg->self.flags & CSS_ONLINE)) return BERTH_MAX_SLOTS;
+  __u64 id = cg->kn->id;
+  for (int n = 0; n < 32; n++) {
+    __u32 i = __sync_fetch_and_add(&slot_hint, 1) & (BERTH_MAX_SLOTS - 1);
+    if (__sync_val_compare_and_swap(&slot_cgroup[i], 0, id) != 0) continue;
+    __u32 arg = i;
+    bpf_loop(nr_cpus, zero_slot_copy, &arg, 0);
+    struct cgroup_slot init = {.index = i};
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (cs && cs->index == i) return i;
+    // Out of memory, or another CPU gave the cgroup a slot meanwhile. (The mask again: the
+    // verifier lost the bound of i across the calls.)
+    i &= BERTH_MAX_SLOTS - 1;
+    __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
+    return cs ? cs->index : BERTH_MAX_SLOTS;
+  }
+  return BERTH_MAX_SLOTS;
+}
+
+// This CPU's scheduler/exec counters of the tracked cgroup `cg`; NULL when it has no slot.
+static __always_inline struct berth_cgroup_stats *slot_stats_of(struct cgroup *cg) {
+  struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, 0, 0);
+  __u32 i = cs ? cs->index : assign_slot(cg);
+  if (i >= BERTH_MAX_SLOTS) return NULL;
+  return bpf_map_lookup_elem(&slot_stats, &i);
+}
+
 // Runs with interrupts off, after the next task was picked and before the switch
 // (current == prev). Per-CPU counters: plain adds. No clock read and no per-task storage: the
 // scheduler's own bookkeeping has both figures, up to date at this point of __schedule():
@@ -160,12 +224,10 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
   if (!start) return 0;
   struct berth_cgroup_stats *prev_stats = NULL;
-  __u64 prev_id = 0;
   // On-CPU time of prev, when its switch-in was seen.
   if (prev_tracked && start->pid == prev_pid) {
     __u64 runtime = prev->se.sum_exec_runtime;
-    prev_id = prev_cg->kn->id;
-    prev_stats = stats_for(prev_id);
+    prev_stats = slot_stats_of(prev_cg);
     if (prev_stats && runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
   }
   if (!next_tracked) {
@@ -181,9 +243,8 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
   __u64 now = next->se.cfs_rq->rq->clock;
   __u64 delta = now > queued ? now - queued : 0;
-  __u64 next_id = next_cg->kn->id;
   struct berth_cgroup_stats *s =
-      prev_stats != NULL && prev_id == next_id ? prev_stats : stats_for(next_id);
+      prev_stats != NULL && prev_cg == next_cg ? prev_stats : slot_stats_of(next_cg);
   if (!s) return 0;
   s->runq_count++;
   s->runq_sum_ns += delta;
@@ -197,7 +258,7 @@ int BPF_PROG(berth_sched_process_exec, struct task_struct *p, pid_t old_pid,
              struct linux_binprm *bprm) {
   struct cgroup *cg = task_cgroup(p);
   if (!tracked(cg)) return 0;
-  struct berth_cgroup_stats *s = stats_for(cg->kn->id);
+  struct berth_cgroup_stats *s = slot_stats_of(cg);
   if (s) s->exec_count++;
   return 0;
 }
@@ -320,13 +381,22 @@ int berth_cgroup_skb_egress(struct __sk_buff *skb) {
   return 1;
 }
 
-// Drops a removed cgroup's counters: cgroup_stats holds default-hierarchy (v2) ids, io_stats
-// ids of the block controller's hierarchy; hierarchies have their own id spaces.
+// Drops a removed cgroup's counters: cgroup_stats and the slots hold default-hierarchy (v2)
+// ids, io_stats ids of the block controller's hierarchy; hierarchies have their own id
+// spaces. The slot is freed (a cgroup going offline gets no new one).
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(berth_cgroup_rmdir, struct cgroup *cgrp, const char *path) {
   int hierarchy = BPF_CORE_READ(cgrp, root, hierarchy_id);
   __u64 id = BPF_CORE_READ(cgrp, kn, id);
-  if (hierarchy == 0) bpf_map_delete_elem(&cgroup_stats, &id);
+  if (hierarchy == 0) {
+    bpf_map_delete_elem(&cgroup_stats, &id);
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cgrp, 0, 0);
+    if (cs) {
+      __u32 i = cs->index & (BERTH_MAX_SLOTS - 1);
+      bpf_cgrp_storage_delete(&cgroup_slots, cgrp);
+      __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
+    }
+  }
   if (hierarchy == (int)io_hierarchy_id) bpf_map_delete_elem(&io_stats, &id);
   return 0;
 }
