@@ -5,8 +5,8 @@
 # berth runs --runtime-only (private dirs, socket and metrics port; no cluster needed), once
 # with --ebpf=false and once with the collectors loaded, alternating for R rounds. In each
 # round the same workload, `perf bench sched pipe -l L` (two tasks ping-ponging over pipes:
-# two context switches and two wakeups per op, every one of them through the
-# sched_switch/sched_wakeup programs), runs
+# at least two context switches per op, each through the sched_switch program; ~500k
+# switches/s on this 2-CPU machine, the worst case), runs
 #  - in a pod-like cgroup under berth's cgroup root, which berth tracks (counted: the cost per
 #    event of a pod's tasks), and, with the collectors loaded, also
 #  - in a cgroup outside it (a host process: the programs return before any map access).
@@ -23,6 +23,12 @@
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
 #  - background: the same BPF accounting over 10 s without the workload (the machine's own
 #    activity), for scale;
+#  - bpf_net.events_per_second_at_1_percent: the switch rate at which the tracked cost per
+#    event (net) makes 1% of one core (1e7 / ns per event);
+#  - moderate_load: `perf bench sched messaging -g 1 -l 1000` (20 senders, 20 receivers over
+#    unix sockets: tens of thousands of switches/s) in the tracked cgroup, once per round
+#    and mode: BPF time net of the accounting over its wall time, and its run time with vs
+#    without the collectors;
 #  - calibration: the same accounting of an empty sched_switch program over the same workload
 #    (build/ebpf/bpf_calibrate): the accounting's own cost per run, subtracted per event in
 #    the *_net figures (the dispatch of a program is in neither).
