@@ -46,11 +46,17 @@ struct {
   __type(value, struct berth_io_stats);
 } io_stats SEC(".maps");
 
-// The tracked task now on this CPU and its se.sum_exec_runtime when it was switched in (pid
-// 0: no tracked task is on the CPU).
+// Per CPU: the tracked task now on this CPU and its se.sum_exec_runtime when it was switched
+// in (pid 0: no tracked task is on the CPU); and the last tracked cgroup seen on this CPU
+// (its address; 0: none) with its slot, so that a CPU running one pod's tasks skips the
+// subtree check and the storage lookup. Only tracked cgroups are cached (they stay tracked);
+// cgroup_rmdir clears the entry on every CPU before the cgroup can be freed and its address
+// reused (a removed cgroup has no tasks).
 struct oncpu_start {
   __u64 runtime_ns;
   __u32 pid;
+  __u32 cached_slot;
+  __u64 cached_cgroup;
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -197,6 +203,29 @@ static __always_inline struct berth_cgroup_stats *slot_stats_of(struct cgroup *c
   return bpf_map_lookup_elem(&slot_stats, &i);
 }
 
+// slot_stats_of() through this CPU's one-entry cache (sched_switch only).
+static __always_inline struct berth_cgroup_stats *cached_slot_stats_of(struct oncpu_start *c,
+                                                                       struct cgroup *cg) {
+  __u32 i;
+  if (c->cached_cgroup == (__u64)cg) {
+    i = c->cached_slot;
+  } else {
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, 0, 0);
+    i = cs ? cs->index : assign_slot(cg);
+    if (i >= BERTH_MAX_SLOTS) return NULL;
+    c->cached_cgroup = (__u64)cg;
+    c->cached_slot = i;
+  }
+  return bpf_map_lookup_elem(&slot_stats, &i);
+}
+
+static int forget_cached_cgroup(__u32 cpu, __u64 *cg) {
+  __u32 zero = 0;
+  struct oncpu_start *c = bpf_map_lookup_percpu_elem(&oncpu, &zero, cpu);
+  if (c && c->cached_cgroup == *cg) c->cached_cgroup = 0;
+  return 0;
+}
+
 // Runs with interrupts off, after the next task was picked and before the switch
 // (current == prev). Per-CPU counters: plain adds. No clock read and no per-task storage: the
 // scheduler's own bookkeeping has both figures, up to date at this point of __schedule():
@@ -214,20 +243,23 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   __u32 next_pid = next->pid;
   struct cgroup *prev_cg = task_cgroup(prev);
   struct cgroup *next_cg = task_cgroup(next);
-  bool prev_tracked = prev_pid != 0 && tracked(prev_cg);
+  __u32 zero = 0;
+  struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);  // inlined: no call
+  if (!start) return 0;
+  __u64 cached = start->cached_cgroup;
+  bool prev_tracked = prev_pid != 0 && ((__u64)prev_cg == cached || tracked(prev_cg));
   // Ping-pong between tasks of one cgroup is the common case: one check for both.
   bool next_tracked =
-      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0 ? prev_tracked : tracked(next_cg));
+      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0
+                            ? prev_tracked
+                            : (__u64)next_cg == cached || tracked(next_cg));
   if (!prev_tracked && !next_tracked) return 0;
 
-  __u32 zero = 0;
-  struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
-  if (!start) return 0;
   struct berth_cgroup_stats *prev_stats = NULL;
   // On-CPU time of prev, when its switch-in was seen.
   if (prev_tracked && start->pid == prev_pid) {
     __u64 runtime = prev->se.sum_exec_runtime;
-    prev_stats = slot_stats_of(prev_cg);
+    prev_stats = cached_slot_stats_of(start, prev_cg);
     if (prev_stats && runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
   }
   if (!next_tracked) {
@@ -244,7 +276,7 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   __u64 now = next->se.cfs_rq->rq->clock;
   __u64 delta = now > queued ? now - queued : 0;
   struct berth_cgroup_stats *s =
-      prev_stats != NULL && prev_cg == next_cg ? prev_stats : slot_stats_of(next_cg);
+      prev_stats != NULL && prev_cg == next_cg ? prev_stats : cached_slot_stats_of(start, next_cg);
   if (!s) return 0;
   s->runq_count++;
   s->runq_sum_ns += delta;
@@ -393,6 +425,8 @@ int BPF_PROG(berth_cgroup_rmdir, struct cgroup *cgrp, const char *path) {
     struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cgrp, 0, 0);
     if (cs) {
       __u32 i = cs->index & (BERTH_MAX_SLOTS - 1);
+      __u64 addr = (__u64)cgrp;
+      bpf_loop(nr_cpus, forget_cached_cgroup, &addr, 0);
       bpf_cgrp_storage_delete(&cgroup_slots, cgrp);
       __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
     }

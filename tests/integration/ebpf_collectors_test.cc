@@ -263,8 +263,10 @@ TEST_F(EbpfCollectorsTest, CpuTimeAndRunqueueLatencyMatchTheKernelsAccounting) {
       << "eBPF on-CPU time vs cpu.stat usage_usec";
   // Contended: each loop waits while the other runs.
   EXPECT_GT(kernel_wait_ns, 0.3 * kernel_cpu_ns);
-  EXPECT_NEAR(static_cast<double>(s.runq_latency.sum_ns), kernel_wait_ns, 0.03 * kernel_wait_ns + 2e6)
-      << "eBPF run-queue latency vs schedstat run_delay";
+  // (A wait the kernel ends by a dequeue instead of a switch-in has no sample: 5% + 5 ms.)
+  EXPECT_NEAR(static_cast<double>(s.runq_latency.sum_ns), kernel_wait_ns, 0.05 * kernel_wait_ns + 5e6)
+      << "eBPF run-queue latency vs schedstat run_delay; samples " << s.runq_latency.count
+      << ", on-CPU " << s.cpu_ns << " ns";
   uint64_t in_buckets = 0;
   for (uint64_t n : s.runq_latency.buckets) in_buckets += n;
   EXPECT_EQ(in_buckets, s.runq_latency.count);
