@@ -1,15 +1,18 @@
 // Per-cgroup counters: on-CPU time and run-queue latency (sched_switch), exec count
-// (sched_process_exec), block I/O bytes and latency (block_rq_issue -> block_rq_complete), TCP retransmits and resets, cgroup_skb bytes.
-// Everything is aggregated in the kernel into per-CPU maps keyed by cgroup id; entries go
-// when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
+// (sched_process_exec), block I/O bytes and latency (block_rq_issue -> block_rq_complete),
+// TCP retransmits and resets, cgroup_skb bytes.
+// Everything is aggregated in the kernel into per-CPU maps: the scheduler and exec counters in
+// per-cgroup slots of an array named by cgroup-local storage, the others keyed by cgroup id;
+// entries go when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
 //
 // Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
 // cgroups), given by their ids and levels in each hierarchy by the loader. The
-// check is a few dependent loads on the task's cgroup (cgroup->ancestors[level]), no map
-// lookup, so the hot paths (every context switch of the machine) return before
-// touching a map for the host's own tasks. Requires a kernel >= 5.18 (sched_switch carries
-// prev_state) built with CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and
-// CONFIG_FAIR_GROUP_SCHED.
+// check is a few dependent loads on the task's cgroup (its ancestor at the root's level), no
+// map lookup, so the hot path (every context switch of the machine) returns before touching a
+// map for the host's own tasks. Requires a kernel >= 6.2 (BPF_MAP_TYPE_CGRP_STORAGE;
+// sched_switch's prev_state, bpf_loop, bpf_map_lookup_percpu_elem are older) built with
+// CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and CONFIG_FAIR_GROUP_SCHED; on another
+// kernel the load fails and berth exports berth_ebpf_up 0 with the verifier's reason.
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
