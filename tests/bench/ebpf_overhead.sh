@@ -125,7 +125,7 @@ host_ns=0 host_cnt=0 host_wall=0
 msg_ns=0 msg_cnt=0 msg_wall=0
 declare -a msg_with_s msg_without_s
 sysctl -qw kernel.bpf_stats_enabled=1
-for r in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
   for mode in false true; do
     before=$(berth_prog_ids)
     start_berth $mode
