@@ -163,14 +163,9 @@ class CollectorsImpl : public Collectors {
       if (stats_) {
         int fd = bpf_map__fd(stats_->maps.cgroup_stats);
         std::vector<berth_cgroup_stats> v(ncpus_);
-        __u64 key = 0, next = 0;
-        __u64* prev = nullptr;
-        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-          key = next;
-          prev = &key;
-          if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) continue;  // removed meanwhile
-          CgroupStats& c = snap.cgroups[key];
-          c.cgroup_id = key;
+        auto add = [&](uint64_t id) {
+          CgroupStats& c = snap.cgroups[id];
+          c.cgroup_id = id;
           for (const berth_cgroup_stats& p : v) {
             c.cpu_ns += p.cpu_ns;
             AddHistogram(p.runq_buckets, p.runq_count, p.runq_sum_ns, &c.runq_latency);
@@ -183,6 +178,24 @@ class CollectorsImpl : public Collectors {
             c.net_tx_bytes += p.net_tx_bytes;
             c.net_tx_packets += p.net_tx_packets;
           }
+        };
+        __u64 key = 0, next = 0;
+        __u64* prev = nullptr;
+        while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+          key = next;
+          prev = &key;
+          if (bpf_map_lookup_elem(fd, &key, v.data()) != 0) continue;  // removed meanwhile
+          add(key);
+        }
+        // The slots in use: slot_cgroup[] (mmapped .bss, written by the programs) names the
+        // owner of each slot of slot_stats.
+        int slot_fd = bpf_map__fd(stats_->maps.slot_stats);
+        for (__u32 i = 0; i < BERTH_MAX_SLOTS; ++i) {
+          uint64_t id = __atomic_load_n(&stats_->bss->slot_cgroup[i], __ATOMIC_ACQUIRE);
+          if (id == 0 || bpf_map_lookup_elem(slot_fd, &i, v.data()) != 0) continue;
+          // Freed (and maybe reused) while reading: skip rather than mix two cgroups.
+          if (__atomic_load_n(&stats_->bss->slot_cgroup[i], __ATOMIC_ACQUIRE) != id) continue;
+          add(id);
         }
         ReadIoStats(&snap);
       }
@@ -213,6 +226,16 @@ class CollectorsImpl : public Collectors {
         }
         for (__u64 id : dead) {
           if (bpf_map_delete_elem(fd, &id) == 0) ++dropped;
+        }
+        // Slots whose cgroup is gone (cgroup_rmdir frees them; this is for a missed one).
+        for (__u32 i = 0; i < BERTH_MAX_SLOTS; ++i) {
+          uint64_t id = __atomic_load_n(&stats_->bss->slot_cgroup[i], __ATOMIC_ACQUIRE);
+          if (id == 0 || alive(id)) continue;
+          if (__atomic_compare_exchange_n(&stats_->bss->slot_cgroup[i], &id, uint64_t{0}, false,
+                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+              std::find(dead.begin(), dead.end(), id) == dead.end()) {
+            ++dropped;
+          }
         }
         // io_stats: by the v2 id its block-controller cgroup maps to (ids never mapped, whose
         // cgroup is gone, count as dead).
@@ -317,14 +340,14 @@ class CollectorsImpl : public Collectors {
     ASSIGN_OR_RETURN(stats_, BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
     stats_->rodata->count_root_cgroup = options_.count_root_cgroup;
     stats_->rodata->track_all = options_.track_all_cgroups;
+    stats_->rodata->nr_cpus = static_cast<__u32>(ncpus_);
     ASSIGN_OR_RETURN(hierarchies_, FindHierarchies());
     io_identity_ = hierarchies_.io == hierarchies_.v2;
     stats_->rodata->io_hierarchy_id = hierarchies_.io_hierarchy;
     io_mount_fd_ = open(hierarchies_.io.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (io_mount_fd_ < 0) return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
     auto& p = stats_->progs;
-    for (bpf_program* prog : {p.berth_sched_wakeup, p.berth_sched_wakeup_new, p.berth_sched_switch})
-      bpf_program__set_autoload(prog, options_.sched);
+    bpf_program__set_autoload(p.berth_sched_switch, options_.sched);
     bpf_program__set_autoload(p.berth_sched_process_exec, options_.exec);
     for (bpf_program* prog : {p.berth_block_rq_issue, p.berth_block_rq_complete})
       bpf_program__set_autoload(prog, options_.io);

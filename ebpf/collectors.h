@@ -6,7 +6,9 @@
 // /sys/fs/cgroup on a v2 host). metrics/ joins ids to pods/containers with CgroupIdOf().
 // Only the cgroups in tracked subtrees (Track(): berth's parents of pod cgroups) are counted;
 // the kernel programs return before any map access for every other task, so the host's own
-// scheduling costs little.
+// scheduling costs little. Bounds: on-CPU time, run-queue latency and exec counts for at most
+// 2048 tracked cgroups at once (BERTH_MAX_SLOTS: a preallocated per-CPU array, 640 KiB per
+// possible CPU); the other counters for at most 10240 cgroups (BERTH_MAX_CGROUPS).
 //
 // Example:
 //   auto c = berth::ebpf::Collectors::Load({});
@@ -84,7 +86,7 @@ struct StatsSnapshot {
 struct Options {
   // Kernel BTF for CO-RE relocations; empty uses /sys/kernel/btf/vmlinux.
   std::string btf_path;
-  bool sched = true;  // on-CPU time + run-queue latency (sched_switch, sched_wakeup*)
+  bool sched = true;  // on-CPU time + run-queue latency (sched_switch)
   bool exec = true;   // sched_process_exec
   bool io = true;     // block_rq_issue, block_rq_complete
   bool tcp = true;    // tcp_retransmit_skb, tcp_send_reset, tcp_receive_reset

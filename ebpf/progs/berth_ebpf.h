@@ -14,6 +14,10 @@
 #define BERTH_MAX_CGROUPS 10240
 #define BERTH_MAX_INFLIGHT 10240
 
+// Number of slots of the per-CPU array that holds the scheduler and exec counters of tracked
+// cgroups (a power of two): at most this many tracked cgroups are counted at once.
+#define BERTH_MAX_SLOTS 2048
+
 #define BERTH_COMM_LEN 16
 
 // Upper bound on the number of tracked cgroup subtrees (Collectors::Track()).
@@ -27,9 +31,12 @@ struct berth_tracked_root {
   __u32 pad;
 };
 
-// Per-cgroup counters, value of the per-CPU `cgroup_stats` map keyed by the cgroup v2 id
-// (the kernfs id of the task's default-hierarchy cgroup). Monotonic counters; each field is
-// written by one program only, on the CPU's own copy (userspace sums the copies).
+// Per-cgroup counters, the value of two per-CPU maps: `slot_stats` (an array: on-CPU time,
+// run-queue latency and exec count, at the slot the cgroup's `cgroup_slots` storage names;
+// `slot_cgroup[slot]` is the cgroup's id) and `cgroup_stats` (a hash keyed by the cgroup v2
+// id, the kernfs id of the default-hierarchy cgroup: TCP and cgroup_skb counters). Monotonic
+// counters; each field is written by one program only, on the CPU's own copy (userspace sums
+// the copies and the two maps).
 struct berth_cgroup_stats {
   __u64 cpu_ns;                            // on-CPU time of the cgroup's tasks
   __u64 runq_count;                        // wakeup/preemption -> switch-in samples

@@ -1,15 +1,18 @@
-// Per-cgroup counters: on-CPU time and run-queue latency (sched_switch, sched_wakeup,
-// sched_wakeup_new), exec count (sched_process_exec), block I/O bytes and latency
-// (block_rq_issue -> block_rq_complete), TCP retransmits and resets, cgroup_skb bytes.
-// Everything is aggregated in the kernel into per-CPU maps keyed by cgroup id; entries go
-// when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
+// Per-cgroup counters: on-CPU time and run-queue latency (sched_switch), exec count
+// (sched_process_exec), block I/O bytes and latency (block_rq_issue -> block_rq_complete),
+// TCP retransmits and resets, cgroup_skb bytes.
+// Everything is aggregated in the kernel into per-CPU maps: the scheduler and exec counters in
+// per-cgroup slots of an array named by cgroup-local storage, the others keyed by cgroup id;
+// entries go when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
 //
 // Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
 // cgroups), given by their ids and levels in each hierarchy by the loader. The
-// check is a few dependent loads on the task's cgroup (cgroup->ancestors[level]), no map
-// lookup, so the hot paths (every wakeup and context switch of the machine) return before
-// reading the clock or touching a map for the host's own tasks. Requires a kernel >= 5.18
-// (sched_switch carries prev_state).
+// check is a few dependent loads on the task's cgroup (its ancestor at the root's level), no
+// map lookup, so the hot path (every context switch of the machine) returns before touching a
+// map for the host's own tasks. Requires a kernel >= 6.2 (BPF_MAP_TYPE_CGRP_STORAGE;
+// sched_switch's prev_state, bpf_loop, bpf_map_lookup_percpu_elem are older) built with
+// CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and CONFIG_FAIR_GROUP_SCHED; on another
+// kernel the load fails and berth exports berth_ebpf_up 0 with the verifier's reason.
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -29,7 +32,6 @@ struct berth_tracked_root io_tracked_roots[BERTH_MAX_TRACKED];
 __u32 tracked_count;
 
 #define ROOT_CGROUP_ID 1
-#define TASK_RUNNING 0
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -47,10 +49,17 @@ struct {
   __type(value, struct berth_io_stats);
 } io_stats SEC(".maps");
 
-// When the task now on this CPU was switched in (pid 0: no tracked task is on the CPU).
+// Per CPU: the tracked task now on this CPU and its se.sum_exec_runtime when it was switched
+// in (pid 0: no tracked task is on the CPU); and the last tracked cgroup seen on this CPU
+// (its address; 0: none) with its slot, so that a CPU running one pod's tasks skips the
+// subtree check and the storage lookup. Only tracked cgroups are cached (they stay tracked);
+// cgroup_rmdir clears the entry on every CPU before the cgroup can be freed and its address
+// reused (a removed cgroup has no tasks).
 struct oncpu_start {
-  __u64 ts;
+  __u64 runtime_ns;
   __u32 pid;
+  __u32 cached_slot;
+  __u64 cached_cgroup;
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,15 +67,6 @@ struct {
   __type(key, __u32);
   __type(value, struct oncpu_start);
 } oncpu SEC(".maps");
-
-// Per task: when it became runnable (wakeup or preemption); 0 when not waiting. Task-local
-// storage: no global lock and no bound to size, freed with the task.
-struct {
-  __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-  __uint(map_flags, BPF_F_NO_PREALLOC);
-  __type(key, int);
-  __type(value, __u64);
-} runnable_since SEC(".maps");
 
 // In-flight block request of a tracked cgroup -> when it was issued to the device, for the
 // latency histogram only (bytes never depend on this map). Per-CPU LRU lists: a CPU evicts
@@ -78,6 +78,33 @@ struct {
   __type(key, __u64);
   __type(value, __u64);
 } io_inflight SEC(".maps");
+
+// The scheduler and exec counters of tracked cgroups: slot i belongs to the cgroup whose id is
+// slot_cgroup[i] (0: free; userspace reads this through the mmapped .bss) and whose
+// `cgroup_slots` storage says i. A cgroup gets a slot the first time one of its tasks is seen
+// (after the subtree check), keeps it until cgroup_rmdir; cgroup-local storage makes the hot
+// path one storage lookup and one array index, no hashing.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, BERTH_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct berth_cgroup_stats);
+} slot_stats SEC(".maps");
+
+struct cgroup_slot {
+  __u32 index;
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_CGRP_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct cgroup_slot);
+} cgroup_slots SEC(".maps");
+
+__u64 slot_cgroup[BERTH_MAX_SLOTS];
+__u32 slot_hint;  // where the search for a free slot starts
+// Number of possible CPUs (copies of a per-CPU value), set by the loader.
+const volatile __u32 nr_cpus = 1;
 
 // Never written: the source of zeroes for new map entries (too big for the stack).
 struct berth_cgroup_stats zero_stats = {};
@@ -142,29 +169,76 @@ static __always_inline struct berth_cgroup_stats *stats_for(__u64 id) {
   return bpf_map_lookup_elem(&cgroup_stats, &id);
 }
 
-static __always_inline void mark_runnable(struct task_struct *p, __u64 now) {
-  __u64 *since = bpf_task_storage_get(&runnable_since, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-  if (since) *since = now;
-}
-
-static __always_inline void on_wakeup(struct task_struct *p) {
-  if (p->pid == 0 || !tracked(task_cgroup(p))) return;
-  mark_runnable(p, bpf_ktime_get_ns());
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(berth_sched_wakeup, struct task_struct *p) {
-  on_wakeup(p);
+static int zero_slot_copy(__u32 cpu, __u32 *slot) {
+  struct berth_cgroup_stats *s = bpf_map_lookup_percpu_elem(&slot_stats, slot, cpu);
+  if (s) *s = zero_stats;
   return 0;
 }
 
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(berth_sched_wakeup_new, struct task_struct *p) {
-  on_wakeup(p);
+// Gives the online cgroup `cg` a free slot with zeroed counters, and records it in its
+// storage. Returns the slot, or BERTH_MAX_SLOTS when none is free (the cgroup then goes
+// uncounted) or the cgroup is being removed.
+static __noinline __u32 assign_slot(struct cgroup *cg) {
+  if (!cg || !(cg->self.flags & CSS_ONLINE)) return BERTH_MAX_SLOTS;
+  __u64 id = cg->kn->id;
+  for (int n = 0; n < 32; n++) {
+    __u32 i = __sync_fetch_and_add(&slot_hint, 1) & (BERTH_MAX_SLOTS - 1);
+    if (__sync_val_compare_and_swap(&slot_cgroup[i], 0, id) != 0) continue;
+    __u32 arg = i;
+    bpf_loop(nr_cpus, zero_slot_copy, &arg, 0);
+    struct cgroup_slot init = {.index = i};
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (cs && cs->index == i) return i;
+    // Out of memory, or another CPU gave the cgroup a slot meanwhile. (The mask again: the
+    // verifier lost the bound of i across the calls.)
+    i &= BERTH_MAX_SLOTS - 1;
+    __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
+    return cs ? cs->index : BERTH_MAX_SLOTS;
+  }
+  return BERTH_MAX_SLOTS;
+}
+
+// This CPU's scheduler/exec counters of the tracked cgroup `cg`; NULL when it has no slot.
+static __always_inline struct berth_cgroup_stats *slot_stats_of(struct cgroup *cg) {
+  struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, 0, 0);
+  __u32 i = cs ? cs->index : assign_slot(cg);
+  if (i >= BERTH_MAX_SLOTS) return NULL;
+  return bpf_map_lookup_elem(&slot_stats, &i);
+}
+
+// slot_stats_of() through this CPU's one-entry cache (sched_switch only).
+static __always_inline struct berth_cgroup_stats *cached_slot_stats_of(struct oncpu_start *c,
+                                                                       struct cgroup *cg) {
+  __u32 i;
+  if (c->cached_cgroup == (__u64)cg) {
+    i = c->cached_slot;
+  } else {
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, 0, 0);
+    i = cs ? cs->index : assign_slot(cg);
+    if (i >= BERTH_MAX_SLOTS) return NULL;
+    c->cached_cgroup = (__u64)cg;
+    c->cached_slot = i;
+  }
+  return bpf_map_lookup_elem(&slot_stats, &i);
+}
+
+static int forget_cached_cgroup(__u32 cpu, __u64 *cg) {
+  __u32 zero = 0;
+  struct oncpu_start *c = bpf_map_lookup_percpu_elem(&oncpu, &zero, cpu);
+  if (c && c->cached_cgroup == *cg) c->cached_cgroup = 0;
   return 0;
 }
 
-// Runs with interrupts off, before the switch (current == prev). Per-CPU counters: plain adds.
+// Runs with interrupts off, after the next task was picked and before the switch
+// (current == prev). Per-CPU counters: plain adds. No clock read and no per-task storage: the
+// scheduler's own bookkeeping has both figures, up to date at this point of __schedule():
+//  - on-CPU time: prev->se.sum_exec_runtime (every scheduling class accounts into it; the
+//    scheduler updated it for prev when it was dequeued or put back) minus its value when
+//    prev was switched in (the oncpu slot);
+//  - run-queue latency: next->sched_info.last_queued (CONFIG_SCHED_INFO: the rq clock when the
+//    task was enqueued by a wakeup, or put back by a preemption; 0 when not waiting) to this
+//    CPU's rq clock, updated by __schedule() before picking next: the same sample the kernel
+//    adds to the task's run_delay (/proc/<pid>/schedstat) right after this tracepoint.
 SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
@@ -172,43 +246,40 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   __u32 next_pid = next->pid;
   struct cgroup *prev_cg = task_cgroup(prev);
   struct cgroup *next_cg = task_cgroup(next);
-  bool prev_tracked = prev_pid != 0 && tracked(prev_cg);
+  __u32 zero = 0;
+  struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);  // inlined: no call
+  if (!start) return 0;
+  __u64 cached = start->cached_cgroup;
+  bool prev_tracked = prev_pid != 0 && ((__u64)prev_cg == cached || tracked(prev_cg));
   // Ping-pong between tasks of one cgroup is the common case: one check for both.
   bool next_tracked =
-      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0 ? prev_tracked : tracked(next_cg));
+      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0
+                            ? prev_tracked
+                            : (__u64)next_cg == cached || tracked(next_cg));
   if (!prev_tracked && !next_tracked) return 0;
 
-  __u64 now = bpf_ktime_get_ns();
-  __u32 zero = 0;
-  struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);
-  if (!start) return 0;
   struct berth_cgroup_stats *prev_stats = NULL;
-  __u64 prev_id = 0;
-  if (prev_tracked) {
-    // On-CPU time of prev, when its switch-in was seen.
-    if (start->pid == prev_pid && start->ts != 0) {
-      prev_id = prev_cg->kn->id;
-      prev_stats = stats_for(prev_id);
-      if (prev_stats) prev_stats->cpu_ns += now - start->ts;
-    }
-    // A preempted task stays runnable: its run-queue wait starts now.
-    if (prev_state == TASK_RUNNING) mark_runnable(prev, now);
+  // On-CPU time of prev, when its switch-in was seen.
+  if (prev_tracked && start->pid == prev_pid) {
+    __u64 runtime = prev->se.sum_exec_runtime;
+    prev_stats = cached_slot_stats_of(start, prev_cg);
+    if (prev_stats && runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
   }
   if (!next_tracked) {
     start->pid = 0;
-    start->ts = 0;
     return 0;
   }
   start->pid = next_pid;
-  start->ts = now;
+  start->runtime_ns = next->se.sum_exec_runtime;
 
-  __u64 *since = bpf_task_storage_get(&runnable_since, next, 0, 0);
-  if (!since || *since == 0) return 0;
-  __u64 delta = now > *since ? now - *since : 0;
-  *since = 0;
-  __u64 next_id = next_cg->kn->id;
+  __u64 queued = next->sched_info.last_queued;
+  if (queued == 0) return 0;
+  // This CPU's run queue: next's cfs_rq is the one of its group on this CPU, whatever its
+  // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
+  __u64 now = next->se.cfs_rq->rq->clock;
+  __u64 delta = now > queued ? now - queued : 0;
   struct berth_cgroup_stats *s =
-      prev_stats != NULL && prev_id == next_id ? prev_stats : stats_for(next_id);
+      prev_stats != NULL && prev_cg == next_cg ? prev_stats : cached_slot_stats_of(start, next_cg);
   if (!s) return 0;
   s->runq_count++;
   s->runq_sum_ns += delta;
@@ -222,7 +293,7 @@ int BPF_PROG(berth_sched_process_exec, struct task_struct *p, pid_t old_pid,
              struct linux_binprm *bprm) {
   struct cgroup *cg = task_cgroup(p);
   if (!tracked(cg)) return 0;
-  struct berth_cgroup_stats *s = stats_for(cg->kn->id);
+  struct berth_cgroup_stats *s = slot_stats_of(cg);
   if (s) s->exec_count++;
   return 0;
 }
@@ -345,13 +416,24 @@ int berth_cgroup_skb_egress(struct __sk_buff *skb) {
   return 1;
 }
 
-// Drops a removed cgroup's counters: cgroup_stats holds default-hierarchy (v2) ids, io_stats
-// ids of the block controller's hierarchy; hierarchies have their own id spaces.
+// Drops a removed cgroup's counters: cgroup_stats and the slots hold default-hierarchy (v2)
+// ids, io_stats ids of the block controller's hierarchy; hierarchies have their own id
+// spaces. The slot is freed (a cgroup going offline gets no new one).
 SEC("tp_btf/cgroup_rmdir")
 int BPF_PROG(berth_cgroup_rmdir, struct cgroup *cgrp, const char *path) {
   int hierarchy = BPF_CORE_READ(cgrp, root, hierarchy_id);
   __u64 id = BPF_CORE_READ(cgrp, kn, id);
-  if (hierarchy == 0) bpf_map_delete_elem(&cgroup_stats, &id);
+  if (hierarchy == 0) {
+    bpf_map_delete_elem(&cgroup_stats, &id);
+    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cgrp, 0, 0);
+    if (cs) {
+      __u32 i = cs->index & (BERTH_MAX_SLOTS - 1);
+      __u64 addr = (__u64)cgrp;
+      bpf_loop(nr_cpus, forget_cached_cgroup, &addr, 0);
+      bpf_cgrp_storage_delete(&cgroup_slots, cgrp);
+      __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
+    }
+  }
   if (hierarchy == (int)io_hierarchy_id) bpf_map_delete_elem(&io_stats, &id);
   return 0;
 }

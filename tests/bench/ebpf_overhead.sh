@@ -5,8 +5,8 @@
 # berth runs --runtime-only (private dirs, socket and metrics port; no cluster needed), once
 # with --ebpf=false and once with the collectors loaded, alternating for R rounds. In each
 # round the same workload, `perf bench sched pipe -l L` (two tasks ping-ponging over pipes:
-# two context switches and two wakeups per op, every one of them through the
-# sched_switch/sched_wakeup programs), runs
+# at least two context switches per op, each through the sched_switch program; ~500k
+# switches/s on this 2-CPU machine, the worst case), runs
 #  - in a pod-like cgroup under berth's cgroup root, which berth tracks (counted: the cost per
 #    event of a pod's tasks), and, with the collectors loaded, also
 #  - in a cgroup outside it (a host process: the programs return before any map access).
@@ -23,6 +23,12 @@
 #  - berth: berth's own CPU seconds during the rounds (the OOM ring-buffer poller);
 #  - background: the same BPF accounting over 10 s without the workload (the machine's own
 #    activity), for scale;
+#  - bpf_net.events_per_second_at_1_percent: the switch rate at which the tracked cost per
+#    event (net) makes 1% of one core (1e7 / ns per event);
+#  - moderate_load: `perf bench sched messaging -g 1 -l 1000` (20 senders, 20 receivers over
+#    unix sockets: tens of thousands of switches/s) in the tracked cgroup, once per round
+#    and mode: BPF time net of the accounting over its wall time, and its run time with vs
+#    without the collectors;
 #  - calibration: the same accounting of an empty sched_switch program over the same workload
 #    (build/ebpf/bpf_calibrate): the accounting's own cost per run, subtracted per event in
 #    the *_net figures (the dispatch of a program is in neither).
@@ -97,22 +103,29 @@ bpf_by_prog() {
   bpftool prog show --json | jq -c --argjson mine "$my_progs" '[.[] | select(.id as $i | $mine | index($i))] |
     map({key: .name, value: [(.run_time_ns // 0), (.run_cnt // 0)]}) | from_entries'
 }
-# run_workload <cgroup dir>: prints "<usecs/op> <wall s> <cpu s>" of one perf bench run in it.
+# run_workload <cgroup dir> [perf bench sched args]: prints "<usecs/op> <wall s> <cpu s>" of
+# one perf bench run in it (default: pipe -l $ops).
 run_workload() {
   mkdir -p "$1"
   local out
-  out=$( { TIMEFORMAT='TIMES %R %U %S'; time sh -c 'echo $$ >"$1/cgroup.procs"; exec perf bench sched pipe -l "$2"' \
-    _ "$1" "$ops"; } 2>&1) || die "workload failed: $out"
-  local usecs; usecs=$(awk '/usecs\/op/ {print $1}' <<<"$out")
+  local -a args=(pipe -l "$ops")
+  [ $# -lt 2 ] || args=("${@:2}")
+  out=$( { TIMEFORMAT='TIMES %R %U %S'; time sh -c 'echo $$ >"$1/cgroup.procs"; shift; exec perf bench sched "$@"' \
+    _ "$1" "${args[@]}"; } 2>&1) || die "workload failed: $out"
+  local usecs; usecs=$(awk '/usecs\/op/ {u = $1} /Total time:/ {t = $3 * 1e6} END {print (u != "" ? u : t)}' <<<"$out")
   awk -v u="$usecs" '/^TIMES/ {printf "%s %s %.3f\n", u, $2, $3 + $4}' <<<"$out"
 }
 
 hz=$(getconf CLK_TCK)
+# The moderate load: one group of 20 sender and 20 receiver processes over unix sockets.
+msg_args=(messaging -g 1 -l 1000)
 declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nostats_host_us nostats_without_us calib
 bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
 host_ns=0 host_cnt=0 host_wall=0
+msg_ns=0 msg_cnt=0 msg_wall=0
+declare -a msg_with_s msg_without_s
 sysctl -qw kernel.bpf_stats_enabled=1
-for r in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
   for mode in false true; do
     before=$(berth_prog_ids)
     start_berth $mode
@@ -137,6 +150,13 @@ for r in $(seq 1 "$rounds"); do
       host_ns=$((host_ns + ns1 - ns0)); host_cnt=$((host_cnt + cnt1 - cnt0))
       host_wall=$(awk -v a="$host_wall" -v b="$wall" 'BEGIN {print a + b}')
       host_us+=("$us")
+      # A moderate context-switch-heavy load, tracked: hackbench-style messaging.
+      read -r ns0 cnt0 < <(bpf_totals)
+      read -r us wall cpu < <(run_workload "$wl_cg" "${msg_args[@]}")
+      read -r ns1 cnt1 < <(bpf_totals)
+      msg_ns=$((msg_ns + ns1 - ns0)); msg_cnt=$((msg_cnt + cnt1 - cnt0))
+      msg_wall=$(awk -v a="$msg_wall" -v b="$wall" 'BEGIN {print a + b}')
+      msg_with_s+=("$(awk -v u="$us" 'BEGIN {print u / 1e6}')")
       # The accounting's own cost per run: an empty program over the same workload.
       c=$("$calibrate_bin" "perf bench sched pipe -l $ops >/dev/null") || die "bpf_calibrate failed"
       calib+=("$(jq .ns_per_run <<<"$c")")
@@ -150,6 +170,8 @@ for r in $(seq 1 "$rounds"); do
       read -r us wall cpu < <(run_workload "$wl_cg"); nostats_without_us+=("$us")
       sysctl -qw kernel.bpf_stats_enabled=1
       without_us+=("$us"); without_cpu+=("$cpu")
+      read -r us wall cpu < <(run_workload "$wl_cg" "${msg_args[@]}")
+      msg_without_s+=("$(awk -v u="$us" 'BEGIN {print u / 1e6}')")
       berth_without=$((berth_without + $(berth_cpu_ticks) - t0))
     fi
     stop_berth
@@ -179,6 +201,9 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson bg_wall "$bg_wall" --argjson host_ns "$host_ns" --argjson host_cnt "$host_cnt" \
   --argjson host_wall "$host_wall" --argjson host_us "$(median "${host_us[@]}")" \
   --argjson ns_with "$(median "${nostats_with_us[@]}")" --argjson ns_host "$(median "${nostats_host_us[@]}")" \
+  --argjson msg_ns "$msg_ns" --argjson msg_cnt "$msg_cnt" --argjson msg_wall "$msg_wall" \
+  --argjson msg_with "$(median "${msg_with_s[@]}")" --argjson msg_without "$(median "${msg_without_s[@]}")" \
+  --arg msg_args "${msg_args[*]}" \
   --argjson ns_without "$(median "${nostats_without_us[@]}")" --argjson calib "$(median "${calib[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
@@ -194,7 +219,16 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
         ns_per_run: $calib},
   bpf_net: {what: "bpf minus the accounting cost per event (calibration)",
         ns_per_event: (if $bpf_cnt > 0 then ($bpf_ns / $bpf_cnt - $calib) else null end),
-        overhead_percent_of_one_core: (if $wall > 0 then (($bpf_ns - $bpf_cnt * $calib) / 1e9 / $wall * 100) else null end)},
+        overhead_percent_of_one_core: (if $wall > 0 then (($bpf_ns - $bpf_cnt * $calib) / 1e9 / $wall * 100) else null end),
+        events_per_second_at_1_percent: (if $bpf_cnt > 0 and ($bpf_ns / $bpf_cnt - $calib) > 0 then (1e7 / ($bpf_ns / $bpf_cnt - $calib)) else null end),
+        events_per_second: (if $wall > 0 then ($bpf_cnt / $wall) else null end)},
+  moderate_load: {what: "perf bench sched \($msg_args) in the tracked cgroup (one run per round and mode): BPF time net of the accounting cost, over its wall time",
+        events: $msg_cnt, wall_seconds: $msg_wall,
+        events_per_second: (if $msg_wall > 0 then ($msg_cnt / $msg_wall) else null end),
+        ns_per_event_net: (if $msg_cnt > 0 then ($msg_ns / $msg_cnt - $calib) else null end),
+        overhead_percent_of_one_core: (if $msg_wall > 0 then (($msg_ns - $msg_cnt * $calib) / 1e9 / $msg_wall * 100) else null end),
+        workload_seconds: {with_ebpf: $msg_with, without_ebpf: $msg_without,
+                           slowdown_percent: (($msg_with - $msg_without) / $msg_without * 100)}},
   bpf_untracked_net: {what: "bpf_untracked minus the accounting cost per event (calibration)",
         ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt - $calib) else null end),
         overhead_percent_of_one_core: (if $host_wall > 0 then (($host_ns - $host_cnt * $calib) / 1e9 / $host_wall * 100) else null end)},

@@ -3,6 +3,7 @@
 // /sys/fs/cgroup/unified and the v1 blkio hierarchy), observed through cgroups below it (and
 // the v1 memory hierarchy for the OOM kill). Everything created is removed, also on failure.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -201,6 +203,76 @@ TEST_F(EbpfCollectorsTest, CpuRunqueueAndExecOfACgroup) {
   // cgroup_rmdir drops the entry.
   ASSERT_TRUE(cg.Remove());
   EXPECT_TRUE(WaitFor([&] { return !Present(id); }, seconds(5))) << "cgroup id " << id << " still present";
+}
+
+// The counters are the kernel's own figures, not estimates: two busy loops pinned to one
+// CPU (each waits for the other about half of the time) show the on-CPU time the cgroup's
+// cpu.stat reports and the run-queue wait the tasks' schedstat run_delay reports.
+uint64_t FieldOf(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string k;
+  uint64_t v = 0;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return 0;
+}
+uint64_t RunDelayNs(pid_t pid) {  // /proc/<pid>/schedstat: on-CPU ns, run-queue wait ns, slices
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  uint64_t on_cpu = 0, wait = 0;
+  in >> on_cpu >> wait;
+  return wait;
+}
+bool Stopped(pid_t pid) {  // /proc/<pid>/stat state 'T'
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  size_t p = line.rfind(')');
+  return p != std::string::npos && p + 2 < line.size() && line[p + 2] == 'T';
+}
+
+TEST_F(EbpfCollectorsTest, CpuTimeAndRunqueueLatencyMatchTheKernelsAccounting) {
+  CgroupDir cg(TrackedDir("acct"));
+  ASSERT_TRUE(cg.created()) << cg.path() << ": " << cg.error();
+  uint64_t id = CgroupIdOf(cg.path());
+  ASSERT_NE(id, 0u);
+  Child a, b;
+  ASSERT_TRUE(a.Start("read x; while :; do :; done"));
+  ASSERT_TRUE(b.Start("read x; while :; do :; done"));
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  for (Child* c : {&a, &b}) {
+    ASSERT_EQ(sched_setaffinity(c->pid(), sizeof(one), &one), 0) << strerror(errno);
+    ASSERT_TRUE(cg.AddProcess(c->pid()));
+  }
+  uint64_t usage0 = FieldOf(cg.path() + "/cpu.stat", "usage_usec");
+  uint64_t delay0 = RunDelayNs(a.pid()) + RunDelayNs(b.pid());
+  ASSERT_TRUE(a.Go());
+  ASSERT_TRUE(b.Go());
+  ASSERT_TRUE(WaitFor([&] { return StatsOf(id).cpu_ns >= 600'000'000; }, seconds(20)))
+      << "cpu_ns " << StatsOf(id).cpu_ns;
+  // Stopped tasks leave the CPU: every slice has ended, the figures no longer move.
+  kill(a.pid(), SIGSTOP);
+  kill(b.pid(), SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return Stopped(a.pid()) && Stopped(b.pid()); }, seconds(10)));
+  double kernel_cpu_ns = (FieldOf(cg.path() + "/cpu.stat", "usage_usec") - usage0) * 1000.0;
+  double kernel_wait_ns = static_cast<double>(RunDelayNs(a.pid()) + RunDelayNs(b.pid()) - delay0);
+  CgroupStats s = StatsOf(id);
+  EXPECT_NEAR(static_cast<double>(s.cpu_ns), kernel_cpu_ns, 0.03 * kernel_cpu_ns + 2e6)
+      << "eBPF on-CPU time vs cpu.stat usage_usec";
+  // Contended: each loop waits while the other runs.
+  EXPECT_GT(kernel_wait_ns, 0.3 * kernel_cpu_ns);
+  // (A wait the kernel ends by a dequeue instead of a switch-in has no sample: 5% + 5 ms.)
+  EXPECT_NEAR(static_cast<double>(s.runq_latency.sum_ns), kernel_wait_ns, 0.05 * kernel_wait_ns + 5e6)
+      << "eBPF run-queue latency vs schedstat run_delay; samples " << s.runq_latency.count
+      << ", on-CPU " << s.cpu_ns << " ns";
+  uint64_t in_buckets = 0;
+  for (uint64_t n : s.runq_latency.buckets) in_buckets += n;
+  EXPECT_EQ(in_buckets, s.runq_latency.count);
+  EXPECT_GT(s.runq_latency.count, 10u);
+  a.Kill();
+  b.Kill();
 }
 
 // Block I/O is attributed by the bios' blkcg: the dd's blkio cgroup on this hybrid host
