@@ -393,24 +393,43 @@ absl::StatusOr<PodRuntimeStatus> PodManager::GetRuntimeStatus(const std::string&
 absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
                                  bool remove) {
   ASSIGN_OR_RETURN(PodRuntimeStatus rt, GetRuntimeStatus(uid));
-  // Stop running containers in parallel, each with the grace period.
-  std::vector<std::thread> stoppers;
-  std::vector<absl::Status> results(rt.containers.size());
-  for (size_t i = 0; i < rt.containers.size(); ++i) {
-    const auto& c = rt.containers[i];
-    if (c.state() == v1::CONTAINER_EXITED) continue;
-    stoppers.emplace_back([this, &results, i, id = c.id(), grace_seconds] {
-      v1::StopContainerRequest req;
-      req.set_container_id(id);
-      req.set_timeout(grace_seconds);
-      auto r = runtime_->StopContainer(req);
-      if (!r.ok() && !absl::IsNotFound(r.status())) {
-        results[i] = Annotate(r.status(), absl::StrCat("StopContainer ", id));
-      }
-    });
+  // Upstream killContainersWithSyncResult: the regular (and ephemeral) containers are
+  // stopped in parallel, each with the grace period; then the sidecars one at a time in
+  // reverse spec order with what is left of it (at least 2 s, as upstream's minimum).
+  std::map<std::string, int> sidecar_index;
+  Json init = SpecList(pod, "initContainers");
+  for (size_t i = 0; i < init.size(); ++i) {
+    if (IsRestartableInitContainer(init[i])) sidecar_index[init[i].value("name", std::string())] = static_cast<int>(i);
   }
-  for (auto& t : stoppers) t.join();
-  for (const auto& s : results) RETURN_IF_ERROR(s);
+  std::vector<const v1::ContainerStatus*> first;
+  std::vector<std::pair<int, const v1::ContainerStatus*>> sidecars;
+  for (const auto& c : rt.containers) {
+    if (c.state() == v1::CONTAINER_EXITED) continue;
+    auto s = sidecar_index.find(c.metadata().name());
+    if (s == sidecar_index.end()) {
+      first.push_back(&c);
+    } else {
+      sidecars.emplace_back(s->second, &c);
+    }
+  }
+  std::stable_sort(sidecars.begin(), sidecars.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  absl::Time deadline = absl::Now() + absl::Seconds(grace_seconds);
+  std::vector<std::vector<const v1::ContainerStatus*>> waves;
+  if (!first.empty()) waves.push_back(first);
+  for (const auto& [_, c] : sidecars) waves.push_back({c});
+  for (const auto& wave : waves) {
+    int64_t left = grace_seconds;
+    if (&wave != &waves.front()) {
+      left = std::max<int64_t>(absl::ToInt64Seconds(deadline - absl::Now()), grace_seconds > 0 ? 2 : 0);
+    }
+    std::vector<std::thread> stoppers;
+    std::vector<absl::Status> results(wave.size());
+    for (size_t i = 0; i < wave.size(); ++i) {
+      stoppers.emplace_back([this, &results, &pod, i, c = wave[i], left] { results[i] = StopOne(pod, *c, left); });
+    }
+    for (auto& t : stoppers) t.join();
+    for (const auto& s : results) RETURN_IF_ERROR(s);
+  }
   for (const auto& sb : rt.sandboxes) {
     if (sb.state() != v1::SANDBOX_READY && !remove) continue;
     v1::StopPodSandboxRequest req;
@@ -436,6 +455,17 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
     if (!r.ok() && !absl::IsNotFound(r.status())) {
       return Annotate(r.status(), absl::StrCat("RemovePodSandbox ", sb.id()));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodManager::StopOne(const Json& pod, const v1::ContainerStatus& c, int64_t grace_seconds) {
+  v1::StopContainerRequest req;
+  req.set_container_id(c.id());
+  req.set_timeout(grace_seconds);
+  auto r = runtime_->StopContainer(req);
+  if (!r.ok() && !absl::IsNotFound(r.status())) {
+    return Annotate(r.status(), absl::StrCat("StopContainer ", c.id(), " of pod ", PodKey(pod)));
   }
   return absl::OkStatus();
 }
@@ -1154,11 +1184,69 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     changed = true;
   };
 
-  // Init containers, one at a time, each to completion.
+  // A failed liveness / startup probe of a running instance: kill it; the next sync (the
+  // exit event) restarts it per the restart policy (upstream computePodActions). Returns
+  // true when the instance is being killed.
+  int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
+  auto kill_if_probe_failed = [&](const std::string& name, const v1::ContainerStatus& latest) {
+    auto kill = prober_->KillReason(uid, name, latest.id(), pod_grace);
+    if (!kill) return false;
+    std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
+    Event(pod, "Normal", "Killing",
+          absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
+    LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
+              << " probe, stopping " << latest.id();
+    absl::Status r = StopOne(pod, latest, kill->grace_seconds);
+    if (!r.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": " << r.message();
+    }
+    changed = true;
+    EnqueueAfter(uid, absl::ZeroDuration());
+    return true;
+  };
+
+  // Once regular containers were created, regular init containers are done for good
+  // (upstream isPreviouslyInitialized).
+  bool previously_initialized = false;
+  for (const auto& c : SpecList(pod, "containers")) {
+    if (!by_name[c.value("name", std::string())].empty()) previously_initialized = true;
+  }
+  // Init containers in order: a regular one runs to completion before the next starts; a
+  // sidecar (restartPolicy Always) lets the next start once it is started (running, and its
+  // startupProbe succeeded if it has one), and is restarted whenever it exits.
   bool initialized = true;
   for (const auto& c : SpecList(pod, "initContainers")) {
-    auto& inst = by_name[c.value("name", std::string())];
+    std::string name = c.value("name", std::string());
+    auto& inst = by_name[name];
     const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
+    if (IsRestartableInitContainer(c)) {
+      if (latest && latest->state() == v1::CONTAINER_RUNNING) {
+        if (kill_if_probe_failed(name, *latest)) {
+          if (!previously_initialized) initialized = false;
+          if (!previously_initialized) break;
+          continue;
+        }
+        if (!prober_->Status(uid, name, latest->id()).started && !previously_initialized) {
+          initialized = false;  // wait for its startupProbe
+          break;
+        }
+        continue;
+      }
+      if (latest && latest->state() == v1::CONTAINER_CREATED && !previously_initialized) {
+        initialized = false;
+        break;
+      }
+      start(c, latest);  // first start, or a restart whatever the pod's restartPolicy
+      if (!previously_initialized) {
+        // Resync to go on with the next container once this one is started (upstream: the
+        // PLEG ContainerStarted event).
+        EnqueueAfter(uid, absl::ZeroDuration());
+        initialized = false;
+        break;
+      }
+      continue;
+    }
+    if (previously_initialized) continue;
     if (latest && latest->state() == v1::CONTAINER_EXITED && latest->exit_code() == 0) continue;
     initialized = false;
     if (latest && latest->state() == v1::CONTAINER_RUNNING) break;
@@ -1169,38 +1257,24 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     start(c, latest);
     break;
   }
+  // With sidecars, the pod is done once every regular container has exited for good: the
+  // sidecars are then stopped (upstream computePodActions kills the pod).
+  bool regular_done = initialized && !SpecList(pod, "containers").empty();
   if (initialized) {
     for (const auto& c : SpecList(pod, "containers")) {
-      auto& inst = by_name[c.value("name", std::string())];
+      std::string name = c.value("name", std::string());
+      auto& inst = by_name[name];
       const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
       if (latest && latest->state() == v1::CONTAINER_RUNNING) {
-        // A failed liveness / startup probe: kill the instance; the next sync (the exit
-        // event) restarts it per the restart policy (upstream computePodActions).
-        std::string name = c.value("name", std::string());
-        int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
-        if (auto kill = prober_->KillReason(uid, name, latest->id(), pod_grace)) {
-          std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
-          Event(pod, "Normal", "Killing",
-                absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
-          LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
-                    << " probe, stopping " << latest->id();
-          v1::StopContainerRequest req;
-          req.set_container_id(latest->id());
-          req.set_timeout(kill->grace_seconds);
-          auto r = runtime_->StopContainer(req);
-          if (!r.ok() && !absl::IsNotFound(r.status())) {
-            LOG(WARNING) << "pod " << PodKey(pod) << ": StopContainer " << latest->id() << ": "
-                         << r.status().message();
-          }
-          changed = true;
-          EnqueueAfter(uid, absl::ZeroDuration());
-        }
+        regular_done = false;
+        kill_if_probe_failed(name, *latest);
         continue;
       }
       if (latest && latest->state() == v1::CONTAINER_EXITED) {
         bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code() != 0);
         if (!restart) continue;
       }
+      regular_done = false;
       start(c, latest);
     }
   }
@@ -1231,7 +1305,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   }
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");
-  if (failed || phase == "Succeeded" || phase == "Failed") {
+  bool has_sidecars = false;
+  for (const auto& c : SpecList(pod, "initContainers")) has_sidecars |= IsRestartableInitContainer(c);
+  if (failed || phase == "Succeeded" || phase == "Failed" || (has_sidecars && regular_done)) {
     // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
     absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
     if (!k.ok()) {

@@ -156,6 +156,8 @@ class PodManager {
   // Stops and removes everything of the pod; `grace_seconds` for StopContainer.
   absl::Status KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
                        bool remove);
+  // Stops one running container instance with `grace_seconds` (NotFound is success).
+  absl::Status StopOne(const Json& pod, const cri::v1::ContainerStatus& c, int64_t grace_seconds);
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
   cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
   // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,

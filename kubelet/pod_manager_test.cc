@@ -81,11 +81,13 @@ class ScriptedProbes : public ProbeRunner {
     if (t.type == ProbeType::kReadiness) {
       return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure, "cat: /tmp/ready: No such file"};
     }
+    if (t.type == ProbeType::kStartup && !started) return {ProbeResult::kFailure, "not yet"};
     if (t.container_id == kill_id) return {ProbeResult::kFailure, "wedged"};
     return {ProbeResult::kSuccess, ""};
   }
   std::mutex mu;
   bool ready = false;
+  bool started = true;
   std::string kill_id;
 };
 
@@ -504,6 +506,117 @@ TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
   EXPECT_EQ(runtime_.Sandboxes().begin()->second.config.metadata().name(), "keep");
   // Nothing is deleted from the API server for an orphan.
   for (const auto& r : api_.Requests()) EXPECT_NE(r.verb, "DELETE");
+}
+
+
+// --- Native sidecars (init containers with restartPolicy Always) ---
+
+Json WithSidecars(Json pod, const std::vector<std::string>& names) {
+  Json init = Json::array();
+  for (const auto& n : names) {
+    init.push_back({{"name", n}, {"image", "registry.local/busybox:1.36"}, {"restartPolicy", "Always"},
+                    {"command", {"sleep", "1000"}}});
+  }
+  pod["spec"]["initContainers"] = init;
+  return pod;
+}
+Json InitStatus(const Json& s, size_t i) { return s["initContainerStatuses"][i]; }
+std::string ConditionOf(const Json& s, const std::string& type) {
+  for (const auto& c : s["conditions"]) {
+    if (c["type"] == type) return c["status"];
+  }
+  return "";
+}
+
+TEST_F(PodManagerTest, SidecarStartsBeforeMainKeepsRunningAndIsRestartedAlone) {
+  Json pod = WithSidecars(MakePod("side", "Never"), {"proxy"});
+  manager_->HandlePodEvent("ADDED", pod);
+  auto running = api_.WaitForStatus([](const Json& s) {
+    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(InitStatus(*running, 0)["started"], true);
+  EXPECT_EQ(InitStatus(*running, 0)["ready"], true);
+  EXPECT_TRUE(InitStatus(*running, 0)["state"].contains("running"));
+  EXPECT_EQ(ConditionOf(*running, "Initialized"), "True");
+  EXPECT_EQ(ConditionOf(*running, "Ready"), "True");
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  EXPECT_LT(pos("StartContainer proxy"), pos("CreateContainer main"));
+
+  // The sidecar exits: restarted although the pod's restartPolicy is Never; main untouched.
+  std::string main_id = runtime_.LatestContainer("main");
+  runtime_.ExitContainer(runtime_.LatestContainer("proxy"), 2);
+  auto restarted = api_.WaitForStatus([](const Json& s) {
+    return InitStatus(s, 0)["restartCount"] == 1 && InitStatus(s, 0)["state"].contains("running");
+  });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(InitStatus(*restarted, 0)["lastState"]["terminated"]["exitCode"], 2);
+  EXPECT_EQ(Phase(*restarted), "Running");
+  EXPECT_EQ(runtime_.LatestContainer("main"), main_id);
+  EXPECT_EQ(MainStatus(*restarted)["restartCount"], 0);
+}
+
+TEST_F(PodManagerTest, SidecarStartupProbeGatesTheNextInitContainer) {
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.started = false;
+  }
+  Json pod = WithSidecars(MakePod("gated"), {"proxy"});
+  pod["spec"]["initContainers"][0]["startupProbe"] = {{"exec", {{"command", {"true"}}}},
+                                                      {"periodSeconds", 1}, {"failureThreshold", 100}};
+  manager_->HandlePodEvent("ADDED", pod);
+  auto waiting = api_.WaitForStatus([](const Json& s) {
+    return InitStatus(s, 0)["state"].contains("running");
+  });
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(InitStatus(*waiting, 0)["started"], false);
+  EXPECT_EQ(Phase(*waiting), "Pending");
+  EXPECT_EQ(ConditionOf(*waiting, "Initialized"), "False");
+  EXPECT_EQ(WaitingReason(*waiting), "PodInitializing");
+  // Give the startup worker a few failing rounds: main must not be created meanwhile.
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request&) { return true; }).has_value());
+  absl::SleepFor(absl::Milliseconds(1500));
+  EXPECT_EQ(runtime_.LatestContainer("main"), "");
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.started = true;
+  }
+  auto running = api_.WaitForStatus([](const Json& s) {
+    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(InitStatus(*running, 0)["started"], true);
+}
+
+TEST_F(PodManagerTest, NeverPodWithSidecarSucceedsWhenMainExitsAndStopsTheSidecar) {
+  Json pod = WithSidecars(MakePod("job", "Never"), {"proxy"});
+  runtime_.ExitOnStart("main", 0);
+  manager_->HandlePodEvent("ADDED", pod);
+  auto done = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Succeeded"; });
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(InitStatus(*done, 0)["state"].contains("terminated"));
+  EXPECT_THAT(runtime_.Calls(), Contains("StopContainer proxy timeout=30"));
+}
+
+TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
+  Json pod = WithSidecars(MakePod("layers"), {"first", "second"});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
+  pod["metadata"]["deletionGracePeriodSeconds"] = 7;
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& prefix) {
+    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+           calls.begin();
+  };
+  ASSERT_LT(pos("StopContainer first"), static_cast<long>(calls.size()));
+  EXPECT_LT(pos("StopContainer main timeout=7"), pos("StopContainer second"));
+  EXPECT_LT(pos("StopContainer second"), pos("StopContainer first"));
 }
 
 }  // namespace
