@@ -27,6 +27,11 @@ constexpr char kDefaultTerminationMessagePath[] = "/dev/termination-log";
 constexpr int64_t kMinShares = 2;
 constexpr int64_t kCpuPeriod = 100000;
 constexpr int64_t kMinQuota = 1000;
+// Upper bound of a postStart hook (upstream has none; a pod worker must not hang forever).
+constexpr absl::Duration kPostStartTimeout = absl::Minutes(2);
+// Upstream minimumGracePeriodInSeconds: what StopContainer gets at least after a preStop
+// hook, and each sidecar at pod termination.
+constexpr int64_t kMinGracePeriodSeconds = 2;
 
 const Json& Spec(const Json& pod) {
   static const Json kEmpty = Json::object();
@@ -133,6 +138,7 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
   popts.record_event = opts_.record_event;
   popts.registry = opts_.probe_metrics;
   prober_ = std::make_unique<Prober>(runner, std::move(popts));
+  hooks_ = std::make_unique<LifecycleHandlerRunner>(runner);
 }
 
 PodManager::~PodManager() { Stop(); }
@@ -413,6 +419,8 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
     }
   }
   std::stable_sort(sidecars.begin(), sidecars.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string pod_ip = Spec(pod).value("hostNetwork", false) ? opts_.node_ip : "";
+  if (pod_ip.empty() && !rt.sandboxes.empty()) pod_ip = rt.sandboxes[0].network().ip();
   absl::Time deadline = absl::Now() + absl::Seconds(grace_seconds);
   std::vector<std::vector<const v1::ContainerStatus*>> waves;
   if (!first.empty()) waves.push_back(first);
@@ -420,12 +428,15 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
   for (const auto& wave : waves) {
     int64_t left = grace_seconds;
     if (&wave != &waves.front()) {
-      left = std::max<int64_t>(absl::ToInt64Seconds(deadline - absl::Now()), grace_seconds > 0 ? 2 : 0);
+      left = std::max<int64_t>(absl::ToInt64Seconds(deadline - absl::Now()),
+                              grace_seconds > 0 ? kMinGracePeriodSeconds : 0);
     }
     std::vector<std::thread> stoppers;
     std::vector<absl::Status> results(wave.size());
     for (size_t i = 0; i < wave.size(); ++i) {
-      stoppers.emplace_back([this, &results, &pod, i, c = wave[i], left] { results[i] = StopOne(pod, *c, left); });
+      stoppers.emplace_back([this, &results, &pod, &pod_ip, i, c = wave[i], left] {
+        results[i] = StopOne(pod, c->metadata().name(), c->id(), left, pod_ip);
+      });
     }
     for (auto& t : stoppers) t.join();
     for (const auto& s : results) RETURN_IF_ERROR(s);
@@ -459,13 +470,34 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
   return absl::OkStatus();
 }
 
-absl::Status PodManager::StopOne(const Json& pod, const v1::ContainerStatus& c, int64_t grace_seconds) {
+absl::Status PodManager::StopOne(const Json& pod, const std::string& name, const std::string& id,
+                                 int64_t grace_seconds, const std::string& pod_ip) {
+  Json spec_c;
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const auto& c : SpecList(pod, list)) {
+      if (spec_c.is_null() && c.value("name", std::string()) == name) spec_c = c;
+    }
+  }
+  Json pre_stop;
+  if (spec_c.is_object() && spec_c.contains("lifecycle") && spec_c["lifecycle"].is_object()) {
+    pre_stop = spec_c["lifecycle"].value("preStop", Json());
+  }
+  if (pre_stop.is_object() && grace_seconds > 0) {
+    // Upstream executePreStopHook: the hook's time counts against the grace period.
+    absl::Time start = absl::Now();
+    absl::Status h = hooks_->Run(pre_stop, spec_c, id, pod_ip, absl::Seconds(grace_seconds));
+    if (!h.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": preStop hook of " << name << ": " << h.message();
+      Event(pod, "Warning", "FailedPreStopHook", std::string(h.message()), name);
+    }
+    grace_seconds = std::max(grace_seconds - absl::ToInt64Seconds(absl::Now() - start), kMinGracePeriodSeconds);
+  }
   v1::StopContainerRequest req;
-  req.set_container_id(c.id());
+  req.set_container_id(id);
   req.set_timeout(grace_seconds);
   auto r = runtime_->StopContainer(req);
   if (!r.ok() && !absl::IsNotFound(r.status())) {
-    return Annotate(r.status(), absl::StrCat("StopContainer ", c.id(), " of pod ", PodKey(pod)));
+    return Annotate(r.status(), absl::StrCat("StopContainer ", id, " of pod ", PodKey(pod)));
   }
   return absl::OkStatus();
 }
@@ -962,6 +994,25 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   }
   LOG(INFO) << "pod " << PodKey(pod) << ": started container " << name << " (" << id << ")";
   Event(pod, "Normal", "Started", absl::StrCat("Started container ", name), name);
+  // lifecycle.postStart: the container counts as started only once it returns (upstream
+  // startContainer step 4); a failure kills the container.
+  Json post_start;
+  if (c.contains("lifecycle") && c["lifecycle"].is_object()) post_start = c["lifecycle"].value("postStart", Json());
+  if (post_start.is_object()) {
+    absl::Status h = hooks_->Run(post_start, c, id, pod_ip, kPostStartTimeout);
+    if (!h.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": postStart hook of " << name << ": " << h.message();
+      Event(pod, "Warning", "FailedPostStartHook", std::string(h.message()), name);
+      absl::Status k = StopOne(pod, name, id, Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds),
+                               pod_ip);
+      if (!k.ok()) {
+        LOG(WARNING) << "pod " << PodKey(pod) << ": " << k.message();
+      }
+      state->waiting[name] = {"PostStartHookError", std::string(h.message())};
+      EnqueueAfter(uid, absl::ZeroDuration());  // restarted per the restart policy and back-off
+      return absl::UnknownError(absl::StrCat("PostStartHookError: ", h.message()));
+    }
+  }
   return id;
 }
 
@@ -1196,7 +1247,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
           absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
     LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
               << " probe, stopping " << latest.id();
-    absl::Status r = StopOne(pod, latest, kill->grace_seconds);
+    absl::Status r = StopOne(pod, name, latest.id(), kill->grace_seconds, pod_ip);
     if (!r.ok()) {
       LOG(WARNING) << "pod " << PodKey(pod) << ": " << r.message();
     }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -77,7 +78,17 @@ std::string WaitingReason(const Json& s) {
 class ScriptedProbes : public ProbeRunner {
  public:
   ProbeOutcome Run(const ProbeTarget& t) override {
+    std::function<void(const ProbeTarget&)> hook;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      hook = on_run;
+    }
+    if (hook) hook(t);
     std::lock_guard<std::mutex> l(mu);
+    // Lifecycle hooks (exec): "hook-fail" fails, anything else succeeds.
+    if (t.probe.contains("exec") && t.probe["exec"]["command"][0] == "hook-fail") {
+      return {ProbeResult::kFailure, "boom"};
+    }
     if (t.type == ProbeType::kReadiness) {
       return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure, "cat: /tmp/ready: No such file"};
     }
@@ -88,6 +99,7 @@ class ScriptedProbes : public ProbeRunner {
   std::mutex mu;
   bool ready = false;
   bool started = true;
+  std::function<void(const ProbeTarget&)> on_run;  // called first on every run
   std::string kill_id;
 };
 
@@ -617,6 +629,74 @@ TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
   ASSERT_LT(pos("StopContainer first"), static_cast<long>(calls.size()));
   EXPECT_LT(pos("StopContainer main timeout=7"), pos("StopContainer second"));
   EXPECT_LT(pos("StopContainer second"), pos("StopContainer first"));
+}
+
+// --- Lifecycle hooks ---
+
+TEST_F(PodManagerTest, FailingPostStartHookKillsTheContainerWhichIsRestarted) {
+  Json pod = MakePod("poststart");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"hook-fail"}}}}}}};
+  manager_->HandlePodEvent("ADDED", pod);
+  auto restarted = api_.WaitForStatus([](const Json& s) { return MainStatus(s)["restartCount"] >= 1; });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 137);
+  EXPECT_THAT(runtime_.Calls(), Contains("StopContainer main timeout=30"));
+  std::lock_guard<std::mutex> l(events_mu_);
+  EXPECT_THAT(events_, Contains("FailedPostStartHook: Exec lifecycle hook ([hook-fail]) for Container \"main\" "
+                                "failed - error: boom"));
+}
+
+TEST_F(PodManagerTest, PostStartHookRunsBeforeTheContainerIsReportedRunning) {
+  Json pod = MakePod("poststart-ok");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"touch", "/ready"}}}}}}};
+  std::atomic<int> hook_runs{0};
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.on_run = [&](const ProbeTarget& t) {
+      if (t.probe.contains("exec") && t.probe["exec"]["command"][0] == "touch") {
+        // No status shows main running while its hook runs.
+        for (const auto& r : api_.Requests()) {
+          if (r.verb == "PATCH" && r.body.contains("status") && r.body["status"].contains("containerStatuses")) {
+            EXPECT_FALSE(r.body["status"]["containerStatuses"][0]["state"].contains("running"));
+          }
+        }
+        ++hook_runs;
+      }
+    };
+  }
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  EXPECT_EQ(hook_runs.load(), 1);
+  EXPECT_EQ(MainStatus(*manager_->GetPodStatus("uid-poststart-ok"))["restartCount"], 0);
+}
+
+TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) {
+  Json pod = MakePod("prestop");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"preStop", {{"sleep", {{"seconds", 1}}}}}};
+  pod["spec"]["initContainers"] = Json::parse(R"([{"name": "proxy", "image": "registry.local/busybox:1.36",
+      "restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": ["hook-fail"]}}}}])");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
+  pod["metadata"]["deletionGracePeriodSeconds"] = 7;
+  absl::Time start = absl::Now();
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // the sleep hook ran
+  auto calls = runtime_.Calls();
+  // main: 7 s minus the 1 s hook; the sidecar: what is left (>= 2 s) after its failed hook.
+  EXPECT_THAT(calls, Contains("StopContainer main timeout=6"));
+  auto pos = [&](const std::string& prefix) {
+    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+           calls.begin();
+  };
+  EXPECT_LT(pos("StopContainer main"), pos("StopContainer proxy"));
+  ASSERT_LT(pos("StopContainer proxy"), static_cast<long>(calls.size()));
+  std::lock_guard<std::mutex> l(events_mu_);
+  EXPECT_THAT(events_, Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
+                                "failed - error: boom"));
 }
 
 }  // namespace
