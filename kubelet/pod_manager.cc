@@ -721,7 +721,7 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
 absl::StatusOr<std::string> PodManager::StartContainer(
     PodState* state, const Json& pod, const Json& c, int restart_count, const std::string& sandbox_id,
     const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
-    const std::map<std::string, MountedVolume>& volumes) {
+    const std::map<std::string, MountedVolume>& volumes, const std::string& pid_target_id) {
   std::string name = c.value("name", std::string());
   std::string uid = GetString(pod, "metadata.uid");
   std::string ns = GetString(pod, "metadata.namespace");
@@ -948,6 +948,10 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   // Security context: the container's fields win over the pod's.
   auto* sc = cfg.mutable_linux()->mutable_security_context();
   *sc->mutable_namespace_options() = NamespaceOptions(pod);
+  if (!pid_target_id.empty() && sc->namespace_options().pid() == v1::CONTAINER) {
+    sc->mutable_namespace_options()->set_pid(v1::TARGET);
+    sc->mutable_namespace_options()->set_target_id(pid_target_id);
+  }
   const Json psc = Spec(pod).value("securityContext", Json::object());
   const Json csc = c.value("securityContext", Json::object());
   auto pick = [&](const char* key) -> const Json* {
@@ -1328,6 +1332,33 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
       regular_done = false;
       start(c, latest);
     }
+  }
+
+  // Ephemeral containers (kubectl debug, added through the ephemeralcontainers
+  // subresource): each started once, never restarted (upstream EphemeralContainersToStart);
+  // with targetContainerName in the PID namespace of that container's running instance.
+  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
+    std::string name = c.value("name", std::string());
+    if (!by_name[name].empty()) continue;
+    std::string target = c.value("targetContainerName", std::string());
+    std::string target_id;
+    if (!target.empty()) {
+      const auto& t = by_name[target];
+      if (t.empty() || t[0]->state() != v1::CONTAINER_RUNNING) {
+        state->waiting[name] = {"CreateContainerConfigError",
+                                absl::StrCat("target container \"", target, "\" is not running")};
+        continue;
+      }
+      target_id = t[0]->id();
+    }
+    auto id = StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
+    if (!id.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": ephemeral container " << name << ": " << id.status().message();
+      if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
+        EnqueueAfter(uid, opts_.backoff_initial);
+      }
+    }
+    changed = true;
   }
 
   // Garbage: keep the two newest instances of each container (current + last state).

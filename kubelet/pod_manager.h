@@ -180,11 +180,14 @@ class PodManager {
   // Creates and starts container `c` in the sandbox and runs its lifecycle.postStart hook
   // (a failing hook: FailedPostStartHook event, the container is stopped, error). Returns
   // the container ID.
+  // `pid_target_id`: an ephemeral container's targetContainerName instance, whose PID
+  // namespace it joins (CRI NamespaceMode TARGET) when the pod has no shared one.
   absl::StatusOr<std::string> StartContainer(PodState* state, const Json& pod, const Json& c,
                                              int restart_count, const std::string& sandbox_id,
                                              const cri::v1::PodSandboxConfig& sandbox,
                                              const std::string& pod_ip,
-                                             const std::map<std::string, MountedVolume>& volumes);
+                                             const std::map<std::string, MountedVolume>& volumes,
+                                             const std::string& pid_target_id = "");
   void UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
                     const PodRuntimeStatus& runtime, bool terminal);
 

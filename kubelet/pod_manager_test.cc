@@ -532,7 +532,10 @@ Json WithSidecars(Json pod, const std::vector<std::string>& names) {
   pod["spec"]["initContainers"] = init;
   return pod;
 }
-Json InitStatus(const Json& s, size_t i) { return s["initContainerStatuses"][i]; }
+Json InitStatus(const Json& s, size_t i) {
+  if (!s.contains("initContainerStatuses") || s["initContainerStatuses"].size() <= i) return Json::object();
+  return s["initContainerStatuses"][i];
+}
 std::string ConditionOf(const Json& s, const std::string& type) {
   for (const auto& c : s["conditions"]) {
     if (c["type"] == type) return c["status"];
@@ -697,6 +700,48 @@ TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) 
   std::lock_guard<std::mutex> l(events_mu_);
   EXPECT_THAT(events_, Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
                                 "failed - error: boom"));
+}
+
+// --- Ephemeral containers ---
+
+TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeverRestarted) {
+  Json pod = MakePod("debugged");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  std::string main_id = runtime_.LatestContainer("main");
+  // What the ephemeralcontainers subresource adds (kubectl debug --target=main).
+  pod["spec"]["ephemeralContainers"] = Json::parse(R"([{"name": "debugger", "image": "registry.local/busybox:1.36",
+      "command": ["ps"], "targetContainerName": "main", "stdin": true, "tty": true}])");
+  manager_->HandlePodEvent("MODIFIED", pod);
+  auto debug = api_.WaitForStatus([](const Json& s) {
+    return s.contains("ephemeralContainerStatuses") && s["ephemeralContainerStatuses"][0]["state"].contains("running");
+  });
+  ASSERT_TRUE(debug.has_value());
+  EXPECT_EQ((*debug)["ephemeralContainerStatuses"][0]["name"], "debugger");
+  EXPECT_EQ(Phase(*debug), "Running");
+  std::string dbg = runtime_.LatestContainer("debugger");
+  const auto cfg = runtime_.Containers().at(dbg).config;
+  EXPECT_EQ(cfg.linux().security_context().namespace_options().pid(), runtime::v1::TARGET);
+  EXPECT_EQ(cfg.linux().security_context().namespace_options().target_id(), main_id);
+  EXPECT_TRUE(cfg.tty());
+  EXPECT_TRUE(cfg.stdin());
+  EXPECT_EQ(runtime_.LatestContainer("main"), main_id);
+
+  // It exits: reported terminated, not restarted although the pod's policy is Always.
+  runtime_.ExitContainer(dbg, 0);
+  auto exited = api_.WaitForStatus([](const Json& s) {
+    return s.contains("ephemeralContainerStatuses") &&
+           s["ephemeralContainerStatuses"][0]["state"].contains("terminated");
+  });
+  ASSERT_TRUE(exited.has_value());
+  pod["metadata"]["labels"]["touched"] = "1";  // another sync
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request&) { return true; }).has_value());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(runtime_.LatestContainer("debugger"), dbg);
+  EXPECT_EQ((*manager_->GetPodStatus("uid-debugged"))["ephemeralContainerStatuses"][0]["restartCount"], 0);
 }
 
 }  // namespace

@@ -351,6 +351,14 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   status["qosClass"] = PodQosClass(pod);
   if (!init_statuses.empty()) status["initContainerStatuses"] = init_statuses;
   status["containerStatuses"] = statuses;
+  // Ephemeral containers: reported, never ready, not part of the phase or conditions.
+  Json ephemeral = Json::array();
+  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
+    Json s = BuildContainerStatus(c, by_name[c.value("name", std::string())], ctx, "ContainerCreating");
+    s["ready"] = false;
+    ephemeral.push_back(std::move(s));
+  }
+  if (!ephemeral.empty()) status["ephemeralContainerStatuses"] = ephemeral;
   return status;
 }
 
