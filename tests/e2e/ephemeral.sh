@@ -38,8 +38,8 @@ dbg_id=$(eph dbg containerID)
 # A negative check (no restart happens): a pod update forces a sync, then a short grace.
 kubectl annotate -n "$E2E_NS" pod/target berth.dev/poke=1 >/dev/null || fail "annotate failed" "$E2E_NS"
 sleep 3
-[ "$(eph dbg containerID)" = "$dbg_id" ] && [ "$(eph dbg restartCount)" = 0 ] ||
-  fail "ephemeral container dbg was restarted" "$E2E_NS"
+[ "$(eph dbg containerID)" = "$dbg_id" ] || fail "ephemeral container dbg was replaced" "$E2E_NS"
+[ "$(eph dbg restartCount)" = 0 ] || fail "ephemeral container dbg was restarted" "$E2E_NS"
 [ "$(jsonpath pod/target '{.status.containerStatuses[0].containerID}' "$E2E_NS")" = "$main_id" ] ||
   fail "main was replaced" "$E2E_NS"
 pod_phase_is "$E2E_NS" target Running || fail "pod target left Running" "$E2E_NS"
