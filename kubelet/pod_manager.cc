@@ -615,8 +615,15 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
 void PodManager::Event(const Json& pod, const std::string& type, const std::string& reason,
                        const std::string& message, const std::string& container) {
   if (!opts_.record_event) return;
+  // involvedObject.fieldPath names the list the container is in (as upstream's ref).
+  std::string list = "containers";
+  for (const char* l : {"initContainers", "ephemeralContainers"}) {
+    for (const auto& c : SpecList(pod, l)) {
+      if (c.value("name", std::string()) == container) list = l;
+    }
+  }
   opts_.record_event(pod, type, reason, message,
-                     container.empty() ? "" : absl::StrCat("spec.containers{", container, "}"));
+                     container.empty() ? "" : absl::StrCat("spec.", list, "{", container, "}"));
 }
 
 DockerKeyring PodManager::PullSecretsKeyring(const Json& pod) {

@@ -121,9 +121,10 @@ class PodManagerTest : public ::testing::Test {
     opts.clock = [this] { return clock_.Now(); };
     opts.probe_runner = &probes_;
     opts.record_event = [this](const Json&, const std::string&, const std::string& reason,
-                               const std::string& message, const std::string&) {
+                               const std::string& message, const std::string& field_path) {
       std::lock_guard<std::mutex> l(events_mu_);
       events_.push_back(reason + ": " + message);
+      event_paths_.push_back(reason + " " + field_path);
     };
     manager_ = std::make_unique<PodManager>(&api_, &runtime_, &images_, opts);
     runtime_.SetExitListener([this](const std::string& id) { manager_->OnContainerEvent(id); });
@@ -143,6 +144,7 @@ class PodManagerTest : public ::testing::Test {
   ScriptedProbes probes_;
   std::mutex events_mu_;
   std::vector<std::string> events_;
+  std::vector<std::string> event_paths_;  // "<reason> <involvedObject.fieldPath>"
   std::unique_ptr<PodManager> manager_;
 };
 
@@ -700,6 +702,7 @@ TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) 
   std::lock_guard<std::mutex> l(events_mu_);
   EXPECT_THAT(events_, Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
                                 "failed - error: boom"));
+  EXPECT_THAT(event_paths_, Contains("FailedPreStopHook spec.initContainers{proxy}"));
 }
 
 // --- Ephemeral containers ---
@@ -727,6 +730,10 @@ TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeve
   EXPECT_EQ(cfg.linux().security_context().namespace_options().target_id(), main_id);
   EXPECT_TRUE(cfg.tty());
   EXPECT_TRUE(cfg.stdin());
+  {
+    std::lock_guard<std::mutex> l(events_mu_);
+    EXPECT_THAT(event_paths_, Contains("Started spec.ephemeralContainers{debugger}"));
+  }
   EXPECT_EQ(runtime_.LatestContainer("main"), main_id);
 
   // It exits: reported terminated, not restarted although the pod's policy is Always.
