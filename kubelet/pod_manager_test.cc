@@ -488,6 +488,8 @@ TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
   auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
   ASSERT_TRUE(running.has_value());
   EXPECT_EQ((*running)["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+  EXPECT_EQ((*running)["initContainerStatuses"][0]["ready"], true);  // completed: ready
+  EXPECT_EQ((*running)["initContainerStatuses"][0]["started"], false);
   auto calls = runtime_.Calls();
   auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
   EXPECT_LT(pos("StartContainer setup"), pos("CreateContainer main"));

@@ -282,7 +282,10 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
       if (!(st.contains("running") && s.value("started", false))) incomplete_init.push_back(name);
       if (!s.value("ready", false)) unready.push_back(name);
     } else {
-      if (!(st.contains("terminated") && st["terminated"].value("exitCode", -1) == 0)) {
+      // Upstream prober manager UpdatePodStatus: a completed init container is ready.
+      if (st.contains("terminated") && st["terminated"].value("exitCode", -1) == 0) {
+        s["ready"] = true;
+      } else {
         incomplete_init.push_back(name);
       }
     }
