@@ -27,6 +27,11 @@ constexpr char kDefaultTerminationMessagePath[] = "/dev/termination-log";
 constexpr int64_t kMinShares = 2;
 constexpr int64_t kCpuPeriod = 100000;
 constexpr int64_t kMinQuota = 1000;
+// Upper bound of a postStart hook (upstream has none; a pod worker must not hang forever).
+constexpr absl::Duration kPostStartTimeout = absl::Minutes(2);
+// Upstream minimumGracePeriodInSeconds: what StopContainer gets at least after a preStop
+// hook, and each sidecar at pod termination.
+constexpr int64_t kMinGracePeriodSeconds = 2;
 
 const Json& Spec(const Json& pod) {
   static const Json kEmpty = Json::object();
@@ -133,6 +138,7 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
   popts.record_event = opts_.record_event;
   popts.registry = opts_.probe_metrics;
   prober_ = std::make_unique<Prober>(runner, std::move(popts));
+  hooks_ = std::make_unique<LifecycleHandlerRunner>(runner);
 }
 
 PodManager::~PodManager() { Stop(); }
@@ -417,24 +423,48 @@ absl::StatusOr<PodRuntimeStatus> PodManager::GetRuntimeStatus(const std::string&
 absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
                                  bool remove) {
   ASSIGN_OR_RETURN(PodRuntimeStatus rt, GetRuntimeStatus(uid));
-  // Stop running containers in parallel, each with the grace period.
-  std::vector<std::thread> stoppers;
-  std::vector<absl::Status> results(rt.containers.size());
-  for (size_t i = 0; i < rt.containers.size(); ++i) {
-    const auto& c = rt.containers[i];
-    if (c.state() == v1::CONTAINER_EXITED) continue;
-    stoppers.emplace_back([this, &results, i, id = c.id(), grace_seconds] {
-      v1::StopContainerRequest req;
-      req.set_container_id(id);
-      req.set_timeout(grace_seconds);
-      auto r = runtime_->StopContainer(req);
-      if (!r.ok() && !absl::IsNotFound(r.status())) {
-        results[i] = Annotate(r.status(), absl::StrCat("StopContainer ", id));
-      }
-    });
+  // Upstream killContainersWithSyncResult: the regular (and ephemeral) containers are
+  // stopped in parallel, each with the grace period; then the sidecars one at a time in
+  // reverse spec order with what is left of it (at least 2 s, as upstream's minimum).
+  std::map<std::string, int> sidecar_index;
+  Json init = SpecList(pod, "initContainers");
+  for (size_t i = 0; i < init.size(); ++i) {
+    if (IsRestartableInitContainer(init[i])) sidecar_index[init[i].value("name", std::string())] = static_cast<int>(i);
   }
-  for (auto& t : stoppers) t.join();
-  for (const auto& s : results) RETURN_IF_ERROR(s);
+  std::vector<const v1::ContainerStatus*> first;
+  std::vector<std::pair<int, const v1::ContainerStatus*>> sidecars;
+  for (const auto& c : rt.containers) {
+    if (c.state() == v1::CONTAINER_EXITED) continue;
+    auto s = sidecar_index.find(c.metadata().name());
+    if (s == sidecar_index.end()) {
+      first.push_back(&c);
+    } else {
+      sidecars.emplace_back(s->second, &c);
+    }
+  }
+  std::stable_sort(sidecars.begin(), sidecars.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string pod_ip = Spec(pod).value("hostNetwork", false) ? opts_.node_ip : "";
+  if (pod_ip.empty() && !rt.sandboxes.empty()) pod_ip = rt.sandboxes[0].network().ip();
+  absl::Time deadline = absl::Now() + absl::Seconds(grace_seconds);
+  std::vector<std::vector<const v1::ContainerStatus*>> waves;
+  if (!first.empty()) waves.push_back(first);
+  for (const auto& [_, c] : sidecars) waves.push_back({c});
+  for (const auto& wave : waves) {
+    int64_t left = grace_seconds;
+    if (&wave != &waves.front()) {
+      left = std::max<int64_t>(absl::ToInt64Seconds(deadline - absl::Now()),
+                              grace_seconds > 0 ? kMinGracePeriodSeconds : 0);
+    }
+    std::vector<std::thread> stoppers;
+    std::vector<absl::Status> results(wave.size());
+    for (size_t i = 0; i < wave.size(); ++i) {
+      stoppers.emplace_back([this, &results, &pod, &pod_ip, i, c = wave[i], left] {
+        results[i] = StopOne(pod, c->metadata().name(), c->id(), left, pod_ip);
+      });
+    }
+    for (auto& t : stoppers) t.join();
+    for (const auto& s : results) RETURN_IF_ERROR(s);
+  }
   for (const auto& sb : rt.sandboxes) {
     if (sb.state() != v1::SANDBOX_READY && !remove) continue;
     v1::StopPodSandboxRequest req;
@@ -460,6 +490,38 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
     if (!r.ok() && !absl::IsNotFound(r.status())) {
       return Annotate(r.status(), absl::StrCat("RemovePodSandbox ", sb.id()));
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodManager::StopOne(const Json& pod, const std::string& name, const std::string& id,
+                                 int64_t grace_seconds, const std::string& pod_ip) {
+  Json spec_c;
+  for (const char* list : {"containers", "initContainers"}) {
+    for (const auto& c : SpecList(pod, list)) {
+      if (spec_c.is_null() && c.value("name", std::string()) == name) spec_c = c;
+    }
+  }
+  Json pre_stop;
+  if (spec_c.is_object() && spec_c.contains("lifecycle") && spec_c["lifecycle"].is_object()) {
+    pre_stop = spec_c["lifecycle"].value("preStop", Json());
+  }
+  if (pre_stop.is_object() && grace_seconds > 0) {
+    // Upstream executePreStopHook: the hook's time counts against the grace period.
+    absl::Time start = absl::Now();
+    absl::Status h = hooks_->Run(pre_stop, spec_c, id, pod_ip, absl::Seconds(grace_seconds));
+    if (!h.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": preStop hook of " << name << ": " << h.message();
+      Event(pod, "Warning", "FailedPreStopHook", std::string(h.message()), name);
+    }
+    grace_seconds = std::max(grace_seconds - absl::ToInt64Seconds(absl::Now() - start), kMinGracePeriodSeconds);
+  }
+  v1::StopContainerRequest req;
+  req.set_container_id(id);
+  req.set_timeout(grace_seconds);
+  auto r = runtime_->StopContainer(req);
+  if (!r.ok() && !absl::IsNotFound(r.status())) {
+    return Annotate(r.status(), absl::StrCat("StopContainer ", id, " of pod ", PodKey(pod)));
   }
   return absl::OkStatus();
 }
@@ -577,8 +639,15 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
 void PodManager::Event(const Json& pod, const std::string& type, const std::string& reason,
                        const std::string& message, const std::string& container) {
   if (!opts_.record_event) return;
+  // involvedObject.fieldPath names the list the container is in (as upstream's ref).
+  std::string list = "containers";
+  for (const char* l : {"initContainers", "ephemeralContainers"}) {
+    for (const auto& c : SpecList(pod, l)) {
+      if (c.value("name", std::string()) == container) list = l;
+    }
+  }
   opts_.record_event(pod, type, reason, message,
-                     container.empty() ? "" : absl::StrCat("spec.containers{", container, "}"));
+                     container.empty() ? "" : absl::StrCat("spec.", list, "{", container, "}"));
 }
 
 DockerKeyring PodManager::PullSecretsKeyring(const Json& pod) {
@@ -683,7 +752,7 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
 absl::StatusOr<std::string> PodManager::StartContainer(
     PodState* state, const Json& pod, const Json& c, int restart_count, const std::string& sandbox_id,
     const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
-    const std::map<std::string, MountedVolume>& volumes) {
+    const std::map<std::string, MountedVolume>& volumes, const std::string& pid_target_id) {
   std::string name = c.value("name", std::string());
   std::string uid = GetString(pod, "metadata.uid");
   std::string ns = GetString(pod, "metadata.namespace");
@@ -910,6 +979,10 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   // Security context: the container's fields win over the pod's.
   auto* sc = cfg.mutable_linux()->mutable_security_context();
   *sc->mutable_namespace_options() = NamespaceOptions(pod);
+  if (!pid_target_id.empty() && sc->namespace_options().pid() == v1::CONTAINER) {
+    sc->mutable_namespace_options()->set_pid(v1::TARGET);
+    sc->mutable_namespace_options()->set_target_id(pid_target_id);
+  }
   const Json psc = Spec(pod).value("securityContext", Json::object());
   const Json csc = c.value("securityContext", Json::object());
   auto pick = [&](const char* key) -> const Json* {
@@ -956,6 +1029,25 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   }
   LOG(INFO) << "pod " << PodKey(pod) << ": started container " << name << " (" << id << ")";
   Event(pod, "Normal", "Started", absl::StrCat("Started container ", name), name);
+  // lifecycle.postStart: the container counts as started only once it returns (upstream
+  // startContainer step 4); a failure kills the container.
+  Json post_start;
+  if (c.contains("lifecycle") && c["lifecycle"].is_object()) post_start = c["lifecycle"].value("postStart", Json());
+  if (post_start.is_object()) {
+    absl::Status h = hooks_->Run(post_start, c, id, pod_ip, kPostStartTimeout);
+    if (!h.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": postStart hook of " << name << ": " << h.message();
+      Event(pod, "Warning", "FailedPostStartHook", std::string(h.message()), name);
+      absl::Status k = StopOne(pod, name, id, Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds),
+                               pod_ip);
+      if (!k.ok()) {
+        LOG(WARNING) << "pod " << PodKey(pod) << ": " << k.message();
+      }
+      state->waiting[name] = {"PostStartHookError", std::string(h.message())};
+      EnqueueAfter(uid, absl::ZeroDuration());  // restarted per the restart policy and back-off
+      return absl::UnknownError(absl::StrCat("PostStartHookError: ", h.message()));
+    }
+  }
   return id;
 }
 
@@ -1211,11 +1303,69 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     changed = true;
   };
 
-  // Init containers, one at a time, each to completion.
+  // A failed liveness / startup probe of a running instance: kill it; the next sync (the
+  // exit event) restarts it per the restart policy (upstream computePodActions). Returns
+  // true when the instance is being killed.
+  int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
+  auto kill_if_probe_failed = [&](const std::string& name, const v1::ContainerStatus& latest) {
+    auto kill = prober_->KillReason(uid, name, latest.id(), pod_grace);
+    if (!kill) return false;
+    std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
+    Event(pod, "Normal", "Killing",
+          absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
+    LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
+              << " probe, stopping " << latest.id();
+    absl::Status r = StopOne(pod, name, latest.id(), kill->grace_seconds, pod_ip);
+    if (!r.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": " << r.message();
+    }
+    changed = true;
+    EnqueueAfter(uid, absl::ZeroDuration());
+    return true;
+  };
+
+  // Once regular containers were created, regular init containers are done for good
+  // (upstream isPreviouslyInitialized).
+  bool previously_initialized = false;
+  for (const auto& c : SpecList(pod, "containers")) {
+    if (!by_name[c.value("name", std::string())].empty()) previously_initialized = true;
+  }
+  // Init containers in order: a regular one runs to completion before the next starts; a
+  // sidecar (restartPolicy Always) lets the next start once it is started (running, and its
+  // startupProbe succeeded if it has one), and is restarted whenever it exits.
   bool initialized = true;
   for (const auto& c : SpecList(pod, "initContainers")) {
-    auto& inst = by_name[c.value("name", std::string())];
+    std::string name = c.value("name", std::string());
+    auto& inst = by_name[name];
     const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
+    if (IsRestartableInitContainer(c)) {
+      if (latest && latest->state() == v1::CONTAINER_RUNNING) {
+        if (kill_if_probe_failed(name, *latest)) {
+          if (!previously_initialized) initialized = false;
+          if (!previously_initialized) break;
+          continue;
+        }
+        if (!prober_->Status(uid, name, latest->id()).started && !previously_initialized) {
+          initialized = false;  // wait for its startupProbe
+          break;
+        }
+        continue;
+      }
+      if (latest && latest->state() == v1::CONTAINER_CREATED && !previously_initialized) {
+        initialized = false;
+        break;
+      }
+      start(c, latest);  // first start, or a restart whatever the pod's restartPolicy
+      if (!previously_initialized) {
+        // Resync to go on with the next container once this one is started (upstream: the
+        // PLEG ContainerStarted event).
+        EnqueueAfter(uid, absl::ZeroDuration());
+        initialized = false;
+        break;
+      }
+      continue;
+    }
+    if (previously_initialized) continue;
     if (latest && latest->state() == v1::CONTAINER_EXITED && latest->exit_code() == 0) continue;
     initialized = false;
     if (latest && latest->state() == v1::CONTAINER_RUNNING) break;
@@ -1226,40 +1376,53 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     start(c, latest);
     break;
   }
+  // With sidecars, the pod is done once every regular container has exited for good: the
+  // sidecars are then stopped (upstream computePodActions kills the pod).
+  bool regular_done = initialized && !SpecList(pod, "containers").empty();
   if (initialized) {
     for (const auto& c : SpecList(pod, "containers")) {
-      auto& inst = by_name[c.value("name", std::string())];
+      std::string name = c.value("name", std::string());
+      auto& inst = by_name[name];
       const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
       if (latest && latest->state() == v1::CONTAINER_RUNNING) {
-        // A failed liveness / startup probe: kill the instance; the next sync (the exit
-        // event) restarts it per the restart policy (upstream computePodActions).
-        std::string name = c.value("name", std::string());
-        int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
-        if (auto kill = prober_->KillReason(uid, name, latest->id(), pod_grace)) {
-          std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
-          Event(pod, "Normal", "Killing",
-                absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
-          LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
-                    << " probe, stopping " << latest->id();
-          v1::StopContainerRequest req;
-          req.set_container_id(latest->id());
-          req.set_timeout(kill->grace_seconds);
-          auto r = runtime_->StopContainer(req);
-          if (!r.ok() && !absl::IsNotFound(r.status())) {
-            LOG(WARNING) << "pod " << PodKey(pod) << ": StopContainer " << latest->id() << ": "
-                         << r.status().message();
-          }
-          changed = true;
-          EnqueueAfter(uid, absl::ZeroDuration());
-        }
+        regular_done = false;
+        kill_if_probe_failed(name, *latest);
         continue;
       }
       if (latest && latest->state() == v1::CONTAINER_EXITED) {
         bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code() != 0);
         if (!restart) continue;
       }
+      regular_done = false;
       start(c, latest);
     }
+  }
+
+  // Ephemeral containers (kubectl debug, added through the ephemeralcontainers
+  // subresource): each started once, never restarted (upstream EphemeralContainersToStart);
+  // with targetContainerName in the PID namespace of that container's running instance.
+  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
+    std::string name = c.value("name", std::string());
+    if (!by_name[name].empty()) continue;
+    std::string target = c.value("targetContainerName", std::string());
+    std::string target_id;
+    if (!target.empty()) {
+      const auto& t = by_name[target];
+      if (t.empty() || t[0]->state() != v1::CONTAINER_RUNNING) {
+        state->waiting[name] = {"CreateContainerConfigError",
+                                absl::StrCat("target container \"", target, "\" is not running")};
+        continue;
+      }
+      target_id = t[0]->id();
+    }
+    auto id = StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
+    if (!id.ok()) {
+      LOG(WARNING) << "pod " << PodKey(pod) << ": ephemeral container " << name << ": " << id.status().message();
+      if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
+        EnqueueAfter(uid, opts_.backoff_initial);
+      }
+    }
+    changed = true;
   }
 
   // Garbage: keep the two newest instances of each container (current + last state).
@@ -1288,7 +1451,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   }
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");
-  if (failed || phase == "Succeeded" || phase == "Failed") {
+  bool has_sidecars = false;
+  for (const auto& c : SpecList(pod, "initContainers")) has_sidecars |= IsRestartableInitContainer(c);
+  if (failed || phase == "Succeeded" || phase == "Failed" || (has_sidecars && regular_done)) {
     // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
     absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
     if (!k.ok()) {

@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
 #include "kubelet/api_client.h"
+#include "kubelet/lifecycle.h"
 #include "kubelet/prober.h"
 #include "kubelet/pull_secrets.h"
 #include "kubelet/status_manager.h"
@@ -167,6 +168,12 @@ class PodManager {
   // Stops and removes everything of the pod; `grace_seconds` for StopContainer.
   absl::Status KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
                        bool remove);
+  // Stops running instance `id` of container `name` (upstream killContainer): its
+  // lifecycle.preStop hook first, when it has one and `grace_seconds` > 0 (a failure is a
+  // FailedPreStopHook event), then StopContainer with what is left of the grace period (at
+  // least 2 s after a hook). NotFound is success.
+  absl::Status StopOne(const Json& pod, const std::string& name, const std::string& id,
+                       int64_t grace_seconds, const std::string& pod_ip);
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
   cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
   // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
@@ -181,12 +188,17 @@ class PodManager {
   absl::StatusOr<std::string> EnsureImage(PodState* state, const Json& pod, const Json& c,
                                           const cri::v1::PodSandboxConfig& sandbox,
                                           std::string* reason);
-  // Creates and starts container `c` in the sandbox. Returns the container ID.
+  // Creates and starts container `c` in the sandbox and runs its lifecycle.postStart hook
+  // (a failing hook: FailedPostStartHook event, the container is stopped, error). Returns
+  // the container ID.
+  // `pid_target_id`: an ephemeral container's targetContainerName instance, whose PID
+  // namespace it joins (CRI NamespaceMode TARGET) when the pod has no shared one.
   absl::StatusOr<std::string> StartContainer(PodState* state, const Json& pod, const Json& c,
                                              int restart_count, const std::string& sandbox_id,
                                              const cri::v1::PodSandboxConfig& sandbox,
                                              const std::string& pod_ip,
-                                             const std::map<std::string, MountedVolume>& volumes);
+                                             const std::map<std::string, MountedVolume>& volumes,
+                                             const std::string& pid_target_id = "");
   void UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
                     const PodRuntimeStatus& runtime, bool terminal);
 
@@ -198,6 +210,7 @@ class PodManager {
   StatusManager status_;
   std::unique_ptr<DefaultProbeRunner> default_probe_runner_;
   std::unique_ptr<Prober> prober_;
+  std::unique_ptr<LifecycleHandlerRunner> hooks_;
 
   absl::Mutex mu_;
   absl::CondVar work_cv_;

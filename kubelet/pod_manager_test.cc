@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -77,15 +78,28 @@ std::string WaitingReason(const Json& s) {
 class ScriptedProbes : public ProbeRunner {
  public:
   ProbeOutcome Run(const ProbeTarget& t) override {
+    std::function<void(const ProbeTarget&)> hook;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      hook = on_run;
+    }
+    if (hook) hook(t);
     std::lock_guard<std::mutex> l(mu);
+    // Lifecycle hooks (exec): "hook-fail" fails, anything else succeeds.
+    if (t.probe.contains("exec") && t.probe["exec"]["command"][0] == "hook-fail") {
+      return {ProbeResult::kFailure, "boom"};
+    }
     if (t.type == ProbeType::kReadiness) {
       return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure, "cat: /tmp/ready: No such file"};
     }
+    if (t.type == ProbeType::kStartup && !started) return {ProbeResult::kFailure, "not yet"};
     if (t.container_id == kill_id) return {ProbeResult::kFailure, "wedged"};
     return {ProbeResult::kSuccess, ""};
   }
   std::mutex mu;
   bool ready = false;
+  bool started = true;
+  std::function<void(const ProbeTarget&)> on_run;  // called first on every run
   std::string kill_id;
 };
 
@@ -107,9 +121,10 @@ class PodManagerTest : public ::testing::Test {
     opts.clock = [this] { return clock_.Now(); };
     opts.probe_runner = &probes_;
     opts.record_event = [this](const Json&, const std::string&, const std::string& reason,
-                               const std::string& message, const std::string&) {
+                               const std::string& message, const std::string& field_path) {
       std::lock_guard<std::mutex> l(events_mu_);
       events_.push_back(reason + ": " + message);
+      event_paths_.push_back(reason + " " + field_path);
     };
     manager_ = std::make_unique<PodManager>(&api_, &runtime_, &images_, opts);
     runtime_.SetExitListener([this](const std::string& id) { manager_->OnContainerEvent(id); });
@@ -129,6 +144,7 @@ class PodManagerTest : public ::testing::Test {
   ScriptedProbes probes_;
   std::mutex events_mu_;
   std::vector<std::string> events_;
+  std::vector<std::string> event_paths_;  // "<reason> <involvedObject.fieldPath>"
   std::unique_ptr<PodManager> manager_;
 };
 
@@ -472,6 +488,8 @@ TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
   auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
   ASSERT_TRUE(running.has_value());
   EXPECT_EQ((*running)["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
+  EXPECT_EQ((*running)["initContainerStatuses"][0]["ready"], true);  // completed: ready
+  EXPECT_EQ((*running)["initContainerStatuses"][0]["started"], false);
   auto calls = runtime_.Calls();
   auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
   EXPECT_LT(pos("StartContainer setup"), pos("CreateContainer main"));
@@ -504,6 +522,235 @@ TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
   EXPECT_EQ(runtime_.Sandboxes().begin()->second.config.metadata().name(), "keep");
   // Nothing is deleted from the API server for an orphan.
   for (const auto& r : api_.Requests()) EXPECT_NE(r.verb, "DELETE");
+}
+
+
+// --- Native sidecars (init containers with restartPolicy Always) ---
+
+Json WithSidecars(Json pod, const std::vector<std::string>& names) {
+  Json init = Json::array();
+  for (const auto& n : names) {
+    init.push_back({{"name", n}, {"image", "registry.local/busybox:1.36"}, {"restartPolicy", "Always"},
+                    {"command", {"sleep", "1000"}}});
+  }
+  pod["spec"]["initContainers"] = init;
+  return pod;
+}
+Json InitStatus(const Json& s, size_t i) {
+  if (!s.contains("initContainerStatuses") || s["initContainerStatuses"].size() <= i) return Json::object();
+  return s["initContainerStatuses"][i];
+}
+std::string ConditionOf(const Json& s, const std::string& type) {
+  for (const auto& c : s["conditions"]) {
+    if (c["type"] == type) return c["status"];
+  }
+  return "";
+}
+
+TEST_F(PodManagerTest, SidecarStartsBeforeMainKeepsRunningAndIsRestartedAlone) {
+  Json pod = WithSidecars(MakePod("side", "Never"), {"proxy"});
+  manager_->HandlePodEvent("ADDED", pod);
+  auto running = api_.WaitForStatus([](const Json& s) {
+    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(InitStatus(*running, 0)["started"], true);
+  EXPECT_EQ(InitStatus(*running, 0)["ready"], true);
+  EXPECT_TRUE(InitStatus(*running, 0)["state"].contains("running"));
+  EXPECT_EQ(ConditionOf(*running, "Initialized"), "True");
+  EXPECT_EQ(ConditionOf(*running, "Ready"), "True");
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  EXPECT_LT(pos("StartContainer proxy"), pos("CreateContainer main"));
+
+  // The sidecar exits: restarted although the pod's restartPolicy is Never; main untouched.
+  std::string main_id = runtime_.LatestContainer("main");
+  runtime_.ExitContainer(runtime_.LatestContainer("proxy"), 2);
+  auto restarted = api_.WaitForStatus([](const Json& s) {
+    return InitStatus(s, 0)["restartCount"] == 1 && InitStatus(s, 0)["state"].contains("running");
+  });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(InitStatus(*restarted, 0)["lastState"]["terminated"]["exitCode"], 2);
+  EXPECT_EQ(Phase(*restarted), "Running");
+  EXPECT_EQ(runtime_.LatestContainer("main"), main_id);
+  EXPECT_EQ(MainStatus(*restarted)["restartCount"], 0);
+}
+
+TEST_F(PodManagerTest, SidecarStartupProbeGatesTheNextInitContainer) {
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.started = false;
+  }
+  Json pod = WithSidecars(MakePod("gated"), {"proxy"});
+  pod["spec"]["initContainers"][0]["startupProbe"] = {{"exec", {{"command", {"true"}}}},
+                                                      {"periodSeconds", 1}, {"failureThreshold", 100}};
+  manager_->HandlePodEvent("ADDED", pod);
+  auto waiting = api_.WaitForStatus([](const Json& s) {
+    return InitStatus(s, 0)["state"].contains("running");
+  });
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_EQ(InitStatus(*waiting, 0)["started"], false);
+  EXPECT_EQ(Phase(*waiting), "Pending");
+  EXPECT_EQ(ConditionOf(*waiting, "Initialized"), "False");
+  EXPECT_EQ(WaitingReason(*waiting), "PodInitializing");
+  // Give the startup worker a few failing rounds: main must not be created meanwhile.
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request&) { return true; }).has_value());
+  absl::SleepFor(absl::Milliseconds(1500));
+  EXPECT_EQ(runtime_.LatestContainer("main"), "");
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.started = true;
+  }
+  auto running = api_.WaitForStatus([](const Json& s) {
+    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+  });
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(InitStatus(*running, 0)["started"], true);
+}
+
+TEST_F(PodManagerTest, NeverPodWithSidecarSucceedsWhenMainExitsAndStopsTheSidecar) {
+  Json pod = WithSidecars(MakePod("job", "Never"), {"proxy"});
+  runtime_.ExitOnStart("main", 0);
+  manager_->HandlePodEvent("ADDED", pod);
+  auto done = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Succeeded"; });
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(InitStatus(*done, 0)["state"].contains("terminated"));
+  EXPECT_THAT(runtime_.Calls(), Contains("StopContainer proxy timeout=30"));
+}
+
+TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
+  Json pod = WithSidecars(MakePod("layers"), {"first", "second"});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
+  pod["metadata"]["deletionGracePeriodSeconds"] = 7;
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  auto calls = runtime_.Calls();
+  auto pos = [&](const std::string& prefix) {
+    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+           calls.begin();
+  };
+  ASSERT_LT(pos("StopContainer first"), static_cast<long>(calls.size()));
+  EXPECT_LT(pos("StopContainer main timeout=7"), pos("StopContainer second"));
+  EXPECT_LT(pos("StopContainer second"), pos("StopContainer first"));
+}
+
+// --- Lifecycle hooks ---
+
+TEST_F(PodManagerTest, FailingPostStartHookKillsTheContainerWhichIsRestarted) {
+  Json pod = MakePod("poststart");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"hook-fail"}}}}}}};
+  manager_->HandlePodEvent("ADDED", pod);
+  auto restarted = api_.WaitForStatus([](const Json& s) { return MainStatus(s)["restartCount"] >= 1; });
+  ASSERT_TRUE(restarted.has_value());
+  EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 137);
+  EXPECT_THAT(runtime_.Calls(), Contains("StopContainer main timeout=30"));
+  std::lock_guard<std::mutex> l(events_mu_);
+  EXPECT_THAT(events_, Contains("FailedPostStartHook: Exec lifecycle hook ([hook-fail]) for Container \"main\" "
+                                "failed - error: boom"));
+}
+
+TEST_F(PodManagerTest, PostStartHookRunsBeforeTheContainerIsReportedRunning) {
+  Json pod = MakePod("poststart-ok");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"touch", "/ready"}}}}}}};
+  std::atomic<int> hook_runs{0};
+  {
+    std::lock_guard<std::mutex> l(probes_.mu);
+    probes_.on_run = [&](const ProbeTarget& t) {
+      if (t.probe.contains("exec") && t.probe["exec"]["command"][0] == "touch") {
+        // No status shows main running while its hook runs.
+        for (const auto& r : api_.Requests()) {
+          if (r.verb == "PATCH" && r.body.contains("status") && r.body["status"].contains("containerStatuses")) {
+            EXPECT_FALSE(r.body["status"]["containerStatuses"][0]["state"].contains("running"));
+          }
+        }
+        ++hook_runs;
+      }
+    };
+  }
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  EXPECT_EQ(hook_runs.load(), 1);
+  EXPECT_EQ(MainStatus(*manager_->GetPodStatus("uid-poststart-ok"))["restartCount"], 0);
+}
+
+TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) {
+  Json pod = MakePod("prestop");
+  pod["spec"]["containers"][0]["lifecycle"] = {{"preStop", {{"sleep", {{"seconds", 1}}}}}};
+  pod["spec"]["initContainers"] = Json::parse(R"([{"name": "proxy", "image": "registry.local/busybox:1.36",
+      "restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": ["hook-fail"]}}}}])");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
+  pod["metadata"]["deletionGracePeriodSeconds"] = 7;
+  absl::Time start = absl::Now();
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // the sleep hook ran
+  auto calls = runtime_.Calls();
+  // main: 7 s minus the 1 s hook; the sidecar: what is left (>= 2 s) after its failed hook.
+  EXPECT_THAT(calls, Contains("StopContainer main timeout=6"));
+  auto pos = [&](const std::string& prefix) {
+    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+           calls.begin();
+  };
+  EXPECT_LT(pos("StopContainer main"), pos("StopContainer proxy"));
+  ASSERT_LT(pos("StopContainer proxy"), static_cast<long>(calls.size()));
+  std::lock_guard<std::mutex> l(events_mu_);
+  EXPECT_THAT(events_, Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
+                                "failed - error: boom"));
+  EXPECT_THAT(event_paths_, Contains("FailedPreStopHook spec.initContainers{proxy}"));
+}
+
+// --- Ephemeral containers ---
+
+TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeverRestarted) {
+  Json pod = MakePod("debugged");
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
+                    return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
+                  }).has_value());
+  std::string main_id = runtime_.LatestContainer("main");
+  // What the ephemeralcontainers subresource adds (kubectl debug --target=main).
+  pod["spec"]["ephemeralContainers"] = Json::parse(R"([{"name": "debugger", "image": "registry.local/busybox:1.36",
+      "command": ["ps"], "targetContainerName": "main", "stdin": true, "tty": true}])");
+  manager_->HandlePodEvent("MODIFIED", pod);
+  auto debug = api_.WaitForStatus([](const Json& s) {
+    return s.contains("ephemeralContainerStatuses") && s["ephemeralContainerStatuses"][0]["state"].contains("running");
+  });
+  ASSERT_TRUE(debug.has_value());
+  EXPECT_EQ((*debug)["ephemeralContainerStatuses"][0]["name"], "debugger");
+  EXPECT_EQ(Phase(*debug), "Running");
+  std::string dbg = runtime_.LatestContainer("debugger");
+  const auto cfg = runtime_.Containers().at(dbg).config;
+  EXPECT_EQ(cfg.linux().security_context().namespace_options().pid(), runtime::v1::TARGET);
+  EXPECT_EQ(cfg.linux().security_context().namespace_options().target_id(), main_id);
+  EXPECT_TRUE(cfg.tty());
+  EXPECT_TRUE(cfg.stdin());
+  {
+    std::lock_guard<std::mutex> l(events_mu_);
+    EXPECT_THAT(event_paths_, Contains("Started spec.ephemeralContainers{debugger}"));
+  }
+  EXPECT_EQ(runtime_.LatestContainer("main"), main_id);
+
+  // It exits: reported terminated, not restarted although the pod's policy is Always.
+  runtime_.ExitContainer(dbg, 0);
+  auto exited = api_.WaitForStatus([](const Json& s) {
+    return s.contains("ephemeralContainerStatuses") &&
+           s["ephemeralContainerStatuses"][0]["state"].contains("terminated");
+  });
+  ASSERT_TRUE(exited.has_value());
+  pod["metadata"]["labels"]["touched"] = "1";  // another sync
+  manager_->HandlePodEvent("MODIFIED", pod);
+  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request&) { return true; }).has_value());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(runtime_.LatestContainer("debugger"), dbg);
+  EXPECT_EQ((*manager_->GetPodStatus("uid-debugged"))["ephemeralContainerStatuses"][0]["restartCount"], 0);
 }
 
 }  // namespace

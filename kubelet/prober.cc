@@ -343,8 +343,7 @@ void Prober::SyncPod(const Json& pod, const std::string& pod_ip,
   e.pod = pod;
   e.pod_ip = pod_ip;
   e.containers = containers;
-  const Json spec = pod.value("spec", Json::object());
-  for (const auto& c : spec.value("containers", Json::array())) {
+  for (const auto& c : ProbedSpecContainers(pod)) {
     std::string name = c.value("name", std::string());
     for (ProbeType type : {ProbeType::kLiveness, ProbeType::kReadiness, ProbeType::kStartup}) {
       auto it = c.find(ProbeField(type));
@@ -481,7 +480,7 @@ void Prober::DoProbe(Worker* w) {
     target.pod_ip = pit->second.pod_ip;
     target.container_id = c.id;
     target.timeout = absl::Seconds(w->timing.timeout_seconds);
-    for (const auto& spec_c : pod["spec"].value("containers", Json::array())) {
+    for (const auto& spec_c : ProbedSpecContainers(pod)) {
       if (spec_c.value("name", std::string()) == name) target.container = spec_c;
     }
   }

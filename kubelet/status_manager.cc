@@ -163,11 +163,12 @@ Json Condition(const std::string& type, bool status, const std::string& reason,
 }  // namespace
 
 std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& statuses,
-                        bool pod_is_terminal) {
+                        bool pod_is_terminal, bool pod_has_initialized) {
   std::string policy = GetString(pod, "spec.restartPolicy");
   if (policy.empty()) policy = "Always";
   int pending_init = 0, failed_init = 0;
   for (const auto& c : SpecList(pod, "initContainers")) {
+    if (IsRestartableInitContainer(c)) continue;  // sidecars: counted below
     const Json* s = FindByName(init_statuses, c.value("name", std::string()));
     if (!s) {
       ++pending_init;
@@ -190,6 +191,32 @@ std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& 
     }
   }
   int unknown = 0, running = 0, waiting = 0, stopped = 0, succeeded = 0;
+  // Sidecars count as running (pending until started); once exited they do not count.
+  int pending_sidecars = 0;
+  for (const auto& c : SpecList(pod, "initContainers")) {
+    if (!IsRestartableInitContainer(c)) continue;
+    const Json* s = FindByName(init_statuses, c.value("name", std::string()));
+    if (!s) {
+      ++unknown;
+      continue;
+    }
+    const Json& state = (*s)["state"];
+    if (state.contains("running")) {
+      if (!s->value("started", false)) ++pending_sidecars;
+      ++running;
+    } else if (state.contains("terminated")) {
+    } else if (state.contains("waiting")) {
+      if (!s->value("lastState", Json::object()).contains("terminated")) {
+        ++pending_sidecars;
+        ++waiting;
+      }
+    } else {
+      ++pending_sidecars;
+      ++unknown;
+    }
+  }
+  if (pod_has_initialized) pending_sidecars = 0;
+  pending_init += pending_sidecars;
   for (const auto& c : SpecList(pod, "containers")) {
     const Json* s = FindByName(statuses, c.value("name", std::string()));
     if (!s) {
@@ -231,20 +258,41 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   // Container statuses, from the runtime instances grouped by container name.
   std::map<std::string, std::vector<const cri::v1::ContainerStatus*>> by_name;
   for (const auto& cs : runtime.containers) by_name[cs.metadata().name()].push_back(&cs);
+  // Initialized once every regular init container completed and every sidecar started;
+  // it stays so once regular containers were created (upstream podHasInitialized).
+  bool has_initialized = false;
+  for (const auto& c : SpecList(pod, "containers")) {
+    if (!by_name[c.value("name", std::string())].empty()) has_initialized = true;
+  }
+  for (const auto& oc : old_status.value("conditions", Json::array())) {
+    if (oc.value("type", std::string()) == "Initialized" && oc.value("status", std::string()) == "True") {
+      has_initialized = true;
+    }
+  }
   Json init_statuses = Json::array();
   std::vector<std::string> incomplete_init;
+  std::vector<std::string> unready;
   for (const auto& c : SpecList(pod, "initContainers")) {
     std::string name = c.value("name", std::string());
     Json s = BuildContainerStatus(c, by_name[name], ctx, "PodInitializing");
     const Json& st = s["state"];
-    if (!(st.contains("terminated") && st["terminated"].value("exitCode", -1) == 0)) {
-      incomplete_init.push_back(name);
+    if (IsRestartableInitContainer(c)) {
+      // A sidecar: started (startupProbe passed or none) completes it; its readiness
+      // counts toward the pod's.
+      if (!(st.contains("running") && s.value("started", false))) incomplete_init.push_back(name);
+      if (!s.value("ready", false)) unready.push_back(name);
+    } else {
+      // Upstream prober manager UpdatePodStatus: a completed init container is ready.
+      if (st.contains("terminated") && st["terminated"].value("exitCode", -1) == 0) {
+        s["ready"] = true;
+      } else {
+        incomplete_init.push_back(name);
+      }
     }
     init_statuses.push_back(std::move(s));
   }
-  bool initialized = incomplete_init.empty();
+  bool initialized = incomplete_init.empty() || has_initialized;
   Json statuses = Json::array();
-  std::vector<std::string> unready;
   for (const auto& c : SpecList(pod, "containers")) {
     std::string name = c.value("name", std::string());
     Json s = BuildContainerStatus(c, by_name[name], ctx,
@@ -252,7 +300,7 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
     if (!s.value("ready", false)) unready.push_back(name);
     statuses.push_back(std::move(s));
   }
-  std::string phase = GetPodPhase(pod, init_statuses, statuses, ctx.pod_is_terminal);
+  std::string phase = GetPodPhase(pod, init_statuses, statuses, ctx.pod_is_terminal, has_initialized);
   status["phase"] = phase;
 
   // Conditions, in upstream's order.
@@ -306,6 +354,14 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   status["qosClass"] = PodQosClass(pod);
   if (!init_statuses.empty()) status["initContainerStatuses"] = init_statuses;
   status["containerStatuses"] = statuses;
+  // Ephemeral containers: reported, never ready, not part of the phase or conditions.
+  Json ephemeral = Json::array();
+  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
+    Json s = BuildContainerStatus(c, by_name[c.value("name", std::string())], ctx, "ContainerCreating");
+    s["ready"] = false;
+    ephemeral.push_back(std::move(s));
+  }
+  if (!ephemeral.empty()) status["ephemeralContainerStatuses"] = ephemeral;
   return status;
 }
 

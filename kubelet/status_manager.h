@@ -51,9 +51,12 @@ struct PodStatusContext {
 };
 
 // The pod phase from the API container statuses, per upstream getPhase (without the
-// ContainerRestartRules gate; restartable init containers are treated as regular ones).
+// ContainerRestartRules gate). Restartable init containers (sidecars) count as running
+// containers, keep the pod Pending until started unless `pod_has_initialized` (regular
+// containers were created before), and are ignored once exited.
 std::string GetPodPhase(const Json& pod, const Json& init_container_statuses,
-                        const Json& container_statuses, bool pod_is_terminal);
+                        const Json& container_statuses, bool pod_is_terminal,
+                        bool pod_has_initialized = false);
 
 // Computes the API `status` of `pod`. `old_status` (the last status we computed or the one
 // on the object) keeps startTime, PodScheduled and condition transition times stable, so

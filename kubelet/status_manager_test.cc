@@ -47,6 +47,29 @@ TEST(GetPodPhaseTest, FollowsUpstreamRules) {
   with_init["spec"]["initContainers"] = Json::array({{{"name", "init"}, {"image", "i"}}});
   EXPECT_EQ(GetPodPhase(with_init, Json::array({Terminated("init", 1)}), Json::array(), false), "Failed");
   EXPECT_EQ(GetPodPhase(with_init, Json::array({Running("init")}), Json::array(), false), "Pending");
+
+  // A sidecar (restartable init container): pending until started, then counted as a
+  // running container; an exited one is ignored.
+  Json with_sidecar = PodWith("Never");
+  with_sidecar["spec"]["initContainers"] =
+      Json::array({{{"name", "side"}, {"image", "i"}, {"restartPolicy", "Always"}}});
+  Json side = Running("side");
+  side["started"] = false;
+  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({side}), Json::array(), false), "Pending");
+  side["started"] = true;
+  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({side}), Json::array({Terminated("a", 0), Terminated("b", 0)}),
+                        false),
+            "Running");
+  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({Terminated("side", 137)}),
+                        Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
+            "Succeeded");
+  Json restarting = Waiting("side", false);
+  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({restarting}), Json::array({Running("a"), Running("b")}), false,
+                        /*pod_has_initialized=*/true),
+            "Pending");  // waiting without a last state counts as waiting
+  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({Waiting("side", true)}), Json::array({Running("a"), Running("b")}),
+                        false, /*pod_has_initialized=*/true),
+            "Running");
 }
 
 TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {

@@ -478,6 +478,10 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   pid_t pause = in.sandbox.pause_pid;
   if (nso.pid() == v1::NODE) {
     // host pid namespace: no entry
+  } else if (nso.pid() == v1::TARGET && in.target_pid > 0) {
+    // CRI NamespaceMode TARGET: the PID namespace of container target_id (kubectl debug
+    // --target), resolved by the runtime to its init process.
+    ns.push_back({{"type", "pid"}, {"path", absl::StrCat("/proc/", in.target_pid, "/ns/pid")}});
   } else if (nso.pid() == v1::POD && in.sandbox.pid_mode_pod && pause > 0) {
     // The pause unshared a PID namespace for its children: the pod's shared PID namespace.
     ns.push_back({{"type", "pid"}, {"path", absl::StrCat("/proc/", pause, "/ns/pid_for_children")}});

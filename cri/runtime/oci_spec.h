@@ -99,6 +99,9 @@ struct SpecInput {
   SandboxSpecInfo sandbox;
   std::string rootfs;            // absolute path of the mounted rootfs
   std::string cgroups_path;      // e.g. /berth-e2e/kubepods/pod1/<id> (cgroupfs driver)
+  // PID namespace mode TARGET (ephemeral containers): the init PID of the target container,
+  // whose /proc/<pid>/ns/pid is joined. 0 otherwise.
+  pid_t target_pid = 0;
   std::string passwd, group;     // contents of the rootfs's /etc/passwd and /etc/group
   int current_oom_score_adj = 0;
   // The capability bounding set of berth itself (bit i = capability number i, as CapBnd in

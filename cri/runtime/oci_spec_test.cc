@@ -238,6 +238,20 @@ TEST_F(SpecFixture, NamespacesJoinPause) {
   EXPECT_EQ((*host)["linux"]["namespaces"].size(), 1u);  // only mount
 }
 
+TEST_F(SpecFixture, PidNamespaceTargetJoinsTheTargetContainer) {
+  auto* nso = cfg.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  nso->set_pid(v1::TARGET);
+  nso->set_target_id("target-ctr");
+  in.target_pid = 4242;
+  auto spec = GenerateSpec(in);
+  ASSERT_TRUE(spec.ok());
+  std::string pid_path = "missing";
+  for (const auto& n : (*spec)["linux"]["namespaces"]) {
+    if (n["type"] == "pid") pid_path = n.value("path", "");
+  }
+  EXPECT_EQ(pid_path, "/proc/4242/ns/pid");
+}
+
 TEST_F(SpecFixture, CapabilitiesAddDropPrivileged) {
   auto* caps = cfg.mutable_linux()->mutable_security_context()->mutable_capabilities();
   caps->add_add_capabilities("NET_ADMIN");

@@ -1044,6 +1044,20 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     in.sandbox.sandbox_uid = sb->config.metadata().uid();
     in.sandbox.sysctls.insert(sb->config.linux().sysctls().begin(), sb->config.linux().sysctls().end());
     in.sandbox.userns = userns;
+    const auto& pid_ns = cfg.linux().security_context().namespace_options();
+    if (pid_ns.pid() == v1::TARGET) {
+      // The target must be a running container of the same sandbox (as containerd).
+      auto t = containers_.find(pid_ns.target_id());
+      if (t == containers_.end() || t->second->sandbox_id != sb->id) {
+        return absl::NotFoundError(absl::StrCat("CreateContainer: PID namespace target container ",
+                                                pid_ns.target_id(), " not found in pod sandbox ", sb->id));
+      }
+      if (t->second->state != v1::CONTAINER_RUNNING || t->second->pid <= 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("CreateContainer: PID namespace target container ", pid_ns.target_id(), " is not running"));
+      }
+      in.target_pid = t->second->pid;
+    }
     c->cgroups_path = sb->cgroup_path + "/" + c->id;
     if (!sb->config.log_directory().empty() && !cfg.log_path().empty()) {
       c->log_path = JoinPath(sb->config.log_directory(), cfg.log_path());
