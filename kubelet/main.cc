@@ -94,6 +94,7 @@ struct Flags {
   bool authentication_token_webhook = true;
   std::string authorization_mode = "Webhook";
   std::string authentication_token_webhook_cache_ttl = "2m0s";
+  std::string exec_mode = "native";
   std::string authorization_webhook_cache_authorized_ttl = "5m0s";
   std::string authorization_webhook_cache_unauthorized_ttl = "30s";
   std::string container_log_max_size = "10Mi";
@@ -188,6 +189,11 @@ int RealMain(int argc, char** argv) {
   app.add_option("--authorization-mode", f.authorization_mode,
                  "Webhook (SubjectAccessReview) or AlwaysAllow")
       ->check(CLI::IsMember({"Webhook", "AlwaysAllow"}));
+  app.add_option("--exec-mode", f.exec_mode,
+                 "how streaming exec starts commands: native (berth joins the container; "
+                 "runc exec for seccomp/AppArmor/SELinux/user-namespace containers) or runc")
+      ->check(CLI::IsMember({"native", "runc"}))
+      ->capture_default_str();
   // Go durations ("2m0s", "30s"), as the kubelet's flags; 0 turns that cache off.
   const auto go_duration = CLI::Validator(
       [](std::string& v) {
@@ -319,6 +325,7 @@ int RealMain(int argc, char** argv) {
   ropts.state_dir = f.state_dir;
   ropts.pause_binary = FindPause(f.pause_binary);
   ropts.cgroup_root = f.cgroup_root;
+  ropts.exec_mode = f.exec_mode;
   cri::runtime::RuntimeDeps rdeps;
   rdeps.db = db->get();
   rdeps.images = &images;
