@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -162,6 +163,7 @@ struct ChildArgs {
   int pidfd, pid_pipe, null_fd;
   int stdio[3];
   bool tty;
+  int console_sock;  // tty: the command sends the master of its new pty here
   const int* cg_fds;
   size_t n_cg;
   const char* const* argv;
@@ -175,10 +177,36 @@ struct ChildArgs {
 // The command's process, in the container's namespaces and cgroups.
 [[noreturn]] void RunCommand(const ChildArgs& a) {
   const NativeExecPlan& p = *a.plan;
+  int stdio[3] = {a.stdio[0], a.stdio[1], a.stdio[2]};
+  if (a.tty) {
+    // A pty of the container's devpts (as runc's console), its master sent to berth.
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) Die("open /dev/ptmx in the container", errno);
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0) Die("unlockpt", errno);
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) Die("open the pty slave", errno);
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    char byte = 'm';
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &master, sizeof(int));
+    if (sendmsg(a.console_sock, &msg, MSG_NOSIGNAL) < 0) Die("send the pty master", errno);
+    close(master);
+    stdio[0] = stdio[1] = stdio[2] = slave;
+  }
   // Stdio first, so that errors are reported on the command's stderr.
   int tmp[3];
   for (int i = 0; i < 3; ++i) {
-    int src = a.stdio[i] >= 0 ? a.stdio[i] : a.null_fd;
+    int src = stdio[i] >= 0 ? stdio[i] : a.null_fd;
     tmp[i] = fcntl(src, F_DUPFD_CLOEXEC, 10);
     if (tmp[i] < 0) _exit(255);
   }
@@ -366,7 +394,7 @@ absl::StatusOr<NativeExecPlan> PrepareNativeExec(const json& config, pid_t init_
 }
 
 absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, int stdout_fd,
-                                      int stderr_fd, bool tty) {
+                                      int stderr_fd, bool tty, int* pty_master) {
   std::vector<int> fds;  // closed on return
   auto close_all = [&] {
     for (int fd : fds) close(fd);
@@ -400,6 +428,16 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
     return ErrnoStatus(errno, "native exec: pipe");
   }
   fds.push_back(pipefd[0]);
+  int console[2] = {-1, -1};
+  if (tty) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, console) != 0) {
+      close(pipefd[1]);
+      close_all();
+      return ErrnoStatus(errno, "native exec: socketpair");
+    }
+    fds.push_back(console[0]);
+    fds.push_back(console[1]);
+  }
   int last_cap = CAP_LAST_CAP;
   if (auto s = ReadFile("/proc/sys/kernel/cap_last_cap"); s.ok()) {
     int v = 0;
@@ -421,6 +459,7 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
               null_fd,
               {stdin_fd, stdout_fd, stderr_fd},
               tty,
+              console[1],
               cg_fds.data(),
               cg_fds.size(),
               argv.data(),
@@ -456,6 +495,21 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
       break;
     }
   }
+  int master = -1;
+  if (tty) {
+    char byte;
+    char cbuf[CMSG_SPACE(sizeof(int))] = {};
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+    if (recvmsg(console[0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0) {
+      struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+      if (cm != nullptr && cm->cmsg_type == SCM_RIGHTS) memcpy(&master, CMSG_DATA(cm), sizeof(int));
+    }
+  }
   close_all();
   int pid = 0;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !absl::SimpleAtoi(got, &pid) || pid <= 0) {
@@ -465,6 +519,11 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
     return absl::InternalError(absl::StrCat(
         "native exec: could not ",
         code >= 2 && code <= 5 ? kSteps[code] : "start the command", " (status ", st, ")"));
+  }
+  if (tty) {
+    // None when the command failed before making its pty (its error went to berth's log).
+    if (master < 0) master = open("/dev/null", O_RDWR | O_CLOEXEC);
+    *pty_master = master;
   }
   return static_cast<pid_t>(pid);
 }

@@ -57,10 +57,12 @@ struct NativeExecPlan {
 absl::StatusOr<NativeExecPlan> PrepareNativeExec(const nlohmann::json& config, pid_t init_pid,
                                                  const std::vector<std::string>& args, bool tty);
 
-// Starts a planned exec with the given stdio (-1: /dev/null; with `tty` all three are the pty
-// slave, made the controlling terminal). Returns the command's PID, a child of berth that the
-// caller must reap. Blocks until the command's process exists (a few ms), not until it execs.
+// Starts a planned exec with the given stdio (-1: /dev/null). With `tty` the stdio fds are
+// ignored: the command opens a pty of the container's devpts (/dev/ptmx, as runc's console),
+// makes it its controlling terminal and stdio, and its master (owned by the caller, CLOEXEC)
+// is stored in `*pty_master`. Returns the command's PID, a child of berth that the caller
+// must reap. Returns once the command exec'd or failed (a few ms).
 absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, int stdout_fd,
-                                      int stderr_fd, bool tty);
+                                      int stderr_fd, bool tty, int* pty_master);
 
 }  // namespace berth::cri::runtime

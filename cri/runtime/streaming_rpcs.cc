@@ -313,7 +313,9 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
     CloseFd(&child_out);
     CloseFd(&child_err);
   };
-  if (req.tty()) {
+  if (req.tty() && p->native_) {
+    // The command's pty is made in the container by StartNativeExec.
+  } else if (req.tty()) {
     // A raw pty of ours as runc's stdio; runc relays it to the container's own pty.
     int master = -1, slave = -1;
     if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) {
@@ -321,10 +323,8 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
     }
     fcntl(master, F_SETFD, FD_CLOEXEC);
     fcntl(slave, F_SETFD, FD_CLOEXEC);
-    // runc relays it to a pty of the container (cooked): ours is raw. A native exec gets
-    // ours as its terminal, so it keeps the cooked defaults of a new pty.
     struct termios t;
-    if (!p->native_ && tcgetattr(slave, &t) == 0) {
+    if (tcgetattr(slave, &t) == 0) {
       cfmakeraw(&t);
       tcsetattr(slave, TCSANOW, &t);
     }
@@ -356,9 +356,15 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   }
   argv.push_back(f.id);
   argv.insert(argv.end(), req.cmd().begin(), req.cmd().end());
-  auto pid = plan ? StartNativeExec(*plan, so.stdin_fd, so.stdout_fd, so.stderr_fd, req.tty())
+  int pty_master = -1;
+  auto pid = plan ? StartNativeExec(*plan, so.stdin_fd, so.stdout_fd, so.stderr_fd, req.tty(),
+                                    &pty_master)
                   : Spawn(argv, so);
   cleanup_child_ends();
+  if (pty_master >= 0) {
+    p->stdout_ = pty_master;
+    if (req.stdin()) p->stdin_ = fcntl(pty_master, F_DUPFD_CLOEXEC, 0);
+  }
   if (!pid.ok()) return Annotate(pid.status(), what);
   p->runc_pid_ = *pid;
   p->pidfd_ = PidfdOpen(*pid);
