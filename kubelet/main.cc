@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -94,6 +95,10 @@ struct Flags {
   bool anonymous_auth = false;
   bool authentication_token_webhook = true;
   std::string authorization_mode = "Webhook";
+  std::string authentication_token_webhook_cache_ttl = "2m0s";
+  std::string exec_mode = "native";
+  std::string authorization_webhook_cache_authorized_ttl = "5m0s";
+  std::string authorization_webhook_cache_unauthorized_ttl = "30s";
   std::string container_log_max_size = "10Mi";
   int container_log_max_files = 5;
   // Period of the background filesystem-usage walks (writable layers, logs, emptyDirs, image
@@ -189,6 +194,35 @@ int RealMain(int argc, char** argv) {
   app.add_option("--authorization-mode", f.authorization_mode,
                  "Webhook (SubjectAccessReview) or AlwaysAllow")
       ->check(CLI::IsMember({"Webhook", "AlwaysAllow"}));
+  app.add_option("--exec-mode", f.exec_mode,
+                 "how streaming exec starts commands: native (berth joins the container; "
+                 "runc exec for seccomp/AppArmor/SELinux/user-namespace containers) or runc")
+      ->check(CLI::IsMember({"native", "runc"}))
+      ->capture_default_str();
+  // Go durations ("2m0s", "30s"), as the kubelet's flags; 0 turns that cache off.
+  const auto go_duration = CLI::Validator(
+      [](std::string& v) {
+        absl::Duration d;
+        return absl::ParseDuration(v, &d) && d >= absl::ZeroDuration()
+                   ? std::string()
+                   : absl::StrCat("not a duration: ", v);
+      },
+      "DURATION");
+  app.add_option("--authentication-token-webhook-cache-ttl",
+                 f.authentication_token_webhook_cache_ttl,
+                 "how long TokenReview answers are cached")
+      ->check(go_duration)
+      ->capture_default_str();
+  app.add_option("--authorization-webhook-cache-authorized-ttl",
+                 f.authorization_webhook_cache_authorized_ttl,
+                 "how long allowed SubjectAccessReview decisions are cached")
+      ->check(go_duration)
+      ->capture_default_str();
+  app.add_option("--authorization-webhook-cache-unauthorized-ttl",
+                 f.authorization_webhook_cache_unauthorized_ttl,
+                 "how long denied SubjectAccessReview decisions are cached")
+      ->check(go_duration)
+      ->capture_default_str();
   app.add_option("--container-log-max-size", f.container_log_max_size,
                  "rotate a container's log when it grows past this size (e.g. 10Mi)");
   app.add_option("--container-log-max-files", f.container_log_max_files,
@@ -304,6 +338,7 @@ int RealMain(int argc, char** argv) {
   ropts.state_dir = f.state_dir;
   ropts.pause_binary = FindPause(f.pause_binary);
   ropts.cgroup_root = f.cgroup_root;
+  ropts.exec_mode = f.exec_mode;
   cri::runtime::RuntimeDeps rdeps;
   rdeps.db = db->get();
   rdeps.images = &images;
@@ -580,6 +615,11 @@ int RealMain(int argc, char** argv) {
       aopts.anonymous = f.anonymous_auth;
       aopts.token_webhook = f.authentication_token_webhook;
       aopts.authorize_webhook = f.authorization_mode == "Webhook";
+      // (validated by the flags' checks)
+      (void)absl::ParseDuration(f.authentication_token_webhook_cache_ttl, &aopts.token_ttl);
+      (void)absl::ParseDuration(f.authorization_webhook_cache_authorized_ttl, &aopts.allowed_ttl);
+      (void)absl::ParseDuration(f.authorization_webhook_cache_unauthorized_ttl,
+                                &aopts.denied_ttl);
       server_auth = std::make_unique<kubelet::server::Auth>(api.get(), aopts);
       kubelet_server =
           std::make_unique<kubelet::server::KubeletServer>(kopts, &runtime, server_auth.get());

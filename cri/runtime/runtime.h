@@ -51,6 +51,9 @@ struct RuntimeOptions {
   std::string cgroup_root;
   // RuntimeHandler name -> OCI runtime binary. "" and "runc" map to runc unless overridden.
   std::map<std::string, std::string> runtime_handlers;
+  // How streaming Exec starts commands: "native" (berth joins the container itself,
+  // native_exec.h; `runc exec` for containers it cannot serve) or "runc" (always `runc exec`).
+  std::string exec_mode = "native";
 };
 
 // Dependencies; not owned, must outlive the Runtime.

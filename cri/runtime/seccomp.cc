@@ -95,12 +95,17 @@ json DefaultSeccompProfile(const std::vector<std::string>& caps) {
   }
   // clone/clone3 creating namespaces needs CAP_SYS_ADMIN, as in the upstream profiles.
   if (!HasCap(caps, "CAP_SYS_ADMIN")) {
-    constexpr uint64_t kNamespaceFlags = 0x7E020000;  // CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-    syscalls.push_back({{"names", {"clone"}},
-                        {"action", "SCMP_ACT_ERRNO"},
-                        {"errnoRet", 1},
-                        {"args", {{{"index", 0}, {"value", kNamespaceFlags}, {"valueTwo", 0},
-                                   {"op", "SCMP_CMP_MASKED_EQ"}}}}});
+    // A deny rule per flag ((flags & bit) == bit): one MASKED_EQ against 0 over all the bits
+    // would match (and refuse) every plain fork instead.
+    for (uint64_t bit : {0x00020000ULL, 0x02000000ULL, 0x04000000ULL, 0x08000000ULL,
+                         0x10000000ULL, 0x20000000ULL, 0x40000000ULL}) {
+      // CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+      syscalls.push_back({{"names", {"clone"}},
+                          {"action", "SCMP_ACT_ERRNO"},
+                          {"errnoRet", 1},
+                          {"args", {{{"index", 0}, {"value", bit}, {"valueTwo", bit},
+                                     {"op", "SCMP_CMP_MASKED_EQ"}}}}});
+    }
     // The flags of clone3 live in memory seccomp cannot read: ENOSYS makes libcs fall back to clone.
     syscalls.push_back({{"names", {"clone3"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38}});
   }

@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/status.h"
+#include "cri/runtime/native_exec.h"
 #include "cri/runtime/runtime.h"
 #include "nlohmann/json.hpp"
 
@@ -48,6 +49,7 @@ struct ContainerFacts {
   std::string id, bundle, runtime_handler;
   v1::ContainerState state = v1::CONTAINER_UNKNOWN;
   bool stdin_once = false;  // ContainerConfig.stdin_once
+  pid_t pid = 0;            // the container's init process
 };
 
 void CloseFd(int* fd) {
@@ -82,9 +84,16 @@ bool WaitChild(pid_t pid, int pidfd, std::chrono::milliseconds timeout, int* sta
 
 // `runc exec` of one command. The exec'd process is not runc's child for long (runc
 // forks it into the container and waits), so the pid file names it for killing.
+// With `native_` (native_exec.h), `runc_pid_` is the command itself, berth's child.
 class ExecProcess : public streaming::StreamProcess {
  public:
   ~ExecProcess() override {
+    if (!reaped_ && runc_pid_ > 0 && native_) {
+      int st = 0;
+      kill(runc_pid_, SIGKILL);  // the client went away (or the server stops)
+      while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {}
+      reaped_ = true;
+    }
     if (!reaped_ && runc_pid_ > 0) {
       // The client went away (or the server stops): kill the command, then reap runc.
       for (int i = 0; i < 20; ++i) {
@@ -120,7 +129,7 @@ class ExecProcess : public streaming::StreamProcess {
     while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {}
     reaped_ = true;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    if (code != 0 && !PathExists(pid_file_)) {
+    if (code != 0 && !native_ && !PathExists(pid_file_)) {
       return absl::InternalError(absl::StrCat("runc exec in container ", container_,
                                               " failed to start the command (exit ", code, ")"));
     }
@@ -133,8 +142,8 @@ class ExecProcess : public streaming::StreamProcess {
     struct winsize ws = {};
     ws.ws_col = width;
     ws.ws_row = height;
-    ioctl(stdout_, TIOCSWINSZ, &ws);
-    if (!reaped_) kill(runc_pid_, SIGWINCH);
+    ioctl(stdout_, TIOCSWINSZ, &ws);  // native: the kernel signals the foreground group
+    if (!reaped_ && !native_) kill(runc_pid_, SIGWINCH);
   }
   void CloseStdin() override {
     if (!tty_) CloseFd(&stdin_);
@@ -143,7 +152,7 @@ class ExecProcess : public streaming::StreamProcess {
   std::string container_, pid_file_;
   pid_t runc_pid_ = 0;
   int pidfd_ = -1, stdin_ = -1, stdout_ = -1, stderr_ = -1;
-  bool tty_ = false, reaped_ = false;
+  bool tty_ = false, reaped_ = false, native_ = false;
 };
 
 // An attach to conmon's console socket.
@@ -203,6 +212,7 @@ static absl::StatusOr<ContainerFacts> Facts(Runtime* rt, const std::string& id, 
       f.bundle = j.value("bundle", "");
       f.runtime_handler = j.value("runtimeHandler", "");
       f.stdin_once = j.value("stdinOnce", false);
+      f.pid = j.value("pid", 0);
     }
   }
   return f;
@@ -273,6 +283,25 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   p->container_ = f.id;
   p->pid_file_ = JoinPath(dir, tag + ".pid");
   p->tty_ = req.tty();
+  // Native exec unless this container needs what only runc gives (native_exec.h).
+  std::optional<NativeExecPlan> plan;
+  if (opts_.exec_mode == "native" && f.pid > 0) {
+    absl::StatusOr<std::string> config = ReadFile(JoinPath(f.bundle, "config.json"));
+    json spec = config.ok() ? json::parse(*config, nullptr, false) : json();
+    absl::StatusOr<NativeExecPlan> pl =
+        spec.is_object() ? PrepareNativeExec(spec, f.pid,
+                                             std::vector<std::string>(req.cmd().begin(),
+                                                                      req.cmd().end()),
+                                             req.tty())
+                         : absl::StatusOr<NativeExecPlan>(absl::UnimplementedError(
+                               absl::StrCat("no OCI config in ", f.bundle)));
+    if (pl.ok()) {
+      plan = *std::move(pl);
+    } else {
+      LOG(DEBUG) << what << ": runc exec: " << pl.status();
+    }
+  }
+  p->native_ = plan.has_value();
   std::vector<std::string> argv = {o.runtime_path};
   if (!o.runtime_root.empty()) argv.insert(argv.end(), {"--root", o.runtime_root});
   argv.insert(argv.end(), {"exec", "--pid-file", p->pid_file_});
@@ -284,7 +313,9 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
     CloseFd(&child_out);
     CloseFd(&child_err);
   };
-  if (req.tty()) {
+  if (req.tty() && p->native_) {
+    // The command's pty is made in the container by StartNativeExec.
+  } else if (req.tty()) {
     // A raw pty of ours as runc's stdio; runc relays it to the container's own pty.
     int master = -1, slave = -1;
     if (openpty(&master, &slave, nullptr, nullptr, nullptr) != 0) {
@@ -325,8 +356,15 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   }
   argv.push_back(f.id);
   argv.insert(argv.end(), req.cmd().begin(), req.cmd().end());
-  auto pid = Spawn(argv, so);
+  int pty_master = -1;
+  auto pid = plan ? StartNativeExec(*plan, so.stdin_fd, so.stdout_fd, so.stderr_fd, req.tty(),
+                                    &pty_master)
+                  : Spawn(argv, so);
   cleanup_child_ends();
+  if (pty_master >= 0) {
+    p->stdout_ = pty_master;
+    if (req.stdin()) p->stdin_ = fcntl(pty_master, F_DUPFD_CLOEXEC, 0);
+  }
   if (!pid.ok()) return Annotate(pid.status(), what);
   p->runc_pid_ = *pid;
   p->pidfd_ = PidfdOpen(*pid);

@@ -103,7 +103,7 @@ absl::StatusOr<UserInfo> Auth::Authenticate(const std::optional<UserInfo>& cert_
 }
 
 absl::StatusOr<UserInfo> Auth::ReviewToken(const std::string& token) {
-  absl::Time now = absl::Now();
+  absl::Time now = Now();
   {
     absl::MutexLock l(&mu_);
     auto it = tokens_.find(token);
@@ -124,17 +124,18 @@ absl::StatusOr<UserInfo> Auth::ReviewToken(const std::string& token) {
   if (status.value("authenticated", false)) {
     user = UserFromJson(status.value("user", Json::object()));
   }
-  {
+  // Accepted and rejected tokens alike, as upstream's delegating authenticator (one TTL).
+  if (options_.token_ttl > absl::ZeroDuration()) {
     absl::MutexLock l(&mu_);
     if (tokens_.size() > 4096) tokens_.clear();  // bounded; entries are cheap to re-review
-    tokens_[token] = {user, now + (user ? options_.token_ttl : options_.denied_ttl)};
+    tokens_[token] = {user, now + options_.token_ttl};
   }
   if (!user) return absl::UnauthenticatedError("Unauthorized");
   return *user;
 }
 
 absl::StatusOr<bool> Auth::Review(const UserInfo& user, const RequestAttributes& a) {
-  absl::Time now = absl::Now();
+  absl::Time now = Now();
   std::string key = DecisionKey(user, a);
   {
     absl::MutexLock l(&mu_);
@@ -161,10 +162,11 @@ absl::StatusOr<bool> Auth::Review(const UserInfo& user, const RequestAttributes&
     return absl::UnavailableError(absl::StrCat("SubjectAccessReview: ", resp.status().message()));
   }
   bool allowed = resp->value("status", Json::object()).value("allowed", false);
-  {
+  if (absl::Duration ttl = allowed ? options_.allowed_ttl : options_.denied_ttl;
+      ttl > absl::ZeroDuration()) {
     absl::MutexLock l(&mu_);
     if (decisions_.size() > 4096) decisions_.clear();
-    decisions_[key] = {allowed, now + (allowed ? options_.allowed_ttl : options_.denied_ttl)};
+    decisions_[key] = {allowed, now + ttl};
   }
   return allowed;
 }

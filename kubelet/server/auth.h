@@ -7,10 +7,15 @@
 //  - anonymous (only with --anonymous-auth): system:anonymous in system:unauthenticated;
 //  - authorization: a SubjectAccessReview (authorization.k8s.io/v1) on nodes/<subresource>
 //    of this node with the verb of the HTTP method, or AlwaysAllow.
-// Results are cached briefly (tokens 2 min, allowed 5 min, denied 30 s, like the kubelet's
-// defaults). Thread-safe.
+// Webhook results are cached as the kubelet's delegating authenticator/authorizer do:
+// TokenReview answers (accepted or rejected) for --authentication-token-webhook-cache-ttl
+// (2 min), SubjectAccessReview decisions for --authorization-webhook-cache-authorized-ttl
+// (5 min) when allowed and --authorization-webhook-cache-unauthorized-ttl (30 s) when denied;
+// a TTL of zero disables that cache. Failed reviews (API server unreachable) are not cached.
+// Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -47,14 +52,19 @@ struct RequestAttributes {
 std::vector<RequestAttributes> AttributesFor(const std::string& method, const std::string& path,
                                              const std::string& node_name);
 
-// Caching TTLs of the webhooks.
+// Which authenticators/authorizer are on, and the caching TTLs of the webhooks.
 struct AuthOptions {
   bool anonymous = false;          // --anonymous-auth
   bool token_webhook = false;      // --authentication-token-webhook
   bool authorize_webhook = true;   // --authorization-mode=Webhook (false: AlwaysAllow)
+  // --authentication-token-webhook-cache-ttl: how long a TokenReview answer is reused.
   absl::Duration token_ttl = absl::Minutes(2);
+  // --authorization-webhook-cache-authorized-ttl: how long an "allowed" decision is reused.
   absl::Duration allowed_ttl = absl::Minutes(5);
+  // --authorization-webhook-cache-unauthorized-ttl: how long a "denied" decision is reused.
   absl::Duration denied_ttl = absl::Seconds(30);
+  // The clock of the cache expiries (tests inject their own); absl::Now when empty.
+  std::function<absl::Time()> now;
 };
 
 class Auth {
@@ -82,6 +92,7 @@ class Auth {
   };
   absl::StatusOr<UserInfo> ReviewToken(const std::string& token);
   absl::StatusOr<bool> Review(const UserInfo& user, const RequestAttributes& attrs);
+  absl::Time Now() const { return options_.now ? options_.now() : absl::Now(); }
 
   ApiClient* const api_;
   const AuthOptions options_;

@@ -129,5 +129,83 @@ TEST(Auth, SubjectAccessReviewDecidesAndIsCached) {
   EXPECT_TRUE(absl::IsUnavailable(b.Authorize(admin, AttributesFor("GET", "/pods", "n"))));
 }
 
+TEST(Auth, CacheEntriesExpireAfterTheirTtl) {
+  FakeApiClient api;
+  int token_reviews = 0, sars = 0;
+  api.OnPost(kTokenReviews, [&](const Json& body) -> absl::StatusOr<Json> {
+    ++token_reviews;
+    bool good = body["spec"]["token"] == "good";
+    return Json{{"status", {{"authenticated", good}, {"user", {{"username", "sa"}}}}}};
+  });
+  api.OnPost(kSars, [&](const Json& body) -> absl::StatusOr<Json> {
+    ++sars;
+    return Json{{"status", {{"allowed", body["spec"]["user"] == "admin"}}}};
+  });
+  absl::Time now = absl::FromUnixSeconds(1000);
+  Auth auth(&api, {.token_webhook = true,
+                   .token_ttl = absl::Seconds(120),
+                   .allowed_ttl = absl::Seconds(300),
+                   .denied_ttl = absl::Seconds(30),
+                   .now = [&] { return now; }});
+  UserInfo admin{"admin", "", {}, {}};
+  UserInfo nobody{"nobody", "", {}, {}};
+  auto exec = AttributesFor("POST", "/exec/a/b/c", "n");
+  auto authorize = [&](const UserInfo& u) { return auth.Authorize(u, exec).ok(); };
+  auto authenticate = [&](const char* h) { return auth.Authenticate(std::nullopt, h).ok(); };
+
+  EXPECT_TRUE(authenticate("Bearer good"));
+  EXPECT_FALSE(authenticate("Bearer bad"));
+  EXPECT_TRUE(authorize(admin));
+  EXPECT_FALSE(authorize(nobody));
+  EXPECT_EQ(token_reviews, 2);
+  EXPECT_EQ(sars, 2);
+
+  now += absl::Seconds(29);  // everything still cached
+  EXPECT_TRUE(authenticate("Bearer good"));
+  EXPECT_FALSE(authenticate("Bearer bad"));
+  EXPECT_TRUE(authorize(admin));
+  EXPECT_FALSE(authorize(nobody));
+  EXPECT_EQ(token_reviews, 2);
+  EXPECT_EQ(sars, 2);
+
+  now += absl::Seconds(2);  // 31 s: the denial expired, the rest did not
+  EXPECT_FALSE(authorize(nobody));
+  EXPECT_TRUE(authorize(admin));
+  EXPECT_EQ(sars, 3);
+  EXPECT_TRUE(authenticate("Bearer good"));
+  EXPECT_FALSE(authenticate("Bearer bad"));  // rejected tokens live the token TTL
+  EXPECT_EQ(token_reviews, 2);
+
+  now += absl::Seconds(90);  // 121 s: both token answers expired
+  EXPECT_TRUE(authenticate("Bearer good"));
+  EXPECT_FALSE(authenticate("Bearer bad"));
+  EXPECT_EQ(token_reviews, 4);
+  EXPECT_TRUE(authorize(admin));
+  EXPECT_EQ(sars, 3);
+
+  now += absl::Seconds(180);  // 301 s: the allowed decision expired
+  EXPECT_TRUE(authorize(admin));
+  EXPECT_EQ(sars, 4);
+}
+
+TEST(Auth, ZeroTtlDisablesTheCacheAndFailuresAreNotCached) {
+  FakeApiClient api;
+  int sars = 0;
+  bool fail = true;
+  api.OnPost(kSars, [&](const Json&) -> absl::StatusOr<Json> {
+    ++sars;
+    if (fail) return absl::UnavailableError("connection refused");
+    return Json{{"status", {{"allowed", true}}}};
+  });
+  UserInfo admin{"admin", "", {}, {}};
+  auto pods = AttributesFor("GET", "/stats/summary", "n");
+  Auth uncached(&api, {.allowed_ttl = absl::ZeroDuration(), .denied_ttl = absl::ZeroDuration()});
+  EXPECT_TRUE(absl::IsUnavailable(uncached.Authorize(admin, pods)));
+  fail = false;
+  EXPECT_TRUE(uncached.Authorize(admin, pods).ok());  // the failure was not remembered
+  EXPECT_TRUE(uncached.Authorize(admin, pods).ok());
+  EXPECT_EQ(sars, 3);
+}
+
 }  // namespace
 }  // namespace berth::kubelet::server

@@ -701,12 +701,23 @@ struct KubeletServer::Impl {
     auto ex = co_await asio::this_coro::executor;
     beast::tcp_stream backend(ex);
     beast::error_code ec;
-    tcp::resolver resolver(ex);
-    auto endpoints = co_await resolver.async_resolve(url->host, url->port,
-                                                     asio::redirect_error(use_awaitable, ec));
-    if (!ec) {
+    // The runtime's URLs name an IP address (the streaming server's): connect to it
+    // directly; a name is resolved (Asio's resolver starts a thread per io_context).
+    beast::error_code addr_ec;
+    asio::ip::address addr = asio::ip::make_address(url->host, addr_ec);
+    uint32_t port = 0;
+    if (!addr_ec && absl::SimpleAtoi(url->port, &port) && port > 0 && port <= 65535) {
       backend.expires_after(std::chrono::seconds(10));
-      co_await backend.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+      co_await backend.async_connect(tcp::endpoint(addr, static_cast<uint16_t>(port)),
+                                     asio::redirect_error(use_awaitable, ec));
+    } else {
+      tcp::resolver resolver(ex);
+      auto endpoints = co_await resolver.async_resolve(url->host, url->port,
+                                                       asio::redirect_error(use_awaitable, ec));
+      if (!ec) {
+        backend.expires_after(std::chrono::seconds(10));
+        co_await backend.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+      }
     }
     if (ec) {
       co_return co_await Reply(s, req, http::status::bad_gateway,

@@ -14,7 +14,7 @@ typedef struct x509_st X509;
 
 namespace berth::kubelet::server {
 
-// Writes a self-signed serving certificate and its RSA-2048 key (PEM, key mode 0600) to
+// Writes a self-signed serving certificate and its ECDSA P-256 key (PEM, key mode 0600) to
 // `cert_path`/`key_path` unless both exist already (then they are kept, as the upstream
 // kubelet keeps <cert-dir>/kubelet.crt). Subject CN "<host>@<unix time>", SANs: DNS `host`,
 // DNS "localhost", IP 127.0.0.1 and every entry of `ips`; valid one year; serverAuth.

@@ -3,7 +3,11 @@
 # `kubectl port-forward` throughput (100 MB echoed through one connection, median of 3 runs,
 # with the node's CPU seconds per run) for a pod on the
 # berth node and a pod on an upstream kubelet + containerd node (tests/peer/), in the same
-# run, against the same API server. Prints one JSON object on stdout. Not a pass/fail test.
+# run, against the same API server. The node's own share is measured too: /exec straight to
+# each kubelet server (:10250 and the peer's port) over WebSocket v5.channel.k8s.io with the
+# API server's kubelet client certificate (tests/bench/kubelet_exec_client.py), N each,
+# alternating, with its phases (TLS, upgrade, until the exit status, close).
+# Prints one JSON object on stdout. Not a pass/fail test.
 # Usage: BERTH_E2E_STATE=<state> tests/bench/exec_latency.sh [N]
 #   (tests/e2e/cluster_up.sh ran with the same state dir; the peer is started and stopped here)
 # shellcheck source=tests/e2e/lib.sh
@@ -119,6 +123,13 @@ pf_mbps() {
 }
 
 exec_ms on-berth on-peer
+# Node-side latency: the same `true`, straight to the kubelet servers.
+direct=$(in_ns /usr/bin/python3 "$repo_dir/tests/bench/kubelet_exec_client.py" \
+  "$state/pki/ca.crt" "$state/pki/apiserver-kubelet-client.crt" \
+  "$state/pki/apiserver-kubelet-client.key" "$n" \
+  "berth=https://$node_addr:10250/exec/$ns/on-berth/main?command=true&output=1" \
+  "upstream=https://$node_addr:$PEER_KUBELET_PORT/exec/$ns/on-peer/main?command=true&output=1") ||
+  fail "direct /exec to the kubelet servers failed"
 # Node-side CPU (seconds) during one port-forward run: berth's process (kubelet server,
 # streaming server and proxy, all in-process) against the upstream kubelet's process plus
 # containerd and its shims (their cgroup <peer cgroup root>/containerd, cpuacct.usage).
@@ -157,7 +168,8 @@ jq -n --argjson n "$n" \
   --arg g50 "$(pct 0.5 <<<"$base_ms")" \
   --arg bpf "$berth_pf" --arg ppf "$peer_pf" --arg bcpu "$berth_pf_cpu" --arg pcpu "$peer_pf_cpu" \
   --arg bruns "$(awk '{printf "%s%s", s, $1; s=","}' "$state/bench-pf-on-berth.txt")" \
-  --arg pruns "$(awk '{printf "%s%s", s, $1; s=","}' "$state/bench-pf-on-peer.txt")" '{
+  --arg pruns "$(awk '{printf "%s%s", s, $1; s=","}' "$state/bench-pf-on-peer.txt")" \
+  --argjson direct "$direct" '{
   benchmark: "exec_latency", execs: $n,
   kubectl_get_pod_p50_ms: ($g50 | tonumber),
   berth: {exec_p50_ms: ($b50 | tonumber), exec_p90_ms: ($b90 | tonumber),
@@ -169,4 +181,6 @@ jq -n --argjson n "$n" \
           port_forward_100mb_mbps: ($ppf | tonumber), port_forward_runs_mbps: $pruns,
           port_forward_node_cpu_s: ($pcpu | tonumber)},
   exec_p50_ratio: (($b50 | tonumber) / ($p50 | tonumber) * 100 | round / 100),
+  node_exec_websocket: $direct,
+  node_exec_p50_ratio: ($direct.berth.total_ms.p50 / $direct.upstream.total_ms.p50 * 100 | round / 100),
   port_forward_ratio: (($bpf | tonumber) / ($ppf | tonumber) * 100 | round / 100)}'

@@ -46,6 +46,23 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: locked}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}
+  containers:
+  - name: main
+    image: $image
+    workingDir: /tmp
+    env: [{name: FOO, value: bar}]
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL], add: [CHOWN, NET_BIND_SERVICE]}
+    command: ["sh", "-c", "exec sleep 3600"]
+
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: finished}
 spec:
   restartPolicy: Never
@@ -54,7 +71,7 @@ spec:
     image: $image
     command: ["true"]
 POD
-for p in box reader; do
+for p in box reader locked; do
   wait_for 120 pod_phase_is "$E2E_NS" $p Running || fail "pod $p not Running" "$E2E_NS"
 done
 wait_for 120 pod_phase_is "$E2E_NS" finished Succeeded || fail "pod finished not Succeeded" "$E2E_NS"
@@ -71,6 +88,28 @@ rc=0; kubectl exec -n "$E2E_NS" box -- sh -c 'echo out; echo err >&2; exit 7' >"
 [ "$(cat "$work/o")" = out ] || fail "exec stdout '$(cat "$work/o")'"
 grep -q '^err$' "$work/e" || fail "exec stderr lacks 'err': $(cat "$work/e")"
 echo "PASS: kubectl exec returns stdout, stderr and exit code 7"
+
+# The exec'd command runs as the container's first process does: same user and groups,
+# capability sets, no_new_privs, seccomp mode, cgroups, namespaces, oom_score_adj; the
+# container's env and working dir. (The runc exec fallback of seccomp-confined containers
+# is covered by streaming_crictl_test: berth's kubelet does not pass seccompProfile yet.)
+process_facts() {  # process_facts <pod> <pid or self>
+  kubectl exec -n "$E2E_NS" "$1" -- sh -c "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/$2/status
+    cat /proc/$2/cgroup /proc/$2/oom_score_adj
+    for n in ipc uts net pid mnt cgroup user; do readlink /proc/$2/ns/\$n; done"
+}
+for p in box locked; do
+  self=$(process_facts $p self) || fail "exec into $p failed: $self" "$E2E_NS"
+  init=$(process_facts $p 1) || fail "exec into $p failed: $init" "$E2E_NS"
+  [ "$self" = "$init" ] || fail "exec'd process in $p differs from the container's:
+$(diff <(echo "$init") <(echo "$self"))"
+done
+out=$(kubectl exec -n "$E2E_NS" locked -- sh -c 'id -u; id -G; pwd; echo $FOO; grep NoNewPrivs /proc/self/status')
+[ "$out" = "$(printf '1000\n3000 4000\n/tmp\nbar\nNoNewPrivs:\t1')" ] || fail "exec in locked: '$out'"
+out=$(kubectl exec -n "$E2E_NS" box -- no-such-command 2>&1) && fail "exec of a missing command succeeded"
+grep -q 'exec: "no-such-command": executable file not found in \$PATH' <<<"$out" &&
+  grep -q 'exit code 255' <<<"$out" || fail "exec of a missing command: '$out'"
+echo "PASS: exec'd commands run as the container's process (user, caps, no_new_privs, cgroups, namespaces, env, cwd); a missing command is runc's error and 255"
 
 # 10 MB through stdin -> cat -> stdout, byte-identical.
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$work/10m"

@@ -161,6 +161,73 @@ TEST_F(StreamingCrictlTest, ExecExitCodeAndTenMegabytesThroughCat) {
   EXPECT_TRUE(r.out == data.substr(0, 1 << 20)) << "1 MB over WebSocket altered: " << r.err;
 }
 
+// The exec'd command runs as the container's own process (its `sleep`; pid 1 is the pause
+// process of the pod's PID namespace) does: same user and
+// groups, capability sets, no_new_privs, seccomp mode, cgroups, namespaces and
+// oom_score_adj; the container's env and working directory ("locked": the native exec
+// path). "confined" (a seccomp filter) takes the runc exec fallback, which applies the
+// filter; its shell can fork (RuntimeDefault refuses only namespace-creating clones).
+TEST_F(StreamingCrictlTest, ExecRunsAsTheContainersProcess) {
+  auto start = [&](const std::string& name, bool seccomp) {
+    // A pod each: one `sleep` per PID namespace.
+    v1::CreateContainerRequest req = ContainerRequest(RunSandbox(name), name, {"sleep", "1000"});
+    auto* c = req.mutable_config();
+    auto* sc = c->mutable_linux()->mutable_security_context();
+    if (seccomp) {
+      sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::RuntimeDefault);
+    } else {
+      sc->mutable_run_as_user()->set_value(1000);
+      sc->mutable_run_as_group()->set_value(3000);
+      sc->add_supplemental_groups(4000);
+      sc->set_no_new_privs(true);
+      sc->mutable_capabilities()->add_drop_capabilities("ALL");
+      sc->mutable_capabilities()->add_add_capabilities("CHOWN");
+      sc->mutable_capabilities()->add_add_capabilities("NET_BIND_SERVICE");
+      c->set_working_dir("/tmp");
+      auto* env = c->add_envs();
+      env->set_key("FOO");
+      env->set_value("bar");
+    }
+    auto r = rt_->CreateContainer(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (!r.ok()) return std::string();
+    v1::StartContainerRequest st;
+    st.set_container_id(r->container_id());
+    EXPECT_TRUE(rt_->StartContainer(st).ok());
+    return r->container_id();
+  };
+  auto facts = [&](const std::string& c, std::string pid) {
+    if (pid != "self") pid = "$(pidof sleep)";
+    RunResult r = Crictl(
+        {"exec", c, "sh", "-c",
+         "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/" + pid +
+             "/status; cat /proc/" + pid + "/cgroup /proc/" + pid +
+             "/oom_score_adj; for n in ipc uts net pid mnt cgroup user; do readlink /proc/" +
+             pid + "/ns/$n; done"});
+    EXPECT_EQ(r.exit_code, 0) << c << ": " << r.err;
+    return r.out;
+  };
+  std::string locked = start("locked", false);
+  std::string confined = start("confined", true);
+  ASSERT_FALSE(locked.empty());
+  ASSERT_FALSE(confined.empty());
+  for (const auto& c : {locked, confined}) {
+    std::string self = facts(c, "self");
+    EXPECT_TRUE(Contains(self, "Uid:")) << self;
+    EXPECT_EQ(self, facts(c, "init")) << c;
+  }
+  RunResult r = Crictl({"exec", locked, "sh", "-c",
+                        "id -u; id -G; pwd; echo $FOO; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status"});
+  EXPECT_EQ(r.out, "1000\n3000 4000\n/tmp\nbar\nNoNewPrivs:\t1\nSeccomp:\t0\n") << r.err;
+  r = Crictl({"exec", confined, "sh", "-c", "grep Seccomp: /proc/self/status; echo forked"});
+  EXPECT_EQ(r.out, "Seccomp:\t2\nforked\n") << r.err;
+  r = Crictl({"exec", locked, "no-such-command"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Contains(r.err, "exec: \"no-such-command\": executable file not found in $PATH"))
+      << r.err;
+  EXPECT_TRUE(Contains(r.err, "command terminated with exit code 255")) << r.err;
+}
+
 TEST_F(StreamingCrictlTest, ExecTtyGetsTerminalSize) {
   std::string sb = RunSandbox("tty");
   std::string c = StartContainer(sb, "main", {"sleep", "1000"});
