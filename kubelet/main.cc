@@ -92,6 +92,7 @@ struct Flags {
   std::string node_labels;
   std::string register_with_taints;
   int max_pods = 110;
+  bool seccomp_default = false;
   bool anonymous_auth = false;
   bool authentication_token_webhook = true;
   std::string authorization_mode = "Webhook";
@@ -177,6 +178,9 @@ int RealMain(int argc, char** argv) {
                  "taints of the Node when berth registers it, key[=value]:Effect[,...]");
   app.add_option("--max-pods", f.max_pods, "pods this node admits (Node capacity \"pods\")")
       ->check(CLI::PositiveNumber);
+  app.add_flag("--seccomp-default", f.seccomp_default,
+                 "run containers without a seccompProfile under the runtime's default profile "
+                 "(RuntimeDefault) instead of Unconfined");
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
@@ -553,6 +557,7 @@ int RealMain(int argc, char** argv) {
     popts.node_name = f.node_name;
     popts.node_ip = f.node_ip;
     popts.root_dir = JoinPath(f.root_dir, "kubelet");
+    popts.seccomp_default = f.seccomp_default;
     popts.log_root = f.log_root;
     events = std::make_unique<kubelet::EventRecorder>(api.get(), f.node_name);
     kubelet::EventRecorder* er = events.get();

@@ -1001,7 +1001,25 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   const Json caps = csc.value("capabilities", Json::object());
   for (const auto& a : caps.value("add", Json::array())) sc->mutable_capabilities()->add_add_capabilities(a.get<std::string>());
   for (const auto& d : caps.value("drop", Json::array())) sc->mutable_capabilities()->add_drop_capabilities(d.get<std::string>());
-  // TODO: seccomp, apparmor, SELinux, procMount, masked/readonly paths.
+  auto seccomp = ResolveSeccompProfile(pod, c, opts_.seccomp_default, JoinPath(opts_.root_dir, "seccomp"));
+  if (!seccomp.ok()) {
+    state->waiting[name] = {"CreateContainerConfigError", std::string(seccomp.status().message())};
+    Event(pod, "Warning", "Failed", absl::StrCat("Error: ", seccomp.status().message()), name);
+    return seccomp.status();
+  }
+  switch (seccomp->type) {
+    case SeccompProfile::Type::kUnconfined:
+      sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::Unconfined);
+      break;
+    case SeccompProfile::Type::kRuntimeDefault:
+      sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::RuntimeDefault);
+      break;
+    case SeccompProfile::Type::kLocalhost:
+      sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::Localhost);
+      sc->mutable_seccomp()->set_localhost_ref(seccomp->localhost_path);
+      break;
+  }
+  // TODO: apparmor, SELinux, procMount, masked/readonly paths.
 
   v1::CreateContainerRequest creq;
   creq.set_pod_sandbox_id(sandbox_id);

@@ -54,6 +54,10 @@ struct PodManagerOptions {
   std::string log_root = "/var/log/pods";
   // Cgroup root of pods; QoS classes below it (cgroupfs driver naming).
   std::string cgroup_root = "/kubepods";
+  // Containers without a seccompProfile (neither their own nor the pod's) run with the
+  // runtime's default profile instead of unconfined (the kubelet's --seccomp-default).
+  // Localhost profiles are files under <root_dir>/seccomp.
+  bool seccomp_default = false;
   // Number of pod worker threads.
   int workers = 4;
   // Safety-net resync of every pod.

@@ -201,4 +201,39 @@ Json ProbedSpecContainers(const Json& pod) {
   return out;
 }
 
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
+                                                     bool seccomp_default,
+                                                     const std::string& profile_root) {
+  const Json* field = nullptr;
+  const Json& csc = container.contains("securityContext") ? container["securityContext"] : Json();
+  const Json& spec = pod.contains("spec") ? pod["spec"] : Json();
+  const Json& psc = spec.is_object() && spec.contains("securityContext") ? spec["securityContext"] : Json();
+  if (csc.is_object() && csc.contains("seccompProfile") && csc["seccompProfile"].is_object()) {
+    field = &csc["seccompProfile"];
+  } else if (psc.is_object() && psc.contains("seccompProfile") && psc["seccompProfile"].is_object()) {
+    field = &psc["seccompProfile"];
+  }
+  SeccompProfile out;
+  if (field == nullptr) {
+    if (seccomp_default) out.type = SeccompProfile::Type::kRuntimeDefault;
+    return out;
+  }
+  const std::string type = field->value("type", std::string());
+  if (type == "RuntimeDefault") {
+    out.type = SeccompProfile::Type::kRuntimeDefault;
+  } else if (type == "Unconfined") {
+    out.type = SeccompProfile::Type::kUnconfined;
+  } else if (type == "Localhost") {
+    const std::string rel = field->value("localhostProfile", std::string());
+    if (rel.empty()) {
+      return absl::InvalidArgumentError("localhostProfile must be set if seccompProfile type is Localhost.");
+    }
+    out.type = SeccompProfile::Type::kLocalhost;
+    out.localhost_path = profile_root + "/" + rel;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", type, "\""));
+  }
+  return out;
+}
+
 }  // namespace berth::kubelet

@@ -37,6 +37,23 @@ absl::StatusOr<double> ParseQuantity(const std::string& s);
 std::optional<double> ContainerResource(const Json& container, const std::string& kind,
                                         const std::string& resource);
 
+// A container's seccomp profile, as the kubelet resolves it (kuberuntime getSeccompProfile):
+// the container's securityContext.seccompProfile, else the pod's, else RuntimeDefault when
+// the node defaults to it (--seccomp-default), else Unconfined.
+struct SeccompProfile {
+  enum class Type { kUnconfined, kRuntimeDefault, kLocalhost };
+  Type type = Type::kUnconfined;
+  // kLocalhost: <profile_root>/<localhostProfile>, an absolute path on the node.
+  std::string localhost_path;
+};
+
+// Resolves the seccomp profile of `container` (a v1.Container) in `pod`; profile_root is the
+// kubelet's <root-dir>/seccomp. Errors: InvalidArgument for type Localhost without
+// localhostProfile, or an unknown type (the kubelet's CreateContainerConfigError).
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
+                                                     bool seccomp_default,
+                                                     const std::string& profile_root);
+
 // The pod's QoS class per upstream GetPodQOS: "Guaranteed", "Burstable" or "BestEffort".
 std::string PodQosClass(const Json& pod);
 

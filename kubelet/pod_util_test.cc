@@ -52,6 +52,32 @@ TEST(ResolveFieldRefTest, PodFields) {
   EXPECT_FALSE(ResolveFieldRef(pod, "spec.bogus", "", "").ok());
 }
 
+TEST(ResolveSeccompProfileTest, ContainerThenPodThenNodeDefault) {
+  using T = SeccompProfile::Type;
+  Json pod = Json::parse(R"({"spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}})");
+  Json plain = Json::parse(R"({"name": "a"})");
+  Json own = Json::parse(
+      R"({"name": "b", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p/audit.json"}}})");
+  Json unconfined = Json::parse(R"({"name": "c", "securityContext": {"seccompProfile": {"type": "Unconfined"}}})");
+  // The pod's profile applies to a container without its own.
+  EXPECT_EQ(ResolveSeccompProfile(pod, plain, false, "/r/seccomp")->type, T::kRuntimeDefault);
+  // The container's own wins, Localhost under the profile root.
+  auto local = ResolveSeccompProfile(pod, own, false, "/r/seccomp");
+  ASSERT_TRUE(local.ok());
+  EXPECT_EQ(local->type, T::kLocalhost);
+  EXPECT_EQ(local->localhost_path, "/r/seccomp/p/audit.json");
+  EXPECT_EQ(ResolveSeccompProfile(pod, unconfined, true, "/r")->type, T::kUnconfined);
+  // Neither: the node's default.
+  Json bare = Json::parse(R"({"spec": {}})");
+  EXPECT_EQ(ResolveSeccompProfile(bare, plain, false, "/r")->type, T::kUnconfined);
+  EXPECT_EQ(ResolveSeccompProfile(bare, plain, true, "/r")->type, T::kRuntimeDefault);
+  // Localhost without a path, and unknown types, are config errors.
+  Json no_path = Json::parse(R"({"name": "d", "securityContext": {"seccompProfile": {"type": "Localhost"}}})");
+  EXPECT_EQ(ResolveSeccompProfile(bare, no_path, false, "/r").status().code(), absl::StatusCode::kInvalidArgument);
+  Json bogus = Json::parse(R"({"name": "e", "securityContext": {"seccompProfile": {"type": "Strict"}}})");
+  EXPECT_FALSE(ResolveSeccompProfile(bare, bogus, false, "/r").ok());
+}
+
 TEST(Rfc3339Test, RoundTrip) {
   absl::Time t = absl::FromUnixSeconds(1704067200);
   EXPECT_EQ(FormatRfc3339(t), "2024-01-01T00:00:00Z");

@@ -463,6 +463,12 @@ void StatusManager::SyncOne(const std::string& uid) {
   };
   if (e.status != e.written) {
     Json patch = {{"metadata", {{"uid", uid}}}, {"status", e.status}};
+    // podIPs/hostIPs merge by "ip" in a strategic merge patch: a new sandbox's IP would be
+    // added next to the old one (and refused: one IP per family). Replace them instead, as
+    // the kubelet's two-way patch does by deleting the old entries.
+    for (const char* list : {"podIPs", "hostIPs"}) {
+      if (patch["status"].contains(list)) patch["status"][list].push_back({{"$patch", "replace"}});
+    }
     auto r = api_->Patch(path + "/status", patch, PatchType::kStrategicMerge);
     if (!r.ok()) {
       if (absl::IsNotFound(r.status()) || absl::IsAborted(r.status()) ||
