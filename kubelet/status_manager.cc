@@ -394,7 +394,7 @@ void StatusManager::SetPodStatus(const Json& pod, const Json& status) {
   Entry& e = pods_[uid];
   e.ns = GetString(pod, "metadata.namespace");
   e.name = GetString(pod, "metadata.name");
-  if (e.status == status && (e.written == status || dirty_.count(uid))) return;
+  if (e.status == status && (e.written == status || dirty_.count(uid) || e.retry_pending)) return;
   e.status = status;
   dirty_.insert(uid);
   cv_.Signal();
@@ -427,7 +427,11 @@ void StatusManager::Run() {
   while (!stopping_) {
     absl::Time now = absl::Now();
     while (!retries_.empty() && retries_.begin()->first <= now) {
-      if (pods_.count(retries_.begin()->second)) dirty_.insert(retries_.begin()->second);
+      auto p = pods_.find(retries_.begin()->second);
+      if (p != pods_.end()) {
+        p->second.retry_pending = false;
+        dirty_.insert(p->first);
+      }
       retries_.erase(retries_.begin());
     }
     if (dirty_.empty()) {
@@ -458,6 +462,9 @@ void StatusManager::SyncOne(const std::string& uid) {
   auto retry = [&](const absl::Status& s) {
     LOG(WARNING) << "pod " << e.ns << "/" << e.name << ": " << s.message() << "; retrying";
     absl::MutexLock l(&mu_);
+    auto p = pods_.find(uid);
+    if (p == pods_.end() || p->second.retry_pending) return;
+    p->second.retry_pending = true;
     retries_.emplace(absl::Now() + absl::Seconds(1), uid);
     cv_.Signal();
   };

@@ -98,6 +98,7 @@ class StatusManager {
     Json status;                 // desired
     Json written;                // last successfully written (null: none)
     bool delete_requested = false;
+    bool retry_pending = false;  // a failed write waits in retries_: same status, no rewrite
   };
   void Run();
   void SyncOne(const std::string& uid);

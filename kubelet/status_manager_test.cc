@@ -164,5 +164,48 @@ TEST(StatusManagerTest, CoalescesAndSkipsUnchanged) {
   EXPECT_EQ(patches, 1);
 }
 
+TEST(StatusManagerTest, FailedWriteIsRetriedOnceASecondNotOnEveryUpdate) {
+  FakeApiClient api;
+  api.SetPatchError(absl::InvalidArgumentError("422 Invalid"));
+  StatusManager sm(&api);
+  Json pod = PodWith("Always");
+  Json st = {{"phase", "Running"}};
+  sm.Start();
+  sm.SetPodStatus(pod, st);
+  ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; }).has_value());
+  // The pod worker keeps reporting the same status: no rewrite until the retry is due.
+  for (int i = 0; i < 50; ++i) sm.SetPodStatus(pod, st);
+  int patches = 0;
+  for (const auto& req : api.Requests()) patches += req.verb == "PATCH";
+  EXPECT_EQ(patches, 1);
+  // Once the API server takes it, the pending retry (due 1 s after the failure) writes it.
+  api.SetPatchError(absl::OkStatus());
+  auto count = [&] {
+    int n = 0;
+    for (const auto& req : api.Requests()) n += req.verb == "PATCH";
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (count() < 2 && std::chrono::steady_clock::now() < deadline) {
+    api.WaitFor([](const FakeApiClient::Request&) { return false; }, std::chrono::milliseconds(50));
+  }
+  sm.Stop();
+  EXPECT_EQ(count(), 2);
+}
+
+TEST(StatusManagerTest, PodIpsReplacedNotMerged) {
+  FakeApiClient api;
+  StatusManager sm(&api);
+  Json pod = PodWith("Always");
+  Json st = {{"phase", "Running"}, {"podIP", "10.0.0.2"}, {"podIPs", Json::parse(R"([{"ip":"10.0.0.2"}])")}};
+  sm.SetPodStatus(pod, st);
+  sm.Start();
+  auto r = api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; });
+  sm.Stop();
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body["status"]["podIPs"], Json::parse(R"([{"ip":"10.0.0.2"},{"$patch":"replace"}])"));
+  EXPECT_EQ(sm.GetPodStatus("u1")->at("podIPs"), st["podIPs"]);
+}
+
 }  // namespace
 }  // namespace berth::kubelet

@@ -57,9 +57,15 @@ class FakeApiClient : public ApiClient {
     Record("PUT", path, body);
     return body;
   }
+  // Makes every PATCH fail with `s` (OkStatus: succeed again). PATCHes are recorded either way.
+  void SetPatchError(absl::Status s) {
+    std::lock_guard<std::mutex> l(mu_);
+    patch_error_ = std::move(s);
+  }
   absl::StatusOr<Json> Patch(const std::string& path, const Json& body, PatchType) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("PATCH", path, body);
+    if (!patch_error_.ok()) return patch_error_;
     return body;
   }
   absl::Status Delete(const std::string& path, const Json& options) override {
@@ -116,6 +122,7 @@ class FakeApiClient : public ApiClient {
   std::condition_variable cv_;
   std::map<std::string, Json> objects_;
   std::map<std::string, std::function<absl::StatusOr<Json>(const Json&)>> post_handlers_;
+  absl::Status patch_error_;
   std::vector<Request> requests_;
 };
 
