@@ -15,24 +15,15 @@ source "$(dirname "$0")/../e2e/lib.sh"
 n=${1:-50}
 ns=bench-exec
 [ -n "$(berth_pid)" ] && pid_alive berth || fail "berth is not running (start tests/e2e/cluster_up.sh)"
-peer_dir="$repo_dir/tests/peer"
-[ -x "$peer_dir/containerd.sh" ] && [ -x "$peer_dir/kubelet.sh" ] ||
-  fail "the peer scripts tests/peer/{containerd,kubelet}.sh are missing"
-ctrd_state="$state/bench-peer-ctrd"
-kubelet_state="$state/bench-peer-kubelet"
+peer="$state/bench-exec-peer"
 cleanup() {
   kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
-  "$peer_dir/kubelet.sh" stop "$kubelet_state" >&2 || true
-  "$peer_dir/containerd.sh" stop "$ctrd_state" >&2 || true
+  "$repo_dir/tests/peer/node.sh" stop "$peer" >&2 || true
 }
 trap cleanup EXIT
 
-"$peer_dir/containerd.sh" start "$ctrd_state" >&2 || fail "containerd peer did not start"
-eval "$("$peer_dir/containerd.sh" env "$ctrd_state")"
-PEER_CRI_ENDPOINT="unix://$PEER_CONTAINERD_SOCK" PEER_CNI_CONF_DIR="$ctrd_state/cni/net.d" \
-  PEER_CGROUP_ROOT="$PEER_CGROUP_ROOT" "$peer_dir/kubelet.sh" start "$kubelet_state" >&2 ||
-  fail "upstream kubelet peer did not start"
-eval "$("$peer_dir/kubelet.sh" env "$kubelet_state")"
+"$repo_dir/tests/peer/node.sh" start "$peer" >&2 || fail "the upstream peer node did not start"
+eval "$("$repo_dir/tests/peer/node.sh" env "$peer")"
 
 kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=120s >/dev/null
 kubectl create namespace "$ns" >/dev/null
@@ -80,7 +71,6 @@ exec_ms() {
     done
   done
 }
-pct() { sort -n | awk -v p="$1" '{v[NR] = $1} END {i = int((NR - 1) * p + 0.5) + 1; print v[i]}'; }
 
 cat >"$state/bench-pf.py" <<'PY'
 import hashlib, os, socket, sys, threading, time
@@ -163,9 +153,9 @@ read -r berth_pf berth_pf_cpu <<<"$(med "$state/bench-pf-on-berth.txt")"
 read -r peer_pf peer_pf_cpu <<<"$(med "$state/bench-pf-on-peer.txt")"
 base_ms=$(cat "$state/bench-exec-baseline.ms")
 jq -n --argjson n "$n" \
-  --arg b50 "$(pct 0.5 <<<"$berth_ms")" --arg b90 "$(pct 0.9 <<<"$berth_ms")" \
-  --arg p50 "$(pct 0.5 <<<"$peer_ms")" --arg p90 "$(pct 0.9 <<<"$peer_ms")" \
-  --arg g50 "$(pct 0.5 <<<"$base_ms")" \
+  --arg b50 "$(percentile 0.5 <<<"$berth_ms")" --arg b90 "$(percentile 0.9 <<<"$berth_ms")" \
+  --arg p50 "$(percentile 0.5 <<<"$peer_ms")" --arg p90 "$(percentile 0.9 <<<"$peer_ms")" \
+  --arg g50 "$(percentile 0.5 <<<"$base_ms")" \
   --arg bpf "$berth_pf" --arg ppf "$peer_pf" --arg bcpu "$berth_pf_cpu" --arg pcpu "$peer_pf_cpu" \
   --arg bruns "$(awk '{printf "%s%s", s, $1; s=","}' "$state/bench-pf-on-berth.txt")" \
   --arg pruns "$(awk '{printf "%s%s", s, $1; s=","}' "$state/bench-pf-on-peer.txt")" \
