@@ -33,19 +33,30 @@ int CountEntry(const char*, const struct stat* st, int type, struct FTW*) {
 
 }  // namespace
 
-absl::StatusOr<FsStats> MeasurePath(const std::string& path) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "fs usage: stat " + path);
+// The filesystem holding `path`: capacity, free space and inodes (statvfs) and its device;
+// `follow` stats through a symlink at `path`.
+static absl::StatusOr<FsStats> FilesystemOf(const std::string& path, bool follow, struct stat* st) {
+  if ((follow ? stat(path.c_str(), st) : lstat(path.c_str(), st)) != 0) {
+    return ErrnoStatus(errno, "fs usage: stat " + path);
+  }
   struct statvfs vfs;
   if (statvfs(path.c_str(), &vfs) != 0) return ErrnoStatus(errno, "fs usage: statvfs " + path);
   FsStats s;
   s.time_seconds = NowSeconds();
   s.capacity_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
   s.available_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  s.used_bytes = static_cast<uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
   s.inodes = vfs.f_files;
   s.inodes_free = vfs.f_ffree;
-  s.dev_major = major(st.st_dev);
-  s.dev_minor = minor(st.st_dev);
+  s.inodes_used = vfs.f_files - vfs.f_ffree;
+  s.dev_major = major(st->st_dev);
+  s.dev_minor = minor(st->st_dev);
+  return s;
+}
+
+absl::StatusOr<FsStats> MeasurePath(const std::string& path) {
+  struct stat st;
+  ASSIGN_OR_RETURN(FsStats s, FilesystemOf(path, /*follow=*/false, &st));
   if (!S_ISDIR(st.st_mode)) {
     s.used_bytes = static_cast<uint64_t>(st.st_blocks) * 512;
     s.inodes_used = 1;
@@ -63,20 +74,7 @@ absl::StatusOr<FsStats> MeasurePath(const std::string& path) {
 
 absl::StatusOr<FsStats> MeasureFilesystem(const std::string& path) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "fs usage: stat " + path);
-  struct statvfs vfs;
-  if (statvfs(path.c_str(), &vfs) != 0) return ErrnoStatus(errno, "fs usage: statvfs " + path);
-  FsStats s;
-  s.time_seconds = NowSeconds();
-  s.capacity_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
-  s.available_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-  s.used_bytes = static_cast<uint64_t>(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
-  s.inodes = vfs.f_files;
-  s.inodes_free = vfs.f_ffree;
-  s.inodes_used = vfs.f_files - vfs.f_ffree;
-  s.dev_major = major(st.st_dev);
-  s.dev_minor = minor(st.st_dev);
-  return s;
+  return FilesystemOf(path, /*follow=*/true, &st);
 }
 
 FsUsageCache::FsUsageCache(Options options) : options_(options), thread_([this] { Loop(); }) {}
