@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest fixture cleanup (e2e_cluster): deletes the test namespaces' pods so that berth tears
-# them down, stops berth by PID, kills (by PID) anything left in berth's cgroup, and stops the
-# control plane (tests/cluster/down.sh). Fails if berth left containers behind.
+# them down, stops berth by PID, kills (by PID) anything left in berth's cgroup, unmounts
+# anything left under berth's dirs, and stops the control plane (tests/cluster/down.sh).
+# Fails if berth left containers or mounts behind.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 status=0
@@ -19,5 +20,13 @@ if [ -f "$state/admin.kubeconfig" ] && pid_alive kube-apiserver && pid_alive ber
 fi
 left=$(stop_berth "$cgroup_root")
 if [ "$left" != 0 ]; then log "killed $left process(es) left in cgroup $cgroup_root"; status=1; fi
+# Mounts of pods berth did not tear down (container rootfs overlays, /dev/shm, netns bind
+# mounts) outlive it by design: unmounted here, deepest first, and counted as a failure.
+leftover_mounts=$(awk -v root="$berth_dir/" 'index($2, root) == 1 {print $2}' /proc/self/mounts | sort -r)
+for m in $leftover_mounts; do umount "$m" 2>/dev/null || umount -l "$m"; done
+if [ -n "$leftover_mounts" ]; then
+  log "unmounted $(wc -l <<<"$leftover_mounts") mount(s) berth left under $berth_dir"
+  status=1
+fi
 "$repo_dir/tests/cluster/down.sh" "$state"
 exit $status
