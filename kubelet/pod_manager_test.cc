@@ -18,6 +18,12 @@
 namespace berth::kubelet {
 namespace {
 
+// Index in `calls` of the first runtime call starting with `prefix` (calls.size() if none).
+long FirstCallWithPrefix(const std::vector<std::string>& calls, const std::string& prefix) {
+  return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+         calls.begin();
+}
+
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using testing::FakeApiClient;
@@ -451,10 +457,7 @@ TEST_F(PodManagerTest, DeletionStopsWithGracePeriodRemovesAndDeletesObject) {
   EXPECT_EQ(del->body["preconditions"]["uid"], "uid-gone");
 
   auto calls = runtime_.Calls();
-  auto pos = [&](const std::string& prefix) {
-    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
-           calls.begin();
-  };
+  auto pos = [&](const std::string& prefix) { return FirstCallWithPrefix(calls, prefix); };
   ASSERT_LT(pos("StopContainer main timeout=7"), static_cast<long>(calls.size()));
   EXPECT_LT(pos("StopContainer main"), pos("StopPodSandbox"));
   EXPECT_LT(pos("StopPodSandbox"), pos("RemoveContainer main"));
@@ -629,10 +632,7 @@ TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
   manager_->HandlePodEvent("MODIFIED", pod);
   ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
   auto calls = runtime_.Calls();
-  auto pos = [&](const std::string& prefix) {
-    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
-           calls.begin();
-  };
+  auto pos = [&](const std::string& prefix) { return FirstCallWithPrefix(calls, prefix); };
   ASSERT_LT(pos("StopContainer first"), static_cast<long>(calls.size()));
   EXPECT_LT(pos("StopContainer main timeout=7"), pos("StopContainer second"));
   EXPECT_LT(pos("StopContainer second"), pos("StopContainer first"));
@@ -695,10 +695,7 @@ TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) 
   auto calls = runtime_.Calls();
   // main: 7 s minus the 1 s hook; the sidecar: what is left (>= 2 s) after its failed hook.
   EXPECT_THAT(calls, Contains("StopContainer main timeout=6"));
-  auto pos = [&](const std::string& prefix) {
-    return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
-           calls.begin();
-  };
+  auto pos = [&](const std::string& prefix) { return FirstCallWithPrefix(calls, prefix); };
   EXPECT_LT(pos("StopContainer main"), pos("StopContainer proxy"));
   ASSERT_LT(pos("StopContainer proxy"), static_cast<long>(calls.size()));
   std::lock_guard<std::mutex> l(events_mu_);
