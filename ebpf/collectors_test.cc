@@ -5,8 +5,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
 #include <string>
+#include <vector>
 
+#include "ebpf/progs/berth_ebpf.h"
 #include "gtest/gtest.h"
 
 namespace berth::ebpf {
@@ -57,6 +60,32 @@ TEST(CollectorsTest, HistogramBucketBounds) {
   EXPECT_EQ(HistogramBucketUpperBoundUs(0), 1u);
   EXPECT_EQ(HistogramBucketUpperBoundUs(10), 1024u);
   EXPECT_EQ(HistogramBucketUpperBoundUs(kHistogramBuckets - 1), uint64_t{1} << 26);
+}
+
+// The BPF programs' division-free bucket is the bit length of the microseconds, capped, at
+// every bucket boundary (each side) and across the range.
+TEST(CollectorsTest, Log2BucketIsTheBitLengthOfMicroseconds) {
+  auto reference = [](uint64_t ns) {
+    uint64_t us = ns / 1000;
+    uint32_t bits = 0;
+    while (us != 0) { bits++; us >>= 1; }
+    return std::min<uint32_t>(bits, BERTH_HIST_BUCKETS - 1);
+  };
+  std::vector<uint64_t> values = {0, 1, 999, 1000, 1001, 1999, 2000, 1023, 1024, ~uint64_t{0}};
+  for (int i = 0; i < 64; i++) {
+    uint64_t p = uint64_t{1} << i;
+    for (uint64_t v : {p - 1, p, p + 1}) values.push_back(v);
+    if (i < 54) {
+      uint64_t b = uint64_t{1000} << i;
+      for (uint64_t v : {b - 1, b, b + 1}) values.push_back(v);
+    }
+  }
+  for (uint64_t v = 0; v < 5'000'000; v += 7) values.push_back(v);
+  for (uint64_t v : values) ASSERT_EQ(berth_log2_bucket(v), reference(v)) << v << " ns";
+  EXPECT_EQ(berth_log2_bucket(999), 0u);
+  EXPECT_EQ(berth_log2_bucket(1000), 1u);
+  EXPECT_EQ(berth_log2_bucket(2000), 2u);
+  EXPECT_EQ(berth_log2_bucket(uint64_t{1000} << 30), BERTH_HIST_BUCKETS - 1u);
 }
 
 }  // namespace

@@ -6,10 +6,11 @@
 // entries go when the cgroup is removed (cgroup_rmdir). No per-event userspace work.
 //
 // Only tracked cgroups are counted: the descendants of a few cgroups (berth's parents of pod
-// cgroups), given by their ids and levels in each hierarchy by the loader. The
-// check is a few dependent loads on the task's cgroup (its ancestor at the root's level), no
-// map lookup, so the hot path (every context switch of the machine) returns before touching a
-// map for the host's own tasks. Requires a kernel >= 6.2 (BPF_MAP_TYPE_CGRP_STORAGE;
+// cgroups), given by their ids and levels in each hierarchy by the loader. The check is a few
+// dependent loads on the task's cgroup (its ancestor at the root's level), no map lookup; the
+// context-switch program (every switch of the machine) also caches its answer per CPU for the
+// last tracked and the last two untracked cgroups, so that most switches (a pod's tasks, the
+// idle task, a busy host service) take a short straight path. Requires a kernel >= 6.2 (BPF_MAP_TYPE_CGRP_STORAGE;
 // sched_switch's prev_state, bpf_loop, bpf_map_lookup_percpu_elem are older) built with
 // CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and CONFIG_FAIR_GROUP_SCHED; on another
 // kernel the load fails and berth exports berth_ebpf_up 0 with the verifier's reason.
@@ -49,17 +50,21 @@ struct {
   __type(value, struct berth_io_stats);
 } io_stats SEC(".maps");
 
-// Per CPU: the tracked task now on this CPU and its se.sum_exec_runtime when it was switched
-// in (pid 0: no tracked task is on the CPU); and the last tracked cgroup seen on this CPU
-// (its address; 0: none) with its slot, so that a CPU running one pod's tasks skips the
-// subtree check and the storage lookup. Only tracked cgroups are cached (they stay tracked);
-// cgroup_rmdir clears the entry on every CPU before the cgroup can be freed and its address
+// Per CPU: the tracked task now on this CPU (its address; 0: no tracked task is on the CPU)
+// and its se.sum_exec_runtime when it was switched in; the last tracked cgroup seen on this
+// CPU (its address; 0: none) with its slot; and the last two untracked cgroups seen
+// (typically the root, the idle task's, and a host service's) with the tracked_count they were
+// checked against. Switches between these skip the subtree check and the storage lookup. A tracked cgroup stays tracked; an
+// untracked one stays untracked until a subtree is added (tracked_count changes).
+// cgroup_rmdir clears both entries on every CPU before the cgroup can be freed and its address
 // reused (a removed cgroup has no tasks).
 struct oncpu_start {
   __u64 runtime_ns;
-  __u32 pid;
-  __u32 cached_slot;
+  __u64 task;
   __u64 cached_cgroup;
+  __u64 untracked_cgroup[2];  // the newest first; 0: none
+  __u32 cached_slot;
+  __u32 untracked_count;
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -156,6 +161,12 @@ static __always_inline struct cgroup *task_cgroup(struct task_struct *p) {
   return p->cgroups->dfl_cgrp;
 }
 
+// Whether `p` is a CPU's idle task, in the one mode where that matters (count_root_cgroup:
+// the idle tasks are in the root cgroup); false otherwise, without a load.
+static __always_inline bool idle_task(struct task_struct *p) {
+  return track_all && count_root_cgroup && p->pid == 0;
+}
+
 static __always_inline bool tracked(struct cgroup *cg) {
   return under(cg, tracked_roots);
 }
@@ -225,7 +236,84 @@ static __always_inline struct berth_cgroup_stats *cached_slot_stats_of(struct on
 static int forget_cached_cgroup(__u32 cpu, __u64 *cg) {
   __u32 zero = 0;
   struct oncpu_start *c = bpf_map_lookup_percpu_elem(&oncpu, &zero, cpu);
-  if (c && c->cached_cgroup == *cg) c->cached_cgroup = 0;
+  if (!c) return 0;
+  if (c->cached_cgroup == *cg) c->cached_cgroup = 0;
+  if (c->untracked_cgroup[0] == *cg) c->untracked_cgroup[0] = 0;
+  if (c->untracked_cgroup[1] == *cg) c->untracked_cgroup[1] = 0;
+  return 0;
+}
+
+// The counting of one switch, once prev's and next's counters are known (NULL: not tracked,
+// or prev's switch-in was not seen): prev's on-CPU time since its switch-in, next's start, and
+// next's run-queue latency.
+static __always_inline void account_switch(struct oncpu_start *start, struct task_struct *prev,
+                                           struct task_struct *next,
+                                           struct berth_cgroup_stats *prev_stats,
+                                           struct berth_cgroup_stats *next_stats) {
+  if (prev_stats) {
+    __u64 runtime = prev->se.sum_exec_runtime;
+    if (runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
+  }
+  if (!next_stats) {
+    start->task = 0;
+    return;
+  }
+  start->task = (__u64)next;
+  start->runtime_ns = next->se.sum_exec_runtime;
+  __u64 queued = next->sched_info.last_queued;
+  if (queued == 0) return;
+  // This CPU's run queue: next's cfs_rq is the one of its group on this CPU, whatever its
+  // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
+  __u64 now = next->se.cfs_rq->rq->clock;
+  __u64 delta = now > queued ? now - queued : 0;
+  next_stats->runq_count++;
+  next_stats->runq_sum_ns += delta;
+  __u32 b = berth_log2_bucket(delta);
+  if (b < BERTH_HIST_BUCKETS) next_stats->runq_buckets[b]++;
+}
+
+// Puts the untracked cgroup `cg` first in this CPU's cache of untracked cgroups, checked
+// against `count` tracked subtrees (entries checked against another count are dropped).
+static __always_inline void remember_untracked(struct oncpu_start *start, struct cgroup *cg,
+                                               __u32 count) {
+  __u64 addr = (__u64)cg;
+  if (start->untracked_count != count) {
+    start->untracked_cgroup[1] = 0;
+    start->untracked_count = count;
+  } else if (start->untracked_cgroup[0] == addr) {
+    return;
+  } else {
+    start->untracked_cgroup[1] = start->untracked_cgroup[0];
+  }
+  start->untracked_cgroup[0] = addr;
+}
+
+// Every switch but the fast path's: finds out which of prev and next are tracked (the subtree
+// check, cached per CPU) and their slots. A subprogram, so that the fast path stays short.
+static __noinline int switch_slow(struct oncpu_start *start, struct task_struct *prev,
+                                  struct task_struct *next, struct cgroup *prev_cg,
+                                  struct cgroup *next_cg) {
+  if (!start) return 0;
+  __u64 cached = start->cached_cgroup;
+  __u32 count = *(volatile __u32 *)&tracked_count;
+  // The idle tasks belong to the root cgroup, which is not tracked (unless count_root_cgroup,
+  // where they are left out by pid: a load of another cache line, only in that mode).
+  bool prev_tracked = ((__u64)prev_cg == cached || tracked(prev_cg)) && !idle_task(prev);
+  bool next_tracked = next_cg == prev_cg && !idle_task(prev)
+                          ? prev_tracked
+                          : ((__u64)next_cg == cached || tracked(next_cg)) && !idle_task(next);
+  // Remember the untracked cgroups for the fast path (next's last: the newest entry).
+  if (!prev_tracked && !idle_task(prev)) remember_untracked(start, prev_cg, count);
+  if (!next_tracked && !idle_task(next)) remember_untracked(start, next_cg, count);
+  if (!prev_tracked && !next_tracked) return 0;
+  // prev's on-CPU time counts when its switch-in was seen (the task on this CPU since then).
+  struct berth_cgroup_stats *prev_stats =
+      prev_tracked && start->task == (__u64)prev ? cached_slot_stats_of(start, prev_cg) : NULL;
+  struct berth_cgroup_stats *next_stats = NULL;
+  if (next_tracked)
+    next_stats = prev_stats != NULL && prev_cg == next_cg ? prev_stats
+                                                           : cached_slot_stats_of(start, next_cg);
+  account_switch(start, prev, next, prev_stats, next_stats);
   return 0;
 }
 
@@ -239,52 +327,34 @@ static int forget_cached_cgroup(__u32 cpu, __u64 *cg) {
 //    task was enqueued by a wakeup, or put back by a preemption; 0 when not waiting) to this
 //    CPU's rq clock, updated by __schedule() before picking next: the same sample the kernel
 //    adds to the task's run_delay (/proc/<pid>/schedstat) right after this tracepoint.
+// Fast path, the common cases: prev and next each either in the tracked cgroup this CPU
+// counted last or in one of the untracked ones it saw last (ping-pong between a pod's tasks, or
+// between a pod's task and the idle task, or host tasks); straight-line code, no subtree
+// check. Everything else goes through switch_slow().
 SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
-  __u32 prev_pid = prev->pid;
-  __u32 next_pid = next->pid;
   struct cgroup *prev_cg = task_cgroup(prev);
   struct cgroup *next_cg = task_cgroup(next);
   __u32 zero = 0;
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);  // inlined: no call
   if (!start) return 0;
   __u64 cached = start->cached_cgroup;
-  bool prev_tracked = prev_pid != 0 && ((__u64)prev_cg == cached || tracked(prev_cg));
-  // Ping-pong between tasks of one cgroup is the common case: one check for both.
-  bool next_tracked =
-      next_pid != 0 && (next_cg == prev_cg && prev_pid != 0
-                            ? prev_tracked
-                            : (__u64)next_cg == cached || tracked(next_cg));
-  if (!prev_tracked && !next_tracked) return 0;
-
-  struct berth_cgroup_stats *prev_stats = NULL;
-  // On-CPU time of prev, when its switch-in was seen.
-  if (prev_tracked && start->pid == prev_pid) {
-    __u64 runtime = prev->se.sum_exec_runtime;
-    prev_stats = cached_slot_stats_of(start, prev_cg);
-    if (prev_stats && runtime > start->runtime_ns) prev_stats->cpu_ns += runtime - start->runtime_ns;
-  }
-  if (!next_tracked) {
-    start->pid = 0;
-    return 0;
-  }
-  start->pid = next_pid;
-  start->runtime_ns = next->se.sum_exec_runtime;
-
-  __u64 queued = next->sched_info.last_queued;
-  if (queued == 0) return 0;
-  // This CPU's run queue: next's cfs_rq is the one of its group on this CPU, whatever its
-  // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
-  __u64 now = next->se.cfs_rq->rq->clock;
-  __u64 delta = now > queued ? now - queued : 0;
-  struct berth_cgroup_stats *s =
-      prev_stats != NULL && prev_cg == next_cg ? prev_stats : cached_slot_stats_of(start, next_cg);
+  __u64 u0 = start->untracked_cgroup[0], u1 = start->untracked_cgroup[1];
+  bool prev_counted = (__u64)prev_cg == cached;
+  bool next_counted = (__u64)next_cg == cached;
+  if (!(prev_counted || (__u64)prev_cg == u0 || (__u64)prev_cg == u1) ||
+      !(next_counted || (__u64)next_cg == u0 || (__u64)next_cg == u1) || idle_task(prev) ||
+      idle_task(next) ||
+      ((!prev_counted || !next_counted) &&
+       start->untracked_count != *(volatile __u32 *)&tracked_count))
+    return switch_slow(start, prev, next, prev_cg, next_cg);
+  if (!prev_counted && !next_counted) return 0;
+  __u32 i = start->cached_slot;
+  struct berth_cgroup_stats *s = bpf_map_lookup_elem(&slot_stats, &i);
   if (!s) return 0;
-  s->runq_count++;
-  s->runq_sum_ns += delta;
-  __u32 b = berth_log2_bucket(delta);
-  if (b < BERTH_HIST_BUCKETS) s->runq_buckets[b]++;
+  account_switch(start, prev, next, prev_counted && start->task == (__u64)prev ? s : NULL,
+                 next_counted ? s : NULL);
   return 0;
 }
 
@@ -425,11 +495,12 @@ int BPF_PROG(berth_cgroup_rmdir, struct cgroup *cgrp, const char *path) {
   __u64 id = BPF_CORE_READ(cgrp, kn, id);
   if (hierarchy == 0) {
     bpf_map_delete_elem(&cgroup_stats, &id);
+    // Out of every CPU's cache, tracked or untracked entry.
+    __u64 addr = (__u64)cgrp;
+    bpf_loop(nr_cpus, forget_cached_cgroup, &addr, 0);
     struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cgrp, 0, 0);
     if (cs) {
       __u32 i = cs->index & (BERTH_MAX_SLOTS - 1);
-      __u64 addr = (__u64)cgrp;
-      bpf_loop(nr_cpus, forget_cached_cgroup, &addr, 0);
       bpf_cgrp_storage_delete(&cgroup_slots, cgrp);
       __sync_val_compare_and_swap(&slot_cgroup[i], id, 0);
     }

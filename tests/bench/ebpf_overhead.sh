@@ -29,6 +29,11 @@
 #    unix sockets: tens of thousands of switches/s) in the tracked cgroup, once per round
 #    and mode: BPF time net of the accounting over its wall time, and its run time with vs
 #    without the collectors;
+#  - worst_case_pinned: the same ping-pong with both tasks pinned to CPU 0 (taskset): every
+#    switch is between two tracked tasks, at the highest rate this CPU can switch (~400-500k/s
+#    here); the empty calibration program is attached for the same run, so the accounting's
+#    cost is measured over the very same events; overhead_percent_of_one_core_at_that_rate
+#    takes the rate of the pinned ping-pong without eBPF and without bpf_stats;
 #  - calibration: the same accounting of an empty sched_switch program over the same workload
 #    (build/ebpf/bpf_calibrate): the accounting's own cost per run, subtracted per event in
 #    the *_net figures (the dispatch of a program is in neither).
@@ -104,13 +109,13 @@ bpf_by_prog() {
     map({key: .name, value: [(.run_time_ns // 0), (.run_cnt // 0)]}) | from_entries'
 }
 # run_workload <cgroup dir> [perf bench sched args]: prints "<usecs/op> <wall s> <cpu s>" of
-# one perf bench run in it (default: pipe -l $ops).
+# one perf bench run in it (default: pipe -l $ops); PIN="taskset -c 0" runs it on CPU 0.
 run_workload() {
   mkdir -p "$1"
   local out
   local -a args=(pipe -l "$ops")
   [ $# -lt 2 ] || args=("${@:2}")
-  out=$( { TIMEFORMAT='TIMES %R %U %S'; time sh -c 'echo $$ >"$1/cgroup.procs"; shift; exec perf bench sched "$@"' \
+  out=$( { TIMEFORMAT='TIMES %R %U %S'; time sh -c 'echo $$ >"$1/cgroup.procs"; shift; exec $PIN perf bench sched "$@"' \
     _ "$1" "${args[@]}"; } 2>&1) || die "workload failed: $out"
   local usecs; usecs=$(awk '/usecs\/op/ {u = $1} /Total time:/ {t = $3 * 1e6} END {print (u != "" ? u : t)}' <<<"$out")
   awk -v u="$usecs" '/^TIMES/ {printf "%s %s %.3f\n", u, $2, $3 + $4}' <<<"$out"
@@ -123,6 +128,8 @@ declare -a with_us without_us with_cpu without_cpu host_us nostats_with_us nosta
 bpf_ns=0 bpf_cnt=0 with_wall=0 progs='{}'  berth_with=0 berth_without=0
 host_ns=0 host_cnt=0 host_wall=0
 msg_ns=0 msg_cnt=0 msg_wall=0
+pin_ns=0 pin_cnt=0 pin_wall=0
+declare -a pin_calib pin_without_us
 declare -a msg_with_s msg_without_s
 sysctl -qw kernel.bpf_stats_enabled=1
 for _ in $(seq 1 "$rounds"); do
@@ -160,6 +167,17 @@ for _ in $(seq 1 "$rounds"); do
       # The accounting's own cost per run: an empty program over the same workload.
       c=$("$calibrate_bin" "perf bench sched pipe -l $ops >/dev/null") || die "bpf_calibrate failed"
       calib+=("$(jq .ns_per_run <<<"$c")")
+      # The worst case: the same ping-pong with both tasks pinned to one CPU (every switch
+      # goes from one tracked task to the other, ~500k/s here: the CPU does nothing else),
+      # with the empty calibration program attached for the same run, so that the
+      # accounting's cost is measured over the very same events.
+      read -r ns0 cnt0 < <(bpf_totals)
+      c=$("$calibrate_bin" "sh -c 'echo \$\$ >\"$wl_cg/cgroup.procs\"; exec taskset -c 0 perf bench sched pipe -l $ops' >\"$work/pinned.out\"") ||
+        die "pinned workload failed: $(cat "$work/pinned.out")"
+      read -r ns1 cnt1 < <(bpf_totals)
+      pin_ns=$((pin_ns + ns1 - ns0)); pin_cnt=$((pin_cnt + cnt1 - cnt0))
+      pin_calib+=("$(jq .ns_per_run <<<"$c")")
+      pin_wall=$(awk -v a="$pin_wall" -v t="$(awk '/Total time:/ {print $3}' "$work/pinned.out")" 'BEGIN {print a + t}')
       # Both again without the kernel's per-program accounting.
       sysctl -qw kernel.bpf_stats_enabled=0
       read -r us wall cpu < <(run_workload "$wl_cg"); nostats_with_us+=("$us")
@@ -168,6 +186,7 @@ for _ in $(seq 1 "$rounds"); do
     else
       sysctl -qw kernel.bpf_stats_enabled=0
       read -r us wall cpu < <(run_workload "$wl_cg"); nostats_without_us+=("$us")
+      read -r us wall cpu < <(PIN="taskset -c 0" run_workload "$wl_cg"); pin_without_us+=("$us")
       sysctl -qw kernel.bpf_stats_enabled=1
       without_us+=("$us"); without_cpu+=("$cpu")
       read -r us wall cpu < <(run_workload "$wl_cg" "${msg_args[@]}")
@@ -204,6 +223,8 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
   --argjson msg_ns "$msg_ns" --argjson msg_cnt "$msg_cnt" --argjson msg_wall "$msg_wall" \
   --argjson msg_with "$(median "${msg_with_s[@]}")" --argjson msg_without "$(median "${msg_without_s[@]}")" \
   --arg msg_args "${msg_args[*]}" \
+  --argjson pin_ns "$pin_ns" --argjson pin_cnt "$pin_cnt" --argjson pin_wall "$pin_wall" \
+  --argjson pin_calib "$(median "${pin_calib[@]}")" --argjson pin_without_us "$(median "${pin_without_us[@]}")" \
   --argjson ns_without "$(median "${nostats_without_us[@]}")" --argjson calib "$(median "${calib[@]}")" --arg nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{
   benchmark: "ebpf_overhead",
   workload: "perf bench sched pipe -l \($ops) in a cgroup under berth'"'"'s cgroup root, \($rounds) rounds per mode",
@@ -229,6 +250,16 @@ jq -n --argjson ops "$ops" --argjson rounds "$rounds" \
         overhead_percent_of_one_core: (if $msg_wall > 0 then (($msg_ns - $msg_cnt * $calib) / 1e9 / $msg_wall * 100) else null end),
         workload_seconds: {with_ebpf: $msg_with, without_ebpf: $msg_without,
                            slowdown_percent: (($msg_with - $msg_without) / $msg_without * 100)}},
+  worst_case_pinned: {what: "perf bench sched pipe -l \($ops) with both tasks on CPU 0 (taskset), in the tracked cgroup, one run per round: every switch is between two tracked tasks at the highest rate the CPU can switch; BPF time net of the accounting cost measured over the same run (empty program attached alongside)",
+        events: $pin_cnt, wall_seconds: $pin_wall,
+        events_per_second: (if $pin_wall > 0 then ($pin_cnt / $pin_wall) else null end),
+        ns_per_event: (if $pin_cnt > 0 then ($pin_ns / $pin_cnt) else null end),
+        calibration_ns_per_run: $pin_calib,
+        ns_per_event_net: (if $pin_cnt > 0 then ($pin_ns / $pin_cnt - $pin_calib) else null end),
+        overhead_percent_of_one_core: (if $pin_wall > 0 then (($pin_ns - $pin_cnt * $pin_calib) / 1e9 / $pin_wall * 100) else null end),
+        without_ebpf_usecs_per_op: $pin_without_us,
+        switches_per_second_without_ebpf: (2e6 / $pin_without_us),
+        overhead_percent_of_one_core_at_that_rate: (if $pin_cnt > 0 then (($pin_ns / $pin_cnt - $pin_calib) * (2e6 / $pin_without_us) / 1e9 * 100) else null end)},
   bpf_untracked_net: {what: "bpf_untracked minus the accounting cost per event (calibration)",
         ns_per_event: (if $host_cnt > 0 then ($host_ns / $host_cnt - $calib) else null end),
         overhead_percent_of_one_core: (if $host_wall > 0 then (($host_ns - $host_cnt * $calib) / 1e9 / $host_wall * 100) else null end)},

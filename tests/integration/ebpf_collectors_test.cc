@@ -360,8 +360,13 @@ TEST_F(EbpfCollectorsTest, CgroupsOutsideTheTrackedSubtreeAreNotCounted) {
   ASSERT_TRUE(untracked.AddProcess(again.pid()));
   ASSERT_TRUE(again.Go());
   ASSERT_NE(again.Wait(seconds(10)), -1);
-  EXPECT_TRUE(WaitFor([&] { return StatsOf(untracked_id).exec_count >= 5; }, seconds(5)))
-      << "newly tracked exec_count " << StatsOf(untracked_id).exec_count;
+  // Both the exec counter and the context-switch path (which caches, per CPU, the last
+  // untracked cgroup it saw: that cache must not outlive Track()).
+  EXPECT_TRUE(WaitFor([&] {
+    CgroupStats st = StatsOf(untracked_id);
+    return st.exec_count >= 5 && st.cpu_ns > 0 && st.runq_latency.count > 0;
+  }, seconds(5))) << "newly tracked exec_count " << StatsOf(untracked_id).exec_count << ", cpu_ns "
+                  << StatsOf(untracked_id).cpu_ns;
 }
 
 TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {
