@@ -156,7 +156,9 @@ std::vector<std::string> LocalStorageEvictor::Check() {
     // Only pods with a limit are measured for eviction.
     bool has_limit = PodLimit(spec).has_value();
     std::vector<std::pair<std::string, bool>> empty_dirs;  // name, memory medium
+    std::vector<std::string> config_maps;  // local ephemeral too (IsLocalEphemeralVolume)
     for (const Json& v : Array(spec, "volumes")) {
+      if (v.contains("configMap")) config_maps.push_back(v.value("name", ""));
       auto ed = v.find("emptyDir");
       if (ed == v.end() || !ed->is_object()) continue;
       empty_dirs.emplace_back(v.value("name", ""), IsMemoryMedium(*ed));
@@ -182,6 +184,11 @@ std::vector<std::string> LocalStorageEvictor::Check() {
       if (!used) continue;
       usage.volumes[name] = *used;
       if (!memory) usage.total += *used;
+    }
+    const std::string config_map_dir =
+        JoinPath(JoinPath(JoinPath(deps_.pods_dir, uid), "volumes"), "kubernetes.io~configmap");
+    for (const std::string& name : config_maps) {
+      if (std::optional<uint64_t> used = measure(JoinPath(config_map_dir, name))) usage.total += *used;
     }
     if (auto r = running.find(uid); r != running.end()) {
       for (const metrics::SummaryContainer& c : r->second.containers) {

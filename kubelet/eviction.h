@@ -33,7 +33,9 @@ namespace berth::kubelet {
 struct PodStorageUsage {
   std::map<std::string, uint64_t> volumes;     // emptyDir volume name -> bytes under it
   std::map<std::string, uint64_t> containers;  // container name -> writable layer + log bytes
-  uint64_t total = 0;  // containers plus disk-backed emptyDirs (the pod's ephemeral-storage)
+  // Containers plus disk-backed emptyDirs and configMap volumes: the pod's ephemeral-storage
+  // (upstream counts the local ephemeral volumes, volumeutil.IsLocalEphemeralVolume).
+  uint64_t total = 0;
 };
 
 // resource.Quantity's canonical String() of `bytes`: with the largest binary suffix (Ki..Ei)
@@ -54,7 +56,8 @@ class LocalStorageEvictor {
  public:
   struct Deps {
     // Not owned; outlives the evictor. Check() tells it the paths to measure (consumer
-    // "eviction"): emptyDirs of pods with limits, their containers' writable layers and logs.
+    // "eviction"): emptyDirs and configMap volumes of pods with limits, their containers'
+    // writable layers and logs.
     metrics::FsUsageCache* fs = nullptr;
     // The active (not terminal, not deleted) pods bound to this node.
     std::function<std::vector<Json>()> pods;

@@ -139,5 +139,31 @@ TEST_F(EvictorTest, EvictsPodsOverTheirLimitsOnce) {
   EXPECT_EQ(evicted.size(), 2u);
 }
 
+// A configMap volume is local ephemeral storage (upstream IsLocalEphemeralVolume): it counts
+// in the pod's total, a secret does not (tmpfs upstream).
+TEST_F(EvictorTest, ConfigMapVolumesCountInThePodsTotal) {
+  metrics::FsUsageCache fs({std::chrono::hours(1)});
+  const std::string pods_dir = dir_ + "/pods";
+  auto with_volume = [](Json pod, const std::string& type) {
+    pod["spec"]["volumes"].push_back({{"name", "cfg"}, {type, {{"name", "cfg"}}}});
+    return pod;
+  };
+  std::vector<Json> pods = {with_volume(Pod("uid-cm", "", "1Mi", ""), "configMap"),
+                            with_volume(Pod("uid-secret", "", "1Mi", ""), "secret")};
+  std::vector<std::string> evicted;
+  LocalStorageEvictor evictor({&fs, [&] { return pods; },
+                               [] { return std::vector<metrics::SummaryPod>{}; },
+                               [&](const std::string& uid, const std::string&) {
+                                 evicted.push_back(uid);
+                               },
+                               pods_dir});
+  Write(pods_dir + "/uid-cm/volumes/kubernetes.io~configmap/cfg/data", 2 * kMiB);
+  Write(pods_dir + "/uid-secret/volumes/kubernetes.io~secret/cfg/data", 2 * kMiB);
+  EXPECT_TRUE(evictor.Check().empty());
+  fs.RefreshNow();
+  EXPECT_EQ(evictor.Check(), (std::vector<std::string>{"uid-cm"}));
+  EXPECT_EQ(evicted, (std::vector<std::string>{"uid-cm"}));
+}
+
 }  // namespace
 }  // namespace berth::kubelet

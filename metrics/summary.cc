@@ -105,7 +105,10 @@ Json EphemeralJson(const PodSummaryInput& in) {
   };
   for (const auto& fs : in.rootfs) add(fs);
   for (const auto& fs : in.logs) add(fs);
-  for (const auto& fs : in.volumes) add(fs);
+  for (size_t i = 0; i < in.volumes.size(); ++i) {
+    if (i < in.pod.volumes.size() && !in.pod.volumes[i].local_ephemeral) continue;
+    add(in.volumes[i]);
+  }
   return FsJson(total);
 }
 
@@ -124,6 +127,14 @@ absl::StatusOr<double> BootTimeSeconds(const std::string& proc_root) {
 }
 
 }  // namespace
+
+const std::vector<std::pair<std::string, bool>>& SummaryVolumePlugins() {
+  static const auto* const kPlugins = new std::vector<std::pair<std::string, bool>>{
+      {"kubernetes.io~empty-dir", true},     {"kubernetes.io~configmap", true},
+      {"kubernetes.io~secret", false},       {"kubernetes.io~downward-api", false},
+      {"kubernetes.io~projected", false}};
+  return *kPlugins;
+}
 
 std::optional<uint64_t> UsageNanoCores(uint64_t prev_usage_ns, double prev_seconds,
                                        uint64_t cur_usage_ns, double cur_seconds) {
@@ -274,11 +285,14 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
     PodSummaryInput in;
     in.pod = pod;
     if (fs != nullptr && !options_.pods_dir.empty() && in.pod.volumes.empty() && !pod.uid.empty()) {
-      std::string dir = JoinPath(JoinPath(JoinPath(options_.pods_dir, pod.uid), "volumes"),
-                                 "kubernetes.io~empty-dir");
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        if (e.is_directory(ec)) in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path()});
+      const std::string volumes = JoinPath(JoinPath(options_.pods_dir, pod.uid), "volumes");
+      for (const auto& [plugin, local_ephemeral] : SummaryVolumePlugins()) {
+        std::error_code ec;
+        for (const auto& e : std::filesystem::directory_iterator(JoinPath(volumes, plugin), ec)) {
+          if (e.is_directory(ec)) {
+            in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path(), local_ephemeral});
+          }
+        }
       }
       std::sort(in.pod.volumes.begin(), in.pod.volumes.end(),
                 [](const SummaryVolume& a, const SummaryVolume& b) { return a.name < b.name; });

@@ -40,11 +40,20 @@ struct SummaryContainer {
   std::string log_path;           // the container's log file; "" if none
 };
 
-// A pod volume whose usage is reported (emptyDir on disk).
+// A pod volume whose usage is reported in the pod's volume[] (emptyDir, configMap, secret,
+// downwardAPI, projected: the volumes berth keeps under the pod's directory).
 struct SummaryVolume {
   std::string name;
   std::string path;
+  // Counted in the pod's ephemeral-storage: a local ephemeral volume (upstream
+  // volumeutil.IsLocalEphemeralVolume: an emptyDir on disk or a configMap).
+  bool local_ephemeral = true;
 };
+
+// The plugin directories under <pod>/volumes/ that berth reports, with whether their volumes
+// count in the pod's ephemeral-storage (kubernetes.io~empty-dir, ~configmap: yes; ~secret,
+// ~downward-api, ~projected: no).
+const std::vector<std::pair<std::string, bool>>& SummaryVolumePlugins();
 
 // A pod sandbox and its containers, filled by the caller from the CRI.
 struct SummaryPod {

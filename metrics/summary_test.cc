@@ -135,7 +135,7 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   NodeSummaryInput node{"n", 0, StatsPoint{}, 0, {}};
   PodSummaryInput in;
   in.pod = Pod();
-  in.pod.volumes = {{"data", "/x/data"}, {"cache", "/x/cache"}};
+  in.pod.volumes = {{"data", "/x/data"}, {"cache", "/x/cache"}, {"token", "/x/token", false}};
   auto fs = [](uint64_t used, uint64_t inodes) {
     FsStats f;
     f.time_seconds = 1763736100;
@@ -149,7 +149,7 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   };
   in.rootfs = {fs(300, 3), std::nullopt};
   in.logs = {fs(20, 1), std::nullopt};
-  in.volumes = {fs(5000, 2), std::nullopt};
+  in.volumes = {fs(5000, 2), std::nullopt, fs(4096, 3)};
   Json j = Json::parse(BuildSummaryJson(node, {in}, 1763736200), nullptr, false);
   const Json& p = j["pods"][0];
   const Json& c = p["containers"][0];
@@ -161,9 +161,11 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   EXPECT_EQ(c["rootfs"]["time"], "2025-11-21T14:41:40Z");
   EXPECT_EQ(c["logs"]["usedBytes"], 20u);
   EXPECT_FALSE(p["containers"][1].contains("rootfs"));  // not measured yet
-  ASSERT_EQ(p["volume"].size(), 1u);
+  ASSERT_EQ(p["volume"].size(), 2u);
   EXPECT_EQ(p["volume"][0]["name"], "data");
   EXPECT_EQ(p["volume"][0]["usedBytes"], 5000u);
+  EXPECT_EQ(p["volume"][1]["name"], "token");  // listed, but not local ephemeral storage
+  EXPECT_EQ(p["volume"][1]["usedBytes"], 4096u);
   EXPECT_EQ(p["ephemeral-storage"]["usedBytes"], 5320u);
   EXPECT_EQ(p["ephemeral-storage"]["inodesUsed"], 6u);
   EXPECT_EQ(p["ephemeral-storage"]["availableBytes"], 400000u);
