@@ -309,6 +309,7 @@ int RealMain(int argc, char** argv) {
   iopts.db = db->get();
   iopts.registry.insecure_registries = f.insecure_registries;
   iopts.pinned_images = f.pinned_images;
+  iopts.fs_usage = &fs_usage;
   for (const auto& m : f.registry_mirrors) {
     std::pair<std::string, std::string> kv = absl::StrSplit(m, absl::MaxSplits('=', 1));
     if (kv.second.empty()) {

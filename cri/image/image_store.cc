@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "cri/image/digest.h"
 #include "cri/image/layer.h"
 #include "cri/image/reference.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::cri::image {
 
@@ -65,6 +67,9 @@ bool IsLowerHexString(const std::string& s) {
   }
   return !s.empty();
 }
+
+// The FsUsageCache consumer name of ImageFsInfo.
+constexpr char kFsUsageConsumer[] = "image-fs";
 
 // Totals for ImageFsInfo, filled by nftw (which has no user pointer).
 thread_local uint64_t g_fs_bytes;
@@ -191,6 +196,7 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& ref_str, const R
     RemoveOrphanBlobs(new_blobs);
     result = Annotate(result.status(), absl::StrCat("pull ", key));
   }
+  fs_changed_.store(true);  // ImageFsInfo walks again (a failed pull may have left layers)
   promise.set_value(result);
   {
     absl::MutexLock l(&mu_);
@@ -519,23 +525,43 @@ absl::StatusOr<v1::RemoveImageResponse> ImageStore::RemoveImage(const v1::Remove
   if (!manifest_digest.empty()) {
     std::remove(absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(manifest_digest)).c_str());
   }
+  fs_changed_.store(true);
   LOG(INFO) << "removed image " << *id << " (" << free_layers.size() << " layers freed)";
   return resp;
 }
 
 absl::StatusOr<v1::ImageFsInfoResponse> ImageStore::ImageFsInfo(const v1::ImageFsInfoRequest&) {
-  g_fs_bytes = 0;
-  g_fs_inodes = 0;
-  if (nftw(opts_.root_dir.c_str(), CountFs, 32, FTW_PHYS | FTW_MOUNT) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("walk image store ", opts_.root_dir));
+  std::optional<metrics::FsStats> cached;
+  if (opts_.fs_usage != nullptr) {
+    opts_.fs_usage->WantAlso(kFsUsageConsumer, opts_.root_dir);  // kept measured
+    cached = opts_.fs_usage->Get(opts_.root_dir);
+  }
+  FsTotals totals;
+  {
+    absl::MutexLock l(&fs_mu_);
+    if (cached && !fs_changed_.load() && (!last_walk_ || cached->time_seconds >= last_walk_->time_seconds)) {
+      totals = {cached->time_seconds, cached->used_bytes, cached->inodes_used};
+    } else if (last_walk_ && !fs_changed_.load()) {
+      totals = *last_walk_;
+    } else {
+      fs_changed_.store(false);  // a change from here on walks again
+      g_fs_bytes = 0;
+      g_fs_inodes = 0;
+      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      if (nftw(opts_.root_dir.c_str(), CountFs, 32, FTW_PHYS | FTW_MOUNT) != 0) {
+        fs_changed_.store(true);
+        return ErrnoStatus(errno, absl::StrCat("walk image store ", opts_.root_dir));
+      }
+      totals = {now, g_fs_bytes, g_fs_inodes};
+      last_walk_ = totals;
+    }
   }
   v1::ImageFsInfoResponse resp;
   auto* fs = resp.add_image_filesystems();
-  fs->set_timestamp(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::system_clock::now().time_since_epoch()).count());
+  fs->set_timestamp(static_cast<int64_t>(totals.time_seconds * 1e9));
   fs->mutable_fs_id()->set_mountpoint(opts_.root_dir);
-  fs->mutable_used_bytes()->set_value(g_fs_bytes);
-  fs->mutable_inodes_used()->set_value(g_fs_inodes);
+  fs->mutable_used_bytes()->set_value(totals.used_bytes);
+  fs->mutable_inodes_used()->set_value(totals.inodes_used);
   // Writable layers live on the same filesystem (under --root-dir): the same fs_id tells the
   // kubelet (KubeletSeparateDiskGC) the container and image filesystems are not split.
   *resp.add_container_filesystems() = *fs;

@@ -8,8 +8,10 @@
 //   tmp/                    downloads and unpacks in progress (cleared at Init)
 #pragma once
 
+#include <atomic>
 #include <future>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,10 @@
 #include "cri/image/resolver.h"
 #include "cri/runtime_service.h"
 #include "cri/store/db.h"
+
+namespace berth::metrics {
+class FsUsageCache;
+}  // namespace berth::metrics
 
 namespace berth::cri::image {
 
@@ -32,6 +38,10 @@ struct ImageStoreOptions {
   // them), e.g. the pause/sandbox image a peer runtime or kubelet is configured with. An
   // image is pinned when one of its repo tags or digests is one of these (normalized).
   std::vector<std::string> pinned_images;
+  // Measures root_dir in the background for ImageFsInfo (as containerd's snapshot syncer
+  // does), so that a call does not walk the store; not owned, must outlive the store. Null:
+  // every ImageFsInfo walks root_dir.
+  metrics::FsUsageCache* fs_usage = nullptr;
 };
 
 // Thread-safe: all methods may be called concurrently. Concurrent pulls of the same
@@ -57,6 +67,11 @@ class ImageStore : public ImageService, public ImageResolver {
   absl::StatusOr<v1::ImageStatusResponse> ImageStatus(const v1::ImageStatusRequest& request) override;
   absl::StatusOr<v1::PullImageResponse> PullImage(const v1::PullImageRequest& request) override;
   absl::StatusOr<v1::RemoveImageResponse> RemoveImage(const v1::RemoveImageRequest& request) override;
+  // ImageFsInfo: used bytes (allocated blocks) and inodes under root_dir, from the last
+  // background measurement of options.fs_usage; the call walks root_dir itself only when a
+  // pull or remove changed the store since its last walk and no newer measurement exists, so
+  // that the usage follows pulls and removals at once. The same figures as
+  // container_filesystems (same filesystem, same fs_id).
   absl::StatusOr<v1::ImageFsInfoResponse> ImageFsInfo(const v1::ImageFsInfoRequest& request) override;
 
   // ImageResolver.
@@ -93,6 +108,17 @@ class ImageStore : public ImageService, public ImageResolver {
   std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> pulls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_future<absl::Status>> unpacks_ ABSL_GUARDED_BY(mu_);
   uint64_t tmp_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // ImageFsInfo: whether a pull or remove changed the store since the last walk, and that
+  // walk's totals (time in seconds since the epoch), used until the background measurement of
+  // opts_.fs_usage is newer.
+  std::atomic<bool> fs_changed_{true};
+  struct FsTotals {
+    double time_seconds = 0;
+    uint64_t used_bytes = 0;
+    uint64_t inodes_used = 0;
+  };
+  absl::Mutex fs_mu_;
+  std::optional<FsTotals> last_walk_ ABSL_GUARDED_BY(fs_mu_);
 };
 
 }  // namespace berth::cri::image

@@ -4,9 +4,13 @@
 
 #include <stdlib.h>
 
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "base/file.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::cri::image {
 namespace {
@@ -73,6 +77,38 @@ TEST_F(ImageStoreTest, EmptyStoreAnswers) {
   // One filesystem for images and writable layers: the same fs_id (not split).
   ASSERT_EQ(fs->container_filesystems_size(), 1);
   EXPECT_EQ(fs->container_filesystems(0).fs_id().mountpoint(), dir_ + "/image");
+}
+
+// With an FsUsageCache, ImageFsInfo answers from its background measurement of the store
+// (a walk on the call only before the first one), as containerd answers from its snapshot
+// syncer: a file added since shows up after the next measurement, not before.
+TEST_F(ImageStoreTest, ImageFsInfoFromTheBackgroundMeasurement) {
+  metrics::FsUsageCache fs({std::chrono::hours(1)});
+  ImageStoreOptions o;
+  o.root_dir = dir_ + "/image";
+  o.db = db_.get();
+  o.fs_usage = &fs;
+  ImageStore store(o);
+  ASSERT_TRUE(store.Init().ok());
+  auto used = [&]() -> uint64_t {
+    auto r = store.ImageFsInfo({});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->image_filesystems(0).used_bytes().value() : 0;
+  };
+  const uint64_t before = used();  // walked: nothing measured yet
+  EXPECT_GT(before, 0u);
+  // The cache measures a new path once at once in the background; wait for that walk.
+  for (int i = 0; i < 1000 && fs.walks() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(fs.walks(), 1u) << "ImageFsInfo did not ask the cache for the store";
+  fs.RefreshNow();  // stands for the cache's next periodic pass
+  ASSERT_TRUE(fs.Get(o.root_dir).has_value());
+  const uint64_t walks = fs.walks();
+  ASSERT_TRUE(WriteFileAtomic(o.root_dir + "/blobs/sha256/big", std::string(1 << 20, 'x')).ok());
+  EXPECT_EQ(used(), fs.Get(o.root_dir)->used_bytes);
+  EXPECT_LT(used(), before + (1 << 20)) << "the call walked the store";
+  EXPECT_EQ(fs.walks(), walks);
+  fs.RefreshNow();
+  EXPECT_GE(used(), before + (1 << 20));
 }
 
 TEST_F(ImageStoreTest, PullRejectsBadReference) {

@@ -12,6 +12,7 @@
 #include "cri/image/image_store.h"
 #include "cri/image/registry.h"
 #include "cri/store/db.h"
+#include "metrics/fs_usage.h"
 
 #include <httplib.h>
 
@@ -193,8 +194,19 @@ class ImageIntegrationTest : public ::testing::Test {
     o.registry.insecure_registries = {env->host};
     o.registry.mirrors = {{"docker.io", absl::StrCat("http://", env->host)}};
     o.pinned_images = {"busybox:mirrored"};
+    // As berth runs it: ImageFsInfo from the background measurement (never refreshed here,
+    // so the usage seen after pulls and removals comes from the store's own walk).
+    fs_ = std::make_unique<metrics::FsUsageCache>(metrics::FsUsageCache::Options{std::chrono::hours(1)});
+    o.fs_usage = fs_.get();
     store_ = std::make_unique<ImageStore>(o);
     ASSERT_TRUE(store_->Init().ok());
+  }
+
+  // ImageFsInfo's image filesystem used bytes (0 on error, with a failure).
+  uint64_t ImageFsUsedBytes() {
+    auto fs = store_->ImageFsInfo({});
+    EXPECT_TRUE(fs.ok()) << fs.status();
+    return fs.ok() && fs->image_filesystems_size() == 1 ? fs->image_filesystems(0).used_bytes().value() : 0;
   }
 
   absl::StatusOr<std::string> Pull(const std::string& ref) {
@@ -212,6 +224,7 @@ class ImageIntegrationTest : public ::testing::Test {
 
   std::string root_;
   std::unique_ptr<store::Db> db_;
+  std::unique_ptr<metrics::FsUsageCache> fs_;
   std::unique_ptr<ImageStore> store_;
 };
 
@@ -289,6 +302,7 @@ TEST_F(ImageIntegrationTest, DockerSchema2Pull) {
 }
 
 TEST_F(ImageIntegrationTest, RemoveImageFreesOnlyUnsharedLayers) {
+  const uint64_t empty_used = ImageFsUsedBytes();
   auto a_id = Pull(env->host + "/busybox:latest");
   ASSERT_TRUE(a_id.ok()) << a_id.status();
   auto b_id = Pull(env->host + "/busybox:other");
@@ -299,6 +313,10 @@ TEST_F(ImageIntegrationTest, RemoveImageFreesOnlyUnsharedLayers) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->layer_dirs, b->layer_dirs);  // same DiffIDs -> same chain IDs, unpacked once
   EXPECT_EQ(b->config.labels["variant"], "other");
+  // ImageFsInfo follows pulls and removals at once, though the background cache is older.
+  const uint64_t pulled_used = ImageFsUsedBytes();
+  EXPECT_GT(pulled_used, empty_used + 1000000) << "busybox's layer is not in ImageFsInfo";
+  EXPECT_EQ(ImageFsUsedBytes(), pulled_used);  // unchanged store: the same answer
 
   v1::ListImagesRequest filtered;
   filtered.mutable_filter()->mutable_image()->set_image(env->host + "/busybox:other");
@@ -328,6 +346,7 @@ TEST_F(ImageIntegrationTest, RemoveImageFreesOnlyUnsharedLayers) {
   auto layers = ListDir(root_ + "/image/layers");
   ASSERT_TRUE(layers.ok());
   EXPECT_TRUE(layers->empty());
+  EXPECT_LT(ImageFsUsedBytes(), pulled_used - 1000000) << "freed layers still in ImageFsInfo";
 }
 
 TEST_F(ImageIntegrationTest, ConcurrentPullsCoalesce) {
