@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,7 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status.h"
 
 namespace berth {
@@ -136,6 +139,59 @@ absl::Status RemoveAll(const std::string& path) {
     return ErrnoStatus(errno, absl::StrCat("stat ", path));
   }
   return RemoveAllAt(AT_FDCWD, path, path, st.st_dev);
+}
+
+namespace {
+
+// Decodes mountinfo's octal escapes (\040 for a space, \011, \012, \134).
+std::string UnescapeMountPath(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3') {
+      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> MountPointsUnder(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
+  std::string prefix = dir;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    if (f.size() < 5) continue;
+    std::string mp = UnescapeMountPath(f[4]);
+    if (mp == prefix || absl::StartsWith(mp, prefix + "/")) out.push_back(std::move(mp));
+  }
+  // Deepest first; a path mounted twice appears twice (each umount removes one).
+  std::stable_sort(out.begin(), out.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return out;
+}
+
+absl::Status UnmountAllUnder(const std::string& dir) {
+  ASSIGN_OR_RETURN(std::vector<std::string> mounts, MountPointsUnder(dir));
+  absl::Status result;
+  for (const std::string& m : mounts) {
+    if (umount2(m.c_str(), UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT) continue;
+    if (errno == EBUSY && umount2(m.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) == 0) continue;
+    if (result.ok()) result = ErrnoStatus(errno, absl::StrCat("unmount ", m));
+  }
+  return result;
+}
+
+bool IsMountPoint(const std::string& path) {
+  struct stat st, parent;
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  if (stat(JoinPath(path, "..").c_str(), &parent) != 0) return false;
+  return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
 }
 
 bool PathExists(const std::string& path) {

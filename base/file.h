@@ -25,6 +25,17 @@ absl::Status MkdirAll(const std::string& path, int mode = 0755);
 // FailedPrecondition naming the mount). OK when `path` does not exist.
 absl::Status RemoveAll(const std::string& path);
 
+// The mount points at or below directory `dir` in this process's mount namespace
+// (/proc/self/mountinfo, octal escapes decoded), deepest first. Errors: mountinfo unreadable.
+absl::StatusOr<std::vector<std::string>> MountPointsUnder(const std::string& dir);
+
+// Unmounts every mount point at or below `dir`, deepest first (a busy one lazily, MNT_DETACH),
+// so that RemoveAll(dir) can proceed. Errors: the first umount2 that failed, named.
+absl::Status UnmountAllUnder(const std::string& dir);
+
+// True when directory `path` is a mount point (its device differs from its parent's).
+bool IsMountPoint(const std::string& path);
+
 // True when `path` exists (lstat succeeds).
 bool PathExists(const std::string& path);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -239,6 +240,27 @@ void PodManager::HandlePodsSynced() {
   for (const auto& uid : orphans) {
     LOG(INFO) << "removing orphaned pod " << uid;
     Enqueue(uid);
+  }
+  // Pod directories of pods neither bound here nor with a sandbox (deleted while berth was
+  // down, after their sandbox went): their volumes are torn down (tmpfs unmounted) and the
+  // directory removed, as upstream cleanupOrphanedPodDirs.
+  std::set<std::string> sandbox_uids;
+  for (const auto& sb : sandboxes->items()) {
+    if (auto uid = sb.labels().find(kPodUidLabel); uid != sb.labels().end()) sandbox_uids.insert(uid->second);
+  }
+  auto dirs = ListDir(JoinPath(volumes_.root_dir(), "pods"));
+  if (!dirs.ok()) return;
+  for (const std::string& uid : *dirs) {
+    {
+      absl::MutexLock l(&mu_);
+      if (pods_.count(uid) || sandbox_uids.count(uid)) continue;
+    }
+    LOG(INFO) << "removing the directory of orphaned pod " << uid;
+    absl::Status st = volumes_.TearDownPodVolumes(uid);
+    if (st.ok()) st = RemoveAll(volumes_.PodDir(uid));
+    if (!st.ok()) {
+      LOG(WARNING) << "orphaned pod directory " << uid << ": " << st.message();
+    }
   }
 }
 

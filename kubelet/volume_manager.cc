@@ -1,9 +1,19 @@
 #include "kubelet/volume_manager.h"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "absl/strings/escaping.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -44,6 +54,74 @@ bool SafeRelativePath(const std::string& p) {
     start = end + 1;
   }
   return true;
+}
+
+// The node's memory (MemTotal of /proc/meminfo), bytes; nullopt when unreadable.
+std::optional<uint64_t> NodeMemoryBytes() {
+  auto meminfo = ReadFile("/proc/meminfo");
+  if (!meminfo.ok()) return std::nullopt;
+  for (absl::string_view line : absl::StrSplit(*meminfo, '\n')) {
+    uint64_t kib;
+    if (absl::ConsumePrefix(&line, "MemTotal:") &&
+        absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib)) {
+      return kib * 1024;
+    }
+  }
+  return std::nullopt;
+}
+
+// The pod's memory limit as its cgroup gets it (upstream ResourceConfigForPod): the sum of the
+// app and sidecar containers' limits, at least the largest init container's; nullopt when a
+// container has none.
+std::optional<uint64_t> PodMemoryLimit(const Json& pod) {
+  const Json& spec = pod.value("spec", Json::object());
+  double sum = 0, init_max = 0;
+  for (const char* kind : {"containers", "initContainers"}) {
+    for (const Json& c : spec.value(kind, Json::array())) {
+      std::optional<double> limit = ContainerResource(c, "limits", "memory");
+      if (!limit) return std::nullopt;
+      bool sidecar = std::string(kind) == "initContainers" && c.value("restartPolicy", "") == "Always";
+      if (std::string(kind) == "containers" || sidecar) {
+        sum += *limit;
+      } else {
+        init_max = std::max(init_max, *limit);
+      }
+    }
+  }
+  double limit = std::max(sum, init_max);
+  if (limit <= 0) return std::nullopt;
+  return static_cast<uint64_t>(limit);
+}
+
+// The size of a memory-backed volume of `pod` (upstream calculateEmptyDirMemorySize): the
+// node's memory, or less: the pod's memory limit, the volume's sizeLimit (when given);
+// nullopt (tmpfs's default, half the memory) when none is known.
+std::optional<uint64_t> MemoryVolumeSize(const Json& pod, const Json* size_limit) {
+  std::optional<uint64_t> size = NodeMemoryBytes();
+  auto at_most = [&](std::optional<uint64_t> v) {
+    if (v && *v > 0 && (!size || *v < *size)) size = v;
+  };
+  at_most(PodMemoryLimit(pod));
+  if (size_limit != nullptr && size_limit->is_string()) {
+    if (auto q = ParseQuantity(size_limit->get<std::string>()); q.ok() && *q > 0) {
+      at_most(static_cast<uint64_t>(*q));
+    }
+  }
+  return size;
+}
+
+// Mounts a tmpfs of `size` bytes (when known) with root directory mode `mode` on directory
+// `dir`, unless one is mounted there already (set-up is idempotent across pod syncs and berth
+// restarts). Upstream emptyDir setupTmpfs.
+absl::Status MountTmpfs(const std::string& dir, std::optional<uint64_t> size, int mode) {
+  RETURN_IF_ERROR(MkdirAll(dir, mode));
+  if (IsMountPoint(dir)) return absl::OkStatus();
+  std::string options = absl::StrFormat("mode=%04o", mode);
+  if (size) absl::StrAppend(&options, ",size=", *size);
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("mount tmpfs (", options, ") on ", dir));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -176,11 +254,25 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
   }
   std::string dir = JoinPath(JoinPath(JoinPath(PodDir(uid), "volumes"), plugin), name);
   if (volume.contains("emptyDir")) {
-    // TODO: medium Memory (tmpfs) and sizeLimit.
-    RETURN_IF_ERROR(MkdirAll(dir, 0777));
+    const Json& ed = volume["emptyDir"];
+    const std::string medium = ed.is_object() ? ed.value("medium", "") : "";
+    if (medium == "Memory") {
+      // tmpfs, sized by the pod's memory limit and the sizeLimit; its usage is the pod's
+      // memory, not ephemeral storage.
+      auto size_limit = ed.find("sizeLimit");
+      RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, size_limit == ed.end() ? nullptr : &*size_limit), 0777));
+    } else if (!medium.empty()) {
+      return absl::UnimplementedError(absl::StrCat("emptyDir medium \"", medium, "\" is not supported by berth"));
+    } else {
+      // On disk; its sizeLimit is enforced by eviction (LocalStorageEvictor).
+      RETURN_IF_ERROR(MkdirAll(dir, 0777));
+    }
     ::chmod(dir.c_str(), 0777);  // upstream makes emptyDir world-writable
     return MountedVolume{dir, false};
   }
+  // secret, downwardAPI and projected volumes live on a tmpfs, as upstream's wrapped
+  // memory-medium emptyDir: their content (credentials, tokens) never reaches the disk.
+  if (!volume.contains("configMap")) RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, nullptr), 0755));
   FileMap files;
   if (volume.contains("configMap") || volume.contains("secret")) {
     bool is_secret = volume.contains("secret");
@@ -296,8 +388,10 @@ absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
     absl::MutexLock l(&mu_);
     pods_.erase(uid);
   }
-  // TODO: unmount tmpfs emptyDirs and CSI volumes before removing.
-  return RemoveAll(JoinPath(PodDir(uid), "volumes"));
+  // The tmpfs volumes first (RemoveAll does not cross mount points).
+  const std::string volumes = JoinPath(PodDir(uid), "volumes");
+  RETURN_IF_ERROR(Annotate(UnmountAllUnder(volumes), absl::StrCat("tear down volumes of pod ", uid)));
+  return RemoveAll(volumes);
 }
 
 }  // namespace berth::kubelet

@@ -3,7 +3,10 @@
 // configMap, secret, downwardAPI sources). Volume directories live under
 // `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
 // "kubernetes.io~projected", ... as upstream). Files are written atomically with the
-// volume's defaultMode (or the item's mode).
+// volume's defaultMode (or the item's mode). As upstream, secret, downwardAPI and projected
+// volumes and emptyDirs of medium "Memory" are tmpfs mounts (sized by the pod's memory limit,
+// an emptyDir's sizeLimit, at most the node's memory); configMap volumes and other emptyDirs
+// are plain directories on the kubelet root's filesystem.
 //
 // Service account tokens come from the TokenRequest API (POST
 // /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token) bound to the pod, and are rewritten
@@ -49,8 +52,12 @@ class VolumeManager {
   // When the next token of pod `uid` must be refreshed; nullopt when it has no tokens.
   std::optional<absl::Time> NextRefresh(const std::string& uid);
 
-  // Removes `<root>/pods/<uid>/volumes` and forgets the pod's tokens. OK when absent.
+  // Unmounts the tmpfs volumes, removes `<root>/pods/<uid>/volumes` and forgets the pod's
+  // tokens. OK when absent. Errors: an unmount or removal failed (the caller retries).
   absl::Status TearDownPodVolumes(const std::string& uid);
+
+  // The kubelet root this manager was given.
+  const std::string& root_dir() const { return root_dir_; }
 
   // `<root>/pods/<uid>`, the pod's directory (also used for termination-log files).
   std::string PodDir(const std::string& uid) const;

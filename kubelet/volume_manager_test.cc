@@ -1,12 +1,15 @@
 #include "kubelet/volume_manager.h"
 
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <mutex>
 
+#include "absl/strings/str_join.h"
 #include "base/file.h"
 #include "kubelet/pod_util.h"
 #include "kubelet/testing/fake_api_client.h"
@@ -31,7 +34,11 @@ class VolumeManagerTest : public ::testing::Test {
                 .string();
     std::filesystem::create_directories(root_);
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
+  void TearDown() override {
+    // The tmpfs volumes a failed test left mounted, then the tree.
+    EXPECT_TRUE(UnmountAllUnder(root_).ok());
+    std::filesystem::remove_all(root_);
+  }
 
   absl::Time Now() {
     std::lock_guard<std::mutex> l(mu_);
@@ -117,6 +124,61 @@ TEST_F(VolumeManagerTest, ProjectedTokenConfigMapDownwardApiAndRefresh) {
   ASSERT_TRUE(vm.TearDownPodVolumes("u-1").ok());
   EXPECT_FALSE(PathExists(root_ + "/pods/u-1/volumes"));
   EXPECT_FALSE(vm.NextRefresh("u-1").has_value());
+}
+
+// The filesystem type (statfs f_type) and size in bytes of the filesystem at `path`.
+std::pair<int64_t, uint64_t> FsOf(const std::string& path) {
+  struct statfs st;
+  if (::statfs(path.c_str(), &st) != 0) return {-1, 0};
+  return {static_cast<int64_t>(st.f_type), static_cast<uint64_t>(st.f_blocks) * st.f_bsize};
+}
+
+// As upstream: an emptyDir of medium Memory, secret, downwardAPI and projected volumes are
+// tmpfs mounts sized by the sizeLimit and the pod's memory limit; configMap and other emptyDirs
+// stay on disk. Set-up is idempotent across a restart (no second mount); tear-down unmounts.
+TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
+  api_.SetObject("/api/v1/namespaces/n/secrets/db", {{"data", {{"password", "czNjcjN0"}}}});
+  api_.SetObject("/api/v1/namespaces/n/configmaps/cfg", {{"data", {{"k", "v"}}}});
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u-mem"},
+    "spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "64Mi"}}}],
+      "volumes": [
+      {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+      {"name": "big", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+      {"name": "disk", "emptyDir": {}},
+      {"name": "creds", "secret": {"secretName": "db"}},
+      {"name": "cfg", "configMap": {"name": "cfg"}},
+      {"name": "meta", "downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+      {"name": "huge", "emptyDir": {"medium": "HugePages"}}]}})");
+  const std::string vols = root_ + "/pods/u-mem/volumes";
+  {
+    VolumeManager vm(&api_, root_, [this] { return Now(); });
+    auto set_up = vm.SetUpPodVolumes(pod, "");
+    ASSERT_FALSE(set_up.ok());  // HugePages: refused by name, the others set up
+    EXPECT_TRUE(absl::IsUnimplemented(set_up.status())) << set_up.status();
+    EXPECT_NE(set_up.status().message().find("HugePages"), std::string::npos) << set_up.status();
+  }
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/shm"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{1} << 20));
+  // sizeLimit above the pod's memory limit: the pod's limit.
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/big"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{64} << 20));
+  EXPECT_EQ(ModeOf(vols + "/kubernetes.io~empty-dir/shm"), 0777);
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~secret/creds").first, TMPFS_MAGIC);
+  EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~secret/creds/password"), "s3cr3t");
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~downward-api/meta").first, TMPFS_MAGIC);
+  EXPECT_FALSE(IsMountPoint(vols + "/kubernetes.io~empty-dir/disk"));
+  EXPECT_FALSE(IsMountPoint(vols + "/kubernetes.io~configmap/cfg"));
+  auto mounts = MountPointsUnder(vols);
+  ASSERT_TRUE(mounts.ok());
+  EXPECT_EQ(mounts->size(), 4u) << absl::StrJoin(*mounts, " ");
+
+  // berth restarted: a new manager sets the pod up again over the same mounts.
+  VolumeManager again(&api_, root_, [this] { return Now(); });
+  (void)again.SetUpPodVolumes(pod, "");
+  EXPECT_EQ(MountPointsUnder(vols)->size(), 4u) << "tmpfs mounted twice";
+  EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~secret/creds/password"), "s3cr3t");
+
+  ASSERT_TRUE(again.TearDownPodVolumes("u-mem").ok());
+  EXPECT_TRUE(MountPointsUnder(vols)->empty());
+  EXPECT_FALSE(PathExists(vols));
 }
 
 TEST_F(VolumeManagerTest, MissingRequiredConfigMapIsAnError) {

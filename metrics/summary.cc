@@ -289,9 +289,10 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
       for (const auto& [plugin, local_ephemeral] : SummaryVolumePlugins()) {
         std::error_code ec;
         for (const auto& e : std::filesystem::directory_iterator(JoinPath(volumes, plugin), ec)) {
-          if (e.is_directory(ec)) {
-            in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path(), local_ephemeral});
-          }
+          if (!e.is_directory(ec)) continue;
+          // An emptyDir of medium Memory is a tmpfs mount: memory, not ephemeral storage.
+          const bool on_disk = local_ephemeral && !IsMountPoint(e.path());
+          in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path(), on_disk});
         }
       }
       std::sort(in.pod.volumes.begin(), in.pod.volumes.end(),

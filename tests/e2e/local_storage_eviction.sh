@@ -62,6 +62,19 @@ spec:
     volumeMounts: [{name: cache, mountPath: /cache}]
     resources: {limits: {ephemeral-storage: 8Mi}}
   volumes: [{name: cache, emptyDir: {sizeLimit: 4Mi}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: memory}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "dd if=/dev/zero of=/shm/blob bs=1M count=3 && sleep 3600"]
+    volumeMounts: [{name: shm, mountPath: /shm}]
+    resources: {limits: {ephemeral-storage: 1Mi}}
+  volumes: [{name: shm, emptyDir: {medium: Memory, sizeLimit: 4Mi}}]
 PODS
 
 start=$SECONDS
@@ -95,5 +108,20 @@ expect_evicted rootfs 'Container writer exceeded its local ephemeral storage lim
 expect_evicted podsum 'Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. '
 pod_phase_is "$E2E_NS" within Running || fail "pod within (under its limits) is not Running" "$E2E_NS"
 [ -z "$(jsonpath pod/within '{.status.reason}' "$E2E_NS")" ] || fail "pod within has a status reason" "$E2E_NS"
+# An emptyDir of medium Memory is a tmpfs of its sizeLimit; its 3 MiB are memory, not
+# ephemeral storage (over the pod's 1Mi limit, yet not evicted).
+pod_phase_is "$E2E_NS" memory Running || fail "pod memory (tmpfs emptyDir) is not Running" "$E2E_NS"
+shm=$(kubectl exec -n "$E2E_NS" memory -- sh -c 'grep " /shm " /proc/mounts; df -k /shm | tail -n 1') ||
+  fail "exec in pod memory failed" "$E2E_NS"
+grep -q "^tmpfs /shm tmpfs" <<<"$shm" || fail "/shm of pod memory is not a tmpfs: $shm" "$E2E_NS"
+[ "$(awk 'END {print $2}' <<<"$shm")" = 4096 ] || fail "/shm of pod memory is not 4096 KiB: $shm" "$E2E_NS"
+[ -z "$(jsonpath pod/memory '{.status.reason}' "$E2E_NS")" ] || fail "pod memory was evicted for memory in a tmpfs" "$E2E_NS"
+memory_uid=$(jsonpath pod/memory '{.metadata.uid}' "$E2E_NS")
+grep -qF "/pods/$memory_uid/volumes/kubernetes.io~empty-dir/shm " "/proc/$(cat "$state/berth.pid")/mountinfo" ||
+  fail "no tmpfs mount of pod memory's volume on the node"
+uids=$(kubectl get pods -n "$E2E_NS" -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}')
 kubectl delete pod -n "$E2E_NS" --all --wait=true --timeout=60s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
-echo "PASS: emptyDir over sizeLimit, container and pod over ephemeral-storage limits -> Failed/Evicted with the kubelet's messages and events, containers killed (${took}s); pod within limits kept"
+# Deleted pods leave no volume mounts (the tmpfs emptyDir, service account tokens).
+left=$(grep -F "$berth_dir/lib/kubelet/pods/" "/proc/$(cat "$state/berth.pid")/mountinfo" | grep -F "$uids" || true)
+[ -z "$left" ] || fail "volume mounts left after the pods were deleted: $left"
+echo "PASS: emptyDir over sizeLimit, container and pod over ephemeral-storage limits -> Failed/Evicted with the kubelet's messages and events, containers killed (${took}s); pod within limits kept; a Memory emptyDir is a 4 MiB tmpfs, not counted as ephemeral storage, unmounted on deletion"
