@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <mutex>
 
 #include "absl/strings/escaping.h"
+#include "base/file.h"
 #include "kubelet/testing/fake_api_client.h"
 #include "kubelet/testing/fake_cri.h"
 
@@ -138,6 +140,7 @@ class PodManagerTest : public ::testing::Test {
   }
   void TearDown() override {
     manager_->Stop();
+    EXPECT_TRUE(UnmountAllUnder(root_.string()).ok());  // what a failed test left mounted
     std::filesystem::remove_all(root_);
   }
 
@@ -525,6 +528,24 @@ TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
   EXPECT_EQ(runtime_.Sandboxes().begin()->second.config.metadata().name(), "keep");
   // Nothing is deleted from the API server for an orphan.
   for (const auto& r : api_.Requests()) EXPECT_NE(r.verb, "DELETE");
+}
+
+// The directory of a pod that is neither bound nor has a sandbox (deleted while berth was
+// down, after its sandbox went) is removed at sync, its tmpfs volumes unmounted first; a bound
+// pod's directory stays.
+TEST_F(PodManagerTest, OrphanedPodDirectoriesAreRemovedAfterSync) {
+  manager_->HandlePodEvent("ADDED", MakePod("keep"));
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  const std::string pods = (root_ / "kubelet/pods").string();
+  const std::string secret = pods + "/uid-gone/volumes/kubernetes.io~secret/creds";
+  ASSERT_TRUE(MkdirAll(secret).ok());
+  ASSERT_EQ(::mount("tmpfs", secret.c_str(), "tmpfs", 0, "size=1m"), 0) << strerror(errno);
+  ASSERT_TRUE(WriteFileAtomic(secret + "/password", "s3cr3t").ok());
+  ASSERT_TRUE(MkdirAll(pods + "/uid-keep/volumes").ok());
+  manager_->HandlePodsSynced();
+  EXPECT_FALSE(PathExists(pods + "/uid-gone"));
+  EXPECT_TRUE(MountPointsUnder(pods + "/uid-gone")->empty());
+  EXPECT_TRUE(PathExists(pods + "/uid-keep"));
 }
 
 
