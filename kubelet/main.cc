@@ -478,6 +478,8 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::EventRecorder> events;
   std::unique_ptr<kubelet::PodManager> pods;
   std::unique_ptr<kubelet::ListWatch> pod_watch;
+  kubelet::ServiceEnv services;
+  std::unique_ptr<kubelet::ListWatch> service_watch;
   std::unique_ptr<kubelet::server::Auth> server_auth;
   std::unique_ptr<kubelet::server::KubeletServer> kubelet_server;
   std::unique_ptr<kubelet::server::ContainerLogManager> log_manager;
@@ -568,6 +570,7 @@ int RealMain(int argc, char** argv) {
       er->Record(pod, type, reason, message, field_path);
     };
     popts.probe_metrics = &probes_registry;
+    popts.service_env = &services;
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
     runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });
@@ -585,6 +588,10 @@ int RealMain(int argc, char** argv) {
     // was down) are stopped and removed.
     h.on_synced = [pm] { pm->HandlePodsSynced(); };
     pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
+    // The cluster's services, for the containers' service links (as the kubelet's informer).
+    kubelet::ListWatchOptions sopts;
+    sopts.path = "/api/v1/services";
+    service_watch = std::make_unique<kubelet::ListWatch>(api.get(), sopts, services.Handlers());
 
     if (f.port != 0) {
       kubelet::server::KubeletServerOptions kopts;
@@ -679,6 +686,7 @@ int RealMain(int argc, char** argv) {
     node_status->Start();
     lease->Start();
     pods->Start();
+    service_watch->Start();
     pod_watch->Start();
     // Local ephemeral-storage eviction (emptyDir sizeLimit, ephemeral-storage limits), checked
     // after every background filesystem pass.
@@ -706,6 +714,7 @@ int RealMain(int argc, char** argv) {
   if (kubelet_server) kubelet_server->Stop();
   if (log_manager) log_manager->Stop();
   if (pod_watch) pod_watch->Stop();
+  if (service_watch) service_watch->Stop();
   if (pods) pods->Stop();
   if (events) events->Stop();
   if (lease) lease->Stop();

@@ -824,6 +824,17 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     return std::optional<std::string>(v);
   };
   absl::Status env_error;
+  // Service links first: the container's own variables override them and may refer to them.
+  if (opts_.service_env != nullptr) {
+    const Json& spec = pod.value("spec", Json::object());
+    auto links = spec.find("enableServiceLinks");
+    auto services = opts_.service_env->For(ns, links == spec.end() || !links->is_boolean() || links->get<bool>());
+    if (!services.ok()) {
+      state->waiting[name] = {"CreateContainerConfigError", std::string(services.status().message())};
+      return services.status();
+    }
+    for (const auto& [k, v] : *services) set_env(k, v);
+  }
   for (const auto& from : c.value("envFrom", Json::array())) {
     std::string prefix = from.value("prefix", std::string());
     bool is_secret = from.contains("secretRef");
@@ -867,8 +878,27 @@ absl::StatusOr<std::string> PodManager::StartContainer(
         continue;
       }
       if (v->has_value()) set_env(k, **v);
+    } else if (vf.contains("resourceFieldRef")) {
+      // The named container's resources (this one when no name is given).
+      const Json& ref = vf["resourceFieldRef"];
+      const std::string target = ref.value("containerName", "");
+      const Json* of = target.empty() || target == name ? &c : nullptr;
+      for (const char* kind : {"containers", "initContainers"}) {
+        for (const Json& other : pod.value("spec", Json::object()).value(kind, Json::array())) {
+          if (of == nullptr && other.value("name", "") == target) of = &other;
+        }
+      }
+      if (of == nullptr) {
+        env_error = absl::InvalidArgumentError(absl::StrCat("env ", k, ": no container \"", target, "\""));
+        continue;
+      }
+      auto v = ResolveResourceFieldRef(*of, ref, NodeAllocatable(opts_.root_dir));
+      if (!v.ok()) {
+        env_error = v.status();
+        continue;
+      }
+      set_env(k, *v);
     } else {
-      // TODO: resourceFieldRef.
       LOG(WARNING) << "pod " << PodKey(pod) << " container " << name << ": env " << k
                    << ": unsupported valueFrom skipped";
     }
@@ -877,7 +907,6 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     state->waiting[name] = {"CreateContainerConfigError", std::string(env_error.message())};
     return env_error;
   }
-  // TODO: service links (KUBERNETES_SERVICE_HOST, ...).
   for (const auto& [k, v] : env) {
     auto* kv = cfg.add_envs();
     kv->set_key(k);

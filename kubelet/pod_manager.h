@@ -38,6 +38,7 @@
 #include "kubelet/lifecycle.h"
 #include "kubelet/prober.h"
 #include "kubelet/pull_secrets.h"
+#include "kubelet/service_env.h"
 #include "kubelet/status_manager.h"
 #include "kubelet/volume_manager.h"
 
@@ -73,6 +74,9 @@ struct PodManagerOptions {
   absl::Duration backoff_initial = absl::Seconds(10);
   absl::Duration image_backoff_max = absl::Seconds(300);
   absl::Duration crash_backoff_max = absl::Minutes(5);
+  // The cluster's services, for the containers' service environment variables (service
+  // links, KUBERNETES_SERVICE_HOST/PORT); not owned. Null: no such variables.
+  ServiceEnv* service_env = nullptr;
   // Current time (tests inject a fake clock). Waits use real time.
   std::function<absl::Time()> clock = absl::Now;
   // Receives the Events kubelet would record about a pod (type "Normal"/"Warning", reason,

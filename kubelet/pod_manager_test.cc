@@ -128,6 +128,13 @@ class PodManagerTest : public ::testing::Test {
     opts.workers = 2;
     opts.clock = [this] { return clock_.Now(); };
     opts.probe_runner = &probes_;
+    // The cluster's services as the watch delivers them: the master and one in "default".
+    services_.Upsert({{"metadata", {{"namespace", "default"}, {"name", "kubernetes"}}},
+                      {"spec", {{"clusterIP", "10.96.0.1"}, {"ports", {{{"name", "https"}, {"port", 443}}}}}}});
+    services_.Upsert({{"metadata", {{"namespace", "default"}, {"name", "db"}}},
+                      {"spec", {{"clusterIP", "10.96.0.20"}, {"ports", {{{"port", 5432}}}}}}});
+    services_.MarkSynced();
+    opts.service_env = &services_;
     opts.record_event = [this](const Json&, const std::string&, const std::string& reason,
                                const std::string& message, const std::string& field_path) {
       std::lock_guard<std::mutex> l(events_mu_);
@@ -145,6 +152,7 @@ class PodManagerTest : public ::testing::Test {
   }
 
   std::filesystem::path root_;
+  ServiceEnv services_;
   std::string resolv_;
   FakeClock clock_;
   FakeApiClient api_;
@@ -299,6 +307,10 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
   EXPECT_EQ(env["GREETING"], "hello");
   EXPECT_EQ(env["POD_NAME"], "web");
   EXPECT_EQ(env["POD_IP"], sandboxes.begin()->second.ip);
+  // Service links: the master service and the pod namespace's services.
+  EXPECT_EQ(env["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+  EXPECT_EQ(env["KUBERNETES_SERVICE_PORT"], "443");
+  EXPECT_EQ(env["DB_PORT"], "tcp://10.96.0.20:5432");
   EXPECT_EQ(cc.log_path(), "main/0.log");
   EXPECT_EQ(cc.labels().at("io.kubernetes.container.name"), "main");
   EXPECT_EQ(cc.linux().resources().cpu_shares(), 2);
@@ -528,6 +540,43 @@ TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
   EXPECT_EQ(runtime_.Sandboxes().begin()->second.config.metadata().name(), "keep");
   // Nothing is deleted from the API server for an orphan.
   for (const auto& r : api_.Requests()) EXPECT_NE(r.verb, "DELETE");
+}
+
+// enableServiceLinks: false keeps only the master service's variables (kubelet
+// getServiceEnvVarMap), and the container's own variables win over service ones.
+TEST_F(PodManagerTest, EnableServiceLinksFalseKeepsOnlyTheMasterService) {
+  Json pod = MakePod("nolinks");
+  pod["spec"]["enableServiceLinks"] = false;
+  pod["spec"]["containers"][0]["env"].push_back({{"name", "KUBERNETES_SERVICE_PORT"}, {"value", "6443"}});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  std::string id = runtime_.LatestContainer("main");
+  ASSERT_FALSE(id.empty());
+  std::map<std::string, std::string> env;
+  const auto config = runtime_.Containers().at(id).config;
+  for (const auto& kv : config.envs()) env[kv.key()] = kv.value();
+  EXPECT_EQ(env["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+  EXPECT_EQ(env["KUBERNETES_SERVICE_PORT"], "6443");
+  EXPECT_EQ(env.count("DB_SERVICE_HOST"), 0u);
+}
+
+// env valueFrom.resourceFieldRef: this container's resources, or the named container's.
+TEST_F(PodManagerTest, EnvFromResourceFieldRef) {
+  Json pod = MakePod("res");
+  Json& main = pod["spec"]["containers"][0];
+  main["resources"] = {{"limits", {{"cpu", "1500m"}, {"memory", "64Mi"}}}};
+  main["env"].push_back({{"name", "CPUS"}, {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}}}}}});
+  main["env"].push_back({{"name", "MEM_MI"}, {"valueFrom", {{"resourceFieldRef",
+      {{"containerName", "main"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
+  main["env"].push_back({{"name", "LIMIT_X"}, {"value", "$(MEM_MI)Mi"}});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  const auto config = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
+  std::map<std::string, std::string> env;
+  for (const auto& kv : config.envs()) env[kv.key()] = kv.value();
+  EXPECT_EQ(env["CPUS"], "2");
+  EXPECT_EQ(env["MEM_MI"], "64");
+  EXPECT_EQ(env["LIMIT_X"], "64Mi");
 }
 
 // The directory of a pod that is neither bound nor has a sandbox (deleted while berth was

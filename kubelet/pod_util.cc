@@ -1,10 +1,18 @@
 #include "kubelet/pod_util.h"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "base/file.h"
 
 namespace berth::kubelet {
 
@@ -48,6 +56,59 @@ std::optional<double> ContainerResource(const Json& container, const std::string
   auto v = ParseQuantity(text);
   if (!v.ok()) return std::nullopt;
   return *v;
+}
+
+NodeResources NodeAllocatable(const std::string& root_dir) {
+  NodeResources n;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus > 0) n.cpu = static_cast<double>(cpus);
+  if (auto meminfo = ReadFile("/proc/meminfo"); meminfo.ok()) {
+    for (absl::string_view line : absl::StrSplit(*meminfo, '\n')) {
+      uint64_t kib;
+      if (absl::ConsumePrefix(&line, "MemTotal:") &&
+          absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib)) {
+        n.memory = static_cast<double>(kib) * 1024;
+      }
+    }
+  }
+  struct statvfs fs;
+  if (!root_dir.empty() && statvfs(root_dir.c_str(), &fs) == 0) {
+    n.ephemeral_storage = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
+  }
+  return n;
+}
+
+absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
+                                                    const NodeResources& node) {
+  const std::string resource = ref.value("resource", "");
+  std::vector<std::string> parts = absl::StrSplit(resource, absl::MaxSplits('.', 1));
+  if (parts.size() != 2 || (parts[0] != "limits" && parts[0] != "requests") ||
+      (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", resource, "\""));
+  }
+  double divisor = 1;
+  if (auto d = ref.find("divisor"); d != ref.end() && !d->is_null()) {
+    auto q = ParseQuantity(d->is_string() ? d->get<std::string>() : d->dump());
+    if (!q.ok() || *q <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
+    }
+    divisor = *q;
+  }
+  std::optional<double> value = ContainerResource(container, parts[0], parts[1]);
+  if (!value) {
+    value = 0;
+    if (parts[0] == "limits") {
+      value = parts[1] == "cpu" ? node.cpu : parts[1] == "memory" ? node.memory : node.ephemeral_storage;
+    }
+  }
+  double out;
+  if (parts[1] == "cpu") {
+    // MilliValue()s: whole millicores, rounded up.
+    out = std::ceil(std::ceil(*value * 1000 - 1e-9) / std::ceil(divisor * 1000 - 1e-9));
+  } else {
+    out = std::ceil(std::ceil(*value - 1e-9) / std::ceil(divisor - 1e-9));
+  }
+  return absl::StrCat(static_cast<int64_t>(out));
 }
 
 std::string PodQosClass(const Json& pod) {

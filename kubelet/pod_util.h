@@ -77,6 +77,25 @@ std::string GetString(const Json& obj, const std::string& dotted_path);
 absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& field_path,
                                             const std::string& pod_ip, const std::string& host_ip);
 
+// The node's resources that a container without a limit may use (the kubelet merges node
+// allocatable into unset limits): CPU cores online, memory (MemTotal) and ephemeral storage
+// (the capacity of the filesystem of `root_dir`) in bytes; 0 when unknown.
+struct NodeResources {
+  double cpu = 0;
+  double memory = 0;
+  double ephemeral_storage = 0;
+};
+NodeResources NodeAllocatable(const std::string& root_dir);
+
+// Resolves a downward-API resourceFieldRef (v1.ResourceFieldSelector: resource "limits.cpu",
+// "limits.memory", "limits.ephemeral-storage", "requests.*" of the same; divisor, default
+// "1") of `container` (a v1.Container), as upstream ExtractContainerResourceValue: the
+// quantity divided by the divisor, rounded up (CPU in millicores over the divisor's), an
+// unset limit being the node's allocatable `node`, an unset request 0. Errors:
+// InvalidArgument for another resource or a bad divisor.
+absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
+                                                    const NodeResources& node);
+
 // Expands $(VAR) references in `in` with `env` (kubelet's expansion.Expand): "$$" is an
 // escaped "$", unknown references are kept as written.
 std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env);

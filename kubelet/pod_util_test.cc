@@ -86,5 +86,33 @@ TEST(Rfc3339Test, RoundTrip) {
   EXPECT_FALSE(ParseRfc3339("yesterday").has_value());
 }
 
+// upstream ExtractContainerResourceValue: quantity over divisor, rounded up (CPU in
+// millicores); an unset limit is the node's allocatable, an unset request 0.
+TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {
+  Json c = Json::parse(R"({"name": "app", "resources": {
+      "limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}}})");
+  NodeResources node{2, 8.0 * (1 << 30), 100e9};
+  auto get = [&](const Json& container, const std::string& resource, const char* divisor = nullptr) {
+    Json ref = {{"resource", resource}};
+    if (divisor != nullptr) ref["divisor"] = divisor;
+    auto v = ResolveResourceFieldRef(container, ref, node);
+    return v.ok() ? *v : "error: " + std::string(v.status().message());
+  };
+  EXPECT_EQ(get(c, "limits.cpu"), "1");  // 0.5 core, rounded up
+  EXPECT_EQ(get(c, "limits.cpu", "1m"), "500");
+  EXPECT_EQ(get(c, "requests.cpu", "1m"), "250");
+  EXPECT_EQ(get(c, "limits.memory"), "134217728");
+  EXPECT_EQ(get(c, "limits.memory", "1Mi"), "128");
+  EXPECT_EQ(get(c, "limits.memory", "1G"), "1");  // 0.134 G, rounded up
+  EXPECT_EQ(get(c, "requests.memory"), "0");
+  EXPECT_EQ(get(c, "limits.ephemeral-storage"), "100000000000");
+  Json none = {{"name", "free"}};
+  EXPECT_EQ(get(none, "limits.cpu"), "2");
+  EXPECT_EQ(get(none, "limits.memory", "1Mi"), "8192");
+  EXPECT_EQ(get(c, "limits.hugepages-2Mi").rfind("error: unsupported", 0), 0u);
+  EXPECT_EQ(get(c, "cpu").rfind("error: unsupported", 0), 0u);
+  EXPECT_EQ(get(c, "limits.cpu", "0").rfind("error:", 0), 0u);
+}
+
 }  // namespace
 }  // namespace berth::kubelet

@@ -56,18 +56,23 @@ bool SafeRelativePath(const std::string& p) {
   return true;
 }
 
-// The node's memory (MemTotal of /proc/meminfo), bytes; nullopt when unreadable.
-std::optional<uint64_t> NodeMemoryBytes() {
-  auto meminfo = ReadFile("/proc/meminfo");
-  if (!meminfo.ok()) return std::nullopt;
-  for (absl::string_view line : absl::StrSplit(*meminfo, '\n')) {
-    uint64_t kib;
-    if (absl::ConsumePrefix(&line, "MemTotal:") &&
-        absl::SimpleAtoi(absl::StripSuffix(absl::StripAsciiWhitespace(line), " kB"), &kib)) {
-      return kib * 1024;
+// The value of a downwardAPI volume item (v1.DownwardAPIVolumeFile): its fieldRef, or its
+// resourceFieldRef of the container it names. Errors: InvalidArgument (unknown container,
+// unsupported field or resource).
+absl::StatusOr<std::string> DownwardApiItem(const Json& pod, const Json& item, const std::string& host_ip) {
+  if (auto r = item.find("resourceFieldRef"); r != item.end() && r->is_object()) {
+    const std::string container = r->value("containerName", "");
+    const Json& spec = pod.value("spec", Json::object());
+    for (const char* kind : {"containers", "initContainers"}) {
+      for (const Json& c : spec.value(kind, Json::array())) {
+        if (c.value("name", "") == container) return ResolveResourceFieldRef(c, *r, NodeAllocatable(""));
+      }
     }
+    return absl::InvalidArgumentError(
+        absl::StrCat("downwardAPI item ", item.value("path", ""), ": no container \"", container, "\""));
   }
-  return std::nullopt;
+  std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
+  return ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip);
 }
 
 // The pod's memory limit as its cgroup gets it (upstream ResourceConfigForPod): the sum of the
@@ -97,7 +102,8 @@ std::optional<uint64_t> PodMemoryLimit(const Json& pod) {
 // node's memory, or less: the pod's memory limit, the volume's sizeLimit (when given);
 // nullopt (tmpfs's default, half the memory) when none is known.
 std::optional<uint64_t> MemoryVolumeSize(const Json& pod, const Json* size_limit) {
-  std::optional<uint64_t> size = NodeMemoryBytes();
+  std::optional<uint64_t> size;
+  if (double memory = NodeAllocatable("").memory; memory > 0) size = static_cast<uint64_t>(memory);
   auto at_most = [&](std::optional<uint64_t> v) {
     if (v && *v > 0 && (!size || *v < *size)) size = v;
   };
@@ -283,9 +289,7 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
     const Json& src = volume["downwardAPI"];
     int mode = ModeOf(src, "defaultMode", kDefaultMode);
     for (const auto& item : src.value("items", Json::array())) {
-      // TODO: resourceFieldRef items.
-      std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
-      ASSIGN_OR_RETURN(std::string v, ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip));
+      ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
       files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
     }
   } else {  // projected
@@ -305,9 +309,7 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
         RETURN_IF_ERROR(CollectObjectFiles(ns, src["secret"], "secrets", mode, &files));
       } else if (src.contains("downwardAPI")) {
         for (const auto& item : src["downwardAPI"].value("items", Json::array())) {
-          std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
-          ASSIGN_OR_RETURN(std::string v,
-                           ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip));
+          ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
           files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
         }
       }

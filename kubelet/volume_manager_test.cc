@@ -147,7 +147,8 @@ TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
       {"name": "disk", "emptyDir": {}},
       {"name": "creds", "secret": {"secretName": "db"}},
       {"name": "cfg", "configMap": {"name": "cfg"}},
-      {"name": "meta", "downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+      {"name": "meta", "downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}},
+        {"path": "mem", "resourceFieldRef": {"containerName": "c", "resource": "limits.memory", "divisor": "1Mi"}}]}},
       {"name": "huge", "emptyDir": {"medium": "HugePages"}}]}})");
   const std::string vols = root_ + "/pods/u-mem/volumes";
   {
@@ -164,6 +165,7 @@ TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~secret/creds").first, TMPFS_MAGIC);
   EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~secret/creds/password"), "s3cr3t");
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~downward-api/meta").first, TMPFS_MAGIC);
+  EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~downward-api/meta/mem"), "64");  // resourceFieldRef
   EXPECT_FALSE(IsMountPoint(vols + "/kubernetes.io~empty-dir/disk"));
   EXPECT_FALSE(IsMountPoint(vols + "/kubernetes.io~configmap/cfg"));
   auto mounts = MountPointsUnder(vols);
