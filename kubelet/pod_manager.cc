@@ -882,12 +882,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       // The named container's resources (this one when no name is given).
       const Json& ref = vf["resourceFieldRef"];
       const std::string target = ref.value("containerName", "");
-      const Json* of = target.empty() || target == name ? &c : nullptr;
-      for (const char* kind : {"containers", "initContainers"}) {
-        for (const Json& other : pod.value("spec", Json::object()).value(kind, Json::array())) {
-          if (of == nullptr && other.value("name", "") == target) of = &other;
-        }
-      }
+      const Json* of = target.empty() || target == name ? &c : FindContainer(pod, target);
       if (of == nullptr) {
         env_error = absl::InvalidArgumentError(absl::StrCat("env ", k, ": no container \"", target, "\""));
         continue;

@@ -569,6 +569,13 @@ TEST_F(PodManagerTest, EnvFromResourceFieldRef) {
   main["env"].push_back({{"name", "MEM_MI"}, {"valueFrom", {{"resourceFieldRef",
       {{"containerName", "main"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
   main["env"].push_back({{"name", "LIMIT_X"}, {"value", "$(MEM_MI)Mi"}});
+  main["env"].push_back({{"name", "SIDE_MI"}, {"valueFrom", {{"resourceFieldRef",
+      {{"containerName", "side"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
+  Json side = main;
+  side["name"] = "side";
+  side["env"] = Json::array();
+  side["resources"] = {{"limits", {{"memory", "32Mi"}}}};
+  pod["spec"]["containers"].push_back(side);
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   const auto config = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
@@ -577,6 +584,7 @@ TEST_F(PodManagerTest, EnvFromResourceFieldRef) {
   EXPECT_EQ(env["CPUS"], "2");
   EXPECT_EQ(env["MEM_MI"], "64");
   EXPECT_EQ(env["LIMIT_X"], "64Mi");
+  EXPECT_EQ(env["SIDE_MI"], "32");  // another container's, by name
 }
 
 // The directory of a pod that is neither bound nor has a sandbox (deleted while berth was

@@ -7,7 +7,6 @@
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -76,6 +75,19 @@ NodeResources NodeAllocatable(const std::string& root_dir) {
     n.ephemeral_storage = static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize);
   }
   return n;
+}
+
+const Json* FindContainer(const Json& pod, const std::string& name) {
+  auto spec = pod.find("spec");
+  if (spec == pod.end() || !spec->is_object()) return nullptr;
+  for (const char* kind : {"containers", "initContainers"}) {
+    auto list = spec->find(kind);
+    if (list == spec->end() || !list->is_array()) continue;
+    for (const Json& c : *list) {
+      if (c.is_object() && c.value("name", "") == name) return &c;
+    }
+  }
+  return nullptr;
 }
 
 absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,

@@ -87,6 +87,10 @@ struct NodeResources {
 };
 NodeResources NodeAllocatable(const std::string& root_dir);
 
+// The container named `name` among pod.spec.containers then pod.spec.initContainers (a
+// pointer into `pod`, valid while it is); nullptr when none has that name.
+const Json* FindContainer(const Json& pod, const std::string& name);
+
 // Resolves a downward-API resourceFieldRef (v1.ResourceFieldSelector: resource "limits.cpu",
 // "limits.memory", "limits.ephemeral-storage", "requests.*" of the same; divisor, default
 // "1") of `container` (a v1.Container), as upstream ExtractContainerResourceValue: the

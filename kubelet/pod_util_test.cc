@@ -86,6 +86,15 @@ TEST(Rfc3339Test, RoundTrip) {
   EXPECT_FALSE(ParseRfc3339("yesterday").has_value());
 }
 
+TEST(FindContainerTest, ContainersThenInitContainers) {
+  Json pod = Json::parse(R"({"spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "setup"}]}})");
+  ASSERT_NE(FindContainer(pod, "setup"), nullptr);
+  EXPECT_EQ(FindContainer(pod, "setup"), &pod["spec"]["initContainers"][0]);  // into the pod
+  EXPECT_EQ(FindContainer(pod, "app"), &pod["spec"]["containers"][0]);
+  EXPECT_EQ(FindContainer(pod, "nope"), nullptr);
+  EXPECT_EQ(FindContainer(Json::object(), "app"), nullptr);
+}
+
 // upstream ExtractContainerResourceValue: quantity over divisor, rounded up (CPU in
 // millicores); an unset limit is the node's allocatable, an unset request 0.
 TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {

@@ -7,13 +7,8 @@
 #include <optional>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -62,12 +57,7 @@ bool SafeRelativePath(const std::string& p) {
 absl::StatusOr<std::string> DownwardApiItem(const Json& pod, const Json& item, const std::string& host_ip) {
   if (auto r = item.find("resourceFieldRef"); r != item.end() && r->is_object()) {
     const std::string container = r->value("containerName", "");
-    const Json& spec = pod.value("spec", Json::object());
-    for (const char* kind : {"containers", "initContainers"}) {
-      for (const Json& c : spec.value(kind, Json::array())) {
-        if (c.value("name", "") == container) return ResolveResourceFieldRef(c, *r, NodeAllocatable(""));
-      }
-    }
+    if (const Json* c = FindContainer(pod, container)) return ResolveResourceFieldRef(*c, *r, NodeAllocatable(""));
     return absl::InvalidArgumentError(
         absl::StrCat("downwardAPI item ", item.value("path", ""), ": no container \"", container, "\""));
   }
