@@ -31,6 +31,23 @@
 namespace berth::cri::runtime {
 namespace {
 
+// The message that carries the pty master from the exec'd child to berth: one byte and room
+// for one SCM_RIGHTS descriptor. Points into itself: not copyable.
+struct FdMessage {
+  char byte = 'm';
+  char cbuf[CMSG_SPACE(sizeof(int))] = {};
+  struct iovec iov = {&byte, 1};
+  struct msghdr msg = {};
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
 using nlohmann::json;
 
 constexpr const char* kCapNames[] = {
@@ -186,20 +203,13 @@ struct ChildArgs {
     if (ioctl(master, TIOCSPTLCK, &unlock) < 0) Die("unlockpt", errno);
     int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (slave < 0) Die("open the pty slave", errno);
-    char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    char byte = 'm';
-    struct iovec iov = {&byte, 1};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof(cbuf);
-    struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    FdMessage m;
+    struct cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &master, sizeof(int));
-    if (sendmsg(a.console_sock, &msg, MSG_NOSIGNAL) < 0) Die("send the pty master", errno);
+    if (sendmsg(a.console_sock, &m.msg, MSG_NOSIGNAL) < 0) Die("send the pty master", errno);
     close(master);
     stdio[0] = stdio[1] = stdio[2] = slave;
   }
@@ -497,16 +507,9 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
   }
   int master = -1;
   if (tty) {
-    char byte;
-    char cbuf[CMSG_SPACE(sizeof(int))] = {};
-    struct iovec iov = {&byte, 1};
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof(cbuf);
-    if (recvmsg(console[0], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0) {
-      struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    FdMessage m;
+    if (recvmsg(console[0], &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0) {
+      struct cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
       if (cm != nullptr && cm->cmsg_type == SCM_RIGHTS) memcpy(&master, CMSG_DATA(cm), sizeof(int));
     }
   }
