@@ -43,6 +43,13 @@ void AddHistogram(const __u64* buckets, __u64 count, __u64 sum_ns, LatencyHistog
   h->sum_ns += sum_ns;
 }
 
+// The same, for a histogram kept without a count (every sample is in exactly one bucket).
+void AddHistogram(const __u64* buckets, __u64 sum_ns, LatencyHistogram* h) {
+  __u64 count = 0;
+  for (int i = 0; i < kHistogramBuckets; ++i) count += buckets[i];
+  AddHistogram(buckets, count, sum_ns, h);
+}
+
 std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -168,7 +175,7 @@ class CollectorsImpl : public Collectors {
           c.cgroup_id = id;
           for (const berth_cgroup_stats& p : v) {
             c.cpu_ns += p.cpu_ns;
-            AddHistogram(p.runq_buckets, p.runq_count, p.runq_sum_ns, &c.runq_latency);
+            AddHistogram(p.runq_buckets, p.runq_sum_ns, &c.runq_latency);
             c.exec_count += p.exec_count;
             c.tcp_retransmits += p.tcp_retransmits;
             c.tcp_resets_sent += p.tcp_resets_sent;

@@ -52,17 +52,21 @@ struct {
 
 // Per CPU: the tracked task now on this CPU (its address; 0: no tracked task is on the CPU)
 // and its se.sum_exec_runtime when it was switched in; the last tracked cgroup seen on this
-// CPU (its address; 0: none) with its slot; and the last two untracked cgroups seen
-// (typically the root, the idle task's, and a host service's) with the tracked_count they were
-// checked against. Switches between these skip the subtree check and the storage lookup. A tracked cgroup stays tracked; an
-// untracked one stays untracked until a subtree is added (tracked_count changes).
-// cgroup_rmdir clears both entries on every CPU before the cgroup can be freed and its address
-// reused (a removed cgroup has no tasks).
+// CPU (its address; 0: none) with its slot, which is always the cgroup `task` was in when it
+// was switched in; the last two untracked cgroups seen (typically the root, the idle task's,
+// and a host service's) with the tracked_count they were checked against; and this CPU's run
+// queue (struct rq, found once). A switch to a task of one of these cgroups skips the subtree
+// check and the storage lookup; a switch away from `task` needs no look at its cgroup at all.
+// A tracked cgroup stays tracked; an untracked one stays untracked until a subtree is added
+// (tracked_count changes). cgroup_rmdir clears the entries of a removed cgroup on every CPU
+// (and `task`, if it was switched in there) before the cgroup can be freed and its address or
+// slot reused.
 struct oncpu_start {
   __u64 runtime_ns;
   __u64 task;
   __u64 cached_cgroup;
   __u64 untracked_cgroup[2];  // the newest first; 0: none
+  __u64 rq;                   // 0: not known yet
   __u32 cached_slot;
   __u32 untracked_count;
 };
@@ -237,7 +241,10 @@ static int forget_cached_cgroup(__u32 cpu, __u64 *cg) {
   __u32 zero = 0;
   struct oncpu_start *c = bpf_map_lookup_percpu_elem(&oncpu, &zero, cpu);
   if (!c) return 0;
-  if (c->cached_cgroup == *cg) c->cached_cgroup = 0;
+  if (c->cached_cgroup == *cg) {
+    c->cached_cgroup = 0;
+    c->task = 0;  // its time would go to the slot, which the cgroup frees
+  }
   if (c->untracked_cgroup[0] == *cg) c->untracked_cgroup[0] = 0;
   if (c->untracked_cgroup[1] == *cg) c->untracked_cgroup[1] = 0;
   return 0;
@@ -262,11 +269,17 @@ static __always_inline void account_switch(struct oncpu_start *start, struct tas
   start->runtime_ns = next->se.sum_exec_runtime;
   __u64 queued = next->sched_info.last_queued;
   if (queued == 0) return;
-  // This CPU's run queue: next's cfs_rq is the one of its group on this CPU, whatever its
-  // class (set_task_rq()); CONFIG_FAIR_GROUP_SCHED, which the cpu controller needs.
-  __u64 now = next->se.cfs_rq->rq->clock;
+  // This CPU's run queue, found once through next's cfs_rq, the one of its group on this CPU
+  // whatever its class (set_task_rq(); CONFIG_FAIR_GROUP_SCHED, which the cpu controller
+  // needs). Run queues are static per-CPU data: the address stays valid.
+  __u64 rq_addr = start->rq;
+  if (rq_addr == 0) {
+    rq_addr = (__u64)next->se.cfs_rq->rq;
+    start->rq = rq_addr;
+  }
+  struct rq *rq = bpf_rdonly_cast((void *)rq_addr, bpf_core_type_id_kernel(struct rq));
+  __u64 now = rq->clock;
   __u64 delta = now > queued ? now - queued : 0;
-  next_stats->runq_count++;
   next_stats->runq_sum_ns += delta;
   __u32 b = berth_log2_bucket(delta);
   if (b < BERTH_HIST_BUCKETS) next_stats->runq_buckets[b]++;
@@ -288,31 +301,27 @@ static __always_inline void remember_untracked(struct oncpu_start *start, struct
   start->untracked_cgroup[0] = addr;
 }
 
-// Every switch but the fast path's: finds out which of prev and next are tracked (the subtree
-// check, cached per CPU) and their slots. A subprogram, so that the fast path stays short.
+// Every switch but the fast path's: finds out whether next is tracked (the subtree check,
+// cached per CPU) and its slot. A subprogram, so that the fast path stays short.
 static __noinline int switch_slow(struct oncpu_start *start, struct task_struct *prev,
-                                  struct task_struct *next, struct cgroup *prev_cg,
-                                  struct cgroup *next_cg) {
+                                  struct task_struct *next, struct cgroup *next_cg) {
   if (!start) return 0;
-  __u64 cached = start->cached_cgroup;
-  __u32 count = *(volatile __u32 *)&tracked_count;
+  // prev's on-CPU time counts when its switch-in was seen (the task on this CPU since then):
+  // the slot is then still its cgroup's. Looked up before next changes the cached one.
+  struct berth_cgroup_stats *prev_stats = NULL;
+  if (start->task == (__u64)prev) {
+    __u32 i = start->cached_slot;
+    prev_stats = bpf_map_lookup_elem(&slot_stats, &i);
+  }
   // The idle tasks belong to the root cgroup, which is not tracked (unless count_root_cgroup,
   // where they are left out by pid: a load of another cache line, only in that mode).
-  bool prev_tracked = ((__u64)prev_cg == cached || tracked(prev_cg)) && !idle_task(prev);
-  bool next_tracked = next_cg == prev_cg && !idle_task(prev)
-                          ? prev_tracked
-                          : ((__u64)next_cg == cached || tracked(next_cg)) && !idle_task(next);
-  // Remember the untracked cgroups for the fast path (next's last: the newest entry).
-  if (!prev_tracked && !idle_task(prev)) remember_untracked(start, prev_cg, count);
-  if (!next_tracked && !idle_task(next)) remember_untracked(start, next_cg, count);
-  if (!prev_tracked && !next_tracked) return 0;
-  // prev's on-CPU time counts when its switch-in was seen (the task on this CPU since then).
-  struct berth_cgroup_stats *prev_stats =
-      prev_tracked && start->task == (__u64)prev ? cached_slot_stats_of(start, prev_cg) : NULL;
   struct berth_cgroup_stats *next_stats = NULL;
-  if (next_tracked)
-    next_stats = prev_stats != NULL && prev_cg == next_cg ? prev_stats
-                                                           : cached_slot_stats_of(start, next_cg);
+  if (!idle_task(next)) {
+    if ((__u64)next_cg == start->cached_cgroup || tracked(next_cg))
+      next_stats = cached_slot_stats_of(start, next_cg);
+    else
+      remember_untracked(start, next_cg, *(volatile __u32 *)&tracked_count);
+  }
   account_switch(start, prev, next, prev_stats, next_stats);
   return 0;
 }
@@ -322,39 +331,41 @@ static __noinline int switch_slow(struct oncpu_start *start, struct task_struct 
 // scheduler's own bookkeeping has both figures, up to date at this point of __schedule():
 //  - on-CPU time: prev->se.sum_exec_runtime (every scheduling class accounts into it; the
 //    scheduler updated it for prev when it was dequeued or put back) minus its value when
-//    prev was switched in (the oncpu slot);
+//    prev was switched in (the oncpu slot), counted to the cgroup prev was in then (a task
+//    moved to another cgroup while it runs has that slice counted to the old one);
 //  - run-queue latency: next->sched_info.last_queued (CONFIG_SCHED_INFO: the rq clock when the
 //    task was enqueued by a wakeup, or put back by a preemption; 0 when not waiting) to this
 //    CPU's rq clock, updated by __schedule() before picking next: the same sample the kernel
 //    adds to the task's run_delay (/proc/<pid>/schedstat) right after this tracepoint.
-// Fast path, the common cases: prev and next each either in the tracked cgroup this CPU
-// counted last or in one of the untracked ones it saw last (ping-pong between a pod's tasks, or
-// between a pod's task and the idle task, or host tasks); straight-line code, no subtree
-// check. Everything else goes through switch_slow().
+// Fast path, the common cases: next in the tracked cgroup this CPU counted last or in one of the
+// untracked ones it saw last (ping-pong between a pod's tasks, or between a pod's task and the
+// idle task, or host tasks); straight-line code, two loads for next's cgroup, none for prev's.
+// Everything else goes through switch_slow().
 SEC("tp_btf/sched_switch")
 int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
              unsigned int prev_state) {
-  struct cgroup *prev_cg = task_cgroup(prev);
   struct cgroup *next_cg = task_cgroup(next);
   __u32 zero = 0;
   struct oncpu_start *start = bpf_map_lookup_elem(&oncpu, &zero);  // inlined: no call
   if (!start) return 0;
-  __u64 cached = start->cached_cgroup;
-  __u64 u0 = start->untracked_cgroup[0], u1 = start->untracked_cgroup[1];
-  bool prev_counted = (__u64)prev_cg == cached;
-  bool next_counted = (__u64)next_cg == cached;
-  if (!(prev_counted || (__u64)prev_cg == u0 || (__u64)prev_cg == u1) ||
-      !(next_counted || (__u64)next_cg == u0 || (__u64)next_cg == u1) || idle_task(prev) ||
-      idle_task(next) ||
-      ((!prev_counted || !next_counted) &&
-       start->untracked_count != *(volatile __u32 *)&tracked_count))
-    return switch_slow(start, prev, next, prev_cg, next_cg);
-  if (!prev_counted && !next_counted) return 0;
+  bool prev_counted = start->task == (__u64)prev;
+  bool next_counted = (__u64)next_cg == start->cached_cgroup;
+  if (idle_task(next) ||
+      !(next_counted ||
+        (((__u64)next_cg == start->untracked_cgroup[0] ||
+          (__u64)next_cg == start->untracked_cgroup[1]) &&
+         start->untracked_count == *(volatile __u32 *)&tracked_count)))
+    return switch_slow(start, prev, next, next_cg);
+  if (!prev_counted && !next_counted) return 0;  // start->task is 0 already
   __u32 i = start->cached_slot;
   struct berth_cgroup_stats *s = bpf_map_lookup_elem(&slot_stats, &i);
   if (!s) return 0;
-  account_switch(start, prev, next, prev_counted && start->task == (__u64)prev ? s : NULL,
-                 next_counted ? s : NULL);
+  // Two calls with next's counters known NULL or not: the verifier then need not follow the
+  // compiler's merged checks.
+  if (next_counted)
+    account_switch(start, prev, next, prev_counted ? s : NULL, s);
+  else
+    account_switch(start, prev, next, s, NULL);  // prev_counted
   return 0;
 }
 
