@@ -185,10 +185,12 @@ for _ in $(seq 1 "$rounds"); do
       sysctl -qw kernel.bpf_stats_enabled=1
     else
       sysctl -qw kernel.bpf_stats_enabled=0
+      # (No program is loaded: the accounting has nothing to time, so this run is also the
+      # baseline of the with-accounting runs.)
       read -r us wall cpu < <(run_workload "$wl_cg"); nostats_without_us+=("$us")
+      without_us+=("$us"); without_cpu+=("$cpu")
       read -r us wall cpu < <(PIN="taskset -c 0" run_workload "$wl_cg"); pin_without_us+=("$us")
       sysctl -qw kernel.bpf_stats_enabled=1
-      without_us+=("$us"); without_cpu+=("$cpu")
       read -r us wall cpu < <(run_workload "$wl_cg" "${msg_args[@]}")
       msg_without_s+=("$(awk -v u="$us" 'BEGIN {print u / 1e6}')")
       berth_without=$((berth_without + $(berth_cpu_ticks) - t0))
