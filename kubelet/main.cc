@@ -409,6 +409,32 @@ int RealMain(int argc, char** argv) {
     }
     return *std::move(t);
   };
+  // The pods' PersistentVolumeClaim volumes (set once the pod manager exists): pvcRef
+  // volumes in /stats/summary and kubelet_volume_stats_* on /metrics.
+  std::atomic<kubelet::VolumeManager*> claim_volume_source{nullptr};
+  auto claim_volumes = [&claim_volume_source](const std::string& uid) {
+    std::vector<metrics::SummaryVolume> out;
+    kubelet::VolumeManager* vm = claim_volume_source.load();
+    if (vm == nullptr) return out;
+    for (const kubelet::ClaimVolume& c : vm->ClaimVolumes()) {
+      if (!c.volume.filesystem_stats || (!uid.empty() && c.pod_uid != uid)) continue;
+      metrics::SummaryVolume v{c.volume_name, c.volume.host_path, false};
+      v.pvc_name = c.volume.claim_name;
+      v.pvc_namespace = c.volume.claim_namespace;
+      v.filesystem = true;
+      out.push_back(std::move(v));
+    }
+    return out;
+  };
+  registry.AddCollector([claim_volumes](std::vector<metrics::FamilySnapshot>* out) {
+    std::vector<std::pair<metrics::SummaryVolume, metrics::FsStats>> measured;
+    for (metrics::SummaryVolume& v : claim_volumes("")) {
+      absl::StatusOr<metrics::FsStats> fs = metrics::MeasureFilesystem(v.path);
+      if (fs.ok()) measured.emplace_back(std::move(v), *fs);
+    }
+    if (measured.empty()) return;
+    for (metrics::FamilySnapshot& f : metrics::VolumeStatsFamilies(measured)) out->push_back(std::move(f));
+  });
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
   metrics::Registry probes_registry;  // prober_probe_total ... (filled by the prober)
@@ -429,6 +455,7 @@ int RealMain(int argc, char** argv) {
     sum_opts.fs_usage = &fs_usage;
     if (!f.runtime_only) sum_opts.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
     sum_opts.root_dir = f.root_dir;
+    sum_opts.claim_volumes = claim_volumes;
     sum_opts.image_dir = iopts.root_dir;
     summary = std::make_unique<metrics::SummaryProvider>(*cgroup_reader, f.node_name, sum_opts);
   } else {
@@ -573,6 +600,7 @@ int RealMain(int argc, char** argv) {
     popts.service_env = &services;
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
+    claim_volume_source.store(&pm->volumes());
     runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });
 
     kubelet::ListWatchOptions wopts;

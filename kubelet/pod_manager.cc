@@ -1239,6 +1239,12 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   if (auto refresh = volumes_.NextRefresh(uid)) EnqueueAfter(uid, *refresh - now);
   if (!volumes.ok()) {
     LOG(WARNING) << "pod " << PodKey(pod) << ": " << volumes.status().message();
+    // As the kubelet's operation executor reports it; once per distinct error, not per retry.
+    std::string message = absl::StrCat("MountVolume.SetUp failed for ", volumes.status().message());
+    if (message != state->volume_error) {
+      Event(pod, "Warning", "FailedMount", message);
+      state->volume_error = std::move(message);
+    }
     UpdateStatus(uid, state, pod, *rt, false);
     state->volume_retry = state->volume_retry == absl::ZeroDuration()
                               ? absl::Milliseconds(200)
@@ -1247,6 +1253,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     return false;
   }
   state->volume_retry = absl::ZeroDuration();
+  state->volume_error.clear();
 
   // The sandbox: the newest ready one, or a new one.
   const v1::PodSandboxStatus* sandbox = nullptr;

@@ -161,6 +161,8 @@ class PodManager {
     // TokenRequest right after scheduling can be refused until the node authorizer's graph
     // has the pod).
     absl::Duration volume_retry = absl::ZeroDuration();
+    std::string volume_error;  // the last volume set-up error reported as FailedMount
+
     Json last_status = Json::object();
     bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed

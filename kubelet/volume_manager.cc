@@ -120,6 +120,16 @@ absl::Status MountTmpfs(const std::string& dir, std::optional<uint64_t> size, in
   return absl::OkStatus();
 }
 
+// The claim of a persistentVolumeClaim volume, or of a generic ephemeral volume: the PVC the
+// ephemeral volume controller creates, "<pod>-<volume>", owned by the pod (upstream
+// ephemeral.VolumeClaimName / VolumeIsForPod).
+std::string ClaimName(const Json& pod, const Json& volume) {
+  if (volume.contains("persistentVolumeClaim")) {
+    return volume["persistentVolumeClaim"].value("claimName", std::string());
+  }
+  return absl::StrCat(GetString(pod, "metadata.name"), "-", volume.value("name", std::string()));
+}
+
 }  // namespace
 
 VolumeManager::VolumeManager(ApiClient* api, std::string root_dir, std::function<absl::Time()> clock)
@@ -225,24 +235,106 @@ absl::StatusOr<std::string> VolumeManager::RequestToken(const Json& pod, const J
   return token;
 }
 
+absl::StatusOr<MountedVolume> VolumeManager::SetUpHostPath(const Json& hp, bool read_only) {
+  std::string path = hp.value("path", std::string());
+  std::string type = hp.value("type", std::string());
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("hostPath \"", path, "\" is not an absolute path"));
+  }
+  if (type == "DirectoryOrCreate") {
+    RETURN_IF_ERROR(MkdirAll(path, 0755));
+  } else if (type == "FileOrCreate" && !PathExists(path)) {
+    RETURN_IF_ERROR(WriteFileAtomic(path, "", 0644));
+  } else if (!type.empty() && !PathExists(path)) {
+    return absl::NotFoundError(absl::StrCat("hostPath ", path, " (type ", type, ") does not exist"));
+  }
+  return MountedVolume{path, read_only};
+}
+
+absl::StatusOr<Json> VolumeManager::BoundPersistentVolume(const Json& pod, const Json& volume) {
+  const std::string ns = GetString(pod, "metadata.namespace");
+  const std::string claim_name = ClaimName(pod, volume);
+  if (claim_name.empty()) return absl::InvalidArgumentError("persistentVolumeClaim has no claimName");
+  auto pvc = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/persistentvolumeclaims/", claim_name));
+  if (!pvc.ok()) {
+    return Annotate(pvc.status(), absl::StrCat("failed to fetch PVC ", ns, "/", claim_name, " from API server"));
+  }
+  if (volume.contains("ephemeral")) {
+    bool owned = false;
+    const Json refs = pvc->value("metadata", Json::object()).value("ownerReferences", Json::array());
+    for (const Json& ref : refs) {
+      owned |= ref.value("controller", false) && ref.value("uid", std::string()) == GetString(pod, "metadata.uid");
+    }
+    if (!owned) {
+      return absl::FailedPreconditionError(absl::StrCat("PVC ", ns, "/", claim_name, " was not created for pod ",
+                                                        PodKey(pod), " (pod is not owner)"));
+    }
+  }
+  const std::string phase = GetString(*pvc, "status.phase");
+  const std::string pv_name = GetString(*pvc, "spec.volumeName");
+  if (phase != "Bound" || pv_name.empty()) {
+    return absl::UnavailableError(absl::StrCat("PVC ", ns, "/", claim_name, " has non-bound phase (\"", phase,
+                                               "\") or empty pvc.Spec.VolumeName (\"", pv_name, "\")"));
+  }
+  if (!GetString(*pvc, "metadata.deletionTimestamp").empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("can't start pod because PVC ", ns, "/", claim_name, " is being deleted"));
+  }
+  auto pv = api_->Get(absl::StrCat("/api/v1/persistentvolumes/", pv_name));
+  if (!pv.ok()) return Annotate(pv.status(), absl::StrCat("failed to fetch PV ", pv_name, " from API server"));
+  const std::string claim_uid = GetString(*pv, "spec.claimRef.uid");
+  if (claim_uid.empty()) {
+    return absl::UnavailableError(absl::StrCat("found PV object ", pv_name,
+                                               " but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim"));
+  }
+  if (claim_uid != GetString(*pvc, "metadata.uid")) {
+    return absl::FailedPreconditionError(absl::StrCat("found PV object ", pv_name, " but its pv.Spec.ClaimRef.UID (",
+                                                      claim_uid, ") does not point to claim.UID (",
+                                                      GetString(*pvc, "metadata.uid"), ")"));
+  }
+  return *std::move(pv);
+}
+
+absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& pv, bool read_only) {
+  const Json& spec = pv.contains("spec") ? pv["spec"] : Json::object();
+  const std::string name = GetString(pv, "metadata.name");
+  if (spec.value("volumeMode", std::string("Filesystem")) == "Block") {
+    return absl::UnimplementedError(absl::StrCat("PV ", name, ": volumeMode Block is not supported by berth"));
+  }
+  if (spec.contains("hostPath")) return SetUpHostPath(spec["hostPath"], read_only);
+  if (spec.contains("local")) {
+    // A local PV is a directory (or a mounted disk) on this node; the scheduler placed the
+    // pod by the PV's nodeAffinity. Used in place, as a hostPath.
+    std::string path = spec["local"].value("path", std::string());
+    if (path.empty() || path[0] != '/' || !PathExists(path)) {
+      return absl::NotFoundError(absl::StrCat("PV ", name, ": local path \"", path, "\" does not exist"));
+    }
+    MountedVolume mounted{path, read_only};
+    mounted.filesystem_stats = true;
+    return mounted;
+  }
+  std::string kind = "unknown";
+  for (const auto& [k, v] : spec.items()) {
+    if (v.is_object() && k != "claimRef" && k != "nodeAffinity" && k != "capacity") kind = k;
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("PV ", name, ": volume source \"", kind, "\" is not supported by berth (hostPath and local are)"));
+}
+
 absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const Json& volume,
                                                          const std::string& host_ip,
                                                          PodVolumes* state) {
   std::string name = volume.value("name", std::string());
   std::string uid = GetString(pod, "metadata.uid");
   std::string ns = GetString(pod, "metadata.namespace");
-  if (volume.contains("hostPath")) {
-    const Json& hp = volume["hostPath"];
-    std::string path = hp.value("path", std::string());
-    std::string type = hp.value("type", std::string());
-    if (type == "DirectoryOrCreate") {
-      RETURN_IF_ERROR(MkdirAll(path, 0755));
-    } else if (type == "FileOrCreate" && !PathExists(path)) {
-      RETURN_IF_ERROR(WriteFileAtomic(path, "", 0644));
-    } else if (!type.empty() && !PathExists(path)) {
-      return absl::NotFoundError(absl::StrCat("hostPath ", path, " (type ", type, ") does not exist"));
-    }
-    return MountedVolume{path, false};
+  if (volume.contains("hostPath")) return SetUpHostPath(volume["hostPath"], false);
+  if (volume.contains("persistentVolumeClaim") || volume.contains("ephemeral")) {
+    ASSIGN_OR_RETURN(Json pv, BoundPersistentVolume(pod, volume));
+    const Json& claim = volume.contains("persistentVolumeClaim") ? volume["persistentVolumeClaim"] : Json::object();
+    ASSIGN_OR_RETURN(MountedVolume mounted, SetUpPersistentVolume(pv, claim.is_object() && claim.value("readOnly", false)));
+    mounted.claim_namespace = ns;
+    mounted.claim_name = ClaimName(pod, volume);
+    return mounted;
   }
   std::string plugin = PluginDir(volume);
   if (plugin.empty()) {
@@ -373,6 +465,17 @@ std::optional<absl::Time> VolumeManager::NextRefresh(const std::string& uid) {
   absl::Time next = absl::InfiniteFuture();
   for (const auto& [_, t] : it->second.tokens) next = std::min(next, t.refresh_at);
   return next;
+}
+
+std::vector<ClaimVolume> VolumeManager::ClaimVolumes() {
+  absl::MutexLock l(&mu_);
+  std::vector<ClaimVolume> out;
+  for (const auto& [uid, pod] : pods_) {
+    for (const auto& [name, v] : pod.mounted) {
+      if (!v.claim_name.empty()) out.push_back(ClaimVolume{uid, name, v});
+    }
+  }
+  return out;
 }
 
 absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {

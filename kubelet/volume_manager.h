@@ -1,6 +1,7 @@
-// The kubelet's volume manager for the in-tree volume types a walking skeleton needs:
-// emptyDir, hostPath, configMap, secret, downwardAPI and projected (serviceAccountToken,
-// configMap, secret, downwardAPI sources). Volume directories live under
+// The kubelet's volume manager for the in-tree volume types: emptyDir, hostPath, configMap,
+// secret, downwardAPI, projected (serviceAccountToken, configMap, secret, downwardAPI
+// sources), and persistentVolumeClaim / generic ephemeral volumes bound to hostPath or local
+// PersistentVolumes (used in place, as upstream's hostPath plugin does). Volume directories live under
 // `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
 // "kubernetes.io~projected", ... as upstream). Files are written atomically with the
 // volume's defaultMode (or the item's mode). As upstream, secret, downwardAPI and projected
@@ -20,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -33,6 +35,19 @@ namespace berth::kubelet {
 struct MountedVolume {
   std::string host_path;   // directory (or file, for hostPath) to bind into containers
   bool read_only = false;  // configMap/secret/projected/downwardAPI are always read-only
+  // A persistentVolumeClaim or generic ephemeral volume: its claim.
+  std::string claim_namespace;
+  std::string claim_name;
+  // The volume plugin reports stats of the filesystem holding host_path (upstream local
+  // PVs' MetricsStatFS); false for hostPath PVs (MetricsNil upstream).
+  bool filesystem_stats = false;
+};
+
+// A set-up volume of a pod that comes from a PersistentVolumeClaim (see ClaimVolumes).
+struct ClaimVolume {
+  std::string pod_uid;
+  std::string volume_name;  // the pod's volume name
+  MountedVolume volume;
 };
 
 class VolumeManager {
@@ -51,6 +66,10 @@ class VolumeManager {
 
   // When the next token of pod `uid` must be refreshed; nullopt when it has no tokens.
   std::optional<absl::Time> NextRefresh(const std::string& uid);
+
+  // The set-up volumes of every pod that come from PersistentVolumeClaims, in pod-uid and
+  // volume-name order (for /stats/summary pvcRef and kubelet_volume_stats_*).
+  std::vector<ClaimVolume> ClaimVolumes();
 
   // Unmounts the tmpfs volumes, removes `<root>/pods/<uid>/volumes` and forgets the pod's
   // tokens. OK when absent. Errors: an unmount or removal failed (the caller retries).
@@ -71,6 +90,15 @@ class VolumeManager {
     std::map<std::string, TokenState> tokens;      // "<volume>/<path>" -> refresh time
   };
 
+  // A hostPath source (of a volume or a PV): checks or creates the path per its type.
+  absl::StatusOr<MountedVolume> SetUpHostPath(const Json& host_path, bool read_only);
+  // The PersistentVolume bound to a persistentVolumeClaim or generic ephemeral volume of
+  // `pod`, checked as the kubelet's desired-state populator does: the PVC is Bound, not being
+  // deleted, owned by the pod (ephemeral), and the PV's claimRef is that PVC. Errors: the
+  // API's (NotFound, ...), Unavailable while unbound (retried), FailedPrecondition.
+  absl::StatusOr<Json> BoundPersistentVolume(const Json& pod, const Json& volume);
+  // A PV's source: hostPath and local PVs are used in place; others are Unimplemented.
+  absl::StatusOr<MountedVolume> SetUpPersistentVolume(const Json& pv, bool read_only);
   absl::StatusOr<MountedVolume> SetUpVolume(const Json& pod, const Json& volume,
                                             const std::string& host_ip, PodVolumes* state);
   // Writes `files` (relative path -> (content, mode)) under `dir`.

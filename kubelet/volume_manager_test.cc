@@ -194,5 +194,123 @@ TEST_F(VolumeManagerTest, MissingRequiredConfigMapIsAnError) {
   EXPECT_NE(vols.status().message().find("app-config"), std::string::npos);
 }
 
+Json BoundClaim(const std::string& name, const std::string& uid, const std::string& pv) {
+  return {{"metadata", {{"name", name}, {"namespace", "n"}, {"uid", uid}}},
+          {"spec", {{"volumeName", pv}}},
+          {"status", {{"phase", "Bound"}}}};
+}
+
+Json Volume(const std::string& name, const std::string& claim_uid, const Json& source) {
+  Json spec = source;
+  spec["claimRef"] = {{"namespace", "n"}, {"name", "data"}, {"uid", claim_uid}};
+  return {{"metadata", {{"name", name}}}, {"spec", spec}};
+}
+
+TEST_F(VolumeManagerTest, ClaimsBoundToHostPathAndLocalVolumesAreUsedInPlace) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  const std::string host_dir = root_ + "/pv-host";
+  const std::string local_dir = root_ + "/pv-local";
+  std::filesystem::create_directories(local_dir);
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject("/api/v1/persistentvolumes/pv-a",
+                 Volume("pv-a", "c-1", {{"hostPath", {{"path", host_dir}, {"type", "DirectoryOrCreate"}}}}));
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/logs", BoundClaim("logs", "c-2", "pv-b"));
+  api_.SetObject("/api/v1/persistentvolumes/pv-b", Volume("pv-b", "c-2", {{"local", {{"path", local_dir}}}}));
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
+                         {"name": "l", "persistentVolumeClaim": {"claimName": "logs", "readOnly": true}}]}})");
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_TRUE(vols.ok()) << vols.status();
+  EXPECT_EQ((*vols)["d"].host_path, host_dir);
+  EXPECT_FALSE((*vols)["d"].read_only);
+  EXPECT_TRUE(std::filesystem::is_directory(host_dir));  // DirectoryOrCreate
+  EXPECT_EQ((*vols)["l"].host_path, local_dir);
+  EXPECT_TRUE((*vols)["l"].read_only);
+  // Known as claim volumes; only the local PV reports filesystem stats (upstream: local
+  // MetricsStatFS, hostPath MetricsNil).
+  std::vector<ClaimVolume> claims = vm.ClaimVolumes();
+  ASSERT_EQ(claims.size(), 2u);
+  EXPECT_EQ(claims[0].volume_name, "d");
+  EXPECT_EQ(claims[0].volume.claim_namespace, "n");
+  EXPECT_EQ(claims[0].volume.claim_name, "data");
+  EXPECT_FALSE(claims[0].volume.filesystem_stats);
+  EXPECT_EQ(claims[1].volume_name, "l");
+  EXPECT_EQ(claims[1].volume.claim_name, "logs");
+  EXPECT_TRUE(claims[1].volume.filesystem_stats);
+  // Tear-down leaves the volumes' data alone: they are not under the pod's directory.
+  ASSERT_TRUE(std::filesystem::exists(local_dir));
+  std::filesystem::create_directories(host_dir + "/keep");
+  ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
+  EXPECT_TRUE(vm.ClaimVolumes().empty());
+  EXPECT_TRUE(std::filesystem::exists(host_dir + "/keep"));
+  EXPECT_TRUE(std::filesystem::exists(local_dir));
+}
+
+TEST_F(VolumeManagerTest, UnboundClaimIsRetriedUntilBound) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}})");
+  // No claim at all.
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_TRUE(absl::IsNotFound(vols.status())) << vols.status();
+  EXPECT_NE(vols.status().message().find("n/data"), std::string::npos) << vols.status();
+  // Pending.
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data",
+                 {{"metadata", {{"name", "data"}, {"uid", "c-1"}}}, {"spec", Json::object()},
+                  {"status", {{"phase", "Pending"}}}});
+  vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_TRUE(absl::IsUnavailable(vols.status())) << vols.status();
+  EXPECT_NE(vols.status().message().find("non-bound phase (\"Pending\")"), std::string::npos) << vols.status();
+  // Bound, but the PV's claimRef names another claim (a stale binding).
+  const std::string dir = root_ + "/pv";
+  std::filesystem::create_directories(dir);
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject("/api/v1/persistentvolumes/pv-a", Volume("pv-a", "c-0", {{"local", {{"path", dir}}}}));
+  vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_NE(vols.status().message().find("does not point to claim.UID (c-1)"), std::string::npos) << vols.status();
+  // Bound both ways.
+  api_.SetObject("/api/v1/persistentvolumes/pv-a", Volume("pv-a", "c-1", {{"local", {{"path", dir}}}}));
+  vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_TRUE(vols.ok()) << vols.status();
+  EXPECT_EQ((*vols)["d"].host_path, dir);
+}
+
+TEST_F(VolumeManagerTest, EphemeralVolumeUsesTheClaimThePodOwns) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  const std::string dir = root_ + "/pv";
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}]}})");
+  Json claim = BoundClaim("p-scratch", "c-1", "pv-a");
+  claim["metadata"]["ownerReferences"] = {{{"kind", "Pod"}, {"name", "p"}, {"uid", "other"}, {"controller", true}}};
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/p-scratch", claim);
+  api_.SetObject("/api/v1/persistentvolumes/pv-a",
+                 Volume("pv-a", "c-1", {{"hostPath", {{"path", dir}, {"type", "DirectoryOrCreate"}}}}));
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_NE(vols.status().message().find("pod is not owner"), std::string::npos) << vols.status();
+  claim["metadata"]["ownerReferences"][0]["uid"] = "u";
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/p-scratch", claim);
+  vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_TRUE(vols.ok()) << vols.status();
+  EXPECT_EQ((*vols)["scratch"].host_path, dir);
+  EXPECT_EQ((*vols)["scratch"].claim_name, "p-scratch");
+}
+
+TEST_F(VolumeManagerTest, UnsupportedPersistentVolumeSourcesAreNamed) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject("/api/v1/persistentvolumes/pv-a",
+                 Volume("pv-a", "c-1", {{"nfs", {{"server", "nfs.example"}, {"path", "/export"}}}}));
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}})");
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_FALSE(vols.ok());
+  EXPECT_TRUE(absl::IsUnimplemented(vols.status())) << vols.status();
+  EXPECT_NE(vols.status().message().find("\"nfs\""), std::string::npos) << vols.status();
+}
+
 }  // namespace
 }  // namespace berth::kubelet

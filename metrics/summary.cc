@@ -200,6 +200,9 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
       Json v = FsJson(in.volumes[i]);
       if (v.is_null()) continue;
       v["name"] = in.pod.volumes[i].name;
+      if (!in.pod.volumes[i].pvc_name.empty()) {
+        v["pvcRef"] = {{"name", in.pod.volumes[i].pvc_name}, {"namespace", in.pod.volumes[i].pvc_namespace}};
+      }
       volumes.push_back(std::move(v));
     }
     if (!volumes.empty()) p["volume"] = std::move(volumes);
@@ -212,6 +215,36 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
 
 SummaryProvider::SummaryProvider(CgroupReader reader, std::string node_name, SummaryOptions options)
     : reader_(std::move(reader)), node_name_(std::move(node_name)), options_(std::move(options)) {}
+
+std::vector<FamilySnapshot> VolumeStatsFamilies(
+    const std::vector<std::pair<SummaryVolume, FsStats>>& volumes) {
+  struct Def {
+    const char* name;
+    const char* help;
+    uint64_t FsStats::*field;
+  };
+  static constexpr Def kDefs[] = {
+      {"kubelet_volume_stats_available_bytes", "Number of available bytes in the volume",
+       &FsStats::available_bytes},
+      {"kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume", &FsStats::capacity_bytes},
+      {"kubelet_volume_stats_inodes", "Maximum number of inodes in the volume", &FsStats::inodes},
+      {"kubelet_volume_stats_inodes_free", "Number of free inodes in the volume", &FsStats::inodes_free},
+      {"kubelet_volume_stats_inodes_used", "Number of used inodes in the volume", &FsStats::inodes_used},
+      {"kubelet_volume_stats_used_bytes", "Number of used bytes in the volume", &FsStats::used_bytes},
+  };
+  std::vector<FamilySnapshot> out;
+  for (const Def& def : kDefs) {
+    FamilySnapshot f{def.name, def.help, MetricType::kGauge, {}};
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& [v, fs] : volumes) {
+      if (v.pvc_name.empty() || !seen.insert({v.pvc_namespace, v.pvc_name}).second) continue;
+      f.samples.push_back(Sample{"", Labels{{"namespace", v.pvc_namespace}, {"persistentvolumeclaim", v.pvc_name}},
+                                 static_cast<double>(fs.*def.field)});
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
 
 StatsPoint SummaryProvider::Point(const std::string& cgroup_path, double now,
                                   std::map<std::string, CpuSample>* next) {
@@ -295,6 +328,9 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
           in.pod.volumes.push_back(SummaryVolume{e.path().filename(), e.path(), on_disk});
         }
       }
+      if (options_.claim_volumes) {
+        for (SummaryVolume& v : options_.claim_volumes(pod.uid)) in.pod.volumes.push_back(std::move(v));
+      }
       std::sort(in.pod.volumes.begin(), in.pod.volumes.end(),
                 [](const SummaryVolume& a, const SummaryVolume& b) { return a.name < b.name; });
     }
@@ -302,7 +338,15 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
       in.rootfs.push_back(fs_of(c.rootfs_dir));
       in.logs.push_back(fs_of(c.log_path));
     }
-    for (const SummaryVolume& v : in.pod.volumes) in.volumes.push_back(fs_of(v.path));
+    for (const SummaryVolume& v : in.pod.volumes) {
+      if (v.filesystem) {
+        absl::StatusOr<FsStats> fs_stats = MeasureFilesystem(v.path);
+        if (fs_stats.ok()) fs_stats->time_seconds = now;
+        in.volumes.push_back(fs_stats.ok() ? std::optional<FsStats>(*fs_stats) : std::nullopt);
+      } else {
+        in.volumes.push_back(fs_of(v.path));
+      }
+    }
     in.stats = Point(pod.cgroup_path, now, &next);
     for (const SummaryContainer& c : pod.containers) in.containers.push_back(Point(c.cgroup_path, now, &next));
     if (pod.network_pid > 0) {

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/fs_usage.h"
+#include "metrics/registry.h"
 
 namespace berth::metrics {
 
@@ -48,6 +49,12 @@ struct SummaryVolume {
   // Counted in the pod's ephemeral-storage: a local ephemeral volume (upstream
   // volumeutil.IsLocalEphemeralVolume: an emptyDir on disk or a configMap).
   bool local_ephemeral = true;
+  // A volume from a PersistentVolumeClaim: reported with pvcRef {name, namespace}.
+  std::string pvc_name;
+  std::string pvc_namespace;
+  // Stats of the filesystem holding `path` (statvfs: used = capacity - free, as upstream's
+  // MetricsStatFS for local PVs) instead of a walk of `path`.
+  bool filesystem = false;
 };
 
 // The plugin directories under <pod>/volumes/ that berth reports, with whether their volumes
@@ -113,6 +120,14 @@ std::string FormatTime(double seconds_since_epoch);
 std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<PodSummaryInput>& pods,
                              double now_seconds);
 
+// The kubelet's volume stats families on /metrics (its volumeStatsCollector):
+// kubelet_volume_stats_{capacity,available,used}_bytes and kubelet_volume_stats_inodes,
+// _inodes_free, _inodes_used, gauges labelled {namespace, persistentvolumeclaim}, one series
+// per claim (the first of its volumes wins). `volumes` are claim volumes (pvc_name set; others
+// are skipped) with their measured stats. A pure function.
+std::vector<FamilySnapshot> VolumeStatsFamilies(
+    const std::vector<std::pair<SummaryVolume, FsStats>>& volumes);
+
 // Options of SummaryProvider; defaults are the real host.
 struct SummaryOptions {
   std::string proc_root = "/proc";
@@ -121,6 +136,10 @@ struct SummaryOptions {
   // The kubelet's pods directory: emptyDir volumes are
   // <pods_dir>/<uid>/volumes/kubernetes.io~empty-dir/<name>; "" reports none.
   std::string pods_dir;
+  // The volumes of pod `uid` that come from PersistentVolumeClaims and report stats (local
+  // PVs), added to those found under pods_dir; none when empty. Called on the scraping
+  // thread; must be thread-safe.
+  std::function<std::vector<SummaryVolume>(const std::string& uid)> claim_volumes;
   // The kubelet's root directory (node.fs: its filesystem); "" omits node.fs.
   std::string root_dir;
   // The image store's directory (node.runtime.imageFs/containerFs; its size is measured by

@@ -240,5 +240,80 @@ TEST(SummaryTest, ProviderReportsRootAndImageFilesystems) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// A pod's PersistentVolumeClaim volume (a local PV): listed in volume[] with pvcRef and the
+// stats of its filesystem (statvfs), not counted in ephemeral-storage; kubelet_volume_stats_*
+// have one series per claim.
+TEST(SummaryTest, ClaimVolumesHavePvcRefAndFilesystemStats) {
+  char tmpl[] = "/tmp/berth-summary-pvc-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_TRUE(MkdirAll(dir + "/pods/uid-1/volumes/kubernetes.io~empty-dir/cache").ok());
+  ASSERT_TRUE(MkdirAll(dir + "/pv").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/pv/blob", std::string(64 << 10, 'x')).ok());
+  FsUsageCache cache({std::chrono::hours(1)});
+  SummaryOptions options;
+  options.proc_root = kTestdata + "/proc";
+  options.fs_usage = &cache;
+  options.pods_dir = dir + "/pods";
+  std::vector<std::string> asked;
+  options.claim_volumes = [&](const std::string& uid) {
+    asked.push_back(uid);
+    SummaryVolume v{"data", dir + "/pv", false};
+    v.pvc_name = "claim-a";
+    v.pvc_namespace = "team";
+    v.filesystem = true;
+    return std::vector<SummaryVolume>{v};
+  };
+  SummaryProvider provider(CgroupReader::Create(kTestdata + "/v2").value(), "node-a", options);
+  SummaryPod pod = Pod();
+  pod.uid = "uid-1";
+  pod.containers.clear();
+  Json j = Json::parse(provider.Summary({pod}).value(), nullptr, false);
+  EXPECT_EQ(asked, std::vector<std::string>{"uid-1"});
+  const Json& volumes = j["pods"][0]["volume"];
+  ASSERT_TRUE(volumes.is_array()) << j.dump();
+  const Json* data = nullptr;
+  for (const Json& v : volumes) {
+    if (v["name"] == "data") data = &v;
+  }
+  ASSERT_NE(data, nullptr) << volumes.dump();
+  EXPECT_EQ((*data)["pvcRef"], (Json{{"name", "claim-a"}, {"namespace", "team"}}));
+  ExpectFieldsIn(*data, {"time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes",
+                         "inodesUsed", "name", "pvcRef"},
+                 "VolumeStats");
+  absl::StatusOr<FsStats> fs = MeasureFilesystem(dir + "/pv");
+  ASSERT_TRUE(fs.ok());
+  EXPECT_EQ((*data)["capacityBytes"], fs->capacity_bytes);
+  EXPECT_GT((*data)["usedBytes"].get<uint64_t>(), 0u);  // the filesystem's, not a walk
+  // Not ephemeral storage: the cache (emptyDir) is not measured yet, so nothing is.
+  EXPECT_FALSE(j["pods"][0].contains("ephemeral-storage")) << j["pods"][0].dump();
+
+  FsStats a = *fs, b = *fs;
+  b.capacity_bytes = 1;
+  SummaryVolume va{"data", "/x", false, "claim-a", "team", true};
+  SummaryVolume vb{"again", "/y", false, "claim-a", "team", true};  // the same claim twice
+  SummaryVolume vc{"other", "/z", false, "claim-b", "team", true};
+  SummaryVolume plain{"cache", "/w"};
+  std::vector<FamilySnapshot> families = VolumeStatsFamilies({{va, a}, {vb, b}, {vc, b}, {plain, b}});
+  ASSERT_EQ(families.size(), 6u);
+  std::set<std::string> names;
+  for (const FamilySnapshot& f : families) {
+    names.insert(f.name);
+    EXPECT_EQ(f.type, MetricType::kGauge);
+    ASSERT_EQ(f.samples.size(), 2u) << f.name;
+    EXPECT_EQ(f.samples[0].labels, (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-a"}}));
+    EXPECT_EQ(f.samples[1].labels, (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-b"}}));
+    if (f.name == "kubelet_volume_stats_capacity_bytes") {
+      EXPECT_EQ(f.samples[0].value, static_cast<double>(a.capacity_bytes));  // the first volume wins
+      EXPECT_EQ(f.samples[1].value, 1.0);
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes",
+                                          "kubelet_volume_stats_inodes", "kubelet_volume_stats_inodes_free",
+                                          "kubelet_volume_stats_inodes_used", "kubelet_volume_stats_used_bytes"}));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 }  // namespace berth::metrics

@@ -71,3 +71,10 @@ prom_targets_up() {
     jq -r '[.data.activeTargets[] | select(.health != "up")] | length') || return 1
   [ "$down" = 0 ]
 }
+
+# prom_target_health: one line per scrape target: job, health, last scrape duration and error
+# (for failure messages: a metric that never appears may be a failing scrape).
+prom_target_health() {
+  in_ns curl -sf --max-time 10 "http://127.0.0.1:$prom_port/api/v1/targets" |
+    jq -r '.data.activeTargets[] | "\(.labels.job): \(.health), last scrape \(.lastScrapeDuration)s \(.lastError)"' || true
+}

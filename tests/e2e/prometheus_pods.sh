@@ -43,7 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-prom_scrape_config 1s >"$state/prometheus-e2e.yml"
+# Every 2 s (the timeout is the interval: a scrape slowed by a loaded machine is not lost).
+prom_scrape_config 2s >"$state/prometheus-e2e.yml"
 start_prometheus "$state/prometheus-e2e.yml"
 wait_for 30 prom_targets_up || fail "Prometheus targets not up: $(in_ns curl -s "http://127.0.0.1:$prom_port/api/v1/targets" | head -c 2000)"
 
@@ -78,10 +79,11 @@ wait_for 120 pod_phase_is "$E2E_NS" net-client Running || fail "pod net-client n
 t_running=$SECONDS
 
 sel() { echo "namespace=\"$E2E_NS\",pod=\"$1\"${2:+,container=\"$2\"}"; }
-# at_least <promql> <min>: the query's value reaches min (polled: scrapes are 1 s apart).
+# at_least <promql> <min>: the query's value reaches min (polled: scrapes are 2 s apart).
 at_least() { local v; v=$(prom_query "$1"); [ -n "$v" ] && awk -v v="$v" -v m="$2" 'BEGIN {exit !(v + 0 >= m)}'; }
 expect_at_least() {  # expect_at_least <what> <promql> <min>
-  wait_for 90 at_least "$2" "$3" || fail "$1: '$2' = '$(prom_query "$2")', want >= $3" "$E2E_NS"
+  wait_for 90 at_least "$2" "$3" ||
+    fail "$1: '$2' = '$(prom_query "$2")', want >= $3; targets: $(prom_target_health)" "$E2E_NS"
   echo "PASS: $1: $2 = $(prom_query "$2") (>= $3)"
 }
 

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# PersistentVolumeClaims on a berth node (kubelet/volume_manager.cc), with the upstream
+# controller-manager's PV binder and ephemeral-volume controller and the scheduler's
+# VolumeBinding plugin doing their parts:
+#  - a local PV (StorageClass with WaitForFirstConsumer, nodeAffinity to this node) bound
+#    when the pod is scheduled, and a hostPath PV pre-bound by volumeName: the pod writes
+#    into both, the files land in the PVs' host directories; the same claim mounted with
+#    persistentVolumeClaim.readOnly refuses writes;
+#  - a generic ephemeral volume: the PVC "<pod>-<volume>" the controller creates, bound to a
+#    second local PV;
+#  - a pod bound to the node (nodeName) whose claim does not exist yet: a FailedMount event
+#    names the claim, the pod stays Pending, and it starts once the claim exists and is bound;
+#  - deleting the pods leaves the volumes' data on the host.
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+e2e_namespace e2e-pv
+dir=$(mktemp -d "$state/pv.XXXXXX")
+cleanup_pv() {
+  kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
+  kubectl delete pv e2e-pv-local e2e-pv-eph e2e-pv-host e2e-pv-late --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl delete storageclass e2e-local --ignore-not-found >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+trap cleanup_pv EXIT
+mkdir -p "$dir/local" "$dir/eph" "$dir/late"
+hostname_label=$(jsonpath "node/$node_name" '{.metadata.labels.kubernetes\.io/hostname}')
+[ -n "$hostname_label" ] || fail "node $node_name has no kubernetes.io/hostname label"
+
+local_pv() {  # local_pv <name> <path>
+  cat <<PV
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: e2e-local
+  local: {path: $2}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: ["$hostname_label"]}]
+PV
+}
+{
+  cat <<SC
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: e2e-local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+SC
+  local_pv e2e-pv-local "$dir/local"
+  echo ---
+  local_pv e2e-pv-eph "$dir/eph"
+  cat <<PV
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-pv-host}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: "$dir/host", type: DirectoryOrCreate}
+PV
+} | kubectl apply -f - >/dev/null || fail "creating the PVs failed"
+
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<PODS || fail "creating the claims and pods failed" "$E2E_NS"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  storageClassName: e2e-local
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Mi}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: static}
+spec:
+  storageClassName: ""
+  volumeName: e2e-pv-host
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: writer}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "echo local-data >/data/hello && echo host-data >/static/sub/hello && if echo x >/ro/x; then echo ro-writable; else echo ro-refused; fi && sleep 3600"]
+    volumeMounts:
+    - {name: data, mountPath: /data}
+    - {name: static, mountPath: /static/sub, subPath: sub}
+    - {name: ro, mountPath: /ro}
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+  - {name: static, persistentVolumeClaim: {claimName: static}}
+  - {name: ro, persistentVolumeClaim: {claimName: static, readOnly: true}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: eph}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "echo eph-data >/scratch/hello && sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+  volumes:
+  - name: scratch
+    ephemeral:
+      volumeClaimTemplate:
+        spec:
+          storageClassName: e2e-local
+          accessModes: [ReadWriteOnce]
+          resources: {requests: {storage: 1Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late}
+spec:
+  nodeName: $node_name
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "cat /late/seed && sleep 3600"]
+    volumeMounts: [{name: late, mountPath: /late}]
+  volumes:
+  - {name: late, persistentVolumeClaim: {claimName: late}}
+PODS
+
+wait_for 120 pod_phase_is "$E2E_NS" writer Running || fail "pod writer not Running" "$E2E_NS"
+wait_for 30 test -s "$dir/local/hello" || fail "the local PV has no file from the pod" "$E2E_NS"
+[ "$(cat "$dir/local/hello")" = local-data ] || fail "local PV file: $(cat "$dir/local/hello")" "$E2E_NS"
+wait_for 30 test -s "$dir/host/sub/hello" || fail "the hostPath PV (subPath) has no file from the pod" "$E2E_NS"
+[ "$(cat "$dir/host/sub/hello")" = host-data ] || fail "hostPath PV file: $(cat "$dir/host/sub/hello")" "$E2E_NS"
+writer_logged() { pod_logs "$E2E_NS" writer | grep -q '^ro-'; }
+wait_for 30 writer_logged || fail "writer printed nothing" "$E2E_NS"
+logs=$(pod_logs "$E2E_NS" writer)
+[ "$logs" = ro-refused ] || fail "a readOnly claim mount: writer printed '$logs', want ro-refused" "$E2E_NS"
+[ ! -e "$dir/host/x" ] || fail "a write through the readOnly claim reached the PV" "$E2E_NS"
+[ "$(jsonpath pvc/data '{.spec.volumeName}' "$E2E_NS")" = e2e-pv-local ] || fail "claim data not bound to e2e-pv-local" "$E2E_NS"
+echo "writer: local PV and hostPath PV written, readOnly claim refused"
+
+wait_for 120 pod_phase_is "$E2E_NS" eph Running || fail "pod eph not Running" "$E2E_NS"
+wait_for 30 test -s "$dir/eph/hello" || fail "the ephemeral volume's PV has no file from the pod" "$E2E_NS"
+[ "$(jsonpath pvc/eph-scratch '{.metadata.ownerReferences[0].name}' "$E2E_NS")" = eph ] ||
+  fail "PVC eph-scratch is not owned by pod eph" "$E2E_NS"
+echo "eph: generic ephemeral volume on PV $(jsonpath pvc/eph-scratch '{.spec.volumeName}' "$E2E_NS")"
+
+# The pod whose claim does not exist: FailedMount naming it, Pending, no container.
+failed_mount() {
+  kubectl get events -n "$E2E_NS" --field-selector involvedObject.name=late,reason=FailedMount \
+    -o 'jsonpath={.items[*].message}' 2>/dev/null | grep -q 'late'
+}
+wait_for 60 failed_mount || fail "no FailedMount event for pod late" "$E2E_NS"
+pod_phase_is "$E2E_NS" late Pending || fail "pod late is not Pending without its claim" "$E2E_NS"
+echo "late: FailedMount: $(kubectl get events -n "$E2E_NS" --field-selector involvedObject.name=late,reason=FailedMount -o 'jsonpath={.items[0].message}')"
+echo seed >"$dir/late/seed"
+kubectl apply -f - >/dev/null <<PV || fail "creating PV e2e-pv-late failed"
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-pv-late}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: $E2E_NS, name: late}
+  hostPath: {path: "$dir/late", type: Directory}
+PV
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<PVC || fail "creating PVC late failed" "$E2E_NS"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: late}
+spec:
+  storageClassName: ""
+  volumeName: e2e-pv-late
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Mi}}
+PVC
+wait_for 120 pod_phase_is "$E2E_NS" late Running || fail "pod late not Running once its claim is bound" "$E2E_NS"
+late_read_seed() { [ "$(pod_logs "$E2E_NS" late)" = seed ]; }
+wait_for 30 late_read_seed || fail "pod late did not read its claim: $(pod_logs "$E2E_NS" late)" "$E2E_NS"
+echo "late: started once its claim was bound"
+
+# Deleting the pods keeps the data.
+kubectl delete pod -n "$E2E_NS" writer eph late --wait=true --timeout=120s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
+[ "$(cat "$dir/local/hello")" = local-data ] && [ "$(cat "$dir/host/sub/hello")" = host-data ] &&
+  [ "$(cat "$dir/late/seed")" = seed ] || fail "volume data lost after the pods were deleted" "$E2E_NS"
+echo "PASS persistent_volume"
