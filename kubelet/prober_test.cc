@@ -271,7 +271,10 @@ TEST(ProberThreadsTest, OneThreadPerProbeJoinedOnRemove) {
     EXPECT_EQ(threads(), before + 2);
     // The workers probe on their own: readiness turns Success.
     absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!prober.Status("u1", "c", "id1").ready && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    // (on_change runs after the new result is visible: wait for both.)
+    while ((!prober.Status("u1", "c", "id1").ready || changes.load() < 1) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
     EXPECT_TRUE(prober.Status("u1", "c", "id1").ready);
     EXPECT_GE(changes.load(), 1);
     // Removal joins promptly (the workers wait on a condition, not a sleep).

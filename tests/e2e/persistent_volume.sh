@@ -10,6 +10,7 @@
 #    second local PV;
 #  - a pod bound to the node (nodeName) whose claim does not exist yet: a FailedMount event
 #    names the claim, the pod stays Pending, and it starts once the claim exists and is bound;
+#  - the local PV's claim has volume stats (/stats/summary pvcRef, kubelet_volume_stats_*);
 #  - deleting the pods leaves the volumes' data on the host.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -30,7 +31,7 @@ local_pv() {  # local_pv <name> <path>
   cat <<PV
 apiVersion: v1
 kind: PersistentVolume
-metadata: {name: $1}
+metadata: {name: $1, labels: {e2e-pv: $1}}
 spec:
   capacity: {storage: 1Gi}
   accessModes: [ReadWriteOnce]
@@ -41,6 +42,20 @@ spec:
     required:
       nodeSelectorTerms:
       - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: ["$hostname_label"]}]
+PV
+}
+host_pv() {  # host_pv <name> <path> <hostPath type> [extra spec line]: a PV without a class
+  cat <<PV
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  hostPath: {path: "$2", type: $3}
+  ${4:-}
 PV
 }
 {
@@ -55,18 +70,8 @@ SC
   local_pv e2e-pv-local "$dir/local"
   echo ---
   local_pv e2e-pv-eph "$dir/eph"
-  cat <<PV
----
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-pv-host}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  hostPath: {path: "$dir/host", type: DirectoryOrCreate}
-PV
+  echo ---
+  host_pv e2e-pv-host "$dir/host" DirectoryOrCreate
 } | kubectl apply -f - >/dev/null || fail "creating the PVs failed"
 
 kubectl apply -n "$E2E_NS" -f - >/dev/null <<PODS || fail "creating the claims and pods failed" "$E2E_NS"
@@ -75,6 +80,7 @@ kind: PersistentVolumeClaim
 metadata: {name: data}
 spec:
   storageClassName: e2e-local
+  selector: {matchLabels: {e2e-pv: e2e-pv-local}}
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Mi}}
 ---
@@ -121,6 +127,7 @@ spec:
       volumeClaimTemplate:
         spec:
           storageClassName: e2e-local
+          selector: {matchLabels: {e2e-pv: e2e-pv-eph}}
           accessModes: [ReadWriteOnce]
           resources: {requests: {storage: 1Mi}}
 ---
@@ -152,6 +159,25 @@ logs=$(pod_logs "$E2E_NS" writer)
 [ "$(jsonpath pvc/data '{.spec.volumeName}' "$E2E_NS")" = e2e-pv-local ] || fail "claim data not bound to e2e-pv-local" "$E2E_NS"
 echo "writer: local PV and hostPath PV written, readOnly claim refused"
 
+# Volume stats: the local PV's claim in /stats/summary (pvcRef) and kubelet_volume_stats_*
+# on /metrics, with its filesystem's capacity; the hostPath PV's claim has none (as upstream).
+fs_bytes=$(($(stat -f -c '%b * %S' "$dir/local")))
+summary_pvc() {
+  in_ns curl -sf --max-time 10 http://127.0.0.1:10249/stats/summary |
+    jq -e --arg ns "$E2E_NS" '.pods[] | select(.podRef.namespace == $ns and .podRef.name == "writer") | .volume[]
+      | select(.pvcRef.name == "data" and .pvcRef.namespace == $ns and .name == "data") | .capacityBytes' 2>/dev/null
+}
+wait_for 30 summary_pvc >/dev/null || fail "/stats/summary has no volume with pvcRef data for pod writer" "$E2E_NS"
+[ "$(summary_pvc)" = "$fs_bytes" ] || fail "summary capacityBytes of claim data: $(summary_pvc), want $fs_bytes" "$E2E_NS"
+in_ns curl -sf --max-time 10 http://127.0.0.1:10249/stats/summary |
+  jq -e --arg ns "$E2E_NS" '[.pods[] | select(.podRef.namespace == $ns) | .volume[]? | select(.pvcRef.name == "static")] | length == 0' >/dev/null ||
+  fail "/stats/summary reports the hostPath PV's claim static (upstream hostPath has no volume metrics)" "$E2E_NS"
+metric=$(in_ns curl -sf --max-time 10 http://127.0.0.1:10249/metrics |
+  grep "^kubelet_volume_stats_capacity_bytes{namespace=\"$E2E_NS\",persistentvolumeclaim=\"data\"}" | awk '{print $2}')
+[ -n "$metric" ] && [ "$(awk -v m="$metric" 'BEGIN {printf "%.0f", m}')" = "$fs_bytes" ] ||
+  fail "kubelet_volume_stats_capacity_bytes of claim data: '$metric', want $fs_bytes" "$E2E_NS"
+echo "volume stats: claim data capacity $fs_bytes bytes in /stats/summary and kubelet_volume_stats_capacity_bytes"
+
 wait_for 120 pod_phase_is "$E2E_NS" eph Running || fail "pod eph not Running" "$E2E_NS"
 wait_for 30 test -s "$dir/eph/hello" || fail "the ephemeral volume's PV has no file from the pod" "$E2E_NS"
 [ "$(jsonpath pvc/eph-scratch '{.metadata.ownerReferences[0].name}' "$E2E_NS")" = eph ] ||
@@ -167,18 +193,8 @@ wait_for 60 failed_mount || fail "no FailedMount event for pod late" "$E2E_NS"
 pod_phase_is "$E2E_NS" late Pending || fail "pod late is not Pending without its claim" "$E2E_NS"
 echo "late: FailedMount: $(kubectl get events -n "$E2E_NS" --field-selector involvedObject.name=late,reason=FailedMount -o 'jsonpath={.items[0].message}')"
 echo seed >"$dir/late/seed"
-kubectl apply -f - >/dev/null <<PV || fail "creating PV e2e-pv-late failed"
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: e2e-pv-late}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteOnce]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: ""
-  claimRef: {namespace: $E2E_NS, name: late}
-  hostPath: {path: "$dir/late", type: Directory}
-PV
+host_pv e2e-pv-late "$dir/late" Directory "claimRef: {namespace: $E2E_NS, name: late}" |
+  kubectl apply -f - >/dev/null || fail "creating PV e2e-pv-late failed"
 kubectl apply -n "$E2E_NS" -f - >/dev/null <<PVC || fail "creating PVC late failed" "$E2E_NS"
 apiVersion: v1
 kind: PersistentVolumeClaim
