@@ -441,6 +441,11 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<metrics::SummaryProvider> summary;
   absl::StatusOr<metrics::CgroupReader> cgroup_reader = metrics::CgroupReader::Create();
   if (cgroup_reader.ok()) {
+    // v1 blkio counters stay 0 on a disk whose throttle layer was never configured (Linux
+    // >= 6.10 sets it up lazily): a no-op rule per disk makes container_fs_* count.
+    if (int disks = cgroup_reader->EnableV1BlkioStats(); disks > 0) {
+      LOG(INFO) << "berth: blkio accounting enabled on " << disks << " disk(s) (no-op throttle rule)";
+    }
     metrics::CadvisorOptions cadvisor_opts;
     cadvisor_opts.fs_usage = &fs_usage;
     cadvisor_opts.root_fs_dir = f.root_dir;

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <tuple>
 #include <utility>
 
@@ -13,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "base/status.h"
 
 namespace berth::metrics {
@@ -231,6 +234,30 @@ std::string CgroupReader::Dir(const std::string& controller,
     return JoinPath(cpuacct_dir_, cgroup_path);
   }
   return JoinPath(JoinPath(root_, controller), cgroup_path);
+}
+
+int CgroupReader::EnableV1BlkioStats(const std::string& sys_block) const {
+  if (mode_ == CgroupMode::kV2) return 0;
+  const std::string rule_file = JoinPath(Dir("blkio", "/"), "blkio.throttle.write_bps_device");
+  if (!PathExists(rule_file)) return 0;
+  int enabled = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(sys_block, ec)) {
+    if (!PathExists(JoinPath(e.path().string(), "queue"))) continue;
+    absl::StatusOr<std::string> dev = ReadFile(JoinPath(e.path().string(), "dev"));
+    if (!dev.ok()) continue;
+    const std::string rule = absl::StrCat(absl::StripAsciiWhitespace(*dev), " 0");
+    // A cgroupfs file: one write(2) of the whole rule, not a rename.
+    std::ofstream out(rule_file);
+    out << rule << std::flush;
+    if (!out) {
+      LOG(WARNING) << "cgroup stats: cannot enable blkio accounting of " << e.path().filename().string()
+                   << " (" << rule << " > " << rule_file << ")";
+      continue;
+    }
+    ++enabled;
+  }
+  return enabled;
 }
 
 absl::StatusOr<CgroupStats> CgroupReader::Read(const std::string& cgroup_path) const {

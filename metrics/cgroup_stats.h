@@ -135,6 +135,14 @@ class CgroupReader {
   // DataLoss when a present file does not parse (message names the file).
   absl::StatusOr<CgroupStats> Read(const std::string& cgroup_path) const;
 
+  // cgroup v1 only: makes the blkio.throttle.io_service* files count. Since Linux 6.10 the
+  // throttle layer of a disk is set up only when a rule is first configured for it, and until
+  // then every cgroup reads "Total 0" on that disk. Writes the no-op rule "<major>:<minor> 0"
+  // (no limit) to the root cgroup's blkio.throttle.write_bps_device for every disk under
+  // `sys_block` (whole disks with a queue). Returns how many disks were set up; a disk
+  // whose write fails is skipped (logged). No-op (0) on v2 or without a blkio hierarchy.
+  int EnableV1BlkioStats(const std::string& sys_block = "/sys/block") const;
+
  private:
   CgroupReader(std::string root, CgroupMode mode) : root_(std::move(root)), mode_(mode) {}
   absl::Status ReadV1(const std::string& path, CgroupStats* s) const;

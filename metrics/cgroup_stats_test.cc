@@ -46,6 +46,29 @@ TEST(ParseV1BlkioTest, ReadWritePerDeviceIgnoringTotals) {
   EXPECT_EQ(d[1].read_ops, 1u);
 }
 
+// The no-op throttle rule that makes v1 blkio counters count: one per whole disk (a
+// directory with a queue), none on v2.
+TEST(EnableV1BlkioStatsTest, WritesANoOpRulePerDisk) {
+  char tmpl[] = "/tmp/berth-blkio-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_TRUE(MkdirAll(dir + "/cg/memory").ok());
+  ASSERT_TRUE(MkdirAll(dir + "/cg/blkio").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/cg/blkio/blkio.throttle.write_bps_device", "").ok());
+  ASSERT_TRUE(MkdirAll(dir + "/block/vda/queue").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/block/vda/dev", "254:0\n").ok());
+  ASSERT_TRUE(MkdirAll(dir + "/block/nodisk").ok());  // no queue: skipped
+  ASSERT_TRUE(WriteFileAtomic(dir + "/block/nodisk/dev", "7:0\n").ok());
+  absl::StatusOr<CgroupReader> v1 = CgroupReader::Create(dir + "/cg");
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->EnableV1BlkioStats(dir + "/block"), 1);
+  EXPECT_EQ(ReadFile(dir + "/cg/blkio/blkio.throttle.write_bps_device").value(), "254:0 0");
+  ASSERT_TRUE(MkdirAll(dir + "/v2").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/v2/cgroup.controllers", "io\n").ok());
+  EXPECT_EQ(CgroupReader::Create(dir + "/v2")->EnableV1BlkioStats(dir + "/block"), 0);
+  ASSERT_TRUE(RemoveAll(dir).ok());
+}
+
 TEST(ParseIoStatTest, KeyedFieldsPerDevice) {
   auto d = ParseIoStat("254:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n8:16 rbytes=9\n");
   ASSERT_EQ(d.size(), 2u);

@@ -101,7 +101,7 @@ spec:
   containers:
   - name: main
     image: $image
-    command: ["sh", "-c", "echo local-data >/data/hello && echo host-data >/static/sub/hello && if echo x >/ro/x; then echo ro-writable; else echo ro-refused; fi && sleep 3600"]
+    command: ["sh", "-c", "echo local-data >/data/hello && echo host-data >/static/sub/hello && if echo x 2>/dev/null >/ro/x; then echo ro-writable; else echo ro-refused; fi && sleep 3600"]
     volumeMounts:
     - {name: data, mountPath: /data}
     - {name: static, mountPath: /static/sub, subPath: sub}
