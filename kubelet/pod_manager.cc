@@ -646,6 +646,7 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   if (psc.contains("runAsUser")) sc->mutable_run_as_user()->set_value(psc["runAsUser"].get<int64_t>());
   if (psc.contains("runAsGroup")) sc->mutable_run_as_group()->set_value(psc["runAsGroup"].get<int64_t>());
   for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
+  if (psc.contains("fsGroup") && psc["fsGroup"].is_number_integer()) sc->add_supplemental_groups(psc["fsGroup"].get<int64_t>());
   for (const auto& s : psc.value("sysctls", Json::array())) {
     (*linux->mutable_sysctls())[s.value("name", std::string())] = s.value("value", std::string());
   }
@@ -1039,6 +1040,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
   if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
   for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
+  // The kubelet adds the pod's fsGroup to every container's groups (determineEffectiveSecurityContext).
+  if (psc.contains("fsGroup") && psc["fsGroup"].is_number_integer()) sc->add_supplemental_groups(psc["fsGroup"].get<int64_t>());
   sc->set_privileged(csc.value("privileged", false));
   sc->set_readonly_rootfs(csc.value("readOnlyRootFilesystem", false));
   if (csc.contains("allowPrivilegeEscalation") && !csc["allowPrivilegeEscalation"].get<bool>()) {

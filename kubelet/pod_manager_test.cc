@@ -326,6 +326,19 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
   EXPECT_THAT(hosts_text, HasSubstr(sandboxes.begin()->second.ip + "\tweb"));
 }
 
+// The pod's fsGroup joins every container's (and the sandbox's) supplemental groups, after
+// supplementalGroups, as the kubelet's determineEffectiveSecurityContext does.
+TEST_F(PodManagerTest, FsGroupIsASupplementalGroup) {
+  Json pod = MakePod("web");
+  pod["spec"]["securityContext"] = {{"supplementalGroups", {5}}, {"fsGroup", 2000}};
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  const auto cc = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
+  EXPECT_THAT(cc.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000));
+  const auto sb = runtime_.Sandboxes().begin()->second.config;
+  EXPECT_THAT(sb.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000));
+}
+
 TEST_F(PodManagerTest, NeverPolicyExitZeroSucceeds) {
   runtime_.ExitOnStart("main", 0);
   manager_->HandlePodEvent("ADDED", MakePod("job", "Never"));

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/escaping.h"
@@ -130,7 +131,50 @@ std::string ClaimName(const Json& pod, const Json& volume) {
   return absl::StrCat(GetString(pod, "metadata.name"), "-", volume.value("name", std::string()));
 }
 
+// The pod's fsGroup (spec.securityContext.fsGroup), or nullopt.
+std::optional<int64_t> PodFsGroup(const Json& pod) {
+  const Json psc = pod.value("spec", Json::object()).value("securityContext", Json::object());
+  auto it = psc.find("fsGroup");
+  if (it == psc.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<int64_t>();
+}
+
 }  // namespace
+
+absl::Status SetVolumeOwnership(const std::string& dir, int64_t fs_group, bool read_only,
+                                bool on_root_mismatch) {
+  constexpr mode_t kRwMask = 0660, kRoMask = 0440, kExecMask = 0110;
+  const mode_t mask = read_only ? kRoMask : kRwMask;
+  const gid_t gid = static_cast<gid_t>(fs_group);
+  struct stat root;
+  if (::lstat(dir.c_str(), &root) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", dir));
+  if (on_root_mismatch && root.st_gid == gid && (root.st_mode & mask) == mask &&
+      (!S_ISDIR(root.st_mode) || (root.st_mode & S_ISGID) != 0)) {
+    return absl::OkStatus();  // fsGroupChangePolicy OnRootMismatch: the root already matches
+  }
+  auto change = [&](const std::string& path, const struct stat& st) -> absl::Status {
+    if (::lchown(path.c_str(), static_cast<uid_t>(-1), gid) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("chown ", path, " to group ", fs_group));
+    }
+    if (S_ISLNK(st.st_mode)) return absl::OkStatus();
+    mode_t mode = (st.st_mode & 07777) | mask;
+    if (S_ISDIR(st.st_mode)) mode |= S_ISGID | kExecMask;
+    if (::chmod(path.c_str(), mode) != 0) return ErrnoStatus(errno, absl::StrCat("chmod ", path));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(change(dir, root));
+  if (!S_ISDIR(root.st_mode)) return absl::OkStatus();
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string path = it->path().string();
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
+    RETURN_IF_ERROR(change(path, st));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("walk ", dir, ": ", ec.message()));
+  return absl::OkStatus();
+}
 
 VolumeManager::VolumeManager(ApiClient* api, std::string root_dir, std::function<absl::Time()> clock)
     : api_(api), root_dir_(std::move(root_dir)), clock_(std::move(clock)) {}
@@ -311,6 +355,7 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& p
     }
     MountedVolume mounted{path, read_only};
     mounted.filesystem_stats = true;
+    mounted.ownership_managed = true;  // upstream's local plugin applies fsGroup
     return mounted;
   }
   std::string kind = "unknown";
@@ -356,7 +401,9 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
       RETURN_IF_ERROR(MkdirAll(dir, 0777));
     }
     ::chmod(dir.c_str(), 0777);  // upstream makes emptyDir world-writable
-    return MountedVolume{dir, false};
+    MountedVolume mounted{dir, false};
+    mounted.ownership_managed = true;
+    return mounted;
   }
   // secret, downwardAPI and projected volumes live on a tmpfs, as upstream's wrapped
   // memory-medium emptyDir: their content (credentials, tokens) never reaches the disk.
@@ -399,7 +446,9 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
     }
   }
   RETURN_IF_ERROR(WriteFiles(dir, files));
-  return MountedVolume{dir, true};
+  MountedVolume mounted{dir, true};
+  mounted.ownership_managed = true;
+  return mounted;
 }
 
 absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolumes(
@@ -412,6 +461,8 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
   }
   absl::Time now = clock_();
   const Json volumes = pod.value("spec", Json::object()).value("volumes", Json::array());
+  const std::optional<int64_t> fs_group = PodFsGroup(pod);
+  const bool on_root_mismatch = GetString(pod, "spec.securityContext.fsGroupChangePolicy") == "OnRootMismatch";
   absl::Status result;
   for (const auto& volume : volumes) {
     std::string name = volume.value("name", std::string());
@@ -435,6 +486,7 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
           continue;
         }
         absl::Status w = WriteFiles(existing->second.host_path, {{path, {*token, mode}}});
+        if (w.ok() && fs_group) w = SetVolumeOwnership(existing->second.host_path, *fs_group, true, false);
         if (!w.ok()) {
           if (result.ok()) result = Annotate(w, absl::StrCat("volume \"", name, "\""));
           continue;
@@ -444,6 +496,10 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
       continue;
     }
     auto mounted = SetUpVolume(pod, volume, host_ip, &state);
+    if (mounted.ok() && fs_group && mounted->ownership_managed) {
+      absl::Status owned = SetVolumeOwnership(mounted->host_path, *fs_group, mounted->read_only, on_root_mismatch);
+      if (!owned.ok()) mounted = owned;
+    }
     if (!mounted.ok()) {
       if (result.ok()) result = Annotate(mounted.status(), absl::StrCat("volume \"", name, "\""));
       continue;

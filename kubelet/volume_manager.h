@@ -1,7 +1,8 @@
 // The kubelet's volume manager for the in-tree volume types: emptyDir, hostPath, configMap,
 // secret, downwardAPI, projected (serviceAccountToken, configMap, secret, downwardAPI
 // sources), and persistentVolumeClaim / generic ephemeral volumes bound to hostPath or local
-// PersistentVolumes (used in place, as upstream's hostPath plugin does). Volume directories live under
+// PersistentVolumes (used in place, as upstream's hostPath plugin does). A pod's fsGroup is
+// applied to the volumes upstream manages ownership of (SetVolumeOwnership). Volume directories live under
 // `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
 // "kubernetes.io~projected", ... as upstream). Files are written atomically with the
 // volume's defaultMode (or the item's mode). As upstream, secret, downwardAPI and projected
@@ -41,7 +42,18 @@ struct MountedVolume {
   // The volume plugin reports stats of the filesystem holding host_path (upstream local
   // PVs' MetricsStatFS); false for hostPath PVs (MetricsNil upstream).
   bool filesystem_stats = false;
+  // The pod's fsGroup applies (SetVolumeOwnership): emptyDir, configMap, secret, downwardAPI,
+  // projected and local PVs; not hostPath (as upstream's plugins).
+  bool ownership_managed = false;
 };
+
+// The kubelet's volume.SetVolumeOwnership for a pod's fsGroup: every file and directory under
+// `dir` (itself included; symlinks not followed) gets group `fs_group` and the group bits
+// rw (r when `read_only`), directories also x and setgid. `on_root_mismatch`
+// (fsGroupChangePolicy OnRootMismatch): nothing is done when `dir` already has that group and
+// those bits. Errors: the first chown/chmod that failed.
+absl::Status SetVolumeOwnership(const std::string& dir, int64_t fs_group, bool read_only,
+                                bool on_root_mismatch);
 
 // A set-up volume of a pod that comes from a PersistentVolumeClaim (see ClaimVolumes).
 struct ClaimVolume {

@@ -312,5 +312,54 @@ TEST_F(VolumeManagerTest, UnsupportedPersistentVolumeSourcesAreNamed) {
   EXPECT_NE(vols.status().message().find("\"nfs\""), std::string::npos) << vols.status();
 }
 
+gid_t GroupOf(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_gid : static_cast<gid_t>(-1);
+}
+
+TEST_F(VolumeManagerTest, SetVolumeOwnershipAppliesTheFsGroup) {
+  const std::string dir = root_ + "/vol";
+  std::filesystem::create_directories(dir + "/sub");
+  ASSERT_TRUE(WriteFileAtomic(dir + "/sub/f", "x", 0600).ok());
+  ::chmod((dir + "/sub/f").c_str(), 0600);
+  ::chmod((dir + "/sub").c_str(), 0700);
+  std::filesystem::create_symlink("sub/f", dir + "/link");
+  ASSERT_TRUE(SetVolumeOwnership(dir, 4321, false, false).ok());
+  for (const char* p : {"", "/sub", "/sub/f", "/link"}) EXPECT_EQ(GroupOf(dir + p), 4321u) << p;
+  EXPECT_EQ(ModeOf(dir + "/sub/f"), 0660);
+  EXPECT_EQ(ModeOf(dir + "/sub"), 02770);
+  // Read-only volumes get group read only.
+  ::chmod((dir + "/sub/f").c_str(), 0600);
+  ASSERT_TRUE(SetVolumeOwnership(dir, 4321, true, false).ok());
+  EXPECT_EQ(ModeOf(dir + "/sub/f"), 0640);
+  // OnRootMismatch: the root matches, so nothing below is looked at.
+  ASSERT_EQ(::chown((dir + "/sub/f").c_str(), -1, 0), 0);
+  ASSERT_TRUE(SetVolumeOwnership(dir, 4321, true, true).ok());
+  EXPECT_EQ(GroupOf(dir + "/sub/f"), 0u);
+  ASSERT_TRUE(SetVolumeOwnership(dir, 4321, true, false).ok());  // Always
+  EXPECT_EQ(GroupOf(dir + "/sub/f"), 4321u);
+}
+
+TEST_F(VolumeManagerTest, PodFsGroupOwnsItsManagedVolumesButNotHostPaths) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  api_.SetObject("/api/v1/namespaces/n/secrets/db", {{"data", {{"password", "czNjcjN0"}}}});
+  const std::string host = root_ + "/host";
+  std::filesystem::create_directories(host);
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
+    "spec": {"securityContext": {"fsGroup": 2000}, "volumes": [
+      {"name": "cache", "emptyDir": {}},
+      {"name": "creds", "secret": {"secretName": "db", "defaultMode": 256}},
+      {"name": "host", "hostPath": {"path": "HOST"}}]}})");
+  pod["spec"]["volumes"][2]["hostPath"]["path"] = host;
+  auto vols = vm.SetUpPodVolumes(pod, "");
+  ASSERT_TRUE(vols.ok()) << vols.status();
+  EXPECT_EQ(GroupOf((*vols)["cache"].host_path), 2000u);
+  EXPECT_EQ(ModeOf((*vols)["cache"].host_path), 02777);
+  EXPECT_EQ(GroupOf((*vols)["creds"].host_path + "/password"), 2000u);
+  EXPECT_EQ(ModeOf((*vols)["creds"].host_path + "/password"), 0440);  // 0400 + group read
+  EXPECT_EQ(GroupOf(host), 0u);  // hostPath: never changed
+  ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
+}
+
 }  // namespace
 }  // namespace berth::kubelet

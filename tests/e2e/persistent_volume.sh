@@ -10,6 +10,8 @@
 #    second local PV;
 #  - a pod bound to the node (nodeName) whose claim does not exist yet: a FailedMount event
 #    names the claim, the pod stays Pending, and it starts once the claim exists and is bound;
+#  - fsGroup: a non-root pod with fsGroup 2000 writes into the local PV and an emptyDir
+#    (group 2000, setgid, as SetVolumeOwnership), 2000 among its groups;
 #  - the local PV's claim has volume stats (/stats/summary pvcRef, kubelet_volume_stats_*);
 #  - deleting the pods leaves the volumes' data on the host.
 # shellcheck source=tests/e2e/lib.sh
@@ -113,6 +115,21 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: grouped}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, fsGroup: 2000}
+  containers:
+  - name: main
+    image: $image
+    command: ["sh", "-c", "echo g >/data/grouped && echo e >/scratch/e && echo \"groups=\$(id -G) data=\$(stat -c %g /data/grouped) scratch=\$(stat -c %g /scratch/e)\" && sleep 3600"]
+    volumeMounts: [{name: data, mountPath: /data}, {name: scratch, mountPath: /scratch}]
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+  - {name: scratch, emptyDir: {}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: eph}
 spec:
   terminationGracePeriodSeconds: 1
@@ -158,6 +175,18 @@ logs=$(pod_logs "$E2E_NS" writer)
 [ ! -e "$dir/host/x" ] || fail "a write through the readOnly claim reached the PV" "$E2E_NS"
 [ "$(jsonpath pvc/data '{.spec.volumeName}' "$E2E_NS")" = e2e-pv-local ] || fail "claim data not bound to e2e-pv-local" "$E2E_NS"
 echo "writer: local PV and hostPath PV written, readOnly claim refused"
+
+# fsGroup: a non-root pod writes into the local PV and an emptyDir through group 2000 (the
+# volumes' group, setgid), and 2000 is one of its groups.
+wait_for 120 pod_phase_is "$E2E_NS" grouped Running || fail "pod grouped not Running" "$E2E_NS"
+grouped_logged() { pod_logs "$E2E_NS" grouped | grep -q '^groups='; }
+wait_for 30 grouped_logged || fail "pod grouped printed nothing: $(pod_logs "$E2E_NS" grouped)" "$E2E_NS"
+line=$(pod_logs "$E2E_NS" grouped)
+case " ${line%% data=*} " in *" 2000 "*) ;; *) fail "fsGroup 2000 is not among the container's groups: $line" "$E2E_NS" ;; esac
+[ "${line#* data=}" = "2000 scratch=2000" ] || fail "files written by pod grouped: $line, want group 2000" "$E2E_NS"
+[ "$(stat -c %g "$dir/local/grouped")" = 2000 ] && [ -g "$dir/local" ] ||
+  fail "the local PV is not group 2000 with setgid: $(stat -c '%g %A' "$dir/local")" "$E2E_NS"
+echo "grouped: $line"
 
 # Volume stats: the local PV's claim in /stats/summary (pvcRef) and kubelet_volume_stats_*
 # on /metrics, with its filesystem's capacity; the hostPath PV's claim has none (as upstream).
@@ -211,7 +240,7 @@ wait_for 30 late_read_seed || fail "pod late did not read its claim: $(pod_logs 
 echo "late: started once its claim was bound"
 
 # Deleting the pods keeps the data.
-kubectl delete pod -n "$E2E_NS" writer eph late --wait=true --timeout=120s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
+kubectl delete pod -n "$E2E_NS" writer grouped eph late --wait=true --timeout=120s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
 [ "$(cat "$dir/local/hello")" = local-data ] && [ "$(cat "$dir/host/sub/hello")" = host-data ] &&
   [ "$(cat "$dir/late/seed")" = seed ] || fail "volume data lost after the pods were deleted" "$E2E_NS"
 echo "PASS persistent_volume"
