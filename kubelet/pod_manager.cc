@@ -925,9 +925,18 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     m->set_container_path(vm.value("mountPath", std::string()));
     std::string host = v->second.host_path;
     std::string sub = vm.value("subPath", std::string());
+    // subPathExpr: $(VAR) references to the container's env, expanded as the kubelet's
+    // expandSubpath does.
+    if (vm.contains("subPathExpr")) sub = ExpandEnvRefs(vm.value("subPathExpr", std::string()), env_map);
     if (!sub.empty()) {
-      host = JoinPath(host, sub);
-      if (!PathExists(host)) (void)MkdirAll(host, 0755);
+      absl::StatusOr<std::string> resolved = PrepareSubPath(host, sub);
+      if (!resolved.ok()) {
+        std::string msg = absl::StrCat("failed to prepare subPath for volumeMount \"", vname, "\" of container \"",
+                                       name, "\": ", resolved.status().message());
+        state->waiting[name] = {"CreateContainerConfigError", msg};
+        return absl::FailedPreconditionError(msg);
+      }
+      host = *resolved;
     }
     m->set_host_path(host);
     m->set_readonly(vm.value("readOnly", false) || v->second.read_only);
@@ -1040,8 +1049,18 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
   if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
   for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
-  // The kubelet adds the pod's fsGroup to every container's groups (determineEffectiveSecurityContext).
+  // The kubelet adds the pod's fsGroup to every container's groups (determineEffectiveSecurityContext),
+  // then the GIDs of its PersistentVolumes' pv.beta.kubernetes.io/gid annotations
+  // (GetExtraSupplementalGroupsForPod).
   if (psc.contains("fsGroup") && psc["fsGroup"].is_number_integer()) sc->add_supplemental_groups(psc["fsGroup"].get<int64_t>());
+  std::set<int64_t> extra_gids;
+  for (const auto& [_, mv] : volumes) {
+    if (mv.supplemental_gid && extra_gids.insert(*mv.supplemental_gid).second) {
+      bool present = false;
+      for (int64_t g : sc->supplemental_groups()) present |= g == *mv.supplemental_gid;
+      if (!present) sc->add_supplemental_groups(*mv.supplemental_gid);
+    }
+  }
   sc->set_privileged(csc.value("privileged", false));
   sc->set_readonly_rootfs(csc.value("readOnlyRootFilesystem", false));
   if (csc.contains("allowPrivilegeEscalation") && !csc["allowPrivilegeEscalation"].get<bool>()) {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/file.h"
@@ -140,6 +141,43 @@ std::optional<int64_t> PodFsGroup(const Json& pod) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path, const std::string& sub_path) {
+  if (sub_path[0] == '/') {
+    return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" must not be an absolute path"));
+  }
+  if (!SafeRelativePath(sub_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" must not contain '..'"));
+  }
+  char* root_c = ::realpath(volume_path.c_str(), nullptr);
+  if (root_c == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve volume ", volume_path));
+  const std::string root = root_c;
+  ::free(root_c);
+  const std::string path = JoinPath(volume_path, sub_path);
+  auto inside = [&](const std::string& p) -> absl::Status {
+    char* real = ::realpath(p.c_str(), nullptr);
+    if (real == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve ", p));
+    const std::string r = real;
+    ::free(real);
+    if (r != root && r.rfind(root == "/" ? root : root + "/", 0) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("subPath \"", sub_path, "\" resolves to ", r, ", outside the volume ", root));
+    }
+    return absl::OkStatus();
+  };
+  if (!PathExists(path)) {
+    // The deepest existing ancestor must itself be inside before anything is created there.
+    std::string existing = path;
+    while (!PathExists(existing)) existing = existing.substr(0, existing.rfind('/'));
+    RETURN_IF_ERROR(inside(existing));
+    struct stat st;
+    if (::stat(volume_path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", volume_path));
+    RETURN_IF_ERROR(MkdirAll(path, st.st_mode & 07777));
+    ::chmod(path.c_str(), st.st_mode & 07777);
+  }
+  RETURN_IF_ERROR(inside(path));
+  return path;
+}
 
 absl::Status SetVolumeOwnership(const std::string& dir, int64_t fs_group, bool read_only,
                                 bool on_root_mismatch) {
@@ -379,6 +417,10 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
     ASSIGN_OR_RETURN(MountedVolume mounted, SetUpPersistentVolume(pv, claim.is_object() && claim.value("readOnly", false)));
     mounted.claim_namespace = ns;
     mounted.claim_name = ClaimName(pod, volume);
+    const std::string gid = pv.value("metadata", Json::object()).value("annotations", Json::object())
+                                .value("pv.beta.kubernetes.io/gid", std::string());
+    int64_t parsed = 0;
+    if (!gid.empty() && absl::SimpleAtoi(gid, &parsed) && parsed >= 0) mounted.supplemental_gid = parsed;
     return mounted;
   }
   std::string plugin = PluginDir(volume);

@@ -215,7 +215,9 @@ TEST_F(VolumeManagerTest, ClaimsBoundToHostPathAndLocalVolumesAreUsedInPlace) {
   api_.SetObject("/api/v1/persistentvolumes/pv-a",
                  Volume("pv-a", "c-1", {{"hostPath", {{"path", host_dir}, {"type", "DirectoryOrCreate"}}}}));
   api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/logs", BoundClaim("logs", "c-2", "pv-b"));
-  api_.SetObject("/api/v1/persistentvolumes/pv-b", Volume("pv-b", "c-2", {{"local", {{"path", local_dir}}}}));
+  Json pv_b = Volume("pv-b", "c-2", {{"local", {{"path", local_dir}}}});
+  pv_b["metadata"]["annotations"] = {{"pv.beta.kubernetes.io/gid", "1234"}};
+  api_.SetObject("/api/v1/persistentvolumes/pv-b", pv_b);
   Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
     "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}},
                          {"name": "l", "persistentVolumeClaim": {"claimName": "logs", "readOnly": true}}]}})");
@@ -226,6 +228,8 @@ TEST_F(VolumeManagerTest, ClaimsBoundToHostPathAndLocalVolumesAreUsedInPlace) {
   EXPECT_TRUE(std::filesystem::is_directory(host_dir));  // DirectoryOrCreate
   EXPECT_EQ((*vols)["l"].host_path, local_dir);
   EXPECT_TRUE((*vols)["l"].read_only);
+  EXPECT_EQ((*vols)["l"].supplemental_gid, 1234);  // pv.beta.kubernetes.io/gid
+  EXPECT_FALSE((*vols)["d"].supplemental_gid.has_value());
   // Known as claim volumes; only the local PV reports filesystem stats (upstream: local
   // MetricsStatFS, hostPath MetricsNil).
   std::vector<ClaimVolume> claims = vm.ClaimVolumes();
@@ -359,6 +363,33 @@ TEST_F(VolumeManagerTest, PodFsGroupOwnsItsManagedVolumesButNotHostPaths) {
   EXPECT_EQ(ModeOf((*vols)["creds"].host_path + "/password"), 0440);  // 0400 + group read
   EXPECT_EQ(GroupOf(host), 0u);  // hostPath: never changed
   ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
+}
+
+TEST_F(VolumeManagerTest, PrepareSubPathStaysInsideTheVolume) {
+  const std::string vol = root_ + "/vol";
+  std::filesystem::create_directories(vol);
+  ::chmod(vol.c_str(), 02775);
+  // A missing directory is created with the volume's mode.
+  auto p = PrepareSubPath(vol, "a/b");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, vol + "/a/b");
+  EXPECT_EQ(ModeOf(vol + "/a/b"), 02775);
+  ASSERT_TRUE(WriteFileAtomic(vol + "/file", "x").ok());
+  EXPECT_EQ(PrepareSubPath(vol, "file").value(), vol + "/file");
+  std::filesystem::create_symlink("a", vol + "/inner");  // a symlink that stays inside is fine
+  EXPECT_TRUE(PrepareSubPath(vol, "inner/b").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(PrepareSubPath(vol, "/etc").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(PrepareSubPath(vol, "a/../../x").status()));
+  // A symlink out of the volume (what a container can plant in an emptyDir) is refused, and
+  // nothing is created behind it.
+  const std::string outside = root_ + "/outside";
+  std::filesystem::create_directories(outside);
+  std::filesystem::create_symlink(outside, vol + "/evil");
+  auto escaped = PrepareSubPath(vol, "evil");
+  EXPECT_TRUE(absl::IsInvalidArgument(escaped.status())) << escaped.status();
+  EXPECT_NE(escaped.status().message().find("outside the volume"), std::string::npos);
+  EXPECT_FALSE(PrepareSubPath(vol, "evil/new").ok());
+  EXPECT_FALSE(std::filesystem::exists(outside + "/new"));
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #    names the claim, the pod stays Pending, and it starts once the claim exists and is bound;
 #  - fsGroup: a non-root pod with fsGroup 2000 writes into the local PV and an emptyDir
 #    (group 2000, setgid, as SetVolumeOwnership), 2000 among its groups;
+#  - subPathExpr expands $(POD_NAME); a subPath that an init container made a symlink to /etc
+#    is refused with CreateContainerConfigError;
 #  - the local PV's claim has volume stats (/stats/summary pvcRef, kubelet_volume_stats_*);
 #  - deleting the pods leaves the volumes' data on the host.
 # shellcheck source=tests/e2e/lib.sh
@@ -130,6 +132,38 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {name: expr}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: $image
+    env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    command: ["sh", "-c", "echo expr-data >/out/hello && sleep 3600"]
+    volumeMounts: [{name: data, mountPath: /out, subPathExpr: "logs/\$(POD_NAME)"}]
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: data}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: escape}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: plant
+    image: $image
+    command: ["ln", "-s", "/etc", "/vol/evil"]
+    volumeMounts: [{name: scratch, mountPath: /vol}]
+  containers:
+  - name: main
+    image: $image
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: scratch, mountPath: /host-etc, subPath: evil}]
+  volumes:
+  - {name: scratch, emptyDir: {}}
+---
+apiVersion: v1
+kind: Pod
 metadata: {name: eph}
 spec:
   terminationGracePeriodSeconds: 1
@@ -188,6 +222,22 @@ case " ${line%% data=*} " in *" 2000 "*) ;; *) fail "fsGroup 2000 is not among t
   fail "the local PV is not group 2000 with setgid: $(stat -c '%g %A' "$dir/local")" "$E2E_NS"
 echo "grouped: $line"
 
+# subPathExpr: $(POD_NAME) from the container's env names the directory in the PV.
+wait_for 120 pod_phase_is "$E2E_NS" expr Running || fail "pod expr not Running" "$E2E_NS"
+wait_for 30 test -s "$dir/local/logs/expr/hello" || fail "subPathExpr logs/\$(POD_NAME): no $dir/local/logs/expr/hello" "$E2E_NS"
+echo "expr: subPathExpr wrote $dir/local/logs/expr/hello"
+
+# A subPath that a container turned into a symlink out of its volume is refused
+# (CreateContainerConfigError), not bind-mounted from the host.
+escape_refused() {
+  [ "$(jsonpath pod/escape '{.status.containerStatuses[0].state.waiting.reason}' "$E2E_NS")" = CreateContainerConfigError ] &&
+    jsonpath pod/escape '{.status.containerStatuses[0].state.waiting.message}' "$E2E_NS" | grep -q 'outside the volume'
+}
+wait_for 120 escape_refused || fail "pod escape: subPath through a symlink to /etc was not refused" "$E2E_NS"
+[ "$(jsonpath pod/escape '{.status.containerStatuses[0].state.running}' "$E2E_NS")" = "" ] ||
+  fail "pod escape's container runs with the host's /etc" "$E2E_NS"
+echo "escape: $(jsonpath pod/escape '{.status.containerStatuses[0].state.waiting.message}' "$E2E_NS")"
+
 # Volume stats: the local PV's claim in /stats/summary (pvcRef) and kubelet_volume_stats_*
 # on /metrics, with its filesystem's capacity; the hostPath PV's claim has none (as upstream).
 fs_bytes=$(($(stat -f -c '%b * %S' "$dir/local")))
@@ -240,7 +290,7 @@ wait_for 30 late_read_seed || fail "pod late did not read its claim: $(pod_logs 
 echo "late: started once its claim was bound"
 
 # Deleting the pods keeps the data.
-kubectl delete pod -n "$E2E_NS" writer grouped eph late --wait=true --timeout=120s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
+kubectl delete pod -n "$E2E_NS" writer grouped expr escape eph late --wait=true --timeout=120s >/dev/null || fail "deleting the pods failed" "$E2E_NS"
 [ "$(cat "$dir/local/hello")" = local-data ] && [ "$(cat "$dir/host/sub/hello")" = host-data ] &&
   [ "$(cat "$dir/late/seed")" = seed ] || fail "volume data lost after the pods were deleted" "$E2E_NS"
 echo "PASS persistent_volume"
