@@ -105,6 +105,19 @@ const Json* FieldOr(const Json& obj, const char* a) {
   return it != obj.end() && it->is_object() ? &*it : nullptr;
 }
 
+// The pod-level groups of its sandbox and every container: supplementalGroups, then fsGroup
+// (the kubelet's determineEffectiveSecurityContext).
+template <typename SecurityContext>
+void AddPodSupplementalGroups(const Json& pod_security_context, SecurityContext* sc) {
+  for (const auto& g : pod_security_context.value("supplementalGroups", Json::array())) {
+    sc->add_supplemental_groups(g.get<int64_t>());
+  }
+  auto fs_group = pod_security_context.find("fsGroup");
+  if (fs_group != pod_security_context.end() && fs_group->is_number_integer()) {
+    sc->add_supplemental_groups(fs_group->get<int64_t>());
+  }
+}
+
 v1::NamespaceOption NamespaceOptions(const Json& pod) {
   const Json& spec = Spec(pod);
   v1::NamespaceOption ns;
@@ -645,8 +658,7 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   const Json psc = spec.value("securityContext", Json::object());
   if (psc.contains("runAsUser")) sc->mutable_run_as_user()->set_value(psc["runAsUser"].get<int64_t>());
   if (psc.contains("runAsGroup")) sc->mutable_run_as_group()->set_value(psc["runAsGroup"].get<int64_t>());
-  for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
-  if (psc.contains("fsGroup") && psc["fsGroup"].is_number_integer()) sc->add_supplemental_groups(psc["fsGroup"].get<int64_t>());
+  AddPodSupplementalGroups(psc, sc);
   for (const auto& s : psc.value("sysctls", Json::array())) {
     (*linux->mutable_sysctls())[s.value("name", std::string())] = s.value("value", std::string());
   }
@@ -1048,17 +1060,14 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   };
   if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
   if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
-  for (const auto& g : psc.value("supplementalGroups", Json::array())) sc->add_supplemental_groups(g.get<int64_t>());
-  // The kubelet adds the pod's fsGroup to every container's groups (determineEffectiveSecurityContext),
-  // then the GIDs of its PersistentVolumes' pv.beta.kubernetes.io/gid annotations
-  // (GetExtraSupplementalGroupsForPod).
-  if (psc.contains("fsGroup") && psc["fsGroup"].is_number_integer()) sc->add_supplemental_groups(psc["fsGroup"].get<int64_t>());
-  std::set<int64_t> extra_gids;
+  AddPodSupplementalGroups(psc, sc);
+  // Then the GIDs of the pod's PersistentVolumes' pv.beta.kubernetes.io/gid annotations, each
+  // once (the kubelet's GetExtraSupplementalGroupsForPod).
   for (const auto& [_, mv] : volumes) {
-    if (mv.supplemental_gid && extra_gids.insert(*mv.supplemental_gid).second) {
-      bool present = false;
-      for (int64_t g : sc->supplemental_groups()) present |= g == *mv.supplemental_gid;
-      if (!present) sc->add_supplemental_groups(*mv.supplemental_gid);
+    if (!mv.supplemental_gid) continue;
+    const auto& groups = sc->supplemental_groups();
+    if (std::find(groups.begin(), groups.end(), *mv.supplemental_gid) == groups.end()) {
+      sc->add_supplemental_groups(*mv.supplemental_gid);
     }
   }
   sc->set_privileged(csc.value("privileged", false));

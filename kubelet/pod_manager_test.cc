@@ -327,14 +327,26 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
 }
 
 // The pod's fsGroup joins every container's (and the sandbox's) supplemental groups, after
-// supplementalGroups, as the kubelet's determineEffectiveSecurityContext does.
+// supplementalGroups, as the kubelet's determineEffectiveSecurityContext does; containers also
+// get their PVs' pv.beta.kubernetes.io/gid groups, each once.
 TEST_F(PodManagerTest, FsGroupIsASupplementalGroup) {
   Json pod = MakePod("web");
   pod["spec"]["securityContext"] = {{"supplementalGroups", {5}}, {"fsGroup", 2000}};
+  for (const auto& [claim, gid] : {std::pair{"a", "2000"}, std::pair{"b", "3000"}, std::pair{"c", "3000"}}) {
+    const std::string pv = std::string("pv-") + claim;
+    api_.SetObject(std::string("/api/v1/namespaces/default/persistentvolumeclaims/") + claim,
+                   {{"metadata", {{"name", claim}, {"uid", std::string("c-") + claim}}},
+                    {"spec", {{"volumeName", pv}}}, {"status", {{"phase", "Bound"}}}});
+    api_.SetObject("/api/v1/persistentvolumes/" + pv,
+                   {{"metadata", {{"name", pv}, {"annotations", {{"pv.beta.kubernetes.io/gid", gid}}}}},
+                    {"spec", {{"claimRef", {{"uid", std::string("c-") + claim}}},
+                              {"hostPath", {{"path", (root_ / pv).string()}, {"type", "DirectoryOrCreate"}}}}}});
+    pod["spec"]["volumes"].push_back({{"name", claim}, {"persistentVolumeClaim", {{"claimName", claim}}}});
+  }
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   const auto cc = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
-  EXPECT_THAT(cc.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000));
+  EXPECT_THAT(cc.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000, 3000));
   const auto sb = runtime_.Sandboxes().begin()->second.config;
   EXPECT_THAT(sb.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000));
 }

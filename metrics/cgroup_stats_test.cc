@@ -63,6 +63,10 @@ TEST(EnableV1BlkioStatsTest, WritesANoOpRulePerDisk) {
   ASSERT_TRUE(v1.ok()) << v1.status();
   EXPECT_EQ(v1->EnableV1BlkioStats(dir + "/block"), 1);
   EXPECT_EQ(ReadFile(dir + "/cg/blkio/blkio.throttle.write_bps_device").value(), "254:0 0");
+  // A rule the kernel refuses (here: the file cannot be written) skips that disk.
+  ASSERT_TRUE(MkdirAll(dir + "/cg2/memory").ok());
+  ASSERT_TRUE(MkdirAll(dir + "/cg2/blkio/blkio.throttle.write_bps_device").ok());
+  EXPECT_EQ(CgroupReader::Create(dir + "/cg2")->EnableV1BlkioStats(dir + "/block"), 0);
   ASSERT_TRUE(MkdirAll(dir + "/v2").ok());
   ASSERT_TRUE(WriteFileAtomic(dir + "/v2/cgroup.controllers", "io\n").ok());
   EXPECT_EQ(CgroupReader::Create(dir + "/v2")->EnableV1BlkioStats(dir + "/block"), 0);
