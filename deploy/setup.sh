@@ -16,6 +16,8 @@ pkgs=(
   # tests
   docker-registry umoci skopeo busybox-static openssl curl jq psmisc prometheus python3 python3-websocket linux-perf
   apache2-utils
+  # the conformance images (agnhost: nc, dig)
+  netcat-openbsd bind9-dnsutils
   # peers the benchmarks and critest compare against, and CRI checkpointing
   containerd criu
 )

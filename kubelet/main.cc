@@ -32,6 +32,7 @@
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
+#include "kubelet/sysctl.h"
 #include "kubelet/cri_metrics.h"
 #include "kubelet/server/auth.h"
 #include "kubelet/server/container_log_manager.h"
@@ -105,6 +106,9 @@ struct Flags {
   // Period of the background filesystem-usage walks (writable layers, logs, emptyDirs, image
   // store) behind /stats/summary, container_fs_*, CRI stats and local-storage eviction.
   double fs_usage_period_s = 60;
+  std::vector<std::string> cluster_dns;
+  std::string cluster_domain;
+  std::vector<std::string> allowed_unsafe_sysctls;
 };
 
 std::atomic<bool> g_stop{false};
@@ -181,6 +185,14 @@ int RealMain(int argc, char** argv) {
   app.add_flag("--seccomp-default", f.seccomp_default,
                  "run containers without a seccompProfile under the runtime's default profile "
                  "(RuntimeDefault) instead of Unconfined");
+  app.add_option("--cluster-dns", f.cluster_dns,
+                 "DNS server IPs of ClusterFirst pods (comma-separated, repeatable)")
+      ->delimiter(',');
+  app.add_option("--allowed-unsafe-sysctls", f.allowed_unsafe_sysctls,
+                 "unsafe sysctls or patterns (ending in *) pods may set (comma-separated)")
+      ->delimiter(',');
+  app.add_option("--cluster-domain", f.cluster_domain,
+                 "cluster domain: pods search <ns>.svc.<domain>, svc.<domain>, <domain>");
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
@@ -246,6 +258,10 @@ int RealMain(int argc, char** argv) {
   if (!f.runtime_only && f.kubeconfig.empty()) {
     LOG(ERROR) << "--kubeconfig is required unless --runtime-only is given "
                   "(deploy/run.sh starts a local control plane when you have none)";
+    return 2;
+  }
+  if (auto sysctls = kubelet::SysctlAllowlist::Create(f.allowed_unsafe_sysctls); !sysctls.ok()) {
+    LOG(ERROR) << "--allowed-unsafe-sysctls: " << sysctls.status().message();
     return 2;
   }
 
@@ -594,6 +610,9 @@ int RealMain(int argc, char** argv) {
     popts.root_dir = JoinPath(f.root_dir, "kubelet");
     popts.seccomp_default = f.seccomp_default;
     popts.log_root = f.log_root;
+    popts.cluster_dns = f.cluster_dns;
+    popts.cluster_domain = f.cluster_domain;
+    popts.allowed_unsafe_sysctls = f.allowed_unsafe_sysctls;
     events = std::make_unique<kubelet::EventRecorder>(api.get(), f.node_name);
     kubelet::EventRecorder* er = events.get();
     popts.record_event = [er](const kubelet::Json& pod, const std::string& type,

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -140,6 +141,7 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
       images_(images),
       opts_(std::move(options)),
       volumes_(api, opts_.root_dir, opts_.clock),
+      sysctls_(SysctlAllowlist::Create(opts_.allowed_unsafe_sysctls).value_or(*SysctlAllowlist::Create({}))),
       status_(api) {
   ProbeRunner* runner = opts_.probe_runner;
   if (runner == nullptr) {
@@ -586,43 +588,66 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   cfg.set_hostname(hostname);
   cfg.set_log_directory(JoinPath(opts_.log_root, absl::StrCat(ns, "_", name, "_", uid)));
 
-  // DNS. TODO: ndots and the exact upstream limits on search paths.
+  // DNS, as the kubelet's dns.Configurer.GetPodDNS: the host's resolv.conf as the base;
+  // ClusterFirst replaces servers and options with the cluster DNS and puts the cluster
+  // search domains first (or falls back to Default with a MissingClusterDNS event when no
+  // cluster DNS is configured); None starts empty; the pod's dnsConfig is appended; the
+  // result is cut to the API's limits (3 servers, 32 searches, 2048 characters).
   std::string policy = spec.value("dnsPolicy", std::string("ClusterFirst"));
   if (policy == "ClusterFirstWithHostNet") policy = "ClusterFirst";
   else if (policy == "ClusterFirst" && host_network) policy = "Default";
-  auto* dns = cfg.mutable_dns_config();
+  std::vector<std::string> servers, searches, options;
   if (policy != "None") {
     ResolvConf host = ReadResolvConf(opts_.resolv_conf);
-    if (policy == "ClusterFirst") {
-      if (!opts_.cluster_dns.empty()) {
-        for (const auto& s : opts_.cluster_dns) dns->add_servers(s);
-        dns->add_options("ndots:5");
-      } else {
-        for (const auto& s : host.servers) dns->add_servers(s);
-        for (const auto& o : host.options) dns->add_options(o);
+    servers = host.servers;
+    searches = host.searches;
+    options = host.options;
+  }
+  if (policy == "ClusterFirst") {
+    if (!opts_.cluster_dns.empty()) {
+      servers = opts_.cluster_dns;
+      if (const std::string& d = opts_.cluster_domain; !d.empty()) {
+        searches.insert(searches.begin(), {absl::StrCat(ns, ".svc.", d), absl::StrCat("svc.", d), d});
       }
-      const std::string& d = opts_.cluster_domain;
-      if (!d.empty()) {
-        dns->add_searches(absl::StrCat(ns, ".svc.", d));
-        dns->add_searches(absl::StrCat("svc.", d));
-        dns->add_searches(d);
-      }
-      for (const auto& s : host.searches) dns->add_searches(s);
-    } else {  // Default
-      for (const auto& s : host.servers) dns->add_servers(s);
-      for (const auto& s : host.searches) dns->add_searches(s);
-      for (const auto& o : host.options) dns->add_options(o);
+      options = {"ndots:5"};
+    } else {
+      Event(pod, "Warning", "MissingClusterDNS",
+                  absl::StrCat("pod: \"", name, "_", ns, "(", uid, ")\". kubelet does not have ClusterDNS IP "
+                               "configured and cannot create Pod using \"ClusterFirst\" policy. Falling "
+                               "back to \"Default\" policy."));
     }
   }
+  auto append_unique = [](std::vector<std::string>* list, const std::string& v) {
+    if (std::find(list->begin(), list->end(), v) == list->end()) list->push_back(v);
+  };
   if (const Json* dc = FieldOr(spec, "dnsConfig")) {
-    for (const auto& s : dc->value("nameservers", Json::array())) dns->add_servers(s.get<std::string>());
-    for (const auto& s : dc->value("searches", Json::array())) dns->add_searches(s.get<std::string>());
+    for (const auto& s : dc->value("nameservers", Json::array())) {
+      if (s.is_string()) servers.push_back(s.get<std::string>());
+    }
+    for (const auto& s : dc->value("searches", Json::array())) {
+      if (s.is_string()) searches.push_back(s.get<std::string>());
+    }
     for (const auto& o : dc->value("options", Json::array())) {
-      std::string opt = o.value("name", std::string());
+      std::string opt_name = o.value("name", std::string());
+      std::string opt = opt_name;
       if (o.contains("value") && o["value"].is_string()) opt += ":" + o["value"].get<std::string>();
-      dns->add_options(opt);
+      // A pod option replaces the base option of the same name (mergeDNSOptions).
+      std::erase_if(options, [&](const std::string& e) { return e.substr(0, e.find(':')) == opt_name; });
+      options.push_back(opt);
     }
   }
+  std::vector<std::string> unique_servers, unique_searches;
+  for (const auto& v : servers) append_unique(&unique_servers, v);
+  for (const auto& v : searches) {
+    if (v.size() <= 253) append_unique(&unique_searches, v);
+  }
+  if (unique_servers.size() > 3) unique_servers.resize(3);
+  if (unique_searches.size() > 32) unique_searches.resize(32);
+  while (!unique_searches.empty() && absl::StrJoin(unique_searches, " ").size() > 2048) unique_searches.pop_back();
+  auto* dns = cfg.mutable_dns_config();
+  for (const auto& v : unique_servers) dns->add_servers(v);
+  for (const auto& v : unique_searches) dns->add_searches(v);
+  for (const auto& v : options) dns->add_options(v);
 
   for (const auto& c : SpecList(pod, "containers")) {
     for (const auto& p : c.value("ports", Json::array())) {
@@ -660,7 +685,7 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   if (psc.contains("runAsGroup")) sc->mutable_run_as_group()->set_value(psc["runAsGroup"].get<int64_t>());
   AddPodSupplementalGroups(psc, sc);
   for (const auto& s : psc.value("sysctls", Json::array())) {
-    (*linux->mutable_sysctls())[s.value("name", std::string())] = s.value("value", std::string());
+    (*linux->mutable_sysctls())[NormalizeSysctlName(s.value("name", std::string()))] = s.value("value", std::string());
   }
   for (const char* list : {"initContainers", "containers"}) {
     for (const auto& c : SpecList(pod, list)) {
@@ -669,6 +694,30 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   }
   // TODO: seccomp/apparmor profiles, SELinux options, pod overhead/resources.
   return cfg;
+}
+
+std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const Json& pod, const PodState& state) {
+  const Json& spec = Spec(pod);
+  auto deadline = spec.find("activeDeadlineSeconds");
+  if (deadline == spec.end() || !deadline->is_number_integer()) return std::nullopt;
+  std::string start = state.last_status.value("startTime", std::string());
+  if (start.empty()) start = GetString(pod, "status.startTime");
+  absl::Time started;
+  std::string err;
+  if (start.empty() || !absl::ParseTime(absl::RFC3339_full, start, &started, &err)) return std::nullopt;
+  return started + absl::Seconds(deadline->get<int64_t>()) - opts_.clock();
+}
+
+std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const Json& pod) {
+  const Json& spec = Spec(pod);
+  const bool host_network = spec.value("hostNetwork", false);
+  const bool host_ipc = spec.value("hostIPC", false);
+  const Json psc = spec.value("securityContext", Json::object());
+  for (const auto& sc : psc.value("sysctls", Json::array())) {
+    absl::Status s = sysctls_.Validate(sc.value("name", std::string()), host_network, host_ipc);
+    if (!s.ok()) return std::make_pair(std::string(kSysctlForbiddenReason), absl::StrCat("forbidden sysctl: ", s.message()));
+  }
+  return std::nullopt;
 }
 
 void PodManager::Event(const Json& pod, const std::string& type, const std::string& reason,
@@ -1012,6 +1061,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   auto& annotations = *cfg.mutable_annotations();
   annotations[kRestartCountAnnotation] = std::to_string(restart_count);
   annotations[kTerminationMessagePathAnnotation] = term_path;
+  annotations[kTerminationMessagePolicyAnnotation] = c.value("terminationMessagePolicy", std::string("File"));
   annotations[kGracePeriodAnnotation] =
       std::to_string(Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds));
 
@@ -1168,7 +1218,7 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Jso
   }
   if (!evicted.empty() && terminal) {
     status["phase"] = "Failed";
-    status["reason"] = "Evicted";
+    status["reason"] = state->rejected_reason.empty() ? "Evicted" : state->rejected_reason;
     status["message"] = evicted;
   }
   state->last_status = status;
@@ -1222,10 +1272,22 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     absl::MutexLock l(&mu_);
     evicted = state->evicted;
   }
+  if (auto left = ActiveDeadlineLeft(pod, *state); evicted.empty() && left) {
+    // spec.activeDeadlineSeconds (upstream activeDeadlineHandler): measured from the pod's
+    // startTime; once passed, the pod is killed and Failed with reason DeadlineExceeded.
+    if (*left <= absl::ZeroDuration()) {
+      evicted = "Pod was active on the node longer than the specified deadline";
+      state->rejected_reason = "DeadlineExceeded";
+      absl::MutexLock l(&mu_);
+      state->evicted = evicted;
+    } else {
+      EnqueueAfter(uid, *left);
+    }
+  }
   if (!evicted.empty()) {
-    // The eviction manager's evictPod: event first, then kill with no grace period; the
-    // status (Failed/Evicted) is written by UpdateStatus.
-    Event(pod, "Warning", "Evicted", evicted);
+    // The eviction manager's evictPod (and the active deadline's kill): event first, then
+    // kill with no grace period; the status (Failed/Evicted) is written by UpdateStatus.
+    Event(pod, "Warning", state->rejected_reason.empty() ? "Evicted" : state->rejected_reason, evicted);
     prober_->RemovePod(uid);
     absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
     if (!k.ok()) {
@@ -1261,6 +1323,26 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     LOG(WARNING) << "pod " << PodKey(pod) << ": runtime status: " << rt.status().message();
     EnqueueAfter(uid, absl::Seconds(2));
     return false;
+  }
+  // Admission, once, for a pod that does not run here yet (upstream HandlePodAdditions ->
+  // canAdmitPod; a rejected pod is Failed with the handler's reason and never runs).
+  if (!state->admitted) {
+    if (rt->sandboxes.empty()) {
+      if (auto rejected = AdmitPod(pod)) {
+        const std::string message = absl::StrCat("Pod was rejected: ", rejected->second);
+        LOG(INFO) << "pod " << PodKey(pod) << " rejected: " << rejected->first << ": " << rejected->second;
+        Event(pod, "Warning", rejected->first, message);
+        {
+          absl::MutexLock l(&mu_);
+          state->evicted = message;
+        }
+        state->rejected_reason = rejected->first;
+        state->terminated = true;
+        UpdateStatus(uid, state, pod, *rt, /*terminal=*/true);
+        return false;
+      }
+    }
+    state->admitted = true;
   }
   // A first status (Pending, ContainerCreating) before anything slow happens.
   if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);

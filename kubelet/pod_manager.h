@@ -40,6 +40,7 @@
 #include "kubelet/pull_secrets.h"
 #include "kubelet/service_env.h"
 #include "kubelet/status_manager.h"
+#include "kubelet/sysctl.h"
 #include "kubelet/volume_manager.h"
 
 namespace berth::kubelet {
@@ -63,9 +64,11 @@ struct PodManagerOptions {
   int workers = 4;
   // Safety-net resync of every pod.
   absl::Duration resync_period = absl::Seconds(10);
-  // Cluster DNS servers and domain; when empty, pods get the host's resolv.conf servers.
+  // Cluster DNS servers and domain (the kubelet's --cluster-dns, --cluster-domain). With no
+  // servers, ClusterFirst pods get the host's resolv.conf (a MissingClusterDNS event); with
+  // no domain, no cluster search domains are added.
   std::vector<std::string> cluster_dns;
-  std::string cluster_domain = "cluster.local";
+  std::string cluster_domain;
   std::string resolv_conf = "/etc/resolv.conf";
   // CRI runtime handler for RunPodSandbox ("" = default); a pod's runtimeClassName is
   // resolved to its RuntimeClass handler instead.
@@ -77,6 +80,9 @@ struct PodManagerOptions {
   // The cluster's services, for the containers' service environment variables (service
   // links, KUBERNETES_SERVICE_HOST/PORT); not owned. Null: no such variables.
   ServiceEnv* service_env = nullptr;
+  // The kubelet's --allowed-unsafe-sysctls patterns (checked by main with
+  // SysctlAllowlist::Create; an invalid list here leaves the safe sysctls only).
+  std::vector<std::string> allowed_unsafe_sysctls;
   // Current time (tests inject a fake clock). Waits use real time.
   std::function<absl::Time()> clock = absl::Now;
   // Receives the Events kubelet would record about a pod (type "Normal"/"Warning", reason,
@@ -167,6 +173,11 @@ class PodManager {
     bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
     std::string evicted;      // guarded by mu_: the eviction message, once EvictPod() ran
+    // Admission (upstream canAdmitPod) ran and accepted the pod; a rejected pod is terminal
+    // with status.reason `rejected_reason` and message "Pod was rejected: <why>".
+    bool admitted = false;
+    std::string rejected_reason;
+    std::string rejected_message;
   };
 
   void Enqueue(const std::string& uid);
@@ -186,6 +197,12 @@ class PodManager {
                        int64_t grace_seconds, const std::string& pod_ip);
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
   cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
+  // The kubelet's pod admission for a pod not yet running here (its sysctls against the
+  // allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
+  std::optional<std::pair<std::string, std::string>> AdmitPod(const Json& pod);
+  // Time left before spec.activeDeadlineSeconds passes (counted from status.startTime, ours
+  // or the object's); nullopt when the pod has no deadline or no start time yet.
+  std::optional<absl::Duration> ActiveDeadlineLeft(const Json& pod, const PodState& state);
   // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
   // or an error whose message is the waiting message; *reason is set on failure.
   // Forwards an Event about `pod` (and container `container`, if set) to opts_.record_event.
@@ -217,6 +234,7 @@ class PodManager {
   cri::ImageService* images_;
   const PodManagerOptions opts_;
   VolumeManager volumes_;
+  SysctlAllowlist sysctls_;
   StatusManager status_;
   std::unique_ptr<DefaultProbeRunner> default_probe_runner_;
   std::unique_ptr<Prober> prober_;

@@ -27,6 +27,7 @@ long FirstCallWithPrefix(const std::vector<std::string>& calls, const std::strin
 }
 
 using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::FakeApiClient;
 using testing::FakeImageService;
@@ -141,10 +142,13 @@ class PodManagerTest : public ::testing::Test {
       events_.push_back(reason + ": " + message);
       event_paths_.push_back(reason + " " + field_path);
     };
+    Configure(&opts);
     manager_ = std::make_unique<PodManager>(&api_, &runtime_, &images_, opts);
     runtime_.SetExitListener([this](const std::string& id) { manager_->OnContainerEvent(id); });
     manager_->Start();
   }
+  // Tests of other node configurations override this (called before the manager is made).
+  virtual void Configure(PodManagerOptions*) {}
   void TearDown() override {
     manager_->Stop();
     EXPECT_TRUE(UnmountAllUnder(root_.string()).ok());  // what a failed test left mounted
@@ -289,8 +293,10 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
   EXPECT_EQ(sb.port_mappings(0).host_port(), 8080);
   EXPECT_EQ(sb.port_mappings(0).container_port(), 80);
   EXPECT_THAT(sb.dns_config().servers(), Contains("192.0.2.53"));
-  EXPECT_EQ(sb.dns_config().searches(0), "default.svc.cluster.local");
-  EXPECT_THAT(sb.dns_config().searches(), Contains("example.test"));
+  // No cluster DNS configured: ClusterFirst falls back to the host's resolv.conf (upstream's
+  // MissingClusterDNS), no cluster search domains.
+  EXPECT_THAT(sb.dns_config().searches(), ElementsAre("example.test"));
+  EXPECT_THAT(sb.dns_config().options(), ElementsAre("edns0"));
   EXPECT_EQ(sb.linux().security_context().namespace_options().pid(), runtime::v1::CONTAINER);
 
   // Container config.
@@ -329,6 +335,105 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
 // The pod's fsGroup joins every container's (and the sandbox's) supplemental groups, after
 // supplementalGroups, as the kubelet's determineEffectiveSecurityContext does; containers also
 // get their PVs' pv.beta.kubernetes.io/gid groups, each once.
+// Upstream's sysctl admission: an unsafe sysctl the node does not allow rejects the pod
+// (Failed, SysctlForbidden) before anything runs; safe ones reach the sandbox, normalized.
+TEST_F(PodManagerTest, UnsafeSysctlRejectsThePodSafeOnesRun) {
+  Json bad = MakePod("unsafe", "Never");
+  bad["spec"]["securityContext"]["sysctls"] = Json::parse(R"([{"name": "kernel.shmall", "value": "1"}])");
+  manager_->HandlePodEvent("ADDED", bad);
+  auto failed = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Failed"; });
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ((*failed)["reason"], "SysctlForbidden");
+  EXPECT_EQ((*failed)["message"], "Pod was rejected: forbidden sysctl: \"kernel.shmall\" not allowlisted");
+  EXPECT_TRUE(runtime_.Sandboxes().empty());
+
+  Json good = MakePod("safe");
+  good["spec"]["securityContext"]["sysctls"] = Json::parse(R"([{"name": "kernel/shm_rmid_forced", "value": "1"}])");
+  manager_->HandlePodEvent("ADDED", good);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  auto sandboxes = runtime_.Sandboxes();
+  ASSERT_EQ(sandboxes.size(), 1u);
+  EXPECT_EQ(sandboxes.begin()->second.config.linux().sysctls().at("kernel.shm_rmid_forced"), "1");
+}
+
+// spec.activeDeadlineSeconds, counted from the pod's startTime (upstream
+// activeDeadlineHandler): once passed, the containers are killed and the pod is Failed with
+// reason DeadlineExceeded.
+TEST_F(PodManagerTest, ActiveDeadlineKillsThePod) {
+  Json pod = MakePod("deadline");
+  pod["spec"]["activeDeadlineSeconds"] = 30;
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  clock_.Advance(absl::Seconds(31));
+  pod["metadata"]["labels"]["touched"] = "1";  // any update makes the worker look again
+  manager_->HandlePodEvent("MODIFIED", pod);
+  auto failed = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Failed"; });
+  ASSERT_TRUE(failed.has_value());
+  EXPECT_EQ((*failed)["reason"], "DeadlineExceeded");
+  EXPECT_EQ((*failed)["message"], "Pod was active on the node longer than the specified deadline");
+  std::string id = runtime_.LatestContainer("main");
+  EXPECT_NE(runtime_.Containers().at(id).state, runtime::v1::CONTAINER_RUNNING);
+}
+
+// A node with --cluster-dns and --cluster-domain (kubelet dns.Configurer.GetPodDNS).
+class PodManagerClusterDnsTest : public PodManagerTest {
+ protected:
+  void Configure(PodManagerOptions* opts) override {
+    opts->cluster_dns = {"10.96.0.10"};
+    opts->cluster_domain = "cluster.local";
+  }
+  // The DNS config of the sandbox of a pod whose spec is patched by `edit`.
+  runtime::v1::DNSConfig SandboxDns(const std::string& name, const std::function<void(Json&)>& edit) {
+    Json pod = MakePod(name);
+    edit(pod["spec"]);
+    manager_->HandlePodEvent("ADDED", pod);
+    EXPECT_TRUE(api_.WaitForStatus([&](const Json& s) { return Phase(s) == "Running"; }).has_value());
+    for (const auto& [id, sb] : runtime_.Sandboxes()) {
+      if (sb.config.metadata().name() == name) return sb.config.dns_config();
+    }
+    ADD_FAILURE() << "no sandbox for " << name;
+    return {};
+  }
+};
+
+TEST_F(PodManagerClusterDnsTest, ClusterFirstUsesClusterDnsAndSearchesFirst) {
+  auto dns = SandboxDns("cf", [](Json&) {});
+  EXPECT_THAT(dns.servers(), ElementsAre("10.96.0.10"));
+  EXPECT_THAT(dns.searches(),
+              ElementsAre("default.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.test"));
+  EXPECT_THAT(dns.options(), ElementsAre("ndots:5"));
+}
+
+TEST_F(PodManagerClusterDnsTest, DefaultPolicyIsTheHostsResolvConf) {
+  auto dns = SandboxDns("def", [](Json& spec) { spec["dnsPolicy"] = "Default"; });
+  EXPECT_THAT(dns.servers(), ElementsAre("192.0.2.53"));
+  EXPECT_THAT(dns.searches(), ElementsAre("example.test"));
+  EXPECT_THAT(dns.options(), ElementsAre("edns0"));
+}
+
+TEST_F(PodManagerClusterDnsTest, PodDnsConfigIsAppendedAndItsOptionsWin) {
+  auto dns = SandboxDns("custom", [](Json& spec) {
+    spec["dnsConfig"] = Json::parse(R"({"nameservers": ["10.96.0.10", "192.0.2.99"],
+        "searches": ["my.example", "svc.cluster.local"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})");
+  });
+  EXPECT_THAT(dns.servers(), ElementsAre("10.96.0.10", "192.0.2.99"));
+  EXPECT_THAT(dns.searches(), ElementsAre("default.svc.cluster.local", "svc.cluster.local", "cluster.local",
+                                          "example.test", "my.example"));
+  EXPECT_THAT(dns.options(), ElementsAre("ndots:2", "edns0"));
+}
+
+TEST_F(PodManagerClusterDnsTest, NonePolicyHasOnlyThePodsDnsConfig) {
+  auto dns = SandboxDns("none", [](Json& spec) {
+    spec["dnsPolicy"] = "None";
+    spec["dnsConfig"] = Json::parse(R"({"nameservers": ["1.2.3.4", "1.2.3.5", "1.2.3.6", "1.2.3.7"],
+        "searches": ["a.example"]})");
+  });
+  EXPECT_THAT(dns.servers(), ElementsAre("1.2.3.4", "1.2.3.5", "1.2.3.6"));  // at most 3, as upstream
+  EXPECT_THAT(dns.searches(), ElementsAre("a.example"));
+  EXPECT_TRUE(dns.options().empty());
+}
+
 TEST_F(PodManagerTest, FsGroupIsASupplementalGroup) {
   Json pod = MakePod("web");
   pod["spec"]["securityContext"] = {{"supplementalGroups", {5}}, {"fsGroup", 2000}};

@@ -101,10 +101,12 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const
   double divisor = 1;
   if (auto d = ref.find("divisor"); d != ref.end() && !d->is_null()) {
     auto q = ParseQuantity(d->is_string() ? d->get<std::string>() : d->dump());
-    if (!q.ok() || *q <= 0) {
+    if (!q.ok() || *q < 0) {
       return absl::InvalidArgumentError(absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
     }
-    divisor = *q;
+    // The API server defaults an absent divisor to "0"; upstream's
+    // ExtractContainerResourceValue treats a zero divisor as 1.
+    if (*q > 0) divisor = *q;
   }
   std::optional<double> value = ContainerResource(container, parts[0], parts[1]);
   if (!value) {

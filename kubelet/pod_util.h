@@ -26,6 +26,8 @@ inline constexpr char kContainerNameLabel[] = "io.kubernetes.container.name";
 inline constexpr char kRestartCountAnnotation[] = "io.kubernetes.container.restartCount";
 inline constexpr char kTerminationMessagePathAnnotation[] =
     "io.kubernetes.container.terminationMessagePath";
+inline constexpr char kTerminationMessagePolicyAnnotation[] =
+    "io.kubernetes.container.terminationMessagePolicy";
 inline constexpr char kGracePeriodAnnotation[] = "io.kubernetes.pod.terminationGracePeriod";
 
 // Parses a Kubernetes resource.Quantity ("100m", "1.5", "128Mi", "1G", "1e3") into its value
@@ -93,7 +95,7 @@ const Json* FindContainer(const Json& pod, const std::string& name);
 
 // Resolves a downward-API resourceFieldRef (v1.ResourceFieldSelector: resource "limits.cpu",
 // "limits.memory", "limits.ephemeral-storage", "requests.*" of the same; divisor, default
-// "1") of `container` (a v1.Container), as upstream ExtractContainerResourceValue: the
+// "1", a zero divisor, as the API server stores an absent one, also 1) of `container` (a v1.Container), as upstream ExtractContainerResourceValue: the
 // quantity divided by the divisor, rounded up (CPU in millicores over the divisor's), an
 // unset limit being the node's allocatable `node`, an unset request 0. Errors:
 // InvalidArgument for another resource or a bad divisor.

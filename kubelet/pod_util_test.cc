@@ -120,7 +120,11 @@ TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {
   EXPECT_EQ(get(none, "limits.memory", "1Mi"), "8192");
   EXPECT_EQ(get(c, "limits.hugepages-2Mi").rfind("error: unsupported", 0), 0u);
   EXPECT_EQ(get(c, "cpu").rfind("error: unsupported", 0), 0u);
-  EXPECT_EQ(get(c, "limits.cpu", "0").rfind("error:", 0), 0u);
+  // The API server stores an absent divisor as "0": treated as 1, as upstream.
+  EXPECT_EQ(get(c, "limits.cpu", "0"), "1");
+  EXPECT_EQ(get(c, "limits.memory", "0"), "134217728");
+  EXPECT_EQ(get(c, "limits.cpu", "-1").rfind("error:", 0), 0u);
+  EXPECT_EQ(get(c, "limits.cpu", "lots").rfind("error:", 0), 0u);
 }
 
 }  // namespace

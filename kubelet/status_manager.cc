@@ -8,6 +8,7 @@
 #include "base/status.h"
 #include "base/log.h"
 #include "kubelet/pod_util.h"
+#include "kubelet/server/cri_log.h"
 
 namespace berth::kubelet {
 
@@ -30,22 +31,50 @@ const Json* FindByName(const Json& statuses, const std::string& name) {
 
 std::string NanosToRfc3339(int64_t ns) { return FormatRfc3339(absl::FromUnixNanos(ns)); }
 
-// The termination message: the runtime's, else the file the container wrote at its
-// terminationMessagePath (found through the container's mounts).
+// The last lines of a container's log, as upstream's readLastStringFromContainerLogs: the
+// last 80 records, at most the last 2048 bytes.
+std::string LastLogLines(const std::string& path) {
+  constexpr size_t kMaxLogMessage = 2048;
+  server::LogOptions opts;
+  opts.tail_lines = 80;
+  std::string out;
+  server::LogSink sink;
+  sink.write = [&](std::string_view data) {
+    out.append(data);
+    if (out.size() > 2 * kMaxLogMessage) out.erase(0, out.size() - kMaxLogMessage);
+    return true;
+  };
+  absl::Status s = server::ReadContainerLog(path, opts, sink);
+  if (!s.ok()) return absl::StrCat("Error on reading termination message from logs: ", s.message());
+  if (out.size() > kMaxLogMessage) out.erase(0, out.size() - kMaxLogMessage);
+  return out;
+}
+
+// The termination message of an exited container, as upstream's getPodContainerStatuses:
+// the runtime's message, then ": " and the file the container wrote at its
+// terminationMessagePath (found through the container's mounts); with
+// terminationMessagePolicy FallbackToLogsOnError, a failed container that wrote no file gets
+// the end of its log instead.
 std::string TerminationMessage(const cri::v1::ContainerStatus& cs) {
-  if (!cs.message().empty()) return cs.message();
+  std::string msg;
   auto it = cs.annotations().find(kTerminationMessagePathAnnotation);
-  if (it == cs.annotations().end()) return "";
-  for (const auto& m : cs.mounts()) {
-    if (m.container_path() == it->second) {
-      auto data = ReadFile(m.host_path());
-      if (!data.ok()) return "";
-      std::string msg = *data;
-      if (msg.size() > kMaxTerminationMessage) msg.resize(kMaxTerminationMessage);
-      return msg;
+  if (it != cs.annotations().end()) {
+    for (const auto& m : cs.mounts()) {
+      if (m.container_path() != it->second) continue;
+      if (auto data = ReadFile(m.host_path()); data.ok()) {
+        msg = *data;
+        if (msg.size() > kMaxTerminationMessage) msg.resize(kMaxTerminationMessage);
+      }
+      break;
     }
   }
-  return "";
+  auto policy = cs.annotations().find(kTerminationMessagePolicyAnnotation);
+  if (msg.empty() && policy != cs.annotations().end() && policy->second == "FallbackToLogsOnError" &&
+      cs.exit_code() != 0 && cs.reason() != "ContainerCannotRun" && !cs.log_path().empty()) {
+    msg = LastLogLines(cs.log_path());
+  }
+  if (cs.message().empty()) return msg;
+  return msg.empty() ? cs.message() : absl::StrCat(cs.message(), ": ", msg);
 }
 
 Json TerminatedState(const cri::v1::ContainerStatus& cs) {

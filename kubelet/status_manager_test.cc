@@ -1,7 +1,13 @@
 #include "kubelet/status_manager.h"
 
+#include <stdlib.h>
+
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
+#include "base/file.h"
+#include "kubelet/pod_util.h"
 #include "kubelet/testing/fake_api_client.h"
 
 namespace berth::kubelet {
@@ -114,6 +120,46 @@ TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
   ctx.now += absl::Seconds(30);
   Json s2 = ComputePodStatus(pod, rt, s1, ctx);
   EXPECT_EQ(s1, s2);  // nothing changed: identical status, so no write
+}
+
+// Upstream's termination message: the file at terminationMessagePath; with
+// FallbackToLogsOnError and no file content, the end of the log of a failed container only.
+TEST(ComputePodStatusTest, TerminationMessageFromFileOrFallbackToLogs) {
+  char tmpl[] = "/tmp/berth-termmsg-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_TRUE(WriteFileAtomic(dir + "/a.log",
+                              "2024-01-01T00:00:00.000000000Z stdout F first\n"
+                              "2024-01-01T00:00:01.000000000Z stderr P par\n"
+                              "2024-01-01T00:00:01.000000000Z stderr F tial\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/empty", "").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/msg", "from file").ok());
+  auto exited = [&](int code, const std::string& policy, const std::string& msg_file) {
+    Json pod = PodWith("Never");
+    PodRuntimeStatus rt;
+    runtime::v1::ContainerStatus cs;
+    cs.set_id("c-a");
+    cs.mutable_metadata()->set_name("a");
+    cs.set_state(runtime::v1::CONTAINER_EXITED);
+    cs.set_exit_code(code);
+    cs.set_log_path(dir + "/a.log");
+    (*cs.mutable_annotations())[kTerminationMessagePathAnnotation] = "/dev/termination-log";
+    (*cs.mutable_annotations())[kTerminationMessagePolicyAnnotation] = policy;
+    auto* m = cs.add_mounts();
+    m->set_container_path("/dev/termination-log");
+    m->set_host_path(dir + "/" + msg_file);
+    rt.containers.push_back(cs);
+    PodStatusContext ctx;
+    ctx.now = absl::FromUnixSeconds(1704067300);
+    Json s = ComputePodStatus(pod, rt, Json::object(), ctx);
+    return s["containerStatuses"][0]["state"]["terminated"].value("message", std::string("<none>"));
+  };
+  EXPECT_EQ(exited(1, "FallbackToLogsOnError", "empty"), "first\npartial\n");
+  EXPECT_EQ(exited(1, "FallbackToLogsOnError", "msg"), "from file");
+  EXPECT_EQ(exited(0, "FallbackToLogsOnError", "empty"), "<none>");  // succeeded: no fallback
+  EXPECT_EQ(exited(1, "File", "empty"), "<none>");
+  EXPECT_EQ(exited(0, "File", "msg"), "from file");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ComputePodStatusTest, DualStackPodIPsFromSandboxStatus) {

@@ -14,6 +14,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "kubelet/atomic_writer.h"
 #include "kubelet/pod_util.h"
 
 namespace berth::kubelet {
@@ -132,6 +133,13 @@ std::string ClaimName(const Json& pod, const Json& volume) {
   return absl::StrCat(GetString(pod, "metadata.name"), "-", volume.value("name", std::string()));
 }
 
+// configMap, secret, downwardAPI and projected volumes: files the kubelet writes (through
+// the AtomicWriter) and keeps up to date.
+bool IsProjection(const Json& volume) {
+  return volume.contains("configMap") || volume.contains("secret") || volume.contains("downwardAPI") ||
+         volume.contains("projected");
+}
+
 // The pod's fsGroup (spec.securityContext.fsGroup), or nullopt.
 std::optional<int64_t> PodFsGroup(const Json& pod) {
   const Json psc = pod.value("spec", Json::object()).value("securityContext", Json::object());
@@ -219,24 +227,6 @@ VolumeManager::VolumeManager(ApiClient* api, std::string root_dir, std::function
 
 std::string VolumeManager::PodDir(const std::string& uid) const {
   return JoinPath(JoinPath(root_dir_, "pods"), uid);
-}
-
-absl::Status VolumeManager::WriteFiles(const std::string& dir, const FileMap& files) {
-  RETURN_IF_ERROR(MkdirAll(dir, 0755));
-  for (const auto& [rel, content_mode] : files) {
-    if (!SafeRelativePath(rel)) {
-      return absl::InvalidArgumentError(absl::StrCat("item path \"", rel, "\" is not a safe relative path"));
-    }
-    std::string path = JoinPath(dir, rel);
-    auto slash = path.rfind('/');
-    RETURN_IF_ERROR(MkdirAll(path.substr(0, slash), 0755));
-    RETURN_IF_ERROR(WriteFileAtomic(path, content_mode.first, content_mode.second));
-    // WriteFileAtomic's mode is subject to the umask; volume modes are exact.
-    if (::chmod(path.c_str(), static_cast<mode_t>(content_mode.second)) != 0) {
-      return ErrnoStatus(errno, absl::StrCat("chmod ", path));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::Status VolumeManager::CollectObjectFiles(const std::string& ns, const Json& source,
@@ -404,6 +394,77 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& p
       absl::StrCat("PV ", name, ": volume source \"", kind, "\" is not supported by berth (hostPath and local are)"));
 }
 
+absl::StatusOr<FileMap> VolumeManager::CollectPayload(const Json& pod, const Json& volume,
+                                                      const std::string& host_ip, PodVolumes* state) {
+  const std::string name = volume.value("name", std::string());
+  const std::string ns = GetString(pod, "metadata.namespace");
+  FileMap files;
+  if (volume.contains("configMap") || volume.contains("secret")) {
+    bool is_secret = volume.contains("secret");
+    const Json& src = is_secret ? volume["secret"] : volume["configMap"];
+    RETURN_IF_ERROR(CollectObjectFiles(ns, src, is_secret ? "secrets" : "configmaps",
+                                       ModeOf(src, "defaultMode", kDefaultMode), &files));
+  } else if (volume.contains("downwardAPI")) {
+    const Json& src = volume["downwardAPI"];
+    int mode = ModeOf(src, "defaultMode", kDefaultMode);
+    for (const auto& item : src.value("items", Json::array())) {
+      ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
+      files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
+    }
+  } else {  // projected
+    const Json& proj = volume["projected"];
+    int mode = ModeOf(proj, "defaultMode", kDefaultMode);
+    for (const auto& src : proj.value("sources", Json::array())) {
+      if (src.contains("serviceAccountToken")) {
+        const Json& sat = src["serviceAccountToken"];
+        std::string path = sat.value("path", std::string("token"));
+        auto tok = state->tokens.find(name + "/" + path);
+        if (tok != state->tokens.end() && tok->second.refresh_at > clock_()) {
+          files[path] = {tok->second.token, mode};  // still fresh
+          continue;
+        }
+        absl::Time refresh_at;
+        auto token = RequestToken(pod, sat, &refresh_at);
+        if (!token.ok()) {
+          if (tok == state->tokens.end()) return token.status();
+          // The old token is valid for the remaining 20% of its life: keep it, retry later.
+          LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name
+                       << ": token refresh failed: " << token.status().message();
+          files[path] = {tok->second.token, mode};
+          continue;
+        }
+        files[path] = {*token, mode};
+        state->tokens[name + "/" + path] = TokenState{refresh_at, *token};
+      } else if (src.contains("configMap")) {
+        RETURN_IF_ERROR(CollectObjectFiles(ns, src["configMap"], "configmaps", mode, &files));
+      } else if (src.contains("secret")) {
+        RETURN_IF_ERROR(CollectObjectFiles(ns, src["secret"], "secrets", mode, &files));
+      } else if (src.contains("downwardAPI")) {
+        for (const auto& item : src["downwardAPI"].value("items", Json::array())) {
+          ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
+          files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
+        }
+      }
+      // TODO: clusterTrustBundle and podCertificate projections.
+    }
+  }
+  return files;
+}
+
+absl::Status VolumeManager::WriteProjection(const Json& pod, const std::string& dir, const FileMap& files,
+                                            bool* changed) {
+  Payload payload;
+  for (const auto& [rel, content_mode] : files) payload[rel] = {content_mode.first, content_mode.second};
+  const std::optional<int64_t> fs_group = PodFsGroup(pod);
+  std::function<absl::Status(const std::string&)> set_perms;
+  if (fs_group) {
+    set_perms = [&](const std::string& ts_dir) { return SetVolumeOwnership(ts_dir, *fs_group, true, false); };
+  }
+  ASSIGN_OR_RETURN(bool wrote, WriteAtomically(dir, payload, set_perms));
+  if (changed != nullptr) *changed = wrote;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const Json& volume,
                                                          const std::string& host_ip,
                                                          PodVolumes* state) {
@@ -450,44 +511,8 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
   // secret, downwardAPI and projected volumes live on a tmpfs, as upstream's wrapped
   // memory-medium emptyDir: their content (credentials, tokens) never reaches the disk.
   if (!volume.contains("configMap")) RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, nullptr), 0755));
-  FileMap files;
-  if (volume.contains("configMap") || volume.contains("secret")) {
-    bool is_secret = volume.contains("secret");
-    const Json& src = is_secret ? volume["secret"] : volume["configMap"];
-    RETURN_IF_ERROR(CollectObjectFiles(ns, src, is_secret ? "secrets" : "configmaps",
-                                       ModeOf(src, "defaultMode", kDefaultMode), &files));
-  } else if (volume.contains("downwardAPI")) {
-    const Json& src = volume["downwardAPI"];
-    int mode = ModeOf(src, "defaultMode", kDefaultMode);
-    for (const auto& item : src.value("items", Json::array())) {
-      ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
-      files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
-    }
-  } else {  // projected
-    const Json& proj = volume["projected"];
-    int mode = ModeOf(proj, "defaultMode", kDefaultMode);
-    for (const auto& src : proj.value("sources", Json::array())) {
-      if (src.contains("serviceAccountToken")) {
-        const Json& sat = src["serviceAccountToken"];
-        absl::Time refresh_at;
-        ASSIGN_OR_RETURN(std::string token, RequestToken(pod, sat, &refresh_at));
-        std::string path = sat.value("path", std::string("token"));
-        files[path] = {token, mode};
-        state->tokens[name + "/" + path] = TokenState{refresh_at};
-      } else if (src.contains("configMap")) {
-        RETURN_IF_ERROR(CollectObjectFiles(ns, src["configMap"], "configmaps", mode, &files));
-      } else if (src.contains("secret")) {
-        RETURN_IF_ERROR(CollectObjectFiles(ns, src["secret"], "secrets", mode, &files));
-      } else if (src.contains("downwardAPI")) {
-        for (const auto& item : src["downwardAPI"].value("items", Json::array())) {
-          ASSIGN_OR_RETURN(std::string v, DownwardApiItem(pod, item, host_ip));
-          files[item.value("path", std::string())] = {v, ModeOf(item, "mode", mode)};
-        }
-      }
-      // TODO: clusterTrustBundle and podCertificate projections.
-    }
-  }
-  RETURN_IF_ERROR(WriteFiles(dir, files));
+  ASSIGN_OR_RETURN(FileMap files, CollectPayload(pod, volume, host_ip, state));
+  RETURN_IF_ERROR(WriteProjection(pod, dir, files, /*changed=*/nullptr));
   MountedVolume mounted{dir, true};
   mounted.ownership_managed = true;
   return mounted;
@@ -501,7 +526,6 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
     absl::MutexLock l(&mu_);
     state = pods_[uid];
   }
-  absl::Time now = clock_();
   const Json volumes = pod.value("spec", Json::object()).value("volumes", Json::array());
   const std::optional<int64_t> fs_group = PodFsGroup(pod);
   const bool on_root_mismatch = GetString(pod, "spec.securityContext.fsGroupChangePolicy") == "OnRootMismatch";
@@ -510,30 +534,18 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
     std::string name = volume.value("name", std::string());
     auto existing = state.mounted.find(name);
     if (existing != state.mounted.end()) {
-      // Already set up: only refresh due service account tokens of projected volumes.
-      if (!volume.contains("projected")) continue;
-      int mode = ModeOf(volume["projected"], "defaultMode", kDefaultMode);
-      for (const auto& src : volume["projected"].value("sources", Json::array())) {
-        if (!src.contains("serviceAccountToken")) continue;
-        const Json& sat = src["serviceAccountToken"];
-        std::string path = sat.value("path", std::string("token"));
-        auto tok = state.tokens.find(name + "/" + path);
-        if (tok != state.tokens.end() && tok->second.refresh_at > now) continue;
-        absl::Time refresh_at;
-        auto token = RequestToken(pod, sat, &refresh_at);
-        if (!token.ok()) {
-          // The old token is still valid for the remaining 20%: report, retry next sync.
-          LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name
-                       << ": token refresh failed: " << token.status().message();
-          continue;
-        }
-        absl::Status w = WriteFiles(existing->second.host_path, {{path, {*token, mode}}});
-        if (w.ok() && fs_group) w = SetVolumeOwnership(existing->second.host_path, *fs_group, true, false);
-        if (!w.ok()) {
-          if (result.ok()) result = Annotate(w, absl::StrCat("volume \"", name, "\""));
-          continue;
-        }
-        state.tokens[name + "/" + path] = TokenState{refresh_at};
+      // Already set up. configMap, secret, downwardAPI and projected volumes follow their
+      // sources (the objects, the pod's labels and annotations, due tokens), as upstream
+      // remounts them on every sync; a source that cannot be read keeps the old content.
+      if (!IsProjection(volume)) continue;
+      auto files = CollectPayload(pod, volume, host_ip, &state);
+      absl::Status w = files.status();
+      bool changed = false;
+      if (w.ok()) w = WriteProjection(pod, existing->second.host_path, *files, &changed);
+      if (!w.ok()) {
+        LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name << ": update failed: " << w.message();
+      } else if (changed) {
+        LOG(INFO) << "pod " << PodKey(pod) << " volume " << name << ": content updated";
       }
       continue;
     }

@@ -4,7 +4,7 @@
 // PersistentVolumes (used in place, as upstream's hostPath plugin does). A pod's fsGroup is
 // applied to the volumes upstream manages ownership of (SetVolumeOwnership). Volume directories live under
 // `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
-// "kubernetes.io~projected", ... as upstream). Files are written atomically with the
+// "kubernetes.io~projected", ... as upstream). Files are written with the AtomicWriter (..data symlink swap) with the
 // volume's defaultMode (or the item's mode). As upstream, secret, downwardAPI and projected
 // volumes and emptyDirs of medium "Memory" are tmpfs mounts (sized by the pod's memory limit,
 // an emptyDir's sizeLimit, at most the node's memory); configMap volumes and other emptyDirs
@@ -78,8 +78,11 @@ class VolumeManager {
   VolumeManager(ApiClient* api, std::string root_dir,
                 std::function<absl::Time()> clock = absl::Now);
 
-  // Sets up every volume of `pod` (idempotent) and refreshes service account tokens that are
-  // due. Returns volume name -> mounted volume. `pod_ip`/`host_ip` feed downward API fields.
+  // Sets up every volume of `pod` (idempotent). Volumes already set up that the kubelet
+  // writes (configMap, secret, downwardAPI, projected) are brought up to date with their
+  // sources through the AtomicWriter (kubelet/atomic_writer.h): changed objects, the pod's
+  // labels and annotations, service account tokens that are due; an update that fails is
+  // logged and leaves the old content. Returns volume name -> mounted volume. `pod_ip`/`host_ip` feed downward API fields.
   // Errors: the first volume that failed, annotated with the volume's name (an optional
   // configMap/secret that is missing is not an error).
   absl::StatusOr<std::map<std::string, MountedVolume>> SetUpPodVolumes(const Json& pod,
@@ -105,6 +108,7 @@ class VolumeManager {
  private:
   struct TokenState {
     absl::Time refresh_at;
+    std::string token;  // the current token, written again while fresh
   };
   struct PodVolumes {
     std::map<std::string, MountedVolume> mounted;  // set-up volumes by name
@@ -122,9 +126,17 @@ class VolumeManager {
   absl::StatusOr<MountedVolume> SetUpPersistentVolume(const Json& pv, bool read_only);
   absl::StatusOr<MountedVolume> SetUpVolume(const Json& pod, const Json& volume,
                                             const std::string& host_ip, PodVolumes* state);
-  // Writes `files` (relative path -> (content, mode)) under `dir`.
-  absl::Status WriteFiles(const std::string& dir,
-                          const std::map<std::string, std::pair<std::string, int>>& files);
+  // The files (relative path -> (content, mode)) of a configMap, secret, downwardAPI or
+  // projected `volume` of `pod`, as they should be now; projected service account tokens are
+  // requested when due (and kept while a refresh fails). Errors: a source that cannot be
+  // read (a missing optional configMap/secret is no error: its files are left out).
+  absl::StatusOr<std::map<std::string, std::pair<std::string, int>>> CollectPayload(
+      const Json& pod, const Json& volume, const std::string& host_ip, PodVolumes* state);
+  // Writes `files` into the volume directory `dir` with the AtomicWriter (the pod's fsGroup
+  // applied before they become visible); *changed (when set) says whether anything changed.
+  absl::Status WriteProjection(const Json& pod, const std::string& dir,
+                               const std::map<std::string, std::pair<std::string, int>>& files,
+                               bool* changed);
   // Collects a configMap or secret's keys into `files` per `source` (name, items,
   // defaultMode, optional). `kind` is "configmaps" or "secrets".
   absl::Status CollectObjectFiles(const std::string& ns, const Json& source, const std::string& kind,

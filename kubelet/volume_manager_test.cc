@@ -183,6 +183,43 @@ TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
   EXPECT_FALSE(PathExists(vols));
 }
 
+// As upstream's remount on every sync: a changed configMap or secret, an optional one that
+// appears or goes, and the pod's new labels reach the files; a source that cannot be read
+// keeps the old content.
+TEST_F(VolumeManagerTest, ProjectionsFollowTheirSources) {
+  VolumeManager vm(&api_, root_, [this] { return Now(); });
+  api_.SetObject("/api/v1/namespaces/n/configmaps/cfg", {{"data", {{"a", "1"}, {"b", "2"}}}});
+  api_.SetObject("/api/v1/namespaces/n/secrets/s", {{"data", {{"k", "djE="}}}});  // "v1"
+  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u", "labels": {"v": "1"}},
+    "spec": {"volumes": [
+      {"name": "cfg", "configMap": {"name": "cfg"}},
+      {"name": "sec", "secret": {"secretName": "s"}},
+      {"name": "opt", "configMap": {"name": "later", "optional": true}},
+      {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]}})");
+  ASSERT_TRUE(vm.SetUpPodVolumes(pod, "").ok());
+  const std::string vols = root_ + "/pods/u/volumes/";
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~configmap/cfg/a"), "1");
+  EXPECT_EQ(std::filesystem::read_symlink(vols + "kubernetes.io~configmap/cfg/a").string(), "..data/a");
+  EXPECT_FALSE(PathExists(vols + "kubernetes.io~configmap/opt/x"));
+
+  api_.SetObject("/api/v1/namespaces/n/configmaps/cfg", {{"data", {{"a", "10"}}}});
+  api_.SetObject("/api/v1/namespaces/n/secrets/s", {{"data", {{"k", "djI="}}}});  // "v2"
+  api_.SetObject("/api/v1/namespaces/n/configmaps/later", {{"data", {{"x", "here"}}}});
+  pod["metadata"]["labels"]["v"] = "2";
+  ASSERT_TRUE(vm.SetUpPodVolumes(pod, "").ok());
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~configmap/cfg/a"), "10");
+  EXPECT_FALSE(PathExists(vols + "kubernetes.io~configmap/cfg/b"));  // key removed
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~secret/sec/k"), "v2");
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~configmap/opt/x"), "here");
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~downward-api/info/labels"), "v=\"2\"");
+
+  // The required configMap is deleted: the old content stays, set-up does not fail.
+  api_.RemoveObject("/api/v1/namespaces/n/configmaps/cfg");
+  ASSERT_TRUE(vm.SetUpPodVolumes(pod, "").ok());
+  EXPECT_EQ(*ReadFile(vols + "kubernetes.io~configmap/cfg/a"), "10");
+  ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
+}
+
 TEST_F(VolumeManagerTest, MissingRequiredConfigMapIsAnError) {
   VolumeManager vm(&api_, root_, [this] { return Now(); });
   Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},

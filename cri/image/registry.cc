@@ -1,5 +1,7 @@
 #include "cri/image/registry.h"
 
+#include <arpa/inet.h>
+
 #include <httplib.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -77,6 +79,18 @@ std::string ParseChallenge(const std::string& h, std::map<std::string, std::stri
 
 }  // namespace
 
+bool IsLoopbackRegistry(const std::string& host_port) {
+  std::string host = host_port;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(1, host.find(']') == std::string::npos ? std::string::npos : host.find(']') - 1);
+    return host == "::1";
+  }
+  host = host.substr(0, host.find(':'));
+  if (host == "localhost") return true;
+  struct in_addr a;
+  return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
 absl::StatusOr<int> HttpGet(const std::string& url, const std::multimap<std::string, std::string>& headers,
                             std::multimap<std::string, std::string>* resp_headers, std::string* body,
                             const std::function<bool(const char*, size_t)>& sink) {
@@ -133,6 +147,7 @@ RegistryClient::RegistryClient(const Reference& ref, const RegistryConfig& confi
                     config.insecure_registries.end();
     std::string host = ref.domain == "docker.io" ? "registry-1.docker.io" : ref.domain;
     endpoint_ = absl::StrCat(insecure ? "http://" : "https://", host);
+    http_fallback_ = !insecure && IsLoopbackRegistry(host);
   }
   if (!auth_.registry_token.empty()) authorization_ = absl::StrCat("Bearer ", auth_.registry_token);
 }
@@ -227,7 +242,19 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Get(const std::string& 
     bool same_host = url.compare(0, endpoint_.size(), endpoint_) == 0;
     if (same_host && !authorization_.empty()) headers.emplace("Authorization", authorization_);
     Response r;
-    ASSIGN_OR_RETURN(r.status, HttpGet(url, headers, &r.headers, &r.body, sink));
+    auto status = HttpGet(url, headers, &r.headers, &r.body, sink);
+    if (!status.ok() && http_fallback_ && same_host && absl::IsUnavailable(status.status())) {
+      // containerd's HTTP fallback for localhost and 127.0.0.0/8: HTTPS first, then plain
+      // HTTP for the rest of this client's life.
+      http_fallback_ = false;
+      std::string rest = url.substr(endpoint_.size());
+      endpoint_ = absl::StrCat("http://", endpoint_.substr(endpoint_.find("://") + 3));
+      url = endpoint_ + rest;
+      r = Response();
+      status = HttpGet(url, headers, &r.headers, &r.body, sink);
+    }
+    if (!status.ok()) return status.status();
+    r.status = *status;
     if (r.status == 401 && same_host && !retried_auth) {
       retried_auth = true;
       std::string challenge = Header(r.headers, "WWW-Authenticate");

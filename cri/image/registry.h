@@ -16,7 +16,8 @@ namespace berth::cri::image {
 // Where and how registries are reached.
 struct RegistryConfig {
   // host[:port] of registries served over plain HTTP. Every other registry is HTTPS with
-  // certificate verification.
+  // certificate verification, except that loopback ones (IsLoopbackRegistry) fall back to
+  // plain HTTP when HTTPS cannot connect, as containerd does.
   std::vector<std::string> insecure_registries;
   // Registry host -> endpoint URL used instead of it, e.g. "docker.io" -> "http://127.0.0.1:5000".
   std::map<std::string, std::string> mirrors;
@@ -81,7 +82,14 @@ class RegistryClient {
   RegistryAuth auth_;
   std::string endpoint_;
   std::string authorization_;  // value of the Authorization header, once known
+  // A loopback registry not listed as insecure: HTTPS first, plain HTTP when HTTPS cannot
+  // connect (containerd's localhost fallback). Cleared once the fallback happened.
+  bool http_fallback_ = false;
 };
+
+// True for "localhost", 127.0.0.0/8 and [::1] (with or without a port): registries that
+// containerd reaches over plain HTTP when HTTPS fails, with no configuration.
+bool IsLoopbackRegistry(const std::string& host_port);
 
 // Fetches `url` with GET. Exposed for the token handshake and tests.
 // Returns Unavailable when the connection fails.

@@ -29,6 +29,11 @@ class FakeApiClient : public ApiClient {
     std::lock_guard<std::mutex> l(mu_);
     objects_[path] = obj;
   }
+  // GET `path` answers NotFound from now on.
+  void RemoveObject(const std::string& path) {
+    std::lock_guard<std::mutex> l(mu_);
+    objects_.erase(path);
+  }
   // Answers POST `path` with `fn(body)`.
   void OnPost(const std::string& path, std::function<absl::StatusOr<Json>(const Json&)> fn) {
     std::lock_guard<std::mutex> l(mu_);

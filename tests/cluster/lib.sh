@@ -13,7 +13,7 @@ cluster_bin=${BERTH_CLUSTER_BIN:-$cluster_dir/bin}
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-# state_init <state-dir>: sets state, netns, node_ip (globals) from the dir and env.
+# state_init <state-dir>: sets state, netns, node_ip, registry_addr (globals) from the dir and env.
 state_init() {
   [ -n "${1:-}" ] || die "usage: $(basename "$0") <state-dir>"
   mkdir -p "$1"
@@ -25,6 +25,10 @@ state_init() {
   if [ -f "$state/node_ip" ]; then node_ip=$(cat "$state/node_ip"); else
     node_ip=${BERTH_NODE_IP:-10.217.0.1/32}; echo "$node_ip" >"$state/node_ip"; fi
   node_addr=${node_ip%/*}
+  # The registry's address inside the netns (BERTH_REGISTRY_ADDR, default 127.0.0.1:5000);
+  # the conformance run moves it off :5000, which the e2e suite's fake registry needs.
+  if [ -f "$state/registry_addr" ]; then registry_addr=$(cat "$state/registry_addr"); else
+    registry_addr=${BERTH_REGISTRY_ADDR:-127.0.0.1:5000}; echo "$registry_addr" >"$state/registry_addr"; fi
 }
 
 # pid_alive <name>: true if <state>/pids/<name> names a live process (not a zombie) whose

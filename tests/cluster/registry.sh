@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts Debian's docker-registry on 127.0.0.1:5000 inside the cluster netns, storage in
+# Starts Debian's docker-registry on 127.0.0.1:5000 (BERTH_REGISTRY_ADDR) inside the cluster netns, storage in
 # <state>/registry. Idempotent (a live recorded registry is left alone); down.sh stops it.
 # Usage: tests/cluster/registry.sh <state-dir>
 set -euo pipefail
@@ -22,11 +22,11 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:5000
+  addr: $registry_addr
   secret: berth-test-registry
 CFG
   start_daemon registry /usr/bin/docker-registry serve "$state/registry/config.yml"
 fi
-wait_until 30 "registry /v2/" in_ns curl -sf --max-time 2 http://127.0.0.1:5000/v2/ ||
+wait_until 30 "registry /v2/" in_ns curl -sf --max-time 2 "http://$registry_addr/v2/" ||
   { tail -n 30 "$state/logs/registry.log" >&2; die "registry did not start"; }
-echo "REGISTRY=127.0.0.1:5000"
+echo "REGISTRY=$registry_addr"

@@ -5,6 +5,7 @@
 # Usage: tests/cluster/up.sh <state-dir>
 # Env:   BERTH_NETNS   netns name (default berth-<basename of state-dir>)
 #        BERTH_NODE_IP node address on dummy link berth-node0 (default 10.217.0.1/32)
+#        BERTH_REGISTRY_ADDR registry address in the netns (default 127.0.0.1:5000)
 #        BERTH_UP_TIMEOUT seconds to wait for readiness (default 120)
 # Idempotent: a component whose recorded PID is alive is left alone; on a dir whose cluster
 # runs already, it says so and exits 0. Prints the env lines (also in <state>/env).
@@ -129,7 +130,7 @@ cat >"$state/env.tmp" <<ENV
 export BERTH_NETNS=$netns
 export KUBECONFIG=$state/admin.kubeconfig
 export BERTH_NODE_IP=$node_addr
-export REGISTRY=127.0.0.1:5000
+export REGISTRY=$registry_addr
 ENV
 mv "$state/env.tmp" "$state/env"
 log "control plane up in $state (netns $netns)"

@@ -24,7 +24,7 @@ node_name=${BERTH_NODE_NAME:-berth-e2e}
 # two state dirs with their own BERTH_NETNS / BERTH_CGROUP_ROOT can run side by side.
 if [ -f "$state/cgroup_root" ]; then cgroup_root=$(cat "$state/cgroup_root"); else
   cgroup_root=${BERTH_CGROUP_ROOT:-/berth-e2e}; echo "$cgroup_root" >"$state/cgroup_root"; fi
-registry=127.0.0.1:5000
+registry=$registry_addr
 image="$registry/busybox:latest"
 
 kubectl() { ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" "$@"; }

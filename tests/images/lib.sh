@@ -3,7 +3,7 @@
 # Source it after tests/cluster/lib.sh and state_init (uses in_ns, wait_until, die).
 # Variables: registry (host:port, default 127.0.0.1:5000, reached inside the cluster netns).
 
-registry=${registry:-127.0.0.1:5000}
+registry=${registry:-${registry_addr:-127.0.0.1:5000}}
 registry_accept='application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json'
 
 # registry_wait: waits up to 30 s for the registry's /v2/; dies otherwise.
