@@ -577,14 +577,13 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   md->set_uid(uid);
   md->set_attempt(attempt);
 
-  std::string hostname = spec.value("hostname", std::string());
-  if (hostname.empty()) hostname = name;
+  auto [hostname, domain] = PodHostnameAndDomain(pod);
   if (host_network) {
     char buf[256] = {};
     if (::gethostname(buf, sizeof(buf) - 1) == 0) hostname = buf;
+  } else if (spec.value("setHostnameAsFQDN", false) && !domain.empty()) {
+    hostname = absl::StrCat(hostname, ".", domain);  // the kernel's hostname is the FQDN
   }
-  if (hostname.size() > 63) hostname.resize(63);
-  while (!hostname.empty() && (hostname.back() == '-' || hostname.back() == '.')) hostname.pop_back();
   cfg.set_hostname(hostname);
   cfg.set_log_directory(JoinPath(opts_.log_root, absl::StrCat(ns, "_", name, "_", uid)));
 
@@ -694,6 +693,25 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   }
   // TODO: seccomp/apparmor profiles, SELinux options, pod overhead/resources.
   return cfg;
+}
+
+std::pair<std::string, std::string> PodManager::PodHostnameAndDomain(const Json& pod) const {
+  const Json& spec = Spec(pod);
+  auto truncate = [](std::string h) {
+    if (h.size() > 63) h.resize(63);
+    while (!h.empty() && (h.back() == '-' || h.back() == '.')) h.pop_back();
+    return h;
+  };
+  if (auto o = spec.find("hostnameOverride"); o != spec.end() && o->is_string()) {
+    return {truncate(o->get<std::string>()), ""};
+  }
+  std::string hostname = spec.value("hostname", std::string());
+  if (hostname.empty()) hostname = GetString(pod, "metadata.name");
+  std::string domain;
+  if (std::string sub = spec.value("subdomain", std::string()); !sub.empty()) {
+    domain = absl::StrCat(sub, ".", GetString(pod, "metadata.namespace"), ".svc.", opts_.cluster_domain);
+  }
+  return {truncate(hostname), domain};
 }
 
 std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const Json& pod, const PodState& state) {
@@ -1016,9 +1034,18 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     } else {
       hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
               "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n";
-      if (!pod_ip.empty()) absl::StrAppend(&hosts, pod_ip, "\t", sandbox.hostname(), "\n");
+      auto [host_name, host_domain] = PodHostnameAndDomain(pod);
+      if (!pod_ip.empty()) {
+        if (host_domain.empty()) {
+          absl::StrAppend(&hosts, pod_ip, "\t", host_name, "\n");
+        } else {
+          absl::StrAppend(&hosts, pod_ip, "\t", host_name, ".", host_domain, "\t", host_name, "\n");
+        }
+      }
     }
-    for (const auto& alias : Spec(pod).value("hostAliases", Json::array())) {
+    const Json aliases = Spec(pod).value("hostAliases", Json::array());
+    if (!aliases.empty()) absl::StrAppend(&hosts, "\n# Entries added by HostAliases.\n");
+    for (const auto& alias : aliases) {
       std::string line = alias.value("ip", std::string());
       for (const auto& h : alias.value("hostnames", Json::array())) absl::StrAppend(&line, "\t", h.get<std::string>());
       absl::StrAppend(&hosts, line, "\n");
@@ -1110,6 +1137,35 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   };
   if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
   if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
+  // runAsNonRoot (upstream verifyRunAsNonRoot): the user the container will run as, from
+  // runAsUser or else the image's config, must be known and not 0.
+  if (const Json* nonroot = pick("runAsNonRoot"); nonroot != nullptr && nonroot->is_boolean() && nonroot->get<bool>()) {
+    const std::string where = absl::StrCat("(pod: \"", GetString(pod, "metadata.name"), "_", ns, "(", uid,
+                                           ")\", container: ", name, ")");
+    std::string violation;
+    if (sc->has_run_as_user()) {
+      if (sc->run_as_user().value() == 0) violation = absl::StrCat("container's runAsUser breaks non-root policy ", where);
+    } else {
+      v1::ImageStatusRequest ireq;
+      ireq.mutable_image()->set_image(*image_ref);
+      auto ist = images_->ImageStatus(ireq);
+      if (ist.ok() && ist->has_image()) {
+        const v1::Image& img = ist->image();
+        if (img.has_uid()) {
+          if (img.uid().value() == 0) violation = absl::StrCat("container has runAsNonRoot and image will run as root ", where);
+        } else if (!img.username().empty()) {
+          violation = absl::StrCat("container has runAsNonRoot and image has non-numeric user (", img.username(),
+                                   "), cannot verify user is non-root ", where);
+        } else {
+          violation = absl::StrCat("container has runAsNonRoot and image will run as root ", where);
+        }
+      }
+    }
+    if (!violation.empty()) {
+      state->waiting[name] = {"CreateContainerConfigError", violation};
+      return absl::FailedPreconditionError(violation);
+    }
+  }
   AddPodSupplementalGroups(psc, sc);
   // Then the GIDs of the pod's PersistentVolumes' pv.beta.kubernetes.io/gid annotations, each
   // once (the kubelet's GetExtraSupplementalGroupsForPod).
@@ -1131,7 +1187,6 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   auto seccomp = ResolveSeccompProfile(pod, c, opts_.seccomp_default, JoinPath(opts_.root_dir, "seccomp"));
   if (!seccomp.ok()) {
     state->waiting[name] = {"CreateContainerConfigError", std::string(seccomp.status().message())};
-    Event(pod, "Warning", "Failed", absl::StrCat("Error: ", seccomp.status().message()), name);
     return seccomp.status();
   }
   switch (seccomp->type) {
@@ -1480,6 +1535,10 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     auto id = StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
     if (!id.ok()) {
       LOG(WARNING) << "pod " << PodKey(pod) << ": " << id.status().message();
+      if (state->waiting[name].reason == "CreateContainerConfigError") {
+        // As upstream's startContainer when generateContainerConfig fails.
+        Event(pod, "Warning", "Failed", absl::StrCat("Error: ", state->waiting[name].message), name);
+      }
       if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
         EnqueueAfter(uid, opts_.backoff_initial);
       }

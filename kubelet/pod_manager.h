@@ -200,6 +200,10 @@ class PodManager {
   // The kubelet's pod admission for a pod not yet running here (its sysctls against the
   // allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
   std::optional<std::pair<std::string, std::string>> AdmitPod(const Json& pod);
+  // The pod's hostname and domain (upstream GeneratePodHostNameAndDomain): spec.hostnameOverride
+  // alone when set; else spec.hostname or the pod name (at most 63 characters, no trailing
+  // '-' or '.'), with "<subdomain>.<namespace>.svc.<cluster domain>" when spec.subdomain is set.
+  std::pair<std::string, std::string> PodHostnameAndDomain(const Json& pod) const;
   // Time left before spec.activeDeadlineSeconds passes (counted from status.startTime, ours
   // or the object's); nullopt when the pod has no deadline or no start time yet.
   std::optional<absl::Duration> ActiveDeadlineLeft(const Json& pod, const PodState& state);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
@@ -188,6 +189,7 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
   std::string host = HostOf(hg, target);
   int port = ResolveProbePort(hg.contains("port") ? hg["port"] : Json(), target.container);
   if (port < 0) return {ProbeResult::kUnknown, absl::StrCat("invalid port ", hg.value("port", Json()).dump())};
+  if (scheme != "http" && scheme != "https") return {ProbeResult::kUnknown, absl::StrCat("unsupported scheme ", scheme)};
   std::string path = hg.value("path", std::string("/"));
   if (path.empty() || path[0] != '/') path.insert(path.begin(), '/');
   httplib::Headers headers = {{"User-Agent", kUserAgent}, {"Accept", "*/*"}};
@@ -201,33 +203,79 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
     }
     headers.emplace(name, h.value("value", std::string()));
   }
-  std::string url = absl::StrCat(scheme, "://", host, ":", port, path);
   int64_t usec = absl::ToInt64Microseconds(target.timeout);
   auto configure = [&](httplib::ClientImpl& cli) {
     cli.set_connection_timeout(usec / 1000000, usec % 1000000);
     cli.set_read_timeout(usec / 1000000, usec % 1000000);
     cli.set_write_timeout(usec / 1000000, usec % 1000000);
     cli.set_keep_alive(false);
+    cli.set_follow_location(false);
   };
-  auto outcome = [&](const httplib::Result& res) -> ProbeOutcome {
+  // Redirects are followed on the probed host only, at most 10 (upstream's redirectChecker
+  // with followNonLocalRedirects=false); a redirect elsewhere ends the probe as a success
+  // with a warning.
+  const std::string probed_host = host;
+  for (int hops = 0;; ++hops) {
+    const std::string url = absl::StrCat(scheme, "://", host, ":", port, path);
+    httplib::Result res = [&] {
+      if (scheme == "https") {
+        httplib::SSLClient cli(host, port);
+        cli.enable_server_certificate_verification(false);
+        configure(cli);
+        return cli.Get(path, headers);
+      }
+      httplib::ClientImpl cli(host, port);
+      configure(cli);
+      return cli.Get(path, headers);
+    }();
     if (!res) {
       return {ProbeResult::kFailure, absl::StrCat("Get \"", url, "\": ", httplib::to_string(res.error()))};
     }
-    if (res->status >= 200 && res->status < 400) return {ProbeResult::kSuccess, Truncate(res->body)};
-    return {ProbeResult::kFailure, absl::StrCat("HTTP probe failed with statuscode: ", res->status)};
-  };
-  if (scheme == "https") {
-    httplib::SSLClient cli(host, port);
-    cli.enable_server_certificate_verification(false);
-    configure(cli);
-    return outcome(cli.Get(path, headers));
+    const int status = res->status;
+    const bool redirect = status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+    std::string loc = res->get_header_value("Location");
+    if (redirect && !loc.empty()) {
+      std::string next_scheme = scheme, next_host = host, next_path = loc;
+      int next_port = port;
+      if (size_t sep = loc.find("://"); sep != std::string::npos) {
+        next_scheme = absl::AsciiStrToLower(loc.substr(0, sep));
+        std::string rest = loc.substr(sep + 3);
+        size_t slash = rest.find('/');
+        std::string authority = rest.substr(0, slash);
+        next_path = slash == std::string::npos ? "/" : rest.substr(slash);
+        next_port = next_scheme == "https" ? 443 : 80;
+        size_t colon = authority.rfind(':');
+        if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
+          if (!absl::SimpleAtoi(authority.substr(colon + 1), &next_port)) next_port = -1;
+          authority.resize(colon);
+        }
+        next_host = authority;
+        if (next_host.size() > 1 && next_host.front() == '[') next_host = next_host.substr(1, next_host.size() - 2);
+      } else if (loc[0] != '/') {
+        next_path = absl::StrCat(path.substr(0, path.rfind('/') + 1), loc);
+      }
+      if (next_host == probed_host && hops < 10 && next_port > 0 &&
+          (next_scheme == "http" || next_scheme == "https")) {
+        scheme = next_scheme;
+        host = next_host;
+        port = next_port;
+        path = next_path;
+        continue;
+      }
+      if (next_host == probed_host && hops >= 10) {
+        return {ProbeResult::kFailure, absl::StrCat("Get \"", url, "\": stopped after 10 redirects")};
+      }
+    }
+    if (status >= 200 && status < 400) {
+      if (status >= 300) {
+        ProbeOutcome o{ProbeResult::kSuccess, absl::StrCat("Probe terminated redirects, Response body: ", Truncate(res->body))};
+        o.warning = true;
+        return o;
+      }
+      return {ProbeResult::kSuccess, Truncate(res->body)};
+    }
+    return {ProbeResult::kFailure, absl::StrCat("HTTP probe failed with statuscode: ", status)};
   }
-  if (scheme == "http") {
-    httplib::ClientImpl cli(host, port);
-    configure(cli);
-    return outcome(cli.Get(path, headers));
-  }
-  return {ProbeResult::kUnknown, absl::StrCat("unsupported scheme ", scheme)};
 }
 
 ProbeOutcome RunTcpSocketProbe(const ProbeTarget& target) {
@@ -436,8 +484,9 @@ void Prober::Loop(Worker* w) {
     DoProbe(w);
     absl::MutexLock l(&mu_);
     absl::Time deadline = absl::Now() + absl::Seconds(w->timing.period_seconds);
-    while (!w->stop && absl::Now() < deadline) cv_.WaitWithDeadline(&mu_, deadline);
+    while (!w->stop && !w->trigger && absl::Now() < deadline) cv_.WaitWithDeadline(&mu_, deadline);
     if (w->stop) return;
+    w->trigger = false;
   }
 }
 
@@ -487,6 +536,10 @@ void Prober::DoProbe(Worker* w) {
   ProbeOutcome outcome = runner_->Run(target);
   if (metrics::Counter* ctr = w->counters[static_cast<int>(outcome.result)]) ctr->Inc();
   std::string field_path = absl::StrCat("spec.containers{", name, "}");
+  if (outcome.warning && opts_.record_event) {
+    opts_.record_event(pod, "Warning", "ProbeWarning",
+                       absl::StrCat(ProbeTypeName(type), " probe warning: ", outcome.output), field_path);
+  }
   if (outcome.result != ProbeResult::kSuccess && opts_.record_event) {
     // Upstream prober.go: a Warning "Unhealthy" per failed (or errored) run.
     opts_.record_event(pod, "Warning", "Unhealthy",
@@ -513,6 +566,14 @@ void Prober::DoProbe(Worker* w) {
     if (w->result != r) {
       w->result = r;
       changed = true;
+      if (type == ProbeType::kStartup && r == ProbeResult::kSuccess) {
+        // Started: the readiness probe runs at once, not a period later (upstream's prober
+        // manager triggers it for a started, unready container).
+        if (auto rw = workers_.find(Key{uid, name, ProbeType::kReadiness}); rw != workers_.end()) {
+          rw->second->trigger = true;
+          cv_.SignalAll();
+        }
+      }
     }
     if (r == ProbeResult::kFailure && type != ProbeType::kReadiness) {
       // The container will be killed; no more probes until it is replaced.

@@ -77,6 +77,9 @@ struct ProbeTarget {
 struct ProbeOutcome {
   ProbeResult result = ProbeResult::kUnknown;
   std::string output;
+  // A success upstream calls probe.Warning (an HTTP probe that stopped at a redirect to
+  // another host): recorded as a ProbeWarning event with `output`.
+  bool warning = false;
 };
 
 // Runs one probe of a target. Implementations must honour target.timeout and be callable
@@ -193,6 +196,7 @@ class Prober {
     int64_t result_run = 0;
     bool on_hold = false;
     bool stop = false;
+    bool trigger = false;  // run now instead of at the end of the period
     std::thread thread;
     metrics::Counter* counters[3] = {nullptr, nullptr, nullptr};  // by ProbeResult
     std::vector<std::string> metric_labels;  // prober_probe_total labels ("" for result)

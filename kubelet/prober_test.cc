@@ -311,6 +311,16 @@ class HttpProbeTest : public ::testing::Test {
     });
     server_.Get("/moved", [](const httplib::Request&, httplib::Response& res) { res.status = 302; });
     server_.Get("/broken", [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
+    // agnhost's /redirect?loc=...
+    server_.Get("/redirect", [](const httplib::Request& req, httplib::Response& res) {
+      res.status = 302;
+      res.set_header("Location", req.get_param_value("loc"));
+      res.set_content("<a href=\"" + req.get_param_value("loc") + "\">Found</a>.", "text/html");
+    });
+    server_.Get("/loop", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 302;
+      res.set_header("Location", "/loop");
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -345,6 +355,25 @@ TEST_F(HttpProbeTest, StatusCodesHeadersAndNamedPorts) {
   EXPECT_EQ(broken.output, "HTTP probe failed with statuscode: 500");
   auto missing = RunHttpGetProbe(Target({{"httpGet", {{"path", "/nope"}, {"port", port_}}}}));
   EXPECT_EQ(missing.result, ProbeResult::kFailure);
+}
+
+// Upstream's redirect handling: followed on the same host (the target decides), a redirect
+// to another host is a success with a warning, a loop fails after 10 hops.
+TEST_F(HttpProbeTest, RedirectsFollowedOnTheSameHostOnly) {
+  auto local_ok = RunHttpGetProbe(Target({{"httpGet", {{"path", "/redirect?loc=%2Fhealthz"}, {"port", port_}}}}));
+  EXPECT_EQ(local_ok.result, ProbeResult::kSuccess);
+  EXPECT_EQ(local_ok.output, "fine");
+  EXPECT_FALSE(local_ok.warning);
+  auto local_broken = RunHttpGetProbe(Target({{"httpGet", {{"path", "/redirect?loc=%2Fbroken"}, {"port", port_}}}}));
+  EXPECT_EQ(local_broken.result, ProbeResult::kFailure);
+  auto away = RunHttpGetProbe(
+      Target({{"httpGet", {{"path", "/redirect?loc=http%3A%2F%2F0.0.0.0%2F"}, {"port", port_}}}}));
+  EXPECT_EQ(away.result, ProbeResult::kSuccess);
+  EXPECT_TRUE(away.warning);
+  EXPECT_EQ(away.output, "Probe terminated redirects, Response body: <a href=\"http://0.0.0.0/\">Found</a>.");
+  auto loop = RunHttpGetProbe(Target({{"httpGet", {{"path", "/loop"}, {"port", port_}}}}));
+  EXPECT_EQ(loop.result, ProbeResult::kFailure);
+  EXPECT_NE(loop.output.find("stopped after 10 redirects"), std::string::npos) << loop.output;
 }
 
 // A port on 127.0.0.1 with nothing listening (bound and closed).

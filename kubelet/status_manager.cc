@@ -349,8 +349,36 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
     ready_reason = "ContainersNotReady";
     ready_message = absl::StrCat("containers with unready status: [", absl::StrJoin(unready, " "), "]");
   }
-  // TODO: readiness gates.
-  conditions.push_back(Condition("Ready", containers_ready, ready_reason, ready_message, old_status, ctx.now));
+  // Readiness gates (upstream GeneratePodReadyCondition): with ready containers, the pod is
+  // Ready only when each gate's condition, set on the object by someone else, is True.
+  bool pod_ready = containers_ready;
+  std::string gate_reason, gate_message;
+  if (containers_ready) {
+    std::vector<std::string> unready_gates;
+    const Json api_conditions = pod.value("status", Json::object()).value("conditions", Json::array());
+    for (const auto& gate : pod.value("spec", Json::object()).value("readinessGates", Json::array())) {
+      const std::string type = gate.value("conditionType", std::string());
+      const Json* found = nullptr;
+      for (const auto& c : api_conditions) {
+        if (c.value("type", std::string()) == type) found = &c;
+      }
+      if (found == nullptr) {
+        unready_gates.push_back(absl::StrCat("corresponding condition of pod readiness gate \"", type,
+                                             "\" does not exist."));
+      } else if (found->value("status", std::string()) != "True") {
+        unready_gates.push_back(absl::StrCat("the status of pod readiness gate \"", type, "\" is not \"True\", but ",
+                                             found->value("status", std::string())));
+      }
+    }
+    if (!unready_gates.empty()) {
+      pod_ready = false;
+      gate_reason = "ReadinessGatesNotReady";
+      gate_message = absl::StrJoin(unready_gates, ", ");
+    }
+  }
+  conditions.push_back(Condition("Ready", pod_ready, pod_ready || !containers_ready ? ready_reason : gate_reason,
+                                 pod_ready || !containers_ready ? ready_message : gate_message, old_status,
+                                 ctx.now));
   conditions.push_back(
       Condition("ContainersReady", containers_ready, ready_reason, ready_message, old_status, ctx.now));
   for (const auto& oc : old_status.value("conditions", Json::array())) {

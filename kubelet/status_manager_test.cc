@@ -162,6 +162,50 @@ TEST(ComputePodStatusTest, TerminationMessageFromFileOrFallbackToLogs) {
   std::filesystem::remove_all(dir);
 }
 
+// Readiness gates: Ready needs ready containers and every gate's condition True.
+TEST(ComputePodStatusTest, ReadinessGates) {
+  Json pod = PodWith("Always");
+  pod["spec"]["readinessGates"] = Json::parse(R"([{"conditionType": "k8s.io/g1"}, {"conditionType": "k8s.io/g2"}])");
+  PodRuntimeStatus rt;
+  runtime::v1::PodSandboxStatus sb;
+  sb.set_id("sb1");
+  sb.set_state(runtime::v1::SANDBOX_READY);
+  rt.sandboxes.push_back(sb);
+  for (const char* name : {"a", "b"}) {
+    runtime::v1::ContainerStatus cs;
+    cs.set_id(std::string("c-") + name);
+    cs.mutable_metadata()->set_name(name);
+    cs.set_state(runtime::v1::CONTAINER_RUNNING);
+    rt.containers.push_back(cs);
+  }
+  PodStatusContext ctx;
+  ctx.now = absl::FromUnixSeconds(1704067300);
+  auto ready = [&](const Json& status) {
+    for (const auto& c : status["conditions"]) {
+      if (c["type"] == "Ready") return c;
+    }
+    return Json();
+  };
+  Json r = ready(ComputePodStatus(pod, rt, Json::object(), ctx));
+  EXPECT_EQ(r["status"], "False");
+  EXPECT_EQ(r["reason"], "ReadinessGatesNotReady");
+  EXPECT_EQ(r["message"], "corresponding condition of pod readiness gate \"k8s.io/g1\" does not exist., "
+                          "corresponding condition of pod readiness gate \"k8s.io/g2\" does not exist.");
+  pod["status"]["conditions"] = Json::parse(R"([{"type": "k8s.io/g1", "status": "True"},
+                                               {"type": "k8s.io/g2", "status": "False"}])");
+  r = ready(ComputePodStatus(pod, rt, Json::object(), ctx));
+  EXPECT_EQ(r["status"], "False");
+  EXPECT_EQ(r["message"], "the status of pod readiness gate \"k8s.io/g2\" is not \"True\", but False");
+  pod["status"]["conditions"][1]["status"] = "True";
+  Json all = ComputePodStatus(pod, rt, Json::object(), ctx);
+  EXPECT_EQ(ready(all)["status"], "True");
+  for (const auto& c : all["conditions"]) {
+    if (c["type"] == "ContainersReady") {
+      EXPECT_EQ(c["status"], "True");
+    }
+  }
+}
+
 TEST(ComputePodStatusTest, DualStackPodIPsFromSandboxStatus) {
   Json pod = PodWith("Always");
   PodRuntimeStatus rt;

@@ -337,6 +337,10 @@ class WebSocketChannels : public ChannelTransport {
 // Options of a remote command (exec or attach), from the stored CRI request.
 struct CommandOptions {
   bool stdin = false, stdout = false, stderr = false, tty = false;
+  // Protocols before v4 (WebSocket channel.k8s.io, base64.channel.k8s.io): the error channel
+  // carries nothing on success and the error's text otherwise (upstream v1WriteStatusFunc),
+  // not a Status object.
+  bool legacy_status = false;
   int ExpectedStreams() const {
     return 1 + stdin + stdout + (stderr && !tty) + tty;  // error + ... + resize
   }
@@ -523,7 +527,12 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
   t->Close(kStdout);
   t->Close(kStderr);
   if (!final_status) final_status = ExitStatusJson(0);
-  t->Send(kError, *final_status);
+  if (o.legacy_status) {
+    std::string text = LegacyStatusText(*final_status);
+    if (!text.empty()) t->Send(kError, text);
+  } else {
+    t->Send(kError, *final_status);
+  }
   t->Close(kError);
   t->Finish();
   c->FlushAll(Clock::now() + kFinalFlushTimeout);
@@ -1117,6 +1126,7 @@ void Server::Serve(int fd) {
     } else {
       o = {sr->attach.stdin(), sr->attach.stdout(), sr->attach.stderr(), sr->attach.tty()};
     }
+    o.legacy_status = proto == "channel.k8s.io" || proto == "base64.channel.k8s.io";
     std::array<bool, kNumChannels> open = {o.stdin, o.stdout, o.stderr && !o.tty, true, o.tty};
     WebSocketChannels t(&client.out, proto == "base64.channel.k8s.io", proto == "v5.channel.k8s.io",
                         open);

@@ -31,4 +31,10 @@ std::string InternalErrorStatusJson(const std::string& message) {
   return j.dump();
 }
 
+std::string LegacyStatusText(const std::string& status_json) {
+  nlohmann::json j = nlohmann::json::parse(status_json, nullptr, false);
+  if (!j.is_object() || j.value("status", std::string()) == "Success") return "";
+  return j.value("message", std::string("unknown error"));
+}
+
 }  // namespace berth::cri::streaming

@@ -16,5 +16,8 @@ namespace berth::cri::streaming {
 std::string ExitStatusJson(int exit_code);
 // Status JSON for a failure to run the command at all.
 std::string InternalErrorStatusJson(const std::string& message);
+// What the error channel of the protocols before v4 carries for a status made by the two
+// functions above: "" for Success, else the status' message.
+std::string LegacyStatusText(const std::string& status_json);
 
 }  // namespace berth::cri::streaming

@@ -24,5 +24,12 @@ TEST(ExitStatus, InternalError) {
   EXPECT_EQ(j["message"], "error executing command in container: no such file");
 }
 
+// Protocols before v4: nothing on success, the message text otherwise.
+TEST(ExitStatus, LegacyText) {
+  EXPECT_EQ(LegacyStatusText(ExitStatusJson(0)), "");
+  EXPECT_EQ(LegacyStatusText(ExitStatusJson(3)), "command terminated with non-zero exit code: exit status 3");
+  EXPECT_EQ(LegacyStatusText(InternalErrorStatusJson("boom")), "error executing command in container: boom");
+}
+
 }  // namespace
 }  // namespace berth::cri::streaming

@@ -8,8 +8,9 @@
 #   (registry up: tests/cluster/up.sh with BERTH_REGISTRY_ADDR; binaries: build.sh)
 #
 # Every image is built from Debian binaries and the module's test-image sources:
-#   base                Debian's dynamic busybox (every applet a hard link) + libc
-#   busybox:1.37.0-1    base, Cmd sh
+#   base                Debian's dynamic busybox (every applet a hard link) + libc; /bin/sh
+#                       is bash (busybox 1.35's ash drops env names like "data-1")
+#   busybox:1.37.0-1, 1.36.1-1  base, Cmd sh
 #   pause:3.10.2        base + a static pause (exits on SIGTERM/SIGINT, reaps children)
 #   agnhost:2.63.0      base + /agnhost (module test/images/agnhost), /agnhost-2 -> agnhost,
 #                       bash, curl, nc (netcat-openbsd), ip, ss, dig with their libraries,
@@ -19,7 +20,6 @@
 #                       Cmd pause, as upstream's Dockerfile
 #   agnhost:2.55        the same content under another label (another digest)
 #   nginx:1.15-4/1.27-0 base + tests/critest/webserver.c as /usr/sbin/nginx
-#   httpd:2.4.38-4/2.4.39-4  the same as /usr/local/apache2/bin/httpd
 #   nonewprivs:1.4      base + nnp (module test/images/nonewprivs) setuid root, Cmd nnp
 #   nonroot:1.5         base, User 1234
 #   kitten:1.8, nautilus:1.8  agnhost + /data.json naming the picture, os-release "Alpine Linux"
@@ -112,6 +112,12 @@ if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
     mkdir -p "$r/$(dirname "$applet")"
     ln -f "$r/bin/busybox" "$r/$applet"
   done
+  # /bin/sh is bash (POSIX mode): Debian's busybox 1.35 ash drops environment variables whose
+  # names are not shell identifiers (envFrom keys such as "data-1") from what its children
+  # see; the upstream busybox 1.37 image's sh passes them on, and specs check it.
+  rm -f "$r/bin/sh"
+  copy_with_libs "$r" /bin/bash
+  ln -s bash "$r/bin/sh"
   cat >"$r/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -138,8 +144,7 @@ P
     install -m 755 "$bin/agnhost" "$rootfs/agnhost"; ln -s agnhost "$rootfs/agnhost-2"
     mkdir -p "$rootfs/uploads"
     install -m 644 "$K/test/images/agnhost/porter/localhost.crt" "$K/test/images/agnhost/porter/localhost.key" "$rootfs/"
-    rm -f "$rootfs/bin/bash" "$rootfs/usr/bin/nc" "$rootfs/bin/ip" "$rootfs/usr/bin/dig"
-    copy_with_libs "$rootfs" /bin/bash
+    rm -f "$rootfs/usr/bin/nc" "$rootfs/bin/ip" "$rootfs/usr/bin/dig"
     copy_with_libs "$rootfs" /usr/bin/curl
     copy_with_libs "$rootfs" "$(command -v nc.openbsd)" /usr/bin/nc
     copy_with_libs "$rootfs" /bin/ip /sbin/ip
@@ -163,9 +168,6 @@ P
     new_image "$t" base --clear=config.cmd --config.cmd /usr/sbin/nginx
     add_layer "$t" 'rm -f "$rootfs/usr/sbin/nginx"; install -m 755 "$work/bin/webserver" "$rootfs/usr/sbin/nginx"'
   done
-  new_image httpd base --clear=config.cmd --config.cmd /usr/local/apache2/bin/httpd
-  add_layer httpd 'install -D -m 755 "$work/bin/webserver" "$rootfs/usr/local/apache2/bin/httpd"'
-  new_image httpd-new httpd
   new_image nonewprivs base --clear=config.cmd --config.cmd nnp
   add_layer nonewprivs 'install -m 4755 "$bin/nnp" "$rootfs/usr/local/bin/nnp"'
   new_image nonroot base --config.user 1234
@@ -183,6 +185,7 @@ registry_wait
 e2e=e2e-test-images
 push() { push_layout "$layout" "$1" "$2" "$stamp" "$work/pushed-${2//[:\/]/_}" --format oci >/dev/null; }
 push busybox $e2e/busybox:1.37.0-1
+push busybox $e2e/busybox:1.36.1-1
 push pause pause:3.10.2
 push agnhost $e2e/agnhost:2.63.0
 push agnhost-prev $e2e/agnhost:2.55
@@ -190,8 +193,6 @@ push kitten $e2e/kitten:1.8
 push nautilus $e2e/nautilus:1.8
 push nginx $e2e/nginx:1.15-4
 push nginx-new $e2e/nginx:1.27-0
-push httpd $e2e/httpd:2.4.38-4
-push httpd-new $e2e/httpd:2.4.39-4
 push nonewprivs $e2e/nonewprivs:1.4
 push nonroot $e2e/nonroot:1.5
 push glibc-dns-testing $e2e/glibc-dns-testing:2.0.0
