@@ -382,10 +382,19 @@ absl::Status NodeStatusManager::UpdateStatusOnce() {
   Json node = BuildNode(options_, machine_, now, not_ready);
   std::string since = FormatTime(ready_since_);
   for (Json& c : node["status"]["conditions"]) c["lastTransitionTime"] = since;
+  // As the kubelet's tryUpdateNodeStatus: within nodeStatusReportFrequency of the last write,
+  // a status that did not change apart from its heartbeat times is not written.
+  Json comparable = node["status"];
+  for (Json& c : comparable["conditions"]) c.erase("lastHeartbeatTime");
+  if (comparable == last_reported_ && now - last_report_time_ < options_.report_frequency) {
+    return absl::OkStatus();
+  }
   Json patch = {{"status", node["status"]}};
   ASSIGN_OR_RETURN(Json updated, client_->Patch("/api/v1/nodes/" + options_.node_name + "/status",
                                                 patch, PatchType::kStrategicMerge));
   Observe(updated);
+  last_reported_ = std::move(comparable);
+  last_report_time_ = now;
   status_updates_++;
   return absl::OkStatus();
 }

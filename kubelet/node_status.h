@@ -62,6 +62,9 @@ struct NodeStatusOptions {
   std::string runtime_version = "berth://0.1.0";
   std::string kubelet_version = "v1.36.3-berth";
   std::chrono::milliseconds update_period{10000};    // nodeStatusUpdateFrequency
+  // nodeStatusReportFrequency: an unchanged status (heartbeat times aside) is written at most
+  // this often; a changed one at the next update_period.
+  std::chrono::milliseconds report_frequency{300000};
   // While the node is not ready, its readiness check runs this often and a change is
   // reported at once (the kubelet's fast node status update at start-up).
   std::chrono::milliseconds fast_update_period{500};
@@ -143,6 +146,8 @@ class NodeStatusManager {
   std::function<std::string()> readiness_check_;      // guarded by mu_
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
   std::string last_not_ready_ = "unknown";            // manager thread only; "" = was ready
+  Json last_reported_ = Json();                       // the last status written, heartbeats removed
+  std::chrono::system_clock::time_point last_report_time_;
 };
 
 }  // namespace berth::kubelet

@@ -130,6 +130,27 @@ TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
   EXPECT_GE(c["lastTransitionTime"].get<std::string>(), not_ready_since);  // RFC 3339 sorts
 }
 
+// nodeStatusReportFrequency: an unchanged status is not written again before it passes; a
+// change is written at once.
+TEST(NodeStatusTest, UnchangedStatusIsReportedInfrequently) {
+  ScriptedApiClient client;
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+  };
+  NodeStatusManager mgr(&client, {.node_name = "n1", .report_frequency = std::chrono::hours(1)}, FakeMachine());
+  std::string why;
+  mgr.SetReadinessCheck([&] { return why; });
+  ASSERT_TRUE(mgr.RegisterOnce().ok());
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  EXPECT_EQ(mgr.StatusUpdates(), 1);
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  EXPECT_EQ(mgr.StatusUpdates(), 1);  // only the heartbeat would have changed
+  why = "container runtime is down";
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  EXPECT_EQ(mgr.StatusUpdates(), 2);
+}
+
 // As the kubelet's fast node status update: a not-ready node reports becoming ready at once,
 // not at the next update_period (here an hour).
 TEST(NodeStatusTest, NotReadyNodeReportsReadinessChangeAtOnce) {
@@ -215,6 +236,7 @@ TEST(NodeStatusTest, RegistersAdoptsExistingAndReportsPodCidr) {
   NodeStatusManager mgr(&client,
                         {.node_name = "n1",
                          .update_period = std::chrono::milliseconds(20),
+                         .report_frequency = std::chrono::milliseconds(0),  // write every update
                          .register_backoff_initial = std::chrono::milliseconds(5)},
                         FakeMachine());
   std::mutex mu;

@@ -1,5 +1,6 @@
 #include "kubelet/pod_manager.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -730,6 +731,17 @@ std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const Js
   const Json& spec = Spec(pod);
   const bool host_network = spec.value("hostNetwork", false);
   const bool host_ipc = spec.value("hostIPC", false);
+  // The OS the pod asks for (upstream lifecycle predicate admission): its
+  // kubernetes.io/os node selector, then spec.os.name, must be this node's (linux).
+  const Json selector = spec.value("nodeSelector", Json::object());
+  if (auto os = selector.find("kubernetes.io/os"); os != selector.end() && os->is_string() && *os != "linux") {
+    return std::make_pair(std::string("PodOSSelectorNodeLabelDoesNotMatch"),
+                          std::string("Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"));
+  }
+  if (auto os = spec.value("os", Json::object()).value("name", std::string()); !os.empty() && os != "linux") {
+    return std::make_pair(std::string("PodOSNotSupported"),
+                          std::string("Failed to admit pod as the OS field doesn't match node OS"));
+  }
   const Json psc = spec.value("securityContext", Json::object());
   for (const auto& sc : psc.value("sysctls", Json::array())) {
     absl::Status s = sysctls_.Validate(sc.value("name", std::string()), host_network, host_ipc);
@@ -1067,6 +1079,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     std::string file = JoinPath(dir, absl::StrCat("termination-log-", restart_count));
     absl::Status s = MkdirAll(dir, 0755);
     if (s.ok()) s = WriteFileAtomic(file, "", 0666);
+    // Writable by any user of the container, whatever berth's umask (upstream chmods 0666).
+    if (s.ok() && ::chmod(file.c_str(), 0666) != 0) s = ErrnoStatus(errno, absl::StrCat("chmod ", file));
     if (s.ok()) {
       auto* m = cfg.add_mounts();
       m->set_container_path(term_path);

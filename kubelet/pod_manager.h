@@ -197,8 +197,8 @@ class PodManager {
                        int64_t grace_seconds, const std::string& pod_ip);
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
   cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
-  // The kubelet's pod admission for a pod not yet running here (its sysctls against the
-  // allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
+  // The kubelet's pod admission for a pod not yet running here (its OS: node selector and
+  // spec.os; its sysctls against the allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
   std::optional<std::pair<std::string, std::string>> AdmitPod(const Json& pod);
   // The pod's hostname and domain (upstream GeneratePodHostNameAndDomain): spec.hostnameOverride
   // alone when set; else spec.hostname or the pod name (at most 63 characters, no trailing

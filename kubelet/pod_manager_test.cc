@@ -326,6 +326,9 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
             (root_ / "kubelet/pods/uid-web/volumes/kubernetes.io~empty-dir/scratch").string());
   EXPECT_TRUE(std::filesystem::is_directory(mounts["/scratch"]));
   EXPECT_TRUE(std::filesystem::exists(mounts["/dev/termination-log"]));
+  // Any user of the container may write it (upstream chmods 0666), whatever the umask.
+  EXPECT_EQ(std::filesystem::status(mounts["/dev/termination-log"]).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0666));
   std::ifstream hosts(mounts["/etc/hosts"]);
   std::string hosts_text((std::istreambuf_iterator<char>(hosts)), std::istreambuf_iterator<char>());
   EXPECT_THAT(hosts_text, HasSubstr("127.0.0.1\tlocalhost"));
@@ -346,6 +349,14 @@ TEST_F(PodManagerTest, UnsafeSysctlRejectsThePodSafeOnesRun) {
   EXPECT_EQ((*failed)["reason"], "SysctlForbidden");
   EXPECT_EQ((*failed)["message"], "Pod was rejected: forbidden sysctl: \"kernel.shmall\" not allowlisted");
   EXPECT_TRUE(runtime_.Sandboxes().empty());
+
+  // A pod for another OS: PodOSNotSupported.
+  Json windows = MakePod("windows", "Never");
+  windows["spec"]["os"] = {{"name", "windows"}};
+  manager_->HandlePodEvent("ADDED", windows);
+  auto rejected = api_.WaitForStatus([](const Json& s) { return s.value("reason", "") == "PodOSNotSupported"; });
+  ASSERT_TRUE(rejected.has_value());
+  EXPECT_EQ(Phase(*rejected), "Failed");
 
   Json good = MakePod("safe");
   good["spec"]["securityContext"]["sysctls"] = Json::parse(R"([{"name": "kernel/shm_rmid_forced", "value": "1"}])");

@@ -496,14 +496,15 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
       // tmpfs, sized by the pod's memory limit and the sizeLimit; its usage is the pod's
       // memory, not ephemeral storage.
       auto size_limit = ed.find("sizeLimit");
-      RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, size_limit == ed.end() ? nullptr : &*size_limit), 0777));
+      // The tmpfs root keeps tmpfs' default mode 1777, as upstream mounts it without one.
+      RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, size_limit == ed.end() ? nullptr : &*size_limit), 01777));
     } else if (!medium.empty()) {
       return absl::UnimplementedError(absl::StrCat("emptyDir medium \"", medium, "\" is not supported by berth"));
     } else {
       // On disk; its sizeLimit is enforced by eviction (LocalStorageEvictor).
       RETURN_IF_ERROR(MkdirAll(dir, 0777));
+      ::chmod(dir.c_str(), 0777);  // upstream makes emptyDir world-writable
     }
-    ::chmod(dir.c_str(), 0777);  // upstream makes emptyDir world-writable
     MountedVolume mounted{dir, false};
     mounted.ownership_managed = true;
     return mounted;

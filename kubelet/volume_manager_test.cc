@@ -161,7 +161,7 @@ TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/shm"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{1} << 20));
   // sizeLimit above the pod's memory limit: the pod's limit.
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/big"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{64} << 20));
-  EXPECT_EQ(ModeOf(vols + "/kubernetes.io~empty-dir/shm"), 0777);
+  EXPECT_EQ(ModeOf(vols + "/kubernetes.io~empty-dir/shm"), 01777);  // tmpfs default, as upstream
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~secret/creds").first, TMPFS_MAGIC);
   EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~secret/creds/password"), "s3cr3t");
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~downward-api/meta").first, TMPFS_MAGIC);

@@ -107,10 +107,12 @@ if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
   for lib in $(ldd "$work/busybox" | grep -o '/[^ ]*'); do
     install -D -m 755 "$(readlink -f "$lib")" "$r$lib"
   done
+  # Every applet in /bin as well, as in the upstream busybox image (specs run /bin/sysctl).
   for applet in $("$work/busybox" --list-full); do
     [ "$applet" = bin/busybox ] && continue
     mkdir -p "$r/$(dirname "$applet")"
     ln -f "$r/bin/busybox" "$r/$applet"
+    [ -e "$r/bin/$(basename "$applet")" ] || ln -f "$r/bin/busybox" "$r/bin/$(basename "$applet")"
   done
   # /bin/sh is bash (POSIX mode): Debian's busybox 1.35 ash drops environment variables whose
   # names are not shell identifiers (envFrom keys such as "data-1") from what its children
