@@ -422,6 +422,18 @@ TEST_F(LoadKubeletConfigTest, ReadsTheFileAndPrefixesMessages) {
   EXPECT_THAT(pod.status().message(), HasSubstr("kubelet config file " + path + ": apiVersion"));
 }
 
+// deploy/kubelet-config.yaml holds only fields berth honours: no warning.
+TEST(KubeletConfigTest, SampleInDeployHasNoWarnings) {
+  absl::StatusOr<KubeletConfig> c =
+      LoadKubeletConfig(std::string(BERTH_SOURCE_DIR) + "/deploy/kubelet-config.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->warnings, IsEmpty());
+  std::map<std::string, Values> f = ByFlag(*c);
+  EXPECT_EQ(f["--client-ca-file"], Values{"/etc/kubernetes/pki/ca.crt"});
+  EXPECT_EQ(f["--cluster-dns"], Values{"10.96.0.10"});
+  EXPECT_EQ(f["--healthz-port"], Values{"10248"});
+}
+
 // A CLI11 app with options declared as in kubelet/main.cc.
 struct TestFlags {
   int port = 10250;
