@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -27,6 +28,7 @@
 #include "kubelet/api_client.h"
 #include "kubelet/event_recorder.h"
 #include "kubelet/eviction.h"
+#include "kubelet/kubelet_config.h"
 #include "kubelet/lease.h"
 #include "kubelet/list_watch.h"
 #include "kubelet/node_status.h"
@@ -61,6 +63,7 @@ namespace berth {
 namespace {
 
 struct Flags {
+  std::string config;  // --config: a KubeletConfiguration file, the base under these flags
   std::string kubeconfig;
   std::string node_name;
   std::string node_ip;
@@ -108,7 +111,11 @@ struct Flags {
   double fs_usage_period_s = 60;
   std::vector<std::string> cluster_dns;
   std::string cluster_domain;
+  std::string resolv_conf = "/etc/resolv.conf";
   std::vector<std::string> allowed_unsafe_sysctls;
+  // The kubelet's plain-HTTP healthz server (kubeadm waits on 127.0.0.1:10248/healthz).
+  int healthz_port = 10248;
+  std::string healthz_bind_address = "127.0.0.1";
 };
 
 std::atomic<bool> g_stop{false};
@@ -150,6 +157,9 @@ int RealMain(int argc, char** argv) {
   Flags f;
   CLI::App app{"berth: Kubernetes node agent (kubelet + CRI runtime)"};
   app.set_version_flag("--version", std::string("berth ") + BERTH_VERSION);
+  app.add_option("--config", f.config,
+                 "KubeletConfiguration file (kubelet.config.k8s.io/v1beta1, YAML or JSON); "
+                 "flags given on the command line override it");
   app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig with the node's credentials");
   app.add_option("--node-name", f.node_name, "Node name (default: hostname)");
   app.add_option("--node-ip", f.node_ip, "InternalIP reported for the Node");
@@ -193,6 +203,17 @@ int RealMain(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--cluster-domain", f.cluster_domain,
                  "cluster domain: pods search <ns>.svc.<domain>, svc.<domain>, <domain>");
+  app.add_option("--resolv-conf", f.resolv_conf,
+                 "resolv.conf that Default-DNS pods (and ClusterFirst ones without --cluster-dns) "
+                 "get; \"\" = none")
+      ->capture_default_str();
+  app.add_option("--healthz-port", f.healthz_port,
+                 "port of the plain-HTTP /healthz server (0: no server)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--healthz-bind-address", f.healthz_bind_address,
+                 "IP address the /healthz server binds")
+      ->capture_default_str();
   app.add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
@@ -218,10 +239,9 @@ int RealMain(int argc, char** argv) {
   // Go durations ("2m0s", "30s"), as the kubelet's flags; 0 turns that cache off.
   const auto go_duration = CLI::Validator(
       [](std::string& v) {
-        absl::Duration d;
-        return absl::ParseDuration(v, &d) && d >= absl::ZeroDuration()
-                   ? std::string()
-                   : absl::StrCat("not a duration: ", v);
+        absl::StatusOr<absl::Duration> d = kubelet::ParseGoDuration(v);
+        return d.ok() && *d >= absl::ZeroDuration() ? std::string()
+                                                    : absl::StrCat("not a duration: ", v);
       },
       "DURATION");
   app.add_option("--authentication-token-webhook-cache-ttl",
@@ -252,9 +272,24 @@ int RealMain(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (f.cri_socket.empty()) f.cri_socket = JoinPath(f.state_dir, "berth.sock");
+  if (!f.config.empty()) {
+    // The file fills in the flags the command line left unset (kubeletConfigFlagPrecedence).
+    kubelet::KubeletConfigContext cctx;
+    cctx.cri_socket = f.cri_socket;
+    absl::StatusOr<kubelet::KubeletConfig> config = kubelet::LoadKubeletConfig(f.config, cctx);
+    if (!config.ok()) {
+      LOG(ERROR) << "berth: " << config.status().message();
+      return 2;
+    }
+    for (const std::string& w : config->warnings) LOG(WARNING) << "berth: " << w;
+    if (auto s = kubelet::ApplyKubeletConfig(*config, &app); !s.ok()) {
+      LOG(ERROR) << "berth: kubelet config file " << f.config << ": " << s.message();
+      return 2;
+    }
+  }
   SetLogLevel(f.verbosity > 0 ? LogLevel::kDebug : LogLevel::kInfo);
   if (f.node_name.empty()) f.node_name = Hostname();
-  if (f.cri_socket.empty()) f.cri_socket = JoinPath(f.state_dir, "berth.sock");
   if (!f.runtime_only && f.kubeconfig.empty()) {
     LOG(ERROR) << "--kubeconfig is required unless --runtime-only is given "
                   "(deploy/run.sh starts a local control plane when you have none)";
@@ -532,6 +567,7 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::server::KubeletServer> kubelet_server;
   std::unique_ptr<kubelet::server::ContainerLogManager> log_manager;
   std::unique_ptr<kubelet::LocalStorageEvictor> evictor;
+  std::unique_ptr<metrics::MetricsServer> healthz_server;
   if (!f.runtime_only) {
     auto client = kubelet::ApiClient::FromKubeconfig(f.kubeconfig);
     if (!client.ok()) {
@@ -612,6 +648,7 @@ int RealMain(int argc, char** argv) {
     popts.log_root = f.log_root;
     popts.cluster_dns = f.cluster_dns;
     popts.cluster_domain = f.cluster_domain;
+    popts.resolv_conf = f.resolv_conf;
     popts.allowed_unsafe_sysctls = f.allowed_unsafe_sysctls;
     events = std::make_unique<kubelet::EventRecorder>(api.get(), f.node_name);
     kubelet::EventRecorder* er = events.get();
@@ -681,10 +718,9 @@ int RealMain(int argc, char** argv) {
       aopts.token_webhook = f.authentication_token_webhook;
       aopts.authorize_webhook = f.authorization_mode == "Webhook";
       // (validated by the flags' checks)
-      (void)absl::ParseDuration(f.authentication_token_webhook_cache_ttl, &aopts.token_ttl);
-      (void)absl::ParseDuration(f.authorization_webhook_cache_authorized_ttl, &aopts.allowed_ttl);
-      (void)absl::ParseDuration(f.authorization_webhook_cache_unauthorized_ttl,
-                                &aopts.denied_ttl);
+      aopts.token_ttl = *kubelet::ParseGoDuration(f.authentication_token_webhook_cache_ttl);
+      aopts.allowed_ttl = *kubelet::ParseGoDuration(f.authorization_webhook_cache_authorized_ttl);
+      aopts.denied_ttl = *kubelet::ParseGoDuration(f.authorization_webhook_cache_unauthorized_ttl);
       server_auth = std::make_unique<kubelet::server::Auth>(api.get(), aopts);
       kubelet_server =
           std::make_unique<kubelet::server::KubeletServer>(kopts, &runtime, server_auth.get());
@@ -752,6 +788,19 @@ int RealMain(int argc, char** argv) {
     edeps.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
     evictor = std::make_unique<kubelet::LocalStorageEvictor>(edeps);
     fs_usage.OnRefresh([e = evictor.get()] { e->Check(); });
+    if (f.healthz_port != 0) {
+      // As the kubelet's healthz server: GET /healthz -> "ok". A bind failure is logged and
+      // berth runs on (upstream logs it too and does not exit).
+      const std::string& host = f.healthz_bind_address;
+      healthz_server = std::make_unique<metrics::MetricsServer>(
+          nullptr,
+          absl::StrCat(absl::StrContains(host, ':') ? absl::StrCat("[", host, "]") : host, ":",
+                       f.healthz_port),
+          "healthz server");
+      if (auto s = healthz_server->Start(); !s.ok()) {
+        LOG(ERROR) << "berth: " << s;
+      }
+    }
     LOG(INFO) << "berth: node " << f.node_name << " joining " << api->Server();
   }
 
@@ -763,6 +812,7 @@ int RealMain(int argc, char** argv) {
   }
   LOG(INFO) << "berth: stopping (pods keep running)";
   fs_usage.Stop();  // its eviction checks use the pod manager
+  if (healthz_server) healthz_server->Stop();
   if (kubelet_server) kubelet_server->Stop();
   if (log_manager) log_manager->Stop();
   if (pod_watch) pod_watch->Stop();

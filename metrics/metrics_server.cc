@@ -12,8 +12,8 @@
 
 namespace berth::metrics {
 
-MetricsServer::MetricsServer(Registry* registry, std::string bind_address)
-    : registry_(registry), bind_address_(std::move(bind_address)) {}
+MetricsServer::MetricsServer(Registry* registry, std::string bind_address, std::string name)
+    : registry_(registry), bind_address_(std::move(bind_address)), name_(std::move(name)) {}
 
 MetricsServer::~MetricsServer() { Stop(); }
 
@@ -31,15 +31,14 @@ void MetricsServer::AddHandler(const std::string& path,
 
 absl::Status MetricsServer::Start() {
   if (server_ != nullptr) {
-    return absl::FailedPreconditionError("metrics server on " + bind_address_ +
-                                         ": already started");
+    return absl::FailedPreconditionError(name_ + " on " + bind_address_ + ": already started");
   }
   size_t colon = bind_address_.rfind(':');
   int port = -1;
   if (colon == std::string::npos ||
       !absl::SimpleAtoi(absl::string_view(bind_address_).substr(colon + 1), &port) || port < 0 ||
       port > 65535) {
-    return absl::InvalidArgumentError("metrics bind address \"" + bind_address_ +
+    return absl::InvalidArgumentError(name_ + " bind address \"" + bind_address_ +
                                       "\": want host:port");
   }
   std::string host = bind_address_.substr(0, colon);
@@ -55,10 +54,11 @@ absl::Status MetricsServer::Start() {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
-  Registry* registry = registry_;
-  server->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
-    res.set_content(registry->Expose(), "text/plain; version=0.0.4; charset=utf-8");
-  });
+  if (Registry* registry = registry_; registry != nullptr) {
+    server->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+      res.set_content(registry->Expose(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  }
   for (const Handler& h : handlers_) {
     server->Get(h.path, [h](const httplib::Request&, httplib::Response& res) {
       absl::StatusOr<std::string> body = h.body();
@@ -80,23 +80,23 @@ absl::Status MetricsServer::Start() {
     bound = server->bind_to_port(host, port) ? port : -1;
   }
   if (bound < 0) {
-    return absl::UnavailableError("metrics server: cannot bind " + bind_address_ +
+    return absl::UnavailableError(name_ + ": cannot bind " + bind_address_ +
                                   " (address in use or not local?)");
   }
   port_ = bound;
   server_ = std::move(server);
   httplib::Server* s = server_.get();
   auto exited = std::make_shared<std::atomic<bool>>(false);
-  thread_ = std::thread([s, exited, addr = bind_address_] {
+  thread_ = std::thread([s, exited, addr = bind_address_, name = name_] {
     if (!s->listen_after_bind()) {
-      LOG(WARNING) << "metrics server on " << addr << " stopped with an error";
+      LOG(WARNING) << name << " on " << addr << " stopped with an error";
     }
     exited->store(true);
   });
   // httplib's stop() is a no-op until the accept loop has started: wait for it, so that a
   // Stop() right after Start() cannot leave the thread listening forever.
   while (!s->is_running() && !exited->load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
-  LOG(INFO) << "metrics server listening on " << host << ":" << port_;
+  LOG(INFO) << name_ << " listening on " << host << ":" << port_;
   return absl::OkStatus();
 }
 

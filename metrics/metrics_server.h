@@ -1,5 +1,6 @@
 // HTTP endpoint serving a Registry at /metrics (text format 0.0.4) and /healthz ("ok").
 // cpp-httplib in a thread of its own; the kubelet's :10250 server (Boost.Beast) is separate.
+// Without a registry it is a plain /healthz server (the kubelet's healthz port, 10248).
 #pragma once
 
 #include <functional>
@@ -18,12 +19,15 @@ class Server;
 
 namespace berth::metrics {
 
-// Serves `registry` over plain HTTP on `bind_address` ("host:port"; port 0 picks a free
-// port, see port()). The Registry is not owned and must outlive the server.
+// Serves `registry` over plain HTTP on `bind_address` ("host:port" or "[v6]:port"; port 0
+// picks a free port, see port()). The Registry is not owned and must outlive the server;
+// nullptr serves no /metrics, only /healthz and the added handlers. `name` starts the log
+// lines and error messages ("metrics server", "healthz server").
 // Start() and Stop() are called from one thread (main); scrapes run on httplib's threads.
 class MetricsServer {
  public:
-  MetricsServer(Registry* registry, std::string bind_address);
+  MetricsServer(Registry* registry, std::string bind_address,
+                std::string name = "metrics server");
   ~MetricsServer();  // Stops the server if running.
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
@@ -55,6 +59,7 @@ class MetricsServer {
   Registry* const registry_;
   std::vector<Handler> handlers_;
   const std::string bind_address_;
+  const std::string name_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

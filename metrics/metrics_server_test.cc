@@ -72,6 +72,22 @@ TEST(MetricsServerTest, ServesExtraRegistriesAndHandlers) {
   EXPECT_NE(broken->body.find("boom"), std::string::npos);
 }
 
+// Without a registry: the kubelet's healthz server (GET /healthz -> 200 "ok", nothing else).
+TEST(MetricsServerTest, HealthzOnlyWithoutRegistry) {
+  MetricsServer server(nullptr, "127.0.0.1:0", "healthz server");
+  ASSERT_TRUE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok");
+  EXPECT_EQ(client.Get("/metrics")->status, 404);
+  MetricsServer second(nullptr, "127.0.0.1:" + std::to_string(server.port()), "healthz server");
+  absl::Status s = second.Start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("healthz server"), absl::string_view::npos) << s;
+}
+
 TEST(MetricsServerTest, StopRightAfterStartDoesNotHang) {
   Registry r;
   for (int i = 0; i < 20; ++i) {
