@@ -1,7 +1,11 @@
 // RegistryClient endpoint selection: containerd's plain-HTTP fallback for loopback registries.
 #include "cri/image/registry.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -51,11 +55,17 @@ TEST(RegistryClientTest, LoopbackRegistryFallsBackToPlainHttp) {
 
 // A loopback registry with nothing listening: both schemes fail, the error is returned.
 TEST(RegistryClientTest, LoopbackFallbackFailsWhenNothingListens) {
-  httplib::Server srv;
-  int port = srv.bind_to_any_port("127.0.0.1");  // bound, never listening: connect is refused
-  ASSERT_GT(port, 0);
-  srv.stop();
-  Reference ref{"127.0.0.1:" + std::to_string(port), "repo", "t", ""};
+  // A port that was bound and closed: nothing listens, connect is refused at once.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  Reference ref{"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), "repo", "t", ""};
   RegistryClient client(ref, RegistryConfig{}, RegistryAuth{});
   auto m = client.GetManifest("t");
   EXPECT_TRUE(absl::IsUnavailable(m.status())) << m.status();

@@ -2,12 +2,14 @@
 # Runs the upstream Kubernetes e2e suite (e2e.test of the pinned k8s.io/kubernetes) against
 # one berth node of a local control plane, with JUnit output, and prints the counts as JSON.
 #
-# Usage: tests/conformance/run.sh [ci|node] [berth]
+# Usage: tests/conformance/run.sh [ci|node] [berth|peer]
 #   ci    the CI subset (at most ~20 min here): NodeConformance specs that are neither Slow,
 #         Serial, Disruptive, Flaky nor feature-gated, without the liveness specs that wait
 #         out a 4-minute observation window (they run in `node`)
 #   node  phase 1: every NodeConformance spec and every sig-node Conformance spec, Slow,
 #         Serial and Disruptive ones included
+#   berth (default) the node is berth; peer: the upstream kubelet on Debian's containerd
+#         (tests/peer/node.sh), in the same harness, for the side-by-side figures
 # Specs in skip.txt ("<regex> | <reason>") are skipped; the run fails when a spec fails or
 # when a spec that skip.txt does not name is skipped.
 # Env: BERTH_BIN (berth binary, default build/kubelet/berth), BERTH_CONFORMANCE_STATE (state
@@ -22,9 +24,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 phase=${1:-ci}
 node_kind=${2:-berth}
-[ "$node_kind" = berth ] || { echo "run.sh: node kind $node_kind not supported (berth)" >&2; exit 2; }
-export BERTH_E2E_STATE=${BERTH_CONFORMANCE_STATE:-$repo/build/conformance-state}
-export BERTH_NETNS=${BERTH_NETNS:-berth-conformance}
+case $node_kind in berth|peer) ;; *) echo "run.sh: unknown node kind $node_kind (berth|peer)" >&2; exit 2 ;; esac
+export BERTH_E2E_STATE=${BERTH_CONFORMANCE_STATE:-$repo/build/conformance-state$([ "$node_kind" = peer ] && echo -peer)}
+export BERTH_NETNS=${BERTH_NETNS:-berth-conformance$([ "$node_kind" = peer ] && echo -peer)}
 export BERTH_CGROUP_ROOT=${BERTH_CGROUP_ROOT:-/berth-conformance}
 export BERTH_REGISTRY_ADDR=${BERTH_REGISTRY_ADDR:-127.0.0.1:5050}
 export BERTH_NODE_NAME=${BERTH_NODE_NAME:-berth-conformance}
@@ -40,9 +42,11 @@ case $phase in
   *) echo "run.sh: unknown phase $phase (ci|node)" >&2; exit 2 ;;
 esac
 
+peer_dir="$state/peer"
 cleanup() {
   local rc=$?
   if [ "${CONFORMANCE_KEEP:-0}" != 1 ]; then
+    if [ "$node_kind" = peer ]; then "$repo/tests/peer/node.sh" stop "$peer_dir" >/dev/null 2>&1 || true; fi
     bash "$repo/tests/e2e/cluster_down.sh" >/dev/null 2>&1 || rc=${rc:-1}
   fi
   exit $rc
@@ -52,15 +56,26 @@ trap cleanup EXIT
 "$here/build.sh"
 "$repo/tests/cluster/up.sh" "$state" >/dev/null
 "$here/images.sh" "$state"
-if ! pid_alive berth; then
-  start_berth "$node_name" "$cgroup_root" --registry-mirror=registry.k8s.io=http://$registry_addr \
-    --insecure-registry=$registry_addr --cluster-dns=10.96.0.10 --cluster-domain=cluster.local
+if [ "$node_kind" = peer ]; then
+  # The upstream kubelet v1.36.3 (tests/cluster) on containerd, registries mapped to ours.
+  export PEER_NODE_NAME=peer-conformance PEER_CGROUP_ROOT=$cgroup_root-peer
+  "$repo/tests/peer/pause_image.sh" "$state" >/dev/null
+  "$repo/tests/peer/node.sh" start "$peer_dir" || fail "peer node did not start"
+  node_name=$PEER_NODE_NAME
+  eval "$("$repo/tests/peer/containerd.sh" env "$peer_dir/containerd")"
+  runtime_sock=$PEER_CONTAINERD_SOCK
+else
+  runtime_sock=$berth_sock
+  if ! pid_alive berth; then
+    start_berth "$node_name" "$cgroup_root" --registry-mirror=registry.k8s.io=http://$registry_addr \
+      --insecure-registry=$registry_addr --cluster-dns=10.96.0.10 --cluster-domain=cluster.local
+  fi
+  wait_for 120 kubectl get node "$node_name" || fail "node $node_name did not register within 120s"
+  has_pod_cidr() { [ -n "$(jsonpath "node/$node_name" '{.spec.podCIDR}')" ]; }
+  wait_for 30 has_pod_cidr || log "node $node_name has no podCIDR after 30s"
+  pod_cidr=$(jsonpath "node/$node_name" '{.spec.podCIDR}')
+  write_cni_conf "${pod_cidr:-10.88.0.0/16}"
 fi
-wait_for 120 kubectl get node "$node_name" || fail "node $node_name did not register within 120s"
-has_pod_cidr() { [ -n "$(jsonpath "node/$node_name" '{.spec.podCIDR}')" ]; }
-wait_for 30 has_pod_cidr || log "node $node_name has no podCIDR after 30s"
-pod_cidr=$(jsonpath "node/$node_name" '{.spec.podCIDR}')
-write_cni_conf "${pod_cidr:-10.88.0.0/16}"
 wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready within 120s"
 
 skip_lines() { sed -e 's/#.*//' -e 's/[[:space:]]*|.*$//' -e '/^[[:space:]]*$/d' "$here/skip.txt"; }
@@ -78,7 +93,7 @@ set +e
 in_ns "$here/bin/ginkgo" "${args[@]}" "$here/bin/e2e.test" -- \
   --kubeconfig="$state/admin.kubeconfig" --provider=skeleton --kubectl-path="$cluster_bin/kubectl" \
   --report-dir="$out" --e2e-output-dir="$out" --dns-domain=cluster.local --minStartupPods=0 \
-  --container-runtime-endpoint="unix://$berth_sock" --allowed-not-ready-nodes=0 \
+  --container-runtime-endpoint="unix://$runtime_sock" --allowed-not-ready-nodes=0 \
   >"$out/ginkgo.log" 2>&1
 ginkgo_rc=$?
 set -e

@@ -28,7 +28,8 @@
 #   PEER_CNI_BIN_DIR    CNI plugin dir (default /usr/lib/cni)
 #   PEER_SANDBOX_IMAGE  (default 127.0.0.1:5000/pause:3.10)
 # Registry mirrors: registry.k8s.io, gcr.io, docker.io, public.ecr.aws, quay.io and
-# 127.0.0.1:5000 all resolve to http://127.0.0.1:5000 only (plain HTTP).
+# 127.0.0.1:5000 all resolve to http://127.0.0.1:5000 only (plain HTTP); the state dir's
+# registry address instead when it moved it (the conformance run: 127.0.0.1:5050).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo_dir=$(cd "$here/../.." && pwd)
@@ -72,15 +73,19 @@ cri() {
 
 write_config() {
   local conf_dir=${PEER_CNI_CONF_DIR:-$s/cni/net.d} bin_dir=${PEER_CNI_BIN_DIR:-/usr/lib/cni}
-  local image=${PEER_SANDBOX_IMAGE:-127.0.0.1:5000/pause:3.10} host
+  # The cluster's registry (127.0.0.1:5000 unless the state dir moved it, see
+  # tests/cluster/lib.sh registry_addr).
+  local reg=127.0.0.1:5000
+  [ -z "${BERTH_E2E_STATE:-}" ] || [ ! -f "$BERTH_E2E_STATE/registry_addr" ] || reg=$(cat "$BERTH_E2E_STATE/registry_addr")
+  local image=${PEER_SANDBOX_IMAGE:-$reg/pause:3.10} host
   mkdir -p "$conf_dir" "$c/root" "$c/state" "$c/opt" "$c/certs.d"
-  for host in registry.k8s.io gcr.io docker.io public.ecr.aws quay.io 127.0.0.1:5000; do
+  for host in registry.k8s.io gcr.io docker.io public.ecr.aws quay.io "$reg"; do
     mkdir -p "$c/certs.d/$host"
     cat >"$c/certs.d/$host/hosts.toml" <<HOSTS
 # $host is served by the local test registry only (plain HTTP); no fallback to $host.
-server = "http://127.0.0.1:5000"
+server = "http://$reg"
 
-[host."http://127.0.0.1:5000"]
+[host."http://$reg"]
   capabilities = ["pull", "resolve"]
   skip_verify = true
 HOSTS
