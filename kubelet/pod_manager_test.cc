@@ -701,6 +701,30 @@ TEST_F(PodManagerTest, EnableServiceLinksFalseKeepsOnlyTheMasterService) {
   EXPECT_EQ(env.count("DB_SERVICE_HOST"), 0u);
 }
 
+// envFrom a ConfigMap and a Secret, with and without prefix; keys that are not C identifiers
+// ("data-1") are passed on as they are, as upstream (the conformance specs check them); a
+// resourceFieldRef with the divisor the API server defaults ("0") gives the plain value.
+TEST_F(PodManagerTest, EnvFromConfigMapsAndSecrets) {
+  api_.SetObject("/api/v1/namespaces/default/configmaps/cm", {{"data", {{"data-1", "value-1"}}}});
+  api_.SetObject("/api/v1/namespaces/default/secrets/sec", {{"data", {{"data-2", "dmFsdWUtMg=="}}}});
+  Json pod = MakePod("envfrom");
+  Json& main = pod["spec"]["containers"][0];
+  main["envFrom"] = Json::parse(R"([{"configMapRef": {"name": "cm"}}, {"prefix": "p-", "configMapRef": {"name": "cm"}},
+                                    {"secretRef": {"name": "sec"}}])");
+  main["resources"] = {{"limits", {{"memory", "64Mi"}}}};
+  main["env"].push_back({{"name", "MEM"}, {"valueFrom", {{"resourceFieldRef",
+      {{"containerName", ""}, {"resource", "limits.memory"}, {"divisor", "0"}}}}}});
+  manager_->HandlePodEvent("ADDED", pod);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+  const auto config = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
+  std::map<std::string, std::string> env;
+  for (const auto& kv : config.envs()) env[kv.key()] = kv.value();
+  EXPECT_EQ(env["data-1"], "value-1");
+  EXPECT_EQ(env["p-data-1"], "value-1");
+  EXPECT_EQ(env["data-2"], "value-2");
+  EXPECT_EQ(env["MEM"], "67108864");
+}
+
 // env valueFrom.resourceFieldRef: this container's resources, or the named container's.
 TEST_F(PodManagerTest, EnvFromResourceFieldRef) {
   Json pod = MakePod("res");

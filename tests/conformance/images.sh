@@ -8,8 +8,8 @@
 #   (registry up: tests/cluster/up.sh with BERTH_REGISTRY_ADDR; binaries: build.sh)
 #
 # Every image is built from Debian binaries and the module's test-image sources:
-#   base                Debian's dynamic busybox (every applet a hard link) + libc; /bin/sh
-#                       is bash (busybox 1.35's ash drops env names like "data-1")
+#   base                Debian's dynamic busybox (every applet a hard link, all also in
+#                       /bin as in the upstream image) + libc
 #   busybox:1.37.0-1, 1.36.1-1  base, Cmd sh
 #   pause:3.10.2        base + a static pause (exits on SIGTERM/SIGINT, reaps children)
 #   agnhost:2.63.0      base + /agnhost (module test/images/agnhost), /agnhost-2 -> agnhost,
@@ -114,12 +114,6 @@ if [ "$(cat "$work/stamp" 2>/dev/null)" != "$stamp" ]; then
     ln -f "$r/bin/busybox" "$r/$applet"
     [ -e "$r/bin/$(basename "$applet")" ] || ln -f "$r/bin/busybox" "$r/bin/$(basename "$applet")"
   done
-  # /bin/sh is bash (POSIX mode): Debian's busybox 1.35 ash drops environment variables whose
-  # names are not shell identifiers (envFrom keys such as "data-1") from what its children
-  # see; the upstream busybox 1.37 image's sh passes them on, and specs check it.
-  rm -f "$r/bin/sh"
-  copy_with_libs "$r" /bin/bash
-  ln -s bash "$r/bin/sh"
   cat >"$r/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -146,7 +140,8 @@ P
     install -m 755 "$bin/agnhost" "$rootfs/agnhost"; ln -s agnhost "$rootfs/agnhost-2"
     mkdir -p "$rootfs/uploads"
     install -m 644 "$K/test/images/agnhost/porter/localhost.crt" "$K/test/images/agnhost/porter/localhost.key" "$rootfs/"
-    rm -f "$rootfs/usr/bin/nc" "$rootfs/bin/ip" "$rootfs/usr/bin/dig"
+    rm -f "$rootfs/bin/bash" "$rootfs/usr/bin/nc" "$rootfs/bin/ip" "$rootfs/usr/bin/dig"
+    copy_with_libs "$rootfs" /bin/bash
     copy_with_libs "$rootfs" /usr/bin/curl
     copy_with_libs "$rootfs" "$(command -v nc.openbsd)" /usr/bin/nc
     copy_with_libs "$rootfs" /bin/ip /sbin/ip

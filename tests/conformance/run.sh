@@ -13,7 +13,7 @@
 # Specs in skip.txt ("<regex> | <reason>") are skipped; the run fails when a spec fails or
 # when a spec that skip.txt does not name is skipped.
 # Env: BERTH_BIN (berth binary, default build/kubelet/berth), BERTH_CONFORMANCE_STATE (state
-# dir, default build/conformance-state), CONFORMANCE_PROCS (ginkgo processes, default 4),
+# dir, default build/conformance-state), CONFORMANCE_PROCS (ginkgo processes, default 6),
 # CONFORMANCE_FOCUS (a regex: run only matching specs of the phase), CONFORMANCE_KEEP=1
 # (leave the cluster and berth running afterwards).
 # The run has its own netns (berth-conformance), cgroup root, registry (127.0.0.1:5050:
@@ -58,7 +58,8 @@ trap cleanup EXIT
 "$here/images.sh" "$state"
 if [ "$node_kind" = peer ]; then
   # The upstream kubelet v1.36.3 (tests/cluster) on containerd, registries mapped to ours.
-  export PEER_NODE_NAME=peer-conformance PEER_CGROUP_ROOT=$cgroup_root-peer
+  export PEER_NODE_NAME=peer-conformance PEER_CGROUP_ROOT=$cgroup_root-peer PEER_KUBELET_UNTAINTED=1 \
+    PEER_KUBELET_CLUSTER_DNS=10.96.0.10
   "$repo/tests/peer/pause_image.sh" "$state" >/dev/null
   "$repo/tests/peer/node.sh" start "$peer_dir" || fail "peer node did not start"
   node_name=$PEER_NODE_NAME
@@ -83,7 +84,7 @@ skip_re=$(skip_lines | paste -sd'|')
 [ -z "$phase_skip" ] || skip_re=${skip_re:+$skip_re|}$phase_skip
 out="$state/report-$phase"
 rm -rf "$out"; mkdir -p "$out"
-args=(--procs="${CONFORMANCE_PROCS:-4}" --timeout=4h --label-filter="$label" --no-color
+args=(--procs="${CONFORMANCE_PROCS:-6}" --timeout=4h --label-filter="$label" --no-color
       --junit-report=junit.xml --json-report=report.json --output-dir="$out" --poll-progress-after=300s)
 [ -z "$skip_re" ] || args+=(--skip="$skip_re")
 [ -z "${CONFORMANCE_FOCUS:-}" ] || args+=(--focus="$CONFORMANCE_FOCUS")

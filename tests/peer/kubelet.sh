@@ -27,7 +27,8 @@
 #   PEER_KUBELET_FEATURE_GATES e.g. PodAndContainerStatsFromCRI=true,Other=false (config featureGates)
 # The Node gets the taint berth.dev/peer=true:NoSchedule, so that the scheduler leaves it
 # alone: pods reach it by spec.nodeName (which bypasses the scheduler; the kubelet admits
-# NoSchedule taints).
+# NoSchedule taints). PEER_KUBELET_UNTAINTED=1: no taint (the node is the cluster's only one,
+# as in the conformance run). PEER_KUBELET_CLUSTER_DNS: clusterDNS (default none).
 # Layout under <kubelet-state-dir>: config.yaml, kubelet.log, kubelet.pid, root/ (--root-dir),
 # pods-logs/ (podLogsDir), cni-ipam/.
 set -euo pipefail
@@ -88,8 +89,9 @@ podLogsDir: $ks/pods-logs
 staticPodPath: ""
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
-registerWithTaints:
-- {key: berth.dev/peer, value: "true", effect: NoSchedule}
+$(if [ "${PEER_KUBELET_UNTAINTED:-0}" = 1 ]; then echo "registerWithTaints: []"; else
+  printf 'registerWithTaints:\n- {key: berth.dev/peer, value: "true", effect: NoSchedule}'; fi)
+$([ -z "${PEER_KUBELET_CLUSTER_DNS:-}" ] || echo "clusterDNS: [$PEER_KUBELET_CLUSTER_DNS]")
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
