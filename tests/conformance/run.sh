@@ -79,7 +79,7 @@ else
 fi
 wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready within 120s"
 
-skip_lines() { sed -e 's/#.*//' -e 's/[[:space:]]*|.*$//' -e '/^[[:space:]]*$/d' "$here/skip.txt"; }
+skip_lines() { sed -e '/^[[:space:]]*#/d' -e 's/[[:space:]]\{1,\}|[[:space:]].*$//' -e '/^[[:space:]]*$/d' "$here/skip.txt"; }
 skip_re=$(skip_lines | paste -sd'|')
 [ -z "$phase_skip" ] || skip_re=${skip_re:+$skip_re|}$phase_skip
 out="$state/report-$phase"
