@@ -53,6 +53,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# fresh_dir <dir>: removes a node's state from an earlier run, unless something is still
+# mounted under it. Images are rebuilt under their upstream tags, so a node that kept an
+# earlier build of a tag would run stale content.
+fresh_dir() {
+  if awk -v d="$1/" 'index($2, d) == 1 {found=1} END {exit !found}' /proc/self/mounts; then
+    log "mounts left under $1: keeping it"
+  else
+    rm -rf "$1"
+  fi
+}
+
 "$here/build.sh"
 "$repo/tests/cluster/up.sh" "$state" >/dev/null
 "$here/images.sh" "$state"
@@ -61,6 +72,7 @@ if [ "$node_kind" = peer ]; then
   export PEER_NODE_NAME=peer-conformance PEER_CGROUP_ROOT=$cgroup_root-peer PEER_KUBELET_UNTAINTED=1 \
     PEER_KUBELET_CLUSTER_DNS=10.96.0.10
   "$repo/tests/peer/pause_image.sh" "$state" >/dev/null
+  fresh_dir "$peer_dir"
   "$repo/tests/peer/node.sh" start "$peer_dir" || fail "peer node did not start"
   node_name=$PEER_NODE_NAME
   eval "$("$repo/tests/peer/containerd.sh" env "$peer_dir/containerd")"
@@ -68,6 +80,7 @@ if [ "$node_kind" = peer ]; then
 else
   runtime_sock=$berth_sock
   if ! pid_alive berth; then
+    fresh_dir "$berth_dir"
     start_berth "$node_name" "$cgroup_root" --registry-mirror=registry.k8s.io=http://$registry_addr \
       --insecure-registry=$registry_addr --cluster-dns=10.96.0.10 --cluster-domain=cluster.local
   fi
