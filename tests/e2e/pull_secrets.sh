@@ -38,7 +38,9 @@ auth:
     realm: berth-test
     path: $reg_dir/htpasswd
 CFG
-in_ns /usr/bin/docker-registry serve "$reg_dir/config.yml" >"$reg_dir/registry.log" 2>&1 &
+# `ip netns exec` execs the registry, so $! is its own PID and cleanup stops it (through the
+# in_ns function, $! was a subshell's and the registry outlived the test).
+ip netns exec "$netns" /usr/bin/docker-registry serve "$reg_dir/config.yml" >"$reg_dir/registry.log" 2>&1 &
 reg_pid=$!
 # Up when it answers, and refuses anonymous access.
 wait_for 30 bash -c "[ \"\$(ip netns exec $netns curl -s -o /dev/null -w '%{http_code}' http://$private/v2/)\" = 401 ]" ||
