@@ -173,11 +173,11 @@ class PodManager {
     bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
     std::string evicted;      // guarded by mu_: the eviction message, once EvictPod() ran
-    // Admission (upstream canAdmitPod) ran and accepted the pod; a rejected pod is terminal
-    // with status.reason `rejected_reason` and message "Pod was rejected: <why>".
+    // Admission (upstream canAdmitPod) ran and accepted the pod. A pod rejected by it (or
+    // killed for its activeDeadlineSeconds) is terminal with status.reason `rejected_reason`
+    // and the message kept in `evicted`.
     bool admitted = false;
     std::string rejected_reason;
-    std::string rejected_message;
   };
 
   void Enqueue(const std::string& uid);
