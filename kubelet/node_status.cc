@@ -387,6 +387,10 @@ absl::Status NodeStatusManager::UpdateStatusOnce() {
   Json comparable = node["status"];
   for (Json& c : comparable["conditions"]) c.erase("lastHeartbeatTime");
   if (comparable == last_reported_ && now - last_report_time_ < options_.report_frequency) {
+    // Nothing to write, but the Node is still read, as the kubelet does each cycle: a
+    // podCIDR assigned since the last write must reach the runtime (and the CNI conflist).
+    ASSIGN_OR_RETURN(Json current, client_->Get("/api/v1/nodes/" + options_.node_name));
+    Observe(current);
     return absl::OkStatus();
   }
   Json patch = {{"status", node["status"]}};

@@ -143,9 +143,17 @@ TEST(NodeStatusTest, UnchangedStatusIsReportedInfrequently) {
   ASSERT_TRUE(mgr.RegisterOnce().ok());
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
   EXPECT_EQ(mgr.StatusUpdates(), 1);
+  std::atomic<bool> cidr_assigned{false};
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    Json node = {{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+    if (r.verb == "GET" && cidr_assigned) node["spec"]["podCIDR"] = "10.244.7.0/24";
+    return node;
+  };
+  cidr_assigned = true;  // the controller-manager assigns it after the first write
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
   EXPECT_EQ(mgr.StatusUpdates(), 1);  // only the heartbeat would have changed
+  EXPECT_EQ(mgr.PodCidr(), "10.244.7.0/24");  // but the Node was read: its podCIDR is known
   why = "container runtime is down";
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
   EXPECT_EQ(mgr.StatusUpdates(), 2);
