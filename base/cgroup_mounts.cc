@@ -28,7 +28,8 @@ std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
       m.v2 = true;
     } else if (post[0] == "cgroup") {
       static const std::set<absl::string_view> kNonControllers = {
-          "rw", "ro", "nosuid", "nodev", "noexec", "relatime", "clone_children", "noprefix", "xattr"};
+          "rw",       "ro",   "nosuid", "nodev", "noexec", "relatime", "clone_children",
+          "noprefix", "xattr"};
       for (absl::string_view o : absl::StrSplit(post[2], ',')) {
         if (kNonControllers.count(o) || absl::StartsWith(o, "release_agent")) continue;
         m.controllers.emplace_back(o);
@@ -37,7 +38,8 @@ std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
     } else {
       continue;
     }
-    auto seen = std::find_if(out.begin(), out.end(), [&](const CgroupMount& o) { return same_hierarchy(o, m); });
+    auto seen = std::find_if(out.begin(), out.end(),
+                             [&](const CgroupMount& o) { return same_hierarchy(o, m); });
     if (seen == out.end()) {
       out.push_back(std::move(m));
     } else if (seen->root != "/" && m.root == "/") {

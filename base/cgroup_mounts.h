@@ -21,7 +21,7 @@ namespace berth {
 
 // One mounted cgroup hierarchy.
 struct CgroupMount {
-  std::string mount_point;               // e.g. /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/unified
+  std::string mount_point;  // e.g. /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/unified
   std::vector<std::string> controllers;  // v1 controllers (and "name=..."); empty for cgroup2
   bool v2 = false;                       // the cgroup2 hierarchy
   // The mount's root within its hierarchy (mountinfo field 4): "/" when the hierarchy's root

@@ -44,29 +44,48 @@ TEST(ParseCgroupMounts, Table) {
                 "31 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
                 "32 25 0:29 / /sys/fs/cgroup/cpuset rw - cgroup cgroup rw,cpuset,clone_children\n"
                 "33 25 0:29 / /other/cpuset rw - cgroup cgroup rw,cpuset,clone_children\n",
-       {"/sys/fs/cgroup/unified v2", "/sys/fs/cgroup/systemd name=systemd", "/sys/fs/cgroup/cpu,cpuacct cpu,cpuacct",
-        "/sys/fs/cgroup/memory memory", "/sys/fs/cgroup/cpuset cpuset"},
-       "/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", ""},
+       {"/sys/fs/cgroup/unified v2", "/sys/fs/cgroup/systemd name=systemd",
+        "/sys/fs/cgroup/cpu,cpuacct cpu,cpuacct", "/sys/fs/cgroup/memory memory",
+        "/sys/fs/cgroup/cpuset cpuset"},
+       "/sys/fs/cgroup/unified",
+       "/sys/fs/cgroup/memory",
+       ""},
       {"pure v2",
-       "26 25 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate\n",
-       {"/sys/fs/cgroup v2"}, "/sys/fs/cgroup", "", ""},
+       "26 25 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
+       "rw,nsdelegate\n",
+       {"/sys/fs/cgroup v2"},
+       "/sys/fs/cgroup",
+       "",
+       ""},
       {"pure v1, optional tags and release_agent",
-       kTmpfs + "31 25 0:28 / /sys/fs/cgroup/memory rw shared:9 master:2 - cgroup cgroup rw,memory\n"
-                "38 25 0:35 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio,release_agent=/bin/x\n",
-       {"/sys/fs/cgroup/memory memory", "/sys/fs/cgroup/blkio blkio"}, "", "/sys/fs/cgroup/memory",
+       kTmpfs +
+           "31 25 0:28 / /sys/fs/cgroup/memory rw shared:9 master:2 - cgroup cgroup rw,memory\n"
+           "38 25 0:35 / /sys/fs/cgroup/blkio rw - cgroup cgroup rw,blkio,release_agent=/bin/x\n",
+       {"/sys/fs/cgroup/memory memory", "/sys/fs/cgroup/blkio blkio"},
+       "",
+       "/sys/fs/cgroup/memory",
        "/sys/fs/cgroup/blkio"},
       {"a cgroup's bind mount before the hierarchy root: the root wins",
        "40 25 0:28 /kubepods /mnt/kubepods rw - cgroup cgroup rw,memory\n"
        "31 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
-       {"/sys/fs/cgroup/memory memory"}, "", "/sys/fs/cgroup/memory", ""},
+       {"/sys/fs/cgroup/memory memory"},
+       "",
+       "/sys/fs/cgroup/memory",
+       ""},
       {"only a cgroup of the hierarchy is mounted (container without cgroupns)",
        "40 25 0:28 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
-       {"/sys/fs/cgroup/memory memory root=/docker/abc"}, "", "/sys/fs/cgroup/memory", ""},
+       {"/sys/fs/cgroup/memory memory root=/docker/abc"},
+       "",
+       "/sys/fs/cgroup/memory",
+       ""},
       {"not cgroups, cgroups without controllers, garbage",
        kTmpfs + "41 25 0:40 / /sys/fs/cgroup/x rw - cgroup cgroup rw,nosuid\n"
                 "garbage line\n"
                 "42 25 0:41 / - cgroup2\n",
-       {}, "", "", ""},
+       {},
+       "",
+       "",
+       ""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -14,7 +14,8 @@ absl::Status Invalid(absl::string_view url, absl::string_view why) {
 bool ValidScheme(absl::string_view s) {
   if (s.empty() || !absl::ascii_isalpha(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return false;
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+      return false;
   }
   return true;
 }

@@ -19,33 +19,37 @@ struct Case {
 
 TEST(ParseUrl, Table) {
   const std::vector<Case> cases = {
-      {"https://registry-1.docker.io/v2/library/busybox/manifests/1.36", true, "https", "registry-1.docker.io", 0,
-       443, "/v2/library/busybox/manifests/1.36", "", "/v2/library/busybox/manifests/1.36",
-       "https://registry-1.docker.io", "registry-1.docker.io"},
-      {"http://127.0.0.1:5000", true, "http", "127.0.0.1", 5000, 5000, "", "", "/", "http://127.0.0.1:5000",
-       "127.0.0.1:5000"},
-      {"HTTP://Host.Example:8080/a/b/?x=1&y=%2F", true, "http", "Host.Example", 8080, 8080, "/a/b/", "x=1&y=%2F",
-       "/a/b/?x=1&y=%2F", "http://Host.Example:8080", "Host.Example:8080"},
-      {"https://auth.docker.io/token?service=registry.docker.io&scope=repository:library/x:pull", true, "https",
-       "auth.docker.io", 0, 443, "/token", "service=registry.docker.io&scope=repository:library/x:pull",
-       "/token?service=registry.docker.io&scope=repository:library/x:pull", "https://auth.docker.io",
-       "auth.docker.io"},
-      {"https://[fd00::1]:6443/api/v1/", true, "https", "fd00::1", 6443, 6443, "/api/v1/", "", "/api/v1/",
-       "https://[fd00::1]:6443", "[fd00::1]:6443"},
-      {"http://[::1]/exec/abc", true, "http", "::1", 0, 80, "/exec/abc", "", "/exec/abc", "http://[::1]",
-       "[::1]"},
-      {"https://h?only=query", true, "https", "h", 0, 443, "", "only=query", "/?only=query", "https://h", "h"},
-      {"http://h:/p", true, "http", "h", 0, 80, "/p", "", "/p", "http://h", "h"},  // empty port: none
-      {"https://user:pw@h:8443/p#frag", true, "https", "h", 8443, 8443, "/p", "", "/p", "https://h:8443",
-       "h:8443", "user:pw", "frag"},
+      {"https://registry-1.docker.io/v2/library/busybox/manifests/1.36", true, "https",
+       "registry-1.docker.io", 0, 443, "/v2/library/busybox/manifests/1.36", "",
+       "/v2/library/busybox/manifests/1.36", "https://registry-1.docker.io",
+       "registry-1.docker.io"},
+      {"http://127.0.0.1:5000", true, "http", "127.0.0.1", 5000, 5000, "", "", "/",
+       "http://127.0.0.1:5000", "127.0.0.1:5000"},
+      {"HTTP://Host.Example:8080/a/b/?x=1&y=%2F", true, "http", "Host.Example", 8080, 8080, "/a/b/",
+       "x=1&y=%2F", "/a/b/?x=1&y=%2F", "http://Host.Example:8080", "Host.Example:8080"},
+      {"https://auth.docker.io/token?service=registry.docker.io&scope=repository:library/x:pull",
+       true, "https", "auth.docker.io", 0, 443, "/token",
+       "service=registry.docker.io&scope=repository:library/x:pull",
+       "/token?service=registry.docker.io&scope=repository:library/x:pull",
+       "https://auth.docker.io", "auth.docker.io"},
+      {"https://[fd00::1]:6443/api/v1/", true, "https", "fd00::1", 6443, 6443, "/api/v1/", "",
+       "/api/v1/", "https://[fd00::1]:6443", "[fd00::1]:6443"},
+      {"http://[::1]/exec/abc", true, "http", "::1", 0, 80, "/exec/abc", "", "/exec/abc",
+       "http://[::1]", "[::1]"},
+      {"https://h?only=query", true, "https", "h", 0, 443, "", "only=query", "/?only=query",
+       "https://h", "h"},
+      {"http://h:/p", true, "http", "h", 0, 80, "/p", "", "/p", "http://h",
+       "h"},  // empty port: none
+      {"https://user:pw@h:8443/p#frag", true, "https", "h", 8443, 8443, "/p", "", "/p",
+       "https://h:8443", "h:8443", "user:pw", "frag"},
       {"unix:///run/berth/berth.sock", false},  // no host
-      {"registry.example/x", false},             // not absolute
-      {"://h/x", false},                         // no scheme
-      {"1http://h", false},                      // bad scheme
+      {"registry.example/x", false},            // not absolute
+      {"://h/x", false},                        // no scheme
+      {"1http://h", false},                     // bad scheme
       {"http://", false},
       {"http://:80/x", false},
-      {"http://[::1/x", false},    // unterminated [
-      {"http://[::1]x:80", false}, // junk after ]
+      {"http://[::1/x", false},     // unterminated [
+      {"http://[::1]x:80", false},  // junk after ]
       {"http://h:http", false},
       {"http://h:0", false},
       {"http://h:65536", false},

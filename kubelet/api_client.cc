@@ -95,7 +95,9 @@ class HttpApiClient : public ApiClient {
   absl::Status Init() {
     const std::string& url = config_.server;
     absl::StatusOr<Url> u = ParseUrl(url);
-    if (!u.ok()) return absl::InvalidArgumentError(absl::StrCat("API server ", u.status().message()));
+    if (!u.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("API server ", u.status().message()));
+    }
     if (u->scheme != "https" && u->scheme != "http") {
       return absl::InvalidArgumentError(
           absl::StrCat("API server URL \"", url, "\": scheme must be http or https"));

@@ -91,7 +91,8 @@ TEST(CriMetricsTest, UnknownCgroupGetsZeros) {
 
 TEST(CriMetricsTest, ServiceForwardsOtherRpcsAndDescribesMetrics) {
   cri::testing::FakeRuntimeService base;
-  CriMetricsService s(&base, [] { return std::optional<ebpf::StatsSnapshot>(ebpf::StatsSnapshot{}); });
+  CriMetricsService s(&base,
+                      [] { return std::optional<ebpf::StatsSnapshot>(ebpf::StatsSnapshot{}); });
   absl::StatusOr<v1::VersionResponse> v = s.Version(v1::VersionRequest());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->runtime_name(), "fake-berth");
@@ -131,19 +132,21 @@ TEST(CriMetricsTest, TrackedSubtreeOfPodCgroups) {
 class SandboxRuntime : public cri::testing::FakeRuntimeService {
  public:
   SandboxRuntime() {
-    OnRunPodSandbox([](const v1::RunPodSandboxRequest& req) -> absl::StatusOr<v1::RunPodSandboxResponse> {
-      if (req.config().metadata().name() == "bad") return absl::InternalError("no");
-      v1::RunPodSandboxResponse r;
-      r.set_pod_sandbox_id("sb-" + req.config().metadata().name());
-      return r;
-    });
-    OnPodSandboxStatus([](const v1::PodSandboxStatusRequest& req) -> absl::StatusOr<v1::PodSandboxStatusResponse> {
-      EXPECT_TRUE(req.verbose());
-      v1::PodSandboxStatusResponse r;
-      (*r.mutable_info())["info"] =
-          nlohmann::json{{"cgroupPath", "/r/kubepods/pod" + req.pod_sandbox_id()}}.dump();
-      return r;
-    });
+    OnRunPodSandbox(
+        [](const v1::RunPodSandboxRequest& req) -> absl::StatusOr<v1::RunPodSandboxResponse> {
+          if (req.config().metadata().name() == "bad") return absl::InternalError("no");
+          v1::RunPodSandboxResponse r;
+          r.set_pod_sandbox_id("sb-" + req.config().metadata().name());
+          return r;
+        });
+    OnPodSandboxStatus(
+        [](const v1::PodSandboxStatusRequest& req) -> absl::StatusOr<v1::PodSandboxStatusResponse> {
+          EXPECT_TRUE(req.verbose());
+          v1::PodSandboxStatusResponse r;
+          (*r.mutable_info())["info"] =
+              nlohmann::json{{"cgroupPath", "/r/kubepods/pod" + req.pod_sandbox_id()}}.dump();
+          return r;
+        });
   }
 };
 

@@ -216,7 +216,8 @@ absl::StatusOr<CgroupReader> CgroupReader::FromMounts(const std::vector<CgroupMo
   }
   if (v1.empty()) {
     if (unified.empty()) {
-      return absl::FailedPreconditionError("detect cgroup mode: no cgroup hierarchy in /proc/self/mountinfo");
+      return absl::FailedPreconditionError(
+          "detect cgroup mode: no cgroup hierarchy in /proc/self/mountinfo");
     }
     CgroupReader reader(unified, CgroupMode::kV2);
     reader.unified_ = unified;
@@ -226,7 +227,8 @@ absl::StatusOr<CgroupReader> CgroupReader::FromMounts(const std::vector<CgroupMo
     return absl::FailedPreconditionError(
         "detect cgroup mode: no v1 cpu, cpuacct or memory hierarchy is mounted");
   }
-  CgroupReader reader(first_v1.substr(0, first_v1.rfind('/')), unified.empty() ? CgroupMode::kV1 : CgroupMode::kHybrid);
+  CgroupReader reader(first_v1.substr(0, first_v1.rfind('/')),
+                      unified.empty() ? CgroupMode::kV1 : CgroupMode::kHybrid);
   reader.unified_ = unified;
   reader.v1_dirs_ = std::move(v1);
   return reader;
@@ -256,18 +258,18 @@ absl::StatusOr<CgroupReader> CgroupReader::Create(const std::string& root) {
   }
   if (!reader.v1_dirs_.count("cpu") && !reader.v1_dirs_.count("cpuacct") &&
       !IsDir(JoinPath(root, "memory"))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "detect cgroup mode under ", root,
-        ": no cgroup.controllers and no v1 cpu, cpuacct or memory hierarchy"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("detect cgroup mode under ", root,
+                     ": no cgroup.controllers and no v1 cpu, cpuacct or memory hierarchy"));
   }
   return reader;
 }
 
-std::string CgroupReader::Dir(const std::string& controller,
-                              const std::string& cgroup_path) const {
+std::string CgroupReader::Dir(const std::string& controller, const std::string& cgroup_path) const {
   if (mode_ == CgroupMode::kV2) return JoinPath(unified_, cgroup_path);
   if (controller == "unified" && !unified_.empty()) return JoinPath(unified_, cgroup_path);
-  if (auto it = v1_dirs_.find(controller); it != v1_dirs_.end()) return JoinPath(it->second, cgroup_path);
+  if (auto it = v1_dirs_.find(controller); it != v1_dirs_.end())
+    return JoinPath(it->second, cgroup_path);
   return JoinPath(JoinPath(root_, controller), cgroup_path);
 }
 

@@ -21,7 +21,8 @@ SnapshotPaths SnapshotPathsIn(const std::string& dir) {
                        .idmap = JoinPath(dir, "idmap")};
 }
 
-absl::Status IdmapMount(const std::string& path, const std::string& target, const std::string& userns_path) {
+absl::Status IdmapMount(const std::string& path, const std::string& target,
+                        const std::string& userns_path) {
   const std::string what = "idmap mount " + path + " through " + userns_path;
   int userns = open(userns_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (userns < 0) return ErrnoStatus(errno, what);
@@ -80,7 +81,8 @@ absl::StatusOr<SnapshotPaths> PrepareSnapshot(const std::string& dir,
       }
     }
   }
-  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower, ":"), ",upperdir=", p.upper, ",workdir=", p.work);
+  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower, ":"), ",upperdir=", p.upper,
+                                  ",workdir=", p.work);
   int mrc = mount("overlay", p.rootfs.c_str(), "overlay", 0, data.c_str());
   int merr = errno;
   detach_idmapped();  // the overlay keeps its own references to the layers

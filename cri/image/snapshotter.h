@@ -62,6 +62,7 @@ absl::Status RemoveSnapshot(const std::string& dir);
 // Mounts an idmapped copy of directory `path` at `target` (an existing directory), mapped
 // through the user namespace at `userns_path` (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) +
 // move_mount). Errors name the failing call.
-absl::Status IdmapMount(const std::string& path, const std::string& target, const std::string& userns_path);
+absl::Status IdmapMount(const std::string& path, const std::string& target,
+                        const std::string& userns_path);
 
 }  // namespace berth::cri::image

@@ -8,10 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
+#include "gtest/gtest.h"
 
 namespace berth::cri::image {
 namespace {
@@ -55,7 +54,9 @@ TEST_F(SnapshotterTest, NoLayersIsInvalid) {
   EXPECT_FALSE(PathExists(dir_));
 }
 
-TEST_F(SnapshotterTest, RemoveOfNothingIsOk) { EXPECT_TRUE(RemoveSnapshot(JoinPath(tmp_, "absent")).ok()); }
+TEST_F(SnapshotterTest, RemoveOfNothingIsOk) {
+  EXPECT_TRUE(RemoveSnapshot(JoinPath(tmp_, "absent")).ok());
+}
 
 TEST_F(SnapshotterTest, OverlayOfLayersWritesToUpper) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting overlayfs needs root";
@@ -131,8 +132,9 @@ TEST_F(SnapshotterTest, IdmappedLayersAreOwnedByThePodsRoot) {
   if (geteuid() != 0) GTEST_SKIP() << "idmapped mounts need root";
   UsernsChild child;
   ASSERT_TRUE(child.ok()) << "could not create a user namespace";
-  auto p = PrepareSnapshot(dir_, {bottom_, top_},
-                           SnapshotIdmap{.userns_path = child.userns_path(), .host_uid = 100000, .host_gid = 100000});
+  auto p = PrepareSnapshot(
+      dir_, {bottom_, top_},
+      SnapshotIdmap{.userns_path = child.userns_path(), .host_uid = 100000, .host_gid = 100000});
   ASSERT_TRUE(p.ok()) << p.status();
   struct stat st;
   // Root-owned on disk, seen as owned by the host ID the pod's root maps to.
@@ -150,7 +152,8 @@ TEST_F(SnapshotterTest, IdmappedLayersAreOwnedByThePodsRoot) {
 
 TEST_F(SnapshotterTest, IdmapThroughAMissingNamespaceFailsCleanly) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting needs root";
-  auto p = PrepareSnapshot(dir_, {bottom_}, SnapshotIdmap{.userns_path = JoinPath(tmp_, "no-such-ns")});
+  auto p =
+      PrepareSnapshot(dir_, {bottom_}, SnapshotIdmap{.userns_path = JoinPath(tmp_, "no-such-ns")});
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("idmap mount " + bottom_), std::string::npos) << p.status();
   EXPECT_FALSE(IsMountPoint(JoinPath(dir_, "rootfs")));

@@ -40,9 +40,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
 
@@ -123,7 +123,8 @@ class FakeRuntimeService : public RuntimeService {
  private:
   // Each RPC's behaviour after errors and hooks: the model (fake_cri.cc) or, for RPCs not
   // modelled, RuntimeService's default. Called without mu_.
-#define BERTH_FAKE_CRI_MODEL_(name, req, resp) absl::StatusOr<v1::resp> Model##name(const v1::req& request);
+#define BERTH_FAKE_CRI_MODEL_(name, req, resp) \
+  absl::StatusOr<v1::resp> Model##name(const v1::req& request);
   BERTH_CRI_RUNTIME_RPCS(BERTH_FAKE_CRI_MODEL_)
 
   // Counts the call and records the request; the injected error, if any.
@@ -196,7 +197,7 @@ class FakeImageService : public ImageService {
 namespace fake_cri_internal {
 
 inline bool MatchLabels(const google::protobuf::Map<std::string, std::string>& labels,
-                 const google::protobuf::Map<std::string, std::string>& selector) {
+                        const google::protobuf::Map<std::string, std::string>& selector) {
   for (const auto& [k, v] : selector) {
     auto it = labels.find(k);
     if (it == labels.end() || it->second != v) return false;
@@ -252,10 +253,11 @@ inline void FakeRuntimeService::ExitContainer(const std::string& id, int code) {
   if (fn) fn(id);
 }
 
-#define BERTH_FAKE_CRI_HOOK_SETTER_IMPL_(name, req, resp)                                          \
-  inline void FakeRuntimeService::On##name(std::function<absl::StatusOr<v1::resp>(const v1::req&)> fn) { \
-    absl::MutexLock l(&mu_);                                                                      \
-    name##_hook_ = std::move(fn);                                                                 \
+#define BERTH_FAKE_CRI_HOOK_SETTER_IMPL_(name, req, resp)           \
+  inline void FakeRuntimeService::On##name(                         \
+      std::function<absl::StatusOr<v1::resp>(const v1::req&)> fn) { \
+    absl::MutexLock l(&mu_);                                        \
+    name##_hook_ = std::move(fn);                                   \
   }
 BERTH_CRI_RUNTIME_RPCS(BERTH_FAKE_CRI_HOOK_SETTER_IMPL_)
 
@@ -264,8 +266,8 @@ inline std::vector<std::string> FakeRuntimeService::Calls() {
   return calls_;
 }
 
-inline bool FakeRuntimeService::WaitForCalls(const std::function<bool(const std::vector<std::string>&)>& pred,
-                                      absl::Duration timeout) {
+inline bool FakeRuntimeService::WaitForCalls(
+    const std::function<bool(const std::vector<std::string>&)>& pred, absl::Duration timeout) {
   absl::MutexLock l(&mu_);
   auto holds = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(calls_); };
   return mu_.AwaitWithTimeout(absl::Condition(&holds), timeout);
@@ -300,37 +302,41 @@ inline std::map<std::string, FakeRuntimeService::Container> FakeRuntimeService::
   return containers_;
 }
 
-inline absl::Status FakeRuntimeService::Enter(const char* method, const google::protobuf::Message& request) {
+inline absl::Status FakeRuntimeService::Enter(const char* method,
+                                              const google::protobuf::Message& request) {
   ++call_counts_[method];
   last_requests_[request.GetDescriptor()->full_name()] = request.SerializeAsString();
   auto it = errors_.find(method);
   return it == errors_.end() ? absl::OkStatus() : it->second;
 }
 
-inline int64_t FakeRuntimeService::Tick() { return 1704067200LL * 1000000000LL + ++clock_ * 1000000LL; }
+inline int64_t FakeRuntimeService::Tick() {
+  return 1704067200LL * 1000000000LL + ++clock_ * 1000000LL;
+}
 
 inline void FakeRuntimeService::Log(std::string call) { calls_.push_back(std::move(call)); }
 
 // Every RPC: count, record, injected error, hook, then the model.
-#define BERTH_FAKE_CRI_OVERRIDE_IMPL_(name, req, resp)                                    \
-  inline absl::StatusOr<v1::resp> FakeRuntimeService::name(const v1::req& request) {             \
-    std::function<absl::StatusOr<v1::resp>(const v1::req&)> hook;                         \
-    {                                                                                     \
-      absl::MutexLock l(&mu_);                                                            \
-      if (absl::Status s = Enter(#name, request); !s.ok()) return s;                      \
-      hook = name##_hook_;                                                                \
-    }                                                                                     \
-    if (hook) return hook(request);                                                       \
-    return Model##name(request);                                                          \
+#define BERTH_FAKE_CRI_OVERRIDE_IMPL_(name, req, resp)                               \
+  inline absl::StatusOr<v1::resp> FakeRuntimeService::name(const v1::req& request) { \
+    std::function<absl::StatusOr<v1::resp>(const v1::req&)> hook;                    \
+    {                                                                                \
+      absl::MutexLock l(&mu_);                                                       \
+      if (absl::Status s = Enter(#name, request); !s.ok()) return s;                 \
+      hook = name##_hook_;                                                           \
+    }                                                                                \
+    if (hook) return hook(request);                                                  \
+    return Model##name(request);                                                     \
   }
 BERTH_CRI_RUNTIME_RPCS(BERTH_FAKE_CRI_OVERRIDE_IMPL_)
 
 // RPCs the fake does not model: the interface's default (Unimplemented).
-#define BERTH_FAKE_CRI_DEFAULT_(name, req, resp)                                                 \
+#define BERTH_FAKE_CRI_DEFAULT_(name, req, resp)                                            \
   inline absl::StatusOr<v1::resp> FakeRuntimeService::Model##name(const v1::req& request) { \
-    return RuntimeService::name(request);                                                        \
+    return RuntimeService::name(request);                                                   \
   }
-BERTH_FAKE_CRI_DEFAULT_(UpdateContainerResources, UpdateContainerResourcesRequest, UpdateContainerResourcesResponse)
+BERTH_FAKE_CRI_DEFAULT_(UpdateContainerResources, UpdateContainerResourcesRequest,
+                        UpdateContainerResourcesResponse)
 BERTH_FAKE_CRI_DEFAULT_(ReopenContainerLog, ReopenContainerLogRequest, ReopenContainerLogResponse)
 BERTH_FAKE_CRI_DEFAULT_(ExecSync, ExecSyncRequest, ExecSyncResponse)
 BERTH_FAKE_CRI_DEFAULT_(Exec, ExecRequest, ExecResponse)
@@ -339,19 +345,25 @@ BERTH_FAKE_CRI_DEFAULT_(PortForward, PortForwardRequest, PortForwardResponse)
 BERTH_FAKE_CRI_DEFAULT_(ContainerStats, ContainerStatsRequest, ContainerStatsResponse)
 BERTH_FAKE_CRI_DEFAULT_(ListContainerStats, ListContainerStatsRequest, ListContainerStatsResponse)
 BERTH_FAKE_CRI_DEFAULT_(PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse)
-BERTH_FAKE_CRI_DEFAULT_(ListPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse)
-BERTH_FAKE_CRI_DEFAULT_(UpdateRuntimeConfig, UpdateRuntimeConfigRequest, UpdateRuntimeConfigResponse)
+BERTH_FAKE_CRI_DEFAULT_(ListPodSandboxStats, ListPodSandboxStatsRequest,
+                        ListPodSandboxStatsResponse)
+BERTH_FAKE_CRI_DEFAULT_(UpdateRuntimeConfig, UpdateRuntimeConfigRequest,
+                        UpdateRuntimeConfigResponse)
 BERTH_FAKE_CRI_DEFAULT_(Status, StatusRequest, StatusResponse)
-BERTH_FAKE_CRI_DEFAULT_(CheckpointContainer, CheckpointContainerRequest, CheckpointContainerResponse)
-BERTH_FAKE_CRI_DEFAULT_(ListMetricDescriptors, ListMetricDescriptorsRequest, ListMetricDescriptorsResponse)
-BERTH_FAKE_CRI_DEFAULT_(ListPodSandboxMetrics, ListPodSandboxMetricsRequest, ListPodSandboxMetricsResponse)
+BERTH_FAKE_CRI_DEFAULT_(CheckpointContainer, CheckpointContainerRequest,
+                        CheckpointContainerResponse)
+BERTH_FAKE_CRI_DEFAULT_(ListMetricDescriptors, ListMetricDescriptorsRequest,
+                        ListMetricDescriptorsResponse)
+BERTH_FAKE_CRI_DEFAULT_(ListPodSandboxMetrics, ListPodSandboxMetricsRequest,
+                        ListPodSandboxMetricsResponse)
 BERTH_FAKE_CRI_DEFAULT_(RuntimeConfig, RuntimeConfigRequest, RuntimeConfigResponse)
 BERTH_FAKE_CRI_DEFAULT_(UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest,
                         UpdatePodSandboxResourcesResponse)
 
 // ---------------------------------------------------------------- the model
 
-inline absl::StatusOr<v1::VersionResponse> FakeRuntimeService::ModelVersion(const v1::VersionRequest&) {
+inline absl::StatusOr<v1::VersionResponse> FakeRuntimeService::ModelVersion(
+    const v1::VersionRequest&) {
   v1::VersionResponse r;
   r.set_version("0.1.0");
   r.set_runtime_name("fake-berth");
@@ -360,7 +372,8 @@ inline absl::StatusOr<v1::VersionResponse> FakeRuntimeService::ModelVersion(cons
   return r;
 }
 
-inline absl::StatusOr<v1::RunPodSandboxResponse> FakeRuntimeService::ModelRunPodSandbox(const v1::RunPodSandboxRequest& r) {
+inline absl::StatusOr<v1::RunPodSandboxResponse> FakeRuntimeService::ModelRunPodSandbox(
+    const v1::RunPodSandboxRequest& r) {
   absl::MutexLock l(&mu_);
   std::string id = absl::StrCat("sb", ++next_id_);
   Sandbox sb;
@@ -395,7 +408,8 @@ inline absl::StatusOr<v1::StopPodSandboxResponse> FakeRuntimeService::ModelStopP
 inline absl::StatusOr<v1::RemovePodSandboxResponse> FakeRuntimeService::ModelRemovePodSandbox(
     const v1::RemovePodSandboxRequest& r) {
   absl::MutexLock l(&mu_);
-  if (!sandboxes_.erase(r.pod_sandbox_id())) return absl::NotFoundError("no sandbox " + r.pod_sandbox_id());
+  if (!sandboxes_.erase(r.pod_sandbox_id()))
+    return absl::NotFoundError("no sandbox " + r.pod_sandbox_id());
   Log(absl::StrCat("RemovePodSandbox ", r.pod_sandbox_id()));
   return v1::RemovePodSandboxResponse();
 }
@@ -404,7 +418,8 @@ inline absl::StatusOr<v1::PodSandboxStatusResponse> FakeRuntimeService::ModelPod
     const v1::PodSandboxStatusRequest& r) {
   absl::MutexLock l(&mu_);
   auto it = sandboxes_.find(r.pod_sandbox_id());
-  if (it == sandboxes_.end()) return absl::NotFoundError("pod sandbox \"" + r.pod_sandbox_id() + "\" not found");
+  if (it == sandboxes_.end())
+    return absl::NotFoundError("pod sandbox \"" + r.pod_sandbox_id() + "\" not found");
   const Sandbox& sb = it->second;
   v1::PodSandboxStatusResponse resp;
   auto* s = resp.mutable_status();
@@ -420,7 +435,8 @@ inline absl::StatusOr<v1::PodSandboxStatusResponse> FakeRuntimeService::ModelPod
   return resp;
 }
 
-inline absl::StatusOr<v1::ListPodSandboxResponse> FakeRuntimeService::ModelListPodSandbox(const v1::ListPodSandboxRequest& r) {
+inline absl::StatusOr<v1::ListPodSandboxResponse> FakeRuntimeService::ModelListPodSandbox(
+    const v1::ListPodSandboxRequest& r) {
   absl::MutexLock l(&mu_);
   const auto& f = r.filter();
   v1::ListPodSandboxResponse resp;
@@ -443,7 +459,8 @@ inline absl::StatusOr<v1::ListPodSandboxResponse> FakeRuntimeService::ModelListP
 inline absl::StatusOr<v1::CreateContainerResponse> FakeRuntimeService::ModelCreateContainer(
     const v1::CreateContainerRequest& r) {
   absl::MutexLock l(&mu_);
-  if (!sandboxes_.count(r.pod_sandbox_id())) return absl::NotFoundError("no sandbox " + r.pod_sandbox_id());
+  if (!sandboxes_.count(r.pod_sandbox_id()))
+    return absl::NotFoundError("no sandbox " + r.pod_sandbox_id());
   std::string id = absl::StrCat("ctr", ++next_id_);
   Container c;
   c.sandbox_id = r.pod_sandbox_id();
@@ -478,7 +495,8 @@ inline absl::StatusOr<v1::StartContainerResponse> FakeRuntimeService::ModelStart
   return v1::StartContainerResponse();
 }
 
-inline absl::StatusOr<v1::StopContainerResponse> FakeRuntimeService::ModelStopContainer(const v1::StopContainerRequest& r) {
+inline absl::StatusOr<v1::StopContainerResponse> FakeRuntimeService::ModelStopContainer(
+    const v1::StopContainerRequest& r) {
   absl::MutexLock l(&mu_);
   auto it = containers_.find(r.container_id());
   if (it == containers_.end()) return absl::NotFoundError("no container " + r.container_id());
@@ -487,7 +505,8 @@ inline absl::StatusOr<v1::StopContainerResponse> FakeRuntimeService::ModelStopCo
     it->second.exit_code = 137;
     it->second.finished_at = Tick();
   }
-  Log(absl::StrCat("StopContainer ", it->second.config.metadata().name(), " timeout=", r.timeout()));
+  Log(absl::StrCat("StopContainer ", it->second.config.metadata().name(),
+                   " timeout=", r.timeout()));
   return v1::StopContainerResponse();
 }
 
@@ -501,13 +520,15 @@ inline absl::StatusOr<v1::RemoveContainerResponse> FakeRuntimeService::ModelRemo
   return v1::RemoveContainerResponse();
 }
 
-inline absl::StatusOr<v1::ListContainersResponse> FakeRuntimeService::ModelListContainers(const v1::ListContainersRequest& r) {
+inline absl::StatusOr<v1::ListContainersResponse> FakeRuntimeService::ModelListContainers(
+    const v1::ListContainersRequest& r) {
   absl::MutexLock l(&mu_);
   const auto& f = r.filter();
   v1::ListContainersResponse resp;
   for (const auto& [id, c] : containers_) {
     if (!f.id().empty() && !absl::StartsWith(id, f.id())) continue;
-    if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c.sandbox_id, f.pod_sandbox_id())) continue;
+    if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c.sandbox_id, f.pod_sandbox_id()))
+      continue;
     if (f.has_state() && f.state().state() != c.state) continue;
     if (!fake_cri_internal::MatchLabels(c.config.labels(), f.label_selector())) continue;
     auto* item = resp.add_containers();
@@ -610,7 +631,8 @@ inline absl::Status FakeImageService::ErrorOf(const char* method) {
   return it == errors_.end() ? absl::OkStatus() : it->second;
 }
 
-inline absl::StatusOr<v1::ListImagesResponse> FakeImageService::ListImages(const v1::ListImagesRequest&) {
+inline absl::StatusOr<v1::ListImagesResponse> FakeImageService::ListImages(
+    const v1::ListImagesRequest&) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = ErrorOf("ListImages"); !s.ok()) return s;
   v1::ListImagesResponse r;
@@ -618,7 +640,8 @@ inline absl::StatusOr<v1::ListImagesResponse> FakeImageService::ListImages(const
   return r;
 }
 
-inline absl::StatusOr<v1::ImageStatusResponse> FakeImageService::ImageStatus(const v1::ImageStatusRequest& request) {
+inline absl::StatusOr<v1::ImageStatusResponse> FakeImageService::ImageStatus(
+    const v1::ImageStatusRequest& request) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = ErrorOf("ImageStatus"); !s.ok()) return s;
   v1::ImageStatusResponse r;  // CRI: a missing image is an empty response, not an error
@@ -631,7 +654,8 @@ inline absl::StatusOr<v1::ImageStatusResponse> FakeImageService::ImageStatus(con
   return r;
 }
 
-inline absl::StatusOr<v1::PullImageResponse> FakeImageService::PullImage(const v1::PullImageRequest& r) {
+inline absl::StatusOr<v1::PullImageResponse> FakeImageService::PullImage(
+    const v1::PullImageRequest& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = ErrorOf("PullImage"); !s.ok()) return s;
   mu_.Await(absl::Condition(
@@ -642,8 +666,8 @@ inline absl::StatusOr<v1::PullImageResponse> FakeImageService::PullImage(const v
   if (auto it = pull_errors_.find(image); it != pull_errors_.end()) return it->second;
   if (auto req = required_user_.find(image);
       req != required_user_.end() && (!r.has_auth() || r.auth().username() != req->second)) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("pull of ", image, " as \"", r.has_auth() ? r.auth().username() : "", "\": 401"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "pull of ", image, " as \"", r.has_auth() ? r.auth().username() : "", "\": 401"));
   }
   bool present = false;
   for (const auto& i : images_) {
@@ -660,7 +684,8 @@ inline absl::StatusOr<v1::PullImageResponse> FakeImageService::PullImage(const v
   return resp;
 }
 
-inline absl::StatusOr<v1::RemoveImageResponse> FakeImageService::RemoveImage(const v1::RemoveImageRequest& r) {
+inline absl::StatusOr<v1::RemoveImageResponse> FakeImageService::RemoveImage(
+    const v1::RemoveImageRequest& r) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = ErrorOf("RemoveImage"); !s.ok()) return s;
   const std::string& want = r.image().image();
@@ -674,7 +699,8 @@ inline absl::StatusOr<v1::RemoveImageResponse> FakeImageService::RemoveImage(con
   return v1::RemoveImageResponse();  // CRI: removing a missing image is not an error
 }
 
-inline absl::StatusOr<v1::ImageFsInfoResponse> FakeImageService::ImageFsInfo(const v1::ImageFsInfoRequest&) {
+inline absl::StatusOr<v1::ImageFsInfoResponse> FakeImageService::ImageFsInfo(
+    const v1::ImageFsInfoRequest&) {
   absl::MutexLock l(&mu_);
   if (absl::Status s = ErrorOf("ImageFsInfo"); !s.ok()) return s;
   uint64_t used = 0;

@@ -45,8 +45,9 @@ TEST(FakeRuntimeService, LifecycleAndCallLog) {
   rm.set_container_id(c);
   ASSERT_TRUE(rt.RemoveContainer(rm).ok());
   EXPECT_EQ(rt.ContainerStatus(st).status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(rt.Calls(), ElementsAre("RunPodSandbox web", "CreateContainer main", "StartContainer main",
-                                      "StopContainer main timeout=30", "RemoveContainer main"));
+  EXPECT_THAT(rt.Calls(),
+              ElementsAre("RunPodSandbox web", "CreateContainer main", "StartContainer main",
+                          "StopContainer main timeout=30", "RemoveContainer main"));
   EXPECT_EQ(rt.CallCount("ContainerStatus"), 3);
   EXPECT_EQ(rt.CallCount("CreateContainer"), 2);  // the failed one counts
   EXPECT_EQ(rt.LastRequest<v1::StopContainerRequest>().timeout(), 30);

@@ -25,19 +25,20 @@ class LogRuntime : public cri::testing::FakeRuntimeService {
   LogRuntime() {
     AddContainer("c0", {.state = v1::CONTAINER_EXITED});
     AddContainer("c1", {.state = v1::CONTAINER_RUNNING});
-    OnContainerStatus([this](const v1::ContainerStatusRequest&) -> absl::StatusOr<v1::ContainerStatusResponse> {
-      v1::ContainerStatusResponse resp;
-      resp.mutable_status()->set_log_path(path);
-      return resp;
-    });
-    OnReopenContainerLog(
-        [this](const v1::ReopenContainerLogRequest& r) -> absl::StatusOr<v1::ReopenContainerLogResponse> {
-          EXPECT_EQ(r.container_id(), "c1");
-          if (fail_reopen) return absl::FailedPreconditionError("container not running");
-          ++reopens;
-          std::ofstream(path).flush();
-          return v1::ReopenContainerLogResponse();
+    OnContainerStatus(
+        [this](const v1::ContainerStatusRequest&) -> absl::StatusOr<v1::ContainerStatusResponse> {
+          v1::ContainerStatusResponse resp;
+          resp.mutable_status()->set_log_path(path);
+          return resp;
         });
+    OnReopenContainerLog([this](const v1::ReopenContainerLogRequest& r)
+                             -> absl::StatusOr<v1::ReopenContainerLogResponse> {
+      EXPECT_EQ(r.container_id(), "c1");
+      if (fail_reopen) return absl::FailedPreconditionError("container not running");
+      ++reopens;
+      std::ofstream(path).flush();
+      return v1::ReopenContainerLogResponse();
+    });
   }
 };
 

@@ -59,13 +59,16 @@ class FakeRuntime : public cri::testing::FakeRuntimeService {
     c.config.mutable_metadata()->set_attempt(1);
     AddContainer("c1", c);
     // The log paths are known only once the test has its directory.
-    OnContainerStatus([this](const v1::ContainerStatusRequest& r) -> absl::StatusOr<v1::ContainerStatusResponse> {
-      v1::ContainerStatusResponse resp;
-      resp.mutable_status()->set_id(r.container_id());
-      resp.mutable_status()->set_log_path(r.container_id() == "c1" ? log_path : log_path + ".old");
-      resp.mutable_status()->set_state(r.container_id() == "c1" ? v1::CONTAINER_RUNNING : v1::CONTAINER_EXITED);
-      return resp;
-    });
+    OnContainerStatus(
+        [this](const v1::ContainerStatusRequest& r) -> absl::StatusOr<v1::ContainerStatusResponse> {
+          v1::ContainerStatusResponse resp;
+          resp.mutable_status()->set_id(r.container_id());
+          resp.mutable_status()->set_log_path(r.container_id() == "c1" ? log_path
+                                                                       : log_path + ".old");
+          resp.mutable_status()->set_state(r.container_id() == "c1" ? v1::CONTAINER_RUNNING
+                                                                    : v1::CONTAINER_EXITED);
+          return resp;
+        });
     OnExec([this](const v1::ExecRequest& r) -> absl::StatusOr<v1::ExecResponse> {
       last_exec = r;
       v1::ExecResponse resp;
@@ -73,19 +76,20 @@ class FakeRuntime : public cri::testing::FakeRuntimeService {
       return resp;
     });
     // Writes a stand-in archive at the location; timeout 99 plays a runtime refusal.
-    OnCheckpointContainer(
-        [this](const v1::CheckpointContainerRequest& r) -> absl::StatusOr<v1::CheckpointContainerResponse> {
-          last_checkpoint = r;
-          if (r.timeout() == 99) return absl::FailedPreconditionError("container c1 is not running");
-          std::ofstream(r.location()) << "tar";
-          return v1::CheckpointContainerResponse();
-        });
-    OnPortForward([this](const v1::PortForwardRequest& r) -> absl::StatusOr<v1::PortForwardResponse> {
-      if (r.pod_sandbox_id() != "sb1") return absl::NotFoundError("no sandbox");
-      v1::PortForwardResponse resp;
-      resp.set_url(stream_url + "/portforward/tok456");
-      return resp;
+    OnCheckpointContainer([this](const v1::CheckpointContainerRequest& r)
+                              -> absl::StatusOr<v1::CheckpointContainerResponse> {
+      last_checkpoint = r;
+      if (r.timeout() == 99) return absl::FailedPreconditionError("container c1 is not running");
+      std::ofstream(r.location()) << "tar";
+      return v1::CheckpointContainerResponse();
     });
+    OnPortForward(
+        [this](const v1::PortForwardRequest& r) -> absl::StatusOr<v1::PortForwardResponse> {
+          if (r.pod_sandbox_id() != "sb1") return absl::NotFoundError("no sandbox");
+          v1::PortForwardResponse resp;
+          resp.set_url(stream_url + "/portforward/tok456");
+          return resp;
+        });
   }
 };
 
