@@ -25,6 +25,16 @@
 // Timestamps are fake and strictly increasing (1 ms apart from 2024-01-01), so ordering by
 // created_at is deterministic. IDs are "sb<n>" and "ctr<n>" unless seeded.
 //
+// Example (a scenario class seeds the fake; hooks cover RPCs it does not model):
+//   class OnePod : public cri::testing::FakeRuntimeService {
+//    public:
+//     OnePod() {
+//       AddSandbox("sb1", {.state = v1::SANDBOX_READY});
+//       AddContainer("c1", {.sandbox_id = "sb1", .state = v1::CONTAINER_RUNNING});
+//       OnExec([](const v1::ExecRequest&) -> absl::StatusOr<v1::ExecResponse> { ... });
+//     }
+//   };
+//
 // Thread safety: every method may be called from any thread.
 #pragma once
 
