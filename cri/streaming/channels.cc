@@ -125,9 +125,9 @@ void WebSocketChannels::Send(int ch, absl::string_view data) {
 
 void WebSocketChannels::Close(int ch) {
   if (v5_ && Has(ch) && !closed_[ch]) {
-    conn_->Send(ws::EncodeChannelMessage(ws::kCloseChannel, std::string(1, static_cast<char>(ch)),
-                                         base64_),
-                base64_);
+    conn_->Send(
+        ws::EncodeChannelMessage(ws::kCloseChannel, std::string(1, static_cast<char>(ch)), base64_),
+        base64_);
   }
   if (ch >= 0 && ch < kNumChannels) closed_[ch] = true;
 }

@@ -85,8 +85,7 @@ class SpdyChannels : public ChannelTransport {
 // the channels the request opened (stdin, stdout, stderr unless tty, error, resize if tty).
 class WebSocketChannels : public ChannelTransport {
  public:
-  WebSocketChannels(ws::Connection* conn, bool base64, bool v5,
-                    std::array<bool, kNumChannels> open)
+  WebSocketChannels(ws::Connection* conn, bool base64, bool v5, std::array<bool, kNumChannels> open)
       : conn_(conn), base64_(base64), v5_(v5), open_(open) {}
 
   absl::Status OnBytes(absl::string_view bytes, std::vector<ChannelEvent>* events) override;

@@ -134,7 +134,9 @@ TEST(WebSocketChannels, V5CloseSignalEndsAChannel) {
   t.Send(kResize, "not open");
   t.Close(kStdout);
   t.Close(kStdout);
-  EXPECT_EQ(f.out, std::string("\x82\x02\x01o" "\x82\x02\xff\x01", 8));
+  EXPECT_EQ(f.out, std::string("\x82\x02\x01o"
+                               "\x82\x02\xff\x01",
+                               8));
 }
 
 TEST(WebSocketChannels, BeforeV5ThereIsNoCloseSignal) {

@@ -37,11 +37,11 @@ inline void SetNonBlocking(int fd) {
 }
 
 inline std::string HttpError(int code, const std::string& reason, const std::string& body,
-                      const std::string& extra_headers = "") {
-  return absl::StrCat("HTTP/1.1 ", code, " ", reason,
-                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ",
-                      body.size() + 1, "\r\nConnection: close\r\n", extra_headers, "\r\n", body,
-                      "\n");
+                             const std::string& extra_headers = "") {
+  return absl::StrCat(
+      "HTTP/1.1 ", code, " ", reason,
+      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ", body.size() + 1,
+      "\r\nConnection: close\r\n", extra_headers, "\r\n", body, "\n");
 }
 
 // Blocking write of all of `data` to a (possibly non-blocking) socket, within `deadline`.

@@ -34,7 +34,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
                         int wake_fd, StreamingRuntime* rt) {
   spdy::FrameParser parser;
   spdy::HeaderCodec codec;
-  std::map<std::string, ForwardPair> pairs;       // by requestID
+  std::map<std::string, ForwardPair> pairs;        // by requestID
   std::map<uint32_t, std::string> stream_request;  // stream id -> requestID
   uint32_t last_id = 0;
 
@@ -216,8 +216,8 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         }
         continue;
       }
-      spdy::AppendData(&c->out, p.data_id, absl::string_view(pod_buf.data(), static_cast<size_t>(r)),
-                       false);
+      spdy::AppendData(&c->out, p.data_id,
+                       absl::string_view(pod_buf.data(), static_cast<size_t>(r)), false);
     }
   }
   cleanup();
@@ -244,8 +244,8 @@ void RunPortForwardWebSocket(Client* c, ws::Connection* conn, const std::string&
     send_channel(2 * i + 1, port_le);
     auto fd = rt->DialPort(sandbox_id, ports[i]);
     if (!fd.ok()) {
-      send_channel(2 * i + 1, absl::StrCat("error forwarding port ", ports[i], " to pod ", sandbox_id,
-                                   ", uid : ", fd.status().message()));
+      send_channel(2 * i + 1, absl::StrCat("error forwarding port ", ports[i], " to pod ",
+                                           sandbox_id, ", uid : ", fd.status().message()));
       fw[i].pod_eof = fw[i].pod_shut = true;
       continue;
     }

@@ -124,7 +124,10 @@ TEST_F(PortForwardTest, WebSocketDialErrorGoesToErrorChannel) {
   EXPECT_EQ(c.Read(), std::string("\x01\x90\x1f", 3));
   auto err = c.Read();
   ASSERT_TRUE(err.has_value());
-  EXPECT_TRUE(absl::StartsWith(*err, "\x01" "error forwarding port 8080 to pod sb1, uid : ")) << *err;
+  EXPECT_TRUE(absl::StartsWith(*err,
+                               "\x01"
+                               "error forwarding port 8080 to pod sb1, uid : "))
+      << *err;
   // Nothing is left to forward: the server closes normally.
   EXPECT_FALSE(c.Read().has_value());
   EXPECT_EQ(c.close_code(), 1000);

@@ -106,7 +106,9 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
       // Output still flowing is delivered: the session ends once it has been quiet for
       // kAttachStdinEofQuiet, and at the latest kDrainGrace after the detach.
       auto now = Clock::now();
-      if (now - std::max(last_output, *detach_at) > kAttachStdinEofQuiet || now - *detach_at > kDrainGrace) break;
+      if (now - std::max(last_output, *detach_at) > kAttachStdinEofQuiet ||
+          now - *detach_at > kDrainGrace)
+        break;
     }
     if (c->gone) return;
     c->Flush();
@@ -124,12 +126,14 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
       if (out_open[kStdout]) fds[i_out = n++] = {proc->stdout_fd(), POLLIN, 0};
       if (out_open[kStderr]) fds[i_err = n++] = {proc->stderr_fd(), POLLIN, 0};
     }
-    if (proc && !stdin_closed && !stdin_buf.empty()) fds[i_in = n++] = {proc->stdin_fd(), POLLOUT, 0};
+    if (proc && !stdin_closed && !stdin_buf.empty())
+      fds[i_in = n++] = {proc->stdin_fd(), POLLOUT, 0};
     if (proc && !exited && proc->exit_fd() >= 0) fds[i_exit = n++] = {proc->exit_fd(), POLLIN, 0};
     int timeout_ms = -1;
     if (!started) {
       timeout_ms = static_cast<int>(std::max<int64_t>(
-          0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
     } else if (exited) {
       timeout_ms = 200;
     } else if (detach_at) {
@@ -184,8 +188,8 @@ void RunRemoteCommand(Client* c, ChannelTransport* t, const std::string& leftove
       exited = true;
       last_output = Clock::now();
       auto code = proc->Wait();
-      final_status = code.ok() ? ExitStatusJson(*code) : InternalErrorStatusJson(
-                                                             std::string(code.status().message()));
+      final_status = code.ok() ? ExitStatusJson(*code)
+                               : InternalErrorStatusJson(std::string(code.status().message()));
     }
   }
   t->Close(kStdout);

@@ -80,8 +80,9 @@ class RemoteCommandTest : public ::testing::Test {
 TEST_F(RemoteCommandTest, WebSocketV5SendsStatusAndCloseSignals) {
   runtime_.set_script(OutAndErr);
   WsClient c;
-  ASSERT_TRUE(c.Connect(ExecUrl(false, true, true, false),
-                        {"v5.channel.k8s.io", "v4.channel.k8s.io"}).ok());
+  ASSERT_TRUE(
+      c.Connect(ExecUrl(false, true, true, false), {"v5.channel.k8s.io", "v4.channel.k8s.io"})
+          .ok());
   EXPECT_EQ(c.protocol(), "v5.channel.k8s.io");
   WsResult r = ReadAll(&c);
   EXPECT_EQ(r.data[kStdout], "out");
@@ -182,8 +183,7 @@ TEST_F(RemoteCommandTest, TtyResizeReachesTheProcess) {
   WsResult r = ReadAll(&c);
   EXPECT_EQ(r.data[kStdout], "tty");
   EXPECT_EQ(r.data.count(kStderr), 0u);
-  EXPECT_EQ(runtime_.resizes(),
-            (std::vector<std::pair<uint16_t, uint16_t>>{{80, 24}, {100, 50}}));
+  EXPECT_EQ(runtime_.resizes(), (std::vector<std::pair<uint16_t, uint16_t>>{{80, 24}, {100, 50}}));
 }
 
 TEST_F(RemoteCommandTest, StartFailureIsInternalErrorStatus) {

@@ -234,7 +234,8 @@ void Server::Serve(int fd) {
     buf.append(tmp, static_cast<size_t>(n));
     boost::beast::error_code ec;
     for (;;) {
-      size_t used = parser.put(boost::asio::buffer(buf.data() + consumed, buf.size() - consumed), ec);
+      size_t used =
+          parser.put(boost::asio::buffer(buf.data() + consumed, buf.size() - consumed), ec);
       consumed += used;
       if (ec == http::error::need_more) {
         ec = {};
@@ -278,10 +279,10 @@ void Server::Serve(int fd) {
                                                "base64.channel.k8s.io", "channel.k8s.io"};
     std::string proto = Negotiate(offered, supported);
     if (proto.empty() && !offered.empty()) {
-      return reply(HttpError(
-          400, "Bad Request",
-          absl::StrCat("unable to negotiate protocol: client supports ", absl::StrJoin(offered, ","),
-                       ", server accepts ", absl::StrJoin(supported, ","))));
+      return reply(HttpError(400, "Bad Request",
+                             absl::StrCat("unable to negotiate protocol: client supports ",
+                                          absl::StrJoin(offered, ","), ", server accepts ",
+                                          absl::StrJoin(supported, ","))));
     }
     ws::Connection conn(&client.out);
     if (auto s = conn.Accept(req, proto); !s.ok()) {
@@ -300,9 +301,10 @@ void Server::Serve(int fd) {
           if (absl::ConsumePrefix(&kv, "port=") && absl::SimpleAtoi(kv, &p)) ports.push_back(p);
         }
       }
-      if (ports.empty()) ports.assign(sr->port_forward.port().begin(), sr->port_forward.port().end());
-      RunPortForwardWebSocket(&client, &conn, leftover, sr->port_forward.pod_sandbox_id(), ports, wake_fd_,
-                              runtime_);
+      if (ports.empty())
+        ports.assign(sr->port_forward.port().begin(), sr->port_forward.port().end());
+      RunPortForwardWebSocket(&client, &conn, leftover, sr->port_forward.pod_sandbox_id(), ports,
+                              wake_fd_, runtime_);
       return;
     }
     CommandOptions o;
@@ -317,13 +319,14 @@ void Server::Serve(int fd) {
                         open);
     RunRemoteCommand(&client, &t, leftover, o, false, Clock::now(), wake_fd_, [&] {
       return sr->kind == StreamRequest::Kind::kExec ? runtime_->StartExec(sr->exec)
-                                                     : runtime_->StartAttach(sr->attach);
+                                                    : runtime_->StartAttach(sr->attach);
     });
     return;
   }
 
   if (upgrade != "spdy/3.1") {
-    return reply(HttpError(400, "Bad Request", "unable to upgrade: missing upgrade headers in request"));
+    return reply(
+        HttpError(400, "Bad Request", "unable to upgrade: missing upgrade headers in request"));
   }
   std::vector<std::string> offered = HeaderValues(req, "X-Stream-Protocol-Version");
   std::vector<std::string> supported =
@@ -332,12 +335,14 @@ void Server::Serve(int fd) {
   std::string proto = Negotiate(offered, supported);
   if (proto.empty()) {
     std::string accepted;
-    for (const auto& s : supported) absl::StrAppend(&accepted, "X-Accepted-Stream-Protocol-Versions: ", s, "\r\n");
-    return reply(HttpError(
-        403, "Forbidden",
-        absl::StrCat("unable to upgrade: unable to negotiate protocol: client supports ",
-                     absl::StrJoin(offered, ","), ", server accepts ", absl::StrJoin(supported, ",")),
-        accepted));
+    for (const auto& s : supported)
+      absl::StrAppend(&accepted, "X-Accepted-Stream-Protocol-Versions: ", s, "\r\n");
+    return reply(
+        HttpError(403, "Forbidden",
+                  absl::StrCat("unable to upgrade: unable to negotiate protocol: client supports ",
+                               absl::StrJoin(offered, ","), ", server accepts ",
+                               absl::StrJoin(supported, ",")),
+                  accepted));
   }
   client.out = absl::StrCat(
       "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
@@ -354,12 +359,11 @@ void Server::Serve(int fd) {
     o = {sr->attach.stdin(), sr->attach.stdout(), sr->attach.stderr(), sr->attach.tty()};
   }
   SpdyChannels t(&client.out);
-  RunRemoteCommand(&client, &t, leftover, o, true, Clock::now() + opts_.stream_creation_timeout,
-                   wake_fd_, [&] {
-                     return sr->kind == StreamRequest::Kind::kExec
-                                ? runtime_->StartExec(sr->exec)
-                                : runtime_->StartAttach(sr->attach);
-                   });
+  RunRemoteCommand(
+      &client, &t, leftover, o, true, Clock::now() + opts_.stream_creation_timeout, wake_fd_, [&] {
+        return sr->kind == StreamRequest::Kind::kExec ? runtime_->StartExec(sr->exec)
+                                                      : runtime_->StartAttach(sr->attach);
+      });
 }
 
 }  // namespace berth::cri::streaming

@@ -90,7 +90,8 @@ class BufferStream {
     Read(executor_type ex, Handler h, const Buffers& b)
         : ex_(ex), handler_(std::move(h)), buffers_(b) {}
     void Complete(std::string* in, size_t* in_off) override {
-      size_t n = net::buffer_copy(buffers_, net::buffer(in->data() + *in_off, in->size() - *in_off));
+      size_t n =
+          net::buffer_copy(buffers_, net::buffer(in->data() + *in_off, in->size() - *in_off));
       *in_off += n;
       if (*in_off == in->size()) {
         in->clear();
@@ -117,8 +118,8 @@ class BufferStream {
 void beast_close_socket(BufferStream&) {}
 template <class TeardownHandler>
 void async_teardown(beast::role_type, BufferStream& s, TeardownHandler&& handler) {
-  net::post(s.get_executor(), beast::bind_front_handler(std::forward<TeardownHandler>(handler),
-                                                        ErrorCode{}));
+  net::post(s.get_executor(),
+            beast::bind_front_handler(std::forward<TeardownHandler>(handler), ErrorCode{}));
 }
 
 }  // namespace
@@ -162,8 +163,9 @@ struct Connection::Impl {
 Connection::Connection(std::string* out) : impl_(std::make_unique<Impl>(out)) {}
 Connection::~Connection() = default;
 
-absl::Status Connection::Accept(const boost::beast::http::request<boost::beast::http::empty_body>& req,
-                                const std::string& protocol) {
+absl::Status Connection::Accept(
+    const boost::beast::http::request<boost::beast::http::empty_body>& req,
+    const std::string& protocol) {
   impl_->ws.set_option(websocket::stream_base::decorator([protocol](websocket::response_type& res) {
     if (!protocol.empty()) res.set(beast::http::field::sec_websocket_protocol, protocol);
   }));

@@ -28,11 +28,13 @@ std::string ClientFrame(uint8_t opcode, const std::string& payload, bool fin = t
   }
   if (!masked) return out + payload;
   out.append(mask, 4);
-  for (size_t i = 0; i < payload.size(); ++i) out.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+  for (size_t i = 0; i < payload.size(); ++i)
+    out.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
   return out;
 }
 
-http::request<http::empty_body> UpgradeRequest(const std::string& key = "dGhlIHNhbXBsZSBub25jZQ==") {
+http::request<http::empty_body> UpgradeRequest(
+    const std::string& key = "dGhlIHNhbXBsZSBub25jZQ==") {
   http::request<http::empty_body> req{http::verb::get, "/exec/tok", 11};
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::connection, "Upgrade");
@@ -58,7 +60,8 @@ TEST(WebSocket, AcceptAnswersRfcKeyAndProtocol) {
   ASSERT_TRUE(conn.Accept(UpgradeRequest(), "v4.channel.k8s.io").ok());
   EXPECT_TRUE(absl::StartsWith(out, "HTTP/1.1 101 Switching Protocols\r\n")) << out;
   // RFC 6455 section 1.3 example key.
-  EXPECT_TRUE(absl::StrContains(out, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"))
+      << out;
   EXPECT_TRUE(absl::StrContains(out, "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n")) << out;
 }
 
@@ -111,7 +114,9 @@ TEST(WebSocket, RejectsUnmaskedClientFrame) {
 TEST(WebSocket, ServerFramesAreSingleUnmaskedFrames) {
   Accepted a;
   a.conn.Send("ab", false);
-  EXPECT_EQ(a.out, std::string("\x82\x02" "ab", 4));
+  EXPECT_EQ(a.out, std::string("\x82\x02"
+                               "ab",
+                               4));
   a.out.clear();
   a.conn.Send(std::string(200, 'a'), true);
   EXPECT_EQ(a.out.substr(0, 4), std::string("\x81\x7e\x00\xc8", 4));

@@ -117,7 +117,8 @@ class WsClient {
 
 // Sends a WebSocket upgrade request for `url` offering `protocols` (with Beast's HTTP
 // client) and returns the response's status code (101 on success), -1 on I/O errors.
-inline int WebSocketUpgradeStatus(const std::string& url, const std::vector<std::string>& protocols) {
+inline int WebSocketUpgradeStatus(const std::string& url,
+                                  const std::vector<std::string>& protocols) {
   namespace http = boost::beast::http;
   Url u = ParseUrl(url);
   net::io_context ioc;
@@ -133,7 +134,8 @@ inline int WebSocketUpgradeStatus(const std::string& url, const std::vector<std:
   req.set(http::field::upgrade, "websocket");
   req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
   req.set(http::field::sec_websocket_version, "13");
-  if (!protocols.empty()) req.set(http::field::sec_websocket_protocol, absl::StrJoin(protocols, ", "));
+  if (!protocols.empty())
+    req.set(http::field::sec_websocket_protocol, absl::StrJoin(protocols, ", "));
   http::write(s, req, ec);
   if (ec) return -1;
   boost::beast::flat_buffer b;

@@ -80,16 +80,16 @@ class FakeProcess : public StreamProcess {
       if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
     exit_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    thread_ = std::thread([this, script = std::move(script), in_r = in[0], out_w = out[1],
-                           err_w = err[1]] {
-      code_ = script(in_r, out_w, err_w);
-      for (int fd : {in_r, out_w, err_w}) {
-        if (fd >= 0) close(fd);
-      }
-      uint64_t one = 1;
-      ssize_t unused = write(exit_, &one, sizeof(one));
-      (void)unused;
-    });
+    thread_ = std::thread(
+        [this, script = std::move(script), in_r = in[0], out_w = out[1], err_w = err[1]] {
+          code_ = script(in_r, out_w, err_w);
+          for (int fd : {in_r, out_w, err_w}) {
+            if (fd >= 0) close(fd);
+          }
+          uint64_t one = 1;
+          ssize_t unused = write(exit_, &one, sizeof(one));
+          (void)unused;
+        });
   }
   ~FakeProcess() override {
     CloseStdin();
@@ -186,7 +186,8 @@ class FakeStreamingRuntime : public StreamingRuntime {
     if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       int err = errno;
       close(fd);
-      return absl::UnavailableError(absl::StrCat("dial tcp4 127.0.0.1:", port, ": ", strerror(err)));
+      return absl::UnavailableError(
+          absl::StrCat("dial tcp4 127.0.0.1:", port, ": ", strerror(err)));
     }
     return fd;
   }
