@@ -96,13 +96,16 @@ struct Client {
       out_off = 0;
     }
   }
-  // Reads what is available; false when the client went away.
+  // Reads what is available, up to about kHighWater bytes (the rest stays in the socket for
+  // the next poll: a fast client cannot make one call read without bound); false when the
+  // client went away.
   bool Read(std::string* into) {
     char buf[64 * 1024];
-    for (;;) {
+    for (size_t total = 0; total < kHighWater;) {
       ssize_t n = recv(fd, buf, sizeof(buf), 0);
       if (n > 0) {
         into->append(buf, static_cast<size_t>(n));
+        total += static_cast<size_t>(n);
         if (static_cast<size_t>(n) < sizeof(buf)) return true;
         continue;
       }
@@ -111,6 +114,7 @@ struct Client {
       gone = true;
       return false;
     }
+    return true;
   }
   // Blocks until everything queued is written (or the deadline passes), then half-closes
   // and discards what the client still sends until it closes too: closing with unread

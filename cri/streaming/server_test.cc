@@ -2,10 +2,17 @@
 // the upgrade negotiation (SPDY and WebSocket), as kubelet's CRI streaming server answers.
 #include "cri/streaming/server.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "cri/streaming/connection.h"
 #include "cri/streaming/testing/clients.h"
 #include "cri/streaming/testing/fake_streaming_runtime.h"
 #include "cri/streaming/websocket.h"
@@ -177,6 +184,38 @@ TEST_F(ServerTest, ShutdownEndsSessions) {
   server_.Shutdown();  // joins the session thread: returns only once it ended
   EXPECT_EQ(server_.active_sessions(), 0);
   EXPECT_FALSE(c.Read().has_value());
+}
+
+// A client that writes faster than the session consumes cannot make one read unbounded
+// (stdin used to pile up in memory and be shifted on every write to the process).
+TEST(Client, ReadIsBounded) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::string chunk(256 * 1024, 'x');
+    while (!stop.load() && send(sv[1], chunk.data(), chunk.size(), MSG_NOSIGNAL) > 0) {
+    }
+  });
+  internal::Client c;
+  c.fd = sv[0];
+  internal::SetNonBlocking(c.fd);
+  size_t most = 0, total = 0;
+  while (total < (64u << 20)) {
+    std::string got;
+    struct pollfd p = {c.fd, POLLIN, 0};
+    poll(&p, 1, 10000);
+    ASSERT_TRUE(c.Read(&got));
+    most = std::max(most, got.size());
+    total += got.size();
+  }
+  stop = true;
+  shutdown(sv[0], SHUT_RDWR);
+  writer.join();
+  close(sv[0]);
+  close(sv[1]);
+  EXPECT_LT(most, internal::kHighWater + 64 * 1024);
+  EXPECT_GT(most, 0u);
 }
 
 }  // namespace

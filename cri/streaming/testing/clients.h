@@ -69,6 +69,7 @@ class WsClient {
     net::connect(ws_.next_layer(), resolver.resolve(u.host, u.port), ec);
     if (ec) return absl::UnavailableError(ec.message());
     SetReceiveTimeout(ws_.next_layer().native_handle(), 10);
+    ws_.next_layer().set_option(tcp::no_delay(true));  // as Go's net.Dial does
     std::string offered = absl::StrJoin(protocols, ", ");
     ws_.set_option(websocket::stream_base::decorator([offered](websocket::request_type& req) {
       if (!offered.empty()) req.set(boost::beast::http::field::sec_websocket_protocol, offered);
