@@ -35,10 +35,12 @@ absl::StatusOr<Json> ReadJson(const std::string& path) {
   return j;
 }
 
-// Removes `dir` (an empty directory, or a file) when it is not a mount point.
+// Removes `path` when nothing is mounted at or below it (mountinfo, so that bind mounts
+// from the same filesystem count too, as mount-utils' IsNotMountPoint).
 absl::Status RemoveUnlessMounted(const std::string& path) {
   if (!PathExists(path)) return absl::OkStatus();
-  if (IsMountPoint(path)) return absl::FailedPreconditionError(absl::StrCat(path, " is still mounted"));
+  ASSIGN_OR_RETURN(std::vector<std::string> mounts, MountPointsUnder(path));
+  if (!mounts.empty()) return absl::FailedPreconditionError(absl::StrCat(mounts.front(), " is still mounted"));
   return RemoveAll(path);
 }
 

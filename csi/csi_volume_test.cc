@@ -1,5 +1,6 @@
 #include "csi/csi_volume.h"
 
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -222,6 +223,26 @@ TEST_F(CsiVolumesTest, UnregisteredDriverAndFailedUnpublishAreErrors) {
   EXPECT_FALSE(V().TearDownPod("uid-1").ok());
   EXPECT_TRUE(PathExists(root_ + "/pods/uid-1/volumes/kubernetes.io~csi/pv-1/vol_data.json"));
   driver_->Fail("NodeUnpublishVolume", grpc::Status::OK);
+  EXPECT_TRUE(V().TearDownPod("uid-1").ok());
+  EXPECT_FALSE(PathExists(root_ + "/pods/uid-1/volumes/kubernetes.io~csi"));
+}
+
+TEST_F(CsiVolumesTest, TargetStillMountedAfterUnpublishIsAnError) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a bind mount";
+  ASSERT_TRUE(V().SetUp(Request("uid-1")).ok());
+  const std::string target = V().TargetPath("uid-1", "pv-1");
+  const std::string src = JoinPath(root_, "src");
+  ASSERT_TRUE(MkdirAll(src).ok());
+  // A bind mount within one filesystem (same st_dev as the parent): a driver that
+  // "unpublished" without unmounting must not make berth delete the volume's files.
+  ASSERT_EQ(::mount(src.c_str(), target.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_TRUE(WriteFileAtomic(JoinPath(src, "data"), "keep").ok());
+  absl::Status s = V().TearDownPod("uid-1");
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("still mounted"));
+  EXPECT_TRUE(PathExists(JoinPath(src, "data")));
+  EXPECT_TRUE(PathExists(root_ + "/pods/uid-1/volumes/kubernetes.io~csi/pv-1/vol_data.json"));
+  ASSERT_EQ(::umount(target.c_str()), 0);
   EXPECT_TRUE(V().TearDownPod("uid-1").ok());
   EXPECT_FALSE(PathExists(root_ + "/pods/uid-1/volumes/kubernetes.io~csi"));
 }
