@@ -12,6 +12,8 @@
 #  - a PV with a csi source (attachRequired: false): NodeStageVolume at the global mount,
 #    then NodePublishVolume with staging set, vol_data.json files; the data outlives the pod
 #    (unpublish, then unstage, directories gone) and a second pod reads it;
+#  - berth killed (SIGKILL) with the volume mounted and the pod deleted meanwhile: the new
+#    berth unpublishes and unstages it (found from vol_data.json) once the driver re-registers;
 #  - the registration socket removed: CSINode entry and annotation key gone.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/../e2e/lib.sh"
@@ -28,6 +30,7 @@ stop_driver() {
   drv_pid=
 }
 cleanup_csi() {
+  if ! pid_alive berth; then start_berth "$node_name" "$cgroup_root"; wait_for 120 node_ready "$node_name" || true; fi
   kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=true --timeout=120s >/dev/null 2>&1 || true
   kubectl delete pv e2e-csi-pv --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1 || true
   kubectl delete csidriver "$drv" --ignore-not-found >/dev/null 2>&1 || true
@@ -206,8 +209,34 @@ pod_with_claim reader "cat /data/file && sleep 3600" | kubectl apply -n "$E2E_NS
 wait_for 120 pod_phase_is "$E2E_NS" reader Running || fail "pod reader not Running" "$E2E_NS"
 read_back() { [ "$(kubectl logs -n "$E2E_NS" reader 2>/dev/null)" = persisted ]; }
 wait_for 30 read_back || fail "pod reader read '$(kubectl logs -n "$E2E_NS" reader 2>&1)'"
-kubectl delete pod -n "$E2E_NS" reader --wait=true --timeout=60s >/dev/null || fail "deleting pod reader failed"
 log "PV: staged, published, unpublished, unstaged; the data outlived the pod"
+
+# Restart safety: berth killed while the volume is mounted, the pod deleted while it is down.
+# The new berth finds the volume from vol_data.json and unpublishes and unstages it once the
+# driver has registered again.
+uid=$(jsonpath pod/reader '{.metadata.uid}' "$E2E_NS")
+target=$kroot/pods/$uid/volumes/kubernetes.io~csi/e2e-csi-pv/mount
+count() { jq -r --arg m "$1" 'select(.method==$m) | .method' "$drv_log" | wc -l; }
+unstages=$(count NodeUnstageVolume)
+regs=$(count NotifyRegistrationStatus)
+pid=$(berth_pid)
+kill -KILL "$pid"
+gone() { ! pid_alive berth; }
+wait_for 10 gone || fail "berth (pid $pid) survived SIGKILL"
+kubectl delete pod -n "$E2E_NS" reader --wait=false >/dev/null
+start_berth "$node_name" "$cgroup_root"
+log "restarted berth with pod reader deleted while it was down"
+reregistered() { [ "$(count NotifyRegistrationStatus)" -gt "$regs" ]; }
+wait_for 60 reregistered || fail "the driver did not register again with the new berth"
+more_unstages() { [ "$(count NodeUnstageVolume)" -gt "$unstages" ]; }
+wait_for 90 more_unstages || fail "no NodeUnstageVolume after the restart; driver saw: $(methods)"
+wait_for 30 unpublished "$target" || fail "no NodeUnpublishVolume of $target after the restart"
+wait_for 30 test ! -e "$kroot/plugins/kubernetes.io/csi/$drv/$sha" || fail "staging dir left after the restart"
+wait_for 30 test ! -e "$(dirname "$target")" || fail "pod volume dir left after the restart"
+reader_gone() { [ -z "$(kubectl get pod -n "$E2E_NS" reader -o name 2>/dev/null)" ]; }
+wait_for 60 reader_gone || fail "pod reader not gone after the restart" "$E2E_NS"
+[ "$(cat "$vols/vol-static/file")" = persisted ] || fail "the data did not survive the restart"
+log "restart: unpublished and unstaged from vol_data.json"
 
 # The driver goes: its registration socket disappears, berth deregisters it.
 stop_driver
