@@ -24,7 +24,8 @@ namespace berth::csi {
 class CsiManager {
  public:
   // `api` is not owned and must outlive the manager. `kubelet_root` e.g. /var/lib/kubelet.
-  CsiManager(kubelet::ApiClient* api, const std::string& node_name, const std::string& kubelet_root);
+  CsiManager(kubelet::ApiClient* api, const std::string& node_name,
+             const std::string& kubelet_root);
   ~CsiManager();  // Stop()s
 
   void Start();

@@ -24,7 +24,8 @@ absl::StatusOr<std::string> DriverRegistry::Endpoint(const std::string& name) co
   std::lock_guard<std::mutex> l(mu_);
   auto it = drivers_.find(name);
   if (it == drivers_.end()) {
-    return absl::NotFoundError(absl::StrCat("driver name ", name, " not found in the list of registered CSI drivers"));
+    return absl::NotFoundError(
+        absl::StrCat("driver name ", name, " not found in the list of registered CSI drivers"));
   }
   return it->second;
 }
@@ -36,7 +37,8 @@ std::vector<std::string> DriverRegistry::Names() const {
   return out;
 }
 
-absl::Status ValidateCsiVersions(const std::string& driver, const std::vector<std::string>& versions) {
+absl::Status ValidateCsiVersions(const std::string& driver,
+                                 const std::vector<std::string>& versions) {
   for (std::string v : versions) {
     if (!v.empty() && (v[0] == 'v' || v[0] == 'V')) v.erase(0, 1);
     std::vector<std::string> parts = absl::StrSplit(v, '.');
@@ -44,11 +46,13 @@ absl::Status ValidateCsiVersions(const std::string& driver, const std::vector<st
     if (!parts.empty() && absl::SimpleAtoi(parts[0], &major) && major == 1) return absl::OkStatus();
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("validation failed for CSI Driver ", driver, " at endpoint: none of the CSI versions reported by this driver [",
+      absl::StrCat("validation failed for CSI Driver ", driver,
+                   " at endpoint: none of the CSI versions reported by this driver [",
                    absl::StrJoin(versions, ", "), "] are supported"));
 }
 
-CsiPluginHandler::CsiPluginHandler(DriverRegistry* registry, NodeInfoManager* nim, absl::Duration timeout)
+CsiPluginHandler::CsiPluginHandler(DriverRegistry* registry, NodeInfoManager* nim,
+                                   absl::Duration timeout)
     : registry_(registry), nim_(nim), timeout_(timeout) {}
 
 absl::Status CsiPluginHandler::ValidatePlugin(const PluginInfo& info) {
@@ -66,7 +70,8 @@ absl::Status CsiPluginHandler::RegisterPlugin(const PluginInfo& info) {
   if (s.ok() && nim_ != nullptr) {
     std::map<std::string, std::string> topology;
     if (resp.has_accessible_topology()) {
-      topology.insert(resp.accessible_topology().segments().begin(), resp.accessible_topology().segments().end());
+      topology.insert(resp.accessible_topology().segments().begin(),
+                      resp.accessible_topology().segments().end());
     }
     s = nim_->InstallDriver(info.name, resp.node_id(), resp.max_volumes_per_node(), topology);
   }
@@ -77,7 +82,9 @@ absl::Status CsiPluginHandler::RegisterPlugin(const PluginInfo& info) {
         LOG(WARNING) << "CSI driver " << info.name << ": " << u;
       }
     }
-    return absl::Status(s.code(), absl::StrCat("RegisterPlugin error -- plugin registration failed with err: ", s.message()));
+    return absl::Status(
+        s.code(),
+        absl::StrCat("RegisterPlugin error -- plugin registration failed with err: ", s.message()));
   }
   LOG(INFO) << "CSI driver " << info.name << " registered: node ID " << resp.node_id();
   return absl::OkStatus();

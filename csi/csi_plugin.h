@@ -41,13 +41,15 @@ class DriverRegistry {
 
 // Whether `versions` (e.g. ["1.0.0"]) holds a supported CSI version: major 1 (a leading 'v'
 // is accepted). Errors: InvalidArgument naming the versions.
-absl::Status ValidateCsiVersions(const std::string& driver, const std::vector<std::string>& versions);
+absl::Status ValidateCsiVersions(const std::string& driver,
+                                 const std::vector<std::string>& versions);
 
 class CsiPluginHandler : public PluginHandler {
  public:
   // Neither is owned; both must outlive the handler. `nim` may be null (no API server:
   // drivers are only recorded in `registry`).
-  CsiPluginHandler(DriverRegistry* registry, NodeInfoManager* nim, absl::Duration timeout = absl::Minutes(2));
+  CsiPluginHandler(DriverRegistry* registry, NodeInfoManager* nim,
+                   absl::Duration timeout = absl::Minutes(2));
 
   absl::Status ValidatePlugin(const PluginInfo& info) override;
   // NodeGetInfo, then NodeInfoManager::InstallDriver; on failure the driver is unregistered

@@ -40,7 +40,8 @@ absl::StatusOr<Json> ReadJson(const std::string& path) {
 absl::Status RemoveUnlessMounted(const std::string& path) {
   if (!PathExists(path)) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<std::string> mounts, MountPointsUnder(path));
-  if (!mounts.empty()) return absl::FailedPreconditionError(absl::StrCat(mounts.front(), " is still mounted"));
+  if (!mounts.empty())
+    return absl::FailedPreconditionError(absl::StrCat(mounts.front(), " is still mounted"));
   return RemoveAll(path);
 }
 
@@ -66,7 +67,8 @@ const Json& Obj(const Json& j, const std::string& key) {
   return it != j.end() && it->is_object() ? *it : kEmpty;
 }
 
-void FillCapability(const VolumeRequest& req, const std::set<int>& caps, ::csi::v1::VolumeCapability* cap) {
+void FillCapability(const VolumeRequest& req, const std::set<int>& caps,
+                    ::csi::v1::VolumeCapability* cap) {
   cap->mutable_access_mode()->set_mode(static_cast<AccessMode::Mode>(
       CsiAccessMode(req.access_mode, caps.count(NodeCap::SINGLE_NODE_MULTI_WRITER) > 0)));
   auto* mount = cap->mutable_mount();
@@ -78,14 +80,17 @@ void FillCapability(const VolumeRequest& req, const std::set<int>& caps, ::csi::
 }
 
 // The data of Secret `ns`/`name`, decoded.
-absl::StatusOr<std::map<std::string, std::string>> SecretData(kubelet::ApiClient* api, const std::string& ns,
+absl::StatusOr<std::map<std::string, std::string>> SecretData(kubelet::ApiClient* api,
+                                                              const std::string& ns,
                                                               const std::string& name) {
-  ASSIGN_OR_RETURN(Json secret, api->Get(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", name)));
+  ASSIGN_OR_RETURN(Json secret,
+                   api->Get(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", name)));
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : StringMap(Obj(secret, "data"))) {
     std::string decoded;
     if (!absl::Base64Unescape(v, &decoded)) {
-      return absl::DataLossError(absl::StrCat("secret ", ns, "/", name, " key ", k, ": invalid base64"));
+      return absl::DataLossError(
+          absl::StrCat("secret ", ns, "/", name, " key ", k, ": invalid base64"));
     }
     out[k] = decoded;
   }
@@ -93,7 +98,8 @@ absl::StatusOr<std::map<std::string, std::string>> SecretData(kubelet::ApiClient
 }
 
 // A secretRef ({name, namespace}) of a PV or inline volume; `default_ns` when it has none.
-absl::Status ResolveSecretRef(kubelet::ApiClient* api, const Json& ref, const std::string& default_ns,
+absl::Status ResolveSecretRef(kubelet::ApiClient* api, const Json& ref,
+                              const std::string& default_ns,
                               std::map<std::string, std::string>* out) {
   if (!ref.is_object() || Str(ref, "name").empty()) return absl::OkStatus();
   std::string ns = Str(ref, "namespace");
@@ -106,10 +112,12 @@ absl::Status ResolveSecretRef(kubelet::ApiClient* api, const Json& ref, const st
 
 int CsiAccessMode(const std::string& mode, bool single_node_multi_writer) {
   if (mode == "ReadWriteOnce") {
-    return single_node_multi_writer ? AccessMode::SINGLE_NODE_MULTI_WRITER : AccessMode::SINGLE_NODE_WRITER;
+    return single_node_multi_writer ? AccessMode::SINGLE_NODE_MULTI_WRITER
+                                    : AccessMode::SINGLE_NODE_WRITER;
   }
   if (mode == "ReadWriteOncePod") {
-    return single_node_multi_writer ? AccessMode::SINGLE_NODE_SINGLE_WRITER : AccessMode::SINGLE_NODE_WRITER;
+    return single_node_multi_writer ? AccessMode::SINGLE_NODE_SINGLE_WRITER
+                                    : AccessMode::SINGLE_NODE_WRITER;
   }
   if (mode == "ReadOnlyMany") return AccessMode::MULTI_NODE_READER_ONLY;
   if (mode == "ReadWriteMany") return AccessMode::MULTI_NODE_MULTI_WRITER;
@@ -119,16 +127,21 @@ int CsiAccessMode(const std::string& mode, bool single_node_multi_writer) {
 std::string Sha256Hex(const std::string& s) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-CsiVolumes::CsiVolumes(const DriverRegistry* registry, kubelet::ApiClient* api, std::string kubelet_root,
-                       std::string node_name, absl::Duration timeout)
-    : registry_(registry), api_(api), root_(std::move(kubelet_root)), node_name_(std::move(node_name)),
+CsiVolumes::CsiVolumes(const DriverRegistry* registry, kubelet::ApiClient* api,
+                       std::string kubelet_root, std::string node_name, absl::Duration timeout)
+    : registry_(registry),
+      api_(api),
+      root_(std::move(kubelet_root)),
+      node_name_(std::move(node_name)),
       timeout_(timeout) {}
 
 std::string CsiVolumes::StagingPath(const std::string& driver, const std::string& handle) const {
-  return absl::StrCat(root_, "/plugins/kubernetes.io/csi/", driver, "/", Sha256Hex(handle), "/globalmount");
+  return absl::StrCat(root_, "/plugins/kubernetes.io/csi/", driver, "/", Sha256Hex(handle),
+                      "/globalmount");
 }
 
 std::string CsiVolumes::TargetPath(const std::string& pod_uid, const std::string& spec_name) const {
@@ -149,7 +162,8 @@ absl::StatusOr<std::set<int>> CsiVolumes::NodeCapabilities(const std::string& en
   ::csi::v1::NodeGetCapabilitiesRequest req;
   ::csi::v1::NodeGetCapabilitiesResponse resp;
   auto ctx = ContextWithTimeout(timeout_);
-  RETURN_IF_ERROR(FromGrpc(stub->NodeGetCapabilities(ctx.get(), req, &resp), "NodeGetCapabilities"));
+  RETURN_IF_ERROR(
+      FromGrpc(stub->NodeGetCapabilities(ctx.get(), req, &resp), "NodeGetCapabilities"));
   std::set<int> caps;
   for (const auto& c : resp.capabilities()) {
     if (c.has_rpc()) caps.insert(c.rpc().type());
@@ -183,7 +197,8 @@ absl::Status CsiVolumes::Stage(const VolumeRequest& req, const std::set<int>& ca
     absl::Status s = FromGrpc(stub->NodeStageVolume(ctx.get(), r, &resp), "rpc NodeStageVolume");
     if (!s.ok()) {
       if (IsFinalError(s)) {
-        // Nothing was staged: remove what the kubelet created (upstream's cleanup on a final error).
+        // Nothing was staged: remove what the kubelet created (upstream's cleanup on a final
+        // error).
         (void)RemoveUnlessMounted(staging);
         (void)RemoveAll(JoinPath(parent, kVolData));
         ::rmdir(parent.c_str());
@@ -207,13 +222,14 @@ absl::StatusOr<PublishedVolume> CsiVolumes::SetUp(const VolumeRequest& req) {
   const std::string target = TargetPath(req.pod_uid, req.spec_name);
   const std::string dir = target.substr(0, target.rfind('/'));
   RETURN_IF_ERROR(MkdirAll(dir, 0750));
-  RETURN_IF_ERROR(WriteJson(JoinPath(dir, kVolData),
-                            Json{{"specVolID", req.spec_name},
-                                 {"volumeHandle", req.volume_handle},
-                                 {"driverName", req.driver},
-                                 {"nodeName", node_name_},
-                                 {"attachmentID", req.attachment_id},
-                                 {"volumeLifecycleMode", req.ephemeral ? "Ephemeral" : "Persistent"}}));
+  RETURN_IF_ERROR(
+      WriteJson(JoinPath(dir, kVolData),
+                Json{{"specVolID", req.spec_name},
+                     {"volumeHandle", req.volume_handle},
+                     {"driverName", req.driver},
+                     {"nodeName", node_name_},
+                     {"attachmentID", req.attachment_id},
+                     {"volumeLifecycleMode", req.ephemeral ? "Ephemeral" : "Persistent"}}));
   // NodeGetCapabilities again, as upstream asks before publishing (after staging).
   ASSIGN_OR_RETURN(caps, NodeCapabilities(endpoint));
   ::csi::v1::NodePublishVolumeRequest r;
@@ -274,7 +290,8 @@ absl::Status CsiVolumes::Unstage(const std::string& driver, const std::string& h
     ::csi::v1::NodeUnstageVolumeResponse resp;
     auto ctx = ContextWithTimeout(timeout_);
     auto stub = ::csi::v1::Node::NewStub(DialUnix(endpoint));
-    RETURN_IF_ERROR(FromGrpc(stub->NodeUnstageVolume(ctx.get(), r, &resp), "rpc NodeUnstageVolume"));
+    RETURN_IF_ERROR(
+        FromGrpc(stub->NodeUnstageVolume(ctx.get(), r, &resp), "rpc NodeUnstageVolume"));
   }
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -282,7 +299,8 @@ absl::Status CsiVolumes::Unstage(const std::string& driver, const std::string& h
   }
   RETURN_IF_ERROR(RemoveUnlessMounted(staging));
   RETURN_IF_ERROR(RemoveAll(JoinPath(parent, kVolData)));
-  if (::rmdir(parent.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("rmdir ", parent));
+  if (::rmdir(parent.c_str()) != 0 && errno != ENOENT)
+    return ErrnoStatus(errno, absl::StrCat("rmdir ", parent));
   return absl::OkStatus();
 }
 
@@ -299,7 +317,8 @@ bool CsiVolumes::UsedByOtherPods(const std::string& driver, const std::string& h
       const std::string dir = JoinPath(vols, name);
       if (dir == except_dir) continue;
       auto data = ReadJson(JoinPath(dir, kVolData));
-      if (data.ok() && Str(*data, "driverName") == driver && Str(*data, "volumeHandle") == handle) return true;
+      if (data.ok() && Str(*data, "driverName") == driver && Str(*data, "volumeHandle") == handle)
+        return true;
     }
   }
   return false;
@@ -326,10 +345,12 @@ absl::Status CsiVolumes::TearDownVolume(const std::string& dir) {
   ::csi::v1::NodeUnpublishVolumeResponse resp;
   auto ctx = ContextWithTimeout(timeout_);
   auto stub = ::csi::v1::Node::NewStub(DialUnix(endpoint));
-  RETURN_IF_ERROR(FromGrpc(stub->NodeUnpublishVolume(ctx.get(), r, &resp), "rpc NodeUnpublishVolume"));
+  RETURN_IF_ERROR(
+      FromGrpc(stub->NodeUnpublishVolume(ctx.get(), r, &resp), "rpc NodeUnpublishVolume"));
   RETURN_IF_ERROR(RemoveUnlessMounted(target));
   RETURN_IF_ERROR(RemoveAll(json_path));
-  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("rmdir ", dir));
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+    return ErrnoStatus(errno, absl::StrCat("rmdir ", dir));
   if (ephemeral || UsedByOtherPods(driver, handle, dir)) return absl::OkStatus();
   return Unstage(driver, handle);
 }
@@ -367,26 +388,31 @@ absl::StatusOr<PublishedVolume> CsiVolumes::SetUpInline(const Json& pod, const J
   req.read_only = src.is_object() && src.value("readOnly", false);
   if (req.driver.empty()) return absl::InvalidArgumentError("csi volume without a driver");
   const Json& sc = Obj(Obj(pod, "spec"), "securityContext");
-  if (sc.contains("fsGroup") && sc["fsGroup"].is_number_integer()) req.fs_group = sc["fsGroup"].get<int64_t>();
+  if (sc.contains("fsGroup") && sc["fsGroup"].is_number_integer())
+    req.fs_group = sc["fsGroup"].get<int64_t>();
   if (api_ != nullptr) {
     auto driver = api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/csidrivers/", req.driver));
     if (!driver.ok() && !absl::IsNotFound(driver.status())) return driver.status();
     const Json spec = driver.ok() ? Obj(*driver, "spec") : Json::object();
     Json modes = spec.value("volumeLifecycleModes", Json::array({"Persistent"}));
     bool ephemeral_ok = false;
-    for (const auto& m : modes) ephemeral_ok |= m.is_string() && m.get<std::string>() == "Ephemeral";
+    for (const auto& m : modes)
+      ephemeral_ok |= m.is_string() && m.get<std::string>() == "Ephemeral";
     if (!ephemeral_ok) {
-      return absl::FailedPreconditionError(absl::StrCat("volume mode \"Ephemeral\" not supported by driver ",
-                                                        req.driver, " (only supports ", modes.dump(), ")"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume mode \"Ephemeral\" not supported by driver ", req.driver,
+                       " (only supports ", modes.dump(), ")"));
     }
     req.pod_info_on_mount = spec.value("podInfoOnMount", false);
     req.fs_group_policy = spec.value("fsGroupPolicy", std::string("ReadWriteOnceWithFSType"));
-    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodePublishSecretRef"), req.pod_namespace, &req.publish_secrets));
+    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodePublishSecretRef"), req.pod_namespace,
+                                     &req.publish_secrets));
   }
   return SetUp(req);
 }
 
-absl::StatusOr<PublishedVolume> CsiVolumes::SetUpPersistent(const Json& pod, const Json& pv, bool read_only) {
+absl::StatusOr<PublishedVolume> CsiVolumes::SetUpPersistent(const Json& pod, const Json& pv,
+                                                            bool read_only) {
   const Json& spec = Obj(pv, "spec");
   const Json& src = Obj(spec, "csi");
   const Json& meta = Obj(pod, "metadata");
@@ -412,13 +438,16 @@ absl::StatusOr<PublishedVolume> CsiVolumes::SetUpPersistent(const Json& pod, con
     if (o.is_string()) req.mount_options.push_back(o.get<std::string>());
   }
   if (req.driver.empty() || req.volume_handle.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("PV ", req.spec_name, ": csi source without driver or volumeHandle"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PV ", req.spec_name, ": csi source without driver or volumeHandle"));
   }
   if (spec.value("volumeMode", std::string("Filesystem")) == "Block") {
-    return absl::UnimplementedError(absl::StrCat("PV ", req.spec_name, ": CSI raw block volumes are not supported by berth yet"));
+    return absl::UnimplementedError(absl::StrCat(
+        "PV ", req.spec_name, ": CSI raw block volumes are not supported by berth yet"));
   }
   const Json& sc = Obj(Obj(pod, "spec"), "securityContext");
-  if (sc.contains("fsGroup") && sc["fsGroup"].is_number_integer()) req.fs_group = sc["fsGroup"].get<int64_t>();
+  if (sc.contains("fsGroup") && sc["fsGroup"].is_number_integer())
+    req.fs_group = sc["fsGroup"].get<int64_t>();
   if (api_ != nullptr) {
     auto driver = api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/csidrivers/", req.driver));
     if (!driver.ok() && !absl::IsNotFound(driver.status())) return driver.status();
@@ -427,24 +456,28 @@ absl::StatusOr<PublishedVolume> CsiVolumes::SetUpPersistent(const Json& pod, con
     req.fs_group_policy = dspec.value("fsGroupPolicy", std::string("ReadWriteOnceWithFSType"));
     if (dspec.value("attachRequired", true)) {
       req.attachment_id = "csi-" + Sha256Hex(req.volume_handle + req.driver + node_name_);
-      auto va = api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/volumeattachments/", req.attachment_id));
+      auto va =
+          api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/volumeattachments/", req.attachment_id));
       if (!va.ok()) {
-        return absl::UnavailableError(absl::StrCat("volume ", req.volume_handle, " has not been attached yet: ",
-                                                   va.status().message()));
+        return absl::UnavailableError(absl::StrCat(
+            "volume ", req.volume_handle, " has not been attached yet: ", va.status().message()));
       }
       if (!Str(Obj(*va, "metadata"), "deletionTimestamp").empty()) {
-        return absl::UnavailableError(absl::StrCat("volume attachment ", req.attachment_id, " is being deleted"));
+        return absl::UnavailableError(
+            absl::StrCat("volume attachment ", req.attachment_id, " is being deleted"));
       }
       const Json& st = Obj(*va, "status");
       if (!st.value("attached", false)) {
         std::string why = Str(Obj(st, "attachError"), "message");
-        return absl::UnavailableError(absl::StrCat("volume ", req.volume_handle, " is not attached yet",
-                                                   why.empty() ? "" : ": ", why));
+        return absl::UnavailableError(absl::StrCat(
+            "volume ", req.volume_handle, " is not attached yet", why.empty() ? "" : ": ", why));
       }
       req.publish_context = StringMap(Obj(st, "attachmentMetadata"));
     }
-    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodeStageSecretRef"), req.pod_namespace, &req.stage_secrets));
-    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodePublishSecretRef"), req.pod_namespace, &req.publish_secrets));
+    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodeStageSecretRef"), req.pod_namespace,
+                                     &req.stage_secrets));
+    RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodePublishSecretRef"), req.pod_namespace,
+                                     &req.publish_secrets));
   }
   return SetUp(req);
 }

@@ -62,17 +62,17 @@ struct VolumeRequest {
   std::string spec_name;      // the PV's name, or the pod's volume name (inline)
   bool ephemeral = false;     // an inline ephemeral volume: no staging, lifecycle "Ephemeral"
   std::string pod_uid, pod_name, pod_namespace, service_account;
-  std::map<std::string, std::string> attributes;       // volume_context (volumeAttributes)
-  std::string access_mode = "ReadWriteOnce";           // PV accessModes[0]; inline: RWO
-  std::string fs_type;                                  // empty: the driver's default
-  std::vector<std::string> mount_options;               // PV mountOptions
-  bool read_only = false;                               // NodePublish readonly
-  std::map<std::string, std::string> stage_secrets;    // nodeStageSecretRef's data
-  std::map<std::string, std::string> publish_secrets;  // nodePublishSecretRef's data
-  std::map<std::string, std::string> publish_context;  // VolumeAttachment attachmentMetadata
-  std::string attachment_id;                            // the VolumeAttachment's name, if any
-  bool pod_info_on_mount = false;                       // CSIDriver podInfoOnMount
-  std::optional<int64_t> fs_group;                      // the pod's fsGroup
+  std::map<std::string, std::string> attributes;            // volume_context (volumeAttributes)
+  std::string access_mode = "ReadWriteOnce";                // PV accessModes[0]; inline: RWO
+  std::string fs_type;                                      // empty: the driver's default
+  std::vector<std::string> mount_options;                   // PV mountOptions
+  bool read_only = false;                                   // NodePublish readonly
+  std::map<std::string, std::string> stage_secrets;         // nodeStageSecretRef's data
+  std::map<std::string, std::string> publish_secrets;       // nodePublishSecretRef's data
+  std::map<std::string, std::string> publish_context;       // VolumeAttachment attachmentMetadata
+  std::string attachment_id;                                // the VolumeAttachment's name, if any
+  bool pod_info_on_mount = false;                           // CSIDriver podInfoOnMount
+  std::optional<int64_t> fs_group;                          // the pod's fsGroup
   std::string fs_group_policy = "ReadWriteOnceWithFSType";  // CSIDriver fsGroupPolicy
 };
 
@@ -111,7 +111,8 @@ class CsiVolumes {
 
   // Builds the request of an inline `csi` volume of `pod` (the CSIDriver must list the
   // Ephemeral lifecycle mode) and sets it up. Errors: as SetUp, InvalidArgument, the API's.
-  absl::StatusOr<PublishedVolume> SetUpInline(const kubelet::Json& pod, const kubelet::Json& volume);
+  absl::StatusOr<PublishedVolume> SetUpInline(const kubelet::Json& pod,
+                                              const kubelet::Json& volume);
   // Builds the request of PersistentVolume `pv` (a `csi` source) bound to a claim of `pod`
   // and sets it up. When the driver requires attachment (CSIDriver attachRequired, true when
   // there is no CSIDriver object) the VolumeAttachment `csi-<sha256(handle+driver+node)>`
@@ -131,7 +132,8 @@ class CsiVolumes {
   // Unpublishes the volume whose directory (holding vol_data.json and mount) is `dir`.
   absl::Status TearDownVolume(const std::string& dir);
   // Whether any pod other than `except_dir`'s volume dir has driver+handle published.
-  bool UsedByOtherPods(const std::string& driver, const std::string& handle, const std::string& except_dir) const;
+  bool UsedByOtherPods(const std::string& driver, const std::string& handle,
+                       const std::string& except_dir) const;
   // NodeGetCapabilities of `driver`'s endpoint.
   absl::StatusOr<std::set<int>> NodeCapabilities(const std::string& endpoint);
 
@@ -142,7 +144,7 @@ class CsiVolumes {
   const absl::Duration timeout_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;  // guarded by mu_
-  std::set<std::string> staged_;                               // guarded by mu_: driver^handle
+  std::set<std::string> staged_;                              // guarded by mu_: driver^handle
 };
 
 }  // namespace berth::csi

@@ -57,7 +57,9 @@ class CsiVolumesTest : public ::testing::Test {
   DriverRegistry registry_;
   std::unique_ptr<CsiVolumes> volumes_;
   CsiVolumes& V() {
-    if (!volumes_) volumes_ = std::make_unique<CsiVolumes>(&registry_, nullptr, root_, "node-a", absl::Seconds(5));
+    if (!volumes_)
+      volumes_ =
+          std::make_unique<CsiVolumes>(&registry_, nullptr, root_, "node-a", absl::Seconds(5));
     return *volumes_;
   }
 };
@@ -78,11 +80,12 @@ TEST(Sha256HexTest, KnownValue) {
 TEST_F(CsiVolumesTest, StagePublishUnpublishUnstageWithUpstreamPaths) {
   auto pub = V().SetUp(Request("uid-1"));
   ASSERT_TRUE(pub.ok()) << pub.status();
-  const std::string staging = root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1") + "/globalmount";
+  const std::string staging =
+      root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1") + "/globalmount";
   const std::string target = root_ + "/pods/uid-1/volumes/kubernetes.io~csi/pv-1/mount";
   EXPECT_EQ(pub->target_path, target);
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeGetCapabilities", "NodeStageVolume", "NodeGetCapabilities",
-                                              "NodePublishVolume"));
+  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeGetCapabilities", "NodeStageVolume",
+                                              "NodeGetCapabilities", "NodePublishVolume"));
   auto stage = driver_->Last<::csi::v1::NodeStageVolumeRequest>("NodeStageVolume");
   EXPECT_EQ(stage.volume_id(), "vol-1");
   EXPECT_EQ(stage.staging_target_path(), staging);
@@ -98,7 +101,8 @@ TEST_F(CsiVolumesTest, StagePublishUnpublishUnstageWithUpstreamPaths) {
   EXPECT_EQ(publish.secrets().at("p"), "2");
   EXPECT_FALSE(publish.readonly());
   EXPECT_FALSE(publish.volume_context().contains("csi.storage.k8s.io/pod.name"));
-  EXPECT_EQ(ReadJsonFile(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1") + "/vol_data.json"),
+  EXPECT_EQ(ReadJsonFile(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" +
+                         Sha256Hex("vol-1") + "/vol_data.json"),
             Json({{"volumeHandle", "vol-1"}, {"driverName", kDriver}}));
   Json data = ReadJsonFile(root_ + "/pods/uid-1/volumes/kubernetes.io~csi/pv-1/vol_data.json");
   EXPECT_EQ(data["specVolID"], "pv-1");
@@ -110,7 +114,8 @@ TEST_F(CsiVolumesTest, StagePublishUnpublishUnstageWithUpstreamPaths) {
   // A second pod: no second stage.
   driver_->ClearCalls();
   ASSERT_TRUE(V().SetUp(Request("uid-2")).ok());
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
+  EXPECT_THAT(driver_->Methods(),
+              ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
 
   // First pod goes: unpublish only (the other pod still uses the volume).
   driver_->ClearCalls();
@@ -123,26 +128,31 @@ TEST_F(CsiVolumesTest, StagePublishUnpublishUnstageWithUpstreamPaths) {
   volumes_.reset();
   driver_->ClearCalls();
   ASSERT_TRUE(V().TearDownPod("uid-2").ok());
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeUnpublishVolume", "NodeGetCapabilities", "NodeUnstageVolume"));
+  EXPECT_THAT(driver_->Methods(),
+              ElementsAre("NodeUnpublishVolume", "NodeGetCapabilities", "NodeUnstageVolume"));
   auto unstage = driver_->Last<::csi::v1::NodeUnstageVolumeRequest>("NodeUnstageVolume");
   EXPECT_EQ(unstage.staging_target_path(), staging);
-  EXPECT_FALSE(PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1")));
+  EXPECT_FALSE(
+      PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1")));
   EXPECT_FALSE(PathExists(root_ + "/pods/uid-2/volumes/kubernetes.io~csi/pv-1"));
 }
 
 TEST_F(CsiVolumesTest, WithoutStageUnstageOnlyPublishes) {
   driver_->SetCapabilities({Cap::SINGLE_NODE_MULTI_WRITER});
   ASSERT_TRUE(V().SetUp(Request("uid-1")).ok());
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
+  EXPECT_THAT(driver_->Methods(),
+              ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
   auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");
   EXPECT_EQ(publish.staging_target_path(), "");
   EXPECT_EQ(publish.volume_capability().access_mode().mode(), AccessMode::SINGLE_NODE_MULTI_WRITER);
   // The staging metadata is written anyway, as upstream.
-  EXPECT_TRUE(PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1") + "/vol_data.json"));
+  EXPECT_TRUE(PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" +
+                         Sha256Hex("vol-1") + "/vol_data.json"));
   driver_->ClearCalls();
   ASSERT_TRUE(V().TearDownPod("uid-1").ok());
   EXPECT_THAT(driver_->Methods(), ElementsAre("NodeUnpublishVolume", "NodeGetCapabilities"));
-  EXPECT_FALSE(PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1")));
+  EXPECT_FALSE(
+      PathExists(root_ + "/plugins/kubernetes.io/csi/drv.example.com/" + Sha256Hex("vol-1")));
 }
 
 TEST_F(CsiVolumesTest, InlineEphemeralWithPodInfoAndMountGroup) {
@@ -157,7 +167,8 @@ TEST_F(CsiVolumesTest, InlineEphemeralWithPodInfoAndMountGroup) {
   auto pub = V().SetUp(r);
   ASSERT_TRUE(pub.ok()) << pub.status();
   EXPECT_FALSE(pub->kubelet_applies_fs_group);
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
+  EXPECT_THAT(driver_->Methods(),
+              ElementsAre("NodeGetCapabilities", "NodeGetCapabilities", "NodePublishVolume"));
   auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");
   EXPECT_EQ(publish.staging_target_path(), "");
   EXPECT_TRUE(publish.readonly());
@@ -167,8 +178,11 @@ TEST_F(CsiVolumesTest, InlineEphemeralWithPodInfoAndMountGroup) {
   EXPECT_EQ(publish.volume_context().at("csi.storage.k8s.io/pod.uid"), "uid-1");
   EXPECT_EQ(publish.volume_context().at("csi.storage.k8s.io/serviceAccount.name"), "default");
   EXPECT_EQ(publish.volume_context().at("csi.storage.k8s.io/ephemeral"), "true");
-  EXPECT_EQ(ReadJsonFile(root_ + "/pods/uid-1/volumes/kubernetes.io~csi/scratch/vol_data.json")["volumeLifecycleMode"],
-            "Ephemeral");
+  EXPECT_EQ(
+      ReadJsonFile(
+          root_ +
+          "/pods/uid-1/volumes/kubernetes.io~csi/scratch/vol_data.json")["volumeLifecycleMode"],
+      "Ephemeral");
   driver_->ClearCalls();
   ASSERT_TRUE(V().TearDownPod("uid-1").ok());
   EXPECT_THAT(driver_->Methods(), ElementsAre("NodeUnpublishVolume"));
@@ -208,7 +222,8 @@ TEST_F(CsiVolumesTest, FinalPublishErrorCleansUpNonFinalKeepsRecord) {
   driver_->Fail("NodePublishVolume", grpc::Status::OK);
   driver_->ClearCalls();
   ASSERT_TRUE(V().TearDownPod("uid-2").ok());
-  EXPECT_THAT(driver_->Methods(), ElementsAre("NodeUnpublishVolume", "NodeGetCapabilities", "NodeUnstageVolume"));
+  EXPECT_THAT(driver_->Methods(),
+              ElementsAre("NodeUnpublishVolume", "NodeGetCapabilities", "NodeUnstageVolume"));
 }
 
 TEST_F(CsiVolumesTest, UnregisteredDriverAndFailedUnpublishAreErrors) {
@@ -216,7 +231,8 @@ TEST_F(CsiVolumesTest, UnregisteredDriverAndFailedUnpublishAreErrors) {
   r.driver = "other.example.com";
   auto pub = V().SetUp(r);
   ASSERT_FALSE(pub.ok());
-  EXPECT_THAT(std::string(pub.status().message()), ::testing::HasSubstr("not found in the list of registered CSI drivers"));
+  EXPECT_THAT(std::string(pub.status().message()),
+              ::testing::HasSubstr("not found in the list of registered CSI drivers"));
 
   ASSERT_TRUE(V().SetUp(Request("uid-1")).ok());
   driver_->Fail("NodeUnpublishVolume", grpc::Status(grpc::StatusCode::INTERNAL, "busy"));
@@ -268,7 +284,8 @@ TEST_F(CsiVolumesTest, PersistentFromApiObjectsWaitsForAttachment) {
   EXPECT_TRUE(driver_->Methods().empty());
   const std::string va = "csi-" + Sha256Hex(std::string("h9") + kDriver + "node-a");
   api.Set("/apis/storage.k8s.io/v1/volumeattachments/" + va,
-          {{"metadata", {{"name", va}}}, {"status", {{"attached", true}, {"attachmentMetadata", {{"lun", "3"}}}}}});
+          {{"metadata", {{"name", va}}},
+           {"status", {{"attached", true}, {"attachmentMetadata", {{"lun", "3"}}}}}});
   pub = v.SetUpPersistent(pod, pv, true);
   ASSERT_TRUE(pub.ok()) << pub.status();
   auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");
@@ -276,20 +293,25 @@ TEST_F(CsiVolumesTest, PersistentFromApiObjectsWaitsForAttachment) {
   EXPECT_EQ(publish.secrets().at("user"), "admin");
   EXPECT_TRUE(publish.readonly());
   EXPECT_EQ(publish.volume_capability().access_mode().mode(), AccessMode::SINGLE_NODE_WRITER);
-  EXPECT_EQ(ReadJsonFile(root_ + "/pods/uid-9/volumes/kubernetes.io~csi/pv-9/vol_data.json")["attachmentID"], va);
+  EXPECT_EQ(ReadJsonFile(
+                root_ + "/pods/uid-9/volumes/kubernetes.io~csi/pv-9/vol_data.json")["attachmentID"],
+            va);
   ASSERT_TRUE(v.TearDownPod("uid-9").ok());
 }
 
 TEST_F(CsiVolumesTest, InlineNeedsEphemeralLifecycleMode) {
   testing::ObjectStoreApi api;
   CsiVolumes v(&registry_, &api, root_, "node-a", absl::Seconds(5));
-  Json pod = {{"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "uid-5"}}}, {"spec", Json::object()}};
-  Json volume = {{"name", "inl"}, {"csi", {{"driver", kDriver}, {"volumeAttributes", {{"size", "1"}}}}}};
+  Json pod = {{"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "uid-5"}}},
+              {"spec", Json::object()}};
+  Json volume = {{"name", "inl"},
+                 {"csi", {{"driver", kDriver}, {"volumeAttributes", {{"size", "1"}}}}}};
   auto pub = v.SetUpInline(pod, volume);
   ASSERT_FALSE(pub.ok());
   EXPECT_THAT(std::string(pub.status().message()), ::testing::HasSubstr("Ephemeral"));
   api.Set(std::string("/apis/storage.k8s.io/v1/csidrivers/") + kDriver,
-          {{"spec", {{"podInfoOnMount", true}, {"volumeLifecycleModes", {"Persistent", "Ephemeral"}}}}});
+          {{"spec",
+            {{"podInfoOnMount", true}, {"volumeLifecycleModes", {"Persistent", "Ephemeral"}}}}});
   pub = v.SetUpInline(pod, volume);
   ASSERT_TRUE(pub.ok()) << pub.status();
   auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");

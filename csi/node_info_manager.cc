@@ -34,7 +34,8 @@ absl::Status NodeInfoManager::InitializeCsiNode() {
   auto node = api_->Get(absl::StrCat("/api/v1/nodes/", node_name_));
   if (!node.ok()) {
     if (absl::IsNotFound(node.status())) {
-      return absl::FailedPreconditionError(absl::StrCat("node ", node_name_, " is not registered yet"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("node ", node_name_, " is not registered yet"));
     }
     return node.status();
   }
@@ -42,16 +43,19 @@ absl::Status NodeInfoManager::InitializeCsiNode() {
   auto existing = api_->Get(CsiNodePath(node_name_));
   if (existing.ok()) {
     bool owned = false;
-    for (const auto& ref : existing->value("metadata", Json::object()).value("ownerReferences", Json::array())) {
+    for (const auto& ref :
+         existing->value("metadata", Json::object()).value("ownerReferences", Json::array())) {
       if (ref.value("kind", "") == "Node" && ref.value("uid", "") == uid) owned = true;
     }
     if (!owned) {
       // Left by an earlier Node of the same name (upstream ensureNodeOwnsCSINode).
-      LOG(INFO) << "CSINode " << node_name_ << " is not owned by node uid " << uid << ": recreating it";
+      LOG(INFO) << "CSINode " << node_name_ << " is not owned by node uid " << uid
+                << ": recreating it";
       RETURN_IF_ERROR(api_->Delete(CsiNodePath(node_name_)));
     } else {
       Json& meta = (*existing)["metadata"];
-      if (meta.value("annotations", Json::object()).value(kMigratedPluginsAnnotation, "") != kMigratedPlugins) {
+      if (meta.value("annotations", Json::object()).value(kMigratedPluginsAnnotation, "") !=
+          kMigratedPlugins) {
         meta["annotations"][kMigratedPluginsAnnotation] = kMigratedPlugins;
         RETURN_IF_ERROR(api_->Put(CsiNodePath(node_name_), *existing).status());
       }
@@ -67,7 +71,9 @@ absl::Status NodeInfoManager::InitializeCsiNode() {
       {"metadata",
        {{"name", node_name_},
         {"annotations", {{kMigratedPluginsAnnotation, kMigratedPlugins}}},
-        {"ownerReferences", Json::array({{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node_name_}, {"uid", uid}}})}}},
+        {"ownerReferences",
+         Json::array(
+             {{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node_name_}, {"uid", uid}}})}}},
       {"spec", {{"drivers", Json::array()}}}};
   auto created = api_->Post("/apis/storage.k8s.io/v1/csinodes", csinode);
   if (!created.ok() && !absl::IsAlreadyExists(created.status())) return created.status();
@@ -89,7 +95,8 @@ void NodeInfoManager::StartInitialization(std::function<void()> on_done) {
       if (attempt++ % 10 == 0) {
         LOG(WARNING) << "CSINode " << node_name_ << ": " << s;
       }
-      for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      for (int i = 0; i < 10 && !stop_; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
 }
@@ -105,13 +112,14 @@ absl::Status NodeInfoManager::UpdateNode(const std::string& driver, const std::s
     for (const auto& [k, v] : topology) {
       auto it = labels.find(k);
       if (it != labels.end() && it->is_string() && *it != v) {
-        return absl::InvalidArgumentError(absl::StrCat("topology label ", k, "=", v, " of driver ", driver,
-                                                       " collides with node label ", k, "=",
+        return absl::InvalidArgumentError(absl::StrCat("topology label ", k, "=", v, " of driver ",
+                                                       driver, " collides with node label ", k, "=",
                                                        it->get<std::string>()));
       }
       if (it == labels.end()) patch_labels[k] = v;
     }
-    const std::string current = meta.value("annotations", Json::object()).value(kNodeIdAnnotation, std::string());
+    const std::string current =
+        meta.value("annotations", Json::object()).value(kNodeIdAnnotation, std::string());
     Json ids = current.empty() ? Json::object() : Json::parse(current, nullptr, false);
     if (!ids.is_object()) ids = Json::object();
     if (node_id != nullptr) {
@@ -128,7 +136,8 @@ absl::Status NodeInfoManager::UpdateNode(const std::string& driver, const std::s
                    {{"resourceVersion", meta.value("resourceVersion", std::string())},
                     {"annotations", {{kNodeIdAnnotation, annotation}}}}}};
     if (!patch_labels.empty()) patch["metadata"]["labels"] = patch_labels;
-    auto r = api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, kubelet::PatchType::kMerge);
+    auto r =
+        api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, kubelet::PatchType::kMerge);
     if (r.ok()) return absl::OkStatus();
     last = r.status();
     if (!absl::IsAborted(last)) return last;
@@ -167,14 +176,16 @@ absl::Status NodeInfoManager::UpdateCsiNode(const std::string& driver, const Jso
 absl::Status NodeInfoManager::InstallDriver(const std::string& driver, const std::string& node_id,
                                             int64_t max_volumes,
                                             const std::map<std::string, std::string>& topology) {
-  if (node_id.empty()) return absl::InvalidArgumentError(absl::StrCat("driver ", driver, ": empty node ID"));
+  if (node_id.empty())
+    return absl::InvalidArgumentError(absl::StrCat("driver ", driver, ": empty node ID"));
   RETURN_IF_ERROR(Annotate(UpdateNode(driver, &node_id, topology), "update node"));
   std::vector<std::string> keys;
   for (const auto& [k, _] : topology) keys.push_back(k);  // std::map: sorted
   Json entry = {{"name", driver}, {"nodeID", node_id}, {"topologyKeys", keys}};
   if (keys.empty()) entry["topologyKeys"] = nullptr;
   if (max_volumes > 0) {
-    entry["allocatable"] = {{"count", std::min<int64_t>(max_volumes, std::numeric_limits<int32_t>::max())}};
+    entry["allocatable"] = {
+        {"count", std::min<int64_t>(max_volumes, std::numeric_limits<int32_t>::max())}};
   }
   // The API server drops a null topologyKeys; compare like with like.
   if (entry["topologyKeys"].is_null()) entry.erase("topologyKeys");

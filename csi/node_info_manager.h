@@ -59,7 +59,8 @@ class NodeInfoManager {
   // Publishes driver `driver` (upstream InstallCSIDriver). `node_id` must not be empty;
   // `max_volumes` 0 means no limit; `topology` are NodeGetInfo's accessible segments.
   // Errors: InvalidArgument (empty node ID, a topology label collision), the API's.
-  absl::Status InstallDriver(const std::string& driver, const std::string& node_id, int64_t max_volumes,
+  absl::Status InstallDriver(const std::string& driver, const std::string& node_id,
+                             int64_t max_volumes,
                              const std::map<std::string, std::string>& topology);
   // Removes what InstallDriver published (upstream UninstallCSIDriver). Errors: the API's.
   absl::Status UninstallDriver(const std::string& driver);

@@ -59,7 +59,8 @@ void PluginWatcher::Run() {
   while (true) {
     ReconcileOnce();
     std::unique_lock<std::mutex> l(mu_);
-    if (cv_.wait_for(l, absl::ToChronoMilliseconds(rescan_period_), [this] { return stop_; })) return;
+    if (cv_.wait_for(l, absl::ToChronoMilliseconds(rescan_period_), [this] { return stop_; }))
+      return;
   }
 }
 
@@ -79,8 +80,9 @@ std::map<std::string, PluginWatcher::Identity> PluginWatcher::Scan() const {
       if (S_ISDIR(st.st_mode)) {
         dirs.push_back(path);
       } else if (S_ISSOCK(st.st_mode)) {
-        out[path] = Identity{static_cast<unsigned long>(st.st_dev), static_cast<unsigned long>(st.st_ino),
-                             static_cast<long>(st.st_mtim.tv_sec) * 1000000000L + st.st_mtim.tv_nsec};
+        out[path] =
+            Identity{static_cast<unsigned long>(st.st_dev), static_cast<unsigned long>(st.st_ino),
+                     static_cast<long>(st.st_mtim.tv_sec) * 1000000000L + st.st_mtim.tv_nsec};
       }
     }
   }
@@ -109,8 +111,8 @@ void PluginWatcher::ReconcileOnce() {
     }
   }
   for (const auto& r : gone) {
-    LOG(INFO) << "plugin watcher: deregistering " << r.info.type << " plugin " << r.info.name << " ("
-              << r.info.socket_path << ")";
+    LOG(INFO) << "plugin watcher: deregistering " << r.info.type << " plugin " << r.info.name
+              << " (" << r.info.socket_path << ")";
     r.handler->DeregisterPlugin(r.info);
   }
   for (auto it = failed_.begin(); it != failed_.end();) {
@@ -154,11 +156,12 @@ absl::Status PluginWatcher::Register(const std::string& socket, const Identity& 
   info.type = resp.type();
   info.name = resp.name();
   info.endpoint = resp.endpoint().empty() ? socket : resp.endpoint();
-  info.supported_versions.assign(resp.supported_versions().begin(), resp.supported_versions().end());
+  info.supported_versions.assign(resp.supported_versions().begin(),
+                                 resp.supported_versions().end());
   auto h = handlers_.find(info.type);
   if (h == handlers_.end()) {
-    s = absl::InvalidArgumentError(absl::StrCat("no handler registered for plugin type: ", info.type,
-                                                " at socket ", socket));
+    s = absl::InvalidArgumentError(
+        absl::StrCat("no handler registered for plugin type: ", info.type, " at socket ", socket));
   }
   if (s.ok()) s = h->second->ValidatePlugin(info);
   if (s.ok()) s = h->second->RegisterPlugin(info);

@@ -40,7 +40,9 @@ class PluginWatcherTest : public ::testing::Test {
   void SetUp() override {
     reg_dir_ = JoinPath(tmp_.path(), "plugins_registry");
     ASSERT_TRUE(MkdirAll(reg_dir_).ok());
-    api_.Set(kNodePath, {{"metadata", {{"name", "node-a"}, {"uid", "uid-1"}, {"labels", {{"existing", "x"}}}}}});
+    api_.Set(
+        kNodePath,
+        {{"metadata", {{"name", "node-a"}, {"uid", "uid-1"}, {"labels", {{"existing", "x"}}}}}});
     ASSERT_TRUE(nim_.InitializeCsiNode().ok());
     watcher_.AddHandler(kCsiPluginType, &handler_);
   }
@@ -86,7 +88,8 @@ TEST_F(PluginWatcherTest, CsiNodeOfAnotherNodeUidIsRecreated) {
 TEST_F(PluginWatcherTest, RegistersDeregistersAndReregisters) {
   const std::string sock = JoinPath(reg_dir_, "drv.example.com-reg.sock");
   auto driver = std::make_unique<testing::FakeCsiDriver>(sock, "drv.example.com");
-  driver->SetNodeInfo("node-id-7", 12, {{"topology.example.com/zone", "z1"}, {"a.example.com/rack", "r2"}});
+  driver->SetNodeInfo("node-id-7", 12,
+                      {{"topology.example.com/zone", "z1"}, {"a.example.com/rack", "r2"}});
   watcher_.ReconcileOnce();
   EXPECT_THAT(driver->Methods(), ElementsAre("GetInfo", "NodeGetInfo", "NotifyRegistrationStatus"));
   ASSERT_EQ(driver->Notifications().size(), 1u);
@@ -96,15 +99,17 @@ TEST_F(PluginWatcherTest, RegistersDeregistersAndReregisters) {
   EXPECT_EQ(*registry_.Endpoint("drv.example.com"), sock);
 
   auto node = *api_.Object(kNodePath);
-  EXPECT_EQ(nlohmann::json::parse(node["metadata"]["annotations"][kNodeIdAnnotation].get<std::string>()),
-            nlohmann::json({{"drv.example.com", "node-id-7"}}));
+  EXPECT_EQ(
+      nlohmann::json::parse(node["metadata"]["annotations"][kNodeIdAnnotation].get<std::string>()),
+      nlohmann::json({{"drv.example.com", "node-id-7"}}));
   EXPECT_EQ(node["metadata"]["labels"]["topology.example.com/zone"], "z1");
   EXPECT_EQ(node["metadata"]["labels"]["existing"], "x");
   auto drivers = CsiNode()["spec"]["drivers"];
   ASSERT_EQ(drivers.size(), 1u);
   EXPECT_EQ(drivers[0]["name"], "drv.example.com");
   EXPECT_EQ(drivers[0]["nodeID"], "node-id-7");
-  EXPECT_EQ(drivers[0]["topologyKeys"], nlohmann::json({"a.example.com/rack", "topology.example.com/zone"}));
+  EXPECT_EQ(drivers[0]["topologyKeys"],
+            nlohmann::json({"a.example.com/rack", "topology.example.com/zone"}));
   EXPECT_EQ(drivers[0]["allocatable"]["count"], 12);
 
   // Unchanged socket: nothing happens.
@@ -131,7 +136,8 @@ TEST_F(PluginWatcherTest, RegistersDeregistersAndReregisters) {
   EXPECT_TRUE(CsiNode()["spec"]["drivers"].empty());
   node = *api_.Object(kNodePath);
   EXPECT_FALSE(node["metadata"]["annotations"].contains(kNodeIdAnnotation));
-  EXPECT_EQ(node["metadata"]["labels"]["topology.example.com/zone"], "z1");  // labels stay, as upstream
+  EXPECT_EQ(node["metadata"]["labels"]["topology.example.com/zone"],
+            "z1");  // labels stay, as upstream
 }
 
 TEST_F(PluginWatcherTest, FailuresAreReportedToThePlugin) {

@@ -5,6 +5,7 @@
 // Thread-safe.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
 #include <condition_variable>
@@ -14,14 +15,13 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "csi/api/csi.grpc.pb.h"
 #include "csi/api/pluginregistration.grpc.pb.h"
 
 namespace berth::csi::testing {
 
-class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregistration::Registration::Service {
+class FakeCsiDriver final : public ::csi::v1::Node::Service,
+                            public pluginregistration::Registration::Service {
  public:
   struct Call {
     std::string method;
@@ -49,12 +49,16 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregist
     ::unlink(socket_.c_str());
   }
 
-  void SetVersions(std::vector<std::string> v) { std::lock_guard<std::mutex> l(mu_); versions_ = std::move(v); }
+  void SetVersions(std::vector<std::string> v) {
+    std::lock_guard<std::mutex> l(mu_);
+    versions_ = std::move(v);
+  }
   void SetCapabilities(std::vector<::csi::v1::NodeServiceCapability::RPC::Type> caps) {
     std::lock_guard<std::mutex> l(mu_);
     caps_ = std::move(caps);
   }
-  void SetNodeInfo(std::string node_id, int64_t max_volumes, std::map<std::string, std::string> topology) {
+  void SetNodeInfo(std::string node_id, int64_t max_volumes,
+                   std::map<std::string, std::string> topology) {
     std::lock_guard<std::mutex> l(mu_);
     node_id_ = std::move(node_id);
     max_volumes_ = max_volumes;
@@ -111,7 +115,8 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregist
     for (const auto& v : versions_) resp->add_supported_versions(v);
     return Err("GetInfo");
   }
-  grpc::Status NotifyRegistrationStatus(grpc::ServerContext*, const pluginregistration::RegistrationStatus* req,
+  grpc::Status NotifyRegistrationStatus(grpc::ServerContext*,
+                                        const pluginregistration::RegistrationStatus* req,
                                         pluginregistration::RegistrationStatusResponse*) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("NotifyRegistrationStatus", *req);
@@ -127,10 +132,13 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregist
     Record("NodeGetInfo", *req);
     resp->set_node_id(node_id_);
     resp->set_max_volumes_per_node(max_volumes_);
-    if (!topology_.empty()) resp->mutable_accessible_topology()->mutable_segments()->insert(topology_.begin(), topology_.end());
+    if (!topology_.empty())
+      resp->mutable_accessible_topology()->mutable_segments()->insert(topology_.begin(),
+                                                                      topology_.end());
     return Err("NodeGetInfo");
   }
-  grpc::Status NodeGetCapabilities(grpc::ServerContext*, const ::csi::v1::NodeGetCapabilitiesRequest* req,
+  grpc::Status NodeGetCapabilities(grpc::ServerContext*,
+                                   const ::csi::v1::NodeGetCapabilitiesRequest* req,
                                    ::csi::v1::NodeGetCapabilitiesResponse* resp) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("NodeGetCapabilities", *req);
@@ -143,13 +151,15 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregist
     Record("NodeStageVolume", *req);
     return Err("NodeStageVolume");
   }
-  grpc::Status NodeUnstageVolume(grpc::ServerContext*, const ::csi::v1::NodeUnstageVolumeRequest* req,
+  grpc::Status NodeUnstageVolume(grpc::ServerContext*,
+                                 const ::csi::v1::NodeUnstageVolumeRequest* req,
                                  ::csi::v1::NodeUnstageVolumeResponse*) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("NodeUnstageVolume", *req);
     return Err("NodeUnstageVolume");
   }
-  grpc::Status NodePublishVolume(grpc::ServerContext*, const ::csi::v1::NodePublishVolumeRequest* req,
+  grpc::Status NodePublishVolume(grpc::ServerContext*,
+                                 const ::csi::v1::NodePublishVolumeRequest* req,
                                  ::csi::v1::NodePublishVolumeResponse*) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("NodePublishVolume", *req);
@@ -157,7 +167,8 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service, public pluginregist
     if (s.ok()) ::mkdir(req->target_path().c_str(), 0750);
     return s;
   }
-  grpc::Status NodeUnpublishVolume(grpc::ServerContext*, const ::csi::v1::NodeUnpublishVolumeRequest* req,
+  grpc::Status NodeUnpublishVolume(grpc::ServerContext*,
+                                   const ::csi::v1::NodeUnpublishVolumeRequest* req,
                                    ::csi::v1::NodeUnpublishVolumeResponse*) override {
     std::lock_guard<std::mutex> l(mu_);
     Record("NodeUnpublishVolume", *req);

@@ -56,7 +56,8 @@ class ObjectStoreApi : public kubelet::ApiClient {
     objects_[path] = body;
     return body;
   }
-  absl::StatusOr<kubelet::Json> Patch(const std::string& path, const kubelet::Json& body, kubelet::PatchType) override {
+  absl::StatusOr<kubelet::Json> Patch(const std::string& path, const kubelet::Json& body,
+                                      kubelet::PatchType) override {
     std::lock_guard<std::mutex> l(mu_);
     requests_.push_back({"PATCH", path, body});
     auto it = objects_.find(path);
@@ -72,7 +73,8 @@ class ObjectStoreApi : public kubelet::ApiClient {
     if (!objects_.erase(path)) return absl::NotFoundError("DELETE " + path + ": not found");
     return absl::OkStatus();
   }
-  absl::Status Watch(const std::string&, const std::function<bool(const std::string&, const kubelet::Json&)>&,
+  absl::Status Watch(const std::string&,
+                     const std::function<bool(const std::string&, const kubelet::Json&)>&,
                      const std::atomic<bool>&) override {
     return absl::UnimplementedError("no watch");
   }
