@@ -611,7 +611,8 @@ absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
     absl::MutexLock l(&mu_);
     pods_.erase(uid);
   }
-  // CSI volumes first: their drivers unpublish (and unstage) them, found from vol_data.json.
+  // Before anything else, CSI volumes: their drivers unpublish (and unstage) them, found from
+  // their vol_data.json files.
   if (csi_ != nullptr) RETURN_IF_ERROR(Annotate(csi_->TearDownPod(uid), absl::StrCat("tear down volumes of pod ", uid)));
   // The tmpfs volumes first (RemoveAll does not cross mount points).
   const std::string volumes = JoinPath(PodDir(uid), "volumes");

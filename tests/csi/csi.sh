@@ -7,7 +7,8 @@
 #  - the CSINode: owned by the Node, migrated-plugins annotation;
 #  - registration: GetInfo -> NodeGetInfo -> NotifyRegistrationStatus(true); CSINode entry
 #    (nodeID, topologyKeys, allocatable.count), Node nodeid annotation and topology label;
-#  - an inline ephemeral volume: NodePublishVolume only, volume ID csi-<sha256(uid+name)>,
+#  - an inline ephemeral volume (its pod created before the driver runs waits with a FailedMount
+#    event naming the driver): NodePublishVolume only, volume ID csi-<sha256(uid+name)>,
 #    pod info in the volume context; the pod's write lands in the driver's volume dir;
 #  - a PV with a csi source (attachRequired: false): NodeStageVolume at the global mount,
 #    then NodePublishVolume with staging set, vol_data.json files; the data outlives the pod
@@ -63,6 +64,32 @@ spec:
   volumeLifecycleModes: [Persistent, Ephemeral]
 YAML
 
+# An inline ephemeral volume, created before the driver runs: the pod waits with a FailedMount
+# event naming the driver, and starts once the driver has registered.
+kubectl apply -n "$E2E_NS" -f - >/dev/null <<YAML || fail "creating pod inline failed"
+apiVersion: v1
+kind: Pod
+metadata: {name: inline}
+spec:
+  nodeName: $node_name
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: $image
+    command: [sh, -c, "echo inline > /data/hello && sleep 3600"]
+    volumeMounts: [{name: scratch, mountPath: /data}]
+  volumes:
+  - name: scratch
+    csi: {driver: $drv, volumeAttributes: {size: 1Mi}}
+YAML
+failed_mount() {
+  kubectl get events -n "$E2E_NS" --field-selector involvedObject.name=inline,reason=FailedMount \
+    -o 'jsonpath={.items[*].message}' 2>/dev/null | grep -q "driver name $drv not found in the list of registered CSI drivers"
+}
+wait_for 60 failed_mount || fail "no FailedMount event naming $drv for pod inline" "$E2E_NS"
+pod_phase_is "$E2E_NS" inline Pending || fail "pod inline is not Pending without its driver" "$E2E_NS"
+log "inline pod: FailedMount while $drv is not registered"
+
 # The driver, in berth's mount namespace (its mounts must be the ones berth's containers see).
 rm -f "$drv_log"
 mkdir -p "$vols"
@@ -80,7 +107,9 @@ methods() { jq -r .method "$drv_log" 2>/dev/null | tr '\n' ' '; }
 logged() { local cond=$1; shift; [ -n "$(jq -c "$@" "select($cond)" "$drv_log" 2>/dev/null)" ]; }
 registered() { logged '.method=="NotifyRegistrationStatus"'; }
 wait_for 30 registered || fail "no NotifyRegistrationStatus from berth; driver saw: $(methods)"
-[ "$(methods)" = "GetInfo NodeGetInfo NotifyRegistrationStatus " ] || fail "registration RPCs: $(methods)"
+# (the pending inline pod's volume calls may follow right after)
+first3=$(jq -r .method "$drv_log" | head -n 3 | tr '\n' ' ')
+[ "$first3" = "GetInfo NodeGetInfo NotifyRegistrationStatus " ] || fail "registration RPCs: $(methods)"
 logged '.method=="NotifyRegistrationStatus" and .request.plugin_registered == true' ||
   fail "registration not accepted: $(grep NotifyRegistrationStatus "$drv_log")"
 csinode_driver() { jsonpath "csinode/$node_name" "{.spec.drivers[?(@.name==\"$drv\")].nodeID}"; }
@@ -96,23 +125,6 @@ label=$(jsonpath "node/$node_name" "{.metadata.labels.topology\.csi\.berth\.test
 [ "$label" = "$node_name" ] || fail "Node topology label is '$label'"
 log "registered: CSINode entry, nodeid annotation and topology label present"
 
-# An inline ephemeral volume.
-kubectl apply -n "$E2E_NS" -f - >/dev/null <<YAML || fail "creating pod inline failed"
-apiVersion: v1
-kind: Pod
-metadata: {name: inline}
-spec:
-  nodeName: $node_name
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: c
-    image: $image
-    command: [sh, -c, "echo inline > /data/hello && sleep 3600"]
-    volumeMounts: [{name: scratch, mountPath: /data}]
-  volumes:
-  - name: scratch
-    csi: {driver: $drv, volumeAttributes: {size: 1Mi}}
-YAML
 wait_for 120 pod_phase_is "$E2E_NS" inline Running || fail "pod inline not Running" "$E2E_NS"
 uid=$(jsonpath pod/inline '{.metadata.uid}' "$E2E_NS")
 volid=csi-$(printf '%s' "${uid}scratch" | sha256sum | cut -d' ' -f1)
