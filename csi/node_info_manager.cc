@@ -180,6 +180,7 @@ absl::Status NodeInfoManager::InstallDriver(const std::string& driver, const std
     return absl::InvalidArgumentError(absl::StrCat("driver ", driver, ": empty node ID"));
   RETURN_IF_ERROR(Annotate(UpdateNode(driver, &node_id, topology), "update node"));
   std::vector<std::string> keys;
+  keys.reserve(topology.size());
   for (const auto& [k, _] : topology) keys.push_back(k);  // std::map: sorted
   Json entry = {{"name", driver}, {"nodeID", node_id}, {"topologyKeys", keys}};
   if (keys.empty()) entry["topologyKeys"] = nullptr;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "csi/api/csi.grpc.pb.h"
@@ -67,7 +68,7 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service,
   // Makes `method` fail with `s` (OK: succeed again).
   void Fail(const std::string& method, grpc::Status s) {
     std::lock_guard<std::mutex> l(mu_);
-    errors_[method] = s;
+    errors_[method] = std::move(s);
   }
 
   std::vector<Call> Calls() {
