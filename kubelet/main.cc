@@ -25,6 +25,7 @@
 #include "cri/runtime/runtime.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
+#include "csi/csi_manager.h"
 #include "kubelet/api_client.h"
 #include "kubelet/event_recorder.h"
 #include "kubelet/eviction.h"
@@ -560,6 +561,7 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::LeaseController> lease;
   std::unique_ptr<kubelet::EventRecorder> events;
   std::unique_ptr<kubelet::PodManager> pods;
+  std::unique_ptr<csi::CsiManager> csi_manager;  // CSINode, plugins_registry watcher, CSI volumes
   std::unique_ptr<kubelet::ListWatch> pod_watch;
   kubelet::ServiceEnv services;
   std::unique_ptr<kubelet::ListWatch> service_watch;
@@ -619,7 +621,10 @@ int RealMain(int argc, char** argv) {
       // As kubelet's runtimeState: the node is Ready only while the runtime reports
       // RuntimeReady and NetworkReady (through the CRI, like any runtime).
       cri::RuntimeService* rs = &runtime;
-      node_status->SetReadinessCheck([rs]() -> std::string {
+      // As the kubelet: the CSINode exists before the Node is Ready.
+      csi_manager = std::make_unique<csi::CsiManager>(api.get(), f.node_name, JoinPath(f.root_dir, "kubelet"));
+      csi::CsiManager* cm = csi_manager.get();
+      node_status->SetReadinessCheck([rs, cm]() -> std::string {
         auto st = rs->Status(cri::v1::StatusRequest());
         if (!st.ok()) return absl::StrCat("container runtime is down: ", st.status().ToString());
         std::string why;
@@ -631,6 +636,7 @@ int RealMain(int argc, char** argv) {
                                                              : "container runtime not ready: ",
                           c.type(), "=false reason:", c.reason(), " message:", c.message());
         }
+        if (std::string csi_why = cm->NotReady(); !csi_why.empty()) absl::StrAppend(&why, why.empty() ? "" : "; ", csi_why);
         return why;
       });
     }
@@ -662,6 +668,8 @@ int RealMain(int argc, char** argv) {
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
     claim_volume_source.store(&pm->volumes());
+    pm->volumes().SetCsi(&csi_manager->volumes());
+    csi_manager->Start();
     runtime.OnContainerExit([pm](const std::string& id) { pm->OnContainerEvent(id); });
 
     kubelet::ListWatchOptions wopts;
@@ -818,6 +826,7 @@ int RealMain(int argc, char** argv) {
   if (pod_watch) pod_watch->Stop();
   if (service_watch) service_watch->Stop();
   if (pods) pods->Stop();
+  if (csi_manager) csi_manager->Stop();
   if (events) events->Stop();
   if (lease) lease->Stop();
   if (node_status) node_status->Stop();

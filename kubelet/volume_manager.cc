@@ -14,6 +14,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "csi/csi_volume.h"
 #include "kubelet/atomic_writer.h"
 #include "kubelet/pod_util.h"
 
@@ -472,10 +473,26 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
   std::string uid = GetString(pod, "metadata.uid");
   std::string ns = GetString(pod, "metadata.namespace");
   if (volume.contains("hostPath")) return SetUpHostPath(volume["hostPath"], false);
+  if (volume.contains("csi") && csi_ != nullptr) {
+    // A CSI ephemeral inline volume: published by its driver (csi/csi_volume.h).
+    ASSIGN_OR_RETURN(csi::PublishedVolume published, csi_->SetUpInline(pod, volume));
+    MountedVolume mounted{published.target_path, volume["csi"].is_object() && volume["csi"].value("readOnly", false)};
+    mounted.ownership_managed = published.kubelet_applies_fs_group;
+    return mounted;
+  }
   if (volume.contains("persistentVolumeClaim") || volume.contains("ephemeral")) {
     ASSIGN_OR_RETURN(Json pv, BoundPersistentVolume(pod, volume));
     const Json& claim = volume.contains("persistentVolumeClaim") ? volume["persistentVolumeClaim"] : Json::object();
-    ASSIGN_OR_RETURN(MountedVolume mounted, SetUpPersistentVolume(pv, claim.is_object() && claim.value("readOnly", false)));
+    const bool claim_read_only = claim.is_object() && claim.value("readOnly", false);
+    MountedVolume mounted;
+    if (csi_ != nullptr && pv.value("spec", Json::object()).contains("csi")) {
+      // A CSI PV: staged and published by its driver (csi/csi_volume.h).
+      ASSIGN_OR_RETURN(csi::PublishedVolume published, csi_->SetUpPersistent(pod, pv, claim_read_only));
+      mounted = MountedVolume{published.target_path, claim_read_only};
+      mounted.ownership_managed = published.kubelet_applies_fs_group;
+    } else {
+      ASSIGN_OR_RETURN(mounted, SetUpPersistentVolume(pv, claim_read_only));
+    }
     mounted.claim_namespace = ns;
     mounted.claim_name = ClaimName(pod, volume);
     const std::string gid = pv.value("metadata", Json::object()).value("annotations", Json::object())
@@ -594,6 +611,9 @@ absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
     absl::MutexLock l(&mu_);
     pods_.erase(uid);
   }
+  // Before anything else, CSI volumes: their drivers unpublish (and unstage) them, found from
+  // their vol_data.json files.
+  if (csi_ != nullptr) RETURN_IF_ERROR(Annotate(csi_->TearDownPod(uid), absl::StrCat("tear down volumes of pod ", uid)));
   // The tmpfs volumes first (RemoveAll does not cross mount points).
   const std::string volumes = JoinPath(PodDir(uid), "volumes");
   RETURN_IF_ERROR(Annotate(UnmountAllUnder(volumes), absl::StrCat("tear down volumes of pod ", uid)));

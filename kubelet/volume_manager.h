@@ -30,6 +30,10 @@
 #include "absl/time/time.h"
 #include "kubelet/api_client.h"
 
+namespace berth::csi {
+class CsiVolumes;
+}
+
 namespace berth::kubelet {
 
 // A volume ready for containers.
@@ -99,6 +103,10 @@ class VolumeManager {
   // tokens. OK when absent. Errors: an unmount or removal failed (the caller retries).
   absl::Status TearDownPodVolumes(const std::string& uid);
 
+  // CSI volumes (inline `csi` sources and PVs with a `csi` source) go through `csi` (not
+  // owned; csi/csi_volume.h). Without it they are Unimplemented. Call before the first pod.
+  void SetCsi(csi::CsiVolumes* csi) { csi_ = csi; }
+
   // The kubelet root this manager was given.
   const std::string& root_dir() const { return root_dir_; }
 
@@ -147,6 +155,7 @@ class VolumeManager {
                                            absl::Time* refresh_at);
 
   ApiClient* api_;
+  csi::CsiVolumes* csi_ = nullptr;
   const std::string root_dir_;
   const std::function<absl::Time()> clock_;
   absl::Mutex mu_;
