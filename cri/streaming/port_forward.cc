@@ -227,13 +227,14 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
   }
 }
 
-// ---- port-forward over WebSocket (v4.portforward.k8s.io / portforward.k8s.io) ----
+// ---- port-forward over WebSocket (upstream's "", v4.channel.k8s.io, v4.base64.channel.k8s.io;
+// also v4.portforward.k8s.io / portforward.k8s.io, binary) ----
 
 void RunPortForwardWebSocket(Client* c, ws::Connection* conn, const std::string& leftover,
                              const std::string& sandbox_id, const std::vector<int32_t>& ports,
-                             int wake_fd, StreamingRuntime* rt) {
+                             bool base64, int wake_fd, StreamingRuntime* rt) {
   auto send_channel = [&](size_t channel, absl::string_view data) {
-    conn->Send(ws::EncodeChannelMessage(static_cast<int>(channel), data, false), false);
+    conn->Send(ws::EncodeChannelMessage(static_cast<int>(channel), data, base64), base64);
   };
   std::vector<ForwardPair> fw(ports.size());
   bool closing = false;
@@ -256,7 +257,7 @@ void RunPortForwardWebSocket(Client* c, ws::Connection* conn, const std::string&
     std::vector<ws::Message> messages;
     absl::Status s = conn->OnBytes(bytes, &messages);
     for (const auto& m : messages) {
-      ASSIGN_OR_RETURN(ws::ChannelMessage cm, ws::DecodeChannelMessage(m.payload, false));
+      ASSIGN_OR_RETURN(ws::ChannelMessage cm, ws::DecodeChannelMessage(m.payload, base64));
       size_t idx = static_cast<size_t>(cm.channel / 2);
       if (cm.channel % 2 == 0 && idx < fw.size() && fw[idx].fd >= 0) fw[idx].to_pod.append(cm.data);
     }

@@ -31,10 +31,10 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
                         int wake_fd, StreamingRuntime* rt);
 
 // Port-forward over WebSocket to `ports` on the accepted connection `conn` (whose output is
-// c->out). Returns when every port's connection reached EOF, the client closed or is gone,
-// or `wake_fd` is readable.
+// c->out); `base64`: the v4.base64.channel.k8s.io text encoding of the channels. Returns when
+// every port's connection reached EOF, the client closed or is gone, or `wake_fd` is readable.
 void RunPortForwardWebSocket(Client* c, ws::Connection* conn, const std::string& leftover,
                              const std::string& sandbox_id, const std::vector<int32_t>& ports,
-                             int wake_fd, StreamingRuntime* rt);
+                             bool base64, int wake_fd, StreamingRuntime* rt);
 
 }  // namespace berth::cri::streaming::internal

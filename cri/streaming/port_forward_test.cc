@@ -116,6 +116,34 @@ TEST_F(PortForwardTest, WebSocketAnnouncesPortsAndForwards) {
   EXPECT_EQ(echo.echoed(), 4);
 }
 
+// Upstream's WebSocket port-forward names (cri-streaming portforward/websocket.go): the binary
+// v4.channel.k8s.io and the text v4.base64.channel.k8s.io, channel digit + base64 payload.
+TEST_F(PortForwardTest, WebSocketUpstreamProtocolNames) {
+  {
+    EchoServer echo;
+    runtime_.set_port_map([&](int32_t p) { return p == 80 ? echo.port() : -1; });
+    WsClient c;
+    ASSERT_TRUE(c.Connect(Url(80), {"v4.channel.k8s.io"}).ok());
+    EXPECT_EQ(c.protocol(), "v4.channel.k8s.io");
+    EXPECT_EQ(c.Read(), std::string("\x00\x50\x00", 3));
+    EXPECT_EQ(c.Read(), std::string("\x01\x50\x00", 3));
+    c.Close();
+    EXPECT_TRUE(echo.WaitEof());
+  }
+  EchoServer echo;
+  runtime_.set_port_map([&](int32_t p) { return p == 80 ? echo.port() : -1; });
+  WsClient c;
+  ASSERT_TRUE(c.Connect(Url(80), {"v4.base64.channel.k8s.io"}).ok());
+  EXPECT_EQ(c.protocol(), "v4.base64.channel.k8s.io");
+  EXPECT_EQ(c.Read(), ws::EncodeChannelMessage(0, std::string("\x50\x00", 2), true));
+  EXPECT_EQ(c.Read(), ws::EncodeChannelMessage(1, std::string("\x50\x00", 2), true));
+  c.Write(ws::EncodeChannelMessage(0, "ping", true), true);
+  EXPECT_EQ(c.Read(), ws::EncodeChannelMessage(0, "ping", true));
+  c.Close();
+  EXPECT_TRUE(echo.WaitEof());
+  EXPECT_EQ(echo.echoed(), 4);
+}
+
 TEST_F(PortForwardTest, WebSocketDialErrorGoesToErrorChannel) {
   runtime_.set_port_map([](int32_t) { return ClosedPort(); });
   WsClient c;

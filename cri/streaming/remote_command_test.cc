@@ -152,6 +152,21 @@ TEST_F(RemoteCommandTest, Base64ProtocolUsesTextMessages) {
   EXPECT_EQ(r.data.count(kError), 0u);  // pre-v4: no Status on success
 }
 
+// v4.base64.channel.k8s.io (upstream's remotecommand websocket.go): text frames, and the v4
+// Status on the error channel also on success.
+TEST_F(RemoteCommandTest, WebSocketV4Base64SendsTextAndStatus) {
+  runtime_.set_script(OutAndErr);
+  WsClient c;
+  ASSERT_TRUE(c.Connect(ExecUrl(false, true, true, false), {"v4.base64.channel.k8s.io"}).ok());
+  EXPECT_EQ(c.protocol(), "v4.base64.channel.k8s.io");
+  WsResult r = ReadAll(&c, true);
+  EXPECT_TRUE(r.text);
+  EXPECT_EQ(r.data[kStdout], "out");
+  EXPECT_EQ(r.data[kStderr], "err");
+  EXPECT_EQ(r.data[kError], ExitStatusJson(0));
+  EXPECT_TRUE(r.closed.empty());  // CLOSE signals are v5 only
+}
+
 TEST_F(RemoteCommandTest, WebSocketV5StdinCloseSignalEndsStdin) {
   runtime_.set_script([](int in, int out, int) {
     std::string got = testing::ReadAll(in);  // to EOF: needs the CLOSE signal for stdin

@@ -274,10 +274,16 @@ void Server::Serve(int fd) {
   if (upgrade == "websocket") {
     std::vector<std::string> offered = HeaderValues(req, "Sec-WebSocket-Protocol");
     std::vector<std::string> supported =
-        portforward ? std::vector<std::string>{"v4.portforward.k8s.io", "portforward.k8s.io"}
-                    : std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io",
-                                               "base64.channel.k8s.io", "channel.k8s.io"};
+        portforward
+            ? std::vector<std::string>{"v4.channel.k8s.io", "v4.base64.channel.k8s.io",
+                                       "v4.portforward.k8s.io", "portforward.k8s.io"}
+            : std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io",
+                                       "v4.base64.channel.k8s.io", "base64.channel.k8s.io",
+                                       "channel.k8s.io"};
+    // Upstream's names (k8s.io/cri-streaming remotecommand and portforward websocket.go), v5,
+    // and berth's earlier port-forward names. The base64 variants use text frames.
     std::string proto = Negotiate(offered, supported);
+    bool base64 = proto == "v4.base64.channel.k8s.io" || proto == "base64.channel.k8s.io";
     if (proto.empty() && !offered.empty()) {
       return reply(HttpError(400, "Bad Request",
                              absl::StrCat("unable to negotiate protocol: client supports ",
@@ -304,7 +310,7 @@ void Server::Serve(int fd) {
       if (ports.empty())
         ports.assign(sr->port_forward.port().begin(), sr->port_forward.port().end());
       RunPortForwardWebSocket(&client, &conn, leftover, sr->port_forward.pod_sandbox_id(), ports,
-                              wake_fd_, runtime_);
+                              base64, wake_fd_, runtime_);
       return;
     }
     CommandOptions o;
@@ -315,8 +321,7 @@ void Server::Serve(int fd) {
     }
     o.legacy_status = proto == "channel.k8s.io" || proto == "base64.channel.k8s.io";
     std::array<bool, kNumChannels> open = {o.stdin, o.stdout, o.stderr && !o.tty, true, o.tty};
-    WebSocketChannels t(&conn, proto == "base64.channel.k8s.io", proto == "v5.channel.k8s.io",
-                        open);
+    WebSocketChannels t(&conn, base64, proto == "v5.channel.k8s.io", open);
     RunRemoteCommand(&client, &t, leftover, o, false, Clock::now(), wake_fd_, [&] {
       return sr->kind == StreamRequest::Kind::kExec ? runtime_->StartExec(sr->exec)
                                                     : runtime_->StartAttach(sr->attach);
