@@ -34,8 +34,9 @@ n2_auth_args+=(--kubeconfig="$n2_dir/kubelet.conf")
 e2e_namespace e2e-tls-bootstrap
 wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready"
 
-token_id=$(tr -dc 'a-z0-9' </dev/urandom | head -c 6)
-token_secret=$(tr -dc 'a-z0-9' </dev/urandom | head -c 16)
+# [a-z0-9]{6}.[a-z0-9]{16} (hex is a subset).
+token_id=$(openssl rand -hex 3)
+token_secret=$(openssl rand -hex 8)
 crbs=(berth-e2e:kubelet-bootstrap berth-e2e:node-autoapprove-bootstrap
   berth-e2e:node-autoapprove-certificate-rotation)
 
@@ -159,7 +160,7 @@ node2_start_berth
 wait_for 60 node_ready "$n2_name" || fail "node $n2_name not Ready after the restart: $(tail -n 30 "$state/berth-b.log")"
 renewed() { [ "$(readlink "$current")" != "$first_target" ]; }
 wait_for 240 renewed || fail "client certificate not renewed: $(grep certificate "$state/berth-b.log" | tail -n 20)"
-rot_csr=$(csr_by "system:node:$n2_name" kubernetes.io/kube-apiserver-client-kubelet | head -n 1)
+rot_csr=$(csr_by "system:node:$n2_name" kubernetes.io/kube-apiserver-client-kubelet | sed -n 1p)
 [ -n "$rot_csr" ] || fail "no renewal CSR by system:node:$n2_name"
 [[ "$rot_csr" == csr-* ]] || fail "renewal CSR name $rot_csr"
 [ "$(jsonpath "csr/$rot_csr" '{.status.conditions[?(@.type=="Approved")].reason}')" = AutoApproved ] ||
@@ -181,7 +182,7 @@ serving_issuer() {
 ca_subject=$(openssl x509 -in "$state/pki/ca.crt" -noout -subject -nameopt RFC2253 | sed 's/^subject=//')
 serve_csr_seen() { [ -n "$(csr_by "system:node:$n2_name" kubernetes.io/kubelet-serving)" ]; }
 wait_for 60 serve_csr_seen || fail "no kubelet-serving CSR by system:node:$n2_name"
-serve_csr=$(csr_by "system:node:$n2_name" kubernetes.io/kubelet-serving | head -n 1)
+serve_csr=$(csr_by "system:node:$n2_name" kubernetes.io/kubelet-serving | sed -n 1p)
 [ -z "$(jsonpath "csr/$serve_csr" '{.status.conditions}')" ] || fail "serving CSR $serve_csr was decided without us"
 issuer=$(serving_issuer)
 [ -n "$issuer" ] && [ "$issuer" != "issuer=$ca_subject" ] || fail ":10250 before approval: issuer '$issuer'"
