@@ -23,6 +23,9 @@
 # 3. The serving CSR (kubernetes.io/kubelet-serving, SANs = node addresses) stays pending and
 #    :10250 presents the self-signed certificate; after `kubectl certificate approve` it
 #    presents the CA-signed one with the node's IP.
+# 4. Errors: with a token whose group is not auto-approved, `kubectl certificate deny` ends
+#    berth's bootstrap with the reason (exit 1) and nothing is half-written (no kubeconfig, no
+#    current link; the key waits in kubelet-client.key.tmp for the next attempt, as upstream).
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 # Node B's credentials: the bootstrap kubeconfig only (set before lib_node2.sh is sourced).
@@ -37,8 +40,11 @@ wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready"
 # [a-z0-9]{6}.[a-z0-9]{16} (hex is a subset).
 token_id=$(openssl rand -hex 3)
 token_secret=$(openssl rand -hex 8)
+deny_id=$(openssl rand -hex 3)
+deny_secret=$(openssl rand -hex 8)
 crbs=(berth-e2e:kubelet-bootstrap berth-e2e:node-autoapprove-bootstrap
-  berth-e2e:node-autoapprove-certificate-rotation)
+  berth-e2e:node-autoapprove-certificate-rotation berth-e2e:manual-bootstrap)
+deny_dir="$n2_dir/denied"  # under node B's dir: node2_down unmounts what is left there
 
 # --- the controller-manager with short-lived certificates ---------------------------------------
 kcm_pid=$(cat "$state/pids/kube-controller-manager")
@@ -53,13 +59,16 @@ start_kcm() {
 cleanup() {
   local rc=$?
   set +e
+  stop_pid_file berth-denied
   node2_down
   local csr
   for csr in $(kubectl get csr -o jsonpath="{range .items[?(@.spec.username==\"system:bootstrap:$token_id\")]}{.metadata.name}{\"\n\"}{end}") \
+    $(kubectl get csr -o jsonpath="{range .items[?(@.spec.username==\"system:bootstrap:$deny_id\")]}{.metadata.name}{\"\n\"}{end}") \
     $(kubectl get csr -o jsonpath="{range .items[?(@.spec.username==\"system:node:$n2_name\")]}{.metadata.name}{\"\n\"}{end}"); do
     kubectl delete csr "$csr" --ignore-not-found >/dev/null 2>&1
   done
-  kubectl delete secret -n kube-system "bootstrap-token-$token_id" --ignore-not-found >/dev/null 2>&1
+  kubectl delete secret -n kube-system "bootstrap-token-$token_id" "bootstrap-token-$deny_id" \
+    --ignore-not-found >/dev/null 2>&1
   kubectl delete clusterrolebinding "${crbs[@]}" --ignore-not-found >/dev/null 2>&1
   # The shared controller-manager as it was.
   start_kcm || { log "the original controller-manager did not come back"; rc=1; }
@@ -208,5 +217,52 @@ node_ready "$n2_name" || fail "node $n2_name not Ready after the first certifica
   fail "the pod's container changed across the restart and rotations" "$E2E_NS"
 [ "$(jsonpath pod/sleeper '{.status.containerStatuses[0].restartCount}' "$E2E_NS")" = 0 ] ||
   fail "the pod's container restarted" "$E2E_NS"
+
+# --- 4. a denied CSR --------------------------------------------------------------------------------
+kubectl apply -f - >/dev/null <<YAML || fail "second bootstrap token Secret"
+apiVersion: v1
+kind: Secret
+metadata: {name: bootstrap-token-$deny_id, namespace: kube-system}
+type: bootstrap.kubernetes.io/token
+stringData:
+  token-id: "$deny_id"
+  token-secret: "$deny_secret"
+  usage-bootstrap-authentication: "true"
+  auth-extra-groups: system:bootstrappers:berth-e2e-manual
+YAML
+kubectl create clusterrolebinding "${crbs[3]}" --clusterrole=system:node-bootstrapper \
+  --group=system:bootstrappers:berth-e2e-manual >/dev/null
+sed "s/$token_id\.$token_secret/$deny_id.$deny_secret/" "$tb_dir/bootstrap-kubelet.conf" >"$tb_dir/manual.conf"
 rotations=$(ls "$pki"/kubelet-client-20*.pem | wc -l)
+stop_pid_file berth-b  # its ports (10249, 10250) are free for the bootstrap below
+mkdir -p "$deny_dir"
+nsenter --net="/run/netns/$n2_netns" "$berth_bin" --bootstrap-kubeconfig="$tb_dir/manual.conf" \
+  --kubeconfig="$deny_dir/kubelet.conf" --node-name="$n2_name-denied" --node-ip="$n2_ip" \
+  --root-dir="$deny_dir/lib" --state-dir="$deny_dir/run" --cri-socket="$deny_dir/berth.sock" \
+  --cgroup-root="$n2_cg/denied" --cni-conf-dir="$deny_dir/net.d" --ebpf=false \
+  --metrics-bind-address=127.0.0.1:10249 </dev/null >"$deny_dir/berth.log" 2>&1 &
+echo $! >"$state/pids/berth-denied"
+readlink -f "$berth_bin" >"$state/pids/berth-denied.exe"
+manual_csr() { csr_by "system:bootstrap:$deny_id" kubernetes.io/kube-apiserver-client-kubelet; }
+has_manual_csr() { [ -n "$(manual_csr)" ]; }
+wait_for 90 has_manual_csr || fail "no CSR from the manual-approval token: $(tail -n 20 "$deny_dir/berth.log")"
+denied_csr=$(manual_csr)
+[ -z "$(jsonpath "csr/$denied_csr" '{.status.conditions}')" ] || fail "CSR $denied_csr was decided without us"
+kubectl certificate deny "$denied_csr" >/dev/null
+denied_pid=$(cat "$state/pids/berth-denied")
+gone() { ! kill -0 "$denied_pid" 2>/dev/null; }
+wait_for 60 gone || fail "berth kept running after $denied_csr was denied: $(tail -n 20 "$deny_dir/berth.log")"
+set +e; wait "$denied_pid"; denied_rc=$?; set -e
+rm -f "$state/pids/berth-denied" "$state/pids/berth-denied.exe"
+[ "$denied_rc" = 1 ] || fail "berth exited $denied_rc after the denial (want 1)"
+grep -q "certificate signing request $denied_csr is denied" "$deny_dir/berth.log" ||
+  fail "berth's log does not give the denial: $(tail -n 5 "$deny_dir/berth.log")"
+[ ! -e "$deny_dir/kubelet.conf" ] || fail "a kubeconfig was written although the CSR was denied"
+[ ! -e "$deny_dir/lib/pki/kubelet-client-current.pem" ] || fail "a current link exists although the CSR was denied"
+[ -s "$deny_dir/lib/pki/kubelet-client.key.tmp" ] || fail "the bootstrap key was not kept for the next attempt"
+log "denied CSR $denied_csr: $(grep -o 'certificate signing request .* is denied.*' "$deny_dir/berth.log" | cut -c1-200)"
+# Node B's berth back, so that the teardown removes its pod through it.
+node2_start_berth
+wait_for 60 node_ready "$n2_name" || fail "node $n2_name not Ready after the last restart"
+
 log "PASS: bootstrap ($boot_csr), $((rotations - 1)) client renewal(s), serving certificate ($serve_csr), pod kept running"
