@@ -151,7 +151,9 @@ class HttpApiClient : public ApiClient {
       static thread_local std::mt19937 rng(std::random_device{}());
       full += absl::StrCat("&timeoutSeconds=", 300 + rng() % 300);
     }
-    auto client = NewClient(options_.watch_read_timeout_s);
+    std::shared_ptr<const ClientCertificate> cert = CurrentCertificate();
+    auto client = NewClient(options_.watch_read_timeout_s, cert);
+    bool rotated = false;
 
     // Stops the blocking read promptly when `stop` is set.
     std::mutex mu;
@@ -161,6 +163,12 @@ class HttpApiClient : public ApiClient {
       std::unique_lock<std::mutex> lock(mu);
       while (!done) {
         if (stop.load()) client->stop();  // repeated: the request may not have begun
+        if (options_.client_certificate && CertOf(CurrentCertificate()) != CertOf(cert)) {
+          // A rotated client certificate: end the stream so that the caller re-watches on
+          // a connection that presents the new one (client-go closes all connections).
+          rotated = true;
+          client->stop();
+        }
         cv.wait_for(lock, std::chrono::milliseconds(100));
       }
     });
@@ -215,7 +223,7 @@ class HttpApiClient : public ApiClient {
     monitor.join();
 
     if (!decode_error.ok()) return decode_error;
-    if (consumer_stopped || stop.load()) return absl::OkStatus();
+    if (consumer_stopped || stop.load() || rotated) return absl::OkStatus();
     if (!ok) {
       return absl::UnavailableError(absl::StrCat("WATCH ", path, ": ", config_.server, ": ",
                                                  httplib::to_string(err)));
@@ -229,6 +237,13 @@ class HttpApiClient : public ApiClient {
   std::string Server() const override { return config_.server; }
 
  private:
+  // An idle client and the certificate its connection presents.
+  struct Pooled {
+    std::unique_ptr<httplib::ClientImpl> client;
+    std::shared_ptr<const ClientCertificate> cert;
+    httplib::ClientImpl* operator->() const { return client.get(); }
+  };
+
   httplib::Request NewRequest(const char* verb, const std::string& path) {
     httplib::Request req;
     req.method = verb;
@@ -241,11 +256,28 @@ class HttpApiClient : public ApiClient {
     return req;
   }
 
-  std::unique_ptr<httplib::ClientImpl> NewClient(int read_timeout_s) {
+  std::shared_ptr<const ClientCertificate> CurrentCertificate() const {
+    return options_.client_certificate ? options_.client_certificate() : nullptr;
+  }
+  static X509* CertOf(const std::shared_ptr<const ClientCertificate>& c) {
+    return c ? c->cert.get() : nullptr;
+  }
+
+  // A new client presenting `cert` (with a certificate source) or the kubeconfig's one.
+  std::unique_ptr<httplib::ClientImpl> NewClient(
+      int read_timeout_s, const std::shared_ptr<const ClientCertificate>& cert) {
     std::unique_ptr<httplib::ClientImpl> c;
     if (https_) {
       std::unique_ptr<httplib::SSLClient> sc;
-      if (client_cert_) {
+      if (options_.client_certificate) {
+        if (cert && cert->cert && cert->key) {
+          // SSL_CTX_use_certificate / _PrivateKey take their own references.
+          sc = std::make_unique<httplib::SSLClient>(host_, port_, cert->cert.get(),
+                                                    cert->key.get());
+        } else {
+          sc = std::make_unique<httplib::SSLClient>(host_, port_);
+        }
+      } else if (client_cert_) {
         sc = std::make_unique<httplib::SSLClient>(host_, port_, client_cert_.get(),
                                                   client_key_.get());
       } else {
@@ -275,21 +307,27 @@ class HttpApiClient : public ApiClient {
 
   // An idle pooled client (its keep-alive connection may have been closed by the server
   // meanwhile: `*reused` tells) or a new one.
-  std::unique_ptr<httplib::ClientImpl> Acquire(bool* reused) {
+  // With a certificate source, pooled clients made with another certificate than the
+  // current one are dropped (their connections close with them).
+  Pooled Acquire(bool* reused) {
+    std::shared_ptr<const ClientCertificate> cert = CurrentCertificate();
     {
       std::lock_guard<std::mutex> lock(pool_mu_);
+      if (options_.client_certificate) {
+        std::erase_if(idle_, [&](const Pooled& p) { return CertOf(p.cert) != CertOf(cert); });
+      }
       if (!idle_.empty()) {
-        auto c = std::move(idle_.back());
+        Pooled c = std::move(idle_.back());
         idle_.pop_back();
         *reused = true;
         return c;
       }
     }
     *reused = false;
-    return NewClient(options_.request_timeout_s);
+    return Pooled{NewClient(options_.request_timeout_s, cert), cert};
   }
 
-  void Release(std::unique_ptr<httplib::ClientImpl> c) {
+  void Release(Pooled c) {
     std::lock_guard<std::mutex> lock(pool_mu_);
     if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
   }
@@ -302,13 +340,14 @@ class HttpApiClient : public ApiClient {
       req.headers.emplace("Content-Type", content_type);
     }
     bool reused = false;
-    auto client = Acquire(&reused);
+    Pooled client = Acquire(&reused);
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
     bool sent = client->send(req, res, err);
     if (!sent && reused) {
       // A stale keep-alive connection: retry once on a fresh one.
-      client = NewClient(options_.request_timeout_s);
+      client.cert = CurrentCertificate();
+      client.client = NewClient(options_.request_timeout_s, client.cert);
       res = httplib::Response();
       err = httplib::Error::Success;
       sent = client->send(req, res, err);
@@ -340,7 +379,7 @@ class HttpApiClient : public ApiClient {
   X509Ptr client_cert_;
   PkeyPtr client_key_;
   std::mutex pool_mu_;
-  std::vector<std::unique_ptr<httplib::ClientImpl>> idle_;
+  std::vector<Pooled> idle_;
 };
 
 }  // namespace

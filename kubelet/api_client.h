@@ -19,9 +19,24 @@
 #include "absl/status/statusor.h"
 #include "kubelet/kubeconfig.h"
 
+typedef struct x509_st X509;
+typedef struct evp_pkey_st EVP_PKEY;
+
 namespace berth::kubelet {
 
 using Json = nlohmann::json;
+
+// A client certificate (leaf) and its private key, shared by the connections made with it.
+struct ClientCertificate {
+  std::shared_ptr<X509> cert;
+  std::shared_ptr<EVP_PKEY> key;
+};
+
+// Returns the client certificate new connections present; nullptr = none (requests go
+// without one, as client-go's GetClientCertificate returning an empty certificate). Called
+// for every new connection and, while a watch runs, every 100 ms: it must be cheap and
+// thread-safe.
+using ClientCertificateSource = std::function<std::shared_ptr<const ClientCertificate>()>;
 
 // PATCH content types.
 enum class PatchType { kMerge, kStrategicMerge, kJson };
@@ -32,6 +47,11 @@ struct ApiClientOptions {
   int request_timeout_s = 60;       // per read/write of a normal request
   int watch_read_timeout_s = 660;   // per read of a watch stream (> server timeoutSeconds)
   std::string user_agent = "berth/0.1";
+  // Client certificate rotation (as the kubelet's UpdateTransport): when set, it replaces the
+  // kubeconfig's client certificate. When the certificate it returns changes, idle pooled
+  // connections are dropped and running watches end (the ListWatch re-watches), so every
+  // later request authenticates with the new certificate.
+  ClientCertificateSource client_certificate;
 };
 
 // Maps an HTTP response to a Status: OK for 2xx, else the code listed at the top of this file

@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
+
+#include <mutex>
 
 #include <thread>
 
@@ -57,6 +61,7 @@ class ApiClientTlsTest : public ::testing::Test {
     MakeCa("otherca");
     MakeCert("server", "ca", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1");
     MakeCert("client", "ca", "/O=system:nodes/CN=system:node:n1", "extendedKeyUsage=clientAuth");
+    MakeCert("client2", "ca", "/O=system:nodes/CN=system:node:n2", "extendedKeyUsage=clientAuth");
 
     server_ = std::make_unique<httplib::SSLServer>(P("server.crt").c_str(), P("server.key").c_str(),
                                                    P("ca.crt").c_str());
@@ -66,6 +71,17 @@ class ApiClientTlsTest : public ::testing::Test {
       res.set_content(
           R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"nodes \"x\" not found","reason":"NotFound","code":404})",
           "application/json");
+    });
+    // The CN of the client certificate the connection presented ("" without one).
+    server_->Get("/whoami", [](const httplib::Request& req, httplib::Response& res) {
+      std::string cn;
+      if (X509* peer = SSL_get1_peer_certificate(req.ssl)) {
+        char buf[256] = {0};
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf, sizeof(buf));
+        cn = buf;
+        X509_free(peer);
+      }
+      res.set_content(Json{{"cn", cn}}.dump(), "application/json");
     });
     server_->Get("/api/v1/nodes/y", [](const httplib::Request& req, httplib::Response& res) {
       res.set_content(R"({"kind":"Node","metadata":{"name":"y"}})", "application/json");
@@ -142,6 +158,19 @@ class ApiClientTlsTest : public ::testing::Test {
     kc.client_cert_pem = *ReadFile(P("client.crt"));
     kc.client_key_pem = *ReadFile(P("client.key"));
     return kc;
+  }
+
+  std::shared_ptr<const ClientCertificate> LoadClientCertificate(const std::string& name) {
+    auto out = std::make_shared<ClientCertificate>();
+    std::string cert = *ReadFile(P(name + ".crt")), key = *ReadFile(P(name + ".key"));
+    BIO* b = BIO_new_mem_buf(cert.data(), static_cast<int>(cert.size()));
+    out->cert.reset(PEM_read_bio_X509(b, nullptr, nullptr, nullptr), X509_free);
+    BIO_free(b);
+    b = BIO_new_mem_buf(key.data(), static_cast<int>(key.size()));
+    out->key.reset(PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr), EVP_PKEY_free);
+    BIO_free(b);
+    EXPECT_TRUE(out->cert && out->key);
+    return out;
   }
 
   std::string dir_;
@@ -237,6 +266,65 @@ TEST_F(ApiClientTlsTest, WatchStopsPromptlyWhileServerHoldsStream) {
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(events.load(), 2);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// Client certificate rotation: requests after the source changes present the new
+// certificate (the pooled keep-alive connection made with the old one is dropped), and a
+// running watch ends so that the caller re-watches with it.
+TEST_F(ApiClientTlsTest, RotatedClientCertificateIsUsedByNewRequestsAndEndsWatches) {
+  std::mutex mu;
+  std::shared_ptr<const ClientCertificate> current = LoadClientCertificate("client");
+  ApiClientOptions opts;
+  opts.client_certificate = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return current;
+  };
+  Kubeconfig kc = Config("ca");
+  kc.client_cert_pem.clear();
+  kc.client_key_pem.clear();
+  auto client = ApiClient::Create(kc, opts);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto who = [&] {
+    absl::StatusOr<Json> r = (*client)->Get("/whoami");
+    return r.ok() ? r->value("cn", "?") : r.status().ToString();
+  };
+  EXPECT_EQ(who(), "system:node:n1");
+  EXPECT_EQ(who(), "system:node:n1");  // the pooled connection
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> events{0};
+  absl::Status watch_status = absl::UnknownError("not run");
+  std::thread watcher([&] {
+    watch_status = (*client)->Watch(
+        "/api/v1/pods?resourceVersion=hold",
+        [&](const std::string&, const Json&) {
+          events++;
+          return true;
+        },
+        stop);
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (events.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(events.load(), 2);
+  auto rotated_at = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    current = LoadClientCertificate("client2");
+  }
+  watcher.join();  // ends on its own: `stop` is never set
+  EXPECT_TRUE(watch_status.ok()) << watch_status;
+  EXPECT_LT(std::chrono::steady_clock::now() - rotated_at, std::chrono::seconds(5));
+  EXPECT_EQ(who(), "system:node:n2");
+
+  // No certificate at all (expired, not yet bootstrapped): requests go without one, which
+  // this server (it requires client certificates) refuses in the handshake.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    current = nullptr;
+  }
+  EXPECT_FALSE((*client)->Get("/whoami").ok());
 }
 
 TEST_F(ApiClientTlsTest, WatchHttpErrorIsMapped) {

@@ -51,6 +51,13 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
   return JoinPath(base_dir, p);
 }
 
+// The resolved path of file field `key` when `<key>-data` is not given, else "".
+std::string FileRef(const YAML::Node& m, const std::string& key, const std::string& base_dir) {
+  if (!Str(m, (key + "-data").c_str()).empty()) return std::string();
+  std::string file = Str(m, key.c_str());
+  return file.empty() ? std::string() : Resolve(base_dir, file);
+}
+
 // Loads `<key>-data` (base64) or `<key>` (file path) from `m`.
 absl::StatusOr<std::string> DataOrFile(const YAML::Node& m, const std::string& key,
                                        const std::string& base_dir) {
@@ -121,6 +128,7 @@ absl::StatusOr<Kubeconfig> ParseKubeconfig(const std::string& text, const std::s
     auto ca = DataOrFile(*cluster, "certificate-authority", base_dir);
     if (!ca.ok()) return Annotate(ca.status(), "kubeconfig: cluster \"" + cluster_name + "\"");
     kc.ca_pem = *ca;
+    kc.ca_file = FileRef(*cluster, "certificate-authority", base_dir);
 
     if (!user_name.empty()) {
       auto user = FindNamed(root, "users", "user", user_name);
@@ -132,6 +140,8 @@ absl::StatusOr<Kubeconfig> ParseKubeconfig(const std::string& text, const std::s
       auto key = DataOrFile(*user, "client-key", base_dir);
       if (!key.ok()) return Annotate(key.status(), what);
       kc.client_key_pem = *key;
+      kc.client_certificate_file = FileRef(*user, "client-certificate", base_dir);
+      kc.client_key_file = FileRef(*user, "client-key", base_dir);
       if (kc.client_cert_pem.empty() != kc.client_key_pem.empty()) {
         return absl::InvalidArgumentError(what + ": client certificate and key must both be set");
       }

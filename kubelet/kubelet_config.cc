@@ -51,8 +51,6 @@ constexpr IgnoredField kIgnoredFields[] = {
     {"tlsCipherSuites", Presence::kValue, nullptr},
     {"tlsCurvePreferences", Presence::kValue, nullptr},
     {"tlsMinVersion", Presence::kValue, nullptr},
-    {"rotateCertificates", Presence::kValue, nullptr},
-    {"serverTLSBootstrap", Presence::kValue, nullptr},
     {"registryPullQPS", Presence::kPointer, nullptr},
     {"registryBurst", Presence::kValue, nullptr},
     {"imagePullCredentialsVerificationPolicy", Presence::kValue, nullptr},
@@ -150,7 +148,8 @@ constexpr const char* kMappedFields[] = {
     "healthzBindAddress", "clusterDomain", "clusterDNS", "cgroupRoot", "cgroupDriver", "maxPods",
     "podCIDR", "resolvConf", "containerLogMaxSize", "containerLogMaxFiles",
     "allowedUnsafeSysctls", "logging", "seccompDefault", "registerWithTaints",
-    "containerRuntimeEndpoint", "imageServiceEndpoint",
+    "containerRuntimeEndpoint", "imageServiceEndpoint", "rotateCertificates",
+    "serverTLSBootstrap",
 };
 
 const IgnoredField* FindIgnored(const std::string& name) {
@@ -242,6 +241,7 @@ class Parser {
           "\": berth reads only apiVersion ", kApiVersion, ", kind ", kKind));
     }
     ReadServer(top);
+    ReadCertificates(top);
     ReadAuth(top);
     ReadNode(top);
     ReadPods(top);
@@ -401,6 +401,16 @@ class Parser {
     SetString(top, "tlsPrivateKeyFile", "--tls-private-key-file", /*path=*/true);
     ReadPort(top, "healthzPort", "--healthz-port", /*zero_is_unset=*/false);
     SetString(top, "healthzBindAddress", "--healthz-bind-address");
+  }
+
+  // TLS bootstrap and rotation (kubelet/certificate/): non-pointer booleans, false = unset.
+  void ReadCertificates(const Object& top) {
+    if (Bool(Get(top, "rotateCertificates"), "rotateCertificates") == true) {
+      Set("rotateCertificates", "--rotate-certificates", {"true"});
+    }
+    if (Bool(Get(top, "serverTLSBootstrap"), "serverTLSBootstrap") == true) {
+      Set("serverTLSBootstrap", "--rotate-server-certificates", {"true"});
+    }
   }
 
   void ReadAuth(const Object& top) {

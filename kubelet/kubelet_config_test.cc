@@ -14,6 +14,7 @@ namespace berth::kubelet {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::AnyOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -85,6 +86,8 @@ cgroupDriver: cgroupfs
 cgroupRoot: /berth/
 resolvConf: /run/systemd/resolve/resolv.conf
 podLogsDir: /var/log/berth-pods
+rotateCertificates: true
+serverTLSBootstrap: true
 logging:
   format: text
   verbosity: 2
@@ -183,7 +186,9 @@ TEST(KubeletConfigTest, EveryMappedField) {
   EXPECT_EQ(f["--resolv-conf"], Values{"/run/systemd/resolve/resolv.conf"});
   EXPECT_EQ(f["--log-root"], Values{"/var/log/berth-pods"});
   EXPECT_EQ(f["--v"], Values{"2"});
-  EXPECT_THAT(f, SizeIs(25));
+  EXPECT_EQ(f["--rotate-certificates"], Values{"true"});
+  EXPECT_EQ(f["--rotate-server-certificates"], Values{"true"});
+  EXPECT_THAT(f, SizeIs(27));
   // The field of each setting is its path in the file.
   for (const KubeletConfigSetting& s : c.settings) {
     if (s.flag == "--authentication-token-webhook-cache-ttl") {
@@ -256,8 +261,6 @@ podLogsDir: logs
 // values that match what berth does anyway are not.
 TEST(KubeletConfigTest, UnsupportedFieldsInOneWarning) {
   KubeletConfig c = MustParse(R"(
-rotateCertificates: true
-serverTLSBootstrap: true
 staticPodPath: /etc/kubernetes/manifests
 evictionHard:
   memory.available: 100Mi
@@ -277,8 +280,7 @@ enableDebuggingHandlers: true
   const std::string& w = c.warnings[0];
   EXPECT_THAT(w, HasSubstr("not implemented by berth, ignored: "));
   for (const char* part :
-       {"rotateCertificates (true)", "serverTLSBootstrap (true)",
-        "staticPodPath (/etc/kubernetes/manifests)", "evictionHard",
+       {"staticPodPath (/etc/kubernetes/manifests)", "evictionHard",
         "readOnlyPort (10255; berth serves no read-only port)",
         "podCIDR (10.244.0.0/24; berth takes the pod CIDR from Node.spec.podCIDR)",
         "cgroupDriver (systemd; berth uses cgroupfs)",
@@ -289,7 +291,8 @@ enableDebuggingHandlers: true
     EXPECT_THAT(w, HasSubstr(part));
   }
   for (const char* fine :
-       {"cgroupsPerQOS", "registerNode", "failSwapOn", "enableDebuggingHandlers"}) {
+       {"cgroupsPerQOS", "registerNode", "failSwapOn", "enableDebuggingHandlers",
+        "rotateCertificates", "serverTLSBootstrap"}) {
     EXPECT_THAT(w, Not(HasSubstr(fine)));
   }
   EXPECT_THAT(c.settings, IsEmpty());
@@ -537,7 +540,9 @@ TEST(ApplyKubeletConfigTest, BerthHasEveryMappedFlag) {
   KubeletConfig c = MustParse(kEveryMappedField);
   ASSERT_FALSE(c.settings.empty());
   for (const KubeletConfigSetting& s : c.settings) {
-    EXPECT_THAT(help->out, HasSubstr("  " + s.flag + " ")) << s.field;
+    // "  --flag TYPE  help", or the flag alone on its line when it is long.
+    EXPECT_THAT(help->out, AnyOf(HasSubstr("  " + s.flag + " "), HasSubstr("  " + s.flag + "\n")))
+        << s.field;
   }
 #endif
 }

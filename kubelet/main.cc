@@ -27,6 +27,8 @@
 #include "cri/store/db.h"
 #include "csi/csi_manager.h"
 #include "kubelet/api_client.h"
+#include "kubelet/certificate/bootstrap.h"
+#include "kubelet/certificate/metrics.h"
 #include "kubelet/event_recorder.h"
 #include "kubelet/eviction.h"
 #include "kubelet/kubelet_config.h"
@@ -66,6 +68,11 @@ namespace {
 struct Flags {
   std::string config;  // --config: a KubeletConfiguration file, the base under these flags
   std::string kubeconfig;
+  // TLS bootstrap and certificate rotation (kubelet/certificate/).
+  std::string bootstrap_kubeconfig;
+  std::string cert_dir;  // default <root-dir>/pki, as the kubelet's /var/lib/kubelet/pki
+  bool rotate_certificates = false;
+  bool rotate_server_certificates = false;
   std::string node_name;
   std::string node_ip;
   std::string root_dir = "/var/lib/berth";
@@ -161,7 +168,20 @@ int RealMain(int argc, char** argv) {
   app.add_option("--config", f.config,
                  "KubeletConfiguration file (kubelet.config.k8s.io/v1beta1, YAML or JSON); "
                  "flags given on the command line override it");
-  app.add_option("--kubeconfig", f.kubeconfig, "kubeconfig with the node's credentials");
+  app.add_option("--kubeconfig", f.kubeconfig,
+                 "kubeconfig with the node's credentials (written by the TLS bootstrap when "
+                 "--bootstrap-kubeconfig is given and it is missing or invalid)");
+  app.add_option("--bootstrap-kubeconfig", f.bootstrap_kubeconfig,
+                 "kubeconfig (bootstrap token) used to request the node's client certificate "
+                 "when --kubeconfig is missing or invalid");
+  app.add_option("--cert-dir", f.cert_dir,
+                 "directory of the TLS certificates (kubelet-client-current.pem, "
+                 "kubelet-server-current.pem, self-signed kubelet.crt); default <root-dir>/pki");
+  app.add_flag("--rotate-certificates", f.rotate_certificates,
+               "renew the client certificate through CSRs as its expiration approaches");
+  app.add_flag("--rotate-server-certificates", f.rotate_server_certificates,
+               "request the serving certificate through a kubernetes.io/kubelet-serving CSR and "
+               "renew it (self-signed until approved)");
   app.add_option("--node-name", f.node_name, "Node name (default: hostname)");
   app.add_option("--node-ip", f.node_ip, "InternalIP reported for the Node");
   app.add_option("--root-dir", f.root_dir, "persistent state directory");
@@ -219,7 +239,7 @@ int RealMain(int argc, char** argv) {
   app.add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app.add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
   app.add_option("--tls-cert-file", f.tls_cert_file,
-                 "serving certificate (self-signed into <root-dir>/pki when absent)");
+                 "serving certificate (self-signed into --cert-dir when absent)");
   app.add_option("--tls-private-key-file", f.tls_private_key_file, "key of --tls-cert-file");
   app.add_option("--client-ca-file", f.client_ca_file,
                  "CA bundle that verifies client certificates (user = CN, groups = O)");
@@ -291,6 +311,7 @@ int RealMain(int argc, char** argv) {
   }
   SetLogLevel(f.verbosity > 0 ? LogLevel::kDebug : LogLevel::kInfo);
   if (f.node_name.empty()) f.node_name = Hostname();
+  if (f.cert_dir.empty()) f.cert_dir = JoinPath(f.root_dir, "pki");
   if (!f.runtime_only && f.kubeconfig.empty()) {
     LOG(ERROR) << "--kubeconfig is required unless --runtime-only is given "
                   "(deploy/run.sh starts a local control plane when you have none)";
@@ -317,6 +338,10 @@ int RealMain(int argc, char** argv) {
 
   // --- metrics ---
   metrics::Registry registry;
+  // The certificate managers (kubelet role) outlive everything that reads them: the API client,
+  // the kubelet server's handshakes and the metrics servers' scrapes (destroyed first).
+  std::unique_ptr<kubelet::certificate::CertificateManager> client_certs;
+  std::unique_ptr<kubelet::certificate::CertificateManager> serving_certs;
   metrics::RegisterProcessMetrics(&registry);
   metrics::RegisterBuildInfo(&registry, BERTH_VERSION);
 
@@ -571,12 +596,34 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::LocalStorageEvictor> evictor;
   std::unique_ptr<metrics::MetricsServer> healthz_server;
   if (!f.runtime_only) {
-    auto client = kubelet::ApiClient::FromKubeconfig(f.kubeconfig);
+    kubelet::certificate::NodeCredentialsOptions copts;
+    copts.kubeconfig = f.kubeconfig;
+    copts.bootstrap_kubeconfig = f.bootstrap_kubeconfig;
+    copts.cert_dir = f.cert_dir;
+    copts.node_name = f.node_name;
+    copts.rotate = f.rotate_certificates;
+    auto creds = kubelet::certificate::SetUpNodeCredentials(copts, g_stop);
+    if (!creds.ok()) {
+      if (g_stop.load()) return 0;
+      LOG(ERROR) << "berth: " << creds.status();
+      return 1;
+    }
+    auto client = kubelet::ApiClient::Create(creds->config, creds->api_options);
     if (!client.ok()) {
       LOG(ERROR) << "berth: " << client.status();
       return 1;
     }
     api = std::move(*client);
+    client_certs = std::move(creds->client_manager);
+    if (client_certs != nullptr) {
+      kubelet::certificate::RegisterTtlGauge(&registry, "kubelet_certificate_manager_client_ttl_seconds",
+                                             client_certs.get());
+      client_certs->Start();
+      if (client_certs->Current() == nullptr) {
+        LOG(INFO) << "berth: waiting for the node's client certificate (TLS bootstrap)";
+        if (!client_certs->WaitForCertificate(g_stop, absl::InfiniteDuration())) return 0;
+      }
+    }
     auto machine = kubelet::ReadMachineInfo(f.root_dir);
     if (!machine.ok()) {
       LOG(ERROR) << "berth: machine info: " << machine.status();
@@ -704,8 +751,8 @@ int RealMain(int argc, char** argv) {
         return 2;
       }
       if (kopts.tls_cert_file.empty()) {
-        kopts.tls_cert_file = JoinPath(f.root_dir, "pki/kubelet.crt");
-        kopts.tls_private_key_file = JoinPath(f.root_dir, "pki/kubelet.key");
+        kopts.tls_cert_file = JoinPath(f.cert_dir, "kubelet.crt");
+        kopts.tls_private_key_file = JoinPath(f.cert_dir, "kubelet.key");
         std::vector<std::string> ips;
         if (!f.node_ip.empty()) ips.push_back(f.node_ip);
         if (auto s = kubelet::server::EnsureSelfSignedCert(
@@ -714,6 +761,25 @@ int RealMain(int argc, char** argv) {
           LOG(ERROR) << "berth: self-signed serving certificate: " << s;
           return 1;
         }
+      }
+      if (f.rotate_server_certificates) {
+        // serverTLSBootstrap: a kubelet-serving CSR with the node's addresses; the self-signed
+        // pair above serves until it is approved.
+        std::vector<kubelet::certificate::NodeAddress> addrs;
+        if (!f.node_ip.empty()) addrs.push_back({"InternalIP", f.node_ip});
+        addrs.push_back({"Hostname", machine->hostname.empty() ? f.node_name : machine->hostname});
+        auto m = kubelet::certificate::NewServingCertificateManager(
+            api.get(), f.node_name, f.cert_dir, [addrs] { return addrs; });
+        if (!m.ok()) {
+          LOG(ERROR) << "berth: serving certificate manager: " << m.status();
+          return 1;
+        }
+        serving_certs = std::move(*m);
+        kubelet::certificate::RegisterTtlGauge(
+            &registry, "kubelet_certificate_manager_server_ttl_seconds", serving_certs.get());
+        kubelet::certificate::CertificateManager* sc = serving_certs.get();
+        kopts.serving_certificate = [sc] { return sc->Current(); };
+        serving_certs->Start();
       }
       if (f.client_ca_file.empty()) {
         LOG(WARNING) << "berth: no --client-ca-file: client certificates are refused (401), so the "
@@ -830,6 +896,8 @@ int RealMain(int argc, char** argv) {
   if (events) events->Stop();
   if (lease) lease->Stop();
   if (node_status) node_status->Stop();
+  if (serving_certs) serving_certs->Stop();
+  if (client_certs) client_certs->Stop();
   metrics_server.Stop();
   cri_server.Shutdown();
   return 0;

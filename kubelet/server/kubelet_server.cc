@@ -791,6 +791,24 @@ absl::Status KubeletServer::Start() {
     return absl::InvalidArgumentError(absl::StrCat(
         "--tls-private-key-file ", d.opts.tls_private_key_file, ": ", ec.message()));
   }
+  if (d.opts.serving_certificate) {
+    // Per handshake: the current rotated certificate replaces the files' one.
+    SSL_CTX_set_cert_cb(
+        d.tls.native_handle(),
+        [](SSL* ssl, void* arg) -> int {
+          auto* impl = static_cast<Impl*>(arg);
+          std::shared_ptr<const certificate::KeyPair> kp = impl->opts.serving_certificate();
+          if (kp == nullptr) return 1;
+          if (SSL_use_certificate(ssl, kp->leaf.get()) != 1 ||
+              SSL_use_PrivateKey(ssl, kp->key.get()) != 1) {
+            return 0;
+          }
+          SSL_clear_chain_certs(ssl);
+          for (const auto& x : kp->intermediates) SSL_add1_chain_cert(ssl, x.get());
+          return 1;
+        },
+        &d);
+  }
   if (!d.opts.client_ca_file.empty()) {
     d.tls.load_verify_file(d.opts.client_ca_file, ec);
     if (ec) {

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cri/runtime_service.h"
+#include "kubelet/certificate/x509.h"
 #include "kubelet/server/auth.h"
 
 namespace berth::kubelet::server {
@@ -46,6 +47,11 @@ struct KubeletServerOptions {
   // CheckpointContainer and answers {"items":[<path>]}, as upstream kubelet does under
   // <--root-dir>/checkpoints (created 0700 on first use). Empty: the endpoint is a 404.
   std::string checkpoints_dir;
+  // The rotating serving certificate (serverTLSBootstrap, as the kubelet's
+  // serverCertificateManager.Current): asked on every TLS handshake; while it returns
+  // nullptr (no approved certificate yet) the handshake presents tls_cert_file. Called on
+  // connection threads: must be thread-safe and cheap.
+  std::function<std::shared_ptr<const certificate::KeyPair>()> serving_certificate;
 };
 
 class KubeletServer {

@@ -16,10 +16,13 @@
 #include <boost/beast/ssl.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cri/testing/fake_cri.h"
+#include "kubelet/certificate/x509.h"
 #include "kubelet/server/tls.h"
 #include "kubelet/testing/fake_api_client.h"
 #include "nlohmann/json.hpp"
@@ -276,6 +279,48 @@ TEST_F(KubeletServerTest, SelfSignedCertificateIsKept) {
   EXPECT_EQ(before, after);
   EXPECT_EQ(std::filesystem::status(key_).permissions() & std::filesystem::perms::others_read,
             std::filesystem::perms::none);
+}
+
+// serverTLSBootstrap: each handshake presents the certificate manager's current pair, and
+// the files' (self-signed) one while it has none.
+TEST_F(KubeletServerTest, RotatingServingCertificate) {
+  std::string rcert = (dir_ / "rotated/kubelet.crt").string();
+  std::string rkey = (dir_ / "rotated/kubelet.key").string();
+  ASSERT_TRUE(EnsureSelfSignedCert(rcert, rkey, "rotated", {}).ok());
+  auto pair = certificate::LoadKeyPair(rcert, rkey);
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  std::mutex mu;
+  std::shared_ptr<const certificate::KeyPair> current;
+  KubeletServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.tls_cert_file = cert_;
+  o.tls_private_key_file = key_;
+  o.node_name = "node1";
+  o.serving_certificate = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return current;
+  };
+  KubeletServer server(o, &runtime_, auth_.get());
+  ASSERT_TRUE(server.Start().ok());
+  auto served_cn = [&] {
+    Client c(server.port());
+    X509* peer = SSL_get1_peer_certificate(c.s->native_handle());
+    if (peer == nullptr) return std::string();
+    char buf[256] = {0};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, buf, sizeof(buf));
+    X509_free(peer);
+    beast::error_code ec;
+    c.s->shutdown(ec);
+    return std::string(buf);
+  };
+  EXPECT_TRUE(absl::StartsWith(served_cn(), "testhost@")) << served_cn();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    current = *pair;
+  }
+  EXPECT_TRUE(absl::StartsWith(served_cn(), "rotated@")) << served_cn();
+  server.Stop();
 }
 
 TEST_F(KubeletServerTest, ContainerLogs) {

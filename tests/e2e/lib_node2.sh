@@ -19,7 +19,12 @@
 #                   sets the routes; sets n2_* globals
 #   node2_down      deletes what node2_up made (pods on B first, then berth, cgroups,
 #                   mounts, NAT rules, routes, netns, the Node object); safe to call twice
+#   node2_start_berth  (re)starts berth on node B with n2_auth_args + the common flags
 #   crictl_b ...    crictl against node B's CRI socket
+#
+# n2_auth_args (array, set before node2_up): node B's credential flags; default a hand-made
+# node kubeconfig (tests/cluster/node-kubeconfig.sh) as --kubeconfig. tls_bootstrap.sh sets
+# --bootstrap-kubeconfig instead (node-kubeconfig.sh is then not run).
 n2_netns="${netns}-b"
 n2_name="${node_name}-b"
 n2_dir="$state/node-b"
@@ -28,6 +33,7 @@ n2_cg="${cgroup_root}-b"
 n2_ip=10.217.1.2
 n2_link_a_ip=10.217.1.1
 n2_nat_tag="berth-e2e-node-b"
+if ! declare -p n2_auth_args >/dev/null 2>&1; then n2_auth_args=(); fi
 
 crictl_b() {
   local cfg="$state/crictl-b.yaml"
@@ -77,23 +83,12 @@ node2_up() {
   ip netns exec "$n2_netns" curl -sk --max-time 5 -o /dev/null "https://$node_addr:6443/readyz" ||
     fail "node B cannot reach the API server at $node_addr:6443"
   # --- berth on node B ------------------------------------------------------------------------
-  "$repo_dir/tests/cluster/node-kubeconfig.sh" "$state" "$n2_name" >/dev/null
-  sed "s|https://127.0.0.1:6443|https://$node_addr:6443|" "$state/node-$n2_name.kubeconfig" \
-    >"$n2_dir/kubeconfig"
-  if ! pid_alive berth-b; then
-    nsenter --net="/run/netns/$n2_netns" "$berth_bin" \
-      --kubeconfig="$n2_dir/kubeconfig" --node-name="$n2_name" --node-ip="$n2_ip" \
-      --root-dir="$n2_dir/lib" --state-dir="$n2_dir/run" --cri-socket="$n2_sock" \
-      --cgroup-root="$n2_cg" --cni-conf-dir="$n2_dir/net.d" --cni-bin-dir=/usr/lib/cni \
-      --insecure-registry=$registry --insecure-registry="$node_addr:5000" \
-      --registry-mirror="$registry=http://$node_addr:5000" \
-      --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
-      </dev/null >>"$state/berth-b.log" 2>&1 &
-    local pid=$!
-    echo "$pid" >"$state/pids/berth-b"
-    readlink -f "$berth_bin" >"$state/pids/berth-b.exe"
-    log "started berth node $n2_name (pid $pid, netns $n2_netns)"
+  if [ ${#n2_auth_args[@]} -eq 0 ]; then
+    "$repo_dir/tests/cluster/node-kubeconfig.sh" "$state" "$n2_name" >/dev/null
+    sed "s|https://127.0.0.1:6443|https://$node_addr:6443|" "$state/node-$n2_name.kubeconfig" \
+      >"$n2_dir/kubeconfig"
   fi
+  pid_alive berth-b || node2_start_berth
   wait_for 120 node_ready "$n2_name" || fail "node $n2_name not Ready within 120s: $(tail -n 30 "$state/berth-b.log")"
   # berth --pod-cidr-from-node writes the conflist once it has seen its podCIDR.
   n2_has_conf() { [ -f "$n2_dir/net.d/10-berth.conflist" ]; }
@@ -107,6 +102,23 @@ node2_up() {
   ip -n "$netns" route replace "$n2_cidr_b" via "$n2_ip" dev berth-ab
   ip -n "$n2_netns" route replace "$n2_cidr_a" via "$n2_link_a_ip" dev berth-ba
   log "node $n2_name Ready, podCIDR $n2_cidr_b (node $node_name: $n2_cidr_a)"
+}
+
+node2_start_berth() {
+  local auth=("${n2_auth_args[@]}")
+  [ ${#auth[@]} -gt 0 ] || auth=(--kubeconfig="$n2_dir/kubeconfig")
+  nsenter --net="/run/netns/$n2_netns" "$berth_bin" \
+    "${auth[@]}" --node-name="$n2_name" --node-ip="$n2_ip" \
+    --root-dir="$n2_dir/lib" --state-dir="$n2_dir/run" --cri-socket="$n2_sock" \
+    --cgroup-root="$n2_cg" --cni-conf-dir="$n2_dir/net.d" --cni-bin-dir=/usr/lib/cni \
+    --insecure-registry=$registry --insecure-registry="$node_addr:5000" \
+    --registry-mirror="$registry=http://$node_addr:5000" \
+    --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
+    </dev/null >>"$state/berth-b.log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$state/pids/berth-b"
+  readlink -f "$berth_bin" >"$state/pids/berth-b.exe"
+  log "started berth node $n2_name (pid $pid, netns $n2_netns)"
 }
 
 node2_down() {
