@@ -25,9 +25,9 @@ struct Limit {
 std::optional<Limit> ParseLimit(const Json& q) {
   if (!q.is_string() && !q.is_number()) return std::nullopt;
   std::string text = q.is_string() ? q.get<std::string>() : q.dump();
-  absl::StatusOr<double> v = ParseQuantity(text);
-  if (!v.ok() || !(*v > 0)) return std::nullopt;
-  return Limit{static_cast<uint64_t>(std::ceil(*v)), absl::EndsWith(text, "i")};
+  absl::StatusOr<Quantity> v = Quantity::Parse(text);
+  if (!v.ok() || v->Sign() <= 0) return std::nullopt;
+  return Limit{static_cast<uint64_t>(v->Value()), absl::EndsWith(text, "i")};
 }
 
 std::optional<Limit> ContainerLimit(const Json& c) {

@@ -576,14 +576,14 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   auto cpu_req = ContainerResource(c, "requests", "cpu");
   auto cpu_lim = ContainerResource(c, "limits", "cpu");
   if (!cpu_req) cpu_req = cpu_lim;
-  int64_t milli_req = cpu_req ? static_cast<int64_t>(*cpu_req * 1000 + 0.5) : 0;
+  int64_t milli_req = cpu_req ? cpu_req->MilliValue() : 0;
   res->set_cpu_shares(std::max(kMinShares, milli_req * 1024 / 1000));
   if (cpu_lim) {
-    int64_t milli_lim = static_cast<int64_t>(*cpu_lim * 1000 + 0.5);
+    int64_t milli_lim = cpu_lim->MilliValue();
     res->set_cpu_period(kCpuPeriod);
     res->set_cpu_quota(std::max(kMinQuota, milli_lim * kCpuPeriod / 1000));
   }
-  if (auto mem = ContainerResource(c, "limits", "memory")) res->set_memory_limit_in_bytes(static_cast<int64_t>(*mem));
+  if (auto mem = ContainerResource(c, "limits", "memory")) res->set_memory_limit_in_bytes(mem->Value());
   std::string qos = PodQosClass(pod);
   int64_t oom = 1000;
   if (qos == "Guaranteed") {
@@ -591,7 +591,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   } else if (qos == "Burstable") {
     int64_t cap = NodeMemoryBytes();
     auto mem_req = ContainerResource(c, "requests", "memory");
-    int64_t req = mem_req ? static_cast<int64_t>(*mem_req) : 0;
+    int64_t req = mem_req ? mem_req->Value() : 0;
     oom = cap > 0 ? 1000 - (1000 * req) / cap : 999;
     if (oom < 3) oom = 3;
     if (oom == 1000) oom = 999;

@@ -15,36 +15,8 @@
 
 namespace berth::kubelet {
 
-absl::StatusOr<double> ParseQuantity(const std::string& s) {
-  if (s.empty()) return absl::InvalidArgumentError("empty quantity");
-  size_t i = 0;
-  if (s[i] == '+' || s[i] == '-') ++i;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  std::string num = s.substr(0, i);
-  std::string suffix = s.substr(i);
-  char* end = nullptr;
-  double v = std::strtod(num.c_str(), &end);
-  if (num.empty() || end != num.c_str() + num.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": bad number"));
-  }
-  static const std::map<std::string, double> kSuffixes = {
-      {"", 1},          {"n", 1e-9},      {"u", 1e-6},         {"m", 1e-3},
-      {"k", 1e3},       {"M", 1e6},       {"G", 1e9},          {"T", 1e12},
-      {"P", 1e15},      {"E", 1e18},      {"Ki", 1024.0},      {"Mi", std::pow(1024.0, 2)},
-      {"Gi", std::pow(1024.0, 3)}, {"Ti", std::pow(1024.0, 4)}, {"Pi", std::pow(1024.0, 5)},
-      {"Ei", std::pow(1024.0, 6)}};
-  auto it = kSuffixes.find(suffix);
-  if (it != kSuffixes.end()) return v * it->second;
-  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    char* e2 = nullptr;
-    long exp = std::strtol(suffix.c_str() + 1, &e2, 10);
-    if (*e2 == '\0') return v * std::pow(10.0, static_cast<double>(exp));
-  }
-  return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": unknown suffix \"", suffix, "\""));
-}
-
-std::optional<double> ContainerResource(const Json& container, const std::string& kind,
-                                        const std::string& resource) {
+std::optional<Quantity> ContainerResource(const Json& container, const std::string& kind,
+                                          const std::string& resource) {
   auto res = container.find("resources");
   if (res == container.end() || !res->is_object()) return std::nullopt;
   auto k = res->find(kind);
@@ -52,7 +24,7 @@ std::optional<double> ContainerResource(const Json& container, const std::string
   auto q = k->find(resource);
   if (q == k->end()) return std::nullopt;
   std::string text = q->is_string() ? q->get<std::string>() : q->dump();
-  auto v = ParseQuantity(text);
+  absl::StatusOr<Quantity> v = Quantity::Parse(text);
   if (!v.ok()) return std::nullopt;
   return *v;
 }
@@ -98,29 +70,35 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const
       (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", resource, "\""));
   }
-  double divisor = 1;
+  // The API server stores an absent divisor as "0"; ExtractContainerResourceValue takes a
+  // zero divisor as 1.
+  Quantity divisor = Quantity::FromScaled(1, 0);
   if (auto d = ref.find("divisor"); d != ref.end() && !d->is_null()) {
-    auto q = ParseQuantity(d->is_string() ? d->get<std::string>() : d->dump());
-    if (!q.ok() || *q < 0) {
+    absl::StatusOr<Quantity> q = Quantity::Parse(d->is_string() ? d->get<std::string>() : d->dump());
+    if (!q.ok() || q->Sign() < 0) {
       return absl::InvalidArgumentError(absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
     }
-    // The API server defaults an absent divisor to "0"; upstream's
-    // ExtractContainerResourceValue treats a zero divisor as 1.
-    if (*q > 0) divisor = *q;
+    if (!q->IsZero()) divisor = *q;
   }
-  std::optional<double> value = ContainerResource(container, parts[0], parts[1]);
+  return ResourceValueOverDivisor(parts[1], ContainerResource(container, parts[0], parts[1]),
+                                  parts[0] == "limits", divisor, node);
+}
+
+std::string ResourceValueOverDivisor(const std::string& resource, std::optional<Quantity> value,
+                                     bool is_limit, const Quantity& divisor,
+                                     const NodeResources& node) {
   if (!value) {
-    value = 0;
-    if (parts[0] == "limits") {
-      value = parts[1] == "cpu" ? node.cpu : parts[1] == "memory" ? node.memory : node.ephemeral_storage;
-    }
+    // An unset limit is the node's allocatable (the kubelet merges it in); an unset request 0.
+    double v = 0;
+    if (is_limit) v = resource == "cpu" ? node.cpu : resource == "memory" ? node.memory : node.ephemeral_storage;
+    value = resource == "cpu" ? Quantity::FromScaled(static_cast<int64_t>(v * 1000), -3)
+                              : Quantity::FromScaled(static_cast<int64_t>(v), 0);
   }
   double out;
-  if (parts[1] == "cpu") {
-    // MilliValue()s: whole millicores, rounded up.
-    out = std::ceil(std::ceil(*value * 1000 - 1e-9) / std::ceil(divisor * 1000 - 1e-9));
+  if (resource == "cpu") {
+    out = std::ceil(static_cast<double>(value->MilliValue()) / static_cast<double>(divisor.MilliValue()));
   } else {
-    out = std::ceil(std::ceil(*value - 1e-9) / std::ceil(divisor - 1e-9));
+    out = std::ceil(static_cast<double>(value->Value()) / static_cast<double>(divisor.Value()));
   }
   return absl::StrCat(static_cast<int64_t>(out));
 }
@@ -139,8 +117,8 @@ std::string PodQosClass(const Json& pod) {
     for (const char* r : {"cpu", "memory"}) {
       auto req = ContainerResource(c, "requests", r);
       auto lim = ContainerResource(c, "limits", r);
-      if (req && *req > 0) any_set = true;
-      if (lim && *lim > 0) any_set = true;
+      if (req && req->Sign() > 0) any_set = true;
+      if (lim && lim->Sign() > 0) any_set = true;
       if (!lim) {
         guaranteed = false;
       } else if (req && *req != *lim) {

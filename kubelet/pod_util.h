@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/quantity.h"
 
 namespace berth::kubelet {
 
@@ -30,14 +31,10 @@ inline constexpr char kTerminationMessagePolicyAnnotation[] =
     "io.kubernetes.container.terminationMessagePolicy";
 inline constexpr char kGracePeriodAnnotation[] = "io.kubernetes.pod.terminationGracePeriod";
 
-// Parses a Kubernetes resource.Quantity ("100m", "1.5", "128Mi", "1G", "1e3") into its value
-// in base units (cores for CPU, bytes for memory). Errors: InvalidArgument.
-absl::StatusOr<double> ParseQuantity(const std::string& s);
-
 // Quantity of `resource` ("cpu", "memory") in container.resources.<kind> (kind "requests" or
-// "limits"), in base units; nullopt when absent or unparsable.
-std::optional<double> ContainerResource(const Json& container, const std::string& kind,
-                                        const std::string& resource);
+// "limits"); nullopt when absent or unparsable.
+std::optional<Quantity> ContainerResource(const Json& container, const std::string& kind,
+                                          const std::string& resource);
 
 // A container's seccomp profile, as the kubelet resolves it (kuberuntime getSeccompProfile):
 // the container's securityContext.seccompProfile, else the pod's, else RuntimeDefault when
@@ -101,6 +98,14 @@ const Json* FindContainer(const Json& pod, const std::string& name);
 // InvalidArgument for another resource or a bad divisor.
 absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
                                                     const NodeResources& node);
+
+// The downward-API value of `resource` ("cpu", "memory", "ephemeral-storage") of a container
+// over a (non-zero) `divisor`, as upstream convertResource*ToString: ceil(MilliValue /
+// divisor.MilliValue) for CPU, ceil(Value / divisor.Value) otherwise. An absent `value` is
+// the node's allocatable `node` when `is_limit`, else 0.
+std::string ResourceValueOverDivisor(const std::string& resource, std::optional<Quantity> value,
+                                     bool is_limit, const Quantity& divisor,
+                                     const NodeResources& node);
 
 // Expands $(VAR) references in `in` with `env` (kubelet's expansion.Expand): "$$" is an
 // escaped "$", unknown references are kept as written.

@@ -5,18 +5,6 @@
 namespace berth::kubelet {
 namespace {
 
-TEST(ParseQuantityTest, SuffixesAndErrors) {
-  EXPECT_DOUBLE_EQ(*ParseQuantity("100m"), 0.1);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("2"), 2);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1.5"), 1.5);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("128Mi"), 128.0 * 1024 * 1024);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1G"), 1e9);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1e3"), 1000);
-  EXPECT_FALSE(ParseQuantity("").ok());
-  EXPECT_FALSE(ParseQuantity("12Q").ok());
-  EXPECT_FALSE(ParseQuantity("abc").ok());
-}
-
 Json PodWithResources(const Json& requests, const Json& limits) {
   Json c = {{"name", "c"}, {"resources", Json::object()}};
   if (!requests.is_null()) c["resources"]["requests"] = requests;
