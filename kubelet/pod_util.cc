@@ -84,6 +84,20 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const
                                   parts[0] == "limits", divisor, node);
 }
 
+absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& container,
+                                                    const api::ResourceFieldSelector& ref,
+                                                    const NodeResources& node) {
+  std::vector<std::string> parts = absl::StrSplit(ref.resource, absl::MaxSplits('.', 1));
+  if (parts.size() != 2 || (parts[0] != "limits" && parts[0] != "requests") ||
+      (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", ref.resource, "\""));
+  }
+  const api::ResourceList& list = parts[0] == "limits" ? container.resources.limits : container.resources.requests;
+  std::optional<Quantity> value;
+  if (auto it = list.find(parts[1]); it != list.end()) value = it->second;
+  return ResourceValueOverDivisor(parts[1], value, parts[0] == "limits", ref.divisor, node);
+}
+
 std::string ResourceValueOverDivisor(const std::string& resource, std::optional<Quantity> value,
                                      bool is_limit, const Quantity& divisor,
                                      const NodeResources& node) {
@@ -129,6 +143,35 @@ std::string PodQosClass(const Json& pod) {
   if (!any_set) return "BestEffort";
   if (guaranteed) return "Guaranteed";
   return "Burstable";
+}
+
+std::string PodQosClass(const api::Pod& pod) {
+  bool any_set = false;
+  bool guaranteed = true;
+  for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
+    for (const api::Container& c : *list) {
+      for (const char* r : {"cpu", "memory"}) {
+        auto req = c.resources.requests.find(r);
+        auto lim = c.resources.limits.find(r);
+        bool has_req = req != c.resources.requests.end();
+        bool has_lim = lim != c.resources.limits.end();
+        if (has_req && req->second.Sign() > 0) any_set = true;
+        if (has_lim && lim->second.Sign() > 0) any_set = true;
+        if (!has_lim || (has_req && req->second != lim->second)) guaranteed = false;
+      }
+    }
+  }
+  if (!any_set) return "BestEffort";
+  if (guaranteed) return "Guaranteed";
+  return "Burstable";
+}
+
+std::string PodCgroupParent(const api::Pod& pod, const std::string& root) {
+  const std::string qos = PodQosClass(pod);
+  const std::string& uid = pod.metadata.uid;
+  if (qos == "Guaranteed") return absl::StrCat(root, "/pod", uid);
+  if (qos == "Burstable") return absl::StrCat(root, "/burstable/pod", uid);
+  return absl::StrCat(root, "/besteffort/pod", uid);
 }
 
 std::string PodCgroupParent(const Json& pod, const std::string& root) {
@@ -205,6 +248,35 @@ absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& 
   return absl::InvalidArgumentError(absl::StrCat("unsupported fieldRef \"", field_path, "\""));
 }
 
+absl::StatusOr<std::string> ResolveFieldRef(const api::Pod& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip) {
+  if (field_path == "metadata.name") return pod.metadata.name;
+  if (field_path == "metadata.namespace") return pod.metadata.namespace_;
+  if (field_path == "metadata.uid") return pod.metadata.uid;
+  if (field_path == "spec.nodeName") return pod.spec.node_name;
+  if (field_path == "spec.serviceAccountName") return pod.spec.service_account_name;
+  if (field_path == "status.podIP" || field_path == "status.podIPs") return pod_ip;
+  if (field_path == "status.hostIP" || field_path == "status.hostIPs") return host_ip;
+  std::string prefix, key;
+  if (SplitSubscript(field_path, &prefix, &key) &&
+      (prefix == "metadata.labels" || prefix == "metadata.annotations")) {
+    const auto& m = prefix == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
+    auto it = m.find(key);
+    return it != m.end() ? it->second : std::string();
+  }
+  if (field_path == "metadata.labels" || field_path == "metadata.annotations") {
+    // Formatted as the downward API does: one key="value" per line, sorted by key.
+    const auto& m = field_path == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
+    std::string out;
+    for (const auto& [k, v] : m) {
+      if (!out.empty()) out += "\n";
+      out += absl::StrCat(k, "=", Json(v).dump());
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unsupported fieldRef \"", field_path, "\""));
+}
+
 std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env) {
   std::string out;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -250,6 +322,36 @@ Json ProbedSpecContainers(const Json& pod) {
   for (const auto& c : spec.value("containers", Json::array())) out.push_back(c);
   for (const auto& c : spec.value("initContainers", Json::array())) {
     if (IsRestartableInitContainer(c)) out.push_back(c);
+  }
+  return out;
+}
+
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
+                                                     bool seccomp_default,
+                                                     const std::string& profile_root) {
+  const api::SeccompProfile* field = nullptr;
+  if (container.security_context && container.security_context->seccomp_profile) {
+    field = &*container.security_context->seccomp_profile;
+  } else if (pod.spec.security_context.seccomp_profile) {
+    field = &*pod.spec.security_context.seccomp_profile;
+  }
+  SeccompProfile out;
+  if (field == nullptr) {
+    if (seccomp_default) out.type = SeccompProfile::Type::kRuntimeDefault;
+    return out;
+  }
+  if (field->type == "RuntimeDefault") {
+    out.type = SeccompProfile::Type::kRuntimeDefault;
+  } else if (field->type == "Unconfined") {
+    out.type = SeccompProfile::Type::kUnconfined;
+  } else if (field->type == "Localhost") {
+    if (field->localhost_profile.empty()) {
+      return absl::InvalidArgumentError("localhostProfile must be set if seccompProfile type is Localhost.");
+    }
+    out.type = SeccompProfile::Type::kLocalhost;
+    out.localhost_path = profile_root + "/" + field->localhost_profile;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", field->type, "\""));
   }
   return out;
 }

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/quantity.h"
+#include "kubelet/api/pod.h"
 
 namespace berth::kubelet {
 
@@ -52,13 +53,18 @@ struct SeccompProfile {
 absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root);
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
+                                                     bool seccomp_default,
+                                                     const std::string& profile_root);
 
 // The pod's QoS class per upstream GetPodQOS: "Guaranteed", "Burstable" or "BestEffort".
 std::string PodQosClass(const Json& pod);
+std::string PodQosClass(const api::Pod& pod);
 
 // The pod cgroup parent: "<root>/pod<uid>" for Guaranteed, "<root>/burstable/pod<uid>" and
 // "<root>/besteffort/pod<uid>" otherwise. `root` is e.g. "/kubepods".
 std::string PodCgroupParent(const Json& pod, const std::string& root);
+std::string PodCgroupParent(const api::Pod& pod, const std::string& root);
 
 // RFC 3339 UTC time with second precision, as metav1.Time marshals ("2024-01-02T03:04:05Z").
 std::string FormatRfc3339(absl::Time t);
@@ -74,6 +80,8 @@ std::string GetString(const Json& obj, const std::string& dotted_path);
 // `pod_ip`/`host_ip` supply the status fields not yet in the object. Errors: InvalidArgument
 // for an unsupported path.
 absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip);
+absl::StatusOr<std::string> ResolveFieldRef(const api::Pod& pod, const std::string& field_path,
                                             const std::string& pod_ip, const std::string& host_ip);
 
 // The node's resources that a container without a limit may use (the kubelet merges node
@@ -97,6 +105,9 @@ const Json* FindContainer(const Json& pod, const std::string& name);
 // unset limit being the node's allocatable `node`, an unset request 0. Errors:
 // InvalidArgument for another resource or a bad divisor.
 absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
+                                                    const NodeResources& node);
+absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& container,
+                                                    const api::ResourceFieldSelector& ref,
                                                     const NodeResources& node);
 
 // The downward-API value of `resource` ("cpu", "memory", "ephemeral-storage") of a container

@@ -90,17 +90,6 @@ Json TerminatedState(const cri::v1::ContainerStatus& cs) {
   return t;
 }
 
-int RestartCountOf(const cri::v1::ContainerStatus& cs) {
-  auto it = cs.annotations().find(kRestartCountAnnotation);
-  if (it != cs.annotations().end()) {
-    try {
-      return std::stoi(it->second);
-    } catch (...) {
-    }
-  }
-  return static_cast<int>(cs.metadata().attempt());
-}
-
 // One API ContainerStatus for spec container `c`. `instances` are that container's runtime
 // instances, newest first.
 Json BuildContainerStatus(const Json& c, const std::vector<const cri::v1::ContainerStatus*>& instances,
@@ -190,6 +179,18 @@ Json Condition(const std::string& type, bool status, const std::string& reason,
 }
 
 }  // namespace
+
+int RestartCountOf(const cri::v1::ContainerStatus& cs) {
+  auto it = cs.annotations().find(kRestartCountAnnotation);
+  if (it != cs.annotations().end()) {
+    try {
+      return std::stoi(it->second);
+    } catch (...) {
+    }
+  }
+  return static_cast<int>(cs.metadata().attempt());
+}
+
 
 std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& statuses,
                         bool pod_is_terminal, bool pod_has_initialized) {

@@ -33,6 +33,11 @@ struct ContainerWaiting {
   std::string message;
 };
 
+// The restart count of a container instance: its io.kubernetes.container.restartCount
+// annotation (what the kubelet put there at creation), else its CRI attempt (upstream
+// getContainerInfoFromAnnotations / the container's metadata). Pure.
+int RestartCountOf(const cri::v1::ContainerStatus& cs);
+
 // Inputs of ComputePodStatus besides the pod and the runtime view.
 struct PodStatusContext {
   std::string node_ip;              // hostIP / hostIPs
