@@ -729,7 +729,7 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const api
   }
   Json old = state->last_status;
   if (old.empty()) old = pod.raw.value("status", Json::object());
-  Json status = ComputePodStatus(pod.raw, runtime, old, ctx);
+  Json status = ComputePodStatus(pod, runtime, old, ctx);
   std::string evicted;
   {
     absl::MutexLock l(&mu_);
@@ -741,7 +741,7 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const api
     status["message"] = evicted;
   }
   state->last_status = status;
-  status_.SetPodStatus(pod.raw, status);
+  status_.SetPodStatus(pod, status);
 }
 
 }  // namespace berth::kubelet
