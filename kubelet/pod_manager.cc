@@ -873,7 +873,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       probed[cs.metadata().name()] = {cs.id(), absl::FromUnixNanos(cs.started_at()),
                                       cs.state() == v1::CONTAINER_RUNNING};
     }
-    prober_->SyncPod(pod.raw, pod_ip, probed);
+    prober_->SyncPod(pod, pod_ip, probed);
   }
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");

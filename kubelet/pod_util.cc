@@ -312,20 +312,6 @@ std::string PodKey(const Json& pod) {
   return absl::StrCat(GetString(pod, "metadata.namespace"), "/", GetString(pod, "metadata.name"));
 }
 
-bool IsRestartableInitContainer(const Json& container) {
-  return container.is_object() && container.value("restartPolicy", std::string()) == "Always";
-}
-
-Json ProbedSpecContainers(const Json& pod) {
-  Json out = Json::array();
-  const Json spec = pod.value("spec", Json::object());
-  for (const auto& c : spec.value("containers", Json::array())) out.push_back(c);
-  for (const auto& c : spec.value("initContainers", Json::array())) {
-    if (IsRestartableInitContainer(c)) out.push_back(c);
-  }
-  return out;
-}
-
 absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root) {

@@ -122,14 +122,6 @@ std::string ResourceValueOverDivisor(const std::string& resource, std::optional<
 // escaped "$", unknown references are kept as written.
 std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env);
 
-// True for a native sidecar: an init container with restartPolicy "Always" (upstream
-// types.IsRestartableInitContainer). It runs for the pod's life once started.
-bool IsRestartableInitContainer(const Json& container);
-
-// The containers of pod.spec that run beside the regular containers and that the prober
-// follows: spec.containers then the restartable init containers (in spec order).
-Json ProbedSpecContainers(const Json& pod);
-
 // Pod "<namespace>/<name>" for log messages.
 std::string PodKey(const Json& pod);
 

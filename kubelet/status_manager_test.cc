@@ -265,13 +265,13 @@ TEST(StatusManagerTest, FailedWriteIsRetriedOnceASecondNotOnEveryUpdate) {
   FakeApiClient api;
   api.SetPatchError(absl::InvalidArgumentError("422 Invalid"));
   StatusManager sm(&api);
-  Json pod = PodWith("Always");
+  const api::Pod pod = Typed(PodWith("Always"));
   Json st = {{"phase", "Running"}};
   sm.Start();
-  sm.SetPodStatus(Typed(pod), st);
+  sm.SetPodStatus(pod, st);
   ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; }).has_value());
   // The pod worker keeps reporting the same status: no rewrite until the retry is due.
-  for (int i = 0; i < 50; ++i) sm.SetPodStatus(Typed(pod), st);
+  for (int i = 0; i < 50; ++i) sm.SetPodStatus(pod, st);
   int patches = 0;
   for (const auto& req : api.Requests()) patches += req.verb == "PATCH";
   EXPECT_EQ(patches, 1);
