@@ -215,15 +215,15 @@ std::optional<Json> PodManager::GetPodStatus(const std::string& uid) {
   return status_.GetPodStatus(uid);
 }
 
-std::vector<Json> PodManager::ActivePods() {
+std::vector<api::Pod> PodManager::ActivePods() {
   absl::MutexLock l(&mu_);
-  std::vector<Json> out;
+  std::vector<api::Pod> out;
   for (const auto& [uid, st] : pods_) {
     if (st->removed || !st->evicted.empty()) continue;
     if (st->pod->metadata.deletion_timestamp) continue;
     const std::string& phase = st->pod->status.phase;
     if (phase == "Succeeded" || phase == "Failed") continue;
-    out.push_back(st->pod->raw);
+    out.push_back(*st->pod);
   }
   return out;
 }

@@ -135,9 +135,8 @@ class PodManager {
   // UIDs of the pods the manager currently tracks.
   std::vector<std::string> PodUids();
 
-  // The tracked pods (v1.Pod objects) that are neither deleted nor terminal: what the
-  // eviction manager checks.
-  std::vector<Json> ActivePods();
+  // The tracked pods that are neither deleted nor terminal: what the eviction manager checks.
+  std::vector<api::Pod> ActivePods();
 
   // Evicts pod `uid` (the kubelet eviction manager's evictPod): records a Warning "Evicted"
   // event with `message`, kills its containers with no grace period and sets the pod's phase

@@ -721,7 +721,7 @@ TEST_F(PodManagerTest, MalformedPodIsReportedAndDoesNotAffectOtherPods) {
   broken["spec"]["terminationGracePeriodSeconds"] = "30";
   manager_->HandlePodEvent("MODIFIED", broken);
   EXPECT_EQ(manager_->PodUids(), std::vector<std::string>{"uid-good"});
-  EXPECT_EQ(manager_->ActivePods().at(0), good);
+  EXPECT_EQ(manager_->ActivePods().at(0).raw, good);
 
   // Its deletion, even malformed, still removes it.
   manager_->HandlePodEvent("DELETED", broken);
