@@ -117,34 +117,6 @@ std::string ResourceValueOverDivisor(const std::string& resource, std::optional<
   return absl::StrCat(static_cast<int64_t>(out));
 }
 
-std::string PodQosClass(const Json& pod) {
-  const Json& spec = pod.value("spec", Json::object());
-  std::vector<Json> containers;
-  for (const char* list : {"initContainers", "containers"}) {
-    if (spec.contains(list) && spec[list].is_array()) {
-      for (const auto& c : spec[list]) containers.push_back(c);
-    }
-  }
-  bool any_set = false;
-  bool guaranteed = true;
-  for (const auto& c : containers) {
-    for (const char* r : {"cpu", "memory"}) {
-      auto req = ContainerResource(c, "requests", r);
-      auto lim = ContainerResource(c, "limits", r);
-      if (req && req->Sign() > 0) any_set = true;
-      if (lim && lim->Sign() > 0) any_set = true;
-      if (!lim) {
-        guaranteed = false;
-      } else if (req && *req != *lim) {
-        guaranteed = false;  // a request defaults to the limit when unset
-      }
-    }
-  }
-  if (!any_set) return "BestEffort";
-  if (guaranteed) return "Guaranteed";
-  return "Burstable";
-}
-
 std::string PodQosClass(const api::Pod& pod) {
   bool any_set = false;
   bool guaranteed = true;
@@ -169,14 +141,6 @@ std::string PodQosClass(const api::Pod& pod) {
 std::string PodCgroupParent(const api::Pod& pod, const std::string& root) {
   const std::string qos = PodQosClass(pod);
   const std::string& uid = pod.metadata.uid;
-  if (qos == "Guaranteed") return absl::StrCat(root, "/pod", uid);
-  if (qos == "Burstable") return absl::StrCat(root, "/burstable/pod", uid);
-  return absl::StrCat(root, "/besteffort/pod", uid);
-}
-
-std::string PodCgroupParent(const Json& pod, const std::string& root) {
-  std::string uid = GetString(pod, "metadata.uid");
-  std::string qos = PodQosClass(pod);
   if (qos == "Guaranteed") return absl::StrCat(root, "/pod", uid);
   if (qos == "Burstable") return absl::StrCat(root, "/burstable/pod", uid);
   return absl::StrCat(root, "/besteffort/pod", uid);
@@ -338,41 +302,6 @@ absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const 
     out.localhost_path = profile_root + "/" + field->localhost_profile;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", field->type, "\""));
-  }
-  return out;
-}
-
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
-                                                     bool seccomp_default,
-                                                     const std::string& profile_root) {
-  const Json* field = nullptr;
-  const Json& csc = container.contains("securityContext") ? container["securityContext"] : Json();
-  const Json& spec = pod.contains("spec") ? pod["spec"] : Json();
-  const Json& psc = spec.is_object() && spec.contains("securityContext") ? spec["securityContext"] : Json();
-  if (csc.is_object() && csc.contains("seccompProfile") && csc["seccompProfile"].is_object()) {
-    field = &csc["seccompProfile"];
-  } else if (psc.is_object() && psc.contains("seccompProfile") && psc["seccompProfile"].is_object()) {
-    field = &psc["seccompProfile"];
-  }
-  SeccompProfile out;
-  if (field == nullptr) {
-    if (seccomp_default) out.type = SeccompProfile::Type::kRuntimeDefault;
-    return out;
-  }
-  const std::string type = field->value("type", std::string());
-  if (type == "RuntimeDefault") {
-    out.type = SeccompProfile::Type::kRuntimeDefault;
-  } else if (type == "Unconfined") {
-    out.type = SeccompProfile::Type::kUnconfined;
-  } else if (type == "Localhost") {
-    const std::string rel = field->value("localhostProfile", std::string());
-    if (rel.empty()) {
-      return absl::InvalidArgumentError("localhostProfile must be set if seccompProfile type is Localhost.");
-    }
-    out.type = SeccompProfile::Type::kLocalhost;
-    out.localhost_path = profile_root + "/" + rel;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", type, "\""));
   }
   return out;
 }

@@ -47,23 +47,18 @@ struct SeccompProfile {
   std::string localhost_path;
 };
 
-// Resolves the seccomp profile of `container` (a v1.Container) in `pod`; profile_root is the
+// Resolves the seccomp profile of `container` in `pod`; profile_root is the
 // kubelet's <root-dir>/seccomp. Errors: InvalidArgument for type Localhost without
 // localhostProfile, or an unknown type (the kubelet's CreateContainerConfigError).
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
-                                                     bool seccomp_default,
-                                                     const std::string& profile_root);
 absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root);
 
 // The pod's QoS class per upstream GetPodQOS: "Guaranteed", "Burstable" or "BestEffort".
-std::string PodQosClass(const Json& pod);
 std::string PodQosClass(const api::Pod& pod);
 
 // The pod cgroup parent: "<root>/pod<uid>" for Guaranteed, "<root>/burstable/pod<uid>" and
 // "<root>/besteffort/pod<uid>" otherwise. `root` is e.g. "/kubepods".
-std::string PodCgroupParent(const Json& pod, const std::string& root);
 std::string PodCgroupParent(const api::Pod& pod, const std::string& root);
 
 // RFC 3339 UTC time with second precision, as metav1.Time marshals ("2024-01-02T03:04:05Z").
