@@ -699,7 +699,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   // lifecycle.postStart: the container counts as started only once it returns (upstream
   // startContainer step 4); a failure kills the container.
   if (c.lifecycle && c.lifecycle->post_start) {
-    absl::Status h = hooks_->Run(c.raw["lifecycle"]["postStart"], c.raw, id, pod_ip, kPostStartTimeout);
+    absl::Status h = hooks_->Run(c, LifecycleHook::kPostStart, id, pod_ip, kPostStartTimeout);
     if (!h.ok()) {
       LOG(WARNING) << "pod " << pod.Key() << ": postStart hook of " << name << ": " << h.message();
       Event(pod, "Warning", "FailedPostStartHook", std::string(h.message()), name);

@@ -459,8 +459,7 @@ absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name, c
   if (spec_c != nullptr && spec_c->lifecycle && spec_c->lifecycle->pre_stop && grace_seconds > 0) {
     // Upstream executePreStopHook: the hook's time counts against the grace period.
     absl::Time start = absl::Now();
-    absl::Status h = hooks_->Run(spec_c->raw["lifecycle"]["preStop"], spec_c->raw, id, pod_ip,
-                                 absl::Seconds(grace_seconds));
+    absl::Status h = hooks_->Run(*spec_c, LifecycleHook::kPreStop, id, pod_ip, absl::Seconds(grace_seconds));
     if (!h.ok()) {
       LOG(WARNING) << "pod " << pod.Key() << ": preStop hook of " << name << ": " << h.message();
       Event(pod, "Warning", "FailedPreStopHook", std::string(h.message()), name);

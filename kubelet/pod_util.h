@@ -1,5 +1,8 @@
-// Helpers over v1.Pod JSON objects shared by the pod manager, status manager and volume
-// manager: resource quantities, QoS class, cgroup parents, timestamps, field paths.
+// Pod helpers shared by the pod manager, status manager, prober and volume manager: QoS
+// class, cgroup parents, seccomp resolution, downward-API field and resource references,
+// $(VAR) expansion, timestamps. They take the typed pod (kubelet/api/pod.h); the JSON forms
+// left (GetString, PodKey, FindContainer, ContainerResource and the JSON ResolveFieldRef /
+// ResolveResourceFieldRef) serve the volume manager until it moves onto the typed model.
 // All functions are pure and thread-safe.
 #pragma once
 
