@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
 
@@ -121,7 +122,7 @@ absl::Status RemoveAllAt(int parent, const std::string& name, const std::string&
   }
   absl::Status st_all;
   for (const auto& n : names) {
-    absl::Status s = RemoveAllAt(dirfd(d), n, full + "/" + n, dev);
+    absl::Status s = RemoveAllAt(dirfd(d), n, absl::StrCat(full, "/", n), dev);
     if (!s.ok() && st_all.ok()) st_all = s;
   }
   closedir(d);

@@ -1,7 +1,7 @@
 #include "base/file.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
+#include <cstdlib>
 
 namespace berth {
 namespace {

@@ -34,7 +34,10 @@ absl::Status Annotate(const absl::Status& s, absl::string_view context);
 // `lhs` = value of `rexpr` (a StatusOr<T>), or returns its error.
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
   ASSIGN_OR_RETURN_IMPL_(BERTH_CONCAT_(berth_statusor_, __LINE__), lhs, rexpr)
+// `lhs` may be a declaration (`auto x`), so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, rexpr) \
   auto tmp = (rexpr);                           \
   if (!tmp.ok()) return tmp.status();           \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

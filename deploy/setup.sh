@@ -11,6 +11,8 @@ pkgs=(
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
   libcli11-dev libzstd-dev libgtest-dev libgmock-dev libbenchmark-dev libboost-dev libbpf-dev bpftool clang
   libyaml-cpp-dev ccache
+  # lint (tests/lint): formatting, clang-tidy and clang's -Wthread-safety
+  clang-format clang-tidy
   # runtime
   runc conmon containernetworking-plugins iproute2 iptables util-linux mount
   # tests

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "base/cgroup_mounts.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -59,11 +60,6 @@ std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
          std::chrono::duration_cast<std::chrono::system_clock::duration>(age);
 }
 
-bool IsCgroup2(const std::string& dir) {
-  struct statfs fs;
-  return statfs(dir.c_str(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
-}
-
 // Where the hierarchies this loader needs are mounted.
 struct Hierarchies {
   std::string v2;          // the cgroup2 mount
@@ -73,15 +69,10 @@ struct Hierarchies {
 
 absl::StatusOr<Hierarchies> FindHierarchies() {
   Hierarchies h;
-  for (const char* d : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
-    if (IsCgroup2(d)) {
-      h.v2 = d;
-      break;
-    }
-  }
+  const std::vector<CgroupMount> mounts = HostCgroupMounts();
+  h.v2 = UnifiedCgroupMount(mounts);
   if (h.v2.empty()) {
-    return absl::FailedPreconditionError("load eBPF collectors: no cgroup2 mount at "
-                                         "/sys/fs/cgroup/unified or /sys/fs/cgroup");
+    return absl::FailedPreconditionError("load eBPF collectors: no cgroup2 mount in /proc/self/mountinfo");
   }
   absl::StatusOr<std::string> controllers = ReadFile(h.v2 + "/cgroup.controllers");
   if (controllers.ok()) {
@@ -97,7 +88,8 @@ absl::StatusOr<Hierarchies> FindHierarchies() {
   for (absl::string_view line : absl::StrSplit(table, '\n')) {
     std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (f.size() >= 2 && f[0] == "blkio" && absl::SimpleAtoi(f[1], &h.io_hierarchy)) {
-      h.io = "/sys/fs/cgroup/blkio";
+      h.io = V1CgroupMount(mounts, "blkio");
+      if (h.io.empty()) break;  // enabled but not mounted
       return h;
     }
   }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/url.h"
 
 namespace berth::kubelet {
 namespace {
@@ -92,45 +93,20 @@ class HttpApiClient : public ApiClient {
       : config_(config), options_(options) {}
 
   absl::Status Init() {
-    std::string url = config_.server;
-    std::string rest;
-    if (url.rfind("https://", 0) == 0) {
-      https_ = true;
-      rest = url.substr(8);
-    } else if (url.rfind("http://", 0) == 0) {
-      rest = url.substr(7);
-    } else {
+    const std::string& url = config_.server;
+    absl::StatusOr<Url> u = ParseUrl(url);
+    if (!u.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("API server ", u.status().message()));
+    }
+    if (u->scheme != "https" && u->scheme != "http") {
       return absl::InvalidArgumentError(
           absl::StrCat("API server URL \"", url, "\": scheme must be http or https"));
     }
-    if (auto slash = rest.find('/'); slash != std::string::npos) {
-      prefix_ = rest.substr(slash);
-      rest = rest.substr(0, slash);
-      while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
-    }
-    port_ = https_ ? 443 : 80;
-    host_ = rest;
-    size_t colon = rest.rfind(':');
-    if (!rest.empty() && rest[0] == '[') {  // [v6]:port
-      size_t close = rest.find(']');
-      if (close == std::string::npos) {
-        return absl::InvalidArgumentError(absl::StrCat("API server URL \"", url, "\": bad host"));
-      }
-      host_ = rest.substr(1, close - 1);
-      colon = rest.size() > close + 1 && rest[close + 1] == ':' ? close + 1 : std::string::npos;
-    } else if (colon != std::string::npos) {
-      host_ = rest.substr(0, colon);
-    }
-    if (colon != std::string::npos) {
-      try {
-        port_ = std::stoi(rest.substr(colon + 1));
-      } catch (...) {
-        return absl::InvalidArgumentError(absl::StrCat("API server URL \"", url, "\": bad port"));
-      }
-    }
-    if (host_.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("API server URL \"", url, "\": no host"));
-    }
+    https_ = u->scheme == "https";
+    host_ = u->host;
+    port_ = u->EffectivePort();
+    prefix_ = u->path;
+    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
     if (https_) {
       if (!config_.ca_pem.empty()) {
         ASSIGN_OR_RETURN(ca_certs_, ParseCerts(config_.ca_pem, "certificate authority"));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cri/testing/fake_cri.h"
 #include "gtest/gtest.h"
 
 namespace berth::kubelet {
@@ -88,31 +89,17 @@ TEST(CriMetricsTest, UnknownCgroupGetsZeros) {
   for (const v1::Metric& m : r.pod_metrics(0).metrics()) EXPECT_EQ(m.value().value(), 0u);
 }
 
-class PassThrough : public cri::RuntimeService {
- public:
-  absl::StatusOr<v1::VersionResponse> Version(const v1::VersionRequest&) override {
-    v1::VersionResponse r;
-    r.set_runtime_name("fake");
-    return r;
-  }
-  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(
-      const v1::ListPodSandboxRequest&) override {
-    return v1::ListPodSandboxResponse();
-  }
-  absl::StatusOr<v1::ListContainersResponse> ListContainers(
-      const v1::ListContainersRequest&) override {
-    return v1::ListContainersResponse();
-  }
-};
-
 TEST(CriMetricsTest, ServiceForwardsOtherRpcsAndDescribesMetrics) {
-  PassThrough base;
-  CriMetricsService s(&base, [] { return std::optional<ebpf::StatsSnapshot>(ebpf::StatsSnapshot{}); });
+  cri::testing::FakeRuntimeService base;
+  CriMetricsService s(&base,
+                      [] { return std::optional<ebpf::StatsSnapshot>(ebpf::StatsSnapshot{}); });
   absl::StatusOr<v1::VersionResponse> v = s.Version(v1::VersionRequest());
   ASSERT_TRUE(v.ok());
-  EXPECT_EQ(v->runtime_name(), "fake");
+  EXPECT_EQ(v->runtime_name(), "fake-berth");
+  base.SetError("StopPodSandbox", absl::UnimplementedError("StopPodSandbox"));
   EXPECT_EQ(s.StopPodSandbox(v1::StopPodSandboxRequest()).status().code(),
             absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(base.CallCount("StopPodSandbox"), 1);
   absl::StatusOr<v1::ListMetricDescriptorsResponse> d =
       s.ListMetricDescriptors(v1::ListMetricDescriptorsRequest());
   ASSERT_TRUE(d.ok());
@@ -142,22 +129,24 @@ TEST(CriMetricsTest, TrackedSubtreeOfPodCgroups) {
 }
 
 // RunPodSandbox: the new sandbox's cgroup (verbose status) goes to `track`; failures do not.
-class SandboxRuntime : public cri::RuntimeService {
+class SandboxRuntime : public cri::testing::FakeRuntimeService {
  public:
-  absl::StatusOr<v1::RunPodSandboxResponse> RunPodSandbox(
-      const v1::RunPodSandboxRequest& req) override {
-    if (req.config().metadata().name() == "bad") return absl::InternalError("no");
-    v1::RunPodSandboxResponse r;
-    r.set_pod_sandbox_id("sb-" + req.config().metadata().name());
-    return r;
-  }
-  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
-      const v1::PodSandboxStatusRequest& req) override {
-    EXPECT_TRUE(req.verbose());
-    v1::PodSandboxStatusResponse r;
-    (*r.mutable_info())["info"] =
-        nlohmann::json{{"cgroupPath", "/r/kubepods/pod" + req.pod_sandbox_id()}}.dump();
-    return r;
+  SandboxRuntime() {
+    OnRunPodSandbox(
+        [](const v1::RunPodSandboxRequest& req) -> absl::StatusOr<v1::RunPodSandboxResponse> {
+          if (req.config().metadata().name() == "bad") return absl::InternalError("no");
+          v1::RunPodSandboxResponse r;
+          r.set_pod_sandbox_id("sb-" + req.config().metadata().name());
+          return r;
+        });
+    OnPodSandboxStatus(
+        [](const v1::PodSandboxStatusRequest& req) -> absl::StatusOr<v1::PodSandboxStatusResponse> {
+          EXPECT_TRUE(req.verbose());
+          v1::PodSandboxStatusResponse r;
+          (*r.mutable_info())["info"] =
+              nlohmann::json{{"cgroupPath", "/r/kubepods/pod" + req.pod_sandbox_id()}}.dump();
+          return r;
+        });
   }
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/cgroup_mounts.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -172,8 +173,8 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
 }
 
 uint64_t DefaultCgroupId(const std::string& cgroup_path) {
-  uint64_t id = ebpf::CgroupIdOf("/sys/fs/cgroup/unified" + cgroup_path);
-  return id != 0 ? id : ebpf::CgroupIdOf("/sys/fs/cgroup" + cgroup_path);
+  static const std::string unified = UnifiedCgroupMount(HostCgroupMounts());
+  return unified.empty() ? 0 : ebpf::CgroupIdOf(unified + cgroup_path);
 }
 
 std::map<uint64_t, CgroupOwner> CgroupOwners(

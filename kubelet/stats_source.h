@@ -83,14 +83,13 @@ struct CgroupOwner {
 std::vector<metrics::FamilySnapshot> BuildEbpfFamilies(
     const ebpf::StatsSnapshot& snapshot, const std::map<uint64_t, CgroupOwner>& owners);
 
-// The cgroup v2 id of `cgroup_path` (relative to the hierarchy roots): the inode of
-// "/sys/fs/cgroup/unified" + path (hybrid host), else of "/sys/fs/cgroup" + path (v2 host);
-// 0 when neither exists.
+// The cgroup v2 id of `cgroup_path` (relative to the hierarchy roots): the inode of the
+// cgroup2 mount (base/cgroup_mounts.h: /sys/fs/cgroup/unified on a hybrid host,
+// /sys/fs/cgroup on a v2 host) + path; 0 when it does not exist or there is no cgroup2 mount.
 uint64_t DefaultCgroupId(const std::string& cgroup_path);
 
 // Maps the cgroup v2 ids of `targets.cadvisor` entries to their owners, with `cgroup_id`
-// resolving a path relative to the hierarchy roots (default: CgroupIdOf of
-// "/sys/fs/cgroup/unified" + path, else "/sys/fs/cgroup" + path on a pure v2 host).
+// resolving a path relative to the hierarchy roots (default: DefaultCgroupId).
 std::map<uint64_t, CgroupOwner> CgroupOwners(
     const StatsTargets& targets,
     const std::function<uint64_t(const std::string&)>& cgroup_id = nullptr);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cri/testing/fake_cri.h"
 #include "gtest/gtest.h"
 #include "metrics/registry.h"
 
@@ -11,59 +12,29 @@ namespace {
 namespace v1 = ::runtime::v1;
 
 // A runtime with one ready sandbox holding one running container, plus a running container
-// of an unknown sandbox.
-class FakeRuntime : public cri::RuntimeService {
+// of an unknown sandbox (and a not-ready sandbox and an exited container, filtered out).
+class FakeRuntime : public cri::testing::FakeRuntimeService {
  public:
-  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(
-      const v1::ListPodSandboxRequest& req) override {
-    EXPECT_EQ(req.filter().state().state(), v1::SANDBOX_READY);
-    v1::ListPodSandboxResponse r;
-    v1::PodSandbox* sb = r.add_items();
-    sb->set_id("sb1");
-    sb->mutable_metadata()->set_name("web");
-    sb->mutable_metadata()->set_namespace_("default");
-    sb->mutable_metadata()->set_uid("uid1");
-    sb->set_created_at(2'000'000'000);
-    return r;
+  FakeRuntime() {
+    Sandbox sb;
+    sb.config.mutable_metadata()->set_name("web");
+    sb.config.mutable_metadata()->set_namespace_("default");
+    sb.config.mutable_metadata()->set_uid("uid1");
+    sb.created_at = 2'000'000'000;
+    sb.info = nlohmann::json{{"pid", 42}, {"cgroupPath", "/root/kubepods/poduid1"}}.dump();
+    AddSandbox("sb1", sb);
+    AddSandbox("sb0", {.state = v1::SANDBOX_NOTREADY});
+    Container c;
+    c.sandbox_id = "sb1";
+    c.config.mutable_metadata()->set_name("nginx");
+    c.config.mutable_image()->set_image("docker.io/library/nginx:1");
+    c.state = v1::CONTAINER_RUNNING;
+    c.created_at = 3'000'000'000;
+    c.info = nlohmann::json{{"pid", 43}, {"cgroupPath", "/root/kubepods/poduid1/c1"}}.dump();
+    AddContainer("c1", c);
+    AddContainer("c2", {.sandbox_id = "gone", .state = v1::CONTAINER_RUNNING});
+    AddContainer("c3", {.sandbox_id = "sb1", .state = v1::CONTAINER_EXITED});
   }
-  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
-      const v1::PodSandboxStatusRequest& req) override {
-    EXPECT_TRUE(req.verbose());
-    ++sandbox_status_calls;
-    v1::PodSandboxStatusResponse r;
-    (*r.mutable_info())["info"] =
-        nlohmann::json{{"pid", 42}, {"cgroupPath", "/root/kubepods/poduid1"}}.dump();
-    return r;
-  }
-  absl::StatusOr<v1::ListContainersResponse> ListContainers(
-      const v1::ListContainersRequest&) override {
-    v1::ListContainersResponse r;
-    if (!container_running) return r;
-    v1::Container* c = r.add_containers();
-    c->set_id("c1");
-    c->set_pod_sandbox_id("sb1");
-    c->mutable_metadata()->set_name("nginx");
-    c->mutable_image()->set_image("docker.io/library/nginx:1");
-    c->set_created_at(3'000'000'000);
-    if (!container_running) return r;
-    v1::Container* orphan = r.add_containers();
-    orphan->set_id("c2");
-    orphan->set_pod_sandbox_id("gone");
-    return r;
-  }
-  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
-      const v1::ContainerStatusRequest& req) override {
-    EXPECT_EQ(req.container_id(), "c1");
-    ++container_status_calls;
-    v1::ContainerStatusResponse r;
-    (*r.mutable_info())["info"] =
-        nlohmann::json{{"pid", 43}, {"cgroupPath", "/root/kubepods/poduid1/c1"}}.dump();
-    return r;
-  }
-
-  bool container_running = true;
-  int sandbox_status_calls = 0;
-  int container_status_calls = 0;
 };
 
 TEST(StatsSourceTest, ListsSandboxesAndContainersWithCgroups) {
@@ -96,19 +67,20 @@ TEST(StatsSourceTest, CacheMakesRepeatedListingsStatusFree) {
   StatsInfoCache cache;
   absl::StatusOr<StatsTargets> first = ListStatsTargets(&rt, &cache);
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(rt.sandbox_status_calls, 1);
-  EXPECT_EQ(rt.container_status_calls, 1);
+  EXPECT_EQ(rt.CallCount("PodSandboxStatus"), 1);
+  EXPECT_EQ(rt.CallCount("ContainerStatus"), 1);
   EXPECT_EQ(cache.size(), 2u);
   absl::StatusOr<StatsTargets> second = ListStatsTargets(&rt, &cache);
   ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(rt.sandbox_status_calls, 1);
-  EXPECT_EQ(rt.container_status_calls, 1);
+  EXPECT_EQ(rt.CallCount("PodSandboxStatus"), 1);
+  EXPECT_EQ(rt.CallCount("ContainerStatus"), 1);
   ASSERT_EQ(second->cadvisor.size(), 2u);
   EXPECT_EQ(second->cadvisor[0].cgroup_path, "/root/kubepods/poduid1");
   EXPECT_EQ(second->cadvisor[0].network_pid, 42);
   EXPECT_EQ(second->cadvisor[1].cgroup_path, "/root/kubepods/poduid1/c1");
   EXPECT_EQ(second->cadvisor[1].image, "docker.io/library/nginx:1");
-  rt.container_running = false;
+  rt.ExitContainer("c1", 0);
+  rt.ExitContainer("c2", 0);
   absl::StatusOr<StatsTargets> third = ListStatsTargets(&rt, &cache);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->cadvisor.size(), 1u);

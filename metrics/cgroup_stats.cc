@@ -200,39 +200,76 @@ uint64_t CpuWeightToShares(uint64_t weight) {
   return 2 + ((weight - 1) * 262142) / 9999;
 }
 
+absl::StatusOr<CgroupReader> CgroupReader::Create() { return FromMounts(HostCgroupMounts()); }
+
+absl::StatusOr<CgroupReader> CgroupReader::FromMounts(const std::vector<CgroupMount>& mounts) {
+  const std::string unified = UnifiedCgroupMount(mounts);
+  std::map<std::string, std::string> v1;
+  std::string first_v1;
+  for (const CgroupMount& m : mounts) {
+    if (m.v2) continue;
+    for (const std::string& c : m.controllers) {
+      if (c.rfind("name=", 0) == 0) continue;  // a named hierarchy has no resource files
+      v1.emplace(c, m.mount_point);
+      if (first_v1.empty()) first_v1 = m.mount_point;
+    }
+  }
+  if (v1.empty()) {
+    if (unified.empty()) {
+      return absl::FailedPreconditionError(
+          "detect cgroup mode: no cgroup hierarchy in /proc/self/mountinfo");
+    }
+    CgroupReader reader(unified, CgroupMode::kV2);
+    reader.unified_ = unified;
+    return reader;
+  }
+  if (!v1.count("cpu") && !v1.count("cpuacct") && !v1.count("memory")) {
+    return absl::FailedPreconditionError(
+        "detect cgroup mode: no v1 cpu, cpuacct or memory hierarchy is mounted");
+  }
+  CgroupReader reader(first_v1.substr(0, first_v1.rfind('/')),
+                      unified.empty() ? CgroupMode::kV1 : CgroupMode::kHybrid);
+  reader.unified_ = unified;
+  reader.v1_dirs_ = std::move(v1);
+  return reader;
+}
+
 absl::StatusOr<CgroupReader> CgroupReader::Create(const std::string& root) {
-  if (PathExists(JoinPath(root, "cgroup.controllers"))) return CgroupReader(root, CgroupMode::kV2);
+  if (PathExists(JoinPath(root, "cgroup.controllers"))) {
+    CgroupReader reader(root, CgroupMode::kV2);
+    reader.unified_ = root;
+    return reader;
+  }
   CgroupMode mode = PathExists(JoinPath(root, "unified/cgroup.controllers")) ? CgroupMode::kHybrid
                                                                              : CgroupMode::kV1;
   CgroupReader reader(root, mode);
+  if (mode == CgroupMode::kHybrid) reader.unified_ = JoinPath(root, "unified");
   for (const char* name : {"cpu", "cpu,cpuacct"}) {
     if (IsDir(JoinPath(root, name))) {
-      reader.cpu_dir_ = JoinPath(root, name);
+      reader.v1_dirs_["cpu"] = JoinPath(root, name);
       break;
     }
   }
   for (const char* name : {"cpuacct", "cpu,cpuacct"}) {
     if (IsDir(JoinPath(root, name))) {
-      reader.cpuacct_dir_ = JoinPath(root, name);
+      reader.v1_dirs_["cpuacct"] = JoinPath(root, name);
       break;
     }
   }
-  if (reader.cpu_dir_.empty() && reader.cpuacct_dir_.empty() &&
+  if (!reader.v1_dirs_.count("cpu") && !reader.v1_dirs_.count("cpuacct") &&
       !IsDir(JoinPath(root, "memory"))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "detect cgroup mode under ", root,
-        ": no cgroup.controllers and no v1 cpu, cpuacct or memory hierarchy"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("detect cgroup mode under ", root,
+                     ": no cgroup.controllers and no v1 cpu, cpuacct or memory hierarchy"));
   }
   return reader;
 }
 
-std::string CgroupReader::Dir(const std::string& controller,
-                              const std::string& cgroup_path) const {
-  if (mode_ == CgroupMode::kV2) return JoinPath(root_, cgroup_path);
-  if (controller == "cpu" && !cpu_dir_.empty()) return JoinPath(cpu_dir_, cgroup_path);
-  if (controller == "cpuacct" && !cpuacct_dir_.empty()) {
-    return JoinPath(cpuacct_dir_, cgroup_path);
-  }
+std::string CgroupReader::Dir(const std::string& controller, const std::string& cgroup_path) const {
+  if (mode_ == CgroupMode::kV2) return JoinPath(unified_, cgroup_path);
+  if (controller == "unified" && !unified_.empty()) return JoinPath(unified_, cgroup_path);
+  if (auto it = v1_dirs_.find(controller); it != v1_dirs_.end())
+    return JoinPath(it->second, cgroup_path);
   return JoinPath(JoinPath(root_, controller), cgroup_path);
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/cgroup_mounts.h"
 
 namespace berth::metrics {
 
@@ -114,12 +115,21 @@ uint64_t CpuWeightToShares(uint64_t weight);
 // Reads cgroup stats of one host. Thread-safe (immutable after Create).
 class CgroupReader {
  public:
-  // Detects the mode under `root`: <root>/cgroup.controllers -> v2; else
-  // <root>/unified/cgroup.controllers -> hybrid; else a v1 controller directory
-  // (<root>/memory, <root>/cpu, <root>/cpuacct, <root>/cpu,cpuacct) -> v1. v1 controllers are
-  // expected at <root>/<controller> (systemd's layout). Errors: FailedPrecondition when
-  // nothing under `root` looks like cgroupfs.
-  static absl::StatusOr<CgroupReader> Create(const std::string& root = "/sys/fs/cgroup");
+  // Reads the host's cgroups where /proc/self/mountinfo has them: FromMounts(HostCgroupMounts()).
+  static absl::StatusOr<CgroupReader> Create();
+
+  // Reads the hierarchies `mounts` (base/cgroup_mounts.h): v2 when the cgroup2 hierarchy is
+  // the only one with controllers; hybrid when v1 controllers are mounted beside a cgroup2
+  // mount; v1 otherwise. Each v1 controller is read at its own mount point. Errors:
+  // FailedPrecondition when no cpu, cpuacct or memory hierarchy and no cgroup2 one is mounted.
+  static absl::StatusOr<CgroupReader> FromMounts(const std::vector<CgroupMount>& mounts);
+
+  // Reads a tree laid out as systemd mounts cgroups under `root` (test trees): detects the
+  // mode under `root`: <root>/cgroup.controllers -> v2; else <root>/unified/cgroup.controllers
+  // -> hybrid; else a v1 controller directory (<root>/memory, <root>/cpu, <root>/cpuacct,
+  // <root>/cpu,cpuacct) -> v1. v1 controllers are expected at <root>/<controller>. Errors:
+  // FailedPrecondition when nothing under `root` looks like cgroupfs.
+  static absl::StatusOr<CgroupReader> Create(const std::string& root);
 
   CgroupMode mode() const { return mode_; }
   const std::string& root() const { return root_; }
@@ -148,10 +158,11 @@ class CgroupReader {
   absl::Status ReadV1(const std::string& path, CgroupStats* s) const;
   absl::Status ReadV2(const std::string& path, CgroupStats* s) const;
 
-  std::string root_;
+  std::string root_;  // the directory the hierarchies are mounted under (error messages)
   CgroupMode mode_;
-  std::string cpu_dir_;      // v1: <root>/cpu or <root>/cpu,cpuacct
-  std::string cpuacct_dir_;  // v1: <root>/cpuacct or <root>/cpu,cpuacct
+  std::string unified_;  // the cgroup2 hierarchy (v2, hybrid); "" on v1
+  // v1 controller -> its hierarchy's directory; a controller not here is at <root>/<controller>.
+  std::map<std::string, std::string> v1_dirs_;
 };
 
 // Counters of one network interface, from /proc/<pid>/net/dev.

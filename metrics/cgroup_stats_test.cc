@@ -120,6 +120,63 @@ TEST(CgroupReaderTest, DetectsHost) {
   EXPECT_GT(s->cpu_usage_ns, 0u);
 }
 
+// The same recorded trees, found through mountinfo as on a host (base/cgroup_mounts.h).
+TEST(CgroupReaderTest, FromMounts) {
+  const std::string v1 = kTestdata + "/v1";
+  absl::StatusOr<CgroupReader> hybrid = CgroupReader::FromMounts(ParseCgroupMounts(
+      "26 25 0:23 / " + v1 +
+      "/unified rw - cgroup2 cgroup2 rw\n"
+      "27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+      "30 25 0:27 / " +
+      v1 +
+      "/cpu rw - cgroup cgroup rw,cpu\n"
+      "31 25 0:28 / " +
+      v1 +
+      "/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+      "32 25 0:29 / " +
+      v1 +
+      "/memory rw - cgroup cgroup rw,memory\n"
+      "33 25 0:30 / " +
+      v1 +
+      "/blkio rw - cgroup cgroup rw,blkio\n"
+      "34 25 0:31 / " +
+      v1 + "/pids rw - cgroup cgroup rw,pids\n"));
+  ASSERT_TRUE(hybrid.ok()) << hybrid.status();
+  EXPECT_EQ(hybrid->mode(), CgroupMode::kHybrid);
+  EXPECT_EQ(hybrid->Dir("memory", "/a"), v1 + "/memory/a");
+  EXPECT_EQ(hybrid->Dir("unified", "/a"), v1 + "/unified/a");
+  // Reads the same numbers as the directory layout does.
+  absl::StatusOr<CgroupStats> a = hybrid->Read(kV1Container);
+  absl::StatusOr<CgroupStats> b = CgroupReader::Create(v1).value().Read(kV1Container);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(a->cpu_usage_ns, b->cpu_usage_ns);
+  EXPECT_EQ(a->memory_working_set_bytes, b->memory_working_set_bytes);
+
+  // Co-mounted controllers and a v1-only host.
+  absl::StatusOr<CgroupReader> comounted = CgroupReader::FromMounts(
+      ParseCgroupMounts("30 25 0:27 / /x/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"));
+  ASSERT_TRUE(comounted.ok()) << comounted.status();
+  EXPECT_EQ(comounted->mode(), CgroupMode::kV1);
+  EXPECT_EQ(comounted->Dir("cpuacct", "/p"), "/x/cpu,cpuacct/p");
+
+  absl::StatusOr<CgroupReader> v2 = CgroupReader::FromMounts(ParseCgroupMounts(
+      "26 25 0:23 / " + kTestdata +
+      "/v2 rw - cgroup2 cgroup2 rw\n"
+      "27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->mode(), CgroupMode::kV2);
+  EXPECT_EQ(v2->Dir("memory", "/kubepods"), kTestdata + "/v2/kubepods");
+
+  EXPECT_EQ(CgroupReader::FromMounts({}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CgroupReader::FromMounts(
+                ParseCgroupMounts("27 25 0:24 / /s rw - cgroup cgroup rw,name=systemd\n"
+                                  "28 25 0:25 / /f rw - cgroup cgroup rw,freezer\n"))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(CgroupReaderTest, ReadsRecordedV1Container) {
   CgroupReader r = CgroupReader::Create(kTestdata + "/v1").value();
   absl::StatusOr<CgroupStats> st = r.Read(kV1Container);

@@ -13,26 +13,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "base/status.h"
 #include "cri/image/digest.h"
 
 namespace berth::cri::image {
 namespace {
-
-struct Url {
-  std::string scheme_host_port;  // "https://host:port"
-  std::string target;            // "/path?query"
-};
-
-absl::StatusOr<Url> ParseUrl(const std::string& url) {
-  auto sep = url.find("://");
-  if (sep == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("invalid URL \"", url, "\""));
-  auto slash = url.find('/', sep + 3);
-  Url u;
-  u.scheme_host_port = url.substr(0, slash);
-  u.target = slash == std::string::npos ? "/" : url.substr(slash);
-  return u;
-}
 
 std::string Base64(const std::string& in) {
   std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
@@ -95,7 +81,7 @@ absl::StatusOr<int> HttpGet(const std::string& url, const std::multimap<std::str
                             std::multimap<std::string, std::string>* resp_headers, std::string* body,
                             const std::function<bool(const char*, size_t)>& sink) {
   ASSIGN_OR_RETURN(Url u, ParseUrl(url));
-  httplib::Client cli(u.scheme_host_port);
+  httplib::Client cli(u.Origin());
   cli.set_connection_timeout(15);
   cli.set_read_timeout(120);
   cli.set_follow_location(false);
@@ -104,7 +90,7 @@ absl::StatusOr<int> HttpGet(const std::string& url, const std::multimap<std::str
   int status = 0;
   bool sink_failed = false;
   auto res = cli.Get(
-      u.target, h,
+      u.Target(), h,
       [&](const httplib::Response& r) {
         status = r.status;
         if (resp_headers) resp_headers->insert(r.headers.begin(), r.headers.end());
@@ -268,7 +254,7 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Get(const std::string& 
       if (loc.empty()) return r;
       if (loc.find("://") == std::string::npos) {
         ASSIGN_OR_RETURN(Url u, ParseUrl(url));
-        loc = loc[0] == '/' ? absl::StrCat(u.scheme_host_port, loc) : absl::StrCat(u.scheme_host_port, "/", loc);
+        loc = loc[0] == '/' ? absl::StrCat(u.Origin(), loc) : absl::StrCat(u.Origin(), "/", loc);
       }
       url = loc;
       continue;

@@ -15,42 +15,6 @@
 
 namespace berth::cri::runtime {
 
-std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo) {
-  std::vector<CgroupMount> out;
-  std::set<std::string> seen;  // by controllers / "v2"
-  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
-    auto halves = absl::StrSplit(line, absl::MaxSplits(" - ", 1));
-    std::vector<std::string> parts(halves.begin(), halves.end());
-    if (parts.size() != 2) continue;
-    std::vector<std::string> pre = absl::StrSplit(parts[0], ' ');
-    std::vector<std::string> post = absl::StrSplit(parts[1], ' ');
-    if (pre.size() < 5 || post.size() < 3) continue;
-    CgroupMount m;
-    m.mount_point = pre[4];
-    if (post[0] == "cgroup2") {
-      m.v2 = true;
-      if (!seen.insert("v2").second) continue;
-    } else if (post[0] == "cgroup") {
-      std::vector<std::string> opts = absl::StrSplit(post[2], ',');
-      static const std::set<std::string> kNonControllers = {"rw", "ro", "nosuid", "nodev", "noexec", "relatime",
-                                                            "clone_children", "noprefix", "xattr"};
-      // Named hierarchies (name=systemd) are kept: runc's cgroupfs driver joins them too.
-      for (const auto& o : opts) {
-        if (kNonControllers.count(o) || absl::StartsWith(o, "release_agent")) continue;
-        m.controllers.push_back(o);
-      }
-      if (m.controllers.empty()) continue;
-      std::string key;
-      for (const auto& c : m.controllers) key += c + ",";
-      if (!seen.insert(key).second) continue;
-    } else {
-      continue;
-    }
-    out.push_back(m);
-  }
-  return out;
-}
-
 bool HasHugetlbController(const std::vector<CgroupMount>& mounts) {
   // On a v1 or hybrid host runc manages cgroups through the v1 hierarchies only, so a
   // controller that merely shows up in the hybrid `unified` mount does not count.
@@ -72,12 +36,6 @@ bool HasHugetlbController(const std::vector<CgroupMount>& mounts) {
     }
   }
   return false;
-}
-
-std::vector<CgroupMount> HostCgroupMounts() {
-  auto s = ReadFile("/proc/self/mountinfo");
-  if (!s.ok()) return {};
-  return ParseCgroupMounts(*s);
 }
 
 namespace {

@@ -7,21 +7,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/cgroup_mounts.h"
 
 namespace berth::cri::runtime {
 
-// One mounted cgroup hierarchy.
-struct CgroupMount {
-  std::string mount_point;              // e.g. /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/unified
-  std::vector<std::string> controllers;  // v1 controllers (and "name=..."); empty for cgroup2
-  bool v2 = false;
-};
-
-// Parses /proc/self/mountinfo content into cgroup hierarchies (v1 mounts with a controller or
-// a name= hierarchy such as name=systemd, and the cgroup2 mount). Duplicate mounts of the same hierarchy are dropped.
-std::vector<CgroupMount> ParseCgroupMounts(const std::string& mountinfo);
-// The host's hierarchies (reads /proc/self/mountinfo).
-std::vector<CgroupMount> HostCgroupMounts();
+// The hierarchies (CgroupMount, HostCgroupMounts) come from base/cgroup_mounts.h.
 
 // True when runc can apply hugepage limits with `mounts`: a v1 hierarchy has the hugetlb
 // controller, or (on a cgroup2-only host) the cgroup2 mount's cgroup.controllers (read from

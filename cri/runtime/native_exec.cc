@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/cgroup_mounts.h"
 #include "base/file.h"
 #include "base/status.h"
 
@@ -105,23 +106,16 @@ bool Present(const json& j, const char* key) {
 }
 
 // cgroup.procs of every hierarchy the process `pid` is in, from /proc/<pid>/cgroup and
-// berth's mount table (v1 controllers and named hierarchies, and the cgroup2 hierarchy).
+// berth's cgroup mounts (base/cgroup_mounts.h).
 absl::StatusOr<std::vector<std::string>> CgroupProcsFiles(pid_t pid) {
-  ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
-  std::map<std::string, std::string> v1;  // one option (controller or name=x) -> mount point
+  std::map<std::string, std::string> v1;  // one controller (or name=x) -> mount point
   std::string v2;
-  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
-    // <id> <parent> <maj:min> <root> <mount point> <opts> [tags...] - <fstype> <src> <super opts>
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    size_t dash = 0;
-    while (dash < f.size() && f[dash] != "-") ++dash;
-    if (f.size() < 5 || dash + 3 >= f.size() || f[3] != "/") continue;  // hierarchy roots only
-    absl::string_view fstype = f[dash + 1];
-    std::string mnt(f[4]);
-    if (fstype == "cgroup2") {
-      if (v2.empty()) v2 = mnt;
-    } else if (fstype == "cgroup") {
-      for (absl::string_view o : absl::StrSplit(f[dash + 3], ',')) v1.emplace(std::string(o), mnt);
+  for (const CgroupMount& m : HostCgroupMounts()) {
+    if (m.root != "/") continue;  // hierarchy roots only
+    if (m.v2) {
+      v2 = m.mount_point;
+    } else {
+      for (const auto& c : m.controllers) v1.emplace(c, m.mount_point);
     }
   }
   ASSIGN_OR_RETURN(std::string cg, ReadFile(absl::StrCat("/proc/", pid, "/cgroup")));

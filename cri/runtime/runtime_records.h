@@ -1,13 +1,20 @@
 // Internal to cri/runtime (not a public header): the in-memory records of sandboxes and
-// containers shared by the RuntimeService handler files (runtime.cc, stats.cc, events.cc,
+// containers, and small helpers, shared by the RuntimeService handler files (runtime.cc,
+// sandbox_*.cc, container_*.cc, recovery.cc, exit_monitor.cc, stats.cc, events.cc,
 // container_log.cc, runtime_config.cc). Fields are guarded by Runtime::mu_ unless noted.
 #pragma once
 
+#include "cri/runtime/runtime.h"  // first: before <signal.h>
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cerrno>
 #include <chrono>
 #include <string>
 #include <vector>
 
-#include "cri/runtime/runtime.h"
+#include "cri/runtime/cgroups.h"
 
 namespace berth::cri::runtime {
 
@@ -52,5 +59,12 @@ inline int64_t NowNs() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// True when process `pid` exists (signal 0 is deliverable, or only denied).
+inline bool ProcessAlive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
+// True when the memory cgroup at `cgroups_path` recorded an OOM kill (v1 memory.oom_control
+// or v2 memory.events `oom_kill`). exit_monitor.cc.
+bool SawOomKill(const std::vector<CgroupMount>& mounts, const std::string& cgroups_path);
 
 }  // namespace berth::cri::runtime

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "cri/image/snapshotter.h"
 #include "cri/runtime/runtime_records.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/fs_usage.h"
@@ -99,7 +100,7 @@ absl::StatusOr<v1::ContainerStats> Runtime::StatsOf(const ContainerRec& c) {
     }
   }
   if (!bundle.empty()) {
-    const std::string upper = JoinPath(bundle, "upper");
+    const std::string upper = image::SnapshotPathsIn(bundle).upper;
     if (std::optional<metrics::FsStats> fs = deps_.fs_usage->Get(upper)) {
       auto* w = st.mutable_writable_layer();
       w->set_timestamp(static_cast<int64_t>(fs->time_seconds * 1e9));
@@ -118,7 +119,7 @@ void Runtime::WantWritableLayers() {
   {
     absl::MutexLock l(&mu_);
     for (const auto& [id, c] : containers_) {
-      if (c->created && !c->bundle.empty()) paths.insert(JoinPath(c->bundle, "upper"));
+      if (c->created && !c->bundle.empty()) paths.insert(image::SnapshotPathsIn(c->bundle).upper);
     }
   }
   deps_.fs_usage->Want(kFsConsumer, paths);

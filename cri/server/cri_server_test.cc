@@ -12,16 +12,41 @@
 
 #include "base/file.h"
 #include "cri/api/api.grpc.pb.h"
-#include "cri/server/fake_cri_services.h"
 #include "cri/server/instrument.h"
+#include "cri/testing/fake_cri.h"
 #include "gtest/gtest.h"
 
 namespace berth::cri::server {
 namespace {
 
+constexpr char kPodId[] = "4dd2f0b1c2a3fake0000000000000000000000000000000000000000000000000";
+
+// One ready pod sandbox "web-0" and one image.
+cri::testing::FakeRuntimeService::Sandbox Web0() {
+  cri::testing::FakeRuntimeService::Sandbox sb;
+  sb.config.mutable_metadata()->set_name("web-0");
+  sb.config.mutable_metadata()->set_namespace_("default");
+  sb.config.mutable_metadata()->set_uid("uid-web-0");
+  sb.created_at = 1700000000000000000;
+  return sb;
+}
+
+v1::Image Busybox() {
+  v1::Image image;
+  image.set_id("sha256:1111111111111111111111111111111111111111111111111111111111111111");
+  image.add_repo_tags("localhost:5000/busybox:1.36");
+  image.add_repo_digests(
+      "localhost:5000/"
+      "busybox@sha256:2222222222222222222222222222222222222222222222222222222222222222");
+  image.set_size(1234567);
+  return image;
+}
+
 class CriServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    runtime_.AddSandbox(kPodId, Web0());
+    images_.AddImage(Busybox());
     char tmpl[] = "/tmp/cri_server_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
@@ -45,8 +70,8 @@ class CriServerTest : public ::testing::Test {
   std::string dir_;
   std::string socket_;
   metrics::Registry registry_;
-  testing::FakeRuntimeService runtime_;
-  testing::FakeImageService images_;
+  cri::testing::FakeRuntimeService runtime_;
+  cri::testing::FakeImageService images_;
   std::unique_ptr<CriServer> server_;
   std::unique_ptr<v1::RuntimeService::Stub> runtime_stub_;
   std::unique_ptr<v1::ImageService::Stub> image_stub_;
@@ -79,7 +104,7 @@ TEST_F(CriServerTest, VersionAndSocketMode) {
 }
 
 TEST_F(CriServerTest, ErrorsKeepCodeAndMessage) {
-  runtime_.list_pod_sandbox_error = absl::NotFoundError("pod sandbox \"abc\" not found");
+  runtime_.SetError("ListPodSandbox", absl::NotFoundError("pod sandbox \"abc\" not found"));
   StartServer();
   {
     grpc::ClientContext ctx;
@@ -98,18 +123,19 @@ TEST_F(CriServerTest, ErrorsKeepCodeAndMessage) {
     EXPECT_EQ(s.error_message(), "pod sandbox \"missing\" not found");
   }
   {
-    // Not overridden by the fake: the interface's default.
+    // Not modelled by the fake: the interface's default.
     grpc::ClientContext ctx;
-    v1::RunPodSandboxResponse resp;
-    grpc::Status s = runtime_stub_->RunPodSandbox(&ctx, v1::RunPodSandboxRequest(), &resp);
+    v1::UpdateContainerResourcesResponse resp;
+    grpc::Status s =
+        runtime_stub_->UpdateContainerResources(&ctx, v1::UpdateContainerResourcesRequest(), &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_EQ(s.error_message(), "RunPodSandbox is not implemented by berth");
+    EXPECT_EQ(s.error_message(), "UpdateContainerResources is not implemented by berth");
   }
   std::string text = registry_.Expose();
   EXPECT_NE(text.find("berth_cri_requests_total{method=\"ListPodSandbox\",code=\"NotFound\"} 1\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("berth_cri_requests_total{method=\"RunPodSandbox\",code=\"Unimplemented\"} 1\n"),
+  EXPECT_NE(text.find("berth_cri_requests_total{method=\"UpdateContainerResources\",code=\"Unimplemented\"} 1\n"),
             std::string::npos)
       << text;
 }
@@ -118,12 +144,12 @@ TEST_F(CriServerTest, ListsAndImages) {
   StartServer();
   grpc::ClientContext ctx;
   v1::ListPodSandboxRequest req;
-  req.mutable_filter()->set_id(runtime_.pods[0].id());
+  req.mutable_filter()->set_id(kPodId);
   v1::ListPodSandboxResponse resp;
   ASSERT_TRUE(runtime_stub_->ListPodSandbox(&ctx, req, &resp).ok());
   ASSERT_EQ(resp.items_size(), 1);
   EXPECT_EQ(resp.items(0).metadata().name(), "web-0");
-  EXPECT_EQ(runtime_.last_filter_id(), runtime_.pods[0].id());
+  EXPECT_EQ(runtime_.LastRequest<v1::ListPodSandboxRequest>().filter().id(), kPodId);
 
   grpc::ClientContext ctx2;
   v1::ListImagesResponse images;
@@ -133,9 +159,7 @@ TEST_F(CriServerTest, ListsAndImages) {
 }
 
 TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
-  v1::PodSandbox second = runtime_.pods[0];
-  second.set_id("second");
-  runtime_.pods.push_back(second);
+  runtime_.AddSandbox("second", Web0());
   StartServer();
   {
     grpc::ClientContext ctx;
@@ -148,7 +172,7 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
       for (const auto& p : resp.pod_sandboxes()) ids.push_back(p.id());
     }
     ASSERT_TRUE(reader->Finish().ok());
-    EXPECT_EQ(ids, (std::vector<std::string>{runtime_.pods[0].id(), "second"}));
+    EXPECT_EQ(ids, (std::vector<std::string>{kPodId, "second"}));
   }
   {
     // The filter is passed on: nothing matches, so no response at all, then OK.
@@ -159,7 +183,7 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
     v1::StreamPodSandboxesResponse resp;
     EXPECT_FALSE(reader->Read(&resp));
     EXPECT_TRUE(reader->Finish().ok());
-    EXPECT_EQ(runtime_.last_filter_id(), "nothing");
+    EXPECT_EQ(runtime_.LastRequest<v1::ListPodSandboxRequest>().filter().id(), "nothing");
   }
   {
     grpc::ClientContext ctx;
@@ -171,7 +195,8 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
     EXPECT_TRUE(reader->Finish().ok());
   }
   {
-    // The fake does not implement ListContainers: the stream carries that error.
+    // ListContainers fails: the stream carries that error.
+    runtime_.SetError("ListContainers", absl::UnimplementedError("ListContainers is not implemented by berth"));
     grpc::ClientContext ctx;
     auto reader = runtime_stub_->StreamContainers(&ctx, v1::StreamContainersRequest());
     v1::StreamContainersResponse resp;
@@ -192,12 +217,13 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
 // A list larger than a client's default 4 MiB receive limit arrives as several responses,
 // each item exactly once, in order.
 TEST_F(CriServerTest, StreamSplitsLargeListsIntoChunks) {
-  runtime_.pods.clear();
+  v1::RemovePodSandboxRequest rm;
+  rm.set_pod_sandbox_id(kPodId);
+  ASSERT_TRUE(runtime_.RemovePodSandbox(rm).ok());
   for (int i = 0; i < 5; ++i) {
-    v1::PodSandbox p;
-    p.set_id("pod" + std::to_string(i));
-    (*p.mutable_annotations())["big"] = std::string(1500 * 1024, 'x');
-    runtime_.pods.push_back(p);
+    cri::testing::FakeRuntimeService::Sandbox p;
+    (*p.config.mutable_annotations())["big"] = std::string(1500 * 1024, 'x');
+    runtime_.AddSandbox("pod" + std::to_string(i), p);
   }
   StartServer();
   {

@@ -1,5 +1,7 @@
-// Internals of the CRI streaming server shared by its translation units (server.cc: accept
-// loop, upgrade and remote command; port_forward.cc: port-forward over SPDY and WebSocket).
+// The client connection of a streaming session, shared by the server (server.cc: accept loop
+// and upgrade), remote command (remote_command.cc) and port-forward (port_forward.cc):
+// a non-blocking socket with the bytes queued for it, and small socket helpers.
+// Thread safety: a Client belongs to one session thread.
 #pragma once
 
 #include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
@@ -14,7 +16,6 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -24,21 +25,11 @@ namespace berth::cri::streaming::internal {
 namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
-// Channel numbers of the remote command protocols (also the WebSocket channel bytes).
-inline constexpr int kStdin = 0, kStdout = 1, kStderr = 2, kError = 3, kResize = 4;
-inline constexpr int kNumChannels = 5;
-
 // Above this many bytes queued towards one side, stop reading from the other (backpressure).
 inline constexpr size_t kHighWater = 1 << 20;
 inline constexpr size_t kReadChunk = 32 * 1024;
-// After the command exited, output is drained until EOF or until it stays silent this long
-// (a background child may hold the pipes open).
-inline constexpr auto kDrainGrace = std::chrono::seconds(2);
-// An attach whose client closed stdin ends (as containerd's): what the container still
-// writes in answer is forwarded until output stays silent this long, at most kDrainGrace.
-inline constexpr auto kAttachStdinEofQuiet = std::chrono::milliseconds(300);
+// How long the final frames of a session may take to reach the client.
 inline constexpr auto kFinalFlushTimeout = std::chrono::seconds(10);
-inline constexpr auto kRequestReadTimeout = std::chrono::seconds(15);
 
 inline void SetNonBlocking(int fd) {
   int fl = fcntl(fd, F_GETFL);
@@ -46,11 +37,11 @@ inline void SetNonBlocking(int fd) {
 }
 
 inline std::string HttpError(int code, const std::string& reason, const std::string& body,
-                      const std::string& extra_headers = "") {
-  return absl::StrCat("HTTP/1.1 ", code, " ", reason,
-                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ",
-                      body.size() + 1, "\r\nConnection: close\r\n", extra_headers, "\r\n", body,
-                      "\n");
+                             const std::string& extra_headers = "") {
+  return absl::StrCat(
+      "HTTP/1.1 ", code, " ", reason,
+      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ", body.size() + 1,
+      "\r\nConnection: close\r\n", extra_headers, "\r\n", body, "\n");
 }
 
 // Blocking write of all of `data` to a (possibly non-blocking) socket, within `deadline`.
@@ -105,13 +96,16 @@ struct Client {
       out_off = 0;
     }
   }
-  // Reads what is available; false when the client went away.
+  // Reads what is available, up to about kHighWater bytes (the rest stays in the socket for
+  // the next poll: a fast client cannot make one call read without bound); false when the
+  // client went away.
   bool Read(std::string* into) {
     char buf[64 * 1024];
-    for (;;) {
+    for (size_t total = 0; total < kHighWater;) {
       ssize_t n = recv(fd, buf, sizeof(buf), 0);
       if (n > 0) {
         into->append(buf, static_cast<size_t>(n));
+        total += static_cast<size_t>(n);
         if (static_cast<size_t>(n) < sizeof(buf)) return true;
         continue;
       }
@@ -120,6 +114,7 @@ struct Client {
       gone = true;
       return false;
     }
+    return true;
   }
   // Blocks until everything queued is written (or the deadline passes), then half-closes
   // and discards what the client still sends until it closes too: closing with unread
@@ -142,14 +137,5 @@ struct Client {
     }
   }
 };
-
-// Port-forward over SPDY (portforward.k8s.io) on the upgraded connection `c`; `leftover` is
-// what was read past the HTTP request. Returns when the client is gone or `wake_fd` fires.
-void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::string& sandbox_id,
-                        int wake_fd, StreamingRuntime* rt);
-// Port-forward over WebSocket (v4.portforward.k8s.io / portforward.k8s.io) to `ports`.
-void RunPortForwardWebSocket(Client* c, const std::string& leftover,
-                             const std::string& sandbox_id, const std::vector<int32_t>& ports,
-                             int wake_fd, StreamingRuntime* rt);
 
 }  // namespace berth::cri::streaming::internal

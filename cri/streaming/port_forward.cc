@@ -1,37 +1,21 @@
-// Port-forward over SPDY and WebSocket for the CRI streaming server (see connection.h).
-#include "cri/streaming/connection.h"
+// Port-forward over SPDY and WebSocket (see port_forward.h).
+#include "cri/streaming/port_forward.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
-#include <boost/beast/http.hpp>
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
-#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/streaming/spdy.h"
-#include "cri/streaming/status.h"
-#include "cri/streaming/websocket.h"
-#include "nlohmann/json.hpp"
 
 namespace berth::cri::streaming::internal {
 
@@ -50,7 +34,7 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
                         int wake_fd, StreamingRuntime* rt) {
   spdy::FrameParser parser;
   spdy::HeaderCodec codec;
-  std::map<std::string, ForwardPair> pairs;       // by requestID
+  std::map<std::string, ForwardPair> pairs;        // by requestID
   std::map<uint32_t, std::string> stream_request;  // stream id -> requestID
   uint32_t last_id = 0;
 
@@ -232,8 +216,8 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
         }
         continue;
       }
-      spdy::AppendData(&c->out, p.data_id, absl::string_view(pod_buf.data(), static_cast<size_t>(r)),
-                       false);
+      spdy::AppendData(&c->out, p.data_id,
+                       absl::string_view(pod_buf.data(), static_cast<size_t>(r)), false);
     }
   }
   cleanup();
@@ -244,26 +228,24 @@ void RunPortForwardSpdy(Client* c, const std::string& leftover, const std::strin
 }
 
 // ---- port-forward over WebSocket (v4.portforward.k8s.io / portforward.k8s.io) ----
-// One connection per request: channel 2i carries data of ports[i], 2i+1 its errors; the
-// first message the server sends on each channel is the port as 2 bytes little-endian.
-void RunPortForwardWebSocket(Client* c, const std::string& leftover,
+
+void RunPortForwardWebSocket(Client* c, ws::Connection* conn, const std::string& leftover,
                              const std::string& sandbox_id, const std::vector<int32_t>& ports,
                              int wake_fd, StreamingRuntime* rt) {
-  ws::FrameParser parser;
+  auto send_channel = [&](size_t channel, absl::string_view data) {
+    conn->Send(ws::EncodeChannelMessage(static_cast<int>(channel), data, false), false);
+  };
   std::vector<ForwardPair> fw(ports.size());
   bool closing = false;
   for (size_t i = 0; i < ports.size(); ++i) {
     fw[i].port = ports[i];
     std::string port_le = {static_cast<char>(ports[i] & 0xff), static_cast<char>(ports[i] >> 8)};
-    c->out.append(ws::EncodeChannelMessage(static_cast<int>(2 * i), port_le, false));
-    c->out.append(ws::EncodeChannelMessage(static_cast<int>(2 * i + 1), port_le, false));
+    send_channel(2 * i, port_le);
+    send_channel(2 * i + 1, port_le);
     auto fd = rt->DialPort(sandbox_id, ports[i]);
     if (!fd.ok()) {
-      c->out.append(ws::EncodeChannelMessage(
-          static_cast<int>(2 * i + 1),
-          absl::StrCat("error forwarding port ", ports[i], " to pod ", sandbox_id, ", uid : ",
-                       fd.status().message()),
-          false));
+      send_channel(2 * i + 1, absl::StrCat("error forwarding port ", ports[i], " to pod ",
+                                           sandbox_id, ", uid : ", fd.status().message()));
       fw[i].pod_eof = fw[i].pod_shut = true;
       continue;
     }
@@ -271,20 +253,15 @@ void RunPortForwardWebSocket(Client* c, const std::string& leftover,
     SetNonBlocking(fw[i].fd);
   }
   auto on_bytes = [&](absl::string_view bytes) -> absl::Status {
-    parser.Append(bytes);
-    for (;;) {
-      ASSIGN_OR_RETURN(std::optional<ws::Message> m, parser.Next());
-      if (!m) return absl::OkStatus();
-      if (m->opcode == ws::kOpPing) {
-        c->out.append(ws::EncodeFrame(ws::kOpPong, m->payload));
-      } else if (m->opcode == ws::kOpClose) {
-        closing = true;
-      } else if (m->opcode == ws::kOpBinary || m->opcode == ws::kOpText) {
-        ASSIGN_OR_RETURN(ws::ChannelMessage cm, ws::DecodeChannelMessage(m->payload, false));
-        size_t idx = static_cast<size_t>(cm.channel / 2);
-        if (cm.channel % 2 == 0 && idx < fw.size() && fw[idx].fd >= 0) fw[idx].to_pod.append(cm.data);
-      }
+    std::vector<ws::Message> messages;
+    absl::Status s = conn->OnBytes(bytes, &messages);
+    for (const auto& m : messages) {
+      ASSIGN_OR_RETURN(ws::ChannelMessage cm, ws::DecodeChannelMessage(m.payload, false));
+      size_t idx = static_cast<size_t>(cm.channel / 2);
+      if (cm.channel % 2 == 0 && idx < fw.size() && fw[idx].fd >= 0) fw[idx].to_pod.append(cm.data);
     }
+    if (conn->closed_by_peer()) closing = true;
+    return s;
   };
   if (!leftover.empty() && !on_bytes(leftover).ok()) closing = true;
   while (!closing) {
@@ -339,15 +316,14 @@ void RunPortForwardWebSocket(Client* c, const std::string& leftover,
         p.pod_eof = true;
         continue;
       }
-      c->out.append(ws::EncodeChannelMessage(static_cast<int>(2 * idx[k - 2]),
-                                             absl::string_view(buf, static_cast<size_t>(r)), false));
+      send_channel(2 * idx[k - 2], absl::string_view(buf, static_cast<size_t>(r)));
     }
   }
   for (auto& p : fw) {
     if (p.fd >= 0) close(p.fd);
   }
   if (!c->gone) {
-    c->out.append(ws::EncodeFrame(ws::kOpClose, std::string("\x03\xe8", 2)));
+    conn->Close();  // 1000 normal closure, unless the client closed first
     c->FlushAll(Clock::now() + std::chrono::seconds(1));
   }
 }

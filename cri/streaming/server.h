@@ -23,6 +23,11 @@
 // stdin stays open unless it is stdin_once); then the exec'd process is killed, every
 // descriptor closed and the thread exits. Shutdown() ends all sessions and joins them.
 // Session threads are named "berth-stream" (/proc/<pid>/task/<tid>/comm).
+//
+// Parts: this server (accept loop, routing by token, upgrade negotiation); remote command
+// (remote_command.h: exec/attach sessions); port-forward (port_forward.h); channel framing
+// (channels.h: channels on SPDY streams and WebSocket messages); framings (spdy.h; and
+// websocket.h, RFC 6455 by Boost.Beast).
 #pragma once
 
 #include <atomic>
@@ -122,7 +127,6 @@ class Server {
   int active_sessions() const { return active_.load(); }
 
  private:
-  struct Conn;
   void AcceptLoop();
   void Serve(int fd);
   absl::StatusOr<std::string> UrlFor(StreamRequest req);

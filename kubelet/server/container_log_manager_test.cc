@@ -7,39 +7,38 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "cri/testing/fake_cri.h"
 
 namespace berth::kubelet::server {
 namespace {
 
 namespace v1 = ::runtime::v1;
 
-// One running container "c1" whose log is `path`; ReopenContainerLog creates a new file
-// there (what conmon does) unless `fail_reopen`.
-class LogRuntime : public cri::RuntimeService {
+// One running container "c1" (and an exited "c0") whose log is `path`; ReopenContainerLog
+// creates a new file there (what conmon does) unless `fail_reopen`.
+class LogRuntime : public cri::testing::FakeRuntimeService {
  public:
   std::string path;
   bool fail_reopen = false;
   int reopens = 0;
-  absl::StatusOr<v1::ListContainersResponse> ListContainers(
-      const v1::ListContainersRequest& r) override {
-    EXPECT_EQ(r.filter().state().state(), v1::CONTAINER_RUNNING);
-    v1::ListContainersResponse resp;
-    resp.add_containers()->set_id("c1");
-    return resp;
-  }
-  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
-      const v1::ContainerStatusRequest&) override {
-    v1::ContainerStatusResponse resp;
-    resp.mutable_status()->set_log_path(path);
-    return resp;
-  }
-  absl::StatusOr<v1::ReopenContainerLogResponse> ReopenContainerLog(
-      const v1::ReopenContainerLogRequest& r) override {
-    EXPECT_EQ(r.container_id(), "c1");
-    if (fail_reopen) return absl::FailedPreconditionError("container not running");
-    ++reopens;
-    std::ofstream(path).flush();
-    return v1::ReopenContainerLogResponse();
+
+  LogRuntime() {
+    AddContainer("c0", {.state = v1::CONTAINER_EXITED});
+    AddContainer("c1", {.state = v1::CONTAINER_RUNNING});
+    OnContainerStatus(
+        [this](const v1::ContainerStatusRequest&) -> absl::StatusOr<v1::ContainerStatusResponse> {
+          v1::ContainerStatusResponse resp;
+          resp.mutable_status()->set_log_path(path);
+          return resp;
+        });
+    OnReopenContainerLog([this](const v1::ReopenContainerLogRequest& r)
+                             -> absl::StatusOr<v1::ReopenContainerLogResponse> {
+      EXPECT_EQ(r.container_id(), "c1");
+      if (fail_reopen) return absl::FailedPreconditionError("container not running");
+      ++reopens;
+      std::ofstream(path).flush();
+      return v1::ReopenContainerLogResponse();
+    });
   }
 };
 

@@ -33,6 +33,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/url.h"
 #include "kubelet/server/cri_log.h"
 #include "kubelet/server/tls.h"
 #include "nlohmann/json.hpp"
@@ -136,34 +137,19 @@ http::status HttpStatusFor(const absl::Status& s) {
   }
 }
 
-// "http://host:port/path?query" -> host, port, target.
-struct Url {
-  std::string host;
+// The runtime's streaming URL ("http://host:port/path?query") as the proxy dials it.
+struct StreamUrl {
+  std::string host;  // an IPv6 address without brackets
   std::string port;
   std::string target;
 };
 
-absl::StatusOr<Url> ParseStreamUrl(const std::string& url) {
-  if (!absl::StartsWith(url, "http://")) {
+absl::StatusOr<StreamUrl> ParseStreamUrl(const std::string& url) {
+  absl::StatusOr<Url> u = ParseUrl(url);
+  if (!u.ok() || u->scheme != "http") {
     return absl::InternalError(absl::StrCat("streaming URL ", url, ": only http:// is proxied"));
   }
-  std::string_view rest = std::string_view(url).substr(7);
-  size_t slash = rest.find('/');
-  std::string_view hostport = rest.substr(0, slash);
-  Url u;
-  u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  size_t colon = hostport.rfind(':');
-  if (colon == std::string_view::npos) {
-    u.host = std::string(hostport);
-    u.port = "80";
-  } else {
-    u.host = std::string(hostport.substr(0, colon));
-    u.port = std::string(hostport.substr(colon + 1));
-  }
-  if (absl::StartsWith(u.host, "[") && absl::EndsWith(u.host, "]")) {
-    u.host = u.host.substr(1, u.host.size() - 2);
-  }
-  return u;
+  return StreamUrl{.host = u->host, .port = std::to_string(u->EffectivePort()), .target = u->Target()};
 }
 
 bool IsUpgrade(const Request& req) {
@@ -696,7 +682,7 @@ struct KubeletServer::Impl {
     if (!IsUpgrade(req)) {
       co_return co_await Reply(s, req, http::status::bad_request, "Upgrade request required");
     }
-    absl::StatusOr<Url> url = ParseStreamUrl(url_str);
+    absl::StatusOr<StreamUrl> url = ParseStreamUrl(url_str);
     if (!url.ok()) co_return co_await ReplyError(s, req, url.status());
     auto ex = co_await asio::this_coro::executor;
     beast::tcp_stream backend(ex);

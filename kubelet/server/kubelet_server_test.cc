@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cri/testing/fake_cri.h"
 #include "kubelet/server/tls.h"
 #include "kubelet/testing/fake_api_client.h"
 #include "nlohmann/json.hpp"
@@ -33,70 +34,62 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 namespace v1 = ::runtime::v1;
 
-// One pod "web" in namespace "ns" with a running container "main" (log file given).
-class FakeRuntime : public cri::RuntimeService {
+// One pod "web" in namespace "ns" (sandbox "sb1") with a running container "main" ("c1",
+// log file `log_path`) and its exited predecessor ("c0", `log_path` + ".old"); Exec and
+// PortForward return URLs of `stream_url`; CheckpointContainer writes a stand-in archive.
+class FakeRuntime : public cri::testing::FakeRuntimeService {
  public:
   std::string log_path;
   std::string stream_url;  // what Exec/PortForward return
   v1::ExecRequest last_exec;
-
-  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(
-      const v1::ListPodSandboxRequest& r) override {
-    v1::ListPodSandboxResponse resp;
-    const auto& sel = r.filter().label_selector();
-    if (sel.at("io.kubernetes.pod.name") == "web" &&
-        sel.at("io.kubernetes.pod.namespace") == "ns") {
-      auto* sb = resp.add_items();
-      sb->set_id("sb1");
-      sb->set_state(v1::SANDBOX_READY);
-    }
-    return resp;
-  }
-  absl::StatusOr<v1::ListContainersResponse> ListContainers(
-      const v1::ListContainersRequest& r) override {
-    v1::ListContainersResponse resp;
-    const auto& sel = r.filter().label_selector();
-    if (sel.at("io.kubernetes.pod.name") == "web" &&
-        sel.at("io.kubernetes.container.name") == "main") {
-      auto* c = resp.add_containers();
-      c->set_id("c1");
-      c->set_state(v1::CONTAINER_RUNNING);
-      c->mutable_metadata()->set_attempt(1);
-      auto* old = resp.add_containers();
-      old->set_id("c0");
-      old->set_state(v1::CONTAINER_EXITED);
-    }
-    return resp;
-  }
-  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
-      const v1::ContainerStatusRequest& r) override {
-    v1::ContainerStatusResponse resp;
-    resp.mutable_status()->set_id(r.container_id());
-    resp.mutable_status()->set_log_path(r.container_id() == "c1" ? log_path : log_path + ".old");
-    resp.mutable_status()->set_state(r.container_id() == "c1" ? v1::CONTAINER_RUNNING
-                                                               : v1::CONTAINER_EXITED);
-    return resp;
-  }
-  absl::StatusOr<v1::ExecResponse> Exec(const v1::ExecRequest& r) override {
-    last_exec = r;
-    v1::ExecResponse resp;
-    resp.set_url(stream_url + "/exec/tok123");
-    return resp;
-  }
   v1::CheckpointContainerRequest last_checkpoint;
-  // Writes a stand-in archive at the location; timeout 99 plays a runtime refusal.
-  absl::StatusOr<v1::CheckpointContainerResponse> CheckpointContainer(
-      const v1::CheckpointContainerRequest& r) override {
-    last_checkpoint = r;
-    if (r.timeout() == 99) return absl::FailedPreconditionError("container c1 is not running");
-    std::ofstream(r.location()) << "tar";
-    return v1::CheckpointContainerResponse();
-  }
-  absl::StatusOr<v1::PortForwardResponse> PortForward(const v1::PortForwardRequest& r) override {
-    if (r.pod_sandbox_id() != "sb1") return absl::NotFoundError("no sandbox");
-    v1::PortForwardResponse resp;
-    resp.set_url(stream_url + "/portforward/tok456");
-    return resp;
+
+  FakeRuntime() {
+    Sandbox sb;
+    (*sb.config.mutable_labels())["io.kubernetes.pod.name"] = "web";
+    (*sb.config.mutable_labels())["io.kubernetes.pod.namespace"] = "ns";
+    AddSandbox("sb1", sb);
+    Container c;
+    c.sandbox_id = "sb1";
+    *c.config.mutable_labels() = sb.config.labels();
+    (*c.config.mutable_labels())["io.kubernetes.container.name"] = "main";
+    c.state = v1::CONTAINER_EXITED;
+    AddContainer("c0", c);
+    c.state = v1::CONTAINER_RUNNING;
+    c.config.mutable_metadata()->set_attempt(1);
+    AddContainer("c1", c);
+    // The log paths are known only once the test has its directory.
+    OnContainerStatus(
+        [this](const v1::ContainerStatusRequest& r) -> absl::StatusOr<v1::ContainerStatusResponse> {
+          v1::ContainerStatusResponse resp;
+          resp.mutable_status()->set_id(r.container_id());
+          resp.mutable_status()->set_log_path(r.container_id() == "c1" ? log_path
+                                                                       : log_path + ".old");
+          resp.mutable_status()->set_state(r.container_id() == "c1" ? v1::CONTAINER_RUNNING
+                                                                    : v1::CONTAINER_EXITED);
+          return resp;
+        });
+    OnExec([this](const v1::ExecRequest& r) -> absl::StatusOr<v1::ExecResponse> {
+      last_exec = r;
+      v1::ExecResponse resp;
+      resp.set_url(stream_url + "/exec/tok123");
+      return resp;
+    });
+    // Writes a stand-in archive at the location; timeout 99 plays a runtime refusal.
+    OnCheckpointContainer([this](const v1::CheckpointContainerRequest& r)
+                              -> absl::StatusOr<v1::CheckpointContainerResponse> {
+      last_checkpoint = r;
+      if (r.timeout() == 99) return absl::FailedPreconditionError("container c1 is not running");
+      std::ofstream(r.location()) << "tar";
+      return v1::CheckpointContainerResponse();
+    });
+    OnPortForward(
+        [this](const v1::PortForwardRequest& r) -> absl::StatusOr<v1::PortForwardResponse> {
+          if (r.pod_sandbox_id() != "sb1") return absl::NotFoundError("no sandbox");
+          v1::PortForwardResponse resp;
+          resp.set_url(stream_url + "/portforward/tok456");
+          return resp;
+        });
   }
 };
 

@@ -15,15 +15,15 @@
 #include <thread>
 
 #include "base/file.h"
+#include "cri/testing/fake_cri.h"
 #include "kubelet/pod_manager.h"
 #include "kubelet/testing/fake_api_client.h"
-#include "kubelet/testing/fake_cri.h"
 
 namespace berth::kubelet {
 
 using testing::FakeApiClient;
-using testing::FakeImageService;
-using testing::FakeRuntimeService;
+using cri::testing::FakeImageService;
+using cri::testing::FakeRuntimeService;
 
 
 // Index in `calls` of the first runtime call starting with `prefix` (calls.size() if none).

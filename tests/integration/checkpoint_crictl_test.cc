@@ -30,7 +30,6 @@
 #include "cri/runtime/checkpoint.h"
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
-#include "cri/server/fake_cri_services.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
 #include "tests/integration/crictl_fixture.h"

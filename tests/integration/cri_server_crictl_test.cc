@@ -9,15 +9,32 @@
 #include "base/file.h"
 #include "base/process.h"
 #include "cri/server/cri_server.h"
-#include "cri/server/fake_cri_services.h"
+#include "cri/testing/fake_cri.h"
 #include "gtest/gtest.h"
 
 namespace berth::cri::server {
 namespace {
 
+constexpr char kPodId[] = "4dd2f0b1c2a3fake0000000000000000000000000000000000000000000000000";
+constexpr char kImageId[] = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
 class CrictlTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // One ready pod sandbox and one image.
+    cri::testing::FakeRuntimeService::Sandbox pod;
+    pod.config.mutable_metadata()->set_name("web-0");
+    pod.config.mutable_metadata()->set_namespace_("default");
+    pod.config.mutable_metadata()->set_uid("uid-web-0");
+    pod.created_at = 1700000000000000000;
+    runtime_.AddSandbox(kPodId, pod);
+    v1::Image image;
+    image.set_id(kImageId);
+    image.add_repo_tags("localhost:5000/busybox:1.36");
+    image.add_repo_digests(
+        "localhost:5000/busybox@sha256:2222222222222222222222222222222222222222222222222222222222222222");
+    image.set_size(1234567);
+    images_.AddImage(image);
     if (!PathExists(BERTH_CRICTL)) {
       GTEST_SKIP() << BERTH_CRICTL << " not built (tests/cluster/build.sh)";
     }
@@ -61,8 +78,8 @@ class CrictlTest : public ::testing::Test {
 
   std::string dir_;
   std::string socket_;
-  testing::FakeRuntimeService runtime_;
-  testing::FakeImageService images_;
+  cri::testing::FakeRuntimeService runtime_;
+  cri::testing::FakeImageService images_;
   std::unique_ptr<CriServer> server_;
 };
 
@@ -82,10 +99,10 @@ TEST_F(CrictlTest, Pods) {
   EXPECT_TRUE(Contains(out, "web-0")) << out;
   EXPECT_TRUE(Contains(out, "default")) << out;
   EXPECT_TRUE(Contains(out, "Ready")) << out;
-  EXPECT_TRUE(Contains(out, runtime_.pods[0].id().substr(0, 13))) << out;
+  EXPECT_TRUE(Contains(out, std::string(kPodId).substr(0, 13))) << out;
 
   std::string json = Crictl({"pods", "-o", "json"});
-  EXPECT_TRUE(Contains(json, "\"id\": \"" + runtime_.pods[0].id() + "\"")) << json;
+  EXPECT_TRUE(Contains(json, "\"id\": \"" + std::string(kPodId) + "\"")) << json;
   EXPECT_TRUE(Contains(json, "\"uid\": \"uid-web-0\"")) << json;
 }
 
@@ -93,11 +110,11 @@ TEST_F(CrictlTest, Images) {
   std::string out = Crictl({"images"});
   EXPECT_TRUE(Contains(out, "localhost:5000/busybox")) << out;
   EXPECT_TRUE(Contains(out, "1.36")) << out;
-  EXPECT_TRUE(Contains(out, " " + images_.images[0].id().substr(7, 13) + " ")) << out;  // short ID
+  EXPECT_TRUE(Contains(out, " " + std::string(kImageId).substr(7, 13) + " ")) << out;  // short ID
   EXPECT_TRUE(Contains(out, "1.23MB")) << out;
 
   std::string json = Crictl({"images", "-o", "json"});
-  EXPECT_TRUE(Contains(json, images_.images[0].id())) << json;
+  EXPECT_TRUE(Contains(json, kImageId)) << json;
 }
 
 }  // namespace

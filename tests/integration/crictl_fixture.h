@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cri/server/cri_server.h"
-#include "cri/server/fake_cri_services.h"
+#include "cri/testing/fake_cri.h"
 #include "tests/integration/runtime_fixture.h"
 
 namespace berth::cri::runtime {
@@ -55,7 +55,7 @@ class CrictlFixture : public RuntimeFixture {
   }
 
   std::string socket_;
-  server::testing::FakeImageService image_service_;
+  cri::testing::FakeImageService image_service_;
   std::unique_ptr<server::CriServer> cri_;
 };
 

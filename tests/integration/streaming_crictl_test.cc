@@ -34,7 +34,6 @@
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
-#include "cri/server/fake_cri_services.h"
 #include "cri/store/db.h"
 #include "cri/streaming/server.h"
 #include "gtest/gtest.h"
