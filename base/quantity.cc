@@ -82,17 +82,28 @@ std::string U128ToString(u128 v) {
 
 const char* DecimalSuffix(int exp) {
   switch (exp) {
-    case -9: return "n";
-    case -6: return "u";
-    case -3: return "m";
-    case 0: return "";
-    case 3: return "k";
-    case 6: return "M";
-    case 9: return "G";
-    case 12: return "T";
-    case 15: return "P";
-    case 18: return "E";
-    default: return nullptr;
+    case -9:
+      return "n";
+    case -6:
+      return "u";
+    case -3:
+      return "m";
+    case 0:
+      return "";
+    case 3:
+      return "k";
+    case 6:
+      return "M";
+    case 9:
+      return "G";
+    case 12:
+      return "T";
+    case 15:
+      return "P";
+    case 18:
+      return "E";
+    default:
+      return nullptr;
   }
 }
 
@@ -135,10 +146,10 @@ absl::StatusOr<Quantity> Quantity::Parse(absl::string_view s) {
   int base = 10;
   int64_t exponent = 0;
   static constexpr std::pair<const char*, int> kDecimal[] = {
-      {"", 0}, {"n", -9}, {"u", -6}, {"m", -3}, {"k", 3},
-      {"M", 6}, {"G", 9}, {"T", 12}, {"P", 15}, {"E", 18}};
-  static constexpr std::pair<const char*, int> kBinary[] = {
-      {"Ki", 10}, {"Mi", 20}, {"Gi", 30}, {"Ti", 40}, {"Pi", 50}, {"Ei", 60}};
+      {"", 0},  {"n", -9}, {"u", -6}, {"m", -3}, {"k", 3},
+      {"M", 6}, {"G", 9},  {"T", 12}, {"P", 15}, {"E", 18}};
+  static constexpr std::pair<const char*, int> kBinary[] = {{"Ki", 10}, {"Mi", 20}, {"Gi", 30},
+                                                            {"Ti", 40}, {"Pi", 50}, {"Ei", 60}};
   bool found = false;
   for (const auto& [text, exp] : kDecimal) {
     if (suffix == text) {
@@ -174,7 +185,8 @@ absl::StatusOr<Quantity> Quantity::Parse(absl::string_view s) {
   }
   q.nanos_ = ScaleDigitsUp(digits, e10);
   if (q.format_ == Format::kBinarySI) {
-    constexpr u128 kBinaryCap = static_cast<u128>(std::numeric_limits<int64_t>::max()) * kNanosPerUnit;
+    constexpr u128 kBinaryCap =
+        static_cast<u128>(std::numeric_limits<int64_t>::max()) * kNanosPerUnit;
     q.nanos_ = std::min(q.nanos_, kBinaryCap);
     if (q.nanos_ < kNanosPerUnit) q.format_ = Format::kDecimalSI;
   }
@@ -216,7 +228,8 @@ std::optional<int64_t> Quantity::AsInt64() const {
   u128 units = nanos_ / kNanosPerUnit;
   constexpr u128 kMax = static_cast<u128>(std::numeric_limits<int64_t>::max());
   if (units > kMax + (negative_ ? 1 : 0)) return std::nullopt;
-  if (negative_) return units == kMax + 1 ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(units);
+  if (negative_)
+    return units == kMax + 1 ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(units);
   return static_cast<int64_t>(units);
 }
 

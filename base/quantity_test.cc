@@ -1,9 +1,9 @@
 #include "base/quantity.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -94,8 +94,8 @@ TEST(QuantityTest, LargeValuesAsUpstreamWhereUpstreamDoesNotOverflow) {
 }
 
 TEST(QuantityTest, RejectsWhatUpstreamRejects) {
-  for (const char* bad : {"", "1x", "1K", "1Ki2", "1.2.3", "1e", "1ee3", "1-", "abc", "12Q",
-                          "1 ", " 1", "--1", "1i", "1mi"}) {
+  for (const char* bad : {"", "1x", "1K", "1Ki2", "1.2.3", "1e", "1ee3", "1-", "abc", "12Q", "1 ",
+                          " 1", "--1", "1i", "1mi"}) {
     SCOPED_TRACE(bad);
     absl::StatusOr<Quantity> q = Quantity::Parse(bad);
     ASSERT_FALSE(q.ok());

@@ -11,15 +11,23 @@ namespace {
 
 const char* TypeName(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "object";
-    case Json::value_t::array: return "array";
-    case Json::value_t::string: return "string";
-    case Json::value_t::boolean: return "boolean";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::object:
+      return "object";
+    case Json::value_t::array:
+      return "array";
+    case Json::value_t::string:
+      return "string";
+    case Json::value_t::boolean:
+      return "boolean";
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer";
-    case Json::value_t::number_float: return "number";
-    default: return "value";
+    case Json::value_t::number_unsigned:
+      return "integer";
+    case Json::value_t::number_float:
+      return "number";
+    default:
+      return "value";
   }
 }
 
@@ -39,7 +47,9 @@ class Obj {
   Obj(const Json* j, std::string path) : j_(j), path_(std::move(path)) {}
 
   const std::string& path() const { return path_; }
-  std::string Path(const char* key) const { return path_.empty() ? key : absl::StrCat(path_, ".", key); }
+  std::string Path(const char* key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
 
   // The member `key`, or nullptr when absent or null.
   const Json* Get(const char* key) const {
@@ -98,7 +108,8 @@ class Obj {
     absl::Time t;
     std::string err;
     if (!absl::ParseTime(absl::RFC3339_full, v->get<std::string>(), &t, &err)) {
-      return FieldError(Path(key), absl::StrCat("not an RFC 3339 time: \"", v->get<std::string>(), "\""));
+      return FieldError(Path(key),
+                        absl::StrCat("not an RFC 3339 time: \"", v->get<std::string>(), "\""));
     }
     *out = t;
     return absl::OkStatus();
@@ -115,7 +126,8 @@ class Obj {
     if (v == nullptr) return absl::OkStatus();
     if (!v->is_object()) return WrongType(Path(key), "an object", *v);
     for (auto it = v->begin(); it != v->end(); ++it) {
-      if (!it->is_string()) return WrongType(absl::StrCat(Path(key), "[", it.key(), "]"), "a string", *it);
+      if (!it->is_string())
+        return WrongType(absl::StrCat(Path(key), "[", it.key(), "]"), "a string", *it);
       (*out)[it.key()] = it->get<std::string>();
     }
     return absl::OkStatus();
@@ -134,7 +146,8 @@ class Obj {
     if (v == nullptr) return absl::OkStatus();
     if (!v->is_object()) return WrongType(Path(key), "an object", *v);
     for (auto it = v->begin(); it != v->end(); ++it) {
-      absl::StatusOr<berth::Quantity> q = ToQuantity(*it, absl::StrCat(Path(key), "[", it.key(), "]"));
+      absl::StatusOr<berth::Quantity> q =
+          ToQuantity(*it, absl::StrCat(Path(key), "[", it.key(), "]"));
       if (!q.ok()) return q.status();
       (*out)[it.key()] = q->RoundedUp(-3);  // SetDefaults_ResourceList
     }
@@ -153,7 +166,8 @@ class Obj {
     if (v == nullptr) return absl::OkStatus();
     if (!v->is_array()) return WrongType(Path(key), "an array", *v);
     for (size_t i = 0; i < v->size(); ++i) {
-      if (absl::Status st = each((*v)[i], absl::StrCat(Path(key), "[", i, "]")); !st.ok()) return st;
+      if (absl::Status st = each((*v)[i], absl::StrCat(Path(key), "[", i, "]")); !st.ok())
+        return st;
     }
     return absl::OkStatus();
   }
@@ -172,7 +186,8 @@ class Obj {
   static absl::Status ToInteger(const Json& v, const std::string& path, Int* out) {
     if (v.is_number_integer()) {
       int64_t i = v.get<int64_t>();
-      if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      if (v.is_number_unsigned() &&
+          v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         return FieldError(path, "integer out of range");
       }
       if (i < std::numeric_limits<Int>::min() || i > std::numeric_limits<Int>::max()) {
@@ -214,15 +229,15 @@ class Obj {
   std::string path_;
 };
 
-#define RETURN_IF_ERR(expr)                  \
-  do {                                       \
-    ::absl::Status status_ = (expr);         \
-    if (!status_.ok()) return status_;       \
+#define RETURN_IF_ERR(expr)            \
+  do {                                 \
+    ::absl::Status status_ = (expr);   \
+    if (!status_.ok()) return status_; \
   } while (0)
 
-#define CHILD_OR_RETURN(var, parent, key)                 \
-  absl::StatusOr<Obj> var##_or = (parent).Child(key);     \
-  if (!var##_or.ok()) return var##_or.status();           \
+#define CHILD_OR_RETURN(var, parent, key)             \
+  absl::StatusOr<Obj> var##_or = (parent).Child(key); \
+  if (!var##_or.ok()) return var##_or.status();       \
   const Obj& var = *var##_or
 
 absl::Status ParseIntOrString(const Obj& o, const char* key, IntOrString* out) {
@@ -325,9 +340,8 @@ absl::Status ParseHandler(const Obj& o, LifecycleHandler* h) {
   RETURN_IF_ERR(Optional(o, "exec", &h->exec, ParseExec));
   RETURN_IF_ERR(Optional(o, "httpGet", &h->http_get, ParseHttpGet));
   RETURN_IF_ERR(Optional(o, "tcpSocket", &h->tcp_socket, ParseTcp));
-  return Optional(o, "sleep", &h->sleep, [](const Obj& s, SleepAction* a) {
-    return s.Integer("seconds", &a->seconds);
-  });
+  return Optional(o, "sleep", &h->sleep,
+                  [](const Obj& s, SleepAction* a) { return s.Integer("seconds", &a->seconds); });
 }
 
 absl::Status ParseProbe(const Obj& o, Probe* p) {
@@ -365,10 +379,11 @@ absl::Status ParseSecurityContext(const Obj& o, SecurityContext* sc) {
   RETURN_IF_ERR(o.Integer("runAsUser", &sc->run_as_user));
   RETURN_IF_ERR(o.Integer("runAsGroup", &sc->run_as_group));
   RETURN_IF_ERR(o.String("procMount", &sc->proc_mount));
-  RETURN_IF_ERR(Optional(o, "capabilities", &sc->capabilities, [](const Obj& c, Capabilities* caps) -> absl::Status {
-    RETURN_IF_ERR(c.StringList("add", &caps->add));
-    return c.StringList("drop", &caps->drop);
-  }));
+  RETURN_IF_ERR(Optional(o, "capabilities", &sc->capabilities,
+                         [](const Obj& c, Capabilities* caps) -> absl::Status {
+                           RETURN_IF_ERR(c.StringList("add", &caps->add));
+                           return c.StringList("drop", &caps->drop);
+                         }));
   return Optional(o, "seccompProfile", &sc->seccomp_profile, ParseSeccomp);
 }
 
@@ -376,12 +391,13 @@ absl::Status ParsePodSecurityContext(const Obj& o, PodSecurityContext* sc) {
   RETURN_IF_ERR(o.Integer("runAsUser", &sc->run_as_user));
   RETURN_IF_ERR(o.Integer("runAsGroup", &sc->run_as_group));
   RETURN_IF_ERR(o.Bool("runAsNonRoot", &sc->run_as_non_root));
-  RETURN_IF_ERR(o.Array("supplementalGroups", [&](const Json& g, const std::string& path) -> absl::Status {
-    int64_t v = 0;
-    RETURN_IF_ERR(Obj::ToInteger(g, path, &v));
-    sc->supplemental_groups.push_back(v);
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERR(
+      o.Array("supplementalGroups", [&](const Json& g, const std::string& path) -> absl::Status {
+        int64_t v = 0;
+        RETURN_IF_ERR(Obj::ToInteger(g, path, &v));
+        sc->supplemental_groups.push_back(v);
+        return absl::OkStatus();
+      }));
   RETURN_IF_ERR(o.Integer("fsGroup", &sc->fs_group));
   RETURN_IF_ERR(o.String("fsGroupChangePolicy", &sc->fs_group_change_policy));
   RETURN_IF_ERR(o.Objects("sysctls", [&](const Obj& s) -> absl::Status {
@@ -427,12 +443,15 @@ absl::Status ParseContainer(const Obj& o, bool defaults_requests, bool host_netw
     EnvVar var;
     RETURN_IF_ERR(e.String("name", &var.name));
     RETURN_IF_ERR(e.String("value", &var.value));
-    RETURN_IF_ERR(Optional(e, "valueFrom", &var.value_from, [](const Obj& vf, EnvVarSource* src) -> absl::Status {
-      RETURN_IF_ERR(Optional(vf, "fieldRef", &src->field_ref, ParseFieldRef));
-      RETURN_IF_ERR(Optional(vf, "resourceFieldRef", &src->resource_field_ref, ParseResourceFieldRef));
-      RETURN_IF_ERR(Optional(vf, "configMapKeyRef", &src->config_map_key_ref, ParseKeySelector));
-      return Optional(vf, "secretKeyRef", &src->secret_key_ref, ParseKeySelector);
-    }));
+    RETURN_IF_ERR(Optional(
+        e, "valueFrom", &var.value_from, [](const Obj& vf, EnvVarSource* src) -> absl::Status {
+          RETURN_IF_ERR(Optional(vf, "fieldRef", &src->field_ref, ParseFieldRef));
+          RETURN_IF_ERR(
+              Optional(vf, "resourceFieldRef", &src->resource_field_ref, ParseResourceFieldRef));
+          RETURN_IF_ERR(
+              Optional(vf, "configMapKeyRef", &src->config_map_key_ref, ParseKeySelector));
+          return Optional(vf, "secretKeyRef", &src->secret_key_ref, ParseKeySelector);
+        }));
     c->env.push_back(std::move(var));
     return absl::OkStatus();
   }));
@@ -465,10 +484,11 @@ absl::Status ParseContainer(const Obj& o, bool defaults_requests, bool host_netw
   RETURN_IF_ERR(Optional(o, "livenessProbe", &c->liveness_probe, ParseProbe));
   RETURN_IF_ERR(Optional(o, "readinessProbe", &c->readiness_probe, ParseProbe));
   RETURN_IF_ERR(Optional(o, "startupProbe", &c->startup_probe, ParseProbe));
-  RETURN_IF_ERR(Optional(o, "lifecycle", &c->lifecycle, [](const Obj& l, Lifecycle* lc) -> absl::Status {
-    RETURN_IF_ERR(Optional(l, "postStart", &lc->post_start, ParseHandler));
-    return Optional(l, "preStop", &lc->pre_stop, ParseHandler);
-  }));
+  RETURN_IF_ERR(
+      Optional(o, "lifecycle", &c->lifecycle, [](const Obj& l, Lifecycle* lc) -> absl::Status {
+        RETURN_IF_ERR(Optional(l, "postStart", &lc->post_start, ParseHandler));
+        return Optional(l, "preStop", &lc->pre_stop, ParseHandler);
+      }));
   RETURN_IF_ERR(o.String("terminationMessagePath", &c->termination_message_path));
   if (c->termination_message_path.empty()) c->termination_message_path = "/dev/termination-log";
   RETURN_IF_ERR(o.String("terminationMessagePolicy", &c->termination_message_policy));
@@ -525,34 +545,38 @@ absl::Status ParseDownwardApi(const Obj& o, DownwardApiSource* s) {
 absl::Status ParseVolume(const Obj& o, Volume* v) {
   v->raw = *o.json();
   RETURN_IF_ERR(o.String("name", &v->name));
-  RETURN_IF_ERR(Optional(o, "hostPath", &v->host_path, [](const Obj& h, HostPathSource* s) -> absl::Status {
-    RETURN_IF_ERR(h.String("path", &s->path));
-    return h.String("type", &s->type);
-  }));
-  RETURN_IF_ERR(Optional(o, "emptyDir", &v->empty_dir, [](const Obj& e, EmptyDirSource* s) -> absl::Status {
-    RETURN_IF_ERR(e.String("medium", &s->medium));
-    return e.Quantity("sizeLimit", &s->size_limit);
-  }));
+  RETURN_IF_ERR(
+      Optional(o, "hostPath", &v->host_path, [](const Obj& h, HostPathSource* s) -> absl::Status {
+        RETURN_IF_ERR(h.String("path", &s->path));
+        return h.String("type", &s->type);
+      }));
+  RETURN_IF_ERR(
+      Optional(o, "emptyDir", &v->empty_dir, [](const Obj& e, EmptyDirSource* s) -> absl::Status {
+        RETURN_IF_ERR(e.String("medium", &s->medium));
+        return e.Quantity("sizeLimit", &s->size_limit);
+      }));
   RETURN_IF_ERR(Optional(o, "secret", &v->secret, ParseSecret));
   RETURN_IF_ERR(Optional(o, "configMap", &v->config_map, ParseConfigMap));
   RETURN_IF_ERR(Optional(o, "downwardAPI", &v->downward_api, ParseDownwardApi));
-  RETURN_IF_ERR(Optional(o, "projected", &v->projected, [](const Obj& p, ProjectedSource* s) -> absl::Status {
-    RETURN_IF_ERR(p.Objects("sources", [&](const Obj& src) -> absl::Status {
-      VolumeProjection proj;
-      RETURN_IF_ERR(Optional(src, "secret", &proj.secret, ParseSecret));
-      RETURN_IF_ERR(Optional(src, "configMap", &proj.config_map, ParseConfigMap));
-      RETURN_IF_ERR(Optional(src, "downwardAPI", &proj.downward_api, ParseDownwardApi));
-      RETURN_IF_ERR(Optional(src, "serviceAccountToken", &proj.service_account_token,
-                             [](const Obj& t, ServiceAccountTokenProjection* sa) -> absl::Status {
-                               RETURN_IF_ERR(t.String("audience", &sa->audience));
-                               RETURN_IF_ERR(t.Integer("expirationSeconds", &sa->expiration_seconds));
-                               return t.String("path", &sa->path);
-                             }));
-      s->sources.push_back(std::move(proj));
-      return absl::OkStatus();
-    }));
-    return p.Integer("defaultMode", &s->default_mode);
-  }));
+  RETURN_IF_ERR(
+      Optional(o, "projected", &v->projected, [](const Obj& p, ProjectedSource* s) -> absl::Status {
+        RETURN_IF_ERR(p.Objects("sources", [&](const Obj& src) -> absl::Status {
+          VolumeProjection proj;
+          RETURN_IF_ERR(Optional(src, "secret", &proj.secret, ParseSecret));
+          RETURN_IF_ERR(Optional(src, "configMap", &proj.config_map, ParseConfigMap));
+          RETURN_IF_ERR(Optional(src, "downwardAPI", &proj.downward_api, ParseDownwardApi));
+          RETURN_IF_ERR(
+              Optional(src, "serviceAccountToken", &proj.service_account_token,
+                       [](const Obj& t, ServiceAccountTokenProjection* sa) -> absl::Status {
+                         RETURN_IF_ERR(t.String("audience", &sa->audience));
+                         RETURN_IF_ERR(t.Integer("expirationSeconds", &sa->expiration_seconds));
+                         return t.String("path", &sa->path);
+                       }));
+          s->sources.push_back(std::move(proj));
+          return absl::OkStatus();
+        }));
+        return p.Integer("defaultMode", &s->default_mode);
+      }));
   RETURN_IF_ERR(Optional(o, "persistentVolumeClaim", &v->persistent_volume_claim,
                          [](const Obj& p, PvcSource* s) -> absl::Status {
                            RETURN_IF_ERR(p.String("claimName", &s->claim_name));
@@ -575,22 +599,25 @@ absl::Status ParseVolume(const Obj& o, Volume* v) {
 
 absl::Status ParseContainerStatus(const Obj& o, ContainerStatus* s) {
   auto parse_state = [](const Obj& st, ContainerState* out) -> absl::Status {
-    RETURN_IF_ERR(Optional(st, "waiting", &out->waiting, [](const Obj& w, ContainerStateWaiting* x) -> absl::Status {
-      RETURN_IF_ERR(w.String("reason", &x->reason));
-      return w.String("message", &x->message);
-    }));
-    RETURN_IF_ERR(Optional(st, "running", &out->running, [](const Obj& r, ContainerStateRunning* x) {
-      return r.Time("startedAt", &x->started_at);
-    }));
-    return Optional(st, "terminated", &out->terminated, [](const Obj& t, ContainerStateTerminated* x) -> absl::Status {
-      RETURN_IF_ERR(t.Integer("exitCode", &x->exit_code));
-      RETURN_IF_ERR(t.Integer("signal", &x->signal));
-      RETURN_IF_ERR(t.String("reason", &x->reason));
-      RETURN_IF_ERR(t.String("message", &x->message));
-      RETURN_IF_ERR(t.Time("startedAt", &x->started_at));
-      RETURN_IF_ERR(t.Time("finishedAt", &x->finished_at));
-      return t.String("containerID", &x->container_id);
-    });
+    RETURN_IF_ERR(Optional(st, "waiting", &out->waiting,
+                           [](const Obj& w, ContainerStateWaiting* x) -> absl::Status {
+                             RETURN_IF_ERR(w.String("reason", &x->reason));
+                             return w.String("message", &x->message);
+                           }));
+    RETURN_IF_ERR(
+        Optional(st, "running", &out->running, [](const Obj& r, ContainerStateRunning* x) {
+          return r.Time("startedAt", &x->started_at);
+        }));
+    return Optional(st, "terminated", &out->terminated,
+                    [](const Obj& t, ContainerStateTerminated* x) -> absl::Status {
+                      RETURN_IF_ERR(t.Integer("exitCode", &x->exit_code));
+                      RETURN_IF_ERR(t.Integer("signal", &x->signal));
+                      RETURN_IF_ERR(t.String("reason", &x->reason));
+                      RETURN_IF_ERR(t.String("message", &x->message));
+                      RETURN_IF_ERR(t.Time("startedAt", &x->started_at));
+                      RETURN_IF_ERR(t.Time("finishedAt", &x->finished_at));
+                      return t.String("containerID", &x->container_id);
+                    });
   };
   RETURN_IF_ERR(o.String("name", &s->name));
   {
@@ -633,9 +660,10 @@ absl::Status ParseStatus(const Obj& o, PodStatus* s) {
     s->conditions.push_back(std::move(cond));
     return absl::OkStatus();
   }));
-  for (auto [key, list] : {std::pair{"initContainerStatuses", &s->init_container_statuses},
-                           std::pair{"containerStatuses", &s->container_statuses},
-                           std::pair{"ephemeralContainerStatuses", &s->ephemeral_container_statuses}}) {
+  for (auto [key, list] :
+       {std::pair{"initContainerStatuses", &s->init_container_statuses},
+        std::pair{"containerStatuses", &s->container_statuses},
+        std::pair{"ephemeralContainerStatuses", &s->ephemeral_container_statuses}}) {
     RETURN_IF_ERR(o.Objects(key, [&](const Obj& cs) -> absl::Status {
       ContainerStatus st;
       RETURN_IF_ERR(ParseContainerStatus(cs, &st));
@@ -654,9 +682,10 @@ absl::Status ParseSpec(const Obj& o, PodSpec* s) {
     s->volumes.push_back(std::move(vol));
     return absl::OkStatus();
   }));
-  for (auto [key, list, requests] : {std::tuple{"initContainers", &s->init_containers, true},
-                                     std::tuple{"containers", &s->containers, true},
-                                     std::tuple{"ephemeralContainers", &s->ephemeral_containers, false}}) {
+  for (auto [key, list, requests] :
+       {std::tuple{"initContainers", &s->init_containers, true},
+        std::tuple{"containers", &s->containers, true},
+        std::tuple{"ephemeralContainers", &s->ephemeral_containers, false}}) {
     RETURN_IF_ERR(o.Objects(key, [&](const Obj& c) -> absl::Status {
       Container container;
       RETURN_IF_ERR(ParseContainer(c, requests, s->host_network && requests, &container));
@@ -711,17 +740,18 @@ absl::Status ParseSpec(const Obj& o, PodSpec* s) {
   }));
   RETURN_IF_ERR(o.Integer("priority", &s->priority));
   RETURN_IF_ERR(o.String("priorityClassName", &s->priority_class_name));
-  RETURN_IF_ERR(Optional(o, "dnsConfig", &s->dns_config, [](const Obj& d, PodDnsConfig* c) -> absl::Status {
-    RETURN_IF_ERR(d.StringList("nameservers", &c->nameservers));
-    RETURN_IF_ERR(d.StringList("searches", &c->searches));
-    return d.Objects("options", [&](const Obj& opt) -> absl::Status {
-      PodDnsConfigOption option;
-      RETURN_IF_ERR(opt.String("name", &option.name));
-      RETURN_IF_ERR(opt.String("value", &option.value));
-      c->options.push_back(std::move(option));
-      return absl::OkStatus();
-    });
-  }));
+  RETURN_IF_ERR(
+      Optional(o, "dnsConfig", &s->dns_config, [](const Obj& d, PodDnsConfig* c) -> absl::Status {
+        RETURN_IF_ERR(d.StringList("nameservers", &c->nameservers));
+        RETURN_IF_ERR(d.StringList("searches", &c->searches));
+        return d.Objects("options", [&](const Obj& opt) -> absl::Status {
+          PodDnsConfigOption option;
+          RETURN_IF_ERR(opt.String("name", &option.name));
+          RETURN_IF_ERR(opt.String("value", &option.value));
+          c->options.push_back(std::move(option));
+          return absl::OkStatus();
+        });
+      }));
   RETURN_IF_ERR(o.Objects("readinessGates", [&](const Obj& g) -> absl::Status {
     std::string type;
     RETURN_IF_ERR(g.String("conditionType", &type));
@@ -766,7 +796,8 @@ bool IsRestartableInitContainer(const Container& c) {
 }
 
 const Container* FindContainer(const Pod& pod, const std::string& name) {
-  for (const auto* list : {&pod.spec.containers, &pod.spec.init_containers, &pod.spec.ephemeral_containers}) {
+  for (const auto* list :
+       {&pod.spec.containers, &pod.spec.init_containers, &pod.spec.ephemeral_containers}) {
     for (const Container& c : *list) {
       if (c.name == name) return &c;
     }

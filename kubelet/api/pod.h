@@ -17,11 +17,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -353,8 +352,8 @@ struct ServiceAccountTokenProjection {
 
 // v1.VolumeProjection: one member set.
 struct VolumeProjection {
-  std::optional<SecretSource> secret;          // default_mode unused
-  std::optional<ConfigMapSource> config_map;   // default_mode unused
+  std::optional<SecretSource> secret;         // default_mode unused
+  std::optional<ConfigMapSource> config_map;  // default_mode unused
   std::optional<DownwardApiSource> downward_api;
   std::optional<ServiceAccountTokenProjection> service_account_token;
 };

@@ -21,7 +21,8 @@ TEST(ParsePodTest, AppliesTheApiServerDefaults) {
                                              {"requests", {{"cpu", "100m"}}}};
   j["spec"]["containers"][0]["env"] = {
       {{"name", "CPU"}, {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}}}}}},
-      {{"name", "ZERO"}, {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}, {"divisor", "0"}}}}}},
+      {{"name", "ZERO"},
+       {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}, {"divisor", "0"}}}}}},
       {{"name", "POD"}, {"valueFrom", {{"fieldRef", {{"fieldPath", "metadata.name"}}}}}}};
   j["spec"]["initContainers"] = {{{"name", "init"}, {"image", "busybox"}}};
   j["spec"]["volumes"] = Json::parse(R"([
@@ -81,7 +82,8 @@ TEST(ParsePodTest, AppliesTheApiServerDefaults) {
 TEST(ParsePodTest, HostNetworkPortsDefaultHostPort) {
   Json j = MinimalPod();
   j["spec"]["hostNetwork"] = true;
-  j["spec"]["containers"][0]["ports"] = {{{"containerPort", 8080}}, {{"containerPort", 53}, {"hostPort", 5353}}};
+  j["spec"]["containers"][0]["ports"] = {{{"containerPort", 8080}},
+                                         {{"containerPort", 53}, {"hostPort", 5353}}};
   absl::StatusOr<Pod> pod = ParsePod(j);
   ASSERT_TRUE(pod.ok()) << pod.status();
   EXPECT_EQ(pod->spec.containers[0].ports[0].host_port, 8080);
@@ -102,12 +104,12 @@ TEST(DefaultImagePullPolicyTest, ByTag) {
     const char* image;
     const char* policy;
   };
-  for (const Case& c : {Case{"busybox", "Always"}, Case{"busybox:latest", "Always"},
-                        Case{"busybox:1.36", "IfNotPresent"},
-                        Case{"localhost:5000/busybox", "Always"},
-                        Case{"localhost:5000/busybox:v1", "IfNotPresent"},
-                        Case{"busybox@sha256:abcd", "IfNotPresent"},
-                        Case{"busybox:latest@sha256:abcd", "Always"}}) {
+  for (const Case& c :
+       {Case{"busybox", "Always"}, Case{"busybox:latest", "Always"},
+        Case{"busybox:1.36", "IfNotPresent"}, Case{"localhost:5000/busybox", "Always"},
+        Case{"localhost:5000/busybox:v1", "IfNotPresent"},
+        Case{"busybox@sha256:abcd", "IfNotPresent"},
+        Case{"busybox:latest@sha256:abcd", "Always"}}) {
     EXPECT_EQ(DefaultImagePullPolicy(c.image), c.policy) << c.image;
   }
 }
@@ -300,7 +302,8 @@ TEST(ParsePodTest, MalformedInputNamesTheField) {
       {R"({"spec": []})", "spec: want an object, got array"},
       {R"({"spec": {"containers": {}}})", "spec.containers: want an array, got object"},
       {R"({"spec": {"containers": ["x"]}})", "spec.containers[0]: want an object, got string"},
-      {R"({"spec": {"containers": [{"name": 3}]}})", "spec.containers[0].name: want a string, got integer"},
+      {R"({"spec": {"containers": [{"name": 3}]}})",
+       "spec.containers[0].name: want a string, got integer"},
       {R"({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": "80"}]}]}})",
        "spec.containers[0].ports[0].containerPort: want an integer, got string"},
       {R"({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 8.5}]}]}})",
@@ -308,12 +311,14 @@ TEST(ParsePodTest, MalformedInputNamesTheField) {
       {R"({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 4294967296}]}]}})",
        "spec.containers[0].ports[0].containerPort: integer 4294967296 out of range"},
       {R"({"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1x"}}}]}})",
-       "spec.containers[0].resources.limits[cpu]: quantity \"1x\": quantities must match the regular "
+       "spec.containers[0].resources.limits[cpu]: quantity \"1x\": quantities must match the "
+       "regular "
        "expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"},
       {R"({"spec": {"containers": [{"name": "c", "resources": {"requests": {"memory": true}}}]}})",
        "spec.containers[0].resources.requests[memory]: want a quantity string, got boolean"},
       {R"({"spec": {"containers": [{"name": "c", "env": [{"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1K"}}}]}]}})",
-       "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor: quantity \"1K\": unable to parse quantity's suffix"},
+       "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor: quantity \"1K\": unable to "
+       "parse quantity's suffix"},
       {R"({"spec": {"containers": [{"name": "c", "env": [{"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "-1"}}}]}]}})",
        "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor: must be positive"},
       {R"({"spec": {"containers": [{"name": "c", "livenessProbe": {"httpGet": {"port": true}}}]}})",
@@ -333,10 +338,12 @@ TEST(ParsePodTest, MalformedInputNamesTheField) {
        "spec.volumes[0].secret.defaultMode: want an integer, got string"},
       {R"({"spec": {"terminationGracePeriodSeconds": "30"}})",
        "spec.terminationGracePeriodSeconds: want an integer, got string"},
-      {R"({"spec": {"overhead": {"cpu": []}}})", "spec.overhead[cpu]: want a quantity string, got array"},
+      {R"({"spec": {"overhead": {"cpu": []}}})",
+       "spec.overhead[cpu]: want a quantity string, got array"},
       {R"({"status": {"containerStatuses": [{"name": "c", "restartCount": -1.5}]}})",
        "status.containerStatuses[0].restartCount: want an integer, got -1.5"},
-      {R"({"status": {"startTime": 5}})", "status.startTime: want an RFC 3339 time string, got integer"},
+      {R"({"status": {"startTime": 5}})",
+       "status.startTime: want an RFC 3339 time string, got integer"},
   };
   for (const Case& c : kCases) {
     SCOPED_TRACE(c.patch);
@@ -347,7 +354,8 @@ TEST(ParsePodTest, MalformedInputNamesTheField) {
     EXPECT_EQ(pod.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(std::string(pod.status().message()), c.error);
   }
-  EXPECT_EQ(std::string(ParsePod(Json::array()).status().message()), "pod: want an object, got array");
+  EXPECT_EQ(std::string(ParsePod(Json::array()).status().message()),
+            "pod: want an object, got array");
 }
 
 }  // namespace
