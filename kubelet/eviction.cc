@@ -22,36 +22,22 @@ struct Limit {
   bool binary = false;  // written with a binary suffix (Ki, Mi, ...)
 };
 
-std::optional<Limit> ParseLimit(const Json& q) {
-  if (!q.is_string() && !q.is_number()) return std::nullopt;
-  std::string text = q.is_string() ? q.get<std::string>() : q.dump();
-  absl::StatusOr<double> v = ParseQuantity(text);
-  if (!v.ok() || !(*v > 0)) return std::nullopt;
-  return Limit{static_cast<uint64_t>(std::ceil(*v)), absl::EndsWith(text, "i")};
+std::optional<Limit> LimitOf(const Quantity& q) {
+  if (q.Sign() <= 0) return std::nullopt;
+  return Limit{static_cast<uint64_t>(q.Value()), q.format() == Quantity::Format::kBinarySI};
 }
 
-std::optional<Limit> ContainerLimit(const Json& c) {
-  const Json* limits = nullptr;
-  if (auto r = c.find("resources"); r != c.end() && r->is_object()) {
-    if (auto l = r->find("limits"); l != r->end() && l->is_object()) limits = &*l;
-  }
-  if (limits == nullptr) return std::nullopt;
-  auto q = limits->find(kEphemeralStorage);
-  if (q == limits->end()) return std::nullopt;
-  return ParseLimit(*q);
-}
-
-const Json& Array(const Json& obj, const char* key) {
-  static const Json kEmpty = Json::array();
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_array() ? *it : kEmpty;
+std::optional<Limit> ContainerLimit(const api::Container& c) {
+  auto q = c.resources.limits.find(kEphemeralStorage);
+  if (q == c.resources.limits.end()) return std::nullopt;
+  return LimitOf(q->second);
 }
 
 // resourcehelper.PodLimits for ephemeral-storage: the sum over containers, at least any one
 // init container's, plus the pod overhead; nullopt when no container has the limit.
-std::optional<Limit> PodLimit(const Json& spec) {
+std::optional<Limit> PodLimit(const api::PodSpec& spec) {
   std::optional<Limit> sum;
-  for (const Json& c : Array(spec, "containers")) {
+  for (const api::Container& c : spec.containers) {
     std::optional<Limit> l = ContainerLimit(c);
     if (!l) continue;
     if (!sum) {
@@ -60,34 +46,24 @@ std::optional<Limit> PodLimit(const Json& spec) {
       sum->bytes += l->bytes;
     }
   }
-  for (const Json& c : Array(spec, "initContainers")) {
+  for (const api::Container& c : spec.init_containers) {
     std::optional<Limit> l = ContainerLimit(c);
     if (!l) continue;
     if (!sum || l->bytes > sum->bytes) sum = *l;
   }
   if (sum) {
-    if (auto o = spec.find("overhead"); o != spec.end() && o->is_object()) {
-      if (auto q = o->find(kEphemeralStorage); q != o->end()) {
-        if (std::optional<Limit> l = ParseLimit(*q)) sum->bytes += l->bytes;
-      }
+    if (auto o = spec.overhead.find(kEphemeralStorage); o != spec.overhead.end()) {
+      if (std::optional<Limit> l = LimitOf(o->second)) sum->bytes += l->bytes;
     }
   }
   return sum;
 }
 
-bool IsMemoryMedium(const Json& empty_dir) { return empty_dir.value("medium", "") == "Memory"; }
-
 // kubelettypes.IsCriticalPod: mirror pods and pods at system-critical priority or above are
 // never evicted (berth runs no static pods).
-bool IsCriticalPod(const Json& pod) {
-  const Json& meta = pod.value("metadata", Json::object());
-  if (auto a = meta.find("annotations"); a != meta.end() && a->is_object() &&
-                                         a->contains("kubernetes.io/config.mirror")) {
-    return true;
-  }
-  const Json& spec = pod.value("spec", Json::object());
-  auto p = spec.find("priority");
-  return p != spec.end() && p->is_number_integer() && p->get<int64_t>() >= 2000000000;
+bool IsCriticalPod(const api::Pod& pod) {
+  if (pod.metadata.annotations.count("kubernetes.io/config.mirror")) return true;
+  return pod.spec.priority.value_or(0) >= 2000000000;
 }
 
 }  // namespace
@@ -105,16 +81,13 @@ std::string FormatQuantity(uint64_t bytes, bool binary) {
   return absl::StrCat(bytes, binary ? kBinary[exp] : kDecimal[exp]);
 }
 
-std::optional<std::string> LocalStorageEvictionMessage(const Json& pod, const PodStorageUsage& usage) {
-  const Json& spec = pod.value("spec", Json::object());
+std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod, const PodStorageUsage& usage) {
+  const api::PodSpec& spec = pod.spec;
   // emptyDirLimitEviction
-  for (const Json& v : Array(spec, "volumes")) {
-    auto ed = v.find("emptyDir");
-    if (ed == v.end() || !ed->is_object()) continue;
-    auto size = ed->find("sizeLimit");
-    if (size == ed->end()) continue;
-    std::optional<Limit> limit = ParseLimit(*size);
-    const std::string name = v.value("name", "");
+  for (const api::Volume& v : spec.volumes) {
+    if (!v.empty_dir || !v.empty_dir->size_limit) continue;
+    std::optional<Limit> limit = LimitOf(*v.empty_dir->size_limit);
+    const std::string& name = v.name;
     auto used = usage.volumes.find(name);
     if (!limit || used == usage.volumes.end() || used->second <= limit->bytes) continue;
     return absl::StrCat("Usage of EmptyDir volume \"", name, "\" exceeds the limit \"",
@@ -126,9 +99,9 @@ std::optional<std::string> LocalStorageEvictionMessage(const Json& pod, const Po
                         FormatQuantity(limit->bytes, limit->binary), ". ");
   }
   // containerEphemeralStorageLimitEviction
-  for (const Json& c : Array(spec, "containers")) {
+  for (const api::Container& c : spec.containers) {
     std::optional<Limit> limit = ContainerLimit(c);
-    const std::string name = c.value("name", "");
+    const std::string& name = c.name;
     auto used = usage.containers.find(name);
     if (!limit || used == usage.containers.end() || used->second <= limit->bytes) continue;
     return absl::StrCat("Container ", name, " exceeded its local ephemeral storage limit \"",
@@ -140,16 +113,15 @@ std::optional<std::string> LocalStorageEvictionMessage(const Json& pod, const Po
 LocalStorageEvictor::LocalStorageEvictor(Deps deps) : deps_(std::move(deps)) {}
 
 std::vector<std::string> LocalStorageEvictor::Check() {
-  std::vector<Json> pods = deps_.pods();
+  std::vector<api::Pod> pods = deps_.pods();
   std::map<std::string, metrics::SummaryPod> running;
   bool listed_running = false;
   std::set<std::string> paths;
   std::set<std::string> listed;
   std::vector<std::string> out;
-  for (const Json& pod : pods) {
-    const Json& meta = pod.value("metadata", Json::object());
-    const Json& spec = pod.value("spec", Json::object());
-    const std::string uid = meta.value("uid", "");
+  for (const api::Pod& pod : pods) {
+    const api::PodSpec& spec = pod.spec;
+    const std::string& uid = pod.metadata.uid;
     if (uid.empty()) continue;
     listed.insert(uid);
     if (evicted_.count(uid) || IsCriticalPod(pod)) continue;
@@ -157,12 +129,11 @@ std::vector<std::string> LocalStorageEvictor::Check() {
     bool has_limit = PodLimit(spec).has_value();
     std::vector<std::pair<std::string, bool>> empty_dirs;  // name, memory medium
     std::vector<std::string> config_maps;  // local ephemeral too (IsLocalEphemeralVolume)
-    for (const Json& v : Array(spec, "volumes")) {
-      if (v.contains("configMap")) config_maps.push_back(v.value("name", ""));
-      auto ed = v.find("emptyDir");
-      if (ed == v.end() || !ed->is_object()) continue;
-      empty_dirs.emplace_back(v.value("name", ""), IsMemoryMedium(*ed));
-      if (ed->contains("sizeLimit")) has_limit = true;
+    for (const api::Volume& v : spec.volumes) {
+      if (v.config_map) config_maps.push_back(v.name);
+      if (!v.empty_dir) continue;
+      empty_dirs.emplace_back(v.name, v.empty_dir->medium == "Memory");
+      if (v.empty_dir->size_limit) has_limit = true;
     }
     if (!has_limit) continue;
     if (!listed_running) {
@@ -202,8 +173,7 @@ std::vector<std::string> LocalStorageEvictor::Check() {
     }
     std::optional<std::string> message = LocalStorageEvictionMessage(pod, usage);
     if (!message) continue;
-    LOG(INFO) << "eviction: pod " << meta.value("namespace", "") << "/" << meta.value("name", "")
-              << ": " << *message;
+    LOG(INFO) << "eviction: pod " << pod.Key() << ": " << *message;
     evicted_.insert(uid);
     deps_.evict(uid, *message);
     out.push_back(uid);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
 #include "metrics/fs_usage.h"
 #include "metrics/summary.h"
@@ -48,7 +49,7 @@ std::string FormatQuantity(uint64_t bytes, bool binary);
 //   Container <name> exceeded its local ephemeral storage limit "<limit>".
 // (each with the upstream trailing space). A volume or container absent from `usage` is not
 // measured yet and exceeds nothing. Pure.
-std::optional<std::string> LocalStorageEvictionMessage(const Json& pod, const PodStorageUsage& usage);
+std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod, const PodStorageUsage& usage);
 
 // Checks the node's pods against their local-storage limits. Not thread-safe: Check() runs on
 // one thread (the FsUsageCache's).
@@ -60,7 +61,7 @@ class LocalStorageEvictor {
     // writable layers and logs.
     metrics::FsUsageCache* fs = nullptr;
     // The active (not terminal, not deleted) pods bound to this node.
-    std::function<std::vector<Json>()> pods;
+    std::function<std::vector<api::Pod>()> pods;
     // Ready sandboxes with their running containers (rootfs_dir, log_path), by pod uid.
     std::function<std::vector<metrics::SummaryPod>()> running;
     // Evicts pod `uid` with `message`; must not block for long.

@@ -20,6 +20,18 @@ constexpr uint64_t kMiB = 1 << 20;
 
 // A pod with an emptyDir "cache" (sizeLimit `size_limit` unless empty) and containers `a`, `b`
 // with ephemeral-storage limits `limit_a`, `limit_b` (none when empty).
+// The typed pods of `j`, as the pod manager parses them.
+api::Pod Typed(const Json& j) {
+  absl::StatusOr<api::Pod> p = api::ParsePod(j);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : api::Pod{};
+}
+std::vector<api::Pod> TypedAll(const std::vector<Json>& pods) {
+  std::vector<api::Pod> out;
+  for (const Json& p : pods) out.push_back(Typed(p));
+  return out;
+}
+
 Json Pod(const std::string& uid, const std::string& size_limit, const std::string& limit_a,
          const std::string& limit_b) {
   Json empty_dir = Json::object();
@@ -48,30 +60,30 @@ TEST(EvictionTest, FormatQuantityIsCanonical) {
 // The three checks of localStorageEviction, in the upstream order and wording.
 TEST(EvictionTest, MessagesForEachLimit) {
   PodStorageUsage usage;
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "1Mi", "2Mi", "2Mi"), usage), std::nullopt);
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "1Mi", "2Mi", "2Mi")), usage), std::nullopt);
   usage.volumes["cache"] = kMiB;  // at the limit: not over it
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "1Mi", "", ""), usage), std::nullopt);
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "1Mi", "", "")), usage), std::nullopt);
   usage.volumes["cache"] = kMiB + 4096;
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "1Mi", "", ""), usage),
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "1Mi", "", "")), usage),
             "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\". ");
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "1024Ki", "", ""), usage),
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "1024Ki", "", "")), usage),
             "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\". ");
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "", ""), usage), std::nullopt);
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "", "")), usage), std::nullopt);
 
   // Pod level: the sum of the containers' limits (3Mi), before any single container's.
   usage = {};
   usage.containers = {{"a", 2 * kMiB + 1}, {"b", kMiB}};
   usage.total = 3 * kMiB + 1;
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "2Mi", "1Mi"), usage),
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "2Mi", "1Mi")), usage),
             "Pod ephemeral local storage usage exceeds the total limit of containers 3Mi. ");
   // Container level: under the pod's total, over its own.
   usage.containers = {{"a", 2 * kMiB + 1}, {"b", 0}};
   usage.total = 2 * kMiB + 1;
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "2Mi", "1Mi"), usage),
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "2Mi", "1Mi")), usage),
             "Container a exceeded its local ephemeral storage limit \"2Mi\". ");
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "", "8Mi"), usage), std::nullopt);  // a: no limit
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "3M", ""), usage), std::nullopt);
-  EXPECT_EQ(LocalStorageEvictionMessage(Pod("u", "", "2M", ""), usage),
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "", "8Mi")), usage), std::nullopt);  // a: no limit
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "3M", "")), usage), std::nullopt);
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "2M", "")), usage),
             "Pod ephemeral local storage usage exceeds the total limit of containers 2M. ");
 }
 
@@ -110,7 +122,7 @@ TEST_F(EvictorTest, EvictsPodsOverTheirLimitsOnce) {
   a.log_path = dir_ + "/logs/a/0.log";
   running.containers.push_back(a);
   std::vector<std::pair<std::string, std::string>> evicted;
-  LocalStorageEvictor evictor({&fs, [&] { return pods; },
+  LocalStorageEvictor evictor({&fs, [&] { return TypedAll(pods); },
                                [&] { return std::vector<metrics::SummaryPod>{running}; },
                                [&](const std::string& uid, const std::string& msg) {
                                  evicted.emplace_back(uid, msg);
@@ -151,7 +163,7 @@ TEST_F(EvictorTest, ConfigMapVolumesCountInThePodsTotal) {
   std::vector<Json> pods = {with_volume(Pod("uid-cm", "", "1Mi", ""), "configMap"),
                             with_volume(Pod("uid-secret", "", "1Mi", ""), "secret")};
   std::vector<std::string> evicted;
-  LocalStorageEvictor evictor({&fs, [&] { return pods; },
+  LocalStorageEvictor evictor({&fs, [&] { return TypedAll(pods); },
                                [] { return std::vector<metrics::SummaryPod>{}; },
                                [&](const std::string& uid, const std::string&) {
                                  evicted.push_back(uid);

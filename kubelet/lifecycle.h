@@ -14,9 +14,13 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "kubelet/api/pod.h"
 #include "kubelet/prober.h"
 
 namespace berth::kubelet {
+
+// Which of a container's lifecycle handlers to run.
+enum class LifecycleHook { kPostStart, kPreStop };
 
 // Runs lifecycle handlers. Thread-safe (as the ProbeRunner it uses).
 class LifecycleHandlerRunner {
@@ -24,8 +28,8 @@ class LifecycleHandlerRunner {
   // `runner` is not owned and must outlive this object.
   explicit LifecycleHandlerRunner(ProbeRunner* runner) : runner_(runner) {}
 
-  // Runs `handler` (a v1.LifecycleHandler: exactly one of exec, httpGet, sleep) for the
-  // running instance `container_id` of v1.Container `container` in a pod with IP `pod_ip`
+  // Runs the `hook` handler of `container` (lifecycle.postStart or .preStop: exactly one of
+  // exec, httpGet, sleep) for its running instance `container_id` in a pod with IP `pod_ip`
   // (the httpGet default host), blocking at most about `timeout`:
   //  - exec: CRI ExecSync of exec.command; a non-zero exit code or a runtime error fails,
   //    the message carries the command's output (upstream: "Exec lifecycle hook (...) for
@@ -33,9 +37,10 @@ class LifecycleHandlerRunner {
   //  - httpGet: GET scheme://host:port/path; a connection error or a status outside
   //    200-399 fails;
   //  - sleep: waits sleep.seconds (cut at `timeout`); never fails for seconds >= 0.
-  // Errors: InvalidArgument for a handler without a supported action (tcpSocket is
-  // deprecated and, as upstream, not run), Unknown with the handler's output otherwise.
-  absl::Status Run(const Json& handler, const Json& container, const std::string& container_id,
+  // Errors: InvalidArgument for a container without that hook or a handler without a
+  // supported action (tcpSocket is deprecated and, as upstream, not run), Unknown with the
+  // handler's output otherwise.
+  absl::Status Run(const api::Container& container, LifecycleHook hook, const std::string& container_id,
                    const std::string& pod_ip, absl::Duration timeout);
 
  private:

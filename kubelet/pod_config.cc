@@ -29,13 +29,12 @@ namespace v1 = cri::v1;
 
 using namespace pod_internal;  // NOLINT(google-build-using-namespace): shared helpers
 
-v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t attempt) {
-  const Json& spec = Spec(pod);
-  const Json& meta = pod.value("metadata", Json::object());
-  std::string name = GetString(pod, "metadata.name");
-  std::string ns = GetString(pod, "metadata.namespace");
-  std::string uid = GetString(pod, "metadata.uid");
-  bool host_network = spec.value("hostNetwork", false);
+v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t attempt) {
+  const api::PodSpec& spec = pod.spec;
+  const std::string& name = pod.metadata.name;
+  const std::string& ns = pod.metadata.namespace_;
+  const std::string& uid = pod.metadata.uid;
+  const bool host_network = spec.host_network;
   v1::PodSandboxConfig cfg;
   auto* md = cfg.mutable_metadata();
   md->set_name(name);
@@ -47,7 +46,7 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   if (host_network) {
     char buf[256] = {};
     if (::gethostname(buf, sizeof(buf) - 1) == 0) hostname = buf;
-  } else if (spec.value("setHostnameAsFQDN", false) && !domain.empty()) {
+  } else if (spec.set_hostname_as_fqdn && !domain.empty()) {
     hostname = absl::StrCat(hostname, ".", domain);  // the kernel's hostname is the FQDN
   }
   cfg.set_hostname(hostname);
@@ -58,7 +57,7 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   // search domains first (or falls back to Default with a MissingClusterDNS event when no
   // cluster DNS is configured); None starts empty; the pod's dnsConfig is appended; the
   // result is cut to the API's limits (3 servers, 32 searches, 2048 characters).
-  std::string policy = spec.value("dnsPolicy", std::string("ClusterFirst"));
+  std::string policy = spec.dns_policy;
   if (policy == "ClusterFirstWithHostNet") policy = "ClusterFirst";
   else if (policy == "ClusterFirst" && host_network) policy = "Default";
   std::vector<std::string> servers, searches, options;
@@ -85,17 +84,13 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   auto append_unique = [](std::vector<std::string>* list, const std::string& v) {
     if (std::find(list->begin(), list->end(), v) == list->end()) list->push_back(v);
   };
-  if (const Json* dc = FieldOr(spec, "dnsConfig")) {
-    for (const auto& s : dc->value("nameservers", Json::array())) {
-      if (s.is_string()) servers.push_back(s.get<std::string>());
-    }
-    for (const auto& s : dc->value("searches", Json::array())) {
-      if (s.is_string()) searches.push_back(s.get<std::string>());
-    }
-    for (const auto& o : dc->value("options", Json::array())) {
-      std::string opt_name = o.value("name", std::string());
+  if (const auto& dc = spec.dns_config) {
+    servers.insert(servers.end(), dc->nameservers.begin(), dc->nameservers.end());
+    searches.insert(searches.end(), dc->searches.begin(), dc->searches.end());
+    for (const api::PodDnsConfigOption& o : dc->options) {
+      const std::string& opt_name = o.name;
       std::string opt = opt_name;
-      if (o.contains("value") && o["value"].is_string()) opt += ":" + o["value"].get<std::string>();
+      if (o.value) opt += ":" + *o.value;
       // A pod option replaces the base option of the same name (mergeDNSOptions).
       std::erase_if(options, [&](const std::string& e) { return e.substr(0, e.find(':')) == opt_name; });
       options.push_back(opt);
@@ -114,102 +109,89 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const Json& pod, uint32_t att
   for (const auto& v : unique_searches) dns->add_searches(v);
   for (const auto& v : options) dns->add_options(v);
 
-  for (const auto& c : SpecList(pod, "containers")) {
-    for (const auto& p : c.value("ports", Json::array())) {
-      int host_port = p.value("hostPort", 0);
-      if (host_port <= 0) continue;
+  for (const api::Container& c : spec.containers) {
+    for (const api::ContainerPort& p : c.ports) {
+      if (p.host_port <= 0) continue;
       auto* pm = cfg.add_port_mappings();
-      std::string proto = p.value("protocol", std::string("TCP"));
+      const std::string& proto = p.protocol;
       pm->set_protocol(proto == "UDP" ? v1::UDP : proto == "SCTP" ? v1::SCTP : v1::TCP);
-      pm->set_container_port(p.value("containerPort", 0));
-      pm->set_host_port(host_port);
-      pm->set_host_ip(p.value("hostIP", std::string()));
+      pm->set_container_port(p.container_port);
+      pm->set_host_port(p.host_port);
+      pm->set_host_ip(p.host_ip);
     }
   }
 
   auto& labels = *cfg.mutable_labels();
-  const Json pod_labels = meta.value("labels", Json::object());
-  for (const auto& [k, v] : pod_labels.items()) {
-    if (v.is_string()) labels[k] = v.get<std::string>();
-  }
+  for (const auto& [k, v] : pod.metadata.labels) labels[k] = v;
   labels[kPodNameLabel] = name;
   labels[kPodNamespaceLabel] = ns;
   labels[kPodUidLabel] = uid;
   auto& annotations = *cfg.mutable_annotations();
-  const Json pod_annotations = meta.value("annotations", Json::object());
-  for (const auto& [k, v] : pod_annotations.items()) {
-    if (v.is_string()) annotations[k] = v.get<std::string>();
-  }
+  for (const auto& [k, v] : pod.metadata.annotations) annotations[k] = v;
 
   auto* linux = cfg.mutable_linux();
   linux->set_cgroup_parent(PodCgroupParent(pod, opts_.cgroup_root));
   auto* sc = linux->mutable_security_context();
   *sc->mutable_namespace_options() = NamespaceOptions(pod);
-  const Json psc = spec.value("securityContext", Json::object());
-  if (psc.contains("runAsUser")) sc->mutable_run_as_user()->set_value(psc["runAsUser"].get<int64_t>());
-  if (psc.contains("runAsGroup")) sc->mutable_run_as_group()->set_value(psc["runAsGroup"].get<int64_t>());
+  const api::PodSecurityContext& psc = spec.security_context;
+  if (psc.run_as_user) sc->mutable_run_as_user()->set_value(*psc.run_as_user);
+  if (psc.run_as_group) sc->mutable_run_as_group()->set_value(*psc.run_as_group);
   AddPodSupplementalGroups(psc, sc);
-  for (const auto& s : psc.value("sysctls", Json::array())) {
-    (*linux->mutable_sysctls())[NormalizeSysctlName(s.value("name", std::string()))] = s.value("value", std::string());
-  }
-  for (const char* list : {"initContainers", "containers"}) {
-    for (const auto& c : SpecList(pod, list)) {
-      if (c.value("securityContext", Json::object()).value("privileged", false)) sc->set_privileged(true);
+  for (const api::Sysctl& s : psc.sysctls) (*linux->mutable_sysctls())[NormalizeSysctlName(s.name)] = s.value;
+  for (const auto* list : {&spec.init_containers, &spec.containers}) {
+    for (const api::Container& c : *list) {
+      if (c.security_context && c.security_context->privileged.value_or(false)) sc->set_privileged(true);
     }
   }
   // TODO: seccomp/apparmor profiles, SELinux options, pod overhead/resources.
   return cfg;
 }
 
-std::pair<std::string, std::string> PodManager::PodHostnameAndDomain(const Json& pod) const {
-  const Json& spec = Spec(pod);
+std::pair<std::string, std::string> PodManager::PodHostnameAndDomain(const api::Pod& pod) const {
+  const api::PodSpec& spec = pod.spec;
   auto truncate = [](std::string h) {
     if (h.size() > 63) h.resize(63);
     while (!h.empty() && (h.back() == '-' || h.back() == '.')) h.pop_back();
     return h;
   };
-  if (auto o = spec.find("hostnameOverride"); o != spec.end() && o->is_string()) {
-    return {truncate(o->get<std::string>()), ""};
-  }
-  std::string hostname = spec.value("hostname", std::string());
-  if (hostname.empty()) hostname = GetString(pod, "metadata.name");
+  if (spec.hostname_override) return {truncate(*spec.hostname_override), ""};
+  std::string hostname = spec.hostname;
+  if (hostname.empty()) hostname = pod.metadata.name;
   std::string domain;
-  if (std::string sub = spec.value("subdomain", std::string()); !sub.empty()) {
-    domain = absl::StrCat(sub, ".", GetString(pod, "metadata.namespace"), ".svc.", opts_.cluster_domain);
+  if (!spec.subdomain.empty()) {
+    domain = absl::StrCat(spec.subdomain, ".", pod.metadata.namespace_, ".svc.", opts_.cluster_domain);
   }
   return {truncate(hostname), domain};
 }
 
-std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const Json& pod, const PodState& state) {
-  const Json& spec = Spec(pod);
-  auto deadline = spec.find("activeDeadlineSeconds");
-  if (deadline == spec.end() || !deadline->is_number_integer()) return std::nullopt;
-  std::string start = state.last_status.value("startTime", std::string());
-  if (start.empty()) start = GetString(pod, "status.startTime");
-  absl::Time started;
-  std::string err;
-  if (start.empty() || !absl::ParseTime(absl::RFC3339_full, start, &started, &err)) return std::nullopt;
-  return started + absl::Seconds(deadline->get<int64_t>()) - opts_.clock();
+std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const api::Pod& pod, const PodState& state) {
+  if (!pod.spec.active_deadline_seconds) return std::nullopt;
+  std::optional<absl::Time> started;
+  if (std::string ours = state.last_status.value("startTime", std::string()); !ours.empty()) {
+    started = ParseRfc3339(ours);
+  } else {
+    started = pod.status.start_time;
+  }
+  if (!started) return std::nullopt;
+  return *started + absl::Seconds(*pod.spec.active_deadline_seconds) - opts_.clock();
 }
 
-std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const Json& pod) {
-  const Json& spec = Spec(pod);
-  const bool host_network = spec.value("hostNetwork", false);
-  const bool host_ipc = spec.value("hostIPC", false);
+std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const api::Pod& pod) {
+  const api::PodSpec& spec = pod.spec;
+  const bool host_network = spec.host_network;
+  const bool host_ipc = spec.host_ipc;
   // The OS the pod asks for (upstream lifecycle predicate admission): its
   // kubernetes.io/os node selector, then spec.os.name, must be this node's (linux).
-  const Json selector = spec.value("nodeSelector", Json::object());
-  if (auto os = selector.find("kubernetes.io/os"); os != selector.end() && os->is_string() && *os != "linux") {
+  if (auto os = spec.node_selector.find("kubernetes.io/os"); os != spec.node_selector.end() && os->second != "linux") {
     return std::make_pair(std::string("PodOSSelectorNodeLabelDoesNotMatch"),
                           std::string("Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"));
   }
-  if (auto os = spec.value("os", Json::object()).value("name", std::string()); !os.empty() && os != "linux") {
+  if (spec.os && !spec.os->empty() && *spec.os != "linux") {
     return std::make_pair(std::string("PodOSNotSupported"),
                           std::string("Failed to admit pod as the OS field doesn't match node OS"));
   }
-  const Json psc = spec.value("securityContext", Json::object());
-  for (const auto& sc : psc.value("sysctls", Json::array())) {
-    absl::Status s = sysctls_.Validate(sc.value("name", std::string()), host_network, host_ipc);
+  for (const api::Sysctl& sc : spec.security_context.sysctls) {
+    absl::Status s = sysctls_.Validate(sc.name, host_network, host_ipc);
     if (!s.ok()) return std::make_pair(std::string(kSysctlForbiddenReason), absl::StrCat("forbidden sysctl: ", s.message()));
   }
   return std::nullopt;
@@ -218,28 +200,35 @@ std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const Js
 void PodManager::Event(const Json& pod, const std::string& type, const std::string& reason,
                        const std::string& message, const std::string& container) {
   if (!opts_.record_event) return;
+  opts_.record_event(pod, type, reason, message,
+                     container.empty() ? "" : absl::StrCat("spec.containers{", container, "}"));
+}
+
+void PodManager::Event(const api::Pod& pod, const std::string& type, const std::string& reason,
+                       const std::string& message, const std::string& container) {
+  if (!opts_.record_event) return;
   // involvedObject.fieldPath names the list the container is in (as upstream's ref).
   std::string list = "containers";
-  for (const char* l : {"initContainers", "ephemeralContainers"}) {
-    for (const auto& c : SpecList(pod, l)) {
-      if (c.value("name", std::string()) == container) list = l;
+  for (const auto& [l, containers] : {std::pair{"initContainers", &pod.spec.init_containers},
+                                      std::pair{"ephemeralContainers", &pod.spec.ephemeral_containers}}) {
+    for (const api::Container& c : *containers) {
+      if (c.name == container) list = l;
     }
   }
-  opts_.record_event(pod, type, reason, message,
+  opts_.record_event(pod.raw, type, reason, message,
                      container.empty() ? "" : absl::StrCat("spec.", list, "{", container, "}"));
 }
 
-DockerKeyring PodManager::PullSecretsKeyring(const Json& pod) {
+DockerKeyring PodManager::PullSecretsKeyring(const api::Pod& pod) {
   DockerKeyring keyring;
-  std::string ns = GetString(pod, "metadata.namespace");
+  const std::string& ns = pod.metadata.namespace_;
   std::vector<std::string> missing;
-  for (const auto& ref : Spec(pod).value("imagePullSecrets", Json::array())) {
-    std::string name = ref.value("name", std::string());
+  for (const std::string& name : pod.spec.image_pull_secrets) {
     if (name.empty()) continue;
     auto secret = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", name));
     absl::Status s = secret.ok() ? keyring.AddSecret(*secret) : secret.status();
     if (!s.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": image pull secret " << name << ": " << s;
+      LOG(WARNING) << "pod " << pod.Key() << ": image pull secret " << name << ": " << s;
       missing.push_back(name);
     }
   }
@@ -252,11 +241,12 @@ DockerKeyring PodManager::PullSecretsKeyring(const Json& pod) {
   return keyring;
 }
 
-absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json& pod, const Json& c,
+absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const api::Pod& pod,
+                                                    const api::Container& c,
                                                     const v1::PodSandboxConfig& sandbox,
                                                     std::string* reason) {
-  std::string image = c.value("image", std::string());
-  std::string policy = PullPolicy(c);
+  const std::string& image = c.image;
+  const std::string& policy = c.image_pull_policy;
   absl::Time now = opts_.clock();
   if (policy != "Always") {
     v1::ImageStatusRequest req;
@@ -272,18 +262,18 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
   auto b = state->pull_backoff.find(image);
   if (b != state->pull_backoff.end() && now < b->second.until) {
     *reason = "ImagePullBackOff";
-    std::string cname = c.value("name", std::string());
+    const std::string& cname = c.name;
     Event(pod, "Normal", "BackOff", absl::StrCat("Back-off pulling image \"", image, "\""), cname);
     Event(pod, "Warning", "Failed", "Error: ImagePullBackOff", cname);
-    EnqueueAfter(GetString(pod, "metadata.uid"), b->second.until - now);
+    EnqueueAfter(pod.metadata.uid, b->second.until - now);
     return absl::UnavailableError(absl::StrCat("Back-off pulling image \"", image,
                                                "\": ErrImagePull: ", state->last_pull_error[image]));
   }
   v1::PullImageRequest req;
   req.mutable_image()->set_image(image);
   *req.mutable_sandbox_config() = sandbox;
-  LOG(INFO) << "pod " << PodKey(pod) << ": pulling image " << image;
-  const std::string cname = c.value("name", std::string());
+  LOG(INFO) << "pod " << pod.Key() << ": pulling image " << image;
+  const std::string& cname = c.name;
   Event(pod, "Normal", "Pulling", absl::StrCat("Pulling image \"", image, "\""), cname);
   // As the kubelet: with credentials from the pod's imagePullSecrets that match the image,
   // each is tried in turn (most specific first) until one pull succeeds; without any, the
@@ -314,8 +304,8 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
     state->last_pull_error[image] = msg;
     // As kubelet: ErrImagePull stays until the next sync, which (half-way through the
     // back-off) reports ImagePullBackOff; the pull is retried when the back-off ends.
-    EnqueueAfter(GetString(pod, "metadata.uid"), d / 2);
-    EnqueueAfter(GetString(pod, "metadata.uid"), d);
+    EnqueueAfter(pod.metadata.uid, d / 2);
+    EnqueueAfter(pod.metadata.uid, d);
     *reason = "ErrImagePull";
     Event(pod, "Warning", "Failed",
           absl::StrCat("Failed to pull image \"", image, "\": ", pulled.status().message()), cname);
@@ -329,12 +319,12 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const Json&
 }
 
 absl::StatusOr<std::string> PodManager::StartContainer(
-    PodState* state, const Json& pod, const Json& c, int restart_count, const std::string& sandbox_id,
+    PodState* state, const api::Pod& pod, const api::Container& c, int restart_count, const std::string& sandbox_id,
     const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
     const std::map<std::string, MountedVolume>& volumes, const std::string& pid_target_id) {
-  std::string name = c.value("name", std::string());
-  std::string uid = GetString(pod, "metadata.uid");
-  std::string ns = GetString(pod, "metadata.namespace");
+  const std::string& name = c.name;
+  const std::string& uid = pod.metadata.uid;
+  const std::string& ns = pod.metadata.namespace_;
   std::string reason;
   auto image_ref = EnsureImage(state, pod, c, sandbox, &reason);
   if (!image_ref.ok()) {
@@ -345,7 +335,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   cfg.mutable_metadata()->set_name(name);
   cfg.mutable_metadata()->set_attempt(static_cast<uint32_t>(restart_count));
   cfg.mutable_image()->set_image(*image_ref);
-  cfg.mutable_image()->set_user_specified_image(c.value("image", std::string()));
+  cfg.mutable_image()->set_user_specified_image(c.image);
 
   // Environment, in order, with $(VAR) expansion against earlier entries.
   std::vector<std::pair<std::string, std::string>> env;
@@ -360,17 +350,17 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     }
     env.emplace_back(k, v);
   };
-  auto get_key = [&](const char* kind, const Json& ref) -> absl::StatusOr<std::optional<std::string>> {
-    std::string obj = ref.value("name", std::string());
-    std::string key = ref.value("key", std::string());
+  auto get_key = [&](const char* kind, const api::KeySelector& ref) -> absl::StatusOr<std::optional<std::string>> {
+    const std::string& obj = ref.name;
+    const std::string& key = ref.key;
     auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", obj));
     if (!r.ok()) {
-      if (ref.value("optional", false) && absl::IsNotFound(r.status())) return std::optional<std::string>();
+      if (ref.optional && absl::IsNotFound(r.status())) return std::optional<std::string>();
       return Annotate(r.status(), absl::StrCat("env from ", kind, " ", ns, "/", obj));
     }
     std::string v = GetString(*r, absl::StrCat("data.", key));
     if (v.empty() && !(*r)["data"].contains(key)) {
-      if (ref.value("optional", false)) return std::optional<std::string>();
+      if (ref.optional) return std::optional<std::string>();
       return absl::NotFoundError(absl::StrCat(kind, " ", ns, "/", obj, " has no key \"", key, "\""));
     }
     if (std::string(kind) == "secrets") {
@@ -383,23 +373,21 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   absl::Status env_error;
   // Service links first: the container's own variables override them and may refer to them.
   if (opts_.service_env != nullptr) {
-    const Json& spec = pod.value("spec", Json::object());
-    auto links = spec.find("enableServiceLinks");
-    auto services = opts_.service_env->For(ns, links == spec.end() || !links->is_boolean() || links->get<bool>());
+    auto services = opts_.service_env->For(ns, pod.spec.enable_service_links);
     if (!services.ok()) {
       state->waiting[name] = {"CreateContainerConfigError", std::string(services.status().message())};
       return services.status();
     }
     for (const auto& [k, v] : *services) set_env(k, v);
   }
-  for (const auto& from : c.value("envFrom", Json::array())) {
-    std::string prefix = from.value("prefix", std::string());
-    bool is_secret = from.contains("secretRef");
-    const Json ref = from.value(is_secret ? "secretRef" : "configMapRef", Json::object());
+  for (const api::EnvFromSource& from : c.env_from) {
+    const std::string& prefix = from.prefix;
+    bool is_secret = from.secret_ref.has_value();
+    const api::LocalRef ref = is_secret ? *from.secret_ref : from.config_map_ref.value_or(api::LocalRef{});
     std::string kind = is_secret ? "secrets" : "configmaps";
-    auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", ref.value("name", std::string())));
+    auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", ref.name));
     if (!r.ok()) {
-      if (!(ref.value("optional", false) && absl::IsNotFound(r.status()))) env_error = r.status();
+      if (!(ref.optional && absl::IsNotFound(r.status()))) env_error = r.status();
       continue;
     }
     const Json data = r->value("data", Json::object());
@@ -413,33 +401,34 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       set_env(prefix + k, val);
     }
   }
-  for (const auto& e : c.value("env", Json::array())) {
-    std::string k = e.value("name", std::string());
-    if (e.contains("value")) {
-      set_env(k, ExpandEnvRefs(e["value"].get<std::string>(), env_map));
+  for (const api::EnvVar& e : c.env) {
+    const std::string& k = e.name;
+    if (!e.value_from) {
+      // An empty value arrives as no "value" at all (omitempty): the variable is set, empty.
+      set_env(k, ExpandEnvRefs(e.value, env_map));
       continue;
     }
-    const Json vf = e.value("valueFrom", Json::object());
-    if (vf.contains("fieldRef")) {
-      auto v = ResolveFieldRef(pod, vf["fieldRef"].value("fieldPath", std::string()), pod_ip, opts_.node_ip);
+    const api::EnvVarSource& vf = *e.value_from;
+    if (vf.field_ref) {
+      auto v = ResolveFieldRef(pod, vf.field_ref->field_path, pod_ip, opts_.node_ip);
       if (!v.ok()) {
         env_error = v.status();
         continue;
       }
       set_env(k, *v);
-    } else if (vf.contains("configMapKeyRef") || vf.contains("secretKeyRef")) {
-      bool is_secret = vf.contains("secretKeyRef");
-      auto v = get_key(is_secret ? "secrets" : "configmaps", vf[is_secret ? "secretKeyRef" : "configMapKeyRef"]);
+    } else if (vf.config_map_key_ref || vf.secret_key_ref) {
+      bool is_secret = vf.secret_key_ref.has_value();
+      auto v = get_key(is_secret ? "secrets" : "configmaps", is_secret ? *vf.secret_key_ref : *vf.config_map_key_ref);
       if (!v.ok()) {
         env_error = v.status();
         continue;
       }
       if (v->has_value()) set_env(k, **v);
-    } else if (vf.contains("resourceFieldRef")) {
+    } else if (vf.resource_field_ref) {
       // The named container's resources (this one when no name is given).
-      const Json& ref = vf["resourceFieldRef"];
-      const std::string target = ref.value("containerName", "");
-      const Json* of = target.empty() || target == name ? &c : FindContainer(pod, target);
+      const api::ResourceFieldSelector& ref = *vf.resource_field_ref;
+      const std::string& target = ref.container_name;
+      const api::Container* of = target.empty() || target == name ? &c : api::FindContainer(pod, target);
       if (of == nullptr) {
         env_error = absl::InvalidArgumentError(absl::StrCat("env ", k, ": no container \"", target, "\""));
         continue;
@@ -451,7 +440,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       }
       set_env(k, *v);
     } else {
-      LOG(WARNING) << "pod " << PodKey(pod) << " container " << name << ": env " << k
+      LOG(WARNING) << "pod " << pod.Key() << " container " << name << ": env " << k
                    << ": unsupported valueFrom skipped";
     }
   }
@@ -464,13 +453,13 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     kv->set_key(k);
     kv->set_value(v);
   }
-  for (const auto& a : c.value("command", Json::array())) cfg.add_command(ExpandEnvRefs(a.get<std::string>(), env_map));
-  for (const auto& a : c.value("args", Json::array())) cfg.add_args(ExpandEnvRefs(a.get<std::string>(), env_map));
-  cfg.set_working_dir(c.value("workingDir", std::string()));
+  for (const std::string& a : c.command) cfg.add_command(ExpandEnvRefs(a, env_map));
+  for (const std::string& a : c.args) cfg.add_args(ExpandEnvRefs(a, env_map));
+  cfg.set_working_dir(c.working_dir);
 
   // Mounts: volumes, then the termination-log file.
-  for (const auto& vm : c.value("volumeMounts", Json::array())) {
-    std::string vname = vm.value("name", std::string());
+  for (const api::VolumeMount& vm : c.volume_mounts) {
+    const std::string& vname = vm.name;
     auto v = volumes.find(vname);
     if (v == volumes.end()) {
       std::string msg = absl::StrCat("volumeMount \"", vname, "\" refers to a volume that is not set up");
@@ -478,12 +467,12 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       return absl::FailedPreconditionError(msg);
     }
     auto* m = cfg.add_mounts();
-    m->set_container_path(vm.value("mountPath", std::string()));
+    m->set_container_path(vm.mount_path);
     std::string host = v->second.host_path;
-    std::string sub = vm.value("subPath", std::string());
+    std::string sub = vm.sub_path;
     // subPathExpr: $(VAR) references to the container's env, expanded as the kubelet's
     // expandSubpath does.
-    if (vm.contains("subPathExpr")) sub = ExpandEnvRefs(vm.value("subPathExpr", std::string()), env_map);
+    if (!vm.sub_path_expr.empty()) sub = ExpandEnvRefs(vm.sub_path_expr, env_map);
     if (!sub.empty()) {
       absl::StatusOr<std::string> resolved = PrepareSubPath(host, sub);
       if (!resolved.ok()) {
@@ -495,8 +484,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       host = *resolved;
     }
     m->set_host_path(host);
-    m->set_readonly(vm.value("readOnly", false) || v->second.read_only);
-    std::string prop = vm.value("mountPropagation", std::string());
+    m->set_readonly(vm.read_only || v->second.read_only);
+    const std::string prop = vm.mount_propagation.value_or("");
     if (prop == "HostToContainer") m->set_propagation(v1::PROPAGATION_HOST_TO_CONTAINER);
     if (prop == "Bidirectional") m->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
   }
@@ -505,7 +494,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   for (const auto& m : cfg.mounts()) hosts_mounted |= m.container_path() == "/etc/hosts";
   if (!hosts_mounted) {
     std::string hosts;
-    if (Spec(pod).value("hostNetwork", false)) {
+    if (pod.spec.host_network) {
       auto host = ReadFile("/etc/hosts");
       hosts = absl::StrCat("# Kubernetes-managed hosts file (host network).\n", host.ok() ? *host : "");
     } else {
@@ -520,11 +509,11 @@ absl::StatusOr<std::string> PodManager::StartContainer(
         }
       }
     }
-    const Json aliases = Spec(pod).value("hostAliases", Json::array());
+    const std::vector<api::HostAlias>& aliases = pod.spec.host_aliases;
     if (!aliases.empty()) absl::StrAppend(&hosts, "\n# Entries added by HostAliases.\n");
-    for (const auto& alias : aliases) {
-      std::string line = alias.value("ip", std::string());
-      for (const auto& h : alias.value("hostnames", Json::array())) absl::StrAppend(&line, "\t", h.get<std::string>());
+    for (const api::HostAlias& alias : aliases) {
+      std::string line = alias.ip;
+      for (const std::string& h : alias.hostnames) absl::StrAppend(&line, "\t", h);
       absl::StrAppend(&hosts, line, "\n");
     }
     std::string file = JoinPath(volumes_.PodDir(uid), "etc-hosts");
@@ -535,10 +524,10 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       m->set_container_path("/etc/hosts");
       m->set_host_path(file);
     } else {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": no /etc/hosts file: " << s.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": no /etc/hosts file: " << s.message();
     }
   }
-  std::string term_path = c.value("terminationMessagePath", std::string(kDefaultTerminationMessagePath));
+  const std::string& term_path = c.termination_message_path;
   {
     std::string dir = JoinPath(JoinPath(volumes_.PodDir(uid), "containers"), name);
     std::string file = JoinPath(dir, absl::StrCat("termination-log-", restart_count));
@@ -551,47 +540,51 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       m->set_container_path(term_path);
       m->set_host_path(file);
     } else {
-      LOG(WARNING) << "pod " << PodKey(pod) << " container " << name
+      LOG(WARNING) << "pod " << pod.Key() << " container " << name
                    << ": no termination-log file: " << s.message();
     }
   }
   cfg.set_log_path(absl::StrCat(name, "/", restart_count, ".log"));
-  cfg.set_stdin(c.value("stdin", false));
-  cfg.set_stdin_once(c.value("stdinOnce", false));
-  cfg.set_tty(c.value("tty", false));
+  cfg.set_stdin(c.stdin);
+  cfg.set_stdin_once(c.stdin_once);
+  cfg.set_tty(c.tty);
   auto& labels = *cfg.mutable_labels();
   labels[kContainerNameLabel] = name;
-  labels[kPodNameLabel] = GetString(pod, "metadata.name");
+  labels[kPodNameLabel] = pod.metadata.name;
   labels[kPodNamespaceLabel] = ns;
   labels[kPodUidLabel] = uid;
   auto& annotations = *cfg.mutable_annotations();
   annotations[kRestartCountAnnotation] = std::to_string(restart_count);
   annotations[kTerminationMessagePathAnnotation] = term_path;
-  annotations[kTerminationMessagePolicyAnnotation] = c.value("terminationMessagePolicy", std::string("File"));
-  annotations[kGracePeriodAnnotation] =
-      std::to_string(Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds));
+  annotations[kTerminationMessagePolicyAnnotation] = c.termination_message_policy;
+  annotations[kGracePeriodAnnotation] = std::to_string(pod.spec.termination_grace_period_seconds);
 
   // Resources (upstream kuberuntime_container_linux.go, cgroupfs semantics).
   auto* res = cfg.mutable_linux()->mutable_resources();
-  auto cpu_req = ContainerResource(c, "requests", "cpu");
-  auto cpu_lim = ContainerResource(c, "limits", "cpu");
+  auto resource = [&](const api::ResourceList& list, const char* r) -> std::optional<Quantity> {
+    auto it = list.find(r);
+    if (it == list.end()) return std::nullopt;
+    return it->second;
+  };
+  auto cpu_req = resource(c.resources.requests, "cpu");
+  auto cpu_lim = resource(c.resources.limits, "cpu");
   if (!cpu_req) cpu_req = cpu_lim;
-  int64_t milli_req = cpu_req ? static_cast<int64_t>(*cpu_req * 1000 + 0.5) : 0;
+  int64_t milli_req = cpu_req ? cpu_req->MilliValue() : 0;
   res->set_cpu_shares(std::max(kMinShares, milli_req * 1024 / 1000));
   if (cpu_lim) {
-    int64_t milli_lim = static_cast<int64_t>(*cpu_lim * 1000 + 0.5);
+    int64_t milli_lim = cpu_lim->MilliValue();
     res->set_cpu_period(kCpuPeriod);
     res->set_cpu_quota(std::max(kMinQuota, milli_lim * kCpuPeriod / 1000));
   }
-  if (auto mem = ContainerResource(c, "limits", "memory")) res->set_memory_limit_in_bytes(static_cast<int64_t>(*mem));
+  if (auto mem = resource(c.resources.limits, "memory")) res->set_memory_limit_in_bytes(mem->Value());
   std::string qos = PodQosClass(pod);
   int64_t oom = 1000;
   if (qos == "Guaranteed") {
     oom = -997;
   } else if (qos == "Burstable") {
     int64_t cap = NodeMemoryBytes();
-    auto mem_req = ContainerResource(c, "requests", "memory");
-    int64_t req = mem_req ? static_cast<int64_t>(*mem_req) : 0;
+    auto mem_req = resource(c.resources.requests, "memory");
+    int64_t req = mem_req ? mem_req->Value() : 0;
     oom = cap > 0 ? 1000 - (1000 * req) / cap : 999;
     if (oom < 3) oom = 3;
     if (oom == 1000) oom = 999;
@@ -607,19 +600,15 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     sc->mutable_namespace_options()->set_pid(v1::TARGET);
     sc->mutable_namespace_options()->set_target_id(pid_target_id);
   }
-  const Json psc = Spec(pod).value("securityContext", Json::object());
-  const Json csc = c.value("securityContext", Json::object());
-  auto pick = [&](const char* key) -> const Json* {
-    if (csc.contains(key)) return &csc[key];
-    if (psc.contains(key)) return &psc[key];
-    return nullptr;
-  };
-  if (const Json* u = pick("runAsUser")) sc->mutable_run_as_user()->set_value(u->get<int64_t>());
-  if (const Json* g = pick("runAsGroup")) sc->mutable_run_as_group()->set_value(g->get<int64_t>());
+  const api::PodSecurityContext& psc = pod.spec.security_context;
+  const api::SecurityContext csc = c.security_context.value_or(api::SecurityContext{});
+  // The container's field wins over the pod's (determineEffectiveSecurityContext).
+  if (auto u = csc.run_as_user ? csc.run_as_user : psc.run_as_user) sc->mutable_run_as_user()->set_value(*u);
+  if (auto g = csc.run_as_group ? csc.run_as_group : psc.run_as_group) sc->mutable_run_as_group()->set_value(*g);
   // runAsNonRoot (upstream verifyRunAsNonRoot): the user the container will run as, from
   // runAsUser or else the image's config, must be known and not 0.
-  if (const Json* nonroot = pick("runAsNonRoot"); nonroot != nullptr && nonroot->is_boolean() && nonroot->get<bool>()) {
-    const std::string where = absl::StrCat("(pod: \"", GetString(pod, "metadata.name"), "_", ns, "(", uid,
+  if ((csc.run_as_non_root ? csc.run_as_non_root : psc.run_as_non_root).value_or(false)) {
+    const std::string where = absl::StrCat("(pod: \"", pod.metadata.name, "_", ns, "(", uid,
                                            ")\", container: ", name, ")");
     std::string violation;
     if (sc->has_run_as_user()) {
@@ -655,14 +644,13 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       sc->add_supplemental_groups(*mv.supplemental_gid);
     }
   }
-  sc->set_privileged(csc.value("privileged", false));
-  sc->set_readonly_rootfs(csc.value("readOnlyRootFilesystem", false));
-  if (csc.contains("allowPrivilegeEscalation") && !csc["allowPrivilegeEscalation"].get<bool>()) {
-    sc->set_no_new_privs(true);
+  sc->set_privileged(csc.privileged.value_or(false));
+  sc->set_readonly_rootfs(csc.read_only_root_filesystem.value_or(false));
+  if (csc.allow_privilege_escalation == false) sc->set_no_new_privs(true);
+  if (csc.capabilities) {
+    for (const std::string& a : csc.capabilities->add) sc->mutable_capabilities()->add_add_capabilities(a);
+    for (const std::string& d : csc.capabilities->drop) sc->mutable_capabilities()->add_drop_capabilities(d);
   }
-  const Json caps = csc.value("capabilities", Json::object());
-  for (const auto& a : caps.value("add", Json::array())) sc->mutable_capabilities()->add_add_capabilities(a.get<std::string>());
-  for (const auto& d : caps.value("drop", Json::array())) sc->mutable_capabilities()->add_drop_capabilities(d.get<std::string>());
   auto seccomp = ResolveSeccompProfile(pod, c, opts_.seccomp_default, JoinPath(opts_.root_dir, "seccomp"));
   if (!seccomp.ok()) {
     state->waiting[name] = {"CreateContainerConfigError", std::string(seccomp.status().message())};
@@ -706,21 +694,18 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     Event(pod, "Warning", "Failed", absl::StrCat("Error: ", started.status().message()), name);
     return Annotate(started.status(), absl::StrCat("StartContainer ", name, " (", id, ")"));
   }
-  LOG(INFO) << "pod " << PodKey(pod) << ": started container " << name << " (" << id << ")";
+  LOG(INFO) << "pod " << pod.Key() << ": started container " << name << " (" << id << ")";
   Event(pod, "Normal", "Started", absl::StrCat("Started container ", name), name);
   // lifecycle.postStart: the container counts as started only once it returns (upstream
   // startContainer step 4); a failure kills the container.
-  Json post_start;
-  if (c.contains("lifecycle") && c["lifecycle"].is_object()) post_start = c["lifecycle"].value("postStart", Json());
-  if (post_start.is_object()) {
-    absl::Status h = hooks_->Run(post_start, c, id, pod_ip, kPostStartTimeout);
+  if (c.lifecycle && c.lifecycle->post_start) {
+    absl::Status h = hooks_->Run(c, LifecycleHook::kPostStart, id, pod_ip, kPostStartTimeout);
     if (!h.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": postStart hook of " << name << ": " << h.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": postStart hook of " << name << ": " << h.message();
       Event(pod, "Warning", "FailedPostStartHook", std::string(h.message()), name);
-      absl::Status k = StopOne(pod, name, id, Spec(pod).value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds),
-                               pod_ip);
+      absl::Status k = StopOne(pod, name, id, pod.spec.termination_grace_period_seconds, pod_ip);
       if (!k.ok()) {
-        LOG(WARNING) << "pod " << PodKey(pod) << ": " << k.message();
+        LOG(WARNING) << "pod " << pod.Key() << ": " << k.message();
       }
       state->waiting[name] = {"PostStartHookError", std::string(h.message())};
       EnqueueAfter(uid, absl::ZeroDuration());  // restarted per the restart policy and back-off
@@ -730,7 +715,7 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   return id;
 }
 
-void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
+void PodManager::UpdateStatus(const std::string& uid, PodState* state, const api::Pod& pod,
                               const PodRuntimeStatus& runtime, bool terminal) {
   PodStatusContext ctx;
   ctx.node_ip = opts_.node_ip;
@@ -743,7 +728,7 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const Jso
     ctx.probes[c.id()] = {p.ready, p.started};
   }
   Json old = state->last_status;
-  if (old.empty()) old = pod.value("status", Json::object());
+  if (old.empty()) old = pod.raw.value("status", Json::object());
   Json status = ComputePodStatus(pod, runtime, old, ctx);
   std::string evicted;
   {

@@ -94,26 +94,45 @@ bool OnlyStatusChanged(const Json& a, const Json& b) {
 }
 }  // namespace
 
-void PodManager::HandlePodEvent(const std::string& type, const Json& pod) {
-  std::string uid = GetString(pod, "metadata.uid");
-  if (uid.empty()) {
-    LOG(WARNING) << "pod event " << type << " without metadata.uid ignored";
+void PodManager::HandlePodEvent(const std::string& type, const Json& json) {
+  absl::StatusOr<api::Pod> parsed = api::ParsePod(json);
+  if (!parsed.ok()) {
+    // The API server validated the object, so this is a field berth reads differently:
+    // say so on the pod, keep what we had.
+    LOG(ERROR) << "pod event " << type << ": cannot parse the pod: " << parsed.status().message();
+    if (!json.is_object()) return;
+    if (type == "DELETED") {
+      // A deletion still applies to the pod we know.
+      std::string uid = GetString(json, "metadata.uid");
+      absl::MutexLock l(&mu_);
+      auto it = pods_.find(uid);
+      if (it == pods_.end()) return;
+      it->second->removed = true;
+    } else {
+      Event(json, "Warning", "FailedToParsePod",
+            absl::StrCat("berth cannot read the pod: ", parsed.status().message()));
+      return;
+    }
+    Enqueue(GetString(json, "metadata.uid"));
     return;
   }
+  auto pod = std::make_shared<const api::Pod>(*std::move(parsed));
+  const std::string& uid = pod->metadata.uid;
   {
     absl::MutexLock l(&mu_);
     auto it = pods_.find(uid);
     if (type == "DELETED") {
       if (it == pods_.end()) return;
-      it->second->pod = pod;
+      it->second->pod = std::move(pod);
       it->second->removed = true;
     } else if (type == "ADDED" || type == "MODIFIED" || type == "SYNC") {
       if (it == pods_.end()) it = pods_.emplace(uid, std::make_shared<PodState>()).first;
       if (it->second->removed) return;  // a late update of a pod that is gone
       // As kubelet's pod config (RECONCILE vs UPDATE): an update that changes only the
       // status (typically our own status write coming back) needs no sync.
-      bool status_only = type == "MODIFIED" && OnlyStatusChanged(it->second->pod, pod);
-      it->second->pod = pod;
+      bool status_only =
+          type == "MODIFIED" && it->second->pod && OnlyStatusChanged(it->second->pod->raw, pod->raw);
+      it->second->pod = std::move(pod);
       if (status_only) return;
     } else {
       return;
@@ -137,9 +156,15 @@ void PodManager::HandlePodsSynced() {
       if (uid == sb.labels().end() || pods_.count(uid->second)) continue;
       // A removed pod built from the sandbox's metadata: the worker kills and forgets it.
       auto st = std::make_shared<PodState>();
-      st->pod = {{"metadata",
-                  {{"name", sb.metadata().name()}, {"namespace", sb.metadata().namespace_()}, {"uid", uid->second}}},
-                 {"spec", Json::object()}};
+      auto orphan = std::make_shared<api::Pod>();
+      orphan->metadata.name = sb.metadata().name();
+      orphan->metadata.namespace_ = sb.metadata().namespace_();
+      orphan->metadata.uid = uid->second;
+      orphan->raw = {{"metadata", {{"name", orphan->metadata.name},
+                                   {"namespace", orphan->metadata.namespace_},
+                                   {"uid", uid->second}}},
+                     {"spec", Json::object()}};
+      st->pod = std::move(orphan);
       st->removed = true;
       pods_.emplace(uid->second, st);
       orphans.push_back(uid->second);
@@ -190,16 +215,15 @@ std::optional<Json> PodManager::GetPodStatus(const std::string& uid) {
   return status_.GetPodStatus(uid);
 }
 
-std::vector<Json> PodManager::ActivePods() {
+std::vector<api::Pod> PodManager::ActivePods() {
   absl::MutexLock l(&mu_);
-  std::vector<Json> out;
+  std::vector<api::Pod> out;
   for (const auto& [uid, st] : pods_) {
     if (st->removed || !st->evicted.empty()) continue;
-    const Json& meta = st->pod.value("metadata", Json::object());
-    if (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null()) continue;
-    std::string phase = GetString(st->pod, "status.phase");
+    if (st->pod->metadata.deletion_timestamp) continue;
+    const std::string& phase = st->pod->status.phase;
     if (phase == "Succeeded" || phase == "Failed") continue;
-    out.push_back(st->pod);
+    out.push_back(*st->pod);
   }
   return out;
 }
@@ -259,10 +283,10 @@ void PodManager::WorkerLoop() {
     st->queued = false;
     st->running = true;
     st->dirty = false;
-    Json pod = st->pod;
+    std::shared_ptr<const api::Pod> pod = st->pod;
     bool removed = st->removed;
     mu_.Unlock();
-    bool forget = SyncPod(uid, st.get(), pod, removed);
+    bool forget = SyncPod(uid, st.get(), *pod, removed);
     if (forget || st->terminated) prober_->RemovePod(uid);
     mu_.Lock();
     st->running = false;
@@ -350,16 +374,16 @@ absl::StatusOr<PodRuntimeStatus> PodManager::GetRuntimeStatus(const std::string&
   return out;
 }
 
-absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
+absl::Status PodManager::KillPod(const std::string& uid, const api::Pod& pod, int64_t grace_seconds,
                                  bool remove) {
   ASSIGN_OR_RETURN(PodRuntimeStatus rt, GetRuntimeStatus(uid));
   // Upstream killContainersWithSyncResult: the regular (and ephemeral) containers are
   // stopped in parallel, each with the grace period; then the sidecars one at a time in
   // reverse spec order with what is left of it (at least 2 s, as upstream's minimum).
   std::map<std::string, int> sidecar_index;
-  Json init = SpecList(pod, "initContainers");
+  const std::vector<api::Container>& init = pod.spec.init_containers;
   for (size_t i = 0; i < init.size(); ++i) {
-    if (IsRestartableInitContainer(init[i])) sidecar_index[init[i].value("name", std::string())] = static_cast<int>(i);
+    if (api::IsRestartableInitContainer(init[i])) sidecar_index[init[i].name] = static_cast<int>(i);
   }
   std::vector<const v1::ContainerStatus*> first;
   std::vector<std::pair<int, const v1::ContainerStatus*>> sidecars;
@@ -373,7 +397,7 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
     }
   }
   std::stable_sort(sidecars.begin(), sidecars.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::string pod_ip = Spec(pod).value("hostNetwork", false) ? opts_.node_ip : "";
+  std::string pod_ip = pod.spec.host_network ? opts_.node_ip : "";
   if (pod_ip.empty() && !rt.sandboxes.empty()) pod_ip = rt.sandboxes[0].network().ip();
   absl::Time deadline = absl::Now() + absl::Seconds(grace_seconds);
   std::vector<std::vector<const v1::ContainerStatus*>> waves;
@@ -401,7 +425,7 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
     req.set_pod_sandbox_id(sb.id());
     auto r = runtime_->StopPodSandbox(req);
     if (!r.ok() && !absl::IsNotFound(r.status())) {
-      return Annotate(r.status(), absl::StrCat("StopPodSandbox ", sb.id(), " of pod ", PodKey(pod)));
+      return Annotate(r.status(), absl::StrCat("StopPodSandbox ", sb.id(), " of pod ", pod.Key()));
     }
   }
   if (!remove) return absl::OkStatus();
@@ -424,24 +448,20 @@ absl::Status PodManager::KillPod(const std::string& uid, const Json& pod, int64_
   return absl::OkStatus();
 }
 
-absl::Status PodManager::StopOne(const Json& pod, const std::string& name, const std::string& id,
+absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name, const std::string& id,
                                  int64_t grace_seconds, const std::string& pod_ip) {
-  Json spec_c;
-  for (const char* list : {"containers", "initContainers"}) {
-    for (const auto& c : SpecList(pod, list)) {
-      if (spec_c.is_null() && c.value("name", std::string()) == name) spec_c = c;
+  const api::Container* spec_c = nullptr;
+  for (const auto* list : {&pod.spec.containers, &pod.spec.init_containers}) {
+    for (const api::Container& c : *list) {
+      if (spec_c == nullptr && c.name == name) spec_c = &c;
     }
   }
-  Json pre_stop;
-  if (spec_c.is_object() && spec_c.contains("lifecycle") && spec_c["lifecycle"].is_object()) {
-    pre_stop = spec_c["lifecycle"].value("preStop", Json());
-  }
-  if (pre_stop.is_object() && grace_seconds > 0) {
+  if (spec_c != nullptr && spec_c->lifecycle && spec_c->lifecycle->pre_stop && grace_seconds > 0) {
     // Upstream executePreStopHook: the hook's time counts against the grace period.
     absl::Time start = absl::Now();
-    absl::Status h = hooks_->Run(pre_stop, spec_c, id, pod_ip, absl::Seconds(grace_seconds));
+    absl::Status h = hooks_->Run(*spec_c, LifecycleHook::kPreStop, id, pod_ip, absl::Seconds(grace_seconds));
     if (!h.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": preStop hook of " << name << ": " << h.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": preStop hook of " << name << ": " << h.message();
       Event(pod, "Warning", "FailedPreStopHook", std::string(h.message()), name);
     }
     grace_seconds = std::max(grace_seconds - absl::ToInt64Seconds(absl::Now() - start), kMinGracePeriodSeconds);
@@ -451,15 +471,14 @@ absl::Status PodManager::StopOne(const Json& pod, const std::string& name, const
   req.set_timeout(grace_seconds);
   auto r = runtime_->StopContainer(req);
   if (!r.ok() && !absl::IsNotFound(r.status())) {
-    return Annotate(r.status(), absl::StrCat("StopContainer ", id, " of pod ", PodKey(pod)));
+    return Annotate(r.status(), absl::StrCat("StopContainer ", id, " of pod ", pod.Key()));
   }
   return absl::OkStatus();
 }
 
-bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& pod, bool removed) {
-  const Json& spec = Spec(pod);
-  const Json& meta = pod.value("metadata", Json::object());
-  bool deleting = removed || (meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null());
+bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod& pod, bool removed) {
+  const api::PodSpec& spec = pod.spec;
+  bool deleting = removed || pod.metadata.deletion_timestamp.has_value();
   if (deleting) {
     prober_->RemovePod(uid);
     if (state->cleaned_up) {
@@ -467,10 +486,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
       if (removed) status_.RemovePod(uid);
       return removed;
     }
-    int64_t grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
-    if (meta.contains("deletionGracePeriodSeconds") && meta["deletionGracePeriodSeconds"].is_number()) {
-      grace = meta["deletionGracePeriodSeconds"].get<int64_t>();
-    }
+    int64_t grace = pod.metadata.deletion_grace_period_seconds.value_or(spec.termination_grace_period_seconds);
     absl::Status s = KillPod(uid, pod, grace, /*remove=*/false);
     if (s.ok() && !removed) {
       auto rt = GetRuntimeStatus(uid);
@@ -482,7 +498,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     if (s.ok()) s = KillPod(uid, pod, grace, /*remove=*/true);
     if (s.ok()) s = volumes_.TearDownPodVolumes(uid);
     if (!s.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": kill failed, retrying: " << s.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": kill failed, retrying: " << s.message();
       EnqueueAfter(uid, absl::Seconds(2));
       return false;
     }
@@ -491,7 +507,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     if (removed) {
       status_.RemovePod(uid);
       (void)RemoveAll(volumes_.PodDir(uid));
-      LOG(INFO) << "pod " << PodKey(pod) << " removed";
+      LOG(INFO) << "pod " << pod.Key() << " removed";
       return true;
     }
     status_.MarkForDeletion(uid);
@@ -522,7 +538,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     prober_->RemovePod(uid);
     absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
     if (!k.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": evicting: " << k.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": evicting: " << k.message();
       EnqueueAfter(uid, absl::Seconds(2));
       return false;
     }
@@ -530,10 +546,10 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     state->waiting.clear();
     auto after = GetRuntimeStatus(uid);
     if (after.ok()) UpdateStatus(uid, state, pod, *after, /*terminal=*/true);
-    LOG(INFO) << "pod " << PodKey(pod) << " evicted: " << evicted;
+    LOG(INFO) << "pod " << pod.Key() << " evicted: " << evicted;
     return false;
   }
-  std::string api_phase = GetString(pod, "status.phase");
+  const std::string& api_phase = pod.status.phase;
   if (api_phase == "Succeeded" || api_phase == "Failed") {
     // Terminal before we saw it (e.g. berth restarted): never run it again.
     absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
@@ -546,12 +562,12 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   }
 
   absl::Time now = opts_.clock();
-  std::string policy = RestartPolicy(pod);
+  const std::string& policy = spec.restart_policy;
   state->waiting.clear();
 
   auto rt = GetRuntimeStatus(uid);
   if (!rt.ok()) {
-    LOG(WARNING) << "pod " << PodKey(pod) << ": runtime status: " << rt.status().message();
+    LOG(WARNING) << "pod " << pod.Key() << ": runtime status: " << rt.status().message();
     EnqueueAfter(uid, absl::Seconds(2));
     return false;
   }
@@ -561,7 +577,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     if (rt->sandboxes.empty()) {
       if (auto rejected = AdmitPod(pod)) {
         const std::string message = absl::StrCat("Pod was rejected: ", rejected->second);
-        LOG(INFO) << "pod " << PodKey(pod) << " rejected: " << rejected->first << ": " << rejected->second;
+        LOG(INFO) << "pod " << pod.Key() << " rejected: " << rejected->first << ": " << rejected->second;
         Event(pod, "Warning", rejected->first, message);
         {
           absl::MutexLock l(&mu_);
@@ -579,10 +595,10 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);
 
   // Volumes first: containers cannot start without them.
-  auto volumes = volumes_.SetUpPodVolumes(pod, opts_.node_ip);
+  auto volumes = volumes_.SetUpPodVolumes(pod.raw, opts_.node_ip);
   if (auto refresh = volumes_.NextRefresh(uid)) EnqueueAfter(uid, *refresh - now);
   if (!volumes.ok()) {
-    LOG(WARNING) << "pod " << PodKey(pod) << ": " << volumes.status().message();
+    LOG(WARNING) << "pod " << pod.Key() << ": " << volumes.status().message();
     // As the kubelet's operation executor reports it; once per distinct error, not per retry.
     std::string message = absl::StrCat("MountVolume.SetUp failed for ", volumes.status().message());
     if (message != state->volume_error) {
@@ -616,9 +632,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
         UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
         return false;
       }
-      absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
+      absl::Status k = KillPod(uid, pod, spec.termination_grace_period_seconds, false);
       if (!k.ok()) {
-        LOG(WARNING) << "pod " << PodKey(pod) << ": " << k.message();
+        LOG(WARNING) << "pod " << pod.Key() << ": " << k.message();
       }
     }
     sandbox_config = MakeSandboxConfig(pod, attempt);
@@ -626,16 +642,16 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     v1::RunPodSandboxRequest req;
     *req.mutable_config() = sandbox_config;
     std::string handler = opts_.runtime_handler;
-    std::string rc = spec.value("runtimeClassName", std::string());
+    std::string rc = spec.runtime_class_name.value_or("");
     if (!rc.empty()) {
       auto obj = api_->Get(absl::StrCat("/apis/node.k8s.io/v1/runtimeclasses/", rc));
       if (obj.ok()) handler = obj->value("handler", handler);
     }
     req.set_runtime_handler(handler);
-    LOG(INFO) << "pod " << PodKey(pod) << ": RunPodSandbox attempt " << attempt;
+    LOG(INFO) << "pod " << pod.Key() << ": RunPodSandbox attempt " << attempt;
     auto run = runtime_->RunPodSandbox(req);
     if (!run.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": RunPodSandbox: " << run.status().message();
+      LOG(WARNING) << "pod " << pod.Key() << ": RunPodSandbox: " << run.status().message();
       // kubelet's reason and message for a sandbox that could not be created (events.go).
       Event(pod, "Warning", "FailedCreatePodSandBox",
             absl::StrCat("Failed to create pod sandbox: ", run.status().message()));
@@ -657,30 +673,20 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   for (const auto& sb : rt->sandboxes) {
     if (sb.id() == sandbox_id) pod_ip = sb.network().ip();
   }
-  if (spec.value("hostNetwork", false)) pod_ip = opts_.node_ip;
+  if (spec.host_network) pod_ip = opts_.node_ip;
 
   // Container instances by name, newest first.
   std::map<std::string, std::vector<const v1::ContainerStatus*>> by_name;
   for (const auto& cs : rt->containers) by_name[cs.metadata().name()].push_back(&cs);
-  auto restart_count_of = [](const v1::ContainerStatus& cs) {
-    auto it = cs.annotations().find(kRestartCountAnnotation);
-    if (it != cs.annotations().end()) {
-      try {
-        return std::stoi(it->second);
-      } catch (...) {
-      }
-    }
-    return static_cast<int>(cs.metadata().attempt());
-  };
   bool changed = false;
   bool failed = false;
   // Starts container `c` after `latest` (nullptr: first start), honouring the crash-loop
   // back-off for restarts.
-  auto start = [&](const Json& c, const v1::ContainerStatus* latest) {
-    std::string name = c.value("name", std::string());
+  auto start = [&](const api::Container& c, const v1::ContainerStatus* latest) {
+    const std::string& name = c.name;
     int restart_count = 0;
     if (latest) {
-      restart_count = restart_count_of(*latest) + 1;
+      restart_count = RestartCountOf(*latest) + 1;
       absl::Time finished = absl::FromUnixNanos(latest->finished_at());
       auto b = state->crash_backoff.find(name);
       if (b != state->crash_backoff.end()) {
@@ -691,7 +697,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
           state->waiting[name] = {
               "CrashLoopBackOff",
               absl::StrCat("back-off ", absl::FormatDuration(b->second.duration), " restarting failed container=",
-                           name, " pod=", GetString(pod, "metadata.name"), "_", GetString(pod, "metadata.namespace"),
+                           name, " pod=", pod.metadata.name, "_", pod.metadata.namespace_,
                            "(", uid, ")")};
           EnqueueAfter(uid, finished + b->second.duration - now);
           return;
@@ -710,7 +716,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     }
     auto id = StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
     if (!id.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": " << id.status().message();
+      LOG(WARNING) << "pod " << pod.Key() << ": " << id.status().message();
       if (state->waiting[name].reason == "CreateContainerConfigError") {
         // As upstream's startContainer when generateContainerConfig fails.
         Event(pod, "Warning", "Failed", absl::StrCat("Error: ", state->waiting[name].message), name);
@@ -725,18 +731,18 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   // A failed liveness / startup probe of a running instance: kill it; the next sync (the
   // exit event) restarts it per the restart policy (upstream computePodActions). Returns
   // true when the instance is being killed.
-  int64_t pod_grace = spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds);
+  int64_t pod_grace = spec.termination_grace_period_seconds;
   auto kill_if_probe_failed = [&](const std::string& name, const v1::ContainerStatus& latest) {
     auto kill = prober_->KillReason(uid, name, latest.id(), pod_grace);
     if (!kill) return false;
     std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
     Event(pod, "Normal", "Killing",
           absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
-    LOG(INFO) << "pod " << PodKey(pod) << ": container " << name << " failed " << probe
+    LOG(INFO) << "pod " << pod.Key() << ": container " << name << " failed " << probe
               << " probe, stopping " << latest.id();
     absl::Status r = StopOne(pod, name, latest.id(), kill->grace_seconds, pod_ip);
     if (!r.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": " << r.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": " << r.message();
     }
     changed = true;
     EnqueueAfter(uid, absl::ZeroDuration());
@@ -746,18 +752,18 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   // Once regular containers were created, regular init containers are done for good
   // (upstream isPreviouslyInitialized).
   bool previously_initialized = false;
-  for (const auto& c : SpecList(pod, "containers")) {
-    if (!by_name[c.value("name", std::string())].empty()) previously_initialized = true;
+  for (const api::Container& c : spec.containers) {
+    if (!by_name[c.name].empty()) previously_initialized = true;
   }
   // Init containers in order: a regular one runs to completion before the next starts; a
   // sidecar (restartPolicy Always) lets the next start once it is started (running, and its
   // startupProbe succeeded if it has one), and is restarted whenever it exits.
   bool initialized = true;
-  for (const auto& c : SpecList(pod, "initContainers")) {
-    std::string name = c.value("name", std::string());
+  for (const api::Container& c : spec.init_containers) {
+    const std::string& name = c.name;
     auto& inst = by_name[name];
     const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
-    if (IsRestartableInitContainer(c)) {
+    if (api::IsRestartableInitContainer(c)) {
       if (latest && latest->state() == v1::CONTAINER_RUNNING) {
         if (kill_if_probe_failed(name, *latest)) {
           if (!previously_initialized) initialized = false;
@@ -797,10 +803,10 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   }
   // With sidecars, the pod is done once every regular container has exited for good: the
   // sidecars are then stopped (upstream computePodActions kills the pod).
-  bool regular_done = initialized && !SpecList(pod, "containers").empty();
+  bool regular_done = initialized && !spec.containers.empty();
   if (initialized) {
-    for (const auto& c : SpecList(pod, "containers")) {
-      std::string name = c.value("name", std::string());
+    for (const api::Container& c : spec.containers) {
+      const std::string& name = c.name;
       auto& inst = by_name[name];
       const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
       if (latest && latest->state() == v1::CONTAINER_RUNNING) {
@@ -820,10 +826,10 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   // Ephemeral containers (kubectl debug, added through the ephemeralcontainers
   // subresource): each started once, never restarted (upstream EphemeralContainersToStart);
   // with targetContainerName in the PID namespace of that container's running instance.
-  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
-    std::string name = c.value("name", std::string());
+  for (const api::Container& c : spec.ephemeral_containers) {
+    const std::string& name = c.name;
     if (!by_name[name].empty()) continue;
-    std::string target = c.value("targetContainerName", std::string());
+    const std::string& target = c.target_container_name;
     std::string target_id;
     if (!target.empty()) {
       const auto& t = by_name[target];
@@ -836,7 +842,7 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
     }
     auto id = StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
     if (!id.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": ephemeral container " << name << ": " << id.status().message();
+      LOG(WARNING) << "pod " << pod.Key() << ": ephemeral container " << name << ": " << id.status().message();
       if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
         EnqueueAfter(uid, opts_.backoff_initial);
       }
@@ -871,19 +877,19 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const Json& po
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");
   bool has_sidecars = false;
-  for (const auto& c : SpecList(pod, "initContainers")) has_sidecars |= IsRestartableInitContainer(c);
+  for (const api::Container& c : spec.init_containers) has_sidecars |= api::IsRestartableInitContainer(c);
   if (failed || phase == "Succeeded" || phase == "Failed" || (has_sidecars && regular_done)) {
     // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
-    absl::Status k = KillPod(uid, pod, spec.value("terminationGracePeriodSeconds", kDefaultGracePeriodSeconds), false);
+    absl::Status k = KillPod(uid, pod, spec.termination_grace_period_seconds, false);
     if (!k.ok()) {
-      LOG(WARNING) << "pod " << PodKey(pod) << ": stopping terminal pod: " << k.message();
+      LOG(WARNING) << "pod " << pod.Key() << ": stopping terminal pod: " << k.message();
       EnqueueAfter(uid, absl::Seconds(2));
       return false;
     }
     state->terminated = true;
     auto after = GetRuntimeStatus(uid);
     UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
-    LOG(INFO) << "pod " << PodKey(pod) << " is " << state->last_status.value("phase", "");
+    LOG(INFO) << "pod " << pod.Key() << " is " << state->last_status.value("phase", "");
   }
   return false;
 }

@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
+#include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
 #include "kubelet/lifecycle.h"
 #include "kubelet/prober.h"
@@ -113,7 +114,10 @@ class PodManager {
   void Stop();
 
   // A watch event for a pod bound to this node: `type` is "ADDED", "MODIFIED", "DELETED"
-  // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object.
+  // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object. The
+  // object is parsed here, once (api::ParsePod); one that does not parse is logged and
+  // reported as a Warning event "FailedToParsePod" naming the field, and otherwise ignored:
+  // a known pod keeps its last good spec, other pods are not affected.
   void HandlePodEvent(const std::string& type, const Json& pod);
 
   // Call once the initial LIST of pods has been fed through HandlePodEvent: sandboxes and
@@ -131,9 +135,8 @@ class PodManager {
   // UIDs of the pods the manager currently tracks.
   std::vector<std::string> PodUids();
 
-  // The tracked pods (v1.Pod objects) that are neither deleted nor terminal: what the
-  // eviction manager checks.
-  std::vector<Json> ActivePods();
+  // The tracked pods that are neither deleted nor terminal: what the eviction manager checks.
+  std::vector<api::Pod> ActivePods();
 
   // Evicts pod `uid` (the kubelet eviction manager's evictPod): records a Warning "Evicted"
   // event with `message`, kills its containers with no grace period and sets the pod's phase
@@ -153,7 +156,9 @@ class PodManager {
   };
   // Per-pod state. Fields under "worker" are touched only by the (serialized) pod worker.
   struct PodState {
-    Json pod;                 // guarded by mu_: the latest object from the API
+    // guarded by mu_: the latest object from the API, parsed; replaced (never mutated) on
+    // each update, so a worker may hold it while a newer one arrives.
+    std::shared_ptr<const api::Pod> pod;
     bool removed = false;     // guarded by mu_: DELETED seen; kill then forget
     bool queued = false;      // guarded by mu_
     bool running = false;     // guarded by mu_
@@ -185,38 +190,40 @@ class PodManager {
   void WorkerLoop();
   void TimerLoop();
   // One sync of one pod. Returns true when the pod is finished and must be forgotten.
-  bool SyncPod(const std::string& uid, PodState* state, const Json& pod, bool removed);
+  bool SyncPod(const std::string& uid, PodState* state, const api::Pod& pod, bool removed);
   // Stops and removes everything of the pod; `grace_seconds` for StopContainer.
-  absl::Status KillPod(const std::string& uid, const Json& pod, int64_t grace_seconds,
+  absl::Status KillPod(const std::string& uid, const api::Pod& pod, int64_t grace_seconds,
                        bool remove);
   // Stops running instance `id` of container `name` (upstream killContainer): its
   // lifecycle.preStop hook first, when it has one and `grace_seconds` > 0 (a failure is a
   // FailedPreStopHook event), then StopContainer with what is left of the grace period (at
   // least 2 s after a hook). NotFound is success.
-  absl::Status StopOne(const Json& pod, const std::string& name, const std::string& id,
+  absl::Status StopOne(const api::Pod& pod, const std::string& name, const std::string& id,
                        int64_t grace_seconds, const std::string& pod_ip);
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
-  cri::v1::PodSandboxConfig MakeSandboxConfig(const Json& pod, uint32_t attempt);
+  cri::v1::PodSandboxConfig MakeSandboxConfig(const api::Pod& pod, uint32_t attempt);
   // The kubelet's pod admission for a pod not yet running here (its OS: node selector and
   // spec.os; its sysctls against the allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
-  std::optional<std::pair<std::string, std::string>> AdmitPod(const Json& pod);
+  std::optional<std::pair<std::string, std::string>> AdmitPod(const api::Pod& pod);
   // The pod's hostname and domain (upstream GeneratePodHostNameAndDomain): spec.hostnameOverride
   // alone when set; else spec.hostname or the pod name (at most 63 characters, no trailing
   // '-' or '.'), with "<subdomain>.<namespace>.svc.<cluster domain>" when spec.subdomain is set.
-  std::pair<std::string, std::string> PodHostnameAndDomain(const Json& pod) const;
+  std::pair<std::string, std::string> PodHostnameAndDomain(const api::Pod& pod) const;
   // Time left before spec.activeDeadlineSeconds passes (counted from status.startTime, ours
   // or the object's); nullopt when the pod has no deadline or no start time yet.
-  std::optional<absl::Duration> ActiveDeadlineLeft(const Json& pod, const PodState& state);
+  std::optional<absl::Duration> ActiveDeadlineLeft(const api::Pod& pod, const PodState& state);
   // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
   // or an error whose message is the waiting message; *reason is set on failure.
   // Forwards an Event about `pod` (and container `container`, if set) to opts_.record_event.
   void Event(const Json& pod, const std::string& type, const std::string& reason,
              const std::string& message, const std::string& container = "");
+  void Event(const api::Pod& pod, const std::string& type, const std::string& reason,
+             const std::string& message, const std::string& container = "");
   // The credentials of the pod's spec.imagePullSecrets (GET from the API server each call);
   // a secret that cannot be read or parsed is left out, logged, and reported once per call
   // as a FailedToRetrieveImagePullSecret event, as the kubelet does.
-  DockerKeyring PullSecretsKeyring(const Json& pod);
-  absl::StatusOr<std::string> EnsureImage(PodState* state, const Json& pod, const Json& c,
+  DockerKeyring PullSecretsKeyring(const api::Pod& pod);
+  absl::StatusOr<std::string> EnsureImage(PodState* state, const api::Pod& pod, const api::Container& c,
                                           const cri::v1::PodSandboxConfig& sandbox,
                                           std::string* reason);
   // Creates and starts container `c` in the sandbox and runs its lifecycle.postStart hook
@@ -224,13 +231,13 @@ class PodManager {
   // the container ID.
   // `pid_target_id`: an ephemeral container's targetContainerName instance, whose PID
   // namespace it joins (CRI NamespaceMode TARGET) when the pod has no shared one.
-  absl::StatusOr<std::string> StartContainer(PodState* state, const Json& pod, const Json& c,
+  absl::StatusOr<std::string> StartContainer(PodState* state, const api::Pod& pod, const api::Container& c,
                                              int restart_count, const std::string& sandbox_id,
                                              const cri::v1::PodSandboxConfig& sandbox,
                                              const std::string& pod_ip,
                                              const std::map<std::string, MountedVolume>& volumes,
                                              const std::string& pid_target_id = "");
-  void UpdateStatus(const std::string& uid, PodState* state, const Json& pod,
+  void UpdateStatus(const std::string& uid, PodState* state, const api::Pod& pod,
                     const PodRuntimeStatus& runtime, bool terminal);
 
   ApiClient* api_;

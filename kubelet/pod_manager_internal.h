@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
+#include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
 
 namespace berth::kubelet::pod_internal {
@@ -18,8 +19,6 @@ namespace berth::kubelet::pod_internal {
 namespace v1 = cri::v1;
 
 
-inline constexpr int64_t kDefaultGracePeriodSeconds = 30;
-inline constexpr char kDefaultTerminationMessagePath[] = "/dev/termination-log";
 inline constexpr int64_t kMinShares = 2;
 inline constexpr int64_t kCpuPeriod = 100000;
 inline constexpr int64_t kMinQuota = 1000;
@@ -28,23 +27,6 @@ inline constexpr absl::Duration kPostStartTimeout = absl::Minutes(2);
 // Upstream minimumGracePeriodInSeconds: what StopContainer gets at least after a preStop
 // hook, and each sidecar at pod termination.
 inline constexpr int64_t kMinGracePeriodSeconds = 2;
-
-inline const Json& Spec(const Json& pod) {
-  static const Json kEmpty = Json::object();
-  auto it = pod.find("spec");
-  return it != pod.end() && it->is_object() ? *it : kEmpty;
-}
-
-inline Json SpecList(const Json& pod, const char* list) {
-  const Json& spec = Spec(pod);
-  auto it = spec.find(list);
-  return it != spec.end() && it->is_array() ? *it : Json::array();
-}
-
-inline std::string RestartPolicy(const Json& pod) {
-  std::string p = Spec(pod).value("restartPolicy", std::string());
-  return p.empty() ? "Always" : p;
-}
 
 struct ResolvConf {
   std::vector<std::string> servers, searches, options;
@@ -82,49 +64,25 @@ inline int64_t CurrentOomScoreAdj() {
   return v;
 }
 
-// imagePullPolicy default: Always for ":latest" or untagged images, else IfNotPresent.
-inline std::string PullPolicy(const Json& c) {
-  std::string p = c.value("imagePullPolicy", std::string());
-  if (!p.empty()) return p;
-  std::string image = c.value("image", std::string());
-  if (image.find('@') != std::string::npos) return "IfNotPresent";
-  auto slash = image.rfind('/');
-  auto colon = image.rfind(':');
-  bool tagged = colon != std::string::npos && (slash == std::string::npos || colon > slash);
-  if (!tagged || image.substr(colon + 1) == "latest") return "Always";
-  return "IfNotPresent";
-}
-
-inline const Json* FieldOr(const Json& obj, const char* a) {
-  auto it = obj.find(a);
-  return it != obj.end() && it->is_object() ? &*it : nullptr;
-}
-
 // The pod-level groups of its sandbox and every container: supplementalGroups, then fsGroup
 // (the kubelet's determineEffectiveSecurityContext).
 template <typename SecurityContext>
-inline void AddPodSupplementalGroups(const Json& pod_security_context, SecurityContext* sc) {
-  for (const auto& g : pod_security_context.value("supplementalGroups", Json::array())) {
-    sc->add_supplemental_groups(g.get<int64_t>());
-  }
-  auto fs_group = pod_security_context.find("fsGroup");
-  if (fs_group != pod_security_context.end() && fs_group->is_number_integer()) {
-    sc->add_supplemental_groups(fs_group->get<int64_t>());
-  }
+inline void AddPodSupplementalGroups(const api::PodSecurityContext& psc, SecurityContext* sc) {
+  for (int64_t g : psc.supplemental_groups) sc->add_supplemental_groups(g);
+  if (psc.fs_group) sc->add_supplemental_groups(*psc.fs_group);
 }
 
-inline v1::NamespaceOption NamespaceOptions(const Json& pod) {
-  const Json& spec = Spec(pod);
+inline v1::NamespaceOption NamespaceOptions(const api::Pod& pod) {
+  const api::PodSpec& spec = pod.spec;
   v1::NamespaceOption ns;
-  ns.set_network(spec.value("hostNetwork", false) ? v1::NODE : v1::POD);
-  ns.set_ipc(spec.value("hostIPC", false) ? v1::NODE : v1::POD);
-  if (spec.value("hostPID", false)) {
+  ns.set_network(spec.host_network ? v1::NODE : v1::POD);
+  ns.set_ipc(spec.host_ipc ? v1::NODE : v1::POD);
+  if (spec.host_pid) {
     ns.set_pid(v1::NODE);
   } else {
-    ns.set_pid(spec.value("shareProcessNamespace", false) ? v1::POD : v1::CONTAINER);
+    ns.set_pid(spec.share_process_namespace.value_or(false) ? v1::POD : v1::CONTAINER);
   }
   return ns;
 }
-
 
 }  // namespace berth::kubelet::pod_internal

@@ -696,5 +696,41 @@ TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeve
   EXPECT_EQ((*manager_->GetPodStatus("uid-debugged"))["ephemeralContainerStatuses"][0]["restartCount"], 0);
 }
 
+// A pod the typed model cannot read is reported as a Warning event naming the field and
+// otherwise ignored: it does not crash the manager, other pods run, a known pod keeps its last
+// good spec, and its deletion still applies.
+TEST_F(PodManagerTest, MalformedPodIsReportedAndDoesNotAffectOtherPods) {
+  Json bad = MakePod("bad");
+  bad["spec"]["containers"][0]["ports"][0]["containerPort"] = "eighty";
+  manager_->HandlePodEvent("ADDED", bad);
+  {
+    std::lock_guard<std::mutex> l(events_mu_);
+    ASSERT_EQ(events_.size(), 1u);
+    EXPECT_EQ(events_[0],
+              "FailedToParsePod: berth cannot read the pod: spec.containers[0].ports[0].containerPort: "
+              "want an integer, got string");
+  }
+  EXPECT_TRUE(manager_->PodUids().empty());
+
+  Json good = MakePod("good");
+  manager_->HandlePodEvent("ADDED", good);
+  ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
+
+  // A malformed update of a running pod keeps it running on its last good spec.
+  Json broken = good;
+  broken["spec"]["terminationGracePeriodSeconds"] = "30";
+  manager_->HandlePodEvent("MODIFIED", broken);
+  EXPECT_EQ(manager_->PodUids(), std::vector<std::string>{"uid-good"});
+  EXPECT_EQ(manager_->ActivePods().at(0).raw, good);
+
+  // Its deletion, even malformed, still removes it.
+  manager_->HandlePodEvent("DELETED", broken);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!manager_->PodUids().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(manager_->PodUids().empty());
+}
+
 }  // namespace
 }  // namespace berth::kubelet

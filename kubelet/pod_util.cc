@@ -15,36 +15,8 @@
 
 namespace berth::kubelet {
 
-absl::StatusOr<double> ParseQuantity(const std::string& s) {
-  if (s.empty()) return absl::InvalidArgumentError("empty quantity");
-  size_t i = 0;
-  if (s[i] == '+' || s[i] == '-') ++i;
-  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  std::string num = s.substr(0, i);
-  std::string suffix = s.substr(i);
-  char* end = nullptr;
-  double v = std::strtod(num.c_str(), &end);
-  if (num.empty() || end != num.c_str() + num.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": bad number"));
-  }
-  static const std::map<std::string, double> kSuffixes = {
-      {"", 1},          {"n", 1e-9},      {"u", 1e-6},         {"m", 1e-3},
-      {"k", 1e3},       {"M", 1e6},       {"G", 1e9},          {"T", 1e12},
-      {"P", 1e15},      {"E", 1e18},      {"Ki", 1024.0},      {"Mi", std::pow(1024.0, 2)},
-      {"Gi", std::pow(1024.0, 3)}, {"Ti", std::pow(1024.0, 4)}, {"Pi", std::pow(1024.0, 5)},
-      {"Ei", std::pow(1024.0, 6)}};
-  auto it = kSuffixes.find(suffix);
-  if (it != kSuffixes.end()) return v * it->second;
-  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    char* e2 = nullptr;
-    long exp = std::strtol(suffix.c_str() + 1, &e2, 10);
-    if (*e2 == '\0') return v * std::pow(10.0, static_cast<double>(exp));
-  }
-  return absl::InvalidArgumentError(absl::StrCat("quantity \"", s, "\": unknown suffix \"", suffix, "\""));
-}
-
-std::optional<double> ContainerResource(const Json& container, const std::string& kind,
-                                        const std::string& resource) {
+std::optional<Quantity> ContainerResource(const Json& container, const std::string& kind,
+                                          const std::string& resource) {
   auto res = container.find("resources");
   if (res == container.end() || !res->is_object()) return std::nullopt;
   auto k = res->find(kind);
@@ -52,7 +24,7 @@ std::optional<double> ContainerResource(const Json& container, const std::string
   auto q = k->find(resource);
   if (q == k->end()) return std::nullopt;
   std::string text = q->is_string() ? q->get<std::string>() : q->dump();
-  auto v = ParseQuantity(text);
+  absl::StatusOr<Quantity> v = Quantity::Parse(text);
   if (!v.ok()) return std::nullopt;
   return *v;
 }
@@ -98,53 +70,66 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const
       (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", resource, "\""));
   }
-  double divisor = 1;
+  // The API server stores an absent divisor as "0"; ExtractContainerResourceValue takes a
+  // zero divisor as 1.
+  Quantity divisor = Quantity::FromScaled(1, 0);
   if (auto d = ref.find("divisor"); d != ref.end() && !d->is_null()) {
-    auto q = ParseQuantity(d->is_string() ? d->get<std::string>() : d->dump());
-    if (!q.ok() || *q < 0) {
+    absl::StatusOr<Quantity> q = Quantity::Parse(d->is_string() ? d->get<std::string>() : d->dump());
+    if (!q.ok() || q->Sign() < 0) {
       return absl::InvalidArgumentError(absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
     }
-    // The API server defaults an absent divisor to "0"; upstream's
-    // ExtractContainerResourceValue treats a zero divisor as 1.
-    if (*q > 0) divisor = *q;
+    if (!q->IsZero()) divisor = *q;
   }
-  std::optional<double> value = ContainerResource(container, parts[0], parts[1]);
+  return ResourceValueOverDivisor(parts[1], ContainerResource(container, parts[0], parts[1]),
+                                  parts[0] == "limits", divisor, node);
+}
+
+absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& container,
+                                                    const api::ResourceFieldSelector& ref,
+                                                    const NodeResources& node) {
+  std::vector<std::string> parts = absl::StrSplit(ref.resource, absl::MaxSplits('.', 1));
+  if (parts.size() != 2 || (parts[0] != "limits" && parts[0] != "requests") ||
+      (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", ref.resource, "\""));
+  }
+  const api::ResourceList& list = parts[0] == "limits" ? container.resources.limits : container.resources.requests;
+  std::optional<Quantity> value;
+  if (auto it = list.find(parts[1]); it != list.end()) value = it->second;
+  return ResourceValueOverDivisor(parts[1], value, parts[0] == "limits", ref.divisor, node);
+}
+
+std::string ResourceValueOverDivisor(const std::string& resource, std::optional<Quantity> value,
+                                     bool is_limit, const Quantity& divisor,
+                                     const NodeResources& node) {
   if (!value) {
-    value = 0;
-    if (parts[0] == "limits") {
-      value = parts[1] == "cpu" ? node.cpu : parts[1] == "memory" ? node.memory : node.ephemeral_storage;
-    }
+    // An unset limit is the node's allocatable (the kubelet merges it in); an unset request 0.
+    double v = 0;
+    if (is_limit) v = resource == "cpu" ? node.cpu : resource == "memory" ? node.memory : node.ephemeral_storage;
+    value = resource == "cpu" ? Quantity::FromScaled(static_cast<int64_t>(v * 1000), -3)
+                              : Quantity::FromScaled(static_cast<int64_t>(v), 0);
   }
   double out;
-  if (parts[1] == "cpu") {
-    // MilliValue()s: whole millicores, rounded up.
-    out = std::ceil(std::ceil(*value * 1000 - 1e-9) / std::ceil(divisor * 1000 - 1e-9));
+  if (resource == "cpu") {
+    out = std::ceil(static_cast<double>(value->MilliValue()) / static_cast<double>(divisor.MilliValue()));
   } else {
-    out = std::ceil(std::ceil(*value - 1e-9) / std::ceil(divisor - 1e-9));
+    out = std::ceil(static_cast<double>(value->Value()) / static_cast<double>(divisor.Value()));
   }
   return absl::StrCat(static_cast<int64_t>(out));
 }
 
-std::string PodQosClass(const Json& pod) {
-  const Json& spec = pod.value("spec", Json::object());
-  std::vector<Json> containers;
-  for (const char* list : {"initContainers", "containers"}) {
-    if (spec.contains(list) && spec[list].is_array()) {
-      for (const auto& c : spec[list]) containers.push_back(c);
-    }
-  }
+std::string PodQosClass(const api::Pod& pod) {
   bool any_set = false;
   bool guaranteed = true;
-  for (const auto& c : containers) {
-    for (const char* r : {"cpu", "memory"}) {
-      auto req = ContainerResource(c, "requests", r);
-      auto lim = ContainerResource(c, "limits", r);
-      if (req && *req > 0) any_set = true;
-      if (lim && *lim > 0) any_set = true;
-      if (!lim) {
-        guaranteed = false;
-      } else if (req && *req != *lim) {
-        guaranteed = false;  // a request defaults to the limit when unset
+  for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
+    for (const api::Container& c : *list) {
+      for (const char* r : {"cpu", "memory"}) {
+        auto req = c.resources.requests.find(r);
+        auto lim = c.resources.limits.find(r);
+        bool has_req = req != c.resources.requests.end();
+        bool has_lim = lim != c.resources.limits.end();
+        if (has_req && req->second.Sign() > 0) any_set = true;
+        if (has_lim && lim->second.Sign() > 0) any_set = true;
+        if (!has_lim || (has_req && req->second != lim->second)) guaranteed = false;
       }
     }
   }
@@ -153,9 +138,9 @@ std::string PodQosClass(const Json& pod) {
   return "Burstable";
 }
 
-std::string PodCgroupParent(const Json& pod, const std::string& root) {
-  std::string uid = GetString(pod, "metadata.uid");
-  std::string qos = PodQosClass(pod);
+std::string PodCgroupParent(const api::Pod& pod, const std::string& root) {
+  const std::string qos = PodQosClass(pod);
+  const std::string& uid = pod.metadata.uid;
   if (qos == "Guaranteed") return absl::StrCat(root, "/pod", uid);
   if (qos == "Burstable") return absl::StrCat(root, "/burstable/pod", uid);
   return absl::StrCat(root, "/besteffort/pod", uid);
@@ -227,6 +212,35 @@ absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& 
   return absl::InvalidArgumentError(absl::StrCat("unsupported fieldRef \"", field_path, "\""));
 }
 
+absl::StatusOr<std::string> ResolveFieldRef(const api::Pod& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip) {
+  if (field_path == "metadata.name") return pod.metadata.name;
+  if (field_path == "metadata.namespace") return pod.metadata.namespace_;
+  if (field_path == "metadata.uid") return pod.metadata.uid;
+  if (field_path == "spec.nodeName") return pod.spec.node_name;
+  if (field_path == "spec.serviceAccountName") return pod.spec.service_account_name;
+  if (field_path == "status.podIP" || field_path == "status.podIPs") return pod_ip;
+  if (field_path == "status.hostIP" || field_path == "status.hostIPs") return host_ip;
+  std::string prefix, key;
+  if (SplitSubscript(field_path, &prefix, &key) &&
+      (prefix == "metadata.labels" || prefix == "metadata.annotations")) {
+    const auto& m = prefix == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
+    auto it = m.find(key);
+    return it != m.end() ? it->second : std::string();
+  }
+  if (field_path == "metadata.labels" || field_path == "metadata.annotations") {
+    // Formatted as the downward API does: one key="value" per line, sorted by key.
+    const auto& m = field_path == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
+    std::string out;
+    for (const auto& [k, v] : m) {
+      if (!out.empty()) out += "\n";
+      out += absl::StrCat(k, "=", Json(v).dump());
+    }
+    return out;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unsupported fieldRef \"", field_path, "\""));
+}
+
 std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env) {
   std::string out;
   for (size_t i = 0; i < in.size(); ++i) {
@@ -262,51 +276,32 @@ std::string PodKey(const Json& pod) {
   return absl::StrCat(GetString(pod, "metadata.namespace"), "/", GetString(pod, "metadata.name"));
 }
 
-bool IsRestartableInitContainer(const Json& container) {
-  return container.is_object() && container.value("restartPolicy", std::string()) == "Always";
-}
-
-Json ProbedSpecContainers(const Json& pod) {
-  Json out = Json::array();
-  const Json spec = pod.value("spec", Json::object());
-  for (const auto& c : spec.value("containers", Json::array())) out.push_back(c);
-  for (const auto& c : spec.value("initContainers", Json::array())) {
-    if (IsRestartableInitContainer(c)) out.push_back(c);
-  }
-  return out;
-}
-
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root) {
-  const Json* field = nullptr;
-  const Json& csc = container.contains("securityContext") ? container["securityContext"] : Json();
-  const Json& spec = pod.contains("spec") ? pod["spec"] : Json();
-  const Json& psc = spec.is_object() && spec.contains("securityContext") ? spec["securityContext"] : Json();
-  if (csc.is_object() && csc.contains("seccompProfile") && csc["seccompProfile"].is_object()) {
-    field = &csc["seccompProfile"];
-  } else if (psc.is_object() && psc.contains("seccompProfile") && psc["seccompProfile"].is_object()) {
-    field = &psc["seccompProfile"];
+  const api::SeccompProfile* field = nullptr;
+  if (container.security_context && container.security_context->seccomp_profile) {
+    field = &*container.security_context->seccomp_profile;
+  } else if (pod.spec.security_context.seccomp_profile) {
+    field = &*pod.spec.security_context.seccomp_profile;
   }
   SeccompProfile out;
   if (field == nullptr) {
     if (seccomp_default) out.type = SeccompProfile::Type::kRuntimeDefault;
     return out;
   }
-  const std::string type = field->value("type", std::string());
-  if (type == "RuntimeDefault") {
+  if (field->type == "RuntimeDefault") {
     out.type = SeccompProfile::Type::kRuntimeDefault;
-  } else if (type == "Unconfined") {
+  } else if (field->type == "Unconfined") {
     out.type = SeccompProfile::Type::kUnconfined;
-  } else if (type == "Localhost") {
-    const std::string rel = field->value("localhostProfile", std::string());
-    if (rel.empty()) {
+  } else if (field->type == "Localhost") {
+    if (field->localhost_profile.empty()) {
       return absl::InvalidArgumentError("localhostProfile must be set if seccompProfile type is Localhost.");
     }
     out.type = SeccompProfile::Type::kLocalhost;
-    out.localhost_path = profile_root + "/" + rel;
+    out.localhost_path = profile_root + "/" + field->localhost_profile;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", type, "\""));
+    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", field->type, "\""));
   }
   return out;
 }

@@ -1,5 +1,8 @@
-// Helpers over v1.Pod JSON objects shared by the pod manager, status manager and volume
-// manager: resource quantities, QoS class, cgroup parents, timestamps, field paths.
+// Pod helpers shared by the pod manager, status manager, prober and volume manager: QoS
+// class, cgroup parents, seccomp resolution, downward-API field and resource references,
+// $(VAR) expansion, timestamps. They take the typed pod (kubelet/api/pod.h); the JSON forms
+// left (GetString, PodKey, FindContainer, ContainerResource and the JSON ResolveFieldRef /
+// ResolveResourceFieldRef) serve the volume manager until it moves onto the typed model.
 // All functions are pure and thread-safe.
 #pragma once
 
@@ -12,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/quantity.h"
+#include "kubelet/api/pod.h"
 
 namespace berth::kubelet {
 
@@ -30,14 +35,10 @@ inline constexpr char kTerminationMessagePolicyAnnotation[] =
     "io.kubernetes.container.terminationMessagePolicy";
 inline constexpr char kGracePeriodAnnotation[] = "io.kubernetes.pod.terminationGracePeriod";
 
-// Parses a Kubernetes resource.Quantity ("100m", "1.5", "128Mi", "1G", "1e3") into its value
-// in base units (cores for CPU, bytes for memory). Errors: InvalidArgument.
-absl::StatusOr<double> ParseQuantity(const std::string& s);
-
 // Quantity of `resource` ("cpu", "memory") in container.resources.<kind> (kind "requests" or
-// "limits"), in base units; nullopt when absent or unparsable.
-std::optional<double> ContainerResource(const Json& container, const std::string& kind,
-                                        const std::string& resource);
+// "limits"); nullopt when absent or unparsable.
+std::optional<Quantity> ContainerResource(const Json& container, const std::string& kind,
+                                          const std::string& resource);
 
 // A container's seccomp profile, as the kubelet resolves it (kuberuntime getSeccompProfile):
 // the container's securityContext.seccompProfile, else the pod's, else RuntimeDefault when
@@ -49,19 +50,19 @@ struct SeccompProfile {
   std::string localhost_path;
 };
 
-// Resolves the seccomp profile of `container` (a v1.Container) in `pod`; profile_root is the
+// Resolves the seccomp profile of `container` in `pod`; profile_root is the
 // kubelet's <root-dir>/seccomp. Errors: InvalidArgument for type Localhost without
 // localhostProfile, or an unknown type (the kubelet's CreateContainerConfigError).
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const Json& pod, const Json& container,
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root);
 
 // The pod's QoS class per upstream GetPodQOS: "Guaranteed", "Burstable" or "BestEffort".
-std::string PodQosClass(const Json& pod);
+std::string PodQosClass(const api::Pod& pod);
 
 // The pod cgroup parent: "<root>/pod<uid>" for Guaranteed, "<root>/burstable/pod<uid>" and
 // "<root>/besteffort/pod<uid>" otherwise. `root` is e.g. "/kubepods".
-std::string PodCgroupParent(const Json& pod, const std::string& root);
+std::string PodCgroupParent(const api::Pod& pod, const std::string& root);
 
 // RFC 3339 UTC time with second precision, as metav1.Time marshals ("2024-01-02T03:04:05Z").
 std::string FormatRfc3339(absl::Time t);
@@ -77,6 +78,8 @@ std::string GetString(const Json& obj, const std::string& dotted_path);
 // `pod_ip`/`host_ip` supply the status fields not yet in the object. Errors: InvalidArgument
 // for an unsupported path.
 absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& field_path,
+                                            const std::string& pod_ip, const std::string& host_ip);
+absl::StatusOr<std::string> ResolveFieldRef(const api::Pod& pod, const std::string& field_path,
                                             const std::string& pod_ip, const std::string& host_ip);
 
 // The node's resources that a container without a limit may use (the kubelet merges node
@@ -101,18 +104,21 @@ const Json* FindContainer(const Json& pod, const std::string& name);
 // InvalidArgument for another resource or a bad divisor.
 absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
                                                     const NodeResources& node);
+absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& container,
+                                                    const api::ResourceFieldSelector& ref,
+                                                    const NodeResources& node);
+
+// The downward-API value of `resource` ("cpu", "memory", "ephemeral-storage") of a container
+// over a (non-zero) `divisor`, as upstream convertResource*ToString: ceil(MilliValue /
+// divisor.MilliValue) for CPU, ceil(Value / divisor.Value) otherwise. An absent `value` is
+// the node's allocatable `node` when `is_limit`, else 0.
+std::string ResourceValueOverDivisor(const std::string& resource, std::optional<Quantity> value,
+                                     bool is_limit, const Quantity& divisor,
+                                     const NodeResources& node);
 
 // Expands $(VAR) references in `in` with `env` (kubelet's expansion.Expand): "$$" is an
 // escaped "$", unknown references are kept as written.
 std::string ExpandEnvRefs(const std::string& in, const std::map<std::string, std::string>& env);
-
-// True for a native sidecar: an init container with restartPolicy "Always" (upstream
-// types.IsRestartableInitContainer). It runs for the pod's life once started.
-bool IsRestartableInitContainer(const Json& container);
-
-// The containers of pod.spec that run beside the regular containers and that the prober
-// follows: spec.containers then the restartable init containers (in spec order).
-Json ProbedSpecContainers(const Json& pod);
 
 // Pod "<namespace>/<name>" for log messages.
 std::string PodKey(const Json& pod);

@@ -5,16 +5,10 @@
 namespace berth::kubelet {
 namespace {
 
-TEST(ParseQuantityTest, SuffixesAndErrors) {
-  EXPECT_DOUBLE_EQ(*ParseQuantity("100m"), 0.1);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("2"), 2);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1.5"), 1.5);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("128Mi"), 128.0 * 1024 * 1024);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1G"), 1e9);
-  EXPECT_DOUBLE_EQ(*ParseQuantity("1e3"), 1000);
-  EXPECT_FALSE(ParseQuantity("").ok());
-  EXPECT_FALSE(ParseQuantity("12Q").ok());
-  EXPECT_FALSE(ParseQuantity("abc").ok());
+api::Pod Typed(const Json& j) {
+  absl::StatusOr<api::Pod> p = api::ParsePod(j);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : api::Pod{};
 }
 
 Json PodWithResources(const Json& requests, const Json& limits) {
@@ -26,14 +20,14 @@ Json PodWithResources(const Json& requests, const Json& limits) {
 
 TEST(PodQosClassTest, GuaranteedBurstableBestEffort) {
   Json both = {{"cpu", "500m"}, {"memory", "64Mi"}};
-  EXPECT_EQ(PodQosClass(PodWithResources(nullptr, nullptr)), "BestEffort");
-  EXPECT_EQ(PodQosClass(PodWithResources(nullptr, both)), "Guaranteed");  // requests default to limits
-  EXPECT_EQ(PodQosClass(PodWithResources(both, both)), "Guaranteed");
-  EXPECT_EQ(PodQosClass(PodWithResources({{"cpu", "100m"}}, both)), "Burstable");
-  EXPECT_EQ(PodQosClass(PodWithResources({{"memory", "1Gi"}}, nullptr)), "Burstable");
-  EXPECT_EQ(PodCgroupParent(PodWithResources(nullptr, both), "/kubepods"), "/kubepods/podU");
-  EXPECT_EQ(PodCgroupParent(PodWithResources({{"cpu", "1"}}, nullptr), "/kubepods"), "/kubepods/burstable/podU");
-  EXPECT_EQ(PodCgroupParent(PodWithResources(nullptr, nullptr), "/kubepods"), "/kubepods/besteffort/podU");
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources(nullptr, nullptr))), "BestEffort");
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources(nullptr, both))), "Guaranteed");  // requests default to limits
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources(both, both))), "Guaranteed");
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources({{"cpu", "100m"}}, both))), "Burstable");
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources({{"memory", "1Gi"}}, nullptr))), "Burstable");
+  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources(nullptr, both)), "/kubepods"), "/kubepods/podU");
+  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources({{"cpu", "1"}}, nullptr)), "/kubepods"), "/kubepods/burstable/podU");
+  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources(nullptr, nullptr)), "/kubepods"), "/kubepods/besteffort/podU");
 }
 
 TEST(ExpandEnvRefsTest, ExpandsKnownKeepsUnknownAndEscapes) {
@@ -52,30 +46,49 @@ TEST(ResolveFieldRefTest, PodFields) {
   EXPECT_FALSE(ResolveFieldRef(pod, "spec.bogus", "", "").ok());
 }
 
+TEST(ResolveFieldRefTest, TypedPodFields) {
+  api::Pod pod = Typed(Json::parse(R"({"metadata": {"name": "n", "namespace": "ns", "uid": "u",
+                                        "labels": {"app": "x", "tier": "web"}, "annotations": {"a": "b"}},
+                                       "spec": {"nodeName": "node", "serviceAccountName": "sa"}})"));
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.name", "", ""), "n");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.uid", "", ""), "u");
+  EXPECT_EQ(*ResolveFieldRef(pod, "spec.serviceAccountName", "", ""), "sa");
+  EXPECT_EQ(*ResolveFieldRef(pod, "status.hostIP", "", "192.0.2.1"), "192.0.2.1");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.annotations['a']", "", ""), "b");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.labels['none']", "", ""), "");
+  EXPECT_EQ(*ResolveFieldRef(pod, "metadata.labels", "", ""), "app=\"x\"\ntier=\"web\"");
+  EXPECT_FALSE(ResolveFieldRef(pod, "spec.bogus", "", "").ok());
+}
+
 TEST(ResolveSeccompProfileTest, ContainerThenPodThenNodeDefault) {
   using T = SeccompProfile::Type;
-  Json pod = Json::parse(R"({"spec": {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}})");
-  Json plain = Json::parse(R"({"name": "a"})");
-  Json own = Json::parse(
-      R"({"name": "b", "securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p/audit.json"}}})");
-  Json unconfined = Json::parse(R"({"name": "c", "securityContext": {"seccompProfile": {"type": "Unconfined"}}})");
+  auto container = [](const std::string& type, const std::string& local = "") {
+    api::Container c;
+    if (!type.empty()) {
+      c.security_context = api::SecurityContext{};
+      c.security_context->seccomp_profile = api::SeccompProfile{type, local};
+    }
+    return c;
+  };
+  api::Pod pod;
+  pod.spec.security_context.seccomp_profile = api::SeccompProfile{"RuntimeDefault", ""};
+  const api::Container plain = container("");
   // The pod's profile applies to a container without its own.
   EXPECT_EQ(ResolveSeccompProfile(pod, plain, false, "/r/seccomp")->type, T::kRuntimeDefault);
   // The container's own wins, Localhost under the profile root.
-  auto local = ResolveSeccompProfile(pod, own, false, "/r/seccomp");
+  auto local = ResolveSeccompProfile(pod, container("Localhost", "p/audit.json"), false, "/r/seccomp");
   ASSERT_TRUE(local.ok());
   EXPECT_EQ(local->type, T::kLocalhost);
   EXPECT_EQ(local->localhost_path, "/r/seccomp/p/audit.json");
-  EXPECT_EQ(ResolveSeccompProfile(pod, unconfined, true, "/r")->type, T::kUnconfined);
+  EXPECT_EQ(ResolveSeccompProfile(pod, container("Unconfined"), true, "/r")->type, T::kUnconfined);
   // Neither: the node's default.
-  Json bare = Json::parse(R"({"spec": {}})");
+  const api::Pod bare;
   EXPECT_EQ(ResolveSeccompProfile(bare, plain, false, "/r")->type, T::kUnconfined);
   EXPECT_EQ(ResolveSeccompProfile(bare, plain, true, "/r")->type, T::kRuntimeDefault);
   // Localhost without a path, and unknown types, are config errors.
-  Json no_path = Json::parse(R"({"name": "d", "securityContext": {"seccompProfile": {"type": "Localhost"}}})");
-  EXPECT_EQ(ResolveSeccompProfile(bare, no_path, false, "/r").status().code(), absl::StatusCode::kInvalidArgument);
-  Json bogus = Json::parse(R"({"name": "e", "securityContext": {"seccompProfile": {"type": "Strict"}}})");
-  EXPECT_FALSE(ResolveSeccompProfile(bare, bogus, false, "/r").ok());
+  EXPECT_EQ(ResolveSeccompProfile(bare, container("Localhost"), false, "/r").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ResolveSeccompProfile(bare, container("Strict"), false, "/r").ok());
 }
 
 TEST(Rfc3339Test, RoundTrip) {
@@ -125,6 +138,30 @@ TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {
   EXPECT_EQ(get(c, "limits.memory", "0"), "134217728");
   EXPECT_EQ(get(c, "limits.cpu", "-1").rfind("error:", 0), 0u);
   EXPECT_EQ(get(c, "limits.cpu", "lots").rfind("error:", 0), 0u);
+}
+
+// The typed form: divisors already defaulted by the parser (absent or "0" is 1).
+TEST(ResolveResourceFieldRefTest, TypedContainer) {
+  api::Pod pod = Typed(Json::parse(R"({"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app",
+      "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}},
+      "env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+              {"name": "B", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+              {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+              {"name": "D", "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "0"}}},
+              {"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "100m"}}},
+              {"name": "F", "valueFrom": {"resourceFieldRef": {"resource": "limits.hugepages-2Mi"}}}]}]}})"));
+  const api::Container& c = pod.spec.containers[0];
+  NodeResources node{2, 8.0 * (1 << 30), 100e9};
+  auto get = [&](size_t i) {
+    auto v = ResolveResourceFieldRef(c, *c.env[i].value_from->resource_field_ref, node);
+    return v.ok() ? *v : "error: " + std::string(v.status().message());
+  };
+  EXPECT_EQ(get(0), "1");
+  EXPECT_EQ(get(1), "500");
+  EXPECT_EQ(get(2), "128");
+  EXPECT_EQ(get(3), "134217728");  // the request defaults to the limit (SetDefaults_Pod)
+  EXPECT_EQ(get(4), "3");  // 250m / 100m = 2.5, rounded up
+  EXPECT_EQ(get(5).rfind("error: unsupported", 0), 0u);
 }
 
 }  // namespace

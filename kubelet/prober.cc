@@ -47,11 +47,24 @@ const char* ResultLabel(ProbeResult r) {
   return "unknown";
 }
 
-int64_t PositiveOr(const Json& probe, const char* key, int64_t def) {
-  auto it = probe.find(key);
-  if (it == probe.end() || !it->is_number_integer()) return def;
-  int64_t v = it->get<int64_t>();
-  return v > 0 ? v : def;
+// The containers the prober follows: spec.containers then the restartable init containers
+// (native sidecars), in spec order.
+std::vector<const api::Container*> ProbedContainers(const api::Pod& pod) {
+  std::vector<const api::Container*> out;
+  for (const api::Container& c : pod.spec.containers) out.push_back(&c);
+  for (const api::Container& c : pod.spec.init_containers) {
+    if (api::IsRestartableInitContainer(c)) out.push_back(&c);
+  }
+  return out;
+}
+
+const std::optional<api::Probe>& ProbeOf(const api::Container& c, ProbeType type) {
+  switch (type) {
+    case ProbeType::kLiveness: return c.liveness_probe;
+    case ProbeType::kReadiness: return c.readiness_probe;
+    case ProbeType::kStartup: break;
+  }
+  return c.startup_probe;
 }
 
 std::string Truncate(std::string s) {
@@ -128,20 +141,15 @@ std::string ProbeTypeName(ProbeType type) {
   return "";
 }
 
-ProbeTiming ParseProbeTiming(const Json& probe) {
+ProbeTiming ProbeTimingOf(const api::Probe& probe) {
   ProbeTiming t;
-  auto delay = probe.find("initialDelaySeconds");
-  if (delay != probe.end() && delay->is_number_integer() && delay->get<int64_t>() > 0) {
-    t.initial_delay_seconds = delay->get<int64_t>();
-  }
-  t.period_seconds = PositiveOr(probe, "periodSeconds", t.period_seconds);
-  t.timeout_seconds = PositiveOr(probe, "timeoutSeconds", t.timeout_seconds);
-  t.success_threshold = PositiveOr(probe, "successThreshold", t.success_threshold);
-  t.failure_threshold = PositiveOr(probe, "failureThreshold", t.failure_threshold);
-  auto grace = probe.find("terminationGracePeriodSeconds");
-  if (grace != probe.end() && grace->is_number_integer()) {
-    t.termination_grace_period_seconds = grace->get<int64_t>();
-  }
+  auto positive_or = [](int64_t v, int64_t def) { return v > 0 ? v : def; };
+  t.initial_delay_seconds = std::max<int64_t>(probe.initial_delay_seconds, 0);
+  t.period_seconds = positive_or(probe.period_seconds, t.period_seconds);
+  t.timeout_seconds = positive_or(probe.timeout_seconds, t.timeout_seconds);
+  t.success_threshold = positive_or(probe.success_threshold, t.success_threshold);
+  t.failure_threshold = positive_or(probe.failure_threshold, t.failure_threshold);
+  t.termination_grace_period_seconds = probe.termination_grace_period_seconds;
   return t;
 }
 
@@ -382,30 +390,31 @@ ProbeResult Prober::InitialResult(ProbeType type) {
   return ProbeResult::kUnknown;
 }
 
-void Prober::SyncPod(const Json& pod, const std::string& pod_ip,
+void Prober::SyncPod(const api::Pod& pod, const std::string& pod_ip,
                      const std::map<std::string, ProbedContainer>& containers) {
-  std::string uid = GetString(pod, "metadata.uid");
+  const std::string& uid = pod.metadata.uid;
+  auto shared = std::make_shared<const api::Pod>(pod);
   absl::MutexLock l(&mu_);
   if (stopping_ || uid.empty()) return;
   PodEntry& e = pods_[uid];
-  e.pod = pod;
+  e.pod = shared;
   e.pod_ip = pod_ip;
   e.containers = containers;
-  for (const auto& c : ProbedSpecContainers(pod)) {
-    std::string name = c.value("name", std::string());
+  for (const api::Container* c : ProbedContainers(*shared)) {
+    const std::string& name = c->name;
     for (ProbeType type : {ProbeType::kLiveness, ProbeType::kReadiness, ProbeType::kStartup}) {
-      auto it = c.find(ProbeField(type));
-      if (it == c.end() || !it->is_object()) continue;
+      const std::optional<api::Probe>& probe = ProbeOf(*c, type);
+      if (!probe) continue;
       Key key{uid, name, type};
       if (workers_.count(key)) continue;
       auto w = std::make_unique<Worker>();
       w->key = key;
-      w->probe = *it;
-      w->timing = ParseProbeTiming(*it);
+      // The handler as the runner reads it: the object as sent.
+      w->probe = c->raw.value(ProbeField(type), Json::object());
+      w->timing = ProbeTimingOf(*probe);
       w->result = InitialResult(type);
       if (probe_total_ != nullptr) {
-        w->metric_labels = {ProbeTypeName(type), "", name, GetString(pod, "metadata.name"),
-                            GetString(pod, "metadata.namespace"), uid};
+        w->metric_labels = {ProbeTypeName(type), "", name, pod.metadata.name, pod.metadata.namespace_, uid};
         for (ProbeResult r : {ProbeResult::kSuccess, ProbeResult::kFailure, ProbeResult::kUnknown}) {
           std::vector<std::string> labels = w->metric_labels;
           labels[1] = ResultLabel(r);
@@ -499,7 +508,7 @@ bool Prober::StartedLocked(const std::string& uid, const std::string& name, cons
 void Prober::DoProbe(Worker* w) {
   const auto& [uid, name, type] = w->key;
   ProbeTarget target;
-  Json pod;
+  std::shared_ptr<const api::Pod> pod;
   {
     absl::MutexLock l(&mu_);
     if (w->stop) return;
@@ -529,20 +538,20 @@ void Prober::DoProbe(Worker* w) {
     target.pod_ip = pit->second.pod_ip;
     target.container_id = c.id;
     target.timeout = absl::Seconds(w->timing.timeout_seconds);
-    for (const auto& spec_c : ProbedSpecContainers(pod)) {
-      if (spec_c.value("name", std::string()) == name) target.container = spec_c;
+    for (const api::Container* spec_c : ProbedContainers(*pod)) {
+      if (spec_c->name == name) target.container = spec_c->raw;
     }
   }
   ProbeOutcome outcome = runner_->Run(target);
   if (metrics::Counter* ctr = w->counters[static_cast<int>(outcome.result)]) ctr->Inc();
   std::string field_path = absl::StrCat("spec.containers{", name, "}");
   if (outcome.warning && opts_.record_event) {
-    opts_.record_event(pod, "Warning", "ProbeWarning",
+    opts_.record_event(pod->raw, "Warning", "ProbeWarning",
                        absl::StrCat(ProbeTypeName(type), " probe warning: ", outcome.output), field_path);
   }
   if (outcome.result != ProbeResult::kSuccess && opts_.record_event) {
     // Upstream prober.go: a Warning "Unhealthy" per failed (or errored) run.
-    opts_.record_event(pod, "Warning", "Unhealthy",
+    opts_.record_event(pod->raw, "Warning", "Unhealthy",
                        absl::StrCat(ProbeTypeName(type), " probe ",
                                     outcome.result == ProbeResult::kUnknown ? "errored" : "failed", ": ",
                                     outcome.output),

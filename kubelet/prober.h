@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
+#include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
 #include "metrics/registry.h"
 
@@ -60,8 +61,9 @@ struct ProbeTiming {
   std::optional<int64_t> termination_grace_period_seconds;
 };
 
-// Parses the timing of v1.Probe `probe`; missing or non-positive values get the defaults.
-ProbeTiming ParseProbeTiming(const Json& probe);
+// The timing of `probe` (defaults already applied by api::ParsePod); non-positive values
+// get the defaults too.
+ProbeTiming ProbeTimingOf(const api::Probe& probe);
 
 // Everything a handler needs for one run.
 struct ProbeTarget {
@@ -153,7 +155,7 @@ class Prober {
 
   // Starts a worker for every probe of `pod`'s containers that has none yet and records the
   // newest instance of each container (by container name; absent = not created yet).
-  void SyncPod(const Json& pod, const std::string& pod_ip,
+  void SyncPod(const api::Pod& pod, const std::string& pod_ip,
                const std::map<std::string, ProbedContainer>& containers);
   // Stops and joins the workers of pod `uid` and forgets its results.
   void RemovePod(const std::string& uid);
@@ -202,7 +204,7 @@ class Prober {
     std::vector<std::string> metric_labels;  // prober_probe_total labels ("" for result)
   };
   struct PodEntry {
-    Json pod;
+    std::shared_ptr<const api::Pod> pod;
     std::string pod_ip;
     std::map<std::string, ProbedContainer> containers;
   };

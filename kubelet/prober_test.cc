@@ -57,6 +57,13 @@ Json MakePod(const Json& container) {
           {"spec", {{"containers", Json::array({container})}}}};
 }
 
+// The typed pod of `j`, as the pod manager parses it.
+api::Pod Typed(const Json& j) {
+  absl::StatusOr<api::Pod> p = api::ParsePod(j);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : api::Pod{};
+}
+
 class ProberTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -76,7 +83,7 @@ class ProberTest : public ::testing::Test {
     prober_ = std::make_unique<Prober>(&runner_, o);
   }
   void Run(const Json& pod, const std::string& id, bool running = true) {
-    prober_->SyncPod(pod, "10.0.0.5", {{"c", {id, started_, running}}});
+    prober_->SyncPod(Typed(pod), "10.0.0.5", {{"c", {id, started_, running}}});
   }
   size_t Changes() {
     std::lock_guard<std::mutex> l(mu_);
@@ -94,15 +101,20 @@ class ProberTest : public ::testing::Test {
 };
 
 TEST(ProbeTimingTest, DefaultsAndValues) {
-  ProbeTiming d = ParseProbeTiming(Json::object());
+  ProbeTiming d = ProbeTimingOf(api::Probe{});
   EXPECT_EQ(d.initial_delay_seconds, 0);
   EXPECT_EQ(d.period_seconds, 10);
   EXPECT_EQ(d.timeout_seconds, 1);
   EXPECT_EQ(d.success_threshold, 1);
   EXPECT_EQ(d.failure_threshold, 3);
   EXPECT_FALSE(d.termination_grace_period_seconds.has_value());
-  ProbeTiming t = ParseProbeTiming({{"initialDelaySeconds", 5}, {"periodSeconds", 2}, {"timeoutSeconds", 0},
-                                    {"failureThreshold", 1}, {"terminationGracePeriodSeconds", 7}});
+  api::Probe p;
+  p.initial_delay_seconds = 5;
+  p.period_seconds = 2;
+  p.timeout_seconds = -1;
+  p.failure_threshold = 1;
+  p.termination_grace_period_seconds = 7;
+  ProbeTiming t = ProbeTimingOf(p);
   EXPECT_EQ(t.initial_delay_seconds, 5);
   EXPECT_EQ(t.period_seconds, 2);
   EXPECT_EQ(t.timeout_seconds, 1);
@@ -167,7 +179,7 @@ TEST_F(ProberTest, NotRunningContainerIsNotProbed) {
   Run(pod, "id1", /*running=*/false);
   prober_->ProbeAllForTest();
   EXPECT_EQ(runner_.Calls(ProbeType::kReadiness), 0);
-  prober_->SyncPod(pod, "10.0.0.5", {});  // not created yet
+  prober_->SyncPod(Typed(pod), "10.0.0.5", {});  // not created yet
   prober_->ProbeAllForTest();
   EXPECT_EQ(runner_.Calls(ProbeType::kReadiness), 0);
 }
@@ -265,8 +277,8 @@ TEST(ProberThreadsTest, OneThreadPerProbeJoinedOnRemove) {
     Json pod = MakePod({{"name", "c"},
                         {"readinessProbe", {{"exec", {{"command", {"r"}}}}, {"periodSeconds", 1}}},
                         {"livenessProbe", {{"exec", {{"command", {"l"}}}}, {"periodSeconds", 1}}}});
-    prober.SyncPod(pod, "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});
-    prober.SyncPod(pod, "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});  // no duplicates
+    prober.SyncPod(Typed(pod), "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});
+    prober.SyncPod(Typed(pod), "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});  // no duplicates
     EXPECT_EQ(prober.WorkerCount(), 2u);
     EXPECT_EQ(threads(), before + 2);
     // The workers probe on their own: readiness turns Success.
@@ -283,7 +295,7 @@ TEST(ProberThreadsTest, OneThreadPerProbeJoinedOnRemove) {
     EXPECT_LT(absl::Now() - t0, absl::Milliseconds(900));
     EXPECT_EQ(prober.WorkerCount(), 0u);
     EXPECT_EQ(threads(), before);
-    prober.SyncPod(pod, "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});
+    prober.SyncPod(Typed(pod), "10.0.0.5", {{"c", {"id1", absl::Now(), true}}});
     EXPECT_EQ(threads(), before + 2);
   }  // the destructor stops the rest
   EXPECT_EQ(threads(), before);

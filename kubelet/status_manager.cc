@@ -16,12 +16,6 @@ namespace {
 
 constexpr size_t kMaxTerminationMessage = 4096;
 
-Json SpecList(const Json& pod, const char* list) {
-  const Json& spec = pod.value("spec", Json::object());
-  auto it = spec.find(list);
-  return it != spec.end() && it->is_array() ? *it : Json::array();
-}
-
 const Json* FindByName(const Json& statuses, const std::string& name) {
   for (const auto& s : statuses) {
     if (s.value("name", std::string()) == name) return &s;
@@ -90,24 +84,13 @@ Json TerminatedState(const cri::v1::ContainerStatus& cs) {
   return t;
 }
 
-int RestartCountOf(const cri::v1::ContainerStatus& cs) {
-  auto it = cs.annotations().find(kRestartCountAnnotation);
-  if (it != cs.annotations().end()) {
-    try {
-      return std::stoi(it->second);
-    } catch (...) {
-    }
-  }
-  return static_cast<int>(cs.metadata().attempt());
-}
-
 // One API ContainerStatus for spec container `c`. `instances` are that container's runtime
 // instances, newest first.
-Json BuildContainerStatus(const Json& c, const std::vector<const cri::v1::ContainerStatus*>& instances,
+Json BuildContainerStatus(const api::Container& c, const std::vector<const cri::v1::ContainerStatus*>& instances,
                           const PodStatusContext& ctx, const std::string& default_waiting) {
-  std::string name = c.value("name", std::string());
+  const std::string& name = c.name;
   Json s = {{"name", name},
-            {"image", c.value("image", std::string())},
+            {"image", c.image},
             {"imageID", ""},
             {"ready", false},
             {"started", false},
@@ -191,14 +174,25 @@ Json Condition(const std::string& type, bool status, const std::string& reason,
 
 }  // namespace
 
-std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& statuses,
+int RestartCountOf(const cri::v1::ContainerStatus& cs) {
+  auto it = cs.annotations().find(kRestartCountAnnotation);
+  if (it != cs.annotations().end()) {
+    try {
+      return std::stoi(it->second);
+    } catch (...) {
+    }
+  }
+  return static_cast<int>(cs.metadata().attempt());
+}
+
+
+std::string GetPodPhase(const api::Pod& pod, const Json& init_statuses, const Json& statuses,
                         bool pod_is_terminal, bool pod_has_initialized) {
-  std::string policy = GetString(pod, "spec.restartPolicy");
-  if (policy.empty()) policy = "Always";
+  const std::string& policy = pod.spec.restart_policy;
   int pending_init = 0, failed_init = 0;
-  for (const auto& c : SpecList(pod, "initContainers")) {
-    if (IsRestartableInitContainer(c)) continue;  // sidecars: counted below
-    const Json* s = FindByName(init_statuses, c.value("name", std::string()));
+  for (const api::Container& c : pod.spec.init_containers) {
+    if (api::IsRestartableInitContainer(c)) continue;  // sidecars: counted below
+    const Json* s = FindByName(init_statuses, c.name);
     if (!s) {
       ++pending_init;
       continue;
@@ -222,9 +216,9 @@ std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& 
   int unknown = 0, running = 0, waiting = 0, stopped = 0, succeeded = 0;
   // Sidecars count as running (pending until started); once exited they do not count.
   int pending_sidecars = 0;
-  for (const auto& c : SpecList(pod, "initContainers")) {
-    if (!IsRestartableInitContainer(c)) continue;
-    const Json* s = FindByName(init_statuses, c.value("name", std::string()));
+  for (const api::Container& c : pod.spec.init_containers) {
+    if (!api::IsRestartableInitContainer(c)) continue;
+    const Json* s = FindByName(init_statuses, c.name);
     if (!s) {
       ++unknown;
       continue;
@@ -246,8 +240,8 @@ std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& 
   }
   if (pod_has_initialized) pending_sidecars = 0;
   pending_init += pending_sidecars;
-  for (const auto& c : SpecList(pod, "containers")) {
-    const Json* s = FindByName(statuses, c.value("name", std::string()));
+  for (const api::Container& c : pod.spec.containers) {
+    const Json* s = FindByName(statuses, c.name);
     if (!s) {
       ++unknown;
       continue;
@@ -281,7 +275,7 @@ std::string GetPodPhase(const Json& pod, const Json& init_statuses, const Json& 
   return "Pending";
 }
 
-Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Json& old_status,
+Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, const Json& old_status,
                       const PodStatusContext& ctx) {
   Json status = Json::object();
   // Container statuses, from the runtime instances grouped by container name.
@@ -290,8 +284,8 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   // Initialized once every regular init container completed and every sidecar started;
   // it stays so once regular containers were created (upstream podHasInitialized).
   bool has_initialized = false;
-  for (const auto& c : SpecList(pod, "containers")) {
-    if (!by_name[c.value("name", std::string())].empty()) has_initialized = true;
+  for (const api::Container& c : pod.spec.containers) {
+    if (!by_name[c.name].empty()) has_initialized = true;
   }
   for (const auto& oc : old_status.value("conditions", Json::array())) {
     if (oc.value("type", std::string()) == "Initialized" && oc.value("status", std::string()) == "True") {
@@ -301,11 +295,11 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   Json init_statuses = Json::array();
   std::vector<std::string> incomplete_init;
   std::vector<std::string> unready;
-  for (const auto& c : SpecList(pod, "initContainers")) {
-    std::string name = c.value("name", std::string());
+  for (const api::Container& c : pod.spec.init_containers) {
+    const std::string& name = c.name;
     Json s = BuildContainerStatus(c, by_name[name], ctx, "PodInitializing");
     const Json& st = s["state"];
-    if (IsRestartableInitContainer(c)) {
+    if (api::IsRestartableInitContainer(c)) {
       // A sidecar: started (startupProbe passed or none) completes it; its readiness
       // counts toward the pod's.
       if (!(st.contains("running") && s.value("started", false))) incomplete_init.push_back(name);
@@ -322,8 +316,8 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   }
   bool initialized = incomplete_init.empty() || has_initialized;
   Json statuses = Json::array();
-  for (const auto& c : SpecList(pod, "containers")) {
-    std::string name = c.value("name", std::string());
+  for (const api::Container& c : pod.spec.containers) {
+    const std::string& name = c.name;
     Json s = BuildContainerStatus(c, by_name[name], ctx,
                                   initialized ? "ContainerCreating" : "PodInitializing");
     if (!s.value("ready", false)) unready.push_back(name);
@@ -355,19 +349,17 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   std::string gate_reason, gate_message;
   if (containers_ready) {
     std::vector<std::string> unready_gates;
-    const Json api_conditions = pod.value("status", Json::object()).value("conditions", Json::array());
-    for (const auto& gate : pod.value("spec", Json::object()).value("readinessGates", Json::array())) {
-      const std::string type = gate.value("conditionType", std::string());
-      const Json* found = nullptr;
-      for (const auto& c : api_conditions) {
-        if (c.value("type", std::string()) == type) found = &c;
+    for (const std::string& type : pod.spec.readiness_gates) {
+      const api::PodCondition* found = nullptr;
+      for (const api::PodCondition& c : pod.status.conditions) {
+        if (c.type == type) found = &c;
       }
       if (found == nullptr) {
         unready_gates.push_back(absl::StrCat("corresponding condition of pod readiness gate \"", type,
                                              "\" does not exist."));
-      } else if (found->value("status", std::string()) != "True") {
+      } else if (found->status != "True") {
         unready_gates.push_back(absl::StrCat("the status of pod readiness gate \"", type, "\" is not \"True\", but ",
-                                             found->value("status", std::string())));
+                                             found->status));
       }
     }
     if (!unready_gates.empty()) {
@@ -392,7 +384,7 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   }
   // Pod IPs: from the newest sandbox; host-network pods use the node's; kept once known.
   Json pod_ips = Json::array();
-  bool host_network = pod.value("spec", Json::object()).value("hostNetwork", false);
+  const bool host_network = pod.spec.host_network;
   if (host_network) {
     if (!ctx.node_ip.empty()) pod_ips.push_back({{"ip", ctx.node_ip}});
   } else if (!runtime.sandboxes.empty() && !runtime.sandboxes[0].network().ip().empty()) {
@@ -413,8 +405,8 @@ Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Js
   status["containerStatuses"] = statuses;
   // Ephemeral containers: reported, never ready, not part of the phase or conditions.
   Json ephemeral = Json::array();
-  for (const auto& c : SpecList(pod, "ephemeralContainers")) {
-    Json s = BuildContainerStatus(c, by_name[c.value("name", std::string())], ctx, "ContainerCreating");
+  for (const api::Container& c : pod.spec.ephemeral_containers) {
+    Json s = BuildContainerStatus(c, by_name[c.name], ctx, "ContainerCreating");
     s["ready"] = false;
     ephemeral.push_back(std::move(s));
   }
@@ -445,12 +437,12 @@ void StatusManager::Stop() {
   if (writer_.joinable()) writer_.join();
 }
 
-void StatusManager::SetPodStatus(const Json& pod, const Json& status) {
-  std::string uid = GetString(pod, "metadata.uid");
+void StatusManager::SetPodStatus(const api::Pod& pod, const Json& status) {
+  const std::string& uid = pod.metadata.uid;
   absl::MutexLock l(&mu_);
   Entry& e = pods_[uid];
-  e.ns = GetString(pod, "metadata.namespace");
-  e.name = GetString(pod, "metadata.name");
+  e.ns = pod.metadata.namespace_;
+  e.name = pod.metadata.name;
   if (e.status == status && (e.written == status || dirty_.count(uid) || e.retry_pending)) return;
   e.status = status;
   dirty_.insert(uid);

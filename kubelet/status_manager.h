@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cri/runtime_service.h"
+#include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
 
 namespace berth::kubelet {
@@ -32,6 +33,11 @@ struct ContainerWaiting {
   std::string reason;
   std::string message;
 };
+
+// The restart count of a container instance: its io.kubernetes.container.restartCount
+// annotation (what the kubelet put there at creation), else its CRI attempt (upstream
+// getContainerInfoFromAnnotations / the container's metadata). Pure.
+int RestartCountOf(const cri::v1::ContainerStatus& cs);
 
 // Inputs of ComputePodStatus besides the pod and the runtime view.
 struct PodStatusContext {
@@ -54,14 +60,14 @@ struct PodStatusContext {
 // ContainerRestartRules gate). Restartable init containers (sidecars) count as running
 // containers, keep the pod Pending until started unless `pod_has_initialized` (regular
 // containers were created before), and are ignored once exited.
-std::string GetPodPhase(const Json& pod, const Json& init_container_statuses,
+std::string GetPodPhase(const api::Pod& pod, const Json& init_container_statuses,
                         const Json& container_statuses, bool pod_is_terminal,
                         bool pod_has_initialized = false);
 
 // Computes the API `status` of `pod`. `old_status` (the last status we computed or the one
 // on the object) keeps startTime, PodScheduled and condition transition times stable, so
 // that an unchanged pod yields an identical status. Pure; thread-safe.
-Json ComputePodStatus(const Json& pod, const PodRuntimeStatus& runtime, const Json& old_status,
+Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, const Json& old_status,
                       const PodStatusContext& ctx);
 
 // Writes pod statuses to the API server: PATCH /api/v1/namespaces/<ns>/pods/<name>/status
@@ -84,7 +90,7 @@ class StatusManager {
   void Stop();
 
   // Records the desired status of `pod` (a v1.Pod JSON: only metadata is read).
-  void SetPodStatus(const Json& pod, const Json& status);
+  void SetPodStatus(const api::Pod& pod, const Json& status);
   // Deletes the pod object once its latest status is written.
   void MarkForDeletion(const std::string& uid);
   // Forgets a pod (its object is gone); a pending write is dropped.

@@ -15,6 +15,13 @@ namespace {
 
 using testing::FakeApiClient;
 
+// The typed pod of `j`, as the pod manager parses it.
+api::Pod Typed(const Json& j) {
+  absl::StatusOr<api::Pod> p = api::ParsePod(j);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : api::Pod{};
+}
+
 Json PodWith(const std::string& policy) {
   return Json::parse(R"({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
     "spec": {"restartPolicy": ")" + policy + R"(", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}})");
@@ -33,26 +40,26 @@ Json Waiting(const std::string& name, bool restarted) {
 
 TEST(GetPodPhaseTest, FollowsUpstreamRules) {
   Json none = Json::array();
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Running("a"), Running("b")}), false), "Running");
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Running("a")}), false), "Pending");  // b unknown
-  EXPECT_EQ(GetPodPhase(PodWith("Never"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a"), Running("b")}), false), "Running");
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a")}), false), "Pending");  // b unknown
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
             "Succeeded");
-  EXPECT_EQ(GetPodPhase(PodWith("Never"), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
             "Failed");
-  EXPECT_EQ(GetPodPhase(PodWith("OnFailure"), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("OnFailure")), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
             "Succeeded");
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Waiting("a", true), Running("b")}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Waiting("a", true), Running("b")}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(PodWith("Always"), none, Json::array({Waiting("a", false), Running("b")}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Waiting("a", false), Running("b")}), false),
             "Pending");
   Json with_init = PodWith("Never");
   with_init["spec"]["initContainers"] = Json::array({{{"name", "init"}, {"image", "i"}}});
-  EXPECT_EQ(GetPodPhase(with_init, Json::array({Terminated("init", 1)}), Json::array(), false), "Failed");
-  EXPECT_EQ(GetPodPhase(with_init, Json::array({Running("init")}), Json::array(), false), "Pending");
+  EXPECT_EQ(GetPodPhase(Typed(with_init), Json::array({Terminated("init", 1)}), Json::array(), false), "Failed");
+  EXPECT_EQ(GetPodPhase(Typed(with_init), Json::array({Running("init")}), Json::array(), false), "Pending");
 
   // A sidecar (restartable init container): pending until started, then counted as a
   // running container; an exited one is ignored.
@@ -61,19 +68,19 @@ TEST(GetPodPhaseTest, FollowsUpstreamRules) {
       Json::array({{{"name", "side"}, {"image", "i"}, {"restartPolicy", "Always"}}});
   Json side = Running("side");
   side["started"] = false;
-  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({side}), Json::array(), false), "Pending");
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({side}), Json::array(), false), "Pending");
   side["started"] = true;
-  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({side}), Json::array({Terminated("a", 0), Terminated("b", 0)}),
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({side}), Json::array({Terminated("a", 0), Terminated("b", 0)}),
                         false),
             "Running");
-  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({Terminated("side", 137)}),
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({Terminated("side", 137)}),
                         Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
             "Succeeded");
   Json restarting = Waiting("side", false);
-  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({restarting}), Json::array({Running("a"), Running("b")}), false,
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({restarting}), Json::array({Running("a"), Running("b")}), false,
                         /*pod_has_initialized=*/true),
             "Pending");  // waiting without a last state counts as waiting
-  EXPECT_EQ(GetPodPhase(with_sidecar, Json::array({Waiting("side", true)}), Json::array({Running("a"), Running("b")}),
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({Waiting("side", true)}), Json::array({Running("a"), Running("b")}),
                         false, /*pod_has_initialized=*/true),
             "Running");
 }
@@ -100,7 +107,7 @@ TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
   PodStatusContext ctx;
   ctx.node_ip = "192.0.2.1";
   ctx.now = absl::FromUnixSeconds(1704067300);
-  Json s1 = ComputePodStatus(pod, rt, pod["status"], ctx);
+  Json s1 = ComputePodStatus(Typed(pod), rt, pod["status"], ctx);
   EXPECT_EQ(s1["phase"], "Running");
   EXPECT_EQ(s1["podIP"], "10.1.2.3");
   EXPECT_EQ(s1["podIPs"][0]["ip"], "10.1.2.3");
@@ -118,7 +125,7 @@ TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
   }
   EXPECT_TRUE(scheduled);
   ctx.now += absl::Seconds(30);
-  Json s2 = ComputePodStatus(pod, rt, s1, ctx);
+  Json s2 = ComputePodStatus(Typed(pod), rt, s1, ctx);
   EXPECT_EQ(s1, s2);  // nothing changed: identical status, so no write
 }
 
@@ -151,7 +158,7 @@ TEST(ComputePodStatusTest, TerminationMessageFromFileOrFallbackToLogs) {
     rt.containers.push_back(cs);
     PodStatusContext ctx;
     ctx.now = absl::FromUnixSeconds(1704067300);
-    Json s = ComputePodStatus(pod, rt, Json::object(), ctx);
+    Json s = ComputePodStatus(Typed(pod), rt, Json::object(), ctx);
     return s["containerStatuses"][0]["state"]["terminated"].value("message", std::string("<none>"));
   };
   EXPECT_EQ(exited(1, "FallbackToLogsOnError", "empty"), "first\npartial\n");
@@ -186,18 +193,18 @@ TEST(ComputePodStatusTest, ReadinessGates) {
     }
     return Json();
   };
-  Json r = ready(ComputePodStatus(pod, rt, Json::object(), ctx));
+  Json r = ready(ComputePodStatus(Typed(pod), rt, Json::object(), ctx));
   EXPECT_EQ(r["status"], "False");
   EXPECT_EQ(r["reason"], "ReadinessGatesNotReady");
   EXPECT_EQ(r["message"], "corresponding condition of pod readiness gate \"k8s.io/g1\" does not exist., "
                           "corresponding condition of pod readiness gate \"k8s.io/g2\" does not exist.");
   pod["status"]["conditions"] = Json::parse(R"([{"type": "k8s.io/g1", "status": "True"},
                                                {"type": "k8s.io/g2", "status": "False"}])");
-  r = ready(ComputePodStatus(pod, rt, Json::object(), ctx));
+  r = ready(ComputePodStatus(Typed(pod), rt, Json::object(), ctx));
   EXPECT_EQ(r["status"], "False");
   EXPECT_EQ(r["message"], "the status of pod readiness gate \"k8s.io/g2\" is not \"True\", but False");
   pod["status"]["conditions"][1]["status"] = "True";
-  Json all = ComputePodStatus(pod, rt, Json::object(), ctx);
+  Json all = ComputePodStatus(Typed(pod), rt, Json::object(), ctx);
   EXPECT_EQ(ready(all)["status"], "True");
   for (const auto& c : all["conditions"]) {
     if (c["type"] == "ContainersReady") {
@@ -218,12 +225,12 @@ TEST(ComputePodStatusTest, DualStackPodIPsFromSandboxStatus) {
   PodStatusContext ctx;
   ctx.node_ip = "192.0.2.1";
   ctx.now = absl::FromUnixSeconds(1704067300);
-  Json s = ComputePodStatus(pod, rt, Json::object(), ctx);
+  Json s = ComputePodStatus(Typed(pod), rt, Json::object(), ctx);
   EXPECT_EQ(s["podIP"], "10.244.1.5");
   EXPECT_EQ(s["podIPs"], Json::parse(R"([{"ip":"10.244.1.5"},{"ip":"fd00:10:244:1::5"}])"));
   // A host-network pod reports the node's address, whatever its sandbox says.
   pod["spec"]["hostNetwork"] = true;
-  s = ComputePodStatus(pod, rt, Json::object(), ctx);
+  s = ComputePodStatus(Typed(pod), rt, Json::object(), ctx);
   EXPECT_EQ(s["podIPs"], Json::parse(R"([{"ip":"192.0.2.1"}])"));
 }
 
@@ -234,12 +241,12 @@ TEST(StatusManagerTest, CoalescesAndSkipsUnchanged) {
   Json st1 = {{"phase", "Pending"}};
   Json st2 = {{"phase", "Running"}};
   // Two updates before the writer runs produce one PATCH with the latest status.
-  sm.SetPodStatus(pod, st1);
-  sm.SetPodStatus(pod, st2);
+  sm.SetPodStatus(Typed(pod), st1);
+  sm.SetPodStatus(Typed(pod), st2);
   sm.Start();
   auto r = api.WaitForStatus([](const Json& s) { return s["phase"] == "Running"; });
   ASSERT_TRUE(r.has_value());
-  sm.SetPodStatus(pod, st2);  // unchanged: no write
+  sm.SetPodStatus(Typed(pod), st2);  // unchanged: no write
   sm.MarkForDeletion("u1");
   ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
   sm.Stop();
@@ -258,7 +265,7 @@ TEST(StatusManagerTest, FailedWriteIsRetriedOnceASecondNotOnEveryUpdate) {
   FakeApiClient api;
   api.SetPatchError(absl::InvalidArgumentError("422 Invalid"));
   StatusManager sm(&api);
-  Json pod = PodWith("Always");
+  const api::Pod pod = Typed(PodWith("Always"));
   Json st = {{"phase", "Running"}};
   sm.Start();
   sm.SetPodStatus(pod, st);
@@ -288,7 +295,7 @@ TEST(StatusManagerTest, PodIpsReplacedNotMerged) {
   StatusManager sm(&api);
   Json pod = PodWith("Always");
   Json st = {{"phase", "Running"}, {"podIP", "10.0.0.2"}, {"podIPs", Json::parse(R"([{"ip":"10.0.0.2"}])")}};
-  sm.SetPodStatus(pod, st);
+  sm.SetPodStatus(Typed(pod), st);
   sm.Start();
   auto r = api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; });
   sm.Stop();

@@ -77,7 +77,9 @@ std::optional<uint64_t> PodMemoryLimit(const Json& pod) {
   double sum = 0, init_max = 0;
   for (const char* kind : {"containers", "initContainers"}) {
     for (const Json& c : spec.value(kind, Json::array())) {
-      std::optional<double> limit = ContainerResource(c, "limits", "memory");
+      std::optional<Quantity> q = ContainerResource(c, "limits", "memory");
+      std::optional<double> limit;
+      if (q) limit = static_cast<double>(q->Value());
       if (!limit) return std::nullopt;
       bool sidecar = std::string(kind) == "initContainers" && c.value("restartPolicy", "") == "Always";
       if (std::string(kind) == "containers" || sidecar) {
@@ -103,8 +105,8 @@ std::optional<uint64_t> MemoryVolumeSize(const Json& pod, const Json* size_limit
   };
   at_most(PodMemoryLimit(pod));
   if (size_limit != nullptr && size_limit->is_string()) {
-    if (auto q = ParseQuantity(size_limit->get<std::string>()); q.ok() && *q > 0) {
-      at_most(static_cast<uint64_t>(*q));
+    if (auto q = Quantity::Parse(size_limit->get<std::string>()); q.ok() && q->Sign() > 0) {
+      at_most(static_cast<uint64_t>(q->Value()));
     }
   }
   return size;

@@ -13,29 +13,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/quantity.h"
 #include "base/status.h"
 
 namespace berth::kubelet::server {
 
 absl::StatusOr<int64_t> ParseQuantityBytes(const std::string& s) {
-  static const std::pair<const char*, int64_t> kSuffixes[] = {
-      {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"Ti", 1LL << 40},
-      {"k", 1000},       {"K", 1000},       {"M", 1000000},    {"G", 1000000000},
-      {"T", 1000000000000LL}};
-  std::string num = s;
-  int64_t mult = 1;
-  for (const auto& [suffix, m] : kSuffixes) {
-    if (absl::EndsWith(num, suffix)) {
-      num.resize(num.size() - strlen(suffix));
-      mult = m;
-      break;
-    }
-  }
-  int64_t n;
-  if (num.empty() || !absl::SimpleAtoi(num, &n) || n < 0 || n > INT64_MAX / mult) {
-    return absl::InvalidArgumentError(absl::StrCat("not a byte quantity: \"", s, "\""));
-  }
-  return n * mult;
+  absl::StatusOr<Quantity> q = Quantity::Parse(s);
+  std::optional<int64_t> n;
+  if (q.ok()) n = q->AsInt64();
+  if (!n || *n < 0) return absl::InvalidArgumentError(absl::StrCat("not a byte quantity: \"", s, "\""));
+  return *n;
 }
 
 ContainerLogManager::ContainerLogManager(cri::RuntimeService* runtime,

@@ -19,8 +19,10 @@
 
 namespace berth::kubelet::server {
 
-// Parses a byte quantity: a plain number, or with a suffix Ki Mi Gi Ti (powers of 1024) or
-// k/K M G T (powers of 1000). Errors: InvalidArgument.
+// Parses --container-log-max-size as upstream parseMaxSize: a resource.Quantity ("10Mi",
+// "2M", "4096") whose value is a whole, non-negative number of bytes. Errors:
+// InvalidArgument for anything else. (Upstream's AsInt64 also refuses a whole value written
+// with a fraction and a binary suffix, "1.5Mi", for how it stores it; berth takes it.)
 absl::StatusOr<int64_t> ParseQuantityBytes(const std::string& s);
 
 struct ContainerLogManagerOptions {
