@@ -4,7 +4,7 @@
 
 namespace berth::csi {
 
-CsiManager::CsiManager(kubelet::ApiClient* api, const std::string& node_name,
+CsiManager::CsiManager(KubeApi* api, const std::string& node_name,
                        const std::string& kubelet_root)
     : nim_(api, node_name),
       handler_(&registry_, &nim_),

@@ -17,14 +17,14 @@
 #include "csi/csi_volume.h"
 #include "csi/node_info_manager.h"
 #include "csi/plugin_watcher.h"
-#include "kubelet/api_client.h"
+#include "base/kube_api.h"
 
 namespace berth::csi {
 
 class CsiManager {
  public:
   // `api` is not owned and must outlive the manager. `kubelet_root` e.g. /var/lib/kubelet.
-  CsiManager(kubelet::ApiClient* api, const std::string& node_name,
+  CsiManager(KubeApi* api, const std::string& node_name,
              const std::string& kubelet_root);
   ~CsiManager();  // Stop()s
 

@@ -17,7 +17,7 @@
 namespace berth::csi {
 namespace {
 
-using kubelet::Json;
+using Json = nlohmann::json;
 using NodeCap = ::csi::v1::NodeServiceCapability::RPC;
 using AccessMode = ::csi::v1::VolumeCapability::AccessMode;
 
@@ -80,7 +80,7 @@ void FillCapability(const VolumeRequest& req, const std::set<int>& caps,
 }
 
 // The data of Secret `ns`/`name`, decoded.
-absl::StatusOr<std::map<std::string, std::string>> SecretData(kubelet::ApiClient* api,
+absl::StatusOr<std::map<std::string, std::string>> SecretData(KubeApi* api,
                                                               const std::string& ns,
                                                               const std::string& name) {
   ASSIGN_OR_RETURN(Json secret,
@@ -98,7 +98,7 @@ absl::StatusOr<std::map<std::string, std::string>> SecretData(kubelet::ApiClient
 }
 
 // A secretRef ({name, namespace}) of a PV or inline volume; `default_ns` when it has none.
-absl::Status ResolveSecretRef(kubelet::ApiClient* api, const Json& ref,
+absl::Status ResolveSecretRef(KubeApi* api, const Json& ref,
                               const std::string& default_ns,
                               std::map<std::string, std::string>* out) {
   if (!ref.is_object() || Str(ref, "name").empty()) return absl::OkStatus();
@@ -131,7 +131,7 @@ std::string Sha256Hex(const std::string& s) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-CsiVolumes::CsiVolumes(const DriverRegistry* registry, kubelet::ApiClient* api,
+CsiVolumes::CsiVolumes(const DriverRegistry* registry, KubeApi* api,
                        std::string kubelet_root, std::string node_name, absl::Duration timeout)
     : registry_(registry),
       api_(api),

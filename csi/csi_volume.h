@@ -50,7 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "csi/csi_plugin.h"
-#include "kubelet/api_client.h"
+#include "base/kube_api.h"
 
 namespace berth::csi {
 
@@ -96,7 +96,7 @@ class CsiVolumes {
   // `registry` is not owned and must outlive this object; `api` (not owned, may be null in
   // tests that call SetUp directly) is used by SetUpInline/SetUpPersistent to read CSIDriver
   // objects, secrets and VolumeAttachments. `kubelet_root` e.g. /var/lib/kubelet.
-  CsiVolumes(const DriverRegistry* registry, kubelet::ApiClient* api, std::string kubelet_root,
+  CsiVolumes(const DriverRegistry* registry, KubeApi* api, std::string kubelet_root,
              std::string node_name, absl::Duration timeout = absl::Minutes(2));
 
   // `<root>/plugins/kubernetes.io/csi/<driver>/<sha256(handle)>/globalmount`.
@@ -111,14 +111,14 @@ class CsiVolumes {
 
   // Builds the request of an inline `csi` volume of `pod` (the CSIDriver must list the
   // Ephemeral lifecycle mode) and sets it up. Errors: as SetUp, InvalidArgument, the API's.
-  absl::StatusOr<PublishedVolume> SetUpInline(const kubelet::Json& pod,
-                                              const kubelet::Json& volume);
+  absl::StatusOr<PublishedVolume> SetUpInline(const nlohmann::json& pod,
+                                              const nlohmann::json& volume);
   // Builds the request of PersistentVolume `pv` (a `csi` source) bound to a claim of `pod`
   // and sets it up. When the driver requires attachment (CSIDriver attachRequired, true when
   // there is no CSIDriver object) the VolumeAttachment `csi-<sha256(handle+driver+node)>`
   // must be attached; its attachmentMetadata is the publish context. Errors: Unavailable
   // while not attached, as SetUp, the API's.
-  absl::StatusOr<PublishedVolume> SetUpPersistent(const kubelet::Json& pod, const kubelet::Json& pv,
+  absl::StatusOr<PublishedVolume> SetUpPersistent(const nlohmann::json& pod, const nlohmann::json& pv,
                                                   bool read_only);
 
   // Unpublishes every CSI volume of pod `pod_uid` found on disk, and unstages those no other
@@ -138,7 +138,7 @@ class CsiVolumes {
   absl::StatusOr<std::set<int>> NodeCapabilities(const std::string& endpoint);
 
   const DriverRegistry* const registry_;
-  kubelet::ApiClient* const api_;
+  KubeApi* const api_;
   const std::string root_;
   const std::string node_name_;
   const absl::Duration timeout_;

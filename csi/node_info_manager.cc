@@ -20,7 +20,7 @@ std::string CsiNodePath(const std::string& name) {
 
 }  // namespace
 
-NodeInfoManager::NodeInfoManager(kubelet::ApiClient* api, std::string node_name)
+NodeInfoManager::NodeInfoManager(KubeApi* api, std::string node_name)
     : api_(api), node_name_(std::move(node_name)) {}
 
 NodeInfoManager::~NodeInfoManager() { StopInitialization(); }
@@ -137,7 +137,7 @@ absl::Status NodeInfoManager::UpdateNode(const std::string& driver, const std::s
                     {"annotations", {{kNodeIdAnnotation, annotation}}}}}};
     if (!patch_labels.empty()) patch["metadata"]["labels"] = patch_labels;
     auto r =
-        api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, kubelet::PatchType::kMerge);
+        api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, PatchType::kMerge);
     if (r.ok()) return absl::OkStatus();
     last = r.status();
     if (!absl::IsAborted(last)) return last;

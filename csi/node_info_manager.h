@@ -25,7 +25,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "kubelet/api_client.h"
+#include "base/kube_api.h"
 
 namespace berth::csi {
 
@@ -42,7 +42,7 @@ inline constexpr char kNodeIdAnnotation[] = "csi.volume.kubernetes.io/nodeid";
 class NodeInfoManager {
  public:
   // `api` is not owned and must outlive this object.
-  NodeInfoManager(kubelet::ApiClient* api, std::string node_name);
+  NodeInfoManager(KubeApi* api, std::string node_name);
   ~NodeInfoManager();
 
   // One attempt to create (or adopt) the CSINode. Errors: the API's; FailedPrecondition while
@@ -70,7 +70,7 @@ class NodeInfoManager {
                           const std::map<std::string, std::string>& topology);
   absl::Status UpdateCsiNode(const std::string& driver, const Json* entry);
 
-  kubelet::ApiClient* const api_;
+  KubeApi* const api_;
   const std::string node_name_;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> stop_{false};

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/kube_api.h"
 #include "kubelet/kubeconfig.h"
 
 typedef struct x509_st X509;
@@ -38,8 +39,7 @@ struct ClientCertificate {
 // thread-safe.
 using ClientCertificateSource = std::function<std::shared_ptr<const ClientCertificate>()>;
 
-// PATCH content types.
-enum class PatchType { kMerge, kStrategicMerge, kJson };
+using ::berth::PatchType;  // PATCH content types (base/kube_api.h)
 
 // Tunables of the HTTPS client. Durations in seconds.
 struct ApiClientOptions {
@@ -60,7 +60,8 @@ struct ApiClientOptions {
 absl::Status StatusFromHttp(const std::string& verb, const std::string& path, int http_code,
                             const std::string& body);
 
-class ApiClient {
+// The Kubernetes API client; the REST verbs are KubeApi's (base/kube_api.h).
+class ApiClient : public KubeApi {
  public:
   // Loads the kubeconfig's current context. Errors: NotFound (file), InvalidArgument (content).
   static absl::StatusOr<std::unique_ptr<ApiClient>> FromKubeconfig(const std::string& path);
@@ -69,13 +70,7 @@ class ApiClient {
   // Errors: InvalidArgument (bad URL, unparsable PEM).
   static absl::StatusOr<std::unique_ptr<ApiClient>> Create(const Kubeconfig& config,
                                                            const ApiClientOptions& options = {});
-  virtual ~ApiClient() = default;
-
-  virtual absl::StatusOr<Json> Get(const std::string& path) = 0;
-  virtual absl::StatusOr<Json> Post(const std::string& path, const Json& body) = 0;
-  virtual absl::StatusOr<Json> Put(const std::string& path, const Json& body) = 0;
-  virtual absl::StatusOr<Json> Patch(const std::string& path, const Json& body, PatchType type) = 0;
-  virtual absl::Status Delete(const std::string& path, const Json& options = Json()) = 0;
+  ~ApiClient() override = default;
 
   // One watch request: GET `path` with watch=1 and allowWatchBookmarks (path may carry a
   // query string). Calls `on_event(type, object)` for each event ("ADDED", "MODIFIED",
