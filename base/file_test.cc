@@ -1,6 +1,7 @@
 #include "base/file.h"
 
 #include <gtest/gtest.h>
+
 #include <cstdlib>
 
 namespace berth {

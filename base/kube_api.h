@@ -7,9 +7,8 @@
 // Unauthenticated (401), Unavailable (5xx, connection failures); messages name verb and path.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -28,8 +27,8 @@ class KubeApi {
                                               const nlohmann::json& body) = 0;
   virtual absl::StatusOr<nlohmann::json> Put(const std::string& path,
                                              const nlohmann::json& body) = 0;
-  virtual absl::StatusOr<nlohmann::json> Patch(const std::string& path,
-                                               const nlohmann::json& body, PatchType type) = 0;
+  virtual absl::StatusOr<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body,
+                                               PatchType type) = 0;
   // `options`: a DeleteOptions object, or null for none.
   virtual absl::Status Delete(const std::string& path,
                               const nlohmann::json& options = nlohmann::json()) = 0;

@@ -32,7 +32,7 @@ class LogMessage {
 #define BERTH_LOG_INFO ::berth::LogLevel::kInfo
 #define BERTH_LOG_WARNING ::berth::LogLevel::kWarning
 #define BERTH_LOG_ERROR ::berth::LogLevel::kError
-#define LOG(level)                                      \
-  if (!::berth::LogEnabled(BERTH_LOG_##level)) {        \
-  } else                                                \
+#define LOG(level)                               \
+  if (!::berth::LogEnabled(BERTH_LOG_##level)) { \
+  } else                                         \
     ::berth::LogMessage(BERTH_LOG_##level, __FILE__, __LINE__).stream()

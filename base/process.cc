@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <csignal>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -50,7 +50,8 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOpt
   }
   for (const auto& kv : opts.extra_env) {
     std::string key = kv.substr(0, kv.find('='));
-    std::erase_if(env, [&](const std::string& e) { return e.compare(0, key.size() + 1, key + "=") == 0; });
+    std::erase_if(
+        env, [&](const std::string& e) { return e.compare(0, key.size() + 1, key + "=") == 0; });
     env.push_back(kv);
   }
   std::vector<char*> cargv, cenv;
@@ -99,11 +100,15 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
   if (pipe2(out, O_CLOEXEC) != 0) {
-    close(in[0]); close(in[1]);
+    close(in[0]);
+    close(in[1]);
     return ErrnoStatus(errno, "pipe");
   }
   if (pipe2(err, O_CLOEXEC) != 0) {
-    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
     return ErrnoStatus(errno, "pipe");
   }
   SpawnOptions opts = base_opts;
@@ -115,14 +120,19 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
   close(out[1]);
   close(err[1]);
   if (!pid.ok()) {
-    close(in[1]); close(out[0]); close(err[0]);
+    close(in[1]);
+    close(out[0]);
+    close(err[0]);
     return pid.status();
   }
   fcntl(in[1], F_SETFL, O_NONBLOCK);
   RunResult r;
   size_t written = 0;
   int in_fd = in[1];
-  if (input.empty()) { close(in_fd); in_fd = -1; }
+  if (input.empty()) {
+    close(in_fd);
+    in_fd = -1;
+  }
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int open_fds = 2;
   int out_fd = out[0], err_fd = err[0];
@@ -132,7 +142,9 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
     if (out_fd >= 0) p[n++] = {out_fd, POLLIN, 0};
     if (err_fd >= 0) p[n++] = {err_fd, POLLIN, 0};
     if (in_fd >= 0) p[n++] = {in_fd, POLLOUT, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       kill(*pid, SIGKILL);
       r.timed_out = true;
@@ -146,7 +158,10 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
         ssize_t w = write(in_fd, input.data() + written, input.size() - written);
         if (w > 0) written += w;
         if (w < 0 && errno != EAGAIN && errno != EINTR) written = input.size();
-        if (written >= input.size()) { close(in_fd); in_fd = -1; }
+        if (written >= input.size()) {
+          close(in_fd);
+          in_fd = -1;
+        }
         continue;
       }
       char buf[16384];
@@ -155,7 +170,10 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
         (p[i].fd == out_fd ? r.out : r.err).append(buf, k);
       } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
         close(p[i].fd);
-        if (p[i].fd == out_fd) out_fd = -1; else err_fd = -1;
+        if (p[i].fd == out_fd)
+          out_fd = -1;
+        else
+          err_fd = -1;
         --open_fds;
       }
     }
@@ -164,9 +182,12 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
   int status = 0;
-  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {}
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) r.exit_code = 128 + WTERMSIG(status);
+  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status))
+    r.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.exit_code = 128 + WTERMSIG(status);
   return r;
 }
 
@@ -179,7 +200,8 @@ absl::StatusOr<std::string> RunOk(const std::vector<std::string>& argv, const st
   if (r->exit_code != 0) {
     std::string msg = r->err.empty() ? r->out : r->err;
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    return absl::InternalError(absl::StrCat(absl::StrJoin(argv, " "), ": exit status ", r->exit_code, ": ", msg));
+    return absl::InternalError(
+        absl::StrCat(absl::StrJoin(argv, " "), ": exit status ", r->exit_code, ": ", msg));
   }
   return std::move(r->out);
 }

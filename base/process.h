@@ -40,9 +40,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const SpawnOpt
 
 // Result of Run().
 struct RunResult {
-  int exit_code = -1;    // exit status, or 128+signal when killed by a signal
-  std::string out;       // captured stdout
-  std::string err;       // captured stderr
+  int exit_code = -1;  // exit status, or 128+signal when killed by a signal
+  std::string out;     // captured stdout
+  std::string err;     // captured stderr
   bool timed_out = false;
 };
 
@@ -55,7 +55,8 @@ absl::StatusOr<RunResult> Run(const std::vector<std::string>& argv, const std::s
 
 // Like Run() but returns an error (with the command, exit code and stderr) unless it exits 0;
 // the value is stdout.
-absl::StatusOr<std::string> RunOk(const std::vector<std::string>& argv, const std::string& input = "",
+absl::StatusOr<std::string> RunOk(const std::vector<std::string>& argv,
+                                  const std::string& input = "",
                                   std::chrono::milliseconds timeout = std::chrono::minutes(2),
                                   const SpawnOptions& opts = {});
 

@@ -4,9 +4,7 @@
 
 namespace berth {
 
-absl::Status ErrnoStatus(int err, absl::string_view what) {
-  return absl::ErrnoToStatus(err, what);
-}
+absl::Status ErrnoStatus(int err, absl::string_view what) { return absl::ErrnoToStatus(err, what); }
 
 absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;

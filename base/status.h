@@ -4,11 +4,11 @@
 
 #include <cerrno>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace berth {
 
@@ -25,10 +25,10 @@ absl::Status Annotate(const absl::Status& s, absl::string_view context);
 #define BERTH_CONCAT_(a, b) BERTH_CONCAT_INNER_(a, b)
 
 // Returns from the current function when `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                        \
-  do {                                               \
-    ::absl::Status berth_status_ = (expr);           \
-    if (!berth_status_.ok()) return berth_status_;   \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status berth_status_ = (expr);         \
+    if (!berth_status_.ok()) return berth_status_; \
   } while (0)
 
 // `lhs` = value of `rexpr` (a StatusOr<T>), or returns its error.

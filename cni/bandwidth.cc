@@ -17,7 +17,8 @@ absl::StatusOr<Bandwidth> BandwidthFromAnnotations(
   for (const auto& [key, value] : annotations) {
     if (key != kIngress && key != kEgress) continue;
     absl::StatusOr<Quantity> parsed = Quantity::Parse(value);
-    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(key, ": ", parsed.status().message()));
+    if (!parsed.ok())
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", parsed.status().message()));
     // Upstream bandwidth.ExtractPodBandwidthResources: Value(), i.e. rounded up to whole bits.
     const int64_t q = parsed->Value();
     if (q < 1000 || q > 1000000000000000LL) {

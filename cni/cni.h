@@ -45,9 +45,9 @@ absl::StatusOr<Bandwidth> BandwidthFromAnnotations(
 
 // One attachment request: a pod sandbox's network namespace.
 struct AttachRequest {
-  std::string container_id;    // CNI_CONTAINERID: the sandbox ID
-  std::string netns_path;      // CNI_NETNS, e.g. /run/berth/netns/<id>
-  std::string ifname = "eth0";  // CNI_IFNAME
+  std::string container_id;                      // CNI_CONTAINERID: the sandbox ID
+  std::string netns_path;                        // CNI_NETNS, e.g. /run/berth/netns/<id>
+  std::string ifname = "eth0";                   // CNI_IFNAME
   std::string pod_name, pod_namespace, pod_uid;  // K8S_POD_* CNI_ARGS
   std::vector<PortMapping> port_mappings;
   Bandwidth bandwidth;  // passed to plugins declaring capability "bandwidth" when set

@@ -20,7 +20,8 @@ namespace {
 constexpr char kCacheKind[] = "cniCacheV1";
 
 bool HasSuffix(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string Trim(std::string s) {
@@ -48,7 +49,8 @@ absl::Status PluginError(const std::string& what, const RunResult& r) {
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
   if (!j.is_discarded() && j.is_object() && j.contains("msg")) {
     if (j["msg"].is_string()) msg = j["msg"].get<std::string>();
-    if (j.contains("details") && j["details"].is_string() && !j["details"].get<std::string>().empty()) {
+    if (j.contains("details") && j["details"].is_string() &&
+        !j["details"].get<std::string>().empty()) {
       absl::StrAppend(&msg, ": ", j["details"].get<std::string>());
     }
     if (j.contains("code") && j["code"].is_number_integer()) code = j["code"].get<int>();
@@ -58,9 +60,8 @@ absl::Status PluginError(const std::string& what, const RunResult& r) {
   std::string err = Trim(r.err);
   if (msg.empty()) {
     // Run reports death by signal N as 128+N (a plugin that crashed prints nothing).
-    std::string status = r.exit_code > 128
-                             ? absl::StrCat("killed by signal ", r.exit_code - 128)
-                             : absl::StrCat("exit status ", r.exit_code);
+    std::string status = r.exit_code > 128 ? absl::StrCat("killed by signal ", r.exit_code - 128)
+                                           : absl::StrCat("exit status ", r.exit_code);
     if (err.empty()) {
       msg = status;
     } else {
@@ -161,8 +162,8 @@ std::string Millis(std::chrono::nanoseconds d) {
 // Rejects requests whose IDs would not be valid CNI arguments (or would escape cache_dir).
 absl::Status ValidateRequest(const char* command, const AttachRequest& req) {
   if (!IsValidCniName(req.container_id)) {
-    return absl::InvalidArgumentError(absl::StrCat("CNI ", command, ": invalid container ID \"",
-                                                   req.container_id, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CNI ", command, ": invalid container ID \"", req.container_id, "\""));
   }
   return Annotate(ValidateInterfaceName(req.ifname),
                   absl::StrCat("CNI ", command, " for sandbox ", req.container_id));
@@ -196,8 +197,8 @@ void CniManager::MaybeReload() {
   fingerprint_ = std::move(fp);
   loaded_ = true;
   if (network_.ok()) {
-    LOG(INFO) << "CNI: using network " << network_->name << " (cniVersion "
-              << network_->cni_version << ") from " << network_->source_path;
+    LOG(INFO) << "CNI: using network " << network_->name << " (cniVersion " << network_->cni_version
+              << ") from " << network_->source_path;
   } else {
     LOG(WARNING) << "CNI: " << network_.status().message();
   }
@@ -215,8 +216,8 @@ absl::StatusOr<std::string> CniManager::FindPlugin(const std::string& type) cons
     struct stat st;
     if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0) return p;
   }
-  return absl::NotFoundError(absl::StrCat("plugin ", type, " not found in ",
-                                          absl::StrJoin(opts_.bin_dirs, ":")));
+  return absl::NotFoundError(
+      absl::StrCat("plugin ", type, " not found in ", absl::StrJoin(opts_.bin_dirs, ":")));
 }
 
 absl::Status CniManager::Ready() {
@@ -242,13 +243,10 @@ std::string CniManager::CachePath(const std::string& network, const AttachReques
   return JoinPath(opts_.cache_dir, absl::StrCat(network, "-", req.container_id, "-", req.ifname));
 }
 
-absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
-                                                   const NetworkConfigList& net,
-                                                   const PluginConfig& plugin,
-                                                   const AttachRequest& req,
-                                                   const std::optional<Result>& prev,
-                                                   std::chrono::nanoseconds* plugin_time,
-                                                   const nlohmann::json* gc_attachments) const {
+absl::StatusOr<std::string> CniManager::ExecPlugin(
+    const std::string& command, const NetworkConfigList& net, const PluginConfig& plugin,
+    const AttachRequest& req, const std::optional<Result>& prev,
+    std::chrono::nanoseconds* plugin_time, const nlohmann::json* gc_attachments) const {
   // STATUS and GC concern the network, not one attachment.
   const bool status_cmd = command == "STATUS" || command == "GC";
   std::string what =
@@ -280,9 +278,8 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
     runtime_config()["portMappings"] = PortMappingsJson(req.port_mappings);
   }
   if (!status_cmd && plugin.HasCapability("dns") && !req.dns.empty()) {
-    runtime_config()["dns"] = {{"servers", req.dns.servers},
-                               {"searches", req.dns.searches},
-                               {"options", req.dns.options}};
+    runtime_config()["dns"] = {
+        {"servers", req.dns.servers}, {"searches", req.dns.searches}, {"options", req.dns.options}};
   }
   if (!status_cmd && plugin.HasCapability("ipRanges") && !req.ip_range_subnets.empty()) {
     nlohmann::json ranges = nlohmann::json::array();
@@ -337,8 +334,7 @@ absl::StatusOr<std::string> CniManager::ExecPlugin(const std::string& command,
   return std::move(r->out);
 }
 
-std::string CniManager::FindCachePath(const std::string& network,
-                                      const AttachRequest& req) const {
+std::string CniManager::FindCachePath(const std::string& network, const AttachRequest& req) const {
   if (!network.empty() && PathExists(CachePath(network, req))) return CachePath(network, req);
   // The network may have been renamed or removed since ADD: find the attachment by suffix.
   auto names = ListDir(opts_.cache_dir);

@@ -28,10 +28,10 @@
 namespace berth::cni {
 
 struct CniManagerOptions {
-  std::string conf_dir = "/etc/cni/net.d";                       // *.conflist/*.conf/*.json
+  std::string conf_dir = "/etc/cni/net.d";                               // *.conflist/*.conf/*.json
   std::vector<std::string> bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};  // CNI_PATH
-  std::string cache_dir = "/var/lib/berth/cni/results";          // cached ADD results
-  std::chrono::milliseconds plugin_timeout = std::chrono::seconds(60);  // per plugin call
+  std::string cache_dir = "/var/lib/berth/cni/results";                  // cached ADD results
+  std::chrono::milliseconds plugin_timeout = std::chrono::seconds(60);   // per plugin call
 };
 
 class CniManager : public NetworkPlugin {

@@ -1,13 +1,12 @@
 #include "cni/cni_manager.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <thread>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -73,8 +72,10 @@ class CniManagerTest : public ::testing::Test {
   void TearDown() override { ASSERT_TRUE(RemoveAll(dir_).ok()); }
 
   CniManagerOptions Opts() {
-    return {.conf_dir = conf_dir_, .bin_dirs = {dir_ + "/nonexistent", bin_dir_},
-            .cache_dir = cache_dir_, .plugin_timeout = std::chrono::seconds(10)};
+    return {.conf_dir = conf_dir_,
+            .bin_dirs = {dir_ + "/nonexistent", bin_dir_},
+            .cache_dir = cache_dir_,
+            .plugin_timeout = std::chrono::seconds(10)};
   }
   void WriteConf(const std::string& name, const std::string& data) {
     ASSERT_TRUE(WriteFileAtomic(JoinPath(conf_dir_, name), data).ok());
@@ -176,9 +177,8 @@ TEST_F(CniManagerTest, AddPassesEnvStdinAndChainsPrevResult) {
 }
 
 TEST_F(CniManagerTest, BandwidthGoesOnlyToPluginsWithTheCapability) {
-  WriteConf("10-bw.conflist",
-            R"({"name":"bw","cniVersion":"1.0.0","plugins":[{"type":"fake-a"},)"
-            R"({"type":"fake-b","capabilities":{"bandwidth":true}}]})");
+  WriteConf("10-bw.conflist", R"({"name":"bw","cniVersion":"1.0.0","plugins":[{"type":"fake-a"},)"
+                              R"({"type":"fake-b","capabilities":{"bandwidth":true}}]})");
   Set("fake-a.ADD.out", kResultA);
   Set("fake-b.ADD.out", kResultB);
   req_.bandwidth.ingress_rate = 1000000;
@@ -196,7 +196,8 @@ TEST_F(CniManagerTest, ConvertsResultsToListVersion) {
   WriteList("0.4.0");
   // A plugin printing a 1.0.0 result for a 0.4.0 list, the next a 0.3.1 one.
   Set("fake-a.ADD.out", R"({"cniVersion":"1.0.0","ips":[{"address":"10.5.0.2/24"}]})");
-  Set("fake-b.ADD.out", R"({"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.5.0.2/24"}]})");
+  Set("fake-b.ADD.out",
+      R"({"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.5.0.2/24"}]})");
   CniManager m(Opts());
   auto r = m.Add(req_);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -210,8 +211,10 @@ TEST_F(CniManagerTest, ConvertsResultsToListVersion) {
 
 TEST_F(CniManagerTest, Converts040ResultsFor100List) {
   WriteList("1.0.0");
-  Set("fake-a.ADD.out", R"({"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.6.0.2/24"}]})");
-  Set("fake-b.ADD.out", R"({"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.6.0.2/24"}]})");
+  Set("fake-a.ADD.out",
+      R"({"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.6.0.2/24"}]})");
+  Set("fake-b.ADD.out",
+      R"({"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.6.0.2/24"}]})");
   CniManager m(Opts());
   auto r = m.Add(req_);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -224,7 +227,8 @@ TEST_F(CniManagerTest, Converts040ResultsFor100List) {
 TEST_F(CniManagerTest, FailedAddSurfacesErrorAndRollsBack) {
   WriteList();
   Set("fake-a.ADD.out", kResultA);
-  Set("fake-b.ADD.out", R"({"cniVersion":"1.0.0","code":7,"msg":"failed to set up port map","details":"iptables: no chain"})");
+  Set("fake-b.ADD.out",
+      R"({"cniVersion":"1.0.0","code":7,"msg":"failed to set up port map","details":"iptables: no chain"})");
   Set("fake-b.ADD.stderr", "debug: something went wrong\n");
   Set("fake-b.ADD.rc", "1");
   CniManager m(Opts());
@@ -266,10 +270,9 @@ TEST_F(CniManagerTest, PluginKilledBySignalFailsAddAndRollsBack) {
 }
 
 TEST_F(CniManagerTest, DnsAndIpRangesGoOnlyToPluginsWithTheCapability) {
-  WriteConf("10-caps.conflist",
-            R"({"name":"caps","cniVersion":"1.0.0","plugins":[)"
-            R"({"type":"fake-a","capabilities":{"ipRanges":true}},)"
-            R"({"type":"fake-b","capabilities":{"dns":true}}]})");
+  WriteConf("10-caps.conflist", R"({"name":"caps","cniVersion":"1.0.0","plugins":[)"
+                                R"({"type":"fake-a","capabilities":{"ipRanges":true}},)"
+                                R"({"type":"fake-b","capabilities":{"dns":true}}]})");
   Set("fake-a.ADD.out", kResultA);
   Set("fake-b.ADD.out", kResultB);
   req_.dns.servers = {"10.96.0.10"};
@@ -335,7 +338,8 @@ TEST_F(CniManagerTest, InvalidResultFailsAdd) {
   CniManager m(Opts());
   auto r = m.Add(req_);
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("CNI ADD plugin fake-a for sandbox sb1"));
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("CNI ADD plugin fake-a for sandbox sb1"));
   EXPECT_THAT(Calls(), ElementsAre("fake-a ADD", "fake-b DEL", "fake-a DEL"));
 }
 
@@ -371,8 +375,9 @@ TEST_F(CniManagerTest, CacheSurvivesRestartAndDelIsIdempotent) {
   EXPECT_THAT(Calls(), ElementsAre("fake-a ADD", "fake-b ADD", "fake-b DEL", "fake-a DEL"));
   EXPECT_EQ(Stdin("fake-b", "DEL")["prevResult"]["dns"]["nameservers"][0], "10.96.0.10");
   EXPECT_EQ(Stdin("fake-b", "DEL")["runtimeConfig"]["portMappings"],
-            nlohmann::json::parse(R"([{"hostPort":8080,"containerPort":80,"protocol":"tcp"},)"
-                                  R"({"hostPort":5353,"containerPort":53,"protocol":"udp","hostIP":"127.0.0.1"}])"));
+            nlohmann::json::parse(
+                R"([{"hostPort":8080,"containerPort":80,"protocol":"tcp"},)"
+                R"({"hostPort":5353,"containerPort":53,"protocol":"udp","hostIP":"127.0.0.1"}])"));
   EXPECT_EQ(Env("fake-b", "DEL", "CNI_COMMAND"), "DEL");
   EXPECT_FALSE(PathExists(cache));
 
@@ -433,15 +438,15 @@ TEST_F(CniManagerTest, CheckSkippedWhenDisabled) {
 }
 
 TEST_F(CniManagerTest, PluginTimeoutIsDeadlineExceeded) {
-  WriteConf("10-x.conflist",
-            R"({"name":"x","cniVersion":"1.0.0","plugins":[{"type":"fake-a"}]})");
+  WriteConf("10-x.conflist", R"({"name":"x","cniVersion":"1.0.0","plugins":[{"type":"fake-a"}]})");
   Set("fake-a.sleep", "5");
   CniManagerOptions o = Opts();
   o.plugin_timeout = std::chrono::milliseconds(200);
   CniManager m(o);
   auto r = m.Add(req_);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("CNI ADD plugin fake-a for sandbox sb1"));
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("CNI ADD plugin fake-a for sandbox sb1"));
 }
 
 TEST_F(CniManagerTest, CorruptCacheDoesNotBlockDel) {

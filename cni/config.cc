@@ -13,7 +13,8 @@ namespace berth::cni {
 namespace {
 
 bool HasSuffix(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string StringField(const nlohmann::json& obj, const char* key) {
@@ -99,7 +100,8 @@ absl::StatusOr<NetworkConfigList> ParseNetworkConfig(const std::string& bytes) {
   }
   out.cni_version = StringField(j, "cniVersion");
   if (out.cni_version.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("network ", out.name, ": missing \"cniVersion\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("network ", out.name, ": missing \"cniVersion\""));
   }
   if (!IsSupportedVersion(out.cni_version)) {
     return absl::InvalidArgumentError(

@@ -4,10 +4,9 @@
 // All functions are pure (no shared state) and thread-safe.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,19 +16,19 @@ namespace berth::cni {
 // One plugin entry of a configuration list ("plugins"[i]), kept as raw JSON so that every
 // plugin-specific key reaches the plugin unchanged.
 struct PluginConfig {
-  std::string type;               // "type": the plugin binary name
-  nlohmann::json raw;             // the whole object as written in the file
+  std::string type;                                  // "type": the plugin binary name
+  nlohmann::json raw;                                // the whole object as written in the file
   bool HasCapability(const std::string& cap) const;  // "capabilities": {cap: true}
 };
 
 // A validated network configuration list.
 struct NetworkConfigList {
-  std::string name;          // "name": network name (also the cache key prefix)
-  std::string cni_version;   // "cniVersion", e.g. "1.0.0"
+  std::string name;            // "name": network name (also the cache key prefix)
+  std::string cni_version;     // "cniVersion", e.g. "1.0.0"
   bool disable_check = false;  // "disableCheck"
   std::vector<PluginConfig> plugins;
-  std::string source_path;   // file it was loaded from (empty when parsed from bytes)
-  nlohmann::json raw;        // the list as a JSON object (single .conf files wrapped)
+  std::string source_path;  // file it was loaded from (empty when parsed from bytes)
+  nlohmann::json raw;       // the list as a JSON object (single .conf files wrapped)
 };
 
 // Serializes `j` compactly without throwing: invalid UTF-8 is replaced by U+FFFD.

@@ -1,8 +1,7 @@
 #include "cni/config.h"
 
-#include <stdlib.h>
-
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include "base/file.h"
 
@@ -39,18 +38,25 @@ TEST(ParseNetworkConfigTest, RejectsInvalid) {
   EXPECT_FALSE(ParseNetworkConfig("[]").ok());
   EXPECT_FALSE(ParseNetworkConfig(R"({"cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
   EXPECT_FALSE(ParseNetworkConfig(R"({"name":"n","plugins":[{"type":"x"}]})").ok());
-  EXPECT_FALSE(ParseNetworkConfig(R"({"name":"n","cniVersion":"9.9.9","plugins":[{"type":"x"}]})").ok());
+  EXPECT_FALSE(
+      ParseNetworkConfig(R"({"name":"n","cniVersion":"9.9.9","plugins":[{"type":"x"}]})").ok());
   EXPECT_FALSE(ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[]})").ok());
   EXPECT_FALSE(ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[{"a":1}]})").ok());
-  EXPECT_FALSE(ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[{"type":"../x"}]})").ok());
-  auto s = ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[{"mtu":1}]})").status();
+  EXPECT_FALSE(
+      ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[{"type":"../x"}]})").ok());
+  auto s =
+      ParseNetworkConfig(R"({"name":"n","cniVersion":"1.0.0","plugins":[{"mtu":1}]})").status();
   EXPECT_NE(s.message().find("plugins[0] has no \"type\""), std::string::npos) << s;
 }
 
 TEST(ParseNetworkConfigTest, RejectsInvalidNetworkName) {
-  EXPECT_FALSE(ParseNetworkConfig(R"({"name":"../x","cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
-  EXPECT_FALSE(ParseNetworkConfig(R"({"name":"a b","cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
-  EXPECT_TRUE(ParseNetworkConfig(R"({"name":"k8s-pod.net_1","cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
+  EXPECT_FALSE(
+      ParseNetworkConfig(R"({"name":"../x","cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
+  EXPECT_FALSE(
+      ParseNetworkConfig(R"({"name":"a b","cniVersion":"1.0.0","plugins":[{"type":"x"}]})").ok());
+  EXPECT_TRUE(ParseNetworkConfig(
+                  R"({"name":"k8s-pod.net_1","cniVersion":"1.0.0","plugins":[{"type":"x"}]})")
+                  .ok());
 }
 
 TEST(ValidateTest, NamesAndInterfaces) {

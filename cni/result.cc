@@ -24,7 +24,8 @@ void AddLegacyIp(const nlohmann::json& sec, Result& r) {
 
 }  // namespace
 
-absl::StatusOr<Result> ParseResultJson(const nlohmann::json& j, const std::string& default_version) {
+absl::StatusOr<Result> ParseResultJson(const nlohmann::json& j,
+                                       const std::string& default_version) {
   if (!j.is_object()) return absl::InvalidArgumentError("CNI result is not a JSON object");
   Result r;
   r.cni_version = default_version;
@@ -32,8 +33,8 @@ absl::StatusOr<Result> ParseResultJson(const nlohmann::json& j, const std::strin
     r.cni_version = it->get<std::string>();
   }
   if (!IsSupportedVersion(r.cni_version)) {
-    return absl::InvalidArgumentError(absl::StrCat("CNI result has unsupported cniVersion \"",
-                                                   r.cni_version, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CNI result has unsupported cniVersion \"", r.cni_version, "\""));
   }
   if (CompareVersions(r.cni_version, "0.3.0") < 0) {
     if (j.contains("ip4")) AddLegacyIp(j["ip4"], r);

@@ -3,10 +3,9 @@
 // libcni's types/100 and types/040 converters do. Pure functions, thread-safe.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 
@@ -16,9 +15,9 @@ namespace berth::cni {
 // Interfaces, routes and dns are kept as JSON so that fields this client does not use
 // (mac, sandbox, mtu, ...) survive chaining and caching unchanged.
 struct Result {
-  std::string cni_version;          // version the result was printed in
+  std::string cni_version;  // version the result was printed in
   nlohmann::json interfaces = nlohmann::json::array();
-  nlohmann::json ips = nlohmann::json::array();     // objects with "address" (CIDR), ...
+  nlohmann::json ips = nlohmann::json::array();  // objects with "address" (CIDR), ...
   nlohmann::json routes = nlohmann::json::array();
   nlohmann::json dns = nlohmann::json::object();
 };

@@ -9,7 +9,8 @@ TEST(ResultTest, Parses100AndOrdersIPv4First) {
   auto r = ParseResult(R"({"cniVersion":"1.0.0",
       "interfaces":[{"name":"eth0","mac":"aa:bb:cc:dd:ee:ff","sandbox":"/run/netns/x"}],
       "ips":[{"address":"fd00::5/64","interface":0},{"address":"10.88.0.5/16","gateway":"10.88.0.1","interface":0}],
-      "routes":[{"dst":"0.0.0.0/0"}],"dns":{"nameservers":["10.0.0.10"]}})", "1.0.0");
+      "routes":[{"dst":"0.0.0.0/0"}],"dns":{"nameservers":["10.0.0.10"]}})",
+                       "1.0.0");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->cni_version, "1.0.0");
   EXPECT_EQ(ResultIPs(*r), (std::vector<std::string>{"10.88.0.5", "fd00::5"}));
@@ -20,7 +21,8 @@ TEST(ResultTest, Parses100AndOrdersIPv4First) {
 TEST(ResultTest, Converts040To100AndBack) {
   auto r = ParseResult(R"({"cniVersion":"0.4.0",
       "ips":[{"version":"4","address":"10.1.0.2/24","gateway":"10.1.0.1","interface":1}],
-      "routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"}]})", "0.4.0");
+      "routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"}]})",
+                       "0.4.0");
   ASSERT_TRUE(r.ok()) << r.status();
   nlohmann::json v1 = ResultToJson(*r, "1.0.0");
   EXPECT_EQ(v1["cniVersion"], "1.0.0");
@@ -38,7 +40,8 @@ TEST(ResultTest, Converts040To100AndBack) {
 
 TEST(ResultTest, Converts020) {
   auto r = ParseResult(R"({"cniVersion":"0.2.0","ip4":{"ip":"10.2.0.3/16","gateway":"10.2.0.1",
-      "routes":[{"dst":"0.0.0.0/0"}]},"ip6":{"ip":"fd01::3/64"}})", "0.2.0");
+      "routes":[{"dst":"0.0.0.0/0"}]},"ip6":{"ip":"fd01::3/64"}})",
+                       "0.2.0");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(ResultIPs(*r), (std::vector<std::string>{"10.2.0.3", "fd01::3"}));
   nlohmann::json v1 = ResultToJson(*r, "1.0.0");
@@ -56,7 +59,8 @@ TEST(ResultTest, MissingVersionUsesDefault) {
 TEST(ResultTest, RejectsGarbage) {
   EXPECT_FALSE(ParseResult("", "1.0.0").ok());
   EXPECT_FALSE(ParseResult("[1]", "1.0.0").ok());
-  EXPECT_FALSE(ParseResult(R"({"cniVersion":"1.0.0","ips":[{"gateway":"1.2.3.4"}]})", "1.0.0").ok());
+  EXPECT_FALSE(
+      ParseResult(R"({"cniVersion":"1.0.0","ips":[{"gateway":"1.2.3.4"}]})", "1.0.0").ok());
   EXPECT_FALSE(ParseResult(R"({"cniVersion":"5.0.0"})", "1.0.0").ok());
 }
 

@@ -19,48 +19,46 @@ namespace berth::cri {
 namespace v1 = ::runtime::v1;
 
 // Unary RuntimeService RPCs: (method name, request type, response type).
-#define BERTH_CRI_RUNTIME_RPCS(X)                                                      \
-  X(Version, VersionRequest, VersionResponse)                                          \
-  X(RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse)                        \
-  X(StopPodSandbox, StopPodSandboxRequest, StopPodSandboxResponse)                     \
-  X(RemovePodSandbox, RemovePodSandboxRequest, RemovePodSandboxResponse)               \
-  X(PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse)               \
-  X(ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse)                     \
-  X(CreateContainer, CreateContainerRequest, CreateContainerResponse)                  \
-  X(StartContainer, StartContainerRequest, StartContainerResponse)                     \
-  X(StopContainer, StopContainerRequest, StopContainerResponse)                        \
-  X(RemoveContainer, RemoveContainerRequest, RemoveContainerResponse)                  \
-  X(ListContainers, ListContainersRequest, ListContainersResponse)                     \
-  X(ContainerStatus, ContainerStatusRequest, ContainerStatusResponse)                  \
-  X(UpdateContainerResources, UpdateContainerResourcesRequest,                         \
-    UpdateContainerResourcesResponse)                                                  \
-  X(ReopenContainerLog, ReopenContainerLogRequest, ReopenContainerLogResponse)         \
-  X(ExecSync, ExecSyncRequest, ExecSyncResponse)                                       \
-  X(Exec, ExecRequest, ExecResponse)                                                   \
-  X(Attach, AttachRequest, AttachResponse)                                             \
-  X(PortForward, PortForwardRequest, PortForwardResponse)                              \
-  X(ContainerStats, ContainerStatsRequest, ContainerStatsResponse)                     \
-  X(ListContainerStats, ListContainerStatsRequest, ListContainerStatsResponse)         \
-  X(PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse)                  \
-  X(ListPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse)      \
-  X(UpdateRuntimeConfig, UpdateRuntimeConfigRequest, UpdateRuntimeConfigResponse)      \
-  X(Status, StatusRequest, StatusResponse)                                             \
-  X(CheckpointContainer, CheckpointContainerRequest, CheckpointContainerResponse)      \
-  X(ListMetricDescriptors, ListMetricDescriptorsRequest, ListMetricDescriptorsResponse) \
-  X(ListPodSandboxMetrics, ListPodSandboxMetricsRequest, ListPodSandboxMetricsResponse) \
-  X(RuntimeConfig, RuntimeConfigRequest, RuntimeConfigResponse)                        \
-  X(UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest,                       \
-    UpdatePodSandboxResourcesResponse)
+#define BERTH_CRI_RUNTIME_RPCS(X)                                                                \
+  X(Version, VersionRequest, VersionResponse)                                                    \
+  X(RunPodSandbox, RunPodSandboxRequest, RunPodSandboxResponse)                                  \
+  X(StopPodSandbox, StopPodSandboxRequest, StopPodSandboxResponse)                               \
+  X(RemovePodSandbox, RemovePodSandboxRequest, RemovePodSandboxResponse)                         \
+  X(PodSandboxStatus, PodSandboxStatusRequest, PodSandboxStatusResponse)                         \
+  X(ListPodSandbox, ListPodSandboxRequest, ListPodSandboxResponse)                               \
+  X(CreateContainer, CreateContainerRequest, CreateContainerResponse)                            \
+  X(StartContainer, StartContainerRequest, StartContainerResponse)                               \
+  X(StopContainer, StopContainerRequest, StopContainerResponse)                                  \
+  X(RemoveContainer, RemoveContainerRequest, RemoveContainerResponse)                            \
+  X(ListContainers, ListContainersRequest, ListContainersResponse)                               \
+  X(ContainerStatus, ContainerStatusRequest, ContainerStatusResponse)                            \
+  X(UpdateContainerResources, UpdateContainerResourcesRequest, UpdateContainerResourcesResponse) \
+  X(ReopenContainerLog, ReopenContainerLogRequest, ReopenContainerLogResponse)                   \
+  X(ExecSync, ExecSyncRequest, ExecSyncResponse)                                                 \
+  X(Exec, ExecRequest, ExecResponse)                                                             \
+  X(Attach, AttachRequest, AttachResponse)                                                       \
+  X(PortForward, PortForwardRequest, PortForwardResponse)                                        \
+  X(ContainerStats, ContainerStatsRequest, ContainerStatsResponse)                               \
+  X(ListContainerStats, ListContainerStatsRequest, ListContainerStatsResponse)                   \
+  X(PodSandboxStats, PodSandboxStatsRequest, PodSandboxStatsResponse)                            \
+  X(ListPodSandboxStats, ListPodSandboxStatsRequest, ListPodSandboxStatsResponse)                \
+  X(UpdateRuntimeConfig, UpdateRuntimeConfigRequest, UpdateRuntimeConfigResponse)                \
+  X(Status, StatusRequest, StatusResponse)                                                       \
+  X(CheckpointContainer, CheckpointContainerRequest, CheckpointContainerResponse)                \
+  X(ListMetricDescriptors, ListMetricDescriptorsRequest, ListMetricDescriptorsResponse)          \
+  X(ListPodSandboxMetrics, ListPodSandboxMetricsRequest, ListPodSandboxMetricsResponse)          \
+  X(RuntimeConfig, RuntimeConfigRequest, RuntimeConfigResponse)                                  \
+  X(UpdatePodSandboxResources, UpdatePodSandboxResourcesRequest, UpdatePodSandboxResourcesResponse)
 
 // Unary ImageService RPCs.
-#define BERTH_CRI_IMAGE_RPCS(X)                               \
-  X(ListImages, ListImagesRequest, ListImagesResponse)        \
-  X(ImageStatus, ImageStatusRequest, ImageStatusResponse)     \
-  X(PullImage, PullImageRequest, PullImageResponse)           \
-  X(RemoveImage, RemoveImageRequest, RemoveImageResponse)     \
+#define BERTH_CRI_IMAGE_RPCS(X)                           \
+  X(ListImages, ListImagesRequest, ListImagesResponse)    \
+  X(ImageStatus, ImageStatusRequest, ImageStatusResponse) \
+  X(PullImage, PullImageRequest, PullImageResponse)       \
+  X(RemoveImage, RemoveImageRequest, RemoveImageResponse) \
   X(ImageFsInfo, ImageFsInfoRequest, ImageFsInfoResponse)
 
-#define BERTH_CRI_DECLARE_VIRTUAL_(name, req, resp)                         \
+#define BERTH_CRI_DECLARE_VIRTUAL_(name, req, resp)                        \
   virtual absl::StatusOr<v1::resp> name(const v1::req& request) {          \
     return absl::UnimplementedError(#name " is not implemented by berth"); \
   }
@@ -78,9 +76,10 @@ class RuntimeService {
   // `send` returns false (the client went away) or `cancelled()` returns true; then returns
   // OK. `cancelled` is polled at least once a second, the first time once the subscription
   // is in place (every later event is delivered). Blocks the calling thread.
-  virtual absl::Status GetContainerEvents(const v1::GetEventsRequest& request,
-                                          const std::function<bool(const v1::ContainerEventResponse&)>& send,
-                                          const std::function<bool()>& cancelled) {
+  virtual absl::Status GetContainerEvents(
+      const v1::GetEventsRequest& request,
+      const std::function<bool(const v1::ContainerEventResponse&)>& send,
+      const std::function<bool()>& cancelled) {
     return absl::UnimplementedError("GetContainerEvents is not implemented by berth");
   }
 };

@@ -4,8 +4,7 @@
 
 namespace berth::csi {
 
-CsiManager::CsiManager(KubeApi* api, const std::string& node_name,
-                       const std::string& kubelet_root)
+CsiManager::CsiManager(KubeApi* api, const std::string& node_name, const std::string& kubelet_root)
     : nim_(api, node_name),
       handler_(&registry_, &nim_),
       watcher_(JoinPath(kubelet_root, "plugins_registry")),

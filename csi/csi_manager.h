@@ -13,19 +13,18 @@
 #include <mutex>
 #include <string>
 
+#include "base/kube_api.h"
 #include "csi/csi_plugin.h"
 #include "csi/csi_volume.h"
 #include "csi/node_info_manager.h"
 #include "csi/plugin_watcher.h"
-#include "base/kube_api.h"
 
 namespace berth::csi {
 
 class CsiManager {
  public:
   // `api` is not owned and must outlive the manager. `kubelet_root` e.g. /var/lib/kubelet.
-  CsiManager(KubeApi* api, const std::string& node_name,
-             const std::string& kubelet_root);
+  CsiManager(KubeApi* api, const std::string& node_name, const std::string& kubelet_root);
   ~CsiManager();  // Stop()s
 
   void Start();

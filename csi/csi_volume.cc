@@ -80,8 +80,7 @@ void FillCapability(const VolumeRequest& req, const std::set<int>& caps,
 }
 
 // The data of Secret `ns`/`name`, decoded.
-absl::StatusOr<std::map<std::string, std::string>> SecretData(KubeApi* api,
-                                                              const std::string& ns,
+absl::StatusOr<std::map<std::string, std::string>> SecretData(KubeApi* api, const std::string& ns,
                                                               const std::string& name) {
   ASSIGN_OR_RETURN(Json secret,
                    api->Get(absl::StrCat("/api/v1/namespaces/", ns, "/secrets/", name)));
@@ -98,8 +97,7 @@ absl::StatusOr<std::map<std::string, std::string>> SecretData(KubeApi* api,
 }
 
 // A secretRef ({name, namespace}) of a PV or inline volume; `default_ns` when it has none.
-absl::Status ResolveSecretRef(KubeApi* api, const Json& ref,
-                              const std::string& default_ns,
+absl::Status ResolveSecretRef(KubeApi* api, const Json& ref, const std::string& default_ns,
                               std::map<std::string, std::string>* out) {
   if (!ref.is_object() || Str(ref, "name").empty()) return absl::OkStatus();
   std::string ns = Str(ref, "namespace");
@@ -131,8 +129,8 @@ std::string Sha256Hex(const std::string& s) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-CsiVolumes::CsiVolumes(const DriverRegistry* registry, KubeApi* api,
-                       std::string kubelet_root, std::string node_name, absl::Duration timeout)
+CsiVolumes::CsiVolumes(const DriverRegistry* registry, KubeApi* api, std::string kubelet_root,
+                       std::string node_name, absl::Duration timeout)
     : registry_(registry),
       api_(api),
       root_(std::move(kubelet_root)),

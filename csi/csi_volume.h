@@ -49,8 +49,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "csi/csi_plugin.h"
 #include "base/kube_api.h"
+#include "csi/csi_plugin.h"
 
 namespace berth::csi {
 
@@ -118,8 +118,8 @@ class CsiVolumes {
   // there is no CSIDriver object) the VolumeAttachment `csi-<sha256(handle+driver+node)>`
   // must be attached; its attachmentMetadata is the publish context. Errors: Unavailable
   // while not attached, as SetUp, the API's.
-  absl::StatusOr<PublishedVolume> SetUpPersistent(const nlohmann::json& pod, const nlohmann::json& pv,
-                                                  bool read_only);
+  absl::StatusOr<PublishedVolume> SetUpPersistent(const nlohmann::json& pod,
+                                                  const nlohmann::json& pv, bool read_only);
 
   // Unpublishes every CSI volume of pod `pod_uid` found on disk, and unstages those no other
   // pod uses. OK when there are none. Errors: the first failure (the caller retries).

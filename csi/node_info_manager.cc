@@ -136,8 +136,7 @@ absl::Status NodeInfoManager::UpdateNode(const std::string& driver, const std::s
                    {{"resourceVersion", meta.value("resourceVersion", std::string())},
                     {"annotations", {{kNodeIdAnnotation, annotation}}}}}};
     if (!patch_labels.empty()) patch["metadata"]["labels"] = patch_labels;
-    auto r =
-        api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, PatchType::kMerge);
+    auto r = api_->Patch(absl::StrCat("/api/v1/nodes/", node_name_), patch, PatchType::kMerge);
     if (r.ok()) return absl::OkStatus();
     last = r.status();
     if (!absl::IsAborted(last)) return last;

@@ -1,5 +1,7 @@
 #include "ebpf/collectors.h"
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -14,9 +16,6 @@
 #include <deque>
 #include <thread>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -27,6 +26,7 @@
 #include "base/status.h"
 #include "ebpf/progs/berth_ebpf.h"
 #include "ebpf/skeleton.h"
+
 #include "cgroup_stats.skel.h"
 #include "oom.skel.h"
 
@@ -62,8 +62,8 @@ std::chrono::system_clock::time_point MonotonicToWall(uint64_t ktime_ns) {
 
 // Where the hierarchies this loader needs are mounted.
 struct Hierarchies {
-  std::string v2;          // the cgroup2 mount
-  std::string io;          // the mount of the hierarchy with the block controller
+  std::string v2;             // the cgroup2 mount
+  std::string io;             // the mount of the hierarchy with the block controller
   uint32_t io_hierarchy = 0;  // its hierarchy id (0: the cgroup2 one)
 };
 
@@ -72,11 +72,13 @@ absl::StatusOr<Hierarchies> FindHierarchies() {
   const std::vector<CgroupMount> mounts = HostCgroupMounts();
   h.v2 = UnifiedCgroupMount(mounts);
   if (h.v2.empty()) {
-    return absl::FailedPreconditionError("load eBPF collectors: no cgroup2 mount in /proc/self/mountinfo");
+    return absl::FailedPreconditionError(
+        "load eBPF collectors: no cgroup2 mount in /proc/self/mountinfo");
   }
   absl::StatusOr<std::string> controllers = ReadFile(h.v2 + "/cgroup.controllers");
   if (controllers.ok()) {
-    for (absl::string_view c : absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+    for (absl::string_view c :
+         absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
       if (c == "io") {
         h.io = h.v2;
         return h;
@@ -86,7 +88,8 @@ absl::StatusOr<Hierarchies> FindHierarchies() {
   // v1 blkio: its hierarchy id from /proc/cgroups ("blkio <hierarchy> <num_cgroups> <enabled>").
   ASSIGN_OR_RETURN(std::string table, ReadFile("/proc/cgroups"));
   for (absl::string_view line : absl::StrSplit(table, '\n')) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (f.size() >= 2 && f[0] == "blkio" && absl::SimpleAtoi(f[1], &h.io_hierarchy)) {
       h.io = V1CgroupMount(mounts, "blkio");
       if (h.io.empty()) break;  // enabled but not mounted
@@ -274,8 +277,8 @@ class CollectorsImpl : public Collectors {
       if (t == cgroup_path) return absl::OkStatus();
     }
     if (tracked_.size() >= kMaxTrackedCgroups) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "track cgroup ", cgroup_path, ": already ", kMaxTrackedCgroups, " tracked subtrees"));
+      return absl::ResourceExhaustedError(absl::StrCat("track cgroup ", cgroup_path, ": already ",
+                                                       kMaxTrackedCgroups, " tracked subtrees"));
     }
     size_t i = tracked_.size();
     uint32_t level = CgroupLevel(cgroup_path);
@@ -299,12 +302,13 @@ class CollectorsImpl : public Collectors {
   absl::Status AttachNetwork(const std::string& path) override {
     absl::MutexLock lock(&net_mu_);
     if (!stats_ || !options_.net) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("attach network counters to cgroup ", path, ": collectors loaded without net"));
+      return absl::FailedPreconditionError(absl::StrCat("attach network counters to cgroup ", path,
+                                                        ": collectors loaded without net"));
     }
     if (net_links_.count(path)) return absl::OkStatus();
     int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("attach network counters: open cgroup ", path));
+    if (fd < 0)
+      return ErrnoStatus(errno, absl::StrCat("attach network counters: open cgroup ", path));
     NetLinks links;
     absl::Status st;
     internal::BeginLibbpfCapture();
@@ -318,8 +322,8 @@ class CollectorsImpl : public Collectors {
     close(fd);
     if (err) {
       if (links.ingress) bpf_link__destroy(links.ingress);
-      return internal::LibbpfError("cgroup_stats",
-                                   absl::StrCat("attach cgroup_skb (cgroup ", path, ") of"), err, log);
+      return internal::LibbpfError(
+          "cgroup_stats", absl::StrCat("attach cgroup_skb (cgroup ", path, ") of"), err, log);
     }
     net_links_[path] = links;
     return absl::OkStatus();
@@ -336,7 +340,8 @@ class CollectorsImpl : public Collectors {
 
  private:
   absl::Status LoadCgroupStats() {
-    ASSIGN_OR_RETURN(stats_, BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
+    ASSIGN_OR_RETURN(stats_,
+                     BpfSkeleton<cgroup_stats_bpf>::Open("cgroup_stats", options_.btf_path));
     stats_->rodata->count_root_cgroup = options_.count_root_cgroup;
     stats_->rodata->track_all = options_.track_all_cgroups;
     stats_->rodata->nr_cpus = static_cast<__u32>(ncpus_);
@@ -344,7 +349,8 @@ class CollectorsImpl : public Collectors {
     io_identity_ = hierarchies_.io == hierarchies_.v2;
     stats_->rodata->io_hierarchy_id = hierarchies_.io_hierarchy;
     io_mount_fd_ = open(hierarchies_.io.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (io_mount_fd_ < 0) return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
+    if (io_mount_fd_ < 0)
+      return ErrnoStatus(errno, absl::StrCat("load eBPF collectors: open ", hierarchies_.io));
     auto& p = stats_->progs;
     bpf_program__set_autoload(p.berth_sched_switch, options_.sched);
     bpf_program__set_autoload(p.berth_sched_process_exec, options_.exec);
@@ -352,7 +358,8 @@ class CollectorsImpl : public Collectors {
       bpf_program__set_autoload(prog, options_.io);
     for (bpf_program* prog : {p.berth_cgroup_skb_ingress, p.berth_cgroup_skb_egress})
       bpf_program__set_autoload(prog, options_.net);
-    for (bpf_program* prog : {p.berth_tcp_retransmit_skb, p.berth_tcp_send_reset, p.berth_tcp_receive_reset})
+    for (bpf_program* prog :
+         {p.berth_tcp_retransmit_skb, p.berth_tcp_send_reset, p.berth_tcp_receive_reset})
       bpf_program__set_autoload(prog, options_.tcp);
     RETURN_IF_ERROR(Annotate(stats_.Load(), "load eBPF collectors"));
     for (const std::string& cg : options_.tracked_cgroups) {
@@ -373,7 +380,8 @@ class CollectorsImpl : public Collectors {
       while (!stop_.load()) {
         int n = ring_buffer__poll(ring_, 200 /* ms */);
         if (n < 0 && n != -EINTR) {
-          LOG(ERROR) << "eBPF OOM ring buffer poll failed: " << ErrnoStatus(-n, "ring_buffer__poll");
+          LOG(ERROR) << "eBPF OOM ring buffer poll failed: "
+                     << ErrnoStatus(-n, "ring_buffer__poll");
           return;
         }
       }
@@ -428,7 +436,8 @@ class CollectorsImpl : public Collectors {
     auto it = io_to_v2_.find(io_id);
     if (it != io_to_v2_.end()) return it->second;
     std::string path = CgroupPathOfId(io_mount_fd_, io_id);
-    if (path.size() < hierarchies_.io.size() || path.compare(0, hierarchies_.io.size(), hierarchies_.io) != 0) {
+    if (path.size() < hierarchies_.io.size() ||
+        path.compare(0, hierarchies_.io.size(), hierarchies_.io) != 0) {
       return 0;
     }
     uint64_t v2 = CgroupIdOf(hierarchies_.v2 + path.substr(hierarchies_.io.size()));

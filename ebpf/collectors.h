@@ -50,20 +50,20 @@ struct LatencyHistogram {
 // Monotonic counters of one cgroup since the collectors were loaded (or the cgroup created).
 struct CgroupStats {
   uint64_t cgroup_id = 0;
-  uint64_t cpu_ns = 0;                // on-CPU time of the cgroup's tasks
-  LatencyHistogram runq_latency;      // wakeup/preemption -> running
-  uint64_t exec_count = 0;            // successful execve()s
-  uint64_t io_read_bytes = 0;         // block I/O of the cgroup, attributed as the block
-  uint64_t io_write_bytes = 0;        // cgroup controller does (the bios' blkcg)
-  LatencyHistogram io_latency;        // block request issue -> complete
-  uint64_t tcp_retransmits = 0;       // on the cgroup's sockets
+  uint64_t cpu_ns = 0;            // on-CPU time of the cgroup's tasks
+  LatencyHistogram runq_latency;  // wakeup/preemption -> running
+  uint64_t exec_count = 0;        // successful execve()s
+  uint64_t io_read_bytes = 0;     // block I/O of the cgroup, attributed as the block
+  uint64_t io_write_bytes = 0;    // cgroup controller does (the bios' blkcg)
+  LatencyHistogram io_latency;    // block request issue -> complete
+  uint64_t tcp_retransmits = 0;   // on the cgroup's sockets
   uint64_t tcp_resets_sent = 0;
   uint64_t tcp_resets_received = 0;
-  uint64_t net_rx_bytes = 0;          // packets of the cgroup's sockets, counted only below
-  uint64_t net_rx_packets = 0;        // a cgroup passed to AttachNetwork()
+  uint64_t net_rx_bytes = 0;    // packets of the cgroup's sockets, counted only below
+  uint64_t net_rx_packets = 0;  // a cgroup passed to AttachNetwork()
   uint64_t net_tx_bytes = 0;
   uint64_t net_tx_packets = 0;
-  uint64_t oom_kills = 0;             // OOM victims whose cgroup this was
+  uint64_t oom_kills = 0;  // OOM victims whose cgroup this was
 };
 
 // One OOM kill (oom:mark_victim).
@@ -79,7 +79,7 @@ struct OomKill {
 // field, not across fields).
 struct StatsSnapshot {
   std::unordered_map<uint64_t, CgroupStats> cgroups;  // by cgroup id
-  std::vector<OomKill> oom_kills;                     // oldest first, the last Options::max_oom_kills
+  std::vector<OomKill> oom_kills;  // oldest first, the last Options::max_oom_kills
 };
 
 // What to load. Collectors that are switched off cost nothing at runtime.

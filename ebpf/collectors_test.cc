@@ -3,9 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -68,7 +68,10 @@ TEST(CollectorsTest, Log2BucketIsTheBitLengthOfMicroseconds) {
   auto reference = [](uint64_t ns) {
     uint64_t us = ns / 1000;
     uint32_t bits = 0;
-    while (us != 0) { bits++; us >>= 1; }
+    while (us != 0) {
+      bits++;
+      us >>= 1;
+    }
     return std::min<uint32_t>(bits, BERTH_HIST_BUCKETS - 1);
   };
   std::vector<uint64_t> values = {0, 1, 999, 1000, 1001, 1999, 2000, 1023, 1024, ~uint64_t{0}};

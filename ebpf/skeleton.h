@@ -10,11 +10,11 @@
 // The destructor detaches and frees everything. Not thread-safe; move-only.
 #pragma once
 
+#include <bpf/libbpf.h>
+
 #include <cerrno>
 #include <string>
 #include <utility>
-
-#include <bpf/libbpf.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,7 +42,8 @@ template <typename T>
 class BpfSkeleton {
  public:
   BpfSkeleton() = default;
-  BpfSkeleton(BpfSkeleton&& o) noexcept : name_(std::move(o.name_)), skel_(std::exchange(o.skel_, nullptr)) {}
+  BpfSkeleton(BpfSkeleton&& o) noexcept
+      : name_(std::move(o.name_)), skel_(std::exchange(o.skel_, nullptr)) {}
   BpfSkeleton& operator=(BpfSkeleton&& o) noexcept {
     if (this != &o) {
       Reset();
@@ -57,7 +58,8 @@ class BpfSkeleton {
 
   // Opens the embedded BPF object `name` (used in error messages). `btf_path` overrides the
   // kernel BTF used for CO-RE relocations (empty: /sys/kernel/btf/vmlinux).
-  static absl::StatusOr<BpfSkeleton> Open(const std::string& name, const std::string& btf_path = "") {
+  static absl::StatusOr<BpfSkeleton> Open(const std::string& name,
+                                          const std::string& btf_path = "") {
     LIBBPF_OPTS(bpf_object_open_opts, opts);
     if (!btf_path.empty()) opts.btf_custom_path = btf_path.c_str();
     internal::BeginLibbpfCapture();
@@ -72,9 +74,13 @@ class BpfSkeleton {
   }
 
   // Creates the maps and loads (verifies) the programs. Tunables are frozen afterwards.
-  absl::Status Load() { return Step("load", [this] { return T::load(skel_); }); }
+  absl::Status Load() {
+    return Step("load", [this] { return T::load(skel_); });
+  }
   // Attaches every program whose autoload is on.
-  absl::Status Attach() { return Step("attach", [this] { return T::attach(skel_); }); }
+  absl::Status Attach() {
+    return Step("attach", [this] { return T::attach(skel_); });
+  }
 
   T* get() const { return skel_; }
   T* operator->() const { return skel_; }
@@ -84,7 +90,8 @@ class BpfSkeleton {
  private:
   template <typename F>
   absl::Status Step(const char* what, F f) {
-    if (!skel_) return absl::FailedPreconditionError(absl::StrCat("BPF object ", name_, ": not open"));
+    if (!skel_)
+      return absl::FailedPreconditionError(absl::StrCat("BPF object ", name_, ": not open"));
     internal::BeginLibbpfCapture();
     int err = f();
     std::string log = internal::EndLibbpfCapture();

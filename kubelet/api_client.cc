@@ -1,12 +1,10 @@
 #include "kubelet/api_client.h"
 
+#include <httplib.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-
-#include <httplib.h>
-
 #include <signal.h>
 
 #include <chrono>
@@ -31,28 +29,45 @@ constexpr char kNoSystemCaDir[] = "/nonexistent/berth-no-system-ca";
 
 std::string ReasonPhrase(int code) {
   switch (code) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return absl::StrCat("HTTP", code);
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return absl::StrCat("HTTP", code);
   }
 }
 
 const char* ContentType(PatchType t) {
   switch (t) {
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-    case PatchType::kJson: return "application/json-patch+json";
+    case PatchType::kMerge:
+      return "application/merge-patch+json";
+    case PatchType::kStrategicMerge:
+      return "application/strategic-merge-patch+json";
+    case PatchType::kJson:
+      return "application/json-patch+json";
   }
   return "application/json";
 }
@@ -197,9 +212,8 @@ class HttpApiClient : public ApiClient {
         Json ev = Json::parse(line.begin(), line.end(), nullptr, false);
         if (ev.is_discarded() || !ev.is_object() || !ev.contains("type") ||
             !ev["type"].is_string()) {
-          decode_error = absl::InternalError(
-              absl::StrCat("WATCH ", path, ": undecodable event: ",
-                           std::string(line.substr(0, 200))));
+          decode_error = absl::InternalError(absl::StrCat(
+              "WATCH ", path, ": undecodable event: ", std::string(line.substr(0, 200))));
           return false;
         }
         static const Json kEmpty = Json::object();
@@ -225,8 +239,8 @@ class HttpApiClient : public ApiClient {
     if (!decode_error.ok()) return decode_error;
     if (consumer_stopped || stop.load() || rotated) return absl::OkStatus();
     if (!ok) {
-      return absl::UnavailableError(absl::StrCat("WATCH ", path, ": ", config_.server, ": ",
-                                                 httplib::to_string(err)));
+      return absl::UnavailableError(
+          absl::StrCat("WATCH ", path, ": ", config_.server, ": ", httplib::to_string(err)));
     }
     if (res.status < 200 || res.status > 299) {
       return StatusFromHttp("WATCH", path, res.status, error_body);
@@ -272,8 +286,8 @@ class HttpApiClient : public ApiClient {
       if (options_.client_certificate) {
         if (cert && cert->cert && cert->key) {
           // SSL_CTX_use_certificate / _PrivateKey take their own references.
-          sc = std::make_unique<httplib::SSLClient>(host_, port_, cert->cert.get(),
-                                                    cert->key.get());
+          sc =
+              std::make_unique<httplib::SSLClient>(host_, port_, cert->cert.get(), cert->key.get());
         } else {
           sc = std::make_unique<httplib::SSLClient>(host_, port_);
         }
@@ -354,16 +368,16 @@ class HttpApiClient : public ApiClient {
     }
     if (!sent) {
       // The connection is dropped with its client; the next call dials afresh.
-      return absl::UnavailableError(absl::StrCat(verb, " ", path, ": ", config_.server, ": ",
-                                                 httplib::to_string(err)));
+      return absl::UnavailableError(
+          absl::StrCat(verb, " ", path, ": ", config_.server, ": ", httplib::to_string(err)));
     }
     Release(std::move(client));
     RETURN_IF_ERROR(StatusFromHttp(verb, path, res.status, res.body));
     if (res.body.empty()) return Json::object();
     Json j = Json::parse(res.body, nullptr, false);
     if (j.is_discarded()) {
-      return absl::InternalError(absl::StrCat(verb, " ", path, ": response is not JSON: ",
-                                              res.body.substr(0, 200)));
+      return absl::InternalError(
+          absl::StrCat(verb, " ", path, ": response is not JSON: ", res.body.substr(0, 200)));
     }
     return j;
   }
@@ -407,17 +421,29 @@ absl::Status StatusFromHttp(const std::string& verb, const std::string& path, in
   absl::StatusCode code;
   switch (http_code) {
     case 400:
-    case 422: code = absl::StatusCode::kInvalidArgument; break;
-    case 401: code = absl::StatusCode::kUnauthenticated; break;
-    case 403: code = absl::StatusCode::kPermissionDenied; break;
-    case 404: code = absl::StatusCode::kNotFound; break;
+    case 422:
+      code = absl::StatusCode::kInvalidArgument;
+      break;
+    case 401:
+      code = absl::StatusCode::kUnauthenticated;
+      break;
+    case 403:
+      code = absl::StatusCode::kPermissionDenied;
+      break;
+    case 404:
+      code = absl::StatusCode::kNotFound;
+      break;
     case 409:
       code = (reason == "AlreadyExists" || (reason.empty() && verb == "POST"))
                  ? absl::StatusCode::kAlreadyExists
                  : absl::StatusCode::kAborted;
       break;
-    case 410: code = absl::StatusCode::kOutOfRange; break;
-    case 429: code = absl::StatusCode::kUnavailable; break;
+    case 410:
+      code = absl::StatusCode::kOutOfRange;
+      break;
+    case 429:
+      code = absl::StatusCode::kUnavailable;
+      break;
     default:
       code = http_code >= 500 ? absl::StatusCode::kUnavailable : absl::StatusCode::kUnknown;
   }

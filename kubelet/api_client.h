@@ -11,9 +11,8 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -43,9 +42,9 @@ using ::berth::PatchType;  // PATCH content types (base/kube_api.h)
 
 // Tunables of the HTTPS client. Durations in seconds.
 struct ApiClientOptions {
-  int connect_timeout_s = 10;       // TCP + TLS handshake
-  int request_timeout_s = 60;       // per read/write of a normal request
-  int watch_read_timeout_s = 660;   // per read of a watch stream (> server timeoutSeconds)
+  int connect_timeout_s = 10;      // TCP + TLS handshake
+  int request_timeout_s = 60;      // per read/write of a normal request
+  int watch_read_timeout_s = 660;  // per read of a watch stream (> server timeoutSeconds)
   std::string user_agent = "berth/0.1";
   // Client certificate rotation (as the kubelet's UpdateTransport): when set, it replaces the
   // kubeconfig's client certificate. When the certificate it returns changes, idle pooled

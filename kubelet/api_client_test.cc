@@ -10,7 +10,6 @@
 #include <stdlib.h>
 
 #include <mutex>
-
 #include <thread>
 
 #include "base/file.h"
@@ -28,9 +27,9 @@ TEST(StatusFromHttpTest, MapsCodesAndMessages) {
 
   EXPECT_TRUE(StatusFromHttp("GET", "/p", 200, "").ok());
   EXPECT_TRUE(StatusFromHttp("POST", "/p", 201, "").ok());
-  EXPECT_EQ(StatusFromHttp("POST", "/p", 409, R"({"kind":"Status","reason":"AlreadyExists"})")
-                .code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      StatusFromHttp("POST", "/p", 409, R"({"kind":"Status","reason":"AlreadyExists"})").code(),
+      absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(StatusFromHttp("PUT", "/p", 409, R"({"kind":"Status","reason":"Conflict"})").code(),
             absl::StatusCode::kAborted);
   EXPECT_EQ(StatusFromHttp("GET", "/p", 410, "").code(), absl::StatusCode::kOutOfRange);
@@ -92,31 +91,35 @@ class ApiClientTlsTest : public ::testing::Test {
       res.status = 201;
       res.set_content(out.dump(), "application/json");
     });
-    server_->Patch("/api/v1/nodes/y/status", [](const httplib::Request& req, httplib::Response& res) {
-      res.set_content(Json{{"contentType", req.get_header_value("Content-Type")}}.dump(),
-                      "application/json");
-    });
+    server_->Patch(
+        "/api/v1/nodes/y/status", [](const httplib::Request& req, httplib::Response& res) {
+          res.set_content(Json{{"contentType", req.get_header_value("Content-Type")}}.dump(),
+                          "application/json");
+        });
     server_->Get("/api/v1/pods", [this](const httplib::Request& req, httplib::Response& res) {
       if (!req.has_param("watch")) {
         res.set_content(R"({"kind":"PodList","items":[]})", "application/json");
         return;
       }
       bool hold = req.get_param_value("resourceVersion") == "hold";
-      res.set_chunked_content_provider("application/json", [this, hold](size_t, httplib::DataSink& sink) {
-        std::string ev1 = R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})";
-        std::string ev2 = R"({"type":"MODIFIED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})";
-        // The second event arrives split across two chunks.
-        std::string all = ev1 + "\n" + ev2 + "\n";
-        sink.write(all.data(), 10);
-        sink.write(all.data() + 10, all.size() - 10);
-        if (hold) {
-          while (!shutting_down_ && sink.is_writable()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-          }
-        }
-        sink.done();
-        return true;
-      });
+      res.set_chunked_content_provider(
+          "application/json", [this, hold](size_t, httplib::DataSink& sink) {
+            std::string ev1 =
+                R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"}}})";
+            std::string ev2 =
+                R"({"type":"MODIFIED","object":{"metadata":{"name":"a","resourceVersion":"6"}}})";
+            // The second event arrives split across two chunks.
+            std::string all = ev1 + "\n" + ev2 + "\n";
+            sink.write(all.data(), 10);
+            sink.write(all.data() + 10, all.size() - 10);
+            if (hold) {
+              while (!shutting_down_ && sink.is_writable()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+              }
+            }
+            sink.done();
+            return true;
+          });
     });
     port_ = server_->bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
@@ -148,8 +151,8 @@ class ApiClientTlsTest : public ::testing::Test {
     Openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-keyout", P(name + ".key"), "-out", P(name + ".csr"), "-subj", subj});
     Openssl({"x509", "-req", "-in", P(name + ".csr"), "-CA", P(ca + ".crt"), "-CAkey",
-             P(ca + ".key"), "-CAcreateserial", "-out", P(name + ".crt"), "-days", "1",
-             "-extfile", P(name + ".ext")});
+             P(ca + ".key"), "-CAcreateserial", "-out", P(name + ".crt"), "-days", "1", "-extfile",
+             P(name + ".ext")});
   }
   Kubeconfig Config(const std::string& ca) {
     Kubeconfig kc;
@@ -195,8 +198,8 @@ TEST_F(ApiClientTlsTest, RequestsAndErrorMapping) {
   ASSERT_TRUE(posted.ok()) << posted.status();
   EXPECT_EQ((*posted)["echo"]["kind"], "Node");
   EXPECT_EQ((*posted)["contentType"], "application/json");
-  auto patched = (*client)->Patch("/api/v1/nodes/y/status", Json::object(),
-                                  PatchType::kStrategicMerge);
+  auto patched =
+      (*client)->Patch("/api/v1/nodes/y/status", Json::object(), PatchType::kStrategicMerge);
   ASSERT_TRUE(patched.ok()) << patched.status();
   EXPECT_EQ((*patched)["contentType"], "application/strategic-merge-patch+json");
 }

@@ -28,15 +28,21 @@ constexpr char kNewDataDir[] = "..data_tmp";
 // validatePath refuses.
 absl::StatusOr<std::string> CleanPath(const std::string& p) {
   if (p.empty()) return absl::InvalidArgumentError("empty file path");
-  if (p.size() > 4096) return absl::InvalidArgumentError(absl::StrCat("file path \"", p.substr(0, 64), "...\" is too long"));
-  if (p[0] == '/') return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" is absolute"));
+  if (p.size() > 4096)
+    return absl::InvalidArgumentError(
+        absl::StrCat("file path \"", p.substr(0, 64), "...\" is too long"));
+  if (p[0] == '/')
+    return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" is absolute"));
   std::vector<std::string> parts;
   for (absl::string_view part : absl::StrSplit(p, '/', absl::SkipEmpty())) {
     if (part == ".") continue;
-    if (part == "..") return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" contains \"..\""));
+    if (part == "..")
+      return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" contains \"..\""));
     parts.emplace_back(part);
   }
-  if (parts.empty()) return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" names the volume itself"));
+  if (parts.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("file path \"", p, "\" names the volume itself"));
   if (absl::StartsWith(parts[0], "..")) {
     return absl::InvalidArgumentError(absl::StrCat("file path \"", p, "\" starts with \"..\""));
   }
@@ -92,8 +98,9 @@ std::set<std::string> PathsIn(const std::string& ts) {
 
 }  // namespace
 
-absl::StatusOr<bool> WriteAtomically(const std::string& dir, const Payload& payload,
-                                     const std::function<absl::Status(const std::string&)>& set_perms) {
+absl::StatusOr<bool> WriteAtomically(
+    const std::string& dir, const Payload& payload,
+    const std::function<absl::Status(const std::string&)>& set_perms) {
   Payload clean;
   for (const auto& [rel, f] : payload) {
     ASSIGN_OR_RETURN(std::string c, CleanPath(rel));
@@ -105,8 +112,10 @@ absl::StatusOr<bool> WriteAtomically(const std::string& dir, const Payload& payl
   {
     char buf[4096];
     ssize_t n = ::readlink(data_link.c_str(), buf, sizeof(buf) - 1);
-    if (n > 0) old_ts.assign(buf, static_cast<size_t>(n));
-    else if (errno != ENOENT && errno != EINVAL) return ErrnoStatus(errno, absl::StrCat("readlink ", data_link));
+    if (n > 0)
+      old_ts.assign(buf, static_cast<size_t>(n));
+    else if (errno != ENOENT && errno != EINVAL)
+      return ErrnoStatus(errno, absl::StrCat("readlink ", data_link));
   }
   // Every prefix of every new path: what stays user-visible.
   std::set<std::string> new_paths;
@@ -127,15 +136,20 @@ absl::StatusOr<bool> WriteAtomically(const std::string& dir, const Payload& payl
   }
   bool write = old_ts.empty() || !to_remove.empty() || !SameContent(JoinPath(dir, old_ts), clean);
   if (write) {
-    std::string tmpl = JoinPath(dir, absl::StrCat("..", absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()), ".XXXXXXXXXX"));
-    if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus(errno, absl::StrCat("mkdtemp in ", dir));
+    std::string tmpl = JoinPath(
+        dir,
+        absl::StrCat("..", absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()),
+                     ".XXXXXXXXXX"));
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      return ErrnoStatus(errno, absl::StrCat("mkdtemp in ", dir));
     const std::string ts_dir = tmpl;
     const std::string ts_name = ts_dir.substr(ts_dir.rfind('/') + 1);
     auto fail = [&](absl::Status s) {
       (void)RemoveAll(ts_dir);
       return s;
     };
-    if (::chmod(ts_dir.c_str(), 0755) != 0) return fail(ErrnoStatus(errno, absl::StrCat("chmod ", ts_dir)));
+    if (::chmod(ts_dir.c_str(), 0755) != 0)
+      return fail(ErrnoStatus(errno, absl::StrCat("chmod ", ts_dir)));
     for (const auto& [rel, f] : clean) {
       if (absl::Status s = WriteFile(JoinPath(ts_dir, rel), f); !s.ok()) return fail(s);
     }
@@ -170,7 +184,8 @@ absl::StatusOr<bool> WriteAtomically(const std::string& dir, const Payload& payl
   for (const auto& p : to_remove) {
     if (p.find('/') != std::string::npos) continue;  // inside a removed or kept directory link
     std::string visible = JoinPath(dir, p);
-    if (::unlink(visible.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, absl::StrCat("remove ", visible));
+    if (::unlink(visible.c_str()) != 0 && errno != ENOENT)
+      return ErrnoStatus(errno, absl::StrCat("remove ", visible));
   }
   if (write && !old_ts.empty()) RETURN_IF_ERROR(RemoveAll(JoinPath(dir, old_ts)));
   return write;

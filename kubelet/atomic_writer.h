@@ -37,7 +37,8 @@ using Payload = std::map<std::string, FileProjection>;
 // files left by an older, non-atomic layout at a user-visible name are replaced. Returns
 // whether anything changed. Errors: the filesystem's, naming the path; on error the previous
 // content stays visible.
-absl::StatusOr<bool> WriteAtomically(const std::string& dir, const Payload& payload,
-                                     const std::function<absl::Status(const std::string&)>& set_perms = nullptr);
+absl::StatusOr<bool> WriteAtomically(
+    const std::string& dir, const Payload& payload,
+    const std::function<absl::Status(const std::string&)>& set_perms = nullptr);
 
 }  // namespace berth::kubelet

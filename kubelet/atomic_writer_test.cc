@@ -1,11 +1,10 @@
 #include "kubelet/atomic_writer.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "base/file.h"
 
@@ -69,7 +68,9 @@ TEST_F(AtomicWriterTest, SamePayloadWritesNothing) {
 }
 
 TEST_F(AtomicWriterTest, UpdateSwapsContentAddsAndRemovesKeys) {
-  ASSERT_TRUE(WriteAtomically(dir_, {{"a", {"1", 0644}}, {"gone", {"x", 0644}}, {"d/f", {"y", 0644}}}).ok());
+  ASSERT_TRUE(
+      WriteAtomically(dir_, {{"a", {"1", 0644}}, {"gone", {"x", 0644}}, {"d/f", {"y", 0644}}})
+          .ok());
   std::string before = Link("..data");
   auto w = WriteAtomically(dir_, {{"a", {"2", 0644}}, {"new", {"n", 0644}}});
   ASSERT_TRUE(w.ok()) << w.status();

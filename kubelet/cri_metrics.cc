@@ -2,9 +2,8 @@
 
 #include <time.h>
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -42,8 +41,9 @@ void AppendMetrics(const metrics::CadvisorContainer& entry, const ebpf::CgroupSt
 const std::vector<CriMetricDef>& CriMetricDefs() {
   using S = ebpf::CgroupStats;
   static const std::vector<CriMetricDef> defs = {
-      {"berth_cgroup_cpu_nanoseconds_total", "On-CPU time of the cgroup's tasks (eBPF sched_switch).",
-       v1::COUNTER, [](const S& s) { return s.cpu_ns; }},
+      {"berth_cgroup_cpu_nanoseconds_total",
+       "On-CPU time of the cgroup's tasks (eBPF sched_switch).", v1::COUNTER,
+       [](const S& s) { return s.cpu_ns; }},
       {"berth_cgroup_runqueue_latency_nanoseconds_total",
        "Sum of run-queue latencies of the cgroup's tasks, wakeup to running (eBPF).", v1::COUNTER,
        [](const S& s) { return s.runq_latency.sum_ns; }},
@@ -69,8 +69,8 @@ const std::vector<CriMetricDef>& CriMetricDefs() {
       {"berth_cgroup_tcp_resets_received_total", "TCP resets received on the cgroup's sockets.",
        v1::COUNTER, [](const S& s) { return s.tcp_resets_received; }},
       {"berth_cgroup_network_receive_bytes_total",
-       "Bytes received by the cgroup's sockets (eBPF cgroup_skb ingress, L3 length).",
-       v1::COUNTER, [](const S& s) { return s.net_rx_bytes; }},
+       "Bytes received by the cgroup's sockets (eBPF cgroup_skb ingress, L3 length).", v1::COUNTER,
+       [](const S& s) { return s.net_rx_bytes; }},
       {"berth_cgroup_network_receive_packets_total",
        "Packets received by the cgroup's sockets (eBPF cgroup_skb ingress).", v1::COUNTER,
        [](const S& s) { return s.net_rx_packets; }},

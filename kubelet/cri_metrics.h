@@ -71,7 +71,7 @@ class CriMetricsService : public cri::RuntimeService {
   // below serve the metrics RPCs.
 #define BERTH_CRI_FORWARD_(name, req, resp)                                          \
   absl::StatusOr<runtime::v1::resp> name(const runtime::v1::req& request) override { \
-    return Handle(request, &cri::RuntimeService::name);                             \
+    return Handle(request, &cri::RuntimeService::name);                              \
   }
   BERTH_CRI_RUNTIME_RPCS(BERTH_CRI_FORWARD_)
 #undef BERTH_CRI_FORWARD_

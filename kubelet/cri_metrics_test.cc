@@ -1,7 +1,6 @@
 #include "kubelet/cri_metrics.h"
 
 #include <nlohmann/json.hpp>
-
 #include <set>
 #include <string>
 #include <vector>
@@ -69,7 +68,8 @@ TEST(CriMetricsTest, PodAndContainerMetricsFromTheSnapshot) {
   EXPECT_EQ(cm.container_id(), "c1");
   EXPECT_EQ(Find(cm.metrics(), "berth_cgroup_cpu_nanoseconds_total")->value().value(),
             1'500'000'000u);
-  EXPECT_EQ(Find(cm.metrics(), "berth_cgroup_network_transmit_bytes_total")->value().value(), 4096u);
+  EXPECT_EQ(Find(cm.metrics(), "berth_cgroup_network_transmit_bytes_total")->value().value(),
+            4096u);
   EXPECT_EQ(Find(cm.metrics(), "berth_cgroup_runqueue_latency_nanoseconds_total")->value().value(),
             9000u);
   EXPECT_EQ(Find(cm.metrics(), "berth_cgroup_runqueue_latency_samples_total")->value().value(), 3u);
@@ -83,8 +83,8 @@ TEST(CriMetricsTest, PodAndContainerMetricsFromTheSnapshot) {
 
 TEST(CriMetricsTest, UnknownCgroupGetsZeros) {
   StatsTargets t = Targets();
-  v1::ListPodSandboxMetricsResponse r =
-      BuildPodSandboxMetrics(t, ebpf::StatsSnapshot{}, [](const std::string&) { return 0; }, 1);
+  v1::ListPodSandboxMetricsResponse r = BuildPodSandboxMetrics(
+      t, ebpf::StatsSnapshot{}, [](const std::string&) { return 0; }, 1);
   ASSERT_EQ(r.pod_metrics_size(), 1);
   for (const v1::Metric& m : r.pod_metrics(0).metrics()) EXPECT_EQ(m.value().value(), 0u);
 }

@@ -31,7 +31,9 @@ EventRecorder::EventRecorder(ApiClient* client, std::string node_name, size_t ma
 
 EventRecorder::~EventRecorder() { Stop(); }
 
-void EventRecorder::Start() { thread_ = std::thread([this] { Run(); }); }
+void EventRecorder::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void EventRecorder::Stop() {
   {
@@ -98,8 +100,8 @@ void EventRecorder::Run() {
     std::string ns = ev["metadata"]["namespace"].get<std::string>();
     auto r = client_->Post(absl::StrCat("/api/v1/namespaces/", ns, "/events"), ev);
     if (!r.ok()) {
-      LOG(DEBUG) << "event " << ev["reason"] << " for " << ns << "/"
-                 << ev["involvedObject"]["name"] << ": " << r.status();
+      LOG(DEBUG) << "event " << ev["reason"] << " for " << ns << "/" << ev["involvedObject"]["name"]
+                 << ": " << r.status();
     }
   }
 }

@@ -11,7 +11,8 @@ const Json kPod = {{"metadata", {{"name", "web"}, {"namespace", "ns1"}, {"uid", 
 
 TEST(EventRecorderTest, PostsAKubeletEventAboutThePod) {
   testing::FakeApiClient api;
-  api.OnPost("/api/v1/namespaces/ns1/events", [](const Json& b) -> absl::StatusOr<Json> { return b; });
+  api.OnPost("/api/v1/namespaces/ns1/events",
+             [](const Json& b) -> absl::StatusOr<Json> { return b; });
   EventRecorder rec(&api, "node-1");
   rec.Start();
   rec.Record(kPod, "Warning", "Failed", "Error: ErrImagePull", "spec.containers{main}");
@@ -37,8 +38,10 @@ TEST(EventRecorderTest, AFailedPostDoesNotStopLaterEvents) {
   EventRecorder rec(&api, "node-1");
   rec.Start();
   rec.Record(kPod, "Normal", "Pulling", "Pulling image \"x\"");
-  ASSERT_TRUE(api.WaitFor([](const testing::FakeApiClient::Request& r) { return r.verb == "POST"; }));
-  api.OnPost("/api/v1/namespaces/ns1/events", [](const Json& b) -> absl::StatusOr<Json> { return b; });
+  ASSERT_TRUE(
+      api.WaitFor([](const testing::FakeApiClient::Request& r) { return r.verb == "POST"; }));
+  api.OnPost("/api/v1/namespaces/ns1/events",
+             [](const Json& b) -> absl::StatusOr<Json> { return b; });
   rec.Record(kPod, "Normal", "Pulled", "Successfully pulled image \"x\"");
   auto second = api.WaitFor([](const testing::FakeApiClient::Request& r) {
     return r.verb == "POST" && r.body["reason"] == "Pulled";

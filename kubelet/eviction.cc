@@ -81,7 +81,8 @@ std::string FormatQuantity(uint64_t bytes, bool binary) {
   return absl::StrCat(bytes, binary ? kBinary[exp] : kDecimal[exp]);
 }
 
-std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod, const PodStorageUsage& usage) {
+std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod,
+                                                       const PodStorageUsage& usage) {
   const api::PodSpec& spec = pod.spec;
   // emptyDirLimitEviction
   for (const api::Volume& v : spec.volumes) {
@@ -159,7 +160,8 @@ std::vector<std::string> LocalStorageEvictor::Check() {
     const std::string config_map_dir =
         JoinPath(JoinPath(JoinPath(deps_.pods_dir, uid), "volumes"), "kubernetes.io~configmap");
     for (const std::string& name : config_maps) {
-      if (std::optional<uint64_t> used = measure(JoinPath(config_map_dir, name))) usage.total += *used;
+      if (std::optional<uint64_t> used = measure(JoinPath(config_map_dir, name)))
+        usage.total += *used;
     }
     if (auto r = running.find(uid); r != running.end()) {
       for (const metrics::SummaryContainer& c : r->second.containers) {

@@ -49,7 +49,8 @@ std::string FormatQuantity(uint64_t bytes, bool binary);
 //   Container <name> exceeded its local ephemeral storage limit "<limit>".
 // (each with the upstream trailing space). A volume or container absent from `usage` is not
 // measured yet and exceeds nothing. Pure.
-std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod, const PodStorageUsage& usage);
+std::optional<std::string> LocalStorageEvictionMessage(const api::Pod& pod,
+                                                       const PodStorageUsage& usage);
 
 // Checks the node's pods against their local-storage limits. Not thread-safe: Check() runs on
 // one thread (the FsUsageCache's).

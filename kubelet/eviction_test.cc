@@ -81,7 +81,8 @@ TEST(EvictionTest, MessagesForEachLimit) {
   usage.total = 2 * kMiB + 1;
   EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "2Mi", "1Mi")), usage),
             "Container a exceeded its local ephemeral storage limit \"2Mi\". ");
-  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "", "8Mi")), usage), std::nullopt);  // a: no limit
+  EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "", "8Mi")), usage),
+            std::nullopt);  // a: no limit
   EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "3M", "")), usage), std::nullopt);
   EXPECT_EQ(LocalStorageEvictionMessage(Typed(Pod("u", "", "2M", "")), usage),
             "Pod ephemeral local storage usage exceeds the total limit of containers 2M. ");
@@ -122,12 +123,11 @@ TEST_F(EvictorTest, EvictsPodsOverTheirLimitsOnce) {
   a.log_path = dir_ + "/logs/a/0.log";
   running.containers.push_back(a);
   std::vector<std::pair<std::string, std::string>> evicted;
-  LocalStorageEvictor evictor({&fs, [&] { return TypedAll(pods); },
-                               [&] { return std::vector<metrics::SummaryPod>{running}; },
-                               [&](const std::string& uid, const std::string& msg) {
-                                 evicted.emplace_back(uid, msg);
-                               },
-                               pods_dir});
+  LocalStorageEvictor evictor(
+      {&fs, [&] { return TypedAll(pods); },
+       [&] { return std::vector<metrics::SummaryPod>{running}; },
+       [&](const std::string& uid, const std::string& msg) { evicted.emplace_back(uid, msg); },
+       pods_dir});
   const std::string ed = "/volumes/kubernetes.io~empty-dir/cache";
   Write(pods_dir + "/uid-ed" + ed + "/blob", 2 * kMiB);
   Write(pods_dir + "/uid-ok" + ed + "/blob", 2 * kMiB);
@@ -163,12 +163,9 @@ TEST_F(EvictorTest, ConfigMapVolumesCountInThePodsTotal) {
   std::vector<Json> pods = {with_volume(Pod("uid-cm", "", "1Mi", ""), "configMap"),
                             with_volume(Pod("uid-secret", "", "1Mi", ""), "secret")};
   std::vector<std::string> evicted;
-  LocalStorageEvictor evictor({&fs, [&] { return TypedAll(pods); },
-                               [] { return std::vector<metrics::SummaryPod>{}; },
-                               [&](const std::string& uid, const std::string&) {
-                                 evicted.push_back(uid);
-                               },
-                               pods_dir});
+  LocalStorageEvictor evictor(
+      {&fs, [&] { return TypedAll(pods); }, [] { return std::vector<metrics::SummaryPod>{}; },
+       [&](const std::string& uid, const std::string&) { evicted.push_back(uid); }, pods_dir});
   Write(pods_dir + "/uid-cm/volumes/kubernetes.io~configmap/cfg/data", 2 * kMiB);
   Write(pods_dir + "/uid-secret/volumes/kubernetes.io~secret/cfg/data", 2 * kMiB);
   EXPECT_TRUE(evictor.Check().empty());

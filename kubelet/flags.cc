@@ -12,22 +12,22 @@ namespace berth {
 void AddFlags(CLI::App* app, Flags* fp) {
   Flags& f = *fp;
   app->add_option("--config", f.config,
-                 "KubeletConfiguration file (kubelet.config.k8s.io/v1beta1, YAML or JSON); "
-                 "flags given on the command line override it");
+                  "KubeletConfiguration file (kubelet.config.k8s.io/v1beta1, YAML or JSON); "
+                  "flags given on the command line override it");
   app->add_option("--kubeconfig", f.kubeconfig,
-                 "kubeconfig with the node's credentials (written by the TLS bootstrap when "
-                 "--bootstrap-kubeconfig is given and it is missing or invalid)");
+                  "kubeconfig with the node's credentials (written by the TLS bootstrap when "
+                  "--bootstrap-kubeconfig is given and it is missing or invalid)");
   app->add_option("--bootstrap-kubeconfig", f.bootstrap_kubeconfig,
-                 "kubeconfig (bootstrap token) used to request the node's client certificate "
-                 "when --kubeconfig is missing or invalid");
+                  "kubeconfig (bootstrap token) used to request the node's client certificate "
+                  "when --kubeconfig is missing or invalid");
   app->add_option("--cert-dir", f.cert_dir,
-                 "directory of the TLS certificates (kubelet-client-current.pem, "
-                 "kubelet-server-current.pem, self-signed kubelet.crt); default <root-dir>/pki");
+                  "directory of the TLS certificates (kubelet-client-current.pem, "
+                  "kubelet-server-current.pem, self-signed kubelet.crt); default <root-dir>/pki");
   app->add_flag("--rotate-certificates", f.rotate_certificates,
-               "renew the client certificate through CSRs as its expiration approaches");
+                "renew the client certificate through CSRs as its expiration approaches");
   app->add_flag("--rotate-server-certificates", f.rotate_server_certificates,
-               "request the serving certificate through a kubernetes.io/kubelet-serving CSR and "
-               "renew it (self-signed until approved)");
+                "request the serving certificate through a kubernetes.io/kubelet-serving CSR and "
+                "renew it (self-signed until approved)");
   app->add_option("--node-name", f.node_name, "Node name (default: hostname)");
   app->add_option("--node-ip", f.node_ip, "InternalIP reported for the Node");
   app->add_option("--root-dir", f.root_dir, "persistent state directory");
@@ -37,70 +37,74 @@ void AddFlags(CLI::App* app, Flags* fp) {
   app->add_option("--cni-conf-dir", f.cni_conf_dir, "CNI configuration directory");
   app->add_option("--cni-bin-dir", f.cni_bin_dir, "comma-separated CNI plugin directories");
   app->add_option("--cni-plugin-timeout", f.cni_plugin_timeout_s,
-                 "seconds one CNI plugin call may take before it is killed");
+                  "seconds one CNI plugin call may take before it is killed");
   app->add_flag("--pod-cidr-from-node", f.pod_cidr_from_node,
-               "write a bridge conflist for Node.spec.podCIDR when the CNI conf dir is empty");
-  app->add_option("--insecure-registry", f.insecure_registries, "registry host:port over plain HTTP");
+                "write a bridge conflist for Node.spec.podCIDR when the CNI conf dir is empty");
+  app->add_option("--insecure-registry", f.insecure_registries,
+                  "registry host:port over plain HTTP");
   app->add_option("--registry-mirror", f.registry_mirrors, "host=endpoint mirror for a registry");
-  app->add_option("--pinned-image", f.pinned_images, "image reference reported as pinned (never GC'd)");
+  app->add_option("--pinned-image", f.pinned_images,
+                  "image reference reported as pinned (never GC'd)");
   app->add_option("--metrics-bind-address", f.metrics_bind_address, "address of /metrics");
   app->add_option("--log-root", f.log_root, "pod log directory root");
   app->add_option("--pause-binary", f.pause_binary, "path of berth-pause");
   app->add_option("--runtime", f.runtime, "OCI runtime binary");
   app->add_option("--conmon", f.conmon, "conmon binary");
-  app->add_option("--streaming-address", f.streaming_address,
-                 "host:port of the CRI streaming server (exec/attach/port-forward URLs); port 0 = any");
+  app->add_option(
+      "--streaming-address", f.streaming_address,
+      "host:port of the CRI streaming server (exec/attach/port-forward URLs); port 0 = any");
   app->add_flag("--runtime-only", f.runtime_only, "serve only the CRI socket (no kubelet role)");
-  app->add_option("--ebpf", f.ebpf,
-                 "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
+  app->add_option(
+      "--ebpf", f.ebpf,
+      "load the eBPF collectors (berth_cgroup_* metrics); false exports berth_ebpf_up 0");
   app->add_option("--node-labels", f.node_labels,
-                 "labels of the Node, key=value[,key=value...] (as the kubelet's flag)");
+                  "labels of the Node, key=value[,key=value...] (as the kubelet's flag)");
   app->add_option("--register-with-taints", f.register_with_taints,
-                 "taints of the Node when berth registers it, key[=value]:Effect[,...]");
+                  "taints of the Node when berth registers it, key[=value]:Effect[,...]");
   app->add_option("--max-pods", f.max_pods, "pods this node admits (Node capacity \"pods\")")
       ->check(CLI::PositiveNumber);
   app->add_flag("--seccomp-default", f.seccomp_default,
-                 "run containers without a seccompProfile under the runtime's default profile "
-                 "(RuntimeDefault) instead of Unconfined");
+                "run containers without a seccompProfile under the runtime's default profile "
+                "(RuntimeDefault) instead of Unconfined");
   app->add_option("--cluster-dns", f.cluster_dns,
-                 "DNS server IPs of ClusterFirst pods (comma-separated, repeatable)")
+                  "DNS server IPs of ClusterFirst pods (comma-separated, repeatable)")
       ->delimiter(',');
   app->add_option("--allowed-unsafe-sysctls", f.allowed_unsafe_sysctls,
-                 "unsafe sysctls or patterns (ending in *) pods may set (comma-separated)")
+                  "unsafe sysctls or patterns (ending in *) pods may set (comma-separated)")
       ->delimiter(',');
   app->add_option("--cluster-domain", f.cluster_domain,
-                 "cluster domain: pods search <ns>.svc.<domain>, svc.<domain>, <domain>");
+                  "cluster domain: pods search <ns>.svc.<domain>, svc.<domain>, <domain>");
   app->add_option("--resolv-conf", f.resolv_conf,
-                 "resolv.conf that Default-DNS pods (and ClusterFirst ones without --cluster-dns) "
-                 "get; \"\" = none")
+                  "resolv.conf that Default-DNS pods (and ClusterFirst ones without --cluster-dns) "
+                  "get; \"\" = none")
       ->capture_default_str();
   app->add_option("--healthz-port", f.healthz_port,
-                 "port of the plain-HTTP /healthz server (0: no server)")
+                  "port of the plain-HTTP /healthz server (0: no server)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   app->add_option("--healthz-bind-address", f.healthz_bind_address,
-                 "IP address the /healthz server binds")
+                  "IP address the /healthz server binds")
       ->capture_default_str();
   app->add_option("--v", f.verbosity, "log verbosity (0 info, 1 debug)");
   app->add_option("--address", f.address, "IP address the kubelet server (--port) binds");
   app->add_option("--port", f.port, "port of the kubelet HTTPS server (0: no server)");
   app->add_option("--tls-cert-file", f.tls_cert_file,
-                 "serving certificate (self-signed into --cert-dir when absent)");
+                  "serving certificate (self-signed into --cert-dir when absent)");
   app->add_option("--tls-private-key-file", f.tls_private_key_file, "key of --tls-cert-file");
   app->add_option("--client-ca-file", f.client_ca_file,
-                 "CA bundle that verifies client certificates (user = CN, groups = O)");
+                  "CA bundle that verifies client certificates (user = CN, groups = O)");
   app->add_option("--anonymous-auth", f.anonymous_auth,
-                 "serve unauthenticated requests as system:anonymous")
+                  "serve unauthenticated requests as system:anonymous")
       ->default_str("false");
   app->add_option("--authentication-token-webhook", f.authentication_token_webhook,
-                 "authenticate bearer tokens with TokenReview")
+                  "authenticate bearer tokens with TokenReview")
       ->default_str("true");
   app->add_option("--authorization-mode", f.authorization_mode,
-                 "Webhook (SubjectAccessReview) or AlwaysAllow")
+                  "Webhook (SubjectAccessReview) or AlwaysAllow")
       ->check(CLI::IsMember({"Webhook", "AlwaysAllow"}));
   app->add_option("--exec-mode", f.exec_mode,
-                 "how streaming exec starts commands: native (berth joins the container; "
-                 "runc exec for seccomp/AppArmor/SELinux/user-namespace containers) or runc")
+                  "how streaming exec starts commands: native (berth joins the container; "
+                  "runc exec for seccomp/AppArmor/SELinux/user-namespace containers) or runc")
       ->check(CLI::IsMember({"native", "runc"}))
       ->capture_default_str();
   // Go durations ("2m0s", "30s"), as the kubelet's flags; 0 turns that cache off.
@@ -112,27 +116,27 @@ void AddFlags(CLI::App* app, Flags* fp) {
       },
       "DURATION");
   app->add_option("--authentication-token-webhook-cache-ttl",
-                 f.authentication_token_webhook_cache_ttl,
-                 "how long TokenReview answers are cached")
+                  f.authentication_token_webhook_cache_ttl,
+                  "how long TokenReview answers are cached")
       ->check(go_duration)
       ->capture_default_str();
   app->add_option("--authorization-webhook-cache-authorized-ttl",
-                 f.authorization_webhook_cache_authorized_ttl,
-                 "how long allowed SubjectAccessReview decisions are cached")
+                  f.authorization_webhook_cache_authorized_ttl,
+                  "how long allowed SubjectAccessReview decisions are cached")
       ->check(go_duration)
       ->capture_default_str();
   app->add_option("--authorization-webhook-cache-unauthorized-ttl",
-                 f.authorization_webhook_cache_unauthorized_ttl,
-                 "how long denied SubjectAccessReview decisions are cached")
+                  f.authorization_webhook_cache_unauthorized_ttl,
+                  "how long denied SubjectAccessReview decisions are cached")
       ->check(go_duration)
       ->capture_default_str();
   app->add_option("--container-log-max-size", f.container_log_max_size,
-                 "rotate a container's log when it grows past this size (e.g. 10Mi)");
+                  "rotate a container's log when it grows past this size (e.g. 10Mi)");
   app->add_option("--container-log-max-files", f.container_log_max_files,
-                 "log files kept per container, the current one included (>= 2)");
+                  "log files kept per container, the current one included (>= 2)");
   app->add_option("--fs-usage-period", f.fs_usage_period_s,
-                 "seconds between background measurements of disk usage (writable layers, logs, "
-                 "emptyDirs, images); local ephemeral-storage eviction checks after each")
+                  "seconds between background measurements of disk usage (writable layers, logs, "
+                  "emptyDirs, images); local ephemeral-storage eviction checks after each")
       ->check(CLI::PositiveNumber);
 }
 

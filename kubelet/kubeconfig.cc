@@ -151,8 +151,8 @@ absl::StatusOr<Kubeconfig> ParseKubeconfig(const std::string& text, const std::s
         auto tok = ReadFile(Resolve(base_dir, token_file));
         if (!tok.ok()) return Annotate(tok.status(), what + ": tokenFile");
         kc.token = *tok;
-        while (!kc.token.empty() && (kc.token.back() == '\n' || kc.token.back() == '\r' ||
-                                     kc.token.back() == ' ')) {
+        while (!kc.token.empty() &&
+               (kc.token.back() == '\n' || kc.token.back() == '\r' || kc.token.back() == ' ')) {
           kc.token.pop_back();
         }
       }

@@ -15,18 +15,18 @@ namespace berth::kubelet {
 
 // The resolved credentials and endpoint of one kubeconfig context.
 struct Kubeconfig {
-  std::string context;             // name of the context that was selected
-  std::string server;              // e.g. "https://127.0.0.1:6443"
-  std::string tls_server_name;     // SNI / verification name override; empty = host of server
-  std::string ca_pem;              // PEM bundle of trusted CAs; empty = system roots
-  std::string ca_file;             // resolved certificate-authority path; "" if given as data
+  std::string context;          // name of the context that was selected
+  std::string server;           // e.g. "https://127.0.0.1:6443"
+  std::string tls_server_name;  // SNI / verification name override; empty = host of server
+  std::string ca_pem;           // PEM bundle of trusted CAs; empty = system roots
+  std::string ca_file;          // resolved certificate-authority path; "" if given as data
   bool insecure_skip_tls_verify = false;
-  std::string client_cert_pem;     // PEM client certificate (chain); empty = none
-  std::string client_key_pem;      // PEM private key matching client_cert_pem
+  std::string client_cert_pem;  // PEM client certificate (chain); empty = none
+  std::string client_key_pem;   // PEM private key matching client_cert_pem
   // Resolved client-certificate / client-key paths; "" when given as *-data or absent.
   std::string client_certificate_file;
   std::string client_key_file;
-  std::string token;               // bearer token (from token or tokenFile); empty = none
+  std::string token;  // bearer token (from token or tokenFile); empty = none
 };
 
 // Parses kubeconfig YAML `text`; `base_dir` resolves relative file paths. Selects

@@ -47,7 +47,8 @@ users:
   user:
     client-certificate-data: )" +
                      absl::Base64Escape("CERT-PEM") + R"(
-    client-key-data: )" + absl::Base64Escape("KEY-PEM") + "\n";
+    client-key-data: )" +
+                     absl::Base64Escape("KEY-PEM") + "\n";
   auto kc = ParseKubeconfig(yaml, "/nowhere");
   ASSERT_TRUE(kc.ok()) << kc.status();
   EXPECT_EQ(kc->context, "node");
@@ -82,7 +83,8 @@ contexts:
 users:
 - name: u
   user: {tokenFile: token}
-)").ok());
+)")
+                  .ok());
   auto kc = LoadKubeconfig(dir_ + "/kubeconfig");
   ASSERT_TRUE(kc.ok()) << kc.status();
   EXPECT_EQ(kc->ca_pem, "CA-FROM-FILE");

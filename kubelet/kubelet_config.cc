@@ -143,12 +143,35 @@ constexpr IgnoredField kIgnoredFields[] = {
 
 // The fields Parser::Read maps (or judges) itself.
 constexpr const char* kMappedFields[] = {
-    "apiVersion", "kind", "enableServer", "podLogsDir", "address", "port", "readOnlyPort",
-    "tlsCertFile", "tlsPrivateKeyFile", "authentication", "authorization", "healthzPort",
-    "healthzBindAddress", "clusterDomain", "clusterDNS", "cgroupRoot", "cgroupDriver", "maxPods",
-    "podCIDR", "resolvConf", "containerLogMaxSize", "containerLogMaxFiles",
-    "allowedUnsafeSysctls", "logging", "seccompDefault", "registerWithTaints",
-    "containerRuntimeEndpoint", "imageServiceEndpoint", "rotateCertificates",
+    "apiVersion",
+    "kind",
+    "enableServer",
+    "podLogsDir",
+    "address",
+    "port",
+    "readOnlyPort",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+    "authentication",
+    "authorization",
+    "healthzPort",
+    "healthzBindAddress",
+    "clusterDomain",
+    "clusterDNS",
+    "cgroupRoot",
+    "cgroupDriver",
+    "maxPods",
+    "podCIDR",
+    "resolvConf",
+    "containerLogMaxSize",
+    "containerLogMaxFiles",
+    "allowedUnsafeSysctls",
+    "logging",
+    "seccompDefault",
+    "registerWithTaints",
+    "containerRuntimeEndpoint",
+    "imageServiceEndpoint",
+    "rotateCertificates",
     "serverTLSBootstrap",
 };
 
@@ -236,9 +259,9 @@ class Parser {
     std::optional<std::string> kind = String(Get(top, "kind"), "kind");
     if (!error_.ok()) return error_;
     if (api_version.value_or("") != kApiVersion || kind.value_or("") != kKind) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "apiVersion \"", api_version.value_or(""), "\", kind \"", kind.value_or(""),
-          "\": berth reads only apiVersion ", kApiVersion, ", kind ", kKind));
+      return absl::InvalidArgumentError(
+          absl::StrCat("apiVersion \"", api_version.value_or(""), "\", kind \"", kind.value_or(""),
+                       "\": berth reads only apiVersion ", kApiVersion, ", kind ", kKind));
     }
     ReadServer(top);
     ReadCertificates(top);
@@ -379,8 +402,8 @@ class Parser {
     std::optional<int64_t> p = Int(Get(o, field), field);
     if (!p || (zero_is_unset && *p == 0)) return;
     if (*p < (zero_is_unset ? 1 : 0) || *p > 65535) {
-      Fail(field, absl::StrCat(*p, " must be between ", zero_is_unset ? 1 : 0,
-                               " and 65535, inclusive"));
+      Fail(field,
+           absl::StrCat(*p, " must be between ", zero_is_unset ? 1 : 0, " and 65535, inclusive"));
       return;
     }
     Set(field, flag, {std::to_string(*p)});
@@ -414,11 +437,11 @@ class Parser {
   }
 
   void ReadAuth(const Object& top) {
-    Object authn = Fields(Get(top, "authentication"), "authentication",
-                          {"x509", "webhook", "anonymous"});
+    Object authn =
+        Fields(Get(top, "authentication"), "authentication", {"x509", "webhook", "anonymous"});
     Object x509 = Fields(Get(authn, "x509"), "authentication.x509", {"clientCAFile"});
-    if (std::optional<std::string> ca = String(Get(x509, "clientCAFile"),
-                                               "authentication.x509.clientCAFile");
+    if (std::optional<std::string> ca =
+            String(Get(x509, "clientCAFile"), "authentication.x509.clientCAFile");
         ca && !ca->empty()) {
       Set("authentication.x509.clientCAFile", "--client-ca-file", {Path(*ca)});
     }
@@ -469,8 +492,8 @@ class Parser {
     ReadTaints(Get(top, "registerWithTaints"));
     if (std::optional<std::string> cidr = String(Get(top, "podCIDR"), "podCIDR");
         cidr && !cidr->empty()) {
-      Ignore(absl::StrCat("podCIDR (", *cidr,
-                          "; berth takes the pod CIDR from Node.spec.podCIDR)"));
+      Ignore(
+          absl::StrCat("podCIDR (", *cidr, "; berth takes the pod CIDR from Node.spec.podCIDR)"));
     }
     // cgroupRoot "/" is the host's root: berth's --cgroup-root is a prefix, "" for it.
     if (std::optional<std::string> root = String(Get(top, "cgroupRoot"), "cgroupRoot")) {
@@ -637,8 +660,7 @@ absl::StatusOr<KubeletConfig> LoadKubeletConfig(const std::string& path,
   const std::string prefix = absl::StrCat("kubelet config file ", path);
   absl::StatusOr<std::string> text = ReadFile(abs.string());
   if (!text.ok()) return Annotate(text.status(), prefix);
-  absl::StatusOr<KubeletConfig> config =
-      ParseKubeletConfig(*text, abs.parent_path().string(), ctx);
+  absl::StatusOr<KubeletConfig> config = ParseKubeletConfig(*text, abs.parent_path().string(), ctx);
   if (!config.ok()) return Annotate(config.status(), prefix);
   for (std::string& w : config->warnings) w = absl::StrCat(prefix, ": ", w);
   return config;
@@ -648,17 +670,15 @@ absl::Status ApplyKubeletConfig(const KubeletConfig& config, CLI::App* app) {
   for (const KubeletConfigSetting& s : config.settings) {
     CLI::Option* opt = app->get_option_no_throw(s.flag);
     if (opt == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("field ", s.field, ": berth has no flag ", s.flag));
+      return absl::InternalError(absl::StrCat("field ", s.field, ": berth has no flag ", s.flag));
     }
     if (opt->count() > 0) continue;  // given on the command line: it wins
     try {
       opt->add_result(s.values);
       opt->run_callback();
     } catch (const CLI::Error& e) {
-      return absl::InvalidArgumentError(absl::StrCat("field ", s.field, " (", s.flag,
-                                                     " ", absl::StrJoin(s.values, ","),
-                                                     "): ", e.what()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "field ", s.field, " (", s.flag, " ", absl::StrJoin(s.values, ","), "): ", e.what()));
     }
   }
   return absl::OkStatus();

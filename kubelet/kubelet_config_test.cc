@@ -13,8 +13,8 @@
 namespace berth::kubelet {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::AnyOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -290,9 +290,8 @@ enableDebuggingHandlers: true
         "logging.format (json; berth logs text)", "logging.flushFrequency (5s)"}) {
     EXPECT_THAT(w, HasSubstr(part));
   }
-  for (const char* fine :
-       {"cgroupsPerQOS", "registerNode", "failSwapOn", "enableDebuggingHandlers",
-        "rotateCertificates", "serverTLSBootstrap"}) {
+  for (const char* fine : {"cgroupsPerQOS", "registerNode", "failSwapOn", "enableDebuggingHandlers",
+                           "rotateCertificates", "serverTLSBootstrap"}) {
     EXPECT_THAT(w, Not(HasSubstr(fine)));
   }
   EXPECT_THAT(c.settings, IsEmpty());
@@ -326,9 +325,9 @@ logging: {verbosity: 1, colour: true}
   ASSERT_THAT(c.warnings, SizeIs(1));
   EXPECT_THAT(c.warnings[0], HasSubstr("unknown fields (not in KubeletConfiguration "
                                        "kubelet.config.k8s.io/v1beta1), ignored: "));
-  for (const char* f : {"nodeLabels", "authentication.oidc", "authentication.webhook.cacheTtl",
-                        "authorization.webhook.ttl", "registerWithTaints[0].operator",
-                        "logging.colour"}) {
+  for (const char* f :
+       {"nodeLabels", "authentication.oidc", "authentication.webhook.cacheTtl",
+        "authorization.webhook.ttl", "registerWithTaints[0].operator", "logging.colour"}) {
     EXPECT_THAT(c.warnings[0], HasSubstr(f));
   }
   // Known fields beside them still apply.
@@ -490,9 +489,9 @@ resolvConf: ""
 )",
                                  &f);
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(f.port, 10300);                               // flag wins
-  EXPECT_THAT(f.cluster_dns, ElementsAre("10.0.0.10"));   // flag wins, no merging
-  EXPECT_TRUE(f.seccomp_default);                         // from the file
+  EXPECT_EQ(f.port, 10300);                              // flag wins
+  EXPECT_THAT(f.cluster_dns, ElementsAre("10.0.0.10"));  // flag wins, no merging
+  EXPECT_TRUE(f.seccomp_default);                        // from the file
   EXPECT_TRUE(f.anonymous_auth);
   EXPECT_EQ(f.token_ttl, "1m30s");
   EXPECT_EQ(f.authorization_mode, "AlwaysAllow");
@@ -518,8 +517,8 @@ TEST(ApplyKubeletConfigTest, FlagValidatorsApplyToTheFile) {
   EXPECT_THAT(s.message(), HasSubstr("authorization.mode (--authorization-mode RBAC)"));
   // Given on the command line instead, the file's bad value is never looked at.
   TestFlags g;
-  EXPECT_TRUE(ParseAndApply({"--authorization-mode=Webhook"}, "authorization: {mode: RBAC}\n", &g)
-                  .ok());
+  EXPECT_TRUE(
+      ParseAndApply({"--authorization-mode=Webhook"}, "authorization: {mode: RBAC}\n", &g).ok());
 }
 
 TEST(ApplyKubeletConfigTest, SettingForAMissingFlagIsInternal) {

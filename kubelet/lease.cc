@@ -54,10 +54,9 @@ absl::Status LeaseController::RenewOnce() {
       Json lease = NewLease(now, uid);
       if (!uid.empty()) lease["metadata"]["ownerReferences"] = OwnerRef(options_.node_name, uid);
       lease["spec"]["acquireTime"] = FormatMicroTime(now);
-      auto created = client_->Post(
-          absl::StrCat("/apis/coordination.k8s.io/v1/namespaces/", options_.lease_namespace,
-                       "/leases"),
-          lease);
+      auto created = client_->Post(absl::StrCat("/apis/coordination.k8s.io/v1/namespaces/",
+                                                options_.lease_namespace, "/leases"),
+                                   lease);
       if (!created.ok()) return Annotate(created.status(), "create node lease");
       latest_ = *created;
       renewals_++;
@@ -83,7 +82,9 @@ absl::Status LeaseController::RenewOnce() {
   return absl::OkStatus();
 }
 
-void LeaseController::Start() { thread_ = std::thread([this] { Run(); }); }
+void LeaseController::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void LeaseController::Stop() {
   {

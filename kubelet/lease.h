@@ -19,11 +19,11 @@
 namespace berth::kubelet {
 
 struct LeaseOptions {
-  std::string node_name;                           // required
+  std::string node_name;  // required
   std::string lease_namespace = "kube-node-lease";
   int lease_duration_seconds = 40;
-  std::chrono::milliseconds renew_period{10000};   // 0.25 x lease duration, as kubelet
-  std::chrono::milliseconds retry_period{200};     // first retry after a failure (doubles to 7 s)
+  std::chrono::milliseconds renew_period{10000};  // 0.25 x lease duration, as kubelet
+  std::chrono::milliseconds retry_period{200};    // first retry after a failure (doubles to 7 s)
   // Returns the Node's uid, or empty when not yet known (e.g. NodeStatusManager::NodeUid).
   std::function<std::string()> node_uid;
 };

@@ -13,23 +13,26 @@ absl::Status LifecycleHandlerRunner::Run(const api::Container& container, Lifecy
   const char* field = hook == LifecycleHook::kPostStart ? "postStart" : "preStop";
   const std::optional<api::LifecycleHandler>* handler = nullptr;
   if (container.lifecycle) {
-    handler = hook == LifecycleHook::kPostStart ? &container.lifecycle->post_start : &container.lifecycle->pre_stop;
+    handler = hook == LifecycleHook::kPostStart ? &container.lifecycle->post_start
+                                                : &container.lifecycle->pre_stop;
   }
   if (handler == nullptr || !handler->has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat("container \"", container.name, "\" has no ", field, " hook"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("container \"", container.name, "\" has no ", field, " hook"));
   }
   const api::LifecycleHandler& h = **handler;
   if (h.sleep) {
     if (h.sleep->seconds < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("sleep.seconds ", h.sleep->seconds, " is negative"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sleep.seconds ", h.sleep->seconds, " is negative"));
     }
     absl::SleepFor(std::min(absl::Seconds(h.sleep->seconds), timeout));
     return absl::OkStatus();
   }
   if (!h.exec && !h.http_get) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid lifecycle handler (no exec, httpGet or sleep): ",
-                     container.raw.value("lifecycle", Json::object()).value(field, Json::object()).dump()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid lifecycle handler (no exec, httpGet or sleep): ",
+        container.raw.value("lifecycle", Json::object()).value(field, Json::object()).dump()));
   }
   ProbeTarget target;
   target.type = ProbeType::kLiveness;  // not read by the handlers
@@ -42,11 +45,13 @@ absl::Status LifecycleHandlerRunner::Run(const api::Container& container, Lifecy
   ProbeOutcome out = runner_->Run(target);
   if (out.result == ProbeResult::kSuccess) return absl::OkStatus();
   if (h.exec) {
-    return absl::UnknownError(absl::StrCat("Exec lifecycle hook ([", absl::StrJoin(h.exec->command, " "),
-                                           "]) for Container \"", container.name, "\" failed - error: ", out.output));
+    return absl::UnknownError(
+        absl::StrCat("Exec lifecycle hook ([", absl::StrJoin(h.exec->command, " "),
+                     "]) for Container \"", container.name, "\" failed - error: ", out.output));
   }
-  return absl::UnknownError(absl::StrCat("HTTP lifecycle hook (", h.http_get->path, ") for Container \"",
-                                         container.name, "\" failed - error: ", out.output));
+  return absl::UnknownError(absl::StrCat("HTTP lifecycle hook (", h.http_get->path,
+                                         ") for Container \"", container.name,
+                                         "\" failed - error: ", out.output));
 }
 
 }  // namespace berth::kubelet

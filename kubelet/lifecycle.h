@@ -40,8 +40,9 @@ class LifecycleHandlerRunner {
   // Errors: InvalidArgument for a container without that hook or a handler without a
   // supported action (tcpSocket is deprecated and, as upstream, not run), Unknown with the
   // handler's output otherwise.
-  absl::Status Run(const api::Container& container, LifecycleHook hook, const std::string& container_id,
-                   const std::string& pod_ip, absl::Duration timeout);
+  absl::Status Run(const api::Container& container, LifecycleHook hook,
+                   const std::string& container_id, const std::string& pod_ip,
+                   absl::Duration timeout);
 
  private:
   ProbeRunner* runner_;

@@ -37,38 +37,57 @@ TEST(LifecycleHandlerRunnerTest, ExecAndHttpGetGoThroughTheProbeHandlers) {
   RecordingRunner runner;
   LifecycleHandlerRunner hooks(&runner);
   Json exec = {{"exec", {{"command", {"sh", "-c", "echo hi"}}}}};
-  EXPECT_TRUE(hooks.Run(With(exec), LifecycleHook::kPreStop, "ctr1", "10.0.0.5", absl::Seconds(7)).ok());
+  EXPECT_TRUE(
+      hooks.Run(With(exec), LifecycleHook::kPreStop, "ctr1", "10.0.0.5", absl::Seconds(7)).ok());
   Json http = {{"httpGet", {{"path", "/shutdown"}, {"port", "http"}}}};
-  EXPECT_TRUE(hooks.Run(With(http), LifecycleHook::kPreStop, "ctr1", "10.0.0.5", absl::Seconds(3)).ok());
+  EXPECT_TRUE(
+      hooks.Run(With(http), LifecycleHook::kPreStop, "ctr1", "10.0.0.5", absl::Seconds(3)).ok());
   ASSERT_EQ(runner.targets.size(), 2u);
   EXPECT_EQ(runner.targets[0].probe, exec);
   EXPECT_EQ(runner.targets[0].container_id, "ctr1");
   EXPECT_EQ(runner.targets[0].timeout, absl::Seconds(7));
   EXPECT_EQ(runner.targets[1].pod_ip, "10.0.0.5");
-  EXPECT_EQ(runner.targets[1].container["ports"], kContainer["ports"]);  // named ports resolve against it
+  EXPECT_EQ(runner.targets[1].container["ports"],
+            kContainer["ports"]);  // named ports resolve against it
 
   runner.outcome = {ProbeResult::kFailure, "exit status 7: broken"};
   absl::Status s = hooks.Run(With(exec), LifecycleHook::kPreStop, "ctr1", "", absl::Seconds(1));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnknown);
-  EXPECT_EQ(s.message(), "Exec lifecycle hook ([sh -c echo hi]) for Container \"web\" failed - error: exit status 7: broken");
+  EXPECT_EQ(s.message(),
+            "Exec lifecycle hook ([sh -c echo hi]) for Container \"web\" failed - error: exit "
+            "status 7: broken");
   s = hooks.Run(With(http), LifecycleHook::kPreStop, "ctr1", "10.0.0.5", absl::Seconds(1));
-  EXPECT_EQ(s.message(), "HTTP lifecycle hook (/shutdown) for Container \"web\" failed - error: exit status 7: broken");
+  EXPECT_EQ(s.message(),
+            "HTTP lifecycle hook (/shutdown) for Container \"web\" failed - error: exit status 7: "
+            "broken");
 }
 
 TEST(LifecycleHandlerRunnerTest, SleepIsCutAtTheTimeoutAndOthersAreRejected) {
   RecordingRunner runner;
   LifecycleHandlerRunner hooks(&runner);
   absl::Time start = absl::Now();
-  EXPECT_TRUE(hooks.Run(With({{"sleep", {{"seconds", 30}}}}), LifecycleHook::kPreStop, "c", "", absl::Milliseconds(200)).ok());
+  EXPECT_TRUE(hooks
+                  .Run(With({{"sleep", {{"seconds", 30}}}}), LifecycleHook::kPreStop, "c", "",
+                       absl::Milliseconds(200))
+                  .ok());
   absl::Duration took = absl::Now() - start;
   EXPECT_GE(took, absl::Milliseconds(200));
   EXPECT_LT(took, absl::Seconds(5));
-  EXPECT_EQ(hooks.Run(With({{"sleep", {{"seconds", -1}}}}), LifecycleHook::kPreStop, "c", "", absl::Seconds(1)).code(),
+  EXPECT_EQ(hooks
+                .Run(With({{"sleep", {{"seconds", -1}}}}), LifecycleHook::kPreStop, "c", "",
+                     absl::Seconds(1))
+                .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hooks.Run(With({{"tcpSocket", {{"port", 80}}}}), LifecycleHook::kPreStop, "c", "", absl::Seconds(1)).code(),
+  EXPECT_EQ(hooks
+                .Run(With({{"tcpSocket", {{"port", 80}}}}), LifecycleHook::kPreStop, "c", "",
+                     absl::Seconds(1))
+                .code(),
             absl::StatusCode::kInvalidArgument);
   // A container without the hook.
-  EXPECT_EQ(hooks.Run(With({{"sleep", {{"seconds", 1}}}}), LifecycleHook::kPostStart, "c", "", absl::Seconds(1)).code(),
+  EXPECT_EQ(hooks
+                .Run(With({{"sleep", {{"seconds", 1}}}}), LifecycleHook::kPostStart, "c", "",
+                     absl::Seconds(1))
+                .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(runner.targets.empty());
 }

@@ -28,7 +28,9 @@ ListWatch::ListWatch(ApiClient* client, ListWatchOptions options, ListWatchHandl
 
 ListWatch::~ListWatch() { Stop(); }
 
-void ListWatch::Start() { thread_ = std::thread([this] { Run(); }); }
+void ListWatch::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void ListWatch::Stop() {
   {

@@ -86,7 +86,7 @@ class ListWatch {
   std::atomic<int> list_count_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string resource_version_;     // guarded by mu_
+  std::string resource_version_;       // guarded by mu_
   std::map<std::string, Json> cache_;  // only touched by thread_
 };
 

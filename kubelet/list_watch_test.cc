@@ -90,7 +90,7 @@ TEST(ListWatchTest, ListThenWatchThenRelistOnGone) {
   EXPECT_EQ(lw.ListCount(), 2);
   auto calls = rec.Calls();
   std::vector<std::string> want = {
-      "add default/a 1", "add default/b 2", "synced", "update default/a 1->11",
+      "add default/a 1",         "add default/b 2",  "synced",          "update default/a 1->11",
       "update default/a 11->25", "add default/c 26", "delete default/b"};
   EXPECT_EQ(calls, want);
   // The first watch resumed from the LIST's resourceVersion.
@@ -114,8 +114,7 @@ TEST(ListWatchTest, RetriesListWithBackoffAndRewatchesAfterErrors) {
     return Json{{"metadata", {{"resourceVersion", "7"}}}, {"items", Json::array()}};
   };
   Recorder rec;
-  ListWatch lw(&client,
-               {.path = "/api/v1/nodes", .initial_backoff = std::chrono::milliseconds(10)},
+  ListWatch lw(&client, {.path = "/api/v1/nodes", .initial_backoff = std::chrono::milliseconds(10)},
                rec.Handlers());
   lw.Start();
   ASSERT_TRUE(rec.WaitForCount(1));
@@ -137,11 +136,14 @@ TEST(ListWatchTest, StopInterruptsBackoffPromptly) {
   client.handler = [](const testing::ScriptedRequest&) -> absl::StatusOr<Json> {
     return absl::UnavailableError("down");
   };
-  ListWatch lw(&client, {.path = "/api/v1/pods", .initial_backoff = std::chrono::seconds(60),
-                         .max_backoff = std::chrono::seconds(60)},
+  ListWatch lw(&client,
+               {.path = "/api/v1/pods",
+                .initial_backoff = std::chrono::seconds(60),
+                .max_backoff = std::chrono::seconds(60)},
                {});
   lw.Start();
-  ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) { return !rs.empty(); }));
+  ASSERT_TRUE(
+      client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) { return !rs.empty(); }));
   auto start = std::chrono::steady_clock::now();
   lw.Stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));

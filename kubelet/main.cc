@@ -26,33 +26,33 @@
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
 #include "csi/csi_manager.h"
+#include "ebpf/collectors.h"
 #include "kubelet/api_client.h"
 #include "kubelet/certificate/bootstrap.h"
 #include "kubelet/certificate/metrics.h"
+#include "kubelet/cri_metrics.h"
 #include "kubelet/event_recorder.h"
-#include "kubelet/flags.h"
 #include "kubelet/eviction.h"
+#include "kubelet/flags.h"
 #include "kubelet/kubelet_config.h"
 #include "kubelet/lease.h"
 #include "kubelet/list_watch.h"
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
-#include "kubelet/sysctl.h"
-#include "kubelet/cri_metrics.h"
 #include "kubelet/server/auth.h"
 #include "kubelet/server/container_log_manager.h"
 #include "kubelet/server/kubelet_server.h"
 #include "kubelet/server/tls.h"
 #include "kubelet/stats_source.h"
-#include "ebpf/collectors.h"
+#include "kubelet/sysctl.h"
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/fs_usage.h"
-#include "metrics/summary.h"
 #include "metrics/metrics_server.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
+#include "metrics/summary.h"
 
 // After the CRI headers: <signal.h> macros (SIGABRT, ...) clash with the CRI Signal enum.
 #include <fcntl.h>
@@ -65,7 +65,6 @@
 
 namespace berth {
 namespace {
-
 
 std::atomic<bool> g_stop{false};
 int g_signal_pipe[2] = {-1, -1};
@@ -191,7 +190,8 @@ int RealMain(int argc, char** argv) {
 
   // Writable layers, logs, emptyDirs and the image store: measured in the background (once a
   // minute by default, cAdvisor's and the kubelet's period), never on a scrape or CRI call.
-  metrics::FsUsageCache fs_usage({std::chrono::milliseconds(static_cast<int64_t>(f.fs_usage_period_s * 1000))});
+  metrics::FsUsageCache fs_usage(
+      {std::chrono::milliseconds(static_cast<int64_t>(f.fs_usage_period_s * 1000))});
 
   // --- runtime ---
   std::string schema = cri::image::ImageStore::Schema() + cri::runtime::kRuntimeSchema;
@@ -224,7 +224,8 @@ int RealMain(int argc, char** argv) {
   copts.conf_dir = f.cni_conf_dir;
   copts.bin_dirs = absl::StrSplit(f.cni_bin_dir, ',', absl::SkipEmpty());
   copts.cache_dir = JoinPath(f.root_dir, "cni/results");
-  copts.plugin_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.cni_plugin_timeout_s * 1000));
+  copts.plugin_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(f.cni_plugin_timeout_s * 1000));
   cni::CniManager network(copts);
 
   cri::oci::OciRuntimeOptions oopts;
@@ -264,10 +265,13 @@ int RealMain(int argc, char** argv) {
   cri::server::CriServerOptions sopts;
   sopts.socket_path = f.cri_socket;
   sopts.registry = &registry;
-  // ListMetricDescriptors / ListPodSandboxMetrics from the eBPF counters; the rest is the runtime's.
+  // ListMetricDescriptors / ListPodSandboxMetrics from the eBPF counters; the rest is the
+  // runtime's.
   std::function<std::optional<ebpf::StatsSnapshot>()> cri_snapshot;
   if (collectors != nullptr) {
-    cri_snapshot = [c = collectors.get()] { return std::optional<ebpf::StatsSnapshot>(c->Snapshot()); };
+    cri_snapshot = [c = collectors.get()] {
+      return std::optional<ebpf::StatsSnapshot>(c->Snapshot());
+    };
   }
   std::function<void(const std::string&)> track_sandbox;
   if (collectors != nullptr) {
@@ -329,7 +333,8 @@ int RealMain(int argc, char** argv) {
       if (fs.ok()) measured.emplace_back(std::move(v), *fs);
     }
     if (measured.empty()) return;
-    for (metrics::FamilySnapshot& f : metrics::VolumeStatsFamilies(measured)) out->push_back(std::move(f));
+    for (metrics::FamilySnapshot& f : metrics::VolumeStatsFamilies(measured))
+      out->push_back(std::move(f));
   });
   metrics::Registry cadvisor_registry;
   metrics::Registry resource_registry;
@@ -340,14 +345,15 @@ int RealMain(int argc, char** argv) {
     // v1 blkio counters stay 0 on a disk whose throttle layer was never configured (Linux
     // >= 6.10 sets it up lazily): a no-op rule per disk makes container_fs_* count.
     if (int disks = cgroup_reader->EnableV1BlkioStats(); disks > 0) {
-      LOG(INFO) << "berth: blkio accounting enabled on " << disks << " disk(s) (no-op throttle rule)";
+      LOG(INFO) << "berth: blkio accounting enabled on " << disks
+                << " disk(s) (no-op throttle rule)";
     }
     metrics::CadvisorOptions cadvisor_opts;
     cadvisor_opts.fs_usage = &fs_usage;
     cadvisor_opts.root_fs_dir = f.root_dir;
-    metrics::RegisterCadvisorMetrics(&cadvisor_registry, *cgroup_reader,
-                                     [list_targets] { return list_targets().cadvisor; },
-                                     cadvisor_opts);
+    metrics::RegisterCadvisorMetrics(
+        &cadvisor_registry, *cgroup_reader, [list_targets] { return list_targets().cadvisor; },
+        cadvisor_opts);
     resource_registry.AddCollector(
         [reader = *cgroup_reader, list_targets](std::vector<metrics::FamilySnapshot>* out) {
           kubelet::CollectResourceMetrics(reader, list_targets(), out);
@@ -373,13 +379,13 @@ int RealMain(int argc, char** argv) {
                      << " disabled: " << s;
       }
     }
-    registry.AddCollector([c = collectors.get(),
-                           list_targets](std::vector<metrics::FamilySnapshot>* out) {
-      std::vector<metrics::FamilySnapshot> families =
-          kubelet::BuildEbpfFamilies(c->Snapshot(), kubelet::CgroupOwners(list_targets()));
-      out->insert(out->end(), std::make_move_iterator(families.begin()),
-                  std::make_move_iterator(families.end()));
-    });
+    registry.AddCollector(
+        [c = collectors.get(), list_targets](std::vector<metrics::FamilySnapshot>* out) {
+          std::vector<metrics::FamilySnapshot> families =
+              kubelet::BuildEbpfFamilies(c->Snapshot(), kubelet::CgroupOwners(list_targets()));
+          out->insert(out->end(), std::make_move_iterator(families.begin()),
+                      std::make_move_iterator(families.end()));
+        });
   }
 
   metrics::MetricsServer metrics_server(&registry, f.metrics_bind_address);
@@ -435,8 +441,8 @@ int RealMain(int argc, char** argv) {
     api = std::move(*client);
     client_certs = std::move(creds->client_manager);
     if (client_certs != nullptr) {
-      kubelet::certificate::RegisterTtlGauge(&registry, "kubelet_certificate_manager_client_ttl_seconds",
-                                             client_certs.get());
+      kubelet::certificate::RegisterTtlGauge(
+          &registry, "kubelet_certificate_manager_client_ttl_seconds", client_certs.get());
       client_certs->Start();
       if (client_certs->Current() == nullptr) {
         LOG(INFO) << "berth: waiting for the node's client certificate (TLS bootstrap)";
@@ -472,7 +478,8 @@ int RealMain(int argc, char** argv) {
       bool write_conf = f.pod_cidr_from_node;
       cri::runtime::Runtime* rt = &runtime;
       node_status->SetPodCidrCallback(
-          [conf_dir, ipam_dir, write_conf, rt](const std::string& cidr, const std::vector<std::string>& cidrs) {
+          [conf_dir, ipam_dir, write_conf, rt](const std::string& cidr,
+                                               const std::vector<std::string>& cidrs) {
             cri::v1::UpdateRuntimeConfigRequest req;
             req.mutable_runtime_config()->mutable_network_config()->set_pod_cidr(
                 cidrs.empty() ? cidr : absl::StrJoin(cidrs, ","));
@@ -488,7 +495,8 @@ int RealMain(int argc, char** argv) {
       // RuntimeReady and NetworkReady (through the CRI, like any runtime).
       cri::RuntimeService* rs = &runtime;
       // As the kubelet: the CSINode exists before the Node is Ready.
-      csi_manager = std::make_unique<csi::CsiManager>(api.get(), f.node_name, JoinPath(f.root_dir, "kubelet"));
+      csi_manager = std::make_unique<csi::CsiManager>(api.get(), f.node_name,
+                                                      JoinPath(f.root_dir, "kubelet"));
       csi::CsiManager* cm = csi_manager.get();
       node_status->SetReadinessCheck([rs, cm]() -> std::string {
         auto st = rs->Status(cri::v1::StatusRequest());
@@ -498,11 +506,13 @@ int RealMain(int argc, char** argv) {
           if (c.status()) continue;
           bool net = c.type() == "NetworkReady";
           if (!net && c.type() != "RuntimeReady") continue;
-          absl::StrAppend(&why, why.empty() ? "" : "; ", net ? "container runtime network not ready: "
-                                                             : "container runtime not ready: ",
-                          c.type(), "=false reason:", c.reason(), " message:", c.message());
+          absl::StrAppend(
+              &why, why.empty() ? "" : "; ",
+              net ? "container runtime network not ready: " : "container runtime not ready: ",
+              c.type(), "=false reason:", c.reason(), " message:", c.message());
         }
-        if (std::string csi_why = cm->NotReady(); !csi_why.empty()) absl::StrAppend(&why, why.empty() ? "" : "; ", csi_why);
+        if (std::string csi_why = cm->NotReady(); !csi_why.empty())
+          absl::StrAppend(&why, why.empty() ? "" : "; ", csi_why);
         return why;
       });
     }
@@ -564,7 +574,8 @@ int RealMain(int argc, char** argv) {
       kopts.tls_private_key_file = f.tls_private_key_file;
       kopts.client_ca_file = f.client_ca_file;
       kopts.node_name = f.node_name;
-      kopts.checkpoints_dir = JoinPath(f.root_dir, "checkpoints");  // as kubelet's <root-dir>/checkpoints
+      kopts.checkpoints_dir =
+          JoinPath(f.root_dir, "checkpoints");  // as kubelet's <root-dir>/checkpoints
       if (kopts.tls_cert_file.empty() != kopts.tls_private_key_file.empty()) {
         LOG(ERROR) << "--tls-cert-file and --tls-private-key-file go together";
         return 2;
@@ -618,10 +629,10 @@ int RealMain(int argc, char** argv) {
       kubelet_server =
           std::make_unique<kubelet::server::KubeletServer>(kopts, &runtime, server_auth.get());
       // The Prometheus registries, served as on --metrics-bind-address.
-      for (auto [path, reg] : {std::pair{"/metrics", &registry},
-                               std::pair{"/metrics/cadvisor", &cadvisor_registry},
-                               std::pair{"/metrics/resource", &resource_registry},
-                               std::pair{"/metrics/probes", &probes_registry}}) {
+      for (auto [path, reg] :
+           {std::pair{"/metrics", &registry}, std::pair{"/metrics/cadvisor", &cadvisor_registry},
+            std::pair{"/metrics/resource", &resource_registry},
+            std::pair{"/metrics/probes", &probes_registry}}) {
         kubelet_server->AddHandler(
             path, [reg]() -> absl::StatusOr<std::string> { return reg->Expose(); },
             "text/plain; version=0.0.4");
@@ -652,7 +663,8 @@ int RealMain(int argc, char** argv) {
       LOG(INFO) << "berth: kubelet server on " << f.address << ":" << kubelet_server->port();
     }
     kubelet::server::ContainerLogManagerOptions lmopts;
-    absl::StatusOr<int64_t> max_size = kubelet::server::ParseQuantityBytes(f.container_log_max_size);
+    absl::StatusOr<int64_t> max_size =
+        kubelet::server::ParseQuantityBytes(f.container_log_max_size);
     if (!max_size.ok() || f.container_log_max_files < 2) {
       LOG(ERROR) << "--container-log-max-size must be a size like 10Mi and "
                     "--container-log-max-files at least 2";

@@ -11,9 +11,9 @@
 #include <random>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/ascii.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
@@ -187,7 +187,8 @@ absl::StatusOr<Json> ParseTaints(const std::string& flag) {
   for (absl::string_view entry : absl::StrSplit(flag, ',', absl::SkipWhitespace())) {
     entry = absl::StripAsciiWhitespace(entry);
     size_t colon = entry.rfind(':');
-    std::string effect = colon == absl::string_view::npos ? "" : std::string(entry.substr(colon + 1));
+    std::string effect =
+        colon == absl::string_view::npos ? "" : std::string(entry.substr(colon + 1));
     if (effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute") {
       return absl::InvalidArgumentError(absl::StrCat(
           "--register-with-taints: \"", entry,
@@ -197,7 +198,8 @@ absl::StatusOr<Json> ParseTaints(const std::string& flag) {
     size_t eq = kv.find('=');
     std::string key(kv.substr(0, eq));
     if (key.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("--register-with-taints: \"", entry, "\" has no key"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--register-with-taints: \"", entry, "\" has no key"));
     }
     Json t = {{"key", key}, {"effect", effect}};
     if (eq != absl::string_view::npos) t["value"] = std::string(kv.substr(eq + 1));
@@ -231,8 +233,8 @@ Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
   Json conditions = Json::array({
       Condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
                 "kubelet has sufficient memory available", hb, tt),
-      Condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure", hb, tt),
+      Condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure",
+                hb, tt),
       Condition("PIDPressure", "False", "KubeletHasSufficientPID",
                 "kubelet has sufficient PID available", hb, tt),
       not_ready.empty()
@@ -240,10 +242,10 @@ Json BuildNode(const NodeStatusOptions& opts, const MachineInfo& machine,
           : Condition("Ready", "False", "KubeletNotReady", not_ready, hb, tt),
   });
   Json addresses = Json::array();
-  if (!opts.node_ip.empty()) addresses.push_back({{"type", "InternalIP"}, {"address", opts.node_ip}});
-  addresses.push_back(
-      {{"type", "Hostname"},
-       {"address", machine.hostname.empty() ? opts.node_name : machine.hostname}});
+  if (!opts.node_ip.empty())
+    addresses.push_back({{"type", "InternalIP"}, {"address", opts.node_ip}});
+  addresses.push_back({{"type", "Hostname"},
+                       {"address", machine.hostname.empty() ? opts.node_name : machine.hostname}});
   Json node_info = {
       {"machineID", machine.machine_id},
       {"systemUUID", machine.system_uuid.empty() ? machine.machine_id : machine.system_uuid},
@@ -341,8 +343,7 @@ absl::Status NodeStatusManager::RegisterOnce() {
     std::lock_guard<std::mutex> lock(mu_);
     check = readiness_check_;
   }
-  Json node = BuildNode(options_, machine_, std::chrono::system_clock::now(),
-                        check ? check() : "");
+  Json node = BuildNode(options_, machine_, std::chrono::system_clock::now(), check ? check() : "");
   auto created = client_->Post("/api/v1/nodes", node);
   if (created.ok()) {
     Observe(*created);
@@ -355,8 +356,9 @@ absl::Status NodeStatusManager::RegisterOnce() {
   std::string path = "/api/v1/nodes/" + options_.node_name;
   ASSIGN_OR_RETURN(Json existing, client_->Get(path));
   Observe(existing);
-  Json patch = {{"metadata", {{"labels", node["metadata"]["labels"]},
-                              {"annotations", node["metadata"]["annotations"]}}}};
+  Json patch = {
+      {"metadata",
+       {{"labels", node["metadata"]["labels"]}, {"annotations", node["metadata"]["annotations"]}}}};
   ASSIGN_OR_RETURN(Json patched, client_->Patch(path, patch, PatchType::kStrategicMerge));
   Observe(patched);
   registered_ = true;
@@ -408,7 +410,9 @@ bool NodeStatusManager::SleepUnlessStopped(std::chrono::milliseconds d) {
   return !cv_.wait_for(lock, d, [this] { return stop_.load(); });
 }
 
-void NodeStatusManager::Start() { thread_ = std::thread([this] { Run(); }); }
+void NodeStatusManager::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void NodeStatusManager::Stop() {
   {
@@ -445,7 +449,8 @@ void NodeStatusManager::Run() {
     auto until = std::chrono::steady_clock::now() + wait;
     // Not ready (e.g. no CNI configuration yet): report the change as soon as it happens.
     while (s.ok() && !last_not_ready_.empty()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
       if (!SleepUnlessStopped(std::min(left, options_.fast_update_period))) return;
       std::function<std::string()> check;
@@ -458,7 +463,8 @@ void NodeStatusManager::Run() {
         break;
       }
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left.count() > 0 && !SleepUnlessStopped(left)) return;
     if (stop_) return;
   }

@@ -22,16 +22,16 @@ namespace berth::kubelet {
 // Facts about the machine reported in Node.status. Read with ReadMachineInfo(); tests build
 // one by hand.
 struct MachineInfo {
-  std::string hostname;         // lower-cased, as kubelet's --hostname-override default
-  int64_t cpu_count = 0;        // usable CPUs (affinity mask, capped by a cgroup quota)
-  int64_t memory_kib = 0;       // MemTotal from /proc/meminfo
-  int64_t root_fs_kib = 0;      // size of the filesystem holding root_dir (statvfs)
-  std::string machine_id;       // /etc/machine-id
-  std::string system_uuid;      // /sys/class/dmi/id/product_uuid (empty if unreadable)
-  std::string boot_id;          // /proc/sys/kernel/random/boot_id
-  std::string kernel_version;   // uname -r
-  std::string os_image;         // PRETTY_NAME of /etc/os-release
-  std::string architecture;     // GOARCH spelling: amd64, arm64, ...
+  std::string hostname;        // lower-cased, as kubelet's --hostname-override default
+  int64_t cpu_count = 0;       // usable CPUs (affinity mask, capped by a cgroup quota)
+  int64_t memory_kib = 0;      // MemTotal from /proc/meminfo
+  int64_t root_fs_kib = 0;     // size of the filesystem holding root_dir (statvfs)
+  std::string machine_id;      // /etc/machine-id
+  std::string system_uuid;     // /sys/class/dmi/id/product_uuid (empty if unreadable)
+  std::string boot_id;         // /proc/sys/kernel/random/boot_id
+  std::string kernel_version;  // uname -r
+  std::string os_image;        // PRETTY_NAME of /etc/os-release
+  std::string architecture;    // GOARCH spelling: amd64, arm64, ...
 };
 
 // Reads MachineInfo from the running host; `root_dir` is the directory whose filesystem is
@@ -61,7 +61,7 @@ struct NodeStatusOptions {
   int kubelet_port = 10250;
   std::string runtime_version = "berth://0.1.0";
   std::string kubelet_version = "v1.36.3-berth";
-  std::chrono::milliseconds update_period{10000};    // nodeStatusUpdateFrequency
+  std::chrono::milliseconds update_period{10000};  // nodeStatusUpdateFrequency
   // nodeStatusReportFrequency: an unchanged status (heartbeat times aside) is written at most
   // this often; a changed one at the next update_period.
   std::chrono::milliseconds report_frequency{300000};
@@ -97,8 +97,8 @@ class NodeStatusManager {
   ~NodeStatusManager();
 
   // Called with the new spec.podCIDR (and spec.podCIDRs) whenever it first appears or changes.
-  void SetPodCidrCallback(std::function<void(const std::string& cidr,
-                                             const std::vector<std::string>& cidrs)> cb);
+  void SetPodCidrCallback(
+      std::function<void(const std::string& cidr, const std::vector<std::string>& cidrs)> cb);
 
   // Sets the readiness check run before each status update: it returns "" when the node is
   // ready, else why not (the kubelet's "container runtime network not ready: ..."
@@ -139,14 +139,14 @@ class NodeStatusManager {
   std::atomic<int> status_updates_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string uid_;                          // guarded by mu_
-  std::string pod_cidr_;                     // guarded by mu_
-  std::vector<std::string> pod_cidrs_;       // guarded by mu_
+  std::string uid_;                     // guarded by mu_
+  std::string pod_cidr_;                // guarded by mu_
+  std::vector<std::string> pod_cidrs_;  // guarded by mu_
   std::function<void(const std::string&, const std::vector<std::string>&)> cidr_cb_;
-  std::function<std::string()> readiness_check_;      // guarded by mu_
+  std::function<std::string()> readiness_check_;       // guarded by mu_
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
-  std::string last_not_ready_ = "unknown";            // manager thread only; "" = was ready
-  Json last_reported_ = Json();                       // the last status written, heartbeats removed
+  std::string last_not_ready_ = "unknown";             // manager thread only; "" = was ready
+  Json last_reported_ = Json();  // the last status written, heartbeats removed
   std::chrono::system_clock::time_point last_report_time_;
 };
 

@@ -26,8 +26,10 @@ MachineInfo FakeMachine() {
 }
 
 TEST(NodeStatusTest, BuildNode) {
-  NodeStatusOptions opts{.node_name = "n1", .node_ip = "10.1.0.2",
-                         .labels = {{"node.kubernetes.io/exclude-from-external-load-balancers", "true"}}};
+  NodeStatusOptions opts{
+      .node_name = "n1",
+      .node_ip = "10.1.0.2",
+      .labels = {{"node.kubernetes.io/exclude-from-external-load-balancers", "true"}}};
   auto now = std::chrono::system_clock::from_time_t(1700000000);
   Json node = BuildNode(opts, FakeMachine(), now);
   EXPECT_EQ(node["kind"], "Node");
@@ -54,8 +56,7 @@ TEST(NodeStatusTest, BuildNode) {
       EXPECT_EQ(c["status"], "False") << c["type"];
     }
   }
-  EXPECT_EQ(st["addresses"],
-            Json::parse(R"([{"type":"InternalIP","address":"10.1.0.2"},
+  EXPECT_EQ(st["addresses"], Json::parse(R"([{"type":"InternalIP","address":"10.1.0.2"},
                             {"type":"Hostname","address":"host-1"}])"));
   EXPECT_EQ(st["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
   const Json& info = st["nodeInfo"];
@@ -75,7 +76,8 @@ TEST(NodeStatusTest, BuildNode) {
 TEST(NodeStatusTest, NodeLabelsTaintsAndMaxPodsFlags) {
   auto labels = ParseNodeLabels("role=edge, zone=a,empty=");
   ASSERT_TRUE(labels.ok()) << labels.status();
-  EXPECT_EQ(*labels, (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "a"}, {"empty", ""}}));
+  EXPECT_EQ(*labels,
+            (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "a"}, {"empty", ""}}));
   EXPECT_TRUE(ParseNodeLabels("").ok());
   EXPECT_EQ(ParseNodeLabels("role").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseNodeLabels("=x").status().code(), absl::StatusCode::kInvalidArgument);
@@ -94,8 +96,9 @@ TEST(NodeStatusTest, NodeLabelsTaintsAndMaxPodsFlags) {
   EXPECT_EQ(node["spec"]["taints"], *taints);
   EXPECT_EQ(node["status"]["capacity"]["pods"], "20");
   opts.taints = Json::array();
-  EXPECT_FALSE(BuildNode(opts, FakeMachine(), std::chrono::system_clock::from_time_t(1700000000))["spec"]
-                   .contains("taints"));
+  EXPECT_FALSE(
+      BuildNode(opts, FakeMachine(), std::chrono::system_clock::from_time_t(1700000000))["spec"]
+          .contains("taints"));
 }
 
 TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
@@ -104,8 +107,9 @@ TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
     return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
   };
   NodeStatusManager mgr(&client, {.node_name = "n1"}, FakeMachine());
-  std::string why = "container runtime network not ready: NetworkReady=false "
-                    "reason:NetworkPluginNotReady message:no CNI configuration";
+  std::string why =
+      "container runtime network not ready: NetworkReady=false "
+      "reason:NetworkPluginNotReady message:no CNI configuration";
   mgr.SetReadinessCheck([&] { return why; });
   auto ready_of = [](const Json& body) {
     for (const Json& c : body["status"]["conditions"]) {
@@ -137,7 +141,8 @@ TEST(NodeStatusTest, UnchangedStatusIsReportedInfrequently) {
   client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
     return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
   };
-  NodeStatusManager mgr(&client, {.node_name = "n1", .report_frequency = std::chrono::hours(1)}, FakeMachine());
+  NodeStatusManager mgr(&client, {.node_name = "n1", .report_frequency = std::chrono::hours(1)},
+                        FakeMachine());
   std::string why;
   mgr.SetReadinessCheck([&] { return why; });
   ASSERT_TRUE(mgr.RegisterOnce().ok());
@@ -152,7 +157,7 @@ TEST(NodeStatusTest, UnchangedStatusIsReportedInfrequently) {
   cidr_assigned = true;  // the controller-manager assigns it after the first write
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
-  EXPECT_EQ(mgr.StatusUpdates(), 1);  // only the heartbeat would have changed
+  EXPECT_EQ(mgr.StatusUpdates(), 1);          // only the heartbeat would have changed
   EXPECT_EQ(mgr.PodCidr(), "10.244.7.0/24");  // but the Node was read: its podCIDR is known
   why = "container runtime is down";
   ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
@@ -182,12 +187,14 @@ TEST(NodeStatusTest, NotReadyNodeReportsReadinessChangeAtOnce) {
   };
   mgr.Start();
   ASSERT_TRUE(client.WaitFor([&](const std::vector<testing::ScriptedRequest>& rs) {
-    for (const auto& r : rs) if (ready_status(r) == "False") return true;
+    for (const auto& r : rs)
+      if (ready_status(r) == "False") return true;
     return false;
   }));
   ready = true;
   EXPECT_TRUE(client.WaitFor([&](const std::vector<testing::ScriptedRequest>& rs) {
-    for (const auto& r : rs) if (ready_status(r) == "True") return true;
+    for (const auto& r : rs)
+      if (ready_status(r) == "True") return true;
     return false;
   }));
   mgr.Stop();
@@ -202,8 +209,9 @@ TEST(NodeStatusTest, Parsers) {
   ASSERT_TRUE(kib.ok());
   EXPECT_EQ(*kib, 16318012);
   EXPECT_FALSE(ParseMemTotalKib("MemFree: 1 kB\n").ok());
-  EXPECT_EQ(ParseOsReleasePrettyName("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
-            "Debian GNU/Linux 12 (bookworm)");
+  EXPECT_EQ(
+      ParseOsReleasePrettyName("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n"),
+      "Debian GNU/Linux 12 (bookworm)");
   EXPECT_EQ(ParseOsReleasePrettyName("NAME=x\n"), "Linux");
   auto t = std::chrono::system_clock::from_time_t(1700000000) + std::chrono::microseconds(42);
   EXPECT_EQ(FormatMicroTime(t), "2023-11-14T22:13:20.000042Z");
@@ -342,7 +350,8 @@ TEST(LeaseTest, ThreadRenewsUntilStopped) {
     if (r.verb == "GET") return Json{{"metadata", {{"name", "n1"}}}, {"spec", Json::object()}};
     return r.body;
   };
-  LeaseController lease(&client, {.node_name = "n1", .renew_period = std::chrono::milliseconds(10)});
+  LeaseController lease(&client,
+                        {.node_name = "n1", .renew_period = std::chrono::milliseconds(10)});
   lease.Start();
   ASSERT_TRUE(client.WaitFor([](const std::vector<testing::ScriptedRequest>& rs) {
     int puts = 0;

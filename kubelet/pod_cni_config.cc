@@ -9,22 +9,21 @@
 namespace berth::kubelet {
 
 std::string DefaultCniConfig(const std::string& pod_cidr, const std::string& ipam_data_dir) {
-  nlohmann::json conf = {
-      {"cniVersion", "1.0.0"},
-      {"name", "berth"},
-      {"plugins",
-       {{{"type", "bridge"},
-         {"bridge", "cni0"},
-         {"isGateway", true},
-         {"ipMasq", false},
-         {"hairpinMode", true},
-         {"ipam",
-          {{"type", "host-local"},
-           {"ranges", {{{{"subnet", pod_cidr}}}}},
-           {"routes", {{{"dst", "0.0.0.0/0"}}}}}}},
-        {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}},
-        {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}},
-        {{"type", "loopback"}}}}};
+  nlohmann::json conf = {{"cniVersion", "1.0.0"},
+                         {"name", "berth"},
+                         {"plugins",
+                          {{{"type", "bridge"},
+                            {"bridge", "cni0"},
+                            {"isGateway", true},
+                            {"ipMasq", false},
+                            {"hairpinMode", true},
+                            {"ipam",
+                             {{"type", "host-local"},
+                              {"ranges", {{{{"subnet", pod_cidr}}}}},
+                              {"routes", {{{"dst", "0.0.0.0/0"}}}}}}},
+                           {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}},
+                           {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}},
+                           {{"type", "loopback"}}}}};
   if (!ipam_data_dir.empty()) conf["plugins"][0]["ipam"]["dataDir"] = ipam_data_dir;
   return conf.dump(2) + "\n";
 }

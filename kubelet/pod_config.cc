@@ -1,8 +1,6 @@
 // PodManager: the CRI configs of a pod (upstream kuberuntime_sandbox.go and
 // kuberuntime_container.go), its admission, image pulls, container start and the pod
 // status it reports.
-#include "kubelet/pod_manager.h"
-
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "kubelet/pod_manager.h"
 #include "kubelet/pod_manager_internal.h"
 #include "kubelet/pod_util.h"
 
@@ -58,8 +57,10 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t
   // cluster DNS is configured); None starts empty; the pod's dnsConfig is appended; the
   // result is cut to the API's limits (3 servers, 32 searches, 2048 characters).
   std::string policy = spec.dns_policy;
-  if (policy == "ClusterFirstWithHostNet") policy = "ClusterFirst";
-  else if (policy == "ClusterFirst" && host_network) policy = "Default";
+  if (policy == "ClusterFirstWithHostNet")
+    policy = "ClusterFirst";
+  else if (policy == "ClusterFirst" && host_network)
+    policy = "Default";
   std::vector<std::string> servers, searches, options;
   if (policy != "None") {
     ResolvConf host = ReadResolvConf(opts_.resolv_conf);
@@ -71,14 +72,16 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t
     if (!opts_.cluster_dns.empty()) {
       servers = opts_.cluster_dns;
       if (const std::string& d = opts_.cluster_domain; !d.empty()) {
-        searches.insert(searches.begin(), {absl::StrCat(ns, ".svc.", d), absl::StrCat("svc.", d), d});
+        searches.insert(searches.begin(),
+                        {absl::StrCat(ns, ".svc.", d), absl::StrCat("svc.", d), d});
       }
       options = {"ndots:5"};
     } else {
       Event(pod, "Warning", "MissingClusterDNS",
-                  absl::StrCat("pod: \"", name, "_", ns, "(", uid, ")\". kubelet does not have ClusterDNS IP "
-                               "configured and cannot create Pod using \"ClusterFirst\" policy. Falling "
-                               "back to \"Default\" policy."));
+            absl::StrCat("pod: \"", name, "_", ns, "(", uid,
+                         ")\". kubelet does not have ClusterDNS IP "
+                         "configured and cannot create Pod using \"ClusterFirst\" policy. Falling "
+                         "back to \"Default\" policy."));
     }
   }
   auto append_unique = [](std::vector<std::string>* list, const std::string& v) {
@@ -92,7 +95,8 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t
       std::string opt = opt_name;
       if (o.value) opt += ":" + *o.value;
       // A pod option replaces the base option of the same name (mergeDNSOptions).
-      std::erase_if(options, [&](const std::string& e) { return e.substr(0, e.find(':')) == opt_name; });
+      std::erase_if(options,
+                    [&](const std::string& e) { return e.substr(0, e.find(':')) == opt_name; });
       options.push_back(opt);
     }
   }
@@ -103,7 +107,8 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t
   }
   if (unique_servers.size() > 3) unique_servers.resize(3);
   if (unique_searches.size() > 32) unique_searches.resize(32);
-  while (!unique_searches.empty() && absl::StrJoin(unique_searches, " ").size() > 2048) unique_searches.pop_back();
+  while (!unique_searches.empty() && absl::StrJoin(unique_searches, " ").size() > 2048)
+    unique_searches.pop_back();
   auto* dns = cfg.mutable_dns_config();
   for (const auto& v : unique_servers) dns->add_servers(v);
   for (const auto& v : unique_searches) dns->add_searches(v);
@@ -137,10 +142,12 @@ v1::PodSandboxConfig PodManager::MakeSandboxConfig(const api::Pod& pod, uint32_t
   if (psc.run_as_user) sc->mutable_run_as_user()->set_value(*psc.run_as_user);
   if (psc.run_as_group) sc->mutable_run_as_group()->set_value(*psc.run_as_group);
   AddPodSupplementalGroups(psc, sc);
-  for (const api::Sysctl& s : psc.sysctls) (*linux->mutable_sysctls())[NormalizeSysctlName(s.name)] = s.value;
+  for (const api::Sysctl& s : psc.sysctls)
+    (*linux->mutable_sysctls())[NormalizeSysctlName(s.name)] = s.value;
   for (const auto* list : {&spec.init_containers, &spec.containers}) {
     for (const api::Container& c : *list) {
-      if (c.security_context && c.security_context->privileged.value_or(false)) sc->set_privileged(true);
+      if (c.security_context && c.security_context->privileged.value_or(false))
+        sc->set_privileged(true);
     }
   }
   // TODO: seccomp/apparmor profiles, SELinux options, pod overhead/resources.
@@ -159,12 +166,14 @@ std::pair<std::string, std::string> PodManager::PodHostnameAndDomain(const api::
   if (hostname.empty()) hostname = pod.metadata.name;
   std::string domain;
   if (!spec.subdomain.empty()) {
-    domain = absl::StrCat(spec.subdomain, ".", pod.metadata.namespace_, ".svc.", opts_.cluster_domain);
+    domain =
+        absl::StrCat(spec.subdomain, ".", pod.metadata.namespace_, ".svc.", opts_.cluster_domain);
   }
   return {truncate(hostname), domain};
 }
 
-std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const api::Pod& pod, const PodState& state) {
+std::optional<absl::Duration> PodManager::ActiveDeadlineLeft(const api::Pod& pod,
+                                                             const PodState& state) {
   if (!pod.spec.active_deadline_seconds) return std::nullopt;
   std::optional<absl::Time> started;
   if (std::string ours = state.last_status.value("startTime", std::string()); !ours.empty()) {
@@ -182,9 +191,12 @@ std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const ap
   const bool host_ipc = spec.host_ipc;
   // The OS the pod asks for (upstream lifecycle predicate admission): its
   // kubernetes.io/os node selector, then spec.os.name, must be this node's (linux).
-  if (auto os = spec.node_selector.find("kubernetes.io/os"); os != spec.node_selector.end() && os->second != "linux") {
-    return std::make_pair(std::string("PodOSSelectorNodeLabelDoesNotMatch"),
-                          std::string("Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"));
+  if (auto os = spec.node_selector.find("kubernetes.io/os");
+      os != spec.node_selector.end() && os->second != "linux") {
+    return std::make_pair(
+        std::string("PodOSSelectorNodeLabelDoesNotMatch"),
+        std::string(
+            "Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"));
   }
   if (spec.os && !spec.os->empty() && *spec.os != "linux") {
     return std::make_pair(std::string("PodOSNotSupported"),
@@ -192,7 +204,9 @@ std::optional<std::pair<std::string, std::string>> PodManager::AdmitPod(const ap
   }
   for (const api::Sysctl& sc : spec.security_context.sysctls) {
     absl::Status s = sysctls_.Validate(sc.name, host_network, host_ipc);
-    if (!s.ok()) return std::make_pair(std::string(kSysctlForbiddenReason), absl::StrCat("forbidden sysctl: ", s.message()));
+    if (!s.ok())
+      return std::make_pair(std::string(kSysctlForbiddenReason),
+                            absl::StrCat("forbidden sysctl: ", s.message()));
   }
   return std::nullopt;
 }
@@ -209,8 +223,9 @@ void PodManager::Event(const api::Pod& pod, const std::string& type, const std::
   if (!opts_.record_event) return;
   // involvedObject.fieldPath names the list the container is in (as upstream's ref).
   std::string list = "containers";
-  for (const auto& [l, containers] : {std::pair{"initContainers", &pod.spec.init_containers},
-                                      std::pair{"ephemeralContainers", &pod.spec.ephemeral_containers}}) {
+  for (const auto& [l, containers] :
+       {std::pair{"initContainers", &pod.spec.init_containers},
+        std::pair{"ephemeralContainers", &pod.spec.ephemeral_containers}}) {
     for (const api::Container& c : *containers) {
       if (c.name == container) list = l;
     }
@@ -266,8 +281,8 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const api::
     Event(pod, "Normal", "BackOff", absl::StrCat("Back-off pulling image \"", image, "\""), cname);
     Event(pod, "Warning", "Failed", "Error: ImagePullBackOff", cname);
     EnqueueAfter(pod.metadata.uid, b->second.until - now);
-    return absl::UnavailableError(absl::StrCat("Back-off pulling image \"", image,
-                                               "\": ErrImagePull: ", state->last_pull_error[image]));
+    return absl::UnavailableError(absl::StrCat(
+        "Back-off pulling image \"", image, "\": ErrImagePull: ", state->last_pull_error[image]));
   }
   v1::PullImageRequest req;
   req.mutable_image()->set_image(image);
@@ -298,9 +313,11 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const api::
   }
   if (!pulled.ok()) {
     absl::Duration d = opts_.backoff_initial;
-    if (b != state->pull_backoff.end()) d = std::min(b->second.duration * 2, opts_.image_backoff_max);
+    if (b != state->pull_backoff.end())
+      d = std::min(b->second.duration * 2, opts_.image_backoff_max);
     state->pull_backoff[image] = Backoff{now + d, d};
-    std::string msg = absl::StrCat("failed to pull image \"", image, "\": ", pulled.status().message());
+    std::string msg =
+        absl::StrCat("failed to pull image \"", image, "\": ", pulled.status().message());
     state->last_pull_error[image] = msg;
     // As kubelet: ErrImagePull stays until the next sync, which (half-way through the
     // back-off) reports ImagePullBackOff; the pull is retried when the back-off ends.
@@ -319,8 +336,8 @@ absl::StatusOr<std::string> PodManager::EnsureImage(PodState* state, const api::
 }
 
 absl::StatusOr<std::string> PodManager::StartContainer(
-    PodState* state, const api::Pod& pod, const api::Container& c, int restart_count, const std::string& sandbox_id,
-    const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
+    PodState* state, const api::Pod& pod, const api::Container& c, int restart_count,
+    const std::string& sandbox_id, const v1::PodSandboxConfig& sandbox, const std::string& pod_ip,
     const std::map<std::string, MountedVolume>& volumes, const std::string& pid_target_id) {
   const std::string& name = c.name;
   const std::string& uid = pod.metadata.uid;
@@ -350,7 +367,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     }
     env.emplace_back(k, v);
   };
-  auto get_key = [&](const char* kind, const api::KeySelector& ref) -> absl::StatusOr<std::optional<std::string>> {
+  auto get_key = [&](const char* kind,
+                     const api::KeySelector& ref) -> absl::StatusOr<std::optional<std::string>> {
     const std::string& obj = ref.name;
     const std::string& key = ref.key;
     auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", obj));
@@ -361,7 +379,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     std::string v = GetString(*r, absl::StrCat("data.", key));
     if (v.empty() && !(*r)["data"].contains(key)) {
       if (ref.optional) return std::optional<std::string>();
-      return absl::NotFoundError(absl::StrCat(kind, " ", ns, "/", obj, " has no key \"", key, "\""));
+      return absl::NotFoundError(
+          absl::StrCat(kind, " ", ns, "/", obj, " has no key \"", key, "\""));
     }
     if (std::string(kind) == "secrets") {
       std::string decoded;
@@ -375,7 +394,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   if (opts_.service_env != nullptr) {
     auto services = opts_.service_env->For(ns, pod.spec.enable_service_links);
     if (!services.ok()) {
-      state->waiting[name] = {"CreateContainerConfigError", std::string(services.status().message())};
+      state->waiting[name] = {"CreateContainerConfigError",
+                              std::string(services.status().message())};
       return services.status();
     }
     for (const auto& [k, v] : *services) set_env(k, v);
@@ -383,7 +403,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   for (const api::EnvFromSource& from : c.env_from) {
     const std::string& prefix = from.prefix;
     bool is_secret = from.secret_ref.has_value();
-    const api::LocalRef ref = is_secret ? *from.secret_ref : from.config_map_ref.value_or(api::LocalRef{});
+    const api::LocalRef ref =
+        is_secret ? *from.secret_ref : from.config_map_ref.value_or(api::LocalRef{});
     std::string kind = is_secret ? "secrets" : "configmaps";
     auto r = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/", kind, "/", ref.name));
     if (!r.ok()) {
@@ -418,7 +439,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       set_env(k, *v);
     } else if (vf.config_map_key_ref || vf.secret_key_ref) {
       bool is_secret = vf.secret_key_ref.has_value();
-      auto v = get_key(is_secret ? "secrets" : "configmaps", is_secret ? *vf.secret_key_ref : *vf.config_map_key_ref);
+      auto v = get_key(is_secret ? "secrets" : "configmaps",
+                       is_secret ? *vf.secret_key_ref : *vf.config_map_key_ref);
       if (!v.ok()) {
         env_error = v.status();
         continue;
@@ -428,9 +450,11 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       // The named container's resources (this one when no name is given).
       const api::ResourceFieldSelector& ref = *vf.resource_field_ref;
       const std::string& target = ref.container_name;
-      const api::Container* of = target.empty() || target == name ? &c : api::FindContainer(pod, target);
+      const api::Container* of =
+          target.empty() || target == name ? &c : api::FindContainer(pod, target);
       if (of == nullptr) {
-        env_error = absl::InvalidArgumentError(absl::StrCat("env ", k, ": no container \"", target, "\""));
+        env_error =
+            absl::InvalidArgumentError(absl::StrCat("env ", k, ": no container \"", target, "\""));
         continue;
       }
       auto v = ResolveResourceFieldRef(*of, ref, NodeAllocatable(opts_.root_dir));
@@ -462,7 +486,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     const std::string& vname = vm.name;
     auto v = volumes.find(vname);
     if (v == volumes.end()) {
-      std::string msg = absl::StrCat("volumeMount \"", vname, "\" refers to a volume that is not set up");
+      std::string msg =
+          absl::StrCat("volumeMount \"", vname, "\" refers to a volume that is not set up");
       state->waiting[name] = {"CreateContainerConfigError", msg};
       return absl::FailedPreconditionError(msg);
     }
@@ -476,8 +501,9 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     if (!sub.empty()) {
       absl::StatusOr<std::string> resolved = PrepareSubPath(host, sub);
       if (!resolved.ok()) {
-        std::string msg = absl::StrCat("failed to prepare subPath for volumeMount \"", vname, "\" of container \"",
-                                       name, "\": ", resolved.status().message());
+        std::string msg =
+            absl::StrCat("failed to prepare subPath for volumeMount \"", vname,
+                         "\" of container \"", name, "\": ", resolved.status().message());
         state->waiting[name] = {"CreateContainerConfigError", msg};
         return absl::FailedPreconditionError(msg);
       }
@@ -496,10 +522,14 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     std::string hosts;
     if (pod.spec.host_network) {
       auto host = ReadFile("/etc/hosts");
-      hosts = absl::StrCat("# Kubernetes-managed hosts file (host network).\n", host.ok() ? *host : "");
+      hosts =
+          absl::StrCat("# Kubernetes-managed hosts file (host network).\n", host.ok() ? *host : "");
     } else {
-      hosts = "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-              "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n";
+      hosts =
+          "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+          "ip6-loopback\n"
+          "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-"
+          "allrouters\n";
       auto [host_name, host_domain] = PodHostnameAndDomain(pod);
       if (!pod_ip.empty()) {
         if (host_domain.empty()) {
@@ -534,7 +564,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     absl::Status s = MkdirAll(dir, 0755);
     if (s.ok()) s = WriteFileAtomic(file, "", 0666);
     // Writable by any user of the container, whatever berth's umask (upstream chmods 0666).
-    if (s.ok() && ::chmod(file.c_str(), 0666) != 0) s = ErrnoStatus(errno, absl::StrCat("chmod ", file));
+    if (s.ok() && ::chmod(file.c_str(), 0666) != 0)
+      s = ErrnoStatus(errno, absl::StrCat("chmod ", file));
     if (s.ok()) {
       auto* m = cfg.add_mounts();
       m->set_container_path(term_path);
@@ -576,7 +607,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
     res->set_cpu_period(kCpuPeriod);
     res->set_cpu_quota(std::max(kMinQuota, milli_lim * kCpuPeriod / 1000));
   }
-  if (auto mem = resource(c.resources.limits, "memory")) res->set_memory_limit_in_bytes(mem->Value());
+  if (auto mem = resource(c.resources.limits, "memory"))
+    res->set_memory_limit_in_bytes(mem->Value());
   std::string qos = PodQosClass(pod);
   int64_t oom = 1000;
   if (qos == "Guaranteed") {
@@ -603,8 +635,10 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   const api::PodSecurityContext& psc = pod.spec.security_context;
   const api::SecurityContext csc = c.security_context.value_or(api::SecurityContext{});
   // The container's field wins over the pod's (determineEffectiveSecurityContext).
-  if (auto u = csc.run_as_user ? csc.run_as_user : psc.run_as_user) sc->mutable_run_as_user()->set_value(*u);
-  if (auto g = csc.run_as_group ? csc.run_as_group : psc.run_as_group) sc->mutable_run_as_group()->set_value(*g);
+  if (auto u = csc.run_as_user ? csc.run_as_user : psc.run_as_user)
+    sc->mutable_run_as_user()->set_value(*u);
+  if (auto g = csc.run_as_group ? csc.run_as_group : psc.run_as_group)
+    sc->mutable_run_as_group()->set_value(*g);
   // runAsNonRoot (upstream verifyRunAsNonRoot): the user the container will run as, from
   // runAsUser or else the image's config, must be known and not 0.
   if ((csc.run_as_non_root ? csc.run_as_non_root : psc.run_as_non_root).value_or(false)) {
@@ -612,7 +646,8 @@ absl::StatusOr<std::string> PodManager::StartContainer(
                                            ")\", container: ", name, ")");
     std::string violation;
     if (sc->has_run_as_user()) {
-      if (sc->run_as_user().value() == 0) violation = absl::StrCat("container's runAsUser breaks non-root policy ", where);
+      if (sc->run_as_user().value() == 0)
+        violation = absl::StrCat("container's runAsUser breaks non-root policy ", where);
     } else {
       v1::ImageStatusRequest ireq;
       ireq.mutable_image()->set_image(*image_ref);
@@ -620,10 +655,12 @@ absl::StatusOr<std::string> PodManager::StartContainer(
       if (ist.ok() && ist->has_image()) {
         const v1::Image& img = ist->image();
         if (img.has_uid()) {
-          if (img.uid().value() == 0) violation = absl::StrCat("container has runAsNonRoot and image will run as root ", where);
+          if (img.uid().value() == 0)
+            violation =
+                absl::StrCat("container has runAsNonRoot and image will run as root ", where);
         } else if (!img.username().empty()) {
-          violation = absl::StrCat("container has runAsNonRoot and image has non-numeric user (", img.username(),
-                                   "), cannot verify user is non-root ", where);
+          violation = absl::StrCat("container has runAsNonRoot and image has non-numeric user (",
+                                   img.username(), "), cannot verify user is non-root ", where);
         } else {
           violation = absl::StrCat("container has runAsNonRoot and image will run as root ", where);
         }
@@ -648,10 +685,13 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   sc->set_readonly_rootfs(csc.read_only_root_filesystem.value_or(false));
   if (csc.allow_privilege_escalation == false) sc->set_no_new_privs(true);
   if (csc.capabilities) {
-    for (const std::string& a : csc.capabilities->add) sc->mutable_capabilities()->add_add_capabilities(a);
-    for (const std::string& d : csc.capabilities->drop) sc->mutable_capabilities()->add_drop_capabilities(d);
+    for (const std::string& a : csc.capabilities->add)
+      sc->mutable_capabilities()->add_add_capabilities(a);
+    for (const std::string& d : csc.capabilities->drop)
+      sc->mutable_capabilities()->add_drop_capabilities(d);
   }
-  auto seccomp = ResolveSeccompProfile(pod, c, opts_.seccomp_default, JoinPath(opts_.root_dir, "seccomp"));
+  auto seccomp =
+      ResolveSeccompProfile(pod, c, opts_.seccomp_default, JoinPath(opts_.root_dir, "seccomp"));
   if (!seccomp.ok()) {
     state->waiting[name] = {"CreateContainerConfigError", std::string(seccomp.status().message())};
     return seccomp.status();

@@ -26,7 +26,6 @@ namespace v1 = cri::v1;
 
 using namespace pod_internal;  // NOLINT(google-build-using-namespace): shared helpers
 
-
 PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageService* images,
                        PodManagerOptions options)
     : api_(api),
@@ -34,7 +33,8 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
       images_(images),
       opts_(std::move(options)),
       volumes_(api, opts_.root_dir, opts_.clock),
-      sysctls_(SysctlAllowlist::Create(opts_.allowed_unsafe_sysctls).value_or(*SysctlAllowlist::Create({}))),
+      sysctls_(SysctlAllowlist::Create(opts_.allowed_unsafe_sysctls)
+                   .value_or(*SysctlAllowlist::Create({}))),
       status_(api) {
   ProbeRunner* runner = opts_.probe_runner;
   if (runner == nullptr) {
@@ -130,8 +130,8 @@ void PodManager::HandlePodEvent(const std::string& type, const Json& json) {
       if (it->second->removed) return;  // a late update of a pod that is gone
       // As kubelet's pod config (RECONCILE vs UPDATE): an update that changes only the
       // status (typically our own status write coming back) needs no sync.
-      bool status_only =
-          type == "MODIFIED" && it->second->pod && OnlyStatusChanged(it->second->pod->raw, pod->raw);
+      bool status_only = type == "MODIFIED" && it->second->pod &&
+                         OnlyStatusChanged(it->second->pod->raw, pod->raw);
       it->second->pod = std::move(pod);
       if (status_only) return;
     } else {
@@ -160,9 +160,10 @@ void PodManager::HandlePodsSynced() {
       orphan->metadata.name = sb.metadata().name();
       orphan->metadata.namespace_ = sb.metadata().namespace_();
       orphan->metadata.uid = uid->second;
-      orphan->raw = {{"metadata", {{"name", orphan->metadata.name},
-                                   {"namespace", orphan->metadata.namespace_},
-                                   {"uid", uid->second}}},
+      orphan->raw = {{"metadata",
+                      {{"name", orphan->metadata.name},
+                       {"namespace", orphan->metadata.namespace_},
+                       {"uid", uid->second}}},
                      {"spec", Json::object()}};
       st->pod = std::move(orphan);
       st->removed = true;
@@ -179,7 +180,8 @@ void PodManager::HandlePodsSynced() {
   // directory removed, as upstream cleanupOrphanedPodDirs.
   std::set<std::string> sandbox_uids;
   for (const auto& sb : sandboxes->items()) {
-    if (auto uid = sb.labels().find(kPodUidLabel); uid != sb.labels().end()) sandbox_uids.insert(uid->second);
+    if (auto uid = sb.labels().find(kPodUidLabel); uid != sb.labels().end())
+      sandbox_uids.insert(uid->second);
   }
   auto dirs = ListDir(JoinPath(volumes_.root_dir(), "pods"));
   if (!dirs.ok()) return;
@@ -396,7 +398,8 @@ absl::Status PodManager::KillPod(const std::string& uid, const api::Pod& pod, in
       sidecars.emplace_back(s->second, &c);
     }
   }
-  std::stable_sort(sidecars.begin(), sidecars.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(sidecars.begin(), sidecars.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   std::string pod_ip = pod.spec.host_network ? opts_.node_ip : "";
   if (pod_ip.empty() && !rt.sandboxes.empty()) pod_ip = rt.sandboxes[0].network().ip();
   absl::Time deadline = absl::Now() + absl::Seconds(grace_seconds);
@@ -407,7 +410,7 @@ absl::Status PodManager::KillPod(const std::string& uid, const api::Pod& pod, in
     int64_t left = grace_seconds;
     if (&wave != &waves.front()) {
       left = std::max<int64_t>(absl::ToInt64Seconds(deadline - absl::Now()),
-                              grace_seconds > 0 ? kMinGracePeriodSeconds : 0);
+                               grace_seconds > 0 ? kMinGracePeriodSeconds : 0);
     }
     std::vector<std::thread> stoppers;
     std::vector<absl::Status> results(wave.size());
@@ -448,8 +451,9 @@ absl::Status PodManager::KillPod(const std::string& uid, const api::Pod& pod, in
   return absl::OkStatus();
 }
 
-absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name, const std::string& id,
-                                 int64_t grace_seconds, const std::string& pod_ip) {
+absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name,
+                                 const std::string& id, int64_t grace_seconds,
+                                 const std::string& pod_ip) {
   const api::Container* spec_c = nullptr;
   for (const auto* list : {&pod.spec.containers, &pod.spec.init_containers}) {
     for (const api::Container& c : *list) {
@@ -459,12 +463,14 @@ absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name, c
   if (spec_c != nullptr && spec_c->lifecycle && spec_c->lifecycle->pre_stop && grace_seconds > 0) {
     // Upstream executePreStopHook: the hook's time counts against the grace period.
     absl::Time start = absl::Now();
-    absl::Status h = hooks_->Run(*spec_c, LifecycleHook::kPreStop, id, pod_ip, absl::Seconds(grace_seconds));
+    absl::Status h =
+        hooks_->Run(*spec_c, LifecycleHook::kPreStop, id, pod_ip, absl::Seconds(grace_seconds));
     if (!h.ok()) {
       LOG(WARNING) << "pod " << pod.Key() << ": preStop hook of " << name << ": " << h.message();
       Event(pod, "Warning", "FailedPreStopHook", std::string(h.message()), name);
     }
-    grace_seconds = std::max(grace_seconds - absl::ToInt64Seconds(absl::Now() - start), kMinGracePeriodSeconds);
+    grace_seconds =
+        std::max(grace_seconds - absl::ToInt64Seconds(absl::Now() - start), kMinGracePeriodSeconds);
   }
   v1::StopContainerRequest req;
   req.set_container_id(id);
@@ -476,7 +482,8 @@ absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name, c
   return absl::OkStatus();
 }
 
-bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod& pod, bool removed) {
+bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod& pod,
+                         bool removed) {
   const api::PodSpec& spec = pod.spec;
   bool deleting = removed || pod.metadata.deletion_timestamp.has_value();
   if (deleting) {
@@ -486,7 +493,8 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       if (removed) status_.RemovePod(uid);
       return removed;
     }
-    int64_t grace = pod.metadata.deletion_grace_period_seconds.value_or(spec.termination_grace_period_seconds);
+    int64_t grace =
+        pod.metadata.deletion_grace_period_seconds.value_or(spec.termination_grace_period_seconds);
     absl::Status s = KillPod(uid, pod, grace, /*remove=*/false);
     if (s.ok() && !removed) {
       auto rt = GetRuntimeStatus(uid);
@@ -534,7 +542,8 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
   if (!evicted.empty()) {
     // The eviction manager's evictPod (and the active deadline's kill): event first, then
     // kill with no grace period; the status (Failed/Evicted) is written by UpdateStatus.
-    Event(pod, "Warning", state->rejected_reason.empty() ? "Evicted" : state->rejected_reason, evicted);
+    Event(pod, "Warning", state->rejected_reason.empty() ? "Evicted" : state->rejected_reason,
+          evicted);
     prober_->RemovePod(uid);
     absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
     if (!k.ok()) {
@@ -577,7 +586,8 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
     if (rt->sandboxes.empty()) {
       if (auto rejected = AdmitPod(pod)) {
         const std::string message = absl::StrCat("Pod was rejected: ", rejected->second);
-        LOG(INFO) << "pod " << pod.Key() << " rejected: " << rejected->first << ": " << rejected->second;
+        LOG(INFO) << "pod " << pod.Key() << " rejected: " << rejected->first << ": "
+                  << rejected->second;
         Event(pod, "Warning", rejected->first, message);
         {
           absl::MutexLock l(&mu_);
@@ -617,7 +627,8 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
 
   // The sandbox: the newest ready one, or a new one.
   const v1::PodSandboxStatus* sandbox = nullptr;
-  if (!rt->sandboxes.empty() && rt->sandboxes[0].state() == v1::SANDBOX_READY) sandbox = &rt->sandboxes[0];
+  if (!rt->sandboxes.empty() && rt->sandboxes[0].state() == v1::SANDBOX_READY)
+    sandbox = &rt->sandboxes[0];
   std::string sandbox_id;
   v1::PodSandboxConfig sandbox_config;
   if (sandbox == nullptr) {
@@ -696,9 +707,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
         } else if (now < finished + b->second.duration) {
           state->waiting[name] = {
               "CrashLoopBackOff",
-              absl::StrCat("back-off ", absl::FormatDuration(b->second.duration), " restarting failed container=",
-                           name, " pod=", pod.metadata.name, "_", pod.metadata.namespace_,
-                           "(", uid, ")")};
+              absl::StrCat("back-off ", absl::FormatDuration(b->second.duration),
+                           " restarting failed container=", name, " pod=", pod.metadata.name, "_",
+                           pod.metadata.namespace_, "(", uid, ")")};
           EnqueueAfter(uid, finished + b->second.duration - now);
           return;
         }
@@ -714,14 +725,17 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
         (void)runtime_->RemoveContainer(rm);
       }
     }
-    auto id = StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
+    auto id =
+        StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
     if (!id.ok()) {
       LOG(WARNING) << "pod " << pod.Key() << ": " << id.status().message();
       if (state->waiting[name].reason == "CreateContainerConfigError") {
         // As upstream's startContainer when generateContainerConfig fails.
-        Event(pod, "Warning", "Failed", absl::StrCat("Error: ", state->waiting[name].message), name);
+        Event(pod, "Warning", "Failed", absl::StrCat("Error: ", state->waiting[name].message),
+              name);
       }
-      if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
+      if (state->waiting[name].reason != "ErrImagePull" &&
+          state->waiting[name].reason != "ImagePullBackOff") {
         EnqueueAfter(uid, opts_.backoff_initial);
       }
     }
@@ -840,10 +854,13 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       }
       target_id = t[0]->id();
     }
-    auto id = StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
+    auto id =
+        StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
     if (!id.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": ephemeral container " << name << ": " << id.status().message();
-      if (state->waiting[name].reason != "ErrImagePull" && state->waiting[name].reason != "ImagePullBackOff") {
+      LOG(WARNING) << "pod " << pod.Key() << ": ephemeral container " << name << ": "
+                   << id.status().message();
+      if (state->waiting[name].reason != "ErrImagePull" &&
+          state->waiting[name].reason != "ImagePullBackOff") {
         EnqueueAfter(uid, opts_.backoff_initial);
       }
     }
@@ -877,7 +894,8 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
   UpdateStatus(uid, state, pod, *rt, false);
   std::string phase = state->last_status.value("phase", "");
   bool has_sidecars = false;
-  for (const api::Container& c : spec.init_containers) has_sidecars |= api::IsRestartableInitContainer(c);
+  for (const api::Container& c : spec.init_containers)
+    has_sidecars |= api::IsRestartableInitContainer(c);
   if (failed || phase == "Succeeded" || phase == "Failed" || (has_sidecars && regular_done)) {
     // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
     absl::Status k = KillPod(uid, pod, spec.termination_grace_period_seconds, false);

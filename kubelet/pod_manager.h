@@ -151,22 +151,22 @@ class PodManager {
 
  private:
   struct Backoff {
-    absl::Time until;          // no retry before this time
-    absl::Duration duration;   // the last back-off applied
+    absl::Time until;         // no retry before this time
+    absl::Duration duration;  // the last back-off applied
   };
   // Per-pod state. Fields under "worker" are touched only by the (serialized) pod worker.
   struct PodState {
     // guarded by mu_: the latest object from the API, parsed; replaced (never mutated) on
     // each update, so a worker may hold it while a newer one arrives.
     std::shared_ptr<const api::Pod> pod;
-    bool removed = false;     // guarded by mu_: DELETED seen; kill then forget
-    bool queued = false;      // guarded by mu_
-    bool running = false;     // guarded by mu_
-    bool dirty = false;       // guarded by mu_: an event arrived while running
+    bool removed = false;  // guarded by mu_: DELETED seen; kill then forget
+    bool queued = false;   // guarded by mu_
+    bool running = false;  // guarded by mu_
+    bool dirty = false;    // guarded by mu_: an event arrived while running
     // worker:
-    std::map<std::string, ContainerWaiting> waiting;   // container name -> reason
-    std::map<std::string, Backoff> crash_backoff;      // container name
-    std::map<std::string, Backoff> pull_backoff;       // image
+    std::map<std::string, ContainerWaiting> waiting;     // container name -> reason
+    std::map<std::string, Backoff> crash_backoff;        // container name
+    std::map<std::string, Backoff> pull_backoff;         // image
     std::map<std::string, std::string> last_pull_error;  // image -> message
     // Retry delay after a failed volume set-up: 200 ms doubling to backoff_initial (a
     // TokenRequest right after scheduling can be refused until the node authorizer's graph
@@ -203,7 +203,8 @@ class PodManager {
   absl::StatusOr<PodRuntimeStatus> GetRuntimeStatus(const std::string& uid);
   cri::v1::PodSandboxConfig MakeSandboxConfig(const api::Pod& pod, uint32_t attempt);
   // The kubelet's pod admission for a pod not yet running here (its OS: node selector and
-  // spec.os; its sysctls against the allowlist). Returns {reason, message} when the pod must be rejected, nullopt otherwise.
+  // spec.os; its sysctls against the allowlist). Returns {reason, message} when the pod must be
+  // rejected, nullopt otherwise.
   std::optional<std::pair<std::string, std::string>> AdmitPod(const api::Pod& pod);
   // The pod's hostname and domain (upstream GeneratePodHostNameAndDomain): spec.hostnameOverride
   // alone when set; else spec.hostname or the pod name (at most 63 characters, no trailing
@@ -223,7 +224,8 @@ class PodManager {
   // a secret that cannot be read or parsed is left out, logged, and reported once per call
   // as a FailedToRetrieveImagePullSecret event, as the kubelet does.
   DockerKeyring PullSecretsKeyring(const api::Pod& pod);
-  absl::StatusOr<std::string> EnsureImage(PodState* state, const api::Pod& pod, const api::Container& c,
+  absl::StatusOr<std::string> EnsureImage(PodState* state, const api::Pod& pod,
+                                          const api::Container& c,
                                           const cri::v1::PodSandboxConfig& sandbox,
                                           std::string* reason);
   // Creates and starts container `c` in the sandbox and runs its lifecycle.postStart hook
@@ -231,8 +233,9 @@ class PodManager {
   // the container ID.
   // `pid_target_id`: an ephemeral container's targetContainerName instance, whose PID
   // namespace it joins (CRI NamespaceMode TARGET) when the pod has no shared one.
-  absl::StatusOr<std::string> StartContainer(PodState* state, const api::Pod& pod, const api::Container& c,
-                                             int restart_count, const std::string& sandbox_id,
+  absl::StatusOr<std::string> StartContainer(PodState* state, const api::Pod& pod,
+                                             const api::Container& c, int restart_count,
+                                             const std::string& sandbox_id,
                                              const cri::v1::PodSandboxConfig& sandbox,
                                              const std::string& pod_ip,
                                              const std::map<std::string, MountedVolume>& volumes,

@@ -18,7 +18,6 @@ namespace berth::kubelet::pod_internal {
 
 namespace v1 = cri::v1;
 
-
 inline constexpr int64_t kMinShares = 2;
 inline constexpr int64_t kCpuPeriod = 100000;
 inline constexpr int64_t kMinQuota = 1000;

@@ -13,9 +13,11 @@ TEST_F(PodManagerTest, ReadinessGatesReadyAndLivenessFailureRestarts) {
   Json pod = MakePod("probed");
   pod["spec"]["terminationGracePeriodSeconds"] = 30;
   pod["spec"]["containers"][0]["readinessProbe"] = {{"exec", {{"command", {"cat", "/tmp/ready"}}}},
-                                                    {"periodSeconds", 1}, {"failureThreshold", 1}};
+                                                    {"periodSeconds", 1},
+                                                    {"failureThreshold", 1}};
   pod["spec"]["containers"][0]["livenessProbe"] = {{"exec", {{"command", {"true"}}}},
-                                                   {"periodSeconds", 1}, {"failureThreshold", 1},
+                                                   {"periodSeconds", 1},
+                                                   {"failureThreshold", 1},
                                                    {"terminationGracePeriodSeconds", 2}};
   manager_->HandlePodEvent("ADDED", pod);
   auto running = api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; });
@@ -48,7 +50,8 @@ TEST_F(PodManagerTest, ReadinessGatesReadyAndLivenessFailureRestarts) {
   {
     std::lock_guard<std::mutex> l(events_mu_);
     EXPECT_THAT(events_, Contains("Unhealthy: Liveness probe failed: wedged"));
-    EXPECT_THAT(events_, Contains("Killing: Container main failed liveness probe, will be restarted"));
+    EXPECT_THAT(events_,
+                Contains("Killing: Container main failed liveness probe, will be restarted"));
   }
   // The new instance is probed afresh: not ready until its readiness probe passes again.
   auto ready_again = api_.WaitForStatus([](const Json& s) {
@@ -59,7 +62,8 @@ TEST_F(PodManagerTest, ReadinessGatesReadyAndLivenessFailureRestarts) {
   // Deleting the pod stops its probe workers.
   manager_->HandlePodEvent("DELETED", pod);
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (manager_->prober().WorkerCount() != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  while (manager_->prober().WorkerCount() != 0 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(20));
   EXPECT_EQ(manager_->prober().WorkerCount(), 0u);
 }
 
@@ -103,7 +107,9 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
 
   // CRI calls, in order.
   auto calls = runtime_.Calls();
-  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  auto pos = [&](const std::string& c) {
+    return std::find(calls.begin(), calls.end(), c) - calls.begin();
+  };
   EXPECT_LT(pos("RunPodSandbox web"), pos("CreateContainer main"));
   EXPECT_LT(pos("CreateContainer main"), pos("StartContainer main"));
   EXPECT_EQ(images_.PullCount("registry.local/busybox:1.36"), 1);
@@ -160,7 +166,8 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
   EXPECT_TRUE(std::filesystem::is_directory(mounts["/scratch"]));
   EXPECT_TRUE(std::filesystem::exists(mounts["/dev/termination-log"]));
   // Any user of the container may write it (upstream chmods 0666), whatever the umask.
-  EXPECT_EQ(std::filesystem::status(mounts["/dev/termination-log"]).permissions() & std::filesystem::perms::all,
+  EXPECT_EQ(std::filesystem::status(mounts["/dev/termination-log"]).permissions() &
+                std::filesystem::perms::all,
             std::filesystem::perms(0666));
   std::ifstream hosts(mounts["/etc/hosts"]);
   std::string hosts_text((std::istreambuf_iterator<char>(hosts)), std::istreambuf_iterator<char>());
@@ -175,21 +182,27 @@ TEST_F(PodManagerTest, PendingThenRunningWithCriCallsAndStatus) {
 TEST_F(PodManagerTest, FsGroupIsASupplementalGroup) {
   Json pod = MakePod("web");
   pod["spec"]["securityContext"] = {{"supplementalGroups", {5}}, {"fsGroup", 2000}};
-  for (const auto& [claim, gid] : {std::pair{"a", "2000"}, std::pair{"b", "3000"}, std::pair{"c", "3000"}}) {
+  for (const auto& [claim, gid] :
+       {std::pair{"a", "2000"}, std::pair{"b", "3000"}, std::pair{"c", "3000"}}) {
     const std::string pv = std::string("pv-") + claim;
     api_.SetObject(std::string("/api/v1/namespaces/default/persistentvolumeclaims/") + claim,
                    {{"metadata", {{"name", claim}, {"uid", std::string("c-") + claim}}},
-                    {"spec", {{"volumeName", pv}}}, {"status", {{"phase", "Bound"}}}});
-    api_.SetObject("/api/v1/persistentvolumes/" + pv,
-                   {{"metadata", {{"name", pv}, {"annotations", {{"pv.beta.kubernetes.io/gid", gid}}}}},
-                    {"spec", {{"claimRef", {{"uid", std::string("c-") + claim}}},
-                              {"hostPath", {{"path", (root_ / pv).string()}, {"type", "DirectoryOrCreate"}}}}}});
-    pod["spec"]["volumes"].push_back({{"name", claim}, {"persistentVolumeClaim", {{"claimName", claim}}}});
+                    {"spec", {{"volumeName", pv}}},
+                    {"status", {{"phase", "Bound"}}}});
+    api_.SetObject(
+        "/api/v1/persistentvolumes/" + pv,
+        {{"metadata", {{"name", pv}, {"annotations", {{"pv.beta.kubernetes.io/gid", gid}}}}},
+         {"spec",
+          {{"claimRef", {{"uid", std::string("c-") + claim}}},
+           {"hostPath", {{"path", (root_ / pv).string()}, {"type", "DirectoryOrCreate"}}}}}});
+    pod["spec"]["volumes"].push_back(
+        {{"name", claim}, {"persistentVolumeClaim", {{"claimName", claim}}}});
   }
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   const auto cc = runtime_.Containers().at(runtime_.LatestContainer("main")).config;
-  EXPECT_THAT(cc.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000, 3000));
+  EXPECT_THAT(cc.linux().security_context().supplemental_groups(),
+              ::testing::ElementsAre(5, 2000, 3000));
   const auto sb = runtime_.Sandboxes().begin()->second.config;
   EXPECT_THAT(sb.linux().security_context().supplemental_groups(), ::testing::ElementsAre(5, 2000));
 }
@@ -236,15 +249,15 @@ TEST_F(PodManagerTest, ImagePullFailureThenBackOff) {
   });
   ASSERT_TRUE(err.has_value());
   EXPECT_EQ(Phase(*err), "Pending");
-  EXPECT_THAT(MainStatus(*err)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("manifest unknown"));
+  EXPECT_THAT(MainStatus(*err)["state"]["waiting"]["message"].get<std::string>(),
+              HasSubstr("manifest unknown"));
 
   // Next sync within the back-off (here forced by a metadata change; a status-only update
   // would not sync): ImagePullBackOff without a new pull.
   pod["metadata"]["labels"]["touched"] = "1";
   manager_->HandlePodEvent("MODIFIED", pod);
-  auto backoff = api_.WaitForStatus([](const Json& s) {
-    return WaitingReason(s) == "ImagePullBackOff";
-  });
+  auto backoff =
+      api_.WaitForStatus([](const Json& s) { return WaitingReason(s) == "ImagePullBackOff"; });
   ASSERT_TRUE(backoff.has_value());
   EXPECT_THAT(MainStatus(*backoff)["state"]["waiting"]["message"].get<std::string>(),
               HasSubstr("manifest unknown"));
@@ -272,7 +285,8 @@ TEST_F(PodManagerTest, ImagePullSecretsTriedInTurn) {
   api_.SetObject("/api/v1/namespaces/default/secrets/current", secret("current", "new"));
   images_.RequireUser("registry.local/busybox:1.36", "new");
   Json pod = MakePod("private");
-  pod["spec"]["imagePullSecrets"] = Json::array({{{"name", "gone"}}, {{"name", "stale"}}, {{"name", "current"}}});
+  pod["spec"]["imagePullSecrets"] =
+      Json::array({{{"name", "gone"}}, {{"name", "stale"}}, {{"name", "current"}}});
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   EXPECT_EQ(images_.PullAuths("registry.local/busybox:1.36"),
@@ -308,19 +322,21 @@ TEST_F(PodManagerTest, CrashLoopBackOffAfterSecondExit) {
   EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 1);
   // Second exit: CrashLoopBackOff until the 10 s back-off passes.
   runtime_.ExitContainer(runtime_.LatestContainer("main"), 1);
-  auto crash = api_.WaitForStatus([](const Json& s) {
-    return WaitingReason(s) == "CrashLoopBackOff";
-  });
+  auto crash =
+      api_.WaitForStatus([](const Json& s) { return WaitingReason(s) == "CrashLoopBackOff"; });
   ASSERT_TRUE(crash.has_value());
   EXPECT_EQ(Phase(*crash), "Running");
-  EXPECT_THAT(MainStatus(*crash)["state"]["waiting"]["message"].get<std::string>(), HasSubstr("back-off 10s"));
+  EXPECT_THAT(MainStatus(*crash)["state"]["waiting"]["message"].get<std::string>(),
+              HasSubstr("back-off 10s"));
   EXPECT_EQ(MainStatus(*crash)["lastState"]["terminated"]["exitCode"], 1);
   clock_.Advance(absl::Seconds(11));
   pod["metadata"]["labels"]["touched"] = "3";  // a real update: syncs at once
   manager_->HandlePodEvent("MODIFIED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
-                    return MainStatus(s)["restartCount"] == 2 && MainStatus(s)["state"].contains("running");
-                  }).has_value());
+                    return MainStatus(s)["restartCount"] == 2 &&
+                           MainStatus(s)["state"].contains("running");
+                  })
+                  .has_value());
 }
 
 TEST_F(PodManagerTest, DeletionStopsWithGracePeriodRemovesAndDeletesObject) {
@@ -349,9 +365,8 @@ TEST_F(PodManagerTest, DeletionStopsWithGracePeriodRemovesAndDeletesObject) {
   EXPECT_TRUE(runtime_.Containers().empty());
   EXPECT_FALSE(std::filesystem::exists(pod_dir));
   // The final status written before the delete shows the container terminated.
-  auto final_status = api_.WaitForStatus([](const Json& s) {
-    return MainStatus(s)["state"].contains("terminated");
-  });
+  auto final_status = api_.WaitForStatus(
+      [](const Json& s) { return MainStatus(s)["state"].contains("terminated"); });
   ASSERT_TRUE(final_status.has_value());
   EXPECT_EQ(MainStatus(*final_status)["state"]["terminated"]["exitCode"], 137);
 
@@ -367,7 +382,8 @@ TEST_F(PodManagerTest, DeletionStopsWithGracePeriodRemovesAndDeletesObject) {
 
 TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
   Json pod = MakePod("init");
-  pod["spec"]["initContainers"] = Json::parse(R"([{"name": "setup", "image": "registry.local/busybox:1.36",
+  pod["spec"]["initContainers"] =
+      Json::parse(R"([{"name": "setup", "image": "registry.local/busybox:1.36",
                                                    "command": ["true"]}])");
   runtime_.ExitOnStart("setup", 0);
   manager_->HandlePodEvent("ADDED", pod);
@@ -377,7 +393,9 @@ TEST_F(PodManagerTest, InitContainerRunsToCompletionFirst) {
   EXPECT_EQ((*running)["initContainerStatuses"][0]["ready"], true);  // completed: ready
   EXPECT_EQ((*running)["initContainerStatuses"][0]["started"], false);
   auto calls = runtime_.Calls();
-  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  auto pos = [&](const std::string& c) {
+    return std::find(calls.begin(), calls.end(), c) - calls.begin();
+  };
   EXPECT_LT(pos("StartContainer setup"), pos("CreateContainer main"));
 }
 
@@ -415,7 +433,8 @@ TEST_F(PodManagerTest, OrphanedSandboxesAreRemovedAfterSync) {
 TEST_F(PodManagerTest, EnableServiceLinksFalseKeepsOnlyTheMasterService) {
   Json pod = MakePod("nolinks");
   pod["spec"]["enableServiceLinks"] = false;
-  pod["spec"]["containers"][0]["env"].push_back({{"name", "KUBERNETES_SERVICE_PORT"}, {"value", "6443"}});
+  pod["spec"]["containers"][0]["env"].push_back(
+      {{"name", "KUBERNETES_SERVICE_PORT"}, {"value", "6443"}});
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) { return Phase(s) == "Running"; }).has_value());
   std::string id = runtime_.LatestContainer("main");
@@ -433,12 +452,19 @@ TEST_F(PodManagerTest, EnvFromResourceFieldRef) {
   Json pod = MakePod("res");
   Json& main = pod["spec"]["containers"][0];
   main["resources"] = {{"limits", {{"cpu", "1500m"}, {"memory", "64Mi"}}}};
-  main["env"].push_back({{"name", "CPUS"}, {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}}}}}});
-  main["env"].push_back({{"name", "MEM_MI"}, {"valueFrom", {{"resourceFieldRef",
-      {{"containerName", "main"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
+  main["env"].push_back(
+      {{"name", "CPUS"}, {"valueFrom", {{"resourceFieldRef", {{"resource", "limits.cpu"}}}}}});
+  main["env"].push_back(
+      {{"name", "MEM_MI"},
+       {"valueFrom",
+        {{"resourceFieldRef",
+          {{"containerName", "main"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
   main["env"].push_back({{"name", "LIMIT_X"}, {"value", "$(MEM_MI)Mi"}});
-  main["env"].push_back({{"name", "SIDE_MI"}, {"valueFrom", {{"resourceFieldRef",
-      {{"containerName", "side"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
+  main["env"].push_back(
+      {{"name", "SIDE_MI"},
+       {"valueFrom",
+        {{"resourceFieldRef",
+          {{"containerName", "side"}, {"resource", "limits.memory"}, {"divisor", "1Mi"}}}}}});
   Json side = main;
   side["name"] = "side";
   side["env"] = Json::array();
@@ -473,20 +499,22 @@ TEST_F(PodManagerTest, OrphanedPodDirectoriesAreRemovedAfterSync) {
   EXPECT_TRUE(PathExists(pods + "/uid-keep"));
 }
 
-
 // --- Native sidecars (init containers with restartPolicy Always) ---
 
 Json WithSidecars(Json pod, const std::vector<std::string>& names) {
   Json init = Json::array();
   for (const auto& n : names) {
-    init.push_back({{"name", n}, {"image", "registry.local/busybox:1.36"}, {"restartPolicy", "Always"},
+    init.push_back({{"name", n},
+                    {"image", "registry.local/busybox:1.36"},
+                    {"restartPolicy", "Always"},
                     {"command", {"sleep", "1000"}}});
   }
   pod["spec"]["initContainers"] = init;
   return pod;
 }
 Json InitStatus(const Json& s, size_t i) {
-  if (!s.contains("initContainerStatuses") || s["initContainerStatuses"].size() <= i) return Json::object();
+  if (!s.contains("initContainerStatuses") || s["initContainerStatuses"].size() <= i)
+    return Json::object();
   return s["initContainerStatuses"][i];
 }
 std::string ConditionOf(const Json& s, const std::string& type) {
@@ -509,7 +537,9 @@ TEST_F(PodManagerTest, SidecarStartsBeforeMainKeepsRunningAndIsRestartedAlone) {
   EXPECT_EQ(ConditionOf(*running, "Initialized"), "True");
   EXPECT_EQ(ConditionOf(*running, "Ready"), "True");
   auto calls = runtime_.Calls();
-  auto pos = [&](const std::string& c) { return std::find(calls.begin(), calls.end(), c) - calls.begin(); };
+  auto pos = [&](const std::string& c) {
+    return std::find(calls.begin(), calls.end(), c) - calls.begin();
+  };
   EXPECT_LT(pos("StartContainer proxy"), pos("CreateContainer main"));
 
   // The sidecar exits: restarted although the pod's restartPolicy is Never; main untouched.
@@ -531,12 +561,11 @@ TEST_F(PodManagerTest, SidecarStartupProbeGatesTheNextInitContainer) {
     probes_.started = false;
   }
   Json pod = WithSidecars(MakePod("gated"), {"proxy"});
-  pod["spec"]["initContainers"][0]["startupProbe"] = {{"exec", {{"command", {"true"}}}},
-                                                      {"periodSeconds", 1}, {"failureThreshold", 100}};
+  pod["spec"]["initContainers"][0]["startupProbe"] = {
+      {"exec", {{"command", {"true"}}}}, {"periodSeconds", 1}, {"failureThreshold", 100}};
   manager_->HandlePodEvent("ADDED", pod);
-  auto waiting = api_.WaitForStatus([](const Json& s) {
-    return InitStatus(s, 0)["state"].contains("running");
-  });
+  auto waiting = api_.WaitForStatus(
+      [](const Json& s) { return InitStatus(s, 0)["state"].contains("running"); });
   ASSERT_TRUE(waiting.has_value());
   EXPECT_EQ(InitStatus(*waiting, 0)["started"], false);
   EXPECT_EQ(Phase(*waiting), "Pending");
@@ -572,11 +601,13 @@ TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
                     return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
-                  }).has_value());
+                  })
+                  .has_value());
   pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
   pod["metadata"]["deletionGracePeriodSeconds"] = 7;
   manager_->HandlePodEvent("MODIFIED", pod);
-  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  ASSERT_TRUE(
+      api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
   auto calls = runtime_.Calls();
   auto pos = [&](const std::string& prefix) { return FirstCallWithPrefix(calls, prefix); };
   ASSERT_LT(pos("StopContainer first"), static_cast<long>(calls.size()));
@@ -588,20 +619,25 @@ TEST_F(PodManagerTest, DeletionStopsMainThenSidecarsInReverseOrder) {
 
 TEST_F(PodManagerTest, FailingPostStartHookKillsTheContainerWhichIsRestarted) {
   Json pod = MakePod("poststart");
-  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"hook-fail"}}}}}}};
+  pod["spec"]["containers"][0]["lifecycle"] = {
+      {"postStart", {{"exec", {{"command", {"hook-fail"}}}}}}};
   manager_->HandlePodEvent("ADDED", pod);
-  auto restarted = api_.WaitForStatus([](const Json& s) { return MainStatus(s)["restartCount"] >= 1; });
+  auto restarted =
+      api_.WaitForStatus([](const Json& s) { return MainStatus(s)["restartCount"] >= 1; });
   ASSERT_TRUE(restarted.has_value());
   EXPECT_EQ(MainStatus(*restarted)["lastState"]["terminated"]["exitCode"], 137);
   EXPECT_THAT(runtime_.Calls(), Contains("StopContainer main timeout=30"));
   std::lock_guard<std::mutex> l(events_mu_);
-  EXPECT_THAT(events_, Contains("FailedPostStartHook: Exec lifecycle hook ([hook-fail]) for Container \"main\" "
-                                "failed - error: boom"));
+  EXPECT_THAT(
+      events_,
+      Contains("FailedPostStartHook: Exec lifecycle hook ([hook-fail]) for Container \"main\" "
+               "failed - error: boom"));
 }
 
 TEST_F(PodManagerTest, PostStartHookRunsBeforeTheContainerIsReportedRunning) {
   Json pod = MakePod("poststart-ok");
-  pod["spec"]["containers"][0]["lifecycle"] = {{"postStart", {{"exec", {{"command", {"touch", "/ready"}}}}}}};
+  pod["spec"]["containers"][0]["lifecycle"] = {
+      {"postStart", {{"exec", {{"command", {"touch", "/ready"}}}}}}};
   std::atomic<int> hook_runs{0};
   {
     std::lock_guard<std::mutex> l(probes_.mu);
@@ -609,7 +645,8 @@ TEST_F(PodManagerTest, PostStartHookRunsBeforeTheContainerIsReportedRunning) {
       if (t.probe.contains("exec") && t.probe["exec"]["command"][0] == "touch") {
         // No status shows main running while its hook runs.
         for (const auto& r : api_.Requests()) {
-          if (r.verb == "PATCH" && r.body.contains("status") && r.body["status"].contains("containerStatuses")) {
+          if (r.verb == "PATCH" && r.body.contains("status") &&
+              r.body["status"].contains("containerStatuses")) {
             EXPECT_FALSE(r.body["status"]["containerStatuses"][0]["state"].contains("running"));
           }
         }
@@ -626,17 +663,20 @@ TEST_F(PodManagerTest, PostStartHookRunsBeforeTheContainerIsReportedRunning) {
 TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) {
   Json pod = MakePod("prestop");
   pod["spec"]["containers"][0]["lifecycle"] = {{"preStop", {{"sleep", {{"seconds", 1}}}}}};
-  pod["spec"]["initContainers"] = Json::parse(R"([{"name": "proxy", "image": "registry.local/busybox:1.36",
+  pod["spec"]["initContainers"] =
+      Json::parse(R"([{"name": "proxy", "image": "registry.local/busybox:1.36",
       "restartPolicy": "Always", "lifecycle": {"preStop": {"exec": {"command": ["hook-fail"]}}}}])");
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
                     return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
-                  }).has_value());
+                  })
+                  .has_value());
   pod["metadata"]["deletionTimestamp"] = "2024-01-01T00:01:00Z";
   pod["metadata"]["deletionGracePeriodSeconds"] = 7;
   absl::Time start = absl::Now();
   manager_->HandlePodEvent("MODIFIED", pod);
-  ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  ASSERT_TRUE(
+      api_.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
   EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // the sleep hook ran
   auto calls = runtime_.Calls();
   // main: 7 s minus the 1 s hook; the sidecar: what is left (>= 2 s) after its failed hook.
@@ -645,8 +685,10 @@ TEST_F(PodManagerTest, PreStopHookRunsBeforeStopAndCountsAgainstTheGracePeriod) 
   EXPECT_LT(pos("StopContainer main"), pos("StopContainer proxy"));
   ASSERT_LT(pos("StopContainer proxy"), static_cast<long>(calls.size()));
   std::lock_guard<std::mutex> l(events_mu_);
-  EXPECT_THAT(events_, Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
-                                "failed - error: boom"));
+  EXPECT_THAT(
+      events_,
+      Contains("FailedPreStopHook: Exec lifecycle hook ([hook-fail]) for Container \"proxy\" "
+               "failed - error: boom"));
   EXPECT_THAT(event_paths_, Contains("FailedPreStopHook spec.initContainers{proxy}"));
 }
 
@@ -657,14 +699,17 @@ TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeve
   manager_->HandlePodEvent("ADDED", pod);
   ASSERT_TRUE(api_.WaitForStatus([](const Json& s) {
                     return Phase(s) == "Running" && MainStatus(s)["state"].contains("running");
-                  }).has_value());
+                  })
+                  .has_value());
   std::string main_id = runtime_.LatestContainer("main");
   // What the ephemeralcontainers subresource adds (kubectl debug --target=main).
-  pod["spec"]["ephemeralContainers"] = Json::parse(R"([{"name": "debugger", "image": "registry.local/busybox:1.36",
+  pod["spec"]["ephemeralContainers"] =
+      Json::parse(R"([{"name": "debugger", "image": "registry.local/busybox:1.36",
       "command": ["ps"], "targetContainerName": "main", "stdin": true, "tty": true}])");
   manager_->HandlePodEvent("MODIFIED", pod);
   auto debug = api_.WaitForStatus([](const Json& s) {
-    return s.contains("ephemeralContainerStatuses") && s["ephemeralContainerStatuses"][0]["state"].contains("running");
+    return s.contains("ephemeralContainerStatuses") &&
+           s["ephemeralContainerStatuses"][0]["state"].contains("running");
   });
   ASSERT_TRUE(debug.has_value());
   EXPECT_EQ((*debug)["ephemeralContainerStatuses"][0]["name"], "debugger");
@@ -693,7 +738,9 @@ TEST_F(PodManagerTest, EphemeralContainerStartsInTheTargetsPidNamespaceAndIsNeve
   ASSERT_TRUE(api_.WaitFor([](const FakeApiClient::Request&) { return true; }).has_value());
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_EQ(runtime_.LatestContainer("debugger"), dbg);
-  EXPECT_EQ((*manager_->GetPodStatus("uid-debugged"))["ephemeralContainerStatuses"][0]["restartCount"], 0);
+  EXPECT_EQ(
+      (*manager_->GetPodStatus("uid-debugged"))["ephemeralContainerStatuses"][0]["restartCount"],
+      0);
 }
 
 // A pod the typed model cannot read is reported as a Warning event naming the field and
@@ -706,9 +753,10 @@ TEST_F(PodManagerTest, MalformedPodIsReportedAndDoesNotAffectOtherPods) {
   {
     std::lock_guard<std::mutex> l(events_mu_);
     ASSERT_EQ(events_.size(), 1u);
-    EXPECT_EQ(events_[0],
-              "FailedToParsePod: berth cannot read the pod: spec.containers[0].ports[0].containerPort: "
-              "want an integer, got string");
+    EXPECT_EQ(
+        events_[0],
+        "FailedToParsePod: berth cannot read the pod: spec.containers[0].ports[0].containerPort: "
+        "want an integer, got string");
   }
   EXPECT_TRUE(manager_->PodUids().empty());
 

@@ -68,15 +68,18 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const
   std::vector<std::string> parts = absl::StrSplit(resource, absl::MaxSplits('.', 1));
   if (parts.size() != 2 || (parts[0] != "limits" && parts[0] != "requests") ||
       (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", resource, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported resourceFieldRef resource \"", resource, "\""));
   }
   // The API server stores an absent divisor as "0"; ExtractContainerResourceValue takes a
   // zero divisor as 1.
   Quantity divisor = Quantity::FromScaled(1, 0);
   if (auto d = ref.find("divisor"); d != ref.end() && !d->is_null()) {
-    absl::StatusOr<Quantity> q = Quantity::Parse(d->is_string() ? d->get<std::string>() : d->dump());
+    absl::StatusOr<Quantity> q =
+        Quantity::Parse(d->is_string() ? d->get<std::string>() : d->dump());
     if (!q.ok() || q->Sign() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("resourceFieldRef ", resource, ": bad divisor ", d->dump()));
     }
     if (!q->IsZero()) divisor = *q;
   }
@@ -90,9 +93,11 @@ absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& contai
   std::vector<std::string> parts = absl::StrSplit(ref.resource, absl::MaxSplits('.', 1));
   if (parts.size() != 2 || (parts[0] != "limits" && parts[0] != "requests") ||
       (parts[1] != "cpu" && parts[1] != "memory" && parts[1] != "ephemeral-storage")) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported resourceFieldRef resource \"", ref.resource, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported resourceFieldRef resource \"", ref.resource, "\""));
   }
-  const api::ResourceList& list = parts[0] == "limits" ? container.resources.limits : container.resources.requests;
+  const api::ResourceList& list =
+      parts[0] == "limits" ? container.resources.limits : container.resources.requests;
   std::optional<Quantity> value;
   if (auto it = list.find(parts[1]); it != list.end()) value = it->second;
   return ResourceValueOverDivisor(parts[1], value, parts[0] == "limits", ref.divisor, node);
@@ -104,13 +109,17 @@ std::string ResourceValueOverDivisor(const std::string& resource, std::optional<
   if (!value) {
     // An unset limit is the node's allocatable (the kubelet merges it in); an unset request 0.
     double v = 0;
-    if (is_limit) v = resource == "cpu" ? node.cpu : resource == "memory" ? node.memory : node.ephemeral_storage;
+    if (is_limit)
+      v = resource == "cpu"      ? node.cpu
+          : resource == "memory" ? node.memory
+                                 : node.ephemeral_storage;
     value = resource == "cpu" ? Quantity::FromScaled(static_cast<int64_t>(v * 1000), -3)
                               : Quantity::FromScaled(static_cast<int64_t>(v), 0);
   }
   double out;
   if (resource == "cpu") {
-    out = std::ceil(static_cast<double>(value->MilliValue()) / static_cast<double>(divisor.MilliValue()));
+    out = std::ceil(static_cast<double>(value->MilliValue()) /
+                    static_cast<double>(divisor.MilliValue()));
   } else {
     out = std::ceil(static_cast<double>(value->Value()) / static_cast<double>(divisor.Value()));
   }
@@ -194,14 +203,16 @@ absl::StatusOr<std::string> ResolveFieldRef(const Json& pod, const std::string& 
   if (SplitSubscript(field_path, &prefix, &key) &&
       (prefix == "metadata.labels" || prefix == "metadata.annotations")) {
     const Json& meta = pod.value("metadata", Json::object());
-    const Json& m = meta.value(prefix == "metadata.labels" ? "labels" : "annotations", Json::object());
+    const Json& m =
+        meta.value(prefix == "metadata.labels" ? "labels" : "annotations", Json::object());
     auto it = m.find(key);
     return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
   }
   if (field_path == "metadata.labels" || field_path == "metadata.annotations") {
     // Formatted as the downward API does: one key="value" per line, sorted by key.
     const Json& meta = pod.value("metadata", Json::object());
-    const Json& m = meta.value(field_path == "metadata.labels" ? "labels" : "annotations", Json::object());
+    const Json& m =
+        meta.value(field_path == "metadata.labels" ? "labels" : "annotations", Json::object());
     std::string out;
     for (auto it = m.begin(); it != m.end(); ++it) {
       if (!out.empty()) out += "\n";
@@ -230,7 +241,8 @@ absl::StatusOr<std::string> ResolveFieldRef(const api::Pod& pod, const std::stri
   }
   if (field_path == "metadata.labels" || field_path == "metadata.annotations") {
     // Formatted as the downward API does: one key="value" per line, sorted by key.
-    const auto& m = field_path == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
+    const auto& m =
+        field_path == "metadata.labels" ? pod.metadata.labels : pod.metadata.annotations;
     std::string out;
     for (const auto& [k, v] : m) {
       if (!out.empty()) out += "\n";
@@ -276,7 +288,8 @@ std::string PodKey(const Json& pod) {
   return absl::StrCat(GetString(pod, "metadata.namespace"), "/", GetString(pod, "metadata.name"));
 }
 
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod,
+                                                     const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root) {
   const api::SeccompProfile* field = nullptr;
@@ -296,12 +309,14 @@ absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const 
     out.type = SeccompProfile::Type::kUnconfined;
   } else if (field->type == "Localhost") {
     if (field->localhost_profile.empty()) {
-      return absl::InvalidArgumentError("localhostProfile must be set if seccompProfile type is Localhost.");
+      return absl::InvalidArgumentError(
+          "localhostProfile must be set if seccompProfile type is Localhost.");
     }
     out.type = SeccompProfile::Type::kLocalhost;
     out.localhost_path = profile_root + "/" + field->localhost_profile;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("unknown seccompProfile type \"", field->type, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown seccompProfile type \"", field->type, "\""));
   }
   return out;
 }

@@ -8,10 +8,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -53,7 +52,8 @@ struct SeccompProfile {
 // Resolves the seccomp profile of `container` in `pod`; profile_root is the
 // kubelet's <root-dir>/seccomp. Errors: InvalidArgument for type Localhost without
 // localhostProfile, or an unknown type (the kubelet's CreateContainerConfigError).
-absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod, const api::Container& container,
+absl::StatusOr<SeccompProfile> ResolveSeccompProfile(const api::Pod& pod,
+                                                     const api::Container& container,
                                                      bool seccomp_default,
                                                      const std::string& profile_root);
 
@@ -98,10 +98,10 @@ const Json* FindContainer(const Json& pod, const std::string& name);
 
 // Resolves a downward-API resourceFieldRef (v1.ResourceFieldSelector: resource "limits.cpu",
 // "limits.memory", "limits.ephemeral-storage", "requests.*" of the same; divisor, default
-// "1", a zero divisor, as the API server stores an absent one, also 1) of `container` (a v1.Container), as upstream ExtractContainerResourceValue: the
-// quantity divided by the divisor, rounded up (CPU in millicores over the divisor's), an
-// unset limit being the node's allocatable `node`, an unset request 0. Errors:
-// InvalidArgument for another resource or a bad divisor.
+// "1", a zero divisor, as the API server stores an absent one, also 1) of `container` (a
+// v1.Container), as upstream ExtractContainerResourceValue: the quantity divided by the divisor,
+// rounded up (CPU in millicores over the divisor's), an unset limit being the node's allocatable
+// `node`, an unset request 0. Errors: InvalidArgument for another resource or a bad divisor.
 absl::StatusOr<std::string> ResolveResourceFieldRef(const Json& container, const Json& ref,
                                                     const NodeResources& node);
 absl::StatusOr<std::string> ResolveResourceFieldRef(const api::Container& container,

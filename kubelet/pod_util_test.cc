@@ -21,13 +21,16 @@ Json PodWithResources(const Json& requests, const Json& limits) {
 TEST(PodQosClassTest, GuaranteedBurstableBestEffort) {
   Json both = {{"cpu", "500m"}, {"memory", "64Mi"}};
   EXPECT_EQ(PodQosClass(Typed(PodWithResources(nullptr, nullptr))), "BestEffort");
-  EXPECT_EQ(PodQosClass(Typed(PodWithResources(nullptr, both))), "Guaranteed");  // requests default to limits
+  EXPECT_EQ(PodQosClass(Typed(PodWithResources(nullptr, both))),
+            "Guaranteed");  // requests default to limits
   EXPECT_EQ(PodQosClass(Typed(PodWithResources(both, both))), "Guaranteed");
   EXPECT_EQ(PodQosClass(Typed(PodWithResources({{"cpu", "100m"}}, both))), "Burstable");
   EXPECT_EQ(PodQosClass(Typed(PodWithResources({{"memory", "1Gi"}}, nullptr))), "Burstable");
   EXPECT_EQ(PodCgroupParent(Typed(PodWithResources(nullptr, both)), "/kubepods"), "/kubepods/podU");
-  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources({{"cpu", "1"}}, nullptr)), "/kubepods"), "/kubepods/burstable/podU");
-  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources(nullptr, nullptr)), "/kubepods"), "/kubepods/besteffort/podU");
+  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources({{"cpu", "1"}}, nullptr)), "/kubepods"),
+            "/kubepods/burstable/podU");
+  EXPECT_EQ(PodCgroupParent(Typed(PodWithResources(nullptr, nullptr)), "/kubepods"),
+            "/kubepods/besteffort/podU");
 }
 
 TEST(ExpandEnvRefsTest, ExpandsKnownKeepsUnknownAndEscapes) {
@@ -37,7 +40,8 @@ TEST(ExpandEnvRefsTest, ExpandsKnownKeepsUnknownAndEscapes) {
 }
 
 TEST(ResolveFieldRefTest, PodFields) {
-  Json pod = Json::parse(R"({"metadata": {"name": "n", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
+  Json pod = Json::parse(
+      R"({"metadata": {"name": "n", "namespace": "ns", "uid": "u", "labels": {"app": "x"}},
                              "spec": {"nodeName": "node"}})");
   EXPECT_EQ(*ResolveFieldRef(pod, "metadata.namespace", "", ""), "ns");
   EXPECT_EQ(*ResolveFieldRef(pod, "spec.nodeName", "", ""), "node");
@@ -76,7 +80,8 @@ TEST(ResolveSeccompProfileTest, ContainerThenPodThenNodeDefault) {
   // The pod's profile applies to a container without its own.
   EXPECT_EQ(ResolveSeccompProfile(pod, plain, false, "/r/seccomp")->type, T::kRuntimeDefault);
   // The container's own wins, Localhost under the profile root.
-  auto local = ResolveSeccompProfile(pod, container("Localhost", "p/audit.json"), false, "/r/seccomp");
+  auto local =
+      ResolveSeccompProfile(pod, container("Localhost", "p/audit.json"), false, "/r/seccomp");
   ASSERT_TRUE(local.ok());
   EXPECT_EQ(local->type, T::kLocalhost);
   EXPECT_EQ(local->localhost_path, "/r/seccomp/p/audit.json");
@@ -100,7 +105,8 @@ TEST(Rfc3339Test, RoundTrip) {
 }
 
 TEST(FindContainerTest, ContainersThenInitContainers) {
-  Json pod = Json::parse(R"({"spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "setup"}]}})");
+  Json pod = Json::parse(
+      R"({"spec": {"containers": [{"name": "app"}], "initContainers": [{"name": "setup"}]}})");
   ASSERT_NE(FindContainer(pod, "setup"), nullptr);
   EXPECT_EQ(FindContainer(pod, "setup"), &pod["spec"]["initContainers"][0]);  // into the pod
   EXPECT_EQ(FindContainer(pod, "app"), &pod["spec"]["containers"][0]);
@@ -114,7 +120,8 @@ TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {
   Json c = Json::parse(R"({"name": "app", "resources": {
       "limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}}})");
   NodeResources node{2, 8.0 * (1 << 30), 100e9};
-  auto get = [&](const Json& container, const std::string& resource, const char* divisor = nullptr) {
+  auto get = [&](const Json& container, const std::string& resource,
+                 const char* divisor = nullptr) {
     Json ref = {{"resource", resource}};
     if (divisor != nullptr) ref["divisor"] = divisor;
     auto v = ResolveResourceFieldRef(container, ref, node);
@@ -142,7 +149,8 @@ TEST(ResolveResourceFieldRefTest, LimitsRequestsDivisorsAndNodeDefaults) {
 
 // The typed form: divisors already defaulted by the parser (absent or "0" is 1).
 TEST(ResolveResourceFieldRefTest, TypedContainer) {
-  api::Pod pod = Typed(Json::parse(R"({"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app",
+  api::Pod pod =
+      Typed(Json::parse(R"({"metadata": {"uid": "u"}, "spec": {"containers": [{"name": "app",
       "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m"}},
       "env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
               {"name": "B", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
@@ -160,7 +168,7 @@ TEST(ResolveResourceFieldRefTest, TypedContainer) {
   EXPECT_EQ(get(1), "500");
   EXPECT_EQ(get(2), "128");
   EXPECT_EQ(get(3), "134217728");  // the request defaults to the limit (SetDefaults_Pod)
-  EXPECT_EQ(get(4), "3");  // 250m / 100m = 2.5, rounded up
+  EXPECT_EQ(get(4), "3");          // 250m / 100m = 2.5, rounded up
   EXPECT_EQ(get(5).rfind("error: unsupported", 0), 0u);
 }
 

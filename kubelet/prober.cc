@@ -1,10 +1,9 @@
 #include "kubelet/prober.h"
 
+#include <fcntl.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
-
-#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,8 +15,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "kubelet/pod_util.h"
@@ -31,18 +30,24 @@ constexpr char kUserAgent[] = "kube-probe/berth";
 
 const char* ProbeField(ProbeType type) {
   switch (type) {
-    case ProbeType::kLiveness: return "livenessProbe";
-    case ProbeType::kReadiness: return "readinessProbe";
-    case ProbeType::kStartup: return "startupProbe";
+    case ProbeType::kLiveness:
+      return "livenessProbe";
+    case ProbeType::kReadiness:
+      return "readinessProbe";
+    case ProbeType::kStartup:
+      return "startupProbe";
   }
   return "";
 }
 
 const char* ResultLabel(ProbeResult r) {
   switch (r) {
-    case ProbeResult::kSuccess: return "successful";
-    case ProbeResult::kFailure: return "failed";
-    case ProbeResult::kUnknown: return "unknown";
+    case ProbeResult::kSuccess:
+      return "successful";
+    case ProbeResult::kFailure:
+      return "failed";
+    case ProbeResult::kUnknown:
+      return "unknown";
   }
   return "unknown";
 }
@@ -60,9 +65,12 @@ std::vector<const api::Container*> ProbedContainers(const api::Pod& pod) {
 
 const std::optional<api::Probe>& ProbeOf(const api::Container& c, ProbeType type) {
   switch (type) {
-    case ProbeType::kLiveness: return c.liveness_probe;
-    case ProbeType::kReadiness: return c.readiness_probe;
-    case ProbeType::kStartup: break;
+    case ProbeType::kLiveness:
+      return c.liveness_probe;
+    case ProbeType::kReadiness:
+      return c.readiness_probe;
+    case ProbeType::kStartup:
+      break;
   }
   return c.startup_probe;
 }
@@ -134,9 +142,12 @@ void PutVarint(std::string* out, uint64_t v) {
 
 std::string ProbeTypeName(ProbeType type) {
   switch (type) {
-    case ProbeType::kLiveness: return "Liveness";
-    case ProbeType::kReadiness: return "Readiness";
-    case ProbeType::kStartup: return "Startup";
+    case ProbeType::kLiveness:
+      return "Liveness";
+    case ProbeType::kReadiness:
+      return "Readiness";
+    case ProbeType::kStartup:
+      return "Startup";
   }
   return "";
 }
@@ -160,7 +171,8 @@ int ResolveProbePort(const Json& port, const Json& container) {
   }
   if (!port.is_string()) return -1;
   std::string name = port.get<std::string>();
-  if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (!name.empty() &&
+      std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     int p = std::stoi(name.substr(0, 6));
     return p > 0 && p < 65536 ? p : -1;
   }
@@ -196,8 +208,10 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
   std::string scheme = absl::AsciiStrToLower(hg.value("scheme", std::string("HTTP")));
   std::string host = HostOf(hg, target);
   int port = ResolveProbePort(hg.contains("port") ? hg["port"] : Json(), target.container);
-  if (port < 0) return {ProbeResult::kUnknown, absl::StrCat("invalid port ", hg.value("port", Json()).dump())};
-  if (scheme != "http" && scheme != "https") return {ProbeResult::kUnknown, absl::StrCat("unsupported scheme ", scheme)};
+  if (port < 0)
+    return {ProbeResult::kUnknown, absl::StrCat("invalid port ", hg.value("port", Json()).dump())};
+  if (scheme != "http" && scheme != "https")
+    return {ProbeResult::kUnknown, absl::StrCat("unsupported scheme ", scheme)};
   std::string path = hg.value("path", std::string("/"));
   if (path.empty() || path[0] != '/') path.insert(path.begin(), '/');
   httplib::Headers headers = {{"User-Agent", kUserAgent}, {"Accept", "*/*"}};
@@ -237,10 +251,12 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
       return cli.Get(path, headers);
     }();
     if (!res) {
-      return {ProbeResult::kFailure, absl::StrCat("Get \"", url, "\": ", httplib::to_string(res.error()))};
+      return {ProbeResult::kFailure,
+              absl::StrCat("Get \"", url, "\": ", httplib::to_string(res.error()))};
     }
     const int status = res->status;
-    const bool redirect = status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+    const bool redirect =
+        status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
     std::string loc = res->get_header_value("Location");
     if (redirect && !loc.empty()) {
       std::string next_scheme = scheme, next_host = host, next_path = loc;
@@ -258,7 +274,8 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
           authority.resize(colon);
         }
         next_host = authority;
-        if (next_host.size() > 1 && next_host.front() == '[') next_host = next_host.substr(1, next_host.size() - 2);
+        if (next_host.size() > 1 && next_host.front() == '[')
+          next_host = next_host.substr(1, next_host.size() - 2);
       } else if (loc[0] != '/') {
         next_path = absl::StrCat(path.substr(0, path.rfind('/') + 1), loc);
       }
@@ -271,12 +288,15 @@ ProbeOutcome RunHttpGetProbe(const ProbeTarget& target) {
         continue;
       }
       if (next_host == probed_host && hops >= 10) {
-        return {ProbeResult::kFailure, absl::StrCat("Get \"", url, "\": stopped after 10 redirects")};
+        return {ProbeResult::kFailure,
+                absl::StrCat("Get \"", url, "\": stopped after 10 redirects")};
       }
     }
     if (status >= 200 && status < 400) {
       if (status >= 300) {
-        ProbeOutcome o{ProbeResult::kSuccess, absl::StrCat("Probe terminated redirects, Response body: ", Truncate(res->body))};
+        ProbeOutcome o{
+            ProbeResult::kSuccess,
+            absl::StrCat("Probe terminated redirects, Response body: ", Truncate(res->body))};
         o.warning = true;
         return o;
       }
@@ -290,10 +310,12 @@ ProbeOutcome RunTcpSocketProbe(const ProbeTarget& target) {
   const Json& ts = target.probe["tcpSocket"];
   std::string host = HostOf(ts, target);
   int port = ResolveProbePort(ts.contains("port") ? ts["port"] : Json(), target.container);
-  if (port < 0) return {ProbeResult::kUnknown, absl::StrCat("invalid port ", ts.value("port", Json()).dump())};
+  if (port < 0)
+    return {ProbeResult::kUnknown, absl::StrCat("invalid port ", ts.value("port", Json()).dump())};
   std::string error;
   int fd = DialTcp(host, port, target.timeout, &error);
-  if (fd < 0) return {ProbeResult::kFailure, absl::StrCat("dial tcp ", host, ":", port, ": ", error)};
+  if (fd < 0)
+    return {ProbeResult::kFailure, absl::StrCat("dial tcp ", host, ":", port, ": ", error)};
   ::close(fd);
   return {ProbeResult::kSuccess, ""};
 }
@@ -304,7 +326,8 @@ ProbeOutcome RunGrpcProbe(const ProbeTarget& target) {
   if (port <= 0 || port > 65535) return {ProbeResult::kUnknown, "invalid port"};
   std::string service = g.value("service", std::string());
   std::string addr = absl::StrCat(target.pod_ip, ":", port);
-  if (target.pod_ip.find(':') != std::string::npos) addr = absl::StrCat("[", target.pod_ip, "]:", port);
+  if (target.pod_ip.find(':') != std::string::npos)
+    addr = absl::StrCat("[", target.pod_ip, "]:", port);
   // grpc.health.v1.HealthCheckRequest{string service = 1}, encoded by hand.
   std::string request;
   if (!service.empty()) {
@@ -333,8 +356,8 @@ ProbeOutcome RunGrpcProbe(const ProbeTarget& target) {
   }
   if (!status.ok()) {
     return {ProbeResult::kFailure,
-            absl::StrCat("rpc error: code = ", static_cast<int>(status.error_code()), " desc = ",
-                         status.error_message())};
+            absl::StrCat("rpc error: code = ", static_cast<int>(status.error_code()),
+                         " desc = ", status.error_message())};
   }
   std::vector<grpc::Slice> slices;
   std::string bytes;
@@ -356,8 +379,8 @@ ProbeOutcome RunGrpcProbe(const ProbeTarget& target) {
   }
   static const char* kNames[] = {"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"};
   if (serving == 1) return {ProbeResult::kSuccess, ""};
-  return {ProbeResult::kFailure,
-          absl::StrCat("service unhealthy (responded with \"", serving < 4 ? kNames[serving] : "?", "\")")};
+  return {ProbeResult::kFailure, absl::StrCat("service unhealthy (responded with \"",
+                                              serving < 4 ? kNames[serving] : "?", "\")")};
 }
 
 ProbeOutcome DefaultProbeRunner::Run(const ProbeTarget& target) {
@@ -371,10 +394,12 @@ ProbeOutcome DefaultProbeRunner::Run(const ProbeTarget& target) {
 
 // --- Prober ---
 
-Prober::Prober(ProbeRunner* runner, ProberOptions options) : runner_(runner), opts_(std::move(options)) {
+Prober::Prober(ProbeRunner* runner, ProberOptions options)
+    : runner_(runner), opts_(std::move(options)) {
   if (opts_.registry != nullptr) {
     probe_total_ = opts_.registry->AddCounter(
-        "prober_probe_total", "Cumulative number of a liveness, readiness or startup probe for a container by result.",
+        "prober_probe_total",
+        "Cumulative number of a liveness, readiness or startup probe for a container by result.",
         {"probe_type", "result", "container", "pod", "namespace", "pod_uid"});
   }
 }
@@ -383,9 +408,12 @@ Prober::~Prober() { Stop(); }
 
 ProbeResult Prober::InitialResult(ProbeType type) {
   switch (type) {
-    case ProbeType::kLiveness: return ProbeResult::kSuccess;
-    case ProbeType::kReadiness: return ProbeResult::kFailure;
-    case ProbeType::kStartup: return ProbeResult::kUnknown;
+    case ProbeType::kLiveness:
+      return ProbeResult::kSuccess;
+    case ProbeType::kReadiness:
+      return ProbeResult::kFailure;
+    case ProbeType::kStartup:
+      return ProbeResult::kUnknown;
   }
   return ProbeResult::kUnknown;
 }
@@ -414,8 +442,10 @@ void Prober::SyncPod(const api::Pod& pod, const std::string& pod_ip,
       w->timing = ProbeTimingOf(*probe);
       w->result = InitialResult(type);
       if (probe_total_ != nullptr) {
-        w->metric_labels = {ProbeTypeName(type), "", name, pod.metadata.name, pod.metadata.namespace_, uid};
-        for (ProbeResult r : {ProbeResult::kSuccess, ProbeResult::kFailure, ProbeResult::kUnknown}) {
+        w->metric_labels = {ProbeTypeName(type),     "", name, pod.metadata.name,
+                            pod.metadata.namespace_, uid};
+        for (ProbeResult r :
+             {ProbeResult::kSuccess, ProbeResult::kFailure, ProbeResult::kUnknown}) {
           std::vector<std::string> labels = w->metric_labels;
           labels[1] = ResultLabel(r);
           w->counters[static_cast<int>(r)] = probe_total_->WithLabelValues(labels);
@@ -547,17 +577,19 @@ void Prober::DoProbe(Worker* w) {
   std::string field_path = absl::StrCat("spec.containers{", name, "}");
   if (outcome.warning && opts_.record_event) {
     opts_.record_event(pod->raw, "Warning", "ProbeWarning",
-                       absl::StrCat(ProbeTypeName(type), " probe warning: ", outcome.output), field_path);
+                       absl::StrCat(ProbeTypeName(type), " probe warning: ", outcome.output),
+                       field_path);
   }
   if (outcome.result != ProbeResult::kSuccess && opts_.record_event) {
     // Upstream prober.go: a Warning "Unhealthy" per failed (or errored) run.
     opts_.record_event(pod->raw, "Warning", "Unhealthy",
                        absl::StrCat(ProbeTypeName(type), " probe ",
-                                    outcome.result == ProbeResult::kUnknown ? "errored" : "failed", ": ",
-                                    outcome.output),
+                                    outcome.result == ProbeResult::kUnknown ? "errored" : "failed",
+                                    ": ", outcome.output),
                        field_path);
   }
-  ProbeResult r = outcome.result == ProbeResult::kSuccess ? ProbeResult::kSuccess : ProbeResult::kFailure;
+  ProbeResult r =
+      outcome.result == ProbeResult::kSuccess ? ProbeResult::kSuccess : ProbeResult::kFailure;
   bool changed = false;
   {
     absl::MutexLock l(&mu_);
@@ -603,14 +635,15 @@ Prober::ContainerProbeStatus Prober::Status(const std::string& uid, const std::s
   ContainerProbeStatus st;
   st.started = StartedLocked(uid, name, container_id);
   auto it = workers_.find(Key{uid, name, ProbeType::kReadiness});
-  bool readiness_ok = it == workers_.end() ||
-                      (it->second->container_id == container_id && it->second->result == ProbeResult::kSuccess);
+  bool readiness_ok = it == workers_.end() || (it->second->container_id == container_id &&
+                                               it->second->result == ProbeResult::kSuccess);
   st.ready = st.started && readiness_ok;
   return st;
 }
 
 std::optional<Prober::Kill> Prober::KillReason(const std::string& uid, const std::string& name,
-                                               const std::string& container_id, int64_t pod_grace_seconds) {
+                                               const std::string& container_id,
+                                               int64_t pod_grace_seconds) {
   absl::MutexLock l(&mu_);
   for (ProbeType type : {ProbeType::kStartup, ProbeType::kLiveness}) {
     auto it = workers_.find(Key{uid, name, type});

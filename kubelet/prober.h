@@ -14,7 +14,8 @@
 // Example:
 //   DefaultProbeRunner runner(&runtime);
 //   Prober prober(&runner, {.on_change = [&](const std::string& uid) { pods.Sync(uid); }});
-//   pod worker:  prober.SyncPod(pod, pod_ip, {{"web", {.id = id, .started_at = t, .running = true}}});
+//   pod worker:  prober.SyncPod(pod, pod_ip, {{"web", {.id = id, .started_at = t, .running =
+//   true}}});
 //                auto st = prober.Status(uid, "web", id);        // ready / started
 //                if (auto k = prober.KillReason(uid, "web", id)) StopContainer(...);
 //   pod gone:    prober.RemovePod(uid);
@@ -68,10 +69,10 @@ ProbeTiming ProbeTimingOf(const api::Probe& probe);
 // Everything a handler needs for one run.
 struct ProbeTarget {
   ProbeType type = ProbeType::kReadiness;
-  Json probe;                  // the v1.Probe (exec / httpGet / tcpSocket / grpc)
-  Json container;              // the v1.Container (named ports)
-  std::string pod_ip;          // default host of httpGet / tcpSocket / grpc
-  std::string container_id;    // for exec (CRI ExecSync)
+  Json probe;                // the v1.Probe (exec / httpGet / tcpSocket / grpc)
+  Json container;            // the v1.Container (named ports)
+  std::string pod_ip;        // default host of httpGet / tcpSocket / grpc
+  std::string container_id;  // for exec (CRI ExecSync)
   absl::Duration timeout = absl::Seconds(1);
 };
 
@@ -192,7 +193,7 @@ class Prober {
     Json probe;
     ProbeTiming timing;
     // Guarded by Prober::mu_:
-    std::string container_id;   // the instance the result is about
+    std::string container_id;  // the instance the result is about
     ProbeResult result = ProbeResult::kUnknown;
     ProbeResult last_outcome = ProbeResult::kUnknown;
     int64_t result_run = 0;

@@ -132,9 +132,10 @@ TEST(ProbePortTest, NumbersAndNames) {
 }
 
 TEST_F(ProberTest, ReadinessThresholds) {
-  Json pod = MakePod({{"name", "c"},
-                      {"readinessProbe", {{"exec", {{"command", {"true"}}}}, {"successThreshold", 2},
-                                          {"failureThreshold", 2}}}});
+  Json pod = MakePod(
+      {{"name", "c"},
+       {"readinessProbe",
+        {{"exec", {{"command", {"true"}}}}, {"successThreshold", 2}, {"failureThreshold", 2}}}});
   Run(pod, "id1");
   EXPECT_EQ(prober_->WorkerCount(), 1u);
   EXPECT_FALSE(prober_->Status("u1", "c", "id1").ready);  // initial: Failure
@@ -162,12 +163,15 @@ TEST_F(ProberTest, ReadinessThresholds) {
     EXPECT_EQ(events_[0], "Warning Unhealthy spec.containers{c} Readiness probe failed: scripted");
   }
   std::string text = registry_.Expose();
-  EXPECT_NE(text.find("prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"c\","
-                      "pod=\"web\",namespace=\"default\",pod_uid=\"u1\"} 2"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("prober_probe_total{probe_type=\"Readiness\",result=\"successful\",container=\"c\","
+                "pod=\"web\",namespace=\"default\",pod_uid=\"u1\"} 2"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find("result=\"failed\",container=\"c\",pod=\"web\",namespace=\"default\",pod_uid=\"u1\"} 2"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "result=\"failed\",container=\"c\",pod=\"web\",namespace=\"default\",pod_uid=\"u1\"} 2"),
+      std::string::npos)
       << text;
   prober_->RemovePod("u1");
   EXPECT_EQ(prober_->WorkerCount(), 0u);
@@ -185,8 +189,9 @@ TEST_F(ProberTest, NotRunningContainerIsNotProbed) {
 }
 
 TEST_F(ProberTest, InitialDelayUsesTheClock) {
-  Json pod = MakePod({{"name", "c"},
-                      {"readinessProbe", {{"exec", {{"command", {"true"}}}}, {"initialDelaySeconds", 5}}}});
+  Json pod = MakePod(
+      {{"name", "c"},
+       {"readinessProbe", {{"exec", {{"command", {"true"}}}}, {"initialDelaySeconds", 5}}}});
   Run(pod, "id1");
   now_ = started_ + absl::Seconds(4);
   prober_->ProbeAllForTest();
@@ -200,8 +205,10 @@ TEST_F(ProberTest, InitialDelayUsesTheClock) {
 
 TEST_F(ProberTest, LivenessFailureKillsAndHolds) {
   Json pod = MakePod({{"name", "c"},
-                      {"livenessProbe", {{"exec", {{"command", {"false"}}}}, {"failureThreshold", 3},
-                                         {"terminationGracePeriodSeconds", 4}}}});
+                      {"livenessProbe",
+                       {{"exec", {{"command", {"false"}}}},
+                        {"failureThreshold", 3},
+                        {"terminationGracePeriodSeconds", 4}}}});
   Run(pod, "id1");
   EXPECT_TRUE(prober_->Status("u1", "c", "id1").ready);  // no readiness probe
   runner_.Push(ProbeType::kLiveness, ProbeResult::kFailure, 3);
@@ -284,7 +291,8 @@ TEST(ProberThreadsTest, OneThreadPerProbeJoinedOnRemove) {
     // The workers probe on their own: readiness turns Success.
     absl::Time deadline = absl::Now() + absl::Seconds(10);
     // (on_change runs after the new result is visible: wait for both.)
-    while ((!prober.Status("u1", "c", "id1").ready || changes.load() < 1) && absl::Now() < deadline) {
+    while ((!prober.Status("u1", "c", "id1").ready || changes.load() < 1) &&
+           absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(20));
     }
     EXPECT_TRUE(prober.Status("u1", "c", "id1").ready);
@@ -321,8 +329,10 @@ class HttpProbeTest : public ::testing::Test {
       agent_ = req.get_header_value("User-Agent");
       res.set_content("fine", "text/plain");
     });
-    server_.Get("/moved", [](const httplib::Request&, httplib::Response& res) { res.status = 302; });
-    server_.Get("/broken", [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
+    server_.Get("/moved",
+                [](const httplib::Request&, httplib::Response& res) { res.status = 302; });
+    server_.Get("/broken",
+                [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
     // agnhost's /redirect?loc=...
     server_.Get("/redirect", [](const httplib::Request& req, httplib::Response& res) {
       res.status = 302;
@@ -350,9 +360,11 @@ class HttpProbeTest : public ::testing::Test {
 
 TEST_F(HttpProbeTest, StatusCodesHeadersAndNamedPorts) {
   Json container = {{"ports", {{{"name", "http"}, {"containerPort", port_}}}}};
-  auto ok = RunHttpGetProbe(Target(
-      {{"httpGet", {{"path", "/healthz"}, {"port", "http"}, {"httpHeaders", {{{"name", "X-Probe"}, {"value", "v"}}}}}}},
-      container));
+  auto ok = RunHttpGetProbe(Target({{"httpGet",
+                                     {{"path", "/healthz"},
+                                      {"port", "http"},
+                                      {"httpHeaders", {{{"name", "X-Probe"}, {"value", "v"}}}}}}},
+                                   container));
   EXPECT_EQ(ok.result, ProbeResult::kSuccess) << ok.output;
   EXPECT_EQ(ok.output, "fine");
   {
@@ -372,17 +384,20 @@ TEST_F(HttpProbeTest, StatusCodesHeadersAndNamedPorts) {
 // Upstream's redirect handling: followed on the same host (the target decides), a redirect
 // to another host is a success with a warning, a loop fails after 10 hops.
 TEST_F(HttpProbeTest, RedirectsFollowedOnTheSameHostOnly) {
-  auto local_ok = RunHttpGetProbe(Target({{"httpGet", {{"path", "/redirect?loc=%2Fhealthz"}, {"port", port_}}}}));
+  auto local_ok = RunHttpGetProbe(
+      Target({{"httpGet", {{"path", "/redirect?loc=%2Fhealthz"}, {"port", port_}}}}));
   EXPECT_EQ(local_ok.result, ProbeResult::kSuccess);
   EXPECT_EQ(local_ok.output, "fine");
   EXPECT_FALSE(local_ok.warning);
-  auto local_broken = RunHttpGetProbe(Target({{"httpGet", {{"path", "/redirect?loc=%2Fbroken"}, {"port", port_}}}}));
+  auto local_broken = RunHttpGetProbe(
+      Target({{"httpGet", {{"path", "/redirect?loc=%2Fbroken"}, {"port", port_}}}}));
   EXPECT_EQ(local_broken.result, ProbeResult::kFailure);
   auto away = RunHttpGetProbe(
       Target({{"httpGet", {{"path", "/redirect?loc=http%3A%2F%2F0.0.0.0%2F"}, {"port", port_}}}}));
   EXPECT_EQ(away.result, ProbeResult::kSuccess);
   EXPECT_TRUE(away.warning);
-  EXPECT_EQ(away.output, "Probe terminated redirects, Response body: <a href=\"http://0.0.0.0/\">Found</a>.");
+  EXPECT_EQ(away.output,
+            "Probe terminated redirects, Response body: <a href=\"http://0.0.0.0/\">Found</a>.");
   auto loop = RunHttpGetProbe(Target({{"httpGet", {{"path", "/loop"}, {"port", port_}}}}));
   EXPECT_EQ(loop.result, ProbeResult::kFailure);
   EXPECT_NE(loop.output.find("stopped after 10 redirects"), std::string::npos) << loop.output;
@@ -411,13 +426,15 @@ TEST(TcpProbeTest, ConnectOrFail) {
   socklen_t len = sizeof(a);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   int port = ntohs(a.sin_port);
-  EXPECT_EQ(RunTcpSocketProbe(Target({{"tcpSocket", {{"port", port}}}})).result, ProbeResult::kSuccess);
+  EXPECT_EQ(RunTcpSocketProbe(Target({{"tcpSocket", {{"port", port}}}})).result,
+            ProbeResult::kSuccess);
   ::close(fd);
   int closed = ClosedPort();
   auto r = RunTcpSocketProbe(Target({{"tcpSocket", {{"port", closed}}}}));
   EXPECT_EQ(r.result, ProbeResult::kFailure);
   EXPECT_NE(r.output.find("onnection refused"), std::string::npos) << r.output;
-  EXPECT_EQ(RunHttpGetProbe(Target({{"httpGet", {{"port", closed}}}})).result, ProbeResult::kFailure);
+  EXPECT_EQ(RunHttpGetProbe(Target({{"httpGet", {{"port", closed}}}})).result,
+            ProbeResult::kFailure);
 }
 
 TEST(GrpcProbeTest, HealthCheckService) {
@@ -438,9 +455,11 @@ TEST(GrpcProbeTest, HealthCheckService) {
   EXPECT_EQ(down.result, ProbeResult::kFailure);
   EXPECT_NE(down.output.find("NOT_SERVING"), std::string::npos) << down.output;
   server->GetHealthCheckService()->SetServingStatus("db", true);
-  EXPECT_EQ(RunGrpcProbe(Target({{"grpc", {{"port", port}, {"service", "db"}}}})).result, ProbeResult::kSuccess);
+  EXPECT_EQ(RunGrpcProbe(Target({{"grpc", {{"port", port}, {"service", "db"}}}})).result,
+            ProbeResult::kSuccess);
   server->Shutdown();
-  EXPECT_EQ(RunGrpcProbe(Target({{"grpc", {{"port", ClosedPort()}}}})).result, ProbeResult::kFailure);
+  EXPECT_EQ(RunGrpcProbe(Target({{"grpc", {{"port", ClosedPort()}}}})).result,
+            ProbeResult::kFailure);
 }
 
 // ExecSync with a scripted answer.

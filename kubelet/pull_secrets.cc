@@ -91,25 +91,29 @@ absl::Status DockerKeyring::AddSecret(const Json& secret) {
                       : type == "kubernetes.io/dockercfg"      ? ".dockercfg"
                                                                : nullptr;
   if (field == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "secret ", name, " has type \"", type,
-        "\", not kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, " has type \"", type,
+                     "\", not kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg"));
   }
   const Json& data = secret.value("data", Json::object());
   if (!data.contains(field) || !data[field].is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat("secret ", name, " has no data[\"", field, "\"]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, " has no data[\"", field, "\"]"));
   }
   std::string raw;
   if (!absl::Base64Unescape(data[field].get<std::string>(), &raw)) {
-    return absl::InvalidArgumentError(absl::StrCat("secret ", name, ": data[\"", field, "\"] is not base64"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, ": data[\"", field, "\"] is not base64"));
   }
   Json cfg = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (cfg.is_discarded() || !cfg.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("secret ", name, ": ", field, " is not a JSON object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("secret ", name, ": ", field, " is not a JSON object"));
   }
   if (std::string(field) == ".dockerconfigjson") {
     if (!cfg.contains("auths") || !cfg["auths"].is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat("secret ", name, ": .dockerconfigjson has no \"auths\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("secret ", name, ": .dockerconfigjson has no \"auths\""));
     }
     cfg = cfg["auths"];
   }
@@ -141,7 +145,8 @@ std::vector<RegistryCredential> DockerKeyring::Lookup(const std::string& image) 
   std::vector<RegistryCredential> out;
   // Reverse lexicographic order of keys: the longer (more specific) of two related keys first.
   for (auto it = creds_.rbegin(); it != creds_.rend(); ++it) {
-    if (LocationsMatch(it->first, repo)) out.insert(out.end(), it->second.begin(), it->second.end());
+    if (LocationsMatch(it->first, repo))
+      out.insert(out.end(), it->second.begin(), it->second.end());
   }
   if (out.empty() && IsDockerHub(repo)) {
     if (auto it = creds_.find("index.docker.io"); it != creds_.end()) return it->second;

@@ -30,15 +30,18 @@ TEST(NormalizedRepository, DefaultsAsDockerReferences) {
   EXPECT_EQ(NormalizedRepository("index.docker.io/team/app:v1"), "docker.io/team/app");
   EXPECT_EQ(NormalizedRepository("127.0.0.1:5000/busybox:latest"), "127.0.0.1:5000/busybox");
   EXPECT_EQ(NormalizedRepository("localhost/app"), "localhost/app");
-  EXPECT_EQ(NormalizedRepository("registry.example.com/a/b:c@sha256:00"), "registry.example.com/a/b");
+  EXPECT_EQ(NormalizedRepository("registry.example.com/a/b:c@sha256:00"),
+            "registry.example.com/a/b");
 }
 
 TEST(DockerKeyring, AuthFieldAndSeparateFields) {
   DockerKeyring k;
-  ASSERT_TRUE(k.AddSecret(ConfigJson({{"registry.example.com", {{"auth", absl::Base64Escape("alice:s3:cret")}}},
-                                      {"https://other.example.com/v1/",
-                                       {{"username", "bob"}, {"password", "pw"}}}}))
-                  .ok());
+  ASSERT_TRUE(
+      k
+          .AddSecret(ConfigJson(
+              {{"registry.example.com", {{"auth", absl::Base64Escape("alice:s3:cret")}}},
+               {"https://other.example.com/v1/", {{"username", "bob"}, {"password", "pw"}}}}))
+          .ok());
   auto c = k.Lookup("registry.example.com/app:1");
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0].username, "alice");
@@ -53,11 +56,14 @@ TEST(DockerKeyring, AuthFieldAndSeparateFields) {
 
 TEST(DockerKeyring, HostGlobPortAndPathPrefixMostSpecificFirst) {
   DockerKeyring k;
-  ASSERT_TRUE(k.AddSecret(ConfigJson({{"*.example.com", {{"username", "glob"}, {"password", "p"}}},
-                                      {"registry.example.com/team", {{"username", "team"}, {"password", "p"}}},
-                                      {"registry.example.com:5000", {{"username", "port"}, {"password", "p"}}}}))
-                  .ok());
-  EXPECT_EQ(Users(k.Lookup("registry.example.com/team/app")), (std::vector<std::string>{"team", "glob"}));
+  ASSERT_TRUE(
+      k.AddSecret(
+           ConfigJson({{"*.example.com", {{"username", "glob"}, {"password", "p"}}},
+                       {"registry.example.com/team", {{"username", "team"}, {"password", "p"}}},
+                       {"registry.example.com:5000", {{"username", "port"}, {"password", "p"}}}}))
+          .ok());
+  EXPECT_EQ(Users(k.Lookup("registry.example.com/team/app")),
+            (std::vector<std::string>{"team", "glob"}));
   EXPECT_EQ(Users(k.Lookup("registry.example.com/other/app")), (std::vector<std::string>{"glob"}));
   EXPECT_EQ(Users(k.Lookup("registry.example.com:5000/app")), (std::vector<std::string>{"port"}));
   // The glob matches one label, not several; no port in the key means no port in the image.
@@ -76,10 +82,12 @@ TEST(DockerKeyring, DockerHubImagesGetIndexDockerIoCredentials) {
 
 TEST(DockerKeyring, BadSecretsAreRefusedWithTheReason) {
   DockerKeyring k;
-  auto s = k.AddSecret(Json{{"metadata", {{"name", "opaque"}}}, {"type", "Opaque"}, {"data", Json::object()}});
+  auto s = k.AddSecret(
+      Json{{"metadata", {{"name", "opaque"}}}, {"type", "Opaque"}, {"data", Json::object()}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("kubernetes.io/dockerconfigjson"), std::string::npos) << s;
-  s = k.AddSecret(Json{{"type", "kubernetes.io/dockerconfigjson"}, {"data", {{".dockerconfigjson", "%%%"}}}});
+  s = k.AddSecret(
+      Json{{"type", "kubernetes.io/dockerconfigjson"}, {"data", {{".dockerconfigjson", "%%%"}}}});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   s = k.AddSecret(Json{{"type", "kubernetes.io/dockerconfigjson"},
                        {"data", {{".dockerconfigjson", absl::Base64Escape("{not json")}}}});

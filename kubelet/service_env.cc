@@ -38,7 +38,9 @@ std::vector<std::pair<std::string, std::string>> ServiceEnvVars(const Json& serv
   out.emplace_back(prefix + "_SERVICE_PORT", absl::StrCat(port_of(ports[0])));
   for (const Json& p : ports) {
     const std::string name = p.value("name", "");
-    if (!name.empty()) out.emplace_back(absl::StrCat(prefix, "_SERVICE_PORT_", EnvName(name)), absl::StrCat(port_of(p)));
+    if (!name.empty())
+      out.emplace_back(absl::StrCat(prefix, "_SERVICE_PORT_", EnvName(name)),
+                       absl::StrCat(port_of(p)));
   }
   // Docker link variables; an IPv6 cluster IP is bracketed (net.JoinHostPort).
   const std::string host = ip.find(':') != std::string::npos ? absl::StrCat("[", ip, "]") : ip;
@@ -49,7 +51,8 @@ std::vector<std::pair<std::string, std::string>> ServiceEnvVars(const Json& serv
     const std::string lower = absl::AsciiStrToLower(protocol);
     const std::string url = absl::StrCat(lower, "://", host, ":", port_of(p));
     if (i == 0) out.emplace_back(prefix + "_PORT", url);
-    const std::string port_prefix = absl::StrCat(prefix, "_PORT_", port_of(p), "_", absl::AsciiStrToUpper(protocol));
+    const std::string port_prefix =
+        absl::StrCat(prefix, "_PORT_", port_of(p), "_", absl::AsciiStrToUpper(protocol));
     out.emplace_back(port_prefix, url);
     out.emplace_back(port_prefix + "_PROTO", lower);
     out.emplace_back(port_prefix + "_PORT", absl::StrCat(port_of(p)));
@@ -93,11 +96,12 @@ void ServiceEnv::MarkSynced() {
   synced_ = true;
 }
 
-absl::StatusOr<std::map<std::string, std::string>> ServiceEnv::For(const std::string& ns,
-                                                                   bool enable_service_links) const {
+absl::StatusOr<std::map<std::string, std::string>> ServiceEnv::For(
+    const std::string& ns, bool enable_service_links) const {
   absl::MutexLock l(&mu_);
   if (!synced_) {
-    return absl::UnavailableError("services have not yet been read at least once, cannot construct envvars");
+    return absl::UnavailableError(
+        "services have not yet been read at least once, cannot construct envvars");
   }
   std::map<std::string, std::string> out;
   auto add = [&](const std::vector<std::pair<std::string, std::string>>& vars) {

@@ -57,8 +57,8 @@ class ServiceEnv {
   mutable absl::Mutex mu_;
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   // namespace -> name -> the service's variables (only services with some).
-  std::map<std::string, std::map<std::string, std::vector<std::pair<std::string, std::string>>>> vars_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::map<std::string, std::vector<std::pair<std::string, std::string>>>>
+      vars_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace berth::kubelet

@@ -42,7 +42,8 @@ TEST(ServiceEnvTest, VariablesOfOneService) {
   auto v6 = ServiceEnvVars(Service("shop", "web", "fd00::10", Json::array({{{"port", 80}}})));
   ASSERT_GE(v6.size(), 3u);
   EXPECT_EQ(v6[2], std::make_pair(std::string("WEB_PORT"), std::string("tcp://[fd00::10]:80")));
-  EXPECT_EQ(v6.back(), std::make_pair(std::string("WEB_PORT_80_TCP_ADDR"), std::string("fd00::10")));
+  EXPECT_EQ(v6.back(),
+            std::make_pair(std::string("WEB_PORT_80_TCP_ADDR"), std::string("fd00::10")));
   // Headless and IP-less services have none.
   EXPECT_TRUE(ServiceEnvVars(Service("shop", "h", "None", Json::array({{{"port", 80}}}))).empty());
   EXPECT_TRUE(ServiceEnvVars(Service("shop", "e", "", Json::array({{{"port", 80}}}))).empty());
@@ -54,7 +55,8 @@ TEST(ServiceEnvTest, VariablesOfOneService) {
 TEST(ServiceEnvTest, ServicesOfThePodsNamespaceAndTheMaster) {
   ServiceEnv env;
   EXPECT_EQ(env.For("shop", true).status().code(), absl::StatusCode::kUnavailable);
-  env.Upsert(Service("default", "kubernetes", "10.96.0.1", Json::array({{{"name", "https"}, {"port", 443}}})));
+  env.Upsert(Service("default", "kubernetes", "10.96.0.1",
+                     Json::array({{{"name", "https"}, {"port", 443}}})));
   env.Upsert(Service("default", "other", "10.96.0.2", Json::array({{{"port", 80}}})));
   env.Upsert(Service("shop", "db", "10.96.0.30", Json::array({{{"port", 5432}}})));
   env.Upsert(Service("elsewhere", "cache", "10.96.0.40", Json::array({{{"port", 11211}}})));

@@ -1,8 +1,7 @@
 #include "kubelet/stats_source.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "base/cgroup_mounts.h"
@@ -83,7 +82,8 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
   std::set<std::string> live;
   // The verbose facts of a sandbox (container == false) or container id, from the cache or
   // the runtime; nullopt when the runtime no longer knows it or reports no cgroup.
-  auto info_of = [&](const std::string& id, bool container) -> std::optional<StatsInfoCache::Entry> {
+  auto info_of = [&](const std::string& id,
+                     bool container) -> std::optional<StatsInfoCache::Entry> {
     live.insert(id);
     if (cache != nullptr) {
       if (std::optional<StatsInfoCache::Entry> e = cache->Find(id)) return e;
@@ -164,9 +164,8 @@ absl::StatusOr<StatsTargets> ListStatsTargets(cri::RuntimeService* runtime, Stat
     c.rootfs_dir = info->rootfs_dir;
     c.start_time_seconds = NsToSeconds(ctr.created_at());
     out.cadvisor.push_back(c);
-    pod.containers.push_back(metrics::SummaryContainer{c.container, c.start_time_seconds,
-                                                       c.cgroup_path, info->rootfs_dir,
-                                                       info->log_path});
+    pod.containers.push_back(metrics::SummaryContainer{
+        c.container, c.start_time_seconds, c.cgroup_path, info->rootfs_dir, info->log_path});
   }
   if (cache != nullptr) cache->Retain(live);
   return out;
@@ -259,8 +258,9 @@ std::vector<FamilySnapshot> BuildEbpfFamilies(const ebpf::StatsSnapshot& snapsho
           l.emplace_back("le", "+Inf");
           h.samples.push_back(Sample{"_bucket", l, static_cast<double>(hist.count)});
         } else {
-          l.emplace_back("le", metrics::FormatValue(
-                                   static_cast<double>(ebpf::HistogramBucketUpperBoundUs(i)) / 1e6));
+          l.emplace_back(
+              "le", metrics::FormatValue(static_cast<double>(ebpf::HistogramBucketUpperBoundUs(i)) /
+                                         1e6));
           h.samples.push_back(Sample{"_bucket", l, static_cast<double>(cumulative)});
         }
       }
@@ -311,9 +311,11 @@ void CollectResourceMetrics(const metrics::CgroupReader& reader, const StatsTarg
   bool error = false;
   FamilySnapshot node_cpu{"node_cpu_usage_seconds_total",
                           "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
-                          MetricType::kCounter, {}};
+                          MetricType::kCounter,
+                          {}};
   FamilySnapshot node_mem{"node_memory_working_set_bytes",
-                          "[STABLE] Current working set of the node in bytes", MetricType::kGauge,
+                          "[STABLE] Current working set of the node in bytes",
+                          MetricType::kGauge,
                           {}};
   absl::StatusOr<metrics::CgroupStats> root = reader.Read("/");
   if (root.ok()) {
@@ -329,26 +331,30 @@ void CollectResourceMetrics(const metrics::CgroupReader& reader, const StatsTarg
   }
   FamilySnapshot pod_cpu{"pod_cpu_usage_seconds_total",
                          "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
-                         MetricType::kCounter, {}};
+                         MetricType::kCounter,
+                         {}};
   FamilySnapshot pod_mem{"pod_memory_working_set_bytes",
-                         "[STABLE] Current working set of the pod in bytes", MetricType::kGauge,
+                         "[STABLE] Current working set of the pod in bytes",
+                         MetricType::kGauge,
                          {}};
   FamilySnapshot ctr_cpu{"container_cpu_usage_seconds_total",
                          "[STABLE] Cumulative cpu time consumed by the container in core-seconds",
-                         MetricType::kCounter, {}};
+                         MetricType::kCounter,
+                         {}};
   FamilySnapshot ctr_mem{"container_memory_working_set_bytes",
                          "[STABLE] Current working set of the container in bytes",
-                         MetricType::kGauge, {}};
+                         MetricType::kGauge,
+                         {}};
   FamilySnapshot ctr_start{"container_start_time_seconds",
                            "[STABLE] Start time of the container since unix epoch in seconds",
-                           MetricType::kGauge, {}};
+                           MetricType::kGauge,
+                           {}};
   for (const metrics::CadvisorContainer& c : targets.cadvisor) {
     absl::StatusOr<metrics::CgroupStats> st = reader.Read(c.cgroup_path);
     bool pod_level = c.container.empty();
-    Labels labels = pod_level ? Labels{{"namespace", c.namespace_}, {"pod", c.pod}}
-                              : Labels{{"container", c.container},
-                                       {"namespace", c.namespace_},
-                                       {"pod", c.pod}};
+    Labels labels =
+        pod_level ? Labels{{"namespace", c.namespace_}, {"pod", c.pod}}
+                  : Labels{{"container", c.container}, {"namespace", c.namespace_}, {"pod", c.pod}};
     if (!pod_level) ctr_start.samples.push_back(Sample{"", labels, c.start_time_seconds});
     if (!st.ok()) {
       LOG(DEBUG) << "resource metrics: cgroup " << c.cgroup_path << ": " << st.status();
@@ -361,16 +367,16 @@ void CollectResourceMetrics(const metrics::CgroupReader& reader, const StatsTarg
     }
     if (st->has_memory) {
       (pod_level ? pod_mem : ctr_mem)
-          .samples.push_back(
-              Sample{"", labels, static_cast<double>(st->memory_working_set_bytes)});
+          .samples.push_back(Sample{"", labels, static_cast<double>(st->memory_working_set_bytes)});
     }
   }
   FamilySnapshot scrape{"scrape_error",
                         "[STABLE] 1 if there was an error while getting container metrics, 0 "
                         "otherwise",
-                        MetricType::kGauge, {Sample{"", {}, error ? 1.0 : 0.0}}};
-  for (FamilySnapshot* f : {&ctr_cpu, &ctr_mem, &ctr_start, &node_cpu, &node_mem, &pod_cpu,
-                            &pod_mem, &scrape}) {
+                        MetricType::kGauge,
+                        {Sample{"", {}, error ? 1.0 : 0.0}}};
+  for (FamilySnapshot* f :
+       {&ctr_cpu, &ctr_mem, &ctr_start, &node_cpu, &node_mem, &pod_cpu, &pod_mem, &scrape}) {
     out->push_back(std::move(*f));
   }
 }

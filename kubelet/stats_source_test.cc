@@ -136,8 +136,7 @@ TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {
       << text;
   EXPECT_NE(text.find("berth_cgroup_runqueue_latency_seconds_count{" + l + "} 3\n"),
             std::string::npos);
-  EXPECT_NE(text.find("berth_oom_kills_total{" + l + ",command=\"stress\"} 1\n"),
-            std::string::npos)
+  EXPECT_NE(text.find("berth_oom_kills_total{" + l + ",command=\"stress\"} 1\n"), std::string::npos)
       << text;
   EXPECT_EQ(text.find("other"), std::string::npos);
   EXPECT_NE(text.find("berth_cgroup_network_transmit_bytes_total{" + l + "} 52428800\n"),
@@ -152,11 +151,9 @@ TEST(StatsSourceTest, EbpfFamiliesJoinCgroupIdsAndSkipUnknown) {
   EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_bucket{" + l + ",le=\"0.001024\"} 4\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_sum{" + l + "} 0.002\n"),
-            std::string::npos)
+  EXPECT_NE(text.find("berth_cgroup_io_latency_seconds_sum{" + l + "} 0.002\n"), std::string::npos)
       << text;
-  EXPECT_NE(text.find("# TYPE berth_cgroup_runqueue_latency_seconds histogram"),
-            std::string::npos);
+  EXPECT_NE(text.find("# TYPE berth_cgroup_runqueue_latency_seconds histogram"), std::string::npos);
 }
 
 }  // namespace

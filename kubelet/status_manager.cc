@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/file.h"
-#include "base/status.h"
 #include "base/log.h"
+#include "base/status.h"
 #include "kubelet/pod_util.h"
 #include "kubelet/server/cri_log.h"
 
@@ -63,8 +63,9 @@ std::string TerminationMessage(const cri::v1::ContainerStatus& cs) {
     }
   }
   auto policy = cs.annotations().find(kTerminationMessagePolicyAnnotation);
-  if (msg.empty() && policy != cs.annotations().end() && policy->second == "FallbackToLogsOnError" &&
-      cs.exit_code() != 0 && cs.reason() != "ContainerCannotRun" && !cs.log_path().empty()) {
+  if (msg.empty() && policy != cs.annotations().end() &&
+      policy->second == "FallbackToLogsOnError" && cs.exit_code() != 0 &&
+      cs.reason() != "ContainerCannotRun" && !cs.log_path().empty()) {
     msg = LastLogLines(cs.log_path());
   }
   if (cs.message().empty()) return msg;
@@ -74,11 +75,12 @@ std::string TerminationMessage(const cri::v1::ContainerStatus& cs) {
 Json TerminatedState(const cri::v1::ContainerStatus& cs) {
   std::string reason = cs.reason();
   if (reason.empty()) reason = cs.exit_code() == 0 ? "Completed" : "Error";
-  Json t = {{"exitCode", cs.exit_code()},
-            {"reason", reason},
-            {"startedAt", cs.started_at() > 0 ? Json(NanosToRfc3339(cs.started_at())) : Json(nullptr)},
-            {"finishedAt", cs.finished_at() > 0 ? Json(NanosToRfc3339(cs.finished_at())) : Json(nullptr)},
-            {"containerID", absl::StrCat("berth://", cs.id())}};
+  Json t = {
+      {"exitCode", cs.exit_code()},
+      {"reason", reason},
+      {"startedAt", cs.started_at() > 0 ? Json(NanosToRfc3339(cs.started_at())) : Json(nullptr)},
+      {"finishedAt", cs.finished_at() > 0 ? Json(NanosToRfc3339(cs.finished_at())) : Json(nullptr)},
+      {"containerID", absl::StrCat("berth://", cs.id())}};
   std::string msg = TerminationMessage(cs);
   if (!msg.empty()) t["message"] = msg;
   return t;
@@ -86,7 +88,8 @@ Json TerminatedState(const cri::v1::ContainerStatus& cs) {
 
 // One API ContainerStatus for spec container `c`. `instances` are that container's runtime
 // instances, newest first.
-Json BuildContainerStatus(const api::Container& c, const std::vector<const cri::v1::ContainerStatus*>& instances,
+Json BuildContainerStatus(const api::Container& c,
+                          const std::vector<const cri::v1::ContainerStatus*>& instances,
                           const PodStatusContext& ctx, const std::string& default_waiting) {
   const std::string& name = c.name;
   Json s = {{"name", name},
@@ -144,8 +147,10 @@ Json BuildContainerStatus(const api::Container& c, const std::vector<const cri::
       s["state"] = {{"waiting", {{"reason", "ContainerCreating"}}}};
       break;
     default:
-      s["state"] = {{"waiting", {{"reason", "ContainerStatusUnknown"},
-                                 {"message", "The container could not be located when the pod was terminated"}}}};
+      s["state"] = {
+          {"waiting",
+           {{"reason", "ContainerStatusUnknown"},
+            {"message", "The container could not be located when the pod was terminated"}}}};
       break;
   }
   if (w != ctx.waiting.end() && latest.state() != cri::v1::CONTAINER_EXITED &&
@@ -184,7 +189,6 @@ int RestartCountOf(const cri::v1::ContainerStatus& cs) {
   }
   return static_cast<int>(cs.metadata().attempt());
 }
-
 
 std::string GetPodPhase(const api::Pod& pod, const Json& init_statuses, const Json& statuses,
                         bool pod_is_terminal, bool pod_has_initialized) {
@@ -288,7 +292,8 @@ Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, cons
     if (!by_name[c.name].empty()) has_initialized = true;
   }
   for (const auto& oc : old_status.value("conditions", Json::array())) {
-    if (oc.value("type", std::string()) == "Initialized" && oc.value("status", std::string()) == "True") {
+    if (oc.value("type", std::string()) == "Initialized" &&
+        oc.value("status", std::string()) == "True") {
       has_initialized = true;
     }
   }
@@ -323,25 +328,30 @@ Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, cons
     if (!s.value("ready", false)) unready.push_back(name);
     statuses.push_back(std::move(s));
   }
-  std::string phase = GetPodPhase(pod, init_statuses, statuses, ctx.pod_is_terminal, has_initialized);
+  std::string phase =
+      GetPodPhase(pod, init_statuses, statuses, ctx.pod_is_terminal, has_initialized);
   status["phase"] = phase;
 
   // Conditions, in upstream's order.
-  bool sandbox_ready = !runtime.sandboxes.empty() &&
-                       runtime.sandboxes[0].state() == cri::v1::SANDBOX_READY;
+  bool sandbox_ready =
+      !runtime.sandboxes.empty() && runtime.sandboxes[0].state() == cri::v1::SANDBOX_READY;
   Json conditions = Json::array();
-  conditions.push_back(Condition("PodReadyToStartContainers", sandbox_ready, "", "", old_status, ctx.now));
-  conditions.push_back(Condition(
-      "Initialized", initialized, initialized ? "" : "ContainersNotInitialized",
-      initialized ? "" : absl::StrCat("containers with incomplete status: [", absl::StrJoin(incomplete_init, " "), "]"),
-      old_status, ctx.now));
+  conditions.push_back(
+      Condition("PodReadyToStartContainers", sandbox_ready, "", "", old_status, ctx.now));
+  conditions.push_back(
+      Condition("Initialized", initialized, initialized ? "" : "ContainersNotInitialized",
+                initialized ? ""
+                            : absl::StrCat("containers with incomplete status: [",
+                                           absl::StrJoin(incomplete_init, " "), "]"),
+                old_status, ctx.now));
   bool containers_ready = unready.empty() && phase != "Succeeded" && phase != "Failed";
   std::string ready_reason, ready_message;
   if (phase == "Succeeded") {
     ready_reason = "PodCompleted";
   } else if (!containers_ready) {
     ready_reason = "ContainersNotReady";
-    ready_message = absl::StrCat("containers with unready status: [", absl::StrJoin(unready, " "), "]");
+    ready_message =
+        absl::StrCat("containers with unready status: [", absl::StrJoin(unready, " "), "]");
   }
   // Readiness gates (upstream GeneratePodReadyCondition): with ready containers, the pod is
   // Ready only when each gate's condition, set on the object by someone else, is True.
@@ -355,11 +365,11 @@ Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, cons
         if (c.type == type) found = &c;
       }
       if (found == nullptr) {
-        unready_gates.push_back(absl::StrCat("corresponding condition of pod readiness gate \"", type,
-                                             "\" does not exist."));
+        unready_gates.push_back(absl::StrCat("corresponding condition of pod readiness gate \"",
+                                             type, "\" does not exist."));
       } else if (found->status != "True") {
-        unready_gates.push_back(absl::StrCat("the status of pod readiness gate \"", type, "\" is not \"True\", but ",
-                                             found->status));
+        unready_gates.push_back(absl::StrCat("the status of pod readiness gate \"", type,
+                                             "\" is not \"True\", but ", found->status));
       }
     }
     if (!unready_gates.empty()) {
@@ -368,11 +378,11 @@ Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, cons
       gate_message = absl::StrJoin(unready_gates, ", ");
     }
   }
-  conditions.push_back(Condition("Ready", pod_ready, pod_ready || !containers_ready ? ready_reason : gate_reason,
-                                 pod_ready || !containers_ready ? ready_message : gate_message, old_status,
-                                 ctx.now));
-  conditions.push_back(
-      Condition("ContainersReady", containers_ready, ready_reason, ready_message, old_status, ctx.now));
+  conditions.push_back(Condition(
+      "Ready", pod_ready, pod_ready || !containers_ready ? ready_reason : gate_reason,
+      pod_ready || !containers_ready ? ready_message : gate_message, old_status, ctx.now));
+  conditions.push_back(Condition("ContainersReady", containers_ready, ready_reason, ready_message,
+                                 old_status, ctx.now));
   for (const auto& oc : old_status.value("conditions", Json::array())) {
     if (oc.value("type", std::string()) == "PodScheduled") conditions.push_back(oc);
   }
@@ -530,7 +540,8 @@ void StatusManager::SyncOne(const std::string& uid) {
       if (absl::IsNotFound(r.status()) || absl::IsAborted(r.status()) ||
           absl::IsFailedPrecondition(r.status())) {
         // The object is gone, or the name now belongs to another pod (UID precondition).
-        LOG(INFO) << "pod " << e.ns << "/" << e.name << ": status not written: " << r.status().message();
+        LOG(INFO) << "pod " << e.ns << "/" << e.name
+                  << ": status not written: " << r.status().message();
         absl::MutexLock l(&mu_);
         pods_.erase(uid);
         return;
@@ -561,4 +572,3 @@ void StatusManager::SyncOne(const std::string& uid) {
 }
 
 }  // namespace berth::kubelet
-

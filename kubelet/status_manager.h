@@ -23,8 +23,8 @@ namespace berth::kubelet {
 // What the runtime reports for one pod: its sandboxes and the statuses of all its container
 // instances (every restart is a new instance).
 struct PodRuntimeStatus {
-  std::vector<cri::v1::PodSandboxStatus> sandboxes;     // newest first
-  std::vector<cri::v1::ContainerStatus> containers;     // newest first (by created_at)
+  std::vector<cri::v1::PodSandboxStatus> sandboxes;  // newest first
+  std::vector<cri::v1::ContainerStatus> containers;  // newest first (by created_at)
 };
 
 // Why a container is waiting, as decided by the last sync (ErrImagePull, ImagePullBackOff,
@@ -41,9 +41,9 @@ int RestartCountOf(const cri::v1::ContainerStatus& cs);
 
 // Inputs of ComputePodStatus besides the pod and the runtime view.
 struct PodStatusContext {
-  std::string node_ip;              // hostIP / hostIPs
-  absl::Time now;                   // for startTime and condition transitions
-  bool pod_is_terminal = false;     // the pod worker has stopped the pod for good
+  std::string node_ip;           // hostIP / hostIPs
+  absl::Time now;                // for startTime and condition transitions
+  bool pod_is_terminal = false;  // the pod worker has stopped the pod for good
   // Container name -> why it is waiting (set by the pod worker).
   std::map<std::string, ContainerWaiting> waiting;
   // Probe results of running container instances by container ID (ready: readinessProbe
@@ -101,8 +101,8 @@ class StatusManager {
  private:
   struct Entry {
     std::string ns, name;
-    Json status;                 // desired
-    Json written;                // last successfully written (null: none)
+    Json status;   // desired
+    Json written;  // last successfully written (null: none)
     bool delete_requested = false;
     bool retry_pending = false;  // a failed write waits in retries_: same status, no rewrite
   };

@@ -1,10 +1,9 @@
 #include "kubelet/status_manager.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 #include "base/file.h"
 #include "kubelet/pod_util.h"
@@ -23,8 +22,10 @@ api::Pod Typed(const Json& j) {
 }
 
 Json PodWith(const std::string& policy) {
-  return Json::parse(R"({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
-    "spec": {"restartPolicy": ")" + policy + R"(", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}})");
+  return Json::parse(
+      R"({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+    "spec": {"restartPolicy": ")" +
+      policy + R"(", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}})");
 }
 Json Running(const std::string& name) {
   return {{"name", name}, {"state", {{"running", {{"startedAt", "2024-01-01T00:00:00Z"}}}}}};
@@ -40,26 +41,39 @@ Json Waiting(const std::string& name, bool restarted) {
 
 TEST(GetPodPhaseTest, FollowsUpstreamRules) {
   Json none = Json::array();
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a"), Running("b")}), false), "Running");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a")}), false), "Pending");  // b unknown
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+  EXPECT_EQ(
+      GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a"), Running("b")}), false),
+      "Running");
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Running("a")}), false),
+            "Pending");  // b unknown
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none,
+                        Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
             "Succeeded");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Never")), none,
+                        Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
             "Failed");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("OnFailure")), none, Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("OnFailure")), none,
+                        Json::array({Terminated("a", 0), Terminated("b", 3)}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none,
+                        Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none,
+                        Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
             "Succeeded");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Waiting("a", true), Running("b")}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none,
+                        Json::array({Waiting("a", true), Running("b")}), false),
             "Running");
-  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none, Json::array({Waiting("a", false), Running("b")}), false),
+  EXPECT_EQ(GetPodPhase(Typed(PodWith("Always")), none,
+                        Json::array({Waiting("a", false), Running("b")}), false),
             "Pending");
   Json with_init = PodWith("Never");
   with_init["spec"]["initContainers"] = Json::array({{{"name", "init"}, {"image", "i"}}});
-  EXPECT_EQ(GetPodPhase(Typed(with_init), Json::array({Terminated("init", 1)}), Json::array(), false), "Failed");
-  EXPECT_EQ(GetPodPhase(Typed(with_init), Json::array({Running("init")}), Json::array(), false), "Pending");
+  EXPECT_EQ(
+      GetPodPhase(Typed(with_init), Json::array({Terminated("init", 1)}), Json::array(), false),
+      "Failed");
+  EXPECT_EQ(GetPodPhase(Typed(with_init), Json::array({Running("init")}), Json::array(), false),
+            "Pending");
 
   // A sidecar (restartable init container): pending until started, then counted as a
   // running container; an exited one is ignored.
@@ -70,19 +84,21 @@ TEST(GetPodPhaseTest, FollowsUpstreamRules) {
   side["started"] = false;
   EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({side}), Json::array(), false), "Pending");
   side["started"] = true;
-  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({side}), Json::array({Terminated("a", 0), Terminated("b", 0)}),
-                        false),
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({side}),
+                        Json::array({Terminated("a", 0), Terminated("b", 0)}), false),
             "Running");
   EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({Terminated("side", 137)}),
                         Json::array({Terminated("a", 0), Terminated("b", 0)}), true),
             "Succeeded");
   Json restarting = Waiting("side", false);
-  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({restarting}), Json::array({Running("a"), Running("b")}), false,
+  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({restarting}),
+                        Json::array({Running("a"), Running("b")}), false,
                         /*pod_has_initialized=*/true),
             "Pending");  // waiting without a last state counts as waiting
-  EXPECT_EQ(GetPodPhase(Typed(with_sidecar), Json::array({Waiting("side", true)}), Json::array({Running("a"), Running("b")}),
-                        false, /*pod_has_initialized=*/true),
-            "Running");
+  EXPECT_EQ(
+      GetPodPhase(Typed(with_sidecar), Json::array({Waiting("side", true)}),
+                  Json::array({Running("a"), Running("b")}), false, /*pod_has_initialized=*/true),
+      "Running");
 }
 
 TEST(ComputePodStatusTest, StableForUnchangedInputsAndKeepsTransitionTimes) {
@@ -138,7 +154,8 @@ TEST(ComputePodStatusTest, TerminationMessageFromFileOrFallbackToLogs) {
   ASSERT_TRUE(WriteFileAtomic(dir + "/a.log",
                               "2024-01-01T00:00:00.000000000Z stdout F first\n"
                               "2024-01-01T00:00:01.000000000Z stderr P par\n"
-                              "2024-01-01T00:00:01.000000000Z stderr F tial\n").ok());
+                              "2024-01-01T00:00:01.000000000Z stderr F tial\n")
+                  .ok());
   ASSERT_TRUE(WriteFileAtomic(dir + "/empty", "").ok());
   ASSERT_TRUE(WriteFileAtomic(dir + "/msg", "from file").ok());
   auto exited = [&](int code, const std::string& policy, const std::string& msg_file) {
@@ -172,7 +189,8 @@ TEST(ComputePodStatusTest, TerminationMessageFromFileOrFallbackToLogs) {
 // Readiness gates: Ready needs ready containers and every gate's condition True.
 TEST(ComputePodStatusTest, ReadinessGates) {
   Json pod = PodWith("Always");
-  pod["spec"]["readinessGates"] = Json::parse(R"([{"conditionType": "k8s.io/g1"}, {"conditionType": "k8s.io/g2"}])");
+  pod["spec"]["readinessGates"] =
+      Json::parse(R"([{"conditionType": "k8s.io/g1"}, {"conditionType": "k8s.io/g2"}])");
   PodRuntimeStatus rt;
   runtime::v1::PodSandboxStatus sb;
   sb.set_id("sb1");
@@ -196,13 +214,15 @@ TEST(ComputePodStatusTest, ReadinessGates) {
   Json r = ready(ComputePodStatus(Typed(pod), rt, Json::object(), ctx));
   EXPECT_EQ(r["status"], "False");
   EXPECT_EQ(r["reason"], "ReadinessGatesNotReady");
-  EXPECT_EQ(r["message"], "corresponding condition of pod readiness gate \"k8s.io/g1\" does not exist., "
-                          "corresponding condition of pod readiness gate \"k8s.io/g2\" does not exist.");
+  EXPECT_EQ(r["message"],
+            "corresponding condition of pod readiness gate \"k8s.io/g1\" does not exist., "
+            "corresponding condition of pod readiness gate \"k8s.io/g2\" does not exist.");
   pod["status"]["conditions"] = Json::parse(R"([{"type": "k8s.io/g1", "status": "True"},
                                                {"type": "k8s.io/g2", "status": "False"}])");
   r = ready(ComputePodStatus(Typed(pod), rt, Json::object(), ctx));
   EXPECT_EQ(r["status"], "False");
-  EXPECT_EQ(r["message"], "the status of pod readiness gate \"k8s.io/g2\" is not \"True\", but False");
+  EXPECT_EQ(r["message"],
+            "the status of pod readiness gate \"k8s.io/g2\" is not \"True\", but False");
   pod["status"]["conditions"][1]["status"] = "True";
   Json all = ComputePodStatus(Typed(pod), rt, Json::object(), ctx);
   EXPECT_EQ(ready(all)["status"], "True");
@@ -248,7 +268,8 @@ TEST(StatusManagerTest, CoalescesAndSkipsUnchanged) {
   ASSERT_TRUE(r.has_value());
   sm.SetPodStatus(Typed(pod), st2);  // unchanged: no write
   sm.MarkForDeletion("u1");
-  ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
+  ASSERT_TRUE(
+      api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "DELETE"; }).has_value());
   sm.Stop();
   int patches = 0;
   for (const auto& req : api.Requests()) {
@@ -269,7 +290,8 @@ TEST(StatusManagerTest, FailedWriteIsRetriedOnceASecondNotOnEveryUpdate) {
   Json st = {{"phase", "Running"}};
   sm.Start();
   sm.SetPodStatus(pod, st);
-  ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; }).has_value());
+  ASSERT_TRUE(
+      api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; }).has_value());
   // The pod worker keeps reporting the same status: no rewrite until the retry is due.
   for (int i = 0; i < 50; ++i) sm.SetPodStatus(pod, st);
   int patches = 0;
@@ -294,13 +316,16 @@ TEST(StatusManagerTest, PodIpsReplacedNotMerged) {
   FakeApiClient api;
   StatusManager sm(&api);
   Json pod = PodWith("Always");
-  Json st = {{"phase", "Running"}, {"podIP", "10.0.0.2"}, {"podIPs", Json::parse(R"([{"ip":"10.0.0.2"}])")}};
+  Json st = {{"phase", "Running"},
+             {"podIP", "10.0.0.2"},
+             {"podIPs", Json::parse(R"([{"ip":"10.0.0.2"}])")}};
   sm.SetPodStatus(Typed(pod), st);
   sm.Start();
   auto r = api.WaitFor([](const FakeApiClient::Request& r) { return r.verb == "PATCH"; });
   sm.Stop();
   ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->body["status"]["podIPs"], Json::parse(R"([{"ip":"10.0.0.2"},{"$patch":"replace"}])"));
+  EXPECT_EQ(r->body["status"]["podIPs"],
+            Json::parse(R"([{"ip":"10.0.0.2"},{"$patch":"replace"}])"));
   EXPECT_EQ(sm.GetPodStatus("u1")->at("podIPs"), st["podIPs"]);
 }
 

@@ -7,8 +7,10 @@ namespace {
 
 TEST(SysctlTest, NormalizeSwapsSeparatorsOnlyWhenSlashComesFirst) {
   EXPECT_EQ(NormalizeSysctlName("kernel/shm_rmid_forced"), "kernel.shm_rmid_forced");
-  EXPECT_EQ(NormalizeSysctlName("net/ipv4/conf/eth0.100/forwarding"), "net.ipv4.conf.eth0/100.forwarding");
-  EXPECT_EQ(NormalizeSysctlName("net.ipv4.conf.eth0/100.forwarding"), "net.ipv4.conf.eth0/100.forwarding");
+  EXPECT_EQ(NormalizeSysctlName("net/ipv4/conf/eth0.100/forwarding"),
+            "net.ipv4.conf.eth0/100.forwarding");
+  EXPECT_EQ(NormalizeSysctlName("net.ipv4.conf.eth0/100.forwarding"),
+            "net.ipv4.conf.eth0/100.forwarding");
   EXPECT_EQ(NormalizeSysctlName("kernel"), "kernel");
 }
 

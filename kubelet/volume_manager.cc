@@ -58,12 +58,14 @@ bool SafeRelativePath(const std::string& p) {
 // The value of a downwardAPI volume item (v1.DownwardAPIVolumeFile): its fieldRef, or its
 // resourceFieldRef of the container it names. Errors: InvalidArgument (unknown container,
 // unsupported field or resource).
-absl::StatusOr<std::string> DownwardApiItem(const Json& pod, const Json& item, const std::string& host_ip) {
+absl::StatusOr<std::string> DownwardApiItem(const Json& pod, const Json& item,
+                                            const std::string& host_ip) {
   if (auto r = item.find("resourceFieldRef"); r != item.end() && r->is_object()) {
     const std::string container = r->value("containerName", "");
-    if (const Json* c = FindContainer(pod, container)) return ResolveResourceFieldRef(*c, *r, NodeAllocatable(""));
-    return absl::InvalidArgumentError(
-        absl::StrCat("downwardAPI item ", item.value("path", ""), ": no container \"", container, "\""));
+    if (const Json* c = FindContainer(pod, container))
+      return ResolveResourceFieldRef(*c, *r, NodeAllocatable(""));
+    return absl::InvalidArgumentError(absl::StrCat("downwardAPI item ", item.value("path", ""),
+                                                   ": no container \"", container, "\""));
   }
   std::string fp = item.value("fieldRef", Json::object()).value("fieldPath", std::string());
   return ResolveFieldRef(pod, fp, GetString(pod, "status.podIP"), host_ip);
@@ -81,7 +83,8 @@ std::optional<uint64_t> PodMemoryLimit(const Json& pod) {
       std::optional<double> limit;
       if (q) limit = static_cast<double>(q->Value());
       if (!limit) return std::nullopt;
-      bool sidecar = std::string(kind) == "initContainers" && c.value("restartPolicy", "") == "Always";
+      bool sidecar =
+          std::string(kind) == "initContainers" && c.value("restartPolicy", "") == "Always";
       if (std::string(kind) == "containers" || sidecar) {
         sum += *limit;
       } else {
@@ -139,8 +142,8 @@ std::string ClaimName(const Json& pod, const Json& volume) {
 // configMap, secret, downwardAPI and projected volumes: files the kubelet writes (through
 // the AtomicWriter) and keeps up to date.
 bool IsProjection(const Json& volume) {
-  return volume.contains("configMap") || volume.contains("secret") || volume.contains("downwardAPI") ||
-         volume.contains("projected");
+  return volume.contains("configMap") || volume.contains("secret") ||
+         volume.contains("downwardAPI") || volume.contains("projected");
 }
 
 // The pod's fsGroup (spec.securityContext.fsGroup), or nullopt.
@@ -153,12 +156,15 @@ std::optional<int64_t> PodFsGroup(const Json& pod) {
 
 }  // namespace
 
-absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path, const std::string& sub_path) {
+absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path,
+                                           const std::string& sub_path) {
   if (sub_path[0] == '/') {
-    return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" must not be an absolute path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("subPath \"", sub_path, "\" must not be an absolute path"));
   }
   if (!SafeRelativePath(sub_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" must not contain '..'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("subPath \"", sub_path, "\" must not contain '..'"));
   }
   char* root_c = ::realpath(volume_path.c_str(), nullptr);
   if (root_c == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve volume ", volume_path));
@@ -171,8 +177,8 @@ absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path, const
     const std::string r = real;
     ::free(real);
     if (r != root && r.rfind(root == "/" ? root : root + "/", 0) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("subPath \"", sub_path, "\" resolves to ", r, ", outside the volume ", root));
+      return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" resolves to ", r,
+                                                     ", outside the volume ", root));
     }
     return absl::OkStatus();
   };
@@ -182,7 +188,8 @@ absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path, const
     while (!PathExists(existing)) existing = existing.substr(0, existing.rfind('/'));
     RETURN_IF_ERROR(inside(existing));
     struct stat st;
-    if (::stat(volume_path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", volume_path));
+    if (::stat(volume_path.c_str(), &st) != 0)
+      return ErrnoStatus(errno, absl::StrCat("stat ", volume_path));
     RETURN_IF_ERROR(MkdirAll(path, st.st_mode & 07777));
     ::chmod(path.c_str(), st.st_mode & 07777);
   }
@@ -225,7 +232,8 @@ absl::Status SetVolumeOwnership(const std::string& dir, int64_t fs_group, bool r
   return absl::OkStatus();
 }
 
-VolumeManager::VolumeManager(ApiClient* api, std::string root_dir, std::function<absl::Time()> clock)
+VolumeManager::VolumeManager(ApiClient* api, std::string root_dir,
+                             std::function<absl::Time()> clock)
     : api_(api), root_dir_(std::move(root_dir)), clock_(std::move(clock)) {}
 
 std::string VolumeManager::PodDir(const std::string& uid) const {
@@ -253,8 +261,8 @@ absl::Status VolumeManager::CollectObjectFiles(const std::string& ns, const Json
       if (b64) {
         std::string decoded;
         if (!absl::Base64Unescape(v, &decoded)) {
-          return absl::InvalidArgumentError(absl::StrCat(kind, " ", ns, "/", name, " key ", kv.key(),
-                                                         ": invalid base64"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(kind, " ", ns, "/", name, " key ", kv.key(), ": invalid base64"));
         }
         v = decoded;
       }
@@ -271,7 +279,8 @@ absl::Status VolumeManager::CollectObjectFiles(const std::string& ns, const Json
       auto d = data.find(key);
       if (d == data.end()) {
         if (optional) continue;
-        return absl::NotFoundError(absl::StrCat(kind, " ", ns, "/", name, ": key \"", key, "\" not found"));
+        return absl::NotFoundError(
+            absl::StrCat(kind, " ", ns, "/", name, ": key \"", key, "\" not found"));
       }
       (*files)[item.value("path", key)] = {d->second, ModeOf(item, "mode", default_mode)};
     }
@@ -295,13 +304,15 @@ absl::StatusOr<std::string> VolumeManager::RequestToken(const Json& pod, const J
                  {"uid", GetString(pod, "metadata.uid")}}}};
   std::string audience = source.value("audience", std::string());
   if (!audience.empty()) spec["audiences"] = Json::array({audience});
-  Json body = {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
+  Json body = {
+      {"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", spec}};
   absl::Time issued = clock_();
   std::string path = absl::StrCat("/api/v1/namespaces/", ns, "/serviceaccounts/", sa, "/token");
   ASSIGN_OR_RETURN(Json resp, api_->Post(path, body));
   std::string token = GetString(resp, "status.token");
   if (token.empty()) {
-    return absl::InternalError(absl::StrCat("TokenRequest for ", ns, "/", sa, ": response has no token"));
+    return absl::InternalError(
+        absl::StrCat("TokenRequest for ", ns, "/", sa, ": response has no token"));
   }
   absl::Time expiry = issued + absl::Seconds(seconds);
   if (auto t = ParseRfc3339(GetString(resp, "status.expirationTimestamp"))) expiry = *t;
@@ -314,14 +325,16 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpHostPath(const Json& hp, bool 
   std::string path = hp.value("path", std::string());
   std::string type = hp.value("type", std::string());
   if (path.empty() || path[0] != '/') {
-    return absl::InvalidArgumentError(absl::StrCat("hostPath \"", path, "\" is not an absolute path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("hostPath \"", path, "\" is not an absolute path"));
   }
   if (type == "DirectoryOrCreate") {
     RETURN_IF_ERROR(MkdirAll(path, 0755));
   } else if (type == "FileOrCreate" && !PathExists(path)) {
     RETURN_IF_ERROR(WriteFileAtomic(path, "", 0644));
   } else if (!type.empty() && !PathExists(path)) {
-    return absl::NotFoundError(absl::StrCat("hostPath ", path, " (type ", type, ") does not exist"));
+    return absl::NotFoundError(
+        absl::StrCat("hostPath ", path, " (type ", type, ") does not exist"));
   }
   return MountedVolume{path, read_only};
 }
@@ -329,43 +342,52 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpHostPath(const Json& hp, bool 
 absl::StatusOr<Json> VolumeManager::BoundPersistentVolume(const Json& pod, const Json& volume) {
   const std::string ns = GetString(pod, "metadata.namespace");
   const std::string claim_name = ClaimName(pod, volume);
-  if (claim_name.empty()) return absl::InvalidArgumentError("persistentVolumeClaim has no claimName");
-  auto pvc = api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/persistentvolumeclaims/", claim_name));
+  if (claim_name.empty())
+    return absl::InvalidArgumentError("persistentVolumeClaim has no claimName");
+  auto pvc =
+      api_->Get(absl::StrCat("/api/v1/namespaces/", ns, "/persistentvolumeclaims/", claim_name));
   if (!pvc.ok()) {
-    return Annotate(pvc.status(), absl::StrCat("failed to fetch PVC ", ns, "/", claim_name, " from API server"));
+    return Annotate(pvc.status(),
+                    absl::StrCat("failed to fetch PVC ", ns, "/", claim_name, " from API server"));
   }
   if (volume.contains("ephemeral")) {
     bool owned = false;
-    const Json refs = pvc->value("metadata", Json::object()).value("ownerReferences", Json::array());
+    const Json refs =
+        pvc->value("metadata", Json::object()).value("ownerReferences", Json::array());
     for (const Json& ref : refs) {
-      owned |= ref.value("controller", false) && ref.value("uid", std::string()) == GetString(pod, "metadata.uid");
+      owned |= ref.value("controller", false) &&
+               ref.value("uid", std::string()) == GetString(pod, "metadata.uid");
     }
     if (!owned) {
-      return absl::FailedPreconditionError(absl::StrCat("PVC ", ns, "/", claim_name, " was not created for pod ",
-                                                        PodKey(pod), " (pod is not owner)"));
+      return absl::FailedPreconditionError(absl::StrCat("PVC ", ns, "/", claim_name,
+                                                        " was not created for pod ", PodKey(pod),
+                                                        " (pod is not owner)"));
     }
   }
   const std::string phase = GetString(*pvc, "status.phase");
   const std::string pv_name = GetString(*pvc, "spec.volumeName");
   if (phase != "Bound" || pv_name.empty()) {
-    return absl::UnavailableError(absl::StrCat("PVC ", ns, "/", claim_name, " has non-bound phase (\"", phase,
-                                               "\") or empty pvc.Spec.VolumeName (\"", pv_name, "\")"));
+    return absl::UnavailableError(
+        absl::StrCat("PVC ", ns, "/", claim_name, " has non-bound phase (\"", phase,
+                     "\") or empty pvc.Spec.VolumeName (\"", pv_name, "\")"));
   }
   if (!GetString(*pvc, "metadata.deletionTimestamp").empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("can't start pod because PVC ", ns, "/", claim_name, " is being deleted"));
   }
   auto pv = api_->Get(absl::StrCat("/api/v1/persistentvolumes/", pv_name));
-  if (!pv.ok()) return Annotate(pv.status(), absl::StrCat("failed to fetch PV ", pv_name, " from API server"));
+  if (!pv.ok())
+    return Annotate(pv.status(), absl::StrCat("failed to fetch PV ", pv_name, " from API server"));
   const std::string claim_uid = GetString(*pv, "spec.claimRef.uid");
   if (claim_uid.empty()) {
-    return absl::UnavailableError(absl::StrCat("found PV object ", pv_name,
-                                               " but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim"));
+    return absl::UnavailableError(absl::StrCat(
+        "found PV object ", pv_name,
+        " but it has a nil pv.Spec.ClaimRef indicating it is not yet bound to the claim"));
   }
   if (claim_uid != GetString(*pvc, "metadata.uid")) {
-    return absl::FailedPreconditionError(absl::StrCat("found PV object ", pv_name, " but its pv.Spec.ClaimRef.UID (",
-                                                      claim_uid, ") does not point to claim.UID (",
-                                                      GetString(*pvc, "metadata.uid"), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("found PV object ", pv_name, " but its pv.Spec.ClaimRef.UID (", claim_uid,
+                     ") does not point to claim.UID (", GetString(*pvc, "metadata.uid"), ")"));
   }
   return *std::move(pv);
 }
@@ -374,7 +396,8 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& p
   const Json& spec = pv.contains("spec") ? pv["spec"] : Json::object();
   const std::string name = GetString(pv, "metadata.name");
   if (spec.value("volumeMode", std::string("Filesystem")) == "Block") {
-    return absl::UnimplementedError(absl::StrCat("PV ", name, ": volumeMode Block is not supported by berth"));
+    return absl::UnimplementedError(
+        absl::StrCat("PV ", name, ": volumeMode Block is not supported by berth"));
   }
   if (spec.contains("hostPath")) return SetUpHostPath(spec["hostPath"], read_only);
   if (spec.contains("local")) {
@@ -382,7 +405,8 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& p
     // pod by the PV's nodeAffinity. Used in place, as a hostPath.
     std::string path = spec["local"].value("path", std::string());
     if (path.empty() || path[0] != '/' || !PathExists(path)) {
-      return absl::NotFoundError(absl::StrCat("PV ", name, ": local path \"", path, "\" does not exist"));
+      return absl::NotFoundError(
+          absl::StrCat("PV ", name, ": local path \"", path, "\" does not exist"));
     }
     MountedVolume mounted{path, read_only};
     mounted.filesystem_stats = true;
@@ -394,11 +418,13 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpPersistentVolume(const Json& p
     if (v.is_object() && k != "claimRef" && k != "nodeAffinity" && k != "capacity") kind = k;
   }
   return absl::UnimplementedError(
-      absl::StrCat("PV ", name, ": volume source \"", kind, "\" is not supported by berth (hostPath and local are)"));
+      absl::StrCat("PV ", name, ": volume source \"", kind,
+                   "\" is not supported by berth (hostPath and local are)"));
 }
 
 absl::StatusOr<FileMap> VolumeManager::CollectPayload(const Json& pod, const Json& volume,
-                                                      const std::string& host_ip, PodVolumes* state) {
+                                                      const std::string& host_ip,
+                                                      PodVolumes* state) {
   const std::string name = volume.value("name", std::string());
   const std::string ns = GetString(pod, "metadata.namespace");
   FileMap files;
@@ -454,14 +480,17 @@ absl::StatusOr<FileMap> VolumeManager::CollectPayload(const Json& pod, const Jso
   return files;
 }
 
-absl::Status VolumeManager::WriteProjection(const Json& pod, const std::string& dir, const FileMap& files,
-                                            bool* changed) {
+absl::Status VolumeManager::WriteProjection(const Json& pod, const std::string& dir,
+                                            const FileMap& files, bool* changed) {
   Payload payload;
-  for (const auto& [rel, content_mode] : files) payload[rel] = {content_mode.first, content_mode.second};
+  for (const auto& [rel, content_mode] : files)
+    payload[rel] = {content_mode.first, content_mode.second};
   const std::optional<int64_t> fs_group = PodFsGroup(pod);
   std::function<absl::Status(const std::string&)> set_perms;
   if (fs_group) {
-    set_perms = [&](const std::string& ts_dir) { return SetVolumeOwnership(ts_dir, *fs_group, true, false); };
+    set_perms = [&](const std::string& ts_dir) {
+      return SetVolumeOwnership(ts_dir, *fs_group, true, false);
+    };
   }
   ASSIGN_OR_RETURN(bool wrote, WriteAtomically(dir, payload, set_perms));
   if (changed != nullptr) *changed = wrote;
@@ -478,18 +507,21 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
   if (volume.contains("csi") && csi_ != nullptr) {
     // A CSI ephemeral inline volume: published by its driver (csi/csi_volume.h).
     ASSIGN_OR_RETURN(csi::PublishedVolume published, csi_->SetUpInline(pod, volume));
-    MountedVolume mounted{published.target_path, volume["csi"].is_object() && volume["csi"].value("readOnly", false)};
+    MountedVolume mounted{published.target_path,
+                          volume["csi"].is_object() && volume["csi"].value("readOnly", false)};
     mounted.ownership_managed = published.kubelet_applies_fs_group;
     return mounted;
   }
   if (volume.contains("persistentVolumeClaim") || volume.contains("ephemeral")) {
     ASSIGN_OR_RETURN(Json pv, BoundPersistentVolume(pod, volume));
-    const Json& claim = volume.contains("persistentVolumeClaim") ? volume["persistentVolumeClaim"] : Json::object();
+    const Json& claim =
+        volume.contains("persistentVolumeClaim") ? volume["persistentVolumeClaim"] : Json::object();
     const bool claim_read_only = claim.is_object() && claim.value("readOnly", false);
     MountedVolume mounted;
     if (csi_ != nullptr && pv.value("spec", Json::object()).contains("csi")) {
       // A CSI PV: staged and published by its driver (csi/csi_volume.h).
-      ASSIGN_OR_RETURN(csi::PublishedVolume published, csi_->SetUpPersistent(pod, pv, claim_read_only));
+      ASSIGN_OR_RETURN(csi::PublishedVolume published,
+                       csi_->SetUpPersistent(pod, pv, claim_read_only));
       mounted = MountedVolume{published.target_path, claim_read_only};
       mounted.ownership_managed = published.kubelet_applies_fs_group;
     } else {
@@ -497,10 +529,12 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
     }
     mounted.claim_namespace = ns;
     mounted.claim_name = ClaimName(pod, volume);
-    const std::string gid = pv.value("metadata", Json::object()).value("annotations", Json::object())
+    const std::string gid = pv.value("metadata", Json::object())
+                                .value("annotations", Json::object())
                                 .value("pv.beta.kubernetes.io/gid", std::string());
     int64_t parsed = 0;
-    if (!gid.empty() && absl::SimpleAtoi(gid, &parsed) && parsed >= 0) mounted.supplemental_gid = parsed;
+    if (!gid.empty() && absl::SimpleAtoi(gid, &parsed) && parsed >= 0)
+      mounted.supplemental_gid = parsed;
     return mounted;
   }
   std::string plugin = PluginDir(volume);
@@ -516,9 +550,11 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
       // memory, not ephemeral storage.
       auto size_limit = ed.find("sizeLimit");
       // The tmpfs root keeps tmpfs' default mode 1777, as upstream mounts it without one.
-      RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, size_limit == ed.end() ? nullptr : &*size_limit), 01777));
+      RETURN_IF_ERROR(MountTmpfs(
+          dir, MemoryVolumeSize(pod, size_limit == ed.end() ? nullptr : &*size_limit), 01777));
     } else if (!medium.empty()) {
-      return absl::UnimplementedError(absl::StrCat("emptyDir medium \"", medium, "\" is not supported by berth"));
+      return absl::UnimplementedError(
+          absl::StrCat("emptyDir medium \"", medium, "\" is not supported by berth"));
     } else {
       // On disk; its sizeLimit is enforced by eviction (LocalStorageEvictor).
       RETURN_IF_ERROR(MkdirAll(dir, 0777));
@@ -530,7 +566,8 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
   }
   // secret, downwardAPI and projected volumes live on a tmpfs, as upstream's wrapped
   // memory-medium emptyDir: their content (credentials, tokens) never reaches the disk.
-  if (!volume.contains("configMap")) RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, nullptr), 0755));
+  if (!volume.contains("configMap"))
+    RETURN_IF_ERROR(MountTmpfs(dir, MemoryVolumeSize(pod, nullptr), 0755));
   ASSIGN_OR_RETURN(FileMap files, CollectPayload(pod, volume, host_ip, state));
   RETURN_IF_ERROR(WriteProjection(pod, dir, files, /*changed=*/nullptr));
   MountedVolume mounted{dir, true};
@@ -548,7 +585,8 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
   }
   const Json volumes = pod.value("spec", Json::object()).value("volumes", Json::array());
   const std::optional<int64_t> fs_group = PodFsGroup(pod);
-  const bool on_root_mismatch = GetString(pod, "spec.securityContext.fsGroupChangePolicy") == "OnRootMismatch";
+  const bool on_root_mismatch =
+      GetString(pod, "spec.securityContext.fsGroupChangePolicy") == "OnRootMismatch";
   absl::Status result;
   for (const auto& volume : volumes) {
     std::string name = volume.value("name", std::string());
@@ -563,7 +601,8 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
       bool changed = false;
       if (w.ok()) w = WriteProjection(pod, existing->second.host_path, *files, &changed);
       if (!w.ok()) {
-        LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name << ": update failed: " << w.message();
+        LOG(WARNING) << "pod " << PodKey(pod) << " volume " << name
+                     << ": update failed: " << w.message();
       } else if (changed) {
         LOG(INFO) << "pod " << PodKey(pod) << " volume " << name << ": content updated";
       }
@@ -571,7 +610,8 @@ absl::StatusOr<std::map<std::string, MountedVolume>> VolumeManager::SetUpPodVolu
     }
     auto mounted = SetUpVolume(pod, volume, host_ip, &state);
     if (mounted.ok() && fs_group && mounted->ownership_managed) {
-      absl::Status owned = SetVolumeOwnership(mounted->host_path, *fs_group, mounted->read_only, on_root_mismatch);
+      absl::Status owned =
+          SetVolumeOwnership(mounted->host_path, *fs_group, mounted->read_only, on_root_mismatch);
       if (!owned.ok()) mounted = owned;
     }
     if (!mounted.ok()) {
@@ -615,10 +655,13 @@ absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
   }
   // Before anything else, CSI volumes: their drivers unpublish (and unstage) them, found from
   // their vol_data.json files.
-  if (csi_ != nullptr) RETURN_IF_ERROR(Annotate(csi_->TearDownPod(uid), absl::StrCat("tear down volumes of pod ", uid)));
+  if (csi_ != nullptr)
+    RETURN_IF_ERROR(
+        Annotate(csi_->TearDownPod(uid), absl::StrCat("tear down volumes of pod ", uid)));
   // The tmpfs volumes first (RemoveAll does not cross mount points).
   const std::string volumes = JoinPath(PodDir(uid), "volumes");
-  RETURN_IF_ERROR(Annotate(UnmountAllUnder(volumes), absl::StrCat("tear down volumes of pod ", uid)));
+  RETURN_IF_ERROR(
+      Annotate(UnmountAllUnder(volumes), absl::StrCat("tear down volumes of pod ", uid)));
   return RemoveAll(volumes);
 }
 

@@ -2,13 +2,14 @@
 // secret, downwardAPI, projected (serviceAccountToken, configMap, secret, downwardAPI
 // sources), and persistentVolumeClaim / generic ephemeral volumes bound to hostPath or local
 // PersistentVolumes (used in place, as upstream's hostPath plugin does). A pod's fsGroup is
-// applied to the volumes upstream manages ownership of (SetVolumeOwnership). Volume directories live under
+// applied to the volumes upstream manages ownership of (SetVolumeOwnership). Volume directories
+// live under
 // `<root>/pods/<uid>/volumes/<plugin>/<name>` (plugin "kubernetes.io~empty-dir",
-// "kubernetes.io~projected", ... as upstream). Files are written with the AtomicWriter (..data symlink swap) with the
-// volume's defaultMode (or the item's mode). As upstream, secret, downwardAPI and projected
-// volumes and emptyDirs of medium "Memory" are tmpfs mounts (sized by the pod's memory limit,
-// an emptyDir's sizeLimit, at most the node's memory); configMap volumes and other emptyDirs
-// are plain directories on the kubelet root's filesystem.
+// "kubernetes.io~projected", ... as upstream). Files are written with the AtomicWriter (..data
+// symlink swap) with the volume's defaultMode (or the item's mode). As upstream, secret,
+// downwardAPI and projected volumes and emptyDirs of medium "Memory" are tmpfs mounts (sized by the
+// pod's memory limit, an emptyDir's sizeLimit, at most the node's memory); configMap volumes and
+// other emptyDirs are plain directories on the kubelet root's filesystem.
 //
 // Service account tokens come from the TokenRequest API (POST
 // /api/v1/namespaces/<ns>/serviceaccounts/<sa>/token) bound to the pod, and are rewritten
@@ -58,7 +59,8 @@ struct MountedVolume {
 // volume. A missing directory is created with the volume root's mode, as the kubelet's
 // SafeMakeDir. Errors: InvalidArgument (absolute, "..", or it escapes the volume), or the
 // filesystem's.
-absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path, const std::string& sub_path);
+absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path,
+                                           const std::string& sub_path);
 
 // The kubelet's volume.SetVolumeOwnership for a pod's fsGroup: every file and directory under
 // `dir` (itself included; symlinks not followed) gets group `fs_group` and the group bits
@@ -86,9 +88,9 @@ class VolumeManager {
   // writes (configMap, secret, downwardAPI, projected) are brought up to date with their
   // sources through the AtomicWriter (kubelet/atomic_writer.h): changed objects, the pod's
   // labels and annotations, service account tokens that are due; an update that fails is
-  // logged and leaves the old content. Returns volume name -> mounted volume. `pod_ip`/`host_ip` feed downward API fields.
-  // Errors: the first volume that failed, annotated with the volume's name (an optional
-  // configMap/secret that is missing is not an error).
+  // logged and leaves the old content. Returns volume name -> mounted volume. `pod_ip`/`host_ip`
+  // feed downward API fields. Errors: the first volume that failed, annotated with the volume's
+  // name (an optional configMap/secret that is missing is not an error).
   absl::StatusOr<std::map<std::string, MountedVolume>> SetUpPodVolumes(const Json& pod,
                                                                        const std::string& host_ip);
 
@@ -147,8 +149,8 @@ class VolumeManager {
                                bool* changed);
   // Collects a configMap or secret's keys into `files` per `source` (name, items,
   // defaultMode, optional). `kind` is "configmaps" or "secrets".
-  absl::Status CollectObjectFiles(const std::string& ns, const Json& source, const std::string& kind,
-                                  int default_mode,
+  absl::Status CollectObjectFiles(const std::string& ns, const Json& source,
+                                  const std::string& kind, int default_mode,
                                   std::map<std::string, std::pair<std::string, int>>* files);
   // Requests a token for a serviceAccountToken projection; sets *refresh_at.
   absl::StatusOr<std::string> RequestToken(const Json& pod, const Json& source,

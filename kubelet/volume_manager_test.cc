@@ -69,15 +69,19 @@ const char kPod[] = R"({
 TEST_F(VolumeManagerTest, ProjectedTokenConfigMapDownwardApiAndRefresh) {
   int issued = 0;
   Json last_request;
-  api_.OnPost("/api/v1/namespaces/team/serviceaccounts/builder/token", [&](const Json& body) -> absl::StatusOr<Json> {
-    ++issued;
-    last_request = body;
-    absl::Time exp = Now() + absl::Seconds(3600);
-    return Json{{"status", {{"token", "token-" + std::to_string(issued)}, {"expirationTimestamp", FormatRfc3339(exp)}}}};
-  });
+  api_.OnPost("/api/v1/namespaces/team/serviceaccounts/builder/token",
+              [&](const Json& body) -> absl::StatusOr<Json> {
+                ++issued;
+                last_request = body;
+                absl::Time exp = Now() + absl::Seconds(3600);
+                return Json{{"status",
+                             {{"token", "token-" + std::to_string(issued)},
+                              {"expirationTimestamp", FormatRfc3339(exp)}}}};
+              });
   api_.SetObject("/api/v1/namespaces/team/configmaps/kube-root-ca.crt",
                  {{"data", {{"ca.crt", "-----BEGIN CERTIFICATE-----\nCA\n"}}}});
-  api_.SetObject("/api/v1/namespaces/team/secrets/db", {{"data", {{"password", "czNjcjN0"}}}});  // "s3cr3t"
+  api_.SetObject("/api/v1/namespaces/team/secrets/db",
+                 {{"data", {{"password", "czNjcjN0"}}}});  // "s3cr3t"
 
   VolumeManager vm(&api_, root_, [this] { return Now(); });
   Json pod = Json::parse(kPod);
@@ -158,9 +162,11 @@ TEST_F(VolumeManagerTest, MemoryBackedVolumesAreTmpfsMounts) {
     EXPECT_TRUE(absl::IsUnimplemented(set_up.status())) << set_up.status();
     EXPECT_NE(set_up.status().message().find("HugePages"), std::string::npos) << set_up.status();
   }
-  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/shm"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{1} << 20));
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/shm"),
+            std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{1} << 20));
   // sizeLimit above the pod's memory limit: the pod's limit.
-  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/big"), std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{64} << 20));
+  EXPECT_EQ(FsOf(vols + "/kubernetes.io~empty-dir/big"),
+            std::make_pair(int64_t{TMPFS_MAGIC}, uint64_t{64} << 20));
   EXPECT_EQ(ModeOf(vols + "/kubernetes.io~empty-dir/shm"), 01777);  // tmpfs default, as upstream
   EXPECT_EQ(FsOf(vols + "/kubernetes.io~secret/creds").first, TMPFS_MAGIC);
   EXPECT_EQ(*ReadFile(vols + "/kubernetes.io~secret/creds/password"), "s3cr3t");
@@ -190,7 +196,8 @@ TEST_F(VolumeManagerTest, ProjectionsFollowTheirSources) {
   VolumeManager vm(&api_, root_, [this] { return Now(); });
   api_.SetObject("/api/v1/namespaces/n/configmaps/cfg", {{"data", {{"a", "1"}, {"b", "2"}}}});
   api_.SetObject("/api/v1/namespaces/n/secrets/s", {{"data", {{"k", "djE="}}}});  // "v1"
-  Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u", "labels": {"v": "1"}},
+  Json pod =
+      Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u", "labels": {"v": "1"}},
     "spec": {"volumes": [
       {"name": "cfg", "configMap": {"name": "cfg"}},
       {"name": "sec", "secret": {"secretName": "s"}},
@@ -199,7 +206,8 @@ TEST_F(VolumeManagerTest, ProjectionsFollowTheirSources) {
   ASSERT_TRUE(vm.SetUpPodVolumes(pod, "").ok());
   const std::string vols = root_ + "/pods/u/volumes/";
   EXPECT_EQ(*ReadFile(vols + "kubernetes.io~configmap/cfg/a"), "1");
-  EXPECT_EQ(std::filesystem::read_symlink(vols + "kubernetes.io~configmap/cfg/a").string(), "..data/a");
+  EXPECT_EQ(std::filesystem::read_symlink(vols + "kubernetes.io~configmap/cfg/a").string(),
+            "..data/a");
   EXPECT_FALSE(PathExists(vols + "kubernetes.io~configmap/opt/x"));
 
   api_.SetObject("/api/v1/namespaces/n/configmaps/cfg", {{"data", {{"a", "10"}}}});
@@ -248,10 +256,13 @@ TEST_F(VolumeManagerTest, ClaimsBoundToHostPathAndLocalVolumesAreUsedInPlace) {
   const std::string host_dir = root_ + "/pv-host";
   const std::string local_dir = root_ + "/pv-local";
   std::filesystem::create_directories(local_dir);
-  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
-  api_.SetObject("/api/v1/persistentvolumes/pv-a",
-                 Volume("pv-a", "c-1", {{"hostPath", {{"path", host_dir}, {"type", "DirectoryOrCreate"}}}}));
-  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/logs", BoundClaim("logs", "c-2", "pv-b"));
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data",
+                 BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject(
+      "/api/v1/persistentvolumes/pv-a",
+      Volume("pv-a", "c-1", {{"hostPath", {{"path", host_dir}, {"type", "DirectoryOrCreate"}}}}));
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/logs",
+                 BoundClaim("logs", "c-2", "pv-b"));
   Json pv_b = Volume("pv-b", "c-2", {{"local", {{"path", local_dir}}}});
   pv_b["metadata"]["annotations"] = {{"pv.beta.kubernetes.io/gid", "1234"}};
   api_.SetObject("/api/v1/persistentvolumes/pv-b", pv_b);
@@ -298,22 +309,28 @@ TEST_F(VolumeManagerTest, UnboundClaimIsRetriedUntilBound) {
   EXPECT_NE(vols.status().message().find("n/data"), std::string::npos) << vols.status();
   // Pending.
   api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data",
-                 {{"metadata", {{"name", "data"}, {"uid", "c-1"}}}, {"spec", Json::object()},
+                 {{"metadata", {{"name", "data"}, {"uid", "c-1"}}},
+                  {"spec", Json::object()},
                   {"status", {{"phase", "Pending"}}}});
   vols = vm.SetUpPodVolumes(pod, "");
   ASSERT_FALSE(vols.ok());
   EXPECT_TRUE(absl::IsUnavailable(vols.status())) << vols.status();
-  EXPECT_NE(vols.status().message().find("non-bound phase (\"Pending\")"), std::string::npos) << vols.status();
+  EXPECT_NE(vols.status().message().find("non-bound phase (\"Pending\")"), std::string::npos)
+      << vols.status();
   // Bound, but the PV's claimRef names another claim (a stale binding).
   const std::string dir = root_ + "/pv";
   std::filesystem::create_directories(dir);
-  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
-  api_.SetObject("/api/v1/persistentvolumes/pv-a", Volume("pv-a", "c-0", {{"local", {{"path", dir}}}}));
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data",
+                 BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject("/api/v1/persistentvolumes/pv-a",
+                 Volume("pv-a", "c-0", {{"local", {{"path", dir}}}}));
   vols = vm.SetUpPodVolumes(pod, "");
   ASSERT_FALSE(vols.ok());
-  EXPECT_NE(vols.status().message().find("does not point to claim.UID (c-1)"), std::string::npos) << vols.status();
+  EXPECT_NE(vols.status().message().find("does not point to claim.UID (c-1)"), std::string::npos)
+      << vols.status();
   // Bound both ways.
-  api_.SetObject("/api/v1/persistentvolumes/pv-a", Volume("pv-a", "c-1", {{"local", {{"path", dir}}}}));
+  api_.SetObject("/api/v1/persistentvolumes/pv-a",
+                 Volume("pv-a", "c-1", {{"local", {{"path", dir}}}}));
   vols = vm.SetUpPodVolumes(pod, "");
   ASSERT_TRUE(vols.ok()) << vols.status();
   EXPECT_EQ((*vols)["d"].host_path, dir);
@@ -325,10 +342,12 @@ TEST_F(VolumeManagerTest, EphemeralVolumeUsesTheClaimThePodOwns) {
   Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
     "spec": {"volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}]}})");
   Json claim = BoundClaim("p-scratch", "c-1", "pv-a");
-  claim["metadata"]["ownerReferences"] = {{{"kind", "Pod"}, {"name", "p"}, {"uid", "other"}, {"controller", true}}};
+  claim["metadata"]["ownerReferences"] = {
+      {{"kind", "Pod"}, {"name", "p"}, {"uid", "other"}, {"controller", true}}};
   api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/p-scratch", claim);
-  api_.SetObject("/api/v1/persistentvolumes/pv-a",
-                 Volume("pv-a", "c-1", {{"hostPath", {{"path", dir}, {"type", "DirectoryOrCreate"}}}}));
+  api_.SetObject(
+      "/api/v1/persistentvolumes/pv-a",
+      Volume("pv-a", "c-1", {{"hostPath", {{"path", dir}, {"type", "DirectoryOrCreate"}}}}));
   auto vols = vm.SetUpPodVolumes(pod, "");
   ASSERT_FALSE(vols.ok());
   EXPECT_NE(vols.status().message().find("pod is not owner"), std::string::npos) << vols.status();
@@ -342,9 +361,11 @@ TEST_F(VolumeManagerTest, EphemeralVolumeUsesTheClaimThePodOwns) {
 
 TEST_F(VolumeManagerTest, UnsupportedPersistentVolumeSourcesAreNamed) {
   VolumeManager vm(&api_, root_, [this] { return Now(); });
-  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data", BoundClaim("data", "c-1", "pv-a"));
-  api_.SetObject("/api/v1/persistentvolumes/pv-a",
-                 Volume("pv-a", "c-1", {{"nfs", {{"server", "nfs.example"}, {"path", "/export"}}}}));
+  api_.SetObject("/api/v1/namespaces/n/persistentvolumeclaims/data",
+                 BoundClaim("data", "c-1", "pv-a"));
+  api_.SetObject(
+      "/api/v1/persistentvolumes/pv-a",
+      Volume("pv-a", "c-1", {{"nfs", {{"server", "nfs.example"}, {"path", "/export"}}}}));
   Json pod = Json::parse(R"({"metadata": {"name": "p", "namespace": "n", "uid": "u"},
     "spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}})");
   auto vols = vm.SetUpPodVolumes(pod, "");
@@ -398,7 +419,7 @@ TEST_F(VolumeManagerTest, PodFsGroupOwnsItsManagedVolumesButNotHostPaths) {
   EXPECT_EQ(ModeOf((*vols)["cache"].host_path), 02777);
   EXPECT_EQ(GroupOf((*vols)["creds"].host_path + "/password"), 2000u);
   EXPECT_EQ(ModeOf((*vols)["creds"].host_path + "/password"), 0440);  // 0400 + group read
-  EXPECT_EQ(GroupOf(host), 0u);  // hostPath: never changed
+  EXPECT_EQ(GroupOf(host), 0u);                                       // hostPath: never changed
   ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
 }
 

@@ -50,7 +50,7 @@ class FamilyBuilder {
 };
 
 Labels BaseLabels(const CadvisorContainer& c) {
-  return {{"container", c.container}, {"id", c.cgroup_path}, {"image", c.image},
+  return {{"container", c.container}, {"id", c.cgroup_path},       {"image", c.image},
           {"name", c.name},           {"namespace", c.namespace_}, {"pod", c.pod}};
 }
 
@@ -90,8 +90,8 @@ void AddContainer(const CadvisorSample& sample, double now_seconds,
            kC, base, s.cpu_system_ns / kNanosPerSecond);
     b->Add("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", kC,
            base, static_cast<double>(s.cpu_nr_periods));
-    b->Add("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.",
-           kC, base, static_cast<double>(s.cpu_nr_throttled));
+    b->Add("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", kC,
+           base, static_cast<double>(s.cpu_nr_throttled));
     b->Add("container_cpu_cfs_throttled_seconds_total",
            "Total time duration the container has been throttled.", kC, base,
            s.cpu_throttled_time_ns / kNanosPerSecond);
@@ -166,16 +166,16 @@ void AddNetwork(const CadvisorSample& sample, FamilyBuilder* b) {
     const Labels l = With(base, {{"interface", i.name}});
     b->Add("container_network_receive_bytes_total", "Cumulative count of bytes received", kC, l,
            static_cast<double>(i.rx_bytes));
-    b->Add("container_network_receive_packets_total", "Cumulative count of packets received", kC,
-           l, static_cast<double>(i.rx_packets));
+    b->Add("container_network_receive_packets_total", "Cumulative count of packets received", kC, l,
+           static_cast<double>(i.rx_packets));
     b->Add("container_network_receive_packets_dropped_total",
            "Cumulative count of packets dropped while receiving", kC, l,
            static_cast<double>(i.rx_dropped));
     b->Add("container_network_receive_errors_total",
            "Cumulative count of errors encountered while receiving", kC, l,
            static_cast<double>(i.rx_errors));
-    b->Add("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", kC,
-           l, static_cast<double>(i.tx_bytes));
+    b->Add("container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", kC, l,
+           static_cast<double>(i.tx_bytes));
     b->Add("container_network_transmit_packets_total", "Cumulative count of packets transmitted",
            kC, l, static_cast<double>(i.tx_packets));
     b->Add("container_network_transmit_packets_dropped_total",
@@ -188,8 +188,7 @@ void AddNetwork(const CadvisorSample& sample, FamilyBuilder* b) {
 }
 
 double WallClockSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -197,7 +196,8 @@ double WallClockSeconds() {
 absl::StatusOr<MachineInfo> ReadMachineInfo(const std::string& proc_root) {
   MachineInfo info;
   // Logical CPUs as cAdvisor counts them: "processor" entries of cpuinfo.
-  if (absl::StatusOr<std::string> cpuinfo = ReadFile(JoinPath(proc_root, "cpuinfo")); cpuinfo.ok()) {
+  if (absl::StatusOr<std::string> cpuinfo = ReadFile(JoinPath(proc_root, "cpuinfo"));
+      cpuinfo.ok()) {
     for (absl::string_view line : absl::StrSplit(*cpuinfo, '\n')) {
       if (absl::StartsWith(line, "processor")) ++info.cpu_cores;
     }

@@ -28,13 +28,13 @@ namespace berth::metrics {
 // One entry to report, filled by the caller from the CRI. A pod-level entry (the pod
 // cgroup) has an empty `container` and carries the network stats via `network_pid`.
 struct CadvisorContainer {
-  std::string container;    // label container: the Kubernetes container name; "" for the pod
-  std::string name;         // label name: the runtime's name (container ID for berth)
-  std::string pod;          // label pod
-  std::string namespace_;   // label namespace
-  std::string image;        // label image: the image reference; "" for the pod
-  std::string cgroup_path;  // relative to the hierarchy roots; label id ("/kubepods/...")
-  int network_pid = 0;      // > 0: report container_network_* from /proc/<pid>/net/dev
+  std::string container;          // label container: the Kubernetes container name; "" for the pod
+  std::string name;               // label name: the runtime's name (container ID for berth)
+  std::string pod;                // label pod
+  std::string namespace_;         // label namespace
+  std::string image;              // label image: the image reference; "" for the pod
+  std::string cgroup_path;        // relative to the hierarchy roots; label id ("/kubepods/...")
+  int network_pid = 0;            // > 0: report container_network_* from /proc/<pid>/net/dev
   double start_time_seconds = 0;  // creation time, seconds since the Unix epoch
   std::string pod_sandbox_id;     // the CRI PodSandbox ID (not a label; joins CRI metrics)
   std::string rootfs_dir;         // the writable layer, for container_fs_usage_bytes ("" none)

@@ -17,8 +17,9 @@ const std::string kTestdata = BERTH_METRICS_TESTDATA;
 std::vector<CadvisorContainer> Entries(const std::string& pod_uid, const std::string& id) {
   const std::string pod_cgroup = "/kubepods/burstable/pod" + pod_uid;
   CadvisorContainer pod{"", "", "web-0", "default", "", pod_cgroup, 4242, 1763736000};
-  CadvisorContainer ctr{"nginx", id, "web-0", "default", "docker.io/library/nginx:1.27",
-                        pod_cgroup + "/" + id, 0, 1763736001};
+  CadvisorContainer ctr{
+      "nginx", id,        "web-0", "default", "docker.io/library/nginx:1.27", pod_cgroup + "/" + id,
+      0,       1763736001};
   return {pod, ctr};
 }
 
@@ -29,7 +30,8 @@ std::string Scrape(const std::string& mode, const std::vector<CadvisorContainer>
   options.sys_root = kTestdata + "/sys";
   options.now = [] { return 1763736100.0; };
   Registry registry;
-  RegisterCadvisorMetrics(&registry, std::move(reader), [entries] { return entries; }, options);
+  RegisterCadvisorMetrics(
+      &registry, std::move(reader), [entries] { return entries; }, options);
   return registry.Expose();
 }
 
@@ -94,16 +96,21 @@ TEST(CadvisorTest, NodeFilesystemAsRootContainerFsGauges) {
   fs.inodes_free = 30;
   fs.dev_major = 254;
   std::vector<FamilySnapshot> families = BuildCadvisorFamilies(
-      {}, MachineInfo{}, 1763736100, [](uint32_t major, uint32_t) { return major == 254 ? "/dev/vda" : "?"; },
-      fs);
+      {}, MachineInfo{}, 1763736100,
+      [](uint32_t major, uint32_t) { return major == 254 ? "/dev/vda" : "?"; }, fs);
   std::map<std::string, double> got;
   for (const FamilySnapshot& f : families) {
     if (f.name.rfind("container_fs_", 0) != 0) continue;
     ASSERT_EQ(f.samples.size(), 1u) << f.name;
-    std::map<std::string, std::string> labels(f.samples[0].labels.begin(), f.samples[0].labels.end());
-    EXPECT_EQ(labels, (std::map<std::string, std::string>{{"container", ""}, {"device", "/dev/vda"},
-                                                          {"id", "/"}, {"image", ""}, {"name", ""},
-                                                          {"namespace", ""}, {"pod", ""}}))
+    std::map<std::string, std::string> labels(f.samples[0].labels.begin(),
+                                              f.samples[0].labels.end());
+    EXPECT_EQ(labels, (std::map<std::string, std::string>{{"container", ""},
+                                                          {"device", "/dev/vda"},
+                                                          {"id", "/"},
+                                                          {"image", ""},
+                                                          {"name", ""},
+                                                          {"namespace", ""},
+                                                          {"pod", ""}}))
         << f.name;
     got[f.name] = f.samples[0].value;
   }
@@ -169,9 +176,9 @@ TEST(CadvisorTest, PromtoolAcceptsExposition) {
     ASSERT_TRUE(run.ok()) << run.status();
     // The one lint finding is cAdvisor's own name, kept for compatibility: exit code 3
     // means "lint problems only" (1 would be a parse error).
-    EXPECT_EQ(run->err,
-              "container_memory_failcnt counter metrics should have \"_total\" suffix\n")
-        << run->out << "\n" << text;
+    EXPECT_EQ(run->err, "container_memory_failcnt counter metrics should have \"_total\" suffix\n")
+        << run->out << "\n"
+        << text;
     EXPECT_EQ(run->exit_code, 3) << run->out << run->err << "\n" << text;
   }
 }

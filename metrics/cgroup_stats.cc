@@ -188,8 +188,9 @@ absl::Status ParseCpuMax(const std::string& content, std::optional<uint64_t>* qu
   uint64_t quota = 0;
   if (f.size() != 2 || !absl::SimpleAtoi(f[1], period_us) ||
       (f[0] != "max" && !absl::SimpleAtoi(f[0], &quota))) {
-    return absl::InvalidArgumentError(absl::StrCat("cpu.max: expected \"<quota|max> <period>\", got \"",
-                                                   absl::StripAsciiWhitespace(content), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu.max: expected \"<quota|max> <period>\", got \"",
+                     absl::StripAsciiWhitespace(content), "\""));
   }
   *quota_us = f[0] == "max" ? std::nullopt : std::optional<uint64_t>(quota);
   return absl::OkStatus();
@@ -288,8 +289,8 @@ int CgroupReader::EnableV1BlkioStats(const std::string& sys_block) const {
     std::ofstream out(rule_file);
     out << rule << std::flush;
     if (!out) {
-      LOG(WARNING) << "cgroup stats: cannot enable blkio accounting of " << e.path().filename().string()
-                   << " (" << rule << " > " << rule_file << ")";
+      LOG(WARNING) << "cgroup stats: cannot enable blkio accounting of "
+                   << e.path().filename().string() << " (" << rule << " > " << rule_file << ")";
       continue;
     }
     ++enabled;
@@ -318,7 +319,8 @@ absl::Status CgroupReader::ReadV1(const std::string& path, CgroupStats* s) const
   }
 
   if (have_cpuacct) {
-    ASSIGN_OR_RETURN(s->has_cpu, ReadUintFile(JoinPath(cpuacct, "cpuacct.usage"), &s->cpu_usage_ns));
+    ASSIGN_OR_RETURN(s->has_cpu,
+                     ReadUintFile(JoinPath(cpuacct, "cpuacct.usage"), &s->cpu_usage_ns));
     ASSIGN_OR_RETURN(bool have_user,
                      ReadUintFile(JoinPath(cpuacct, "cpuacct.usage_user"), &s->cpu_user_ns));
     ASSIGN_OR_RETURN(bool have_sys,
@@ -339,12 +341,13 @@ absl::Status CgroupReader::ReadV1(const std::string& path, CgroupStats* s) const
     ASSIGN_OR_RETURN(bool have_shares, ReadUintFile(JoinPath(cpu, "cpu.shares"), &s->cpu_shares));
     ASSIGN_OR_RETURN(bool have_period,
                      ReadUintFile(JoinPath(cpu, "cpu.cfs_period_us"), &s->cpu_period_us));
-    ASSIGN_OR_RETURN(bool have_quota, ReadLimitFile(JoinPath(cpu, "cpu.cfs_quota_us"), &s->cpu_quota_us));
+    ASSIGN_OR_RETURN(bool have_quota,
+                     ReadLimitFile(JoinPath(cpu, "cpu.cfs_quota_us"), &s->cpu_quota_us));
     s->has_cpu = s->has_cpu || have_shares || have_period || have_quota;
   }
   if (have_memory) {
-    ASSIGN_OR_RETURN(s->has_memory,
-                     ReadUintFile(JoinPath(memory, "memory.usage_in_bytes"), &s->memory_usage_bytes));
+    ASSIGN_OR_RETURN(s->has_memory, ReadUintFile(JoinPath(memory, "memory.usage_in_bytes"),
+                                                 &s->memory_usage_bytes));
     ASSIGN_OR_RETURN(auto stat, ReadKeyedFile(JoinPath(memory, "memory.stat")));
     uint64_t use_hierarchy = 0;
     ASSIGN_OR_RETURN(bool have_hierarchy,
@@ -371,7 +374,8 @@ absl::Status CgroupReader::ReadV1(const std::string& path, CgroupStats* s) const
   if (IsDir(blkio)) {
     ASSIGN_OR_RETURN(auto bytes,
                      ReadOptional(JoinPath(blkio, "blkio.throttle.io_service_bytes_recursive")));
-    ASSIGN_OR_RETURN(auto ops, ReadOptional(JoinPath(blkio, "blkio.throttle.io_serviced_recursive")));
+    ASSIGN_OR_RETURN(auto ops,
+                     ReadOptional(JoinPath(blkio, "blkio.throttle.io_serviced_recursive")));
     if (bytes || ops) {
       s->has_blkio = true;
       s->blkio = ParseV1Blkio(bytes.value_or(""), ops.value_or(""));
@@ -401,7 +405,8 @@ absl::Status CgroupReader::ReadV2(const std::string& path, CgroupStats* s) const
   ASSIGN_OR_RETURN(std::optional<std::string> cpu_max, ReadOptional(JoinPath(dir, "cpu.max")));
   if (cpu_max) {
     absl::Status st = ParseCpuMax(*cpu_max, &s->cpu_quota_us, &s->cpu_period_us);
-    if (!st.ok()) return absl::DataLossError(absl::StrCat(JoinPath(dir, "cpu.max"), ": ", st.message()));
+    if (!st.ok())
+      return absl::DataLossError(absl::StrCat(JoinPath(dir, "cpu.max"), ": ", st.message()));
   }
 
   ASSIGN_OR_RETURN(s->has_memory,
@@ -439,11 +444,13 @@ absl::StatusOr<std::vector<InterfaceStats>> ParseNetDev(const std::string& conte
     if (++line_no <= 2) continue;  // "Inter-|   Receive ..." and "face |bytes ..." headers
     size_t colon = line.find(':');
     if (colon == absl::string_view::npos) {
-      return absl::DataLossError(absl::StrCat("net/dev line ", line_no, ": no ':' in \"", line, "\""));
+      return absl::DataLossError(
+          absl::StrCat("net/dev line ", line_no, ": no ':' in \"", line, "\""));
     }
     InterfaceStats st;
     st.name = std::string(absl::StripAsciiWhitespace(line.substr(0, colon)));
-    std::vector<absl::string_view> f = absl::StrSplit(line.substr(colon + 1), ' ', absl::SkipEmpty());
+    std::vector<absl::string_view> f =
+        absl::StrSplit(line.substr(colon + 1), ' ', absl::SkipEmpty());
     uint64_t v[16];
     bool ok = f.size() >= 16;
     for (size_t i = 0; ok && i < 16; ++i) ok = absl::SimpleAtoi(f[i], &v[i]);
@@ -467,7 +474,8 @@ absl::StatusOr<std::vector<InterfaceStats>> ParseNetDev(const std::string& conte
   return out;
 }
 
-absl::StatusOr<std::vector<InterfaceStats>> ReadNetworkStats(int pid, const std::string& proc_root) {
+absl::StatusOr<std::vector<InterfaceStats>> ReadNetworkStats(int pid,
+                                                             const std::string& proc_root) {
   const std::string path = JoinPath(proc_root, absl::StrCat(pid, "/net/dev"));
   ASSIGN_OR_RETURN(std::string content, ReadFile(path));
   absl::StatusOr<std::vector<InterfaceStats>> out = ParseNetDev(content);

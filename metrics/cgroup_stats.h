@@ -49,15 +49,15 @@ struct BlkioDeviceStats {
 struct CgroupStats {
   // cpu / cpuacct
   bool has_cpu = false;
-  uint64_t cpu_usage_ns = 0;           // cpuacct.usage / cpu.stat usage_usec
-  uint64_t cpu_user_ns = 0;            // cpuacct.usage_user (or .stat) / cpu.stat user_usec
-  uint64_t cpu_system_ns = 0;          // cpuacct.usage_sys (or .stat) / cpu.stat system_usec
-  uint64_t cpu_nr_periods = 0;         // cpu.stat nr_periods
-  uint64_t cpu_nr_throttled = 0;       // cpu.stat nr_throttled
-  uint64_t cpu_throttled_time_ns = 0;  // cpu.stat throttled_time / throttled_usec
-  uint64_t cpu_shares = 0;             // cpu.shares, or v2 cpu.weight converted as cAdvisor does
+  uint64_t cpu_usage_ns = 0;             // cpuacct.usage / cpu.stat usage_usec
+  uint64_t cpu_user_ns = 0;              // cpuacct.usage_user (or .stat) / cpu.stat user_usec
+  uint64_t cpu_system_ns = 0;            // cpuacct.usage_sys (or .stat) / cpu.stat system_usec
+  uint64_t cpu_nr_periods = 0;           // cpu.stat nr_periods
+  uint64_t cpu_nr_throttled = 0;         // cpu.stat nr_throttled
+  uint64_t cpu_throttled_time_ns = 0;    // cpu.stat throttled_time / throttled_usec
+  uint64_t cpu_shares = 0;               // cpu.shares, or v2 cpu.weight converted as cAdvisor does
   std::optional<uint64_t> cpu_quota_us;  // cfs quota; nullopt when unlimited
-  uint64_t cpu_period_us = 0;          // cfs period
+  uint64_t cpu_period_us = 0;            // cfs period
 
   // memory
   bool has_memory = false;
@@ -67,10 +67,10 @@ struct CgroupStats {
   uint64_t memory_cache_bytes = 0;
   uint64_t memory_mapped_file_bytes = 0;
   uint64_t memory_inactive_file_bytes = 0;
-  uint64_t memory_pgfault = 0;             // memory.stat pgfault (count)
-  uint64_t memory_pgmajfault = 0;          // memory.stat pgmajfault (count)
-  uint64_t memory_oom_kill = 0;            // memory.oom_control / memory.events oom_kill
-  uint64_t memory_failcnt = 0;             // memory.failcnt / memory.events max
+  uint64_t memory_pgfault = 0;                 // memory.stat pgfault (count)
+  uint64_t memory_pgmajfault = 0;              // memory.stat pgmajfault (count)
+  uint64_t memory_oom_kill = 0;                // memory.oom_control / memory.events oom_kill
+  uint64_t memory_failcnt = 0;                 // memory.failcnt / memory.events max
   std::optional<uint64_t> memory_limit_bytes;  // nullopt when unlimited
 
   // pids
@@ -185,7 +185,7 @@ absl::StatusOr<std::vector<InterfaceStats>> ParseNetDev(const std::string& conte
 // Reads <proc_root>/<pid>/net/dev: the interfaces of the network namespace of `pid` (for a
 // pod, its sandbox's infra/pause process). Errors: those of ReadFile (NotFound when the
 // process is gone) and ParseNetDev.
-absl::StatusOr<std::vector<InterfaceStats>> ReadNetworkStats(int pid,
-                                                             const std::string& proc_root = "/proc");
+absl::StatusOr<std::vector<InterfaceStats>> ReadNetworkStats(
+    int pid, const std::string& proc_root = "/proc");
 
 }  // namespace berth::metrics

@@ -1,13 +1,13 @@
 // Root-only: creates a real cgroup (every v1 controller used, plus the unified hierarchy in
 // hybrid mode; or one v2 cgroup), runs a busy loop inside it, and reads it back through
 // CgroupReader. Cleans up (kill, reap, rmdir) also on failure.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,8 +18,6 @@
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/summary.h"
-
-#include <nlohmann/json.hpp>
 
 namespace berth::metrics {
 namespace {
@@ -85,7 +83,8 @@ TEST(CgroupStatsIntegrationTest, BusyLoopShowsCpuAndMemory) {
     ASSERT_TRUE(stats.ok()) << stats.status();
     if (stats->cpu_usage_ns > 300'000'000) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    ASSERT_EQ(waitpid(cgroup.pid(), nullptr, WNOHANG), 0) << "busy loop exited (cgroup join failed?)";
+    ASSERT_EQ(waitpid(cgroup.pid(), nullptr, WNOHANG), 0)
+        << "busy loop exited (cgroup join failed?)";
   }
   EXPECT_TRUE(stats->has_cpu);
   EXPECT_GT(stats->cpu_usage_ns, 300'000'000u);
@@ -101,8 +100,8 @@ TEST(CgroupStatsIntegrationTest, BusyLoopShowsCpuAndMemory) {
 
   // The cAdvisor collector reports the same cgroup.
   std::vector<FamilySnapshot> families;
-  CollectCadvisorMetrics(*reader, {{"busy", "busy", "p", "ns", "", path, 0, 0}},
-                         MachineInfo{1, 1}, CadvisorOptions{}, &families);
+  CollectCadvisorMetrics(*reader, {{"busy", "busy", "p", "ns", "", path, 0, 0}}, MachineInfo{1, 1},
+                         CadvisorOptions{}, &families);
   bool found = false;
   for (const FamilySnapshot& f : families) {
     if (f.name == "container_cpu_usage_seconds_total") {

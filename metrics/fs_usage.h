@@ -35,7 +35,7 @@ struct FsStats {
   uint64_t available_bytes = 0;  // free to unprivileged users
   uint64_t inodes = 0;           // the filesystem's inodes
   uint64_t inodes_free = 0;
-  uint32_t dev_major = 0;        // the filesystem's device (st_dev)
+  uint32_t dev_major = 0;  // the filesystem's device (st_dev)
   uint32_t dev_minor = 0;
 };
 
@@ -91,7 +91,7 @@ class FsUsageCache {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, std::set<std::string>> wanted_by_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> wanted_ ABSL_GUARDED_BY(mu_);  // the union of wanted_by_
-  std::set<std::string> fresh_ ABSL_GUARDED_BY(mu_);  // wanted, never measured
+  std::set<std::string> fresh_ ABSL_GUARDED_BY(mu_);   // wanted, never measured
   std::map<std::string, FsStats> measured_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> on_refresh_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> walks_{0};

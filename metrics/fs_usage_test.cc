@@ -6,9 +6,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <thread>
-#include <functional>
 #include <vector>
 
 #include "gtest/gtest.h"

@@ -95,7 +95,8 @@ absl::Status MetricsServer::Start() {
   });
   // httplib's stop() is a no-op until the accept loop has started: wait for it, so that a
   // Stop() right after Start() cannot leave the thread listening forever.
-  while (!s->is_running() && !exited->load()) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  while (!s->is_running() && !exited->load())
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
   LOG(INFO) << name_ << " listening on " << host << ":" << port_;
   return absl::OkStatus();
 }

@@ -26,8 +26,7 @@ namespace berth::metrics {
 // Start() and Stop() are called from one thread (main); scrapes run on httplib's threads.
 class MetricsServer {
  public:
-  MetricsServer(Registry* registry, std::string bind_address,
-                std::string name = "metrics server");
+  MetricsServer(Registry* registry, std::string bind_address, std::string name = "metrics server");
   ~MetricsServer();  // Stops the server if running.
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

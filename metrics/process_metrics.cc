@@ -114,8 +114,8 @@ void RegisterProcessMetrics(Registry* registry) {
 
 void RegisterBuildInfo(Registry* registry, const std::string& version) {
   registry
-      ->AddGauge("berth_build_info", "A metric with a constant '1' value labeled by the berth version.",
-                 {"version"})
+      ->AddGauge("berth_build_info",
+                 "A metric with a constant '1' value labeled by the berth version.", {"version"})
       ->WithLabelValues({version})
       ->Set(1);
 }

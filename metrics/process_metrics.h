@@ -11,12 +11,12 @@ namespace berth::metrics {
 
 // Values of the process collector, read from /proc/<pid>/{stat,fd,limits} and /proc/stat.
 struct ProcessStats {
-  double cpu_seconds_total = 0;        // user + system CPU time, seconds
-  double resident_memory_bytes = 0;    // RSS, bytes
-  double virtual_memory_bytes = 0;     // VSZ, bytes
-  double open_fds = 0;                 // entries of /proc/<pid>/fd
-  double max_fds = 0;                  // soft RLIMIT_NOFILE
-  double start_time_seconds = 0;       // process start, seconds since the Unix epoch
+  double cpu_seconds_total = 0;      // user + system CPU time, seconds
+  double resident_memory_bytes = 0;  // RSS, bytes
+  double virtual_memory_bytes = 0;   // VSZ, bytes
+  double open_fds = 0;               // entries of /proc/<pid>/fd
+  double max_fds = 0;                // soft RLIMIT_NOFILE
+  double start_time_seconds = 0;     // process start, seconds since the Unix epoch
 };
 
 // Reads the stats of process `pid` ("self" for this process) under `proc_root` (normally

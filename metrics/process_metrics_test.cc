@@ -34,9 +34,9 @@ TEST(ProcessMetricsTest, ExposesClientGolangNames) {
   RegisterProcessMetrics(&r);
   RegisterBuildInfo(&r, "0.1.0");
   std::string text = r.Expose();
-  for (const char* name :
-       {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_virtual_memory_bytes ",
-        "process_open_fds ", "process_max_fds ", "process_start_time_seconds "}) {
+  for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ",
+                           "process_virtual_memory_bytes ", "process_open_fds ", "process_max_fds ",
+                           "process_start_time_seconds "}) {
     EXPECT_NE(text.find(std::string("\n") + name), std::string::npos) << name << "\n" << text;
   }
   EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos);

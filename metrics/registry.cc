@@ -81,7 +81,8 @@ Histogram::Histogram(std::vector<double> upper_bounds)
 
 void Histogram::Observe(double v) {
   // First bucket whose upper bound is >= v (le is inclusive); +Inf otherwise.
-  size_t i = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), v) - upper_bounds_.begin();
+  size_t i =
+      std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), v) - upper_bounds_.begin();
   counts_[i].fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(sum_, v);
 }
@@ -98,9 +99,7 @@ std::vector<uint64_t> Histogram::CumulativeCounts() const {
 
 uint64_t Histogram::Count() const { return CumulativeCounts().back(); }
 
-std::vector<double> DefaultBuckets() {
-  return {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
-}
+std::vector<double> DefaultBuckets() { return {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}; }
 
 std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   if (!(start > 0) || !(factor > 1) || count < 1) {
@@ -124,7 +123,7 @@ std::string FormatValue(double v) {
   char buf[400];
   double a = std::fabs(v);
   auto fmt = (a == 0 || (a >= 1e-4 && a < 1e21)) ? std::chars_format::fixed
-                                                  : std::chars_format::scientific;
+                                                 : std::chars_format::scientific;
   auto res = std::to_chars(buf, buf + sizeof(buf), v, fmt);
   return std::string(buf, res.ptr);
 }
@@ -211,8 +210,8 @@ CounterFamily* Registry::AddCounter(const std::string& name, const std::string& 
   absl::MutexLock lock(&mu_);
   Entry* e = AddEntry(name, MetricType::kCounter, help, label_names, {});
   if (e->counter == nullptr) {
-    e->counter.reset(new CounterFamily(name, help, label_names,
-                                       [] { return std::make_unique<Counter>(); }));
+    e->counter.reset(
+        new CounterFamily(name, help, label_names, [] { return std::make_unique<Counter>(); }));
   }
   return e->counter.get();
 }
@@ -300,8 +299,9 @@ std::string Registry::Expose() const {
       families.push_back(std::move(f));
     }
   }
-  std::stable_sort(families.begin(), families.end(),
-                   [](const FamilySnapshot& a, const FamilySnapshot& b) { return a.name < b.name; });
+  std::stable_sort(
+      families.begin(), families.end(),
+      [](const FamilySnapshot& a, const FamilySnapshot& b) { return a.name < b.name; });
   std::string out;
   for (size_t i = 0; i < families.size(); ++i) {
     if (i > 0 && families[i].name == families[i - 1].name) {

@@ -138,7 +138,9 @@ class Family {
   friend class Registry;
   Family(std::string name, std::string help, std::vector<std::string> label_names,
          std::function<std::unique_ptr<M>()> make)
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(label_names)),
         make_(std::move(make)) {}
   // Snapshot of (label values, child) pairs sorted by label values.
   std::vector<std::pair<std::vector<std::string>, const M*>> Children() const;

@@ -95,8 +95,7 @@ TEST(RegistryDeathTest, ConflictingRegistrationCrashes) {
   r.AddCounter("x_total", "X.", {"l"});
   EXPECT_DEATH(r.AddGauge("x_total", "X.", {"l"}), "registered twice");
   EXPECT_DEATH(r.AddHistogram("h", "H.", {"le"}), "reserved");
-  EXPECT_DEATH(r.AddCounter("y_total", "Y.", {"a"})->WithLabelValues({"1", "2"}),
-               "label values");
+  EXPECT_DEATH(r.AddCounter("y_total", "Y.", {"a"})->WithLabelValues({"1", "2"}), "label values");
 }
 
 TEST(RegistryTest, RemoveChild) {
@@ -115,7 +114,8 @@ TEST(RegistryTest, CollectorsAreSortedIntoOutput) {
   r.AddCollector([&calls](std::vector<FamilySnapshot>* out) {
     ++calls;
     out->push_back({"a_collected", "Collected.", MetricType::kGauge, {{"", {{"k", "v"}}, 5}}});
-    out->push_back({"m_total", "Duplicate of a registered family.", MetricType::kGauge, {{"", {}, 9}}});
+    out->push_back(
+        {"m_total", "Duplicate of a registered family.", MetricType::kGauge, {{"", {}, 9}}});
     out->push_back({"bad-name", "Invalid.", MetricType::kGauge, {{"", {}, 1}}});
   });
   EXPECT_EQ(r.Expose(),

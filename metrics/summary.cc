@@ -7,10 +7,9 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -26,8 +25,7 @@ namespace {
 using Json = nlohmann::json;
 
 double WallClockSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // CPUStats; null when there are no CPU stats.
@@ -50,7 +48,8 @@ Json MemoryJson(const StatsPoint& p, uint64_t limit, const std::string& time) {
             {"majorPageFaults", s.memory_pgmajfault}};
   if (limit == 0 && s.memory_limit_bytes) limit = *s.memory_limit_bytes;
   if (limit != 0) {
-    j["availableBytes"] = limit > s.memory_working_set_bytes ? limit - s.memory_working_set_bytes : 0;
+    j["availableBytes"] =
+        limit > s.memory_working_set_bytes ? limit - s.memory_working_set_bytes : 0;
   }
   return j;
 }
@@ -80,12 +79,9 @@ Json NetworkJson(const std::vector<InterfaceStats>& interfaces, const std::strin
 
 Json FsJson(const std::optional<FsStats>& fs) {
   if (!fs) return nullptr;
-  return {{"time", FormatTime(fs->time_seconds)},
-          {"availableBytes", fs->available_bytes},
-          {"capacityBytes", fs->capacity_bytes},
-          {"usedBytes", fs->used_bytes},
-          {"inodesFree", fs->inodes_free},
-          {"inodes", fs->inodes},
+  return {{"time", FormatTime(fs->time_seconds)}, {"availableBytes", fs->available_bytes},
+          {"capacityBytes", fs->capacity_bytes},  {"usedBytes", fs->used_bytes},
+          {"inodesFree", fs->inodes_free},        {"inodes", fs->inodes},
           {"inodesUsed", fs->inodes_used}};
 }
 
@@ -129,10 +125,12 @@ absl::StatusOr<double> BootTimeSeconds(const std::string& proc_root) {
 }  // namespace
 
 const std::vector<std::pair<std::string, bool>>& SummaryVolumePlugins() {
-  static const auto* const kPlugins = new std::vector<std::pair<std::string, bool>>{
-      {"kubernetes.io~empty-dir", true},     {"kubernetes.io~configmap", true},
-      {"kubernetes.io~secret", false},       {"kubernetes.io~downward-api", false},
-      {"kubernetes.io~projected", false}};
+  static const auto* const kPlugins =
+      new std::vector<std::pair<std::string, bool>>{{"kubernetes.io~empty-dir", true},
+                                                    {"kubernetes.io~configmap", true},
+                                                    {"kubernetes.io~secret", false},
+                                                    {"kubernetes.io~downward-api", false},
+                                                    {"kubernetes.io~projected", false}};
   return *kPlugins;
 }
 
@@ -140,7 +138,8 @@ std::optional<uint64_t> UsageNanoCores(uint64_t prev_usage_ns, double prev_secon
                                        uint64_t cur_usage_ns, double cur_seconds) {
   const double interval = cur_seconds - prev_seconds;
   if (!(interval > 0) || cur_usage_ns < prev_usage_ns) return std::nullopt;
-  return static_cast<uint64_t>(std::llround(static_cast<double>(cur_usage_ns - prev_usage_ns) / interval));
+  return static_cast<uint64_t>(
+      std::llround(static_cast<double>(cur_usage_ns - prev_usage_ns) / interval));
 }
 
 std::string FormatTime(double seconds_since_epoch) {
@@ -174,8 +173,9 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
 
   Json pod_list = Json::array();
   for (const PodSummaryInput& in : pods) {
-    Json p = {{"podRef", {{"name", in.pod.name}, {"namespace", in.pod.namespace_}, {"uid", in.pod.uid}}},
-              {"startTime", FormatTime(in.pod.start_time_seconds)}};
+    Json p = {
+        {"podRef", {{"name", in.pod.name}, {"namespace", in.pod.namespace_}, {"uid", in.pod.uid}}},
+        {"startTime", FormatTime(in.pod.start_time_seconds)}};
     Json containers = Json::array();
     for (size_t i = 0; i < in.pod.containers.size(); ++i) {
       const SummaryContainer& c = in.pod.containers[i];
@@ -201,7 +201,8 @@ std::string BuildSummaryJson(const NodeSummaryInput& node, const std::vector<Pod
       if (v.is_null()) continue;
       v["name"] = in.pod.volumes[i].name;
       if (!in.pod.volumes[i].pvc_name.empty()) {
-        v["pvcRef"] = {{"name", in.pod.volumes[i].pvc_name}, {"namespace", in.pod.volumes[i].pvc_namespace}};
+        v["pvcRef"] = {{"name", in.pod.volumes[i].pvc_name},
+                       {"namespace", in.pod.volumes[i].pvc_namespace}};
       }
       volumes.push_back(std::move(v));
     }
@@ -226,11 +227,15 @@ std::vector<FamilySnapshot> VolumeStatsFamilies(
   static constexpr Def kDefs[] = {
       {"kubelet_volume_stats_available_bytes", "Number of available bytes in the volume",
        &FsStats::available_bytes},
-      {"kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume", &FsStats::capacity_bytes},
+      {"kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume",
+       &FsStats::capacity_bytes},
       {"kubelet_volume_stats_inodes", "Maximum number of inodes in the volume", &FsStats::inodes},
-      {"kubelet_volume_stats_inodes_free", "Number of free inodes in the volume", &FsStats::inodes_free},
-      {"kubelet_volume_stats_inodes_used", "Number of used inodes in the volume", &FsStats::inodes_used},
-      {"kubelet_volume_stats_used_bytes", "Number of used bytes in the volume", &FsStats::used_bytes},
+      {"kubelet_volume_stats_inodes_free", "Number of free inodes in the volume",
+       &FsStats::inodes_free},
+      {"kubelet_volume_stats_inodes_used", "Number of used inodes in the volume",
+       &FsStats::inodes_used},
+      {"kubelet_volume_stats_used_bytes", "Number of used bytes in the volume",
+       &FsStats::used_bytes},
   };
   std::vector<FamilySnapshot> out;
   for (const Def& def : kDefs) {
@@ -238,8 +243,9 @@ std::vector<FamilySnapshot> VolumeStatsFamilies(
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& [v, fs] : volumes) {
       if (v.pvc_name.empty() || !seen.insert({v.pvc_namespace, v.pvc_name}).second) continue;
-      f.samples.push_back(Sample{"", Labels{{"namespace", v.pvc_namespace}, {"persistentvolumeclaim", v.pvc_name}},
-                                 static_cast<double>(fs.*def.field)});
+      f.samples.push_back(
+          Sample{"", Labels{{"namespace", v.pvc_namespace}, {"persistentvolumeclaim", v.pvc_name}},
+                 static_cast<double>(fs.*def.field)});
     }
     out.push_back(std::move(f));
   }
@@ -329,7 +335,8 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
         }
       }
       if (options_.claim_volumes) {
-        for (SummaryVolume& v : options_.claim_volumes(pod.uid)) in.pod.volumes.push_back(std::move(v));
+        for (SummaryVolume& v : options_.claim_volumes(pod.uid))
+          in.pod.volumes.push_back(std::move(v));
       }
       std::sort(in.pod.volumes.begin(), in.pod.volumes.end(),
                 [](const SummaryVolume& a, const SummaryVolume& b) { return a.name < b.name; });
@@ -348,7 +355,8 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
       }
     }
     in.stats = Point(pod.cgroup_path, now, &next);
-    for (const SummaryContainer& c : pod.containers) in.containers.push_back(Point(c.cgroup_path, now, &next));
+    for (const SummaryContainer& c : pod.containers)
+      in.containers.push_back(Point(c.cgroup_path, now, &next));
     if (pod.network_pid > 0) {
       absl::StatusOr<std::vector<InterfaceStats>> net =
           ReadNetworkStats(pod.network_pid, options_.proc_root);

@@ -18,21 +18,21 @@ const std::string kPodUid = "7b2e4d2f-6c1a-4d9b-8e8b-3a2d1f5c9b22";
 const std::string kPodCgroup = "/kubepods/burstable/pod" + kPodUid;
 
 // JSON field names of the Go types in k8s.io/kubelet@v0.36.3/pkg/apis/stats/v1alpha1.
-const std::set<std::string> kNodeStatsFields = {"nodeName", "systemContainers", "startTime", "cpu",
-                                                "memory", "io", "network", "fs", "runtime",
-                                                "rlimit", "swap"};
+const std::set<std::string> kNodeStatsFields = {
+    "nodeName", "systemContainers", "startTime", "cpu", "memory", "io", "network",
+    "fs",       "runtime",          "rlimit",    "swap"};
 const std::set<std::string> kPodStatsFields = {
-    "podRef", "startTime", "containers", "cpu", "memory", "io", "network", "volume",
-    "ephemeral-storage", "process_stats", "swap"};
+    "podRef",  "startTime", "containers",        "cpu",           "memory", "io",
+    "network", "volume",    "ephemeral-storage", "process_stats", "swap"};
 const std::set<std::string> kContainerStatsFields = {
-    "name", "startTime", "cpu", "memory", "io", "accelerators", "rootfs", "logs",
-    "userDefinedMetrics", "swap"};
+    "name", "startTime",          "cpu", "memory", "io", "accelerators", "rootfs",
+    "logs", "userDefinedMetrics", "swap"};
 const std::set<std::string> kCpuStatsFields = {"time", "usageNanoCores", "usageCoreNanoSeconds",
                                                "psi"};
 const std::set<std::string> kMemoryStatsFields = {
-    "time", "availableBytes", "usageBytes", "workingSetBytes", "rssBytes", "pageFaults",
-    "majorPageFaults", "psi"};
-const std::set<std::string> kNetworkStatsFields = {"time", "name", "rxBytes", "rxErrors",
+    "time",     "availableBytes", "usageBytes",      "workingSetBytes",
+    "rssBytes", "pageFaults",     "majorPageFaults", "psi"};
+const std::set<std::string> kNetworkStatsFields = {"time",    "name",     "rxBytes",   "rxErrors",
                                                    "txBytes", "txErrors", "interfaces"};
 
 // Every key of `obj` is one of the Go type's fields.
@@ -53,7 +53,7 @@ SummaryPod Pod() {
 TEST(SummaryTest, UsageNanoCores) {
   EXPECT_EQ(UsageNanoCores(1000000000, 10, 1500000000, 11), std::optional<uint64_t>(500000000));
   EXPECT_EQ(UsageNanoCores(1000000000, 10, 3000000000, 12), std::optional<uint64_t>(1000000000));
-  EXPECT_EQ(UsageNanoCores(1000, 10, 500, 11), std::nullopt);  // counter reset
+  EXPECT_EQ(UsageNanoCores(1000, 10, 500, 11), std::nullopt);   // counter reset
   EXPECT_EQ(UsageNanoCores(1000, 10, 2000, 10), std::nullopt);  // no interval
 }
 
@@ -153,8 +153,8 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   Json j = Json::parse(BuildSummaryJson(node, {in}, 1763736200), nullptr, false);
   const Json& p = j["pods"][0];
   const Json& c = p["containers"][0];
-  const std::set<std::string> kFsFields = {"time",  "availableBytes", "capacityBytes", "usedBytes",
-                                           "inodesFree", "inodes",    "inodesUsed"};
+  const std::set<std::string> kFsFields = {
+      "time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes", "inodesUsed"};
   ExpectFieldsIn(c["rootfs"], kFsFields, "rootfs");
   EXPECT_EQ(c["rootfs"]["usedBytes"], 300u);
   EXPECT_EQ(c["rootfs"]["capacityBytes"], 1000000u);
@@ -171,9 +171,8 @@ TEST(SummaryTest, FilesystemUsageOfRootfsLogsAndVolumes) {
   EXPECT_EQ(p["ephemeral-storage"]["availableBytes"], 400000u);
 }
 
-const std::set<std::string> kFsStatsFields = {"time",       "availableBytes", "capacityBytes",
-                                              "usedBytes",  "inodesFree",     "inodes",
-                                              "inodesUsed"};
+const std::set<std::string> kFsStatsFields = {
+    "time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes", "inodesUsed"};
 
 // node.fs and node.runtime.{imageFs,containerFs}: FsStats of the v1alpha1 NodeStats.Fs and
 // RuntimeStats, omitted when unknown.
@@ -198,9 +197,13 @@ TEST(SummaryTest, NodeFilesystemsShape) {
   Json j = Json::parse(BuildSummaryJson(node, {}, 0), nullptr, false);
   ExpectFieldsIn(j["node"], kNodeStatsFields, "NodeStats");
   ExpectFieldsIn(j["node"]["fs"], kFsStatsFields, "node fs");
-  EXPECT_EQ(j["node"]["fs"],
-            (Json{{"time", "2025-11-21T14:41:40Z"}, {"availableBytes", 300}, {"capacityBytes", 1000},
-                  {"usedBytes", 650}, {"inodesFree", 20}, {"inodes", 50}, {"inodesUsed", 30}}));
+  EXPECT_EQ(j["node"]["fs"], (Json{{"time", "2025-11-21T14:41:40Z"},
+                                   {"availableBytes", 300},
+                                   {"capacityBytes", 1000},
+                                   {"usedBytes", 650},
+                                   {"inodesFree", 20},
+                                   {"inodes", 50},
+                                   {"inodesUsed", 30}}));
   ExpectFieldsIn(j["node"]["runtime"], {"imageFs", "containerFs"}, "RuntimeStats");
   ExpectFieldsIn(j["node"]["runtime"]["imageFs"], kFsStatsFields, "imageFs");
   EXPECT_EQ(j["node"]["runtime"]["imageFs"]["usedBytes"], 123);
@@ -278,8 +281,9 @@ TEST(SummaryTest, ClaimVolumesHavePvcRefAndFilesystemStats) {
   }
   ASSERT_NE(data, nullptr) << volumes.dump();
   EXPECT_EQ((*data)["pvcRef"], (Json{{"name", "claim-a"}, {"namespace", "team"}}));
-  ExpectFieldsIn(*data, {"time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes",
-                         "inodesUsed", "name", "pvcRef"},
+  ExpectFieldsIn(*data,
+                 {"time", "availableBytes", "capacityBytes", "usedBytes", "inodesFree", "inodes",
+                  "inodesUsed", "name", "pvcRef"},
                  "VolumeStats");
   absl::StatusOr<FsStats> fs = MeasureFilesystem(dir + "/pv");
   ASSERT_TRUE(fs.ok());
@@ -294,23 +298,29 @@ TEST(SummaryTest, ClaimVolumesHavePvcRefAndFilesystemStats) {
   SummaryVolume vb{"again", "/y", false, "claim-a", "team", true};  // the same claim twice
   SummaryVolume vc{"other", "/z", false, "claim-b", "team", true};
   SummaryVolume plain{"cache", "/w"};
-  std::vector<FamilySnapshot> families = VolumeStatsFamilies({{va, a}, {vb, b}, {vc, b}, {plain, b}});
+  std::vector<FamilySnapshot> families =
+      VolumeStatsFamilies({{va, a}, {vb, b}, {vc, b}, {plain, b}});
   ASSERT_EQ(families.size(), 6u);
   std::set<std::string> names;
   for (const FamilySnapshot& f : families) {
     names.insert(f.name);
     EXPECT_EQ(f.type, MetricType::kGauge);
     ASSERT_EQ(f.samples.size(), 2u) << f.name;
-    EXPECT_EQ(f.samples[0].labels, (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-a"}}));
-    EXPECT_EQ(f.samples[1].labels, (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-b"}}));
+    EXPECT_EQ(f.samples[0].labels,
+              (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-a"}}));
+    EXPECT_EQ(f.samples[1].labels,
+              (Labels{{"namespace", "team"}, {"persistentvolumeclaim", "claim-b"}}));
     if (f.name == "kubelet_volume_stats_capacity_bytes") {
-      EXPECT_EQ(f.samples[0].value, static_cast<double>(a.capacity_bytes));  // the first volume wins
+      EXPECT_EQ(f.samples[0].value,
+                static_cast<double>(a.capacity_bytes));  // the first volume wins
       EXPECT_EQ(f.samples[1].value, 1.0);
     }
   }
-  EXPECT_EQ(names, (std::set<std::string>{"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes",
-                                          "kubelet_volume_stats_inodes", "kubelet_volume_stats_inodes_free",
-                                          "kubelet_volume_stats_inodes_used", "kubelet_volume_stats_used_bytes"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{
+                "kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes",
+                "kubelet_volume_stats_inodes", "kubelet_volume_stats_inodes_free",
+                "kubelet_volume_stats_inodes_used", "kubelet_volume_stats_used_bytes"}));
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

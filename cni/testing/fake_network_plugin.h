@@ -51,8 +51,8 @@ class FakeNetworkPlugin : public NetworkPlugin {
     if (!add_error_.ok()) return add_error_;
     AttachResult r;
     r.ips = {absl::StrCat("10.88.0.", next_host_++)};
-    r.raw_json = absl::StrCat(R"({"cniVersion":"1.0.0","ips":[{"address":")", r.ips[0],
-                              R"(/16"}]})");
+    r.raw_json =
+        absl::StrCat(R"({"cniVersion":"1.0.0","ips":[{"address":")", r.ips[0], R"(/16"}]})");
     attached_[req.container_id] = req;
     return r;
   }

@@ -124,7 +124,8 @@ absl::Status ImageStore::Init() {
   opts_.root_dir = real;
   free(real);
   RETURN_IF_ERROR(RemoveAll(JoinPath(opts_.root_dir, "tmp")));
-  for (const char* d : {"blobs/sha256", "layers", "tmp"}) RETURN_IF_ERROR(MkdirAll(JoinPath(opts_.root_dir, d), 0700));
+  for (const char* d : {"blobs/sha256", "layers", "tmp"})
+    RETURN_IF_ERROR(MkdirAll(JoinPath(opts_.root_dir, d), 0700));
   std::string schema = Schema();
   size_t start = 0;
   while (true) {
@@ -165,7 +166,8 @@ std::string ImageStore::TmpPath(const std::string& what) {
   return absl::StrCat(opts_.root_dir, "/tmp/", what, "-", seq);
 }
 
-absl::StatusOr<std::string> ImageStore::PutBlob(const std::string& digest, const std::string& data) {
+absl::StatusOr<std::string> ImageStore::PutBlob(const std::string& digest,
+                                                const std::string& data) {
   std::string path = absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(digest));
   if (!PathExists(path)) RETURN_IF_ERROR(WriteFileAtomic(path, data, 0600));
   return path;
@@ -215,7 +217,8 @@ void ImageStore::RemoveOrphanBlobs(const std::vector<std::string>& paths) {
   absl::MutexLock gc(&gc_mu_);
   for (const std::string& path : paths) {
     std::string digest = absl::StrCat("sha256:", path.substr(path.rfind('/') + 1));
-    auto rows = opts_.db->Query("SELECT id FROM image_images WHERE id = ?1 OR manifest_digest = ?1", {digest});
+    auto rows = opts_.db->Query("SELECT id FROM image_images WHERE id = ?1 OR manifest_digest = ?1",
+                                {digest});
     if (rows.ok() && rows->empty()) std::remove(path.c_str());
   }
 }
@@ -223,7 +226,8 @@ void ImageStore::RemoveOrphanBlobs(const std::vector<std::string>& paths) {
 absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const RegistryAuth& auth,
                                                std::vector<std::string>* new_blobs) {
   RegistryClient client(ref, opts_.registry, auth);
-  ASSIGN_OR_RETURN(FetchedManifest top, client.GetManifest(ref.digest.empty() ? ref.tag : ref.digest));
+  ASSIGN_OR_RETURN(FetchedManifest top,
+                   client.GetManifest(ref.digest.empty() ? ref.tag : ref.digest));
   FetchedManifest manifest = top;
   if (top.media_type == kOciIndex || top.media_type == kDockerManifestList) {
     json index = json::parse(top.body, nullptr, false);
@@ -239,34 +243,40 @@ absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const Regis
     }
     if (chosen.empty()) {
       return absl::NotFoundError(absl::StrCat("no manifest for platform ", opts_.platform_os, "/",
-                                              opts_.platform_arch, " in manifest list ", top.digest));
+                                              opts_.platform_arch, " in manifest list ",
+                                              top.digest));
     }
     ASSIGN_OR_RETURN(manifest, client.GetManifest(chosen));
   }
   if (manifest.media_type != kOciManifest && manifest.media_type != kDockerManifest) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("manifest ", manifest.digest, ": unsupported media type \"", manifest.media_type, "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "manifest ", manifest.digest, ": unsupported media type \"", manifest.media_type, "\""));
   }
   json mj = json::parse(manifest.body, nullptr, false);
-  if (!mj.is_object() || !mj.contains("config") || !mj["config"].is_object() || !mj.contains("layers") ||
-      !mj["layers"].is_array()) {
-    return absl::InvalidArgumentError(absl::StrCat("manifest ", manifest.digest, ": missing config or layers"));
+  if (!mj.is_object() || !mj.contains("config") || !mj["config"].is_object() ||
+      !mj.contains("layers") || !mj["layers"].is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest ", manifest.digest, ": missing config or layers"));
   }
   std::string config_digest = Str(mj["config"], "digest");
   if (!IsSha256Digest(config_digest)) {
-    return absl::InvalidArgumentError(absl::StrCat("manifest ", manifest.digest, ": bad config digest"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("manifest ", manifest.digest, ": bad config digest"));
   }
   int64_t size = mj["config"].value("size", int64_t{0});
   std::vector<std::string> layer_digests;
   for (const auto& l : mj["layers"]) {
     std::string d = Str(l, "digest");
-    if (!IsSha256Digest(d)) return absl::InvalidArgumentError(absl::StrCat("manifest ", manifest.digest, ": bad layer digest"));
+    if (!IsSha256Digest(d))
+      return absl::InvalidArgumentError(
+          absl::StrCat("manifest ", manifest.digest, ": bad layer digest"));
     layer_digests.push_back(d);
     size += l.value("size", int64_t{0});
   }
 
   // Config blob (content store).
-  std::string config_path = absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(config_digest));
+  std::string config_path =
+      absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(config_digest));
   if (!PathExists(config_path)) {
     std::string tmp = TmpPath("blob");
     RETURN_IF_ERROR(client.FetchBlob(config_digest, tmp).status());
@@ -279,13 +289,17 @@ absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const Regis
   }
   ASSIGN_OR_RETURN(std::string config, ReadFile(config_path));
   json cj = json::parse(config, nullptr, false);
-  if (!cj.is_object()) return absl::InvalidArgumentError(absl::StrCat("image config ", config_digest, ": not JSON"));
-  std::vector<std::string> diff_ids = cj.contains("rootfs") ? StrList(cj["rootfs"], "diff_ids") : std::vector<std::string>{};
+  if (!cj.is_object())
+    return absl::InvalidArgumentError(absl::StrCat("image config ", config_digest, ": not JSON"));
+  std::vector<std::string> diff_ids =
+      cj.contains("rootfs") ? StrList(cj["rootfs"], "diff_ids") : std::vector<std::string>{};
   if (diff_ids.size() != layer_digests.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("image config ", config_digest, ": ", diff_ids.size(),
-                                                   " diff_ids for ", layer_digests.size(), " manifest layers"));
+    return absl::InvalidArgumentError(absl::StrCat("image config ", config_digest, ": ",
+                                                   diff_ids.size(), " diff_ids for ",
+                                                   layer_digests.size(), " manifest layers"));
   }
-  if (std::string p = absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(manifest.digest)); !PathExists(p)) {
+  if (std::string p = absl::StrCat(opts_.root_dir, "/blobs/sha256/", DigestHex(manifest.digest));
+      !PathExists(p)) {
     new_blobs->push_back(p);
   }
   RETURN_IF_ERROR(PutBlob(manifest.digest, manifest.body).status());
@@ -298,29 +312,35 @@ absl::StatusOr<std::string> ImageStore::DoPull(const Reference& ref, const Regis
   }
   const std::string& id = config_digest;
   int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::system_clock::now().time_since_epoch()).count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   RETURN_IF_ERROR(opts_.db->Transaction([&]() -> absl::Status {
-    RETURN_IF_ERROR(opts_.db->Exec(
-        "INSERT INTO image_images (id, manifest_digest, config, size, created) VALUES (?1, ?2, ?3, ?4, ?5) "
-        "ON CONFLICT(id) DO UPDATE SET manifest_digest = ?2, size = ?4",
-        {id, manifest.digest, config, size, now}));
+    RETURN_IF_ERROR(
+        opts_.db->Exec("INSERT INTO image_images (id, manifest_digest, config, size, created) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5) "
+                       "ON CONFLICT(id) DO UPDATE SET manifest_digest = ?2, size = ?4",
+                       {id, manifest.digest, config, size, now}));
     RETURN_IF_ERROR(opts_.db->Exec("DELETE FROM image_layers WHERE image_id = ?1", {id}));
     for (size_t i = 0; i < chain_ids.size(); ++i) {
-      RETURN_IF_ERROR(opts_.db->Exec("INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
-                                     {id, static_cast<int64_t>(i), chain_ids[i]}));
+      RETURN_IF_ERROR(
+          opts_.db->Exec("INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
+                         {id, static_cast<int64_t>(i), chain_ids[i]}));
     }
     if (!ref.tag.empty()) {
-      RETURN_IF_ERROR(opts_.db->Exec("INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?1, ?2, 'tag')",
-                                     {ref.TagString(), id}));
+      RETURN_IF_ERROR(opts_.db->Exec(
+          "INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?1, ?2, 'tag')",
+          {ref.TagString(), id}));
     }
-    return opts_.db->Exec("INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?1, ?2, 'digest')",
-                          {absl::StrCat(ref.Name(), "@", top.digest), id});
+    return opts_.db->Exec(
+        "INSERT OR REPLACE INTO image_refs (ref, image_id, kind) VALUES (?1, ?2, 'digest')",
+        {absl::StrCat(ref.Name(), "@", top.digest), id});
   }));
   return id;
 }
 
 absl::Status ImageStore::EnsureLayer(RegistryClient& client, const std::string& blob_digest,
-                                     const std::string& diff_id, const std::string& chain_id, int64_t* size) {
+                                     const std::string& diff_id, const std::string& chain_id,
+                                     int64_t* size) {
   std::promise<absl::Status> promise;
   std::shared_future<absl::Status> fut;
   bool owner = false;
@@ -338,7 +358,9 @@ absl::Status ImageStore::EnsureLayer(RegistryClient& client, const std::string& 
   if (!owner) return fut.get();
   auto work = [&]() -> absl::Status {
     std::string dir = LayerDir(chain_id);
-    ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT size FROM image_layer_dirs WHERE chain_id = ?1", {chain_id}));
+    ASSIGN_OR_RETURN(
+        auto rows,
+        opts_.db->Query("SELECT size FROM image_layer_dirs WHERE chain_id = ?1", {chain_id}));
     if (!rows.empty() && PathExists(dir)) {
       *size = AsInt(rows[0][0]);
       return absl::OkStatus();
@@ -355,8 +377,9 @@ absl::Status ImageStore::EnsureLayer(RegistryClient& client, const std::string& 
       (void)RemoveAll(tmp_dir);
       return ErrnoStatus(err, absl::StrCat("rename ", tmp_dir, " to ", dir));
     }
-    return opts_.db->Exec("INSERT OR REPLACE INTO image_layer_dirs (chain_id, diff_id, size) VALUES (?1, ?2, ?3)",
-                          {chain_id, diff_id, *size});
+    return opts_.db->Exec(
+        "INSERT OR REPLACE INTO image_layer_dirs (chain_id, diff_id, size) VALUES (?1, ?2, ?3)",
+        {chain_id, diff_id, *size});
   };
   absl::Status s = work();
   promise.set_value(s);
@@ -376,14 +399,16 @@ absl::StatusOr<std::string> ImageStore::LookupId(const std::string& ref) {
   } else {
     auto parsed = ParseReference(ref);
     if (parsed.ok()) {
-      ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT image_id FROM image_refs WHERE ref = ?1", {parsed->String()}));
+      ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT image_id FROM image_refs WHERE ref = ?1",
+                                                  {parsed->String()}));
       if (!rows.empty()) return AsString(rows[0][0]);
     }
     hex = ref;
   }
   if (!IsLowerHexString(hex) || hex.size() > 64) return not_found;
-  ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT id FROM image_images WHERE substr(id, 8, ?2) = ?1 LIMIT 2",
-                                              {hex, static_cast<int64_t>(hex.size())}));
+  ASSIGN_OR_RETURN(
+      auto rows, opts_.db->Query("SELECT id FROM image_images WHERE substr(id, 8, ?2) = ?1 LIMIT 2",
+                                 {hex, static_cast<int64_t>(hex.size())}));
   if (rows.empty()) return not_found;
   if (rows.size() > 1) {
     return absl::InvalidArgumentError(absl::StrCat("image ID prefix \"", ref, "\" is ambiguous"));
@@ -393,17 +418,23 @@ absl::StatusOr<std::string> ImageStore::LookupId(const std::string& ref) {
 
 absl::StatusOr<ImageStore::ImageRecord> ImageStore::Load(const std::string& id) {
   ImageRecord rec;
-  ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT manifest_digest, config, size FROM image_images WHERE id = ?1", {id}));
+  ASSIGN_OR_RETURN(
+      auto rows, opts_.db->Query(
+                     "SELECT manifest_digest, config, size FROM image_images WHERE id = ?1", {id}));
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("image ", id, " not found"));
   rec.id = id;
   rec.manifest_digest = AsString(rows[0][0]);
   rec.config = AsString(rows[0][1]);
   rec.size = AsInt(rows[0][2]);
-  ASSIGN_OR_RETURN(auto refs, opts_.db->Query("SELECT ref, kind FROM image_refs WHERE image_id = ?1 ORDER BY ref", {id}));
+  ASSIGN_OR_RETURN(
+      auto refs,
+      opts_.db->Query("SELECT ref, kind FROM image_refs WHERE image_id = ?1 ORDER BY ref", {id}));
   for (const auto& r : refs) {
     (AsString(r[1]) == "tag" ? rec.repo_tags : rec.repo_digests).push_back(AsString(r[0]));
   }
-  ASSIGN_OR_RETURN(auto layers, opts_.db->Query("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx", {id}));
+  ASSIGN_OR_RETURN(
+      auto layers,
+      opts_.db->Query("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx", {id}));
   for (const auto& l : layers) rec.chain_ids.push_back(AsString(l[0]));
   return rec;
 }
@@ -450,7 +481,8 @@ absl::StatusOr<v1::PullImageResponse> ImageStore::PullImage(const v1::PullImageR
   return resp;
 }
 
-absl::StatusOr<v1::ListImagesResponse> ImageStore::ListImages(const v1::ListImagesRequest& request) {
+absl::StatusOr<v1::ListImagesResponse> ImageStore::ListImages(
+    const v1::ListImagesRequest& request) {
   v1::ListImagesResponse resp;
   std::vector<std::string> ids;
   if (request.has_filter() && !request.filter().image().image().empty()) {
@@ -471,7 +503,8 @@ absl::StatusOr<v1::ListImagesResponse> ImageStore::ListImages(const v1::ListImag
   return resp;
 }
 
-absl::StatusOr<v1::ImageStatusResponse> ImageStore::ImageStatus(const v1::ImageStatusRequest& request) {
+absl::StatusOr<v1::ImageStatusResponse> ImageStore::ImageStatus(
+    const v1::ImageStatusRequest& request) {
   v1::ImageStatusResponse resp;
   auto id = LookupId(request.image().image());
   if (absl::IsNotFound(id.status())) return resp;  // CRI: no image, no error
@@ -490,7 +523,8 @@ absl::StatusOr<v1::ImageStatusResponse> ImageStore::ImageStatus(const v1::ImageS
   return resp;
 }
 
-absl::StatusOr<v1::RemoveImageResponse> ImageStore::RemoveImage(const v1::RemoveImageRequest& request) {
+absl::StatusOr<v1::RemoveImageResponse> ImageStore::RemoveImage(
+    const v1::RemoveImageRequest& request) {
   v1::RemoveImageResponse resp;
   auto id = LookupId(request.image().image());
   if (absl::IsNotFound(id.status())) return resp;  // idempotent
@@ -499,22 +533,27 @@ absl::StatusOr<v1::RemoveImageResponse> ImageStore::RemoveImage(const v1::Remove
   std::vector<std::string> free_layers;
   std::string manifest_digest;
   RETURN_IF_ERROR(Annotate(opts_.db->Transaction([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(auto m, opts_.db->Query("SELECT manifest_digest FROM image_images WHERE id = ?1", {*id}));
+    ASSIGN_OR_RETURN(
+        auto m, opts_.db->Query("SELECT manifest_digest FROM image_images WHERE id = ?1", {*id}));
     if (!m.empty()) manifest_digest = AsString(m[0][0]);
     RETURN_IF_ERROR(opts_.db->Exec("DELETE FROM image_refs WHERE image_id = ?1", {*id}));
     RETURN_IF_ERROR(opts_.db->Exec("DELETE FROM image_layers WHERE image_id = ?1", {*id}));
     RETURN_IF_ERROR(opts_.db->Exec("DELETE FROM image_images WHERE id = ?1", {*id}));
-    ASSIGN_OR_RETURN(auto rows, opts_.db->Query("SELECT chain_id FROM image_layer_dirs WHERE chain_id NOT IN "
-                                                "(SELECT chain_id FROM image_layers)"));
+    ASSIGN_OR_RETURN(auto rows,
+                     opts_.db->Query("SELECT chain_id FROM image_layer_dirs WHERE chain_id NOT IN "
+                                     "(SELECT chain_id FROM image_layers)"));
     for (const auto& r : rows) free_layers.push_back(AsString(r[0]));
     RETURN_IF_ERROR(opts_.db->Exec(
         "DELETE FROM image_layer_dirs WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)"));
     if (!manifest_digest.empty()) {
-      ASSIGN_OR_RETURN(auto users, opts_.db->Query("SELECT 1 FROM image_images WHERE manifest_digest = ?1", {manifest_digest}));
+      ASSIGN_OR_RETURN(auto users,
+                       opts_.db->Query("SELECT 1 FROM image_images WHERE manifest_digest = ?1",
+                                       {manifest_digest}));
       if (!users.empty()) manifest_digest.clear();
     }
     return absl::OkStatus();
-  }), absl::StrCat("remove image ", *id)));
+  }),
+                           absl::StrCat("remove image ", *id)));
   for (const auto& chain : free_layers) {
     absl::Status s = RemoveAll(LayerDir(chain));
     if (!s.ok()) {
@@ -539,7 +578,8 @@ absl::StatusOr<v1::ImageFsInfoResponse> ImageStore::ImageFsInfo(const v1::ImageF
   FsTotals totals;
   {
     absl::MutexLock l(&fs_mu_);
-    if (cached && !fs_changed_.load() && (!last_walk_ || cached->time_seconds >= last_walk_->time_seconds)) {
+    if (cached && !fs_changed_.load() &&
+        (!last_walk_ || cached->time_seconds >= last_walk_->time_seconds)) {
       totals = {cached->time_seconds, cached->used_bytes, cached->inodes_used};
     } else if (last_walk_ && !fs_changed_.load()) {
       totals = *last_walk_;
@@ -547,7 +587,9 @@ absl::StatusOr<v1::ImageFsInfoResponse> ImageStore::ImageFsInfo(const v1::ImageF
       fs_changed_.store(false);  // a change from here on walks again
       g_fs_bytes = 0;
       g_fs_inodes = 0;
-      const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+      const double now =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
       if (nftw(opts_.root_dir.c_str(), CountFs, 32, FTW_PHYS | FTW_MOUNT) != 0) {
         fs_changed_.store(true);
         return ErrnoStatus(errno, absl::StrCat("walk image store ", opts_.root_dir));

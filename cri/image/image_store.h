@@ -29,11 +29,11 @@ class FsUsageCache;
 namespace berth::cri::image {
 
 struct ImageStoreOptions {
-  std::string root_dir;                 // e.g. /var/lib/berth/image
-  store::Db* db = nullptr;              // metadata; not owned, must outlive the store
-  RegistryConfig registry;              // insecure registries and mirrors
-  std::string platform_os = "linux";    // platform selected from manifest lists
-  std::string platform_arch;            // default: the build's architecture (amd64, arm64)
+  std::string root_dir;               // e.g. /var/lib/berth/image
+  store::Db* db = nullptr;            // metadata; not owned, must outlive the store
+  RegistryConfig registry;            // insecure registries and mirrors
+  std::string platform_os = "linux";  // platform selected from manifest lists
+  std::string platform_arch;          // default: the build's architecture (amd64, arm64)
   // References of pinned images (CRI Image.pinned: the kubelet's image GC never removes
   // them), e.g. the pause/sandbox image a peer runtime or kubelet is configured with. An
   // image is pinned when one of its repo tags or digests is one of these (normalized).
@@ -64,15 +64,18 @@ class ImageStore : public ImageService, public ImageResolver {
   // Unavailable (registry unreachable), Unauthenticated, DataLoss (digest mismatch),
   // InvalidArgument (bad reference, no matching platform).
   absl::StatusOr<v1::ListImagesResponse> ListImages(const v1::ListImagesRequest& request) override;
-  absl::StatusOr<v1::ImageStatusResponse> ImageStatus(const v1::ImageStatusRequest& request) override;
+  absl::StatusOr<v1::ImageStatusResponse> ImageStatus(
+      const v1::ImageStatusRequest& request) override;
   absl::StatusOr<v1::PullImageResponse> PullImage(const v1::PullImageRequest& request) override;
-  absl::StatusOr<v1::RemoveImageResponse> RemoveImage(const v1::RemoveImageRequest& request) override;
+  absl::StatusOr<v1::RemoveImageResponse> RemoveImage(
+      const v1::RemoveImageRequest& request) override;
   // ImageFsInfo: used bytes (allocated blocks) and inodes under root_dir, from the last
   // background measurement of options.fs_usage; the call walks root_dir itself only when a
   // pull or remove changed the store since its last walk and no newer measurement exists, so
   // that the usage follows pulls and removals at once. The same figures as
   // container_filesystems (same filesystem, same fs_id).
-  absl::StatusOr<v1::ImageFsInfoResponse> ImageFsInfo(const v1::ImageFsInfoRequest& request) override;
+  absl::StatusOr<v1::ImageFsInfoResponse> ImageFsInfo(
+      const v1::ImageFsInfoRequest& request) override;
 
   // ImageResolver.
   absl::StatusOr<ResolvedImage> Resolve(const std::string& ref) override;
@@ -91,8 +94,8 @@ class ImageStore : public ImageService, public ImageResolver {
                                      std::vector<std::string>* new_blobs);
   // Removes those of `paths` (blobs/sha256/<hex>) no stored image references.
   void RemoveOrphanBlobs(const std::vector<std::string>& paths);
-  absl::Status EnsureLayer(RegistryClient& client, const std::string& blob_digest, const std::string& diff_id,
-                           const std::string& chain_id, int64_t* size);
+  absl::Status EnsureLayer(RegistryClient& client, const std::string& blob_digest,
+                           const std::string& diff_id, const std::string& chain_id, int64_t* size);
   absl::StatusOr<std::string> PutBlob(const std::string& digest, const std::string& data);
   // Image ID for a CRI image reference, NotFound when absent.
   absl::StatusOr<std::string> LookupId(const std::string& ref);
@@ -105,7 +108,8 @@ class ImageStore : public ImageService, public ImageResolver {
   // is never deleted while a pull is about to reference it.
   absl::Mutex gc_mu_;
   absl::Mutex mu_;
-  std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> pulls_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_future<absl::StatusOr<std::string>>> pulls_
+      ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_future<absl::Status>> unpacks_ ABSL_GUARDED_BY(mu_);
   uint64_t tmp_seq_ ABSL_GUARDED_BY(mu_) = 0;
   // ImageFsInfo: whether a pull or remove changed the store since the last walk, and that

@@ -2,12 +2,11 @@
 // Pulls are covered by tests/integration/image_integration_test.cc.
 #include "cri/image/image_store.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <chrono>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "base/file.h"
 #include "metrics/fs_usage.h"
@@ -38,7 +37,8 @@ class ImageStoreTest : public ::testing::Test {
 };
 
 TEST_F(ImageStoreTest, InitCreatesLayoutAndIsIdempotent) {
-  for (const char* d : {"/image/blobs/sha256", "/image/layers", "/image/tmp"}) EXPECT_TRUE(PathExists(dir_ + d)) << d;
+  for (const char* d : {"/image/blobs/sha256", "/image/layers", "/image/tmp"})
+    EXPECT_TRUE(PathExists(dir_ + d)) << d;
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/image/tmp/leftover", "x").ok());
   EXPECT_TRUE(store_->Init().ok());
   EXPECT_FALSE(PathExists(dir_ + "/image/tmp/leftover"));  // interrupted work is discarded
@@ -61,7 +61,8 @@ TEST_F(ImageStoreTest, EmptyStoreAnswers) {
   EXPECT_FALSE(status->has_image());
 
   v1::RemoveImageRequest rreq;
-  rreq.mutable_image()->set_image("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  rreq.mutable_image()->set_image(
+      "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
   EXPECT_TRUE(store_->RemoveImage(rreq).ok());
 
   auto list = store_->ListImages({});
@@ -98,7 +99,8 @@ TEST_F(ImageStoreTest, ImageFsInfoFromTheBackgroundMeasurement) {
   const uint64_t before = used();  // walked: nothing measured yet
   EXPECT_GT(before, 0u);
   // The cache measures a new path once at once in the background; wait for that walk.
-  for (int i = 0; i < 1000 && fs.walks() < 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 1000 && fs.walks() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(fs.walks(), 1u) << "ImageFsInfo did not ask the cache for the store";
   fs.RefreshNow();  // stands for the cache's next periodic pass
   ASSERT_TRUE(fs.Get(o.root_dir).has_value());

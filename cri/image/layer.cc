@@ -62,7 +62,8 @@ std::string Base(const std::string& rel) {
 
 // Fails when any existing component of `rel` (a directory path relative to `root`) is a
 // symlink or not a directory. Missing components are fine (they are created as dirs).
-absl::Status CheckNoSymlinks(const std::string& root, const std::string& rel, const std::string& entry) {
+absl::Status CheckNoSymlinks(const std::string& root, const std::string& rel,
+                             const std::string& entry) {
   std::string cur = root;
   size_t start = 0;
   while (start < rel.size()) {
@@ -75,31 +76,33 @@ absl::Status CheckNoSymlinks(const std::string& root, const std::string& rel, co
       return ErrnoStatus(errno, absl::StrCat("lstat ", cur));
     }
     if (S_ISLNK(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat("entry \"", entry, "\": path goes through symlink \"",
+      return absl::InvalidArgumentError(absl::StrCat("entry \"", entry,
+                                                     "\": path goes through symlink \"",
                                                      rel.substr(0, end), "\" inside the layer"));
     }
     if (!S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("entry \"", entry, "\": parent \"", rel.substr(0, end), "\" is not a directory"));
+      return absl::InvalidArgumentError(absl::StrCat("entry \"", entry, "\": parent \"",
+                                                     rel.substr(0, end), "\" is not a directory"));
     }
     start = end + 1;
   }
   return absl::OkStatus();
 }
 
-absl::Status Unpack(const std::string& blob_path, const std::string& dest, const std::string& expected_diff_id,
-                    std::string* diff_id) {
+absl::Status Unpack(const std::string& blob_path, const std::string& dest,
+                    const std::string& expected_diff_id, std::string* diff_id) {
   ReadArchive raw(archive_read_new());
   archive_read_support_filter_all(raw.get());
   archive_read_support_format_raw(raw.get());
   if (archive_read_open_filename(raw.get(), blob_path.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("open ", blob_path, ": ", archive_error_string(raw.get())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("open ", blob_path, ": ", archive_error_string(raw.get())));
   }
   archive_entry* raw_entry = nullptr;
   if (archive_read_next_header(raw.get(), &raw_entry) != ARCHIVE_OK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("read ", blob_path, ": ", archive_error_string(raw.get()) ? archive_error_string(raw.get())
-                                                                               : "empty blob"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "read ", blob_path, ": ",
+        archive_error_string(raw.get()) ? archive_error_string(raw.get()) : "empty blob"));
   }
   auto src = std::make_unique<RawSource>();
   src->raw = raw.get();
@@ -107,16 +110,17 @@ absl::Status Unpack(const std::string& blob_path, const std::string& dest, const
   ReadArchive tar(archive_read_new());
   archive_read_support_format_tar(tar.get());
   if (archive_read_open(tar.get(), src.get(), nullptr, ReadDecompressed, nullptr) != ARCHIVE_OK) {
-    return absl::InvalidArgumentError(absl::StrCat("read tar ", blob_path, ": ", archive_error_string(tar.get())));
+    return absl::InvalidArgumentError(
+        absl::StrCat("read tar ", blob_path, ": ", archive_error_string(tar.get())));
   }
 
   if (mkdir(dest.c_str(), 0755) != 0) return ErrnoStatus(errno, absl::StrCat("mkdir ", dest));
 
   WriteArchive disk(archive_write_disk_new());
-  archive_write_disk_set_options(disk.get(), ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-                                                 ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_UNLINK |
-                                                 ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+  archive_write_disk_set_options(
+      disk.get(), ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                      ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_UNLINK |
+                      ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
 
   archive_entry* entry = nullptr;
   int r;
@@ -159,26 +163,28 @@ absl::Status Unpack(const std::string& blob_path, const std::string& dest, const
     if (const char* hl = archive_entry_hardlink(entry); hl != nullptr) {
       std::string link = hl;
       if (!link.empty() && link[0] == '/') {
-        return absl::InvalidArgumentError(
-            absl::StrCat("entry \"", name, "\": hard link to absolute path \"", link, "\" outside the layer"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "entry \"", name, "\": hard link to absolute path \"", link, "\" outside the layer"));
       }
       ASSIGN_OR_RETURN(std::string link_rel, CleanEntryPath(link));
       if (link_rel.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("entry \"", name, "\": hard link to the layer root"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("entry \"", name, "\": hard link to the layer root"));
       }
       RETURN_IF_ERROR(CheckNoSymlinks(dest, Parent(link_rel), name));
       std::string link_abs = absl::StrCat(dest, "/", link_rel);
       struct stat st;
       if (lstat(link_abs.c_str(), &st) != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("entry \"", name, "\": hard link target \"", link, "\" is not in the layer"));
+        return absl::InvalidArgumentError(absl::StrCat("entry \"", name, "\": hard link target \"",
+                                                       link, "\" is not in the layer"));
       }
       archive_entry_set_hardlink(entry, link_abs.c_str());
     }
     std::string abs = absl::StrCat(dest, "/", rel);
     archive_entry_set_pathname(entry, abs.c_str());
     if (archive_write_header(disk.get(), entry) < ARCHIVE_WARN) {
-      return absl::InternalError(absl::StrCat("extract \"", name, "\": ", archive_error_string(disk.get())));
+      return absl::InternalError(
+          absl::StrCat("extract \"", name, "\": ", archive_error_string(disk.get())));
     }
     if (archive_entry_size(entry) > 0 && archive_entry_hardlink(entry) == nullptr) {
       const void* buf;
@@ -195,20 +201,24 @@ absl::Status Unpack(const std::string& blob_path, const std::string& dest, const
         }
       }
       if (rd != ARCHIVE_EOF) {
-        return absl::InvalidArgumentError(absl::StrCat("read data of \"", name, "\": ", archive_error_string(tar.get()),
+        return absl::InvalidArgumentError(absl::StrCat("read data of \"", name,
+                                                       "\": ", archive_error_string(tar.get()),
                                                        src->error.empty() ? "" : ": ", src->error));
       }
     }
     if (archive_write_finish_entry(disk.get()) < ARCHIVE_WARN) {
-      return absl::InternalError(absl::StrCat("finish \"", name, "\": ", archive_error_string(disk.get())));
+      return absl::InternalError(
+          absl::StrCat("finish \"", name, "\": ", archive_error_string(disk.get())));
     }
   }
   if (r != ARCHIVE_EOF) {
-    return absl::InvalidArgumentError(absl::StrCat("read tar ", blob_path, ": ", archive_error_string(tar.get()),
+    return absl::InvalidArgumentError(absl::StrCat("read tar ", blob_path, ": ",
+                                                   archive_error_string(tar.get()),
                                                    src->error.empty() ? "" : ": ", src->error));
   }
   if (archive_write_close(disk.get()) != ARCHIVE_OK) {
-    return absl::InternalError(absl::StrCat("finish extraction into ", dest, ": ", archive_error_string(disk.get())));
+    return absl::InternalError(
+        absl::StrCat("finish extraction into ", dest, ": ", archive_error_string(disk.get())));
   }
   // Hash the rest of the stream (padding after the end-of-archive blocks).
   const void* ignored;
@@ -218,8 +228,9 @@ absl::Status Unpack(const std::string& blob_path, const std::string& dest, const
   if (n < 0) return absl::InvalidArgumentError(absl::StrCat("read ", blob_path, ": ", src->error));
   *diff_id = src->hash.Digest();
   if (!expected_diff_id.empty() && *diff_id != expected_diff_id) {
-    return absl::DataLossError(absl::StrCat("layer ", blob_path, ": DiffID mismatch: config says ", expected_diff_id,
-                                            ", uncompressed content is ", *diff_id));
+    return absl::DataLossError(absl::StrCat("layer ", blob_path, ": DiffID mismatch: config says ",
+                                            expected_diff_id, ", uncompressed content is ",
+                                            *diff_id));
   }
   return absl::OkStatus();
 }
@@ -234,7 +245,8 @@ absl::StatusOr<std::string> CleanEntryPath(const std::string& name) {
     if (end == std::string::npos) end = name.size();
     std::string comp = name.substr(start, end - start);
     if (comp == "..") {
-      return absl::InvalidArgumentError(absl::StrCat("entry \"", name, "\": path escapes the layer root (\"..\")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("entry \"", name, "\": path escapes the layer root (\"..\")"));
     }
     if (!comp.empty() && comp != ".") {
       if (!out.empty()) out.push_back('/');
@@ -248,7 +260,8 @@ absl::StatusOr<std::string> CleanEntryPath(const std::string& name) {
 absl::StatusOr<std::string> UnpackLayer(const std::string& blob_path, const std::string& dest_dir,
                                         const std::string& expected_diff_id) {
   if (PathExists(dest_dir)) {
-    return absl::AlreadyExistsError(absl::StrCat("unpack layer into ", dest_dir, ": destination exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("unpack layer into ", dest_dir, ": destination exists"));
   }
   std::string diff_id;
   absl::Status s = Unpack(blob_path, dest_dir, expected_diff_id, &diff_id);

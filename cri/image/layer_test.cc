@@ -2,13 +2,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "base/file.h"
 #include "cri/image/digest.h"
@@ -30,7 +29,8 @@ struct Entry {
 enum class Compression { kNone, kGzip, kZstd };
 
 // Writes a tar (pax) with `entries` to `path`; returns false when the filter is unsupported.
-bool WriteTar(const std::string& path, const std::vector<Entry>& entries, Compression c = Compression::kNone) {
+bool WriteTar(const std::string& path, const std::vector<Entry>& entries,
+              Compression c = Compression::kNone) {
   archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   if (c == Compression::kGzip && archive_write_add_filter_gzip(a) != ARCHIVE_OK) return false;
@@ -138,7 +138,8 @@ TEST_F(LayerTest, DiffIdMismatchFailsAndLeavesNothing) {
 TEST_F(LayerTest, ZstdLayer) {
   std::vector<Entry> entries = {{.path = "z", .data = "zstd data"}};
   std::string want = TarDiffId(entries, dir_ + "/plain.tar");
-  if (!WriteTar(blob_, entries, Compression::kZstd)) GTEST_SKIP() << "libarchive without zstd writer";
+  if (!WriteTar(blob_, entries, Compression::kZstd))
+    GTEST_SKIP() << "libarchive without zstd writer";
   auto diff = UnpackLayer(blob_, dest_, want);
   ASSERT_TRUE(diff.ok()) << diff.status();
   EXPECT_EQ(*ReadFile(dest_ + "/z"), "zstd data");
@@ -162,7 +163,8 @@ TEST_F(LayerTest, WhiteoutsAndOpaqueDirs) {
   EXPECT_EQ(st.st_uid, 5u);
   EXPECT_FALSE(PathExists(dest_ + "/etc/.wh.removed"));
   char v[8] = {};
-  ASSERT_EQ(getxattr((dest_ + "/var").c_str(), "trusted.overlay.opaque", v, sizeof(v)), 1) << strerror(errno);
+  ASSERT_EQ(getxattr((dest_ + "/var").c_str(), "trusted.overlay.opaque", v, sizeof(v)), 1)
+      << strerror(errno);
   EXPECT_EQ(v[0], 'y');
   EXPECT_FALSE(PathExists(dest_ + "/var/.wh..wh..opq"));
   EXPECT_EQ(*ReadFile(dest_ + "/var/kept"), "k");
@@ -190,8 +192,9 @@ TEST_F(LayerTest, RefusesWritingThroughSymlink) {
   EXPECT_FALSE(PathExists(dest_));
 
   // A relative symlink escaping upwards, then a whiteout through it.
-  ASSERT_TRUE(WriteTar(blob_, {{.path = "up", .type = AE_IFLNK, .perm = 0777, .symlink = "../outside"},
-                               {.path = "up/.wh.x"}}));
+  ASSERT_TRUE(
+      WriteTar(blob_, {{.path = "up", .type = AE_IFLNK, .perm = 0777, .symlink = "../outside"},
+                       {.path = "up/.wh.x"}}));
   diff = UnpackLayer(blob_, dest_, "");
   ASSERT_FALSE(diff.ok());
   EXPECT_FALSE(PathExists(outside + "/x"));

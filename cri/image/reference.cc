@@ -79,15 +79,16 @@ absl::StatusOr<Reference> ParseReference(const std::string& ref) {
   std::string head = first == std::string::npos ? "" : rest.substr(0, first);
   bool has_upper = std::any_of(head.begin(), head.end(),
                                [](char c) { return std::isupper(static_cast<unsigned char>(c)); });
-  if (!head.empty() && (head.find('.') != std::string::npos || head.find(':') != std::string::npos ||
-                        head == "localhost" || has_upper)) {
+  if (!head.empty() && (head.find('.') != std::string::npos ||
+                        head.find(':') != std::string::npos || head == "localhost" || has_upper)) {
     out.domain = head;
     out.path = rest.substr(first + 1);
   } else {
     out.domain = "docker.io";
     out.path = rest;
   }
-  if (out.domain == "index.docker.io" || out.domain == "registry-1.docker.io") out.domain = "docker.io";
+  if (out.domain == "index.docker.io" || out.domain == "registry-1.docker.io")
+    out.domain = "docker.io";
   if (out.domain == "docker.io" && out.path.find('/') == std::string::npos) {
     out.path = absl::StrCat("library/", out.path);
   }
@@ -95,7 +96,8 @@ absl::StatusOr<Reference> ParseReference(const std::string& ref) {
   size_t start = 0;
   while (true) {
     size_t end = out.path.find('/', start);
-    std::string comp = out.path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    std::string comp =
+        out.path.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (!ValidComponent(comp)) {
       return bad(absl::StrCat("invalid repository path component \"", comp,
                               "\" (lower-case letters, digits and separators . _ - only)"));

@@ -53,8 +53,9 @@ TEST(ReferenceTest, HostPortTagAndDigest) {
 }
 
 TEST(ReferenceTest, RejectsMalformed) {
-  for (const char* bad : {"", "Busybox", "busybox:", "busybox:bad tag", "busybox:-x", "busybox@sha256:zz",
-                          "busybox@md5:0123", "a//b", "reg.io/", "reg.io/a_/b"}) {
+  for (const char* bad :
+       {"", "Busybox", "busybox:", "busybox:bad tag", "busybox:-x", "busybox@sha256:zz",
+        "busybox@md5:0123", "a//b", "reg.io/", "reg.io/a_/b"}) {
     auto r = ParseReference(bad);
     EXPECT_FALSE(r.ok()) << bad << " parsed as " << r->String();
     if (!r.ok()) {

@@ -41,7 +41,8 @@ struct FetchedManifest {
 // Media types.
 inline constexpr char kOciIndex[] = "application/vnd.oci.image.index.v1+json";
 inline constexpr char kOciManifest[] = "application/vnd.oci.image.manifest.v1+json";
-inline constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
+inline constexpr char kDockerManifestList[] =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 inline constexpr char kDockerManifest[] = "application/vnd.docker.distribution.manifest.v2+json";
 
 // Client for one repository (reference domain + path). Not thread-safe (it caches the bearer
@@ -74,7 +75,8 @@ class RegistryClient {
 
   // GET `path` on the endpoint with auth handling and redirects. `sink` receives the body of
   // a 200 response (when set).
-  absl::StatusOr<Response> Get(const std::string& path, const std::string& accept, const Sink& sink);
+  absl::StatusOr<Response> Get(const std::string& path, const std::string& accept,
+                               const Sink& sink);
   absl::Status Authorize(const std::string& challenge);
   absl::Status ErrorFromResponse(const std::string& what, const Response& r) const;
 
@@ -93,8 +95,10 @@ bool IsLoopbackRegistry(const std::string& host_port);
 
 // Fetches `url` with GET. Exposed for the token handshake and tests.
 // Returns Unavailable when the connection fails.
-absl::StatusOr<int> HttpGet(const std::string& url, const std::multimap<std::string, std::string>& headers,
-                            std::multimap<std::string, std::string>* resp_headers, std::string* body,
+absl::StatusOr<int> HttpGet(const std::string& url,
+                            const std::multimap<std::string, std::string>& headers,
+                            std::multimap<std::string, std::string>* resp_headers,
+                            std::string* body,
                             const std::function<bool(const char*, size_t)>& sink);
 
 }  // namespace berth::cri::image

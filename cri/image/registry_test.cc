@@ -2,6 +2,7 @@
 #include "cri/image/registry.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -9,8 +10,6 @@
 
 #include <chrono>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "cri/image/digest.h"
 
@@ -31,9 +30,10 @@ TEST(IsLoopbackRegistryTest, LocalhostAndLoopbackAddressesOnly) {
 
 // A plain-HTTP registry on 127.0.0.1 not listed as insecure: HTTPS fails, HTTP answers.
 TEST(RegistryClientTest, LoopbackRegistryFallsBackToPlainHttp) {
-  const std::string manifest = R"({"schemaVersion":2,"mediaType":")" + std::string(kOciManifest) +
-                               R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" +
-                               std::string(64, 'a') + R"(","size":2},"layers":[]})";
+  const std::string manifest =
+      R"({"schemaVersion":2,"mediaType":")" + std::string(kOciManifest) +
+      R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:)" +
+      std::string(64, 'a') + R"(","size":2},"layers":[]})";
   httplib::Server srv;
   srv.Get("/v2/repo/manifests/t", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(manifest, kOciManifest);
@@ -74,10 +74,12 @@ TEST(RegistryClientTest, LoopbackFallbackFailsWhenNothingListens) {
 // Other registries keep HTTPS; listed insecure ones use HTTP from the start.
 TEST(RegistryClientTest, SchemeOfOtherRegistries) {
   Reference ref{"registry.example.com:5000", "repo", "t", ""};
-  EXPECT_EQ(RegistryClient(ref, RegistryConfig{}, RegistryAuth{}).endpoint(), "https://registry.example.com:5000");
+  EXPECT_EQ(RegistryClient(ref, RegistryConfig{}, RegistryAuth{}).endpoint(),
+            "https://registry.example.com:5000");
   RegistryConfig insecure;
   insecure.insecure_registries = {"registry.example.com:5000"};
-  EXPECT_EQ(RegistryClient(ref, insecure, RegistryAuth{}).endpoint(), "http://registry.example.com:5000");
+  EXPECT_EQ(RegistryClient(ref, insecure, RegistryAuth{}).endpoint(),
+            "http://registry.example.com:5000");
 }
 
 }  // namespace

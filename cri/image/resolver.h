@@ -23,10 +23,10 @@ struct ImageConfig {
 
 // A pulled image, ready to back a container rootfs.
 struct ResolvedImage {
-  std::string id;                       // image ID: digest of the config blob, "sha256:<hex>"
-  std::vector<std::string> repo_tags;   // e.g. "127.0.0.1:5000/busybox:latest"
+  std::string id;                         // image ID: digest of the config blob, "sha256:<hex>"
+  std::vector<std::string> repo_tags;     // e.g. "127.0.0.1:5000/busybox:latest"
   std::vector<std::string> repo_digests;  // e.g. "127.0.0.1:5000/busybox@sha256:..."
-  std::vector<std::string> layer_dirs;  // absolute dirs of unpacked layers, BOTTOM-most first
+  std::vector<std::string> layer_dirs;    // absolute dirs of unpacked layers, BOTTOM-most first
   ImageConfig config;
 };
 

@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
-#include <cerrno>
-#include <cstdlib>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -79,9 +79,7 @@ std::string RuntimeMessage(const std::string& err) {
   return out;
 }
 
-bool IsNotExist(const std::string& msg) {
-  return absl::StrContains(msg, "does not exist");
-}
+bool IsNotExist(const std::string& msg) { return absl::StrContains(msg, "does not exist"); }
 
 // Spawns conmon in a new session with stdout on /dev/null, stderr on `stderr_fd` and
 // `sync_fd` as fd 3 (conmon's _OCI_SYNCPIPE).
@@ -104,7 +102,8 @@ absl::StatusOr<std::string> ReadLine(int fd, std::chrono::milliseconds timeout) 
   std::string line;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now()).count();
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) return absl::DeadlineExceededError("timed out");
     struct pollfd p = {fd, POLLIN, 0};
     int rc = poll(&p, 1, static_cast<int>(left));
@@ -199,11 +198,33 @@ absl::StatusOr<CreateResult> OciRuntime::Create(const CreateOptions& opts) {
   }
 
   std::vector<std::string> argv = {
-      conmon, "--api-version", "1", "-c", opts.id, "-u", opts.id, "-n", opts.id,
-      "-r", runtime, "-b", opts.bundle, "-p", container_pidfile, "-P", conmon_pidfile,
-      "-l", opts.log_path.empty() ? std::string("none:") : absl::StrCat("k8s-file:", opts.log_path),
-      "--exit-dir", opts.exit_dir, "--socket-dir-path", socket_dir, "--log-level", "error"};
-  if (!opts_.runtime_root.empty()) argv.push_back(absl::StrCat("--runtime-arg=--root=", opts_.runtime_root));
+      conmon,
+      "--api-version",
+      "1",
+      "-c",
+      opts.id,
+      "-u",
+      opts.id,
+      "-n",
+      opts.id,
+      "-r",
+      runtime,
+      "-b",
+      opts.bundle,
+      "-p",
+      container_pidfile,
+      "-P",
+      conmon_pidfile,
+      "-l",
+      opts.log_path.empty() ? std::string("none:") : absl::StrCat("k8s-file:", opts.log_path),
+      "--exit-dir",
+      opts.exit_dir,
+      "--socket-dir-path",
+      socket_dir,
+      "--log-level",
+      "error"};
+  if (!opts_.runtime_root.empty())
+    argv.push_back(absl::StrCat("--runtime-arg=--root=", opts_.runtime_root));
   if (opts.stdin_open) argv.push_back("--stdin");
   if (opts.stdin_open && !opts.stdin_once) argv.push_back("--leave-stdin-open");
   if (opts.tty) argv.push_back("--terminal");
@@ -231,10 +252,12 @@ absl::StatusOr<CreateResult> OciRuntime::Create(const CreateOptions& opts) {
 
   // The spawned conmon exits as soon as it has daemonized (or failed to start).
   int status = 0;
-  while (waitpid(parent, &status, 0) < 0 && errno == EINTR) {}
+  while (waitpid(parent, &status, 0) < 0 && errno == EINTR) {
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     cleanup();
-    return absl::InternalError(absl::StrCat(what, ": conmon failed (status ", status, "): ", conmon_stderr()));
+    return absl::InternalError(
+        absl::StrCat(what, ": conmon failed (status ", status, "): ", conmon_stderr()));
   }
 
   auto line = ReadLine(sync_r.fd, kCreateTimeout);
@@ -244,7 +267,8 @@ absl::StatusOr<CreateResult> OciRuntime::Create(const CreateOptions& opts) {
   }
   if (line->empty()) {
     cleanup();
-    return absl::InternalError(absl::StrCat(what, ": conmon exited without a result: ", conmon_stderr()));
+    return absl::InternalError(
+        absl::StrCat(what, ": conmon exited without a result: ", conmon_stderr()));
   }
   auto j = nlohmann::json::parse(*line, nullptr, false);
   const char* key = j.is_object() && j.contains("data") ? "data" : "pid";
@@ -287,18 +311,21 @@ absl::Status OciRuntime::Kill(const std::string& id, int signal, bool all) {
       IsNotExist(msg)) {
     return absl::OkStatus();
   }
-  return absl::InternalError(absl::StrCat("kill container ", id, " with signal ", signal, ": ", msg));
+  return absl::InternalError(
+      absl::StrCat("kill container ", id, " with signal ", signal, ": ", msg));
 }
 
 absl::Status OciRuntime::Delete(const std::string& id) {
-  ASSIGN_OR_RETURN(RunResult r, Run(RuntimeArgv(opts_, {"delete", "--force", id}), "", kCommandTimeout));
+  ASSIGN_OR_RETURN(RunResult r,
+                   Run(RuntimeArgv(opts_, {"delete", "--force", id}), "", kCommandTimeout));
   std::string msg = RuntimeMessage(r.err);
   if (r.exit_code != 0 && !IsNotExist(msg))
     return absl::InternalError(absl::StrCat("delete container ", id, ": ", msg));
   // conmon's per-container files are useless once the runtime forgot the container.
   if (!opts_.conmon_state_dir.empty() && !id.empty() && id.find('/') == std::string::npos) {
     unlink(JoinPath(JoinPath(opts_.conmon_state_dir, "attach"), id).c_str());
-    RETURN_IF_ERROR(Annotate(RemoveAll(JoinPath(opts_.conmon_state_dir, id)), absl::StrCat("delete container ", id)));
+    RETURN_IF_ERROR(Annotate(RemoveAll(JoinPath(opts_.conmon_state_dir, id)),
+                             absl::StrCat("delete container ", id)));
   }
   return absl::OkStatus();
 }
@@ -313,14 +340,16 @@ absl::StatusOr<OciState> OciRuntime::State(const std::string& id) {
   }
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_string())
-    return absl::InternalError(absl::StrCat("state of container ", id, ": bad runtime output: ", r.out));
+    return absl::InternalError(
+        absl::StrCat("state of container ", id, ": bad runtime output: ", r.out));
   OciState s;
   s.status = j["status"].get<std::string>();
   if (j.contains("pid") && j["pid"].is_number_integer()) s.pid = j["pid"].get<int>();
   return s;
 }
 
-absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id,
+                                                const std::vector<std::string>& cmd,
                                                 std::chrono::milliseconds timeout) {
   const std::string what = absl::StrCat("exec in container ", id);
   if (cmd.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": empty command"));
@@ -331,7 +360,8 @@ absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id, const std
   // The exec'd process is not a child of runc once started: remember its PID to kill it on
   // timeout (killing `runc exec` alone would leave it running in the container).
   static std::atomic<uint64_t> counter{0};
-  std::string dir = opts_.conmon_state_dir.empty() ? std::string("/tmp") : JoinPath(opts_.conmon_state_dir, id);
+  std::string dir =
+      opts_.conmon_state_dir.empty() ? std::string("/tmp") : JoinPath(opts_.conmon_state_dir, id);
   RETURN_IF_ERROR(Annotate(MkdirAll(dir), what));
   std::string pid_file = JoinPath(dir, absl::StrCat("exec-", getpid(), "-", counter++, ".pid"));
   std::vector<std::string> argv = RuntimeArgv(opts_, {"exec", "--pid-file", pid_file, id});
@@ -374,8 +404,8 @@ absl::StatusOr<ExecResult> OciRuntime::ExecSync(const std::string& id, const std
 }
 
 absl::Status OciRuntime::UpdateResources(const std::string& id, const std::string& resources_json) {
-  ASSIGN_OR_RETURN(RunResult r,
-                   Run(RuntimeArgv(opts_, {"update", "--resources", "-", id}), resources_json, kCommandTimeout));
+  ASSIGN_OR_RETURN(RunResult r, Run(RuntimeArgv(opts_, {"update", "--resources", "-", id}),
+                                    resources_json, kCommandTimeout));
   if (r.exit_code == 0) return absl::OkStatus();
   std::string msg = RuntimeMessage(r.err);
   std::string text = absl::StrCat("update resources of container ", id, ": ", msg);
@@ -396,7 +426,8 @@ absl::StatusOr<int> OciRuntime::ReadExitFile(const std::string& exit_dir, const 
   if (text.empty()) return absl::NotFoundError(absl::StrCat("exit file ", path, " is still empty"));
   int code = 0;
   if (!absl::SimpleAtoi(text, &code))
-    return absl::DataLossError(absl::StrCat("exit file ", path, ": not an exit code: \"", text, "\""));
+    return absl::DataLossError(
+        absl::StrCat("exit file ", path, ": not an exit code: \"", text, "\""));
   return code;
 }
 
@@ -416,7 +447,8 @@ absl::Status OciRuntime::ReopenLog(const std::string& bundle) {
   ssize_t n = write(fd, kReopenLogs, sizeof(kReopenLogs) - 1);
   int err = errno;
   close(fd);
-  if (n != static_cast<ssize_t>(sizeof(kReopenLogs) - 1)) return ErrnoStatus(err, "reopen log: write " + ctl);
+  if (n != static_cast<ssize_t>(sizeof(kReopenLogs) - 1))
+    return ErrnoStatus(err, "reopen log: write " + ctl);
   return absl::OkStatus();
 }
 

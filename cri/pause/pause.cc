@@ -4,8 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,7 +64,8 @@ int PidfdSendSignal(int pidfd, int sig) {
 
 void KillAndReap(pid_t pid) {
   kill(pid, SIGKILL);
-  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace
@@ -74,7 +75,8 @@ absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   std::vector<std::string> argv = {bin};
   const bool userns = !opts.uid_map.empty() || !opts.gid_map.empty();
   if (userns && (opts.uid_map.empty() || opts.gid_map.empty())) {
-    return absl::InvalidArgumentError("start pause: a user namespace needs both uid and gid mappings");
+    return absl::InvalidArgumentError(
+        "start pause: a user namespace needs both uid and gid mappings");
   }
   if (userns) argv.push_back("--user");
   if (opts.net) argv.push_back("--net");
@@ -82,7 +84,8 @@ absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   if (opts.uts) argv.push_back("--uts");
   if (opts.pid) argv.push_back("--pid");
   if (!opts.hostname.empty()) {
-    if (!opts.uts) return absl::InvalidArgumentError("start pause: a hostname needs a new UTS namespace");
+    if (!opts.uts)
+      return absl::InvalidArgumentError("start pause: a hostname needs a new UTS namespace");
     argv.insert(argv.end(), {"--hostname", opts.hostname});
   }
   for (const auto& f : opts.cgroup_procs_files) argv.insert(argv.end(), {"--cgroup-procs", f});
@@ -112,7 +115,8 @@ absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   ssize_t n = rc > 0 ? read(ready_r.fd, &b, 1) : -1;
   if (n != 1) {
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     std::string msg = ReadAllNonBlocking(err_r.fd);
     return absl::InternalError(absl::StrCat("start pause ", bin, ": exited before ready (status ",
                                             status, "): ", msg.empty() ? "no message" : msg));
@@ -123,11 +127,13 @@ absl::StatusOr<PauseProcess> StartPause(const PauseOptions& opts) {
   std::string proc = absl::StrCat("/proc/", pid, "/ns/");
   if (userns) {
     // The parent user namespace's root writes the mappings (no setgroups restriction).
-    for (const auto& [file, map] : {std::pair{"uid_map", &opts.uid_map}, std::pair{"gid_map", &opts.gid_map}}) {
+    for (const auto& [file, map] :
+         {std::pair{"uid_map", &opts.uid_map}, std::pair{"gid_map", &opts.gid_map}}) {
       std::string path = absl::StrCat("/proc/", pid, "/", file);
       Fd f(open(path.c_str(), O_WRONLY | O_CLOEXEC));
       if (f.fd < 0 || write(f.fd, map->data(), map->size()) != static_cast<ssize_t>(map->size())) {
-        absl::Status s = ErrnoStatus(errno, absl::StrCat("start pause: write ", path, " \"", *map, "\""));
+        absl::Status s =
+            ErrnoStatus(errno, absl::StrCat("start pause: write ", path, " \"", *map, "\""));
         KillAndReap(pid);
         return s;
       }
@@ -161,7 +167,8 @@ absl::Status StopPause(pid_t pid, std::chrono::milliseconds grace) {
   if (!wait_exit(grace)) {
     PidfdSendSignal(pidfd.fd, SIGKILL);
     if (!wait_exit(std::chrono::seconds(10)))
-      return absl::DeadlineExceededError(absl::StrCat("stop pause ", pid, ": still alive after SIGKILL"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("stop pause ", pid, ": still alive after SIGKILL"));
   }
   waitpid(pid, nullptr, WNOHANG);  // reap when it is our child; ECHILD otherwise
   return absl::OkStatus();
@@ -193,7 +200,8 @@ absl::Status BindNamespace(pid_t pid, const std::string& ns, const std::string& 
 
 absl::Status UnbindNamespace(const std::string& target) {
   // A path may carry stacked mounts after a crash mid-bind: unmount until none is left.
-  while (umount2(target.c_str(), MNT_DETACH) == 0) {}
+  while (umount2(target.c_str(), MNT_DETACH) == 0) {
+  }
   if (errno != EINVAL && errno != ENOENT)
     return ErrnoStatus(errno, absl::StrCat("unbind namespace ", target, ": umount"));
   if (unlink(target.c_str()) != 0 && errno != ENOENT)

@@ -34,7 +34,7 @@ struct PauseOptions {
   // them) with these ID mappings, each "<container id> <host id> <length>\n" lines as
   // /proc/<pid>/uid_map takes them; StartPause writes them before it returns. Empty: none.
   std::string uid_map, gid_map;
-  std::string hostname;                // set in the new UTS namespace (needs uts); empty: keep
+  std::string hostname;  // set in the new UTS namespace (needs uts); empty: keep
   // cgroup.procs files (one per v1 controller and/or the v2 cgroup) the pause writes its PID
   // to before it unshares, so it is accounted to the pod cgroup from its first instruction.
   std::vector<std::string> cgroup_procs_files;
@@ -45,12 +45,12 @@ struct PauseOptions {
 // A running berth-pause. Namespace paths are empty for namespaces that were not requested
 // (the pause then shares berth's).
 struct PauseProcess {
-  pid_t pid = 0;       // host PID of berth-pause, a child of the caller (reap it after Stop)
-  std::string net_ns;  // /proc/<pid>/ns/net
-  std::string ipc_ns;  // /proc/<pid>/ns/ipc
-  std::string uts_ns;  // /proc/<pid>/ns/uts
-  std::string pid_ns;  // /proc/<pid>/ns/pid_for_children (the namespace whose PID 1 is its child)
-  std::string user_ns; // /proc/<pid>/ns/user (with uid_map/gid_map)
+  pid_t pid = 0;        // host PID of berth-pause, a child of the caller (reap it after Stop)
+  std::string net_ns;   // /proc/<pid>/ns/net
+  std::string ipc_ns;   // /proc/<pid>/ns/ipc
+  std::string uts_ns;   // /proc/<pid>/ns/uts
+  std::string pid_ns;   // /proc/<pid>/ns/pid_for_children (the namespace whose PID 1 is its child)
+  std::string user_ns;  // /proc/<pid>/ns/user (with uid_map/gid_map)
 };
 
 // Spawns berth-pause in a new session and waits until its namespaces exist. Errors: NotFound

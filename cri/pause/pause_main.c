@@ -5,10 +5,10 @@
 //
 // Steps: write our PID to every --cgroup-procs file (so the namespaces' holder lives in the
 // pod cgroup), unshare() the requested namespaces (with --user a new user namespace too, in
-// the same call, so that it owns the others; the caller writes its uid_map/gid_map), set the hostname in the new UTS
-// namespace, then write one byte to the ready fd and wait for signals forever, reaping
-// children (SIGCHLD) and exiting 0 on SIGTERM/SIGINT. With --pid the process forks once so
-// that the child is PID 1 of the new PID namespace (and reaps its zombies); the parent
+// the same call, so that it owns the others; the caller writes its uid_map/gid_map), set the
+// hostname in the new UTS namespace, then write one byte to the ready fd and wait for signals
+// forever, reaping children (SIGCHLD) and exiting 0 on SIGTERM/SIGINT. With --pid the process forks
+// once so that the child is PID 1 of the new PID namespace (and reaps its zombies); the parent
 // forwards SIGTERM/SIGINT to it and exits with it. Exit 2: usage or setup error (on stderr).
 #define _GNU_SOURCE
 #include <errno.h>

@@ -31,7 +31,8 @@ bool HasHugetlbController(const std::vector<CgroupMount>& mounts) {
     if (!m.v2) continue;
     auto controllers = ReadFile(m.mount_point + "/cgroup.controllers");
     if (!controllers.ok()) continue;
-    for (absl::string_view c : absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
+    for (absl::string_view c :
+         absl::StrSplit(*controllers, absl::ByAnyChar(" \n"), absl::SkipEmpty())) {
       if (c == "hugetlb") return true;
     }
   }
@@ -44,7 +45,8 @@ bool IsCpuset(const CgroupMount& m) {
   return std::find(m.controllers.begin(), m.controllers.end(), "cpuset") != m.controllers.end();
 }
 
-absl::Status CopyIfEmpty(const std::string& parent, const std::string& child, const std::string& file) {
+absl::Status CopyIfEmpty(const std::string& parent, const std::string& child,
+                         const std::string& file) {
   auto cur = ReadFile(JoinPath(child, file));
   if (cur.ok() && !std::string(absl::StripAsciiWhitespace(*cur)).empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string val, ReadFile(JoinPath(parent, file)));

@@ -36,7 +36,8 @@ TEST(HasHugetlbController, Cgroup2ReadsControllers) {
   fclose(f);
   EXPECT_TRUE(HasHugetlbController(ParseCgroupMounts(mountinfo)));
   // Hybrid: v1 controllers mounted, hugetlb only in the unified mount: runc cannot use it.
-  const std::string hybrid = mountinfo + "30 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+  const std::string hybrid =
+      mountinfo + "30 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
   EXPECT_FALSE(HasHugetlbController(ParseCgroupMounts(hybrid)));
 }
 

@@ -67,7 +67,8 @@ void ThawCgroup(const std::string& cgroups_path) {
     if (m.v2) {
       std::string f = JoinPath(JoinPath(m.mount_point, cgroups_path), "cgroup.freeze");
       if (PathExists(f)) WriteFileAtomic(f, "0", 0644).IgnoreError();
-    } else if (std::find(m.controllers.begin(), m.controllers.end(), "freezer") != m.controllers.end()) {
+    } else if (std::find(m.controllers.begin(), m.controllers.end(), "freezer") !=
+               m.controllers.end()) {
       std::string f = JoinPath(JoinPath(m.mount_point, cgroups_path), "freezer.state");
       if (PathExists(f)) {
         FILE* fp = fopen(f.c_str(), "we");
@@ -86,8 +87,9 @@ bool IsOverlayWhiteout(const struct stat& st) {
   return S_ISCHR(st.st_mode) && major(st.st_rdev) == 0 && minor(st.st_rdev) == 0;
 }
 
-absl::Status WriteTarFromDir(const std::string& src_dir, const std::string& tar_path,
-                             const std::function<bool(const std::string&, const struct stat&)>& skip) {
+absl::Status WriteTarFromDir(
+    const std::string& src_dir, const std::string& tar_path,
+    const std::function<bool(const std::string&, const struct stat&)>& skip) {
   std::unique_ptr<struct archive, ArchiveWriteDeleter> out(archive_write_new());
   archive_write_set_format_pax_restricted(out.get());
   int fd = open(tar_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -211,9 +213,9 @@ absl::StatusOr<v1::CheckpointContainerResponse> Runtime::CheckpointContainer(
     absl::MutexLock l(&mu_);
     if (!c->created) return absl::NotFoundError(what + ": container not found");
     if (c->state != v1::CONTAINER_RUNNING) {
-      return absl::FailedPreconditionError(absl::StrCat(what, ": container is ",
-                                                        v1::ContainerState_Name(c->state),
-                                                        ", only a running container can be checkpointed"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": container is ", v1::ContainerState_Name(c->state),
+                       ", only a running container can be checkpointed"));
     }
     id = c->id;
     name = c->config.metadata().name();
@@ -232,7 +234,8 @@ absl::StatusOr<v1::CheckpointContainerResponse> Runtime::CheckpointContainer(
   const std::string work_parent = JoinPath(opts_.root_dir, "checkpoint-work");
   RETURN_IF_ERROR(Annotate(MkdirAll(work_parent, 0700), what));
   std::string tmpl = JoinPath(work_parent, id.substr(0, 12) + ".XXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus(errno, what + ": work dir in " + work_parent);
+  if (mkdtemp(tmpl.data()) == nullptr)
+    return ErrnoStatus(errno, what + ": work dir in " + work_parent);
   const std::string work = tmpl;
   struct Cleanup {
     std::string dir;
@@ -261,8 +264,8 @@ absl::StatusOr<v1::CheckpointContainerResponse> Runtime::CheckpointContainer(
   };
   if (r.timed_out) {
     ThawCgroup(cgroups_path);
-    return absl::DeadlineExceededError(absl::StrCat(what, ": runc checkpoint did not finish within ",
-                                                    timeout.count(), "s", criu_log()));
+    return absl::DeadlineExceededError(absl::StrCat(
+        what, ": runc checkpoint did not finish within ", timeout.count(), "s", criu_log()));
   }
   if (r.exit_code != 0) {
     ThawCgroup(cgroups_path);
@@ -281,11 +284,14 @@ absl::StatusOr<v1::CheckpointContainerResponse> Runtime::CheckpointContainer(
       {"rootfsImageRef", image_ref.empty() ? image_id : image_ref},
       {"rootfsImageName", image_name},
       {"runtime", runtime_name},
-      {"createdTime", absl::FormatTime(absl::RFC3339_full, absl::FromUnixNanos(created_at), absl::UTCTimeZone())},
+      {"createdTime",
+       absl::FormatTime(absl::RFC3339_full, absl::FromUnixNanos(created_at), absl::UTCTimeZone())},
       {"checkpointedTime", absl::FormatTime(absl::RFC3339_full, absl::Now(), absl::UTCTimeZone())},
   };
-  RETURN_IF_ERROR(Annotate(WriteFileAtomic(JoinPath(work, kCheckpointConfigDump), config.dump(2), 0600), what));
-  RETURN_IF_ERROR(Annotate(CopyFile(JoinPath(bundle, "config.json"), JoinPath(work, kCheckpointSpecDump)), what));
+  RETURN_IF_ERROR(
+      Annotate(WriteFileAtomic(JoinPath(work, kCheckpointConfigDump), config.dump(2), 0600), what));
+  RETURN_IF_ERROR(Annotate(
+      CopyFile(JoinPath(bundle, "config.json"), JoinPath(work, kCheckpointSpecDump)), what));
   const std::string upper = JoinPath(bundle, "upper");
   if (PathExists(upper)) {
     RETURN_IF_ERROR(Annotate(WriteTarFromDir(upper, JoinPath(work, kCheckpointRootfsDiff),
@@ -295,8 +301,9 @@ absl::StatusOr<v1::CheckpointContainerResponse> Runtime::CheckpointContainer(
                              what));
     ASSIGN_OR_RETURN(std::vector<std::string> deleted, OverlayWhiteouts(upper));
     if (!deleted.empty()) {
-      RETURN_IF_ERROR(Annotate(
-          WriteFileAtomic(JoinPath(work, kCheckpointDeletedFiles), nlohmann::json(deleted).dump(), 0600), what));
+      RETURN_IF_ERROR(Annotate(WriteFileAtomic(JoinPath(work, kCheckpointDeletedFiles),
+                                               nlohmann::json(deleted).dump(), 0600),
+                               what));
     }
   }
   if (!log_path.empty() && PathExists(log_path)) {

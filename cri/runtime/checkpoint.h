@@ -39,8 +39,9 @@ inline constexpr char kCheckpointDumpLog[] = "dump.log";
 // is not an entry. Symlinks are stored, not followed; ownership, modes, times and xattrs are
 // kept. `skip(rel_path, st)`, when given, drops an entry (a skipped directory's content is
 // still visited). Thread-safe (no chdir). Errors name the file that failed.
-absl::Status WriteTarFromDir(const std::string& src_dir, const std::string& tar_path,
-                             const std::function<bool(const std::string&, const struct stat&)>& skip = {});
+absl::Status WriteTarFromDir(
+    const std::string& src_dir, const std::string& tar_path,
+    const std::function<bool(const std::string&, const struct stat&)>& skip = {});
 
 // True for an overlayfs whiteout (a character device 0/0): a file deleted from a lower layer.
 bool IsOverlayWhiteout(const struct stat& st);

@@ -8,7 +8,6 @@
 #include <filesystem>
 
 #include "absl/strings/str_split.h"
-
 #include "base/file.h"
 #include "base/process.h"
 #include "gtest/gtest.h"
@@ -45,7 +44,8 @@ TEST_F(CheckpointArchiveTest, TarOfTreeWithRelativeNamesAndSkip) {
   ASSERT_TRUE(list.ok()) << list.status();
   std::vector<std::string> names = absl::StrSplit(*list, '\n', absl::SkipEmpty());
   std::sort(names.begin(), names.end());  // (directory order)
-  EXPECT_EQ(names, (std::vector<std::string>{"a/", "a/b/", "a/b/file", "link"}));  // no root, no skipped
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"a/", "a/b/", "a/b/file", "link"}));  // no root, no skipped
   ASSERT_TRUE(MkdirAll(dir_ + "/x").ok());
   ASSERT_TRUE(RunOk({"tar", "-xf", tar, "-C", dir_ + "/x"}).ok());
   EXPECT_EQ(ReadFile(dir_ + "/x/a/b/file").value_or(""), "content\n");

@@ -1,8 +1,6 @@
 // CreateContainer: the container's rootfs snapshot (cri/image/snapshotter.h), its OCI spec
 // (oci_spec.h) in a bundle directory, and `runc create` under conmon.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include <unistd.h>
 
 #include <optional>
@@ -12,16 +10,21 @@
 #include "base/status.h"
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/oci_spec.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
 using nlohmann::json;
 
-absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(const v1::CreateContainerRequest& req) {
+absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(
+    const v1::CreateContainerRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
-  if (!sb) return absl::NotFoundError("CreateContainer: pod sandbox " + req.pod_sandbox_id() + " not found");
+  if (!sb)
+    return absl::NotFoundError("CreateContainer: pod sandbox " + req.pod_sandbox_id() +
+                               " not found");
   const auto& md = req.config().metadata();
-  if (md.name().empty()) return absl::InvalidArgumentError("CreateContainer: metadata.name is required");
+  if (md.name().empty())
+    return absl::InvalidArgumentError("CreateContainer: metadata.name is required");
   std::string key = ContainerNameKey(sb->id, md);
   // Shared hold of the sandbox: containers of one pod are created in parallel, but not while
   // the sandbox is being created, stopped or removed. Lock order: sandbox op_mu -> container
@@ -34,7 +37,8 @@ absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(const v1::C
     if (!sb->created || sb->state != v1::SANDBOX_READY) {
       mu_.Unlock();
       c->op_mu.Unlock();
-      return absl::FailedPreconditionError("CreateContainer: pod sandbox " + sb->id + " is not ready");
+      return absl::FailedPreconditionError("CreateContainer: pod sandbox " + sb->id +
+                                           " is not ready");
     }
     auto it = container_names_.find(key);
     if (it != container_names_.end()) {
@@ -90,7 +94,8 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   c->stop_signal = img.config.stop_signal;
   c->bundle = JoinPath(JoinPath(opts_.root_dir, "containers"), c->id);
   c->rootfs = image::SnapshotPathsIn(c->bundle).rootfs;
-  if (img.layer_dirs.empty()) return absl::FailedPreconditionError("image " + img.id + " has no layers");
+  if (img.layer_dirs.empty())
+    return absl::FailedPreconditionError("image " + img.id + " has no layers");
   PodUsernsMaps userns;
   pid_t pause_pid = 0;
   {
@@ -103,7 +108,8 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   // inside the pod.
   std::optional<image::SnapshotIdmap> idmap;
   if (userns.enabled()) {
-    if (pause_pid <= 0) return absl::FailedPreconditionError("pod sandbox " + sb->id + " has no infra process");
+    if (pause_pid <= 0)
+      return absl::FailedPreconditionError("pod sandbox " + sb->id + " has no infra process");
     idmap = image::SnapshotIdmap{.userns_path = absl::StrCat("/proc/", pause_pid, "/ns/user"),
                                  .host_uid = static_cast<uid_t>(userns.host_uid),
                                  .host_gid = static_cast<gid_t>(userns.host_gid)};
@@ -111,7 +117,8 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   RETURN_IF_ERROR(image::PrepareSnapshot(c->bundle, img.layer_dirs, idmap).status());
   // CRI mounts: kubelet normally creates the host paths; create missing ones like containerd.
   for (const auto& m : cfg.mounts()) {
-    if (!m.host_path().empty() && !PathExists(m.host_path())) RETURN_IF_ERROR(MkdirAll(m.host_path(), 0755));
+    if (!m.host_path().empty() && !PathExists(m.host_path()))
+      RETURN_IF_ERROR(MkdirAll(m.host_path(), 0755));
   }
   SpecInput in;
   in.container_id = c->id;
@@ -126,7 +133,8 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     in.sandbox.netns_path = sb->netns_path;
     in.sandbox.host_network = sb->host_network;
     in.sandbox.host_ipc = sb->host_ipc;
-    in.sandbox.pid_mode_pod = sb->config.linux().security_context().namespace_options().pid() == v1::POD;
+    in.sandbox.pid_mode_pod =
+        sb->config.linux().security_context().namespace_options().pid() == v1::POD;
     in.sandbox.hostname = sb->config.hostname();
     in.sandbox.hosts_path = JoinPath(sb->dir, "hosts");
     in.sandbox.hostname_path = JoinPath(sb->dir, "hostname");
@@ -135,7 +143,8 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     in.sandbox.sandbox_name = sb->config.metadata().name();
     in.sandbox.sandbox_namespace = sb->config.metadata().namespace_();
     in.sandbox.sandbox_uid = sb->config.metadata().uid();
-    in.sandbox.sysctls.insert(sb->config.linux().sysctls().begin(), sb->config.linux().sysctls().end());
+    in.sandbox.sysctls.insert(sb->config.linux().sysctls().begin(),
+                              sb->config.linux().sysctls().end());
     in.sandbox.userns = userns;
     const auto& pid_ns = cfg.linux().security_context().namespace_options();
     if (pid_ns.pid() == v1::TARGET) {
@@ -143,11 +152,13 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
       auto t = containers_.find(pid_ns.target_id());
       if (t == containers_.end() || t->second->sandbox_id != sb->id) {
         return absl::NotFoundError(absl::StrCat("CreateContainer: PID namespace target container ",
-                                                pid_ns.target_id(), " not found in pod sandbox ", sb->id));
+                                                pid_ns.target_id(), " not found in pod sandbox ",
+                                                sb->id));
       }
       if (t->second->state != v1::CONTAINER_RUNNING || t->second->pid <= 0) {
         return absl::FailedPreconditionError(
-            absl::StrCat("CreateContainer: PID namespace target container ", pid_ns.target_id(), " is not running"));
+            absl::StrCat("CreateContainer: PID namespace target container ", pid_ns.target_id(),
+                         " is not running"));
       }
       in.target_pid = t->second->pid;
     }

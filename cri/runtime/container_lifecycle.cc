@@ -2,8 +2,6 @@
 // SIGKILL), RemoveContainer, ContainerStatus, ListContainers, ExecSync and
 // UpdateContainerResources.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,6 +16,7 @@
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
@@ -44,17 +43,20 @@ int CriSignal(v1::Signal s) { return s == v1::RUNTIME_DEFAULT ? 0 : static_cast<
 
 }  // namespace
 
-absl::StatusOr<v1::StartContainerResponse> Runtime::StartContainer(const v1::StartContainerRequest& req) {
+absl::StatusOr<v1::StartContainerResponse> Runtime::StartContainer(
+    const v1::StartContainerRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("StartContainer: container " + req.container_id() + " not found");
+  if (!c)
+    return absl::NotFoundError("StartContainer: container " + req.container_id() + " not found");
   absl::MutexLock ol(&c->op_mu);
   {
     absl::MutexLock l(&mu_);
-    if (!c->created) return absl::NotFoundError("StartContainer: container " + c->id + " not found");
+    if (!c->created)
+      return absl::NotFoundError("StartContainer: container " + c->id + " not found");
     if (c->state != v1::CONTAINER_CREATED) {
       return absl::FailedPreconditionError(
-          absl::StrCat("StartContainer: container ", c->id, " is in state ", v1::ContainerState_Name(c->state),
-                       ", not CONTAINER_CREATED"));
+          absl::StrCat("StartContainer: container ", c->id, " is in state ",
+                       v1::ContainerState_Name(c->state), ", not CONTAINER_CREATED"));
     }
   }
   RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->Start(c->id), "StartContainer " + c->id));
@@ -69,7 +71,8 @@ absl::StatusOr<v1::StartContainerResponse> Runtime::StartContainer(const v1::Sta
   return v1::StartContainerResponse();
 }
 
-absl::StatusOr<v1::StopContainerResponse> Runtime::StopContainer(const v1::StopContainerRequest& req) {
+absl::StatusOr<v1::StopContainerResponse> Runtime::StopContainer(
+    const v1::StopContainerRequest& req) {
   auto c = FindContainer(req.container_id());
   // CRI: idempotent; a container that does not exist (any more) is stopped.
   if (!c) return v1::StopContainerResponse();
@@ -111,12 +114,14 @@ absl::Status Runtime::StopContainerLocked(ContainerRec* c, int64_t timeout_s) {
   }
   absl::MutexLock l(&mu_);
   if (!mu_.AwaitWithTimeout(absl::Condition(&exited), absl::Minutes(2))) {
-    return absl::DeadlineExceededError("StopContainer " + c->id + ": no exit within 2 minutes after SIGKILL");
+    return absl::DeadlineExceededError("StopContainer " + c->id +
+                                       ": no exit within 2 minutes after SIGKILL");
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::RemoveContainerResponse> Runtime::RemoveContainer(const v1::RemoveContainerRequest& req) {
+absl::StatusOr<v1::RemoveContainerResponse> Runtime::RemoveContainer(
+    const v1::RemoveContainerRequest& req) {
   auto c = FindContainer(req.container_id());
   if (!c) return v1::RemoveContainerResponse();
   absl::MutexLock ol(&c->op_mu);
@@ -132,7 +137,8 @@ absl::Status Runtime::RemoveContainerLocked(ContainerRec* c) {
   RETURN_IF_ERROR(StopContainerLocked(c, 0));
   RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->Delete(c->id), "RemoveContainer " + c->id));
   if (!c->bundle.empty()) RETURN_IF_ERROR(image::RemoveSnapshot(c->bundle));
-  if (!c->bundle.empty()) RETURN_IF_ERROR(Annotate(RemoveAll(c->bundle), "RemoveContainer " + c->id));
+  if (!c->bundle.empty())
+    RETURN_IF_ERROR(Annotate(RemoveAll(c->bundle), "RemoveContainer " + c->id));
   unlink(JoinPath(ExitDir(), c->id).c_str());
   if (!c->cgroups_path.empty()) RemoveCgroup(HostCgroupMounts(), c->cgroups_path).IgnoreError();
   RETURN_IF_ERROR(deps_.db->Transaction([&]() -> absl::Status {
@@ -153,14 +159,16 @@ absl::Status Runtime::RemoveContainerLocked(ContainerRec* c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::ListContainersResponse> Runtime::ListContainers(const v1::ListContainersRequest& req) {
+absl::StatusOr<v1::ListContainersResponse> Runtime::ListContainers(
+    const v1::ListContainersRequest& req) {
   v1::ListContainersResponse r;
   const auto& f = req.filter();
   absl::MutexLock l(&mu_);
   for (const auto& [id, c] : containers_) {
     if (!c->created) continue;
     if (!f.id().empty() && !absl::StartsWith(id, f.id())) continue;
-    if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c->sandbox_id, f.pod_sandbox_id())) continue;
+    if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c->sandbox_id, f.pod_sandbox_id()))
+      continue;
     if (f.has_state() && f.state().state() != c->state) continue;
     if (!MatchLabels(c->config.labels(), f.label_selector())) continue;
     auto* x = r.add_containers();
@@ -178,12 +186,15 @@ absl::StatusOr<v1::ListContainersResponse> Runtime::ListContainers(const v1::Lis
   return r;
 }
 
-absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::ContainerStatusRequest& req) {
+absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(
+    const v1::ContainerStatusRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("ContainerStatus: container " + req.container_id() + " not found");
+  if (!c)
+    return absl::NotFoundError("ContainerStatus: container " + req.container_id() + " not found");
   v1::ContainerStatusResponse r;
   absl::MutexLock l(&mu_);
-  if (!c->created) return absl::NotFoundError("ContainerStatus: container " + req.container_id() + " not found");
+  if (!c->created)
+    return absl::NotFoundError("ContainerStatus: container " + req.container_id() + " not found");
   auto* st = r.mutable_status();
   st->set_id(c->id);
   *st->mutable_metadata() = c->config.metadata();
@@ -209,11 +220,15 @@ absl::StatusOr<v1::ContainerStatusResponse> Runtime::ContainerStatus(const v1::C
   }
   *st->mutable_resources()->mutable_linux() = c->config.linux().resources();
   if (req.verbose()) {
-    json info = {{"pid", c->pid},          {"sandboxID", c->sandbox_id}, {"bundle", c->bundle},
-                 {"rootfs", c->rootfs},     {"cgroupsPath", c->cgroups_path},
+    json info = {{"pid", c->pid},
+                 {"sandboxID", c->sandbox_id},
+                 {"bundle", c->bundle},
+                 {"rootfs", c->rootfs},
+                 {"cgroupsPath", c->cgroups_path},
                  {"cgroupPath", c->cgroups_path},
                  {"runtimeHandler", c->runtime_handler},
-                 {"stdin", c->config.stdin()},    {"stdinOnce", c->config.stdin_once()}};
+                 {"stdin", c->config.stdin()},
+                 {"stdinOnce", c->config.stdin_once()}};
     (*r.mutable_info())["info"] = info.dump();
   }
   return r;
@@ -230,11 +245,12 @@ absl::StatusOr<v1::ExecSyncResponse> Runtime::ExecSync(const v1::ExecSyncRequest
   }
   std::vector<std::string> cmd(req.cmd().begin(), req.cmd().end());
   if (cmd.empty()) return absl::InvalidArgumentError("ExecSync: empty command");
-  auto timeout = req.timeout() > 0 ? std::chrono::milliseconds(req.timeout() * 1000) : std::chrono::hours(24);
+  auto timeout =
+      req.timeout() > 0 ? std::chrono::milliseconds(req.timeout() * 1000) : std::chrono::hours(24);
   ASSIGN_OR_RETURN(oci::ExecResult er, RuntimeOf(*c)->ExecSync(c->id, cmd, timeout));
   if (er.timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat("ExecSync in container ", c->id, ": command timed out after ",
-                                                    req.timeout(), "s"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "ExecSync in container ", c->id, ": command timed out after ", req.timeout(), "s"));
   }
   v1::ExecSyncResponse r;
   r.set_stdout(er.stdout_data);
@@ -246,7 +262,9 @@ absl::StatusOr<v1::ExecSyncResponse> Runtime::ExecSync(const v1::ExecSyncRequest
 absl::StatusOr<v1::UpdateContainerResourcesResponse> Runtime::UpdateContainerResources(
     const v1::UpdateContainerResourcesRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("UpdateContainerResources: container " + req.container_id() + " not found");
+  if (!c)
+    return absl::NotFoundError("UpdateContainerResources: container " + req.container_id() +
+                               " not found");
   absl::MutexLock ol(&c->op_mu);
   v1::LinuxContainerResources res = req.linux();
   res.set_oom_score_adj(0);  // not a cgroup setting
@@ -256,8 +274,9 @@ absl::StatusOr<v1::UpdateContainerResourcesResponse> Runtime::UpdateContainerRes
     absl::MutexLock l(&mu_);
     running = c->state == v1::CONTAINER_RUNNING || c->state == v1::CONTAINER_CREATED;
   }
-  if (running) RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->UpdateResources(c->id, j.dump()),
-                                        "UpdateContainerResources " + c->id));
+  if (running)
+    RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->UpdateResources(c->id, j.dump()),
+                             "UpdateContainerResources " + c->id));
   absl::MutexLock l(&mu_);
   int64_t adj = c->config.linux().resources().oom_score_adj();
   *c->config.mutable_linux()->mutable_resources() = req.linux();

@@ -13,13 +13,18 @@ namespace berth::cri::runtime {
 absl::StatusOr<v1::ReopenContainerLogResponse> Runtime::ReopenContainerLog(
     const v1::ReopenContainerLogRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("ReopenContainerLog: container " + req.container_id() + " not found");
+  if (!c)
+    return absl::NotFoundError("ReopenContainerLog: container " + req.container_id() +
+                               " not found");
   std::string bundle, log_path;
   {
     absl::MutexLock l(&mu_);
-    if (!c->created) return absl::NotFoundError("ReopenContainerLog: container " + req.container_id() + " not found");
+    if (!c->created)
+      return absl::NotFoundError("ReopenContainerLog: container " + req.container_id() +
+                                 " not found");
     if (c->state != v1::CONTAINER_RUNNING) {
-      return absl::FailedPreconditionError("ReopenContainerLog: container " + c->id + " is not running");
+      return absl::FailedPreconditionError("ReopenContainerLog: container " + c->id +
+                                           " is not running");
     }
     bundle = c->bundle;
     log_path = c->log_path;
@@ -31,8 +36,8 @@ absl::StatusOr<v1::ReopenContainerLogResponse> Runtime::ReopenContainerLog(
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!PathExists(log_path)) {
     if (std::chrono::steady_clock::now() > deadline) {
-      return absl::DeadlineExceededError("ReopenContainerLog " + c->id + ": conmon did not reopen " + log_path +
-                                         " within 10s");
+      return absl::DeadlineExceededError("ReopenContainerLog " + c->id +
+                                         ": conmon did not reopen " + log_path + " within 10s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -5,7 +5,8 @@
 
 namespace berth::cri::runtime {
 
-void Runtime::EmitEvent(v1::ContainerEventType type, const std::string& id, const std::string& sandbox_id) {
+void Runtime::EmitEvent(v1::ContainerEventType type, const std::string& id,
+                        const std::string& sandbox_id) {
   v1::ContainerEventResponse ev;
   ev.set_container_id(id);
   ev.set_container_event_type(type);
@@ -30,9 +31,9 @@ void Runtime::EmitEvent(v1::ContainerEventType type, const std::string& id, cons
   while (events_.size() > kMaxBufferedEvents) events_.pop_front();
 }
 
-absl::Status Runtime::GetContainerEvents(const v1::GetEventsRequest&,
-                                         const std::function<bool(const v1::ContainerEventResponse&)>& send,
-                                         const std::function<bool()>& cancelled) {
+absl::Status Runtime::GetContainerEvents(
+    const v1::GetEventsRequest&, const std::function<bool(const v1::ContainerEventResponse&)>& send,
+    const std::function<bool()>& cancelled) {
   uint64_t cursor;
   {
     absl::MutexLock l(&events_mu_);
@@ -42,7 +43,9 @@ absl::Status Runtime::GetContainerEvents(const v1::GetEventsRequest&,
     std::vector<v1::ContainerEventResponse> pending;
     {
       absl::MutexLock l(&events_mu_);
-      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_) { return next_event_seq_ > cursor; };
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_) {
+        return next_event_seq_ > cursor;
+      };
       events_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
       if (!events_.empty() && events_.front().first > cursor) {
         LOG(WARNING) << "runtime: GetContainerEvents subscriber fell behind; "

@@ -3,8 +3,6 @@
 // time, OOMKilled from the memory cgroup), a CONTAINER_STOPPED_EVENT and the OnContainerExit
 // callbacks.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -19,13 +17,15 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 
 // True when the memory cgroup at `cgroups_path` recorded an OOM kill (v1 or v2).
 bool SawOomKill(const std::vector<CgroupMount>& mounts, const std::string& cgroups_path) {
   for (const auto& m : mounts) {
-    bool mem = m.v2 || std::find(m.controllers.begin(), m.controllers.end(), "memory") != m.controllers.end();
+    bool mem = m.v2 || std::find(m.controllers.begin(), m.controllers.end(), "memory") !=
+                           m.controllers.end();
     if (!mem) continue;
     std::string dir = JoinPath(m.mount_point, std::string(absl::StripPrefix(cgroups_path, "/")));
     auto s = ReadFile(JoinPath(dir, m.v2 ? "memory.events" : "memory.oom_control"));
@@ -97,7 +97,8 @@ void Runtime::MonitorLoop() {
       if (ev->mask & IN_Q_OVERFLOW) {
         // Missed events: rescan the exit dir for known containers.
         auto names = ListDir(ExitDir());
-        if (names.ok()) for (const auto& name : *names) HandleExit(name);
+        if (names.ok())
+          for (const auto& name : *names) HandleExit(name);
       } else if (ev->len > 0) {
         HandleExit(ev->name);
       }

@@ -1,8 +1,10 @@
 #include "cri/runtime/native_exec.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -12,8 +14,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <grp.h>
-#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,29 +51,65 @@ struct FdMessage {
 
 using nlohmann::json;
 
-constexpr const char* kCapNames[] = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",           "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",    "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",      "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE"};
+constexpr const char* kCapNames[] = {"CAP_CHOWN",
+                                     "CAP_DAC_OVERRIDE",
+                                     "CAP_DAC_READ_SEARCH",
+                                     "CAP_FOWNER",
+                                     "CAP_FSETID",
+                                     "CAP_KILL",
+                                     "CAP_SETGID",
+                                     "CAP_SETUID",
+                                     "CAP_SETPCAP",
+                                     "CAP_LINUX_IMMUTABLE",
+                                     "CAP_NET_BIND_SERVICE",
+                                     "CAP_NET_BROADCAST",
+                                     "CAP_NET_ADMIN",
+                                     "CAP_NET_RAW",
+                                     "CAP_IPC_LOCK",
+                                     "CAP_IPC_OWNER",
+                                     "CAP_SYS_MODULE",
+                                     "CAP_SYS_RAWIO",
+                                     "CAP_SYS_CHROOT",
+                                     "CAP_SYS_PTRACE",
+                                     "CAP_SYS_PACCT",
+                                     "CAP_SYS_ADMIN",
+                                     "CAP_SYS_BOOT",
+                                     "CAP_SYS_NICE",
+                                     "CAP_SYS_RESOURCE",
+                                     "CAP_SYS_TIME",
+                                     "CAP_SYS_TTY_CONFIG",
+                                     "CAP_MKNOD",
+                                     "CAP_LEASE",
+                                     "CAP_AUDIT_WRITE",
+                                     "CAP_AUDIT_CONTROL",
+                                     "CAP_SETFCAP",
+                                     "CAP_MAC_OVERRIDE",
+                                     "CAP_MAC_ADMIN",
+                                     "CAP_SYSLOG",
+                                     "CAP_WAKE_ALARM",
+                                     "CAP_BLOCK_SUSPEND",
+                                     "CAP_AUDIT_READ",
+                                     "CAP_PERFMON",
+                                     "CAP_BPF",
+                                     "CAP_CHECKPOINT_RESTORE"};
 
 const std::map<std::string, int>& RlimitNames() {
-  static const auto* m = new std::map<std::string, int>{
-      {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
-      {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
-      {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-      {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-      {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-      {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK}};
+  static const auto* m = new std::map<std::string, int>{{"RLIMIT_AS", RLIMIT_AS},
+                                                        {"RLIMIT_CORE", RLIMIT_CORE},
+                                                        {"RLIMIT_CPU", RLIMIT_CPU},
+                                                        {"RLIMIT_DATA", RLIMIT_DATA},
+                                                        {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+                                                        {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+                                                        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+                                                        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+                                                        {"RLIMIT_NICE", RLIMIT_NICE},
+                                                        {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+                                                        {"RLIMIT_NPROC", RLIMIT_NPROC},
+                                                        {"RLIMIT_RSS", RLIMIT_RSS},
+                                                        {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+                                                        {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+                                                        {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+                                                        {"RLIMIT_STACK", RLIMIT_STACK}};
   return *m;
 }
 
@@ -303,8 +339,8 @@ int CommandEntry(void* arg) { RunCommand(*static_cast<const ChildArgs*>(arg)); }
       close(fd);
     }
   }
-  if (setns(a.pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID |
-                         CLONE_NEWCGROUP | CLONE_NEWNS) < 0) {
+  if (setns(a.pidfd, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWCGROUP |
+                         CLONE_NEWNS) < 0) {
     _exit(3);
   }
   // The command: berth's child (CLONE_PARENT), sharing memory until it execs (CLONE_VM |
@@ -477,7 +513,8 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
   pthread_sigmask(SIG_SETMASK, &all, &a.old_mask);
   // CLONE_VFORK: returns once the intermediate child exited (after the command exec'd or
   // failed), so the stacks and everything `a` points to stay valid while they are used.
-  pid_t mid = clone(IntermediateEntry, stacks.data() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  pid_t mid =
+      clone(IntermediateEntry, stacks.data() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
   int fork_err = errno;
   pthread_sigmask(SIG_SETMASK, &a.old_mask, nullptr);
   close(pipefd[1]);
@@ -486,7 +523,8 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
     return ErrnoStatus(fork_err, "native exec: clone");
   }
   int st = 0;
-  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {}
+  while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+  }
   std::string got;
   char buf[32];
   for (;;) {
@@ -510,12 +548,16 @@ absl::StatusOr<pid_t> StartNativeExec(const NativeExecPlan& plan, int stdin_fd, 
   close_all();
   int pid = 0;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !absl::SimpleAtoi(got, &pid) || pid <= 0) {
-    static const char* kSteps[] = {"", "", "join cgroups", "join namespaces (setns)",
-                                   "fork in the PID namespace", "report the PID"};
+    static const char* kSteps[] = {"",
+                                   "",
+                                   "join cgroups",
+                                   "join namespaces (setns)",
+                                   "fork in the PID namespace",
+                                   "report the PID"};
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return absl::InternalError(absl::StrCat(
-        "native exec: could not ",
-        code >= 2 && code <= 5 ? kSteps[code] : "start the command", " (status ", st, ")"));
+        "native exec: could not ", code >= 2 && code <= 5 ? kSteps[code] : "start the command",
+        " (status ", st, ")"));
   }
   if (tty) {
     // None when the command failed before making its pty (its error went to berth's log).

@@ -31,8 +31,8 @@ struct NativeExecPlan {
   pid_t init_pid = 0;
   std::vector<std::string> cgroup_procs;  // cgroup.procs files to join
   std::vector<std::string> argv, envp;
-  std::vector<std::string> exec_paths;    // candidate paths of argv[0], in PATH order
-  std::string not_found_msg;              // message when none of exec_paths exists
+  std::vector<std::string> exec_paths;  // candidate paths of argv[0], in PATH order
+  std::string not_found_msg;            // message when none of exec_paths exists
   std::string cwd;
   uint32_t uid = 0, gid = 0;
   std::vector<gid_t> groups;

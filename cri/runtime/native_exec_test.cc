@@ -1,9 +1,8 @@
 #include "cri/runtime/native_exec.h"
 
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 namespace berth::cri::runtime {
 namespace {

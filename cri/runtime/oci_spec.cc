@@ -9,11 +9,11 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/match.h"
-#include "absl/strings/ascii.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/seccomp.h"
@@ -33,15 +33,17 @@ absl::StatusOr<PodUsernsMaps> PodUserns(const v1::PodSandboxConfig& cfg) {
         return absl::InvalidArgumentError("user namespace mode NODE takes no ID mappings");
       }
       return out;
-    case v1::POD: break;
+    case v1::POD:
+      break;
     default:
       return absl::InvalidArgumentError(absl::StrCat("unsupported user namespace mode ",
                                                      v1::NamespaceMode_Name(u.mode()),
                                                      " (only POD and NODE)"));
   }
   if (u.uids_size() != 1 || u.gids_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("user namespace: exactly one UID and one GID mapping supported, got ",
-                                                   u.uids_size(), " and ", u.gids_size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("user namespace: exactly one UID and one GID mapping supported, got ",
+                     u.uids_size(), " and ", u.gids_size()));
   }
   const v1::IDMapping& m = u.uids(0);
   const v1::IDMapping& g = u.gids(0);
@@ -49,10 +51,12 @@ absl::StatusOr<PodUsernsMaps> PodUserns(const v1::PodSandboxConfig& cfg) {
     return absl::InvalidArgumentError("user namespace: container ID 0 must be mapped");
   }
   if (m.length() == 0 || g.length() == 0 || m.length() != g.length()) {
-    return absl::InvalidArgumentError("user namespace: UID and GID ranges must be non-empty and of equal length");
+    return absl::InvalidArgumentError(
+        "user namespace: UID and GID ranges must be non-empty and of equal length");
   }
   if (nso.network() == v1::NODE || nso.pid() == v1::NODE || nso.ipc() == v1::NODE) {
-    return absl::InvalidArgumentError("user namespace POD cannot be combined with host network, PID or IPC");
+    return absl::InvalidArgumentError(
+        "user namespace POD cannot be combined with host network, PID or IPC");
   }
   out.host_uid = m.host_id();
   out.host_gid = g.host_id();
@@ -127,16 +131,47 @@ std::string CapName(std::string c) {
 }
 
 const std::vector<std::string>& AllCapabilities() {
-  static const std::vector<std::string> kAll = {
-      "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-      "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-      "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-      "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-      "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-      "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-      "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-      "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-      "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"};
+  static const std::vector<std::string> kAll = {"CAP_CHOWN",
+                                                "CAP_DAC_OVERRIDE",
+                                                "CAP_DAC_READ_SEARCH",
+                                                "CAP_FOWNER",
+                                                "CAP_FSETID",
+                                                "CAP_KILL",
+                                                "CAP_SETGID",
+                                                "CAP_SETUID",
+                                                "CAP_SETPCAP",
+                                                "CAP_LINUX_IMMUTABLE",
+                                                "CAP_NET_BIND_SERVICE",
+                                                "CAP_NET_BROADCAST",
+                                                "CAP_NET_ADMIN",
+                                                "CAP_NET_RAW",
+                                                "CAP_IPC_LOCK",
+                                                "CAP_IPC_OWNER",
+                                                "CAP_SYS_MODULE",
+                                                "CAP_SYS_RAWIO",
+                                                "CAP_SYS_CHROOT",
+                                                "CAP_SYS_PTRACE",
+                                                "CAP_SYS_PACCT",
+                                                "CAP_SYS_ADMIN",
+                                                "CAP_SYS_BOOT",
+                                                "CAP_SYS_NICE",
+                                                "CAP_SYS_RESOURCE",
+                                                "CAP_SYS_TIME",
+                                                "CAP_SYS_TTY_CONFIG",
+                                                "CAP_MKNOD",
+                                                "CAP_LEASE",
+                                                "CAP_AUDIT_WRITE",
+                                                "CAP_AUDIT_CONTROL",
+                                                "CAP_SETFCAP",
+                                                "CAP_MAC_OVERRIDE",
+                                                "CAP_MAC_ADMIN",
+                                                "CAP_SYSLOG",
+                                                "CAP_WAKE_ALARM",
+                                                "CAP_BLOCK_SUSPEND",
+                                                "CAP_AUDIT_READ",
+                                                "CAP_PERFMON",
+                                                "CAP_BPF",
+                                                "CAP_CHECKPOINT_RESTORE"};
   return kAll;
 }
 
@@ -161,9 +196,9 @@ absl::StatusOr<std::vector<std::string>> ProcessArgs(const v1::ContainerConfig& 
     command = image.entrypoint;
   }
   if (command.empty() && args.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "container ", config.metadata().name(),
-        ": no command specified (neither CRI command/args nor image Entrypoint/Cmd)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("container ", config.metadata().name(),
+                     ": no command specified (neither CRI command/args nor image Entrypoint/Cmd)"));
   }
   command.insert(command.end(), args.begin(), args.end());
   return command;
@@ -176,8 +211,8 @@ std::vector<std::string> MergeEnv(const std::vector<std::string>& base,
   for (const auto& e : base) SetEnv(&env, e);
   for (const auto& e : image_env) SetEnv(&env, e);
   for (const auto& kv : config.envs()) SetEnv(&env, kv.key() + "=" + kv.value());
-  bool has_path = std::any_of(env.begin(), env.end(),
-                              [](const std::string& e) { return EnvKey(e) == "PATH"; });
+  bool has_path =
+      std::any_of(env.begin(), env.end(), [](const std::string& e) { return EnvKey(e) == "PATH"; });
   if (!has_path) env.insert(env.begin(), kDefaultPath);
   return env;
 }
@@ -255,7 +290,8 @@ absl::StatusOr<ResolvedUser> ResolveUser(const v1::LinuxContainerSecurityContext
   add(out.gid);
   // SupplementalGroupsPolicy Merge (default) adds the image's /etc/group memberships;
   // Strict uses only the primary and the requested supplemental groups.
-  if (!username.empty() && sc.supplemental_groups_policy() != v1::SupplementalGroupsPolicy::Strict) {
+  if (!username.empty() &&
+      sc.supplemental_groups_policy() != v1::SupplementalGroupsPolicy::Strict) {
     for (const auto& g : groups) {
       if (std::find(g.members.begin(), g.members.end(), username) != g.members.end()) add(g.gid);
     }
@@ -271,10 +307,10 @@ int ClampOomScoreAdj(int64_t requested, int current) {
 
 const std::vector<std::string>& DefaultCapabilities() {
   static const std::vector<std::string> kDefault = {
-      "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
-      "CAP_MKNOD",  "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
-      "CAP_SETFCAP", "CAP_SETPCAP",     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-      "CAP_KILL",   "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return kDefault;
 }
 
@@ -336,7 +372,8 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
                     : !img.working_dir.empty() ? img.working_dir
                                                : "/";
   process["cwd"] = cwd;
-  process["user"] = {{"uid", user.uid}, {"gid", user.gid}, {"additionalGids", user.additional_gids}};
+  process["user"] = {
+      {"uid", user.uid}, {"gid", user.gid}, {"additionalGids", user.additional_gids}};
   process["noNewPrivileges"] = sc.no_new_privs();
   process["rlimits"] = json::array();
 
@@ -431,7 +468,8 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   }
   std::string etc_mode = ro_rootfs ? "ro" : "rw";
   if (!in.sandbox.hostname_path.empty())
-    add_mount(Mount("/etc/hostname", "bind", in.sandbox.hostname_path, {"rbind", "rprivate", etc_mode}));
+    add_mount(
+        Mount("/etc/hostname", "bind", in.sandbox.hostname_path, {"rbind", "rprivate", etc_mode}));
   if (!in.sandbox.hosts_path.empty())
     add_mount(Mount("/etc/hosts", "bind", in.sandbox.hosts_path, {"rbind", "rprivate", etc_mode}));
   if (!in.sandbox.resolv_conf_path.empty())
@@ -460,9 +498,15 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     }
     std::vector<std::string> opts = {"rbind"};
     switch (m.propagation()) {
-      case v1::PROPAGATION_HOST_TO_CONTAINER: opts.push_back("rslave"); break;
-      case v1::PROPAGATION_BIDIRECTIONAL: opts.push_back("rshared"); break;
-      default: opts.push_back("rprivate"); break;
+      case v1::PROPAGATION_HOST_TO_CONTAINER:
+        opts.push_back("rslave");
+        break;
+      case v1::PROPAGATION_BIDIRECTIONAL:
+        opts.push_back("rshared");
+        break;
+      default:
+        opts.push_back("rprivate");
+        break;
     }
     opts.push_back(m.readonly() ? "ro" : "rw");
     if (m.recursive_read_only()) opts.push_back("rro");
@@ -484,7 +528,8 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     ns.push_back({{"type", "pid"}, {"path", absl::StrCat("/proc/", in.target_pid, "/ns/pid")}});
   } else if (nso.pid() == v1::POD && in.sandbox.pid_mode_pod && pause > 0) {
     // The pause unshared a PID namespace for its children: the pod's shared PID namespace.
-    ns.push_back({{"type", "pid"}, {"path", absl::StrCat("/proc/", pause, "/ns/pid_for_children")}});
+    ns.push_back(
+        {{"type", "pid"}, {"path", absl::StrCat("/proc/", pause, "/ns/pid_for_children")}});
   } else {
     ns.push_back({{"type", "pid"}});
   }
@@ -492,7 +537,8 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
     ns.push_back({{"type", "ipc"}, {"path", absl::StrCat("/proc/", pause, "/ns/ipc")}});
   }
   if (!in.sandbox.host_network) {
-    if (pause > 0) ns.push_back({{"type", "uts"}, {"path", absl::StrCat("/proc/", pause, "/ns/uts")}});
+    if (pause > 0)
+      ns.push_back({{"type", "uts"}, {"path", absl::StrCat("/proc/", pause, "/ns/uts")}});
     if (!in.sandbox.netns_path.empty()) {
       ns.push_back({{"type", "network"}, {"path", in.sandbox.netns_path}});
     } else if (pause > 0) {
@@ -502,10 +548,12 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
   if (in.sandbox.userns.enabled() && pause > 0) {
     // The pod's user namespace, held by the pause; runc wants the mappings too.
     ns.push_back({{"type", "user"}, {"path", absl::StrCat("/proc/", pause, "/ns/user")}});
-    linux["uidMappings"] = json::array(
-        {{{"containerID", 0}, {"hostID", in.sandbox.userns.host_uid}, {"size", in.sandbox.userns.length}}});
-    linux["gidMappings"] = json::array(
-        {{{"containerID", 0}, {"hostID", in.sandbox.userns.host_gid}, {"size", in.sandbox.userns.length}}});
+    linux["uidMappings"] = json::array({{{"containerID", 0},
+                                         {"hostID", in.sandbox.userns.host_uid},
+                                         {"size", in.sandbox.userns.length}}});
+    linux["gidMappings"] = json::array({{{"containerID", 0},
+                                         {"hostID", in.sandbox.userns.host_gid},
+                                         {"size", in.sandbox.userns.length}}});
   }
   linux["namespaces"] = ns;
   json resources = ResourcesJson(res);
@@ -523,7 +571,8 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
       return absl::InvalidArgumentError("device " + d.host_path() + ": " + strerror(errno));
     }
     const char* type = S_ISCHR(st.st_mode) ? "c" : S_ISBLK(st.st_mode) ? "b" : nullptr;
-    if (type == nullptr) return absl::InvalidArgumentError("device " + d.host_path() + " is not a device node");
+    if (type == nullptr)
+      return absl::InvalidArgumentError("device " + d.host_path() + " is not a device node");
     std::string perms = d.permissions().empty() ? "rwm" : d.permissions();
     devices.push_back({{"path", d.container_path().empty() ? d.host_path() : d.container_path()},
                        {"type", type},
@@ -533,22 +582,29 @@ absl::StatusOr<json> GenerateSpec(const SpecInput& in) {
                        {"uid", st.st_uid},
                        {"gid", st.st_gid}});
     if (!privileged) {
-      resources["devices"].push_back({{"allow", true}, {"type", type}, {"major", major(st.st_rdev)},
-                                      {"minor", minor(st.st_rdev)}, {"access", perms}});
+      resources["devices"].push_back({{"allow", true},
+                                      {"type", type},
+                                      {"major", major(st.st_rdev)},
+                                      {"minor", minor(st.st_rdev)},
+                                      {"access", perms}});
     }
   }
   if (!devices.empty()) linux["devices"] = devices;
   linux["resources"] = resources;
   if (!in.cgroups_path.empty()) linux["cgroupsPath"] = in.cgroups_path;
   if (!privileged) {
-    std::vector<std::string> masked = {
-        "/proc/acpi",          "/proc/asound",    "/proc/kcore",       "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-        "/sys/firmware",       "/sys/devices/virtual/powercap", "/proc/scsi"};
+    std::vector<std::string> masked = {"/proc/acpi",          "/proc/asound",
+                                       "/proc/kcore",         "/proc/keys",
+                                       "/proc/latency_stats", "/proc/timer_list",
+                                       "/proc/timer_stats",   "/proc/sched_debug",
+                                       "/sys/firmware",       "/sys/devices/virtual/powercap",
+                                       "/proc/scsi"};
     std::vector<std::string> ro = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                    "/proc/sysrq-trigger"};
-    if (sc.masked_paths_size() > 0) masked.assign(sc.masked_paths().begin(), sc.masked_paths().end());
-    if (sc.readonly_paths_size() > 0) ro.assign(sc.readonly_paths().begin(), sc.readonly_paths().end());
+    if (sc.masked_paths_size() > 0)
+      masked.assign(sc.masked_paths().begin(), sc.masked_paths().end());
+    if (sc.readonly_paths_size() > 0)
+      ro.assign(sc.readonly_paths().begin(), sc.readonly_paths().end());
     linux["maskedPaths"] = masked;
     linux["readonlyPaths"] = ro;
   }

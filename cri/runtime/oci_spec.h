@@ -73,16 +73,16 @@ absl::StatusOr<PodUsernsMaps> PodUserns(const ::runtime::v1::PodSandboxConfig& c
 // Everything about the sandbox a container joins.
 struct SandboxSpecInfo {
   std::string id;
-  pid_t pause_pid = 0;           // pause process; its /proc/<pid>/ns/{ipc,uts,pid} are joined
-  std::string netns_path;        // bind-mounted netns; empty with host network
+  pid_t pause_pid = 0;     // pause process; its /proc/<pid>/ns/{ipc,uts,pid} are joined
+  std::string netns_path;  // bind-mounted netns; empty with host network
   bool host_network = false;
   bool host_ipc = false;
   bool host_pid = false;
-  bool pid_mode_pod = false;     // sandbox pid NamespaceMode POD: the pause holds a pod PID ns
-                                 // (/proc/<pause>/ns/pid_for_children) that POD-mode containers join
+  bool pid_mode_pod = false;  // sandbox pid NamespaceMode POD: the pause holds a pod PID ns
+                              // (/proc/<pause>/ns/pid_for_children) that POD-mode containers join
   std::string hostname;
   std::string hosts_path, hostname_path, resolv_conf_path;  // files bound into /etc
-  std::string shm_path;          // the sandbox's /dev/shm (empty: private tmpfs)
+  std::string shm_path;  // the sandbox's /dev/shm (empty: private tmpfs)
   std::string sandbox_name, sandbox_namespace, sandbox_uid;
   std::map<std::string, std::string> sysctls;  // PodSandboxConfig.linux.sysctls (linux.sysctl)
   // The pod's user namespace (PodUserns): the containers join /proc/<pause>/ns/user and
@@ -97,12 +97,12 @@ struct SpecInput {
   const image::ResolvedImage* image = nullptr;             // required
   std::string image_name;                                  // as requested (annotation)
   SandboxSpecInfo sandbox;
-  std::string rootfs;            // absolute path of the mounted rootfs
-  std::string cgroups_path;      // e.g. /berth-e2e/kubepods/pod1/<id> (cgroupfs driver)
+  std::string rootfs;        // absolute path of the mounted rootfs
+  std::string cgroups_path;  // e.g. /berth-e2e/kubepods/pod1/<id> (cgroupfs driver)
   // PID namespace mode TARGET (ephemeral containers): the init PID of the target container,
   // whose /proc/<pid>/ns/pid is joined. 0 otherwise.
   pid_t target_pid = 0;
-  std::string passwd, group;     // contents of the rootfs's /etc/passwd and /etc/group
+  std::string passwd, group;  // contents of the rootfs's /etc/passwd and /etc/group
   int current_oom_score_adj = 0;
   // The capability bounding set of berth itself (bit i = capability number i, as CapBnd in
   // /proc/self/status). Privileged and "ALL" containers get every capability in it; others

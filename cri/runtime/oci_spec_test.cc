@@ -8,8 +8,8 @@
 namespace berth::cri::runtime {
 namespace {
 namespace v1 = ::runtime::v1;
-using ::testing::ElementsAre;
 using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::Not;
 
 image::ImageConfig Img(std::vector<std::string> ep, std::vector<std::string> cmd) {
@@ -121,7 +121,8 @@ TEST(ResolveUser, RunAsUsername) {
 }
 
 TEST(ResolveUser, UnknownNamesAreErrors) {
-  EXPECT_EQ(ResolveUser({}, "nobody", kPasswd, kGroup).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveUser({}, "nobody", kPasswd, kGroup).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ResolveUser({}, "app:nogroup", kPasswd, kGroup).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -171,8 +172,8 @@ TEST_F(SpecFixture, DefaultMountsAndSandboxFiles) {
   auto spec = GenerateSpec(in);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_THAT(Destinations(*spec),
-              ElementsAre("/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/dev/shm",
-                          "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"));
+              ElementsAre("/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup",
+                          "/dev/shm", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"));
   EXPECT_EQ(MountAt(*spec, "/dev/shm")["source"], "/s/shm");
   EXPECT_THAT(MountAt(*spec, "/sys")["options"].get<std::vector<std::string>>(), Contains("ro"));
   EXPECT_EQ((*spec)["root"]["path"], "/r/rootfs");
@@ -316,12 +317,15 @@ TEST_F(SpecFixture, WorkingDirAndUserFromImage) {
 TEST_F(SpecFixture, CapabilitiesLimitedToBerthsBoundingSet) {
   in.cap_bounding = ~(uint64_t{1} << 24);  // no CAP_SYS_RESOURCE, as on this CI machine
   cfg.mutable_linux()->mutable_security_context()->set_privileged(true);
-  auto caps = (*GenerateSpec(in))["process"]["capabilities"]["bounding"].get<std::vector<std::string>>();
+  auto caps =
+      (*GenerateSpec(in))["process"]["capabilities"]["bounding"].get<std::vector<std::string>>();
   EXPECT_THAT(caps, Contains("CAP_SYS_ADMIN"));
   EXPECT_THAT(caps, Not(Contains("CAP_SYS_RESOURCE")));
   cfg.mutable_linux()->mutable_security_context()->set_privileged(false);
-  cfg.mutable_linux()->mutable_security_context()->mutable_capabilities()->add_add_capabilities("ALL");
-  caps = (*GenerateSpec(in))["process"]["capabilities"]["effective"].get<std::vector<std::string>>();
+  cfg.mutable_linux()->mutable_security_context()->mutable_capabilities()->add_add_capabilities(
+      "ALL");
+  caps =
+      (*GenerateSpec(in))["process"]["capabilities"]["effective"].get<std::vector<std::string>>();
   EXPECT_THAT(caps, Contains("CAP_NET_ADMIN"));
   EXPECT_THAT(caps, Not(Contains("CAP_SYS_RESOURCE")));
 }
@@ -400,7 +404,8 @@ TEST_F(SpecFixture, UserNamespacedPodJoinsThePausesUserns) {
 TEST(ResolveUser, RunAsGroupNeedsAUserAndStrictPolicySkipsImageGroups) {
   v1::LinuxContainerSecurityContext sc;
   sc.mutable_run_as_group()->set_value(3);
-  EXPECT_EQ(ResolveUser(sc, "app", kPasswd, kGroup).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ResolveUser(sc, "app", kPasswd, kGroup).status().code(),
+            absl::StatusCode::kInvalidArgument);
   v1::LinuxContainerSecurityContext strict;
   strict.mutable_run_as_user()->set_value(1000);
   strict.add_supplemental_groups(44);

@@ -25,8 +25,12 @@ class PauseInfra : public SandboxInfra {
   absl::Status BindNetns(pid_t pid, const std::string& path) override {
     return pause::BindNamespace(pid, "net", path);
   }
-  absl::Status UnbindNetns(const std::string& path) override { return pause::UnbindNamespace(path); }
-  absl::Status Stop(pid_t pid) override { return pause::StopPause(pid, std::chrono::milliseconds(500)); }
+  absl::Status UnbindNetns(const std::string& path) override {
+    return pause::UnbindNamespace(path);
+  }
+  absl::Status Stop(pid_t pid) override {
+    return pause::StopPause(pid, std::chrono::milliseconds(500));
+  }
 
  private:
   std::string binary_;

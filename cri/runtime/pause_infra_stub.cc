@@ -6,7 +6,8 @@ namespace {
 class StubInfra : public SandboxInfra {
  public:
   absl::StatusOr<pid_t> Start(const InfraRequest&) override {
-    return absl::UnimplementedError("berth was built without cri/pause: cannot start a pod sandbox");
+    return absl::UnimplementedError(
+        "berth was built without cri/pause: cannot start a pod sandbox");
   }
   absl::Status BindNetns(pid_t, const std::string&) override {
     return absl::UnimplementedError("berth was built without cri/pause");
@@ -16,6 +17,8 @@ class StubInfra : public SandboxInfra {
 };
 }  // namespace
 
-std::unique_ptr<SandboxInfra> NewPauseInfra(const std::string&) { return std::make_unique<StubInfra>(); }
+std::unique_ptr<SandboxInfra> NewPauseInfra(const std::string&) {
+  return std::make_unique<StubInfra>();
+}
 
 }  // namespace berth::cri::runtime

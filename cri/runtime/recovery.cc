@@ -3,8 +3,6 @@
 // down (exit files written by conmon -> EXITED, a dead pause process -> sandbox NOTREADY),
 // as containerd's CRI plugin recovers its store on restart.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include <sys/stat.h>
 
 #include "absl/strings/escaping.h"
@@ -12,6 +10,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
@@ -33,13 +32,20 @@ bool FromB64(const std::string& s, google::protobuf::Message* m) {
 }  // namespace
 
 absl::Status Runtime::SaveSandbox(const SandboxRec& sb) {
-  json j = {{"name_key", sb.name_key},     {"config", ToB64(sb.config)},
-            {"state", static_cast<int>(sb.state)}, {"created_at", sb.created_at},
-            {"ip", sb.ip},                 {"additional_ips", sb.additional_ips},
-            {"pause_pid", sb.pause_pid},   {"netns_path", sb.netns_path},
-            {"cgroup_path", sb.cgroup_path}, {"runtime_handler", sb.runtime_handler},
-            {"dir", sb.dir},               {"shm_path", sb.shm_path},
-            {"host_network", sb.host_network}, {"host_ipc", sb.host_ipc},
+  json j = {{"name_key", sb.name_key},
+            {"config", ToB64(sb.config)},
+            {"state", static_cast<int>(sb.state)},
+            {"created_at", sb.created_at},
+            {"ip", sb.ip},
+            {"additional_ips", sb.additional_ips},
+            {"pause_pid", sb.pause_pid},
+            {"netns_path", sb.netns_path},
+            {"cgroup_path", sb.cgroup_path},
+            {"runtime_handler", sb.runtime_handler},
+            {"dir", sb.dir},
+            {"shm_path", sb.shm_path},
+            {"host_network", sb.host_network},
+            {"host_ipc", sb.host_ipc},
             {"network_attached", sb.network_attached}};
   return deps_.db->Transaction([&]() -> absl::Status {
     return deps_.db->Exec("INSERT OR REPLACE INTO runtime_sandboxes (id, data) VALUES (?1, ?2)",
@@ -48,15 +54,24 @@ absl::Status Runtime::SaveSandbox(const SandboxRec& sb) {
 }
 
 absl::Status Runtime::SaveContainer(const ContainerRec& c) {
-  json j = {{"name_key", c.name_key},   {"config", ToB64(c.config)},
-            {"state", static_cast<int>(c.state)}, {"created_at", c.created_at},
-            {"started_at", c.started_at}, {"finished_at", c.finished_at},
-            {"exit_code", c.exit_code}, {"reason", c.reason},
-            {"message", c.message},     {"pid", c.pid},
-            {"image_name", c.image_name}, {"image_ref", c.image_ref},
-            {"image_id", c.image_id},   {"stop_signal", c.stop_signal},
-            {"log_path", c.log_path},   {"bundle", c.bundle},
-            {"rootfs", c.rootfs},       {"cgroups_path", c.cgroups_path},
+  json j = {{"name_key", c.name_key},
+            {"config", ToB64(c.config)},
+            {"state", static_cast<int>(c.state)},
+            {"created_at", c.created_at},
+            {"started_at", c.started_at},
+            {"finished_at", c.finished_at},
+            {"exit_code", c.exit_code},
+            {"reason", c.reason},
+            {"message", c.message},
+            {"pid", c.pid},
+            {"image_name", c.image_name},
+            {"image_ref", c.image_ref},
+            {"image_id", c.image_id},
+            {"stop_signal", c.stop_signal},
+            {"log_path", c.log_path},
+            {"bundle", c.bundle},
+            {"rootfs", c.rootfs},
+            {"cgroups_path", c.cgroups_path},
             {"runtime_handler", c.runtime_handler}};
   if (c.user_known) j["user"] = {{"uid", c.uid}, {"gid", c.gid}, {"groups", c.supplemental_groups}};
   return deps_.db->Transaction([&]() -> absl::Status {
@@ -68,12 +83,14 @@ absl::Status Runtime::SaveContainer(const ContainerRec& c) {
 
 absl::Status Runtime::Load() {
   ASSIGN_OR_RETURN(auto srows, deps_.db->Query("SELECT id, data FROM runtime_sandboxes"));
-  ASSIGN_OR_RETURN(auto crows, deps_.db->Query("SELECT id, sandbox_id, data FROM runtime_containers"));
+  ASSIGN_OR_RETURN(auto crows,
+                   deps_.db->Query("SELECT id, sandbox_id, data FROM runtime_containers"));
   absl::MutexLock l(&mu_);
   for (const auto& r : srows) {
     json j = json::parse(store::AsString(r[1]), nullptr, false);
     if (j.is_discarded()) {
-      LOG(WARNING) << "runtime: sandbox " << store::AsString(r[0]) << ": unreadable record, skipped";
+      LOG(WARNING) << "runtime: sandbox " << store::AsString(r[0])
+                   << ": unreadable record, skipped";
       continue;
     }
     auto sb = std::make_shared<SandboxRec>();
@@ -150,7 +167,8 @@ absl::Status Runtime::Load() {
                            : NowNs();
       c->exit_code = *code;
       c->state = v1::CONTAINER_EXITED;
-      c->reason = SawOomKill(mounts, c->cgroups_path) ? "OOMKilled" : (*code == 0 ? "Completed" : "Error");
+      c->reason =
+          SawOomKill(mounts, c->cgroups_path) ? "OOMKilled" : (*code == 0 ? "Completed" : "Error");
     } else if (c->state == v1::CONTAINER_RUNNING && !ProcessAlive(c->pid)) {
       c->state = v1::CONTAINER_EXITED;
       c->finished_at = NowNs();
@@ -160,7 +178,8 @@ absl::Status Runtime::Load() {
     } else {
       continue;
     }
-    LOG(INFO) << "runtime: container " << id << " exited while berth was down (code " << c->exit_code << ")";
+    LOG(INFO) << "runtime: container " << id << " exited while berth was down (code "
+              << c->exit_code << ")";
     (void)SaveContainer(*c);
   }
   return absl::OkStatus();

@@ -44,7 +44,8 @@ bool DetectRecursiveReadOnly(const std::string& runtime_path) {
   struct utsname u;
   if (uname(&u) != 0) return false;
   int major = 0, minor = 0;
-  if (sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 5 || (major == 5 && minor < 12)) return false;
+  if (sscanf(u.release, "%d.%d", &major, &minor) != 2 || major < 5 || (major == 5 && minor < 12))
+    return false;
   auto r = Run({runtime_path, "features"}, "", std::chrono::seconds(10));
   if (!r.ok() || r->exit_code != 0) return false;
   json f = json::parse(r->out, nullptr, false);
@@ -132,10 +133,12 @@ std::string Runtime::ExitDir() const { return JoinPath(opts_.state_dir, "exits")
 
 absl::Status Runtime::Start() {
   if (!deps_.db || !deps_.images || !deps_.network || !deps_.oci) {
-    return absl::InvalidArgumentError("Runtime: db, images, network and oci dependencies are required");
+    return absl::InvalidArgumentError(
+        "Runtime: db, images, network and oci dependencies are required");
   }
-  for (const auto& d : {JoinPath(opts_.root_dir, "containers"), JoinPath(opts_.root_dir, "sandboxes"),
-                        JoinPath(opts_.state_dir, "netns"), ExitDir()}) {
+  for (const auto& d :
+       {JoinPath(opts_.root_dir, "containers"), JoinPath(opts_.root_dir, "sandboxes"),
+        JoinPath(opts_.state_dir, "netns"), ExitDir()}) {
     RETURN_IF_ERROR(MkdirAll(d, 0711));
   }
   for (absl::string_view stmt : absl::StrSplit(kRuntimeSchema, ';')) {
@@ -184,7 +187,8 @@ std::shared_ptr<Runtime::SandboxRec> Runtime::FindSandbox(const std::string& id)
   auto it = sandboxes_.find(id);
   if (it != sandboxes_.end()) return it->second;
   std::shared_ptr<SandboxRec> found;
-  for (auto i = sandboxes_.lower_bound(id); i != sandboxes_.end() && absl::StartsWith(i->first, id); ++i) {
+  for (auto i = sandboxes_.lower_bound(id); i != sandboxes_.end() && absl::StartsWith(i->first, id);
+       ++i) {
     if (found) return nullptr;  // ambiguous prefix
     found = i->second;
   }
@@ -197,7 +201,8 @@ std::shared_ptr<Runtime::ContainerRec> Runtime::FindContainer(const std::string&
   auto it = containers_.find(id);
   if (it != containers_.end()) return it->second;
   std::shared_ptr<ContainerRec> found;
-  for (auto i = containers_.lower_bound(id); i != containers_.end() && absl::StartsWith(i->first, id); ++i) {
+  for (auto i = containers_.lower_bound(id);
+       i != containers_.end() && absl::StartsWith(i->first, id); ++i) {
     if (found) return nullptr;
     found = i->second;
   }
@@ -216,7 +221,8 @@ absl::StatusOr<oci::OciRuntime*> Runtime::RuntimeFor(const std::string& handler)
   if (!rt) {
     oci::OciRuntimeOptions o = deps_.oci->options();
     o.runtime_path = it->second;
-    o.runtime_root = JoinPath(opts_.state_dir, "runtime-" + (handler.empty() ? "default" : handler));
+    o.runtime_root =
+        JoinPath(opts_.state_dir, "runtime-" + (handler.empty() ? "default" : handler));
     rt = std::make_unique<oci::OciRuntime>(o);
   }
   return rt.get();
@@ -267,7 +273,8 @@ absl::StatusOr<v1::StatusResponse> Runtime::Status(const v1::StatusRequest& req)
     if (name.empty()) continue;
     auto* h = r.add_runtime_handlers();
     h->set_name(name);
-    h->mutable_features()->set_recursive_read_only_mounts(rro_supported_ && bin == deps_.oci->options().runtime_path);
+    h->mutable_features()->set_recursive_read_only_mounts(rro_supported_ &&
+                                                          bin == deps_.oci->options().runtime_path);
     h->mutable_features()->set_user_namespaces(true);
   }
   if (req.verbose()) {
@@ -276,7 +283,9 @@ absl::StatusOr<v1::StatusResponse> Runtime::Status(const v1::StatusRequest& req)
       absl::MutexLock l(&mu_);
       pod_cidr = absl::StrJoin(pod_cidrs_, ",");
     }
-    json info = {{"rootDir", opts_.root_dir}, {"stateDir", opts_.state_dir}, {"cgroupRoot", opts_.cgroup_root},
+    json info = {{"rootDir", opts_.root_dir},
+                 {"stateDir", opts_.state_dir},
+                 {"cgroupRoot", opts_.cgroup_root},
                  {"podCIDR", pod_cidr}};
     (*r.mutable_info())["config"] = info.dump();
   }

@@ -58,11 +58,11 @@ struct RuntimeOptions {
 
 // Dependencies; not owned, must outlive the Runtime.
 struct RuntimeDeps {
-  store::Db* db = nullptr;                    // required
-  image::ImageResolver* images = nullptr;     // required
-  cni::NetworkPlugin* network = nullptr;      // required
-  oci::OciRuntime* oci = nullptr;             // required; the default handler's runtime
-  SandboxInfra* infra = nullptr;              // optional; default NewPauseInfra(pause_binary)
+  store::Db* db = nullptr;                 // required
+  image::ImageResolver* images = nullptr;  // required
+  cni::NetworkPlugin* network = nullptr;   // required
+  oci::OciRuntime* oci = nullptr;          // required; the default handler's runtime
+  SandboxInfra* infra = nullptr;           // optional; default NewPauseInfra(pause_binary)
   // optional; where writable-layer usage (ContainerStats.writable_layer) is measured in the
   // background; default a cache of the Runtime's own, refreshed once a minute.
   metrics::FsUsageCache* fs_usage = nullptr;
@@ -91,18 +91,30 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
 
   absl::StatusOr<v1::VersionResponse> Version(const v1::VersionRequest& req) override;
   absl::StatusOr<v1::StatusResponse> Status(const v1::StatusRequest& req) override;
-  absl::StatusOr<v1::RuntimeConfigResponse> RuntimeConfig(const v1::RuntimeConfigRequest& req) override;
-  absl::StatusOr<v1::RunPodSandboxResponse> RunPodSandbox(const v1::RunPodSandboxRequest& req) override;
-  absl::StatusOr<v1::StopPodSandboxResponse> StopPodSandbox(const v1::StopPodSandboxRequest& req) override;
-  absl::StatusOr<v1::RemovePodSandboxResponse> RemovePodSandbox(const v1::RemovePodSandboxRequest& req) override;
-  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(const v1::PodSandboxStatusRequest& req) override;
-  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(const v1::ListPodSandboxRequest& req) override;
-  absl::StatusOr<v1::CreateContainerResponse> CreateContainer(const v1::CreateContainerRequest& req) override;
-  absl::StatusOr<v1::StartContainerResponse> StartContainer(const v1::StartContainerRequest& req) override;
-  absl::StatusOr<v1::StopContainerResponse> StopContainer(const v1::StopContainerRequest& req) override;
-  absl::StatusOr<v1::RemoveContainerResponse> RemoveContainer(const v1::RemoveContainerRequest& req) override;
-  absl::StatusOr<v1::ListContainersResponse> ListContainers(const v1::ListContainersRequest& req) override;
-  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(const v1::ContainerStatusRequest& req) override;
+  absl::StatusOr<v1::RuntimeConfigResponse> RuntimeConfig(
+      const v1::RuntimeConfigRequest& req) override;
+  absl::StatusOr<v1::RunPodSandboxResponse> RunPodSandbox(
+      const v1::RunPodSandboxRequest& req) override;
+  absl::StatusOr<v1::StopPodSandboxResponse> StopPodSandbox(
+      const v1::StopPodSandboxRequest& req) override;
+  absl::StatusOr<v1::RemovePodSandboxResponse> RemovePodSandbox(
+      const v1::RemovePodSandboxRequest& req) override;
+  absl::StatusOr<v1::PodSandboxStatusResponse> PodSandboxStatus(
+      const v1::PodSandboxStatusRequest& req) override;
+  absl::StatusOr<v1::ListPodSandboxResponse> ListPodSandbox(
+      const v1::ListPodSandboxRequest& req) override;
+  absl::StatusOr<v1::CreateContainerResponse> CreateContainer(
+      const v1::CreateContainerRequest& req) override;
+  absl::StatusOr<v1::StartContainerResponse> StartContainer(
+      const v1::StartContainerRequest& req) override;
+  absl::StatusOr<v1::StopContainerResponse> StopContainer(
+      const v1::StopContainerRequest& req) override;
+  absl::StatusOr<v1::RemoveContainerResponse> RemoveContainer(
+      const v1::RemoveContainerRequest& req) override;
+  absl::StatusOr<v1::ListContainersResponse> ListContainers(
+      const v1::ListContainersRequest& req) override;
+  absl::StatusOr<v1::ContainerStatusResponse> ContainerStatus(
+      const v1::ContainerStatusRequest& req) override;
   absl::StatusOr<v1::ExecSyncResponse> ExecSync(const v1::ExecSyncRequest& req) override;
   absl::StatusOr<v1::UpdateContainerResourcesResponse> UpdateContainerResources(
       const v1::UpdateContainerResourcesRequest& req) override;
@@ -119,8 +131,10 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   absl::StatusOr<v1::ExecResponse> Exec(const v1::ExecRequest& req) override;
   absl::StatusOr<v1::AttachResponse> Attach(const v1::AttachRequest& req) override;
   absl::StatusOr<v1::PortForwardResponse> PortForward(const v1::PortForwardRequest& req) override;
-  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartExec(const v1::ExecRequest& req) override;
-  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartAttach(const v1::AttachRequest& req) override;
+  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartExec(
+      const v1::ExecRequest& req) override;
+  absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> StartAttach(
+      const v1::AttachRequest& req) override;
   absl::StatusOr<int> DialPort(const std::string& sandbox_id, int32_t port) override;
   // The server whose URLs Exec/Attach/PortForward return; not owned; set once after Start().
   void SetStreamingServer(streaming::Server* server) { streaming_.store(server); }
@@ -138,10 +152,12 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   // the tree; `timestamp` is when it was measured; omitted until the first measurement, which
   // starts when a container is first asked about). Stats of every container in the store,
   // exited ones with attributes only.
-  absl::StatusOr<v1::ContainerStatsResponse> ContainerStats(const v1::ContainerStatsRequest& req) override;
+  absl::StatusOr<v1::ContainerStatsResponse> ContainerStats(
+      const v1::ContainerStatsRequest& req) override;
   absl::StatusOr<v1::ListContainerStatsResponse> ListContainerStats(
       const v1::ListContainerStatsRequest& req) override;
-  absl::StatusOr<v1::PodSandboxStatsResponse> PodSandboxStats(const v1::PodSandboxStatsRequest& req) override;
+  absl::StatusOr<v1::PodSandboxStatsResponse> PodSandboxStats(
+      const v1::PodSandboxStatsRequest& req) override;
   absl::StatusOr<v1::ListPodSandboxStatsResponse> ListPodSandboxStats(
       const v1::ListPodSandboxStatsRequest& req) override;
 
@@ -164,9 +180,10 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   // events.cc: see RuntimeService::GetContainerEvents. Events carry the sandbox status and
   // the statuses of the sandbox's containers at the time of the event. A subscriber that
   // falls more than kMaxBufferedEvents behind misses the oldest events.
-  absl::Status GetContainerEvents(const v1::GetEventsRequest& req,
-                                  const std::function<bool(const v1::ContainerEventResponse&)>& send,
-                                  const std::function<bool()>& cancelled) override;
+  absl::Status GetContainerEvents(
+      const v1::GetEventsRequest& req,
+      const std::function<bool(const v1::ContainerEventResponse&)>& send,
+      const std::function<bool()>& cancelled) override;
   static constexpr size_t kMaxBufferedEvents = 4096;
 
   const RuntimeOptions& options() const { return opts_; }
@@ -204,7 +221,7 @@ class Runtime : public RuntimeService, public streaming::StreamingRuntime {
   std::unique_ptr<SandboxInfra> own_infra_;
   std::unique_ptr<metrics::FsUsageCache> own_fs_usage_;  // when deps_.fs_usage was null
   int current_oom_score_adj_ = 0;
-  bool rro_supported_ = false;  // set once in Start()
+  bool rro_supported_ = false;            // set once in Start()
   uint64_t cap_bounding_ = ~uint64_t{0};  // berth's CapBnd
 
   absl::Mutex mu_;

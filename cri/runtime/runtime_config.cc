@@ -48,13 +48,15 @@ absl::Status ApplyResources(const std::string& path, const v1::LinuxContainerRes
     if (!PathExists(dir)) continue;
     std::vector<std::pair<std::string, std::string>> writes;
     if (m.v2) {
-      if (r.cpu_shares() > 0) writes.emplace_back("cpu.weight", absl::StrCat(SharesToWeight(r.cpu_shares())));
+      if (r.cpu_shares() > 0)
+        writes.emplace_back("cpu.weight", absl::StrCat(SharesToWeight(r.cpu_shares())));
       if (r.cpu_quota() != 0 || r.cpu_period() > 0) {
         int64_t period = r.cpu_period() > 0 ? r.cpu_period() : 100000;
         writes.emplace_back("cpu.max", r.cpu_quota() > 0 ? absl::StrCat(r.cpu_quota(), " ", period)
-                                                          : absl::StrCat("max ", period));
+                                                         : absl::StrCat("max ", period));
       }
-      if (r.memory_limit_in_bytes() > 0) writes.emplace_back("memory.max", absl::StrCat(r.memory_limit_in_bytes()));
+      if (r.memory_limit_in_bytes() > 0)
+        writes.emplace_back("memory.max", absl::StrCat(r.memory_limit_in_bytes()));
       if (!r.cpuset_cpus().empty()) writes.emplace_back("cpuset.cpus", r.cpuset_cpus());
       if (!r.cpuset_mems().empty()) writes.emplace_back("cpuset.mems", r.cpuset_mems());
       // In a hybrid layout the unified hierarchy has no controllers: skip absent files.
@@ -62,8 +64,10 @@ absl::Status ApplyResources(const std::string& path, const v1::LinuxContainerRes
     } else {
       if (Has(m, "cpu")) {
         if (r.cpu_shares() > 0) writes.emplace_back("cpu.shares", absl::StrCat(r.cpu_shares()));
-        if (r.cpu_period() > 0) writes.emplace_back("cpu.cfs_period_us", absl::StrCat(r.cpu_period()));
-        if (r.cpu_quota() != 0) writes.emplace_back("cpu.cfs_quota_us", absl::StrCat(r.cpu_quota()));
+        if (r.cpu_period() > 0)
+          writes.emplace_back("cpu.cfs_period_us", absl::StrCat(r.cpu_period()));
+        if (r.cpu_quota() != 0)
+          writes.emplace_back("cpu.cfs_quota_us", absl::StrCat(r.cpu_quota()));
       }
       if (Has(m, "memory") && r.memory_limit_in_bytes() > 0) {
         writes.emplace_back("memory.limit_in_bytes", absl::StrCat(r.memory_limit_in_bytes()));
@@ -73,7 +77,8 @@ absl::Status ApplyResources(const std::string& path, const v1::LinuxContainerRes
         if (!r.cpuset_mems().empty()) writes.emplace_back("cpuset.mems", r.cpuset_mems());
       }
     }
-    for (const auto& [file, value] : writes) RETURN_IF_ERROR(WriteControl(JoinPath(dir, file), value));
+    for (const auto& [file, value] : writes)
+      RETURN_IF_ERROR(WriteControl(JoinPath(dir, file), value));
   }
   return absl::OkStatus();
 }
@@ -83,16 +88,20 @@ absl::Status ApplyResources(const std::string& path, const v1::LinuxContainerRes
 absl::StatusOr<v1::UpdatePodSandboxResourcesResponse> Runtime::UpdatePodSandboxResources(
     const v1::UpdatePodSandboxResourcesRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
-  if (!sb) return absl::NotFoundError("UpdatePodSandboxResources: pod sandbox " + req.pod_sandbox_id() + " not found");
+  if (!sb)
+    return absl::NotFoundError("UpdatePodSandboxResources: pod sandbox " + req.pod_sandbox_id() +
+                               " not found");
   absl::MutexLock ol(&sb->op_mu);
   std::string cgroup;
   {
     absl::MutexLock l(&mu_);
-    if (!sb->created) return absl::NotFoundError("UpdatePodSandboxResources: pod sandbox " + sb->id + " not found");
+    if (!sb->created)
+      return absl::NotFoundError("UpdatePodSandboxResources: pod sandbox " + sb->id + " not found");
     cgroup = sb->cgroup_path;
   }
   if (req.has_resources() && !cgroup.empty()) {
-    RETURN_IF_ERROR(Annotate(ApplyResources(cgroup, req.resources()), "UpdatePodSandboxResources " + sb->id));
+    RETURN_IF_ERROR(
+        Annotate(ApplyResources(cgroup, req.resources()), "UpdatePodSandboxResources " + sb->id));
   }
   return v1::UpdatePodSandboxResourcesResponse();
 }

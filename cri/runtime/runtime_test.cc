@@ -56,7 +56,8 @@ TEST(ResolvConf, FromDnsConfig) {
   dns.add_searches("svc.cluster.local");
   dns.add_options("ndots:5");
   EXPECT_EQ(ResolvConf(dns),
-            "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n");
+            "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions "
+            "ndots:5\n");
 }
 
 // CRI Status: a missing OCI runtime or conmon makes RuntimeReady false with the reason, and

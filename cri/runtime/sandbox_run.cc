@@ -1,8 +1,6 @@
 // RunPodSandbox: the sandbox's /etc files and /dev/shm, its pod cgroup, the infra (pause)
 // process with the pod's namespaces, and its CNI network; TeardownSandbox undoes them.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +13,7 @@
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 
@@ -53,10 +52,12 @@ std::string HostsFile() {
 
 }  // namespace
 
-absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPodSandboxRequest& req) {
+absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(
+    const v1::RunPodSandboxRequest& req) {
   const auto& md = req.config().metadata();
   if (md.name().empty() || md.namespace_().empty() || md.uid().empty()) {
-    return absl::InvalidArgumentError("RunPodSandbox: metadata name, namespace and uid are required");
+    return absl::InvalidArgumentError(
+        "RunPodSandbox: metadata name, namespace and uid are required");
   }
   ASSIGN_OR_RETURN(oci::OciRuntime * rt, RuntimeFor(req.runtime_handler()));
   (void)rt;
@@ -78,7 +79,8 @@ absl::StatusOr<v1::RunPodSandboxResponse> Runtime::RunPodSandbox(const v1::RunPo
       sb->op_mu.Unlock();
       absl::MutexLock ol(&existing->op_mu);  // waits for an in-flight creation
       if (!existing->created) {
-        return Annotate(existing->create_status, "RunPodSandbox " + key + " (retried while in flight)");
+        return Annotate(existing->create_status,
+                        "RunPodSandbox " + key + " (retried while in flight)");
       }
       v1::RunPodSandboxResponse r;
       r.set_pod_sandbox_id(existing->id);
@@ -182,7 +184,8 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   } else {
     std::string shm = JoinPath(sb->dir, "shm");
     RETURN_IF_ERROR(MkdirAll(shm, 0755));
-    if (mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") != 0) {
+    if (mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=1777,size=65536k") != 0) {
       return ErrnoStatus(errno, "mount tmpfs for sandbox /dev/shm at " + shm);
     }
     sb->shm_path = shm;

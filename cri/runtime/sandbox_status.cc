@@ -1,19 +1,20 @@
 // PodSandboxStatus and ListPodSandbox, served from the in-memory records.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include "absl/strings/match.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
 using nlohmann::json;
 
-absl::StatusOr<v1::PodSandboxStatusResponse> Runtime::PodSandboxStatus(const v1::PodSandboxStatusRequest& req) {
+absl::StatusOr<v1::PodSandboxStatusResponse> Runtime::PodSandboxStatus(
+    const v1::PodSandboxStatusRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
   if (!sb) return absl::NotFoundError("pod sandbox " + req.pod_sandbox_id() + " not found");
   v1::PodSandboxStatusResponse r;
   absl::MutexLock l(&mu_);
-  if (!sb->created) return absl::NotFoundError("pod sandbox " + req.pod_sandbox_id() + " is being created");
+  if (!sb->created)
+    return absl::NotFoundError("pod sandbox " + req.pod_sandbox_id() + " is being created");
   auto* st = r.mutable_status();
   st->set_id(sb->id);
   *st->mutable_metadata() = sb->config.metadata();
@@ -27,15 +28,18 @@ absl::StatusOr<v1::PodSandboxStatusResponse> Runtime::PodSandboxStatus(const v1:
   *st->mutable_annotations() = sb->config.annotations();
   st->set_runtime_handler(sb->runtime_handler);
   if (req.verbose()) {
-    json info = {{"pid", sb->pause_pid},         {"netnsPath", sb->netns_path},
-                 {"cgroupPath", sb->cgroup_path}, {"sandboxDir", sb->dir},
+    json info = {{"pid", sb->pause_pid},
+                 {"netnsPath", sb->netns_path},
+                 {"cgroupPath", sb->cgroup_path},
+                 {"sandboxDir", sb->dir},
                  {"runtimeHandler", sb->runtime_handler}};
     (*r.mutable_info())["info"] = info.dump();
   }
   return r;
 }
 
-absl::StatusOr<v1::ListPodSandboxResponse> Runtime::ListPodSandbox(const v1::ListPodSandboxRequest& req) {
+absl::StatusOr<v1::ListPodSandboxResponse> Runtime::ListPodSandbox(
+    const v1::ListPodSandboxRequest& req) {
   v1::ListPodSandboxResponse r;
   const auto& f = req.filter();
   absl::MutexLock l(&mu_);

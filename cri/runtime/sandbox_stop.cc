@@ -1,16 +1,16 @@
 // StopPodSandbox and RemovePodSandbox: stop the pod's containers, tear the sandbox down
 // (CNI DEL, pause, netns, /dev/shm), then remove its containers, cgroup, directory and record.
 
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
-
 #include "base/file.h"
 #include "base/mount.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 
-absl::StatusOr<v1::StopPodSandboxResponse> Runtime::StopPodSandbox(const v1::StopPodSandboxRequest& req) {
+absl::StatusOr<v1::StopPodSandboxResponse> Runtime::StopPodSandbox(
+    const v1::StopPodSandboxRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
   if (!sb) return v1::StopPodSandboxResponse();  // CRI: idempotent, resources already reclaimed
   {
@@ -40,7 +40,8 @@ absl::Status Runtime::StopSandboxLocked(SandboxRec* sb) {
   return SaveSandbox(*sb);
 }
 
-absl::StatusOr<v1::RemovePodSandboxResponse> Runtime::RemovePodSandbox(const v1::RemovePodSandboxRequest& req) {
+absl::StatusOr<v1::RemovePodSandboxResponse> Runtime::RemovePodSandbox(
+    const v1::RemovePodSandboxRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
   if (!sb) return v1::RemovePodSandboxResponse();
   absl::MutexLock ol(&sb->op_mu);
@@ -61,7 +62,8 @@ absl::StatusOr<v1::RemovePodSandboxResponse> Runtime::RemovePodSandbox(const v1:
     RETURN_IF_ERROR(Annotate(RemoveCgroup(HostCgroupMounts(), sb->cgroup_path),
                              "remove pod sandbox " + sb->id));
   }
-  if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm") RETURN_IF_ERROR(UnmountStack(sb->shm_path));
+  if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm")
+    RETURN_IF_ERROR(UnmountStack(sb->shm_path));
   RETURN_IF_ERROR(Annotate(RemoveAll(sb->dir), "remove pod sandbox " + sb->id));
   RETURN_IF_ERROR(deps_.db->Transaction([&]() -> absl::Status {
     return deps_.db->Exec("DELETE FROM runtime_sandboxes WHERE id = ?1", {sb->id});

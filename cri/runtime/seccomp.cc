@@ -18,7 +18,8 @@ bool HasCap(const std::vector<std::string>& caps, const std::string& cap) {
 }
 
 const std::vector<std::string>& NativeArches() {
-  static const std::vector<std::string> kArches = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"};
+  static const std::vector<std::string> kArches = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
+                                                   "SCMP_ARCH_X32"};
   return kArches;
 }
 
@@ -31,13 +32,15 @@ struct Blocked {
 
 const std::vector<Blocked>& BlockedSyscalls() {
   static const std::vector<Blocked> kBlocked = {
-      {"", {"create_module", "get_kernel_syms", "query_module", "nfsservctl", "uselib", "ustat", "sysfs",
-            "_sysctl", "vm86", "vm86old", "kexec_file_load", "kexec_load", "add_key", "request_key",
-            "keyctl", "userfaultfd", "open_by_handle_at"}},
-      {"CAP_SYS_ADMIN", {"mount", "umount", "umount2", "unshare", "setns", "pivot_root", "quotactl",
-                         "lookup_dcookie", "name_to_handle_at", "bpf", "fanotify_init", "fsopen",
-                         "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "swapon", "swapoff",
-                         "perf_event_open"}},
+      {"",
+       {"create_module", "get_kernel_syms", "query_module", "nfsservctl", "uselib", "ustat",
+        "sysfs", "_sysctl", "vm86", "vm86old", "kexec_file_load", "kexec_load", "add_key",
+        "request_key", "keyctl", "userfaultfd", "open_by_handle_at"}},
+      {"CAP_SYS_ADMIN",
+       {"mount",         "umount",    "umount2",        "unshare",           "setns",
+        "pivot_root",    "quotactl",  "lookup_dcookie", "name_to_handle_at", "bpf",
+        "fanotify_init", "fsopen",    "fsconfig",       "fsmount",           "fspick",
+        "move_mount",    "open_tree", "swapon",         "swapoff",           "perf_event_open"}},
       {"CAP_SYS_MODULE", {"init_module", "finit_module", "delete_module"}},
       {"CAP_SYS_BOOT", {"reboot"}},
       {"CAP_SYS_TIME", {"settimeofday", "stime", "clock_settime", "clock_adjtime", "adjtimex"}},
@@ -78,7 +81,8 @@ bool RuleApplies(const json& rule, const std::vector<std::string>& caps) {
         if (c.is_string() && HasCap(caps, c.get<std::string>())) return false;
       }
     }
-    if (exc.contains("arches") && exc["arches"].is_array() && matches_arch(exc["arches"])) return false;
+    if (exc.contains("arches") && exc["arches"].is_array() && matches_arch(exc["arches"]))
+      return false;
   }
   return true;
 }
@@ -97,24 +101,31 @@ json DefaultSeccompProfile(const std::vector<std::string>& caps) {
   if (!HasCap(caps, "CAP_SYS_ADMIN")) {
     // A deny rule per flag ((flags & bit) == bit): one MASKED_EQ against 0 over all the bits
     // would match (and refuse) every plain fork instead.
-    for (uint64_t bit : {0x00020000ULL, 0x02000000ULL, 0x04000000ULL, 0x08000000ULL,
-                         0x10000000ULL, 0x20000000ULL, 0x40000000ULL}) {
+    for (uint64_t bit : {0x00020000ULL, 0x02000000ULL, 0x04000000ULL, 0x08000000ULL, 0x10000000ULL,
+                         0x20000000ULL, 0x40000000ULL}) {
       // CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
-      syscalls.push_back({{"names", {"clone"}},
-                          {"action", "SCMP_ACT_ERRNO"},
-                          {"errnoRet", 1},
-                          {"args", {{{"index", 0}, {"value", bit}, {"valueTwo", bit},
-                                     {"op", "SCMP_CMP_MASKED_EQ"}}}}});
+      syscalls.push_back(
+          {{"names", {"clone"}},
+           {"action", "SCMP_ACT_ERRNO"},
+           {"errnoRet", 1},
+           {"args",
+            {{{"index", 0}, {"value", bit}, {"valueTwo", bit}, {"op", "SCMP_CMP_MASKED_EQ"}}}}});
     }
-    // The flags of clone3 live in memory seccomp cannot read: ENOSYS makes libcs fall back to clone.
+    // The flags of clone3 live in memory seccomp cannot read: ENOSYS makes libcs fall back to
+    // clone.
     syscalls.push_back({{"names", {"clone3"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38}});
   }
-  return {{"defaultAction", "SCMP_ACT_ALLOW"}, {"architectures", NativeArches()}, {"syscalls", syscalls}};
+  return {{"defaultAction", "SCMP_ACT_ALLOW"},
+          {"architectures", NativeArches()},
+          {"syscalls", syscalls}};
 }
 
-absl::StatusOr<json> ConvertSeccompProfile(const json& profile, const std::vector<std::string>& caps) {
-  if (!profile.is_object() || !profile.contains("defaultAction") || !profile["defaultAction"].is_string()) {
-    return absl::InvalidArgumentError("seccomp profile: an object with a string defaultAction is required");
+absl::StatusOr<json> ConvertSeccompProfile(const json& profile,
+                                           const std::vector<std::string>& caps) {
+  if (!profile.is_object() || !profile.contains("defaultAction") ||
+      !profile["defaultAction"].is_string()) {
+    return absl::InvalidArgumentError(
+        "seccomp profile: an object with a string defaultAction is required");
   }
   json out = {{"defaultAction", profile["defaultAction"]}};
   if (profile.contains("defaultErrnoRet")) out["defaultErrnoRet"] = profile["defaultErrnoRet"];
@@ -135,7 +146,8 @@ absl::StatusOr<json> ConvertSeccompProfile(const json& profile, const std::vecto
   if (!arches.empty()) out["architectures"] = arches;
   json syscalls = json::array();
   if (profile.contains("syscalls")) {
-    if (!profile["syscalls"].is_array()) return absl::InvalidArgumentError("seccomp profile: syscalls must be an array");
+    if (!profile["syscalls"].is_array())
+      return absl::InvalidArgumentError("seccomp profile: syscalls must be an array");
     for (const auto& rule : profile["syscalls"]) {
       if (!rule.is_object() || !rule.contains("action")) {
         return absl::InvalidArgumentError("seccomp profile: every syscalls entry needs an action");
@@ -145,7 +157,8 @@ absl::StatusOr<json> ConvertSeccompProfile(const json& profile, const std::vecto
       json names = json::array();
       if (rule.contains("names") && rule["names"].is_array()) names = rule["names"];
       if (rule.contains("name") && rule["name"].is_string()) names.push_back(rule["name"]);
-      if (names.empty()) return absl::InvalidArgumentError("seccomp profile: a syscalls entry has no names");
+      if (names.empty())
+        return absl::InvalidArgumentError("seccomp profile: a syscalls entry has no names");
       r["names"] = names;
       for (const char* k : {"errnoRet", "args"}) {
         if (rule.contains(k) && !rule[k].is_null()) r[k] = rule[k];
@@ -163,8 +176,12 @@ absl::StatusOr<json> ContainerSeccomp(const v1::LinuxContainerSecurityContext& s
   std::string type, localhost;
   if (sc.has_seccomp()) {
     switch (sc.seccomp().profile_type()) {
-      case v1::SecurityProfile::RuntimeDefault: type = "default"; break;
-      case v1::SecurityProfile::Unconfined: type = "unconfined"; break;
+      case v1::SecurityProfile::RuntimeDefault:
+        type = "default";
+        break;
+      case v1::SecurityProfile::Unconfined:
+        type = "unconfined";
+        break;
       case v1::SecurityProfile::Localhost:
         type = "localhost";
         localhost = sc.seccomp().localhost_ref();
@@ -193,7 +210,8 @@ absl::StatusOr<json> ContainerSeccomp(const v1::LinuxContainerSecurityContext& s
   if (type == "unconfined") return json();
   if (type == "default") return DefaultSeccompProfile(caps);
   if (localhost.empty() || localhost[0] != '/') {
-    return absl::InvalidArgumentError("seccomp Localhost profile \"" + localhost + "\" is not an absolute path");
+    return absl::InvalidArgumentError("seccomp Localhost profile \"" + localhost +
+                                      "\" is not an absolute path");
   }
   auto content = ReadFile(localhost);
   if (!content.ok()) return Annotate(content.status(), "seccomp Localhost profile");

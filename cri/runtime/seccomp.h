@@ -38,7 +38,7 @@ absl::StatusOr<nlohmann::json> ConvertSeccompProfile(const nlohmann::json& profi
 // capability set. Reads Localhost profiles from the node's filesystem. Errors:
 // InvalidArgument for an unknown profile type or a malformed profile, NotFound when a
 // Localhost profile file is missing.
-absl::StatusOr<nlohmann::json> ContainerSeccomp(const ::runtime::v1::LinuxContainerSecurityContext& sc,
-                                                const std::vector<std::string>& caps);
+absl::StatusOr<nlohmann::json> ContainerSeccomp(
+    const ::runtime::v1::LinuxContainerSecurityContext& sc, const std::vector<std::string>& caps);
 
 }  // namespace berth::cri::runtime

@@ -29,8 +29,9 @@ const absl::StatusOr<metrics::CgroupReader>& Reader() {
 constexpr char kFsConsumer[] = "cri";
 
 // Fills cpu and memory of `cpu`/`mem` from cgroup `path`; `key` names the CPU rate sample.
-void FillCgroupUsage(const std::string& path, int64_t now, uint64_t prev_ts_usage[2], bool have_prev,
-                            v1::CpuUsage* cpu, v1::MemoryUsage* mem, uint64_t* usage_out, bool* ok) {
+void FillCgroupUsage(const std::string& path, int64_t now, uint64_t prev_ts_usage[2],
+                     bool have_prev, v1::CpuUsage* cpu, v1::MemoryUsage* mem, uint64_t* usage_out,
+                     bool* ok) {
   *ok = false;
   const auto& reader = Reader();
   if (!reader.ok() || path.empty()) return;
@@ -41,9 +42,11 @@ void FillCgroupUsage(const std::string& path, int64_t now, uint64_t prev_ts_usag
     cpu->set_timestamp(now);
     cpu->mutable_usage_core_nano_seconds()->set_value(s->cpu_usage_ns);
     uint64_t rate = 0;
-    if (have_prev && now > static_cast<int64_t>(prev_ts_usage[0]) && s->cpu_usage_ns >= prev_ts_usage[1]) {
-      rate = static_cast<uint64_t>(static_cast<double>(s->cpu_usage_ns - prev_ts_usage[1]) * 1e9 /
-                                   static_cast<double>(now - static_cast<int64_t>(prev_ts_usage[0])));
+    if (have_prev && now > static_cast<int64_t>(prev_ts_usage[0]) &&
+        s->cpu_usage_ns >= prev_ts_usage[1]) {
+      rate =
+          static_cast<uint64_t>(static_cast<double>(s->cpu_usage_ns - prev_ts_usage[1]) * 1e9 /
+                                static_cast<double>(now - static_cast<int64_t>(prev_ts_usage[0])));
     }
     cpu->mutable_usage_nano_cores()->set_value(rate);
     *usage_out = s->cpu_usage_ns;
@@ -56,7 +59,8 @@ void FillCgroupUsage(const std::string& path, int64_t now, uint64_t prev_ts_usag
     mem->mutable_page_faults()->set_value(s->memory_pgfault);
     mem->mutable_major_page_faults()->set_value(s->memory_pgmajfault);
     if (s->memory_limit_bytes && *s->memory_limit_bytes > s->memory_working_set_bytes) {
-      mem->mutable_available_bytes()->set_value(*s->memory_limit_bytes - s->memory_working_set_bytes);
+      mem->mutable_available_bytes()->set_value(*s->memory_limit_bytes -
+                                                s->memory_working_set_bytes);
     }
   }
 }
@@ -93,7 +97,8 @@ absl::StatusOr<v1::ContainerStats> Runtime::StatsOf(const ContainerRec& c) {
     }
     uint64_t usage = 0;
     bool ok = false;
-    FillCgroupUsage(cgroup, now, prev, have_prev, st.mutable_cpu(), st.mutable_memory(), &usage, &ok);
+    FillCgroupUsage(cgroup, now, prev, have_prev, st.mutable_cpu(), st.mutable_memory(), &usage,
+                    &ok);
     if (ok) {
       absl::MutexLock l(&cpu_samples_mu_);
       cpu_samples_[c.id] = {now, usage};
@@ -125,9 +130,11 @@ void Runtime::WantWritableLayers() {
   deps_.fs_usage->Want(kFsConsumer, paths);
 }
 
-absl::StatusOr<v1::ContainerStatsResponse> Runtime::ContainerStats(const v1::ContainerStatsRequest& req) {
+absl::StatusOr<v1::ContainerStatsResponse> Runtime::ContainerStats(
+    const v1::ContainerStatsRequest& req) {
   auto c = FindContainer(req.container_id());
-  if (!c) return absl::NotFoundError("ContainerStats: container " + req.container_id() + " not found");
+  if (!c)
+    return absl::NotFoundError("ContainerStats: container " + req.container_id() + " not found");
   v1::ContainerStatsResponse r;
   ASSIGN_OR_RETURN(*r.mutable_stats(), StatsOf(*c));
   return r;
@@ -142,7 +149,8 @@ absl::StatusOr<v1::ListContainerStatsResponse> Runtime::ListContainerStats(
     for (const auto& [id, c] : containers_) {
       if (!c->created) continue;
       if (!f.id().empty() && !absl::StartsWith(id, f.id())) continue;
-      if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c->sandbox_id, f.pod_sandbox_id())) continue;
+      if (!f.pod_sandbox_id().empty() && !absl::StartsWith(c->sandbox_id, f.pod_sandbox_id()))
+        continue;
       if (!MatchLabels(c->config.labels(), f.label_selector())) continue;
       cs.push_back(c);
     }
@@ -156,9 +164,12 @@ absl::StatusOr<v1::ListContainerStatsResponse> Runtime::ListContainerStats(
   return r;
 }
 
-absl::StatusOr<v1::PodSandboxStatsResponse> Runtime::PodSandboxStats(const v1::PodSandboxStatsRequest& req) {
+absl::StatusOr<v1::PodSandboxStatsResponse> Runtime::PodSandboxStats(
+    const v1::PodSandboxStatsRequest& req) {
   auto sb = FindSandbox(req.pod_sandbox_id());
-  if (!sb) return absl::NotFoundError("PodSandboxStats: pod sandbox " + req.pod_sandbox_id() + " not found");
+  if (!sb)
+    return absl::NotFoundError("PodSandboxStats: pod sandbox " + req.pod_sandbox_id() +
+                               " not found");
   v1::PodSandboxStatsResponse r;
   auto* st = r.mutable_stats();
   std::string cgroup;
@@ -167,7 +178,8 @@ absl::StatusOr<v1::PodSandboxStatsResponse> Runtime::PodSandboxStats(const v1::P
   std::vector<std::shared_ptr<ContainerRec>> cs;
   {
     absl::MutexLock l(&mu_);
-    if (!sb->created) return absl::NotFoundError("PodSandboxStats: pod sandbox " + sb->id + " not found");
+    if (!sb->created)
+      return absl::NotFoundError("PodSandboxStats: pod sandbox " + sb->id + " not found");
     auto* a = st->mutable_attributes();
     a->set_id(sb->id);
     *a->mutable_metadata() = sb->config.metadata();
@@ -196,7 +208,8 @@ absl::StatusOr<v1::PodSandboxStatsResponse> Runtime::PodSandboxStats(const v1::P
     }
     uint64_t usage = 0;
     bool ok = false;
-    FillCgroupUsage(cgroup, now, prev, have_prev, lx->mutable_cpu(), lx->mutable_memory(), &usage, &ok);
+    FillCgroupUsage(cgroup, now, prev, have_prev, lx->mutable_cpu(), lx->mutable_memory(), &usage,
+                    &ok);
     if (ok) {
       absl::MutexLock l(&cpu_samples_mu_);
       cpu_samples_[key] = {now, usage};
@@ -212,7 +225,8 @@ absl::StatusOr<v1::PodSandboxStatsResponse> Runtime::PodSandboxStats(const v1::P
         auto* net = lx->mutable_network();
         net->set_timestamp(now);
         for (const auto& i : *ifs) {
-          auto* n = i.name == "eth0" || ifs->size() == 1 ? net->mutable_default_interface() : net->add_interfaces();
+          auto* n = i.name == "eth0" || ifs->size() == 1 ? net->mutable_default_interface()
+                                                         : net->add_interfaces();
           n->set_name(i.name);
           n->mutable_rx_bytes()->set_value(i.rx_bytes);
           n->mutable_rx_errors()->set_value(i.rx_errors);

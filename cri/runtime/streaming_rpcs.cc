@@ -4,11 +4,12 @@
 // attach socket + ctl fifo (as CRI-O uses them), and a TCP connection made inside the pod
 // sandbox's network namespace. Container and sandbox facts come from the public status RPCs
 // (verbose info), so this file does not depend on the runtime's record layout.
-#include "cri/runtime/runtime.h"  // first: the CRI Signal enum clashes with <signal.h> macros
-
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pty.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -16,9 +17,6 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <pty.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -36,6 +34,7 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "cri/runtime/native_exec.h"
+#include "cri/runtime/runtime.h"  // first: the CRI Signal enum clashes with <signal.h> macros
 #include "cri/runtime/runtime.h"
 #include "nlohmann/json.hpp"
 
@@ -67,7 +66,8 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 
 pid_t ReadPid(const std::string& path) {
   auto data = ReadFile(path);
   int pid = 0;
-  if (!data.ok() || !absl::SimpleAtoi(std::string(absl::StripAsciiWhitespace(*data)), &pid)) return 0;
+  if (!data.ok() || !absl::SimpleAtoi(std::string(absl::StripAsciiWhitespace(*data)), &pid))
+    return 0;
   return pid;
 }
 
@@ -91,7 +91,8 @@ class ExecProcess : public streaming::StreamProcess {
     if (!reaped_ && runc_pid_ > 0 && native_) {
       int st = 0;
       kill(runc_pid_, SIGKILL);  // the client went away (or the server stops)
-      while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {}
+      while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {
+      }
       reaped_ = true;
     }
     if (!reaped_ && runc_pid_ > 0) {
@@ -111,7 +112,8 @@ class ExecProcess : public streaming::StreamProcess {
       int st = 0;
       if (!reaped_ && !WaitChild(runc_pid_, pidfd_, std::chrono::seconds(5), &st)) {
         kill(runc_pid_, SIGKILL);
-        while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {}
+        while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {
+        }
       }
     }
     unlink(pid_file_.c_str());
@@ -126,7 +128,8 @@ class ExecProcess : public streaming::StreamProcess {
   int exit_fd() const override { return pidfd_; }
   absl::StatusOr<int> Wait() override {
     int st = 0;
-    while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {}
+    while (waitpid(runc_pid_, &st, 0) < 0 && errno == EINTR) {
+    }
     reaped_ = true;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     if (code != 0 && !native_ && !PathExists(pid_file_)) {
@@ -220,9 +223,9 @@ static absl::StatusOr<ContainerFacts> Facts(Runtime* rt, const std::string& id, 
 
 static absl::Status RequireRunning(const ContainerFacts& f, const char* what) {
   if (f.state != v1::CONTAINER_RUNNING) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, ": container ", f.id, " is not running (state ",
-                     v1::ContainerState_Name(f.state), ")"));
+    return absl::FailedPreconditionError(absl::StrCat(what, ": container ", f.id,
+                                                      " is not running (state ",
+                                                      v1::ContainerState_Name(f.state), ")"));
   }
   return absl::OkStatus();
 }
@@ -242,7 +245,8 @@ absl::StatusOr<v1::AttachResponse> Runtime::Attach(const v1::AttachRequest& req)
   ASSIGN_OR_RETURN(ContainerFacts f, Facts(this, req.container_id(), "Attach"));
   RETURN_IF_ERROR(RequireRunning(f, "Attach"));
   streaming::Server* server = streaming_.load();
-  if (server == nullptr) return absl::UnavailableError("Attach: the streaming server is not running");
+  if (server == nullptr)
+    return absl::UnavailableError("Attach: the streaming server is not running");
   v1::AttachRequest r = req;
   r.set_container_id(f.id);
   return server->GetAttach(r);
@@ -258,16 +262,19 @@ absl::StatusOr<v1::PortForwardResponse> Runtime::PortForward(const v1::PortForwa
         absl::StrCat("PortForward: pod sandbox ", st->status().id(), " is not ready"));
   }
   for (int32_t p : req.port()) {
-    if (p <= 0 || p > 65535) return absl::InvalidArgumentError(absl::StrCat("PortForward: invalid port ", p));
+    if (p <= 0 || p > 65535)
+      return absl::InvalidArgumentError(absl::StrCat("PortForward: invalid port ", p));
   }
   streaming::Server* server = streaming_.load();
-  if (server == nullptr) return absl::UnavailableError("PortForward: the streaming server is not running");
+  if (server == nullptr)
+    return absl::UnavailableError("PortForward: the streaming server is not running");
   v1::PortForwardRequest r = req;
   r.set_pod_sandbox_id(st->status().id());
   return server->GetPortForward(r);
 }
 
-absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(const v1::ExecRequest& req) {
+absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(
+    const v1::ExecRequest& req) {
   const std::string what = absl::StrCat("exec in container ", req.container_id());
   ASSIGN_OR_RETURN(ContainerFacts f, Facts(this, req.container_id(), what.c_str()));
   RETURN_IF_ERROR(RequireRunning(f, what.c_str()));
@@ -289,12 +296,12 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
     absl::StatusOr<std::string> config = ReadFile(JoinPath(f.bundle, "config.json"));
     json spec = config.ok() ? json::parse(*config, nullptr, false) : json();
     absl::StatusOr<NativeExecPlan> pl =
-        spec.is_object() ? PrepareNativeExec(spec, f.pid,
-                                             std::vector<std::string>(req.cmd().begin(),
-                                                                      req.cmd().end()),
-                                             req.tty())
-                         : absl::StatusOr<NativeExecPlan>(absl::UnimplementedError(
-                               absl::StrCat("no OCI config in ", f.bundle)));
+        spec.is_object()
+            ? PrepareNativeExec(spec, f.pid,
+                                std::vector<std::string>(req.cmd().begin(), req.cmd().end()),
+                                req.tty())
+            : absl::StatusOr<NativeExecPlan>(
+                  absl::UnimplementedError(absl::StrCat("no OCI config in ", f.bundle)));
     if (pl.ok()) {
       plan = *std::move(pl);
     } else {
@@ -357,9 +364,9 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   argv.push_back(f.id);
   argv.insert(argv.end(), req.cmd().begin(), req.cmd().end());
   int pty_master = -1;
-  auto pid = plan ? StartNativeExec(*plan, so.stdin_fd, so.stdout_fd, so.stderr_fd, req.tty(),
-                                    &pty_master)
-                  : Spawn(argv, so);
+  auto pid =
+      plan ? StartNativeExec(*plan, so.stdin_fd, so.stdout_fd, so.stderr_fd, req.tty(), &pty_master)
+           : Spawn(argv, so);
   cleanup_child_ends();
   if (pty_master >= 0) {
     p->stdout_ = pty_master;
@@ -368,7 +375,8 @@ absl::StatusOr<std::unique_ptr<streaming::StreamProcess>> Runtime::StartExec(con
   if (!pid.ok()) return Annotate(pid.status(), what);
   p->runc_pid_ = *pid;
   p->pidfd_ = PidfdOpen(*pid);
-  if (p->pidfd_ < 0) return ErrnoStatus(errno, absl::StrCat(what, ": pidfd_open"));  // ~ExecProcess reaps
+  if (p->pidfd_ < 0)
+    return ErrnoStatus(errno, absl::StrCat(what, ": pidfd_open"));  // ~ExecProcess reaps
   for (int fd : {p->stdin_, p->stdout_, p->stderr_}) {
     if (fd >= 0) SetNonBlocking(fd);
   }

@@ -1,5 +1,7 @@
 #include "cri/server/cri_server.h"
 
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,9 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/resource_quota.h>
 
 #include "base/file.h"
 #include "base/log.h"
@@ -72,10 +71,10 @@ bool SocketInUse(const std::string& path) {
 
 }  // namespace
 
-#define BERTH_CRI_SERVER_UNARY_(name, req, resp)                                        \
+#define BERTH_CRI_SERVER_UNARY_(name, req, resp)                                           \
   grpc::Status name(ServerContext*, const v1::req* request, v1::resp* response) override { \
-    return instrument_->Call(#name, *request, response,                                  \
-                             [this](const v1::req& r) { return service_->name(r); });    \
+    return instrument_->Call(#name, *request, response,                                    \
+                             [this](const v1::req& r) { return service_->name(r); });      \
   }
 
 // runtime.v1.RuntimeService, delegating to a cri::RuntimeService.
@@ -89,12 +88,14 @@ class CriServer::RuntimeImpl final : public v1::RuntimeService::Service {
   grpc::Status StreamPodSandboxes(ServerContext*, const v1::StreamPodSandboxesRequest* request,
                                   ServerWriter<v1::StreamPodSandboxesResponse>* writer) override {
     return instrument_->CallStatus(
-        "StreamPodSandboxes", *request, [&](const v1::StreamPodSandboxesRequest& r) -> absl::Status {
+        "StreamPodSandboxes", *request,
+        [&](const v1::StreamPodSandboxesRequest& r) -> absl::Status {
           v1::ListPodSandboxRequest list;
           if (r.has_filter()) *list.mutable_filter() = r.filter();
           ASSIGN_OR_RETURN(v1::ListPodSandboxResponse resp, service_->ListPodSandbox(list));
-          return WriteChunked(writer, resp.mutable_items(),
-                              [](v1::StreamPodSandboxesResponse* b) { return b->mutable_pod_sandboxes(); });
+          return WriteChunked(writer, resp.mutable_items(), [](v1::StreamPodSandboxesResponse* b) {
+            return b->mutable_pod_sandboxes();
+          });
         });
   }
 
@@ -105,41 +106,46 @@ class CriServer::RuntimeImpl final : public v1::RuntimeService::Service {
           v1::ListContainersRequest list;
           if (r.has_filter()) *list.mutable_filter() = r.filter();
           ASSIGN_OR_RETURN(v1::ListContainersResponse resp, service_->ListContainers(list));
-          return WriteChunked(writer, resp.mutable_containers(),
-                              [](v1::StreamContainersResponse* b) { return b->mutable_containers(); });
+          return WriteChunked(
+              writer, resp.mutable_containers(),
+              [](v1::StreamContainersResponse* b) { return b->mutable_containers(); });
         });
   }
 
-  grpc::Status StreamContainerStats(ServerContext*, const v1::StreamContainerStatsRequest* request,
-                                    ServerWriter<v1::StreamContainerStatsResponse>* writer) override {
+  grpc::Status StreamContainerStats(
+      ServerContext*, const v1::StreamContainerStatsRequest* request,
+      ServerWriter<v1::StreamContainerStatsResponse>* writer) override {
     return instrument_->CallStatus(
         "StreamContainerStats", *request,
         [&](const v1::StreamContainerStatsRequest& r) -> absl::Status {
           v1::ListContainerStatsRequest list;
           if (r.has_filter()) *list.mutable_filter() = r.filter();
           ASSIGN_OR_RETURN(v1::ListContainerStatsResponse resp, service_->ListContainerStats(list));
-          return WriteChunked(writer, resp.mutable_stats(), [](v1::StreamContainerStatsResponse* b) {
-            return b->mutable_container_stats();
-          });
+          return WriteChunked(
+              writer, resp.mutable_stats(),
+              [](v1::StreamContainerStatsResponse* b) { return b->mutable_container_stats(); });
         });
   }
 
-  grpc::Status StreamPodSandboxStats(ServerContext*, const v1::StreamPodSandboxStatsRequest* request,
-                                     ServerWriter<v1::StreamPodSandboxStatsResponse>* writer) override {
-    return instrument_->CallStatus(
-        "StreamPodSandboxStats", *request,
-        [&](const v1::StreamPodSandboxStatsRequest& r) -> absl::Status {
-          v1::ListPodSandboxStatsRequest list;
-          if (r.has_filter()) *list.mutable_filter() = r.filter();
-          ASSIGN_OR_RETURN(v1::ListPodSandboxStatsResponse resp, service_->ListPodSandboxStats(list));
-          return WriteChunked(writer, resp.mutable_stats(), [](v1::StreamPodSandboxStatsResponse* b) {
-            return b->mutable_pod_sandbox_stats();
-          });
-        });
+  grpc::Status StreamPodSandboxStats(
+      ServerContext*, const v1::StreamPodSandboxStatsRequest* request,
+      ServerWriter<v1::StreamPodSandboxStatsResponse>* writer) override {
+    return instrument_->CallStatus("StreamPodSandboxStats", *request,
+                                   [&](const v1::StreamPodSandboxStatsRequest& r) -> absl::Status {
+                                     v1::ListPodSandboxStatsRequest list;
+                                     if (r.has_filter()) *list.mutable_filter() = r.filter();
+                                     ASSIGN_OR_RETURN(v1::ListPodSandboxStatsResponse resp,
+                                                      service_->ListPodSandboxStats(list));
+                                     return WriteChunked(writer, resp.mutable_stats(),
+                                                         [](v1::StreamPodSandboxStatsResponse* b) {
+                                                           return b->mutable_pod_sandbox_stats();
+                                                         });
+                                   });
   }
 
-  grpc::Status StreamPodSandboxMetrics(ServerContext*, const v1::StreamPodSandboxMetricsRequest* request,
-                                       ServerWriter<v1::StreamPodSandboxMetricsResponse>* writer) override {
+  grpc::Status StreamPodSandboxMetrics(
+      ServerContext*, const v1::StreamPodSandboxMetricsRequest* request,
+      ServerWriter<v1::StreamPodSandboxMetricsResponse>* writer) override {
     return instrument_->CallStatus(
         "StreamPodSandboxMetrics", *request,
         [&](const v1::StreamPodSandboxMetricsRequest&) -> absl::Status {
@@ -154,11 +160,12 @@ class CriServer::RuntimeImpl final : public v1::RuntimeService::Service {
 
   grpc::Status GetContainerEvents(ServerContext* ctx, const v1::GetEventsRequest* request,
                                   ServerWriter<v1::ContainerEventResponse>* writer) override {
-    return instrument_->CallStatus("GetContainerEvents", *request, [&](const v1::GetEventsRequest& r) {
-      return service_->GetContainerEvents(
-          r, [writer](const v1::ContainerEventResponse& ev) { return writer->Write(ev); },
-          [ctx] { return ctx->IsCancelled(); });
-    });
+    return instrument_->CallStatus(
+        "GetContainerEvents", *request, [&](const v1::GetEventsRequest& r) {
+          return service_->GetContainerEvents(
+              r, [writer](const v1::ContainerEventResponse& ev) { return writer->Write(ev); },
+              [ctx] { return ctx->IsCancelled(); });
+        });
   }
 
  private:
@@ -221,8 +228,7 @@ absl::Status CriServer::Start() {
                                            ": exists and is not a socket; not removing it");
     }
     if (SocketInUse(path)) {
-      return absl::AlreadyExistsError("CRI socket " + path +
-                                      ": another server is listening on it");
+      return absl::AlreadyExistsError("CRI socket " + path + ": another server is listening on it");
     }
     if (unlink(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoStatus(errno, "remove stale CRI socket " + path);

@@ -1,5 +1,6 @@
 #include "cri/server/cri_server.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,8 +8,6 @@
 
 #include <cstdlib>
 #include <cstring>
-
-#include <grpcpp/grpcpp.h>
 
 #include "base/file.h"
 #include "cri/api/api.grpc.pb.h"
@@ -135,7 +134,8 @@ TEST_F(CriServerTest, ErrorsKeepCodeAndMessage) {
   EXPECT_NE(text.find("berth_cri_requests_total{method=\"ListPodSandbox\",code=\"NotFound\"} 1\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("berth_cri_requests_total{method=\"UpdateContainerResources\",code=\"Unimplemented\"} 1\n"),
+  EXPECT_NE(text.find("berth_cri_requests_total{method=\"UpdateContainerResources\",code="
+                      "\"Unimplemented\"} 1\n"),
             std::string::npos)
       << text;
 }
@@ -196,7 +196,8 @@ TEST_F(CriServerTest, StreamListsSendAllItemsThenEof) {
   }
   {
     // ListContainers fails: the stream carries that error.
-    runtime_.SetError("ListContainers", absl::UnimplementedError("ListContainers is not implemented by berth"));
+    runtime_.SetError("ListContainers",
+                      absl::UnimplementedError("ListContainers is not implemented by berth"));
     grpc::ClientContext ctx;
     auto reader = runtime_stub_->StreamContainers(&ctx, v1::StreamContainersRequest());
     v1::StreamContainersResponse resp;

@@ -50,24 +50,42 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 const char* GrpcCodeName(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return "OK";
-    case absl::StatusCode::kCancelled: return "Canceled";
-    case absl::StatusCode::kUnknown: return "Unknown";
-    case absl::StatusCode::kInvalidArgument: return "InvalidArgument";
-    case absl::StatusCode::kDeadlineExceeded: return "DeadlineExceeded";
-    case absl::StatusCode::kNotFound: return "NotFound";
-    case absl::StatusCode::kAlreadyExists: return "AlreadyExists";
-    case absl::StatusCode::kPermissionDenied: return "PermissionDenied";
-    case absl::StatusCode::kResourceExhausted: return "ResourceExhausted";
-    case absl::StatusCode::kFailedPrecondition: return "FailedPrecondition";
-    case absl::StatusCode::kAborted: return "Aborted";
-    case absl::StatusCode::kOutOfRange: return "OutOfRange";
-    case absl::StatusCode::kUnimplemented: return "Unimplemented";
-    case absl::StatusCode::kInternal: return "Internal";
-    case absl::StatusCode::kUnavailable: return "Unavailable";
-    case absl::StatusCode::kDataLoss: return "DataLoss";
-    case absl::StatusCode::kUnauthenticated: return "Unauthenticated";
-    default: return "Unknown";
+    case absl::StatusCode::kOk:
+      return "OK";
+    case absl::StatusCode::kCancelled:
+      return "Canceled";
+    case absl::StatusCode::kUnknown:
+      return "Unknown";
+    case absl::StatusCode::kInvalidArgument:
+      return "InvalidArgument";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case absl::StatusCode::kNotFound:
+      return "NotFound";
+    case absl::StatusCode::kAlreadyExists:
+      return "AlreadyExists";
+    case absl::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case absl::StatusCode::kResourceExhausted:
+      return "ResourceExhausted";
+    case absl::StatusCode::kFailedPrecondition:
+      return "FailedPrecondition";
+    case absl::StatusCode::kAborted:
+      return "Aborted";
+    case absl::StatusCode::kOutOfRange:
+      return "OutOfRange";
+    case absl::StatusCode::kUnimplemented:
+      return "Unimplemented";
+    case absl::StatusCode::kInternal:
+      return "Internal";
+    case absl::StatusCode::kUnavailable:
+      return "Unavailable";
+    case absl::StatusCode::kDataLoss:
+      return "DataLoss";
+    case absl::StatusCode::kUnauthenticated:
+      return "Unauthenticated";
+    default:
+      return "Unknown";
   }
 }
 
@@ -77,8 +95,8 @@ std::string KeyIds(const Message& request) {
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
     const std::string& name = f->name();
-    if (!f->is_repeated() && f->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
-        name.size() > 3 && name.compare(name.size() - 3, 3, "_id") == 0) {
+    if (!f->is_repeated() && f->cpp_type() == FieldDescriptor::CPPTYPE_STRING && name.size() > 3 &&
+        name.compare(name.size() - 3, 3, "_id") == 0) {
       Append(&out, name, request.GetReflection()->GetString(request, f));
     }
   }
@@ -99,9 +117,9 @@ Instrument::Instrument(metrics::Registry* registry) {
   duration_ = registry->AddHistogram("berth_cri_request_duration_seconds",
                                      "Latency of CRI gRPC requests by method, in seconds.",
                                      {"method"}, CriBuckets());
-  requests_ = registry->AddCounter("berth_cri_requests_total",
-                                   "CRI gRPC requests by method and gRPC status code.",
-                                   {"method", "code"});
+  requests_ =
+      registry->AddCounter("berth_cri_requests_total",
+                           "CRI gRPC requests by method and gRPC status code.", {"method", "code"});
 }
 
 void Instrument::Begin(const char* method, const Message& request) {

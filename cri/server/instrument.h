@@ -5,11 +5,11 @@
 // and converts the absl::Status into a grpc::Status with the same numeric code.
 #pragma once
 
-#include <chrono>
-#include <string>
-
 #include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
+
+#include <chrono>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -62,8 +62,8 @@ class Instrument {
 
  private:
   void Begin(const char* method, const google::protobuf::Message& request);
-  void End(const char* method, const google::protobuf::Message& request,
-           const absl::Status& status, std::chrono::steady_clock::time_point start);
+  void End(const char* method, const google::protobuf::Message& request, const absl::Status& status,
+           std::chrono::steady_clock::time_point start);
 
   metrics::HistogramFamily* duration_ = nullptr;
   metrics::CounterFamily* requests_ = nullptr;

@@ -34,11 +34,13 @@ class Db {
   // Opens (creating if needed) the database at `path`, enables WAL and foreign keys, and runs
   // `schema` (idempotent DDL such as CREATE TABLE IF NOT EXISTS). Errors: Internal with
   // SQLite's message and the path.
-  static absl::StatusOr<std::unique_ptr<Db>> Open(const std::string& path, const std::string& schema);
+  static absl::StatusOr<std::unique_ptr<Db>> Open(const std::string& path,
+                                                  const std::string& schema);
   ~Db();
 
   // Runs one statement with `params` bound to ?1, ?2, ...; returns the rows it produced.
-  absl::StatusOr<std::vector<Row>> Query(const std::string& sql, const std::vector<Value>& params = {});
+  absl::StatusOr<std::vector<Row>> Query(const std::string& sql,
+                                         const std::vector<Value>& params = {});
   // Runs one statement that returns no rows.
   absl::Status Exec(const std::string& sql, const std::vector<Value>& params = {});
 
@@ -48,7 +50,8 @@ class Db {
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
-  absl::StatusOr<std::vector<Row>> QueryLocked(const std::string& sql, const std::vector<Value>& params);
+  absl::StatusOr<std::vector<Row>> QueryLocked(const std::string& sql,
+                                               const std::vector<Value>& params);
 
   absl::Mutex mu_;
   sqlite3* db_;

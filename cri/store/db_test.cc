@@ -12,7 +12,8 @@ TEST(DbTest, QueryAndRollback) {
   char tmpl[] = "/tmp/berth_db_test.XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   std::string dir = tmpl;
-  auto db = Db::Open(dir + "/meta.db", "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);");
+  auto db =
+      Db::Open(dir + "/meta.db", "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);");
   ASSERT_TRUE(db.ok()) << db.status();
   ASSERT_TRUE((*db)->Exec("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), int64_t{1}}).ok());
   absl::Status s = (*db)->Transaction([&]() -> absl::Status {

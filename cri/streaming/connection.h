@@ -4,8 +4,6 @@
 // Thread safety: a Client belongs to one session thread.
 #pragma once
 
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
-
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 namespace berth::cri::streaming::internal {
 

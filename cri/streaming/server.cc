@@ -274,12 +274,11 @@ void Server::Serve(int fd) {
   if (upgrade == "websocket") {
     std::vector<std::string> offered = HeaderValues(req, "Sec-WebSocket-Protocol");
     std::vector<std::string> supported =
-        portforward
-            ? std::vector<std::string>{"v4.channel.k8s.io", "v4.base64.channel.k8s.io",
-                                       "v4.portforward.k8s.io", "portforward.k8s.io"}
-            : std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io",
-                                       "v4.base64.channel.k8s.io", "base64.channel.k8s.io",
-                                       "channel.k8s.io"};
+        portforward ? std::vector<std::string>{"v4.channel.k8s.io", "v4.base64.channel.k8s.io",
+                                               "v4.portforward.k8s.io", "portforward.k8s.io"}
+                    : std::vector<std::string>{"v5.channel.k8s.io", "v4.channel.k8s.io",
+                                               "v4.base64.channel.k8s.io", "base64.channel.k8s.io",
+                                               "channel.k8s.io"};
     // Upstream's names (k8s.io/cri-streaming remotecommand and portforward websocket.go), v5,
     // and berth's earlier port-forward names. The base64 variants use text frames.
     std::string proto = Negotiate(offered, supported);

@@ -13,7 +13,8 @@ std::string ExitStatusJson(int exit_code) {
     return j.dump();
   }
   j["status"] = "Failure";
-  j["message"] = absl::StrCat("command terminated with non-zero exit code: exit status ", exit_code);
+  j["message"] =
+      absl::StrCat("command terminated with non-zero exit code: exit status ", exit_code);
   j["reason"] = "NonZeroExitCode";
   j["details"]["causes"] =
       nlohmann::json::array({{{"reason", "ExitCode"}, {"message", std::to_string(exit_code)}}});

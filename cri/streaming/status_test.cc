@@ -27,8 +27,10 @@ TEST(ExitStatus, InternalError) {
 // Protocols before v4: nothing on success, the message text otherwise.
 TEST(ExitStatus, LegacyText) {
   EXPECT_EQ(LegacyStatusText(ExitStatusJson(0)), "");
-  EXPECT_EQ(LegacyStatusText(ExitStatusJson(3)), "command terminated with non-zero exit code: exit status 3");
-  EXPECT_EQ(LegacyStatusText(InternalErrorStatusJson("boom")), "error executing command in container: boom");
+  EXPECT_EQ(LegacyStatusText(ExitStatusJson(3)),
+            "command terminated with non-zero exit code: exit status 3");
+  EXPECT_EQ(LegacyStatusText(InternalErrorStatusJson("boom")),
+            "error executing command in container: boom");
 }
 
 }  // namespace

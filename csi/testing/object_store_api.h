@@ -41,7 +41,8 @@ class ObjectStoreApi : public KubeApi {
     if (it == objects_.end()) return absl::NotFoundError("GET " + path + ": not found");
     return it->second;
   }
-  absl::StatusOr<nlohmann::json> Post(const std::string& path, const nlohmann::json& body) override {
+  absl::StatusOr<nlohmann::json> Post(const std::string& path,
+                                      const nlohmann::json& body) override {
     std::lock_guard<std::mutex> l(mu_);
     requests_.push_back({"POST", path, body});
     std::string p = path + "/" + body["metadata"].value("name", std::string());
@@ -57,7 +58,7 @@ class ObjectStoreApi : public KubeApi {
     return body;
   }
   absl::StatusOr<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body,
-                                      PatchType) override {
+                                       PatchType) override {
     std::lock_guard<std::mutex> l(mu_);
     requests_.push_back({"PATCH", path, body});
     auto it = objects_.find(path);

@@ -14,10 +14,8 @@
 // cell's first value. Bucket boundaries (1000 ns * 2^i) are more than 512 ns apart, so a cell
 // holds at most one: one compare finds which side of it a value is on.
 static const __u8 berth_small_bucket[64] = {
-    0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
-    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
-    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 6,
+    0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 6,
 };
 
 // Bucket of a duration of `ns` nanoseconds in a BERTH_HIST_BUCKETS histogram: the bit length
@@ -34,12 +32,29 @@ static inline __u32 berth_log2_bucket(__u64 ns) {
   } else {
     __u64 v = ns;
     __u32 len = 1;
-    if (v >> 32) { v >>= 32; len += 32; }
-    if (v >> 16) { v >>= 16; len += 16; }
-    if (v >> 8) { v >>= 8; len += 8; }
-    if (v >> 4) { v >>= 4; len += 4; }
-    if (v >> 2) { v >>= 2; len += 2; }
-    if (v >> 1) { len += 1; }
+    if (v >> 32) {
+      v >>= 32;
+      len += 32;
+    }
+    if (v >> 16) {
+      v >>= 16;
+      len += 16;
+    }
+    if (v >> 8) {
+      v >>= 8;
+      len += 8;
+    }
+    if (v >> 4) {
+      v >>= 4;
+      len += 4;
+    }
+    if (v >> 2) {
+      v >>= 2;
+      len += 2;
+    }
+    if (v >> 1) {
+      len += 1;
+    }
     // len >= 16 here.
     bucket = ns >= (1000ULL << (len - 10)) ? len - 9 : len - 10;
     if (bucket > BERTH_HIST_BUCKETS - 1) bucket = BERTH_HIST_BUCKETS - 1;
@@ -80,18 +95,18 @@ struct berth_tracked_root {
 // counters; each field is written by one program only, on the CPU's own copy (userspace sums
 // the copies and the two maps).
 struct berth_cgroup_stats {
-  __u64 cpu_ns;                            // on-CPU time of the cgroup's tasks
-  __u64 runq_sum_ns;                       // sum of run-queue latency
+  __u64 cpu_ns;       // on-CPU time of the cgroup's tasks
+  __u64 runq_sum_ns;  // sum of run-queue latency
   // log2 us histogram of run-queue latency (wakeup/preemption -> switch-in samples; their
   // number is the sum of the buckets: no count on the switch path)
   __u64 runq_buckets[BERTH_HIST_BUCKETS];
-  __u64 exec_count;                        // successful execve()s (sched_process_exec)
-  __u64 tcp_retransmits;                   // tcp:tcp_retransmit_skb on the cgroup's sockets
-  __u64 tcp_resets_sent;                   // tcp:tcp_send_reset
-  __u64 tcp_resets_received;               // tcp:tcp_receive_reset
-  __u64 net_rx_bytes;                      // cgroup_skb/ingress, where attached
+  __u64 exec_count;           // successful execve()s (sched_process_exec)
+  __u64 tcp_retransmits;      // tcp:tcp_retransmit_skb on the cgroup's sockets
+  __u64 tcp_resets_sent;      // tcp:tcp_send_reset
+  __u64 tcp_resets_received;  // tcp:tcp_receive_reset
+  __u64 net_rx_bytes;         // cgroup_skb/ingress, where attached
   __u64 net_rx_packets;
-  __u64 net_tx_bytes;                      // cgroup_skb/egress, where attached
+  __u64 net_tx_bytes;  // cgroup_skb/egress, where attached
   __u64 net_tx_packets;
 };
 
@@ -100,11 +115,11 @@ struct berth_cgroup_stats {
 // (rq->bio->bi_blkg->blkcg): a cgroup of the io/blkio hierarchy, which is the v2 hierarchy on
 // a v2 host and the v1 blkio hierarchy on a v1/hybrid host.
 struct berth_io_stats {
-  __u64 read_bytes;                      // bytes completed for reads
-  __u64 write_bytes;                     // ... and for writes (and other non-read ops)
-  __u64 count;                           // completed requests with a latency sample
-  __u64 sum_ns;                          // sum of issue -> complete latency
-  __u64 buckets[BERTH_HIST_BUCKETS];     // log2 us histogram of block I/O latency
+  __u64 read_bytes;                   // bytes completed for reads
+  __u64 write_bytes;                  // ... and for writes (and other non-read ops)
+  __u64 count;                        // completed requests with a latency sample
+  __u64 sum_ns;                       // sum of issue -> complete latency
+  __u64 buckets[BERTH_HIST_BUCKETS];  // log2 us histogram of block I/O latency
 };
 
 // One OOM kill, sent through the `oom_events` ring buffer by oom.bpf.c.

@@ -10,10 +10,10 @@
 // dependent loads on the task's cgroup (its ancestor at the root's level), no map lookup; the
 // context-switch program (every switch of the machine) also caches its answer per CPU for the
 // last tracked and the last two untracked cgroups, so that most switches (a pod's tasks, the
-// idle task, a busy host service) take a short straight path. Requires a kernel >= 6.2 (BPF_MAP_TYPE_CGRP_STORAGE;
-// sched_switch's prev_state, bpf_loop, bpf_map_lookup_percpu_elem are older) built with
-// CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and CONFIG_FAIR_GROUP_SCHED; on another
-// kernel the load fails and berth exports berth_ebpf_up 0 with the verifier's reason.
+// idle task, a busy host service) take a short straight path. Requires a kernel >= 6.2
+// (BPF_MAP_TYPE_CGRP_STORAGE; sched_switch's prev_state, bpf_loop, bpf_map_lookup_percpu_elem are
+// older) built with CONFIG_SCHED_INFO (SCHEDSTATS or TASK_DELAY_ACCT) and CONFIG_FAIR_GROUP_SCHED;
+// on another kernel the load fails and berth exports berth_ebpf_up 0 with the verifier's reason.
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -171,9 +171,7 @@ static __always_inline bool idle_task(struct task_struct *p) {
   return track_all && count_root_cgroup && p->pid == 0;
 }
 
-static __always_inline bool tracked(struct cgroup *cg) {
-  return under(cg, tracked_roots);
-}
+static __always_inline bool tracked(struct cgroup *cg) { return under(cg, tracked_roots); }
 
 // This CPU's counters of cgroup `id`, created on first use. NULL when the map is full (the
 // cgroup then goes uncounted).
@@ -202,7 +200,8 @@ static __noinline __u32 assign_slot(struct cgroup *cg) {
     __u32 arg = i;
     bpf_loop(nr_cpus, zero_slot_copy, &arg, 0);
     struct cgroup_slot init = {.index = i};
-    struct cgroup_slot *cs = bpf_cgrp_storage_get(&cgroup_slots, cg, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct cgroup_slot *cs =
+        bpf_cgrp_storage_get(&cgroup_slots, cg, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (cs && cs->index == i) return i;
     // Out of memory, or another CPU gave the cgroup a slot meanwhile. (The mask again: the
     // verifier lost the bound of i across the calls.)
@@ -351,10 +350,9 @@ int BPF_PROG(berth_sched_switch, bool preempt, struct task_struct *prev, struct 
   bool prev_counted = start->task == (__u64)prev;
   bool next_counted = (__u64)next_cg == start->cached_cgroup;
   if (idle_task(next) ||
-      !(next_counted ||
-        (((__u64)next_cg == start->untracked_cgroup[0] ||
-          (__u64)next_cg == start->untracked_cgroup[1]) &&
-         start->untracked_count == *(volatile __u32 *)&tracked_count)))
+      !(next_counted || (((__u64)next_cg == start->untracked_cgroup[0] ||
+                          (__u64)next_cg == start->untracked_cgroup[1]) &&
+                         start->untracked_count == *(volatile __u32 *)&tracked_count)))
     return switch_slow(start, prev, next, next_cg);
   if (!prev_counted && !next_counted) return 0;  // start->task is 0 already
   __u32 i = start->cached_slot;
@@ -393,9 +391,7 @@ static __always_inline struct cgroup *request_io_cgroup(struct request *rq) {
   return blkcg->css.cgroup;
 }
 
-static __always_inline bool io_tracked(struct cgroup *cg) {
-  return under(cg, io_tracked_roots);
-}
+static __always_inline bool io_tracked(struct cgroup *cg) { return under(cg, io_tracked_roots); }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(berth_block_rq_issue, struct request *rq) {

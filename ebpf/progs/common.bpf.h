@@ -1,7 +1,9 @@
 // Helpers shared by the *.bpf.c programs. BPF side only.
 #pragma once
 
+// vmlinux.h defines the kernel types the libbpf headers below use: it comes first.
 #include "vmlinux.h"
+
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>

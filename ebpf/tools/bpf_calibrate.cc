@@ -3,16 +3,16 @@
 // with kernel.bpf_stats_enabled=1, the kernel's own accounting cost per program run, to set
 // against the ns per event tests/bench/ebpf_overhead.sh measures for berth's programs.
 // Usage: bpf_calibrate '<command>'   (root; exit 1 with the reason when loading fails)
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 
 #include "ebpf/skeleton.h"
+
 #include "calibration.skel.h"
 
 int main(int argc, char** argv) {
@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   if (bpf_obj_get_info_by_fd(fd, &after, &len) != 0) return 1;
   unsigned long long runs = after.run_cnt - before.run_cnt;
   unsigned long long ns = after.run_time_ns - before.run_time_ns;
-  printf("{\"runs\": %llu, \"ns_per_run\": %.1f}\n", runs, runs ? static_cast<double>(ns) / runs : 0.0);
+  printf("{\"runs\": %llu, \"ns_per_run\": %.1f}\n", runs,
+         runs ? static_cast<double>(ns) / runs : 0.0);
   return 0;
 }

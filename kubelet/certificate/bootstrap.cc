@@ -67,16 +67,17 @@ bool KubeconfigStillValid(const std::string& path, absl::Time now, std::string* 
                             kp.status().message()));
   }
   if (now > (*kp)->not_after) {
-    return say(absl::StrCat("the client certificate in ", path, " expired at ",
-                            absl::FormatTime(absl::RFC3339_sec, (*kp)->not_after,
-                                             absl::UTCTimeZone())));
+    return say(
+        absl::StrCat("the client certificate in ", path, " expired at ",
+                     absl::FormatTime(absl::RFC3339_sec, (*kp)->not_after, absl::UTCTimeZone())));
   }
   return true;
 }
 
 std::string BootstrappedKubeconfig(const Kubeconfig& bootstrap, const std::string& pem_path) {
   std::string cluster = absl::StrCat("    server: ", Quote(bootstrap.server), "\n");
-  if (bootstrap.insecure_skip_tls_verify) absl::StrAppend(&cluster, "    insecure-skip-tls-verify: true\n");
+  if (bootstrap.insecure_skip_tls_verify)
+    absl::StrAppend(&cluster, "    insecure-skip-tls-verify: true\n");
   if (!bootstrap.ca_file.empty()) {
     absl::StrAppend(&cluster, "    certificate-authority: ", Quote(bootstrap.ca_file), "\n");
   } else if (!bootstrap.ca_pem.empty()) {
@@ -156,8 +157,8 @@ absl::StatusOr<NodeCredentials> SetUpNodeCredentials(const NodeCredentialsOption
   NodeCredentials out;
   if (!o.rotate) {
     if (!o.bootstrap_kubeconfig.empty()) {
-      RETURN_IF_ERROR(LoadClientCert(o.kubeconfig, o.bootstrap_kubeconfig, o.cert_dir,
-                                     o.node_name, stop));
+      RETURN_IF_ERROR(
+          LoadClientCert(o.kubeconfig, o.bootstrap_kubeconfig, o.cert_dir, o.node_name, stop));
     }
     ASSIGN_OR_RETURN(out.config, LoadKubeconfig(o.kubeconfig));
     return out;
@@ -173,11 +174,12 @@ absl::StatusOr<NodeCredentials> SetUpNodeCredentials(const NodeCredentialsOption
   } else {
     absl::StatusOr<Kubeconfig> bootstrap = LoadKubeconfig(o.bootstrap_kubeconfig);
     if (!bootstrap.ok()) return Annotate(bootstrap.status(), "unable to load bootstrap kubeconfig");
-    ASSIGN_OR_RETURN(std::unique_ptr<CertStore> probe, CertStore::Create("kubelet-client", o.cert_dir));
+    ASSIGN_OR_RETURN(std::unique_ptr<CertStore> probe,
+                     CertStore::Create("kubelet-client", o.cert_dir));
     std::string pem_path = probe->CurrentPath();
     RETURN_IF_ERROR(WriteBootstrappedKubeconfig(*bootstrap, o.kubeconfig, pem_path));
-    LOG(INFO) << "certificate: " << why << "; wrote " << o.kubeconfig << " pointing at "
-              << pem_path << ", requesting a client certificate with " << o.bootstrap_kubeconfig;
+    LOG(INFO) << "certificate: " << why << "; wrote " << o.kubeconfig << " pointing at " << pem_path
+              << ", requesting a client certificate with " << o.bootstrap_kubeconfig;
     cert_config = *bootstrap;
     user_config = *bootstrap;
     user_config.client_certificate_file = user_config.client_key_file = pem_path;
@@ -185,10 +187,10 @@ absl::StatusOr<NodeCredentials> SetUpNodeCredentials(const NodeCredentialsOption
     user_config.client_key_pem.clear();
     user_config.token.clear();
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<CertStore> store,
-                   CertStore::Create("kubelet-client", o.cert_dir,
-                                     user_config.client_certificate_file,
-                                     user_config.client_key_file));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<CertStore> store,
+      CertStore::Create("kubelet-client", o.cert_dir, user_config.client_certificate_file,
+                        user_config.client_key_file));
   ManagerOptions mo;
   mo.name = "client";
   mo.signer_name = kKubeletClientSigner;
@@ -205,8 +207,9 @@ absl::StatusOr<NodeCredentials> SetUpNodeCredentials(const NodeCredentialsOption
   anonymous.client_cert_pem.clear();
   anonymous.client_key_pem.clear();
   anonymous.token.clear();
-  mo.client_for = [cert_config, anonymous](std::shared_ptr<const KeyPair> current)
-      -> absl::StatusOr<std::shared_ptr<ApiClient>> {
+  mo.client_for =
+      [cert_config, anonymous](
+          std::shared_ptr<const KeyPair> current) -> absl::StatusOr<std::shared_ptr<ApiClient>> {
     if (current == nullptr) {
       ASSIGN_OR_RETURN(std::unique_ptr<ApiClient> c, ApiClient::Create(cert_config));
       return std::shared_ptr<ApiClient>(std::move(c));

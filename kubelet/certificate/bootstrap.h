@@ -50,13 +50,13 @@ struct NodeCredentialsOptions {
   std::string bootstrap_kubeconfig;  // --bootstrap-kubeconfig; "" = none
   std::string cert_dir;              // --cert-dir
   std::string node_name;
-  bool rotate = false;               // --rotate-certificates
+  bool rotate = false;  // --rotate-certificates
 };
 
 // What the kubelet's API client is built from.
 struct NodeCredentials {
-  Kubeconfig config;                  // server, CA, and static credentials without rotation
-  ApiClientOptions api_options;       // with rotation: client_certificate from the manager
+  Kubeconfig config;             // server, CA, and static credentials without rotation
+  ApiClientOptions api_options;  // with rotation: client_certificate from the manager
   std::unique_ptr<CertificateManager> client_manager;  // with rotation; not started
 };
 

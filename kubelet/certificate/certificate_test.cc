@@ -226,10 +226,9 @@ TEST(StoreTest, UpdateWritesTimestampedPemAndCurrentSymlink) {
   Issued a = Issue(ca, NodeClientTemplate("n"), -60, 3600);
   absl::Time t1 = absl::FromUnixSeconds(1700000000);
   ASSERT_TRUE((*store)->Update(a.cert_pem, a.key_pem, t1).ok());
-  std::string file1 =
-      JoinPath(dir, absl::StrCat("kubelet-client-",
-                                 absl::FormatTime("%Y-%m-%d-%H-%M-%S", t1, absl::LocalTimeZone()),
-                                 ".pem"));
+  std::string file1 = JoinPath(
+      dir, absl::StrCat("kubelet-client-",
+                        absl::FormatTime("%Y-%m-%d-%H-%M-%S", t1, absl::LocalTimeZone()), ".pem"));
   std::error_code ec;
   EXPECT_EQ(std::filesystem::read_symlink((*store)->CurrentPath(), ec).string(), file1);
   struct stat st;
@@ -413,7 +412,8 @@ class FakeCsrApi : public ApiClient {
   absl::StatusOr<Json> Put(const std::string&, const Json&) override { return Json(); }
   absl::StatusOr<Json> Patch(const std::string&, const Json&, PatchType) override { return Json(); }
   absl::Status Delete(const std::string&, const Json&) override { return absl::OkStatus(); }
-  absl::Status Watch(const std::string&, const std::function<bool(const std::string&, const Json&)>& f,
+  absl::Status Watch(const std::string&,
+                     const std::function<bool(const std::string&, const Json&)>& f,
                      const std::atomic<bool>&) override {
     f("MODIFIED", csr);
     return absl::OkStatus();
@@ -446,9 +446,9 @@ TEST(CsrTest, WaitReturnsTheIssuedCertificateAndReportsDenial) {
   ASSERT_TRUE(cert.ok()) << cert.status();
   EXPECT_EQ(*cert, "CERT");
 
-  api.csr["status"] = {{"conditions", Json::array({{{"type", "Denied"},
-                                                    {"reason", "NotAllowed"},
-                                                    {"message", "no way"}}})}};
+  api.csr["status"] = {
+      {"conditions",
+       Json::array({{{"type", "Denied"}, {"reason", "NotAllowed"}, {"message", "no way"}}})}};
   auto denied = WaitForCertificate(&api, *ref, absl::Seconds(5), stop);
   EXPECT_TRUE(absl::IsPermissionDenied(denied.status()));
   EXPECT_THAT(denied.status().message(), HasSubstr("csr-abcde is denied, reason: NotAllowed"));

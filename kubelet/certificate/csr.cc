@@ -33,14 +33,15 @@ absl::StatusOr<ReqInfo> ParseCsrPem(const std::string& pem) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   X509_REQ* req = PEM_read_bio_X509_REQ(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (req == nullptr) return absl::InvalidArgumentError("PEM block type must be CERTIFICATE REQUEST");
+  if (req == nullptr)
+    return absl::InvalidArgumentError("PEM block type must be CERTIFICATE REQUEST");
   ReqInfo info;
   char* line = X509_NAME_oneline(X509_REQ_get_subject_name(req), nullptr, 0);
   info.subject = line != nullptr ? line : "";
   OPENSSL_free(line);
   EVP_PKEY* pub = X509_REQ_get0_pubkey(req);
-  absl::StatusOr<std::string> der = pub != nullptr ? PublicKeyDer(pub)
-                                                   : absl::InvalidArgumentError("no public key");
+  absl::StatusOr<std::string> der =
+      pub != nullptr ? PublicKeyDer(pub) : absl::InvalidArgumentError("no public key");
   int verified = pub != nullptr ? X509_REQ_verify(req, pub) : 0;
   X509_REQ_free(req);
   if (!der.ok()) return der.status();
@@ -110,16 +111,16 @@ Verdict Judge(const Json& obj, const CsrRef& csr) {
       std::string reason = c.value("reason", ""), message = c.value("message", "");
       if (type == "Denied") {
         v.done = true;
-        v.cert = absl::PermissionDeniedError(
-            absl::StrCat("certificate signing request ", csr.name, " is denied, reason: ", reason,
-                         ", message: ", message));
+        v.cert = absl::PermissionDeniedError(absl::StrCat("certificate signing request ", csr.name,
+                                                          " is denied, reason: ", reason,
+                                                          ", message: ", message));
         return v;
       }
       if (type == "Failed") {
         v.done = true;
-        v.cert = absl::AbortedError(absl::StrCat("certificate signing request ", csr.name,
-                                                 " failed, reason: ", reason,
-                                                 ", message: ", message));
+        v.cert =
+            absl::AbortedError(absl::StrCat("certificate signing request ", csr.name,
+                                            " failed, reason: ", reason, ", message: ", message));
         return v;
       }
       if (type == "Approved") v.approved = true;
@@ -192,9 +193,10 @@ absl::StatusOr<std::string> WaitForCertificate(ApiClient* client, const CsrRef& 
   while (true) {
     if (stop.load()) return absl::CancelledError("stopped while waiting for csr " + csr.name);
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "certificate signing request ", csr.name, " was not approved and issued within ",
-          absl::FormatDuration(timeout), last.ok() ? "" : absl::StrCat(" (last error: ", last.message(), ")")));
+      return absl::DeadlineExceededError(
+          absl::StrCat("certificate signing request ", csr.name,
+                       " was not approved and issued within ", absl::FormatDuration(timeout),
+                       last.ok() ? "" : absl::StrCat(" (last error: ", last.message(), ")")));
     }
     // GET, then watch from its resourceVersion (a List+Watch of one object).
     absl::StatusOr<Json> obj = client->Get(path);
@@ -207,8 +209,8 @@ absl::StatusOr<std::string> WaitForCertificate(ApiClient* client, const CsrRef& 
         logged_approval = true;
       }
       std::string rv = Get(*obj, "metadata", "resourceVersion");
-      int64_t seconds = std::max<int64_t>(1, std::min<int64_t>(
-          300, absl::ToInt64Seconds(deadline - absl::Now())));
+      int64_t seconds = std::max<int64_t>(
+          1, std::min<int64_t>(300, absl::ToInt64Seconds(deadline - absl::Now())));
       std::optional<absl::StatusOr<std::string>> result;
       watch_status = client->Watch(
           absl::StrCat(kCsrPath, "?fieldSelector=metadata.name%3D", csr.name,

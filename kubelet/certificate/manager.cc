@@ -20,7 +20,8 @@ absl::Time RotationDeadline(absl::Time not_before, absl::Time not_after, double 
 }
 
 bool SatisfiesTemplate(const KeyPair& cert, const CsrTemplate& t) {
-  auto contains_all = [](const std::vector<std::string>& have, const std::vector<std::string>& want) {
+  auto contains_all = [](const std::vector<std::string>& have,
+                         const std::vector<std::string>& want) {
     return std::all_of(want.begin(), want.end(), [&](const std::string& w) {
       return std::find(have.begin(), have.end(), w) != have.end();
     });
@@ -55,7 +56,8 @@ absl::StatusOr<std::unique_ptr<CertificateManager>> CertificateManager::Create(
   absl::MutexLock lock(&m->mu_);
   m->force_rotation_ = true;
   if (!m->opts_.bootstrap_cert_pem.empty() && !m->opts_.bootstrap_key_pem.empty()) {
-    ASSIGN_OR_RETURN(m->cert_, ParseKeyPair(m->opts_.bootstrap_cert_pem, m->opts_.bootstrap_key_pem));
+    ASSIGN_OR_RETURN(m->cert_,
+                     ParseKeyPair(m->opts_.bootstrap_cert_pem, m->opts_.bootstrap_key_pem));
     if (auto s = m->opts_.store->Update(m->opts_.bootstrap_cert_pem, m->opts_.bootstrap_key_pem);
         !s.ok()) {
       LOG(WARNING) << "certificate: unable to store the initial " << m->opts_.name
@@ -95,10 +97,12 @@ absl::Status CertificateManager::Rotate() {
   ASSIGN_OR_RETURN(std::string key_pem, GenerateEcPrivateKeyPem());
   ASSIGN_OR_RETURN(std::shared_ptr<EVP_PKEY> key, ParsePrivateKeyPem(key_pem));
   ASSIGN_OR_RETURN(std::string csr_pem, MakeCsrPem(key.get(), *t));
-  std::vector<std::string> usages = opts_.serving ? ServingUsages(key.get()) : ClientUsages(key.get());
+  std::vector<std::string> usages =
+      opts_.serving ? ServingUsages(key.get()) : ClientUsages(key.get());
   std::shared_ptr<const KeyPair> current = Current();
   ASSIGN_OR_RETURN(std::shared_ptr<ApiClient> client, opts_.client_for(current));
-  ASSIGN_OR_RETURN(CsrRef ref, RequestCertificate(client.get(), "", csr_pem, opts_.signer_name, usages));
+  ASSIGN_OR_RETURN(CsrRef ref,
+                   RequestCertificate(client.get(), "", csr_pem, opts_.signer_name, usages));
   ASSIGN_OR_RETURN(std::string cert_pem,
                    certificate::WaitForCertificate(client.get(), ref, opts_.wait_timeout, stop_));
   ASSIGN_OR_RETURN(std::shared_ptr<const KeyPair> kp, opts_.store->Update(cert_pem, key_pem));
@@ -108,8 +112,8 @@ absl::Status CertificateManager::Rotate() {
     force_rotation_ = false;
     ++rotations_;
   }
-  LOG(INFO) << "certificate: new " << opts_.name << " certificate from csr " << ref.name
-            << " (CN " << kp->common_name << ", valid until "
+  LOG(INFO) << "certificate: new " << opts_.name << " certificate from csr " << ref.name << " (CN "
+            << kp->common_name << ", valid until "
             << absl::FormatTime(absl::RFC3339_sec, kp->not_after, absl::UTCTimeZone())
             << "), stored as " << opts_.store->CurrentPath();
   return absl::OkStatus();
@@ -156,7 +160,8 @@ void CertificateManager::Run() {
       if (stop_.load()) return;
       absl::Duration jittered = delay * (1 + 0.1 * opts_.rand01());
       LOG(WARNING) << "certificate: renewing the " << opts_.name << " certificate failed: " << s
-                   << " (retrying in " << absl::FormatDuration(absl::Trunc(jittered, absl::Milliseconds(100))) << ")";
+                   << " (retrying in "
+                   << absl::FormatDuration(absl::Trunc(jittered, absl::Milliseconds(100))) << ")";
       if (!SleepUntil(absl::Now() + jittered)) return;
       delay = std::min(delay * 2, absl::Seconds(32));
     }
@@ -222,7 +227,8 @@ absl::StatusOr<std::unique_ptr<CertificateManager>> NewServingCertificateManager
     return ServingTemplate(node_name, addresses());
   };
   std::shared_ptr<ApiClient> shared(client, [](ApiClient*) {});
-  mo.client_for = [shared](std::shared_ptr<const KeyPair>) -> absl::StatusOr<std::shared_ptr<ApiClient>> {
+  mo.client_for =
+      [shared](std::shared_ptr<const KeyPair>) -> absl::StatusOr<std::shared_ptr<ApiClient>> {
     return shared;
   };
   return CertificateManager::Create(std::move(mo));

@@ -55,7 +55,8 @@ std::string CertStore::CurrentPath() const { return Path("current"); }
 absl::StatusOr<std::shared_ptr<const KeyPair>> CertStore::Current() const {
   std::string current = CurrentPath();
   if (PathExists(current)) return LoadKeyPair(current, current);
-  if (!cert_file_.empty() && !key_file_.empty() && PathExists(cert_file_) && PathExists(key_file_)) {
+  if (!cert_file_.empty() && !key_file_.empty() && PathExists(cert_file_) &&
+      PathExists(key_file_)) {
     return LoadKeyPair(cert_file_, key_file_);
   }
   std::string crt = JoinPath(dir_, prefix_ + ".crt"), key = JoinPath(dir_, prefix_ + ".key");

@@ -26,7 +26,9 @@ struct BioFree {
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 
 std::shared_ptr<X509> WrapX509(X509* x) { return std::shared_ptr<X509>(x, X509_free); }
-std::shared_ptr<EVP_PKEY> WrapKey(EVP_PKEY* k) { return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free); }
+std::shared_ptr<EVP_PKEY> WrapKey(EVP_PKEY* k) {
+  return std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free);
+}
 
 absl::StatusOr<std::string> BioString(BIO* b) {
   char* data = nullptr;
@@ -114,8 +116,8 @@ absl::StatusOr<std::shared_ptr<const KeyPair>> ParseKeyPair(const std::string& c
     if (nid == NID_commonName) kp->common_name = Utf8(X509_NAME_ENTRY_get_data(e));
     if (nid == NID_organizationName) kp->organizations.push_back(Utf8(X509_NAME_ENTRY_get_data(e)));
   }
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(leaf, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
@@ -153,9 +155,8 @@ absl::StatusOr<std::shared_ptr<const KeyPair>> LoadKeyPair(const std::string& ce
   }
   auto kp = ParseKeyPair(cert, key);
   if (!kp.ok()) {
-    return Annotate(kp.status(), cert_path == key_path
-                                     ? cert_path
-                                     : absl::StrCat(cert_path, " and ", key_path));
+    return Annotate(kp.status(),
+                    cert_path == key_path ? cert_path : absl::StrCat(cert_path, " and ", key_path));
   }
   return kp;
 }
@@ -222,7 +223,8 @@ absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrTemplate& t) {
   }
   if (!sans.empty()) {
     std::string value = absl::StrJoin(sans, ",");
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, value.c_str());
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, value.c_str());
     if (ext == nullptr) return absl::InternalError("subjectAltName " + value);
     STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
     sk_X509_EXTENSION_push(exts, ext);
@@ -230,7 +232,8 @@ absl::StatusOr<std::string> MakeCsrPem(EVP_PKEY* key, const CsrTemplate& t) {
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     if (ok != 1) return absl::InternalError("X509_REQ_add_extensions");
   }
-  if (X509_REQ_set_pubkey(req.get(), key) != 1 || X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) {
+  if (X509_REQ_set_pubkey(req.get(), key) != 1 ||
+      X509_REQ_sign(req.get(), key, EVP_sha256()) <= 0) {
     return absl::InternalError("sign the certificate request");
   }
   BioPtr bio(BIO_new(BIO_s_mem()));

@@ -153,9 +153,8 @@ absl::StatusOr<bool> Auth::Review(const UserInfo& user, const RequestAttributes&
                  {"name", a.node_name}}}};
   if (!user.uid.empty()) spec["uid"] = user.uid;
   if (!user.extra.empty()) spec["extra"] = user.extra;
-  Json review = {{"apiVersion", "authorization.k8s.io/v1"},
-                 {"kind", "SubjectAccessReview"},
-                 {"spec", spec}};
+  Json review = {
+      {"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SubjectAccessReview"}, {"spec", spec}};
   absl::StatusOr<Json> resp =
       api_->Post("/apis/authorization.k8s.io/v1/subjectaccessreviews", review);
   if (!resp.ok()) {
@@ -186,10 +185,9 @@ absl::Status Auth::Authorize(const UserInfo& user, const std::vector<RequestAttr
     }
     if (*allowed) return absl::OkStatus();
   }
-  return absl::PermissionDeniedError(absl::StrCat("Forbidden (user=", user.name,
-                                                  ", verb=", attrs[0].verb,
-                                                  ", resource=nodes, subresource(s)=[",
-                                                  absl::StrJoin(subs, " "), "])"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("Forbidden (user=", user.name, ", verb=", attrs[0].verb,
+                   ", resource=nodes, subresource(s)=[", absl::StrJoin(subs, " "), "])"));
 }
 
 }  // namespace berth::kubelet::server

@@ -54,9 +54,9 @@ std::vector<RequestAttributes> AttributesFor(const std::string& method, const st
 
 // Which authenticators/authorizer are on, and the caching TTLs of the webhooks.
 struct AuthOptions {
-  bool anonymous = false;          // --anonymous-auth
-  bool token_webhook = false;      // --authentication-token-webhook
-  bool authorize_webhook = true;   // --authorization-mode=Webhook (false: AlwaysAllow)
+  bool anonymous = false;         // --anonymous-auth
+  bool token_webhook = false;     // --authentication-token-webhook
+  bool authorize_webhook = true;  // --authorization-mode=Webhook (false: AlwaysAllow)
   // --authentication-token-webhook-cache-ttl: how long a TokenReview answer is reused.
   absl::Duration token_ttl = absl::Minutes(2);
   // --authorization-webhook-cache-authorized-ttl: how long an "allowed" decision is reused.

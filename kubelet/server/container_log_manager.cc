@@ -22,7 +22,8 @@ absl::StatusOr<int64_t> ParseQuantityBytes(const std::string& s) {
   absl::StatusOr<Quantity> q = Quantity::Parse(s);
   std::optional<int64_t> n;
   if (q.ok()) n = q->AsInt64();
-  if (!n || *n < 0) return absl::InvalidArgumentError(absl::StrCat("not a byte quantity: \"", s, "\""));
+  if (!n || *n < 0)
+    return absl::InvalidArgumentError(absl::StrCat("not a byte quantity: \"", s, "\""));
   return *n;
 }
 

@@ -47,8 +47,7 @@ class ContainerLogManager {
   absl::Status RotateOnce(absl::Time now);
 
  private:
-  absl::Status RotateLog(const std::string& container_id, const std::string& path,
-                         absl::Time now);
+  absl::Status RotateLog(const std::string& container_id, const std::string& path, absl::Time now);
 
   cri::RuntimeService* const runtime_;
   const ContainerLogManagerOptions options_;

@@ -50,7 +50,8 @@ TEST(ParseQuantityBytes, Suffixes) {
   EXPECT_EQ(*ParseQuantityBytes("Mi"), 0);  // no digits: zero, as upstream ParseQuantity
   EXPECT_FALSE(ParseQuantityBytes("").ok());
   EXPECT_FALSE(ParseQuantityBytes("-1").ok());
-  EXPECT_EQ(*ParseQuantityBytes("1.5Mi"), 1572864);  // whole bytes (upstream refuses it for its representation)
+  EXPECT_EQ(*ParseQuantityBytes("1.5Mi"),
+            1572864);  // whole bytes (upstream refuses it for its representation)
   EXPECT_FALSE(ParseQuantityBytes("1.5").ok());
   EXPECT_FALSE(ParseQuantityBytes("10K").ok());  // no "K" suffix upstream
   EXPECT_EQ(*ParseQuantityBytes("1e3"), 1000);

@@ -86,9 +86,8 @@ class Reader {
     if (opts_.since && r->timestamp < *opts_.since) return true;
     out_.clear();
     if (opts_.timestamps) {
-      absl::StrAppend(&out_, absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", r->timestamp,
-                                              absl::UTCTimeZone()),
-                      " ");
+      absl::StrAppend(
+          &out_, absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", r->timestamp, absl::UTCTimeZone()), " ");
     }
     out_.append(r->content.data(), r->content.size());
     if (!r->partial) out_.push_back('\n');
@@ -137,8 +136,7 @@ absl::StatusOr<CriLogRecord> ParseCriLogLine(std::string_view line) {
   size_t sp1 = line.find(' ');
   if (sp1 == std::string_view::npos) return absl::InvalidArgumentError("log line: no timestamp");
   std::string err;
-  if (!absl::ParseTime(absl::RFC3339_full, std::string(line.substr(0, sp1)), &r.timestamp,
-                       &err)) {
+  if (!absl::ParseTime(absl::RFC3339_full, std::string(line.substr(0, sp1)), &r.timestamp, &err)) {
     return absl::InvalidArgumentError(absl::StrCat("log line: timestamp: ", err));
   }
   size_t sp2 = line.find(' ', sp1 + 1);
@@ -269,8 +267,8 @@ absl::Status ReadContainerLog(const std::string& path, const LogOptions& opts,
       }
     }
     struct pollfd p = {watch.fd, POLLIN, 0};
-    int timeout_ms = static_cast<int>(
-        std::min<int64_t>(250, absl::ToInt64Milliseconds(sink.poll_interval)));
+    int timeout_ms =
+        static_cast<int>(std::min<int64_t>(250, absl::ToInt64Milliseconds(sink.poll_interval)));
     if (poll(&p, 1, timeout_ms) > 0) {
       char ev[4096];
       while (read(watch.fd, ev, sizeof(ev)) > 0) {

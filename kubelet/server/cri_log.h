@@ -62,7 +62,6 @@ struct LogSink {
 
 // Reads the log file at `path` with `opts` into `sink`. Errors: NotFound when the file does
 // not exist, Internal on read errors. Malformed lines are skipped (as the kubelet does).
-absl::Status ReadContainerLog(const std::string& path, const LogOptions& opts,
-                              const LogSink& sink);
+absl::Status ReadContainerLog(const std::string& path, const LogOptions& opts, const LogSink& sink);
 
 }  // namespace berth::kubelet::server

@@ -104,8 +104,8 @@ TEST_F(CriLogTest, TailSinceTimestampsLimit) {
 }
 
 TEST_F(CriLogTest, ParseLogOptions) {
-  std::map<std::string, std::string> q = {{"follow", "true"}, {"tailLines", "3"},
-                                          {"sinceSeconds", "10"}, {"timestamps", "1"}};
+  std::map<std::string, std::string> q = {
+      {"follow", "true"}, {"tailLines", "3"}, {"sinceSeconds", "10"}, {"timestamps", "1"}};
   auto get = [&](const std::string& k) -> std::optional<std::string> {
     auto it = q.find(k);
     return it == q.end() ? std::nullopt : std::optional<std::string>(it->second);

@@ -1,9 +1,7 @@
 // <utility> first: Boost 1.74's awaitable.hpp uses std::exchange without including it.
-#include <fcntl.h>
-#include <utility>
-
 #include "kubelet/server/kubelet_server.h"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
@@ -20,13 +18,14 @@
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -91,8 +90,8 @@ using Query = std::vector<std::pair<std::string, std::string>>;
 
 Query ParseQuery(std::string_view q) {
   Query out;
-  for (absl::string_view akv : absl::StrSplit(absl::string_view(q.data(), q.size()), '&',
-                                              absl::SkipEmpty())) {
+  for (absl::string_view akv :
+       absl::StrSplit(absl::string_view(q.data(), q.size()), '&', absl::SkipEmpty())) {
     std::string_view kv(akv.data(), akv.size());
     size_t eq = kv.find('=');
     if (eq == std::string_view::npos) {
@@ -149,7 +148,8 @@ absl::StatusOr<StreamUrl> ParseStreamUrl(const std::string& url) {
   if (!u.ok() || u->scheme != "http") {
     return absl::InternalError(absl::StrCat("streaming URL ", url, ": only http:// is proxied"));
   }
-  return StreamUrl{.host = u->host, .port = std::to_string(u->EffectivePort()), .target = u->Target()};
+  return StreamUrl{
+      .host = u->host, .port = std::to_string(u->EffectivePort()), .target = u->Target()};
 }
 
 bool IsUpgrade(const Request& req) {
@@ -179,8 +179,8 @@ asio::awaitable<void> ClientToBackend(std::shared_ptr<Tunnel> t) {
   std::vector<char> buf(kPumpBuffer);
   for (;;) {
     beast::error_code ec;
-    size_t n = co_await t->client->async_read_some(
-        asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await t->client->async_read_some(asio::buffer(buf),
+                                                   asio::redirect_error(use_awaitable, ec));
     if (ec) break;
     if (t->backend_done) continue;  // draining what the client still sends
     co_await asio::async_write(t->backend, asio::buffer(buf.data(), n),
@@ -331,8 +331,8 @@ struct KubeletServer::Impl {
     co_await s->async_shutdown(asio::redirect_error(use_awaitable, ec));
   }
 
-  asio::awaitable<Next> Reply(std::shared_ptr<SslStream> s, const Request& req,
-                              http::status status, std::string body,
+  asio::awaitable<Next> Reply(std::shared_ptr<SslStream> s, const Request& req, http::status status,
+                              std::string body,
                               std::string content_type = "text/plain; charset=utf-8") {
     http::response<http::string_body> res{status, req.version()};
     res.set(http::field::content_type, content_type);
@@ -341,7 +341,7 @@ struct KubeletServer::Impl {
     res.prepare_payload();
     beast::error_code ec;
     co_await http::async_write(*s, res, asio::redirect_error(use_awaitable, ec));
-    co_return(ec || !req.keep_alive()) ? Next::kClose : Next::kKeepAlive;
+    co_return (ec || !req.keep_alive()) ? Next::kClose : Next::kKeepAlive;
   }
 
   // (Coroutine parameters are copied into the frame: values, not references to temporaries.)
@@ -356,8 +356,7 @@ struct KubeletServer::Impl {
     std::string_view target = target_str;
     size_t qmark = target.find('?');
     std::string path = PercentDecode(target.substr(0, qmark));
-    Query query =
-        qmark == std::string_view::npos ? Query() : ParseQuery(target.substr(qmark + 1));
+    Query query = qmark == std::string_view::npos ? Query() : ParseQuery(target.substr(qmark + 1));
     std::string method(req.method_string());
 
     absl::StatusOr<UserInfo> user =
@@ -386,8 +385,7 @@ struct KubeletServer::Impl {
     if (auto it = handlers.find(path); it != handlers.end() && get) {
       absl::StatusOr<std::string> body = it->second.body();
       if (!body.ok()) co_return co_await ReplyError(s, req, body.status());
-      co_return co_await Reply(s, req, http::status::ok, *std::move(body),
-                               it->second.content_type);
+      co_return co_await Reply(s, req, http::status::ok, *std::move(body), it->second.content_type);
     }
     if (!seg.empty() && seg[0] == "containerLogs" && get) {
       if (seg.size() != 4) {
@@ -398,9 +396,9 @@ struct KubeletServer::Impl {
     }
     if (!seg.empty() && (seg[0] == "exec" || seg[0] == "attach") && get_or_post) {
       if (seg.size() != 4 && seg.size() != 5) {
-        co_return co_await Reply(s, req, http::status::bad_request,
-                                 absl::StrCat("want /", seg[0],
-                                              "/{namespace}/{pod}[/{uid}]/{container}"));
+        co_return co_await Reply(
+            s, req, http::status::bad_request,
+            absl::StrCat("want /", seg[0], "/{namespace}/{pod}[/{uid}]/{container}"));
       }
       std::string uid = seg.size() == 5 ? seg[3] : "";
       co_return co_await ExecOrAttach(s, buf, req, seg[0] == "exec", seg[1], seg[2], uid,
@@ -424,9 +422,8 @@ struct KubeletServer::Impl {
 
   // --- POST /checkpoint/{namespace}/{pod}/{container} (kubelet server.go checkpoint) ---
 
-  asio::awaitable<Next> Checkpoint(std::shared_ptr<SslStream> s, const Request& req,
-                                   std::string ns, std::string pod, std::string name,
-                                   Query query) {
+  asio::awaitable<Next> Checkpoint(std::shared_ptr<SslStream> s, const Request& req, std::string ns,
+                                   std::string pod, std::string name, Query query) {
     absl::StatusOr<std::vector<v1::Container>> cs = FindContainers(ns, pod, "", name);
     if (!cs.ok()) co_return co_await ReplyError(s, req, cs.status());
     if (cs->empty()) {
@@ -484,15 +481,16 @@ struct KubeletServer::Impl {
     const v1::PodSandbox* best = nullptr;
     for (const auto& sb : resp.items()) {
       // A ready sandbox wins over any other; else the newest.
-      if (best == nullptr || (sb.state() == v1::SANDBOX_READY) > (best->state() == v1::SANDBOX_READY) ||
+      if (best == nullptr ||
+          (sb.state() == v1::SANDBOX_READY) > (best->state() == v1::SANDBOX_READY) ||
           ((sb.state() == v1::SANDBOX_READY) == (best->state() == v1::SANDBOX_READY) &&
            sb.created_at() > best->created_at())) {
         best = &sb;
       }
     }
     if (best == nullptr) {
-      return absl::NotFoundError(absl::StrCat("pod \"", pod, "\" in namespace \"", ns,
-                                              "\" does not exist on this node"));
+      return absl::NotFoundError(
+          absl::StrCat("pod \"", pod, "\" in namespace \"", ns, "\" does not exist on this node"));
     }
     return *best;
   }
@@ -519,8 +517,7 @@ struct KubeletServer::Impl {
     return out;
   }
 
-  absl::StatusOr<v1::Container> FindRunningContainer(const std::string& ns,
-                                                     const std::string& pod,
+  absl::StatusOr<v1::Container> FindRunningContainer(const std::string& ns, const std::string& pod,
                                                      const std::string& uid,
                                                      const std::string& name) {
     ASSIGN_OR_RETURN(std::vector<v1::Container> cs, FindContainers(ns, pod, uid, name));
@@ -545,8 +542,8 @@ struct KubeletServer::Impl {
       http::write(*s, res, ec);
       return Next::kClose;
     };
-    absl::StatusOr<LogOptions> opts = ParseLogOptions(
-        [&](const std::string& k) { return QueryGet(query, k); }, absl::Now());
+    absl::StatusOr<LogOptions> opts =
+        ParseLogOptions([&](const std::string& k) { return QueryGet(query, k); }, absl::Now());
     if (!opts.ok()) return fail(http::status::bad_request, opts.status().message());
     bool previous = QueryBool(query, "previous");
     absl::StatusOr<std::vector<v1::Container>> cs = FindContainers(ns, pod, "", name);
@@ -560,9 +557,8 @@ struct KubeletServer::Impl {
     }
     size_t index = previous ? 1 : 0;
     if (index >= cs->size()) {
-      return fail(http::status::bad_request,
-                  absl::StrCat("previous terminated container \"", name, "\" in pod \"", pod,
-                               "\" not found"));
+      return fail(http::status::bad_request, absl::StrCat("previous terminated container \"", name,
+                                                          "\" in pod \"", pod, "\" not found"));
     }
     std::string id = (*cs)[index].id();
     v1::ContainerStatusRequest sreq;
@@ -602,8 +598,7 @@ struct KubeletServer::Impl {
     };
     absl::Status read = ReadContainerLog(log_path, *opts, sink);
     if (!read.ok() && !absl::IsNotFound(read)) {
-      LOG(WARNING) << "kubelet server: logs of " << ns << "/" << pod << "/" << name << ": "
-                   << read;
+      LOG(WARNING) << "kubelet server: logs of " << ns << "/" << pod << "/" << name << ": " << read;
     }
     if (!ec) asio::write(*s, http::make_chunk_last(), ec);
     return Next::kClose;
@@ -788,8 +783,8 @@ absl::Status KubeletServer::Start() {
   }
   d.tls.use_private_key_file(d.opts.tls_private_key_file, ssl::context::pem, ec);
   if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--tls-private-key-file ", d.opts.tls_private_key_file, ": ", ec.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-private-key-file ", d.opts.tls_private_key_file, ": ", ec.message()));
   }
   if (d.opts.serving_certificate) {
     // Per handshake: the current rotated certificate replaces the files' one.
@@ -836,9 +831,8 @@ absl::Status KubeletServer::Start() {
   if (!ec) d.acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     d.acceptor.reset();
-    return absl::UnavailableError(
-        absl::StrCat("kubelet server: listen on ", d.opts.address, ":", d.opts.port, ": ",
-                     ec.message()));
+    return absl::UnavailableError(absl::StrCat("kubelet server: listen on ", d.opts.address, ":",
+                                               d.opts.port, ": ", ec.message()));
   }
   port_ = d.acceptor->local_endpoint().port();
   d.retry_timer.emplace(d.accept_ioc);

@@ -35,7 +35,7 @@
 namespace berth::kubelet::server {
 
 struct KubeletServerOptions {
-  std::string address = "0.0.0.0";  // --address
+  std::string address = "0.0.0.0";   // --address
   int port = 10250;                  // --port; 0 picks a free port (see port())
   std::string tls_cert_file;         // PEM serving certificate (chain); required
   std::string tls_private_key_file;  // PEM key; required

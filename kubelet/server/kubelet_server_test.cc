@@ -2,8 +2,6 @@
 // API client's TokenReview), authorization (SubjectAccessReview), handlers, /containerLogs
 // from a CRI log file, and the exec/port-forward proxy against a small local upgrade-echo
 // server standing in for the runtime's streaming server.
-#include <utility>
-
 #include "kubelet/server/kubelet_server.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -173,15 +172,15 @@ class KubeletServerTest : public ::testing::Test {
     ASSERT_TRUE(EnsureSelfSignedCert(cert_, key_, "testhost", {"10.0.0.1"}).ok());
     runtime_.log_path = (dir_ / "0.log").string();
     runtime_.stream_url = echo_.url();
-    api_.OnPost("/apis/authentication.k8s.io/v1/tokenreviews",
-                [](const Json& body) -> absl::StatusOr<Json> {
-                  std::string token = body["spec"]["token"];
-                  if (token != "admin" && token != "nobody") {
-                    return Json{{"status", {{"authenticated", false}}}};
-                  }
-                  return Json{{"status",
-                               {{"authenticated", true}, {"user", {{"username", token}}}}}};
-                });
+    api_.OnPost(
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        [](const Json& body) -> absl::StatusOr<Json> {
+          std::string token = body["spec"]["token"];
+          if (token != "admin" && token != "nobody") {
+            return Json{{"status", {{"authenticated", false}}}};
+          }
+          return Json{{"status", {{"authenticated", true}, {"user", {{"username", token}}}}}};
+        });
     api_.OnPost("/apis/authorization.k8s.io/v1/subjectaccessreviews",
                 [](const Json& body) -> absl::StatusOr<Json> {
                   return Json{{"status", {{"allowed", body["spec"]["user"] == "admin"}}}};
@@ -195,11 +194,11 @@ class KubeletServerTest : public ::testing::Test {
     o.node_name = "node1";
     o.checkpoints_dir = (dir_ / "checkpoints").string();
     server_ = std::make_unique<KubeletServer>(o, &runtime_, auth_.get());
-    server_->AddHandler("/metrics", [] { return std::string("up 1\n"); }, "text/plain");
     server_->AddHandler(
-        "/stats/summary", []() -> absl::StatusOr<std::string> {
-          return absl::UnavailableError("no stats");
-        },
+        "/metrics", [] { return std::string("up 1\n"); }, "text/plain");
+    server_->AddHandler(
+        "/stats/summary",
+        []() -> absl::StatusOr<std::string> { return absl::UnavailableError("no stats"); },
         "application/json");
     ASSERT_TRUE(server_->Start().ok());
   }
@@ -345,8 +344,8 @@ TEST_F(KubeletServerTest, ContainerLogs) {
 TEST_F(KubeletServerTest, ExecIsProxiedToTheStreamingServer) {
   Client c(server_->port());
   http::request<http::empty_body> req{
-      http::verb::post, "/exec/ns/web/main?command=sh&command=-c&command=echo%20hi&input=1&output=1",
-      11};
+      http::verb::post,
+      "/exec/ns/web/main?command=sh&command=-c&command=echo%20hi&input=1&output=1", 11};
   req.set(http::field::host, "node1");
   req.set(http::field::authorization, "Bearer admin");
   req.set(http::field::connection, "Upgrade");
@@ -407,12 +406,11 @@ TEST_F(KubeletServerTest, PortForwardAndErrors) {
   // Not an upgrade request; unknown pod; container not running; bad stream options.
   EXPECT_EQ(Do("/portForward/ns/web", "admin", http::verb::post).result_int(), 400);
   EXPECT_EQ(Do("/portForward/ns/other", "admin", http::verb::post).result_int(), 404);
-  EXPECT_EQ(Do("/exec/ns/web/sidecar?command=true&output=1", "admin", http::verb::post)
-                .result_int(),
-            404);
+  EXPECT_EQ(
+      Do("/exec/ns/web/sidecar?command=true&output=1", "admin", http::verb::post).result_int(),
+      404);
   EXPECT_EQ(Do("/exec/ns/web/main?command=true", "admin", http::verb::post).result_int(), 400);
-  EXPECT_EQ(Do("/exec/ns/web/main?command=true&output=1", "nobody", http::verb::post)
-                .result_int(),
+  EXPECT_EQ(Do("/exec/ns/web/main?command=true&output=1", "nobody", http::verb::post).result_int(),
             403);
   // The streaming server refuses the token: its answer is relayed.
   {
@@ -450,8 +448,9 @@ TEST_F(KubeletServerTest, CheckpointWritesUnderCheckpointsDir) {
   EXPECT_EQ(path.size(), prefix.size() + std::string("2026-11-21T20:15:00Z.tar").size()) << path;
   EXPECT_TRUE(path.ends_with("Z.tar")) << path;
   EXPECT_TRUE(std::filesystem::exists(path));
-  EXPECT_EQ(std::filesystem::status(dir_ / "checkpoints").permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_all);
+  EXPECT_EQ(
+      std::filesystem::status(dir_ / "checkpoints").permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_all);
   EXPECT_EQ(runtime_.last_checkpoint.container_id(), "c1");  // the running one
   EXPECT_EQ(runtime_.last_checkpoint.timeout(), 7);          // the last value counts
   EXPECT_EQ(runtime_.last_checkpoint.location(), path);
@@ -467,7 +466,8 @@ TEST_F(KubeletServerTest, CheckpointWritesUnderCheckpointsDir) {
   auto nocontainer = Do("/checkpoint/ns/web/other", "admin", http::verb::post);
   EXPECT_EQ(nocontainer.result_int(), 404);
   EXPECT_EQ(nocontainer.body(), "container other does not exist");
-  EXPECT_EQ(Do("/checkpoint/ns/web/main?timeout=soon", "admin", http::verb::post).result_int(), 404);
+  EXPECT_EQ(Do("/checkpoint/ns/web/main?timeout=soon", "admin", http::verb::post).result_int(),
+            404);
   auto refused = Do("/checkpoint/ns/web/main?timeout=99", "admin", http::verb::post);
   EXPECT_EQ(refused.result_int(), 500);
   EXPECT_EQ(refused.body(), "checkpointing of ns/web/main failed (container c1 is not running)");

@@ -78,7 +78,8 @@ class FakeApiClient : public ApiClient {
     Record("DELETE", path, options);
     return absl::OkStatus();
   }
-  absl::Status Watch(const std::string&, const std::function<bool(const std::string&, const Json&)>&,
+  absl::Status Watch(const std::string&,
+                     const std::function<bool(const std::string&, const Json&)>&,
                      const std::atomic<bool>&) override {
     return absl::UnimplementedError("FakeApiClient has no watch");
   }

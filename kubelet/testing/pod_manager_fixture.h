@@ -21,17 +21,16 @@
 
 namespace berth::kubelet {
 
-using testing::FakeApiClient;
 using cri::testing::FakeImageService;
 using cri::testing::FakeRuntimeService;
-
+using testing::FakeApiClient;
 
 // Index in `calls` of the first runtime call starting with `prefix` (calls.size() if none).
 inline long FirstCallWithPrefix(const std::vector<std::string>& calls, const std::string& prefix) {
-  return std::find_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
+  return std::find_if(calls.begin(), calls.end(),
+                      [&](const std::string& c) { return c.rfind(prefix, 0) == 0; }) -
          calls.begin();
 }
-
 
 // A settable clock shared with the manager.
 class FakeClock {
@@ -53,10 +52,12 @@ class FakeClock {
 inline Json MakePod(const std::string& name, const std::string& restart_policy = "Always") {
   return Json::parse(R"({
     "apiVersion": "v1", "kind": "Pod",
-    "metadata": {"name": ")" + name + R"(", "namespace": "default", "uid": "uid-)" + name + R"(",
+    "metadata": {"name": ")" +
+                     name + R"(", "namespace": "default", "uid": "uid-)" + name + R"(",
                  "labels": {"app": "web"}},
     "spec": {
-      "nodeName": "node1", "restartPolicy": ")" + restart_policy + R"(",
+      "nodeName": "node1", "restartPolicy": ")" +
+                     restart_policy + R"(",
       "terminationGracePeriodSeconds": 30,
       "volumes": [{"name": "scratch", "emptyDir": {}}],
       "containers": [{
@@ -99,7 +100,8 @@ class ScriptedProbes : public ProbeRunner {
       return {ProbeResult::kFailure, "boom"};
     }
     if (t.type == ProbeType::kReadiness) {
-      return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure, "cat: /tmp/ready: No such file"};
+      return {ready ? ProbeResult::kSuccess : ProbeResult::kFailure,
+              "cat: /tmp/ready: No such file"};
     }
     if (t.type == ProbeType::kStartup && !started) return {ProbeResult::kFailure, "not yet"};
     if (t.container_id == kill_id) return {ProbeResult::kFailure, "wedged"};
@@ -115,8 +117,9 @@ class ScriptedProbes : public ProbeRunner {
 class PodManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() / ("berth-pods-" + std::to_string(::getpid()) + "-" +
-                                                      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = std::filesystem::temp_directory_path() /
+            ("berth-pods-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(root_);
     resolv_ = (root_ / "resolv.conf").string();
     std::ofstream(resolv_) << "nameserver 192.0.2.53\nsearch example.test\noptions edns0\n";
@@ -130,8 +133,9 @@ class PodManagerTest : public ::testing::Test {
     opts.clock = [this] { return clock_.Now(); };
     opts.probe_runner = &probes_;
     // The cluster's services as the watch delivers them: the master and one in "default".
-    services_.Upsert({{"metadata", {{"namespace", "default"}, {"name", "kubernetes"}}},
-                      {"spec", {{"clusterIP", "10.96.0.1"}, {"ports", {{{"name", "https"}, {"port", 443}}}}}}});
+    services_.Upsert(
+        {{"metadata", {{"namespace", "default"}, {"name", "kubernetes"}}},
+         {"spec", {{"clusterIP", "10.96.0.1"}, {"ports", {{{"name", "https"}, {"port", 443}}}}}}});
     services_.Upsert({{"metadata", {{"namespace", "default"}, {"name", "db"}}},
                       {"spec", {{"clusterIP", "10.96.0.20"}, {"ports", {{{"port", 5432}}}}}}});
     services_.MarkSynced();

@@ -4,7 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void on_term(int sig) { (void)sig; _exit(0); }
+static void on_term(int sig) {
+  (void)sig;
+  _exit(0);
+}
 static void on_child(int sig) {
   (void)sig;
   while (waitpid(-1, 0, WNOHANG) > 0) {

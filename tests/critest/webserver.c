@@ -14,7 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static void on_term(int sig) { (void)sig; _exit(0); }
+static void on_term(int sig) {
+  (void)sig;
+  _exit(0);
+}
 
 int main(int argc, char** argv) {
   char self[256];
@@ -39,7 +42,10 @@ int main(int argc, char** argv) {
   char pidfile[64];
   snprintf(pidfile, sizeof pidfile, "/var/run/%s.pid", name);
   FILE* f = fopen(pidfile, "w");
-  if (f) { fprintf(f, "%d\n", getpid()); fclose(f); }
+  if (f) {
+    fprintf(f, "%d\n", getpid());
+    fclose(f);
+  }
   int s = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

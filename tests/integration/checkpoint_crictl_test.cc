@@ -14,8 +14,6 @@
 // - Timeout: a dump that outlives CheckpointContainerRequest.timeout is killed
 //   (DeadlineExceeded), nothing is left, the container runs on.
 // - Refusals: a stopped container (FailedPrecondition), an unknown one (NotFound).
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
-
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -28,12 +26,13 @@
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/checkpoint.h"
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
-#include "tests/integration/crictl_fixture.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/crictl_fixture.h"
 
 namespace berth::cri::runtime {
 namespace {
@@ -41,7 +40,9 @@ namespace v1 = ::runtime::v1;
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 
-bool Contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& sub) {
+  return s.find(sub) != std::string::npos;
+}
 
 // runc for everything but `checkpoint`, where CRIU's part is played by writing stand-in
 // image files to --image-path and a dump.log to --work-path.
@@ -91,9 +92,11 @@ class CheckpointTest : public CrictlFixture {
   // A running container that logged a line, created /data/new-file and deleted /etc/group
   // (a file of its image) before it signals readiness with /ready.
   std::string StartWorkload(const std::string& sb) {
-    auto r = rt_->CreateContainer(ContainerRequest(
-        sb, "main",
-        {"sh", "-c", "echo hello-from-log; echo payload > /new-file; rm /etc/group; echo > /ready; exec sleep 1000"}));
+    auto r =
+        rt_->CreateContainer(ContainerRequest(sb, "main",
+                                              {"sh", "-c",
+                                               "echo hello-from-log; echo payload > /new-file; rm "
+                                               "/etc/group; echo > /ready; exec sleep 1000"}));
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return "";
     v1::StartContainerRequest start;
@@ -141,7 +144,6 @@ class CheckpointTest : public CrictlFixture {
     EXPECT_TRUE(r.ok()) << r.status();
     return out;
   }
-
 };
 
 TEST_F(CheckpointTest, RealCriu) {
@@ -229,7 +231,8 @@ TEST_F(CheckpointTest, TimeoutStopsTheDumpAndLeavesNothing) {
   auto r = rt_->CheckpointContainer(req);
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
-  EXPECT_TRUE(Contains(std::string(r.status().message()), "did not finish within 1s")) << r.status();
+  EXPECT_TRUE(Contains(std::string(r.status().message()), "did not finish within 1s"))
+      << r.status();
   EXPECT_LT(took, seconds(30));  // the hanging dump was killed, not waited for
   EXPECT_FALSE(PathExists(dir_ + "/slow.tar"));
   EXPECT_FALSE(PathExists(dir_ + "/slow.tar.partial"));

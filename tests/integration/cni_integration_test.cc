@@ -4,12 +4,11 @@
 // (so the bridge, veths and iptables rules never touch the machine's namespace) and pod
 // netns created with `ip netns add`. All are deleted in TearDown, also on failure.
 #include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -91,7 +90,9 @@ class CniIntegrationTest : public ::testing::Test {
   }
 
   CniManagerOptions Opts() {
-    return {.conf_dir = conf_dir_, .bin_dirs = {kBinDir}, .cache_dir = dir_ + "/cache",
+    return {.conf_dir = conf_dir_,
+            .bin_dirs = {kBinDir},
+            .cache_dir = dir_ + "/cache",
             .plugin_timeout = std::chrono::seconds(30)};
   }
 

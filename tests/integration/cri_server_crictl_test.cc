@@ -16,7 +16,8 @@ namespace berth::cri::server {
 namespace {
 
 constexpr char kPodId[] = "4dd2f0b1c2a3fake0000000000000000000000000000000000000000000000000";
-constexpr char kImageId[] = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+constexpr char kImageId[] =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 class CrictlTest : public ::testing::Test {
  protected:
@@ -32,7 +33,8 @@ class CrictlTest : public ::testing::Test {
     image.set_id(kImageId);
     image.add_repo_tags("localhost:5000/busybox:1.36");
     image.add_repo_digests(
-        "localhost:5000/busybox@sha256:2222222222222222222222222222222222222222222222222222222222222222");
+        "localhost:5000/"
+        "busybox@sha256:2222222222222222222222222222222222222222222222222222222222222222");
     image.set_size(1234567);
     images_.AddImage(image);
     if (!PathExists(BERTH_CRICTL)) {
@@ -42,15 +44,14 @@ class CrictlTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     socket_ = dir_ + "/berth.sock";
-    server_ = std::make_unique<CriServer>(&runtime_, &images_,
-                                          CriServerOptions{.socket_path = socket_});
+    server_ =
+        std::make_unique<CriServer>(&runtime_, &images_, CriServerOptions{.socket_path = socket_});
     absl::Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s;
     // crictl insists on a config file; ours points at the test server, not the host's.
-    ASSERT_TRUE(WriteFileAtomic(dir_ + "/crictl.yaml",
-                                "runtime-endpoint: unix://" + socket_ + "\n" +
-                                    "image-endpoint: unix://" + socket_ + "\n" +
-                                    "timeout: 10\n")
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/crictl.yaml", "runtime-endpoint: unix://" + socket_ +
+                                                           "\n" + "image-endpoint: unix://" +
+                                                           socket_ + "\n" + "timeout: 10\n")
                     .ok());
   }
   void TearDown() override {
@@ -63,11 +64,10 @@ class CrictlTest : public ::testing::Test {
   // Runs crictl with `args` against the server; returns stdout, failing the test on a
   // non-zero exit.
   std::string Crictl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {BERTH_CRICTL,
-                                     "--config", dir_ + "/crictl.yaml",  // not the host's
-                                     "--runtime-endpoint", "unix://" + socket_,
-                                     "--image-endpoint", "unix://" + socket_,
-                                     "--timeout", "10s"};
+    std::vector<std::string> argv = {
+        BERTH_CRICTL,         "--config",          dir_ + "/crictl.yaml",  // not the host's
+        "--runtime-endpoint", "unix://" + socket_, "--image-endpoint",
+        "unix://" + socket_,  "--timeout",         "10s"};
     argv.insert(argv.end(), args.begin(), args.end());
     absl::StatusOr<RunResult> r = berth::Run(argv, "", std::chrono::seconds(30));
     EXPECT_TRUE(r.ok()) << r.status();

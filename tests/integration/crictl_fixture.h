@@ -18,7 +18,8 @@ class CrictlFixture : public RuntimeFixture {
  protected:
   // Fails the test (fatal) when crictl is missing; then SetUpRuntime(tag, applets).
   void SetUpCrictl(const std::string& tag, const std::vector<std::string>& applets) {
-    ASSERT_TRUE(PathExists(BERTH_CRICTL)) << BERTH_CRICTL << " missing: run tests/cluster/build.sh crictl";
+    ASSERT_TRUE(PathExists(BERTH_CRICTL))
+        << BERTH_CRICTL << " missing: run tests/cluster/build.sh crictl";
     SetUpRuntime(tag, applets);
   }
   // Serves the CRI on <dir>/berth.sock over rt_ and writes crictl's config (timeout 60 s).
@@ -40,8 +41,9 @@ class CrictlFixture : public RuntimeFixture {
   // crictl's argv for `args` against this server (per-call --timeout `rpc_timeout`).
   std::vector<std::string> CrictlArgv(const std::vector<std::string>& args,
                                       const std::string& rpc_timeout = "20s") {
-    std::vector<std::string> argv = {BERTH_CRICTL, "--config", dir_ + "/crictl.yaml",
-                                     "--runtime-endpoint", "unix://" + socket_, "--timeout", rpc_timeout};
+    std::vector<std::string> argv = {
+        BERTH_CRICTL, "--config", dir_ + "/crictl.yaml", "--runtime-endpoint", "unix://" + socket_,
+        "--timeout",  rpc_timeout};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }

@@ -72,7 +72,9 @@ class CgroupDir {
   bool created() const { return created_; }
   std::string error() const { return strerror(err_); }
   const std::string& path() const { return path_; }
-  bool AddProcess(pid_t pid) const { return WriteString(path_ + "/cgroup.procs", std::to_string(pid)); }
+  bool AddProcess(pid_t pid) const {
+    return WriteString(path_ + "/cgroup.procs", std::to_string(pid));
+  }
 
  private:
   std::string path_;
@@ -202,7 +204,8 @@ TEST_F(EbpfCollectorsTest, CpuRunqueueAndExecOfACgroup) {
   }
   // cgroup_rmdir drops the entry.
   ASSERT_TRUE(cg.Remove());
-  EXPECT_TRUE(WaitFor([&] { return !Present(id); }, seconds(5))) << "cgroup id " << id << " still present";
+  EXPECT_TRUE(WaitFor([&] { return !Present(id); }, seconds(5)))
+      << "cgroup id " << id << " still present";
 }
 
 // The counters are the kernel's own figures, not estimates: two busy loops pinned to one
@@ -264,7 +267,8 @@ TEST_F(EbpfCollectorsTest, CpuTimeAndRunqueueLatencyMatchTheKernelsAccounting) {
   // Contended: each loop waits while the other runs.
   EXPECT_GT(kernel_wait_ns, 0.3 * kernel_cpu_ns);
   // (A wait the kernel ends by a dequeue instead of a switch-in has no sample: 5% + 5 ms.)
-  EXPECT_NEAR(static_cast<double>(s.runq_latency.sum_ns), kernel_wait_ns, 0.05 * kernel_wait_ns + 5e6)
+  EXPECT_NEAR(static_cast<double>(s.runq_latency.sum_ns), kernel_wait_ns,
+              0.05 * kernel_wait_ns + 5e6)
       << "eBPF run-queue latency vs schedstat run_delay; samples " << s.runq_latency.count
       << ", on-CPU " << s.cpu_ns << " ns";
   uint64_t in_buckets = 0;
@@ -298,18 +302,22 @@ TEST_F(EbpfCollectorsTest, BlockIoOfTheSubmittingCgroup) {
   } unlink_file{file};
   // The file is created and sized outside the cgroup (its metadata and journal writes are
   // not the cgroup's); in the cgroup only O_DIRECT data overwrites of 16 MiB, then reads.
-  ASSERT_EQ(system(("/bin/dd if=/dev/zero of=" + file + " bs=1M count=16 conv=fsync status=none").c_str()), 0);
+  ASSERT_EQ(
+      system(
+          ("/bin/dd if=/dev/zero of=" + file + " bs=1M count=16 conv=fsync status=none").c_str()),
+      0);
   Child child;
   ASSERT_TRUE(child.Start("read x; /bin/dd if=/dev/zero of=" + file +
-                          " bs=1M count=16 oflag=direct conv=notrunc status=none && /bin/dd if=" + file +
-                          " of=/dev/null bs=1M iflag=direct status=none"));
+                          " bs=1M count=16 oflag=direct conv=notrunc status=none && /bin/dd if=" +
+                          file + " of=/dev/null bs=1M iflag=direct status=none"));
   ASSERT_TRUE(cg.AddProcess(child.pid()));
   if (blk) {
     ASSERT_TRUE(blk->AddProcess(child.pid()));
   }
   ASSERT_TRUE(child.Go());
   int status = child.Wait(seconds(60));
-  ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "dd status " << status;
+  ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "dd status " << status;
   constexpr uint64_t kBytes = 16u << 20;
   CgroupStats s;
   EXPECT_TRUE(WaitFor(
@@ -362,11 +370,14 @@ TEST_F(EbpfCollectorsTest, CgroupsOutsideTheTrackedSubtreeAreNotCounted) {
   ASSERT_NE(again.Wait(seconds(10)), -1);
   // Both the exec counter and the context-switch path (which caches, per CPU, the last
   // untracked cgroup it saw: that cache must not outlive Track()).
-  EXPECT_TRUE(WaitFor([&] {
-    CgroupStats st = StatsOf(untracked_id);
-    return st.exec_count >= 5 && st.cpu_ns > 0 && st.runq_latency.count > 0;
-  }, seconds(5))) << "newly tracked exec_count " << StatsOf(untracked_id).exec_count << ", cpu_ns "
-                  << StatsOf(untracked_id).cpu_ns;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        CgroupStats st = StatsOf(untracked_id);
+        return st.exec_count >= 5 && st.cpu_ns > 0 && st.runq_latency.count > 0;
+      },
+      seconds(5)))
+      << "newly tracked exec_count " << StatsOf(untracked_id).exec_count << ", cpu_ns "
+      << StatsOf(untracked_id).cpu_ns;
 }
 
 TEST_F(EbpfCollectorsTest, NetworkBytesAndTcpResetsInANetns) {

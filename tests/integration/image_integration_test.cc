@@ -3,28 +3,17 @@
 // busybox-static and pushed with skopeo (OCI and Docker schema 2). Needs root.
 // Our headers first: api.pb.h must be parsed before <signal.h> (pulled in by several system
 // headers) defines SIG* macros that collide with the CRI Signal enum.
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "base/file.h"
-#include "base/process.h"
-#include "base/status.h"
-#include "cri/image/image_store.h"
-#include "cri/image/registry.h"
-#include "cri/store/db.h"
-#include "metrics/fs_usage.h"
-
-#include <httplib.h>
-
 #include <arpa/inet.h>
-#include <signal.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -35,8 +24,16 @@
 #include <sstream>
 #include <thread>
 
-#include <gtest/gtest.h>
-
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/status.h"
+#include "cri/image/image_store.h"
+#include "cri/image/registry.h"
+#include "cri/store/db.h"
+#include "metrics/fs_usage.h"
 
 namespace berth::cri::image {
 namespace {
@@ -104,10 +101,12 @@ class ImageIntegrationTest : public ::testing::Test {
     env->port = FreePort();
     ASSERT_GT(env->port, 0);
     env->host = absl::StrCat("127.0.0.1:", env->port);
-    std::string config = absl::StrCat("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ", env->dir,
-                                      "/registry\n  delete:\n    enabled: true\nhttp:\n  addr: ", env->host, "\n");
+    std::string config =
+        absl::StrCat("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ", env->dir,
+                     "/registry\n  delete:\n    enabled: true\nhttp:\n  addr: ", env->host, "\n");
     ASSERT_TRUE(WriteFileAtomic(env->dir + "/registry.yml", config).ok());
-    int log = open((env->dir + "/registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int log =
+        open((env->dir + "/registry.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     SpawnOptions so;
     so.stdout_fd = log;
     so.stderr_fd = log;
@@ -123,7 +122,8 @@ class ImageIntegrationTest : public ::testing::Test {
       up = st.ok() && *st == 200;
       if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ASSERT_TRUE(up) << "registry did not come up: " << ReadFile(env->dir + "/registry.log").value_or("");
+    ASSERT_TRUE(up) << "registry did not come up: "
+                    << ReadFile(env->dir + "/registry.log").value_or("");
 
     // An OCI image built with umoci unpack/repack (Debian's `umoci insert` writes tars
     // without the final padding): layer 0 = busybox rootfs, layer 1 = whiteout of
@@ -144,23 +144,44 @@ class ImageIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(Sh({"cp", "/bin/busybox", rootfs + "/bin/busybox"}).ok());
     ASSERT_EQ(symlink("busybox", (rootfs + "/bin/sh").c_str()), 0);
     ASSERT_TRUE(WriteFileAtomic(rootfs + "/etc/removed", "gone soon\n").ok());
-    ASSERT_TRUE(Sh({"umoci", "repack", "--refresh-bundle", "--image", oci + ":latest", bundle}).ok());
+    ASSERT_TRUE(
+        Sh({"umoci", "repack", "--refresh-bundle", "--image", oci + ":latest", bundle}).ok());
     ASSERT_EQ(unlink((rootfs + "/etc/removed").c_str()), 0);
     ASSERT_TRUE(WriteFileAtomic(rootfs + "/var/cache/new", "new\n").ok());
     for (const auto& argv : std::vector<std::vector<std::string>>{
              {"umoci", "repack", "--image", oci + ":latest", bundle},
-             {"umoci", "config", "--image", oci + ":latest", "--config.entrypoint", "/bin/sh", "--config.cmd", "-c",
-              "--config.cmd", "echo hi", "--config.env", "FOO=bar", "--config.workingdir", "/tmp",
-              "--config.user", "1000:1000", "--config.label", "org.test=yes", "--config.stopsignal", "SIGINT"},
+             {"umoci",
+              "config",
+              "--image",
+              oci + ":latest",
+              "--config.entrypoint",
+              "/bin/sh",
+              "--config.cmd",
+              "-c",
+              "--config.cmd",
+              "echo hi",
+              "--config.env",
+              "FOO=bar",
+              "--config.workingdir",
+              "/tmp",
+              "--config.user",
+              "1000:1000",
+              "--config.label",
+              "org.test=yes",
+              "--config.stopsignal",
+              "SIGINT"},
              // Same layers, another config: a second image sharing every layer.
-             {"umoci", "config", "--image", oci + ":latest", "--tag", "other", "--config.label", "variant=other"},
-             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
-              absl::StrCat("docker://", env->host, "/busybox:latest")},
-             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":other",
-              absl::StrCat("docker://", env->host, "/busybox:other")},
+             {"umoci", "config", "--image", oci + ":latest", "--tag", "other", "--config.label",
+              "variant=other"},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false",
+              "oci:" + oci + ":latest", absl::StrCat("docker://", env->host, "/busybox:latest")},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false",
+              "oci:" + oci + ":other", absl::StrCat("docker://", env->host, "/busybox:other")},
              {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "--format", "v2s2",
-              "oci:" + oci + ":latest", absl::StrCat("docker://", env->host, "/busybox-v2s2:latest")},
-             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+              "oci:" + oci + ":latest",
+              absl::StrCat("docker://", env->host, "/busybox-v2s2:latest")},
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false",
+              "oci:" + oci + ":latest",
               absl::StrCat("docker://", env->host, "/library/busybox:mirrored")},
          }) {
       auto r = RunOk(argv, "", std::chrono::minutes(3));
@@ -183,7 +204,8 @@ class ImageIntegrationTest : public ::testing::Test {
   void SetUp() override {
     if (!env->skip_reason.empty()) GTEST_SKIP() << env->skip_reason;
     ASSERT_GT(env->registry_pid, 0) << "suite setup failed";
-    root_ = absl::StrCat(env->dir, "/store-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = absl::StrCat(env->dir, "/store-",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     ASSERT_TRUE(MkdirAll(root_).ok());
     auto db = store::Db::Open(root_ + "/meta.db", ImageStore::Schema());
     ASSERT_TRUE(db.ok()) << db.status();
@@ -196,7 +218,8 @@ class ImageIntegrationTest : public ::testing::Test {
     o.pinned_images = {"busybox:mirrored"};
     // As berth runs it: ImageFsInfo from the background measurement (never refreshed here,
     // so the usage seen after pulls and removals comes from the store's own walk).
-    fs_ = std::make_unique<metrics::FsUsageCache>(metrics::FsUsageCache::Options{std::chrono::hours(1)});
+    fs_ = std::make_unique<metrics::FsUsageCache>(
+        metrics::FsUsageCache::Options{std::chrono::hours(1)});
     o.fs_usage = fs_.get();
     store_ = std::make_unique<ImageStore>(o);
     ASSERT_TRUE(store_->Init().ok());
@@ -206,7 +229,9 @@ class ImageIntegrationTest : public ::testing::Test {
   uint64_t ImageFsUsedBytes() {
     auto fs = store_->ImageFsInfo({});
     EXPECT_TRUE(fs.ok()) << fs.status();
-    return fs.ok() && fs->image_filesystems_size() == 1 ? fs->image_filesystems(0).used_bytes().value() : 0;
+    return fs.ok() && fs->image_filesystems_size() == 1
+               ? fs->image_filesystems(0).used_bytes().value()
+               : 0;
   }
 
   absl::StatusOr<std::string> Pull(const std::string& ref) {
@@ -248,7 +273,8 @@ TEST_F(ImageIntegrationTest, PullOciImageUnpacksLayersAndResolves) {
   EXPECT_FALSE(PathExists(img->layer_dirs[1] + "/bin/busybox"));
   EXPECT_EQ(img->config.entrypoint, std::vector<std::string>{"/bin/sh"});
   EXPECT_EQ(img->config.cmd, (std::vector<std::string>{"-c", "echo hi"}));
-  EXPECT_NE(std::find(img->config.env.begin(), img->config.env.end(), "FOO=bar"), img->config.env.end());
+  EXPECT_NE(std::find(img->config.env.begin(), img->config.env.end(), "FOO=bar"),
+            img->config.env.end());
   EXPECT_EQ(img->config.working_dir, "/tmp");
   EXPECT_EQ(img->config.user, "1000:1000");
   EXPECT_EQ(img->config.stop_signal, "SIGINT");
@@ -388,7 +414,8 @@ TEST_F(ImageIntegrationTest, UnknownTagIsNotFoundAndDeadRegistryUnavailable) {
   auto id = Pull(env->host + "/busybox:nope");
   ASSERT_FALSE(id.ok());
   EXPECT_EQ(id.status().code(), absl::StatusCode::kNotFound) << id.status();
-  EXPECT_NE(id.status().message().find("pull " + env->host + "/busybox:nope"), std::string::npos) << id.status();
+  EXPECT_NE(id.status().message().find("pull " + env->host + "/busybox:nope"), std::string::npos)
+      << id.status();
   EXPECT_NE(id.status().message().find("manifest unknown"), std::string::npos) << id.status();
 
   id = Pull(env->host + "/nosuchrepo:latest");
@@ -418,7 +445,6 @@ TEST_F(ImageIntegrationTest, UnknownTagIsNotFoundAndDeadRegistryUnavailable) {
   EXPECT_TRUE(fallback.ok()) << fallback.status();
 }
 
-
 // A registry front requiring bearer tokens (token endpoint behind basic auth, as Docker Hub
 // does), proxying manifests to the real registry and redirecting blob requests to it. With
 // `corrupt_blobs` it needs no auth and serves every blob with one byte flipped.
@@ -437,11 +463,13 @@ class TokenAuthFront {
     srv_.Get(R"(/v2/(.*))", [this](const httplib::Request& req, httplib::Response& res) {
       if (!corrupt_blobs_ && req.get_header_value("Authorization") != "Bearer tok123") {
         res.status = 401;
-        res.set_header("WWW-Authenticate",
-                       absl::StrCat("Bearer realm=\"http://127.0.0.1:", port_,
-                                    "/token\",service=\"front\",scope=\"repository:busybox:pull\""));
-        res.set_content(R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
-                        "application/json");
+        res.set_header(
+            "WWW-Authenticate",
+            absl::StrCat("Bearer realm=\"http://127.0.0.1:", port_,
+                         "/token\",service=\"front\",scope=\"repository:busybox:pull\""));
+        res.set_content(
+            R"({"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]})",
+            "application/json");
         return;
       }
       std::string real = absl::StrCat("http://", env->host, req.path);
@@ -542,7 +570,8 @@ TEST_F(ImageIntegrationTest, BlobDigestMismatchFailsPullAndKeepsNothing) {
 // Every file under `root` as "path size" and every directory as "path/", sorted: the
 // store's on-disk state.
 std::set<std::string> FilesUnder(const std::string& root) {
-  auto out = RunOk({"find", root, "(", "-type", "d", "-printf", "%P/\n", ")", "-o", "-printf", "%P %s\n"});
+  auto out =
+      RunOk({"find", root, "(", "-type", "d", "-printf", "%P/\n", ")", "-o", "-printf", "%P %s\n"});
   EXPECT_TRUE(out.ok()) << out.status();
   std::set<std::string> files;
   std::istringstream in(out.value_or(""));
@@ -571,13 +600,15 @@ TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
     ASSERT_TRUE(Sh({"cp", "/bin/busybox", bundle + "/rootfs/bin/busybox"}).ok());
     // (Repeated text, not zeros: zero blocks may be unpacked as holes.)
     ASSERT_TRUE(Sh({"sh", "-c",
-                    absl::StrCat(kind == std::string("random") ? "head -c 12582912 /dev/urandom"
-                                                               : "yes berth-fills-the-disk | head -c 12582912",
+                    absl::StrCat(kind == std::string("random")
+                                     ? "head -c 12582912 /dev/urandom"
+                                     : "yes berth-fills-the-disk | head -c 12582912",
                                  " > ", bundle, "/rootfs/big")})
                     .ok());
     for (const auto& argv : std::vector<std::vector<std::string>>{
              {"umoci", "repack", "--image", oci + ":latest", bundle},
-             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false", "oci:" + oci + ":latest",
+             {"skopeo", "copy", "--insecure-policy", "--dest-tls-verify=false",
+              "oci:" + oci + ":latest",
               absl::StrCat("docker://", env->host, "/big-", kind, ":latest")}}) {
       auto r = RunOk(argv, "", std::chrono::minutes(3));
       ASSERT_TRUE(r.ok()) << r.status();
@@ -618,7 +649,8 @@ TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
     ASSERT_FALSE(big.ok()) << kind;
     std::cout << "pull on a full disk (" << kind << "): " << big.status() << std::endl;
     EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
-    EXPECT_NE(absl::AsciiStrToLower(big.status().message()).find("no space left"), std::string::npos)
+    EXPECT_NE(absl::AsciiStrToLower(big.status().message()).find("no space left"),
+              std::string::npos)
         << big.status();
     EXPECT_NE(big.status().message().find(ref), std::string::npos) << big.status();
     // Nothing partial stays behind: the store's files are those from before the pull.
@@ -641,7 +673,8 @@ TEST_F(ImageIntegrationTest, DiskFullDuringPullFailsAndKeepsEarlierImages) {
                   absl::StrCat("lowerdir=", absl::StrJoin(lower, ":")).c_str()),
             0)
       << strerror(errno);
-  auto ran = berth::Run({"chroot", merged, "/bin/sh", "-c", "read x < /var/cache/new && echo $x && test ! -e /etc/removed"});
+  auto ran = berth::Run({"chroot", merged, "/bin/sh", "-c",
+                         "read x < /var/cache/new && echo $x && test ! -e /etc/removed"});
   umount2(merged.c_str(), MNT_DETACH);
   ASSERT_TRUE(ran.ok()) << ran.status();
   EXPECT_EQ(ran->exit_code, 0) << ran->err;

@@ -81,7 +81,9 @@ class KubeletApiIntegrationTest : public ::testing::Test {
           << "down.sh failed: " << (down.ok() ? down->err : down.status().ToString());
       if (HasFailure()) {
         auto log = ReadFile(state_ + "/logs/kube-apiserver.log");
-        if (log.ok()) std::cerr << "apiserver log tail:\n" << log->substr(log->size() > 3000 ? log->size() - 3000 : 0);
+        if (log.ok())
+          std::cerr << "apiserver log tail:\n"
+                    << log->substr(log->size() > 3000 ? log->size() - 3000 : 0);
       }
       EXPECT_TRUE(RemoveAll(state_).ok());
     }
@@ -109,11 +111,10 @@ TEST_F(KubeletApiIntegrationTest, RegisterNodeLeaseAndWatch) {
 
   auto machine = ReadMachineInfo("/");
   ASSERT_TRUE(machine.ok()) << machine.status();
-  NodeStatusManager status(nc,
-                           {.node_name = kNode,
-                            .node_ip = node_ip_,
-                            .update_period = std::chrono::milliseconds(1000)},
-                           *machine);
+  NodeStatusManager status(
+      nc,
+      {.node_name = kNode, .node_ip = node_ip_, .update_period = std::chrono::milliseconds(1000)},
+      *machine);
   std::mutex mu;
   std::string cidr_seen;
   status.SetPodCidrCallback([&](const std::string& c, const std::vector<std::string>&) {
@@ -184,7 +185,8 @@ TEST_F(KubeletApiIntegrationTest, RegisterNodeLeaseAndWatch) {
     std::lock_guard<std::mutex> lock(mu);
     return std::find(events.begin(), events.end(), e) != events.end();
   };
-  ListWatch pods(nc, {.path = "/api/v1/pods", .field_selector = std::string("spec.nodeName=") + kNode},
+  ListWatch pods(nc,
+                 {.path = "/api/v1/pods", .field_selector = std::string("spec.nodeName=") + kNode},
                  {.on_add = [&](const Json& p) { push("add " + ListWatch::KeyOf(p)); },
                   .on_update =
                       [&](const Json&, const Json& p) {
@@ -208,9 +210,11 @@ TEST_F(KubeletApiIntegrationTest, RegisterNodeLeaseAndWatch) {
                                  Json{{"metadata", {{"labels", {{"x", "y"}}}}}}, PatchType::kMerge);
   ASSERT_TRUE(patched.ok()) << patched.status();
   ASSERT_TRUE(Eventually([&] { return has("update default/p1"); }));
-  ASSERT_TRUE((*admin)->Delete("/api/v1/namespaces/default/pods/p1",
-                               Json{{"kind", "DeleteOptions"}, {"apiVersion", "v1"},
-                                    {"gracePeriodSeconds", 0}}).ok());
+  ASSERT_TRUE(
+      (*admin)
+          ->Delete("/api/v1/namespaces/default/pods/p1",
+                   Json{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"gracePeriodSeconds", 0}})
+          .ok());
   ASSERT_TRUE(Eventually([&] { return has("delete default/p1"); }));
   EXPECT_EQ(pods.ListCount(), 1);
   pods.Stop();

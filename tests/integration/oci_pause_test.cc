@@ -96,7 +96,8 @@ TEST_F(PauseTest, BoundNetnsOutlivesPause) {
   ASSERT_TRUE(StopPause(p->pid).ok());
   pids_.clear();
   EXPECT_EQ(Inode(NetnsPath()), ns);
-  auto links = RunOk({"nsenter", absl::StrCat("--net=", NetnsPath()), "/bin/busybox", "ip", "link"});
+  auto links =
+      RunOk({"nsenter", absl::StrCat("--net=", NetnsPath()), "/bin/busybox", "ip", "link"});
   ASSERT_TRUE(links.ok()) << links.status();
   EXPECT_NE(links->find("lo"), std::string::npos);
   EXPECT_EQ(links->find("eth0"), std::string::npos) << *links;

@@ -1,6 +1,8 @@
 // OciRuntime against real conmon 2.1.6 + runc 1.1.5 (root). Containers join the network
 // namespace of a berth-pause (cri/pause), run in cgroup /berth-oci-test/<id>, and everything
 // is torn down in TearDown, also when a test fails.
+#include "cri/oci/oci_runtime.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
-#include "cri/oci/oci_runtime.h"
 #include "cri/pause/pause.h"
 #include "gtest/gtest.h"
 #include "tests/integration/oci_test_spec.h"
@@ -26,7 +27,8 @@ constexpr char kRoot[] = "/run/berth-oci-test";
 constexpr char kCgroupParent[] = "berth-oci-test";
 
 // Polls `cond` every 10 ms until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+bool WaitFor(const std::function<bool()>& cond,
+             std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (cond()) return true;
@@ -72,7 +74,8 @@ class OciRuntimeIntegrationTest : public ::testing::Test {
 
   void TearDown() override {
     for (const std::string& id : ids_) {
-      pid_t conmon = std::atoi(ReadFile(Path("conmon/" + id + "/conmon.pid")).value_or("0").c_str());
+      pid_t conmon =
+          std::atoi(ReadFile(Path("conmon/" + id + "/conmon.pid")).value_or("0").c_str());
       rt_->Kill(id, SIGKILL, /*all=*/true).IgnoreError();
       rt_->Delete(id).IgnoreError();
       if (conmon > 0 && Alive(conmon)) kill(conmon, SIGKILL);
@@ -147,7 +150,8 @@ TEST_F(OciRuntimeIntegrationTest, CreateStartKillDelete) {
   st = rt_->State("sleeper");
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->status, "running");
-  EXPECT_EQ(OciRuntime::ReadExitFile(Path("exits"), "sleeper").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(OciRuntime::ReadExitFile(Path("exits"), "sleeper").status().code(),
+            absl::StatusCode::kNotFound);
 
   // The shell's trap must be installed before SIGTERM matters: wait until `sleep` runs.
   ASSERT_TRUE(WaitFor([&] {
@@ -207,7 +211,8 @@ TEST_F(OciRuntimeIntegrationTest, ExecSyncOutputExitCodeAndTimeout) {
   EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition) << "not started yet";
   ASSERT_TRUE(rt_->Start("exec").ok());
 
-  auto r = rt_->ExecSync("exec", {"sh", "-c", "echo out; echo err >&2; exit 3"}, std::chrono::seconds(10));
+  auto r = rt_->ExecSync("exec", {"sh", "-c", "echo out; echo err >&2; exit 3"},
+                         std::chrono::seconds(10));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->exit_code, 3);
   EXPECT_EQ(r->stdout_data, "out\n");
@@ -239,9 +244,11 @@ TEST_F(OciRuntimeIntegrationTest, BrokenConfigFailsWithRuntimeMessageAndNoConmon
   auto c = CreateContainer("broken", {"/no-such-binary"});
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("/no-such-binary"), std::string::npos) << c.status();
-  EXPECT_NE(c.status().message().find("no such file or directory"), std::string::npos) << c.status();
+  EXPECT_NE(c.status().message().find("no such file or directory"), std::string::npos)
+      << c.status();
   pid_t conmon = std::atoi(ReadFile(Path("conmon/broken/conmon.pid")).value_or("0").c_str());
-  EXPECT_TRUE(WaitFor([&] { return conmon <= 0 || !Alive(conmon); })) << "conmon " << conmon << " left behind";
+  EXPECT_TRUE(WaitFor([&] { return conmon <= 0 || !Alive(conmon); }))
+      << "conmon " << conmon << " left behind";
   EXPECT_EQ(rt_->State("broken").status().code(), absl::StatusCode::kNotFound);
   EXPECT_FALSE(PathExists(Path("exits/broken")));
 }

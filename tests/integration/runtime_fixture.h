@@ -7,8 +7,6 @@
 #ifndef BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 #define BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
-
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
@@ -47,7 +46,8 @@ class RuntimeFixture : public ::testing::Test {
     std::string layer = dir_ + "/layer";
     for (const char* d : {"/bin", "/etc", "/dev"}) ASSERT_TRUE(MkdirAll(layer + d).ok());
     std::filesystem::copy_file("/bin/busybox", layer + "/bin/busybox");
-    for (const auto& app : applets) std::filesystem::create_symlink("busybox", layer + "/bin/" + app);
+    for (const auto& app : applets)
+      std::filesystem::create_symlink("busybox", layer + "/bin/" + app);
     ASSERT_TRUE(WriteFileAtomic(layer + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n").ok());
     ASSERT_TRUE(WriteFileAtomic(layer + "/etc/group", "root:x:0:\n").ok());
     image::ResolvedImage img;
@@ -75,8 +75,8 @@ class RuntimeFixture : public ::testing::Test {
   // (Re)creates the runtime over the fixture's store and dirs (runtime_options_, which
   // SetUpRuntime fills and an override may amend first), as a restarted berth does.
   virtual void StartRuntime() {
-    rt_ = std::make_unique<Runtime>(runtime_options_,
-                                    RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr, fs_usage_});
+    rt_ = std::make_unique<Runtime>(
+        runtime_options_, RuntimeDeps{db_.get(), &images_, &net_, oci_.get(), nullptr, fs_usage_});
     ASSERT_TRUE(rt_->Start().ok());
   }
 

@@ -3,8 +3,6 @@
 // own network namespace created by berth-pause; nothing leaves the machine.
 // api.pb.h (via runtime.h) first: <signal.h> defines SIGABRT etc. as macros, which clash with
 // the CRI `Signal` enum's value names.
-#include "cri/runtime/runtime.h"
-
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -18,9 +16,9 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 #include <vector>
-#include <thread>
 
 #include "absl/strings/str_split.h"
 #include "base/file.h"
@@ -272,7 +270,10 @@ TEST_F(RuntimeIntegrationTest, UserNamespacePodMapsRootfs) {
   c->mutable_metadata()->set_uid("uid-userns");
   c->set_log_directory(dir_ + "/logs/userns");
   c->mutable_linux()->set_cgroup_parent("/kubepods/poduserns");
-  auto* u = c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->mutable_userns_options();
+  auto* u = c->mutable_linux()
+                ->mutable_security_context()
+                ->mutable_namespace_options()
+                ->mutable_userns_options();
   u->set_mode(v1::POD);
   for (auto* m : {u->add_uids(), u->add_gids()}) {
     m->set_container_id(0);
@@ -281,23 +282,30 @@ TEST_F(RuntimeIntegrationTest, UserNamespacePodMapsRootfs) {
   }
   // Bad mappings are refused before anything is created.
   v1::RunPodSandboxRequest bad = req;
-  bad.mutable_config()->mutable_linux()->mutable_security_context()->mutable_namespace_options()
-      ->mutable_userns_options()->mutable_uids(0)->set_container_id(1);
+  bad.mutable_config()
+      ->mutable_linux()
+      ->mutable_security_context()
+      ->mutable_namespace_options()
+      ->mutable_userns_options()
+      ->mutable_uids(0)
+      ->set_container_id(1);
   EXPECT_EQ(rt_->RunPodSandbox(bad).status().code(), absl::StatusCode::kInvalidArgument);
   // runc resolves the rootfs path as the pod's root (a mapped UID): mkdtemp's 0700 stops it,
   // and berth says so before creating anything.
   auto refused = rt_->RunPodSandbox(req);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
-  EXPECT_NE(refused.status().message().find(dir_ + " (mode 0700) is not searchable"), std::string::npos)
+  EXPECT_NE(refused.status().message().find(dir_ + " (mode 0700) is not searchable"),
+            std::string::npos)
       << refused.status();
   ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
   sandbox_config_ = *c;
   auto r = rt_->RunPodSandbox(req);
   ASSERT_TRUE(r.ok()) << r.status();
-  std::string id = CreateContainer(r->pod_sandbox_id(), "probe",
-                                   {"sh", "-c",
-                                    "cat /proc/self/uid_map; busybox stat -c 'bin %u:%g' /bin/busybox; "
-                                    "echo x > /new && busybox stat -c 'new %u:%g' /new"});
+  std::string id =
+      CreateContainer(r->pod_sandbox_id(), "probe",
+                      {"sh", "-c",
+                       "cat /proc/self/uid_map; busybox stat -c 'bin %u:%g' /bin/busybox; "
+                       "echo x > /new && busybox stat -c 'new %u:%g' /new"});
   ASSERT_FALSE(id.empty());
   v1::StartContainerRequest start;
   start.set_container_id(id);
@@ -312,7 +320,8 @@ TEST_F(RuntimeIntegrationTest, UserNamespacePodMapsRootfs) {
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_EQ(cs->status().exit_code(), 0) << *log;
   std::string flat = *log;
-  std::vector<std::string> words = absl::StrSplit(flat, absl::ByAnyChar(" \n\t"), absl::SkipEmpty());
+  std::vector<std::string> words =
+      absl::StrSplit(flat, absl::ByAnyChar(" \n\t"), absl::SkipEmpty());
   auto has_seq = [&](std::vector<std::string> seq) {
     return std::search(words.begin(), words.end(), seq.begin(), seq.end()) != words.end();
   };
@@ -527,8 +536,7 @@ TEST_F(RuntimeIntegrationTest, SandboxNetworkRequestAndDualStackStatus) {
   EXPECT_EQ(ar.dns.servers, std::vector<std::string>{"10.96.0.10"});
   EXPECT_EQ(ar.dns.searches, std::vector<std::string>{"team-a.svc.cluster.local"});
   EXPECT_EQ(ar.dns.options, std::vector<std::string>{"ndots:5"});
-  EXPECT_EQ(ar.ip_range_subnets,
-            (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  EXPECT_EQ(ar.ip_range_subnets, (std::vector<std::string>{"10.244.1.0/24", "fd00:10:244:1::/64"}));
   // The fake plugin answers with 10.88.0.2 and fd00::2: IPv4 is the primary IP.
   v1::PodSandboxStatusRequest sreq;
   sreq.set_pod_sandbox_id(r->pod_sandbox_id());
@@ -554,7 +562,8 @@ TEST_F(RuntimeIntegrationTest, HostNetworkSandboxWithDnsConfig) {
   c->mutable_metadata()->set_namespace_("kube-system");
   c->mutable_metadata()->set_uid("uid-hostnet");
   c->mutable_linux()->set_cgroup_parent("/kubepods/podhostnet");
-  c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(v1::NODE);
+  c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+      v1::NODE);
   c->mutable_dns_config()->add_servers("10.96.0.10");
   c->mutable_dns_config()->add_searches("svc.cluster.local");
   sandbox_config_ = *c;
@@ -607,12 +616,14 @@ TEST_F(RuntimeIntegrationTest, ReopenLogStatsAndEvents) {
     EXPECT_TRUE(s.ok()) << s;
   });
   // Events before the subscription are not delivered: wait for it.
-  for (int i = 0; i < 1000 && !subscribed; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 1000 && !subscribed; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_TRUE(subscribed);
 
   std::string sb = RunSandbox("logs");
   ASSERT_FALSE(sb.empty());
-  std::string c = CreateContainer(sb, "ticker", {"sh", "-c", "while true; do echo tick; sleep 0.05; done"});
+  std::string c =
+      CreateContainer(sb, "ticker", {"sh", "-c", "while true; do echo tick; sleep 0.05; done"});
   ASSERT_FALSE(c.empty());
   v1::StartContainerRequest start;
   start.set_container_id(c);
@@ -624,7 +635,8 @@ TEST_F(RuntimeIntegrationTest, ReopenLogStatsAndEvents) {
     struct stat st;
     return stat(p.c_str(), &st) == 0 ? st.st_size : -1;
   };
-  for (int i = 0; i < 100 && size_of(log) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 100 && size_of(log) <= 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_GT(size_of(log), 0);
   ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
   v1::ReopenContainerLogRequest reopen;
@@ -632,7 +644,8 @@ TEST_F(RuntimeIntegrationTest, ReopenLogStatsAndEvents) {
   auto rr = rt_->ReopenContainerLog(reopen);
   ASSERT_TRUE(rr.ok()) << rr.status();
   EXPECT_TRUE(PathExists(log));  // exists when the RPC returns
-  for (int i = 0; i < 100 && size_of(log) <= 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 100 && size_of(log) <= 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_GT(size_of(log), 0) << "conmon does not write to the reopened log";
   off_t rotated = size_of(log + ".1");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

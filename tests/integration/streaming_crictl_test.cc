@@ -5,8 +5,6 @@
 // and network plugin). Checks data integrity (10 MB through cat, 20 concurrent forwarded
 // connections), exit codes, TTY size, bad tokens, and that a client closing mid-stream
 // leaves no process, descriptor or thread behind.
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -32,6 +30,7 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
@@ -45,7 +44,9 @@ namespace v1 = ::runtime::v1;
 namespace fs = std::filesystem;
 using std::chrono::seconds;
 
-bool Contains(const std::string& s, const std::string& sub) { return s.find(sub) != std::string::npos; }
+bool Contains(const std::string& s, const std::string& sub) {
+  return s.find(sub) != std::string::npos;
+}
 
 size_t CountDir(const std::string& path) {
   auto l = ListDir(path);
@@ -79,8 +80,8 @@ bool WaitFor(F cond, std::chrono::milliseconds timeout) {
 class StreamingCrictlTest : public CrictlFixture {
  protected:
   void SetUp() override {
-    SetUpCrictl("st", {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep", "head",
-                       "wc", "seq"});
+    SetUpCrictl("st", {"sh", "sleep", "echo", "cat", "true", "stty", "tty", "nc", "ps", "grep",
+                       "head", "wc", "seq"});
     if (HasFatalFailure()) return;
     streaming_ = std::make_unique<streaming::Server>(rt_.get(), streaming::ServerOptions{});
     ASSERT_TRUE(streaming_->Start().ok());
@@ -132,7 +133,8 @@ TEST_F(StreamingCrictlTest, ExecExitCodeAndTenMegabytesThroughCat) {
   for (int i = 0; i < 20; ++i) {
     auto t = std::chrono::steady_clock::now();
     EXPECT_EQ(Crictl({"exec", c, "true"}).exit_code, 0);
-    lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    lat.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
   }
   std::sort(lat.begin(), lat.end());
   std::cout << "crictl exec true: p50 " << lat[lat.size() / 2] << " ms (20 runs)" << std::endl;
@@ -197,12 +199,12 @@ TEST_F(StreamingCrictlTest, ExecRunsAsTheContainersProcess) {
   };
   auto facts = [&](const std::string& c, std::string pid) {
     if (pid != "self") pid = "$(pidof sleep)";
-    RunResult r = Crictl(
-        {"exec", c, "sh", "-c",
-         "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/" + pid +
-             "/status; cat /proc/" + pid + "/cgroup /proc/" + pid +
-             "/oom_score_adj; for n in ipc uts net pid mnt cgroup user; do readlink /proc/" +
-             pid + "/ns/$n; done"});
+    RunResult r =
+        Crictl({"exec", c, "sh", "-c",
+                "grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/" +
+                    pid + "/status; cat /proc/" + pid + "/cgroup /proc/" + pid +
+                    "/oom_score_adj; for n in ipc uts net pid mnt cgroup user; do readlink /proc/" +
+                    pid + "/ns/$n; done"});
     EXPECT_EQ(r.exit_code, 0) << c << ": " << r.err;
     return r.out;
   };
@@ -215,8 +217,9 @@ TEST_F(StreamingCrictlTest, ExecRunsAsTheContainersProcess) {
     EXPECT_TRUE(Contains(self, "Uid:")) << self;
     EXPECT_EQ(self, facts(c, "init")) << c;
   }
-  RunResult r = Crictl({"exec", locked, "sh", "-c",
-                        "id -u; id -G; pwd; echo $FOO; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status"});
+  RunResult r =
+      Crictl({"exec", locked, "sh", "-c",
+              "id -u; id -G; pwd; echo $FOO; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status"});
   EXPECT_EQ(r.out, "1000\n3000 4000\n/tmp\nbar\nNoNewPrivs:\t1\nSeccomp:\t0\n") << r.err;
   r = Crictl({"exec", confined, "sh", "-c", "grep Seccomp: /proc/self/status; echo forked"});
   EXPECT_EQ(r.out, "Seccomp:\t2\nforked\n") << r.err;
@@ -241,11 +244,12 @@ TEST_F(StreamingCrictlTest, ExecTtyGetsTerminalSize) {
   so.stdout_fd = slave;
   so.stderr_fd = slave;
   // The size arrives on the resize stream just after the command starts: ask until it is set.
-  auto pid = Spawn(CrictlArgv({"exec", "-it", c, "sh", "-c",
-                               "for i in $(seq 50); do s=$(stty size 2>/dev/null) && [ -n \"$s\" ] && "
-                               "[ \"$s\" != \"0 0\" ] && "
-                               "echo \"size=$s\" && break; sleep 0.1; done; tty; exit 7"}),
-                   so);
+  auto pid =
+      Spawn(CrictlArgv({"exec", "-it", c, "sh", "-c",
+                        "for i in $(seq 50); do s=$(stty size 2>/dev/null) && [ -n \"$s\" ] && "
+                        "[ \"$s\" != \"0 0\" ] && "
+                        "echo \"size=$s\" && break; sleep 0.1; done; tty; exit 7"}),
+            so);
   close(slave);
   ASSERT_TRUE(pid.ok()) << pid.status();
   std::string out;
@@ -274,7 +278,8 @@ TEST_F(StreamingCrictlTest, ExecTtyGetsTerminalSize) {
 
 TEST_F(StreamingCrictlTest, AttachSeesOutputAndStdin) {
   std::string sb = RunSandbox("attach");
-  std::string ticker = StartContainer(sb, "ticker", {"sh", "-c", "while true; do echo tick; sleep 0.2; done"});
+  std::string ticker =
+      StartContainer(sb, "ticker", {"sh", "-c", "while true; do echo tick; sleep 0.2; done"});
   ASSERT_FALSE(ticker.empty());
   // crictl attach runs until the container exits: it is stopped by the timeout (SIGKILL, the
   // client going away mid-stream).
@@ -340,7 +345,8 @@ TEST_F(StreamingCrictlTest, PortForwardCarriesConcurrentConnections) {
   std::string sb = RunSandbox("pf");
   ASSERT_FALSE(sb.empty());
   // The fake network plugin does not configure loopback (CNI's loopback plugin would).
-  auto up = berth::Run({"nsenter", "--net=" + dir_ + "/state/netns/" + sb, "ip", "link", "set", "lo", "up"});
+  auto up = berth::Run(
+      {"nsenter", "--net=" + dir_ + "/state/netns/" + sb, "ip", "link", "set", "lo", "up"});
   ASSERT_TRUE(up.ok() && up->exit_code == 0) << (up.ok() ? up->err : up.status().ToString());
   std::string c = StartContainer(sb, "echo", {"nc", "-ll", "-p", "8080", "-e", "cat"});
   ASSERT_FALSE(c.empty());
@@ -413,7 +419,8 @@ TEST_F(StreamingCrictlTest, PortForwardCarriesConcurrentConnections) {
   close(fd);
   secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(std::string(absl::StripAsciiWhitespace(reply)), "104857600");
-  std::cout << "port-forward: 100 MiB in " << secs << " s = " << 100 / secs << " MiB/s" << std::endl;
+  std::cout << "port-forward: 100 MiB in " << secs << " s = " << 100 / secs << " MiB/s"
+            << std::endl;
 
   kill(*pid, SIGINT);
   int st = 0;
@@ -432,7 +439,8 @@ TEST_F(StreamingCrictlTest, PortForwardOverWebSocket) {
       << "needs Debian's python3-websocket for " << python << " (deploy/setup.sh)";
   std::string sb = RunSandbox("wspf");
   ASSERT_FALSE(sb.empty());
-  auto up = berth::Run({"nsenter", "--net=" + dir_ + "/state/netns/" + sb, "ip", "link", "set", "lo", "up"});
+  auto up = berth::Run(
+      {"nsenter", "--net=" + dir_ + "/state/netns/" + sb, "ip", "link", "set", "lo", "up"});
   ASSERT_TRUE(up.ok() && up->exit_code == 0) << (up.ok() ? up->err : up.status().ToString());
   ASSERT_FALSE(StartContainer(sb, "echo", {"nc", "-ll", "-p", "8080", "-e", "cat"}).empty());
 
@@ -474,7 +482,8 @@ out["echoed"] = len(got)
 out["intact"] = bytes(got) == data
 ws.close()
 print(json.dumps(out))
-)PY").ok());
+)PY")
+                  .ok());
   auto forward = [&](int32_t port, int size) -> std::string {
     v1::PortForwardRequest req;
     req.set_pod_sandbox_id(sb);
@@ -550,7 +559,8 @@ TEST_F(StreamingCrictlTest, BadInputAndNoLeaks) {
   int st = 0;
   waitpid(*pid, &st, 0);
   EXPECT_TRUE(WaitFor([&] { return streaming_->active_sessions() == 0; }, seconds(10)));
-  EXPECT_TRUE(WaitFor([&] { return !ps_has_sleeper(); }, seconds(10))) << "exec'd process left behind";
+  EXPECT_TRUE(WaitFor([&] { return !ps_has_sleeper(); }, seconds(10)))
+      << "exec'd process left behind";
 
   // Exec into a stopped container: FailedPrecondition before any URL.
   v1::StopContainerRequest stop;

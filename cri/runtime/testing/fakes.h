@@ -22,7 +22,8 @@ class FakeImageResolver : public image::ImageResolver {
   absl::StatusOr<image::ResolvedImage> Resolve(const std::string& ref) override {
     absl::MutexLock l(&mu_);
     auto it = images_.find(ref);
-    if (it == images_.end()) return absl::NotFoundError("image \"" + ref + "\" not found (fake resolver)");
+    if (it == images_.end())
+      return absl::NotFoundError("image \"" + ref + "\" not found (fake resolver)");
     return it->second;
   }
 
