@@ -5,7 +5,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <signal.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +17,8 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "base/url.h"
+
+#include <signal.h>
 
 namespace berth::kubelet {
 namespace {

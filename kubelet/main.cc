@@ -56,8 +56,9 @@
 
 // After the CRI headers: <signal.h> macros (SIGABRT, ...) clash with the CRI Signal enum.
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
+
+#include <signal.h>
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0.0.0"

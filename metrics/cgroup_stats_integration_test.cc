@@ -2,8 +2,6 @@
 // hybrid mode; or one v2 cgroup), runs a busy loop inside it, and reads it back through
 // CgroupReader. Cleans up (kill, reap, rmdir) also on failure.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +16,9 @@
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/summary.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::metrics {
 namespace {

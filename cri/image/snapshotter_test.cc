@@ -2,15 +2,16 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
 #include "gtest/gtest.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::image {
 namespace {

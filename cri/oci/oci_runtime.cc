@@ -10,9 +10,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -32,6 +30,9 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "nlohmann/json.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 extern char** environ;
 

@@ -2,11 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +13,9 @@
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 extern char** environ;
 

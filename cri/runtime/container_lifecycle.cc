@@ -2,7 +2,6 @@
 // SIGKILL), RemoveContainer, ContainerStatus, ListContainers, ExecSync and
 // UpdateContainerResources.
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +17,8 @@
 #include "cri/runtime/oci_spec.h"
 #include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
+
+#include <signal.h>
 
 namespace berth::cri::runtime {
 using nlohmann::json;

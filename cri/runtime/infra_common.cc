@@ -1,11 +1,12 @@
-#include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "cri/runtime/sandbox_infra.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::runtime {
 

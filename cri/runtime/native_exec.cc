@@ -6,14 +6,12 @@
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -28,6 +26,9 @@
 #include "base/cgroup_mounts.h"
 #include "base/file.h"
 #include "base/status.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::runtime {
 namespace {

@@ -4,7 +4,6 @@
 // container_log.cc, runtime_config.cc). Fields are guarded by Runtime::mu_ unless noted.
 #pragma once
 
-#include <signal.h>
 #include <sys/types.h>
 
 #include <cerrno>
@@ -14,6 +13,8 @@
 
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/runtime.h"  // first: before <signal.h>
+
+#include <signal.h>
 
 namespace berth::cri::runtime {
 

@@ -11,12 +11,10 @@
 #include <pthread.h>
 #include <pty.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -37,6 +35,9 @@
 #include "cri/runtime/runtime.h"  // first: the CRI Signal enum clashes with <signal.h> macros
 #include "cri/runtime/runtime.h"
 #include "nlohmann/json.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::runtime {
 namespace {

@@ -5,7 +5,6 @@
 // Usage: bpf_calibrate '<command>'   (root; exit 1 with the reason when loading fails)
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,6 +13,8 @@
 #include "ebpf/skeleton.h"
 
 #include "calibration.skel.h"
+
+#include <sys/wait.h>
 
 int main(int argc, char** argv) {
   if (argc != 2) {

@@ -1,8 +1,9 @@
 // The test pause image's process (registry.k8s.io/pause as the e2e suite uses it): sleeps
 // until SIGTERM or SIGINT, then exits 0; reaps children (it may be a pod's PID 1).
+#include <unistd.h>
+
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 static void on_term(int sig) {
   (void)sig;

@@ -7,12 +7,13 @@
 #include <arpa/inet.h>
 #include <libgen.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <signal.h>
 
 static void on_term(int sig) {
   (void)sig;

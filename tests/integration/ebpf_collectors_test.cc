@@ -4,9 +4,7 @@
 // the v1 memory hierarchy for the OOM kill). Everything created is removed, also on failure.
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +20,9 @@
 #include "base/process.h"
 #include "ebpf/collectors.h"
 #include "gtest/gtest.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::ebpf {
 namespace {

@@ -9,13 +9,11 @@
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -34,6 +32,9 @@
 #include "cri/image/registry.h"
 #include "cri/store/db.h"
 #include "metrics/fs_usage.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::image {
 namespace {

@@ -1,6 +1,5 @@
 // berth-pause + cri/pause against the real kernel (root): namespaces, hostname, cgroups,
 // PID-namespace init, bind-mounted netns surviving the pause, clean stop.
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +11,8 @@
 #include "base/process.h"
 #include "cri/pause/pause.h"
 #include "gtest/gtest.h"
+
+#include <signal.h>
 
 namespace berth::cri::pause {
 namespace {

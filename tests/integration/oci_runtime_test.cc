@@ -3,7 +3,6 @@
 // is torn down in TearDown, also when a test fails.
 #include "cri/oci/oci_runtime.h"
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +18,8 @@
 #include "cri/pause/pause.h"
 #include "gtest/gtest.h"
 #include "tests/integration/oci_test_spec.h"
+
+#include <signal.h>
 
 namespace berth::cri::oci {
 namespace {

@@ -3,7 +3,6 @@
 // own network namespace created by berth-pause; nothing leaves the machine.
 // api.pb.h (via runtime.h) first: <signal.h> defines SIGABRT etc. as macros, which clash with
 // the CRI `Signal` enum's value names.
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +29,8 @@
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
 #include "tests/integration/runtime_fixture.h"
+
+#include <signal.h>
 
 namespace berth::cri::runtime {
 namespace {

@@ -10,11 +10,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +35,9 @@
 #include "cri/streaming/server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/crictl_fixture.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 namespace berth::cri::runtime {
 namespace {
