@@ -2,6 +2,10 @@
 // SIGKILL), RemoveContainer, ContainerStatus, ListContainers, ExecSync and
 // UpdateContainerResources.
 
+// clang-format off
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+// clang-format on
+
 #include <unistd.h>
 
 #include <chrono>
@@ -15,7 +19,6 @@
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 #include <signal.h>

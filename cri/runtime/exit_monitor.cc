@@ -3,6 +3,10 @@
 // time, OOMKilled from the memory cgroup), a CONTAINER_STOPPED_EVENT and the OnContainerExit
 // callbacks.
 
+// clang-format off
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+// clang-format on
+
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -17,7 +21,6 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 

@@ -4,6 +4,10 @@
 // container_log.cc, runtime_config.cc). Fields are guarded by Runtime::mu_ unless noted.
 #pragma once
 
+// clang-format off
+#include "cri/runtime/runtime.h"  // first: before <signal.h>
+// clang-format on
+
 #include <sys/types.h>
 
 #include <cerrno>
@@ -12,7 +16,6 @@
 #include <vector>
 
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"  // first: before <signal.h>
 
 #include <signal.h>
 

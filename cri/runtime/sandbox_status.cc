@@ -1,7 +1,10 @@
 // PodSandboxStatus and ListPodSandbox, served from the in-memory records.
 
-#include "absl/strings/match.h"
+// clang-format off
 #include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+// clang-format on
+
+#include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

@@ -4,6 +4,10 @@
 // Thread safety: a Client belongs to one session thread.
 #pragma once
 
+// clang-format off
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+// clang-format on
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,7 +21,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 namespace berth::cri::streaming::internal {
 

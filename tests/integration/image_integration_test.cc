@@ -3,6 +3,10 @@
 // busybox-static and pushed with skopeo (OCI and Docker schema 2). Needs root.
 // Our headers first: api.pb.h must be parsed before <signal.h> (pulled in by several system
 // headers) defines SIG* macros that collide with the CRI Signal enum.
+// clang-format off
+#include "cri/image/image_store.h"  // first: the CRI protos clash with the SIG* macros (gtest, httplib)
+// clang-format on
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -28,7 +32,6 @@
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
-#include "cri/image/image_store.h"
 #include "cri/image/registry.h"
 #include "cri/store/db.h"
 #include "metrics/fs_usage.h"

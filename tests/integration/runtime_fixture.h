@@ -7,6 +7,10 @@
 #ifndef BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 #define BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 
+// clang-format off
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
+// clang-format on
+
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -20,7 +24,6 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"

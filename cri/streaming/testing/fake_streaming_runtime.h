@@ -7,6 +7,10 @@
 // threads); the recorded values are read with the accessors.
 #pragma once
 
+// clang-format off
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+// clang-format on
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,7 +31,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 #include <signal.h>
 
