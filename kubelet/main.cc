@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -129,6 +130,23 @@ int RealMain(int argc, char** argv) {
     }
   }
   SetLogLevel(f.verbosity > 0 ? LogLevel::kDebug : LogLevel::kInfo);
+  if (!f.hostname_override.empty()) {
+    // As the kubelet's nodeutil.GetHostname: trimmed, lower-cased, never empty; it names the
+    // Node (berth's own --node-name may only repeat it).
+    std::string h(absl::StripAsciiWhitespace(f.hostname_override));
+    absl::AsciiStrToLower(&h);
+    if (h.empty()) {
+      LOG(ERROR) << "--hostname-override: empty hostname is invalid";
+      return 2;
+    }
+    if (!f.node_name.empty() && f.node_name != h) {
+      LOG(ERROR) << "--node-name " << f.node_name << " and --hostname-override " << h
+                 << " disagree; give one of them";
+      return 2;
+    }
+    f.hostname_override = h;
+    f.node_name = h;
+  }
   if (f.node_name.empty()) f.node_name = Hostname();
   if (f.cert_dir.empty()) f.cert_dir = JoinPath(f.root_dir, "pki");
   if (!f.runtime_only && f.kubeconfig.empty()) {
@@ -448,6 +466,7 @@ int RealMain(int argc, char** argv) {
       LOG(ERROR) << "berth: machine info: " << machine.status();
       return 1;
     }
+    if (!f.hostname_override.empty()) machine->hostname = f.hostname_override;
     kubelet::NodeStatusOptions nopts;
     nopts.node_name = f.node_name;
     nopts.node_ip = f.node_ip;
