@@ -114,7 +114,20 @@ int RealMain(int argc, char** argv) {
     return app.exit(e);
   }
   if (f.cri_socket.empty()) f.cri_socket = JoinPath(f.state_dir, "berth.sock");
-  if (!f.config.empty()) {
+  // Before `kubeadm init/join` none of the files the kubeadm drop-in names exists: the kubelet
+  // exits then (systemd restarts it every 10 s). berth is the node's CRI runtime too, which
+  // kubeadm's preflight checks before it writes those files and restarts the service: until
+  // then berth serves the CRI only.
+  if (!f.runtime_only && !f.config.empty() && !f.bootstrap_kubeconfig.empty() &&
+      !f.kubeconfig.empty() && !PathExists(f.config) && !PathExists(f.bootstrap_kubeconfig) &&
+      !PathExists(f.kubeconfig)) {
+    LOG(WARNING) << "berth: " << f.config << ", " << f.bootstrap_kubeconfig << " and "
+                 << f.kubeconfig
+                 << " do not exist (not joined yet): serving the CRI only, on " << f.cri_socket
+                 << "; `kubeadm join` writes them and restarts berth";
+    f.runtime_only = true;
+  }
+  if (!f.config.empty() && !f.runtime_only) {
     // The file fills in the flags the command line left unset (kubeletConfigFlagPrecedence).
     kubelet::KubeletConfigContext cctx;
     cctx.cri_socket = f.cri_socket;

@@ -10,13 +10,15 @@
 #    `kubeadm token create --print-join-command`. The bootstrapsigner signs cluster-info for
 #    the token (jws-kubeconfig-<id>); the printed CA hash is the CA's SPKI digest.
 # 2. On a second node (tests/e2e/lib_node2.sh: its own netns) in a private mount namespace with
-#    tmpfs over /etc/kubernetes and /var/lib/kubelet (the host's stay untouched), the printed
-#    command runs with --node-name and berth's --cri-socket: discovery by token and CA hash,
-#    preflight, the files kubeadm writes (bootstrap-kubelet.conf, pki/ca.crt, config.yaml,
-#    kubeadm-flags.env with --hostname-override), then kubeadm waits for the kubelet's
-#    /healthz and kubelet.conf. berth is started as systemd would start it with
-#    deploy/systemd/10-kubeadm.conf (its Environment, EnvironmentFile and ExecStart lines;
-#    KUBELET_EXTRA_ARGS holds the node's local flags) when kubeadm says "Starting the kubelet".
+#    tmpfs over /etc/kubernetes and /var/lib/kubelet (the host's stay untouched), berth runs as
+#    systemd runs it with deploy/systemd/10-kubeadm.conf (its Environment, EnvironmentFile and
+#    ExecStart lines; KUBELET_EXTRA_ARGS holds the node's local flags): before the join none of
+#    the drop-in's files exists and berth serves the CRI only. The printed command runs with
+#    --node-name and berth's --cri-socket: discovery by token and CA hash, preflight (the CRI
+#    checks pass), the files kubeadm writes (bootstrap-kubelet.conf, pki/ca.crt, config.yaml,
+#    kubeadm-flags.env with --hostname-override); when kubeadm says "Starting the kubelet",
+#    berth is restarted (systemctl restart kubelet) and kubeadm waits for the kubelet's
+#    /healthz and kubelet.conf.
 # 3. kubeadm exits 0 ("This node has joined the cluster"), the client CSR of the join token is
 #    AutoApproved, the Node is Ready under its --hostname-override name (Hostname address and
 #    kubernetes.io/hostname label too), config.yaml was read with only the expected warning,
@@ -24,10 +26,9 @@
 # Everything created is removed on exit: pods, berth, the mount namespace, the Node, CSRs,
 # tokens and kubeadm's ConfigMaps, Roles and bindings.
 #
-# Preflight errors ignored, because this test, not berth, cannot satisfy them: the CRI checks
-# (berth serves the CRI itself, and starts once kubeadm has written its files), KubeletVersion
-# (no `kubelet` binary; berth is not one), SystemVerification and FileContent checks of the
-# host's kernel configuration, and the hostname check.
+# Preflight errors ignored: KubeletVersion and SystemVerification (which picks its kernel
+# checks by the kubelet's version), as they run `kubelet --version` and berth is no kubelet
+# binary.
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 kubeadm="$cluster_bin/kubeadm"
@@ -39,6 +40,9 @@ n2_auth_args=(--drop-in)
 # shellcheck source=tests/e2e/lib_node2.sh
 source "$(dirname "$0")/lib_node2.sh"
 kj_dir="$state/kubeadm-join"  # outside node B's dir, which node2_up empties
+# b_log: what node B's berth logged during this test (berth-b.log is appended to by every test).
+b_log_start=$(stat -c %s "$state/berth-b.log" 2>/dev/null || echo 0)
+b_log() { tail -c "+$((b_log_start + 1))" "$state/berth-b.log"; }
 token_id=$(openssl rand -hex 3)
 token="$token_id.$(openssl rand -hex 8)"
 join_id=""
@@ -110,20 +114,37 @@ dropin_script() {
   # shellcheck disable=SC2016
   printf 'exec %q %s\n' "$berth_bin" "${exec_line#* }"
 }
-node2_start_berth() {
-  mntns_up
-  if [ ! -f "$kj_dir/kubelet-started" ]; then
-    join_node
-  fi
+# start_dropin_berth: berth in node B's namespaces, its command line from the drop-in.
+start_dropin_berth() {
   cat >"$kj_dir/default-kubelet" <<ENV
 KUBELET_EXTRA_ARGS="--node-ip=$n2_ip --root-dir=$n2_dir/lib --state-dir=$n2_dir/run --cri-socket=$n2_sock --cgroup-root=$n2_cg --cni-conf-dir=$n2_dir/net.d --cni-bin-dir=/usr/lib/cni --insecure-registry=$registry --insecure-registry=$node_addr:5000 --registry-mirror=$registry=http://$node_addr:5000 --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node"
 ENV
   dropin_script >"$kj_dir/berth-dropin.sh"
-  in_b bash "$kj_dir/berth-dropin.sh" </dev/null >>"$state/berth-b.log" 2>&1 &
+  # nsenter execs bash, which execs berth: one PID.
+  nsenter --target "$(holder_pid)" --mount --net="/run/netns/$n2_netns" bash "$kj_dir/berth-dropin.sh" \
+    </dev/null >>"$state/berth-b.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/pids/berth-b"
   readlink -f "$berth_bin" >"$state/pids/berth-b.exe"
-  log "started berth node B by the drop-in (pid $pid): $(tail -n 1 "$kj_dir/berth-dropin.sh")"
+  log "started berth on node B by the drop-in (pid $pid): $(tail -n 1 "$kj_dir/berth-dropin.sh")"
+}
+# node2_start_berth (called by node2_up): as on a machine with berth.service enabled, berth
+# runs before the join (serving the CRI only: the drop-in's files do not exist yet), kubeadm
+# join checks the CRI, writes the files and restarts the service (here: this function).
+node2_start_berth() {
+  mntns_up
+  start_dropin_berth
+  if [ ! -f "$kj_dir/kubelet-started" ]; then
+    local pid; pid=$(cat "$state/pids/berth-b")
+    cri_up_or_exited() { crictl_b version || ! kill -0 "$pid"; }
+    wait_for 60 cri_up_or_exited && crictl_b version >/dev/null ||
+      fail "berth on node B serves no CRI before the join: $(tail -n 20 "$state/berth-b.log")"
+    grep -qF '(not joined yet): serving the CRI only' <<<"$(b_log)" ||
+      fail "berth did not say it waits for the join: $(tail -n 20 "$state/berth-b.log")"
+    join_node
+    stop_pid_file berth-b  # systemctl restart kubelet
+    start_dropin_berth
+  fi
 }
 
 # --- kubeadm -----------------------------------------------------------------------------------
@@ -160,7 +181,7 @@ YAML
   done
   [ "$(jsonpath "secret/bootstrap-token-$token_id" '{.type}' kube-system)" = bootstrap.kubernetes.io/token ] ||
     fail "kubeadm made no bootstrap token Secret bootstrap-token-$token_id"
-  jsonpath "configmap/kubelet-config" '{.data.kubelet}' kube-system | grep -q '^kind: KubeletConfiguration' ||
+  grep -q '^kind: KubeletConfiguration' <<<"$(jsonpath configmap/kubelet-config '{.data.kubelet}' kube-system)" ||
     fail "no kube-system/kubelet-config ConfigMap"
   # The operator's command.
   join_cmd=$(in_b "$kubeadm" token create --print-join-command --ttl 15m --kubeconfig "$kj_dir/admin.conf" \
@@ -177,8 +198,8 @@ YAML
     fail "the join command's CA hash is not sha256 of the CA's public key ($hash)"
   signed() { [ -n "$(jsonpath configmap/cluster-info "{.data.jws-kubeconfig-$join_id}" kube-public)" ]; }
   wait_for 60 signed || fail "the bootstrapsigner did not sign cluster-info for token $join_id"
-  in_b "$kubeadm" "${cmd[@]:1}" --node-name "$n2_name" --cri-socket "unix://$n2_sock" \
-    --ignore-preflight-errors=CRI,ContainerRuntimeVersion,KubeletVersion,SystemVerification,FileContent--proc-sys-net-bridge-bridge-nf-call-iptables,Hostname \
+  nsenter --target "$(holder_pid)" --mount --net="/run/netns/$n2_netns" "$kubeadm" "${cmd[@]:1}" --node-name "$n2_name" --cri-socket "unix://$n2_sock" \
+    --ignore-preflight-errors=KubeletVersion,SystemVerification \
     --v=1 </dev/null >"$kj_dir/join.log" 2>&1 &
   echo $! >"$state/pids/kubeadm-join"
   readlink -f "$kubeadm" >"$state/pids/kubeadm-join.exe"
@@ -251,7 +272,7 @@ csrs=$(kubectl get csr -o jsonpath="{range .items[?(@.spec.username==\"system:bo
 [ "$(jsonpath "csr/$csrs" '{.status.conditions[?(@.type=="Approved")].reason}')" = AutoApproved ] ||
   fail "CSR $csrs not AutoApproved"
 # config.yaml: only cgroupDriver and staticPodPath named as not implemented; nothing unknown.
-warning=$(grep -o 'kubelet config file /var/lib/kubelet/config.yaml: .*' "$state/berth-b.log" | sort -u)
+warning=$(grep -o 'kubelet config file /var/lib/kubelet/config.yaml: .*' <<<"$(b_log)" | sort -u)
 [ "$(wc -l <<<"$warning")" = 1 ] || fail "berth's warnings about config.yaml: $warning"
 grep -q 'not implemented by berth, ignored: cgroupDriver (systemd; berth uses cgroupfs), staticPodPath (/etc/kubernetes/manifests)$' \
   <<<"$warning" || fail "berth's warning about config.yaml: $warning"
