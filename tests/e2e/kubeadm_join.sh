@@ -57,17 +57,20 @@ kubeadm_objects=(
   "clusterrolebinding kubeadm:node-autoapprove-certificate-rotation"
   "clusterrole kubeadm:get-nodes" "clusterrolebinding kubeadm:get-nodes"
 )
+# delete_kubeadm_objects: deletes them; prints those that existed.
 delete_kubeadm_objects() {
-  local o
+  local o out
   for o in "${kubeadm_objects[@]}"; do
     # shellcheck disable=SC2086
-    kubectl delete $o --ignore-not-found >/dev/null 2>&1 || true
+    out=$(kubectl delete $o --ignore-not-found 2>&1) || true
+    [ -z "$out" ] || echo "$o"
   done
 }
 
 # --- the mount namespace of node B ------------------------------------------------------------
-# A holder process keeps it: tmpfs over /etc/kubernetes and /var/lib/kubelet, and systemctl
-# masked (kubeadm then finds no init system and leaves the host's services alone).
+# A holder process keeps it: tmpfs over /etc/kubernetes and /var/lib/kubelet, node B's name in
+# /etc/hosts, and systemctl masked (kubeadm then finds no init system and leaves the host's
+# services alone).
 holder_pid() { cat "$state/pids/kubeadm-mntns"; }
 in_b() { nsenter --target "$(holder_pid)" --mount --net="/run/netns/$n2_netns" "$@"; }
 in_b_root() { echo "/proc/$(holder_pid)/root"; }  # node B's files, seen from the host
@@ -80,13 +83,16 @@ mntns_up() {
   local mask=() p
   for p in $(type -ap systemctl | xargs -r readlink -f | sort -u); do mask+=("$p"); done
   : >"$kj_dir/not-executable"
+  # The node's name resolves to its address (kubeadm's Hostname check looks it up).
+  { cat /etc/hosts; echo "$n2_ip $n2_name"; } >"$kj_dir/hosts"
   # shellcheck disable=SC2016
   unshare --mount --propagation slave sh -c '
     mount -t tmpfs -o mode=0755 kubeadm-join-etc /etc/kubernetes &&
-    mount -t tmpfs -o mode=0700 kubeadm-join-var /var/lib/kubelet || exit 1
-    f=$1; shift
+    mount -t tmpfs -o mode=0700 kubeadm-join-var /var/lib/kubelet &&
+    mount --bind "$2" /etc/hosts || exit 1
+    f=$1; shift 2
     for p in "$@"; do mount --bind "$f" "$p" || exit 1; done
-    exec sleep 2147483647' sh "$kj_dir/not-executable" "${mask[@]}" </dev/null >>"$kj_dir/mntns.log" 2>&1 &
+    exec sleep 2147483647' sh "$kj_dir/not-executable" "$kj_dir/hosts" "${mask[@]}" </dev/null >>"$kj_dir/mntns.log" 2>&1 &
   echo $! >"$state/pids/kubeadm-mntns"
   mntns_ready() { grep -q kubeadm-join-var "/proc/$(holder_pid)/mounts" && [ "$(readlink "/proc/$(holder_pid)/exe")" = "$(readlink -f "$(type -P sleep)")" ]; }
   wait_for 10 mntns_ready || fail "mount namespace for node B not ready: $(cat "$kj_dir/mntns.log")"
@@ -143,6 +149,7 @@ node2_start_berth() {
       fail "berth did not say it waits for the join: $(tail -n 20 "$state/berth-b.log")"
     join_node
     stop_pid_file berth-b  # systemctl restart kubelet
+    restart_t0=$EPOCHREALTIME
     start_dropin_berth
   fi
 }
@@ -198,19 +205,20 @@ YAML
     fail "the join command's CA hash is not sha256 of the CA's public key ($hash)"
   signed() { [ -n "$(jsonpath configmap/cluster-info "{.data.jws-kubeconfig-$join_id}" kube-public)" ]; }
   wait_for 60 signed || fail "the bootstrapsigner did not sign cluster-info for token $join_id"
+  join_t0=$EPOCHREALTIME
   nsenter --target "$(holder_pid)" --mount --net="/run/netns/$n2_netns" "$kubeadm" "${cmd[@]:1}" --node-name "$n2_name" --cri-socket "unix://$n2_sock" \
     --ignore-preflight-errors=KubeletVersion,SystemVerification \
-    --v=1 </dev/null >"$kj_dir/join.log" 2>&1 &
+    --v=1 </dev/null >"$state/kubeadm-join.log" 2>&1 &
   echo $! >"$state/pids/kubeadm-join"
   readlink -f "$kubeadm" >"$state/pids/kubeadm-join.exe"
-  starting() { grep -q '^\[kubelet-start\] Starting the kubelet' "$kj_dir/join.log"; }
-  wait_for 120 starting || fail "kubeadm join did not get to starting the kubelet: $(tail -n 30 "$kj_dir/join.log")"
+  starting() { grep -q '^\[kubelet-start\] Starting the kubelet' "$state/kubeadm-join.log"; }
+  wait_for 120 starting || fail "kubeadm join did not get to starting the kubelet: $(tail -n 30 "$state/kubeadm-join.log")"
   touch "$kj_dir/kubelet-started"
   log "kubeadm join wrote the kubelet's files and waits for it"
 }
 
 cleanup() {
-  local rc=$? csr id
+  local rc=$? csr id left
   set +e
   stop_pid_file kubeadm-join
   node2_down || rc=1
@@ -227,7 +235,9 @@ cleanup() {
   for csr in $(kubectl get csr -o jsonpath="{range .items[?(@.spec.username==\"system:node:$n2_name\")]}{.metadata.name}{\"\n\"}{end}"); do
     kubectl delete csr "$csr" --ignore-not-found >/dev/null 2>&1
   done
-  delete_kubeadm_objects
+  delete_kubeadm_objects >/dev/null
+  left=$(delete_kubeadm_objects)
+  [ -z "$left" ] || { log "kubeadm objects not deleted: $left"; rc=1; }
   kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=false >/dev/null 2>&1
   rm -rf "$kj_dir"
   exit $rc
@@ -236,19 +246,22 @@ cleanup() {
 e2e_namespace e2e-kubeadm-join
 trap cleanup EXIT
 wait_for 120 node_ready "$node_name" || fail "node $node_name not Ready"
-delete_kubeadm_objects  # left over by an interrupted run
+left=$(delete_kubeadm_objects)  # left over by an interrupted run
+[ -z "$left" ] || log "deleted kubeadm objects left over by an earlier run: $left"
+host_kubelet_dir=$(ls -lA /var/lib/kubelet 2>/dev/null || true)
 rm -rf "$kj_dir"
 mkdir -p "$kj_dir"
 
 # --- 1-2. kubeadm join, berth started by the drop-in, Node Ready --------------------------------
 node2_up
 joined() { ! pid_alive kubeadm-join; }
-wait_for 300 joined || fail "kubeadm join still running: $(tail -n 30 "$kj_dir/join.log")"
+wait_for 300 joined || fail "kubeadm join still running: $(tail -n 30 "$state/kubeadm-join.log")"
+join_t1=$EPOCHREALTIME
 join_pid=$(cat "$state/pids/kubeadm-join")
 set +e; wait "$join_pid"; join_rc=$?; set -e
 rm -f "$state/pids/kubeadm-join" "$state/pids/kubeadm-join.exe"
-[ "$join_rc" = 0 ] || fail "kubeadm join exited $join_rc: $(tail -n 40 "$kj_dir/join.log")"
-grep -q 'This node has joined the cluster' "$kj_dir/join.log" || fail "kubeadm join: $(tail -n 20 "$kj_dir/join.log")"
+[ "$join_rc" = 0 ] || fail "kubeadm join exited $join_rc: $(tail -n 40 "$state/kubeadm-join.log")"
+grep -q 'This node has joined the cluster' "$state/kubeadm-join.log" || fail "kubeadm join: $(tail -n 20 "$state/kubeadm-join.log")"
 log "kubeadm join exited 0"
 
 # --- 3. what kubeadm wrote and what berth did with it --------------------------------------------
@@ -260,6 +273,7 @@ grep -q "^containerRuntimeEndpoint: unix://$n2_sock" "$root/var/lib/kubelet/conf
 [ -s "$root/etc/kubernetes/pki/ca.crt" ] || fail "kubeadm wrote no /etc/kubernetes/pki/ca.crt"
 [ ! -e "$root/etc/kubernetes/bootstrap-kubelet.conf" ] || fail "kubeadm left bootstrap-kubelet.conf after the join"
 [ ! -e /etc/kubernetes/kubelet.conf ] || fail "the host's /etc/kubernetes got a kubelet.conf"
+[ "$(ls -lA /var/lib/kubelet 2>/dev/null || true)" = "$host_kubelet_dir" ] || fail "the host's /var/lib/kubelet changed"
 current="$n2_dir/lib/pki/kubelet-client-current.pem"
 grep -q "client-certificate: \"$current\"" "$root/etc/kubernetes/kubelet.conf" ||
   fail "/etc/kubernetes/kubelet.conf: $(cat "$root/etc/kubernetes/kubelet.conf")"
@@ -294,4 +308,6 @@ spec:
   - {name: c, image: $image, command: ["sleep", "3600"]}
 POD
 wait_for 120 pod_phase_is "$E2E_NS" sleeper Running || fail "pod sleeper not Running on $n2_name" "$E2E_NS"
-log "PASS: kubeadm join ($join_cmd), Node $n2_name Ready, pod Running"
+log "PASS: kubeadm join ($join_cmd), Node $n2_name Ready, pod Running;" \
+  "join took $(awk -v a="$join_t0" -v b="$join_t1" 'BEGIN {printf "%.1f", b - a}') s," \
+  "$(awk -v a="$restart_t0" -v b="$join_t1" 'BEGIN {printf "%.1f", b - a}') s of it after berth's restart as the kubelet"
