@@ -122,9 +122,8 @@ int RealMain(int argc, char** argv) {
       !f.kubeconfig.empty() && !PathExists(f.config) && !PathExists(f.bootstrap_kubeconfig) &&
       !PathExists(f.kubeconfig)) {
     LOG(WARNING) << "berth: " << f.config << ", " << f.bootstrap_kubeconfig << " and "
-                 << f.kubeconfig
-                 << " do not exist (not joined yet): serving the CRI only, on " << f.cri_socket
-                 << "; `kubeadm join` writes them and restarts berth";
+                 << f.kubeconfig << " do not exist (not joined yet): serving the CRI only, on "
+                 << f.cri_socket << "; `kubeadm join` writes them and restarts berth";
     f.runtime_only = true;
   }
   if (!f.config.empty() && !f.runtime_only) {
