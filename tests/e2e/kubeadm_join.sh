@@ -205,10 +205,12 @@ YAML
     fail "the join command's CA hash is not sha256 of the CA's public key ($hash)"
   signed() { [ -n "$(jsonpath configmap/cluster-info "{.data.jws-kubeconfig-$join_id}" kube-public)" ]; }
   wait_for 60 signed || fail "the bootstrapsigner did not sign cluster-info for token $join_id"
+  # Emptied here, not by the background job's redirection, which may come after the first look.
+  : >"$state/kubeadm-join.log"
   join_t0=$EPOCHREALTIME
   nsenter --target "$(holder_pid)" --mount --net="/run/netns/$n2_netns" "$kubeadm" "${cmd[@]:1}" --node-name "$n2_name" --cri-socket "unix://$n2_sock" \
     --ignore-preflight-errors=KubeletVersion,SystemVerification \
-    --v=1 </dev/null >"$state/kubeadm-join.log" 2>&1 &
+    --v=1 </dev/null >>"$state/kubeadm-join.log" 2>&1 &
   echo $! >"$state/pids/kubeadm-join"
   readlink -f "$kubeadm" >"$state/pids/kubeadm-join.exe"
   starting() { grep -q '^\[kubelet-start\] Starting the kubelet' "$state/kubeadm-join.log"; }
