@@ -29,6 +29,9 @@ void AddFlags(CLI::App* app, Flags* fp) {
                 "request the serving certificate through a kubernetes.io/kubelet-serving CSR and "
                 "renew it (self-signed until approved)");
   app->add_option("--node-name", f.node_name, "Node name (default: hostname)");
+  app->add_option("--hostname-override", f.hostname_override,
+                  "use this name (lower-cased) instead of the hostname: the Node's name, "
+                  "Hostname address and kubernetes.io/hostname label");
   app->add_option("--node-ip", f.node_ip, "InternalIP reported for the Node");
   app->add_option("--root-dir", f.root_dir, "persistent state directory");
   app->add_option("--state-dir", f.state_dir, "volatile runtime state directory");

@@ -22,6 +22,9 @@ struct Flags {
   bool rotate_certificates = false;
   bool rotate_server_certificates = false;
   std::string node_name;
+  // --hostname-override (upstream kubelet; kubeadm writes it to kubeadm-flags.env when the
+  // node name differs from the hostname): the node name and the Hostname address/label.
+  std::string hostname_override;
   std::string node_ip;
   std::string root_dir = "/var/lib/berth";
   std::string state_dir = "/run/berth";

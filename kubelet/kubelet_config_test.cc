@@ -436,6 +436,86 @@ TEST(KubeletConfigTest, SampleInDeployHasNoWarnings) {
   EXPECT_EQ(f["--healthz-port"], Values{"10248"});
 }
 
+// /var/lib/kubelet/config.yaml exactly as kubeadm v1.36.3 writes it (the kubelet-config
+// ConfigMap of a default ClusterConfiguration with serviceSubnet 10.96.0.0/16, patched with
+// instance-config.yaml for `--cri-socket unix:///run/berth/berth.sock`): every field is read or
+// named in the one "not implemented" warning, none is unknown (the fields kubeadm leaves at
+// Go's zero value, "0s", {}, take berth's defaults).
+TEST(KubeletConfigTest, KubeadmWrittenConfig) {
+  KubeletConfig c = MustParse(R"(authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+containerRuntimeEndpoint: unix:///run/berth/berth.sock
+cpuManagerReconcilePeriod: 0s
+crashLoopBackOff: {}
+evictionPressureTransitionPeriod: 0s
+fileCheckFrequency: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+httpCheckFrequency: 0s
+imageMaximumGCAge: 0s
+imageMinimumGCAge: 0s
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+nodeStatusReportFrequency: 0s
+nodeStatusUpdateFrequency: 0s
+rotateCertificates: true
+runtimeRequestTimeout: 0s
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
+staticPodPath: /etc/kubernetes/manifests
+streamingConnectionIdleTimeout: 0s
+syncFrequency: 0s
+volumeStatsAggPeriod: 0s)");
+  ASSERT_THAT(c.warnings, SizeIs(1));
+  EXPECT_THAT(c.warnings[0], HasSubstr("fields not implemented by berth, ignored: "));
+  EXPECT_THAT(c.warnings[0], HasSubstr("cgroupDriver (systemd; berth uses cgroupfs)"));
+  std::map<std::string, Values> f = ByFlag(c);
+  // staticPodPath is either read or named.
+  bool static_pods_read = false;
+  for (const KubeletConfigSetting& s : c.settings) static_pods_read |= s.field == "staticPodPath";
+  if (!static_pods_read) {
+    EXPECT_THAT(c.warnings[0], HasSubstr("staticPodPath"));
+  }
+  for (const auto& [flag, values] : std::map<std::string, Values>{
+           {"--anonymous-auth", {"false"}},
+           {"--authentication-token-webhook", {"true"}},
+           {"--authorization-mode", {"Webhook"}},
+           {"--client-ca-file", {"/etc/kubernetes/pki/ca.crt"}},
+           {"--cluster-dns", {"10.96.0.10"}},
+           {"--cluster-domain", {"cluster.local"}},
+           {"--healthz-bind-address", {"127.0.0.1"}},
+           {"--healthz-port", {"10248"}},
+           {"--rotate-certificates", {"true"}},
+       }) {
+    EXPECT_EQ(f[flag], values) << flag;
+  }
+  // The zero-valued durations (cacheTTL: 0s, ...) keep the defaults: no setting for them.
+  EXPECT_EQ(f.count("--authentication-token-webhook-cache-ttl"), 0u);
+  EXPECT_EQ(f.count("--authorization-webhook-cache-authorized-ttl"), 0u);
+}
+
 // A CLI11 app with options declared as in kubelet/main.cc.
 struct TestFlags {
   int port = 10250;

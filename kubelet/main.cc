@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -113,7 +114,19 @@ int RealMain(int argc, char** argv) {
     return app.exit(e);
   }
   if (f.cri_socket.empty()) f.cri_socket = JoinPath(f.state_dir, "berth.sock");
-  if (!f.config.empty()) {
+  // Before `kubeadm init/join` none of the files the kubeadm drop-in names exists: the kubelet
+  // exits then (systemd restarts it every 10 s). berth is the node's CRI runtime too, which
+  // kubeadm's preflight checks before it writes those files and restarts the service: until
+  // then berth serves the CRI only.
+  if (!f.runtime_only && !f.config.empty() && !f.bootstrap_kubeconfig.empty() &&
+      !f.kubeconfig.empty() && !PathExists(f.config) && !PathExists(f.bootstrap_kubeconfig) &&
+      !PathExists(f.kubeconfig)) {
+    LOG(WARNING) << "berth: " << f.config << ", " << f.bootstrap_kubeconfig << " and "
+                 << f.kubeconfig << " do not exist (not joined yet): serving the CRI only, on "
+                 << f.cri_socket << "; `kubeadm join` writes them and restarts berth";
+    f.runtime_only = true;
+  }
+  if (!f.config.empty() && !f.runtime_only) {
     // The file fills in the flags the command line left unset (kubeletConfigFlagPrecedence).
     kubelet::KubeletConfigContext cctx;
     cctx.cri_socket = f.cri_socket;
@@ -129,6 +142,23 @@ int RealMain(int argc, char** argv) {
     }
   }
   SetLogLevel(f.verbosity > 0 ? LogLevel::kDebug : LogLevel::kInfo);
+  if (!f.hostname_override.empty()) {
+    // As the kubelet's nodeutil.GetHostname: trimmed, lower-cased, never empty; it names the
+    // Node (berth's own --node-name may only repeat it).
+    std::string h(absl::StripAsciiWhitespace(f.hostname_override));
+    absl::AsciiStrToLower(&h);
+    if (h.empty()) {
+      LOG(ERROR) << "--hostname-override: empty hostname is invalid";
+      return 2;
+    }
+    if (!f.node_name.empty() && f.node_name != h) {
+      LOG(ERROR) << "--node-name " << f.node_name << " and --hostname-override " << h
+                 << " disagree; give one of them";
+      return 2;
+    }
+    f.hostname_override = h;
+    f.node_name = h;
+  }
   if (f.node_name.empty()) f.node_name = Hostname();
   if (f.cert_dir.empty()) f.cert_dir = JoinPath(f.root_dir, "pki");
   if (!f.runtime_only && f.kubeconfig.empty()) {
@@ -455,6 +485,7 @@ int RealMain(int argc, char** argv) {
       LOG(ERROR) << "berth: machine info: " << machine.status();
       return 1;
     }
+    if (!f.hostname_override.empty()) machine->hostname = f.hostname_override;
     kubelet::NodeStatusOptions nopts;
     nopts.node_name = f.node_name;
     nopts.node_ip = f.node_ip;
