@@ -328,7 +328,8 @@ absl::StatusOr<Json> ParseStaticPodManifest(std::string_view text, const std::st
   // AddOrUpdateTolerationInPod: added unless an equal toleration is there.
   Json toleration = {{"operator", "Exists"}, {"effect", "NoExecute"}};
   Json& tolerations = pod["spec"]["tolerations"];
-  if (!tolerations.is_array()) tolerations = Json::array();
+  if (tolerations.is_null()) tolerations = Json::array();
+  if (!tolerations.is_array()) return absl::InvalidArgumentError("spec.tolerations: want a list");
   if (std::find(tolerations.begin(), tolerations.end(), toleration) == tolerations.end()) {
     tolerations.push_back(toleration);
   }
@@ -407,7 +408,11 @@ void FilePodSource::Stop() {
 
 void FilePodSource::Run() {
   int ifd = -1;
-  absl::Time next_sync = absl::Now() + opts_.file_check_frequency;
+  // 0 (or less) is the default, as a zero fileCheckFrequency in the kubelet's config.
+  const absl::Duration period = opts_.file_check_frequency > absl::ZeroDuration()
+                                    ? opts_.file_check_frequency
+                                    : absl::Seconds(20);
+  absl::Time next_sync = absl::Now() + period;
   while (true) {
     if (ifd < 0) {
       // (Re)establish the watch; retried every second while the path is missing.
@@ -456,7 +461,7 @@ void FilePodSource::Run() {
     }
     if (changed || absl::Now() >= next_sync) {
       Sync();
-      if (absl::Now() >= next_sync) next_sync = absl::Now() + opts_.file_check_frequency;
+      if (absl::Now() >= next_sync) next_sync = absl::Now() + period;
     }
   }
   if (ifd >= 0) close(ifd);

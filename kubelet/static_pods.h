@@ -100,7 +100,7 @@ struct FilePodSourceOptions {
   // single manifest file. May not exist yet (then no static pods, retried).
   std::string path;
   std::string node_name;
-  // Re-read period besides the inotify events (upstream fileCheckFrequency).
+  // Re-read period besides the inotify events (upstream fileCheckFrequency; <= 0: 20 s).
   absl::Duration file_check_frequency = absl::Seconds(20);
   // kubernetes.io/config.seen timestamps (tests inject a fake clock).
   std::function<absl::Time()> clock = absl::Now;
