@@ -54,9 +54,11 @@ running() {
 # ctr <static uid>: the running container of that static pod in the runtime.
 ctr() { crictl ps -q --state running --label "io.kubernetes.pod.uid=$1"; }
 
+t0=$(date +%s.%N)
 put web.yaml "$(manifest web)"
 put other.yaml "$(manifest other)"
 wait_for 120 running "$web" || fail "mirror pod $web not Running with a ready container" "$E2E_NS"
+log "manifest written -> mirror pod $web Running: $(echo "$(date +%s.%N) - $t0" | bc) s"
 wait_for 60 running "$other" || fail "mirror pod $other not Running" "$E2E_NS"
 
 # The mirror pod: annotations, owner, status.
