@@ -4,6 +4,10 @@
 // Thread safety: a Client belongs to one session thread.
 #pragma once
 
+// clang-format off
+#include "cri/runtime_service.h"  // first: the CRI protos clash with <signal.h> macros (boost)
+// clang-format on
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>

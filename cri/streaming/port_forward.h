@@ -13,6 +13,10 @@
 // Thread safety: each function runs on the session's thread and blocks until the end.
 #pragma once
 
+// clang-format off
+#include "cri/runtime_service.h"  // first: the CRI protos clash with <signal.h> macros (boost)
+// clang-format on
+
 #include <cstdint>
 #include <string>
 #include <vector>
