@@ -137,6 +137,14 @@ void AddFlags(CLI::App* app, Flags* fp) {
                   "rotate a container's log when it grows past this size (e.g. 10Mi)");
   app->add_option("--container-log-max-files", f.container_log_max_files,
                   "log files kept per container, the current one included (>= 2)");
+  app->add_option("--pod-manifest-path", f.pod_manifest_path,
+                  "static pods: a directory of pod manifests (one pod per file, YAML or JSON; "
+                  "names starting with '.' ignored) or one manifest file; mirror pods in the API "
+                  "server");
+  app->add_option("--file-check-frequency", f.file_check_frequency,
+                  "how often the static pod manifests are re-read besides inotify events")
+      ->check(go_duration)
+      ->capture_default_str();
   app->add_option("--fs-usage-period", f.fs_usage_period_s,
                   "seconds between background measurements of disk usage (writable layers, logs, "
                   "emptyDirs, images); local ephemeral-storage eviction checks after each")

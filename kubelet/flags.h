@@ -75,6 +75,10 @@ struct Flags {
   // The kubelet's plain-HTTP healthz server (kubeadm waits on 127.0.0.1:10248/healthz).
   int healthz_port = 10248;
   std::string healthz_bind_address = "127.0.0.1";
+  // Static pods (kubelet/static_pods.h): the manifest directory or file (staticPodPath; ""
+  // = none) and how often it is re-read besides inotify events (fileCheckFrequency).
+  std::string pod_manifest_path;
+  std::string file_check_frequency = "20s";
 };
 
 // Registers every flag of `f` on `app` (f must outlive app's parse). Not thread-safe.

@@ -42,9 +42,7 @@ struct IgnoredField {
 // Every v1beta1 KubeletConfiguration field (k8s.io/kubelet v0.36 config/v1beta1/types.go)
 // that no berth flag stands for. The mapped ones are read in Parser::Read.
 constexpr IgnoredField kIgnoredFields[] = {
-    {"staticPodPath", Presence::kValue, nullptr},
     {"syncFrequency", Presence::kValue, nullptr},
-    {"fileCheckFrequency", Presence::kValue, nullptr},
     {"httpCheckFrequency", Presence::kValue, nullptr},
     {"staticPodURL", Presence::kValue, nullptr},
     {"staticPodURLHeader", Presence::kValue, nullptr},
@@ -173,6 +171,8 @@ constexpr const char* kMappedFields[] = {
     "imageServiceEndpoint",
     "rotateCertificates",
     "serverTLSBootstrap",
+    "staticPodPath",
+    "fileCheckFrequency",
 };
 
 const IgnoredField* FindIgnored(const std::string& name) {
@@ -570,6 +570,12 @@ class Parser {
       Set("containerLogMaxFiles", "--container-log-max-files", {std::to_string(*n)});
     }
     SetString(top, "podLogsDir", "--log-root", /*path=*/true);
+    // Static pods (upstream's flag name is the deprecated --pod-manifest-path).
+    SetString(top, "staticPodPath", "--pod-manifest-path", /*path=*/true);
+    if (std::optional<std::string> d =
+            Duration(Get(top, "fileCheckFrequency"), "fileCheckFrequency")) {
+      Set("fileCheckFrequency", "--file-check-frequency", {*d});
+    }
   }
 
   // logging (component-base LoggingConfiguration): verbosity is berth's --v; the text format

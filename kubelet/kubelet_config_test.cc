@@ -88,6 +88,8 @@ resolvConf: /run/systemd/resolve/resolv.conf
 podLogsDir: /var/log/berth-pods
 rotateCertificates: true
 serverTLSBootstrap: true
+staticPodPath: manifests
+fileCheckFrequency: 5s
 logging:
   format: text
   verbosity: 2
@@ -188,7 +190,9 @@ TEST(KubeletConfigTest, EveryMappedField) {
   EXPECT_EQ(f["--v"], Values{"2"});
   EXPECT_EQ(f["--rotate-certificates"], Values{"true"});
   EXPECT_EQ(f["--rotate-server-certificates"], Values{"true"});
-  EXPECT_THAT(f, SizeIs(27));
+  EXPECT_EQ(f["--pod-manifest-path"], Values{"/etc/berth/manifests"});  // relative
+  EXPECT_EQ(f["--file-check-frequency"], Values{"5s"});
+  EXPECT_THAT(f, SizeIs(29));
   // The field of each setting is its path in the file.
   for (const KubeletConfigSetting& s : c.settings) {
     if (s.flag == "--authentication-token-webhook-cache-ttl") {
@@ -261,7 +265,7 @@ podLogsDir: logs
 // values that match what berth does anyway are not.
 TEST(KubeletConfigTest, UnsupportedFieldsInOneWarning) {
   KubeletConfig c = MustParse(R"(
-staticPodPath: /etc/kubernetes/manifests
+staticPodURL: http://192.0.2.1/pods
 evictionHard:
   memory.available: 100Mi
 readOnlyPort: 10255
@@ -280,7 +284,7 @@ enableDebuggingHandlers: true
   const std::string& w = c.warnings[0];
   EXPECT_THAT(w, HasSubstr("not implemented by berth, ignored: "));
   for (const char* part :
-       {"staticPodPath (/etc/kubernetes/manifests)", "evictionHard",
+       {"staticPodURL (http://192.0.2.1/pods)", "evictionHard",
         "readOnlyPort (10255; berth serves no read-only port)",
         "podCIDR (10.244.0.0/24; berth takes the pod CIDR from Node.spec.podCIDR)",
         "cgroupDriver (systemd; berth uses cgroupfs)",
@@ -405,7 +409,7 @@ class LoadKubeletConfigTest : public ::testing::Test {
 TEST_F(LoadKubeletConfigTest, ReadsTheFileAndPrefixesMessages) {
   std::string path = JoinPath(dir_, "config.yaml");
   ASSERT_TRUE(WriteFileAtomic(path, std::string(kHeader) +
-                                        "tlsCertFile: pki/kubelet.crt\nstaticPodPath: manifests\n")
+                                        "tlsCertFile: pki/kubelet.crt\nstaticPodURL: http://x/\n")
                   .ok());
   absl::StatusOr<KubeletConfig> c = LoadKubeletConfig(path);
   ASSERT_TRUE(c.ok()) << c.status();

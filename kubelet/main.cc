@@ -45,6 +45,7 @@
 #include "kubelet/server/container_log_manager.h"
 #include "kubelet/server/kubelet_server.h"
 #include "kubelet/server/tls.h"
+#include "kubelet/static_pods.h"
 #include "kubelet/stats_source.h"
 #include "kubelet/sysctl.h"
 #include "metrics/cadvisor.h"
@@ -441,7 +442,11 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::NodeStatusManager> node_status;
   std::unique_ptr<kubelet::LeaseController> lease;
   std::unique_ptr<kubelet::EventRecorder> events;
+  // Static pods (--pod-manifest-path): mirror pods outlive the pod manager that asks them
+  // for mirror UIDs; the file source, which feeds both, goes first.
+  std::unique_ptr<kubelet::MirrorPodManager> mirrors;
   std::unique_ptr<kubelet::PodManager> pods;
+  std::unique_ptr<kubelet::FilePodSource> static_pods;
   std::unique_ptr<csi::CsiManager> csi_manager;  // CSINode, plugins_registry watcher, CSI volumes
   std::unique_ptr<kubelet::ListWatch> pod_watch;
   kubelet::ServiceEnv services;
@@ -573,8 +578,34 @@ int RealMain(int argc, char** argv) {
     };
     popts.probe_metrics = &probes_registry;
     popts.service_env = &services;
+    if (!f.pod_manifest_path.empty()) {
+      kubelet::MirrorPodManagerOptions mopts;
+      mopts.node_name = f.node_name;
+      mopts.node_uid = [ns] { return ns->NodeUid(); };
+      mopts.on_mirror_changed = [&pods](const std::string& uid) {
+        if (pods) pods->MirrorPodChanged(uid);
+      };
+      mirrors = std::make_unique<kubelet::MirrorPodManager>(api.get(), mopts);
+      kubelet::MirrorPodManager* mm = mirrors.get();
+      popts.on_mirror_pod = [mm](const std::string& type, const kubelet::Json& mirror) {
+        mm->HandleMirrorPodEvent(type, mirror);
+      };
+      popts.mirror_uid_of = [mm](const std::string& uid) { return mm->MirrorUidOf(uid); };
+    }
     pods = std::make_unique<kubelet::PodManager>(api.get(), &runtime, &images, popts);
     kubelet::PodManager* pm = pods.get();
+    if (mirrors) {
+      kubelet::FilePodSourceOptions sopts;
+      sopts.path = f.pod_manifest_path;
+      sopts.node_name = f.node_name;
+      sopts.file_check_frequency = *kubelet::ParseGoDuration(f.file_check_frequency);
+      kubelet::MirrorPodManager* mm = mirrors.get();
+      static_pods = std::make_unique<kubelet::FilePodSource>(
+          sopts, [pm, mm](const std::string& type, const kubelet::Json& pod) {
+            pm->HandlePodEvent(type, pod);
+            mm->HandleStaticPodEvent(type, pod);
+          });
+    }
     claim_volume_source.store(&pm->volumes());
     pm->volumes().SetCsi(&csi_manager->volumes());
     csi_manager->Start();
@@ -591,7 +622,11 @@ int RealMain(int argc, char** argv) {
     h.on_delete = [pm](const kubelet::Json& o) { pm->HandlePodEvent("DELETED", o); };
     // After the first full list: sandboxes of pods that no longer exist (deleted while berth
     // was down) are stopped and removed.
-    h.on_synced = [pm] { pm->HandlePodsSynced(); };
+    kubelet::MirrorPodManager* mm = mirrors.get();
+    h.on_synced = [pm, mm] {
+      pm->HandlePodsSynced();
+      if (mm != nullptr) mm->HandleMirrorPodsSynced();
+    };
     pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
     // The cluster's services, for the containers' service links (as the kubelet's informer).
     kubelet::ListWatchOptions sopts;
@@ -711,6 +746,13 @@ int RealMain(int argc, char** argv) {
     node_status->Start();
     lease->Start();
     pods->Start();
+    if (static_pods) {
+      // The first read is synchronous: static pods are known before the first LIST of API
+      // pods, whose orphan cleanup would otherwise stop their (adopted) containers.
+      static_pods->Start();
+      mirrors->Start();
+      LOG(INFO) << "berth: static pods from " << f.pod_manifest_path;
+    }
     service_watch->Start();
     pod_watch->Start();
     // Local ephemeral-storage eviction (emptyDir sizeLimit, ephemeral-storage limits), checked
@@ -754,6 +796,8 @@ int RealMain(int argc, char** argv) {
   if (log_manager) log_manager->Stop();
   if (pod_watch) pod_watch->Stop();
   if (service_watch) service_watch->Stop();
+  if (static_pods) static_pods->Stop();
+  if (mirrors) mirrors->Stop();
   if (pods) pods->Stop();
   if (csi_manager) csi_manager->Stop();
   if (events) events->Stop();

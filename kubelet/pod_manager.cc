@@ -19,6 +19,7 @@
 #include "base/status.h"
 #include "kubelet/pod_manager_internal.h"
 #include "kubelet/pod_util.h"
+#include "kubelet/static_pods.h"
 
 namespace berth::kubelet {
 
@@ -48,6 +49,7 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
   popts.registry = opts_.probe_metrics;
   prober_ = std::make_unique<Prober>(runner, std::move(popts));
   hooks_ = std::make_unique<LifecycleHandlerRunner>(runner);
+  if (opts_.mirror_uid_of) status_.SetMirrorUidSource(opts_.mirror_uid_of);
 }
 
 PodManager::~PodManager() { Stop(); }
@@ -95,6 +97,10 @@ bool OnlyStatusChanged(const Json& a, const Json& b) {
 }  // namespace
 
 void PodManager::HandlePodEvent(const std::string& type, const Json& json) {
+  if (IsMirrorPod(json)) {
+    if (opts_.on_mirror_pod) opts_.on_mirror_pod(type == "SYNC" ? "MODIFIED" : type, json);
+    return;
+  }
   absl::StatusOr<api::Pod> parsed = api::ParsePod(json);
   if (!parsed.ok()) {
     // The API server validated the object, so this is a field berth reads differently:
@@ -212,6 +218,8 @@ void PodManager::OnContainerEvent(const std::string& container_id) {
   }
   Enqueue(uid);
 }
+
+void PodManager::MirrorPodChanged(const std::string& uid) { status_.MirrorPodChanged(uid); }
 
 std::optional<Json> PodManager::GetPodStatus(const std::string& uid) {
   return status_.GetPodStatus(uid);

@@ -97,6 +97,13 @@ struct PodManagerOptions {
   ProbeRunner* probe_runner = nullptr;
   // Where prober_probe_total is counted (the kubelet's /metrics/probes); may be nullptr.
   metrics::Registry* probe_metrics = nullptr;
+  // Static pods (kubelet/static_pods.h). A pod object of the API server that mirrors a
+  // static pod (kubernetes.io/config.mirror) is never run: HandlePodEvent passes it here
+  // (MirrorPodManager::HandleMirrorPodEvent); empty: ignored.
+  std::function<void(const std::string& type, const Json& mirror)> on_mirror_pod;
+  // For the status manager (StatusManager::SetMirrorUidSource): the mirror pod UID a static
+  // pod's status is written to (MirrorPodManager::MirrorUidOf); empty: no static pods.
+  std::function<std::optional<std::string>(const std::string& uid)> mirror_uid_of;
 };
 
 // The kubelet pod lifecycle for the pods bound to this node (see the file comment).
@@ -114,7 +121,10 @@ class PodManager {
   void Stop();
 
   // A watch event for a pod bound to this node: `type` is "ADDED", "MODIFIED", "DELETED"
-  // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object. The
+  // (as in ApiClient::Watch; "SYNC" is treated as MODIFIED), `pod` the v1.Pod object; or a
+  // static pod from the file source (FilePodSource: "ADDED", "DELETED"; a changed file is a
+  // new pod). A mirror pod goes to options.on_mirror_pod instead (upstream: a mirror pod is
+  // never run; its static pod is). The
   // object is parsed here, once (api::ParsePod); one that does not parse is logged and
   // reported as a Warning event "FailedToParsePod" naming the field, and otherwise ignored:
   // a known pod keeps its last good spec, other pods are not affected.
@@ -128,6 +138,10 @@ class PodManager {
   // The runtime reports that container `container_id` changed state (typically exited).
   // Unknown IDs are ignored.
   void OnContainerEvent(const std::string& container_id);
+
+  // The mirror pod of static pod `uid` was created or replaced (MirrorPodManager's
+  // on_mirror_changed): the pod's status is written to it.
+  void MirrorPodChanged(const std::string& uid);
 
   // The latest status computed for pod `uid` (what is or will be written), if any.
   std::optional<Json> GetPodStatus(const std::string& uid);

@@ -474,6 +474,20 @@ void StatusManager::RemovePod(const std::string& uid) {
   dirty_.erase(uid);
 }
 
+void StatusManager::SetMirrorUidSource(
+    std::function<std::optional<std::string>(const std::string&)> fn) {
+  mirror_uid_of_ = std::move(fn);
+}
+
+void StatusManager::MirrorPodChanged(const std::string& uid) {
+  absl::MutexLock l(&mu_);
+  auto it = pods_.find(uid);
+  if (it == pods_.end()) return;
+  it->second.written = Json();
+  dirty_.insert(uid);
+  cv_.Signal();
+}
+
 std::optional<Json> StatusManager::GetPodStatus(const std::string& uid) {
   absl::MutexLock l(&mu_);
   auto it = pods_.find(uid);
@@ -518,6 +532,10 @@ void StatusManager::SyncOne(const std::string& uid) {
     e = it->second;
   }
   std::string path = absl::StrCat("/api/v1/namespaces/", e.ns, "/pods/", e.name);
+  // A static pod's status goes to its mirror pod (upstream syncPod's TranslatePodUID).
+  std::optional<std::string> mirror_uid = mirror_uid_of_ ? mirror_uid_of_(uid) : std::nullopt;
+  if (mirror_uid && mirror_uid->empty()) return;  // no mirror pod yet: MirrorPodChanged
+  const std::string object_uid = mirror_uid.value_or(uid);
   auto retry = [&](const absl::Status& s) {
     LOG(WARNING) << "pod " << e.ns << "/" << e.name << ": " << s.message() << "; retrying";
     absl::MutexLock l(&mu_);
@@ -528,7 +546,7 @@ void StatusManager::SyncOne(const std::string& uid) {
     cv_.Signal();
   };
   if (e.status != e.written) {
-    Json patch = {{"metadata", {{"uid", uid}}}, {"status", e.status}};
+    Json patch = {{"metadata", {{"uid", object_uid}}}, {"status", e.status}};
     // podIPs/hostIPs merge by "ip" in a strategic merge patch: a new sandbox's IP would be
     // added next to the old one (and refused: one IP per family). Replace them instead, as
     // the kubelet's two-way patch does by deleting the old entries.
@@ -543,7 +561,12 @@ void StatusManager::SyncOne(const std::string& uid) {
         LOG(INFO) << "pod " << e.ns << "/" << e.name
                   << ": status not written: " << r.status().message();
         absl::MutexLock l(&mu_);
-        pods_.erase(uid);
+        if (mirror_uid) {
+          // The mirror pod went: its successor gets the status (MirrorPodChanged).
+          if (auto it = pods_.find(uid); it != pods_.end()) it->second.written = Json();
+        } else {
+          pods_.erase(uid);
+        }
         return;
       }
       retry(Annotate(r.status(), "patch status"));
@@ -555,7 +578,7 @@ void StatusManager::SyncOne(const std::string& uid) {
     it->second.written = e.status;
     if (it->second.status != e.status) return;  // changed meanwhile: already dirty again
   }
-  if (e.delete_requested) {
+  if (e.delete_requested && !mirror_uid) {
     Json options = {{"kind", "DeleteOptions"},
                     {"apiVersion", "v1"},
                     {"gracePeriodSeconds", 0},

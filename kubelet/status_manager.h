@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -98,6 +99,17 @@ class StatusManager {
   // The latest desired status of pod `uid`, if any.
   std::optional<Json> GetPodStatus(const std::string& uid);
 
+  // Static pods (upstream TranslatePodUID): `mirror_uid_of(uid)` returns nullopt for a pod
+  // of the API server (its status goes to the object with that UID), "" for a static pod
+  // whose mirror pod does not exist yet (the write waits for MirrorPodChanged), else the UID
+  // of its mirror pod, which the status is written to (same namespace/name, the mirror's UID
+  // as precondition). A static pod's entry is kept when its mirror pod is gone. Call before
+  // Start(); must be thread-safe and must not call back into this object.
+  void SetMirrorUidSource(std::function<std::optional<std::string>(const std::string&)> fn);
+  // The mirror pod of static pod `uid` was created or replaced: its latest status is written
+  // (again).
+  void MirrorPodChanged(const std::string& uid);
+
  private:
   struct Entry {
     std::string ns, name;
@@ -110,6 +122,7 @@ class StatusManager {
   void SyncOne(const std::string& uid);
 
   ApiClient* api_;
+  std::function<std::optional<std::string>(const std::string&)> mirror_uid_of_;
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::map<std::string, Entry> pods_ ABSL_GUARDED_BY(mu_);  // by uid

@@ -329,5 +329,53 @@ TEST(StatusManagerTest, PodIpsReplacedNotMerged) {
   EXPECT_EQ(sm.GetPodStatus("u1")->at("podIPs"), st["podIPs"]);
 }
 
+// A static pod's status goes to its mirror pod: nothing while there is none, then a PATCH
+// with the mirror's UID as precondition; again to a replacing mirror pod.
+TEST(StatusManagerTest, StaticPodStatusGoesToItsMirrorPod) {
+  FakeApiClient api;
+  StatusManager sm(&api);
+  absl::Mutex mu;
+  std::string mirror;  // guarded by mu; "" = no mirror pod yet
+  sm.SetMirrorUidSource([&](const std::string& uid) -> std::optional<std::string> {
+    if (uid != "u1") return std::nullopt;
+    absl::MutexLock l(&mu);
+    return mirror;
+  });
+  sm.Start();
+  sm.SetPodStatus(Typed(PodWith("Always")), {{"phase", "Running"}});
+  // Another pod's write shows the writer has run past the static pod.
+  Json other = PodWith("Always");
+  other["metadata"]["uid"] = "u2";
+  other["metadata"]["name"] = "q";
+  sm.SetPodStatus(Typed(other), {{"phase", "Pending"}});
+  ASSERT_TRUE(api.WaitFor([](const FakeApiClient::Request& r) {
+                   return r.verb == "PATCH" && r.body["metadata"]["uid"] == "u2";
+                 })
+                  .has_value());
+  for (const auto& req : api.Requests()) EXPECT_NE(req.path, "/api/v1/namespaces/ns/pods/p/status");
+  {
+    absl::MutexLock l(&mu);
+    mirror = "m1";
+  }
+  sm.MirrorPodChanged("u1");
+  auto r = api.WaitFor([](const FakeApiClient::Request& r) {
+    return r.verb == "PATCH" && r.path == "/api/v1/namespaces/ns/pods/p/status";
+  });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body["metadata"]["uid"], "m1");
+  EXPECT_EQ(r->body["status"]["phase"], "Running");
+  {
+    absl::MutexLock l(&mu);
+    mirror = "m2";
+  }
+  sm.MirrorPodChanged("u1");
+  auto r2 = api.WaitFor([](const FakeApiClient::Request& r) {
+    return r.verb == "PATCH" && r.body["metadata"]["uid"] == "m2";
+  });
+  sm.Stop();
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->body["status"]["phase"], "Running");
+}
+
 }  // namespace
 }  // namespace berth::kubelet

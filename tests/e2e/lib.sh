@@ -116,13 +116,14 @@ CONF
 
 # start_berth <node-name> <cgroup-root> [extra args]: starts berth inside the netns with the
 # flags the e2e suite relies on (disk usage measured every 2 s: eviction and /stats/summary
-# tests see writes within seconds); logs to <state>/berth.log, PID in <state>/berth.pid (and in
-# pids/berth, so tests/cluster/down.sh also stops it).
+# tests see writes within seconds; static pods from <state>/manifests); logs to
+# <state>/berth.log, PID in <state>/berth.pid (and in pids/berth, so tests/cluster/down.sh
+# also stops it).
 start_berth() {
   local name=$1 cg=$2; shift 2
   [ -x "$berth_bin" ] || fail "berth binary $berth_bin not built"
   "$repo_dir/tests/cluster/node-kubeconfig.sh" "$state" "$name" >/dev/null
-  mkdir -p "$berth_dir/lib" "$berth_dir/run" "$state/cni/net.d" "$state/cni/bin"
+  mkdir -p "$berth_dir/lib" "$berth_dir/run" "$state/cni/net.d" "$state/cni/bin" "$state/manifests"
   # Test-only CNI plugins (tests/e2e/berth-test-plugin) live in a second bin dir.
   install -m 0755 "$e2e_dir/berth-test-plugin" "$state/cni/bin/berth-test-plugin"
   # nsenter (default) joins only the netns and keeps the host mount namespace, which a
@@ -138,7 +139,7 @@ start_berth() {
     --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --insecure-registry=127.0.0.1:5001 --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
     --client-ca-file="$state/pki/ca.crt" --node-labels=berth.dev/e2e=true --container-log-max-size=1Mi --container-log-max-files=3 \
-    --fs-usage-period=2 "$@" </dev/null >>"$state/berth.log" 2>&1 &
+    --fs-usage-period=2 --pod-manifest-path="$state/manifests" "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/berth.pid"
   echo "$pid" >"$state/pids/berth"
