@@ -1,6 +1,8 @@
 #include "kubelet/flags.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <iterator>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -149,6 +151,44 @@ void AddFlags(CLI::App* app, Flags* fp) {
                   "seconds between background measurements of disk usage (writable layers, logs, "
                   "emptyDirs, images); local ephemeral-storage eviction checks after each")
       ->check(CLI::PositiveNumber);
+  GroupFlags(app);
+}
+
+void GroupFlags(CLI::App* app) {
+  // berth's own flags: the container runtime, CNI, images and metrics that the kubelet leaves
+  // to containerd or CRI-O, and berth's node agent knobs. Every other flag is the upstream
+  // kubelet's, with its name and meaning.
+  static constexpr const char* kBerthFlags[] = {
+      "--cni-bin-dir",
+      "--cni-conf-dir",
+      "--cni-plugin-timeout",
+      "--conmon",
+      "--cri-socket",
+      "--ebpf",
+      "--exec-mode",
+      "--fs-usage-period",
+      "--insecure-registry",
+      "--log-root",
+      "--metrics-bind-address",
+      "--node-name",
+      "--pause-binary",
+      "--pinned-image",
+      "--pod-cidr-from-node",
+      "--registry-mirror",
+      "--runtime",
+      "--runtime-only",
+      "--state-dir",
+      "--streaming-address",
+  };
+  for (CLI::Option* opt : app->get_options()) {
+    if (opt->get_group() != "Options") continue;  // CLI11's default group; help, version
+    if (opt == app->get_help_ptr() || opt == app->get_version_ptr()) continue;
+    bool berth_only = std::find(std::begin(kBerthFlags), std::end(kBerthFlags),
+                                opt->get_name(/*positional=*/false, /*all_options=*/false)) !=
+                      std::end(kBerthFlags);
+    opt->group(berth_only ? "berth flags (container runtime, CNI, images, metrics)"
+                          : "Kubelet flags (the upstream kubelet's names and meanings)");
+  }
 }
 
 }  // namespace berth

@@ -84,4 +84,9 @@ struct Flags {
 // Registers every flag of `f` on `app` (f must outlive app's parse). Not thread-safe.
 void AddFlags(CLI::App* app, Flags* f);
 
+// Sorts the flags of `app` still in CLI11's default group into two groups for --help: the
+// upstream kubelet's flags (same names and meanings) and berth's own (runtime, CNI, images,
+// metrics). Called by AddFlags; call again after adding options elsewhere. Not thread-safe.
+void GroupFlags(CLI::App* app);
+
 }  // namespace berth

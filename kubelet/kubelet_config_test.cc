@@ -630,5 +630,37 @@ TEST(ApplyKubeletConfigTest, BerthHasEveryMappedFlag) {
 #endif
 }
 
+// `berth --help` groups the flags as the kubelet's names and berth's own, and every flag the
+// config file can set is a kubelet flag (the file is the kubelet's), except --log-root: berth's
+// flag for podLogsDir, which upstream has only in the file.
+TEST(ApplyKubeletConfigTest, HelpGroupsKubeletAndBerthFlags) {
+#ifndef BERTH_BINARY
+  GTEST_SKIP() << "the berth binary is not built in this tree";
+#else
+  absl::StatusOr<RunResult> help = berth::Run({BERTH_BINARY, "--help"});
+  ASSERT_TRUE(help.ok()) << help.status();
+  const std::string& out = help->out;
+  size_t kubelet = out.find("\nKubelet flags");
+  size_t own = out.find("\nberth flags");
+  ASSERT_NE(kubelet, std::string::npos) << out;
+  ASSERT_NE(own, std::string::npos) << out;
+  auto section_of = [&](const std::string& flag) {
+    size_t at = out.find("  " + flag + " ");
+    if (at == std::string::npos) at = out.find("  " + flag + "\n");
+    if (at == std::string::npos) return std::string("absent");
+    size_t start = std::max(kubelet < at ? kubelet : 0, own < at ? own : 0);
+    return std::string(start == kubelet ? "kubelet" : start == own ? "berth" : "other");
+  };
+  KubeletConfig c = MustParse(kEveryMappedField);
+  for (const KubeletConfigSetting& s : c.settings) {
+    if (s.flag == "--log-root") continue;
+    EXPECT_EQ(section_of(s.flag), "kubelet") << s.flag;
+  }
+  for (const char* flag : {"--cri-socket", "--runtime", "--cni-bin-dir", "--registry-mirror"}) {
+    EXPECT_EQ(section_of(flag), "berth") << flag;
+  }
+#endif
+}
+
 }  // namespace
 }  // namespace berth::kubelet
