@@ -17,6 +17,7 @@
 #include "csi/csi_volume.h"
 #include "kubelet/atomic_writer.h"
 #include "kubelet/pod_util.h"
+#include "kubelet/subpath.h"
 
 namespace berth::kubelet {
 
@@ -653,8 +654,11 @@ absl::Status VolumeManager::TearDownPodVolumes(const std::string& uid) {
     absl::MutexLock l(&mu_);
     pods_.erase(uid);
   }
-  // Before anything else, CSI volumes: their drivers unpublish (and unstage) them, found from
-  // their vol_data.json files.
+  // First the subPath bind mounts (kubelet/subpath.h), which show parts of the volumes.
+  RETURN_IF_ERROR(
+      Annotate(CleanSubPaths(PodDir(uid)), absl::StrCat("tear down volumes of pod ", uid)));
+  // Then CSI volumes: their drivers unpublish (and unstage) them, found from their
+  // vol_data.json files.
   if (csi_ != nullptr)
     RETURN_IF_ERROR(
         Annotate(csi_->TearDownPod(uid), absl::StrCat("tear down volumes of pod ", uid)));
