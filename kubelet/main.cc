@@ -51,6 +51,7 @@
 #include "metrics/cadvisor.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/fs_usage.h"
+#include "metrics/kubelet_metrics.h"
 #include "metrics/metrics_server.h"
 #include "metrics/process_metrics.h"
 #include "metrics/registry.h"
@@ -194,6 +195,8 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::certificate::CertificateManager> serving_certs;
   metrics::RegisterProcessMetrics(&registry);
   metrics::RegisterBuildInfo(&registry, BERTH_VERSION);
+  // Pod-start, pod-worker and runtime-operation metrics (upstream names) and berth's phases.
+  const metrics::KubeletMetrics kubelet_metrics = metrics::RegisterKubeletMetrics(&registry);
 
   // --- eBPF collectors (before the CRI server: ListPodSandboxMetrics reads them) ---
   metrics::GaugeFamily* ebpf_up = registry.AddGauge(
@@ -279,6 +282,7 @@ int RealMain(int argc, char** argv) {
   rdeps.network = &network;
   rdeps.oci = &oci;
   rdeps.fs_usage = &fs_usage;
+  rdeps.kubelet_metrics = &kubelet_metrics;
   cri::runtime::Runtime runtime(ropts, rdeps);
   if (auto s = runtime.Start(); !s.ok()) {
     LOG(ERROR) << "berth: runtime: " << s;
@@ -577,6 +581,7 @@ int RealMain(int argc, char** argv) {
       er->Record(pod, type, reason, message, field_path);
     };
     popts.probe_metrics = &probes_registry;
+    popts.kubelet_metrics = &kubelet_metrics;
     popts.service_env = &services;
     if (!f.pod_manifest_path.empty()) {
       kubelet::MirrorPodManagerOptions mopts;

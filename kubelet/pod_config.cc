@@ -343,7 +343,9 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   const std::string& uid = pod.metadata.uid;
   const std::string& ns = pod.metadata.namespace_;
   std::string reason;
+  auto phase_start = std::chrono::steady_clock::now();
   auto image_ref = EnsureImage(state, pod, c, sandbox, &reason);
+  phase_start = ImageTime(state, phase_start);
   if (!image_ref.ok()) {
     state->waiting[name] = {reason, std::string(image_ref.status().message())};
     return image_ref.status();
@@ -714,7 +716,10 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   creq.set_pod_sandbox_id(sandbox_id);
   *creq.mutable_config() = cfg;
   *creq.mutable_sandbox_config() = sandbox;
+  Phase(*state, metrics::kPhaseContainerConfig, phase_start);
+  phase_start = std::chrono::steady_clock::now();
   auto created = runtime_->CreateContainer(creq);
+  Phase(*state, metrics::kPhaseContainerCreate, phase_start);
   if (!created.ok()) {
     state->waiting[name] = {"CreateContainerError", std::string(created.status().message())};
     Event(pod, "Warning", "Failed", absl::StrCat("Error: ", created.status().message()), name);
@@ -728,7 +733,9 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   }
   v1::StartContainerRequest sreq;
   sreq.set_container_id(id);
+  phase_start = std::chrono::steady_clock::now();
   auto started = runtime_->StartContainer(sreq);
+  Phase(*state, metrics::kPhaseContainerStart, phase_start);
   if (!started.ok()) {
     state->waiting[name] = {"RunContainerError", std::string(started.status().message())};
     Event(pod, "Warning", "Failed", absl::StrCat("Error: ", started.status().message()), name);
@@ -779,6 +786,14 @@ void PodManager::UpdateStatus(const std::string& uid, PodState* state, const api
     status["phase"] = "Failed";
     status["reason"] = state->rejected_reason.empty() ? "Evicted" : state->rejected_reason;
     status["message"] = evicted;
+  }
+  if (!state->start_recorded && status.value("phase", "") == "Running") {
+    // kubelet_pod_start_duration_seconds: first seen -> the status says Running (once).
+    state->start_recorded = true;
+    absl::MutexLock l(&mu_);
+    if (km_ && km_->pod_start) {
+      km_->pod_start->WithLabelValues({})->Observe(metrics::SecondsSince(state->first_seen));
+    }
   }
   state->last_status = status;
   status_.SetPodStatus(pod, status);

@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "kubelet/instrumented_runtime.h"
 #include "kubelet/pod_manager_internal.h"
 #include "kubelet/pod_util.h"
 #include "kubelet/static_pods.h"
@@ -33,10 +34,17 @@ PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageS
       runtime_(runtime),
       images_(images),
       opts_(std::move(options)),
+      km_(opts_.kubelet_metrics),
       volumes_(api, opts_.root_dir, opts_.clock),
       sysctls_(SysctlAllowlist::Create(opts_.allowed_unsafe_sysctls)
                    .value_or(*SysctlAllowlist::Create({}))),
-      status_(api) {
+      status_(api, opts_.kubelet_metrics) {
+  if (km_ != nullptr) {
+    instrumented_runtime_ = std::make_unique<InstrumentedRuntimeService>(runtime_, km_);
+    instrumented_images_ = std::make_unique<InstrumentedImageService>(images_, km_);
+    runtime_ = instrumented_runtime_.get();
+    images_ = instrumented_images_.get();
+  }
   ProbeRunner* runner = opts_.probe_runner;
   if (runner == nullptr) {
     default_probe_runner_ = std::make_unique<DefaultProbeRunner>(runtime_);
@@ -56,13 +64,17 @@ PodManager::~PodManager() { Stop(); }
 
 void PodManager::Start() {
   absl::MutexLock l(&mu_);
-  if (!threads_.empty()) return;
+  if (started_) return;
+  started_ = true;
   stopping_ = false;
   status_.Start();
   for (int i = 0; i < std::max(1, opts_.workers); ++i) {
-    threads_.emplace_back([this] { WorkerLoop(); });
+    int id = next_worker_id_++;
+    workers_.emplace(id, std::thread([this, id] { WorkerLoop(id); }));
   }
-  threads_.emplace_back([this] { TimerLoop(); });
+  timer_thread_ = std::thread([this] { TimerLoop(); });
+  // Syncs queued before Start().
+  for (size_t i = 0; i < queue_.size(); ++i) MaybeAddWorkerLocked();
 }
 
 void PodManager::Stop() {
@@ -70,12 +82,27 @@ void PodManager::Stop() {
   std::vector<std::thread> threads;
   {
     absl::MutexLock l(&mu_);
+    if (!started_) return;
+    started_ = false;
     stopping_ = true;
     work_cv_.SignalAll();
     timer_cv_.SignalAll();
-    threads.swap(threads_);
   }
-  for (auto& t : threads) t.join();
+  // Workers may still move themselves to exited_ until they see stopping_: join them in
+  // rounds, without mu_ held, until none is left.
+  while (true) {
+    {
+      absl::MutexLock l(&mu_);
+      for (auto& [_, t] : workers_) threads.push_back(std::move(t));
+      workers_.clear();
+      for (auto& t : exited_) threads.push_back(std::move(t));
+      exited_.clear();
+    }
+    if (threads.empty()) break;
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+  if (timer_thread_.joinable()) timer_thread_.join();
   status_.Stop();
 }
 
@@ -123,16 +150,22 @@ void PodManager::HandlePodEvent(const std::string& type, const Json& json) {
     return;
   }
   auto pod = std::make_shared<const api::Pod>(*std::move(parsed));
-  const std::string& uid = pod->metadata.uid;
+  const std::string uid = pod->metadata.uid;
   {
     absl::MutexLock l(&mu_);
     auto it = pods_.find(uid);
+    if (it != pods_.end() && type != "DELETED") MaybeRecordSli(it->second.get(), *pod);
     if (type == "DELETED") {
       if (it == pods_.end()) return;
       it->second->pod = std::move(pod);
       it->second->removed = true;
     } else if (type == "ADDED" || type == "MODIFIED" || type == "SYNC") {
-      if (it == pods_.end()) it = pods_.emplace(uid, std::make_shared<PodState>()).first;
+      if (it == pods_.end()) {
+        it = pods_.emplace(uid, std::make_shared<PodState>()).first;
+        it->second->first_seen = std::chrono::steady_clock::now();
+        // A pod already running when first seen (berth restarted) is not a start.
+        it->second->sli_recorded = pod->status.phase == "Running";
+      }
       if (it->second->removed) return;  // a late update of a pod that is gone
       // As kubelet's pod config (RECONCILE vs UPDATE): an update that changes only the
       // status (typically our own status write coming back) needs no sync.
@@ -255,6 +288,21 @@ std::vector<std::string> PodManager::PodUids() {
   return out;
 }
 
+void PodManager::Phase(const PodState& state, const char* phase,
+                       std::chrono::steady_clock::time_point start) {
+  if (!state.start_recorded) metrics::ObservePhase(km_, phase, start);
+}
+
+std::chrono::steady_clock::time_point PodManager::ImageTime(
+    PodState* state, std::chrono::steady_clock::time_point start) {
+  auto now = std::chrono::steady_clock::now();
+  double seconds = std::chrono::duration<double>(now - start).count();
+  if (!state->start_recorded) metrics::ObservePhaseSeconds(km_, metrics::kPhaseImageCheck, seconds);
+  absl::MutexLock l(&mu_);
+  state->image_seconds += seconds;
+  return now;
+}
+
 void PodManager::Enqueue(const std::string& uid) {
   absl::MutexLock l(&mu_);
   auto it = pods_.find(uid);
@@ -263,9 +311,47 @@ void PodManager::Enqueue(const std::string& uid) {
   if (st.running) {
     st.dirty = true;
   } else if (!st.queued) {
-    st.queued = true;
-    queue_.push_back(uid);
-    work_cv_.Signal();
+    PushLocked(uid, &st);
+  }
+}
+
+void PodManager::PushLocked(const std::string& uid, PodState* st, bool self_available) {
+  st->queued = true;
+  st->queued_at = std::chrono::steady_clock::now();
+  queue_.push_back(uid);
+  MaybeAddWorkerLocked(self_available ? 1 : 0);
+  work_cv_.Signal();
+}
+
+void PodManager::MaybeAddWorkerLocked(int about_to_wait) {
+  if (!started_ || stopping_) return;
+  for (auto& t : exited_) t.join();  // finished: they released mu_ for good
+  exited_.clear();
+  // Every queued sync needs a worker of its own: an idle one (woken by the caller's Signal,
+  // and still counted idle until it runs), or a new one.
+  if (queue_.size() <= static_cast<size_t>(idle_workers_ + about_to_wait)) return;
+  if (static_cast<int>(workers_.size()) >= std::max(opts_.max_workers, 1)) return;
+  int id = next_worker_id_++;
+  workers_.emplace(id, std::thread([this, id] { WorkerLoop(id); }));
+}
+
+void PodManager::MaybeRecordSli(PodState* st, const api::Pod& pod) {
+  // Upstream pod_startup_latency_tracker: creationTimestamp -> the watch reports the pod
+  // Running with every container started; image pulling time is subtracted (here: the time
+  // spent ensuring images, ImageStatus included). Once per pod.
+  if (st->sli_recorded || km_ == nullptr || pod.status.phase != "Running") return;
+  if (!pod.metadata.creation_timestamp) return;
+  const Json& statuses = pod.raw.value("status", Json::object()).value("containerStatuses", Json());
+  if (!statuses.is_array() || statuses.empty()) return;
+  for (const Json& cs : statuses) {
+    if (!cs.value("started", false) && !cs.value("state", Json::object()).contains("running"))
+      return;
+  }
+  st->sli_recorded = true;
+  double total = absl::ToDoubleSeconds(absl::Now() - *pod.metadata.creation_timestamp);
+  if (km_->pod_start_total) km_->pod_start_total->WithLabelValues({})->Observe(total);
+  if (km_->pod_start_sli) {
+    km_->pod_start_sli->WithLabelValues({})->Observe(std::max(0.0, total - st->image_seconds));
   }
 }
 
@@ -280,11 +366,24 @@ void PodManager::EnqueueAfter(const std::string& uid, absl::Duration delay) {
   timer_cv_.Signal();
 }
 
-void PodManager::WorkerLoop() {
+void PodManager::WorkerLoop(int id) {
   mu_.Lock();
   while (true) {
-    while (!stopping_ && queue_.empty()) work_cv_.Wait(&mu_);
+    bool timed_out = false;
+    while (!stopping_ && queue_.empty() && !timed_out) {
+      ++idle_workers_;
+      timed_out = work_cv_.WaitWithTimeout(&mu_, opts_.worker_idle_timeout);
+      --idle_workers_;
+    }
     if (stopping_) break;
+    if (queue_.empty()) {
+      // Idle for worker_idle_timeout: threads above the kept number go away.
+      if (static_cast<int>(workers_.size()) <= std::max(1, opts_.workers)) continue;
+      auto self = workers_.find(id);
+      exited_.push_back(std::move(self->second));
+      workers_.erase(self);
+      break;
+    }
     std::string uid = queue_.front();
     queue_.pop_front();
     auto it = pods_.find(uid);
@@ -295,8 +394,30 @@ void PodManager::WorkerLoop() {
     st->dirty = false;
     std::shared_ptr<const api::Pod> pod = st->pod;
     bool removed = st->removed;
+    const auto sync_start = std::chrono::steady_clock::now();
+    const bool first_sync = !st->synced;
+    if (first_sync && km_ && km_->pod_worker_start) {
+      km_->pod_worker_start->WithLabelValues({})->Observe(
+          std::chrono::duration<double>(sync_start - st->first_seen).count());
+    }
+    if (!st->start_recorded) {
+      metrics::ObservePhaseSeconds(
+          km_, metrics::kPhaseQueueWait,
+          std::chrono::duration<double>(sync_start - st->queued_at).count());
+    }
     mu_.Unlock();
+    // Upstream's operation types: the first sync creates the pod, a changed object is an
+    // update, anything else a resync; a deleting pod's syncs are "terminated".
+    const char* operation = removed || pod->metadata.deletion_timestamp ? "terminated"
+                            : first_sync                                ? "create"
+                            : st->last_synced != pod                    ? "update"
+                                                                        : "sync";
+    st->synced = true;
+    st->last_synced = pod;
     bool forget = SyncPod(uid, st.get(), *pod, removed);
+    if (km_ && km_->pod_worker) {
+      km_->pod_worker->WithLabelValues({operation})->Observe(metrics::SecondsSince(sync_start));
+    }
     if (forget || st->terminated) prober_->RemovePod(uid);
     mu_.Lock();
     st->running = false;
@@ -306,9 +427,7 @@ void PodManager::WorkerLoop() {
         c = c->second == uid ? container_to_pod_.erase(c) : std::next(c);
       }
     } else if (st->dirty && !st->queued) {
-      st->queued = true;
-      queue_.push_back(uid);
-      work_cv_.Signal();
+      PushLocked(uid, st.get(), /*self_available=*/true);
     }
   }
   mu_.Unlock();
@@ -582,7 +701,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
   const std::string& policy = spec.restart_policy;
   state->waiting.clear();
 
+  auto phase_start = std::chrono::steady_clock::now();
   auto rt = GetRuntimeStatus(uid);
+  Phase(*state, metrics::kPhaseRuntimeStatus, phase_start);
   if (!rt.ok()) {
     LOG(WARNING) << "pod " << pod.Key() << ": runtime status: " << rt.status().message();
     EnqueueAfter(uid, absl::Seconds(2));
@@ -613,7 +734,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
   if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);
 
   // Volumes first: containers cannot start without them.
+  phase_start = std::chrono::steady_clock::now();
   auto volumes = volumes_.SetUpPodVolumes(pod.raw, opts_.node_ip);
+  Phase(*state, metrics::kPhaseVolumes, phase_start);
   if (auto refresh = volumes_.NextRefresh(uid)) EnqueueAfter(uid, *refresh - now);
   if (!volumes.ok()) {
     LOG(WARNING) << "pod " << pod.Key() << ": " << volumes.status().message();
@@ -668,7 +791,9 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
     }
     req.set_runtime_handler(handler);
     LOG(INFO) << "pod " << pod.Key() << ": RunPodSandbox attempt " << attempt;
+    phase_start = std::chrono::steady_clock::now();
     auto run = runtime_->RunPodSandbox(req);
+    Phase(*state, metrics::kPhaseSandbox, phase_start);
     if (!run.ok()) {
       LOG(WARNING) << "pod " << pod.Key() << ": RunPodSandbox: " << run.status().message();
       // kubelet's reason and message for a sandbox that could not be created (events.go).

@@ -4,8 +4,11 @@
 //
 // Event-driven: pod add/update/delete events from the watch, "container exited" events from
 // the runtime and timers (image pull / crash-loop back-off expiry, token refresh) queue a
-// sync of one pod; a fixed pool of workers runs syncs, one at a time per pod and pods in
-// parallel. A slow periodic resync of every pod is only a safety net.
+// sync of one pod; workers run syncs, one at a time per pod and pods in parallel. As
+// upstream's pod workers (a goroutine per pod), a queued sync never waits for another pod's:
+// the pool grows by one thread whenever a sync is queued and no worker is idle (up to
+// max_workers), and threads above `workers` exit after worker_idle_timeout without work.
+// A slow periodic resync of every pod is only a safety net.
 //
 // The runtime state is read back from the CRI on every sync (ListPodSandbox/ListContainers by
 // the io.kubernetes.pod.uid label), so a restarted berth adopts what is running.
@@ -43,6 +46,7 @@
 #include "kubelet/status_manager.h"
 #include "kubelet/sysctl.h"
 #include "kubelet/volume_manager.h"
+#include "metrics/kubelet_metrics.h"
 
 namespace berth::kubelet {
 
@@ -61,8 +65,12 @@ struct PodManagerOptions {
   // runtime's default profile instead of unconfined (the kubelet's --seccomp-default).
   // Localhost profiles are files under <root_dir>/seccomp.
   bool seccomp_default = false;
-  // Number of pod worker threads.
+  // Pod worker threads kept when idle, and the most that run at once (a sync waits in the
+  // queue only when max_workers syncs run). Threads above `workers` exit once idle for
+  // worker_idle_timeout.
   int workers = 4;
+  int max_workers = 256;
+  absl::Duration worker_idle_timeout = absl::Seconds(30);
   // Safety-net resync of every pod.
   absl::Duration resync_period = absl::Seconds(10);
   // Cluster DNS servers and domain (the kubelet's --cluster-dns, --cluster-domain). With no
@@ -104,6 +112,11 @@ struct PodManagerOptions {
   // For the status manager (StatusManager::SetMirrorUidSource): the mirror pod UID a static
   // pod's status is written to (MirrorPodManager::MirrorUidOf); empty: no static pods.
   std::function<std::optional<std::string>(const std::string& uid)> mirror_uid_of;
+  // The kubelet's pod-start metrics (kubelet_pod_worker_duration_seconds, ...,
+  // berth_pod_start_phase_duration_seconds; metrics/kubelet_metrics.h); not owned, may be
+  // nullptr. When set, every CRI call of the manager is also counted
+  // (kubelet_runtime_operations_*, InstrumentedRuntimeService).
+  const metrics::KubeletMetrics* kubelet_metrics = nullptr;
 };
 
 // The kubelet pod lifecycle for the pods bound to this node (see the file comment).
@@ -177,6 +190,13 @@ class PodManager {
     bool queued = false;   // guarded by mu_
     bool running = false;  // guarded by mu_
     bool dirty = false;    // guarded by mu_: an event arrived while running
+    // guarded by mu_: when the pod was first seen and when its pending sync was queued
+    // (kubelet_pod_worker_start_duration_seconds, the queue_wait phase).
+    std::chrono::steady_clock::time_point first_seen, queued_at;
+    // guarded by mu_: kubelet_pod_start_sli_duration_seconds was recorded.
+    bool sli_recorded = false;
+    // guarded by mu_: seconds spent ensuring images (pulls), subtracted from the SLI.
+    double image_seconds = 0;
     // worker:
     std::map<std::string, ContainerWaiting> waiting;     // container name -> reason
     std::map<std::string, Backoff> crash_backoff;        // container name
@@ -189,7 +209,10 @@ class PodManager {
     std::string volume_error;  // the last volume set-up error reported as FailedMount
 
     Json last_status = Json::object();
-    bool terminated = false;  // containers stopped and the pod is terminal
+    bool synced = false;  // a sync ran (kubelet_pod_worker_duration "create" first)
+    std::shared_ptr<const api::Pod> last_synced;  // the object the last sync saw
+    bool start_recorded = false;                  // kubelet_pod_start_duration_seconds was recorded
+    bool terminated = false;                      // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
     std::string evicted;      // guarded by mu_: the eviction message, once EvictPod() ran
     // Admission (upstream canAdmitPod) ran and accepted the pod. A pod rejected by it (or
@@ -200,8 +223,24 @@ class PodManager {
   };
 
   void Enqueue(const std::string& uid);
+  // Observes phase `phase` of berth_pod_start_phase_duration_seconds (time since `start`)
+  // while the pod has not run yet (worker thread).
+  void Phase(const PodState& state, const char* phase, std::chrono::steady_clock::time_point start);
+  // The image_check phase since `start`, also added to the pod's image time (subtracted from
+  // the SLI); returns the current time (worker thread).
+  std::chrono::steady_clock::time_point ImageTime(PodState* state,
+                                                  std::chrono::steady_clock::time_point start);
+  // Queues `uid` (not queued nor running) and wakes or starts a worker. `self_available`:
+  // the caller is a worker about to take work from the queue.
+  void PushLocked(const std::string& uid, PodState* st, bool self_available = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts one more worker thread when the queued syncs outnumber the idle workers (plus
+  // `about_to_wait` workers that will take work without waiting).
+  void MaybeAddWorkerLocked(int about_to_wait = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records kubelet_pod_start_sli_duration_seconds once the watch shows `pod` running.
+  void MaybeRecordSli(PodState* st, const api::Pod& pod) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueueAfter(const std::string& uid, absl::Duration delay);
-  void WorkerLoop();
+  void WorkerLoop(int id);
   void TimerLoop();
   // One sync of one pod. Returns true when the pod is finished and must be forgotten.
   bool SyncPod(const std::string& uid, PodState* state, const api::Pod& pod, bool removed);
@@ -258,9 +297,13 @@ class PodManager {
                     const PodRuntimeStatus& runtime, bool terminal);
 
   ApiClient* api_;
+  // With opts.kubelet_metrics, the instrumented decorators of the given services.
+  std::unique_ptr<cri::RuntimeService> instrumented_runtime_;
+  std::unique_ptr<cri::ImageService> instrumented_images_;
   cri::RuntimeService* runtime_;
   cri::ImageService* images_;
   const PodManagerOptions opts_;
+  const metrics::KubeletMetrics* km_;
   VolumeManager volumes_;
   SysctlAllowlist sysctls_;
   StatusManager status_;
@@ -278,7 +321,14 @@ class PodManager {
   std::map<std::string, absl::Time> timers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> container_to_pod_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // Worker threads by id; a worker that exits when idle moves its thread to exited_ (joined
+  // by the next MaybeAddWorkerLocked or by Stop).
+  std::map<int, std::thread> workers_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> exited_ ABSL_GUARDED_BY(mu_);
+  int next_worker_id_ ABSL_GUARDED_BY(mu_) = 0;
+  int idle_workers_ ABSL_GUARDED_BY(mu_) = 0;  // waiting on work_cv_
+  std::thread timer_thread_;
 };
 
 }  // namespace berth::kubelet

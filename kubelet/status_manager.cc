@@ -427,15 +427,16 @@ Json ComputePodStatus(const api::Pod& pod, const PodRuntimeStatus& runtime, cons
 // ---------------------------------------------------------------------------------------
 // StatusManager
 
-StatusManager::StatusManager(ApiClient* api) : api_(api) {}
+StatusManager::StatusManager(ApiClient* api, const metrics::KubeletMetrics* km, int writers)
+    : api_(api), km_(km), writers_count_(std::max(1, writers)) {}
 
 StatusManager::~StatusManager() { Stop(); }
 
 void StatusManager::Start() {
   absl::MutexLock l(&mu_);
-  if (writer_.joinable()) return;
+  if (!writers_.empty()) return;
   stopping_ = false;
-  writer_ = std::thread([this] { Run(); });
+  for (int i = 0; i < writers_count_; ++i) writers_.emplace_back([this] { Run(); });
 }
 
 void StatusManager::Stop() {
@@ -444,7 +445,8 @@ void StatusManager::Stop() {
     stopping_ = true;
     cv_.SignalAll();
   }
-  if (writer_.joinable()) writer_.join();
+  for (auto& w : writers_) w.join();
+  writers_.clear();
 }
 
 void StatusManager::SetPodStatus(const api::Pod& pod, const Json& status) {
@@ -454,6 +456,7 @@ void StatusManager::SetPodStatus(const api::Pod& pod, const Json& status) {
   e.ns = pod.metadata.namespace_;
   e.name = pod.metadata.name;
   if (e.status == status && (e.written == status || dirty_.count(uid) || e.retry_pending)) return;
+  if (e.status == e.written || !dirty_.count(uid)) e.changed_at = std::chrono::steady_clock::now();
   e.status = status;
   dirty_.insert(uid);
   cv_.Signal();
@@ -507,7 +510,10 @@ void StatusManager::Run() {
       }
       retries_.erase(retries_.begin());
     }
-    if (dirty_.empty()) {
+    // The first dirty pod no other writer is writing.
+    auto next = dirty_.begin();
+    while (next != dirty_.end() && in_flight_.count(*next)) ++next;
+    if (next == dirty_.end()) {
       if (retries_.empty()) {
         cv_.Wait(&mu_);
       } else {
@@ -515,11 +521,14 @@ void StatusManager::Run() {
       }
       continue;
     }
-    std::string uid = *dirty_.begin();
-    dirty_.erase(dirty_.begin());
+    std::string uid = *next;
+    dirty_.erase(next);
+    in_flight_.insert(uid);
     mu_.Unlock();
     SyncOne(uid);
     mu_.Lock();
+    in_flight_.erase(uid);
+    if (dirty_.count(uid)) cv_.SignalAll();  // changed while written: any writer may take it
   }
 }
 
@@ -576,6 +585,9 @@ void StatusManager::SyncOne(const std::string& uid) {
     auto it = pods_.find(uid);
     if (it == pods_.end()) return;
     it->second.written = e.status;
+    if (km_ != nullptr) {
+      metrics::ObservePhase(km_, metrics::kPhaseStatusWrite, e.changed_at);
+    }
     if (it->second.status != e.status) return;  // changed meanwhile: already dirty again
   }
   if (e.delete_requested && !mirror_uid) {

@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/oci_spec.h"
+#include "metrics/kubelet_metrics.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {
@@ -90,6 +91,8 @@ absl::StatusOr<v1::CreateContainerResponse> Runtime::CreateContainer(
 
 absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   const auto& cfg = c->config;
+  const metrics::KubeletMetrics* km = deps_.kubelet_metrics;
+  auto phase_start = std::chrono::steady_clock::now();
   c->image_name = cfg.image().image();
   ASSIGN_OR_RETURN(image::ResolvedImage img, deps_.images->Resolve(c->image_name));
   c->image_id = img.id;
@@ -187,6 +190,7 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     std::string dir = c->log_path.substr(0, c->log_path.rfind('/'));
     if (!dir.empty()) RETURN_IF_ERROR(MkdirAll(dir, 0755));
   }
+  metrics::ObservePhase(km, metrics::kPhaseRootfs, phase_start);
   oci::CreateOptions co;
   co.id = c->id;
   co.bundle = c->bundle;
@@ -195,7 +199,9 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
   co.stdin_open = cfg.stdin();
   co.stdin_once = cfg.stdin_once();
   co.tty = cfg.tty();
+  phase_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(oci::CreateResult cr, RuntimeOf(*c)->Create(co));
+  metrics::ObservePhase(km, metrics::kPhaseOciCreate, phase_start);
   absl::MutexLock l(&mu_);
   c->pid = cr.pid;
   c->created = true;

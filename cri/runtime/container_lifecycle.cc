@@ -19,6 +19,7 @@
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
+#include "metrics/kubelet_metrics.h"
 #include "nlohmann/json.hpp"
 
 #include <signal.h>
@@ -63,7 +64,9 @@ absl::StatusOr<v1::StartContainerResponse> Runtime::StartContainer(
                        v1::ContainerState_Name(c->state), ", not CONTAINER_CREATED"));
     }
   }
+  auto phase_start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(Annotate(RuntimeOf(*c)->Start(c->id), "StartContainer " + c->id));
+  metrics::ObservePhase(deps_.kubelet_metrics, metrics::kPhaseOciStart, phase_start);
   {
     absl::MutexLock l(&mu_);
     c->started_at = NowNs();

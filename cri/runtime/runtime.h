@@ -13,6 +13,8 @@
 // their SIG* macros clash with the CRI `Signal` enum's value names.
 #pragma once
 
+#include "cri/streaming/server.h"
+
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -32,10 +34,10 @@
 #include "cri/runtime/sandbox_infra.h"
 #include "cri/runtime_service.h"
 #include "cri/store/db.h"
-#include "cri/streaming/server.h"
 
 namespace berth::metrics {
 class FsUsageCache;
+struct KubeletMetrics;
 }  // namespace berth::metrics
 
 namespace berth::cri::runtime {
@@ -66,6 +68,11 @@ struct RuntimeDeps {
   // optional; where writable-layer usage (ContainerStats.writable_layer) is measured in the
   // background; default a cache of the Runtime's own, refreshed once a minute.
   metrics::FsUsageCache* fs_usage = nullptr;
+  // optional; where the phases of RunPodSandbox / CreateContainer / StartContainer are
+  // observed (berth_pod_start_phase_duration_seconds: sandbox_files, sandbox_cgroup,
+  // sandbox_infra, cni_add, store_write, rootfs, oci_create, oci_start) and pod cgroup
+  // creation / removal (kubelet_cgroup_manager_duration_seconds).
+  const metrics::KubeletMetrics* kubelet_metrics = nullptr;
 };
 
 // The SQLite tables this runtime uses (idempotent DDL); pass to store::Db::Open together

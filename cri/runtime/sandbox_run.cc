@@ -17,6 +17,7 @@
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
+#include "metrics/kubelet_metrics.h"
 
 namespace berth::cri::runtime {
 
@@ -157,6 +158,8 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   const auto& nso = cfg.linux().security_context().namespace_options();
   sb->host_network = nso.network() == v1::NODE;
   sb->host_ipc = nso.ipc() == v1::NODE;
+  const metrics::KubeletMetrics* km = deps_.kubelet_metrics;
+  auto phase_start = std::chrono::steady_clock::now();
   sb->dir = JoinPath(JoinPath(opts_.root_dir, "sandboxes"), sb->id);
   RETURN_IF_ERROR(MkdirAll(sb->dir, 0755));
 
@@ -194,13 +197,19 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
     sb->shm_path = shm;
   }
 
+  metrics::ObservePhase(km, metrics::kPhaseSandboxFiles, phase_start);
+
   // Pod cgroup.
+  phase_start = std::chrono::steady_clock::now();
   std::string parent = cfg.linux().cgroup_parent();
   if (parent.empty()) parent = "/berth/" + sb->id;
   if (!absl::StartsWith(parent, "/")) parent = "/" + parent;
   sb->cgroup_path = opts_.cgroup_root + parent;
   auto mounts = HostCgroupMounts();
   ASSIGN_OR_RETURN(auto leaves, CreateCgroup(mounts, sb->cgroup_path));
+  metrics::ObserveCgroupManager(km, "create", phase_start);
+  metrics::ObservePhase(km, metrics::kPhaseSandboxCgroup, phase_start);
+  phase_start = std::chrono::steady_clock::now();
 
   // Infra process.
   InfraRequest ir;
@@ -214,6 +223,7 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
   ir.uid_map = userns.uid_map;
   ir.gid_map = userns.gid_map;
   ASSIGN_OR_RETURN(sb->pause_pid, deps_.infra->Start(ir));
+  metrics::ObservePhase(km, metrics::kPhaseSandboxInfra, phase_start);
 
   // Network.
   if (!sb->host_network) {
@@ -228,16 +238,21 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
     }
     ASSIGN_OR_RETURN(ar.bandwidth, cni::BandwidthFromAnnotations(annotations));
     sb->network_attached = true;  // so teardown runs DEL even after a partial ADD
+    phase_start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(cni::AttachResult res, deps_.network->Add(ar));
+    metrics::ObservePhase(km, metrics::kPhaseCniAdd, phase_start);
     if (!res.ips.empty()) {
       sb->ip = res.ips[0];
       sb->additional_ips.assign(res.ips.begin() + 1, res.ips.end());
     }
   }
+  phase_start = std::chrono::steady_clock::now();
   absl::MutexLock l(&mu_);
   sb->state = v1::SANDBOX_READY;
   sb->created = true;
-  return SaveSandbox(*sb);
+  absl::Status saved = SaveSandbox(*sb);
+  metrics::ObservePhase(km, metrics::kPhaseStoreWrite, phase_start);
+  return saved;
 }
 
 void Runtime::TeardownSandbox(SandboxRec* sb) {

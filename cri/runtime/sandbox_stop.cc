@@ -9,6 +9,7 @@
 #include "base/mount.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "metrics/kubelet_metrics.h"
 
 namespace berth::cri::runtime {
 
@@ -62,8 +63,10 @@ absl::StatusOr<v1::RemovePodSandboxResponse> Runtime::RemovePodSandbox(
     RETURN_IF_ERROR(Annotate(RemoveContainerLocked(c.get()), "remove pod sandbox " + sb->id));
   }
   if (!sb->cgroup_path.empty()) {
+    auto start = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(Annotate(RemoveCgroup(HostCgroupMounts(), sb->cgroup_path),
                              "remove pod sandbox " + sb->id));
+    metrics::ObserveCgroupManager(deps_.kubelet_metrics, "destroy", start);
   }
   if (!sb->shm_path.empty() && sb->shm_path != "/dev/shm")
     RETURN_IF_ERROR(UnmountStack(sb->shm_path));
