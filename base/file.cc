@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status.h"
+#include "base/volatile_file.h"
 
 namespace berth {
 
@@ -37,7 +38,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
+namespace {
+// WriteFileAtomic and WriteVolatileFile: temp file, [fsync], rename, [fsync of the dir].
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, int mode, bool sync) {
   std::string dir = ".";
   if (auto pos = path.rfind('/'); pos != std::string::npos)
     dir = pos == 0 ? "/" : path.substr(0, pos);
@@ -56,22 +59,32 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, in
     }
     off += n;
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  if ((sync && fsync(fd) != 0) || close(fd) != 0) {
     int e = errno;
     unlink(tmp.c_str());
-    return ErrnoStatus(e, absl::StrCat("fsync ", tmp));
+    return ErrnoStatus(e, absl::StrCat(sync ? "fsync " : "close ", tmp));
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     unlink(tmp.c_str());
     return ErrnoStatus(e, absl::StrCat("rename ", tmp, " to ", path));
   }
+  if (!sync) return absl::OkStatus();
   int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     fsync(dfd);
     close(dfd);
   }
   return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
+  return ReplaceFile(path, data, mode, /*sync=*/true);
+}
+
+absl::Status WriteVolatileFile(const std::string& path, absl::string_view data, int mode) {
+  return ReplaceFile(path, data, mode, /*sync=*/false);
 }
 
 absl::Status MkdirAll(const std::string& path, int mode) {

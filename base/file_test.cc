@@ -1,8 +1,11 @@
 #include "base/file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
+
+#include "base/volatile_file.h"
 
 namespace berth {
 namespace {
@@ -22,6 +25,24 @@ TEST(FileTest, WriteReadRemove) {
   ASSERT_TRUE(RemoveAll(dir).ok());
   EXPECT_FALSE(PathExists(dir));
   EXPECT_EQ(ReadFile(dir + "/nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(FileTest, VolatileFileReplacesWithoutLeavingTempFiles) {
+  char tmpl[] = "/tmp/berth_file_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  ASSERT_TRUE(WriteVolatileFile(dir + "/hosts", "old", 0600).ok());
+  ASSERT_TRUE(WriteVolatileFile(dir + "/hosts", "new", 0600).ok());
+  EXPECT_EQ(ReadFile(dir + "/hosts").value_or(""), "new");
+  struct stat st {};
+  ASSERT_EQ(stat((dir + "/hosts").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(ListDir(dir).value_or(std::vector<std::string>{}), std::vector<std::string>{"hosts"});
+  // A missing directory: an error naming the file, nothing created.
+  absl::Status s = WriteVolatileFile(dir + "/none/f", "x");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(dir + "/none/f"), std::string::npos) << s;
+  ASSERT_TRUE(RemoveAll(dir).ok());
 }
 
 TEST(FileTest, JoinPath) {

@@ -165,6 +165,7 @@ void PodManager::HandlePodEvent(const std::string& type, const Json& json) {
         it->second->first_seen = std::chrono::steady_clock::now();
         // A pod already running when first seen (berth restarted) is not a start.
         it->second->sli_recorded = pod->status.phase == "Running";
+        it->second->start_recorded = it->second->sli_recorded;
       }
       if (it->second->removed) return;  // a late update of a pod that is gone
       // As kubelet's pod config (RECONCILE vs UPDATE): an update that changes only the
@@ -396,7 +397,8 @@ void PodManager::WorkerLoop(int id) {
     bool removed = st->removed;
     const auto sync_start = std::chrono::steady_clock::now();
     const bool first_sync = !st->synced;
-    if (first_sync && km_ && km_->pod_worker_start) {
+    if (first_sync && km_ && km_->pod_worker_start &&
+        st->first_seen != std::chrono::steady_clock::time_point()) {
       km_->pod_worker_start->WithLabelValues({})->Observe(
           std::chrono::duration<double>(sync_start - st->first_seen).count());
     }

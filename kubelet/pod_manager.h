@@ -211,8 +211,10 @@ class PodManager {
     Json last_status = Json::object();
     bool synced = false;  // a sync ran (kubelet_pod_worker_duration "create" first)
     std::shared_ptr<const api::Pod> last_synced;  // the object the last sync saw
-    bool start_recorded = false;                  // kubelet_pod_start_duration_seconds was recorded
-    bool terminated = false;                      // containers stopped and the pod is terminal
+    // kubelet_pod_start_duration_seconds was recorded (or the pod ran before we saw it):
+    // the start phases are no longer observed.
+    bool start_recorded = false;
+    bool terminated = false;  // containers stopped and the pod is terminal
     bool cleaned_up = false;  // deleting pod: containers, sandboxes and volumes removed
     std::string evicted;      // guarded by mu_: the eviction message, once EvictPod() ran
     // Admission (upstream canAdmitPod) ran and accepted the pod. A pod rejected by it (or

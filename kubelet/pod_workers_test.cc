@@ -1,9 +1,11 @@
 // The pod worker model (PodManager::WorkerLoop/Enqueue) and the pod-start metrics.
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 
 #include "kubelet/pod_manager.h"
+#include "kubelet/status_manager.h"
 #include "kubelet/testing/pod_manager_fixture.h"
 #include "metrics/kubelet_metrics.h"
 
@@ -126,6 +128,54 @@ TEST_F(PodWorkersTest, PodStartMetricsAreObserved) {
   manager_->HandlePodEvent("MODIFIED", seen);
   EXPECT_EQ(km_.pod_start_sli->WithLabelValues({})->Count(), 1u);
   EXPECT_EQ(km_.pod_start_total->WithLabelValues({})->Count(), 1u);
+}
+
+// PATCHes wait in a barrier of `want` concurrent writes; the most concurrent writes of one
+// pod (path) are recorded too.
+class BlockingPatchApi : public FakeApiClient {
+ public:
+  explicit BlockingPatchApi(int want) : barrier_(want) {}
+  absl::StatusOr<Json> Patch(const std::string& path, const Json& body, PatchType type) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      max_same_path_ = std::max(max_same_path_, ++inside_[path]);
+    }
+    barrier_.Arrive();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      --inside_[path];
+    }
+    return FakeApiClient::Patch(path, body, type);
+  }
+  Barrier barrier_;
+  std::mutex mu_;
+  std::map<std::string, int> inside_;
+  int max_same_path_ = 0;
+};
+
+api::Pod NamedPod(const std::string& name) {
+  api::Pod pod;
+  pod.metadata.name = name;
+  pod.metadata.namespace_ = "default";
+  pod.metadata.uid = "uid-" + name;
+  return pod;
+}
+
+TEST(StatusWritersTest, PodsAreWrittenInParallelEachPodInOrder) {
+  BlockingPatchApi api(3);
+  StatusManager sm(&api, nullptr, /*writers=*/4);
+  sm.Start();
+  for (const char* name : {"a", "b", "c"}) sm.SetPodStatus(NamedPod(name), {{"phase", "Pending"}});
+  // A second status of "a" (its first may be in flight): written after it, never beside it.
+  sm.SetPodStatus(NamedPod("a"), {{"phase", "Running"}});
+  auto running = api.WaitFor([](const FakeApiClient::Request& r) {
+    return r.verb == "PATCH" && r.path == "/api/v1/namespaces/default/pods/a/status" &&
+           r.body["status"]["phase"] == "Running";
+  });
+  sm.Stop();
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(api.barrier_.max_inside(), 3);  // one writer thread would never meet the barrier
+  EXPECT_EQ(api.max_same_path_, 1);
 }
 
 }  // namespace

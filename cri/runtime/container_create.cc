@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/file.h"
 #include "base/status.h"
+#include "base/volatile_file.h"
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/oci_spec.h"
 #include "metrics/kubelet_metrics.h"
@@ -185,7 +186,7 @@ absl::Status Runtime::CreateContainerLocked(ContainerRec* c, SandboxRec* sb) {
     c->gid = u.value("gid", int64_t{0});
     c->supplemental_groups = u.value("additionalGids", std::vector<int64_t>{});
   }
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(c->bundle, "config.json"), spec.dump(2)));
+  RETURN_IF_ERROR(WriteVolatileFile(JoinPath(c->bundle, "config.json"), spec.dump(2)));
   if (!c->log_path.empty()) {
     std::string dir = c->log_path.substr(0, c->log_path.rfind('/'));
     if (!dir.empty()) RETURN_IF_ERROR(MkdirAll(dir, 0755));

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/mount.h"
 #include "base/status.h"
+#include "base/volatile_file.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
 #include "metrics/kubelet_metrics.h"
@@ -170,19 +171,19 @@ absl::Status Runtime::SetupSandbox(SandboxRec* sb) {
     gethostname(buf, sizeof(buf) - 1);
     if (sb->host_network || hostname.empty()) hostname = buf;
   }
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(sb->dir, "hostname"), hostname + "\n"));
+  RETURN_IF_ERROR(WriteVolatileFile(JoinPath(sb->dir, "hostname"), hostname + "\n"));
   std::string hosts = HostsFile();
   if (sb->host_network) {
     auto h = ReadFile("/etc/hosts");
     if (h.ok()) hosts = *h;
   }
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(sb->dir, "hosts"), hosts));
+  RETURN_IF_ERROR(WriteVolatileFile(JoinPath(sb->dir, "hosts"), hosts));
   std::string resolv = ResolvConf(cfg.dns_config());
   if (resolv.empty()) {
     auto h = ReadFile("/etc/resolv.conf");
     resolv = h.ok() ? *h : "";
   }
-  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(sb->dir, "resolv.conf"), resolv));
+  RETURN_IF_ERROR(WriteVolatileFile(JoinPath(sb->dir, "resolv.conf"), resolv));
 
   // /dev/shm shared by the pod's containers.
   if (sb->host_ipc) {

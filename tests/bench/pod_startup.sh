@@ -10,6 +10,12 @@
 #   peer:  kubelet + containerd + all containerd shims, idle and with N pods
 # The peer is stopped at the end (its Node deleted). Prints one JSON object on stdout. Not a
 # pass/fail test. Needs tests/cluster/build.sh kubelet.
+# berth.phases: where berth's time went while its N pods started, from two scrapes of its
+# /metrics (before the pods, once all run): count, sum, mean, p50 and p99 (interpolated in
+# the buckets, as PromQL histogram_quantile) of berth_pod_start_phase_duration_seconds per
+# phase, of kubelet_runtime_operations_duration_seconds per operation, and of
+# kubelet_pod_worker_duration_seconds per operation type; plus the kubelet's
+# kubelet_pod_start_sli_duration_seconds and kubelet_pod_start_duration_seconds.
 # Usage: BERTH_E2E_STATE=<state> tests/bench/pod_startup.sh [N]
 #        BENCH_ORDER="peer berth" measures the peer first (default "berth peer").
 # shellcheck source=tests/e2e/lib.sh
@@ -18,6 +24,14 @@ n=${1:-10}
 pid=$(berth_pid)
 [ -n "$pid" ] && pid_alive berth || fail "berth is not running (start tests/e2e/cluster_up.sh)"
 [ -x "$cluster_bin/kubelet" ] || fail "$cluster_bin/kubelet missing: run tests/cluster/build.sh kubelet"
+berth_metrics() { ip netns exec "$netns" curl -sf http://127.0.0.1:10249/metrics; }
+# hq <before> <after> <metric> <label>: tests/bench/histogram_quantiles.awk's JSON.
+hq() { awk -v metric="$3" -v label="$4" -f "$(dirname "$0")/histogram_quantiles.awk" "$1" "$2"; }
+# unlabelled <file>: the label-less pod start histograms with an empty label x, for hq.
+unlabelled() {
+  sed -E 's/^(kubelet_pod_start(_sli)?_duration_seconds_bucket)\{/\1{x="",/
+          s/^(kubelet_pod_start(_sli)?_duration_seconds_sum) /\1{x=""} /' "$1"
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # berth_conmon_rss_kb: summed VmRSS of the conmon processes berth started (conmon.pid files in
 # its state dir), the counterpart of containerd's shims.
@@ -88,11 +102,25 @@ SENTINEL
     list+="\"imagePullPolicy\":\"IfNotPresent\",\"command\":[\"sleep\",\"3600\"]}]}}"
   done
   list+=']}'
+  [ "$side" != berth ] || berth_metrics >"$state/bench-metrics.before" || fail "scrape berth /metrics"
   kubectl create -n "$ns" -f - >/dev/null <<<"$list"
   all_running() { [ "$(kubectl get pods -n "$ns" --field-selector status.phase=Running -o name | wc -l)" = "$n" ]; }
   wait_for 300 all_running || fail "$side: not all $n pods Running within 300s" "$ns"
   if [ "$side" = berth ]; then
     busy_berth=$(rss_kb "$pid"); busy_berth_conmon=$(berth_conmon_rss_kb)
+    # The SLI is observed once the watch reports a pod running: wait for all N of them.
+    local b=$state/bench-metrics.before a=$state/bench-metrics.after
+    sli_count() { awk '/^kubelet_pod_start_sli_duration_seconds_count/ {print $2}' "$1"; }
+    sli_seen() { berth_metrics >"$a" && [ "$(sli_count "$a")" -ge "$(( $(sli_count "$b") + n ))" ]; }
+    wait_for 10 sli_seen || log "berth: the SLI of some pods was not observed"
+    berth_phases=$(jq -n --argjson phase "$(hq "$b" "$a" berth_pod_start_phase_duration_seconds phase)" \
+      --argjson ops "$(hq "$b" "$a" kubelet_runtime_operations_duration_seconds operation_type)" \
+      --argjson worker "$(hq "$b" "$a" kubelet_pod_worker_duration_seconds operation_type)" \
+      --argjson sli "$(hq <(unlabelled "$b") <(unlabelled "$a") kubelet_pod_start_sli_duration_seconds x)" \
+      --argjson start "$(hq <(unlabelled "$b") <(unlabelled "$a") kubelet_pod_start_duration_seconds x)" \
+      '{pod_start_phase_seconds: $phase, runtime_operations_seconds: $ops, pod_worker_seconds: $worker,
+        pod_start_sli_seconds: ($sli[""] // null), pod_start_seconds: ($start[""] // null)}')
+    rm -f "$b" "$a"
   else
     busy_peer_kubelet=$("$repo_dir/tests/peer/kubelet.sh" rss "$peer/kubelet")
     busy_peer_containerd=$("$repo_dir/tests/peer/containerd.sh" rss "$peer/containerd")
@@ -143,9 +171,10 @@ jq -n --argjson n "$n" --arg image "$image" --argjson bs "$berth_stats" --argjso
   --argjson ib "$idle_berth" --argjson bb "$busy_berth" --argjson ibc "$idle_berth_conmon" --argjson bbc "$busy_berth_conmon" \
   --argjson ipk "$idle_peer_kubelet" --argjson ipc "$idle_peer_containerd" \
   --argjson bpk "$busy_peer_kubelet" --argjson bpc "$busy_peer_containerd" \
+  --argjson phases "${berth_phases:-null}" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
   --arg order "${BENCH_ORDER:-berth peer}" --arg peer "upstream kubelet ${kver:-?} (tests/cluster/go.mod) + containerd $cver + runc" \
-  '{benchmark: "pod_startup", pods: $n, image: $image, order: $order,
-    berth: {created_to_running_seconds: $bs,
+  '{benchmark: "pod_startup", pods: $n, image: $image, order: $order, load_at_end: $load,
+    berth: {created_to_running_seconds: $bs, phases: $phases,
             rss_kib: {idle: $ib, with_pods_running: $bb, per_pod: (($bb - $ib) / $n),
                       conmon_with_pods_running: $bbc,
                       berth_plus_conmon_with_pods_running: ($bb + $bbc)}},
