@@ -13,8 +13,6 @@
 // their SIG* macros clash with the CRI `Signal` enum's value names.
 #pragma once
 
-#include "cri/streaming/server.h"
-
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -34,6 +32,7 @@
 #include "cri/runtime/sandbox_infra.h"
 #include "cri/runtime_service.h"
 #include "cri/store/db.h"
+#include "cri/streaming/server.h"
 
 namespace berth::metrics {
 class FsUsageCache;
