@@ -1,6 +1,8 @@
 // CreateContainer: the container's rootfs snapshot (cri/image/snapshotter.h), its OCI spec
 // (oci_spec.h) in a bundle directory, and `runc create` under conmon.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include <unistd.h>
 
 #include <optional>
@@ -10,7 +12,6 @@
 #include "base/status.h"
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/oci_spec.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

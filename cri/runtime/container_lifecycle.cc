@@ -2,6 +2,8 @@
 // SIGKILL), RemoveContainer, ContainerStatus, ListContainers, ExecSync and
 // UpdateContainerResources.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,7 +18,6 @@
 #include "cri/image/snapshotter.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

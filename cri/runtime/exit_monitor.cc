@@ -3,6 +3,8 @@
 // time, OOMKilled from the memory cgroup), a CONTAINER_STOPPED_EVENT and the OnContainerExit
 // callbacks.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -17,7 +19,6 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 

@@ -3,6 +3,8 @@
 // down (exit files written by conmon -> EXITED, a dead pause process -> sandbox NOTREADY),
 // as containerd's CRI plugin recovers its store on restart.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include <sys/stat.h>
 
 #include "absl/strings/escaping.h"
@@ -10,7 +12,6 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

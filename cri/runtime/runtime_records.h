@@ -4,6 +4,8 @@
 // container_log.cc, runtime_config.cc). Fields are guarded by Runtime::mu_ unless noted.
 #pragma once
 
+#include "cri/runtime/runtime.h"  // first: before <signal.h>
+
 #include <signal.h>
 #include <sys/types.h>
 
@@ -13,7 +15,6 @@
 #include <vector>
 
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"  // first: before <signal.h>
 
 namespace berth::cri::runtime {
 

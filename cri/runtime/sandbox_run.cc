@@ -1,6 +1,8 @@
 // RunPodSandbox: the sandbox's /etc files and /dev/shm, its pod cgroup, the infra (pause)
 // process with the pod's namespaces, and its CNI network; TeardownSandbox undoes them.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +15,6 @@
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/oci_spec.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 

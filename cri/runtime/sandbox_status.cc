@@ -1,7 +1,8 @@
 // PodSandboxStatus and ListPodSandbox, served from the in-memory records.
 
-#include "absl/strings/match.h"
 #include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
+#include "absl/strings/match.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

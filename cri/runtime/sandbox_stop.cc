@@ -1,11 +1,12 @@
 // StopPodSandbox and RemovePodSandbox: stop the pod's containers, tear the sandbox down
 // (CNI DEL, pause, netns, /dev/shm), then remove its containers, cgroup, directory and record.
 
+#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
+
 #include "base/file.h"
 #include "base/mount.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime_records.h"  // first: before <signal.h> (runtime.h)
 
 namespace berth::cri::runtime {
 

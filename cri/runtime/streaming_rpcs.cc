@@ -4,6 +4,8 @@
 // attach socket + ctl fifo (as CRI-O uses them), and a TCP connection made inside the pod
 // sandbox's network namespace. Container and sandbox facts come from the public status RPCs
 // (verbose info), so this file does not depend on the runtime's record layout.
+#include "cri/runtime/runtime.h"  // first: the CRI Signal enum clashes with <signal.h> macros
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -34,8 +36,6 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "cri/runtime/native_exec.h"
-#include "cri/runtime/runtime.h"  // first: the CRI Signal enum clashes with <signal.h> macros
-#include "cri/runtime/runtime.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

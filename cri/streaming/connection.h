@@ -4,6 +4,8 @@
 // Thread safety: a Client belongs to one session thread.
 #pragma once
 
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,7 +19,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 namespace berth::cri::streaming::internal {
 

@@ -13,12 +13,13 @@
 // Thread safety: each function runs on the session's thread and blocks until the end.
 #pragma once
 
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cri/streaming/connection.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 #include "cri/streaming/websocket.h"
 
 namespace berth::cri::streaming::internal {

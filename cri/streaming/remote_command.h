@@ -13,6 +13,8 @@
 // Thread safety: RunRemoteCommand runs on the session's thread and blocks until the end.
 #pragma once
 
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -21,7 +23,6 @@
 #include "absl/status/statusor.h"
 #include "cri/streaming/channels.h"
 #include "cri/streaming/connection.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 namespace berth::cri::streaming::internal {
 

@@ -14,6 +14,8 @@
 // - Timeout: a dump that outlives CheckpointContainerRequest.timeout is killed
 //   (DeadlineExceeded), nothing is left, the container runs on.
 // - Refusals: a stopped container (FailedPrecondition), an unknown one (NotFound).
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
+
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -26,7 +28,6 @@
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
 #include "cri/runtime/checkpoint.h"
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"

@@ -7,6 +7,8 @@
 #ifndef BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 #define BERTH_TESTS_INTEGRATION_RUNTIME_FIXTURE_H_
 
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
+
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -20,7 +22,6 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"

@@ -5,6 +5,9 @@
 // and network plugin). Checks data integrity (10 MB through cat, 20 concurrent forwarded
 // connections), exit codes, TTY size, bad tokens, and that a client closing mid-stream
 // leaves no process, descriptor or thread behind.
+#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
+#include "cri/streaming/server.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -30,11 +33,9 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"  // before <signal.h>: CRI Signal enum vs SIG* macros
 #include "cri/runtime/testing/fakes.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
-#include "cri/streaming/server.h"
 #include "gtest/gtest.h"
 #include "tests/integration/crictl_fixture.h"
 

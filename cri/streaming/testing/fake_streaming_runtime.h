@@ -7,6 +7,8 @@
 // threads); the recorded values are read with the accessors.
 #pragma once
 
+#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,7 +30,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "cri/streaming/server.h"  // first: the CRI protos clash with macros of system headers
 
 namespace berth::cri::streaming::testing {
 
