@@ -3,6 +3,8 @@
 // own network namespace created by berth-pause; nothing leaves the machine.
 // api.pb.h (via runtime.h) first: <signal.h> defines SIGABRT etc. as macros, which clash with
 // the CRI `Signal` enum's value names.
+#include "cri/runtime/runtime.h"
+
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -25,7 +27,6 @@
 #include "base/process.h"
 #include "cri/oci/oci_runtime.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime.h"
 #include "cri/runtime/testing/fakes.h"
 #include "cri/store/db.h"
 #include "gtest/gtest.h"
