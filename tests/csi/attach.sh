@@ -135,8 +135,10 @@ echo "$in_use" | jq -e --arg v "$vol" 'index($v) != null' >/dev/null || fail "No
 attached=$(jsonpath "node/$node_name" '{.status.volumesAttached}')
 echo "$attached" | jq -e --arg v "$vol" 'map(.name) | index($v) != null' >/dev/null ||
   fail "Node volumesAttached is '$attached', want $vol"
-# The order across both services: attached before staged, staged before published.
-order=$(jq -r 'select(.method|test("^(ControllerPublish|NodeStage|NodePublish)Volume$")) | .method' "$drv_log" | tr '\n' ' ')
+# The order across both services: attached before staged, staged before published (first
+# calls: csi-attacher may repeat an idempotent ControllerPublishVolume).
+order=$(jq -r 'select(.method|test("^(ControllerPublish|NodeStage|NodePublish)Volume$")) | .method' "$drv_log" |
+  awk '!seen[$0]++' | tr '\n' ' ')
 [ "$order" = "ControllerPublishVolume NodeStageVolume NodePublishVolume " ] || fail "attach/stage/publish order: $order"
 logged '.method=="ControllerPublishVolume" and .request.node_id==$n and .request.volume_id==$h' \
   --arg n "node-$node_name" --arg h "$handle" || fail "ControllerPublishVolume: $(grep ControllerPublish "$drv_log")"
@@ -182,7 +184,8 @@ log "volume stats: NodeGetVolumeStats numbers in /stats/summary and kubelet_volu
 kubectl delete pod -n "$E2E_NS" user --wait=true --timeout=60s >/dev/null || fail "deleting pod user failed"
 detached() { logged '.method=="ControllerUnpublishVolume"'; }
 wait_for 90 detached || fail "no ControllerUnpublishVolume after the pod went; driver saw: $(methods)"
-order=$(jq -r 'select(.method|test("^(ControllerUnpublish|NodeUnstage|NodeUnpublish)Volume$")) | .method' "$drv_log" | tr '\n' ' ')
+order=$(jq -r 'select(.method|test("^(ControllerUnpublish|NodeUnstage|NodeUnpublish)Volume$")) | .method' "$drv_log" |
+  awk '!seen[$0]++' | tr '\n' ' ')
 [ "$order" = "NodeUnpublishVolume NodeUnstageVolume ControllerUnpublishVolume " ] || fail "teardown order: $order"
 not_in_use() { ! jsonpath "node/$node_name" '{.status.volumesInUse}' | grep -qF "$vol"; }
 wait_for 30 not_in_use || fail "$vol still in volumesInUse"
