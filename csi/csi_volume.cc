@@ -129,6 +129,10 @@ std::string Sha256Hex(const std::string& s) {
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
+std::string UniqueVolumeName(const std::string& driver, const std::string& handle) {
+  return absl::StrCat("kubernetes.io/csi/", driver, "^", handle);
+}
+
 CsiVolumes::CsiVolumes(const DriverRegistry* registry, KubeApi* api, std::string kubelet_root,
                        std::string node_name, absl::Duration timeout)
     : registry_(registry),
@@ -206,6 +210,8 @@ absl::Status CsiVolumes::Stage(const VolumeRequest& req, const std::set<int>& ca
   }
   std::lock_guard<std::mutex> l(mu_);
   staged_.insert(key);
+  if (!req.attachment_id.empty())
+    attached_staged_.insert(UniqueVolumeName(req.driver, req.volume_handle));
   return absl::OkStatus();
 }
 
@@ -294,6 +300,9 @@ absl::Status CsiVolumes::Unstage(const std::string& driver, const std::string& h
   {
     std::lock_guard<std::mutex> l(mu_);
     staged_.erase(absl::StrCat(driver, "^", handle));
+    // Unmounted: the attach/detach controller may detach it now (upstream marks the volume
+    // detached in the actual state after UnmountDevice).
+    attached_staged_.erase(UniqueVolumeName(driver, handle));
   }
   RETURN_IF_ERROR(RemoveUnlessMounted(staging));
   RETURN_IF_ERROR(RemoveAll(JoinPath(parent, kVolData)));
@@ -346,6 +355,12 @@ absl::Status CsiVolumes::TearDownVolume(const std::string& dir) {
   RETURN_IF_ERROR(
       FromGrpc(stub->NodeUnpublishVolume(ctx.get(), r, &resp), "rpc NodeUnpublishVolume"));
   RETURN_IF_ERROR(RemoveUnlessMounted(target));
+  if (!ephemeral && !Str(*data, "attachmentID").empty()) {
+    // Still staged once the pod's record is gone (also for a volume published before a
+    // restart): in use until unstaged.
+    std::lock_guard<std::mutex> l(mu_);
+    attached_staged_.insert(UniqueVolumeName(driver, handle));
+  }
   RETURN_IF_ERROR(RemoveAll(json_path));
   if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
     return ErrnoStatus(errno, absl::StrCat("rmdir ", dir));
@@ -354,6 +369,13 @@ absl::Status CsiVolumes::TearDownVolume(const std::string& dir) {
 }
 
 absl::Status CsiVolumes::TearDownPod(const std::string& pod_uid) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto it = wanted_.begin(); it != wanted_.end();) {
+      it->second.erase(pod_uid);
+      it = it->second.empty() ? wanted_.erase(it) : std::next(it);
+    }
+  }
   const std::string vols = absl::StrCat(root_, "/pods/", pod_uid, "/volumes/", kPluginDir);
   auto names = ListDir(vols);
   if (!names.ok()) return absl::OkStatus();
@@ -367,6 +389,144 @@ absl::Status CsiVolumes::TearDownPod(const std::string& pod_uid) {
   }
   if (first.ok()) ::rmdir(vols.c_str());
   return first;
+}
+
+std::vector<std::string> CsiVolumes::VolumesInUse() const {
+  std::set<std::string> names;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [name, pods] : wanted_) names.insert(name);
+    names.insert(attached_staged_.begin(), attached_staged_.end());
+  }
+  // Published volumes, from their records (a restarted kubelet reports them too).
+  const std::string pods = JoinPath(root_, "pods");
+  if (auto uids = ListDir(pods); uids.ok()) {
+    for (const auto& uid : *uids) {
+      const std::string vols = absl::StrCat(pods, "/", uid, "/volumes/", kPluginDir);
+      auto dirs = ListDir(vols);
+      if (!dirs.ok()) continue;
+      for (const auto& name : *dirs) {
+        auto data = ReadJson(absl::StrCat(vols, "/", name, "/", kVolData));
+        if (!data.ok() || Str(*data, "attachmentID").empty() ||
+            Str(*data, "volumeLifecycleMode") == "Ephemeral")
+          continue;
+        names.insert(UniqueVolumeName(Str(*data, "driverName"), Str(*data, "volumeHandle")));
+      }
+    }
+  }
+  return {names.begin(), names.end()};
+}
+
+absl::StatusOr<VolumeUsage> CsiVolumes::MeasureVolume(const std::string& driver,
+                                                      const std::string& handle,
+                                                      const std::string& volume_path) {
+  ASSIGN_OR_RETURN(std::string endpoint, registry_->Endpoint(driver));
+  auto stub = ::csi::v1::Node::NewStub(DialUnix(endpoint));
+  ::csi::v1::NodeGetCapabilitiesResponse caps;
+  auto cctx = ContextWithTimeout(stats_timeout_);
+  RETURN_IF_ERROR(FromGrpc(
+      stub->NodeGetCapabilities(cctx.get(), ::csi::v1::NodeGetCapabilitiesRequest(), &caps),
+      "NodeGetCapabilities"));
+  bool supported = false;
+  for (const auto& c : caps.capabilities())
+    supported |= c.has_rpc() && c.rpc().type() == NodeCap::GET_VOLUME_STATS;
+  if (!supported) {
+    return absl::UnimplementedError(
+        absl::StrCat("driver ", driver, " does not support NodeGetVolumeStats"));
+  }
+  ::csi::v1::NodeGetVolumeStatsRequest r;
+  r.set_volume_id(handle);
+  r.set_volume_path(volume_path);
+  ::csi::v1::NodeGetVolumeStatsResponse resp;
+  auto ctx = ContextWithTimeout(stats_timeout_);
+  RETURN_IF_ERROR(
+      FromGrpc(stub->NodeGetVolumeStats(ctx.get(), r, &resp), "rpc NodeGetVolumeStats"));
+  if (resp.usage().empty()) {
+    return absl::DataLossError(absl::StrCat("NodeGetVolumeStats of volume ", handle,
+                                            ": failed to get usage from response. usage is nil"));
+  }
+  VolumeUsage u;
+  u.time = absl::Now();
+  for (const auto& usage : resp.usage()) {
+    if (usage.unit() == ::csi::v1::VolumeUsage::BYTES) {
+      u.available_bytes = usage.available();
+      u.capacity_bytes = usage.total();
+      u.used_bytes = usage.used();
+    } else if (usage.unit() == ::csi::v1::VolumeUsage::INODES) {
+      u.inodes_free = usage.available();
+      u.inodes = usage.total();
+      u.inodes_used = usage.used();
+    }
+  }
+  return u;
+}
+
+absl::StatusOr<VolumeUsage> CsiVolumes::VolumeStats(const std::string& driver,
+                                                    const std::string& handle,
+                                                    const std::string& volume_path) {
+  const absl::Time now = absl::Now();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // Volumes not asked for in a long time (torn down) are forgotten.
+    for (auto it = stats_.begin(); it != stats_.end();)
+      it = now - it->second.at > 10 * stats_max_age_ ? stats_.erase(it) : std::next(it);
+    auto it = stats_.find(volume_path);
+    if (it != stats_.end() && now - it->second.at < stats_max_age_) return it->second.result;
+  }
+  absl::StatusOr<VolumeUsage> result = MeasureVolume(driver, handle, volume_path);
+  std::lock_guard<std::mutex> l(mu_);
+  stats_.insert_or_assign(volume_path, StatsEntry{now, result});
+  return result;
+}
+
+void CsiVolumes::MarkVolumesReportedInUse(const std::vector<std::string>& names) {
+  std::lock_guard<std::mutex> l(mu_);
+  reported_in_use_ = std::set<std::string>(names.begin(), names.end());
+}
+
+absl::Status CsiVolumes::WaitForAttach(VolumeRequest* req) {
+  const std::string name = UniqueVolumeName(req->driver, req->volume_handle);
+  bool reported = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    wanted_[name].insert(req->pod_uid);
+    reported = reported_in_use_.count(name) > 0;
+  }
+  if (!reported) {
+    // Ask for a Node status write now rather than at its next period (coalesced there).
+    if (in_use_changed_) in_use_changed_();
+    // Upstream: "Volume has not been added to the list of VolumesInUse in the node's volume
+    // status"; the attach/detach controller would detach it otherwise.
+    return absl::UnavailableError(absl::StrCat(
+        "volume ", name,
+        " has not been added to the list of VolumesInUse in the node's volume status"));
+  }
+  ASSIGN_OR_RETURN(Json node, api_->Get(absl::StrCat("/api/v1/nodes/", node_name_)));
+  bool listed = false;
+  for (const auto& v : Obj(node, "status").value("volumesAttached", Json::array()))
+    listed |= Str(v, "name") == name;
+  if (!listed) {
+    return absl::UnavailableError(
+        absl::StrCat("volume ", name, " is not attached according to node status"));
+  }
+  auto va =
+      api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/volumeattachments/", req->attachment_id));
+  if (!va.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "volume ", req->volume_handle, " has not been attached yet: ", va.status().message()));
+  }
+  if (!Str(Obj(*va, "metadata"), "deletionTimestamp").empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("volume attachment ", req->attachment_id, " is being deleted"));
+  }
+  const Json& st = Obj(*va, "status");
+  if (!st.value("attached", false)) {
+    std::string why = Str(Obj(st, "attachError"), "message");
+    return absl::UnavailableError(absl::StrCat(
+        "volume ", req->volume_handle, " is not attached yet", why.empty() ? "" : ": ", why));
+  }
+  req->publish_context = StringMap(Obj(st, "attachmentMetadata"));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<PublishedVolume> CsiVolumes::SetUpInline(const Json& pod, const Json& volume) {
@@ -454,23 +614,7 @@ absl::StatusOr<PublishedVolume> CsiVolumes::SetUpPersistent(const Json& pod, con
     req.fs_group_policy = dspec.value("fsGroupPolicy", std::string("ReadWriteOnceWithFSType"));
     if (dspec.value("attachRequired", true)) {
       req.attachment_id = "csi-" + Sha256Hex(req.volume_handle + req.driver + node_name_);
-      auto va =
-          api_->Get(absl::StrCat("/apis/storage.k8s.io/v1/volumeattachments/", req.attachment_id));
-      if (!va.ok()) {
-        return absl::UnavailableError(absl::StrCat(
-            "volume ", req.volume_handle, " has not been attached yet: ", va.status().message()));
-      }
-      if (!Str(Obj(*va, "metadata"), "deletionTimestamp").empty()) {
-        return absl::UnavailableError(
-            absl::StrCat("volume attachment ", req.attachment_id, " is being deleted"));
-      }
-      const Json& st = Obj(*va, "status");
-      if (!st.value("attached", false)) {
-        std::string why = Str(Obj(st, "attachError"), "message");
-        return absl::UnavailableError(absl::StrCat(
-            "volume ", req.volume_handle, " is not attached yet", why.empty() ? "" : ": ", why));
-      }
-      req.publish_context = StringMap(Obj(st, "attachmentMetadata"));
+      RETURN_IF_ERROR(WaitForAttach(&req));
     }
     RETURN_IF_ERROR(ResolveSecretRef(api_, Obj(src, "nodeStageSecretRef"), req.pod_namespace,
                                      &req.stage_secrets));

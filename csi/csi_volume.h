@@ -28,9 +28,21 @@
 //    directories the kubelet made.
 //  * Teardown finds a pod's CSI volumes from their vol_data.json files on disk, so volumes
 //    published before a restart are unpublished and unstaged too.
+//  * Attachable volumes (CSIDriver attachRequired, true without a CSIDriver object) are
+//    controller-attached, as upstream's VerifyControllerAttachedVolume + WaitForAttach: their
+//    unique name `kubernetes.io/csi/<driver>^<handle>` is in VolumesInUse() from the moment a
+//    pod wants them until they are unstaged (so the attach/detach controller does not detach
+//    them while mounted); the mount waits until a Node status write reported it in use
+//    (MarkVolumesReportedInUse), until `Node.status.volumesAttached` lists it, and until the
+//    VolumeAttachment `csi-<sha256(handle+driver+node)>` has `status.attached`.
+//
+//  * Volume stats (upstream metricsCsi): NodeGetVolumeStats(volume_id, volume_path = the pod's
+//    target path) when the driver has GET_VOLUME_STATS, BYTES -> capacity/available/used,
+//    INODES -> inodes/free/used; results (also failures) are kept for a while, as the
+//    kubelet's volume stat calculator refreshes them periodically rather than per scrape.
 //
 // Not done yet (issue 17): raw block volumes, SA tokens (tokenRequests, requiresRepublish),
-// NodeExpandVolume, NodeGetVolumeStats, SELinux mount options, Node.status.volumesInUse.
+// NodeExpandVolume, SELinux mount options.
 //
 // Thread safety: all methods may be called from any thread. Operations on one volume
 // (driver + handle) are serialized, others run in parallel. Each RPC blocks the calling
@@ -38,6 +50,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -84,12 +97,23 @@ struct PublishedVolume {
   bool kubelet_applies_fs_group = false;
 };
 
+// A volume's usage as its driver reports it (NodeGetVolumeStats); 0 where it gave none.
+struct VolumeUsage {
+  absl::Time time;  // when it was measured
+  int64_t capacity_bytes = 0, available_bytes = 0, used_bytes = 0;
+  int64_t inodes = 0, inodes_free = 0, inodes_used = 0;
+};
+
 // The access mode's CSI value (csi.v1 VolumeCapability.AccessMode.Mode numbers), given
 // whether the node has SINGLE_NODE_MULTI_WRITER. Unknown modes map to 0 (UNKNOWN).
 int CsiAccessMode(const std::string& k8s_mode, bool single_node_multi_writer);
 
 // Lower-case hex SHA-256 of `s`.
 std::string Sha256Hex(const std::string& s);
+
+// The unique volume name of a CSI volume, as in Node.status.volumesInUse/volumesAttached:
+// `kubernetes.io/csi/<driver>^<handle>` (upstream GetVolumeName).
+std::string UniqueVolumeName(const std::string& driver, const std::string& handle);
 
 class CsiVolumes {
  public:
@@ -123,9 +147,35 @@ class CsiVolumes {
 
   // Unpublishes every CSI volume of pod `pod_uid` found on disk, and unstages those no other
   // pod uses. OK when there are none. Errors: the first failure (the caller retries).
+  // The pod no longer wants its volumes either.
   absl::Status TearDownPod(const std::string& pod_uid);
 
+  // The usage of volume `handle` of `driver` published at `volume_path`, at most
+  // `stats_max_age` old (measured now when older). Errors: NotFound (driver not
+  // registered), Unimplemented (the driver lacks GET_VOLUME_STATS), the driver's, or a reply
+  // without usage. Blocks for at most `stats_timeout` per RPC.
+  absl::StatusOr<VolumeUsage> VolumeStats(const std::string& driver, const std::string& handle,
+                                          const std::string& volume_path);
+  void SetStatsMaxAge(absl::Duration d) { stats_max_age_ = d; }
+
+  // Node.status.volumesInUse: the unique names of attachable volumes that a pod wants, that
+  // are published (from vol_data.json on disk, so also after a restart) or still staged;
+  // sorted, without duplicates (upstream GetVolumesInUse).
+  std::vector<std::string> VolumesInUse() const;
+  // The Node status written last listed `names` in volumesInUse (upstream
+  // MarkVolumesAsReportedInUse): mounts of those may go on. Replaces the previous set.
+  void MarkVolumesReportedInUse(const std::vector<std::string>& names);
+  // `cb` runs (on the caller's thread, no lock held) while a wanted volume is not yet
+  // reported in use, so that the Node status is written without waiting for its period (it
+  // must be cheap and coalesce calls). Call before the first SetUp.
+  void SetVolumesInUseChanged(std::function<void()> cb) { in_use_changed_ = std::move(cb); }
+
  private:
+  // A pod wants attachable volume `name`: it is in use from now on (the callback runs when
+  // it is new). Then the checks of upstream VerifyControllerAttachedVolume and WaitForAttach;
+  // fills req->publish_context. Errors: Unavailable while not reported in use, not in the
+  // Node's volumesAttached, or the VolumeAttachment is missing, not attached or deleted.
+  absl::Status WaitForAttach(VolumeRequest* req);
   std::shared_ptr<std::mutex> VolumeLock(const std::string& key);
   absl::Status Stage(const VolumeRequest& req, const std::set<int>& caps);
   absl::Status Unstage(const std::string& driver, const std::string& handle);
@@ -134,6 +184,9 @@ class CsiVolumes {
   // Whether any pod other than `except_dir`'s volume dir has driver+handle published.
   bool UsedByOtherPods(const std::string& driver, const std::string& handle,
                        const std::string& except_dir) const;
+  // NodeGetCapabilities, then NodeGetVolumeStats (errors as VolumeStats).
+  absl::StatusOr<VolumeUsage> MeasureVolume(const std::string& driver, const std::string& handle,
+                                            const std::string& volume_path);
   // NodeGetCapabilities of `driver`'s endpoint.
   absl::StatusOr<std::set<int>> NodeCapabilities(const std::string& endpoint);
 
@@ -142,9 +195,22 @@ class CsiVolumes {
   const std::string root_;
   const std::string node_name_;
   const absl::Duration timeout_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<std::mutex>> locks_;  // guarded by mu_
   std::set<std::string> staged_;                              // guarded by mu_: driver^handle
+  // Attachable volumes: unique name -> uids of the pods that want it; names reported in use
+  // by the last Node status write; staged names (until NodeUnstageVolume succeeded).
+  std::map<std::string, std::set<std::string>> wanted_;  // guarded by mu_
+  std::set<std::string> reported_in_use_;                // guarded by mu_
+  std::set<std::string> attached_staged_;                // guarded by mu_
+  std::function<void()> in_use_changed_;
+  absl::Duration stats_max_age_ = absl::Minutes(1);  // upstream volumeStatsAggPeriod
+  const absl::Duration stats_timeout_ = absl::Seconds(10);
+  struct StatsEntry {
+    absl::Time at;
+    absl::StatusOr<VolumeUsage> result;
+  };
+  std::map<std::string, StatsEntry> stats_;  // guarded by mu_: by volume_path
 };
 
 }  // namespace berth::csi

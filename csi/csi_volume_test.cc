@@ -266,6 +266,8 @@ TEST_F(CsiVolumesTest, TargetStillMountedAfterUnpublishIsAnError) {
 TEST_F(CsiVolumesTest, PersistentFromApiObjectsWaitsForAttachment) {
   testing::ObjectStoreApi api;
   CsiVolumes v(&registry_, &api, root_, "node-a", absl::Seconds(5));
+  int in_use_changed = 0;
+  v.SetVolumesInUseChanged([&] { ++in_use_changed; });
   Json pod = {{"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "uid-9"}}},
               {"spec", {{"serviceAccountName", "sa"}}}};
   Json pv = {{"metadata", {{"name", "pv-9"}}},
@@ -277,17 +279,44 @@ TEST_F(CsiVolumesTest, PersistentFromApiObjectsWaitsForAttachment) {
                  {"volumeAttributes", {{"a", "b"}}},
                  {"nodePublishSecretRef", {{"name", "sec"}, {"namespace", "ns2"}}}}}}}};
   api.Set("/api/v1/namespaces/ns2/secrets/sec", {{"data", {{"user", "YWRtaW4="}}}});
-  // No CSIDriver object: attach required, and no VolumeAttachment yet.
+  api.Set("/api/v1/nodes/node-a", {{"metadata", {{"name", "node-a"}}}});
+  const std::string name = std::string("kubernetes.io/csi/") + kDriver + "^h9";
+  EXPECT_EQ(UniqueVolumeName(kDriver, "h9"), name);
+  EXPECT_TRUE(v.VolumesInUse().empty());
+  // No CSIDriver object: attach required. The pod wants it: in use, not yet reported.
   auto pub = v.SetUpPersistent(pod, pv, false);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_EQ(pub.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(pub.status().message()), ::testing::HasSubstr("VolumesInUse"));
+  EXPECT_THAT(v.VolumesInUse(), ElementsAre(name));
+  EXPECT_GE(in_use_changed, 1);
+  // Reported, but not in the Node's volumesAttached.
+  v.MarkVolumesReportedInUse({name});
+  pub = v.SetUpPersistent(pod, pv, false);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(std::string(pub.status().message()), ::testing::HasSubstr("node status"));
+  api.Set("/api/v1/nodes/node-a",
+          {{"metadata", {{"name", "node-a"}}},
+           {"status", {{"volumesAttached", {{{"name", name}, {"devicePath", ""}}}}}}});
+  // Listed there, but no VolumeAttachment yet.
+  pub = v.SetUpPersistent(pod, pv, false);
   ASSERT_FALSE(pub.ok());
   EXPECT_EQ(pub.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(driver_->Methods().empty());
   const std::string va = "csi-" + Sha256Hex(std::string("h9") + kDriver + "node-a");
   api.Set("/apis/storage.k8s.io/v1/volumeattachments/" + va,
           {{"metadata", {{"name", va}}},
+           {"status", {{"attached", false}, {"attachError", {{"message", "no such disk"}}}}}});
+  pub = v.SetUpPersistent(pod, pv, false);
+  ASSERT_FALSE(pub.ok());
+  EXPECT_THAT(std::string(pub.status().message()), ::testing::HasSubstr("no such disk"));
+  api.Set("/apis/storage.k8s.io/v1/volumeattachments/" + va,
+          {{"metadata", {{"name", va}}},
            {"status", {{"attached", true}, {"attachmentMetadata", {{"lun", "3"}}}}}});
   pub = v.SetUpPersistent(pod, pv, true);
   ASSERT_TRUE(pub.ok()) << pub.status();
+  auto stage = driver_->Last<::csi::v1::NodeStageVolumeRequest>("NodeStageVolume");
+  EXPECT_EQ(stage.publish_context().at("lun"), "3");
   auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");
   EXPECT_EQ(publish.publish_context().at("lun"), "3");
   EXPECT_EQ(publish.secrets().at("user"), "admin");
@@ -296,7 +325,52 @@ TEST_F(CsiVolumesTest, PersistentFromApiObjectsWaitsForAttachment) {
   EXPECT_EQ(ReadJsonFile(
                 root_ + "/pods/uid-9/volumes/kubernetes.io~csi/pv-9/vol_data.json")["attachmentID"],
             va);
+  // A restarted kubelet (a new object) reports the published volume from vol_data.json.
+  CsiVolumes restarted(&registry_, &api, root_, "node-a", absl::Seconds(5));
+  EXPECT_THAT(restarted.VolumesInUse(), ElementsAre(name));
+  // In use until unstaged, not after.
   ASSERT_TRUE(v.TearDownPod("uid-9").ok());
+  EXPECT_THAT(driver_->Methods(), ::testing::Contains("NodeUnstageVolume"));
+  EXPECT_TRUE(v.VolumesInUse().empty());
+}
+
+// attachRequired: false: no VolumeAttachment, nothing in volumesInUse, no publish_context.
+TEST_F(CsiVolumesTest, AttachNotRequiredSkipsTheWait) {
+  testing::ObjectStoreApi api;
+  CsiVolumes v(&registry_, &api, root_, "node-a", absl::Seconds(5));
+  api.Set(std::string("/apis/storage.k8s.io/v1/csidrivers/") + kDriver,
+          {{"spec", {{"attachRequired", false}}}});
+  Json pod = {{"metadata", {{"name", "p"}, {"namespace", "ns"}, {"uid", "uid-7"}}},
+              {"spec", Json::object()}};
+  Json pv = {{"metadata", {{"name", "pv-7"}}},
+             {"spec", {{"csi", {{"driver", kDriver}, {"volumeHandle", "h7"}}}}}};
+  auto pub = v.SetUpPersistent(pod, pv, false);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  EXPECT_TRUE(v.VolumesInUse().empty());
+  auto publish = driver_->Last<::csi::v1::NodePublishVolumeRequest>("NodePublishVolume");
+  EXPECT_TRUE(publish.publish_context().empty());
+  EXPECT_EQ(ReadJsonFile(
+                root_ + "/pods/uid-7/volumes/kubernetes.io~csi/pv-7/vol_data.json")["attachmentID"],
+            "");
+  ASSERT_TRUE(v.TearDownPod("uid-7").ok());
+}
+
+// A pod deleted while waiting for the attachment no longer holds the volume in use.
+TEST_F(CsiVolumesTest, PodGoneWhileWaitingReleasesTheVolume) {
+  testing::ObjectStoreApi api;
+  CsiVolumes v(&registry_, &api, root_, "node-a", absl::Seconds(5));
+  Json pv = {{"metadata", {{"name", "pv-8"}}},
+             {"spec", {{"csi", {{"driver", kDriver}, {"volumeHandle", "h8"}}}}}};
+  auto pod = [](const std::string& uid) {
+    return Json{{"metadata", {{"name", uid}, {"namespace", "ns"}, {"uid", uid}}},
+                {"spec", Json::object()}};
+  };
+  EXPECT_FALSE(v.SetUpPersistent(pod("a"), pv, false).ok());
+  EXPECT_FALSE(v.SetUpPersistent(pod("b"), pv, false).ok());
+  ASSERT_TRUE(v.TearDownPod("a").ok());
+  EXPECT_EQ(v.VolumesInUse().size(), 1u);  // pod b still wants it
+  ASSERT_TRUE(v.TearDownPod("b").ok());
+  EXPECT_TRUE(v.VolumesInUse().empty());
 }
 
 TEST_F(CsiVolumesTest, InlineNeedsEphemeralLifecycleMode) {
@@ -319,6 +393,53 @@ TEST_F(CsiVolumesTest, InlineNeedsEphemeralLifecycleMode) {
   EXPECT_EQ(publish.volume_context().at("size"), "1");
   EXPECT_EQ(publish.volume_context().at("csi.storage.k8s.io/ephemeral"), "true");
   ASSERT_TRUE(v.TearDownPod("uid-5").ok());
+}
+
+// NodeGetVolumeStats only with GET_VOLUME_STATS, with the pod's target path; BYTES and INODES
+// mapped as upstream; answers are kept for the max age.
+TEST_F(CsiVolumesTest, VolumeStatsFromTheDriver) {
+  const std::string path = root_ + "/pods/u/volumes/kubernetes.io~csi/pv/mount";
+  auto stats = V().VolumeStats(kDriver, "vol-1", path);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(driver_->Methods(), std::vector<std::string>{"NodeGetCapabilities"});
+  driver_->SetCapabilities({Cap::STAGE_UNSTAGE_VOLUME, Cap::GET_VOLUME_STATS});
+  // A failure is kept too: nothing is asked again within the max age.
+  EXPECT_FALSE(V().VolumeStats(kDriver, "vol-1", path).ok());
+  EXPECT_EQ(driver_->Methods().size(), 1u);
+  V().SetStatsMaxAge(absl::ZeroDuration());
+  stats = V().VolumeStats(kDriver, "vol-1", path);
+  ASSERT_FALSE(stats.ok());  // the driver answered no usage
+  EXPECT_THAT(std::string(stats.status().message()), ::testing::HasSubstr("usage is nil"));
+  ::csi::v1::NodeGetVolumeStatsResponse resp;
+  auto* bytes = resp.add_usage();
+  bytes->set_unit(::csi::v1::VolumeUsage::BYTES);
+  bytes->set_total(1000);
+  bytes->set_used(300);
+  bytes->set_available(700);
+  auto* inodes = resp.add_usage();
+  inodes->set_unit(::csi::v1::VolumeUsage::INODES);
+  inodes->set_total(50);
+  inodes->set_used(5);
+  inodes->set_available(45);
+  driver_->SetVolumeStats(resp);
+  stats = V().VolumeStats(kDriver, "vol-1", path);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->capacity_bytes, 1000);
+  EXPECT_EQ(stats->used_bytes, 300);
+  EXPECT_EQ(stats->available_bytes, 700);
+  EXPECT_EQ(stats->inodes, 50);
+  EXPECT_EQ(stats->inodes_used, 5);
+  EXPECT_EQ(stats->inodes_free, 45);
+  auto req = driver_->Last<::csi::v1::NodeGetVolumeStatsRequest>("NodeGetVolumeStats");
+  EXPECT_EQ(req.volume_id(), "vol-1");
+  EXPECT_EQ(req.volume_path(), path);
+  V().SetStatsMaxAge(absl::Hours(1));
+  const size_t calls = driver_->Methods().size();
+  EXPECT_EQ(V().VolumeStats(kDriver, "vol-1", path)->used_bytes, 300);
+  EXPECT_EQ(driver_->Methods().size(), calls);
+  EXPECT_EQ(V().VolumeStats("other.driver", "h", "/p").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 }  // namespace

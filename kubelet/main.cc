@@ -2,6 +2,8 @@
 // main() parses the flags, builds every subsystem (registries are filled here, never by static
 // initializers), starts them, and stops them in reverse order on SIGTERM/SIGINT. Stopping
 // berth never stops pods: containers run under conmon and are adopted by the next berth.
+#include "cri/runtime/runtime.h"
+
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdlib>
@@ -23,7 +25,6 @@
 #include "cni/cni_manager.h"
 #include "cri/image/image_store.h"
 #include "cri/oci/oci_runtime.h"
-#include "cri/runtime/runtime.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
 #include "csi/csi_manager.h"
@@ -353,11 +354,26 @@ int RealMain(int argc, char** argv) {
     kubelet::VolumeManager* vm = claim_volume_source.load();
     if (vm == nullptr) return out;
     for (const kubelet::ClaimVolume& c : vm->ClaimVolumes()) {
-      if (!c.volume.filesystem_stats || (!uid.empty() && c.pod_uid != uid)) continue;
+      const bool csi = !c.volume.csi_driver.empty();  // stats from the driver
+      if ((!c.volume.filesystem_stats && !csi) || (!uid.empty() && c.pod_uid != uid)) continue;
       metrics::SummaryVolume v{c.volume_name, c.volume.host_path, false};
       v.pvc_name = c.volume.claim_name;
       v.pvc_namespace = c.volume.claim_namespace;
-      v.filesystem = true;
+      v.filesystem = !csi;
+      if (csi) {
+        v.measure = [vm, mounted = c.volume]() -> absl::StatusOr<metrics::FsStats> {
+          ASSIGN_OR_RETURN(csi::VolumeUsage u, vm->CsiVolumeStats(mounted));
+          metrics::FsStats fs;
+          fs.time_seconds = absl::ToDoubleSeconds(u.time - absl::UnixEpoch());
+          fs.capacity_bytes = u.capacity_bytes;
+          fs.available_bytes = u.available_bytes;
+          fs.used_bytes = u.used_bytes;
+          fs.inodes = u.inodes;
+          fs.inodes_free = u.inodes_free;
+          fs.inodes_used = u.inodes_used;
+          return fs;
+        };
+      }
       out.push_back(std::move(v));
     }
     return out;
@@ -365,7 +381,8 @@ int RealMain(int argc, char** argv) {
   registry.AddCollector([claim_volumes](std::vector<metrics::FamilySnapshot>* out) {
     std::vector<std::pair<metrics::SummaryVolume, metrics::FsStats>> measured;
     for (metrics::SummaryVolume& v : claim_volumes("")) {
-      absl::StatusOr<metrics::FsStats> fs = metrics::MeasureFilesystem(v.path);
+      absl::StatusOr<metrics::FsStats> fs =
+          v.measure ? v.measure() : metrics::MeasureFilesystem(v.path);
       if (fs.ok()) measured.emplace_back(std::move(v), *fs);
     }
     if (measured.empty()) return;
@@ -539,6 +556,12 @@ int RealMain(int argc, char** argv) {
       csi_manager = std::make_unique<csi::CsiManager>(api.get(), f.node_name,
                                                       JoinPath(f.root_dir, "kubelet"));
       csi::CsiManager* cm = csi_manager.get();
+      // Attachable CSI volumes in Node.status.volumesInUse; a mount waits until reported.
+      kubelet::NodeStatusManager* nsm = node_status.get();
+      node_status->SetVolumesInUse(
+          [cm] { return cm->volumes().VolumesInUse(); },
+          [cm](const std::vector<std::string>& v) { cm->volumes().MarkVolumesReportedInUse(v); });
+      cm->volumes().SetVolumesInUseChanged([nsm] { nsm->RequestUpdate(); });
       node_status->SetReadinessCheck([rs, cm]() -> std::string {
         auto st = rs->Status(cri::v1::StatusRequest());
         if (!st.ok()) return absl::StrCat("container runtime is down: ", st.status().ToString());

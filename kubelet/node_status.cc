@@ -382,6 +382,7 @@ absl::Status NodeStatusManager::UpdateStatusOnce() {
   }
   last_not_ready_ = not_ready;
   Json node = BuildNode(options_, machine_, now, not_ready);
+  if (volumes_in_use_) node["status"]["volumesInUse"] = volumes_in_use_();
   std::string since = FormatTime(ready_since_);
   for (Json& c : node["status"]["conditions"]) c["lastTransitionTime"] = since;
   // As the kubelet's tryUpdateNodeStatus: within nodeStatusReportFrequency of the last write,
@@ -399,15 +400,44 @@ absl::Status NodeStatusManager::UpdateStatusOnce() {
   ASSIGN_OR_RETURN(Json updated, client_->Patch("/api/v1/nodes/" + options_.node_name + "/status",
                                                 patch, PatchType::kStrategicMerge));
   Observe(updated);
+  if (volumes_reported_) {
+    std::vector<std::string> in_use;
+    const Json* status =
+        updated.is_object() && updated.contains("status") ? &updated["status"] : nullptr;
+    if (status != nullptr && status->is_object() && status->contains("volumesInUse") &&
+        (*status)["volumesInUse"].is_array()) {
+      for (const Json& v : (*status)["volumesInUse"])
+        if (v.is_string()) in_use.push_back(v.get<std::string>());
+    }
+    volumes_reported_(in_use);
+  }
   last_reported_ = std::move(comparable);
   last_report_time_ = now;
   status_updates_++;
   return absl::OkStatus();
 }
 
-bool NodeStatusManager::SleepUnlessStopped(std::chrono::milliseconds d) {
+void NodeStatusManager::SetVolumesInUse(
+    std::function<std::vector<std::string>()> in_use,
+    std::function<void(const std::vector<std::string>&)> reported) {
+  volumes_in_use_ = std::move(in_use);
+  volumes_reported_ = std::move(reported);
+}
+
+void NodeStatusManager::RequestUpdate() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    update_requested_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool NodeStatusManager::SleepUnlessStopped(std::chrono::milliseconds d, bool wake_on_request) {
   std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stop_.load(); });
+  cv_.wait_for(lock, d, [this, wake_on_request] {
+    return stop_.load() || (wake_on_request && update_requested_);
+  });
+  return !stop_.load();
 }
 
 void NodeStatusManager::Start() {
@@ -439,6 +469,10 @@ void NodeStatusManager::Run() {
     if (!SleepUnlessStopped(d)) return;
   }
   while (!stop_) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      update_requested_ = false;
+    }
     absl::Status s = UpdateStatusOnce();
     if (!s.ok()) {
       LOG(WARNING) << "update status of node " << options_.node_name << ": " << s;
@@ -452,11 +486,17 @@ void NodeStatusManager::Run() {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           until - std::chrono::steady_clock::now());
       if (left.count() <= 0) break;
-      if (!SleepUnlessStopped(std::min(left, options_.fast_update_period))) return;
+      if (!SleepUnlessStopped(std::min(left, options_.fast_update_period), true)) return;
       std::function<std::string()> check;
+      bool requested = false;
       {
         std::lock_guard<std::mutex> lock(mu_);
         check = readiness_check_;
+        requested = update_requested_;
+      }
+      if (requested) {
+        until = std::chrono::steady_clock::now();
+        break;
       }
       if (!check || check() != last_not_ready_) {
         until = std::chrono::steady_clock::now();
@@ -465,7 +505,7 @@ void NodeStatusManager::Run() {
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         until - std::chrono::steady_clock::now());
-    if (left.count() > 0 && !SleepUnlessStopped(left)) return;
+    if (left.count() > 0 && !SleepUnlessStopped(left, true)) return;
     if (stop_) return;
   }
 }

@@ -105,6 +105,16 @@ class NodeStatusManager {
   // message). Without a check the node is always Ready. Called on the manager's thread.
   void SetReadinessCheck(std::function<std::string()> check);
 
+  // Sets Node.status.volumesInUse: `in_use` returns the sorted unique names to report at
+  // each status write (upstream VolumesInUse setter); after a successful write `reported`
+  // gets the volumesInUse of the Node the API server returned (upstream
+  // MarkVolumesAsReportedInUse). Both run on the manager's thread. Call before Start().
+  void SetVolumesInUse(std::function<std::vector<std::string>()> in_use,
+                       std::function<void(const std::vector<std::string>&)> reported);
+  // Asks for a status write as soon as possible instead of at the next update_period (e.g.
+  // a volume became in use). Cheap; calls before the write are coalesced. Any thread.
+  void RequestUpdate();
+
   // Registers once, synchronously (one attempt). Errors as ApiClient.
   absl::Status RegisterOnce();
   // Sends one status PATCH. Errors as ApiClient.
@@ -128,7 +138,8 @@ class NodeStatusManager {
  private:
   void Run();
   void Observe(const Json& node);  // records uid and podCIDR from a Node returned by the API
-  bool SleepUnlessStopped(std::chrono::milliseconds d);
+  // false when stopped; `wake_on_request`: RequestUpdate() ends the sleep early.
+  bool SleepUnlessStopped(std::chrono::milliseconds d, bool wake_on_request = false);
 
   ApiClient* const client_;
   const NodeStatusOptions options_;
@@ -143,7 +154,10 @@ class NodeStatusManager {
   std::string pod_cidr_;                // guarded by mu_
   std::vector<std::string> pod_cidrs_;  // guarded by mu_
   std::function<void(const std::string&, const std::vector<std::string>&)> cidr_cb_;
-  std::function<std::string()> readiness_check_;       // guarded by mu_
+  std::function<std::string()> readiness_check_;  // guarded by mu_
+  std::function<std::vector<std::string>()> volumes_in_use_;
+  std::function<void(const std::vector<std::string>&)> volumes_reported_;
+  bool update_requested_ = false;                      // guarded by mu_
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
   std::string last_not_ready_ = "unknown";             // manager thread only; "" = was ready
   Json last_reported_ = Json();  // the last status written, heartbeats removed

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
+
 #include "kubelet/lease.h"
 #include "kubelet/testing/scripted_api_client.h"
 
@@ -202,6 +204,50 @@ TEST(NodeStatusTest, NotReadyNodeReportsReadinessChangeAtOnce) {
   int patches = 0;
   for (const auto& r : client.Requests()) patches += !ready_status(r).empty();
   EXPECT_EQ(patches, 2);
+}
+
+// Node.status.volumesInUse (upstream VolumesInUse setter): written with each status, the
+// API server's answer marks them reported; RequestUpdate writes at once, not at the period.
+TEST(NodeStatusTest, VolumesInUseWrittenAndReportedOnRequest) {
+  ScriptedApiClient client;
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    Json node = {{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+    if (r.verb == "PATCH") node["status"] = r.body["status"];  // the API server echoes it
+    return node;
+  };
+  NodeStatusManager mgr(&client, {.node_name = "n1", .update_period = std::chrono::hours(1)},
+                        FakeMachine());
+  std::mutex mu;
+  std::vector<std::string> in_use;    // guarded by mu
+  std::vector<std::string> reported;  // guarded by mu
+  mgr.SetVolumesInUse(
+      [&] {
+        std::lock_guard<std::mutex> l(mu);
+        return in_use;
+      },
+      [&](const std::vector<std::string>& v) {
+        std::lock_guard<std::mutex> l(mu);
+        reported = v;
+      });
+  mgr.Start();
+  auto patched_with = [](const std::vector<testing::ScriptedRequest>& rs, const Json& want) {
+    for (const auto& r : rs)
+      if (r.verb == "PATCH" && r.path == "/api/v1/nodes/n1/status" &&
+          r.body["status"]["volumesInUse"] == want)
+        return true;
+    return false;
+  };
+  ASSERT_TRUE(client.WaitFor([&](const auto& rs) { return patched_with(rs, Json::array()); }));
+  const std::string vol = "kubernetes.io/csi/drv^h1";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    in_use = {vol};
+  }
+  mgr.RequestUpdate();  // without it the next write would be in an hour
+  EXPECT_TRUE(client.WaitFor([&](const auto& rs) { return patched_with(rs, Json::array({vol})); }));
+  mgr.Stop();
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(reported, std::vector<std::string>{vol});
 }
 
 TEST(NodeStatusTest, Parsers) {

@@ -498,6 +498,12 @@ absl::Status VolumeManager::WriteProjection(const Json& pod, const std::string& 
   return absl::OkStatus();
 }
 
+absl::StatusOr<csi::VolumeUsage> VolumeManager::CsiVolumeStats(const MountedVolume& v) {
+  if (csi_ == nullptr || v.csi_driver.empty())
+    return absl::FailedPreconditionError(absl::StrCat(v.host_path, " is not a CSI volume"));
+  return csi_->VolumeStats(v.csi_driver, v.csi_handle, v.host_path);
+}
+
 absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const Json& volume,
                                                          const std::string& host_ip,
                                                          PodVolumes* state) {
@@ -525,6 +531,8 @@ absl::StatusOr<MountedVolume> VolumeManager::SetUpVolume(const Json& pod, const 
                        csi_->SetUpPersistent(pod, pv, claim_read_only));
       mounted = MountedVolume{published.target_path, claim_read_only};
       mounted.ownership_managed = published.kubelet_applies_fs_group;
+      mounted.csi_driver = GetString(pv, "spec.csi.driver");
+      mounted.csi_handle = GetString(pv, "spec.csi.volumeHandle");
     } else {
       ASSIGN_OR_RETURN(mounted, SetUpPersistentVolume(pv, claim_read_only));
     }

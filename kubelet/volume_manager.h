@@ -33,7 +33,8 @@
 
 namespace berth::csi {
 class CsiVolumes;
-}
+struct VolumeUsage;
+}  // namespace berth::csi
 
 namespace berth::kubelet {
 
@@ -52,6 +53,9 @@ struct MountedVolume {
   bool ownership_managed = false;
   // A PV's pv.beta.kubernetes.io/gid annotation: a supplemental group of the pod's containers.
   std::optional<int64_t> supplemental_gid;
+  // A CSI volume: its driver and volume handle (stats come from the driver, CsiVolumeStats).
+  std::string csi_driver;
+  std::string csi_handle;
 };
 
 // The host path a volumeMount's subPath names inside the volume at `volume_path`: `sub_path`
@@ -100,6 +104,10 @@ class VolumeManager {
   // The set-up volumes of every pod that come from PersistentVolumeClaims, in pod-uid and
   // volume-name order (for /stats/summary pvcRef and kubelet_volume_stats_*).
   std::vector<ClaimVolume> ClaimVolumes();
+
+  // The usage of CSI volume `v` (csi_driver set) from its driver's NodeGetVolumeStats
+  // (csi::CsiVolumes::VolumeStats, cached). Errors: as that; FailedPrecondition without CSI.
+  absl::StatusOr<csi::VolumeUsage> CsiVolumeStats(const MountedVolume& v);
 
   // Unmounts the tmpfs volumes, removes `<root>/pods/<uid>/volumes` and forgets the pod's
   // tokens. OK when absent. Errors: an unmount or removal failed (the caller retries).

@@ -346,7 +346,10 @@ absl::StatusOr<std::string> SummaryProvider::Summary(const std::vector<SummaryPo
       in.logs.push_back(fs_of(c.log_path));
     }
     for (const SummaryVolume& v : in.pod.volumes) {
-      if (v.filesystem) {
+      if (v.measure) {
+        absl::StatusOr<FsStats> measured = v.measure();
+        in.volumes.push_back(measured.ok() ? std::optional<FsStats>(*measured) : std::nullopt);
+      } else if (v.filesystem) {
         absl::StatusOr<FsStats> fs_stats = MeasureFilesystem(v.path);
         if (fs_stats.ok()) fs_stats->time_seconds = now;
         in.volumes.push_back(fs_stats.ok() ? std::optional<FsStats>(*fs_stats) : std::nullopt);

@@ -55,6 +55,9 @@ struct SummaryVolume {
   // Stats of the filesystem holding `path` (statvfs: used = capacity - free, as upstream's
   // MetricsStatFS for local PVs) instead of a walk of `path`.
   bool filesystem = false;
+  // When set, the volume's stats come from it instead (a CSI driver's NodeGetVolumeStats);
+  // an error leaves the volume without stats. Called on the scraping thread.
+  std::function<absl::StatusOr<FsStats>()> measure;
 };
 
 // The plugin directories under <pod>/volumes/ that berth reports, with whether their volumes

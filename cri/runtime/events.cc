@@ -1,7 +1,8 @@
 // GetContainerEvents (kubelet's evented PLEG): lifecycle events of containers and sandboxes.
 
-#include "base/log.h"
 #include "cri/runtime/runtime_records.h"
+
+#include "base/log.h"
 
 namespace berth::cri::runtime {
 

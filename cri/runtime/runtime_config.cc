@@ -1,5 +1,7 @@
 // UpdatePodSandboxResources.
 
+#include "cri/runtime/runtime_records.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,7 +14,6 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
-#include "cri/runtime/runtime_records.h"
 
 namespace berth::cri::runtime {
 namespace {

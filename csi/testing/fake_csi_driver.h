@@ -178,6 +178,20 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service,
     return s;
   }
 
+  // NodeGetVolumeStats answers `resp` (default: no usage).
+  void SetVolumeStats(::csi::v1::NodeGetVolumeStatsResponse resp) {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_ = std::move(resp);
+  }
+  grpc::Status NodeGetVolumeStats(grpc::ServerContext*,
+                                  const ::csi::v1::NodeGetVolumeStatsRequest* req,
+                                  ::csi::v1::NodeGetVolumeStatsResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu_);
+    Record("NodeGetVolumeStats", *req);
+    *resp = stats_;
+    return Err("NodeGetVolumeStats");
+  }
+
  private:
   void Record(const std::string& method, const google::protobuf::Message& req) {
     calls_.push_back({method, req.DebugString()});
@@ -199,6 +213,7 @@ class FakeCsiDriver final : public ::csi::v1::Node::Service,
   int64_t max_volumes_ = 0;
   std::map<std::string, std::string> topology_;
   std::map<std::string, grpc::Status> errors_;
+  ::csi::v1::NodeGetVolumeStatsResponse stats_;
   std::vector<Call> calls_;
   std::map<std::string, std::string> last_;
   std::vector<pluginregistration::RegistrationStatus> notifications_;

@@ -10,6 +10,11 @@
 // directory on the staging path, NodePublishVolume bind-mounts the staging path (or, for
 // ephemeral and unstaged volumes, the volume directory) on the target path (created here,
 // as the kubelet leaves it to the driver); read-only publishes are remounted ro.
+// With --attach it also serves the CSI Controller service with PUBLISH_UNPUBLISH_VOLUME, for
+// the external-attacher: ControllerPublishVolume answers a publish_context naming the node
+// and the volume (the kubelet must pass it on to NodeStage/NodePublish). With --volume-stats
+// it announces GET_VOLUME_STATS and answers NodeGetVolumeStats with fixed sentinel numbers
+// (statsTotal, statsUsed, ... below) that no statfs could produce.
 // Every RPC is logged as one JSON line {"method": ..., "request": {...}} to --log.
 package main
 
@@ -45,11 +50,26 @@ var (
 	topology     = flag.String("topology", "", "accessible topology segments, k=v[,k=v]")
 	stageUnstage = flag.Bool("stage-unstage", true, "announce STAGE_UNSTAGE_VOLUME")
 	versions     = flag.String("versions", "1.0.0", "supported_versions announced in GetInfo, comma-separated")
+	attach       = flag.Bool("attach", false, "serve the Controller service with PUBLISH_UNPUBLISH_VOLUME")
+	volumeStats  = flag.Bool("volume-stats", false, "announce GET_VOLUME_STATS (sentinel numbers)")
+)
+
+// NodeGetVolumeStats answers (bytes and inodes), for the test to find in berth's metrics.
+const (
+	statsTotal       = 5 * 1024 * 1024 * 1024
+	statsUsed        = 4242 * 4096
+	statsAvailable   = statsTotal - statsUsed
+	statsInodes      = 100000
+	statsInodesUsed  = 4242
+	statsInodesFree  = statsInodes - statsInodesUsed
+	publishedNodeKey = "csi.berth.test/node"
+	publishedVolKey  = "csi.berth.test/volume"
 )
 
 type driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedNodeServer
+	csi.UnimplementedControllerServer
 	registerapi.UnimplementedRegistrationServer
 	mu  sync.Mutex
 	out *os.File
@@ -69,7 +89,49 @@ func (d *driver) GetPluginInfo(ctx context.Context, req *csi.GetPluginInfoReques
 
 func (d *driver) GetPluginCapabilities(ctx context.Context, req *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
 	d.logCall("GetPluginCapabilities", req)
-	return &csi.GetPluginCapabilitiesResponse{}, nil
+	resp := &csi.GetPluginCapabilitiesResponse{}
+	if *attach {
+		resp.Capabilities = append(resp.Capabilities, &csi.PluginCapability{
+			Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}}})
+	}
+	return resp, nil
+}
+
+func (d *driver) ControllerGetCapabilities(ctx context.Context, req *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	d.logCall("ControllerGetCapabilities", req)
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: []*csi.ControllerServiceCapability{{
+		Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME}}}}}, nil
+}
+
+func (d *driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	d.logCall("ControllerPublishVolume", req)
+	if req.VolumeId == "" || req.NodeId == "" || req.VolumeCapability == nil {
+		return nil, status.Error(codes.InvalidArgument, "volume_id, node_id and volume_capability are required")
+	}
+	return &csi.ControllerPublishVolumeResponse{PublishContext: map[string]string{
+		publishedNodeKey: req.NodeId, publishedVolKey: req.VolumeId}}, nil
+}
+
+func (d *driver) ControllerUnpublishVolume(ctx context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	d.logCall("ControllerUnpublishVolume", req)
+	if req.VolumeId == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id is required")
+	}
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+func (d *driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	d.logCall("NodeGetVolumeStats", req)
+	if req.VolumeId == "" || req.VolumePath == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume_id and volume_path are required")
+	}
+	if _, err := os.Stat(req.VolumePath); err != nil {
+		return nil, status.Errorf(codes.NotFound, "volume_path %s: %v", req.VolumePath, err)
+	}
+	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
+		{Unit: csi.VolumeUsage_BYTES, Total: statsTotal, Used: statsUsed, Available: statsAvailable},
+		{Unit: csi.VolumeUsage_INODES, Total: statsInodes, Used: statsInodesUsed, Available: statsInodesFree},
+	}}, nil
 }
 
 func (d *driver) Probe(ctx context.Context, req *csi.ProbeRequest) (*csi.ProbeResponse, error) {
@@ -97,6 +159,10 @@ func (d *driver) NodeGetCapabilities(ctx context.Context, req *csi.NodeGetCapabi
 	if *stageUnstage {
 		resp.Capabilities = append(resp.Capabilities, &csi.NodeServiceCapability{
 			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME}}})
+	}
+	if *volumeStats {
+		resp.Capabilities = append(resp.Capabilities, &csi.NodeServiceCapability{
+			Type: &csi.NodeServiceCapability_Rpc{Rpc: &csi.NodeServiceCapability_RPC{Type: csi.NodeServiceCapability_RPC_GET_VOLUME_STATS}}})
 	}
 	return resp, nil
 }
@@ -278,6 +344,9 @@ func main() {
 	srv := grpc.NewServer()
 	csi.RegisterIdentityServer(srv, d)
 	csi.RegisterNodeServer(srv, d)
+	if *attach {
+		csi.RegisterControllerServer(srv, d)
+	}
 	go func() { log.Fatal(srv.Serve(listen(*endpoint))) }()
 	if *regSocket != "" {
 		reg := grpc.NewServer()
