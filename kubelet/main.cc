@@ -2,8 +2,6 @@
 // main() parses the flags, builds every subsystem (registries are filled here, never by static
 // initializers), starts them, and stops them in reverse order on SIGTERM/SIGINT. Stopping
 // berth never stops pods: containers run under conmon and are adopted by the next berth.
-#include "cri/runtime/runtime.h"
-
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdlib>
@@ -25,6 +23,7 @@
 #include "cni/cni_manager.h"
 #include "cri/image/image_store.h"
 #include "cri/oci/oci_runtime.h"
+#include "cri/runtime/runtime.h"
 #include "cri/server/cri_server.h"
 #include "cri/store/db.h"
 #include "csi/csi_manager.h"

@@ -2,8 +2,6 @@
 // the checkpoint archive at the requested location (layout in checkpoint.h). The container
 // keeps running (CRI semantics); a failed or timed-out checkpoint leaves no work dir and no
 // archive behind.
-#include "cri/runtime/runtime_records.h"
-
 #include "cri/runtime/checkpoint.h"
 
 #include <archive.h>
@@ -30,6 +28,7 @@
 #include "base/process.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime_records.h"
 #include "nlohmann/json.hpp"
 
 namespace berth::cri::runtime {

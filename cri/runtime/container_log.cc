@@ -1,13 +1,12 @@
 // ReopenContainerLog: kubelet's container log rotation renames the log file, then asks the
 // runtime to make the container's log writer (conmon) open a new file at the CRI log path.
 
-#include "cri/runtime/runtime_records.h"
-
 #include <chrono>
 #include <thread>
 
 #include "base/file.h"
 #include "base/status.h"
+#include "cri/runtime/runtime_records.h"
 
 namespace berth::cri::runtime {
 

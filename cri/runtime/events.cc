@@ -1,8 +1,7 @@
 // GetContainerEvents (kubelet's evented PLEG): lifecycle events of containers and sandboxes.
 
-#include "cri/runtime/runtime_records.h"
-
 #include "base/log.h"
+#include "cri/runtime/runtime_records.h"
 
 namespace berth::cri::runtime {
 

@@ -4,7 +4,6 @@
 // container_lifecycle.cc; restart recovery in recovery.cc; container exits in exit_monitor.cc.
 
 #include "cri/runtime/runtime.h"
-#include "cri/runtime/runtime_records.h"
 
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -26,6 +25,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "base/status.h"
+#include "cri/runtime/runtime_records.h"
 #include "metrics/fs_usage.h"
 #include "nlohmann/json.hpp"
 

@@ -1,7 +1,5 @@
 // UpdatePodSandboxResources.
 
-#include "cri/runtime/runtime_records.h"
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,6 +12,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/runtime/cgroups.h"
+#include "cri/runtime/runtime_records.h"
 
 namespace berth::cri::runtime {
 namespace {

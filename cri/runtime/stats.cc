@@ -3,8 +3,6 @@
 // layer, from the background measurements of metrics::FsUsageCache (as containerd's snapshot
 // usage cache: a stats call never walks the upper directory).
 
-#include "cri/runtime/runtime_records.h"
-
 #include <sys/stat.h>
 
 #include <optional>
@@ -15,6 +13,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "cri/image/snapshotter.h"
+#include "cri/runtime/runtime_records.h"
 #include "metrics/cgroup_stats.h"
 #include "metrics/fs_usage.h"
 
