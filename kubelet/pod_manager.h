@@ -1,6 +1,7 @@
 // PodManager: the kubelet's pod workers, SyncPod and their wiring to the volume and status
 // managers (upstream pkg/kubelet/pod_workers.go, kuberuntime/kuberuntime_manager.go
-// SyncPod/computePodActions/KillPod).
+// SyncPod/KillPod). What a sync does is decided by ComputePodActions (pod_actions.h); the CRI
+// configs come from container_config.h, images from ImagePuller (image_puller.h).
 //
 // Event-driven: pod add/update/delete events from the watch, "container exited" events from
 // the runtime and timers (image pull / crash-loop back-off expiry, token refresh) queue a
