@@ -31,20 +31,32 @@ using namespace pod_internal;  // NOLINT(google-build-using-namespace): shared h
 PodManager::PodManager(ApiClient* api, cri::RuntimeService* runtime, cri::ImageService* images,
                        PodManagerOptions options)
     : api_(api),
-      runtime_(runtime),
-      images_(images),
+      // With kubelet metrics, every CRI call goes through the instrumented decorators.
+      instrumented_runtime_(
+          options.kubelet_metrics == nullptr
+              ? nullptr
+              : std::make_unique<InstrumentedRuntimeService>(runtime, options.kubelet_metrics)),
+      instrumented_images_(
+          options.kubelet_metrics == nullptr
+              ? nullptr
+              : std::make_unique<InstrumentedImageService>(images, options.kubelet_metrics)),
+      runtime_(instrumented_runtime_ ? instrumented_runtime_.get() : runtime),
+      images_(instrumented_images_ ? instrumented_images_.get() : images),
       opts_(std::move(options)),
       km_(opts_.kubelet_metrics),
       volumes_(api, opts_.root_dir, opts_.clock),
       sysctls_(SysctlAllowlist::Create(opts_.allowed_unsafe_sysctls)
                    .value_or(*SysctlAllowlist::Create({}))),
-      status_(api, opts_.kubelet_metrics) {
-  if (km_ != nullptr) {
-    instrumented_runtime_ = std::make_unique<InstrumentedRuntimeService>(runtime_, km_);
-    instrumented_images_ = std::make_unique<InstrumentedImageService>(images_, km_);
-    runtime_ = instrumented_runtime_.get();
-    images_ = instrumented_images_.get();
-  }
+      status_(api, opts_.kubelet_metrics),
+      puller_(images_, api,
+              {.backoff_initial = opts_.backoff_initial,
+               .backoff_max = opts_.image_backoff_max,
+               .clock = opts_.clock,
+               .record_event = [this](const api::Pod& pod, const std::string& type,
+                                      const std::string& reason, const std::string& message,
+                                      const std::string& container) {
+                 Event(pod, type, reason, message, container);
+               }}) {
   ProbeRunner* runner = opts_.probe_runner;
   if (runner == nullptr) {
     default_probe_runner_ = std::make_unique<DefaultProbeRunner>(runtime_);
@@ -613,44 +625,105 @@ absl::Status PodManager::StopOne(const api::Pod& pod, const std::string& name,
 
 bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod& pod,
                          bool removed) {
-  const api::PodSpec& spec = pod.spec;
-  bool deleting = removed || pod.metadata.deletion_timestamp.has_value();
-  if (deleting) {
-    prober_->RemovePod(uid);
-    if (state->cleaned_up) {
-      // Already killed and removed; the status manager deletes the object.
-      if (removed) status_.RemovePod(uid);
-      return removed;
-    }
-    int64_t grace =
-        pod.metadata.deletion_grace_period_seconds.value_or(spec.termination_grace_period_seconds);
-    absl::Status s = KillPod(uid, pod, grace, /*remove=*/false);
-    if (s.ok() && !removed) {
-      auto rt = GetRuntimeStatus(uid);
-      if (rt.ok()) {
-        state->waiting.clear();
-        UpdateStatus(uid, state, pod, *rt, /*terminal=*/true);
-      }
-    }
-    if (s.ok()) s = KillPod(uid, pod, grace, /*remove=*/true);
-    if (s.ok()) s = volumes_.TearDownPodVolumes(uid);
-    if (!s.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": kill failed, retrying: " << s.message();
+  if (removed || pod.metadata.deletion_timestamp.has_value()) {
+    return SyncTerminatingPod(uid, state, pod, removed);
+  }
+  if (state->terminated) return false;  // terminal pod: nothing runs any more
+  if (EvictIfDue(uid, state, pod)) return false;
+  const std::string& api_phase = pod.status.phase;
+  if (api_phase == "Succeeded" || api_phase == "Failed") {
+    // Terminal before we saw it (e.g. berth restarted): never run it again.
+    absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
+    if (!k.ok()) {
       EnqueueAfter(uid, absl::Seconds(2));
       return false;
     }
     state->terminated = true;
-    state->cleaned_up = true;
-    if (removed) {
-      status_.RemovePod(uid);
-      (void)RemoveAll(volumes_.PodDir(uid));
-      LOG(INFO) << "pod " << pod.Key() << " removed";
-      return true;
-    }
-    status_.MarkForDeletion(uid);
     return false;
   }
-  if (state->terminated) return false;  // terminal pod: nothing runs any more
+
+  absl::Time now = opts_.clock();
+  state->waiting.clear();
+  auto phase_start = std::chrono::steady_clock::now();
+  auto rt = GetRuntimeStatus(uid);
+  Phase(*state, metrics::kPhaseRuntimeStatus, phase_start);
+  if (!rt.ok()) {
+    LOG(WARNING) << "pod " << pod.Key() << ": runtime status: " << rt.status().message();
+    EnqueueAfter(uid, absl::Seconds(2));
+    return false;
+  }
+  if (!AdmitOnce(uid, state, pod, *rt)) return false;
+  // A first status (Pending, ContainerCreating) before anything slow happens.
+  if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);
+
+  // Volumes first: containers cannot start without them.
+  auto volumes = SetUpVolumes(uid, state, pod, *rt, now);
+  if (!volumes) return false;
+
+  // The plan (upstream computePodActions), then the sandbox (RunPodSandbox sets up the
+  // network through CNI).
+  PodActions plan = PlanSync(uid, state, pod, *rt, now);
+  SandboxInfo sandbox;
+  if (!EnsureSandbox(uid, state, pod, plan, &*rt, &sandbox)) return false;
+  // A new sandbox: plan the containers again on the runtime's new view.
+  if (plan.create_sandbox) plan = PlanSync(uid, state, pod, *rt, now, sandbox.id);
+
+  // Containers: probe kills, then starts (each: image, create, start, postStart), garbage.
+  bool changed = KillContainers(pod, plan, sandbox.pod_ip);
+  changed |= StartContainers(uid, state, pod, plan, sandbox, *volumes);
+  changed |= RemoveContainers(plan);
+  if (plan.resync_after) EnqueueAfter(uid, *plan.resync_after);
+  if (changed) {
+    auto after = GetRuntimeStatus(uid);
+    if (after.ok()) rt = std::move(after);
+  }
+
+  // Status: probe workers follow the newest instances, the status is written, a pod that is
+  // done is stopped.
+  SyncProbes(pod, *rt, sandbox.pod_ip);
+  UpdateStatus(uid, state, pod, *rt, false);
+  FinishIfTerminal(uid, state, pod, plan, *rt);
+  return false;
+}
+
+bool PodManager::SyncTerminatingPod(const std::string& uid, PodState* state, const api::Pod& pod,
+                                    bool removed) {
+  prober_->RemovePod(uid);
+  if (state->cleaned_up) {
+    // Already killed and removed; the status manager deletes the object.
+    if (removed) status_.RemovePod(uid);
+    return removed;
+  }
+  int64_t grace = pod.metadata.deletion_grace_period_seconds.value_or(
+      pod.spec.termination_grace_period_seconds);
+  absl::Status s = KillPod(uid, pod, grace, /*remove=*/false);
+  if (s.ok() && !removed) {
+    auto rt = GetRuntimeStatus(uid);
+    if (rt.ok()) {
+      state->waiting.clear();
+      UpdateStatus(uid, state, pod, *rt, /*terminal=*/true);
+    }
+  }
+  if (s.ok()) s = KillPod(uid, pod, grace, /*remove=*/true);
+  if (s.ok()) s = volumes_.TearDownPodVolumes(uid);
+  if (!s.ok()) {
+    LOG(WARNING) << "pod " << pod.Key() << ": kill failed, retrying: " << s.message();
+    EnqueueAfter(uid, absl::Seconds(2));
+    return false;
+  }
+  state->terminated = true;
+  state->cleaned_up = true;
+  if (removed) {
+    status_.RemovePod(uid);
+    (void)RemoveAll(volumes_.PodDir(uid));
+    LOG(INFO) << "pod " << pod.Key() << " removed";
+    return true;
+  }
+  status_.MarkForDeletion(uid);
+  return false;
+}
+
+bool PodManager::EvictIfDue(const std::string& uid, PodState* state, const api::Pod& pod) {
   std::string evicted;
   {
     absl::MutexLock l(&mu_);
@@ -668,75 +741,55 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       EnqueueAfter(uid, *left);
     }
   }
-  if (!evicted.empty()) {
-    // The eviction manager's evictPod (and the active deadline's kill): event first, then
-    // kill with no grace period; the status (Failed/Evicted) is written by UpdateStatus.
-    Event(pod, "Warning", state->rejected_reason.empty() ? "Evicted" : state->rejected_reason,
-          evicted);
-    prober_->RemovePod(uid);
-    absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
-    if (!k.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": evicting: " << k.message();
-      EnqueueAfter(uid, absl::Seconds(2));
-      return false;
-    }
-    state->terminated = true;
-    state->waiting.clear();
-    auto after = GetRuntimeStatus(uid);
-    if (after.ok()) UpdateStatus(uid, state, pod, *after, /*terminal=*/true);
-    LOG(INFO) << "pod " << pod.Key() << " evicted: " << evicted;
-    return false;
-  }
-  const std::string& api_phase = pod.status.phase;
-  if (api_phase == "Succeeded" || api_phase == "Failed") {
-    // Terminal before we saw it (e.g. berth restarted): never run it again.
-    absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
-    if (!k.ok()) {
-      EnqueueAfter(uid, absl::Seconds(2));
-      return false;
-    }
-    state->terminated = true;
-    return false;
-  }
-
-  absl::Time now = opts_.clock();
-  const std::string& policy = spec.restart_policy;
-  state->waiting.clear();
-
-  auto phase_start = std::chrono::steady_clock::now();
-  auto rt = GetRuntimeStatus(uid);
-  Phase(*state, metrics::kPhaseRuntimeStatus, phase_start);
-  if (!rt.ok()) {
-    LOG(WARNING) << "pod " << pod.Key() << ": runtime status: " << rt.status().message();
+  if (evicted.empty()) return false;
+  // The eviction manager's evictPod (and the active deadline's kill): event first, then
+  // kill with no grace period; the status (Failed/Evicted) is written by UpdateStatus.
+  Event(pod, "Warning", state->rejected_reason.empty() ? "Evicted" : state->rejected_reason,
+        evicted);
+  prober_->RemovePod(uid);
+  absl::Status k = KillPod(uid, pod, 0, /*remove=*/false);
+  if (!k.ok()) {
+    LOG(WARNING) << "pod " << pod.Key() << ": evicting: " << k.message();
     EnqueueAfter(uid, absl::Seconds(2));
-    return false;
+    return true;
   }
+  state->terminated = true;
+  state->waiting.clear();
+  auto after = GetRuntimeStatus(uid);
+  if (after.ok()) UpdateStatus(uid, state, pod, *after, /*terminal=*/true);
+  LOG(INFO) << "pod " << pod.Key() << " evicted: " << evicted;
+  return true;
+}
+
+bool PodManager::AdmitOnce(const std::string& uid, PodState* state, const api::Pod& pod,
+                           const PodRuntimeStatus& rt) {
   // Admission, once, for a pod that does not run here yet (upstream HandlePodAdditions ->
   // canAdmitPod; a rejected pod is Failed with the handler's reason and never runs).
-  if (!state->admitted) {
-    if (rt->sandboxes.empty()) {
-      if (auto rejected = AdmitPod(pod)) {
-        const std::string message = absl::StrCat("Pod was rejected: ", rejected->second);
-        LOG(INFO) << "pod " << pod.Key() << " rejected: " << rejected->first << ": "
-                  << rejected->second;
-        Event(pod, "Warning", rejected->first, message);
-        {
-          absl::MutexLock l(&mu_);
-          state->evicted = message;
-        }
-        state->rejected_reason = rejected->first;
-        state->terminated = true;
-        UpdateStatus(uid, state, pod, *rt, /*terminal=*/true);
-        return false;
+  if (state->admitted) return true;
+  if (rt.sandboxes.empty()) {
+    if (auto rejected = AdmitPod(pod)) {
+      const std::string message = absl::StrCat("Pod was rejected: ", rejected->second);
+      LOG(INFO) << "pod " << pod.Key() << " rejected: " << rejected->first << ": "
+                << rejected->second;
+      Event(pod, "Warning", rejected->first, message);
+      {
+        absl::MutexLock l(&mu_);
+        state->evicted = message;
       }
+      state->rejected_reason = rejected->first;
+      state->terminated = true;
+      UpdateStatus(uid, state, pod, rt, /*terminal=*/true);
+      return false;
     }
-    state->admitted = true;
   }
-  // A first status (Pending, ContainerCreating) before anything slow happens.
-  if (state->last_status.empty()) UpdateStatus(uid, state, pod, *rt, false);
+  state->admitted = true;
+  return true;
+}
 
-  // Volumes first: containers cannot start without them.
-  phase_start = std::chrono::steady_clock::now();
+std::optional<std::map<std::string, MountedVolume>> PodManager::SetUpVolumes(
+    const std::string& uid, PodState* state, const api::Pod& pod, const PodRuntimeStatus& rt,
+    absl::Time now) {
+  auto phase_start = std::chrono::steady_clock::now();
   auto volumes = volumes_.SetUpPodVolumes(pod.raw, opts_.node_ip);
   Phase(*state, metrics::kPhaseVolumes, phase_start);
   if (auto refresh = volumes_.NextRefresh(uid)) EnqueueAfter(uid, *refresh - now);
@@ -748,52 +801,76 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       Event(pod, "Warning", "FailedMount", message);
       state->volume_error = std::move(message);
     }
-    UpdateStatus(uid, state, pod, *rt, false);
+    UpdateStatus(uid, state, pod, rt, false);
     state->volume_retry = state->volume_retry == absl::ZeroDuration()
                               ? absl::Milliseconds(200)
                               : std::min(state->volume_retry * 2, opts_.backoff_initial);
     EnqueueAfter(uid, state->volume_retry);
-    return false;
+    return std::nullopt;
   }
   state->volume_retry = absl::ZeroDuration();
   state->volume_error.clear();
+  return *std::move(volumes);
+}
 
-  // The sandbox: the newest ready one, or a new one.
-  const v1::PodSandboxStatus* sandbox = nullptr;
-  if (!rt->sandboxes.empty() && rt->sandboxes[0].state() == v1::SANDBOX_READY)
-    sandbox = &rt->sandboxes[0];
-  std::string sandbox_id;
-  v1::PodSandboxConfig sandbox_config;
-  if (sandbox == nullptr) {
-    uint32_t attempt = 0;
-    for (const auto& sb : rt->sandboxes) attempt = std::max(attempt, sb.metadata().attempt() + 1);
-    if (!rt->sandboxes.empty() || !rt->containers.empty()) {
-      if (policy == "Never" && !rt->containers.empty()) {
-        // The sandbox died after containers ran: a Never pod is not recreated.
-        (void)KillPod(uid, pod, 0, false);
-        auto after = GetRuntimeStatus(uid);
-        state->terminated = true;
-        UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
-        return false;
-      }
-      absl::Status k = KillPod(uid, pod, spec.termination_grace_period_seconds, false);
+PodActions PodManager::PlanSync(const std::string& uid, PodState* state, const api::Pod& pod,
+                                const PodRuntimeStatus& rt, absl::Time now,
+                                const std::string& created_sandbox_id) {
+  PodActionsInput in;
+  in.created_sandbox_id = created_sandbox_id;
+  in.pod = &pod;
+  in.runtime = &rt;
+  in.crash_backoff = &state->crash_backoff;
+  in.now = now;
+  in.backoff_initial = opts_.backoff_initial;
+  in.crash_backoff_max = opts_.crash_backoff_max;
+  for (const auto& cs : rt.containers) {
+    if (cs.state() != v1::CONTAINER_RUNNING) continue;
+    ProbeVerdict v;
+    v.started = prober_->Status(uid, cs.metadata().name(), cs.id()).started;
+    if (auto kill = prober_->KillReason(uid, cs.metadata().name(), cs.id(),
+                                        pod.spec.termination_grace_period_seconds)) {
+      v.failed = kill->type;
+      v.kill_grace_seconds = kill->grace_seconds;
+    }
+    in.probes[cs.id()] = v;
+  }
+  return ComputePodActions(in);
+}
+
+bool PodManager::EnsureSandbox(const std::string& uid, PodState* state, const api::Pod& pod,
+                               const PodActions& plan, PodRuntimeStatus* rt, SandboxInfo* sandbox) {
+  if (plan.sandbox_lost_terminal) {
+    // The sandbox died after containers ran: a Never pod is not recreated.
+    (void)KillPod(uid, pod, 0, false);
+    auto after = GetRuntimeStatus(uid);
+    state->terminated = true;
+    UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
+    return false;
+  }
+  if (!plan.create_sandbox) {
+    sandbox->id = plan.sandbox_id;
+    sandbox->config = MakeSandboxConfig(pod, plan.attempt);
+  } else {
+    if (plan.kill_pod) {
+      absl::Status k = KillPod(uid, pod, pod.spec.termination_grace_period_seconds, false);
       if (!k.ok()) {
         LOG(WARNING) << "pod " << pod.Key() << ": " << k.message();
       }
     }
-    sandbox_config = MakeSandboxConfig(pod, attempt);
-    (void)MkdirAll(sandbox_config.log_directory(), 0755);
+    sandbox->config = MakeSandboxConfig(pod, plan.attempt);
+    (void)MkdirAll(sandbox->config.log_directory(), 0755);
     v1::RunPodSandboxRequest req;
-    *req.mutable_config() = sandbox_config;
+    *req.mutable_config() = sandbox->config;
     std::string handler = opts_.runtime_handler;
-    std::string rc = spec.runtime_class_name.value_or("");
+    std::string rc = pod.spec.runtime_class_name.value_or("");
     if (!rc.empty()) {
       auto obj = api_->Get(absl::StrCat("/apis/node.k8s.io/v1/runtimeclasses/", rc));
       if (obj.ok()) handler = obj->value("handler", handler);
     }
     req.set_runtime_handler(handler);
-    LOG(INFO) << "pod " << pod.Key() << ": RunPodSandbox attempt " << attempt;
-    phase_start = std::chrono::steady_clock::now();
+    LOG(INFO) << "pod " << pod.Key() << ": RunPodSandbox attempt " << plan.attempt;
+    auto phase_start = std::chrono::steady_clock::now();
     auto run = runtime_->RunPodSandbox(req);
     Phase(*state, metrics::kPhaseSandbox, phase_start);
     if (!run.ok()) {
@@ -805,246 +882,108 @@ bool PodManager::SyncPod(const std::string& uid, PodState* state, const api::Pod
       EnqueueAfter(uid, opts_.backoff_initial);
       return false;
     }
-    sandbox_id = run->pod_sandbox_id();
-    rt = GetRuntimeStatus(uid);
-    if (!rt.ok()) {
+    sandbox->id = run->pod_sandbox_id();
+    auto after = GetRuntimeStatus(uid);
+    if (!after.ok()) {
       EnqueueAfter(uid, absl::Seconds(2));
       return false;
     }
-  } else {
-    sandbox_id = sandbox->id();
-    sandbox_config = MakeSandboxConfig(pod, sandbox->metadata().attempt());
+    *rt = *std::move(after);
   }
-  std::string pod_ip;
   for (const auto& sb : rt->sandboxes) {
-    if (sb.id() == sandbox_id) pod_ip = sb.network().ip();
+    if (sb.id() == sandbox->id) sandbox->pod_ip = sb.network().ip();
   }
-  if (spec.host_network) pod_ip = opts_.node_ip;
+  if (pod.spec.host_network) sandbox->pod_ip = opts_.node_ip;
+  return true;
+}
 
-  // Container instances by name, newest first.
-  std::map<std::string, std::vector<const v1::ContainerStatus*>> by_name;
-  for (const auto& cs : rt->containers) by_name[cs.metadata().name()].push_back(&cs);
-  bool changed = false;
-  bool failed = false;
-  // Starts container `c` after `latest` (nullptr: first start), honouring the crash-loop
-  // back-off for restarts.
-  auto start = [&](const api::Container& c, const v1::ContainerStatus* latest) {
-    const std::string& name = c.name;
-    int restart_count = 0;
-    if (latest) {
-      restart_count = RestartCountOf(*latest) + 1;
-      absl::Time finished = absl::FromUnixNanos(latest->finished_at());
-      auto b = state->crash_backoff.find(name);
-      if (b != state->crash_backoff.end()) {
-        // Forget a back-off after a long healthy run (upstream: 2x the maximum).
-        if (now - finished > 2 * opts_.crash_backoff_max) {
-          state->crash_backoff.erase(b);
-        } else if (now < finished + b->second.duration) {
-          state->waiting[name] = {
-              "CrashLoopBackOff",
-              absl::StrCat("back-off ", absl::FormatDuration(b->second.duration),
-                           " restarting failed container=", name, " pod=", pod.metadata.name, "_",
-                           pod.metadata.namespace_, "(", uid, ")")};
-          EnqueueAfter(uid, finished + b->second.duration - now);
-          return;
-        }
-      }
-      b = state->crash_backoff.find(name);
-      absl::Duration d = b == state->crash_backoff.end()
-                             ? opts_.backoff_initial
-                             : std::min(b->second.duration * 2, opts_.crash_backoff_max);
-      state->crash_backoff[name] = Backoff{now + d, d};
-      if (latest->state() != v1::CONTAINER_EXITED) {
-        v1::RemoveContainerRequest rm;
-        rm.set_container_id(latest->id());
-        (void)runtime_->RemoveContainer(rm);
-      }
+bool PodManager::KillContainers(const api::Pod& pod, const PodActions& plan,
+                                const std::string& pod_ip) {
+  for (const ContainerToKill& k : plan.containers_to_kill) {
+    Event(pod, "Normal", "Killing", k.message, k.name);
+    LOG(INFO) << "pod " << pod.Key() << ": container " << k.name << " failed "
+              << absl::AsciiStrToLower(ProbeTypeName(k.probe)) << " probe, stopping " << k.id;
+    absl::Status r = StopOne(pod, k.name, k.id, k.grace_seconds, pod_ip);
+    if (!r.ok()) {
+      LOG(WARNING) << "pod " << pod.Key() << ": " << r.message();
     }
-    auto id =
-        StartContainer(state, pod, c, restart_count, sandbox_id, sandbox_config, pod_ip, *volumes);
-    if (!id.ok()) {
+  }
+  return !plan.containers_to_kill.empty();
+}
+
+bool PodManager::StartContainers(const std::string& uid, PodState* state, const api::Pod& pod,
+                                 const PodActions& plan, const SandboxInfo& sandbox,
+                                 const std::map<std::string, MountedVolume>& volumes) {
+  for (const std::string& name : plan.forget_backoff) state->crash_backoff.erase(name);
+  for (const auto& [name, w] : plan.waiting) state->waiting[name] = w;
+  for (const ContainerToStart& s : plan.containers_to_start) {
+    const std::string& name = s.container->name;
+    if (s.backoff) state->crash_backoff[name] = *s.backoff;
+    if (!s.remove_first.empty()) {
+      v1::RemoveContainerRequest rm;
+      rm.set_container_id(s.remove_first);
+      (void)runtime_->RemoveContainer(rm);
+    }
+    auto id = StartContainer(state, pod, *s.container, s.restart_count, sandbox.id, sandbox.config,
+                             sandbox.pod_ip, volumes, s.pid_target_id);
+    if (id.ok()) continue;
+    const std::string& reason = state->waiting[name].reason;
+    if (s.kind == ContainerToStart::Kind::kEphemeral) {
+      LOG(WARNING) << "pod " << pod.Key() << ": ephemeral container " << name << ": "
+                   << id.status().message();
+    } else {
       LOG(WARNING) << "pod " << pod.Key() << ": " << id.status().message();
-      if (state->waiting[name].reason == "CreateContainerConfigError") {
+      if (reason == "CreateContainerConfigError") {
         // As upstream's startContainer when generateContainerConfig fails.
         Event(pod, "Warning", "Failed", absl::StrCat("Error: ", state->waiting[name].message),
               name);
       }
-      if (state->waiting[name].reason != "ErrImagePull" &&
-          state->waiting[name].reason != "ImagePullBackOff") {
-        EnqueueAfter(uid, opts_.backoff_initial);
-      }
     }
-    changed = true;
-  };
+    if (reason != "ErrImagePull" && reason != "ImagePullBackOff") {
+      EnqueueAfter(uid, opts_.backoff_initial);
+    }
+  }
+  return !plan.containers_to_start.empty();
+}
 
-  // A failed liveness / startup probe of a running instance: kill it; the next sync (the
-  // exit event) restarts it per the restart policy (upstream computePodActions). Returns
-  // true when the instance is being killed.
-  int64_t pod_grace = spec.termination_grace_period_seconds;
-  auto kill_if_probe_failed = [&](const std::string& name, const v1::ContainerStatus& latest) {
-    auto kill = prober_->KillReason(uid, name, latest.id(), pod_grace);
-    if (!kill) return false;
-    std::string probe = absl::AsciiStrToLower(ProbeTypeName(kill->type));
-    Event(pod, "Normal", "Killing",
-          absl::StrCat("Container ", name, " failed ", probe, " probe, will be restarted"), name);
-    LOG(INFO) << "pod " << pod.Key() << ": container " << name << " failed " << probe
-              << " probe, stopping " << latest.id();
-    absl::Status r = StopOne(pod, name, latest.id(), kill->grace_seconds, pod_ip);
-    if (!r.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": " << r.message();
-    }
-    changed = true;
-    EnqueueAfter(uid, absl::ZeroDuration());
-    return true;
-  };
+bool PodManager::RemoveContainers(const PodActions& plan) {
+  for (const std::string& id : plan.containers_to_remove) {
+    v1::RemoveContainerRequest rm;
+    rm.set_container_id(id);
+    (void)runtime_->RemoveContainer(rm);
+  }
+  return !plan.containers_to_remove.empty();
+}
 
-  // Once regular containers were created, regular init containers are done for good
-  // (upstream isPreviouslyInitialized).
-  bool previously_initialized = false;
-  for (const api::Container& c : spec.containers) {
-    if (!by_name[c.name].empty()) previously_initialized = true;
-  }
-  // Init containers in order: a regular one runs to completion before the next starts; a
-  // sidecar (restartPolicy Always) lets the next start once it is started (running, and its
-  // startupProbe succeeded if it has one), and is restarted whenever it exits.
-  bool initialized = true;
-  for (const api::Container& c : spec.init_containers) {
-    const std::string& name = c.name;
-    auto& inst = by_name[name];
-    const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
-    if (api::IsRestartableInitContainer(c)) {
-      if (latest && latest->state() == v1::CONTAINER_RUNNING) {
-        if (kill_if_probe_failed(name, *latest)) {
-          if (!previously_initialized) initialized = false;
-          if (!previously_initialized) break;
-          continue;
-        }
-        if (!prober_->Status(uid, name, latest->id()).started && !previously_initialized) {
-          initialized = false;  // wait for its startupProbe
-          break;
-        }
-        continue;
-      }
-      if (latest && latest->state() == v1::CONTAINER_CREATED && !previously_initialized) {
-        initialized = false;
-        break;
-      }
-      start(c, latest);  // first start, or a restart whatever the pod's restartPolicy
-      if (!previously_initialized) {
-        // Resync to go on with the next container once this one is started (upstream: the
-        // PLEG ContainerStarted event).
-        EnqueueAfter(uid, absl::ZeroDuration());
-        initialized = false;
-        break;
-      }
-      continue;
-    }
-    if (previously_initialized) continue;
-    if (latest && latest->state() == v1::CONTAINER_EXITED && latest->exit_code() == 0) continue;
-    initialized = false;
-    if (latest && latest->state() == v1::CONTAINER_RUNNING) break;
-    if (latest && latest->state() == v1::CONTAINER_EXITED && policy == "Never") {
-      failed = true;
-      break;
-    }
-    start(c, latest);
-    break;
-  }
-  // With sidecars, the pod is done once every regular container has exited for good: the
-  // sidecars are then stopped (upstream computePodActions kills the pod).
-  bool regular_done = initialized && !spec.containers.empty();
-  if (initialized) {
-    for (const api::Container& c : spec.containers) {
-      const std::string& name = c.name;
-      auto& inst = by_name[name];
-      const v1::ContainerStatus* latest = inst.empty() ? nullptr : inst[0];
-      if (latest && latest->state() == v1::CONTAINER_RUNNING) {
-        regular_done = false;
-        kill_if_probe_failed(name, *latest);
-        continue;
-      }
-      if (latest && latest->state() == v1::CONTAINER_EXITED) {
-        bool restart = policy == "Always" || (policy == "OnFailure" && latest->exit_code() != 0);
-        if (!restart) continue;
-      }
-      regular_done = false;
-      start(c, latest);
-    }
-  }
-
-  // Ephemeral containers (kubectl debug, added through the ephemeralcontainers
-  // subresource): each started once, never restarted (upstream EphemeralContainersToStart);
-  // with targetContainerName in the PID namespace of that container's running instance.
-  for (const api::Container& c : spec.ephemeral_containers) {
-    const std::string& name = c.name;
-    if (!by_name[name].empty()) continue;
-    const std::string& target = c.target_container_name;
-    std::string target_id;
-    if (!target.empty()) {
-      const auto& t = by_name[target];
-      if (t.empty() || t[0]->state() != v1::CONTAINER_RUNNING) {
-        state->waiting[name] = {"CreateContainerConfigError",
-                                absl::StrCat("target container \"", target, "\" is not running")};
-        continue;
-      }
-      target_id = t[0]->id();
-    }
-    auto id =
-        StartContainer(state, pod, c, 0, sandbox_id, sandbox_config, pod_ip, *volumes, target_id);
-    if (!id.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": ephemeral container " << name << ": "
-                   << id.status().message();
-      if (state->waiting[name].reason != "ErrImagePull" &&
-          state->waiting[name].reason != "ImagePullBackOff") {
-        EnqueueAfter(uid, opts_.backoff_initial);
-      }
-    }
-    changed = true;
-  }
-
-  // Garbage: keep the two newest instances of each container (current + last state).
-  for (const auto& [name, inst] : by_name) {
-    for (size_t i = 2; i < inst.size(); ++i) {
-      if (inst[i]->state() != v1::CONTAINER_EXITED) continue;
-      v1::RemoveContainerRequest rm;
-      rm.set_container_id(inst[i]->id());
-      (void)runtime_->RemoveContainer(rm);
-      changed = true;
-    }
-  }
-  if (changed) {
-    auto after = GetRuntimeStatus(uid);
-    if (after.ok()) rt = std::move(after);
-  }
+void PodManager::SyncProbes(const api::Pod& pod, const PodRuntimeStatus& rt,
+                            const std::string& pod_ip) {
   // The probe workers follow the newest instance of each container.
-  {
-    std::map<std::string, ProbedContainer> probed;
-    for (const auto& cs : rt->containers) {  // newest first
-      if (probed.count(cs.metadata().name())) continue;
-      probed[cs.metadata().name()] = {cs.id(), absl::FromUnixNanos(cs.started_at()),
-                                      cs.state() == v1::CONTAINER_RUNNING};
-    }
-    prober_->SyncPod(pod, pod_ip, probed);
+  std::map<std::string, ProbedContainer> probed;
+  for (const auto& cs : rt.containers) {  // newest first
+    if (probed.count(cs.metadata().name())) continue;
+    probed[cs.metadata().name()] = {cs.id(), absl::FromUnixNanos(cs.started_at()),
+                                    cs.state() == v1::CONTAINER_RUNNING};
   }
-  UpdateStatus(uid, state, pod, *rt, false);
+  prober_->SyncPod(pod, pod_ip, probed);
+}
+
+void PodManager::FinishIfTerminal(const std::string& uid, PodState* state, const api::Pod& pod,
+                                  const PodActions& plan, const PodRuntimeStatus& rt) {
   std::string phase = state->last_status.value("phase", "");
-  bool has_sidecars = false;
-  for (const api::Container& c : spec.init_containers)
-    has_sidecars |= api::IsRestartableInitContainer(c);
-  if (failed || phase == "Succeeded" || phase == "Failed" || (has_sidecars && regular_done)) {
-    // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
-    absl::Status k = KillPod(uid, pod, spec.termination_grace_period_seconds, false);
-    if (!k.ok()) {
-      LOG(WARNING) << "pod " << pod.Key() << ": stopping terminal pod: " << k.message();
-      EnqueueAfter(uid, absl::Seconds(2));
-      return false;
-    }
-    state->terminated = true;
-    auto after = GetRuntimeStatus(uid);
-    UpdateStatus(uid, state, pod, after.ok() ? *after : *rt, /*terminal=*/true);
-    LOG(INFO) << "pod " << pod.Key() << " is " << state->last_status.value("phase", "");
+  if (!plan.init_failed && phase != "Succeeded" && phase != "Failed" && !plan.only_sidecars_left) {
+    return;
   }
-  return false;
+  // Terminal: stop what is left (the sandbox), keep the exited containers for logs.
+  absl::Status k = KillPod(uid, pod, pod.spec.termination_grace_period_seconds, false);
+  if (!k.ok()) {
+    LOG(WARNING) << "pod " << pod.Key() << ": stopping terminal pod: " << k.message();
+    EnqueueAfter(uid, absl::Seconds(2));
+    return;
+  }
+  state->terminated = true;
+  auto after = GetRuntimeStatus(uid);
+  UpdateStatus(uid, state, pod, after.ok() ? *after : rt, /*terminal=*/true);
+  LOG(INFO) << "pod " << pod.Key() << " is " << state->last_status.value("phase", "");
 }
 
 }  // namespace berth::kubelet

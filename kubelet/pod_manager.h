@@ -1,6 +1,7 @@
 // PodManager: the kubelet's pod workers, SyncPod and their wiring to the volume and status
 // managers (upstream pkg/kubelet/pod_workers.go, kuberuntime/kuberuntime_manager.go
-// SyncPod/computePodActions/KillPod).
+// SyncPod/KillPod). What a sync does is decided by ComputePodActions (pod_actions.h); the CRI
+// configs come from container_config.h, images from ImagePuller (image_puller.h).
 //
 // Event-driven: pod add/update/delete events from the watch, "container exited" events from
 // the runtime and timers (image pull / crash-loop back-off expiry, token refresh) queue a
@@ -39,7 +40,10 @@
 #include "cri/runtime_service.h"
 #include "kubelet/api/pod.h"
 #include "kubelet/api_client.h"
+#include "kubelet/container_config.h"
+#include "kubelet/image_puller.h"
 #include "kubelet/lifecycle.h"
+#include "kubelet/pod_actions.h"
 #include "kubelet/prober.h"
 #include "kubelet/pull_secrets.h"
 #include "kubelet/service_env.h"
@@ -177,10 +181,6 @@ class PodManager {
   Prober& prober() { return *prober_; }
 
  private:
-  struct Backoff {
-    absl::Time until;         // no retry before this time
-    absl::Duration duration;  // the last back-off applied
-  };
   // Per-pod state. Fields under "worker" are touched only by the (serialized) pod worker.
   struct PodState {
     // guarded by mu_: the latest object from the API, parsed; replaced (never mutated) on
@@ -198,10 +198,9 @@ class PodManager {
     // guarded by mu_: seconds spent ensuring images (pulls), subtracted from the SLI.
     double image_seconds = 0;
     // worker:
-    std::map<std::string, ContainerWaiting> waiting;     // container name -> reason
-    std::map<std::string, Backoff> crash_backoff;        // container name
-    std::map<std::string, Backoff> pull_backoff;         // image
-    std::map<std::string, std::string> last_pull_error;  // image -> message
+    std::map<std::string, ContainerWaiting> waiting;      // container name -> reason
+    std::map<std::string, RestartBackoff> crash_backoff;  // container name
+    ImagePullState image_pulls;                           // pull back-off by image
     // Retry delay after a failed volume set-up: 200 ms doubling to backoff_initial (a
     // TokenRequest right after scheduling can be refused until the node authorizer's graph
     // has the pod).
@@ -244,8 +243,53 @@ class PodManager {
   void EnqueueAfter(const std::string& uid, absl::Duration delay);
   void WorkerLoop(int id);
   void TimerLoop();
-  // One sync of one pod. Returns true when the pod is finished and must be forgotten.
+  // The sandbox a sync starts containers in.
+  struct SandboxInfo {
+    std::string id;
+    cri::v1::PodSandboxConfig config;
+    std::string pod_ip;  // the node's IP for a host-network pod
+  };
+  // One sync of one pod (upstream syncPod + kuberuntime SyncPod): the pod-level steps, then
+  // ComputePodActions' plan carried out phase by phase. Returns true when the pod is finished
+  // and must be forgotten.
   bool SyncPod(const std::string& uid, PodState* state, const api::Pod& pod, bool removed);
+  // A deleted or deleting pod: kill, remove, tear volumes down. Returns true to forget it.
+  bool SyncTerminatingPod(const std::string& uid, PodState* state, const api::Pod& pod,
+                          bool removed);
+  // Eviction (EvictPod) or a passed activeDeadlineSeconds: kills the pod with no grace and
+  // makes it terminal. Returns true when the sync ends here.
+  bool EvictIfDue(const std::string& uid, PodState* state, const api::Pod& pod);
+  // Admission, once per pod not yet running here; false when the pod was rejected.
+  bool AdmitOnce(const std::string& uid, PodState* state, const api::Pod& pod,
+                 const PodRuntimeStatus& rt);
+  // Sets up the pod's volumes; nullopt (FailedMount event, retry scheduled) on failure.
+  std::optional<std::map<std::string, MountedVolume>> SetUpVolumes(const std::string& uid,
+                                                                   PodState* state,
+                                                                   const api::Pod& pod,
+                                                                   const PodRuntimeStatus& rt,
+                                                                   absl::Time now);
+  // ComputePodActions over `rt`, the crash back-off state and the prober's verdicts.
+  PodActions PlanSync(const std::string& uid, PodState* state, const api::Pod& pod,
+                      const PodRuntimeStatus& rt, absl::Time now,
+                      const std::string& created_sandbox_id = "");
+  // The plan's sandbox step: the ready sandbox, or kill + RunPodSandbox (*rt is re-read
+  // then). False when the sync ends here (failure retried, or a lost sandbox made the pod
+  // terminal).
+  bool EnsureSandbox(const std::string& uid, PodState* state, const api::Pod& pod,
+                     const PodActions& plan, PodRuntimeStatus* rt, SandboxInfo* sandbox);
+  // The plan's probe-failure kills, starts and garbage removals; each returns true when it
+  // changed the runtime.
+  bool KillContainers(const api::Pod& pod, const PodActions& plan, const std::string& pod_ip);
+  bool StartContainers(const std::string& uid, PodState* state, const api::Pod& pod,
+                       const PodActions& plan, const SandboxInfo& sandbox,
+                       const std::map<std::string, MountedVolume>& volumes);
+  bool RemoveContainers(const PodActions& plan);
+  // Points the probe workers at the newest instance of each container.
+  void SyncProbes(const api::Pod& pod, const PodRuntimeStatus& rt, const std::string& pod_ip);
+  // After the status is written: a pod that is done (phase Succeeded/Failed, a failed init
+  // container of a Never pod, only sidecars left) is stopped and made terminal.
+  void FinishIfTerminal(const std::string& uid, PodState* state, const api::Pod& pod,
+                        const PodActions& plan, const PodRuntimeStatus& rt);
   // Stops and removes everything of the pod; `grace_seconds` for StopContainer.
   absl::Status KillPod(const std::string& uid, const api::Pod& pod, int64_t grace_seconds,
                        bool remove);
@@ -261,33 +305,19 @@ class PodManager {
   // spec.os; its sysctls against the allowlist). Returns {reason, message} when the pod must be
   // rejected, nullopt otherwise.
   std::optional<std::pair<std::string, std::string>> AdmitPod(const api::Pod& pod);
-  // The pod's hostname and domain (upstream GeneratePodHostNameAndDomain): spec.hostnameOverride
-  // alone when set; else spec.hostname or the pod name (at most 63 characters, no trailing
-  // '-' or '.'), with "<subdomain>.<namespace>.svc.<cluster domain>" when spec.subdomain is set.
-  std::pair<std::string, std::string> PodHostnameAndDomain(const api::Pod& pod) const;
   // Time left before spec.activeDeadlineSeconds passes (counted from status.startTime, ours
   // or the object's); nullopt when the pod has no deadline or no start time yet.
   std::optional<absl::Duration> ActiveDeadlineLeft(const api::Pod& pod, const PodState& state);
-  // Ensures the image of container `c` is present per imagePullPolicy. Returns the image ref,
-  // or an error whose message is the waiting message; *reason is set on failure.
   // Forwards an Event about `pod` (and container `container`, if set) to opts_.record_event.
   void Event(const Json& pod, const std::string& type, const std::string& reason,
              const std::string& message, const std::string& container = "");
   void Event(const api::Pod& pod, const std::string& type, const std::string& reason,
              const std::string& message, const std::string& container = "");
-  // The credentials of the pod's spec.imagePullSecrets (GET from the API server each call);
-  // a secret that cannot be read or parsed is left out, logged, and reported once per call
-  // as a FailedToRetrieveImagePullSecret event, as the kubelet does.
-  DockerKeyring PullSecretsKeyring(const api::Pod& pod);
-  absl::StatusOr<std::string> EnsureImage(PodState* state, const api::Pod& pod,
-                                          const api::Container& c,
-                                          const cri::v1::PodSandboxConfig& sandbox,
-                                          std::string* reason);
-  // Creates and starts container `c` in the sandbox and runs its lifecycle.postStart hook
-  // (a failing hook: FailedPostStartHook event, the container is stopped, error). Returns
-  // the container ID.
-  // `pid_target_id`: an ephemeral container's targetContainerName instance, whose PID
-  // namespace it joins (CRI NamespaceMode TARGET) when the pod has no shared one.
+  // Ensures the image of `c` (ImagePuller), creates and starts container `c` in the sandbox and
+  // runs its lifecycle.postStart hook (a failing hook: FailedPostStartHook event, the container is
+  // stopped, error). Returns the container ID. `pid_target_id`: an ephemeral container's
+  // targetContainerName instance, whose PID namespace it joins (CRI NamespaceMode TARGET) when the
+  // pod has no shared one.
   absl::StatusOr<std::string> StartContainer(PodState* state, const api::Pod& pod,
                                              const api::Container& c, int restart_count,
                                              const std::string& sandbox_id,
@@ -309,6 +339,7 @@ class PodManager {
   VolumeManager volumes_;
   SysctlAllowlist sysctls_;
   StatusManager status_;
+  ImagePuller puller_;
   std::unique_ptr<DefaultProbeRunner> default_probe_runner_;
   std::unique_ptr<Prober> prober_;
   std::unique_ptr<LifecycleHandlerRunner> hooks_;
