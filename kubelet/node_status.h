@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,6 +106,11 @@ class NodeStatusManager {
   // message). Without a check the node is always Ready. Called on the manager's thread.
   void SetReadinessCheck(std::function<std::string()> check);
 
+  // Sets the source of the pressure conditions reported True ("MemoryPressure",
+  // "DiskPressure", "PIDPressure": the eviction manager's Conditions()); the others are
+  // False. Called on the manager's thread before each status update; must be thread-safe.
+  void SetPressureCheck(std::function<std::set<std::string>()> check);
+
   // Registers once, synchronously (one attempt). Errors as ApiClient.
   absl::Status RegisterOnce();
   // Sends one status PATCH. Errors as ApiClient.
@@ -143,7 +149,10 @@ class NodeStatusManager {
   std::string pod_cidr_;                // guarded by mu_
   std::vector<std::string> pod_cidrs_;  // guarded by mu_
   std::function<void(const std::string&, const std::vector<std::string>&)> cidr_cb_;
-  std::function<std::string()> readiness_check_;       // guarded by mu_
+  std::function<std::string()> readiness_check_;           // guarded by mu_
+  std::function<std::set<std::string>()> pressure_check_;  // guarded by mu_
+  // Pressure condition type -> (status, transition time); manager thread only.
+  std::map<std::string, std::pair<bool, std::chrono::system_clock::time_point>> pressure_state_;
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
   std::string last_not_ready_ = "unknown";             // manager thread only; "" = was ready
   Json last_reported_ = Json();  // the last status written, heartbeats removed

@@ -34,6 +34,9 @@ n2_ip=10.217.1.2
 n2_link_a_ip=10.217.1.1
 n2_nat_tag="berth-e2e-node-b"
 if ! declare -p n2_auth_args >/dev/null 2>&1; then n2_auth_args=(); fi
+# n2_extra_args (array, set before node2_up): more berth flags for node B (node_pressure.sh:
+# eviction thresholds and GC settings).
+if ! declare -p n2_extra_args >/dev/null 2>&1; then n2_extra_args=(); fi
 
 crictl_b() {
   local cfg="$state/crictl-b.yaml"
@@ -113,7 +116,7 @@ node2_start_berth() {
     --cgroup-root="$n2_cg" --cni-conf-dir="$n2_dir/net.d" --cni-bin-dir=/usr/lib/cni \
     --insecure-registry=$registry --insecure-registry="$node_addr:5000" \
     --registry-mirror="$registry=http://$node_addr:5000" \
-    --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
+    --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node "${n2_extra_args[@]}" \
     </dev/null >>"$state/berth-b.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/pids/berth-b"
