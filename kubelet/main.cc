@@ -894,6 +894,11 @@ int RealMain(int argc, char** argv) {
       fs->Want("node-eviction", paths);
       return out;
     };
+    ndeps.pod_cleaned_up = [pods_dir =
+                                JoinPath(f.root_dir, "kubelet/pods")](const std::string& uid) {
+      std::error_code ec;
+      return !std::filesystem::exists(std::filesystem::path(pods_dir) / uid / "volumes", ec);
+    };
     ndeps.evict = [pm](const kubelet::api::Pod& pod, const kubelet::EvictionMessage& m,
                        int64_t /*grace: EvictPod kills at once*/) {
       pm->EvictPod(pod.metadata.uid, m.message);

@@ -373,6 +373,7 @@ absl::StatusOr<std::string> NodeEvictionManager::Synchronize() {
   if (config_.thresholds.empty()) return std::string();
   ASSIGN_OR_RETURN(NodeStats stats, deps_.node_stats());
   Observations observations = MakeObservations(stats);
+  std::map<std::string, PodUsage> usage = deps_.usage();
   const absl::Time now = Now();
   std::vector<Threshold> met = ThresholdsMet(config_.thresholds, observations, false);
   std::vector<Threshold> to_reclaim;
@@ -450,7 +451,6 @@ absl::StatusOr<std::string> NodeEvictionManager::Synchronize() {
     LOG(WARNING) << "eviction: thresholds met, but no pods are active to evict";
     return std::string();
   }
-  std::map<std::string, PodUsage> usage = deps_.usage();
   RankPods(threshold.signal, usage, &pods);
   for (const api::Pod& pod : pods) {
     if (IsCritical(pod)) continue;  // upstream evictPod refuses critical pods
@@ -463,7 +463,16 @@ absl::StatusOr<std::string> NodeEvictionManager::Synchronize() {
     EvictionMessage m = MakeEvictionMessage(
         threshold.signal, pod, u == usage.end() ? nullptr : &u->second, to_reclaim, observations);
     LOG(INFO) << "eviction: evicting pod " << pod.Key() << ": " << m.message;
-    if (deps_.evict(pod, m, grace)) return pod.metadata.uid;
+    if (!deps_.evict(pod, m, grace)) continue;
+    if (deps_.pod_cleaned_up) {
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      while (!deps_.pod_cleaned_up(pod.metadata.uid) && absl::Now() < deadline) {
+        absl::MutexLock l(&mu_);
+        auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
+        if (mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1))) break;
+      }
+    }
+    return pod.metadata.uid;
   }
   LOG(WARNING) << "eviction: unable to evict any pods from the node";
   return std::string();

@@ -188,6 +188,10 @@ class NodeEvictionManager {
     // the annotations), killing it with `grace_period_s`. Returns false when it refused.
     std::function<bool(const api::Pod& pod, const EvictionMessage& m, int64_t grace_period_s)>
         evict;  // required
+    // Whether an evicted pod's resources are reclaimed (upstream podResourcesAreReclaimed:
+    // here, its volumes torn down). After an eviction the pass waits for it, polling every
+    // second for at most 30 s (upstream waitForPodsCleanup). Optional.
+    std::function<bool(const std::string& uid)> pod_cleaned_up;
     // Node-level reclaim for disk signals, in order: dead containers, then unused images
     // (upstream DeleteAllUnusedContainers, DeleteUnusedImages). Optional.
     std::vector<std::function<absl::Status()>> disk_reclaim;
@@ -200,6 +204,8 @@ class NodeEvictionManager {
   ~NodeEvictionManager();
 
   // One pass of upstream synchronize. Returns the uid of the pod evicted, "" for none.
+  // The usage of every active pod is read on each pass (so that background measurements
+  // exist when pressure comes).
   // Errors: the node stats could not be read (nothing changes).
   absl::StatusOr<std::string> Synchronize();
 
