@@ -147,7 +147,8 @@ TEST(NodeStatusTest, PressureCheckDrivesPressureConditions) {
   std::set<std::string> pressures = {"DiskPressure"};
   mgr.SetPressureCheck([&] { return pressures; });
   auto condition = [&](const std::string& type) {
-    for (const Json& c : client.Requests().back().body["status"]["conditions"]) {
+    Json body = client.Requests().back().body;  // (a copy: Requests() returns a temporary)
+    for (const Json& c : body["status"]["conditions"]) {
       if (c["type"] == type) return c;
     }
     return Json();

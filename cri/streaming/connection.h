@@ -4,6 +4,12 @@
 // Thread safety: a Client belongs to one session thread.
 #pragma once
 
+// clang-format off
+// First: the CRI protos' Signal enum (SIGABRT, ...) clashes with <signal.h>'s macros, which
+// Boost.Asio includes.
+#include "cri/runtime_service.h"
+// clang-format on
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
