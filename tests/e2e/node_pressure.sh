@@ -41,7 +41,7 @@ condition_is() { [ "$(condition "$1" status)" = "$2" ]; }
 wait_for 60 condition_is DiskPressure False || fail "node B: DiskPressure is not False at start"
 
 # --- image GC and dead-container GC ---------------------------------------------------------
-unused="$registry/pause:3.10"
+unused="$registry/busybox-multi:latest"  # shares a layer with $image
 crictl_b pull "$unused" >/dev/null || fail "crictl pull $unused on node B"
 kubectl apply -n "$E2E_NS" -f - >/dev/null <<PODS
 apiVersion: v1
@@ -84,7 +84,7 @@ watch_file="$state/node_pressure.conditions"
 ( while :; do echo "$(condition DiskPressure status)/$(condition DiskPressure reason)"; sleep 0.5
   done >>"$watch_file" 2>/dev/null ) &
 watcher=$!
-trap 'kill "$watcher" 2>/dev/null; node2_down || true; kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
+trap 'kill "$watcher" 2>/dev/null || true; node2_down || true; kubectl delete namespace "$E2E_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true' EXIT
 kubectl apply -n "$E2E_NS" -f - >/dev/null <<POD
 apiVersion: v1
 kind: Pod
