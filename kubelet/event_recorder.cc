@@ -87,6 +87,20 @@ void EventRecorder::Record(const Json& pod, const std::string& type, const std::
   cv_.notify_one();
 }
 
+void EventRecorder::RecordNode(const std::string& type, const std::string& reason,
+                               const std::string& message) {
+  Json node = {{"metadata", {{"name", node_name_}, {"namespace", "default"}, {"uid", node_name_}}}};
+  Json ev = MakeEvent(node, type, reason, message, "");
+  ev["involvedObject"] = {{"kind", "Node"}, {"name", node_name_}, {"uid", node_name_}};
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return;
+    if (queue_.size() >= max_queue_) queue_.pop_front();
+    queue_.push_back(std::move(ev));
+  }
+  cv_.notify_one();
+}
+
 void EventRecorder::Run() {
   while (true) {
     Json ev;

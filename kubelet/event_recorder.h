@@ -26,6 +26,9 @@ class EventRecorder {
 
   // Records an event about `pod` (a v1.Pod). `type` is "Normal" or "Warning"; `field_path`
   // names a container as "spec.containers{name}" (empty for the pod itself).
+  // Records an event about this node (involvedObject kind Node, name and uid the node name,
+  // namespace "default", as the kubelet's nodeRef), e.g. Warning "EvictionThresholdMet".
+  void RecordNode(const std::string& type, const std::string& reason, const std::string& message);
   void Record(const Json& pod, const std::string& type, const std::string& reason,
               const std::string& message, const std::string& field_path = "");
 

@@ -151,6 +151,54 @@ void AddFlags(CLI::App* app, Flags* fp) {
                   "seconds between background measurements of disk usage (writable layers, logs, "
                   "emptyDirs, images); local ephemeral-storage eviction checks after each")
       ->check(CLI::PositiveNumber);
+  app->add_option("--eviction-hard", f.eviction_hard,
+                  "hard eviction thresholds (e.g. memory.available<1Gi); met, a pod is evicted")
+      ->capture_default_str();
+  app->add_option("--eviction-soft", f.eviction_soft,
+                  "soft eviction thresholds (e.g. memory.available<1.5Gi), acting once met for "
+                  "their grace period");
+  app->add_option("--eviction-soft-grace-period", f.eviction_soft_grace_period,
+                  "grace periods of the soft thresholds (e.g. memory.available=1m30s)");
+  app->add_option("--eviction-minimum-reclaim", f.eviction_minimum_reclaim,
+                  "minimum amounts reclaimed past a threshold (e.g. imagefs.available=2Gi)");
+  app->add_option("--eviction-pressure-transition-period", f.eviction_pressure_transition_period,
+                  "how long a pressure condition stays true after its threshold was last met")
+      ->check(go_duration)
+      ->capture_default_str();
+  app->add_option("--eviction-max-pod-grace-period", f.eviction_max_pod_grace_period,
+                  "grace period (s) of pods evicted for a soft threshold (capped by the pod's)")
+      ->capture_default_str();
+  app->add_option("--image-gc-high-threshold", f.image_gc_high_threshold,
+                  "disk usage percent of the image filesystem at which image GC runs (100: never)")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  app->add_option("--image-gc-low-threshold", f.image_gc_low_threshold,
+                  "disk usage percent image GC frees down to")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  app->add_option("--minimum-image-ttl-duration", f.minimum_image_ttl_duration,
+                  "minimum age of an unused image before GC removes it")
+      ->check(go_duration)
+      ->capture_default_str();
+  app->add_option("--minimum-container-ttl-duration", f.minimum_container_ttl_duration,
+                  "minimum age of a finished container before GC removes it")
+      ->check(go_duration)
+      ->capture_default_str();
+  app->add_option("--maximum-dead-containers-per-container",
+                  f.maximum_dead_containers_per_container,
+                  "dead instances kept per container (< 0: no limit)")
+      ->capture_default_str();
+  app->add_option("--maximum-dead-containers", f.maximum_dead_containers,
+                  "dead containers kept on the node (< 0: no limit)")
+      ->capture_default_str();
+  app->add_option("--image-gc-period", f.image_gc_period,
+                  "berth: how often image GC runs (upstream's fixed 5m)")
+      ->check(go_duration)
+      ->capture_default_str();
+  app->add_option("--container-gc-period", f.container_gc_period,
+                  "berth: how often dead-container GC runs (upstream's fixed 1m)")
+      ->check(go_duration)
+      ->capture_default_str();
   GroupFlags(app);
 }
 
@@ -163,10 +211,12 @@ void GroupFlags(CLI::App* app) {
       "--cni-conf-dir",
       "--cni-plugin-timeout",
       "--conmon",
+      "--container-gc-period",
       "--cri-socket",
       "--ebpf",
       "--exec-mode",
       "--fs-usage-period",
+      "--image-gc-period",
       "--insecure-registry",
       "--log-root",
       "--metrics-bind-address",

@@ -79,6 +79,25 @@ struct Flags {
   // = none) and how often it is re-read besides inotify events (fileCheckFrequency).
   std::string pod_manifest_path;
   std::string file_check_frequency = "20s";
+  // Node-pressure eviction (kubelet/node_eviction.h); the maps in upstream flag syntax.
+  std::string eviction_hard =
+      "imagefs.available<15%,imagefs.inodesFree<5%,memory.available<100Mi,nodefs.available<10%,"
+      "nodefs.inodesFree<5%";
+  std::string eviction_soft;
+  std::string eviction_soft_grace_period;
+  std::string eviction_minimum_reclaim;
+  std::string eviction_pressure_transition_period = "5m0s";
+  int eviction_max_pod_grace_period = 0;
+  // Image and dead-container GC (kubelet/garbage_collector.h).
+  int image_gc_high_threshold = 85;
+  int image_gc_low_threshold = 80;
+  std::string minimum_image_ttl_duration = "2m0s";
+  std::string minimum_container_ttl_duration = "0s";
+  int maximum_dead_containers_per_container = 1;
+  int maximum_dead_containers = -1;
+  // berth only: the GC periods (upstream constants ImageGCPeriod 5m, ContainerGCPeriod 1m).
+  std::string image_gc_period = "5m0s";
+  std::string container_gc_period = "1m0s";
 };
 
 // Registers every flag of `f` on `app` (f must outlive app's parse). Not thread-safe.

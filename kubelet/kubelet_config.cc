@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -62,10 +63,7 @@ constexpr IgnoredField kIgnoredFields[] = {
     {"nodeStatusUpdateFrequency", Presence::kValue, nullptr},
     {"nodeStatusReportFrequency", Presence::kValue, nullptr},
     {"nodeLeaseDurationSeconds", Presence::kValue, nullptr},
-    {"imageMinimumGCAge", Presence::kValue, nullptr},
     {"imageMaximumGCAge", Presence::kValue, nullptr},
-    {"imageGCHighThresholdPercent", Presence::kPointer, nullptr},
-    {"imageGCLowThresholdPercent", Presence::kPointer, nullptr},
     {"volumeStatsAggPeriod", Presence::kValue, nullptr},
     {"kubeletCgroups", Presence::kValue, nullptr},
     {"systemCgroups", Presence::kValue, nullptr},
@@ -92,13 +90,6 @@ constexpr IgnoredField kIgnoredFields[] = {
     {"kubeAPIBurst", Presence::kValue, nullptr},
     {"serializeImagePulls", Presence::kPointer, nullptr},
     {"maxParallelImagePulls", Presence::kPointer, nullptr},
-    {"evictionHard", Presence::kValue, nullptr},
-    {"evictionSoft", Presence::kValue, nullptr},
-    {"evictionSoftGracePeriod", Presence::kValue, nullptr},
-    {"evictionPressureTransitionPeriod", Presence::kValue, nullptr},
-    {"evictionMaxPodGracePeriod", Presence::kValue, nullptr},
-    {"evictionMinimumReclaim", Presence::kValue, nullptr},
-    {"mergeDefaultEvictionSettings", Presence::kPointer, nullptr},
     {"podsPerCore", Presence::kValue, nullptr},
     {"enableControllerAttachDetach", Presence::kPointer, "true"},  // berth attaches nothing
     {"protectKernelDefaults", Presence::kValue, nullptr},
@@ -173,6 +164,16 @@ constexpr const char* kMappedFields[] = {
     "serverTLSBootstrap",
     "staticPodPath",
     "fileCheckFrequency",
+    "evictionHard",
+    "evictionSoft",
+    "evictionSoftGracePeriod",
+    "evictionPressureTransitionPeriod",
+    "evictionMaxPodGracePeriod",
+    "evictionMinimumReclaim",
+    "mergeDefaultEvictionSettings",
+    "imageMinimumGCAge",
+    "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent",
 };
 
 const IgnoredField* FindIgnored(const std::string& name) {
@@ -269,6 +270,7 @@ class Parser {
     ReadNode(top);
     ReadPods(top);
     ReadLogging(top);
+    ReadEviction(top);
     ReadIgnored(top);
     if (!error_.ok()) return error_;
 
@@ -575,6 +577,78 @@ class Parser {
     if (std::optional<std::string> d =
             Duration(Get(top, "fileCheckFrequency"), "fileCheckFrequency")) {
       Set("fileCheckFrequency", "--file-check-frequency", {*d});
+    }
+  }
+
+  // A map[string]string field; nullopt when absent.
+  std::optional<std::map<std::string, std::string>> StringMap(const YAML::Node& n,
+                                                              const std::string& field) {
+    if (Absent(n)) return std::nullopt;
+    if (!n.IsMap()) {
+      Fail(field, absl::StrCat("want an object of strings, got ", Quoted(n)));
+      return std::nullopt;
+    }
+    std::map<std::string, std::string> out;
+    for (const auto& kv : n) {
+      std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      std::optional<std::string> v = String(kv.second, absl::StrCat(field, ".", key));
+      if (!v) return std::nullopt;
+      out[key] = *v;
+    }
+    return out;
+  }
+
+  // Node-pressure eviction and image GC. evictionHard absent keeps the flag's default (upstream
+  // DefaultEvictionHard); given, it replaces it, with the defaults merged in for the signals it
+  // leaves out when mergeDefaultEvictionSettings is true (upstream loadConfigFile).
+  void ReadEviction(const Object& top) {
+    auto joined = [](const std::map<std::string, std::string>& m, const char* sep) {
+      std::vector<std::string> parts;
+      for (const auto& [k, v] : m) parts.push_back(absl::StrCat(k, sep, v));
+      return absl::StrJoin(parts, ",");
+    };
+    if (auto hard = StringMap(Get(top, "evictionHard"), "evictionHard")) {
+      if (Bool(Get(top, "mergeDefaultEvictionSettings"), "mergeDefaultEvictionSettings") == true) {
+        for (const auto& [k, v] :
+             std::map<std::string, std::string>{{"memory.available", "100Mi"},
+                                                {"nodefs.available", "10%"},
+                                                {"nodefs.inodesFree", "5%"},
+                                                {"imagefs.available", "15%"},
+                                                {"imagefs.inodesFree", "5%"}}) {
+          hard->emplace(k, v);
+        }
+      }
+      Set("evictionHard", "--eviction-hard", {joined(*hard, "<")});
+    }
+    for (auto [field, flag, sep] :
+         {std::tuple{"evictionSoft", "--eviction-soft", "<"},
+          std::tuple{"evictionSoftGracePeriod", "--eviction-soft-grace-period", "="},
+          std::tuple{"evictionMinimumReclaim", "--eviction-minimum-reclaim", "="}}) {
+      if (auto m = StringMap(Get(top, field), field); m && !m->empty()) {
+        Set(field, flag, {joined(*m, sep)});
+      }
+    }
+    if (auto d = Duration(Get(top, "evictionPressureTransitionPeriod"),
+                          "evictionPressureTransitionPeriod")) {
+      Set("evictionPressureTransitionPeriod", "--eviction-pressure-transition-period", {*d});
+    }
+    if (auto n = Int(Get(top, "evictionMaxPodGracePeriod"), "evictionMaxPodGracePeriod");
+        n && *n != 0) {
+      Set("evictionMaxPodGracePeriod", "--eviction-max-pod-grace-period", {std::to_string(*n)});
+    }
+    if (auto d = Duration(Get(top, "imageMinimumGCAge"), "imageMinimumGCAge")) {
+      Set("imageMinimumGCAge", "--minimum-image-ttl-duration", {*d});
+    }
+    for (auto [field, flag] :
+         {std::pair{"imageGCHighThresholdPercent", "--image-gc-high-threshold"},
+          std::pair{"imageGCLowThresholdPercent", "--image-gc-low-threshold"}}) {
+      if (auto n = Int(Get(top, field), field)) {
+        if (*n < 0 || *n > 100) {
+          Fail(field, absl::StrCat(*n, " must be between 0 and 100, inclusive"));
+          continue;
+        }
+        Set(field, flag, {std::to_string(*n)});
+      }
     }
   }
 

@@ -266,14 +266,12 @@ podLogsDir: logs
 TEST(KubeletConfigTest, UnsupportedFieldsInOneWarning) {
   KubeletConfig c = MustParse(R"(
 staticPodURL: http://192.0.2.1/pods
-evictionHard:
-  memory.available: 100Mi
+imageMaximumGCAge: 1h
 readOnlyPort: 10255
 podCIDR: 10.244.0.0/24
 cgroupDriver: systemd
 containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 featureGates: {SomeGate: true}
-imageGCHighThresholdPercent: 85
 logging: {format: json, flushFrequency: 5s}
 cgroupsPerQOS: true
 registerNode: true
@@ -284,14 +282,13 @@ enableDebuggingHandlers: true
   const std::string& w = c.warnings[0];
   EXPECT_THAT(w, HasSubstr("not implemented by berth, ignored: "));
   for (const char* part :
-       {"staticPodURL (http://192.0.2.1/pods)", "evictionHard",
+       {"staticPodURL (http://192.0.2.1/pods)", "imageMaximumGCAge (1h)",
         "readOnlyPort (10255; berth serves no read-only port)",
         "podCIDR (10.244.0.0/24; berth takes the pod CIDR from Node.spec.podCIDR)",
         "cgroupDriver (systemd; berth uses cgroupfs)",
         "containerRuntimeEndpoint (unix:///run/containerd/containerd.sock; berth's kubelet "
         "uses its own runtime, served on /run/berth/berth.sock)",
-        "featureGates", "imageGCHighThresholdPercent (85)",
-        "logging.format (json; berth logs text)", "logging.flushFrequency (5s)"}) {
+        "featureGates", "logging.format (json; berth logs text)", "logging.flushFrequency (5s)"}) {
     EXPECT_THAT(w, HasSubstr(part));
   }
   for (const char* fine : {"cgroupsPerQOS", "registerNode", "failSwapOn", "enableDebuggingHandlers",
@@ -299,6 +296,42 @@ enableDebuggingHandlers: true
     EXPECT_THAT(w, Not(HasSubstr(fine)));
   }
   EXPECT_THAT(c.settings, IsEmpty());
+}
+
+// Eviction and image GC fields become the upstream flags; mergeDefaultEvictionSettings adds the
+// default hard thresholds the file leaves out.
+TEST(KubeletConfigTest, EvictionAndImageGc) {
+  KubeletConfig c = MustParse(R"(
+evictionHard: {memory.available: 200Mi, nodefs.available: 5%}
+mergeDefaultEvictionSettings: true
+evictionSoft: {memory.available: 1Gi}
+evictionSoftGracePeriod: {memory.available: 1m30s}
+evictionMinimumReclaim: {nodefs.available: 1Gi}
+evictionPressureTransitionPeriod: 30s
+evictionMaxPodGracePeriod: 20
+imageMinimumGCAge: 5m
+imageGCHighThresholdPercent: 90
+imageGCLowThresholdPercent: 70
+)");
+  EXPECT_THAT(c.warnings, IsEmpty());
+  auto f = ByFlag(c);
+  EXPECT_EQ(f["--eviction-hard"],
+            Values{"imagefs.available<15%,imagefs.inodesFree<5%,memory.available<200Mi,"
+                   "nodefs.available<5%,nodefs.inodesFree<5%"});
+  EXPECT_EQ(f["--eviction-soft"], Values{"memory.available<1Gi"});
+  EXPECT_EQ(f["--eviction-soft-grace-period"], Values{"memory.available=1m30s"});
+  EXPECT_EQ(f["--eviction-minimum-reclaim"], Values{"nodefs.available=1Gi"});
+  EXPECT_EQ(f["--eviction-pressure-transition-period"], Values{"30s"});
+  EXPECT_EQ(f["--eviction-max-pod-grace-period"], Values{"20"});
+  EXPECT_EQ(f["--minimum-image-ttl-duration"], Values{"5m"});
+  EXPECT_EQ(f["--image-gc-high-threshold"], Values{"90"});
+  EXPECT_EQ(f["--image-gc-low-threshold"], Values{"70"});
+  // Without the merge, evictionHard replaces the defaults; an empty map disables them.
+  EXPECT_EQ(ByFlag(MustParse("evictionHard: {memory.available: 1Gi}\n"))["--eviction-hard"],
+            Values{"memory.available<1Gi"});
+  EXPECT_EQ(ByFlag(MustParse("evictionHard: {}\n"))["--eviction-hard"], Values{""});
+  EXPECT_THAT(ParseError(std::string(kHeader) + "imageGCHighThresholdPercent: 101\n"),
+              HasSubstr("imageGCHighThresholdPercent: 101 must be between 0 and 100"));
 }
 
 TEST(KubeletConfigTest, BerthsOwnSocketIsAcceptedAsRuntimeEndpoint) {

@@ -3,10 +3,14 @@
 // initializers), starts them, and stops them in reverse order on SIGTERM/SIGINT. Stopping
 // berth never stops pods: containers run under conmon and are adopted by the next berth.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "base/cgroup_mounts.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
@@ -35,9 +40,11 @@
 #include "kubelet/event_recorder.h"
 #include "kubelet/eviction.h"
 #include "kubelet/flags.h"
+#include "kubelet/garbage_collector.h"
 #include "kubelet/kubelet_config.h"
 #include "kubelet/lease.h"
 #include "kubelet/list_watch.h"
+#include "kubelet/node_eviction.h"
 #include "kubelet/node_status.h"
 #include "kubelet/pod_cni_config.h"
 #include "kubelet/pod_manager.h"
@@ -457,6 +464,54 @@ int RealMain(int argc, char** argv) {
     return 1;
   }
 
+  // Node-pressure eviction thresholds and GC policies (checked before anything starts acting).
+  std::vector<kubelet::Threshold> thresholds;
+  kubelet::ImageGcPolicy image_gc_policy;
+  kubelet::ContainerGcPolicy container_gc_policy;
+  absl::Duration pressure_transition, image_gc_period, container_gc_period;
+  {
+    absl::Status bad;
+    auto map_flag = [&bad](const char* name, const std::string& v, char sep) {
+      absl::StatusOr<std::map<std::string, std::string>> m = kubelet::ParseMapFlag(v, sep);
+      if (!m.ok() && bad.ok())
+        bad = absl::InvalidArgumentError(absl::StrCat(name, ": ", m.status().message()));
+      return m.ok() ? *m : std::map<std::string, std::string>();
+    };
+    auto hard = map_flag("--eviction-hard", f.eviction_hard, '<');
+    auto soft = map_flag("--eviction-soft", f.eviction_soft, '<');
+    auto grace = map_flag("--eviction-soft-grace-period", f.eviction_soft_grace_period, '=');
+    auto reclaim = map_flag("--eviction-minimum-reclaim", f.eviction_minimum_reclaim, '=');
+    if (bad.ok()) {
+      auto t = kubelet::ParseThresholdConfig(hard, soft, grace, reclaim);
+      if (t.ok()) {
+        thresholds = *t;
+      } else {
+        bad = absl::InvalidArgumentError(absl::StrCat("--eviction-*: ", t.status().message()));
+      }
+    }
+    image_gc_policy.high_threshold_percent = f.image_gc_high_threshold;
+    image_gc_policy.low_threshold_percent = f.image_gc_low_threshold;
+    // (durations validated by the flags' checks)
+    image_gc_policy.min_age = *kubelet::ParseGoDuration(f.minimum_image_ttl_duration);
+    if (absl::Status s = kubelet::ValidateImageGcPolicy(image_gc_policy); !s.ok() && bad.ok()) {
+      bad = absl::InvalidArgumentError(absl::StrCat("--image-gc-*: ", s.message()));
+    }
+    container_gc_policy.min_age = *kubelet::ParseGoDuration(f.minimum_container_ttl_duration);
+    container_gc_policy.max_per_pod_container = f.maximum_dead_containers_per_container;
+    container_gc_policy.max_containers = f.maximum_dead_containers;
+    pressure_transition = *kubelet::ParseGoDuration(f.eviction_pressure_transition_period);
+    image_gc_period = *kubelet::ParseGoDuration(f.image_gc_period);
+    container_gc_period = *kubelet::ParseGoDuration(f.container_gc_period);
+    if ((image_gc_period <= absl::ZeroDuration() || container_gc_period <= absl::ZeroDuration()) &&
+        bad.ok()) {
+      bad = absl::InvalidArgumentError("--image-gc-period and --container-gc-period must be > 0");
+    }
+    if (!bad.ok()) {
+      LOG(ERROR) << "berth: " << bad.message();
+      return 2;
+    }
+  }
+
   // --- kubelet role ---
   std::unique_ptr<kubelet::ApiClient> api;
   std::unique_ptr<kubelet::NodeStatusManager> node_status;
@@ -475,6 +530,12 @@ int RealMain(int argc, char** argv) {
   std::unique_ptr<kubelet::server::KubeletServer> kubelet_server;
   std::unique_ptr<kubelet::server::ContainerLogManager> log_manager;
   std::unique_ptr<kubelet::LocalStorageEvictor> evictor;
+  std::unique_ptr<kubelet::ImageGcManager> image_gc;
+  std::unique_ptr<kubelet::ContainerGc> container_gc;
+  std::unique_ptr<kubelet::GcLoop> gc_loop;
+  std::unique_ptr<kubelet::NodeEvictionManager> node_eviction;
+  std::unique_ptr<kubelet::MemoryThresholdNotifier> memory_notifier;
+  auto pods_synced = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<metrics::MetricsServer> healthz_server;
   if (!f.runtime_only) {
     kubelet::certificate::NodeCredentialsOptions copts;
@@ -650,9 +711,10 @@ int RealMain(int argc, char** argv) {
     // After the first full list: sandboxes of pods that no longer exist (deleted while berth
     // was down) are stopped and removed.
     kubelet::MirrorPodManager* mm = mirrors.get();
-    h.on_synced = [pm, mm] {
+    h.on_synced = [pm, mm, pods_synced] {
       pm->HandlePodsSynced();
       if (mm != nullptr) mm->HandleMirrorPodsSynced();
+      pods_synced->store(true);
     };
     pod_watch = std::make_unique<kubelet::ListWatch>(api.get(), wopts, h);
     // The cluster's services, for the containers' service links (as the kubelet's informer).
@@ -794,6 +856,172 @@ int RealMain(int argc, char** argv) {
     edeps.pods_dir = JoinPath(f.root_dir, "kubelet/pods");
     evictor = std::make_unique<kubelet::LocalStorageEvictor>(edeps);
     fs_usage.OnRefresh([e = evictor.get()] { e->Check(); });
+
+    // Image and dead-container GC; node-pressure eviction reclaims through them first.
+    const std::string image_dir = iopts.root_dir;
+    image_gc = std::make_unique<kubelet::ImageGcManager>(
+        &images, &runtime, image_gc_policy, [image_dir]() -> absl::StatusOr<kubelet::FsCapacity> {
+          ASSIGN_OR_RETURN(kubelet::NodeStats::Fs fs, kubelet::ReadFsStats(image_dir));
+          return kubelet::FsCapacity{fs.capacity_bytes, fs.available_bytes};
+        });
+    container_gc = std::make_unique<kubelet::ContainerGc>(
+        &runtime, container_gc_policy, [pm, pods_synced](const std::string& uid) {
+          // Until the first pod list, no pod counts as deleted (upstream allSourcesReady).
+          for (const kubelet::api::Pod& p : pm->ActivePods()) {
+            if (p.metadata.uid == uid) return kubelet::PodGcState::kActive;
+          }
+          std::vector<std::string> known = pm->PodUids();
+          if (std::find(known.begin(), known.end(), uid) != known.end())
+            return kubelet::PodGcState::kTerminated;
+          return pods_synced->load() ? kubelet::PodGcState::kDeleted : kubelet::PodGcState::kActive;
+        });
+    {
+      kubelet::ImageGcManager* ig = image_gc.get();
+      kubelet::ContainerGc* cg = container_gc.get();
+      kubelet::EventRecorder* er = events.get();
+      gc_loop = std::make_unique<kubelet::GcLoop>(
+          image_gc_period,
+          [ig, er] {
+            absl::StatusOr<int64_t> freed = ig->GarbageCollect();
+            if (!freed.ok()) {
+              LOG(WARNING) << "image gc: " << freed.status();
+              er->RecordNode("Warning", "ImageGCFailed", std::string(freed.status().message()));
+            }
+          },
+          container_gc_period,
+          [cg] {
+            if (auto r = cg->GarbageCollect(false); !r.ok()) {
+              LOG(WARNING) << "container gc: " << r.status();
+            }
+          });
+      gc_loop->Start();
+    }
+
+    kubelet::NodeEvictionManager::Config ecfg;
+    ecfg.thresholds = thresholds;
+    ecfg.pressure_transition_period = pressure_transition;
+    ecfg.max_pod_grace_period_s = f.eviction_max_pod_grace_period;
+    kubelet::NodeEvictionManager::Deps ndeps;
+    const int64_t memory_capacity = machine->memory_kib * 1024;
+    std::optional<metrics::CgroupReader> reader;
+    if (cgroup_reader.ok()) reader = *cgroup_reader;
+    // The memory threshold notifier (cgroup v1: memory.usage_in_bytes + cgroup.event_control)
+    // wakes the eviction manager as soon as memory.available crosses its threshold.
+    std::optional<kubelet::Threshold> memory_threshold;
+    for (const kubelet::Threshold& t : thresholds) {
+      if (t.signal == kubelet::Signal::kMemoryAvailable && (!memory_threshold || t.hard()))
+        memory_threshold = t;
+    }
+    std::string memcg = V1CgroupMount(HostCgroupMounts(), "memory");
+    auto notifier_armed = std::make_shared<absl::Time>(absl::InfinitePast());
+    ndeps.node_stats = [root = f.root_dir, image_dir, memory_capacity, reader, memory_threshold,
+                        notifier = &memory_notifier,
+                        notifier_armed]() -> absl::StatusOr<kubelet::NodeStats> {
+      kubelet::NodeStats st;
+      st.memory_capacity = memory_capacity;
+      if (reader) {
+        absl::StatusOr<metrics::CgroupStats> root_cg = reader->Read("/");
+        if (root_cg.ok() && root_cg->has_memory) {
+          st.memory_working_set = static_cast<int64_t>(root_cg->memory_working_set_bytes);
+          // upstream refreshes the notifier's threshold every 10 s (notifierRefreshInterval).
+          if (*notifier != nullptr && memory_threshold &&
+              absl::Now() - *notifier_armed >= absl::Seconds(10)) {
+            *notifier_armed = absl::Now();
+            std::optional<int64_t> at = kubelet::MemoryNotifierThreshold(
+                *memory_threshold, memory_capacity,
+                static_cast<int64_t>(root_cg->memory_inactive_file_bytes));
+            if (at) {
+              if (absl::Status s = (*notifier)->UpdateThreshold(*at); !s.ok()) {
+                LOG(WARNING) << "eviction: memory threshold notifier: " << s;
+                notifier->reset();
+              }
+            }
+          }
+        }
+      }
+      ASSIGN_OR_RETURN(st.nodefs, kubelet::ReadFsStats(root));
+      ASSIGN_OR_RETURN(st.imagefs, kubelet::ReadFsStats(image_dir));
+      kubelet::ReadPidStats("/proc", &st);
+      return st;
+    };
+    ndeps.pods = [pm] { return pm->ActivePods(); };
+    ndeps.usage = [list_targets, reader, fs = &fs_usage,
+                   pods_dir = JoinPath(f.root_dir, "kubelet/pods")] {
+      std::map<std::string, kubelet::PodUsage> out;
+      std::set<std::string> paths;
+      auto measure = [&](const std::string& path) -> std::optional<int64_t> {
+        if (path.empty()) return std::nullopt;
+        paths.insert(path);
+        std::optional<metrics::FsStats> s = fs->Get(path);
+        if (!s) return std::nullopt;
+        return static_cast<int64_t>(s->used_bytes);
+      };
+      for (const metrics::SummaryPod& p : list_targets().pods) {
+        kubelet::PodUsage& u = out[p.uid];
+        if (reader) {
+          if (auto st = reader->Read(p.cgroup_path); st.ok()) {
+            if (st->has_memory) u.memory = static_cast<int64_t>(st->memory_working_set_bytes);
+            if (st->has_pids) u.processes = static_cast<int64_t>(st->pids_current);
+          }
+        }
+        int64_t disk = 0;
+        bool measured = false;
+        for (const metrics::SummaryContainer& c : p.containers) {
+          if (reader) {
+            if (auto st = reader->Read(c.cgroup_path); st.ok() && st->has_memory) {
+              u.container_memory[c.name] = static_cast<int64_t>(st->memory_working_set_bytes);
+            }
+          }
+          std::optional<int64_t> rootfs = measure(c.rootfs_dir), logs = measure(c.log_path);
+          if (!rootfs && !logs) continue;
+          u.container_disk[c.name] = rootfs.value_or(0) + logs.value_or(0);
+          disk += u.container_disk[c.name];
+          measured = true;
+        }
+        std::error_code ec;
+        std::filesystem::path dirs =
+            std::filesystem::path(pods_dir) / p.uid / "volumes" / "kubernetes.io~empty-dir";
+        for (const auto& e : std::filesystem::directory_iterator(dirs, ec)) {
+          if (std::optional<int64_t> used = measure(e.path().string())) {
+            disk += *used;
+            measured = true;
+          }
+        }
+        if (measured) u.disk = disk;
+      }
+      fs->Want("node-eviction", paths);
+      return out;
+    };
+    ndeps.pod_cleaned_up = [pods_dir =
+                                JoinPath(f.root_dir, "kubelet/pods")](const std::string& uid) {
+      std::error_code ec;
+      return !std::filesystem::exists(std::filesystem::path(pods_dir) / uid / "volumes", ec);
+    };
+    ndeps.evict = [pm](const kubelet::api::Pod& pod, const kubelet::EvictionMessage& m,
+                       int64_t /*grace: EvictPod kills at once*/) {
+      pm->EvictPod(pod.metadata.uid, m.message);
+      return true;
+    };
+    {
+      kubelet::ContainerGc* cg = container_gc.get();
+      kubelet::ImageGcManager* ig = image_gc.get();
+      ndeps.disk_reclaim.push_back([cg]() { return cg->GarbageCollect(true).status(); });
+      ndeps.disk_reclaim.push_back([ig]() { return ig->DeleteUnusedImages().status(); });
+    }
+    ndeps.node_event = [er = events.get()](const std::string& reason, const std::string& message) {
+      er->RecordNode("Warning", reason, message);
+    };
+    node_eviction = std::make_unique<kubelet::NodeEvictionManager>(ecfg, ndeps);
+    if (memory_threshold && !memcg.empty()) {
+      kubelet::NodeEvictionManager* em = node_eviction.get();
+      memory_notifier =
+          std::make_unique<kubelet::MemoryThresholdNotifier>(memcg, [em] { em->Trigger(); });
+    }
+    {
+      kubelet::NodeEvictionManager* em = node_eviction.get();
+      node_status->SetPressureCheck([em] { return em->Conditions(); });
+    }
+    node_eviction->Start();
     if (f.healthz_port != 0) {
       // As the kubelet's healthz server: GET /healthz -> "ok". A bind failure is logged and
       // berth runs on (upstream logs it too and does not exit).
@@ -825,6 +1053,9 @@ int RealMain(int argc, char** argv) {
   if (service_watch) service_watch->Stop();
   if (static_pods) static_pods->Stop();
   if (mirrors) mirrors->Stop();
+  if (node_eviction) node_eviction->Stop();
+  if (memory_notifier) memory_notifier->Stop();
+  if (gc_loop) gc_loop->Stop();
   if (pods) pods->Stop();
   if (csi_manager) csi_manager->Stop();
   if (events) events->Stop();

@@ -337,6 +337,11 @@ void NodeStatusManager::Observe(const Json& node) {
   if (cb) cb(cidr, cidrs);
 }
 
+void NodeStatusManager::SetPressureCheck(std::function<std::set<std::string>()> check) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pressure_check_ = std::move(check);
+}
+
 absl::Status NodeStatusManager::RegisterOnce() {
   std::function<std::string()> check;
   {
@@ -381,10 +386,38 @@ absl::Status NodeStatusManager::UpdateStatusOnce() {
     ready_since_ = now;  // Ready flipped: a new transition time for it
   }
   last_not_ready_ = not_ready;
+  std::function<std::set<std::string>()> pressure;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pressure = pressure_check_;
+  }
+  std::set<std::string> pressures = pressure ? pressure() : std::set<std::string>();
   Json node = BuildNode(options_, machine_, now, not_ready);
   if (volumes_in_use_) node["status"]["volumesInUse"] = volumes_in_use_();
   std::string since = FormatTime(ready_since_);
-  for (Json& c : node["status"]["conditions"]) c["lastTransitionTime"] = since;
+  for (Json& c : node["status"]["conditions"]) {
+    c["lastTransitionTime"] = since;
+    const std::string type = c.value("type", "");
+    if (type == "Ready") continue;
+    // The eviction manager's pressure conditions (upstream nodestatus MemoryPressureCondition,
+    // DiskPressureCondition, PIDPressureCondition), each with its own transition time.
+    const bool on = pressures.count(type) > 0;
+    auto [it, fresh] = pressure_state_.try_emplace(type, on, ready_since_);
+    if (!fresh && it->second.first != on) it->second = {on, now};
+    c["lastTransitionTime"] = FormatTime(it->second.second);
+    if (!on) continue;
+    c["status"] = "True";
+    if (type == "MemoryPressure") {
+      c["reason"] = "KubeletHasInsufficientMemory";
+      c["message"] = "kubelet has insufficient memory available";
+    } else if (type == "DiskPressure") {
+      c["reason"] = "KubeletHasDiskPressure";
+      c["message"] = "kubelet has disk pressure";
+    } else if (type == "PIDPressure") {
+      c["reason"] = "KubeletHasInsufficientPID";
+      c["message"] = "kubelet has insufficient PID available";
+    }
+  }
   // As the kubelet's tryUpdateNodeStatus: within nodeStatusReportFrequency of the last write,
   // a status that did not change apart from its heartbeat times is not written.
   Json comparable = node["status"];

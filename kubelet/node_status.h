@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -114,6 +115,10 @@ class NodeStatusManager {
   // Asks for a status write as soon as possible instead of at the next update_period (e.g.
   // a volume became in use). Cheap; calls before the write are coalesced. Any thread.
   void RequestUpdate();
+  // Sets the source of the pressure conditions reported True ("MemoryPressure",
+  // "DiskPressure", "PIDPressure": the eviction manager's Conditions()); the others are
+  // False. Called on the manager's thread before each status update; must be thread-safe.
+  void SetPressureCheck(std::function<std::set<std::string>()> check);
 
   // Registers once, synchronously (one attempt). Errors as ApiClient.
   absl::Status RegisterOnce();
@@ -157,7 +162,10 @@ class NodeStatusManager {
   std::function<std::string()> readiness_check_;  // guarded by mu_
   std::function<std::vector<std::string>()> volumes_in_use_;
   std::function<void(const std::vector<std::string>&)> volumes_reported_;
-  bool update_requested_ = false;                      // guarded by mu_
+  bool update_requested_ = false;                          // guarded by mu_
+  std::function<std::set<std::string>()> pressure_check_;  // guarded by mu_
+  // Pressure condition type -> (status, transition time); manager thread only.
+  std::map<std::string, std::pair<bool, std::chrono::system_clock::time_point>> pressure_state_;
   std::chrono::system_clock::time_point ready_since_;  // transition time of our conditions
   std::string last_not_ready_ = "unknown";             // manager thread only; "" = was ready
   Json last_reported_ = Json();  // the last status written, heartbeats removed

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <set>
+#include <string>
 
 #include "kubelet/lease.h"
 #include "kubelet/testing/scripted_api_client.h"
@@ -134,6 +136,37 @@ TEST(NodeStatusTest, ReadinessCheckDrivesReadyCondition) {
   EXPECT_EQ(c["status"], "True");
   EXPECT_EQ(c["reason"], "KubeletReady");
   EXPECT_GE(c["lastTransitionTime"].get<std::string>(), not_ready_since);  // RFC 3339 sorts
+}
+
+// The eviction manager's conditions: True with upstream reasons while reported, False after.
+TEST(NodeStatusTest, PressureCheckDrivesPressureConditions) {
+  ScriptedApiClient client;
+  client.handler = [&](const testing::ScriptedRequest& r) -> absl::StatusOr<Json> {
+    return Json{{"metadata", {{"name", "n1"}, {"uid", "uid-1"}}}, {"spec", Json::object()}};
+  };
+  NodeStatusManager mgr(&client, {.node_name = "n1"}, FakeMachine());
+  std::set<std::string> pressures = {"DiskPressure"};
+  mgr.SetPressureCheck([&] { return pressures; });
+  auto condition = [&](const std::string& type) {
+    Json body = client.Requests().back().body;  // (a copy: Requests() returns a temporary)
+    for (const Json& c : body["status"]["conditions"]) {
+      if (c["type"] == type) return c;
+    }
+    return Json();
+  };
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  EXPECT_EQ(condition("DiskPressure")["status"], "True");
+  EXPECT_EQ(condition("DiskPressure")["reason"], "KubeletHasDiskPressure");
+  EXPECT_EQ(condition("DiskPressure")["message"], "kubelet has disk pressure");
+  EXPECT_EQ(condition("MemoryPressure")["status"], "False");
+  EXPECT_EQ(condition("PIDPressure")["reason"], "KubeletHasSufficientPID");
+  EXPECT_EQ(condition("Ready")["status"], "True");
+  pressures = {"MemoryPressure", "PIDPressure"};
+  ASSERT_TRUE(mgr.UpdateStatusOnce().ok());
+  EXPECT_EQ(condition("DiskPressure")["status"], "False");
+  EXPECT_EQ(condition("DiskPressure")["reason"], "KubeletHasNoDiskPressure");
+  EXPECT_EQ(condition("MemoryPressure")["reason"], "KubeletHasInsufficientMemory");
+  EXPECT_EQ(condition("PIDPressure")["reason"], "KubeletHasInsufficientPID");
 }
 
 // nodeStatusReportFrequency: an unchanged status is not written again before it passes; a

@@ -753,6 +753,11 @@ bool PodManager::EvictIfDue(const std::string& uid, PodState* state, const api::
     EnqueueAfter(uid, absl::Seconds(2));
     return true;
   }
+  // As upstream, the volumes of a terminated pod are torn down (an evicted pod's emptyDirs
+  // give their disk back before the pod is deleted).
+  if (absl::Status v = volumes_.TearDownPodVolumes(uid); !v.ok()) {
+    LOG(WARNING) << "pod " << pod.Key() << ": evicted: " << v.message();
+  }
   state->terminated = true;
   state->waiting.clear();
   auto after = GetRuntimeStatus(uid);

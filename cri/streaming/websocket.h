@@ -12,6 +12,12 @@
 // Thread safety: a Connection is a single-threaded object (one per upgraded connection).
 #pragma once
 
+// clang-format off
+// First: the CRI protos' Signal enum (SIGABRT, ...) clashes with <signal.h>'s macros, which
+// Boost.Asio includes.
+#include "cri/runtime_service.h"
+// clang-format on
+
 #include <boost/beast/http.hpp>
 #include <cstddef>
 #include <memory>

@@ -26,6 +26,11 @@ if [ -f "$state/cgroup_root" ]; then cgroup_root=$(cat "$state/cgroup_root"); el
   cgroup_root=${BERTH_CGROUP_ROOT:-/berth-e2e}; echo "$cgroup_root" >"$state/cgroup_root"; fi
 registry=$registry_addr
 image="$registry/busybox:latest"
+# The e2e nodes' node-pressure settings: the shared disk of a test machine is often past the
+# kubelet's default thresholds (imagefs.available<15%, image GC at 85% usage), which would
+# taint the node (DiskPressure) and remove test images; tests of eviction set their own.
+e2e_pressure_args=(--eviction-hard="memory.available<100Mi,nodefs.available<1Gi,imagefs.available<1Gi"
+  --image-gc-high-threshold=100)
 
 kubectl() { ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" "$@"; }
 crictl() {
@@ -139,7 +144,7 @@ start_berth() {
     --cni-bin-dir="/usr/lib/cni,$state/cni/bin" --cni-plugin-timeout=20 \
     --insecure-registry=$registry --insecure-registry=127.0.0.1:5001 --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
     --client-ca-file="$state/pki/ca.crt" --node-labels=berth.dev/e2e=true --container-log-max-size=1Mi --container-log-max-files=3 \
-    --fs-usage-period=2 --pod-manifest-path="$state/manifests" "$@" </dev/null >>"$state/berth.log" 2>&1 &
+    --fs-usage-period=2 --pod-manifest-path="$state/manifests" "${e2e_pressure_args[@]}" "$@" </dev/null >>"$state/berth.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/berth.pid"
   echo "$pid" >"$state/pids/berth"

@@ -34,6 +34,9 @@ n2_ip=10.217.1.2
 n2_link_a_ip=10.217.1.1
 n2_nat_tag="berth-e2e-node-b"
 if ! declare -p n2_auth_args >/dev/null 2>&1; then n2_auth_args=(); fi
+# n2_extra_args (array, set before node2_up): node B's eviction and GC flags (node_pressure.sh);
+# default e2e_pressure_args (lib.sh).
+if ! declare -p n2_extra_args >/dev/null 2>&1; then n2_extra_args=(); fi
 
 crictl_b() {
   local cfg="$state/crictl-b.yaml"
@@ -107,13 +110,15 @@ node2_up() {
 node2_start_berth() {
   local auth=("${n2_auth_args[@]}")
   [ ${#auth[@]} -gt 0 ] || auth=(--kubeconfig="$n2_dir/kubeconfig")
+  local extra=("${n2_extra_args[@]}")
+  [ ${#extra[@]} -gt 0 ] || extra=("${e2e_pressure_args[@]}")
   nsenter --net="/run/netns/$n2_netns" "$berth_bin" \
     "${auth[@]}" --node-name="$n2_name" --node-ip="$n2_ip" \
     --root-dir="$n2_dir/lib" --state-dir="$n2_dir/run" --cri-socket="$n2_sock" \
     --cgroup-root="$n2_cg" --cni-conf-dir="$n2_dir/net.d" --cni-bin-dir=/usr/lib/cni \
     --insecure-registry=$registry --insecure-registry="$node_addr:5000" \
     --registry-mirror="$registry=http://$node_addr:5000" \
-    --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node \
+    --metrics-bind-address=127.0.0.1:10249 --pod-cidr-from-node "${extra[@]}" \
     </dev/null >>"$state/berth-b.log" 2>&1 &
   local pid=$!
   echo "$pid" >"$state/pids/berth-b"
