@@ -355,10 +355,12 @@ absl::StatusOr<std::vector<v1::Mount>> MakeVolumeMounts(
     const api::Container& c, const std::map<std::string, MountedVolume>& volumes,
     const std::vector<std::pair<std::string, std::string>>& env,
     const std::function<absl::StatusOr<std::string>(
-        const std::string& host_path, const std::string& sub_path)>& prepare_subpath) {
+        const std::string& host_path, const std::string& sub_path, const std::string& volume_name,
+        int mount_index)>& prepare_subpath) {
   std::vector<v1::Mount> mounts;
   std::map<std::string, std::string> env_map = EnvMap(env);
-  for (const api::VolumeMount& vm : c.volume_mounts) {
+  for (size_t index = 0; index < c.volume_mounts.size(); ++index) {
+    const api::VolumeMount& vm = c.volume_mounts[index];
     const std::string& vname = vm.name;
     auto v = volumes.find(vname);
     if (v == volumes.end()) {
@@ -373,7 +375,8 @@ absl::StatusOr<std::vector<v1::Mount>> MakeVolumeMounts(
     // expandSubpath does.
     if (!vm.sub_path_expr.empty()) sub = ExpandEnvRefs(vm.sub_path_expr, env_map);
     if (!sub.empty()) {
-      absl::StatusOr<std::string> resolved = prepare_subpath(host, sub);
+      absl::StatusOr<std::string> resolved =
+          prepare_subpath(host, sub, vname, static_cast<int>(index));
       if (!resolved.ok()) {
         return absl::FailedPreconditionError(
             absl::StrCat("failed to prepare subPath for volumeMount \"", vname,

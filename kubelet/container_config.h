@@ -114,14 +114,16 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> MakeContainerEn
 // The volume mounts of container `c` (its volumeMounts over the pod's set-up volumes
 // `volumes`, by volume name): read-only when the mount or the volume is, propagation
 // HostToContainer / Bidirectional, subPath (or subPathExpr expanded against `env`) resolved
-// by `prepare_subpath(volume_host_path, sub_path)` (which checks and prepares it on the
-// host). Errors (CreateContainerConfigError): a mount of a volume that is not set up, a
-// subPath that cannot be prepared.
+// by `prepare_subpath(volume_host_path, sub_path, volume_name, mount_index)` (which checks
+// and prepares it on the host: kubelet/subpath.h; mount_index is the mount's index in the
+// container's volumeMounts). Errors (CreateContainerConfigError): a mount of a volume that is not
+// set up, a subPath that cannot be prepared.
 absl::StatusOr<std::vector<cri::v1::Mount>> MakeVolumeMounts(
     const api::Container& c, const std::map<std::string, MountedVolume>& volumes,
     const std::vector<std::pair<std::string, std::string>>& env,
-    const std::function<absl::StatusOr<std::string>(const std::string& host_path,
-                                                    const std::string& sub_path)>& prepare_subpath);
+    const std::function<absl::StatusOr<std::string>(
+        const std::string& host_path, const std::string& sub_path, const std::string& volume_name,
+        int mount_index)>& prepare_subpath);
 
 // The Linux resources of container `c` (upstream generateLinuxContainerResources, cgroupfs):
 // CPU shares from the request (the limit when no request; at least 2), CFS quota over a

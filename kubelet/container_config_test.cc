@@ -201,13 +201,16 @@ TEST(ContainerConfigTest, VolumeMounts) {
   volumes["cfg"].host_path = "/v/cfg";
   volumes["cfg"].read_only = true;
   std::vector<std::pair<std::string, std::string>> prepared;
-  auto prepare = [&](const std::string& host,
-                     const std::string& sub) -> absl::StatusOr<std::string> {
+  std::vector<std::pair<std::string, int>> prepared_mounts;
+  auto prepare = [&](const std::string& host, const std::string& sub, const std::string& volume,
+                     int index) -> absl::StatusOr<std::string> {
     prepared.emplace_back(host, sub);
+    prepared_mounts.emplace_back(volume, index);
     return host + "/" + sub;
   };
   auto mounts = MakeVolumeMounts(pod.spec.containers[0], volumes, {{"POD", "web"}}, prepare);
   ASSERT_TRUE(mounts.ok()) << mounts.status();
+  EXPECT_EQ(prepared_mounts, (std::vector<std::pair<std::string, int>>{{"cfg", 1}}));
   ASSERT_EQ(mounts->size(), 2u);
   EXPECT_EQ((*mounts)[0].host_path(), "/v/data");
   EXPECT_EQ((*mounts)[0].propagation(), v1::PROPAGATION_HOST_TO_CONTAINER);

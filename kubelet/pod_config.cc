@@ -20,6 +20,7 @@
 #include "kubelet/pod_manager.h"
 #include "kubelet/pod_manager_internal.h"
 #include "kubelet/pod_util.h"
+#include "kubelet/subpath.h"
 
 namespace berth::kubelet {
 
@@ -152,7 +153,22 @@ absl::StatusOr<std::string> PodManager::StartContainer(
   in.env = *std::move(env_vars);
 
   // Mounts: volumes, then /etc/hosts unless a volume covers it, then the termination-log file.
-  auto mounts = MakeVolumeMounts(c, volumes, in.env, PrepareSubPath);
+  // subPaths: created if missing and bind-mounted from an opened fd (kubelet/subpath.h), so a
+  // container swapping a path for a symlink cannot make the runtime mount the host.
+  const std::string pod_dir = volumes_.PodDir(uid);
+  auto prepare_subpath = [&](const std::string& host, const std::string& sub,
+                             const std::string& volume_name,
+                             int index) -> absl::StatusOr<std::string> {
+    struct stat st;
+    if (::lstat(JoinPath(host, sub).c_str(), &st) != 0 && errno == ENOENT) {
+      // As the kubelet's makeMounts: a missing subPath is a directory with the volume's mode.
+      struct stat vst;
+      int mode = ::stat(host.c_str(), &vst) == 0 ? (vst.st_mode & 07777) : 0755;
+      RETURN_IF_ERROR(SafeMakeDir(host, sub, mode));
+    }
+    return PrepareSafeSubPath({host, sub, pod_dir, volume_name, name, index});
+  };
+  auto mounts = MakeVolumeMounts(c, volumes, in.env, prepare_subpath);
   if (!mounts.ok()) return config_error(mounts.status());
   in.mounts = *std::move(mounts);
   bool hosts_mounted = false;

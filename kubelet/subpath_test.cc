@@ -89,7 +89,9 @@ TEST_F(SubPathTest, SymlinkResolvingInsideIsAllowed) {
 
 TEST_F(SubPathTest, RefusesEscapes) {
   ASSERT_EQ(::symlink(outside_.c_str(), (vol_ + "/evil").c_str()), 0);
-  EXPECT_TRUE(absl::IsInvalidArgument(PrepareSafeSubPath(Mount("evil")).status()));
+  absl::Status escaped = PrepareSafeSubPath(Mount("evil")).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(escaped)) << escaped;
+  EXPECT_NE(escaped.message().find("outside the volume"), std::string::npos) << escaped;
   EXPECT_TRUE(absl::IsInvalidArgument(SafeMakeDir(vol_, "evil/new", 0755)));
   EXPECT_FALSE(PathExists(outside_ + "/new"));
   EXPECT_TRUE(absl::IsInvalidArgument(PrepareSafeSubPath(Mount("/etc")).status()));
@@ -105,6 +107,10 @@ TEST_F(SubPathTest, SafeMakeDirSetsTheModeOfEachNewComponent) {
   ASSERT_EQ(::stat((vol_ + "/x/y/z").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0770u);
   EXPECT_TRUE(SafeMakeDir(vol_, "x/y/z", 0770).ok());  // idempotent
+  // The setgid bit of a volume's mode (fsGroup) is kept too.
+  ASSERT_TRUE(SafeMakeDir(vol_, "g", 02775).ok());
+  ASSERT_EQ(::stat((vol_ + "/g").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 02775u);
 }
 
 // A container swaps the subPath's directory for a symlink to the host in a loop while the

@@ -43,19 +43,6 @@ int ModeOf(const Json& obj, const char* key, int fallback) {
   return fallback;
 }
 
-// Rejects absolute paths and ".." components in item paths (as upstream's validation does).
-bool SafeRelativePath(const std::string& p) {
-  if (p.empty() || p[0] == '/') return false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string::npos) end = p.size();
-    if (p.compare(start, end - start, "..") == 0 && end - start == 2) return false;
-    start = end + 1;
-  }
-  return true;
-}
-
 // The value of a downwardAPI volume item (v1.DownwardAPIVolumeFile): its fieldRef, or its
 // resourceFieldRef of the container it names. Errors: InvalidArgument (unknown container,
 // unsupported field or resource).
@@ -156,47 +143,6 @@ std::optional<int64_t> PodFsGroup(const Json& pod) {
 }
 
 }  // namespace
-
-absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path,
-                                           const std::string& sub_path) {
-  if (sub_path[0] == '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("subPath \"", sub_path, "\" must not be an absolute path"));
-  }
-  if (!SafeRelativePath(sub_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("subPath \"", sub_path, "\" must not contain '..'"));
-  }
-  char* root_c = ::realpath(volume_path.c_str(), nullptr);
-  if (root_c == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve volume ", volume_path));
-  const std::string root = root_c;
-  ::free(root_c);
-  const std::string path = JoinPath(volume_path, sub_path);
-  auto inside = [&](const std::string& p) -> absl::Status {
-    char* real = ::realpath(p.c_str(), nullptr);
-    if (real == nullptr) return ErrnoStatus(errno, absl::StrCat("resolve ", p));
-    const std::string r = real;
-    ::free(real);
-    if (r != root && r.rfind(root == "/" ? root : root + "/", 0) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("subPath \"", sub_path, "\" resolves to ", r,
-                                                     ", outside the volume ", root));
-    }
-    return absl::OkStatus();
-  };
-  if (!PathExists(path)) {
-    // The deepest existing ancestor must itself be inside before anything is created there.
-    std::string existing = path;
-    while (!PathExists(existing)) existing = existing.substr(0, existing.rfind('/'));
-    RETURN_IF_ERROR(inside(existing));
-    struct stat st;
-    if (::stat(volume_path.c_str(), &st) != 0)
-      return ErrnoStatus(errno, absl::StrCat("stat ", volume_path));
-    RETURN_IF_ERROR(MkdirAll(path, st.st_mode & 07777));
-    ::chmod(path.c_str(), st.st_mode & 07777);
-  }
-  RETURN_IF_ERROR(inside(path));
-  return path;
-}
 
 absl::Status SetVolumeOwnership(const std::string& dir, int64_t fs_group, bool read_only,
                                 bool on_root_mismatch) {

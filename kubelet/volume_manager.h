@@ -58,14 +58,6 @@ struct MountedVolume {
   std::string csi_handle;
 };
 
-// The host path a volumeMount's subPath names inside the volume at `volume_path`: `sub_path`
-// must be relative without ".." components and must resolve (symlinks followed) inside the
-// volume. A missing directory is created with the volume root's mode, as the kubelet's
-// SafeMakeDir. Errors: InvalidArgument (absolute, "..", or it escapes the volume), or the
-// filesystem's.
-absl::StatusOr<std::string> PrepareSubPath(const std::string& volume_path,
-                                           const std::string& sub_path);
-
 // The kubelet's volume.SetVolumeOwnership for a pod's fsGroup: every file and directory under
 // `dir` (itself included; symlinks not followed) gets group `fs_group` and the group bits
 // rw (r when `read_only`), directories also x and setgid. `on_root_mismatch`

@@ -423,32 +423,5 @@ TEST_F(VolumeManagerTest, PodFsGroupOwnsItsManagedVolumesButNotHostPaths) {
   ASSERT_TRUE(vm.TearDownPodVolumes("u").ok());
 }
 
-TEST_F(VolumeManagerTest, PrepareSubPathStaysInsideTheVolume) {
-  const std::string vol = root_ + "/vol";
-  std::filesystem::create_directories(vol);
-  ::chmod(vol.c_str(), 02775);
-  // A missing directory is created with the volume's mode.
-  auto p = PrepareSubPath(vol, "a/b");
-  ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ(*p, vol + "/a/b");
-  EXPECT_EQ(ModeOf(vol + "/a/b"), 02775);
-  ASSERT_TRUE(WriteFileAtomic(vol + "/file", "x").ok());
-  EXPECT_EQ(PrepareSubPath(vol, "file").value(), vol + "/file");
-  std::filesystem::create_symlink("a", vol + "/inner");  // a symlink that stays inside is fine
-  EXPECT_TRUE(PrepareSubPath(vol, "inner/b").ok());
-  EXPECT_TRUE(absl::IsInvalidArgument(PrepareSubPath(vol, "/etc").status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(PrepareSubPath(vol, "a/../../x").status()));
-  // A symlink out of the volume (what a container can plant in an emptyDir) is refused, and
-  // nothing is created behind it.
-  const std::string outside = root_ + "/outside";
-  std::filesystem::create_directories(outside);
-  std::filesystem::create_symlink(outside, vol + "/evil");
-  auto escaped = PrepareSubPath(vol, "evil");
-  EXPECT_TRUE(absl::IsInvalidArgument(escaped.status())) << escaped.status();
-  EXPECT_NE(escaped.status().message().find("outside the volume"), std::string::npos);
-  EXPECT_FALSE(PrepareSubPath(vol, "evil/new").ok());
-  EXPECT_FALSE(std::filesystem::exists(outside + "/new"));
-}
-
 }  // namespace
 }  // namespace berth::kubelet
