@@ -29,8 +29,11 @@ image="$registry/busybox:latest"
 # The e2e nodes' node-pressure settings: the shared disk of a test machine is often past the
 # kubelet's default thresholds (imagefs.available<15%, image GC at 85% usage), which would
 # taint the node (DiskPressure) and remove test images; tests of eviction set their own.
+# Dead containers are kept 5 minutes (upstream's MinAge): with the default of none, container
+# GC (one dead instance per container, as upstream) removes a crash-looping container's
+# previous attempt while its current one is dead too, which `kubectl logs --previous` needs.
 e2e_pressure_args=(--eviction-hard="memory.available<100Mi,nodefs.available<1Gi,imagefs.available<1Gi"
-  --image-gc-high-threshold=100)
+  --image-gc-high-threshold=100 --minimum-container-ttl-duration=5m)
 
 kubectl() { ip netns exec "$netns" "$cluster_bin/kubectl" --kubeconfig "$state/admin.kubeconfig" "$@"; }
 crictl() {
